@@ -1,0 +1,344 @@
+/**
+ * JSON-RPC 2.0 for ccx: message shapes, error codes, and validation of every
+ * request the server accepts. Nothing here touches a socket or a process.
+ *
+ * @example
+ * ```ts
+ * import { parseIncoming, ErrorCode } from "./protocol.ts";
+ * const { items, batch } = parseIncoming('{"jsonrpc":"2.0","id":1,"method":"ping"}');
+ * console.log(batch, items[0]); // false { kind: "request", id: 1, method: "ping", params: undefined }
+ * console.log(ErrorCode.MethodNotFound); // -32601
+ * ```
+ * @module
+ */
+
+/** The version string sent in `connected`, `/health` and `--version`. */
+export const VERSION = "0.1.0";
+
+/** JSON-RPC error codes used by ccx (standard ones and the server-defined -320xx range). */
+export const ErrorCode = {
+  ParseError: -32700,
+  InvalidRequest: -32600,
+  MethodNotFound: -32601,
+  InvalidParams: -32602,
+  Internal: -32603,
+  SessionLimit: -32001,
+  CommandNotAllowed: -32002,
+  JobNotFound: -32003,
+  LimitExceeded: -32004,
+} as const;
+
+/** A JSON-RPC request id: string, number or null, echoed back with its type unchanged. */
+export type RpcId = string | number | null;
+
+/** The error object of a JSON-RPC error response. */
+export interface RpcErrorObject {
+  code: number;
+  message: string;
+  data?: unknown;
+}
+
+/**
+ * An error that becomes a JSON-RPC error response.
+ *
+ * @example
+ * ```ts
+ * import { RpcError, ErrorCode } from "./protocol.ts";
+ * throw new RpcError(ErrorCode.InvalidParams, "timeout must be a positive number", { field: "timeout" });
+ * ```
+ */
+export class RpcError extends Error {
+  /** The JSON-RPC error code. */
+  readonly code: number;
+  /** Extra detail; for invalid params, `{field}` names the offending field. */
+  readonly data?: unknown;
+  constructor(code: number, message: string, data?: unknown) {
+    super(message);
+    this.name = "RpcError";
+    this.code = code;
+    this.data = data;
+  }
+  /** The wire form of this error. */
+  toObject(): RpcErrorObject {
+    return this.data === undefined
+      ? { code: this.code, message: this.message }
+      : { code: this.code, message: this.message, data: this.data };
+  }
+}
+
+/** One parsed item of an incoming message. */
+export type Incoming =
+  | { kind: "request"; id: RpcId; method: string; params: unknown }
+  | { kind: "notification"; method: string; params: unknown }
+  | { kind: "response"; id: RpcId }
+  | { kind: "invalid"; id: RpcId; error: RpcError };
+
+/** Result of {@linkcode parseIncoming}: the items, and whether they came as a batch. */
+export interface ParsedMessage {
+  items: Incoming[];
+  batch: boolean;
+  /** Set when the text is not JSON at all or an empty batch: answer with this error, id null. */
+  error?: RpcError;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function validId(v: unknown): v is RpcId {
+  return v === null || typeof v === "string" || (typeof v === "number" && Number.isFinite(v));
+}
+
+function classify(v: unknown): Incoming {
+  if (!isRecord(v)) {
+    return {
+      kind: "invalid",
+      id: null,
+      error: new RpcError(ErrorCode.InvalidRequest, "a request must be a JSON object"),
+    };
+  }
+  const id: RpcId = "id" in v && validId(v.id) ? v.id : null;
+  if (v.jsonrpc !== "2.0") {
+    return {
+      kind: "invalid",
+      id,
+      error: new RpcError(ErrorCode.InvalidRequest, 'jsonrpc must be "2.0"', { field: "jsonrpc" }),
+    };
+  }
+  if ("id" in v && !validId(v.id)) {
+    return {
+      kind: "invalid",
+      id: null,
+      error: new RpcError(ErrorCode.InvalidRequest, "id must be a string, a number or null", {
+        field: "id",
+      }),
+    };
+  }
+  if (!("method" in v)) {
+    if ("result" in v || "error" in v) return { kind: "response", id };
+    return {
+      kind: "invalid",
+      id,
+      error: new RpcError(ErrorCode.InvalidRequest, "method is missing", { field: "method" }),
+    };
+  }
+  if (typeof v.method !== "string" || v.method === "") {
+    return {
+      kind: "invalid",
+      id,
+      error: new RpcError(ErrorCode.InvalidRequest, "method must be a non-empty string", {
+        field: "method",
+      }),
+    };
+  }
+  if ("params" in v && v.params !== undefined && typeof v.params !== "object") {
+    return {
+      kind: "invalid",
+      id,
+      error: new RpcError(ErrorCode.InvalidRequest, "params must be an object or an array", {
+        field: "params",
+      }),
+    };
+  }
+  if (!("id" in v)) return { kind: "notification", method: v.method, params: v.params };
+  return { kind: "request", id, method: v.method, params: v.params };
+}
+
+/**
+ * Parses one WebSocket text frame into JSON-RPC items (a single message or a batch).
+ *
+ * @example
+ * ```ts
+ * import { parseIncoming } from "./protocol.ts";
+ * const m = parseIncoming("[1]");
+ * console.log(m.batch, m.items[0].kind); // true "invalid"
+ * ```
+ */
+export function parseIncoming(text: string): ParsedMessage {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (e) {
+    return {
+      items: [],
+      batch: false,
+      error: new RpcError(ErrorCode.ParseError, `parse error: ${(e as Error).message}`),
+    };
+  }
+  if (Array.isArray(value)) {
+    if (value.length === 0) {
+      return {
+        items: [],
+        batch: true,
+        error: new RpcError(ErrorCode.InvalidRequest, "an empty batch is not a request"),
+      };
+    }
+    return { items: value.map(classify), batch: true };
+  }
+  return { items: [classify(value)], batch: false };
+}
+
+/**
+ * A success response.
+ *
+ * @example
+ * ```ts
+ * import { response } from "./protocol.ts";
+ * console.log(response(7, { pong: true })); // { jsonrpc: "2.0", id: 7, result: { pong: true } }
+ * ```
+ */
+export function response(id: RpcId, result: unknown): Record<string, unknown> {
+  return { jsonrpc: "2.0", id, result };
+}
+
+/**
+ * An error response.
+ *
+ * @example
+ * ```ts
+ * import { errorResponse, RpcError, ErrorCode } from "./protocol.ts";
+ * errorResponse(1, new RpcError(ErrorCode.MethodNotFound, "no method frobnicate"));
+ * ```
+ */
+export function errorResponse(id: RpcId, error: RpcError): Record<string, unknown> {
+  return { jsonrpc: "2.0", id, error: error.toObject() };
+}
+
+/**
+ * A notification (no id) from server to client.
+ *
+ * @example
+ * ```ts
+ * import { notification } from "./protocol.ts";
+ * JSON.stringify(notification("heartbeat", { timestamp: 0, running_jobs: 0 }));
+ * ```
+ */
+export function notification(method: string, params: unknown): Record<string, unknown> {
+  return { jsonrpc: "2.0", method, params };
+}
+
+/** Validated parameters of `execute`. */
+export interface ExecuteParams {
+  /** A shell command, run by `/bin/sh -c`. Exactly one of command/argv. */
+  command?: string;
+  /** An argument vector, run without a shell. */
+  argv?: string[];
+  cwd?: string;
+  env?: Record<string, string>;
+  /** Whole-run timeout in seconds. */
+  timeout?: number;
+  /** Seconds without output before the job is stalled. */
+  stall_timeout?: number;
+  /** Written to the job's stdin, which is then closed. */
+  stdin?: string;
+  job_id?: string;
+}
+
+/** Validated parameters of `control`. */
+export interface ControlParams {
+  type: "PAUSE" | "RESUME" | "CANCEL";
+  job_id?: string;
+}
+
+function invalid(field: string, message: string): RpcError {
+  return new RpcError(ErrorCode.InvalidParams, `${field}: ${message}`, { field });
+}
+
+function paramsObject(params: unknown, method: string): Record<string, unknown> {
+  if (params === undefined || params === null) return {};
+  if (!isRecord(params)) {
+    throw new RpcError(ErrorCode.InvalidParams, `${method} takes its params as an object`, {
+      field: "params",
+    });
+  }
+  return params;
+}
+
+function optSeconds(p: Record<string, unknown>, field: string): number | undefined {
+  const v = p[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
+    throw invalid(field, `expected a positive number of seconds, got ${JSON.stringify(v)}`);
+  }
+  return v;
+}
+
+function optString(p: Record<string, unknown>, field: string): string | undefined {
+  const v = p[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "string") throw invalid(field, `expected a string, got ${typeof v}`);
+  return v;
+}
+
+const JOB_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * Validates `execute` params; throws {@linkcode RpcError} -32602 naming the field.
+ *
+ * @example
+ * ```ts
+ * import { validateExecute } from "./protocol.ts";
+ * validateExecute({ argv: ["echo", "hi"], timeout: 5 }); // { argv: [...], timeout: 5 }
+ * ```
+ */
+export function validateExecute(params: unknown): ExecuteParams {
+  const p = paramsObject(params, "execute");
+  const out: ExecuteParams = {};
+  if (p.command !== undefined && p.argv !== undefined) {
+    throw invalid("command", "give either command or argv, not both");
+  }
+  if (p.argv !== undefined) {
+    if (
+      !Array.isArray(p.argv) || p.argv.length === 0 ||
+      !p.argv.every((a) => typeof a === "string")
+    ) {
+      throw invalid("argv", "expected a non-empty array of strings");
+    }
+    if (p.argv[0] === "") throw invalid("argv", "argv[0] must name a program");
+    out.argv = p.argv as string[];
+  } else {
+    const command = optString(p, "command");
+    if (command === undefined || command.trim() === "") {
+      throw invalid("command", "expected a non-empty string (or give argv)");
+    }
+    out.command = command;
+  }
+  out.cwd = optString(p, "cwd");
+  out.stdin = optString(p, "stdin");
+  if (p.env !== undefined && p.env !== null) {
+    if (!isRecord(p.env)) throw invalid("env", "expected an object of strings");
+    for (const [k, v] of Object.entries(p.env)) {
+      if (typeof v !== "string") throw invalid(`env.${k}`, `expected a string, got ${typeof v}`);
+      if (k === "" || k.includes("=") || k.includes("\0")) {
+        throw invalid(`env.${k}`, "not a valid variable name");
+      }
+    }
+    out.env = p.env as Record<string, string>;
+  }
+  out.timeout = optSeconds(p, "timeout");
+  out.stall_timeout = optSeconds(p, "stall_timeout");
+  const jobId = optString(p, "job_id");
+  if (jobId !== undefined && !JOB_ID.test(jobId)) {
+    throw invalid("job_id", "expected 1-128 characters of A-Z a-z 0-9 . _ : -");
+  }
+  out.job_id = jobId;
+  return out;
+}
+
+/**
+ * Validates `control` params.
+ *
+ * @example
+ * ```ts
+ * import { validateControl } from "./protocol.ts";
+ * validateControl({ type: "CANCEL" }); // { type: "CANCEL", job_id: undefined }
+ * ```
+ */
+export function validateControl(params: unknown): ControlParams {
+  const p = paramsObject(params, "control");
+  const type = typeof p.type === "string" ? p.type.toUpperCase() : p.type;
+  if (type !== "PAUSE" && type !== "RESUME" && type !== "CANCEL") {
+    throw invalid("type", `expected PAUSE, RESUME or CANCEL, got ${JSON.stringify(p.type)}`);
+  }
+  return { type, job_id: optString(p, "job_id") };
+}

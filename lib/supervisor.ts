@@ -1,0 +1,522 @@
+/**
+ * Process supervision: a job is one command running in its own process group,
+ * its stdout and stderr streamed as coalesced text chunks, with pause/resume,
+ * whole-run and stall timeouts, and a kill escalation that ends the whole group
+ * (SIGCONT → SIGTERM → grace → SIGKILL). No process of a job outlives it.
+ *
+ * @example
+ * ```ts
+ * import { startJob } from "./supervisor.ts";
+ * const job = startJob({ argv: ["echo", "hello"] }, {
+ *   output: (stream, text) => console.log(stream, JSON.stringify(text)),
+ * });
+ * const result = await job.done; // { status: "completed", exitCode: 0, ... }
+ * ```
+ * @module
+ */
+
+/** The final status of a job: exactly one of these. */
+export type JobStatus = "completed" | "failed" | "timeout" | "stalled" | "canceled" | "killed";
+
+/** Why the supervisor itself ended a job. */
+export type EndReason = "timeout" | "stalled" | "canceled" | "killed";
+
+/** What a job is doing now. */
+export type JobState = "running" | "paused" | "ending" | "done";
+
+/** How a job is started. Exactly one of `command` and `argv`. */
+export interface JobOptions {
+  /** A shell command, run as `/bin/sh -c command`. */
+  command?: string;
+  /** A program and its arguments, run without a shell. */
+  argv?: string[];
+  /** Working directory (default: the server's). */
+  cwd?: string;
+  /** Variables added to the server's environment. */
+  env?: Record<string, string>;
+  /** Text written to stdin, which is then closed. Without it stdin is /dev/null. */
+  stdin?: string;
+  /** Whole-run timeout in seconds. */
+  timeoutS?: number;
+  /** Seconds without output (while not paused or held back by a slow reader) before the job is stalled. */
+  stallTimeoutS?: number;
+  /** Milliseconds between SIGTERM and SIGKILL when the group is ended (default 2000). */
+  graceMs?: number;
+  /** Largest chunk handed to the sink in bytes (default 256 KiB). */
+  maxChunkBytes?: number;
+  /** How long a partial line (no newline yet) waits for more before it is sent (default 15 ms). */
+  partialLineMs?: number;
+}
+
+/** Where a job's output goes. */
+export interface JobSink {
+  /**
+   * One coalesced chunk. `raw` is given only when the bytes were not valid UTF-8:
+   * `text` then holds U+FFFD replacements and `raw` the exact bytes.
+   */
+  output(stream: "stdout" | "stderr", text: string, raw?: Uint8Array): void;
+  /**
+   * Backpressure: return a promise when the consumer is behind; the job's pipes are
+   * not read until it settles (the job then blocks on its own writes).
+   */
+  ready?(): Promise<void> | undefined;
+}
+
+/** How a job ended. */
+export interface JobResult {
+  status: JobStatus;
+  /** Exit code; 128 + signal number when a signal ended the leader. */
+  exitCode: number | null;
+  /** The signal that ended the leader process, if any. */
+  signal: string | null;
+  /** Wall-clock seconds from start to end. */
+  executionTime: number;
+  stdoutBytes: number;
+  stderrBytes: number;
+  /** Chunks that held bytes which were not valid UTF-8. */
+  invalidUtf8Chunks: number;
+}
+
+const SIGNAL_NUMBERS: Record<string, number> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGQUIT: 3,
+  SIGILL: 4,
+  SIGTRAP: 5,
+  SIGABRT: 6,
+  SIGBUS: 7,
+  SIGFPE: 8,
+  SIGKILL: 9,
+  SIGUSR1: 10,
+  SIGSEGV: 11,
+  SIGUSR2: 12,
+  SIGPIPE: 13,
+  SIGALRM: 14,
+  SIGTERM: 15,
+};
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/**
+ * Sends `signal` to every process in the group; false when the group is empty.
+ *
+ * @example
+ * ```ts
+ * import { signalGroup } from "./supervisor.ts";
+ * signalGroup(12345, "SIGCONT"); // false if no process has pgid 12345
+ * ```
+ */
+export function signalGroup(pgid: number, signal: Deno.Signal): boolean {
+  try {
+    Deno.kill(-pgid, signal);
+    return true;
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return false;
+    // EPERM: the group exists but is not ours to signal; treat as gone for us.
+    if (e instanceof Deno.errors.PermissionDenied) return false;
+    throw e;
+  }
+}
+
+/**
+ * True while the group has a member that is not a zombie. The kernel keeps a
+ * zombie in its group until its parent reaps it (for orphans, PID 1, which may
+ * be slow), so a successful kill(2) alone would make us wait for nothing.
+ */
+function groupAlive(pgid: number): boolean {
+  if (!signalGroup(pgid, "SIGCONT")) return false;
+  try {
+    for (const e of Deno.readDirSync("/proc")) {
+      const c = e.name.charCodeAt(0);
+      if (c < 48 || c > 57) continue;
+      let stat: string;
+      try {
+        stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      } catch {
+        continue; // ended while we looked
+      }
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ", 3);
+      if (Number(f[2]) === pgid && f[0] !== "Z") return true;
+    }
+    return false;
+  } catch {
+    return true; // no /proc: trust kill(2)
+  }
+}
+
+/**
+ * Ends a whole process group: SIGCONT (a stopped group cannot act on SIGTERM),
+ * SIGTERM, up to `graceMs` for it to go, then SIGKILL. Resolves once the group is
+ * empty or has been sent SIGKILL.
+ *
+ * @example
+ * ```ts
+ * import { endProcessGroup } from "./supervisor.ts";
+ * await endProcessGroup(12345, 2000);
+ * ```
+ */
+export async function endProcessGroup(pgid: number, graceMs: number): Promise<void> {
+  if (!signalGroup(pgid, "SIGCONT")) return;
+  signalGroup(pgid, "SIGTERM");
+  const deadline = performance.now() + graceMs;
+  let wait = 2;
+  while (performance.now() < deadline) {
+    await sleep(Math.min(wait, Math.max(1, deadline - performance.now())));
+    wait = Math.min(wait * 2, 50);
+    if (!groupAlive(pgid)) return;
+  }
+  signalGroup(pgid, "SIGKILL");
+  // SIGKILL is not ignorable; give the kernel a moment so callers see an empty group.
+  for (let i = 0; i < 200 && groupAlive(pgid); i++) await sleep(5);
+}
+
+const fatalDecoder = new TextDecoder("utf-8", { fatal: true });
+const lenientDecoder = new TextDecoder("utf-8");
+
+/** Length of the prefix of `b` that does not end inside a UTF-8 sequence. */
+function completeUtf8Prefix(b: Uint8Array): number {
+  const n = b.length;
+  for (let back = 1; back <= 3 && back <= n; back++) {
+    const c = b[n - back];
+    if ((c & 0xc0) === 0x80) continue; // continuation byte: look further back
+    const need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 1;
+    return need > back ? n - back : n;
+  }
+  return n;
+}
+
+function concat(parts: Uint8Array[], total: number): Uint8Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+/** Reads one pipe, coalescing and breaking chunks at line ends, honouring backpressure. */
+class StreamPump {
+  bytes = 0;
+  invalidChunks = 0;
+  reads = 0;
+  waitingOnSink = false;
+  #pending: Uint8Array[] = [];
+  #pendingLen = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
+  #timerReads = 0;
+  #closed = false;
+
+  constructor(
+    private readonly stream: "stdout" | "stderr",
+    private readonly sink: JobSink,
+    private readonly maxChunk: number,
+    private readonly partialMs: number,
+    private readonly onData: () => void,
+  ) {}
+
+  async run(readable: ReadableStream<Uint8Array>): Promise<void> {
+    const reader = readable.getReader();
+    try {
+      while (true) {
+        const gate = this.sink.ready?.();
+        if (gate) {
+          this.waitingOnSink = true;
+          await gate;
+          this.waitingOnSink = false;
+          this.onData();
+        }
+        const { value, done } = await reader.read();
+        if (done) break;
+        this.reads++;
+        this.bytes += value.length;
+        this.onData();
+        this.#take(value);
+      }
+    } catch {
+      // The pipe broke (the process is gone): what was read is flushed below.
+    } finally {
+      this.#closed = true;
+      if (this.#timer !== undefined) clearTimeout(this.#timer);
+      this.#flushAll();
+      reader.releaseLock();
+    }
+  }
+
+  #take(value: Uint8Array): void {
+    const nl = value.lastIndexOf(10);
+    if (nl < 0) {
+      this.#pending.push(value);
+      this.#pendingLen += value.length;
+      if (this.#pendingLen >= this.maxChunk) this.#flushAll();
+      else this.#armTimer();
+      return;
+    }
+    // Everything up to the last newline goes now (in pieces of at most maxChunk).
+    const head = nl + 1 === value.length ? value : value.subarray(0, nl + 1);
+    this.#pending.push(head);
+    this.#pendingLen += head.length;
+    this.#flushAll();
+    if (nl + 1 < value.length) {
+      const tail = value.slice(nl + 1);
+      this.#pending.push(tail);
+      this.#pendingLen += tail.length;
+      this.#armTimer();
+    }
+  }
+
+  #armTimer(): void {
+    if (this.#timer !== undefined || this.#closed) return;
+    this.#timerReads = this.reads;
+    this.#timer = setTimeout(() => {
+      this.#timer = undefined;
+      if (this.#pendingLen === 0) return;
+      if (this.reads !== this.#timerReads) return this.#armTimer(); // data still flowing
+      this.#flushAll();
+    }, this.partialMs);
+  }
+
+  #flushAll(): void {
+    if (this.#pendingLen === 0) return;
+    let buf = concat(this.#pending, this.#pendingLen);
+    this.#pending = [];
+    this.#pendingLen = 0;
+    while (buf.length > this.maxChunk) {
+      // Break a long run at the last newline that fits, else at the size limit.
+      let cut = buf.subarray(0, this.maxChunk).lastIndexOf(10) + 1;
+      if (cut === 0) cut = completeUtf8Prefix(buf.subarray(0, this.maxChunk)) || this.maxChunk;
+      this.#emit(buf.subarray(0, cut));
+      buf = buf.subarray(cut);
+    }
+    if (!this.#closed && buf[buf.length - 1] !== 10) {
+      // Keep an incomplete UTF-8 sequence for the next chunk.
+      const ok = completeUtf8Prefix(buf);
+      if (ok < buf.length) {
+        this.#pending = [buf.slice(ok)];
+        this.#pendingLen = buf.length - ok;
+        buf = buf.subarray(0, ok);
+        this.#armTimer();
+      }
+    }
+    if (buf.length > 0) this.#emit(buf);
+  }
+
+  #emit(bytes: Uint8Array): void {
+    let text: string;
+    try {
+      text = fatalDecoder.decode(bytes);
+    } catch {
+      this.invalidChunks++;
+      this.sink.output(this.stream, lenientDecoder.decode(bytes), bytes.slice());
+      return;
+    }
+    this.sink.output(this.stream, text);
+  }
+}
+
+/**
+ * A running job. Create one with {@linkcode startJob}.
+ *
+ * @example
+ * ```ts
+ * import { startJob } from "./supervisor.ts";
+ * const job = startJob({ command: "sleep 30" }, { output() {} });
+ * job.pause();
+ * await job.cancel(); // SIGCONT, SIGTERM, grace, SIGKILL on the whole group
+ * console.log((await job.done).status); // "canceled"
+ * ```
+ */
+export class Job {
+  /** Process id of the leader. */
+  readonly pid: number;
+  /** Process group id (equal to pid: the leader calls setsid). */
+  readonly pgid: number;
+  /** Resolves once the job has ended, all its output delivered and its group gone. */
+  readonly done: Promise<JobResult>;
+  #state: JobState = "running";
+  #endReason: EndReason | undefined;
+  #ending: Promise<void> | undefined;
+  #lastActivity = performance.now();
+  #startedAt = performance.now();
+  #timers: ReturnType<typeof setTimeout>[] = [];
+  readonly #grace: number;
+  readonly #pumps: StreamPump[];
+
+  /** @internal Use {@linkcode startJob}. */
+  constructor(child: Deno.ChildProcess, opts: JobOptions, sink: JobSink) {
+    this.pid = child.pid;
+    this.pgid = child.pid;
+    this.#grace = opts.graceMs ?? 2000;
+    const touch = () => {
+      this.#lastActivity = performance.now();
+    };
+    const maxChunk = opts.maxChunkBytes ?? 256 * 1024;
+    const partialMs = opts.partialLineMs ?? 15;
+    const out = new StreamPump("stdout", sink, maxChunk, partialMs, touch);
+    const err = new StreamPump("stderr", sink, maxChunk, partialMs, touch);
+    this.#pumps = [out, err];
+    if (opts.timeoutS !== undefined) {
+      this.#timers.push(setTimeout(() => this.#end("timeout"), opts.timeoutS * 1000));
+    }
+    if (opts.stallTimeoutS !== undefined) this.#watchStall(opts.stallTimeoutS * 1000);
+    if (opts.stdin !== undefined) void this.#writeStdin(child, opts.stdin);
+    this.done = this.#supervise(child, out, err);
+  }
+
+  /** running, paused, ending (being killed) or done. */
+  get state(): JobState {
+    return this.#state;
+  }
+
+  /** Seconds since the job started. */
+  get elapsed(): number {
+    return (performance.now() - this.#startedAt) / 1000;
+  }
+
+  /** Stops the whole group (SIGSTOP). The stall clock stops too; the whole-run timeout does not. */
+  pause(): boolean {
+    if (this.#state !== "running") return false;
+    signalGroup(this.pgid, "SIGSTOP");
+    this.#state = "paused";
+    return true;
+  }
+
+  /** Continues a paused group (SIGCONT). */
+  resume(): boolean {
+    if (this.#state !== "paused") return false;
+    signalGroup(this.pgid, "SIGCONT");
+    this.#state = "running";
+    this.#lastActivity = performance.now();
+    return true;
+  }
+
+  /** Ends the whole group; the final status is `reason` (default `canceled`). */
+  cancel(reason: EndReason = "canceled"): Promise<JobResult> {
+    this.#end(reason);
+    return this.done;
+  }
+
+  #end(reason: EndReason): void {
+    if (this.#state === "done" || this.#ending !== undefined) return;
+    this.#endReason = reason;
+    this.#state = "ending";
+    this.#clearTimers();
+    this.#ending = endProcessGroup(this.pgid, this.#grace);
+  }
+
+  #watchStall(stallMs: number): void {
+    const check = () => {
+      if (this.#state === "done" || this.#state === "ending") return;
+      const quiet = performance.now() - this.#lastActivity;
+      const held = this.#state === "paused" || this.#pumps.some((p) => p.waitingOnSink);
+      if (held) this.#lastActivity = performance.now();
+      if (!held && quiet >= stallMs) return this.#end("stalled");
+      this.#timers.push(setTimeout(check, held ? stallMs : Math.max(5, stallMs - quiet)));
+    };
+    this.#timers.push(setTimeout(check, stallMs));
+  }
+
+  #clearTimers(): void {
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers = [];
+  }
+
+  async #writeStdin(child: Deno.ChildProcess, text: string): Promise<void> {
+    const w = child.stdin.getWriter();
+    try {
+      await w.write(new TextEncoder().encode(text));
+      await w.close();
+    } catch {
+      // The job closed its stdin or ended before reading it all; nothing to deliver.
+    }
+  }
+
+  async #supervise(
+    child: Deno.ChildProcess,
+    out: StreamPump,
+    err: StreamPump,
+  ): Promise<JobResult> {
+    const pumping = Promise.all([out.run(child.stdout), err.run(child.stderr)]);
+    const status = await child.status;
+    // The leader is gone; anything left in its group must go too. Processes that
+    // still hold the pipes get the same escalation as a cancel.
+    if (this.#ending === undefined) this.#ending = endProcessGroup(this.pgid, this.#grace);
+    await this.#ending;
+    await pumping;
+    this.#clearTimers();
+    this.#state = "done";
+    const signal = status.signal ?? null;
+    const exitCode = signal ? 128 + (SIGNAL_NUMBERS[signal] ?? 0) : status.code;
+    let result: JobStatus;
+    if (this.#endReason) result = this.#endReason;
+    else if (signal) result = "killed";
+    else result = status.code === 0 ? "completed" : "failed";
+    return {
+      status: result,
+      exitCode,
+      signal,
+      executionTime: (performance.now() - this.#startedAt) / 1000,
+      stdoutBytes: out.bytes,
+      stderrBytes: err.bytes,
+      invalidUtf8Chunks: out.invalidChunks + err.invalidChunks,
+    };
+  }
+}
+
+/** A job that could not be started; `field` names the option at fault. */
+export class StartError extends Error {
+  /** `argv`, `command` or `cwd`. */
+  readonly field: string;
+  constructor(message: string, field: string) {
+    super(message);
+    this.name = "StartError";
+    this.field = field;
+  }
+}
+
+/**
+ * Starts a job in its own process group. Throws {@linkcode StartError} when the
+ * program or the working directory does not exist.
+ *
+ * @example
+ * ```ts
+ * import { startJob } from "./supervisor.ts";
+ * const chunks: string[] = [];
+ * const job = startJob({ command: "printf 'a\\nb\\n'" }, { output: (_s, t) => chunks.push(t) });
+ * await job.done;
+ * console.log(chunks.join("")); // "a\nb\n"
+ * ```
+ */
+export function startJob(opts: JobOptions, sink: JobSink): Job {
+  const argv = opts.argv ?? ["/bin/sh", "-c", opts.command ?? ""];
+  if (opts.cwd !== undefined) {
+    let isDir = false;
+    try {
+      isDir = Deno.statSync(opts.cwd).isDirectory;
+    } catch { /* reported below */ }
+    if (!isDir) throw new StartError(`cwd: no such directory: ${opts.cwd}`, "cwd");
+  }
+  let child: Deno.ChildProcess;
+  try {
+    child = new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      cwd: opts.cwd,
+      env: opts.env,
+      stdin: opts.stdin !== undefined ? "piped" : "null",
+      stdout: "piped",
+      stderr: "piped",
+      detached: true,
+    }).spawn();
+  } catch (e) {
+    const field = opts.argv ? "argv" : "command";
+    if (e instanceof Deno.errors.NotFound) {
+      throw new StartError(`${field}: program not found: ${argv[0]}`, field);
+    }
+    if (e instanceof Deno.errors.PermissionDenied) {
+      throw new StartError(`${field}: permission denied: ${argv[0]}`, field);
+    }
+    throw new StartError(`${field}: could not start ${argv[0]}: ${(e as Error).message}`, field);
+  }
+  return new Job(child, opts, sink);
+}

@@ -1,0 +1,115 @@
+/**
+ * Shared test helpers: looking processes up in /proc, running the CLI, and
+ * starting a server that stops by itself.
+ * @module
+ */
+
+import { fileURLToPath } from "node:url";
+import { CcxServer, type ServerOptions } from "../lib/server.ts";
+
+/** Absolute path of the repository root. */
+export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+
+/** Absolute path of the stand-in Claude CLI. */
+export const FAKE_CLAUDE = `${ROOT}tests/fixtures/claude`;
+
+/** A process seen in /proc. */
+export interface ProcInfo {
+  pid: number;
+  pgid: number;
+  state: string;
+  cmd: string;
+}
+
+/** Every live process (zombies excluded) whose process group is `pgid`. */
+export function processesInGroup(pgid: number): ProcInfo[] {
+  return allProcesses().filter((p) => p.pgid === pgid && p.state !== "Z");
+}
+
+/** Every process on the machine, from /proc/PID/stat. */
+export function allProcesses(): ProcInfo[] {
+  const out: ProcInfo[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      const close = stat.lastIndexOf(")");
+      const fields = stat.slice(close + 2).split(" ");
+      out.push({
+        pid: Number(e.name),
+        state: fields[0],
+        pgid: Number(fields[2]),
+        cmd: stat.slice(stat.indexOf("(") + 1, close),
+      });
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return out;
+}
+
+/** Waits until `pred()` holds, polling; throws with `what` after `ms`. */
+export async function waitFor(pred: () => boolean, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Pids of the processes whose command line contains `needle`. */
+export function pidsMatching(needle: string): number[] {
+  const out: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const cmdline = Deno.readTextFileSync(`/proc/${e.name}/cmdline`).replaceAll("\0", " ");
+      const state = Deno.readTextFileSync(`/proc/${e.name}/stat`).split(") ")[1]?.[0];
+      if (state !== "Z" && cmdline.includes(needle)) out.push(Number(e.name));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
+/** Starts a quiet server on a free loopback port, runs `fn`, and always shuts it down. */
+export async function withServer<T>(
+  opts: ServerOptions,
+  fn: (server: CcxServer) => Promise<T>,
+): Promise<T> {
+  const server = CcxServer.start({ port: 0, log: () => {}, heartbeatS: 0, ...opts });
+  try {
+    return await fn(server);
+  } finally {
+    await server.shutdown();
+  }
+}
+
+/** Runs `deno run -A main.ts ARGS` and collects its output. */
+export async function cli(
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string>; stdin?: string } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}main.ts`, ...args],
+    cwd: opts.cwd ?? ROOT,
+    env: { NO_COLOR: "1", ...opts.env },
+    stdin: opts.stdin !== undefined ? "piped" : "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (opts.stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(opts.stdin));
+    await w.close();
+  }
+  const r = await child.output();
+  const dec = new TextDecoder();
+  return { code: r.code, stdout: dec.decode(r.stdout), stderr: dec.decode(r.stderr) };
+}
+
+/** A unique marker to put in command lines so tests can find their processes. */
+export function uniqueTag(prefix = "ccxtest"): string {
+  return `${prefix}_${crypto.randomUUID().slice(0, 8)}`;
+}

@@ -1,0 +1,282 @@
+import assert from "node:assert/strict";
+import { endProcessGroup, type JobSink, StartError, startJob } from "../lib/supervisor.ts";
+import { processesInGroup, waitFor } from "./helpers.ts";
+
+/** A sink that records every chunk. */
+function recorder(): JobSink & { chunks: { stream: string; text: string; raw?: Uint8Array }[] } {
+  const chunks: { stream: string; text: string; raw?: Uint8Array }[] = [];
+  return {
+    chunks,
+    output(stream, text, raw) {
+      chunks.push({ stream, text, raw });
+    },
+  };
+}
+
+const joined = (r: ReturnType<typeof recorder>, stream = "stdout") =>
+  r.chunks.filter((c) => c.stream === stream).map((c) => c.text).join("");
+
+/** A job whose shell and its background grandchild both ignore SIGTERM. */
+const STUBBORN = `trap '' TERM; sh -c "trap '' TERM; sleep 1000" & echo ready; sleep 1000; wait`;
+
+Deno.test("a job's stdout and stderr arrive separately and exit 0 is completed", async () => {
+  const r = recorder();
+  const job = startJob({ command: "echo out; echo err >&2" }, r);
+  const end = await job.done;
+  assert.equal(end.status, "completed");
+  assert.equal(end.exitCode, 0);
+  assert.equal(joined(r), "out\n");
+  assert.equal(joined(r, "stderr"), "err\n");
+  assert.equal(end.stdoutBytes, 4);
+  assert.equal(end.stderrBytes, 4);
+});
+
+Deno.test("a job runs in its own process group (pgid = pid)", async () => {
+  const r = recorder();
+  const job = startJob({ command: "sleep 0.2" }, r);
+  assert.equal(job.pgid, job.pid);
+  assert.ok(processesInGroup(job.pgid).length >= 1);
+  await job.done;
+});
+
+Deno.test("a non-zero exit is failed with its code", async () => {
+  const end = await startJob({ command: "exit 3" }, recorder()).done;
+  assert.equal(end.status, "failed");
+  assert.equal(end.exitCode, 3);
+  assert.equal(end.signal, null);
+});
+
+Deno.test("a job killed by a signal nobody at ccx sent is killed, exit 128+n", async () => {
+  const end = await startJob({ command: "kill -9 $$" }, recorder()).done;
+  assert.equal(end.status, "killed");
+  assert.equal(end.signal, "SIGKILL");
+  assert.equal(end.exitCode, 137);
+});
+
+Deno.test("argv reaches the program verbatim: quotes, $, backticks, no shell", async () => {
+  const hostile = [`a "b" 'c'`, "$(touch /tmp/ccx-should-not-exist)", "`id`", "$HOME", "\\n"];
+  const r = recorder();
+  const end = await startJob({ argv: ["printf", "%s\\n", ...hostile] }, r).done;
+  assert.equal(end.status, "completed");
+  assert.equal(joined(r), hostile.map((h) => h + "\n").join(""));
+});
+
+Deno.test("stdin is closed when not given: cat ends at once", async () => {
+  const r = recorder();
+  const end = await startJob({ command: "cat; echo stdin-closed" }, r).done;
+  assert.equal(end.status, "completed");
+  assert.equal(joined(r), "stdin-closed\n");
+});
+
+Deno.test("stdin text is written and then closed", async () => {
+  const r = recorder();
+  await startJob({ argv: ["cat"], stdin: "line one\nline two" }, r).done;
+  assert.equal(joined(r), "line one\nline two");
+});
+
+Deno.test("env adds variables and cwd sets the directory", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const r = recorder();
+    await startJob({ command: 'echo "$CCX_T" && pwd', env: { CCX_T: "v 1" }, cwd: dir }, r).done;
+    assert.equal(joined(r), `v 1\n${await Deno.realPath(dir)}\n`);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("a missing program or directory is a StartError naming the field", () => {
+  assert.throws(
+    () => startJob({ argv: ["/nonexistent/ccx-prog"] }, recorder()),
+    (e: unknown) => e instanceof StartError && e.field === "argv",
+  );
+  assert.throws(
+    () => startJob({ command: "true", cwd: "/nonexistent/dir" }, recorder()),
+    (e: unknown) => e instanceof StartError && e.field === "cwd",
+  );
+});
+
+Deno.test("cancel ends a SIGTERM-ignoring job and its SIGTERM-ignoring grandchild", async () => {
+  const r = recorder();
+  const job = startJob({ command: STUBBORN, graceMs: 300 }, r);
+  await waitFor(() => joined(r).includes("ready"), "ready");
+  await waitFor(() => processesInGroup(job.pgid).length >= 3, "three processes in the group");
+  const end = await job.cancel();
+  assert.equal(end.status, "canceled");
+  assert.deepEqual(processesInGroup(job.pgid), []);
+});
+
+Deno.test("cancel while paused still ends the whole group", async () => {
+  const r = recorder();
+  const job = startJob({ command: STUBBORN, graceMs: 300 }, r);
+  await waitFor(() => joined(r).includes("ready"), "ready");
+  assert.ok(job.pause());
+  await waitFor(
+    () => processesInGroup(job.pgid).every((p) => p.state === "T"),
+    "every process stopped",
+  );
+  const end = await job.cancel();
+  assert.equal(end.status, "canceled");
+  assert.deepEqual(processesInGroup(job.pgid), []);
+});
+
+Deno.test("pause stops the group and resume continues it", async () => {
+  const r = recorder();
+  const job = startJob({ command: "for i in 1 2 3 4 5; do echo $i; sleep 0.05; done" }, r);
+  await waitFor(() => joined(r).includes("1"), "first line");
+  assert.ok(job.pause());
+  assert.equal(job.state, "paused");
+  await waitFor(() => processesInGroup(job.pgid).every((p) => p.state === "T"), "stopped");
+  assert.ok(job.resume());
+  const end = await job.done;
+  assert.equal(end.status, "completed");
+  assert.equal(joined(r), "1\n2\n3\n4\n5\n");
+});
+
+Deno.test("the whole-run timeout ends the group with status timeout", async () => {
+  const r = recorder();
+  const job = startJob({ command: STUBBORN, timeoutS: 0.3, graceMs: 200 }, r);
+  const end = await job.done;
+  assert.equal(end.status, "timeout");
+  assert.deepEqual(processesInGroup(job.pgid), []);
+});
+
+Deno.test("no output for stall_timeout seconds is stalled", async () => {
+  const r = recorder();
+  const job = startJob({ command: "echo start; sleep 30", stallTimeoutS: 0.3, graceMs: 200 }, r);
+  const end = await job.done;
+  assert.equal(end.status, "stalled");
+  assert.equal(joined(r), "start\n");
+  assert.deepEqual(processesInGroup(job.pgid), []);
+});
+
+Deno.test("steady output within the stall window is not a stall", async () => {
+  const r = recorder();
+  const cmd = "for i in 1 2 3 4 5 6; do echo tick; sleep 0.1; done";
+  const end = await startJob({ command: cmd, stallTimeoutS: 0.5 }, r).done;
+  assert.equal(end.status, "completed");
+});
+
+Deno.test("a paused job is not stalled", async () => {
+  const r = recorder();
+  const job = startJob({ command: "echo a; sleep 0.1; echo b", stallTimeoutS: 0.3 }, r);
+  await waitFor(() => joined(r).includes("a"), "a");
+  job.pause();
+  await new Promise((res) => setTimeout(res, 600));
+  assert.equal(job.state, "paused");
+  job.resume();
+  const end = await job.done;
+  assert.equal(end.status, "completed");
+});
+
+Deno.test("processes left behind by a finished leader are ended with it", async () => {
+  const r = recorder();
+  const job = startJob({ command: "sleep 1000 > /dev/null 2>&1 & echo leader-done" }, r);
+  const end = await job.done;
+  assert.equal(end.status, "completed");
+  assert.deepEqual(processesInGroup(job.pgid), []);
+});
+
+Deno.test("a leftover holding the pipe does not hold the job past the grace", async () => {
+  const r = recorder();
+  const job = startJob({ command: "trap '' TERM; (sleep 1000 &); echo bye", graceMs: 200 }, r);
+  const end = await job.done;
+  assert.equal(end.status, "completed");
+  assert.equal(joined(r), "bye\n");
+  assert.deepEqual(processesInGroup(job.pgid), []);
+});
+
+Deno.test("chunks break at line ends and everything arrives in order", async () => {
+  const r = recorder();
+  const end = await startJob({ argv: ["seq", "1", "200000"] }, r).done;
+  assert.equal(end.status, "completed");
+  const text = joined(r);
+  const expected = Array.from({ length: 200000 }, (_, i) => `${i + 1}\n`).join("");
+  assert.equal(text, expected);
+  assert.ok(r.chunks.length < 2000, `coalesced into ${r.chunks.length} chunks`);
+  for (const c of r.chunks) assert.ok(c.text.endsWith("\n"), "every chunk ends at a line end");
+});
+
+Deno.test("a line longer than the chunk limit is split without breaking UTF-8", async () => {
+  const r = recorder();
+  // 3001 two-byte characters and no newline, with an odd chunk limit.
+  const end = await startJob(
+    { command: "printf 'é%.0s' $(seq 1 3001)", maxChunkBytes: 1001 },
+    r,
+  ).done;
+  assert.equal(end.status, "completed");
+  assert.equal(joined(r), "é".repeat(3001));
+  assert.ok(r.chunks.length >= 6);
+  assert.ok(r.chunks.every((c) => !c.text.includes("\ufffd") && c.raw === undefined));
+});
+
+Deno.test("a partial line is sent after a short quiet period, before the job ends", async () => {
+  const r = recorder();
+  const job = startJob({ command: "printf 'Password: '; sleep 0.5; echo done" }, r);
+  await waitFor(() => joined(r) === "Password: ", "the prompt without newline", 400);
+  await job.done;
+  assert.equal(joined(r), "Password: done\n");
+});
+
+Deno.test("bytes that are not UTF-8 are kept: replacement text plus the raw bytes", async () => {
+  const r = recorder();
+  const end = await startJob({ command: "printf 'ok \\377\\376 end\\n'" }, r).done;
+  assert.equal(end.invalidUtf8Chunks, 1);
+  const chunk = r.chunks.find((c) => c.raw);
+  assert.ok(chunk);
+  assert.equal(chunk.text, "ok \ufffd\ufffd end\n");
+  assert.deepEqual([...chunk.raw!], [
+    ...new TextEncoder().encode("ok "),
+    0xff,
+    0xfe,
+    ...new TextEncoder().encode(" end\n"),
+  ]);
+});
+
+Deno.test("when the sink is not ready the pipes are not read and the job blocks", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((res) => (release = res));
+  let held = true;
+  let bytes = 0;
+  const job = startJob({ command: "head -c 50000000 /dev/zero" }, {
+    output(_s, text) {
+      bytes += text.length;
+    },
+    ready: () => (held && bytes > 0 ? gate : undefined),
+  });
+  await new Promise((res) => setTimeout(res, 500));
+  // One read got through before the gate closed; the job is blocked on its pipe.
+  assert.ok(bytes <= 1024 * 1024, `only ${bytes} bytes read while held`);
+  assert.equal(job.state, "running");
+  held = false;
+  release();
+  const end = await job.done;
+  assert.equal(end.status, "completed");
+  assert.equal(bytes, 50000000);
+});
+
+Deno.test("being held back by a slow reader does not count as a stall", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((res) => (release = res));
+  let held = true;
+  let seen = 0;
+  const job = startJob({ command: "head -c 5000000 /dev/zero", stallTimeoutS: 0.2 }, {
+    output(_s, text) {
+      seen += text.length;
+    },
+    ready: () => (held && seen > 0 ? gate : undefined),
+  });
+  await new Promise((res) => setTimeout(res, 600));
+  held = false;
+  release();
+  const end = await job.done;
+  assert.equal(end.status, "completed");
+});
+
+Deno.test("endProcessGroup on an empty group returns at once", async () => {
+  const job = startJob({ command: "true" }, recorder());
+  await job.done;
+  const t = performance.now();
+  await endProcessGroup(job.pgid, 5000);
+  assert.ok(performance.now() - t < 1000);
+});
