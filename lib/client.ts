@@ -1,0 +1,360 @@
+/**
+ * The ccx client: connects to a `ccx serve` WebSocket, runs jobs and delivers
+ * their output and completion. Used by `ccx run`, `ccx stress` and `ccx exec`.
+ *
+ * @example
+ * ```ts
+ * import { CcxClient } from "./client.ts";
+ * const client = await CcxClient.connect("ws://127.0.0.1:8004/ws");
+ * const job = await client.execute({ argv: ["echo", "hi"] }, {
+ *   onOutput: (type, data) => console.log(type, data),
+ * });
+ * const end = await job.done; // { status: "completed", exitCode: 0, ... }
+ * await client.close();
+ * ```
+ * @module
+ */
+
+import type { ExecuteParams, RpcErrorObject } from "./protocol.ts";
+import type { JobStatus } from "./supervisor.ts";
+
+/** An error response from the server, or a broken connection. */
+export class ClientError extends Error {
+  /** JSON-RPC error code, when the server sent one. */
+  readonly code?: number;
+  /** The error's `data`, when the server sent one. */
+  readonly data?: unknown;
+  constructor(message: string, code?: number, data?: unknown) {
+    super(message);
+    this.name = "ClientError";
+    this.code = code;
+    this.data = data;
+  }
+}
+
+/** A Claude limit the server noticed in a job's output. */
+export interface LimitNotice {
+  kind: "rate_limit" | "token_limit";
+  errorType: string;
+  message: string;
+  resetTimestamp?: number;
+  retryAfter?: number;
+  recoverable: boolean;
+}
+
+/** How a remote job ended. */
+export interface Completion {
+  status: JobStatus;
+  exitCode: number | null;
+  signal: string | null;
+  executionTime: number;
+  stdoutBytes: number;
+  stderrBytes: number;
+  /** Limits the server reported for this job. */
+  limits: LimitNotice[];
+}
+
+/** Callbacks for one job's events. */
+export interface JobHandlers {
+  /**
+   * Each coalesced chunk of output, in order (`seq` counts per job). `rawBase64`
+   * carries the exact bytes when they were not valid UTF-8 (`data` then has U+FFFD).
+   */
+  onOutput?(type: "stdout" | "stderr", data: string, seq: number, rawBase64?: string): void;
+  /** Any other notification about this job (process.started, error.*, …). */
+  onEvent?(method: string, params: Record<string, unknown>): void;
+}
+
+/** A job running on the server. */
+export class RemoteJob {
+  /** The job's id (chosen by the client unless given). */
+  readonly jobId: string;
+  pid = 0;
+  pgid = 0;
+  /** Resolves with the completion; rejects when the connection is lost first. */
+  readonly done: Promise<Completion>;
+  /** @internal */
+  readonly limits: LimitNotice[] = [];
+  #resolve!: (c: Completion) => void;
+  #reject!: (e: Error) => void;
+
+  /** @internal */
+  constructor(jobId: string, private readonly client: CcxClient, readonly handlers: JobHandlers) {
+    this.jobId = jobId;
+    this.done = new Promise((res, rej) => {
+      this.#resolve = res;
+      this.#reject = rej;
+    });
+    this.done.catch(() => {}); // callers that never await done must not crash the process
+  }
+
+  /** Cancels the job (its whole process group). Resolves with the completion. */
+  async cancel(): Promise<Completion> {
+    try {
+      await this.client.request("control", { type: "CANCEL", job_id: this.jobId });
+    } catch (e) {
+      // Already ended: the completion is on its way or here.
+      if (!(e instanceof ClientError && e.code === -32003)) throw e;
+    }
+    return await this.done;
+  }
+
+  /** Stops the job's process group (SIGSTOP). */
+  async pause(): Promise<void> {
+    await this.client.request("control", { type: "PAUSE", job_id: this.jobId });
+  }
+
+  /** Continues it (SIGCONT). */
+  async resume(): Promise<void> {
+    await this.client.request("control", { type: "RESUME", job_id: this.jobId });
+  }
+
+  /** @internal */
+  settle(c: Completion | Error): void {
+    if (c instanceof Error) this.#reject(c);
+    else this.#resolve(c);
+  }
+}
+
+interface Pending {
+  resolve: (v: unknown) => void;
+  reject: (e: Error) => void;
+}
+
+/** Options for {@linkcode CcxClient.connect}. */
+export interface ConnectOptions {
+  /** Token for servers that require one (sent as `Authorization: Bearer …`). */
+  token?: string;
+  /** Give up connecting after this many ms (default 10000). */
+  timeoutMs?: number;
+}
+
+/**
+ * A connection to a ccx server.
+ *
+ * @example
+ * ```ts
+ * import { CcxClient } from "./client.ts";
+ * const c = await CcxClient.connect("ws://127.0.0.1:8004/ws", { token: Deno.env.get("CCX_TOKEN") });
+ * console.log(await c.request("ping"));
+ * await c.close();
+ * ```
+ */
+export class CcxClient {
+  /** The session id the server assigned. */
+  sessionId = "";
+  /** The server's version. */
+  serverVersion = "";
+  /** Called for notifications that concern no job this client knows (heartbeat, …). */
+  onNotification?: (method: string, params: Record<string, unknown>) => void;
+  readonly #ws: WebSocket;
+  readonly #pending = new Map<number, Pending>();
+  readonly #jobs = new Map<string, RemoteJob>();
+  #nextId = 1;
+  #closed: Promise<void>;
+  #isClosed = false;
+
+  private constructor(ws: WebSocket) {
+    this.#ws = ws;
+    this.#closed = new Promise((resolve) => {
+      ws.addEventListener("close", (ev) => {
+        this.#isClosed = true;
+        const err = new ClientError(
+          `connection closed${ev.reason ? `: ${ev.reason}` : ""} (code ${ev.code})`,
+        );
+        for (const p of this.#pending.values()) p.reject(err);
+        this.#pending.clear();
+        for (const j of this.#jobs.values()) j.settle(err);
+        this.#jobs.clear();
+        resolve();
+      });
+    });
+    ws.addEventListener("message", (ev) => this.#onMessage(ev.data));
+  }
+
+  /** Connects and waits for the server's `connected` notification. */
+  static connect(url: string, opts: ConnectOptions = {}): Promise<CcxClient> {
+    const headers: Record<string, string> = {};
+    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+    const ws = new WebSocket(url, { headers });
+    const client = new CcxClient(ws);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        reject(new ClientError(`could not connect to ${url} within ${opts.timeoutMs ?? 10000} ms`));
+        ws.close();
+      }, opts.timeoutMs ?? 10000);
+      const fail = (why: string) => {
+        clearTimeout(timer);
+        reject(new ClientError(`could not connect to ${url}: ${why}`));
+      };
+      ws.addEventListener("error", (ev) => {
+        fail((ev as ErrorEvent).message || "connection refused or rejected");
+      });
+      ws.addEventListener("close", (ev) => {
+        fail(ev.reason || `closed with code ${ev.code}`);
+      });
+      client.onNotification = (method, params) => {
+        if (method === "connected") {
+          clearTimeout(timer);
+          client.sessionId = String(params.session_id ?? "");
+          client.serverVersion = String(params.version ?? "");
+          client.onNotification = undefined;
+          resolve(client);
+        }
+      };
+      ws.addEventListener("message", (ev) => {
+        // The server refuses a session over its limit with an error and a close.
+        try {
+          const m = JSON.parse(String(ev.data));
+          if (m.error && m.id === null && client.sessionId === "") fail(m.error.message);
+        } catch { /* handled by #onMessage */ }
+      }, { once: true });
+    });
+  }
+
+  /** True once the connection is closed. */
+  get closed(): boolean {
+    return this.#isClosed;
+  }
+
+  /** Sends a request and resolves with its result (rejects with {@linkcode ClientError}). */
+  request(method: string, params?: unknown): Promise<unknown> {
+    if (this.#isClosed) return Promise.reject(new ClientError("connection closed"));
+    const id = this.#nextId++;
+    return new Promise((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      this.#ws.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
+    });
+  }
+
+  /**
+   * Starts a job. Resolves once the server has started it; `job.done` resolves
+   * after all its output has been delivered to `handlers.onOutput`.
+   */
+  async execute(params: ExecuteParams, handlers: JobHandlers = {}): Promise<RemoteJob> {
+    const jobId = params.job_id ?? crypto.randomUUID();
+    const job = new RemoteJob(jobId, this, handlers);
+    this.#jobs.set(jobId, job);
+    try {
+      const r = await this.request("execute", { ...params, job_id: jobId }) as {
+        pid: number;
+        pgid: number;
+      };
+      job.pid = r.pid;
+      job.pgid = r.pgid;
+    } catch (e) {
+      this.#jobs.delete(jobId);
+      throw e;
+    }
+    return job;
+  }
+
+  /** Closes the connection; the server then ends this session's jobs. */
+  async close(): Promise<void> {
+    if (!this.#isClosed) this.#ws.close(1000, "client done");
+    await this.#closed;
+  }
+
+  #onMessage(data: unknown): void {
+    let msg: unknown;
+    try {
+      msg = JSON.parse(String(data));
+    } catch {
+      return; // not ours to fix; the server only sends JSON
+    }
+    for (const m of Array.isArray(msg) ? msg : [msg]) this.#dispatch(m as Record<string, unknown>);
+  }
+
+  #dispatch(m: Record<string, unknown>): void {
+    if (typeof m.method === "string") {
+      const params = (m.params ?? {}) as Record<string, unknown>;
+      const job = typeof params.job_id === "string" ? this.#jobs.get(params.job_id) : undefined;
+      if (!job) return this.onNotification?.(m.method, params);
+      this.#jobEvent(job, m.method, params);
+      return;
+    }
+    const p = typeof m.id === "number" ? this.#pending.get(m.id) : undefined;
+    if (!p) return;
+    this.#pending.delete(m.id as number);
+    if (m.error) {
+      const e = m.error as RpcErrorObject;
+      p.reject(new ClientError(e.message, e.code, e.data));
+    } else p.resolve(m.result);
+  }
+
+  #jobEvent(job: RemoteJob, method: string, params: Record<string, unknown>): void {
+    switch (method) {
+      case "process.output":
+        job.handlers.onOutput?.(
+          params.type === "stderr" ? "stderr" : "stdout",
+          String(params.data ?? ""),
+          Number(params.seq ?? 0),
+          typeof params.data_base64 === "string" ? params.data_base64 : undefined,
+        );
+        return;
+      case "process.completed":
+        this.#jobs.delete(job.jobId);
+        job.handlers.onEvent?.(method, params);
+        job.settle({
+          status: params.status as JobStatus,
+          exitCode: (params.exit_code ?? null) as number | null,
+          signal: (params.signal ?? null) as string | null,
+          executionTime: Number(params.execution_time ?? 0),
+          stdoutBytes: Number(params.stdout_bytes ?? 0),
+          stderrBytes: Number(params.stderr_bytes ?? 0),
+          limits: job.limits,
+        });
+        return;
+      case "error.rate_limit_exceeded":
+      case "error.token_limit_exceeded":
+        job.limits.push({
+          kind: method === "error.rate_limit_exceeded" ? "rate_limit" : "token_limit",
+          errorType: String(params.error_type ?? ""),
+          message: String(params.message ?? ""),
+          resetTimestamp: params.reset_timestamp as number | undefined,
+          retryAfter: params.retry_after as number | undefined,
+          recoverable: Boolean(params.recoverable),
+        });
+        job.handlers.onEvent?.(method, params);
+        return;
+      default:
+        job.handlers.onEvent?.(method, params);
+    }
+  }
+}
+
+/** Output collected by {@linkcode runToEnd}. */
+export interface CollectedRun extends Completion {
+  jobId: string;
+  stdout: string;
+  stderr: string;
+}
+
+/**
+ * Runs one job to its end and collects its output.
+ *
+ * @example
+ * ```ts
+ * import { CcxClient, runToEnd } from "./client.ts";
+ * const c = await CcxClient.connect("ws://127.0.0.1:8004/ws");
+ * const r = await runToEnd(c, { command: "echo hi" });
+ * console.log(r.stdout, r.status); // "hi\n" "completed"
+ * ```
+ */
+export async function runToEnd(
+  client: CcxClient,
+  params: ExecuteParams,
+  handlers: JobHandlers = {},
+): Promise<CollectedRun> {
+  const out: string[] = [];
+  const err: string[] = [];
+  const job = await client.execute(params, {
+    onOutput(type, data, seq) {
+      (type === "stdout" ? out : err).push(data);
+      handlers.onOutput?.(type, data, seq);
+    },
+    onEvent: handlers.onEvent,
+  });
+  const c = await job.done;
+  return { ...c, jobId: job.jobId, stdout: out.join(""), stderr: err.join("") };
+}

@@ -1,0 +1,127 @@
+/**
+ * `ccx run`: run one command on a server (or an in-process one), stream its
+ * stdout and stderr as they arrive, and exit with its exit code.
+ *
+ * @example
+ * ```ts
+ * import { runCommand } from "./run.ts";
+ * const code = await runCommand({ argv: ["echo", "hi"] }); // prints "hi", returns 0
+ * ```
+ * @module
+ */
+
+import { CcxClient, ClientError, type Completion } from "../client.ts";
+import { CcxServer } from "../server.ts";
+
+/** Options of `ccx run`. */
+export interface RunOptions {
+  /** The command: an argv, or with `shell` a single shell command line. */
+  argv: string[];
+  /** Run `argv` joined by spaces through `/bin/sh -c`. */
+  shell?: boolean;
+  /** Server URL; without it an in-process server on an ephemeral loopback port. */
+  server?: string;
+  token?: string;
+  /** Whole-run timeout in seconds. */
+  timeoutS?: number;
+  /** Seconds without output before the job is stalled. */
+  stallTimeoutS?: number;
+  cwd?: string;
+}
+
+/**
+ * The exit code `ccx run` uses for a completion: the job's own code, 124 on
+ * timeout or stall (as `timeout(1)`), 130 when canceled.
+ *
+ * @example
+ * ```ts
+ * import { exitCodeFor } from "./run.ts";
+ * exitCodeFor({ status: "timeout", exitCode: 143 } as never); // 124
+ * ```
+ */
+export function exitCodeFor(c: Pick<Completion, "status" | "exitCode">): number {
+  switch (c.status) {
+    case "completed":
+      return 0;
+    case "timeout":
+    case "stalled":
+      return 124;
+    case "canceled":
+      return 130;
+    default:
+      return c.exitCode ?? 1;
+  }
+}
+
+class OrderedWriter {
+  #chain: Promise<void> = Promise.resolve();
+  constructor(private readonly file: { write(p: Uint8Array): Promise<number> }) {}
+  write(bytes: Uint8Array): void {
+    this.#chain = this.#chain.then(async () => {
+      let off = 0;
+      while (off < bytes.length) off += await this.file.write(bytes.subarray(off));
+    }).catch(() => {});
+  }
+  flush(): Promise<void> {
+    return this.#chain;
+  }
+}
+
+function decodeBase64(b64: string): Uint8Array {
+  const bin = atob(b64);
+  const out = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
+  return out;
+}
+
+/** Runs the command and resolves with the exit code for the process. */
+export async function runCommand(opts: RunOptions): Promise<number> {
+  let server: CcxServer | undefined;
+  let url = opts.server;
+  if (!url) {
+    server = CcxServer.start({ port: 0, log: () => {}, heartbeatS: 0 });
+    url = server.url;
+  }
+  const out = new OrderedWriter(Deno.stdout);
+  const err = new OrderedWriter(Deno.stderr);
+  const enc = new TextEncoder();
+  let client: CcxClient | undefined;
+  let interrupted = false;
+  const onInt = () => {
+    interrupted = true;
+    void job?.cancel().catch(() => {});
+  };
+  let job: Awaited<ReturnType<CcxClient["execute"]>> | undefined;
+  try {
+    client = await CcxClient.connect(url, { token: opts.token });
+    Deno.addSignalListener("SIGINT", onInt);
+    job = await client.execute({
+      ...(opts.shell ? { command: opts.argv.join(" ") } : { argv: opts.argv }),
+      timeout: opts.timeoutS,
+      stall_timeout: opts.stallTimeoutS,
+      cwd: opts.cwd,
+    }, {
+      onOutput(type, data, _seq, raw) {
+        const bytes = raw ? decodeBase64(raw) : enc.encode(data);
+        (type === "stdout" ? out : err).write(bytes);
+      },
+    });
+    if (interrupted) void job.cancel().catch(() => {});
+    const end = await job.done;
+    await out.flush();
+    await err.flush();
+    if (end.status === "timeout" || end.status === "stalled") {
+      console.error(`ccx run: job ${end.status} after ${end.executionTime.toFixed(1)}s`);
+    }
+    return interrupted ? 130 : exitCodeFor(end);
+  } catch (e) {
+    await out.flush();
+    const msg = e instanceof ClientError ? e.message : String(e);
+    console.error(`ccx run: ${msg}`);
+    return interrupted ? 130 : 1;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onInt);
+    await client?.close();
+    await server?.shutdown();
+  }
+}

@@ -1,0 +1,141 @@
+/**
+ * Settings from flags, the environment and a `.env` file, in that order of
+ * precedence, with errors that name the flag or variable at fault.
+ *
+ * @example
+ * ```ts
+ * import { Settings } from "./config.ts";
+ * const s = new Settings({ port: "9000" }, { CCX_HOST: "127.0.0.1" });
+ * s.int("port", "CCX_PORT", 8004, { min: 0, max: 65535 }); // 9000
+ * s.string("host", "CCX_HOST", "127.0.0.1"); // "127.0.0.1"
+ * ```
+ * @module
+ */
+
+import { parseEnv } from "node:util";
+
+/** A setting that could not be understood; the message names where it came from. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ConfigError";
+  }
+}
+
+/**
+ * Reads `.env` in the given directory (missing file: empty). Lines are
+ * `NAME=value` as `node:util` `parseEnv` understands them.
+ *
+ * @example
+ * ```ts
+ * import { readDotEnv } from "./config.ts";
+ * const vars = readDotEnv(Deno.cwd()); // { CCX_PORT: "9000", ... }
+ * ```
+ */
+export function readDotEnv(dir: string): Record<string, string> {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`${dir}/.env`);
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) return {};
+    throw new ConfigError(`.env: cannot read: ${(e as Error).message}`);
+  }
+  return parseEnv(text) as Record<string, string>;
+}
+
+/**
+ * The process environment over the `.env` file of the working directory.
+ *
+ * @example
+ * ```ts
+ * import { environment } from "./config.ts";
+ * environment().CCX_TOKEN; // from the shell, else from ./.env
+ * ```
+ */
+export function environment(dir = Deno.cwd()): Record<string, string> {
+  return { ...readDotEnv(dir), ...Deno.env.toObject() };
+}
+
+type FlagValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+/**
+ * Looks settings up: flag first, then environment variable, then default.
+ *
+ * @example
+ * ```ts
+ * import { Settings } from "./config.ts";
+ * const s = new Settings({}, { CCX_PORT: "x" });
+ * s.int("port", "CCX_PORT", 8004); // throws ConfigError "CCX_PORT: expected an integer, got "x""
+ * ```
+ */
+export class Settings {
+  constructor(readonly flags: FlagValues, readonly env: Record<string, string>) {}
+
+  #raw(flag: string, envName: string | undefined): { value: string; from: string } | undefined {
+    const f = this.flags[flag];
+    if (typeof f === "string") return { value: f, from: `--${flag}` };
+    if (envName && this.env[envName] !== undefined && this.env[envName] !== "") {
+      return { value: this.env[envName], from: envName };
+    }
+    return undefined;
+  }
+
+  /** A string setting. */
+  string(flag: string, envName: string | undefined, fallback: string): string;
+  string(flag: string, envName: string | undefined): string | undefined;
+  string(flag: string, envName: string | undefined, fallback?: string): string | undefined {
+    return this.#raw(flag, envName)?.value ?? fallback;
+  }
+
+  /** A list: repeated flags, or a comma-separated variable. */
+  list(flag: string, envName: string | undefined): string[] {
+    const f = this.flags[flag];
+    if (Array.isArray(f)) return f.map(String);
+    if (typeof f === "string") return [f];
+    const e = envName ? this.env[envName] : undefined;
+    return e ? e.split(",").map((s) => s.trim()).filter(Boolean) : [];
+  }
+
+  /** An integer setting within bounds. */
+  int(
+    flag: string,
+    envName: string | undefined,
+    fallback: number,
+    bounds: { min?: number; max?: number } = {},
+  ): number {
+    const r = this.#raw(flag, envName);
+    if (!r) return fallback;
+    const n = Number(r.value);
+    if (!/^-?\d+$/.test(r.value.trim()) || !Number.isSafeInteger(n)) {
+      throw new ConfigError(`${r.from}: expected an integer, got ${JSON.stringify(r.value)}`);
+    }
+    checkBounds(n, r.from, bounds);
+    return n;
+  }
+
+  /** A number setting within bounds (absent: `fallback`). */
+  number(
+    flag: string,
+    envName: string | undefined,
+    fallback?: number,
+    bounds: { min?: number; max?: number } = {},
+  ): number | undefined {
+    const r = this.#raw(flag, envName);
+    if (!r) return fallback;
+    const n = Number(r.value);
+    if (r.value.trim() === "" || !Number.isFinite(n)) {
+      throw new ConfigError(`${r.from}: expected a number, got ${JSON.stringify(r.value)}`);
+    }
+    checkBounds(n, r.from, bounds);
+    return n;
+  }
+}
+
+function checkBounds(n: number, from: string, b: { min?: number; max?: number }): void {
+  if (b.min !== undefined && n < b.min) {
+    throw new ConfigError(`${from}: must be at least ${b.min}, got ${n}`);
+  }
+  if (b.max !== undefined && n > b.max) {
+    throw new ConfigError(`${from}: must be at most ${b.max}, got ${n}`);
+  }
+}

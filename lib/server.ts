@@ -1,0 +1,638 @@
+/**
+ * The ccx WebSocket JSON-RPC server: sessions, jobs, streaming with backpressure,
+ * security (token, Origin allow-list, limits) and orderly shutdown.
+ *
+ * @example
+ * ```ts
+ * import { CcxServer } from "./server.ts";
+ * const server = CcxServer.start({ port: 0 });
+ * console.log(server.url); // ws://127.0.0.1:PORT/ws
+ * await server.shutdown();
+ * ```
+ * @module
+ */
+
+import { createHash, timingSafeEqual } from "node:crypto";
+import {
+  type ControlParams,
+  ErrorCode,
+  errorResponse,
+  type ExecuteParams,
+  type Incoming,
+  notification,
+  parseIncoming,
+  response,
+  RpcError,
+  type RpcId,
+  validateControl,
+  validateExecute,
+  VERSION,
+} from "./protocol.ts";
+import { type Job, type JobResult, StartError, startJob } from "./supervisor.ts";
+import { detectClaudeLimit } from "./claude.ts";
+
+/** Server settings. Every field has a default. */
+export interface ServerOptions {
+  /** Address to bind (default 127.0.0.1). Anything but loopback requires `token`. */
+  host?: string;
+  /** Port (default 8004; 0 picks a free one). */
+  port?: number;
+  /** Shared secret required from clients (Bearer header or `?token=`). */
+  token?: string;
+  /** Browser origins allowed to connect (besides the server's own). */
+  allowOrigins?: string[];
+  /** Concurrent WebSocket sessions (default 64). */
+  maxSessions?: number;
+  /** Running jobs per session (default 32). */
+  maxJobsPerSession?: number;
+  /** Grace between SIGTERM and SIGKILL in ms (default 2000). */
+  graceMs?: number;
+  /** Seconds between heartbeats; 0 turns them off (default 20). */
+  heartbeatS?: number;
+  /** Largest accepted incoming message in bytes (default 4 MiB). */
+  maxMessageBytes?: number;
+  /** Whole-run timeout in seconds for jobs that give none (default 3600). */
+  defaultTimeoutS?: number;
+  /** Stop reading a job's pipes when this much output waits on the socket (default 4 MiB). */
+  highWaterBytes?: number;
+  /** Resume reading when the socket's queue falls below this (default 1 MiB). */
+  lowWaterBytes?: number;
+  /** Largest output chunk in bytes (default 256 KiB). */
+  maxChunkBytes?: number;
+  /** Log sink for job start/end lines (default: stderr). Pass `() => {}` for silence. */
+  log?: (line: string) => void;
+  /** Called once the server listens. */
+  onListen?: (addr: { hostname: string; port: number }) => void;
+}
+
+/** What `GET /health` answers. */
+export interface Health {
+  status: "ok" | "shutting_down";
+  version: string;
+  active_sessions: number;
+  max_sessions: number;
+  running_jobs: number;
+  uptime_seconds: number;
+}
+
+/** The error thrown when the server refuses to start; the message says how to fix it. */
+export class ServerConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ServerConfigError";
+  }
+}
+
+/**
+ * True for loopback addresses (127.0.0.0/8, ::1, localhost).
+ *
+ * @example
+ * ```ts
+ * import { isLoopback } from "./server.ts";
+ * isLoopback("127.0.0.1"); // true
+ * isLoopback("0.0.0.0"); // false
+ * ```
+ */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
+  return h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
+}
+
+function digest(s: string): Uint8Array {
+  return createHash("sha256").update(s).digest();
+}
+
+/**
+ * Compares a presented token with the expected one in constant time.
+ *
+ * @example
+ * ```ts
+ * import { tokenMatches } from "./server.ts";
+ * tokenMatches("s3cret", "s3cret"); // true
+ * ```
+ */
+export function tokenMatches(presented: string | null, expected: string): boolean {
+  // Hashing first makes the comparison length-independent as well.
+  const ok = timingSafeEqual(digest(presented ?? ""), digest(expected));
+  return ok && presented !== null;
+}
+
+interface JobEntry {
+  id: string;
+  job: Job;
+  command: string;
+  seq: number;
+  limitsSent: Set<string>;
+  result?: JobResult;
+}
+
+const OPEN = 1;
+const MAX_FINISHED_KEPT = 200;
+
+/** One WebSocket connection and its jobs. */
+class Session {
+  readonly id = crypto.randomUUID();
+  readonly jobs = new Map<string, JobEntry>();
+  #drain: Promise<void> | undefined;
+  #closed = false;
+
+  constructor(readonly ws: WebSocket, private readonly server: CcxServer) {}
+
+  get running(): number {
+    let n = 0;
+    for (const e of this.jobs.values()) if (!e.result) n++;
+    return n;
+  }
+
+  send(msg: unknown): void {
+    if (this.ws.readyState === OPEN) this.ws.send(JSON.stringify(msg));
+  }
+
+  /** Backpressure gate shared by all of this session's jobs. */
+  ready = (): Promise<void> | undefined => {
+    if (this.#closed || this.ws.bufferedAmount < this.server.highWater) return undefined;
+    this.#drain ??= this.#waitDrain();
+    return this.#drain;
+  };
+
+  async #waitDrain(): Promise<void> {
+    let wait = 1;
+    while (!this.#closed && this.ws.readyState === OPEN) {
+      if (this.ws.bufferedAmount <= this.server.lowWater) break;
+      await new Promise((r) => setTimeout(r, wait));
+      wait = Math.min(wait * 2, 20);
+    }
+    this.#drain = undefined;
+  }
+
+  onMessage(data: unknown): void {
+    if (typeof data !== "string") {
+      const err = new RpcError(ErrorCode.InvalidRequest, "only text frames carry JSON-RPC");
+      return this.send(errorResponse(null, err));
+    }
+    if (data.length > this.server.maxMessageBytes) {
+      const err = new RpcError(
+        ErrorCode.LimitExceeded,
+        `message of ${data.length} bytes exceeds the limit of ${this.server.maxMessageBytes}`,
+        { limit: "max_message_bytes", max: this.server.maxMessageBytes },
+      );
+      return this.send(errorResponse(null, err));
+    }
+    const parsed = parseIncoming(data);
+    if (parsed.error) return this.send(errorResponse(null, parsed.error));
+    const after: (() => void)[] = [];
+    const replies: unknown[] = [];
+    for (const item of parsed.items) {
+      const reply = this.#handle(item, after);
+      if (reply) replies.push(reply);
+    }
+    if (parsed.batch) {
+      if (replies.length > 0) this.send(replies);
+    } else if (replies.length > 0) this.send(replies[0]);
+    for (const f of after) f();
+  }
+
+  #handle(item: Incoming, after: (() => void)[]): unknown {
+    if (item.kind === "response") return undefined;
+    if (item.kind === "invalid") return errorResponse(item.id, item.error);
+    const id: RpcId = item.kind === "request" ? item.id : null;
+    try {
+      const result = this.#call(item.method, item.params, after);
+      return item.kind === "request" ? response(id, result) : undefined;
+    } catch (e) {
+      if (item.kind !== "request") return undefined;
+      if (e instanceof RpcError) return errorResponse(id, e);
+      const err = new RpcError(ErrorCode.Internal, `internal error: ${(e as Error).message}`);
+      return errorResponse(id, err);
+    }
+  }
+
+  #call(method: string, params: unknown, after: (() => void)[]): unknown {
+    switch (method) {
+      case "execute":
+        return this.#execute(validateExecute(params), after);
+      case "control":
+        return this.#control(validateControl(params), after);
+      case "jobs":
+        return { jobs: [...this.jobs.values()].map(describeJob) };
+      case "ping":
+        return { pong: true, timestamp: Date.now() / 1000 };
+      default:
+        throw new RpcError(ErrorCode.MethodNotFound, `method not found: ${method}`, {
+          method,
+          methods: ["execute", "control", "jobs", "ping"],
+        });
+    }
+  }
+
+  #execute(p: ExecuteParams, after: (() => void)[]): unknown {
+    if (this.#closed) throw new RpcError(ErrorCode.Internal, "session is closing");
+    if (this.server.closing) throw new RpcError(ErrorCode.Internal, "server is shutting down");
+    if (this.running >= this.server.maxJobsPerSession) {
+      throw new RpcError(
+        ErrorCode.LimitExceeded,
+        `this session already runs ${this.running} jobs (limit ${this.server.maxJobsPerSession})`,
+        { limit: "max_jobs_per_session", max: this.server.maxJobsPerSession },
+      );
+    }
+    const id = p.job_id ?? crypto.randomUUID();
+    if (this.jobs.has(id)) {
+      throw new RpcError(ErrorCode.InvalidParams, `job_id: ${id} is already used in this session`, {
+        field: "job_id",
+      });
+    }
+    const command = p.command ?? JSON.stringify(p.argv);
+    const entry = { id, command, seq: 0, limitsSent: new Set<string>() } as JobEntry;
+    let job: Job;
+    try {
+      job = startJob({
+        command: p.command,
+        argv: p.argv,
+        cwd: p.cwd,
+        env: p.env,
+        stdin: p.stdin,
+        timeoutS: p.timeout ?? this.server.defaultTimeoutS,
+        stallTimeoutS: p.stall_timeout,
+        graceMs: this.server.graceMs,
+        maxChunkBytes: this.server.maxChunkBytes,
+      }, {
+        output: (stream, text, raw) => this.#output(entry, stream, text, raw),
+        ready: this.ready,
+      });
+    } catch (e) {
+      if (e instanceof StartError) {
+        after.push(() =>
+          this.send(notification("process.error", { job_id: id, message: e.message }))
+        );
+        throw new RpcError(ErrorCode.InvalidParams, e.message, { field: e.field, job_id: id });
+      }
+      throw e;
+    }
+    entry.job = job;
+    this.jobs.set(id, entry);
+    this.#trimFinished();
+    this.server.log(`job ${id} started pid=${job.pid} session=${this.id.slice(0, 8)} ${command}`);
+    after.push(() =>
+      this.send(
+        notification("process.started", { job_id: id, pid: job.pid, pgid: job.pgid, command }),
+      )
+    );
+    job.done.then((r) => this.#completed(entry, r));
+    return { status: "started", job_id: id, pid: job.pid, pgid: job.pgid };
+  }
+
+  #output(entry: JobEntry, stream: "stdout" | "stderr", text: string, raw?: Uint8Array): void {
+    const params: Record<string, unknown> = {
+      job_id: entry.id,
+      type: stream,
+      data: text,
+      seq: entry.seq++,
+    };
+    if (raw) params.data_base64 = encodeBase64(raw);
+    this.send(notification("process.output", params));
+    const limit = detectClaudeLimit(text);
+    if (limit && !entry.limitsSent.has(limit.kind)) {
+      entry.limitsSent.add(limit.kind);
+      const method = limit.kind === "rate_limit"
+        ? "error.rate_limit_exceeded"
+        : "error.token_limit_exceeded";
+      this.send(notification(method, {
+        job_id: entry.id,
+        error_type: limit.errorType,
+        message: limit.message,
+        reset_timestamp: limit.resetTimestamp,
+        retry_after: limit.retryAfter,
+        recoverable: limit.recoverable,
+      }));
+    }
+  }
+
+  #completed(entry: JobEntry, r: JobResult): void {
+    entry.result = r;
+    this.server.log(
+      `job ${entry.id} ${r.status} pid=${entry.job.pid} exit=${r.exitCode}` +
+        `${r.signal ? ` signal=${r.signal}` : ""} ${r.executionTime.toFixed(2)}s`,
+    );
+    const params: Record<string, unknown> = {
+      job_id: entry.id,
+      status: r.status,
+      exit_code: r.exitCode,
+      signal: r.signal,
+      execution_time: r.executionTime,
+      stdout_bytes: r.stdoutBytes,
+      stderr_bytes: r.stderrBytes,
+    };
+    if (r.invalidUtf8Chunks > 0) params.invalid_utf8_chunks = r.invalidUtf8Chunks;
+    this.send(notification("process.completed", params));
+    this.server.jobEnded();
+  }
+
+  #control(p: ControlParams, after: (() => void)[]): unknown {
+    const entry = this.#findJob(p.job_id);
+    const job = entry.job;
+    if (entry.result || job.state === "ending") {
+      throw new RpcError(ErrorCode.JobNotFound, `job ${entry.id} has already ended`, {
+        job_id: entry.id,
+      });
+    }
+    const id = entry.id;
+    if (p.type === "PAUSE") {
+      job.pause();
+      after.push(() => this.send(notification("process.paused", { job_id: id })));
+      return { status: "paused", job_id: id };
+    }
+    if (p.type === "RESUME") {
+      job.resume();
+      after.push(() => this.send(notification("process.resumed", { job_id: id })));
+      return { status: "resumed", job_id: id };
+    }
+    void job.cancel("canceled");
+    after.push(() => this.send(notification("process.canceled", { job_id: id })));
+    return { status: "canceled", job_id: id };
+  }
+
+  #findJob(jobId: string | undefined): JobEntry {
+    if (jobId !== undefined) {
+      const e = this.jobs.get(jobId);
+      if (!e) {
+        throw new RpcError(ErrorCode.JobNotFound, `no job ${jobId} in this session`, {
+          job_id: jobId,
+        });
+      }
+      return e;
+    }
+    const live = [...this.jobs.values()].filter((e) => !e.result);
+    if (live.length === 1) return live[0];
+    if (live.length === 0) {
+      throw new RpcError(ErrorCode.JobNotFound, "this session has no running job");
+    }
+    throw new RpcError(
+      ErrorCode.InvalidParams,
+      `job_id: required, this session runs ${live.length} jobs`,
+      { field: "job_id" },
+    );
+  }
+
+  #trimFinished(): void {
+    if (this.jobs.size <= MAX_FINISHED_KEPT) return;
+    for (const [id, e] of this.jobs) {
+      if (this.jobs.size <= MAX_FINISHED_KEPT) break;
+      if (e.result) this.jobs.delete(id);
+    }
+  }
+
+  /** Ends every job of the session (client gone or server shutting down). */
+  endAll(reason: "canceled" | "killed"): Promise<unknown> {
+    this.#closed = reason === "canceled";
+    const ending = [...this.jobs.values()].filter((e) => !e.result).map((e) =>
+      e.job.cancel(reason)
+    );
+    return Promise.all(ending);
+  }
+}
+
+function describeJob(e: JobEntry): Record<string, unknown> {
+  const d: Record<string, unknown> = {
+    job_id: e.id,
+    pid: e.job.pid,
+    pgid: e.job.pgid,
+    command: e.command,
+    state: e.job.state,
+    elapsed: e.result ? e.result.executionTime : e.job.elapsed,
+  };
+  if (e.result) {
+    d.status = e.result.status;
+    d.exit_code = e.result.exitCode;
+  }
+  return d;
+}
+
+function encodeBase64(bytes: Uint8Array): string {
+  let s = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(s);
+}
+
+/**
+ * A running ccx server. Start one with {@linkcode CcxServer.start}.
+ *
+ * @example
+ * ```ts
+ * import { CcxServer } from "./server.ts";
+ * const server = CcxServer.start({ port: 0, log: () => {} });
+ * const health = await (await fetch(server.httpUrl + "/health")).json();
+ * console.log(health.status); // "ok"
+ * await server.shutdown();
+ * ```
+ */
+export class CcxServer {
+  readonly hostname: string;
+  readonly port: number;
+  readonly maxSessions: number;
+  readonly maxJobsPerSession: number;
+  readonly graceMs: number;
+  readonly maxMessageBytes: number;
+  readonly defaultTimeoutS: number;
+  readonly highWater: number;
+  readonly lowWater: number;
+  readonly maxChunkBytes: number;
+  readonly log: (line: string) => void;
+  /** Resolves when the server has stopped. */
+  readonly finished: Promise<void>;
+  closing = false;
+  readonly #sessions = new Set<Session>();
+  readonly #server: Deno.HttpServer<Deno.NetAddr>;
+  readonly #token?: string;
+  readonly #origins: Set<string>;
+  readonly #startedAt = performance.now();
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #shutdown: Promise<void> | undefined;
+
+  private constructor(opts: ServerOptions) {
+    const host = opts.host ?? "127.0.0.1";
+    if (!isLoopback(host) && !opts.token) {
+      throw new ServerConfigError(
+        `refusing to listen on ${host} without a token: anyone who can reach it could run ` +
+          `commands. Set one with --token or the CCX_TOKEN environment variable ` +
+          `(e.g. CCX_TOKEN=$(openssl rand -hex 32)), or bind 127.0.0.1.`,
+      );
+    }
+    this.#token = opts.token || undefined;
+    this.maxSessions = opts.maxSessions ?? 64;
+    this.maxJobsPerSession = opts.maxJobsPerSession ?? 32;
+    this.graceMs = opts.graceMs ?? 2000;
+    this.maxMessageBytes = opts.maxMessageBytes ?? 4 * 1024 * 1024;
+    this.defaultTimeoutS = opts.defaultTimeoutS ?? 3600;
+    this.highWater = opts.highWaterBytes ?? 4 * 1024 * 1024;
+    this.lowWater = opts.lowWaterBytes ?? 1024 * 1024;
+    this.maxChunkBytes = opts.maxChunkBytes ?? 256 * 1024;
+    this.log = opts.log ?? ((line) => console.error(`[ccx] ${line}`));
+    this.#server = Deno.serve({
+      hostname: host,
+      port: opts.port ?? 8004,
+      onListen: (addr) => opts.onListen?.(addr),
+    }, (req, info) => this.#route(req, info));
+    this.hostname = this.#server.addr.hostname;
+    this.port = this.#server.addr.port;
+    this.#origins = new Set(opts.allowOrigins ?? []);
+    for (const h of [this.hostname, "localhost", "127.0.0.1", "[::1]"]) {
+      this.#origins.add(`http://${h}:${this.port}`);
+    }
+    const hb = opts.heartbeatS ?? 20;
+    if (hb > 0) this.#heartbeat = setInterval(() => this.#beat(), hb * 1000);
+    this.finished = this.#server.finished;
+  }
+
+  /** Starts listening; throws {@linkcode ServerConfigError} for an unsafe configuration. */
+  static start(opts: ServerOptions = {}): CcxServer {
+    return new CcxServer(opts);
+  }
+
+  /** The WebSocket endpoint, e.g. `ws://127.0.0.1:8004/ws`. */
+  get url(): string {
+    return `ws://${this.#urlHost()}:${this.port}/ws`;
+  }
+
+  /** The HTTP base, e.g. `http://127.0.0.1:8004`. */
+  get httpUrl(): string {
+    return `http://${this.#urlHost()}:${this.port}`;
+  }
+
+  #urlHost(): string {
+    const h = this.hostname;
+    if (h === "0.0.0.0") return "127.0.0.1";
+    return h.includes(":") ? `[${h}]` : h;
+  }
+
+  /** Jobs running now, across sessions. */
+  get runningJobs(): number {
+    let n = 0;
+    for (const s of this.#sessions) n += s.running;
+    return n;
+  }
+
+  /** The `/health` document. */
+  health(): Health {
+    return {
+      status: this.closing ? "shutting_down" : "ok",
+      version: VERSION,
+      active_sessions: this.#sessions.size,
+      max_sessions: this.maxSessions,
+      running_jobs: this.runningJobs,
+      uptime_seconds: Math.round((performance.now() - this.#startedAt) / 1000),
+    };
+  }
+
+  /** @internal */
+  jobEnded(): void {}
+
+  #beat(): void {
+    const msg = notification("heartbeat", {
+      timestamp: Date.now() / 1000,
+      running_jobs: this.runningJobs,
+    });
+    for (const s of this.#sessions) s.send(msg);
+  }
+
+  #authorized(req: Request, url: URL): boolean {
+    if (!this.#token) return true;
+    const auth = req.headers.get("authorization");
+    const bearer = auth?.match(/^Bearer\s+(.+)$/i)?.[1] ?? null;
+    return tokenMatches(bearer ?? url.searchParams.get("token"), this.#token);
+  }
+
+  #route(req: Request, _info: Deno.ServeHandlerInfo<Deno.NetAddr>): Response {
+    const url = new URL(req.url);
+    if (url.pathname === "/health" && (req.method === "GET" || req.method === "HEAD")) {
+      return Response.json(this.health());
+    }
+    if (url.pathname !== "/ws" && url.pathname !== "/ws/mcp") {
+      return Response.json({ error: "not found", endpoints: ["/ws", "/ws/mcp", "/health"] }, {
+        status: 404,
+      });
+    }
+    const origin = req.headers.get("origin");
+    if (origin !== null && !this.#origins.has(origin)) {
+      return Response.json({ error: `origin ${origin} is not allowed (see --allow-origin)` }, {
+        status: 403,
+      });
+    }
+    if (!this.#authorized(req, url)) {
+      return Response.json(
+        { error: "a valid token is required (Authorization: Bearer … or ?token=…)" },
+        { status: 401, headers: { "www-authenticate": "Bearer" } },
+      );
+    }
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return Response.json({ error: "expected a WebSocket upgrade" }, { status: 426 });
+    }
+    if (this.closing) return Response.json({ error: "shutting down" }, { status: 503 });
+    const { socket, response: res } = Deno.upgradeWebSocket(req, { idleTimeout: 120 });
+    this.#accept(socket);
+    return res;
+  }
+
+  #accept(ws: WebSocket): void {
+    if (this.#sessions.size >= this.maxSessions) {
+      ws.onopen = () => {
+        const err = new RpcError(
+          ErrorCode.SessionLimit,
+          `session limit reached (${this.maxSessions} sessions)`,
+          { limit: "max_sessions", max: this.maxSessions },
+        );
+        ws.send(JSON.stringify(errorResponse(null, err)));
+        ws.close(1013, "session limit reached");
+      };
+      return;
+    }
+    const session = new Session(ws, this);
+    this.#sessions.add(session);
+    ws.onopen = () => {
+      session.send(notification("connected", {
+        session_id: session.id,
+        version: VERSION,
+        capabilities: {
+          methods: ["execute", "control", "jobs", "ping"],
+          control: ["PAUSE", "RESUME", "CANCEL"],
+          argv: true,
+          stdin: true,
+          batches: true,
+          max_jobs: this.maxJobsPerSession,
+          max_message_bytes: this.maxMessageBytes,
+        },
+      }));
+    };
+    ws.onmessage = (ev) => session.onMessage(ev.data);
+    ws.onclose = () => {
+      this.#sessions.delete(session);
+      void session.endAll("canceled");
+    };
+    ws.onerror = () => {};
+  }
+
+  /**
+   * Ends every job (status `killed`), tells the clients, closes the sockets and
+   * stops listening. Safe to call more than once.
+   */
+  shutdown(): Promise<void> {
+    this.#shutdown ??= this.#doShutdown();
+    return this.#shutdown;
+  }
+
+  async #doShutdown(): Promise<void> {
+    this.closing = true;
+    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    const sessions = [...this.#sessions];
+    await Promise.all(sessions.map((s) => s.endAll("killed")));
+    // Let completion notifications reach the sockets before closing them.
+    await new Promise((r) => setTimeout(r, 10));
+    for (const s of sessions) {
+      try {
+        s.ws.close(1001, "server shutting down");
+      } catch { /* already closed */ }
+    }
+    await this.#server.shutdown();
+  }
+}

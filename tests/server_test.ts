@@ -1,0 +1,478 @@
+import assert from "node:assert/strict";
+import { CcxServer, isLoopback, ServerConfigError, tokenMatches } from "../lib/server.ts";
+import { processesInGroup, ROOT, waitFor, withServer } from "./helpers.ts";
+import { handshakeStatus, type Msg, RawSession, stalledClient } from "./ws.ts";
+
+const STUBBORN = `trap '' TERM; sh -c "trap '' TERM; sleep 1000" & echo ready; sleep 1000; wait`;
+
+async function started(s: RawSession, id: number | string, params: Record<string, unknown>) {
+  const r = await s.call(id, "execute", params);
+  assert.ok(r.result, `execute failed: ${JSON.stringify(r.error)}`);
+  return r.result as { status: string; job_id: string; pid: number; pgid: number };
+}
+
+Deno.test("on connect the server sends `connected` with session, version, capabilities", async () => {
+  await withServer({}, async (server) => {
+    const s = await RawSession.open(server.url);
+    const m = await s.next((m) => m.method === "connected");
+    assert.equal(typeof m.params?.session_id, "string");
+    assert.equal(m.params?.version, "0.1.0");
+    assert.ok((m.params?.capabilities as { methods: string[] }).methods.includes("execute"));
+    await s.close();
+  });
+});
+
+Deno.test("GET /health answers the documented fields; unknown paths are 404", async () => {
+  await withServer({ maxSessions: 7 }, async (server) => {
+    const s = await RawSession.open(server.url);
+    await s.next((m) => m.method === "connected");
+    const h = await (await fetch(`${server.httpUrl}/health`)).json();
+    assert.deepEqual(Object.keys(h).sort(), [
+      "active_sessions",
+      "max_sessions",
+      "running_jobs",
+      "status",
+      "uptime_seconds",
+      "version",
+    ]);
+    assert.equal(h.status, "ok");
+    assert.equal(h.active_sessions, 1);
+    assert.equal(h.max_sessions, 7);
+    const nf = await fetch(`${server.httpUrl}/nope`);
+    assert.equal(nf.status, 404);
+    await nf.body?.cancel();
+    await s.close();
+  });
+});
+
+Deno.test("execute answers started, then process.started, output, and completed last", async () => {
+  await withServer({}, async (server) => {
+    const s = await RawSession.open(`${server.httpUrl.replace("http", "ws")}/ws/mcp`);
+    const r = await started(s, "a", { command: "echo hello; echo oops >&2; exit 0" });
+    assert.equal(r.status, "started");
+    assert.equal(r.pgid, r.pid);
+    const done = await s.completed(r.job_id);
+    const mine = s.messages.filter((m) => m.params?.job_id === r.job_id);
+    assert.equal(mine[0].method, "process.started");
+    assert.equal(mine.at(-1), done);
+    assert.equal(s.output(r.job_id), "hello\n");
+    assert.equal(s.output(r.job_id, "stderr"), "oops\n");
+    const p = done.params!;
+    assert.equal(p.status, "completed");
+    assert.equal(p.exit_code, 0);
+    assert.equal(p.signal, null);
+    assert.equal(p.stdout_bytes, 6);
+    assert.equal(p.stderr_bytes, 5);
+    assert.equal(typeof p.execution_time, "number");
+    await s.close();
+  });
+});
+
+Deno.test("the request id is echoed with its type unchanged", async () => {
+  await withServer({}, async (server) => {
+    const s = await RawSession.open(server.url);
+    assert.equal((await s.call("x-1", "ping")).id, "x-1");
+    assert.equal((await s.call(0, "ping")).id, 0);
+    const pong = await s.call(2.5, "ping");
+    assert.equal(pong.id, 2.5);
+    assert.equal(pong.result?.pong, true);
+    await s.close();
+  });
+});
+
+Deno.test("seq counts per job and output is in order", async () => {
+  await withServer({}, async (server) => {
+    const s = await RawSession.open(server.url);
+    const r = await started(s, 1, { command: "for i in 1 2 3; do echo $i; sleep 0.05; done" });
+    await s.completed(r.job_id);
+    const seqs = s.forJob(r.job_id, "process.output").map((m) => m.params?.seq);
+    assert.deepEqual(seqs, seqs.map((_, i) => i));
+    assert.equal(s.output(r.job_id), "1\n2\n3\n");
+    await s.close();
+  });
+});
+
+Deno.test("argv with quotes, $ and backticks reaches the program verbatim", async () => {
+  await withServer({}, async (server) => {
+    const s = await RawSession.open(server.url);
+    const args = [`"double" 'single'`, "$(echo pwned)", "`echo pwned`", "$PATH", "a\\b"];
+    const r = await started(s, 1, { argv: ["printf", "%s\\n", ...args] });
+    await s.completed(r.job_id);
+    assert.equal(s.output(r.job_id), args.map((a) => a + "\n").join(""));
+    await s.close();
+  });
+});
+
+Deno.test("cwd, env and stdin params reach the job", async () => {
+  await withServer({}, async (server) => {
+    const s = await RawSession.open(server.url);
+    const r = await started(s, 1, {
+      command: 'pwd; echo "$GREETING"; cat',
+      cwd: "/tmp",
+      env: { GREETING: "hi there" },
+      stdin: "from stdin\n",
+    });
+    await s.completed(r.job_id);
+    assert.equal(s.output(r.job_id), "/tmp\nhi there\nfrom stdin\n");
+    await s.close();
+  });
+});
+
+Deno.test("several jobs run at once on one connection, each with its own job_id", async () => {
+  await withServer({}, async (server) => {
+    const s = await RawSession.open(server.url);
+    const ids = await Promise.all(
+      [1, 2, 3].map((i) => started(s, i, { command: `sleep 0.2; echo job${i}` })),
+    );
+    const jobs = await s.call(9, "jobs");
+    assert.equal((jobs.result?.jobs as unknown[]).length, 3);
+    for (const [i, r] of ids.entries()) {
+      await s.completed(r.job_id);
+      assert.equal(s.output(r.job_id), `job${i + 1}\n`);
+    }
+    await s.close();
+  });
+});
+
+Deno.test("PAUSE, RESUME and CANCEL control a job and notify", async () => {
+  await withServer({ graceMs: 300 }, async (server) => {
+    const s = await RawSession.open(server.url);
+    const r = await started(s, 1, { command: STUBBORN });
+    await waitFor(() => s.output(r.job_id).includes("ready"), "ready");
+    assert.equal((await s.call(2, "control", { type: "PAUSE" })).result?.status, "paused");
+    await s.next((m) => m.method === "process.paused");
+    await waitFor(() => processesInGroup(r.pgid).every((p) => p.state === "T"), "stopped");
+    const resumed = await s.call(3, "control", { type: "RESUME", job_id: r.job_id });
+    assert.equal(resumed.result?.status, "resumed");
+    await s.next((m) => m.method === "process.resumed");
+    // Pause again and cancel while paused.
+    await s.call(4, "control", { type: "PAUSE", job_id: r.job_id });
+    const c = await s.call(5, "control", { type: "CANCEL", job_id: r.job_id });
+    assert.equal(c.result?.status, "canceled");
+    await s.next((m) => m.method === "process.canceled");
+    const done = await s.completed(r.job_id);
+    assert.equal(done.params?.status, "canceled");
+    assert.deepEqual(processesInGroup(r.pgid), []);
+    const late = await s.call(6, "control", { type: "CANCEL", job_id: r.job_id });
+    assert.equal(late.error?.code, -32003);
+    await s.close();
+  });
+});
+
+Deno.test("timeout and stall_timeout end the job with those statuses", async () => {
+  await withServer({ graceMs: 200 }, async (server) => {
+    const s = await RawSession.open(server.url);
+    const t = await started(s, 1, { command: STUBBORN, timeout: 0.3 });
+    const st = await started(s, 2, { command: "echo one; sleep 100", stall_timeout: 0.3 });
+    assert.equal((await s.completed(t.job_id)).params?.status, "timeout");
+    assert.equal((await s.completed(st.job_id)).params?.status, "stalled");
+    assert.deepEqual(processesInGroup(t.pgid), []);
+    assert.deepEqual(processesInGroup(st.pgid), []);
+    await s.close();
+  });
+});
+
+Deno.test("a client disconnect ends its jobs' whole groups", async () => {
+  await withServer({ graceMs: 300 }, async (server) => {
+    const s = await RawSession.open(server.url);
+    const r = await started(s, 1, { command: STUBBORN });
+    await waitFor(() => s.output(r.job_id).includes("ready"), "ready");
+    await waitFor(() => processesInGroup(r.pgid).length >= 3, "the group");
+    await s.close();
+    await waitFor(() => processesInGroup(r.pgid).length === 0, "the group to end", 3000);
+  });
+});
+
+Deno.test("bad messages get the right codes and the connection keeps working", async () => {
+  await withServer({}, async (server) => {
+    const s = await RawSession.open(server.url);
+    const errOf = (text: string) => {
+      const from = s.messages.length;
+      s.sendText(text);
+      return s.next((m) => m.error !== undefined, 5000, from);
+    };
+    assert.equal((await errOf("{not json")).error?.code, -32700);
+    assert.equal((await errOf('{"jsonrpc":"2.0","id":1}')).error?.code, -32600);
+    assert.equal((await errOf('{"jsonrpc":"1.0","id":2,"method":"ping"}')).error?.code, -32600);
+    assert.equal((await errOf('"just a string"')).error?.code, -32600);
+    assert.equal((await errOf("[]")).error?.code, -32600);
+    const unknown = await s.call(3, "frobnicate");
+    assert.equal(unknown.error?.code, -32601);
+    const badType = await s.call(4, "execute", { command: "true", timeout: "10" });
+    assert.equal(badType.error?.code, -32602);
+    assert.equal(badType.error?.data?.field, "timeout");
+    const badArgv = await s.call(5, "execute", { argv: ["ok", 3] });
+    assert.equal(badArgv.error?.data?.field, "argv");
+    const badEnv = await s.call(6, "execute", { command: "true", env: { A: 1 } });
+    assert.equal(badEnv.error?.data?.field, "env.A");
+    const noCmd = await s.call(7, "execute", {});
+    assert.equal(noCmd.error?.data?.field, "command");
+    const badType2 = await s.call(8, "control", { type: "STOP" });
+    assert.equal(badType2.error?.data?.field, "type");
+    const missingJob = await s.call(9, "control", { type: "CANCEL", job_id: "nope" });
+    assert.equal(missingJob.error?.code, -32003);
+    const badProgram = await s.call(10, "execute", { argv: ["/no/such/program"] });
+    assert.equal(badProgram.error?.code, -32602);
+    assert.equal(badProgram.error?.data?.field, "argv");
+    await s.next((m) => m.method === "process.error");
+    // Still alive and well:
+    const pong = await s.call(11, "ping");
+    assert.equal(pong.result?.pong, true);
+    await s.close();
+  });
+});
+
+Deno.test("a batch gets one array of responses; notifications in it get none", async () => {
+  await withServer({}, async (server) => {
+    const s = await RawSession.open(server.url);
+    await s.next((m) => m.method === "connected");
+    s.send([
+      { jsonrpc: "2.0", id: 1, method: "ping" },
+      { jsonrpc: "2.0", method: "ping" },
+      { jsonrpc: "2.0", id: 2, method: "nope" },
+      { jsonrpc: "2.0", id: 3, method: "execute", params: { command: "echo batched" } },
+      42,
+    ]);
+    const arr = await s.next((m) => Array.isArray(m)) as unknown as Msg[];
+    assert.equal(arr.length, 4);
+    assert.equal(arr[0].id, 1);
+    assert.equal(arr[1].error?.code, -32601);
+    assert.equal((arr[2].result as { status: string }).status, "started");
+    assert.equal(arr[3].error?.code, -32600);
+    const jobId = (arr[2].result as { job_id: string }).job_id;
+    await s.completed(jobId);
+    assert.equal(s.output(jobId), "batched\n");
+    await s.close();
+  });
+});
+
+Deno.test("limits answer with -32004 and -32001, never a crash", async () => {
+  await withServer(
+    { maxJobsPerSession: 1, maxSessions: 1, maxMessageBytes: 2000 },
+    async (server) => {
+      const s = await RawSession.open(server.url);
+      await s.next((m) => m.method === "connected");
+      const r = await started(s, 1, { command: "sleep 5" });
+      const second = await s.call(2, "execute", { command: "true" });
+      assert.equal(second.error?.code, -32004);
+      s.send({ jsonrpc: "2.0", id: 3, method: "execute", params: { command: "x".repeat(5000) } });
+      const big = await s.next((m) => m.error?.code === -32004 && m.id === null);
+      assert.match(big.error!.message, /exceeds the limit/);
+      const other = await RawSession.open(server.url);
+      const refused = await other.next((m) => m.error !== undefined);
+      assert.equal(refused.error?.code, -32001);
+      await other.closed;
+      assert.equal(
+        (await s.call(4, "control", { type: "CANCEL", job_id: r.job_id })).result?.status,
+        "canceled",
+      );
+      await s.completed(r.job_id);
+      await s.close();
+    },
+  );
+});
+
+Deno.test("Claude's usage and token limits in the output raise error notifications", async () => {
+  await withServer({}, async (server) => {
+    const s = await RawSession.open(server.url);
+    const usage = JSON.stringify({
+      type: "result",
+      subtype: "success",
+      is_error: true,
+      result: "Claude AI usage limit reached|1767225600",
+    });
+    const r1 = await started(s, 1, { argv: ["printf", "%s\\n", usage] });
+    const r2 = await started(s, 2, {
+      command: 'echo "API Error: Claude\'s response exceeded the 32000 output token maximum."',
+    });
+    const r3 = await started(s, 3, { command: "echo 'Rate limits are explained in the docs.'" });
+    const rate = await s.next((m) =>
+      m.method === "error.rate_limit_exceeded" && m.params?.job_id === r1.job_id
+    );
+    assert.equal(rate.params?.reset_timestamp, 1767225600);
+    assert.equal(rate.params?.recoverable, true);
+    const tok = await s.next((m) =>
+      m.method === "error.token_limit_exceeded" && m.params?.job_id === r2.job_id
+    );
+    assert.equal(typeof tok.params?.message, "string");
+    await s.completed(r3.job_id);
+    assert.equal(s.forJob(r3.job_id, "error.rate_limit_exceeded").length, 0);
+    await s.close();
+  });
+});
+
+Deno.test("heartbeats arrive while a job is silent", async () => {
+  await withServer({ heartbeatS: 0.1 }, async (server) => {
+    const s = await RawSession.open(server.url);
+    await started(s, 1, { command: "sleep 0.5" });
+    const hb = await s.next((m) => m.method === "heartbeat");
+    assert.equal(hb.params?.running_jobs, 1);
+    await s.close();
+  });
+});
+
+Deno.test("bytes that are not UTF-8 arrive with data_base64 holding the exact bytes", async () => {
+  await withServer({}, async (server) => {
+    const s = await RawSession.open(server.url);
+    const r = await started(s, 1, { command: "printf 'a\\377b\\n'" });
+    const done = await s.completed(r.job_id);
+    const out = s.forJob(r.job_id, "process.output")[0].params!;
+    assert.equal(out.data, "a\ufffdb\n");
+    assert.equal(atob(String(out.data_base64)), "a\xffb\n");
+    assert.equal(done.params?.invalid_utf8_chunks, 1);
+    await s.close();
+  });
+});
+
+Deno.test("2,000,000 lines arrive complete and in order, coalesced", async () => {
+  await withServer({}, async (server) => {
+    const s = await RawSession.open(server.url);
+    const r = await started(s, 1, { argv: ["seq", "1", "2000000"] });
+    const done = await s.completed(r.job_id, 60000);
+    assert.equal(done.params?.status, "completed");
+    const chunks = s.forJob(r.job_id, "process.output");
+    const text = chunks.map((m) => String(m.params?.data)).join("");
+    let expected = "";
+    for (let i = 1; i <= 2000000; i++) expected += `${i}\n`;
+    assert.equal(text.length, expected.length);
+    assert.ok(text === expected, "every line, in order");
+    assert.ok(chunks.length < 20000, `${chunks.length} messages for 2M lines`);
+    assert.ok(chunks.every((m) => String(m.params?.data).endsWith("\n")));
+    await s.close();
+  });
+});
+
+Deno.test("50 concurrent connections each run a job", async () => {
+  await withServer({}, async (server) => {
+    const sessions = await Promise.all(
+      Array.from({ length: 50 }, () => RawSession.open(server.url)),
+    );
+    const jobs = await Promise.all(
+      sessions.map((s, i) => started(s, i, { argv: ["sh", "-c", `sleep 0.1; echo conn-${i}`] })),
+    );
+    await Promise.all(sessions.map((s, i) => s.completed(jobs[i].job_id)));
+    sessions.forEach((s, i) => assert.equal(s.output(jobs[i].job_id), `conn-${i}\n`));
+    await Promise.all(sessions.map((s) => s.close()));
+  });
+});
+
+Deno.test("security: non-loopback binds need a token", () => {
+  assert.throws(() => CcxServer.start({ host: "0.0.0.0", port: 0 }), ServerConfigError);
+  assert.throws(() => CcxServer.start({ host: "0.0.0.0", port: 0 }), /CCX_TOKEN/);
+  assert.ok(isLoopback("127.0.0.1") && isLoopback("::1") && isLoopback("localhost"));
+  assert.ok(!isLoopback("0.0.0.0") && !isLoopback("192.168.1.2"));
+  assert.ok(tokenMatches("abc", "abc"));
+  assert.ok(!tokenMatches("abd", "abc") && !tokenMatches(null, "abc") && !tokenMatches("", "abc"));
+});
+
+Deno.test("security: a token is required as Bearer or ?token=, else 401", async () => {
+  await withServer({ token: "s3cret" }, async (server) => {
+    assert.equal(await handshakeStatus(server.port, "/ws"), 401);
+    assert.equal(await handshakeStatus(server.port, "/ws?token=wrong"), 401);
+    assert.equal(await handshakeStatus(server.port, "/ws?token=s3cret"), 101);
+    assert.equal(
+      await handshakeStatus(server.port, "/ws", { Authorization: "Bearer s3cret" }),
+      101,
+    );
+    const s = await RawSession.open(server.url, { Authorization: "Bearer s3cret" });
+    assert.equal((await s.call(1, "ping")).result?.pong, true);
+    await s.close();
+  });
+});
+
+Deno.test("security: a foreign browser Origin gets 403, allowed ones connect", async () => {
+  await withServer({ allowOrigins: ["https://dash.example"] }, async (server) => {
+    assert.equal(
+      await handshakeStatus(server.port, "/ws", { Origin: "https://evil.example" }),
+      403,
+    );
+    assert.equal(
+      await handshakeStatus(server.port, "/ws", { Origin: "https://dash.example" }),
+      101,
+    );
+    const own = `http://127.0.0.1:${server.port}`;
+    assert.equal(await handshakeStatus(server.port, "/ws", { Origin: own }), 101);
+    assert.equal(await handshakeStatus(server.port, "/ws"), 101);
+  });
+});
+
+/** Starts `ccx serve` as a real process on a free port. */
+async function serveProcess(extra: string[] = []) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}main.ts`, "serve", "--port", "0", "--quiet", ...extra],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!/ws:\/\/\S+\/ws/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`serve exited early: ${text}`);
+    text += value;
+  }
+  reader.releaseLock();
+  const url = text.match(/ws:\/\/\S+\/ws/)![0];
+  return { child, url, port: Number(new URL(url).port) };
+}
+
+function rssKiB(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(status.match(/VmRSS:\s+(\d+)/)![1]);
+}
+
+Deno.test("SIGTERM to the server ends every job's group, then the server exits in grace + 1 s", async () => {
+  const srv = await serveProcess(["--grace-ms", "500"]);
+  try {
+    const s = await RawSession.open(srv.url);
+    const r = await started(s, 1, { command: STUBBORN });
+    await waitFor(() => s.output(r.job_id).includes("ready"), "ready");
+    await waitFor(() => processesInGroup(r.pgid).length >= 3, "the group");
+    const t0 = performance.now();
+    srv.child.kill("SIGTERM");
+    const done = await s.completed(r.job_id);
+    assert.equal(done.params?.status, "killed");
+    const status = await srv.child.status;
+    const took = performance.now() - t0;
+    assert.ok(took < 1500 + 1000, `server took ${took} ms to exit`);
+    assert.equal(status.code, 0);
+    assert.deepEqual(processesInGroup(r.pgid), []);
+    await s.closed;
+  } finally {
+    try {
+      srv.child.kill("SIGKILL");
+    } catch { /* exited */ }
+    await srv.child.stdout.cancel().catch(() => {});
+    await srv.child.stderr.cancel().catch(() => {});
+  }
+});
+
+Deno.test("a client that stops reading does not grow the server's memory", async () => {
+  const srv = await serveProcess();
+  let conn: Deno.TcpConn | undefined;
+  try {
+    const before = rssKiB(srv.child.pid);
+    conn = await stalledClient(
+      srv.port,
+      JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "execute",
+        params: { command: "head -c 2000000000 /dev/zero | tr '\\0' 'x' | fold -w 100" },
+      }),
+    );
+    // With nobody reading, the job must end up blocked rather than buffered.
+    await new Promise((r) => setTimeout(r, 3000));
+    const during = rssKiB(srv.child.pid);
+    assert.ok(
+      during - before < 100 * 1024,
+      `server RSS grew by ${Math.round((during - before) / 1024)} MiB`,
+    );
+  } finally {
+    conn?.close();
+    srv.child.kill("SIGTERM");
+    await srv.child.status;
+    await srv.child.stdout.cancel().catch(() => {});
+    await srv.child.stderr.cancel().catch(() => {});
+  }
+});

@@ -1,0 +1,154 @@
+/**
+ * A deliberately plain WebSocket test client: it sends raw frames and records
+ * every message, so tests see exactly what the server sent (the ccx client
+ * module is tested separately).
+ * @module
+ */
+
+/** A parsed server message. */
+export type Msg = Record<string, unknown> & {
+  method?: string;
+  params?: Record<string, unknown>;
+  id?: unknown;
+  result?: Record<string, unknown>;
+  error?: { code: number; message: string; data?: Record<string, unknown> };
+};
+
+/** A recording WebSocket connection. */
+export class RawSession {
+  readonly messages: Msg[] = [];
+  readonly closed: Promise<CloseEvent>;
+  #waiters: { pred: (m: Msg) => boolean; resolve: (m: Msg) => void }[] = [];
+
+  private constructor(readonly ws: WebSocket) {
+    this.closed = new Promise((r) => ws.addEventListener("close", (e) => r(e)));
+    ws.addEventListener("message", (ev) => {
+      const m = JSON.parse(String(ev.data)) as Msg;
+      this.messages.push(m);
+      this.#waiters = this.#waiters.filter((w) => {
+        if (!w.pred(m)) return true;
+        w.resolve(m);
+        return false;
+      });
+    });
+  }
+
+  /** Connects and waits for the socket to open. */
+  static async open(url: string, headers: Record<string, string> = {}): Promise<RawSession> {
+    const ws = new WebSocket(url, { headers });
+    const s = new RawSession(ws);
+    await new Promise<void>((resolve, reject) => {
+      ws.addEventListener("open", () => resolve());
+      ws.addEventListener("error", (e) => reject(new Error((e as ErrorEvent).message)));
+    });
+    return s;
+  }
+
+  /** Sends text as is (it need not be valid JSON). */
+  sendText(text: string): void {
+    this.ws.send(text);
+  }
+
+  /** Sends a value as JSON. */
+  send(value: unknown): void {
+    this.ws.send(JSON.stringify(value));
+  }
+
+  /**
+   * The first message matching `pred`, received already or still to come;
+   * with `from`, only messages at index `from` or later count.
+   */
+  next(pred: (m: Msg) => boolean, ms = 10000, from = 0): Promise<Msg> {
+    const have = this.messages.slice(from).find(pred);
+    if (have) return Promise.resolve(have);
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error("timed out waiting for a message")), ms);
+      this.#waiters.push({
+        pred,
+        resolve: (m) => {
+          clearTimeout(t);
+          resolve(m);
+        },
+      });
+    });
+  }
+
+  /** Sends a request with this id and waits for the response to it. */
+  async call(id: number | string, method: string, params?: unknown): Promise<Msg> {
+    this.send({ jsonrpc: "2.0", id, method, params });
+    return await this.next((m) => m.id === id && m.method === undefined);
+  }
+
+  /** Messages of a method for one job. */
+  forJob(jobId: string, method: string): Msg[] {
+    return this.messages.filter((m) => m.method === method && m.params?.job_id === jobId);
+  }
+
+  /** Waits for a job's `process.completed`. */
+  completed(jobId: string, ms = 30000): Promise<Msg> {
+    return this.next((m) => m.method === "process.completed" && m.params?.job_id === jobId, ms);
+  }
+
+  /** The concatenated output text of one job's stream. */
+  output(jobId: string, type = "stdout"): string {
+    return this.forJob(jobId, "process.output")
+      .filter((m) => m.params?.type === type)
+      .map((m) => String(m.params?.data))
+      .join("");
+  }
+
+  /** Closes and waits for the close. */
+  async close(): Promise<void> {
+    if (this.ws.readyState < 2) this.ws.close();
+    await this.closed;
+  }
+}
+
+/**
+ * Sends an HTTP upgrade request by hand and returns the status code, so tests
+ * can see refusals (401, 403) that a WebSocket client only reports as errors.
+ */
+export async function handshakeStatus(
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<number> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  try {
+    const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+    const req = `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
+      `Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
+      `Sec-WebSocket-Version: 13\r\n${extra}\r\n`;
+    await conn.write(new TextEncoder().encode(req));
+    const buf = new Uint8Array(1024);
+    const n = await conn.read(buf);
+    const line = new TextDecoder().decode(buf.subarray(0, n ?? 0)).split("\r\n")[0];
+    return Number(line.split(" ")[1]);
+  } finally {
+    conn.close();
+  }
+}
+
+/**
+ * A WebSocket client that completes the handshake, sends one masked text frame,
+ * and then never reads: the slow client of the backpressure tests.
+ */
+export async function stalledClient(port: number, text: string): Promise<Deno.TcpConn> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const req = `GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
+    `Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
+    `Sec-WebSocket-Version: 13\r\n\r\n`;
+  await conn.write(new TextEncoder().encode(req));
+  const buf = new Uint8Array(4096);
+  await conn.read(buf); // the 101 response (and maybe the `connected` frame)
+  const payload = new TextEncoder().encode(text);
+  const mask = crypto.getRandomValues(new Uint8Array(4));
+  const len = payload.length;
+  const header = len < 126 ? [0x81, 0x80 | len] : [0x81, 0x80 | 126, (len >> 8) & 0xff, len & 0xff];
+  const frame = new Uint8Array(header.length + 4 + len);
+  frame.set(header, 0);
+  frame.set(mask, header.length);
+  for (let i = 0; i < len; i++) frame[header.length + 4 + i] = payload[i] ^ mask[i % 4];
+  await conn.write(frame);
+  return conn;
+}
