@@ -1,0 +1,133 @@
+/**
+ * `ccx history`: list the task classes in the timeout history with their run
+ * counts, successes, p50/p90 durations and the timeout `--timeout auto` would
+ * pick for each right now.
+ *
+ * @example
+ * ```ts
+ * import { historyCommand } from "./history.ts";
+ * const code = await historyCommand({ json: false }); // prints a table, returns 0
+ * ```
+ * @module
+ */
+
+import {
+  type ClassSummary,
+  type HistoryStore,
+  loadFactor,
+  openHistory,
+  systemLoad,
+} from "../history.ts";
+
+/**
+ * Options of `ccx history`.
+ *
+ * @example
+ * ```ts
+ * import { historyCommand, type HistoryCommandOptions } from "./history.ts";
+ * const opts: HistoryCommandOptions = { json: true, path: "/tmp/h.sqlite" };
+ * await historyCommand(opts);
+ * ```
+ */
+export interface HistoryCommandOptions {
+  /** Read the Redis history at this URL instead of the SQLite file. */
+  redisUrl?: string;
+  /** Print a JSON array of class summaries instead of a table. */
+  json: boolean;
+  /** SQLite file (default: the user's state dir). */
+  path?: string;
+  /** Where output goes (default: stdout). Receives whole lines with their `\n`. */
+  stdout?: (text: string) => void;
+  /** Where errors go (default: stderr). Receives whole lines with their `\n`. */
+  stderr?: (text: string) => void;
+}
+
+const encoder = new TextEncoder();
+const writeStdout = (text: string) => void Deno.stdout.writeSync(encoder.encode(text));
+const writeStderr = (text: string) => void Deno.stderr.writeSync(encoder.encode(text));
+
+function seconds(s: number | undefined): string {
+  return s === undefined ? "-" : `${s.toFixed(1)}s`;
+}
+
+/**
+ * Render class summaries as an aligned table (numbers right-aligned, the
+ * class label last), one line per class, ending in a newline.
+ *
+ * @example
+ * ```ts
+ * import { formatHistoryTable } from "./history.ts";
+ * console.log(formatHistoryTable([{
+ *   key: "simple:<n>", label: "What is 2+2?", complexity: "simple",
+ *   count: 4, successes: 3, p50S: 8, p90S: 9.5, estimateS: 30,
+ * }]));
+ * ```
+ */
+export function formatHistoryTable(classes: readonly ClassSummary[]): string {
+  const header = ["COMPLEXITY", "RUNS", "OK", "P50", "P90", "ESTIMATE", "CLASS"];
+  const rows = classes.map((c) => [
+    c.complexity,
+    String(c.count),
+    String(c.successes),
+    seconds(c.p50S),
+    seconds(c.p90S),
+    `${c.estimateS}s`,
+    c.label,
+  ]);
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((r) => r[i].length)));
+  const last = header.length - 1;
+  return all.map((r) =>
+    r.map((cell, i) => {
+      if (i === last) return cell;
+      return i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]);
+    }).join("  ").trimEnd() + "\n"
+  ).join("");
+}
+
+/**
+ * Print the history's classes as a table (or a JSON array with `json`) and
+ * return the exit code: 0, or 1 with a message on stderr when the store cannot
+ * be opened or read. Estimates include the current system load.
+ *
+ * @example
+ * ```ts
+ * import { historyCommand } from "./history.ts";
+ * let out = "";
+ * const code = await historyCommand({ json: true, path: "/tmp/h.sqlite", stdout: (t) => out += t });
+ * console.log(code, JSON.parse(out));
+ * ```
+ */
+export async function historyCommand(opts: HistoryCommandOptions): Promise<number> {
+  const out = opts.stdout ?? writeStdout;
+  const err = opts.stderr ?? writeStderr;
+  let store: HistoryStore;
+  try {
+    store = await openHistory({ redisUrl: opts.redisUrl, path: opts.path });
+  } catch (e) {
+    err(`ccx history: ${e instanceof Error ? e.message : String(e)}\n`);
+    return 1;
+  }
+  try {
+    const load = systemLoad();
+    const classes = await store.classes({ load });
+    if (opts.json) {
+      out(JSON.stringify(classes, null, 2) + "\n");
+    } else if (classes.length === 0) {
+      out(`no runs recorded yet in ${store.location}\n`);
+    } else {
+      out(formatHistoryTable(classes));
+      out(
+        `\n${classes.length} classes in ${store.location}; estimates at load ${
+          load.load1.toFixed(2)
+        } on ${load.cores} cores (x${loadFactor(load).toFixed(2)})\n`,
+      );
+    }
+    return 0;
+  } catch (e) {
+    err(`ccx history: cannot read ${store.location}: ${e instanceof Error ? e.message : e}\n`);
+    return 1;
+  } finally {
+    await store.close().catch(() => {});
+  }
+}

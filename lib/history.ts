@@ -1,0 +1,950 @@
+/**
+ * Timeout history: every run of a task records its task class, duration and
+ * outcome, and `--timeout auto` estimates a timeout from the runs of the same
+ * class. Two stores share one interface: SQLite (a file in the user's state
+ * directory, the default) and Redis (so many test boxes share one history).
+ *
+ * @example
+ * ```ts
+ * import { estimateTimeout, openHistory, systemLoad, taskClass } from "./history.ts";
+ * const cls = taskClass("What is the 10th Fibonacci number?");
+ * const store = await openHistory({});
+ * await store.record({ ...cls, durationS: 19.1, outcome: "success", at: Date.now() });
+ * const est = estimateTimeout(await store.runs(cls.key), { load: systemLoad() });
+ * console.log(est.timeoutS, est.source, est.basis);
+ * await store.close();
+ * ```
+ * @module
+ */
+
+import { DatabaseSync } from "node:sqlite";
+import { mkdirSync } from "node:fs";
+import * as os from "node:os";
+import { dirname, join } from "node:path";
+import { createClient } from "redis";
+
+// ---------------------------------------------------------------------------
+// Task classes
+// ---------------------------------------------------------------------------
+
+/**
+ * How heavy a task looks before it runs; picks the default timeout.
+ *
+ * @example
+ * ```ts
+ * import { type Complexity, DEFAULT_TIMEOUT_S } from "./history.ts";
+ * const c: Complexity = "medium";
+ * console.log(DEFAULT_TIMEOUT_S[c]); // 180
+ * ```
+ */
+export type Complexity = "simple" | "medium" | "complex";
+
+/**
+ * The class of a task: runs of the same class share a timeout estimate.
+ *
+ * @example
+ * ```ts
+ * import { type TaskClass, taskClass } from "./history.ts";
+ * const cls: TaskClass = taskClass("What is a Python function to reverse a string?");
+ * console.log(cls.key); // "medium:python function reverse string"
+ * ```
+ */
+export interface TaskClass {
+  /** `complexity + ":" + normalized prompt`, the identity of the class. */
+  key: string;
+  /** How heavy the task looks. */
+  complexity: Complexity;
+  /** A readable example of the class: the prompt without markers, shortened. */
+  label: string;
+}
+
+/**
+ * At most this many significant words of a prompt make its class.
+ *
+ * @example
+ * ```ts
+ * import { CLASS_WORDS } from "./history.ts";
+ * console.log(CLASS_WORDS); // 12
+ * ```
+ */
+export const CLASS_WORDS = 12;
+
+const DIRECTIVE_RE = /\[\[[^\]]*\]\]/g;
+const MARKER_RE = /\[[a-z][\w-]*:[^\]\n]*\]|\bmarker_\w*/gi;
+const URL_RE = /\b[a-z][a-z0-9+.-]*:\/\/[^\s"'<>]+/gi;
+/** `what's`, `user's`, `don't`: keep the word, drop the apostrophe and suffix. */
+const CONTRACTION_RE = /(\p{L})['\u2019]\p{L}{1,2}\b/gu;
+const QUOTED_RE =
+  /"[^"\n]*"|\u201c[^\u201d\n]*\u201d|`[^`\n]*`|(?<![\p{L}\p{N}])'[^'\n]*'(?![\p{L}\p{N}])/gu;
+const PATH_RE = new RegExp(
+  [
+    // absolute or explicitly relative: /etc/hosts, ./x, ../a/b, ~/notes
+    String.raw`(?<![\p{L}\p{N}_<>])(?:~|\.{1,2})?\/[^\s"'\x60),;]+`,
+    // relative with a directory and an extension: src/prompts/cc_execute.md
+    String.raw`[\p{L}\p{N}_-]+(?:\/[\p{L}\p{N}_.-]+)+\.[a-z][a-z0-9]{0,5}\b`,
+    // bare file names with a common extension: config.py
+    String
+      .raw`\b[\p{L}\p{N}_-]+\.(?:py|ts|tsx|js|jsx|mjs|cjs|json|jsonl|md|txt|ya?ml|toml|sh|rs|go|c|h|cpp|java|rb|html|css|sql|csv|db|sqlite|ini|cfg|conf|log|xml|env)\b`,
+  ].join("|"),
+  "giu",
+);
+const ID_RE =
+  /\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b|\b(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{7,}\b/gi;
+const NUMBER_RE = /\d+(?:[.,:_]\d+)*/g;
+const TOKEN_RE = /<(?:n|str|path|url|id)>|[\p{L}\p{N}_]+/gu;
+const PLACEHOLDER_RE = /^<(?:n|str|path|url|id)>$/;
+
+const STOPWORDS = new Set(
+  ("a an the is are was were be been of to in on at for from by and or with as " +
+    "please me my your you i it its this that these those what which who whom " +
+    "can could would should will shall do does did how")
+    .split(" "),
+);
+
+const COMPLEX_RE =
+  /\b(?:architecture|architect|production|checklist|comprehensive|microservices?|end-to-end)\b|\b\d{3,}[- ]?words?\b/i;
+const MEDIUM_RE =
+  /\b(?:code|function|recipe|script|program|implement|haiku|story|stories|essay|outline|example)/i;
+/** Prompts with at least this many words are at least medium. */
+const MEDIUM_WORDS = 30;
+/** Prompts with at least this many words are complex. */
+const COMPLEX_WORDS = 100;
+
+function stripMarkers(prompt: string): string {
+  return prompt.replace(DIRECTIVE_RE, " ").replace(MARKER_RE, " ");
+}
+
+/**
+ * The class of a task prompt. Prompts that differ only in numbers, quoted
+ * strings, paths, ids, `[marker:…]` tags or `[[…]]` directives share a class.
+ *
+ * Normalization: lowercase; strip markers and directives; replace quoted
+ * strings, URLs, paths and file names, hex ids and numbers by `<str>`, `<url>`,
+ * `<path>`, `<id>` and `<n>`; drop punctuation and common stop words; collapse
+ * repeated placeholders; keep the first {@linkcode CLASS_WORDS} words.
+ *
+ * Complexity: `complex` when the prompt mentions architecture, production,
+ * a checklist, "comprehensive", microservices, end-to-end or a 3-digit word
+ * count ("500-word"), or has 100+ words; `medium` when it mentions code,
+ * function, recipe, script, program, implement, haiku, story, essay, outline
+ * or example, or has 30+ words; `simple` otherwise.
+ *
+ * @example
+ * ```ts
+ * import { taskClass } from "./history.ts";
+ * const a = taskClass("[marker:LOCAL_1] What is 2+2?");
+ * const b = taskClass("What is 17 + 25?");
+ * console.log(a.key === b.key, a.key); // true "simple:<n>"
+ * ```
+ */
+export function taskClass(prompt: string): TaskClass {
+  const stripped = stripMarkers(prompt).replace(/\s+/g, " ").trim();
+  const lower = stripped.toLowerCase();
+
+  const text = lower
+    .replace(QUOTED_RE, " <str> ")
+    .replace(URL_RE, " <url> ")
+    .replace(CONTRACTION_RE, "$1")
+    .replace(PATH_RE, " <path> ")
+    .replace(ID_RE, " <id> ")
+    .replace(NUMBER_RE, " <n> ");
+  const tokens = text.match(TOKEN_RE) ?? [];
+  let words = tokens.filter((w) => !STOPWORDS.has(w));
+  if (words.length === 0) words = tokens;
+  const collapsed: string[] = [];
+  for (const w of words) {
+    if (PLACEHOLDER_RE.test(w) && collapsed[collapsed.length - 1] === w) continue;
+    collapsed.push(w);
+  }
+  const normalized = collapsed.slice(0, CLASS_WORDS).join(" ") || "<empty>";
+
+  const wordCount = stripped === "" ? 0 : stripped.split(" ").length;
+  let complexity: Complexity = "simple";
+  if (COMPLEX_RE.test(lower) || wordCount >= COMPLEX_WORDS) complexity = "complex";
+  else if (MEDIUM_RE.test(lower) || wordCount >= MEDIUM_WORDS) complexity = "medium";
+
+  const label = stripped.length > 60 ? stripped.slice(0, 59).trimEnd() + "\u2026" : stripped;
+  return { key: `${complexity}:${normalized}`, complexity, label };
+}
+
+// ---------------------------------------------------------------------------
+// Estimates
+// ---------------------------------------------------------------------------
+
+/**
+ * How a run ended: `success` (criteria met), `failure` (ran, criteria not met
+ * or non-zero exit), `timeout` (killed by the timeout or stall detection),
+ * `error` (could not run, rate limit…).
+ *
+ * @example
+ * ```ts
+ * import type { Outcome } from "./history.ts";
+ * const o: Outcome = "timeout";
+ * ```
+ */
+export type Outcome = "success" | "failure" | "timeout" | "error";
+
+/**
+ * One recorded run of a task.
+ *
+ * @example
+ * ```ts
+ * import { type RunRecord, taskClass } from "./history.ts";
+ * const r: RunRecord = { ...taskClass("What is 2+2?"), durationS: 8, outcome: "success", at: Date.now() };
+ * ```
+ */
+export interface RunRecord {
+  /** The task class key (see {@linkcode taskClass}). */
+  key: string;
+  /** A readable example of the class. */
+  label: string;
+  /** How heavy the class looks. */
+  complexity: Complexity;
+  /** Wall-clock duration of the run in seconds. */
+  durationS: number;
+  /** How the run ended. */
+  outcome: Outcome;
+  /** When the run ended, epoch milliseconds. */
+  at: number;
+  /** Who recorded it (a command name, a host, a suite id…). */
+  source?: string;
+}
+
+/**
+ * Per-class statistics, as `ccx history` shows them.
+ *
+ * @example
+ * ```ts
+ * import { type ClassSummary, summarize } from "./history.ts";
+ * const s: ClassSummary = summarize("simple:x", []);
+ * console.log(s.count, s.estimateS); // 0 120
+ * ```
+ */
+export interface ClassSummary {
+  /** The class key (see {@linkcode taskClass}). */
+  key: string;
+  /** The label of the newest run. */
+  label: string;
+  /** How heavy the class looks. */
+  complexity: Complexity;
+  /** Runs retained for the class (at most the store's per-class limit). */
+  count: number;
+  /** Of those, how many succeeded. */
+  successes: number;
+  /** Median duration of the successes, seconds. */
+  p50S?: number;
+  /** 90th percentile duration of the successes, seconds. */
+  p90S?: number;
+  /** The timeout `--timeout auto` would pick for this class now. */
+  estimateS: number;
+}
+
+/**
+ * The system's 1-minute load average and its CPU count.
+ *
+ * @example
+ * ```ts
+ * import { type SystemLoad, loadFactor } from "./history.ts";
+ * const load: SystemLoad = { load1: 12, cores: 4 };
+ * console.log(loadFactor(load)); // 3
+ * ```
+ */
+export interface SystemLoad {
+  /** 1-minute load average (runnable and uninterruptible processes). */
+  load1: number;
+  /** Number of CPUs available to this process. */
+  cores: number;
+}
+
+/**
+ * Options of {@linkcode estimateTimeout}.
+ *
+ * @example
+ * ```ts
+ * import { type EstimateOptions, estimateTimeout } from "./history.ts";
+ * const opts: EstimateOptions = { percentile: 0.95, safety: 1.5, minS: 60 };
+ * console.log(estimateTimeout([], opts).timeoutS); // 120
+ * ```
+ */
+export interface EstimateOptions {
+  /** Timeout when there is too little history, seconds (default 120, the seed's minimum for Claude). */
+  defaultS?: number;
+  /** Lower bound of the result, seconds (default 30). */
+  minS?: number;
+  /** Upper bound of the result, seconds (default 3600). */
+  maxS?: number;
+  /** Multiplier on the percentile (default 2). */
+  safety?: number;
+  /** Which percentile of successful durations to start from, 0–1 (default 0.9). */
+  percentile?: number;
+  /** Successes needed before history is trusted (default 3). */
+  minSamples?: number;
+  /** Current system load; scales the timeout (see {@linkcode loadFactor}). */
+  load?: SystemLoad;
+}
+
+/**
+ * The result of {@linkcode estimateTimeout}.
+ *
+ * @example
+ * ```ts
+ * import { type Estimate, estimateTimeout } from "./history.ts";
+ * const e: Estimate = estimateTimeout([]);
+ * console.log(e); // { timeoutS: 120, source: "default", basis: "0 of 3 successes needed; default 120s = 120s" }
+ * ```
+ */
+export interface Estimate {
+  /** The timeout to use, whole seconds. */
+  timeoutS: number;
+  /** Whether it came from past runs or from the default. */
+  source: "history" | "default";
+  /** A one-line explanation, for logs. */
+  basis: string;
+}
+
+/**
+ * Default timeouts per complexity, from the seed's guidelines (Claude's CLI has
+ * 30–60 s of startup overhead): simple 120 s, medium 180 s, complex 240 s.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_TIMEOUT_S } from "./history.ts";
+ * console.log(DEFAULT_TIMEOUT_S.complex); // 240
+ * ```
+ */
+export const DEFAULT_TIMEOUT_S: Readonly<Record<Complexity, number>> = Object.freeze({
+  simple: 120,
+  medium: 180,
+  complex: 240,
+});
+
+/**
+ * The p-th percentile (0–1) of `values` by linear interpolation between the
+ * closest ranks (numpy's default). `undefined` for an empty list.
+ *
+ * @example
+ * ```ts
+ * import { percentile } from "./history.ts";
+ * console.log(percentile([10, 20, 30, 40], 0.5)); // 25
+ * ```
+ */
+export function percentile(values: readonly number[], p: number): number | undefined {
+  if (values.length === 0) return undefined;
+  if (!(p >= 0 && p <= 1)) throw new RangeError(`percentile must be within 0..1, got ${p}`);
+  const xs = [...values].sort((a, b) => a - b);
+  const pos = p * (xs.length - 1);
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo);
+}
+
+/**
+ * How much slower runs are expected to be under the given load: the 1-minute
+ * load average per core, clamped to 1..3. An idle or fully used machine gives
+ * 1; twice as many runnable processes as cores gives 2 (each gets half a CPU);
+ * three or more times gives 3, the seed's "3x slower under high load".
+ *
+ * @example
+ * ```ts
+ * import { loadFactor } from "./history.ts";
+ * console.log(loadFactor({ load1: 16, cores: 8 })); // 2
+ * ```
+ */
+export function loadFactor(load: SystemLoad): number {
+  const cores = load.cores > 0 ? load.cores : 1;
+  const perCore = load.load1 / cores;
+  if (!Number.isFinite(perCore)) return 1;
+  return Math.min(3, Math.max(1, perCore));
+}
+
+/**
+ * The current 1-minute load average and number of CPUs, from `node:os`.
+ *
+ * @example
+ * ```ts
+ * import { loadFactor, systemLoad } from "./history.ts";
+ * console.log(loadFactor(systemLoad()));
+ * ```
+ */
+export function systemLoad(): SystemLoad {
+  const cores = typeof os.availableParallelism === "function"
+    ? os.availableParallelism()
+    : os.cpus().length;
+  return { load1: os.loadavg()[0] ?? 0, cores: cores > 0 ? cores : 1 };
+}
+
+function fmtS(s: number): string {
+  return `${Number(s.toFixed(1))}s`;
+}
+
+/**
+ * Estimate a timeout from past runs of one class: the `percentile` (0.9) of
+ * successful durations × `safety` (2) × {@linkcode loadFactor}, clamped to
+ * [`minS`, `maxS`] and rounded up to whole seconds. With fewer than
+ * `minSamples` (3) successes it is `defaultS` (120) × the load factor, clamped
+ * the same way. Failures, timeouts and errors never shorten or lengthen it.
+ *
+ * @example
+ * ```ts
+ * import { estimateTimeout, type RunRecord } from "./history.ts";
+ * const run = (durationS: number): RunRecord => ({
+ *   key: "simple:x", label: "x", complexity: "simple", durationS, outcome: "success", at: 0,
+ * });
+ * const est = estimateTimeout([run(10), run(20), run(30)], { minS: 1 });
+ * console.log(est.timeoutS, est.source); // 56 "history"  (p90 = 28 s × 2)
+ * ```
+ */
+export function estimateTimeout(runs: readonly RunRecord[], opts: EstimateOptions = {}): Estimate {
+  const defaultS = opts.defaultS ?? 120;
+  const minS = opts.minS ?? 30;
+  const maxS = opts.maxS ?? 3600;
+  const safety = opts.safety ?? 2;
+  const p = opts.percentile ?? 0.9;
+  const minSamples = opts.minSamples ?? 3;
+  if (!(minS > 0 && maxS >= minS)) {
+    throw new RangeError(`need 0 < minS <= maxS, got ${minS}, ${maxS}`);
+  }
+  if (!(safety > 0)) throw new RangeError(`safety must be positive, got ${safety}`);
+  if (!(p > 0 && p <= 1)) throw new RangeError(`percentile must be within (0, 1], got ${p}`);
+
+  const lf = opts.load ? loadFactor(opts.load) : 1;
+  const loadNote = opts.load
+    ? ` × load ${lf.toFixed(2)} (${opts.load.load1.toFixed(2)} on ${opts.load.cores} cores)`
+    : "";
+  const durations = runs
+    .filter((r) => r.outcome === "success" && Number.isFinite(r.durationS) && r.durationS >= 0)
+    .map((r) => r.durationS);
+
+  let raw: number;
+  let source: Estimate["source"];
+  let basis: string;
+  if (durations.length < minSamples) {
+    raw = defaultS * lf;
+    source = "default";
+    basis = `${durations.length} of ${minSamples} successes needed; default ${
+      fmtS(defaultS)
+    }${loadNote}`;
+  } else {
+    const base = percentile(durations, p)!;
+    raw = base * safety * lf;
+    source = "history";
+    basis = `p${Math.round(p * 100)} of ${durations.length} successes ${
+      fmtS(base)
+    } × safety ${safety}${loadNote}`;
+  }
+  const clamped = Math.min(maxS, Math.max(minS, raw));
+  if (clamped !== raw) basis += `, clamped to [${minS}s, ${maxS}s]`;
+  const timeoutS = Math.ceil(clamped);
+  return { timeoutS, source, basis: `${basis} = ${timeoutS}s` };
+}
+
+/**
+ * Summarize the retained runs of one class (newest first) as `ccx history`
+ * shows them. The estimate uses the class's complexity default.
+ *
+ * @example
+ * ```ts
+ * import { summarize } from "./history.ts";
+ * console.log(summarize("simple:x", []).estimateS); // 120
+ * ```
+ */
+export function summarize(
+  key: string,
+  runs: readonly RunRecord[],
+  opts: EstimateOptions = {},
+): ClassSummary {
+  const newest = runs[0];
+  const complexity = newest?.complexity ?? complexityOfKey(key);
+  const ok = runs.filter((r) => r.outcome === "success").map((r) => r.durationS);
+  const round = (x: number | undefined) =>
+    x === undefined ? undefined : Math.round(x * 1000) / 1000;
+  const p50S = round(percentile(ok, 0.5));
+  const p90S = round(percentile(ok, 0.9));
+  return {
+    key,
+    label: newest?.label ?? key,
+    complexity,
+    count: runs.length,
+    successes: ok.length,
+    ...(p50S === undefined ? {} : { p50S }),
+    ...(p90S === undefined ? {} : { p90S }),
+    estimateS: estimateTimeout(runs, { defaultS: DEFAULT_TIMEOUT_S[complexity], ...opts })
+      .timeoutS,
+  };
+}
+
+function complexityOfKey(key: string): Complexity {
+  const c = key.slice(0, key.indexOf(":"));
+  return c === "medium" || c === "complex" ? c : "simple";
+}
+
+// ---------------------------------------------------------------------------
+// Stores
+// ---------------------------------------------------------------------------
+
+/**
+ * Where runs are kept: {@linkcode SqliteHistory} or {@linkcode RedisHistory}.
+ *
+ * @example
+ * ```ts
+ * import { type HistoryStore, openHistory } from "./history.ts";
+ * const store: HistoryStore = await openHistory({});
+ * console.log(await store.runs("simple:<n>", 10));
+ * await store.close();
+ * ```
+ */
+export interface HistoryStore {
+  /** A description of the store for messages: a file path or a Redis URL without password. */
+  readonly location: string;
+  /** Add a run; the oldest runs of its class beyond the per-class limit are dropped. */
+  record(r: RunRecord): Promise<void>;
+  /** The runs of one class, newest recorded first, at most `limit`. */
+  runs(key: string, limit?: number): Promise<RunRecord[]>;
+  /** One summary per class, most runs first. Estimates use `opts` (e.g. the current load). */
+  classes(opts?: EstimateOptions): Promise<ClassSummary[]>;
+  /** Release the file or connection. */
+  close(): Promise<void>;
+}
+
+/**
+ * Runs kept per class unless a store is told otherwise.
+ *
+ * @example
+ * ```ts
+ * import { MAX_RUNS_PER_CLASS } from "./history.ts";
+ * console.log(MAX_RUNS_PER_CLASS); // 200
+ * ```
+ */
+export const MAX_RUNS_PER_CLASS = 200;
+
+const OUTCOMES: ReadonlySet<string> = new Set(["success", "failure", "timeout", "error"]);
+const COMPLEXITIES: ReadonlySet<string> = new Set(["simple", "medium", "complex"]);
+
+function validateRecord(r: RunRecord): void {
+  if (typeof r.key !== "string" || r.key === "") throw new TypeError("run record needs a key");
+  if (!COMPLEXITIES.has(r.complexity)) {
+    throw new TypeError(`run record complexity must be simple|medium|complex, got ${r.complexity}`);
+  }
+  if (!OUTCOMES.has(r.outcome)) {
+    throw new TypeError(
+      `run record outcome must be success|failure|timeout|error, got ${r.outcome}`,
+    );
+  }
+  if (!(Number.isFinite(r.durationS) && r.durationS >= 0)) {
+    throw new TypeError(`run record durationS must be a non-negative number, got ${r.durationS}`);
+  }
+  if (!Number.isFinite(r.at)) throw new TypeError(`run record at must be epoch ms, got ${r.at}`);
+}
+
+function sortSummaries(list: ClassSummary[]): ClassSummary[] {
+  return list.sort((a, b) => b.count - a.count || a.key.localeCompare(b.key));
+}
+
+/**
+ * The default SQLite file: `$CCX_STATE_DIR/history.sqlite`, else
+ * `$XDG_STATE_HOME/ccx/history.sqlite`, else `~/.local/state/ccx/history.sqlite`.
+ *
+ * @example
+ * ```ts
+ * import { defaultHistoryPath } from "./history.ts";
+ * console.log(defaultHistoryPath({ CCX_STATE_DIR: "/tmp/ccx" })); // /tmp/ccx/history.sqlite
+ * ```
+ */
+export function defaultHistoryPath(
+  env: Record<string, string | undefined> = Deno.env.toObject(),
+): string {
+  if (env.CCX_STATE_DIR) return join(env.CCX_STATE_DIR, "history.sqlite");
+  if (env.XDG_STATE_HOME) return join(env.XDG_STATE_HOME, "ccx", "history.sqlite");
+  return join(env.HOME || os.homedir(), ".local", "state", "ccx", "history.sqlite");
+}
+
+/**
+ * Options of {@linkcode SqliteHistory}.
+ *
+ * @example
+ * ```ts
+ * import { SqliteHistory, type SqliteHistoryOptions } from "./history.ts";
+ * const opts: SqliteHistoryOptions = { path: "/tmp/h.sqlite", maxRunsPerClass: 50 };
+ * await new SqliteHistory(opts).close();
+ * ```
+ */
+export interface SqliteHistoryOptions {
+  /** Database file (default {@linkcode defaultHistoryPath}); its directory is created. */
+  path?: string;
+  /** Runs kept per class (default {@linkcode MAX_RUNS_PER_CLASS}). */
+  maxRunsPerClass?: number;
+}
+
+/**
+ * History in a SQLite file (WAL mode, so several ccx processes on one box can
+ * record at once).
+ *
+ * @example
+ * ```ts
+ * import { SqliteHistory } from "./history.ts";
+ * const store = new SqliteHistory({ path: "/tmp/ccx-history.sqlite" });
+ * console.log(await store.classes());
+ * await store.close();
+ * ```
+ */
+export class SqliteHistory implements HistoryStore {
+  readonly location: string;
+  #db: DatabaseSync;
+  #max: number;
+
+  /** Open (creating if needed) the file; throws an error naming it when that fails. */
+  constructor(opts: SqliteHistoryOptions = {}) {
+    this.location = opts.path ?? defaultHistoryPath();
+    this.#max = opts.maxRunsPerClass ?? MAX_RUNS_PER_CLASS;
+    try {
+      mkdirSync(dirname(this.location), { recursive: true });
+      this.#db = new DatabaseSync(this.location);
+    } catch (e) {
+      throw new Error(`cannot open history file ${this.location}: ${errorText(e)}`, { cause: e });
+    }
+    try {
+      this.#db.exec("PRAGMA busy_timeout = 5000");
+      this.#db.exec("PRAGMA journal_mode = WAL");
+      this.#db.exec(`
+        CREATE TABLE IF NOT EXISTS runs (
+          id INTEGER PRIMARY KEY AUTOINCREMENT,
+          key TEXT NOT NULL,
+          label TEXT NOT NULL,
+          complexity TEXT NOT NULL,
+          duration_s REAL NOT NULL,
+          outcome TEXT NOT NULL,
+          at INTEGER NOT NULL,
+          source TEXT
+        );
+        CREATE INDEX IF NOT EXISTS runs_by_key ON runs (key, id);
+      `);
+    } catch (e) {
+      this.#db.close();
+      throw new Error(`cannot open history file ${this.location}: ${errorText(e)}`, { cause: e });
+    }
+  }
+
+  record(r: RunRecord): Promise<void> {
+    try {
+      validateRecord(r);
+      this.#insert(r);
+      return Promise.resolve();
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  #insert(r: RunRecord): void {
+    const db = this.#db;
+    db.exec("BEGIN IMMEDIATE");
+    try {
+      db.prepare(
+        "INSERT INTO runs (key, label, complexity, duration_s, outcome, at, source) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      ).run(r.key, r.label, r.complexity, r.durationS, r.outcome, r.at, r.source ?? null);
+      // Drop the runs of this class older than the newest `max`.
+      db.prepare(
+        "DELETE FROM runs WHERE key = ? AND id <= (SELECT id FROM runs WHERE key = ? ORDER BY id DESC LIMIT 1 OFFSET ?)",
+      ).run(r.key, r.key, this.#max);
+      db.exec("COMMIT");
+    } catch (e) {
+      db.exec("ROLLBACK");
+      throw e;
+    }
+  }
+
+  runs(key: string, limit: number = this.#max): Promise<RunRecord[]> {
+    try {
+      return Promise.resolve(this.#select(key, limit));
+    } catch (e) {
+      return Promise.reject(e);
+    }
+  }
+
+  #select(key: string, limit: number): RunRecord[] {
+    return this.#db.prepare(
+      "SELECT key, label, complexity, duration_s, outcome, at, source FROM runs WHERE key = ? ORDER BY id DESC LIMIT ?",
+    ).all(key, Math.max(0, Math.floor(limit))).map(rowToRecord);
+  }
+
+  async classes(opts: EstimateOptions = {}): Promise<ClassSummary[]> {
+    const keys = this.#db.prepare("SELECT DISTINCT key FROM runs").all().map((r) => String(r.key));
+    const out: ClassSummary[] = [];
+    for (const key of keys) out.push(summarize(key, await this.runs(key), opts));
+    return sortSummaries(out);
+  }
+
+  close(): Promise<void> {
+    if (this.#db.isOpen) this.#db.close();
+    return Promise.resolve();
+  }
+}
+
+function rowToRecord(row: Record<string, unknown>): RunRecord {
+  const r: RunRecord = {
+    key: String(row.key),
+    label: String(row.label),
+    complexity: row.complexity as Complexity,
+    durationS: Number(row.duration_s),
+    outcome: row.outcome as Outcome,
+    at: Number(row.at),
+  };
+  if (row.source !== null && row.source !== undefined) r.source = String(row.source);
+  return r;
+}
+
+/**
+ * Options of {@linkcode RedisHistory.connect}.
+ *
+ * @example
+ * ```ts
+ * import { RedisHistory, type RedisHistoryOptions } from "./history.ts";
+ * const opts: RedisHistoryOptions = { url: "redis://127.0.0.1:6379/0", prefix: "lab1" };
+ * await (await RedisHistory.connect(opts)).close();
+ * ```
+ */
+export interface RedisHistoryOptions {
+  /** e.g. `redis://127.0.0.1:6379/0`, `rediss://user:pass@host:6380`. */
+  url: string;
+  /** Key prefix (default `ccx`): lists `<prefix>:history:<class>`, set `<prefix>:classes`. */
+  prefix?: string;
+  /** Runs kept per class (default {@linkcode MAX_RUNS_PER_CLASS}). */
+  maxRunsPerClass?: number;
+  /** Milliseconds to wait for the first connection (default 5000). */
+  connectTimeoutMs?: number;
+}
+
+type Client = ReturnType<typeof createClient>;
+
+/** A Redis URL with any password replaced by `***`, for messages. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+function errorText(e: unknown): string {
+  if (e instanceof AggregateError && e.errors.length > 0) {
+    return e.errors.map(errorText).join("; ");
+  }
+  if (e instanceof Error) {
+    const code = (e as { code?: unknown }).code;
+    return e.message || (typeof code === "string" ? code : e.name);
+  }
+  return String(e);
+}
+
+/**
+ * History in Redis, shared by every box that points at the same server: one
+ * list per class (`ccx:history:<class>`, LPUSH + LTRIM, newest first, JSON
+ * records) and a set of class keys (`ccx:classes`).
+ *
+ * @example
+ * ```ts
+ * import { RedisHistory } from "./history.ts";
+ * const store = await RedisHistory.connect({ url: "redis://127.0.0.1:6379" });
+ * console.log(await store.classes());
+ * await store.close();
+ * ```
+ */
+export class RedisHistory implements HistoryStore {
+  readonly location: string;
+  #client: Client;
+  #prefix: string;
+  #max: number;
+
+  private constructor(client: Client, location: string, prefix: string, max: number) {
+    this.#client = client;
+    this.location = location;
+    this.#prefix = prefix;
+    this.#max = max;
+  }
+
+  /**
+   * Connect, failing with an error that names the URL when the server cannot
+   * be reached (no endless reconnect loop at startup). After the first
+   * connection, dropped connections are retried with backoff for a while.
+   */
+  static async connect(opts: RedisHistoryOptions): Promise<RedisHistory> {
+    const location = redactUrl(opts.url);
+    let ready = false;
+    let lastError: unknown;
+    let client: Client;
+    try {
+      client = createClient({
+        url: opts.url,
+        socket: {
+          connectTimeout: opts.connectTimeoutMs ?? 5000,
+          reconnectStrategy: (retries: number, cause: Error) =>
+            ready && retries < 20 ? Math.min(50 * 2 ** retries, 2000) : cause,
+        },
+      });
+    } catch (e) {
+      throw new Error(`cannot use Redis at ${location}: ${errorText(e)}`, { cause: e });
+    }
+    // Without a listener, node's EventEmitter would throw the error and crash ccx.
+    client.on("error", (e: unknown) => lastError = e);
+    client.on("ready", () => ready = true);
+    try {
+      await client.connect();
+      await client.ping();
+    } catch (e) {
+      try {
+        if (client.isOpen) client.destroy();
+      } catch {
+        // already closed by the failed connect
+      }
+      throw new Error(`cannot connect to Redis at ${location}: ${errorText(lastError ?? e)}`, {
+        cause: e,
+      });
+    }
+    return new RedisHistory(
+      client,
+      location,
+      opts.prefix ?? "ccx",
+      opts.maxRunsPerClass ?? MAX_RUNS_PER_CLASS,
+    );
+  }
+
+  #listKey(key: string): string {
+    return `${this.#prefix}:history:${key}`;
+  }
+
+  async record(r: RunRecord): Promise<void> {
+    validateRecord(r);
+    const rec: RunRecord = {
+      key: r.key,
+      label: r.label,
+      complexity: r.complexity,
+      durationS: r.durationS,
+      outcome: r.outcome,
+      at: r.at,
+    };
+    if (r.source !== undefined) rec.source = r.source;
+    const list = this.#listKey(r.key);
+    await this.#client.multi()
+      .lPush(list, JSON.stringify(rec))
+      .lTrim(list, 0, this.#max - 1)
+      .sAdd(`${this.#prefix}:classes`, r.key)
+      .exec();
+  }
+
+  async runs(key: string, limit: number = this.#max): Promise<RunRecord[]> {
+    const n = Math.max(0, Math.floor(limit));
+    if (n === 0) return [];
+    const items = await this.#client.lRange(this.#listKey(key), 0, n - 1);
+    const out: RunRecord[] = [];
+    for (const item of items) {
+      // A foreign or corrupt entry is skipped rather than failing every estimate.
+      const r = parseRecord(item);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  async classes(opts: EstimateOptions = {}): Promise<ClassSummary[]> {
+    const keys = await this.#client.sMembers(`${this.#prefix}:classes`);
+    const lists = await Promise.all(keys.map((k) => this.runs(k)));
+    const out: ClassSummary[] = [];
+    keys.forEach((k, i) => {
+      if (lists[i].length > 0) out.push(summarize(k, lists[i], opts));
+    });
+    return sortSummaries(out);
+  }
+
+  async close(): Promise<void> {
+    if (this.#client.isOpen) await this.#client.close();
+  }
+}
+
+function parseRecord(text: string): RunRecord | undefined {
+  let r: unknown;
+  try {
+    r = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  if (typeof r !== "object" || r === null) return undefined;
+  const o = r as Record<string, unknown>;
+  const ok = typeof o.key === "string" && typeof o.label === "string" &&
+    COMPLEXITIES.has(o.complexity as string) && OUTCOMES.has(o.outcome as string) &&
+    typeof o.durationS === "number" && typeof o.at === "number" &&
+    (o.source === undefined || typeof o.source === "string");
+  return ok ? r as RunRecord : undefined;
+}
+
+/**
+ * Options of {@linkcode openHistory}.
+ *
+ * @example
+ * ```ts
+ * import { openHistory, type OpenHistoryOptions } from "./history.ts";
+ * const opts: OpenHistoryOptions = { env: { CCX_STATE_DIR: "/tmp/ccx" } };
+ * await (await openHistory(opts)).close();
+ * ```
+ */
+export interface OpenHistoryOptions {
+  /** Use Redis at this URL. */
+  redisUrl?: string;
+  /** Use this SQLite file. */
+  path?: string;
+  /** Environment to read `REDIS_URL`, `CCX_STATE_DIR`… from (default `Deno.env`). */
+  env?: Record<string, string | undefined>;
+  /** Runs kept per class. */
+  maxRunsPerClass?: number;
+}
+
+/**
+ * Open the history store: Redis when `redisUrl` is given; else SQLite at `path`
+ * when given; else Redis when env `REDIS_URL` is set; else SQLite at
+ * {@linkcode defaultHistoryPath}. Errors name the file or URL.
+ *
+ * @example
+ * ```ts
+ * import { openHistory } from "./history.ts";
+ * const store = await openHistory({ path: "/tmp/ccx-history.sqlite" });
+ * console.log(store.location);
+ * await store.close();
+ * ```
+ */
+export async function openHistory(opts: OpenHistoryOptions = {}): Promise<HistoryStore> {
+  const env = opts.env ?? Deno.env.toObject();
+  const redisUrl = opts.redisUrl ?? (opts.path === undefined ? env.REDIS_URL : undefined);
+  if (redisUrl) {
+    return await RedisHistory.connect({ url: redisUrl, maxRunsPerClass: opts.maxRunsPerClass });
+  }
+  return new SqliteHistory({
+    path: opts.path ?? defaultHistoryPath(env),
+    maxRunsPerClass: opts.maxRunsPerClass,
+  });
+}
+
+/**
+ * The `--timeout auto` estimate for a prompt: its class's recent runs, the
+ * class's complexity default, and the current system load.
+ *
+ * @example
+ * ```ts
+ * import { estimateForPrompt, openHistory } from "./history.ts";
+ * const store = await openHistory({});
+ * console.log(await estimateForPrompt(store, "What is 2+2?"));
+ * await store.close();
+ * ```
+ */
+export async function estimateForPrompt(
+  store: HistoryStore,
+  prompt: string,
+  opts: EstimateOptions = {},
+): Promise<Estimate & { taskClass: TaskClass }> {
+  const cls = taskClass(prompt);
+  const runs = await store.runs(cls.key);
+  const est = estimateTimeout(runs, {
+    defaultS: DEFAULT_TIMEOUT_S[cls.complexity],
+    load: systemLoad(),
+    ...opts,
+  });
+  return { ...est, taskClass: cls };
+}
