@@ -1,0 +1,250 @@
+/**
+ * Console progress of a `ccx stress` run.
+ *
+ * On a terminal: one live status line, rewritten in place (`\r` + erase line) with done/total,
+ * passed/failed/errors, elapsed time and the ids of running tasks, cut to the terminal width;
+ * every finished task is printed as a permanent line above it. Elsewhere (CI logs, pipes): plain
+ * lines only, one per finished task, without control characters:
+ *
+ * ```text
+ * [12/50] PASS simple_1 (0.4s)
+ * [13/50] FAIL simple_2 (1.2s) — missing pattern "4"
+ * ```
+ *
+ * Writes to stderr by default, so stdout stays free for the summary table and the ratio line.
+ *
+ * @example
+ * ```ts
+ * import { Progress } from "./progress.ts";
+ * const p = new Progress({ total: 2 });
+ * p.start("simple_1");
+ * p.finish({ id: "simple_1", status: "passed", durationS: 0.4, reason: "" });
+ * p.stop();
+ * ```
+ * @module
+ */
+
+import { formatDuration, oneLine, statusWord, type TestStatus } from "./report.ts";
+
+/** A synchronous byte sink such as `Deno.stderr`. */
+export interface SyncWriter {
+  /** Write some bytes, return how many were written. */
+  writeSync(b: Uint8Array): number;
+}
+
+/** Where progress goes: a synchronous writer (`Deno.stderr`) or a `WritableStream` of bytes. */
+export type ProgressOutput = SyncWriter | WritableStream<Uint8Array>;
+
+/** Options of {@linkcode Progress}. */
+export interface ProgressOptions {
+  /** Number of tasks the run will finish. */
+  total: number;
+  /** The sink; default `Deno.stderr`. */
+  out?: ProgressOutput;
+  /** Whether `out` is a terminal (live line); default: `out.isTerminal()` when it has one. */
+  isTerminal?: boolean;
+  /** ANSI colours; default {@linkcode colorEnabled}`(isTerminal)`. Never changes the words. */
+  color?: boolean;
+  /** Terminal width for the live line; default `Deno.consoleSize().columns`, else 80. */
+  columns?: number;
+}
+
+/** What {@linkcode Progress.finish} needs about a finished task. */
+export interface FinishedTask {
+  /** Task id. */
+  id: string;
+  /** Its outcome. */
+  status: TestStatus;
+  /** Wall time in seconds. */
+  durationS: number;
+  /** Why (shown after `—` for failures and errors). */
+  reason: string;
+}
+
+/**
+ * Whether to colour by default: on a terminal, and `NO_COLOR` unset or empty
+ * (https://no-color.org). Without env permission it falls back to `Deno.noColor`.
+ *
+ * @example
+ * ```ts
+ * import { colorEnabled } from "./progress.ts";
+ * const color = colorEnabled(Deno.stdout.isTerminal());
+ * ```
+ */
+export function colorEnabled(isTerminal: boolean): boolean {
+  if (!isTerminal) return false;
+  try {
+    return !Deno.env.get("NO_COLOR");
+  } catch {
+    return !Deno.noColor;
+  }
+}
+
+const CLEAR = "\r\x1b[2K";
+const REDRAW_MS = 100;
+
+/**
+ * Live progress of a run. Call {@linkcode Progress.start} when a task starts,
+ * {@linkcode Progress.finish} when it ends, {@linkcode Progress.note} for any other message, and
+ * {@linkcode Progress.stop} at the end (erases the live line, stops the redraw timer).
+ *
+ * @example
+ * ```ts
+ * import { Progress } from "./progress.ts";
+ * const lines: string[] = [];
+ * const out = { writeSync: (b: Uint8Array) => (lines.push(new TextDecoder().decode(b)), b.length) };
+ * const p = new Progress({ total: 1, out, isTerminal: false });
+ * p.finish({ id: "simple_1", status: "failed", durationS: 1.2, reason: "exit 1" });
+ * p.stop();
+ * console.log(lines.join("")); // [1/1] FAIL simple_1 (1.2s) — exit 1
+ * ```
+ */
+export class Progress {
+  readonly #total: number;
+  readonly #terminal: boolean;
+  readonly #color: boolean;
+  readonly #columns?: number;
+  readonly #write: (bytes: Uint8Array) => void;
+  readonly #release: () => void;
+  readonly #enc = new TextEncoder();
+  readonly #running = new Set<string>();
+  readonly #t0 = performance.now();
+  #done = 0;
+  #passed = 0;
+  #failed = 0;
+  #errors = 0;
+  #timer?: ReturnType<typeof setInterval>;
+  #lastDraw = -Infinity;
+  #drawn = "";
+  #stopped = false;
+  #broken = false;
+
+  /** Create the progress display; nothing is written until the first event. */
+  constructor(opts: ProgressOptions) {
+    this.#total = opts.total;
+    const out = opts.out ?? Deno.stderr;
+    this.#terminal = opts.isTerminal ?? isTerminalOf(out);
+    this.#color = opts.color ?? colorEnabled(this.#terminal);
+    this.#columns = opts.columns;
+    if ("writeSync" in out) {
+      this.#write = (bytes) => {
+        let off = 0;
+        while (off < bytes.length) off += out.writeSync(bytes.subarray(off));
+      };
+      this.#release = () => {};
+    } else {
+      const writer = out.getWriter();
+      let last: Promise<void> = Promise.resolve();
+      this.#write = (bytes) => {
+        last = writer.write(bytes).catch(() => {});
+      };
+      this.#release = () => void last.finally(() => writer.releaseLock());
+    }
+  }
+
+  /** A task started: it joins the running list of the live line (terminal only). */
+  start(id: string): void {
+    this.#running.add(id);
+    if (!this.#terminal || this.#stopped) return;
+    if (performance.now() - this.#lastDraw >= REDRAW_MS) this.#emit("");
+  }
+
+  /** A task finished: counts it and prints its permanent line. */
+  finish(result: FinishedTask): void {
+    this.#running.delete(result.id);
+    this.#done++;
+    if (result.status === "passed") this.#passed++;
+    else if (result.status === "failed") this.#failed++;
+    else this.#errors++;
+    let line = `[${this.#done}/${this.#total}] ${statusWord(result.status, this.#color)} ${
+      oneLine(result.id, 200)
+    } (${formatDuration(result.durationS)})`;
+    const reason = oneLine(result.reason);
+    if (result.status !== "passed" && reason) line += ` — ${reason}`;
+    this.#emit(line + "\n");
+  }
+
+  /** Print a message as permanent line(s), above the live line on a terminal. */
+  note(text: string): void {
+    const lines = text.split(/\r?\n/).map((l) => oneLine(l, 2000));
+    this.#emit(lines.join("\n") + "\n");
+  }
+
+  /** Erase the live line and stop redrawing. Safe to call twice. */
+  stop(): void {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#timer = undefined;
+    if (this.#terminal && this.#drawn !== "") this.#send(CLEAR);
+    this.#drawn = "";
+    this.#release();
+  }
+
+  /** The live status line for the current state, cut to the terminal width. */
+  #liveLine(): string {
+    const secs = Math.floor((performance.now() - this.#t0) / 1000);
+    const elapsed = secs < 60
+      ? `${secs}s`
+      : `${Math.floor(secs / 60)}m ${String(secs % 60).padStart(2, "0")}s`;
+    let line = `[${this.#done}/${this.#total}] ${this.#passed} passed, ${this.#failed} failed, ` +
+      `${this.#errors} errors · ${elapsed}`;
+    if (this.#running.size) {
+      const ids = [...this.#running].map((id) => oneLine(id, 60)).join(", ");
+      line += ` · running (${this.#running.size}): ${ids}`;
+    }
+    const width = Math.max(10, this.#width() - 1); // never touch the last column: no wrap
+    const cps = Array.from(line);
+    return cps.length > width ? cps.slice(0, width - 1).join("") + "…" : line;
+  }
+
+  #width(): number {
+    if (this.#columns !== undefined) return this.#columns;
+    try {
+      return Deno.consoleSize().columns || 80;
+    } catch {
+      return 80;
+    }
+  }
+
+  /** Print `permanent` (may be empty) and, on a terminal, redraw the live line after it. */
+  #emit(permanent: string): void {
+    if (!this.#terminal || this.#stopped) {
+      if (permanent) this.#send(permanent);
+      return;
+    }
+    this.#ensureTimer();
+    const live = this.#liveLine();
+    this.#send(CLEAR + permanent + live);
+    this.#drawn = live;
+    this.#lastDraw = performance.now();
+  }
+
+  #ensureTimer(): void {
+    if (this.#timer !== undefined) return;
+    const timer = setInterval(() => {
+      if (this.#liveLine() !== this.#drawn) this.#emit("");
+    }, REDRAW_MS);
+    Deno.unrefTimer(timer);
+    this.#timer = timer;
+  }
+
+  #send(text: string): void {
+    if (this.#broken) return;
+    try {
+      this.#write(this.#enc.encode(text));
+    } catch {
+      this.#broken = true; // a closed stderr must not crash the run
+    }
+  }
+}
+
+function isTerminalOf(out: ProgressOutput): boolean {
+  const f = (out as { isTerminal?: unknown }).isTerminal;
+  if (typeof f !== "function") return false;
+  try {
+    return Boolean(f.call(out));
+  } catch {
+    return false;
+  }
+}

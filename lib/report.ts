@@ -1,0 +1,844 @@
+/**
+ * Reports of a `ccx stress` run: the summary and graduation ratio, a console table, JSON, JUnit
+ * XML, a self-contained HTML page, and the per-task output file.
+ *
+ * Everything here is a pure function of a {@linkcode RunReport} except
+ * {@linkcode writeReports} and {@linkcode writeOutputFile}, which write files.
+ *
+ * The ratio is `passed / (failed + errors)`. When nothing failed it is infinite: the console line
+ * says `∞:1` and the JSON says `"ratio": null` (JSON has no infinity) together with
+ * `"graduated": true`. When nothing passed (including an empty run) it is `0`. The console line
+ * truncates to one decimal rather than rounding, so it never shows `10.0:1` for a run that did not
+ * reach 10:1.
+ *
+ * @example
+ * ```ts
+ * import { formatRatioLine, summarize } from "./report.ts";
+ * const s = summarize([], 10);
+ * console.log(formatRatioLine(s, 10)); // Success ratio: 0.0:1 (need 10:1 to graduate)
+ * ```
+ * @module
+ */
+
+import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
+import { pathToFileURL } from "node:url";
+
+/** Outcome of one task: `passed`, `failed` (ran, did not meet its criteria), `error` (could not run or judge). */
+export type TestStatus = "passed" | "failed" | "error";
+
+/** One instance of a concurrent task (several runs of the same prompt, one picked as the best). */
+export interface InstanceResult {
+  /** Position of the instance, from 0 or 1 as the runner numbers them. */
+  index: number;
+  /** Model the instance ran with, when the task names models. */
+  model?: string;
+  /** Sampling temperature, when the task gives a range. */
+  temperature?: number;
+  /** Outcome of this instance. */
+  status: TestStatus;
+  /** Why it has that status (one line preferred). */
+  reason: string;
+  /** Wall time of the instance in seconds. */
+  durationS: number;
+  /** Exit code of the process, `null` when it never exited on its own (killed, not started). */
+  exitCode: number | null;
+  /** Whether the evaluation picked this instance as the best. */
+  picked: boolean;
+  /** Evaluation score, when the criteria produce one. */
+  score?: number;
+  /** Path of the instance's saved output. */
+  outputFile?: string;
+}
+
+/** The result of one task of a suite. */
+export interface TestResult {
+  /** Task id from the suite (`simple_1`). */
+  id: string;
+  /** Human-readable task name. */
+  name: string;
+  /** Category the task belongs to in the suite. */
+  category: string;
+  /** Outcome of the task (after retries). */
+  status: TestStatus;
+  /** Why it has that status. */
+  reason: string;
+  /** Wall time in seconds. */
+  durationS: number;
+  /** Exit code of the (last) process, `null` when it never exited on its own. */
+  exitCode: number | null;
+  /** Expected patterns that were found in the model's answer. */
+  patternsFound: string[];
+  /** Expected patterns that were not found. */
+  patternsMissing: string[];
+  /** Path of the saved output (see {@linkcode writeOutputFile}). */
+  outputFile?: string;
+  /** How many times the task was run (1 = no retry). */
+  attempts: number;
+  /** Per-instance results of a concurrent task. */
+  instances?: InstanceResult[];
+  /** When the task started, epoch milliseconds. */
+  startedAt: number;
+}
+
+/** Everything the reports need about one stress run. */
+export interface RunReport {
+  /** Unique id of the run. */
+  runId: string;
+  /** Suite name or path. */
+  suite: string;
+  /** When the run started. */
+  startedAt: Date;
+  /** Wall time of the whole run in seconds. */
+  durationS: number;
+  /** One result per task that ran. */
+  results: TestResult[];
+  /** Whether the run was stopped before every task ran (Ctrl-C, a deadline). */
+  interrupted: boolean;
+  /** Graduation threshold: the run graduates at `threshold`:1 or better. */
+  threshold: number;
+}
+
+/** Counts and graduation verdict of a run (see {@linkcode summarize}). */
+export interface Summary {
+  /** Number of results. */
+  total: number;
+  /** Results with status `passed`. */
+  passed: number;
+  /** Results with status `failed`. */
+  failed: number;
+  /** Results with status `error`. */
+  errors: number;
+  /** `passed / (failed + errors)`; `null` means infinite (something passed, nothing failed); `0` when nothing passed. */
+  ratio: number | null;
+  /** Ratio at or above the threshold (infinite counts), no errors, and at least one result. */
+  graduated: boolean;
+}
+
+/**
+ * Count a run's results and decide whether it graduates.
+ *
+ * @example
+ * ```ts
+ * import { summarize, type TestResult } from "./report.ts";
+ * const r = (status: TestResult["status"]): TestResult => ({
+ *   id: "t", name: "t", category: "c", status, reason: "", durationS: 1, exitCode: 0,
+ *   patternsFound: [], patternsMissing: [], attempts: 1, startedAt: 0,
+ * });
+ * const s = summarize([...Array(10)].map(() => r("passed")).concat(r("failed")), 10);
+ * console.log(s.ratio, s.graduated); // 10 true
+ * ```
+ */
+export function summarize(results: TestResult[], threshold: number): Summary {
+  let passed = 0, failed = 0, errors = 0;
+  for (const r of results) {
+    if (r.status === "passed") passed++;
+    else if (r.status === "failed") failed++;
+    else errors++;
+  }
+  const bad = failed + errors;
+  const ratio = passed === 0 ? 0 : bad === 0 ? null : passed / bad;
+  // Integer comparison: no floating-point doubt about 10:1 exactly.
+  const reached = ratio === null || passed >= threshold * bad;
+  return {
+    total: results.length,
+    passed,
+    failed,
+    errors,
+    ratio,
+    graduated: results.length > 0 && errors === 0 && reached,
+  };
+}
+
+/**
+ * The one-line verdict, exactly `Success ratio: X:1 (need T:1 to graduate)`. `X` has one decimal,
+ * truncated (never rounded up past the threshold); `∞` when nothing failed.
+ *
+ * @example
+ * ```ts
+ * import { formatRatioLine } from "./report.ts";
+ * const s = { total: 23, passed: 20, failed: 3, errors: 0, ratio: 20 / 3, graduated: false };
+ * console.log(formatRatioLine(s, 10)); // Success ratio: 6.6:1 (need 10:1 to graduate)
+ * ```
+ */
+export function formatRatioLine(summary: Summary, threshold: number): string {
+  const bad = summary.failed + summary.errors;
+  let x: string;
+  if (summary.passed > 0 && bad === 0) x = "∞";
+  else if (bad === 0) x = "0.0";
+  else {
+    // floor(10p/q) of integers is exact in doubles for any realistic count.
+    const tenths = Math.floor((10 * summary.passed) / bad);
+    x = `${Math.floor(tenths / 10)}.${tenths % 10}`;
+  }
+  return `Success ratio: ${x}:1 (need ${threshold}:1 to graduate)`;
+}
+
+/**
+ * Human duration: `0.4s`, `12.3s`, `2m 03.5s`, `1h 02m 03s`.
+ *
+ * @example
+ * ```ts
+ * import { formatDuration } from "./report.ts";
+ * console.log(formatDuration(0.42), formatDuration(123.5)); // 0.4s 2m 03.5s
+ * ```
+ */
+export function formatDuration(seconds: number): string {
+  if (!Number.isFinite(seconds) || seconds < 0) seconds = 0;
+  const tenths = Math.round(seconds * 10);
+  if (tenths < 600) return `${(tenths / 10).toFixed(1)}s`;
+  const whole = Math.floor(tenths / 10);
+  if (whole < 3600) {
+    const m = Math.floor(whole / 60);
+    const s = ((tenths - m * 600) / 10).toFixed(1).padStart(4, "0");
+    return `${m}m ${s}s`;
+  }
+  const h = Math.floor(whole / 3600);
+  const m = Math.floor((whole % 3600) / 60);
+  const s = whole % 60;
+  return `${h}h ${String(m).padStart(2, "0")}m ${String(s).padStart(2, "0")}s`;
+}
+
+// deno-lint-ignore no-control-regex
+const ANSI = /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]/g;
+// Characters XML 1.0 forbids: C0 controls other than tab/LF/CR, U+FFFE/U+FFFF, lone surrogates.
+// deno-lint-ignore no-control-regex
+const XML_ILLEGAL = /[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|[\ud800-\udfff]/gu;
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\x00-\x1f\x7f-\x9f]/g;
+
+/**
+ * Make text safe for one console line: drop ANSI escape sequences, turn line breaks and tabs into
+ * spaces, drop every other control character (C0, DEL, C1), collapse runs of spaces, and cap the
+ * length (with `…`).
+ *
+ * @example
+ * ```ts
+ * import { oneLine } from "./report.ts";
+ * console.log(oneLine("\x1b[31mexit 1\x1b[0m\nstderr:\tboom")); // exit 1 stderr: boom
+ * ```
+ */
+export function oneLine(text: string, max = 500): string {
+  const s = text.replace(ANSI, "").replace(/[\t\n\r\v\f]+/g, " ").replace(CONTROL, "")
+    .replace(/ {2,}/g, " ").trim();
+  return truncate(s, max);
+}
+
+/** Cut to at most `max` code points, ending with `…` when cut. */
+function truncate(s: string, max: number): string {
+  if (s.length <= max) return s;
+  const cps = Array.from(s);
+  if (cps.length <= max) return s;
+  return max <= 0 ? "" : cps.slice(0, max - 1).join("") + "…";
+}
+
+/** Remove ANSI sequences and characters XML 1.0 does not allow. */
+function clean(text: string): string {
+  return text.replace(ANSI, "").replace(XML_ILLEGAL, "");
+}
+
+/** Escape for XML/HTML text and attribute values (after {@linkcode clean}). */
+function esc(text: string): string {
+  return clean(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;")
+    .replace(/"/g, "&quot;").replace(/'/g, "&apos;");
+}
+
+/** Escape for an XML attribute, keeping line breaks and tabs (parsers would normalise them). */
+function escAttr(text: string): string {
+  return esc(text).replace(/\n/g, "&#10;").replace(/\r/g, "&#13;").replace(/\t/g, "&#9;");
+}
+
+/** Escape for HTML (`&#39;` rather than `&apos;`, which HTML 4 lacks). */
+function escHtml(text: string): string {
+  return esc(text).replace(/&apos;/g, "&#39;");
+}
+
+const round3 = (n: number): number => Math.round(n * 1000) / 1000;
+
+/**
+ * The machine-readable report: snake_case keys, every key always present (`null` when unknown),
+ * `instances` only for concurrent tasks. `summary.ratio` is `null` when nothing failed (infinite).
+ * Durations are seconds rounded to milliseconds.
+ *
+ * @example
+ * ```ts
+ * import { toJson } from "./report.ts";
+ * const json = toJson({
+ *   runId: "r1", suite: "smoke", startedAt: new Date(0), durationS: 1, results: [],
+ *   interrupted: false, threshold: 10,
+ * });
+ * console.log(JSON.parse(json).summary.graduated); // false
+ * ```
+ */
+export function toJson(report: RunReport): string {
+  const s = summarize(report.results, report.threshold);
+  const obj = {
+    run_id: report.runId,
+    suite: report.suite,
+    started_at: report.startedAt.toISOString(),
+    duration_s: round3(report.durationS),
+    interrupted: report.interrupted,
+    summary: {
+      total: s.total,
+      passed: s.passed,
+      failed: s.failed,
+      errors: s.errors,
+      ratio: s.ratio,
+      graduated: s.graduated,
+    },
+    tests: report.results.map((t) => {
+      const o: Record<string, unknown> = {
+        id: t.id,
+        name: t.name,
+        category: t.category,
+        status: t.status,
+        reason: t.reason,
+        duration_s: round3(t.durationS),
+        exit_code: t.exitCode,
+        patterns_found: t.patternsFound,
+        patterns_missing: t.patternsMissing,
+        output_file: t.outputFile ?? null,
+        attempts: t.attempts,
+      };
+      if (t.instances) {
+        o.instances = t.instances.map((i) => ({
+          index: i.index,
+          model: i.model ?? null,
+          temperature: i.temperature ?? null,
+          status: i.status,
+          reason: i.reason,
+          duration_s: round3(i.durationS),
+          exit_code: i.exitCode,
+          picked: i.picked,
+          score: i.score ?? null,
+          output_file: i.outputFile ?? null,
+        }));
+      }
+      return o;
+    }),
+  };
+  return JSON.stringify(obj, null, 2) + "\n";
+}
+
+/** Results grouped by category, in first-seen order. */
+function byCategory(results: TestResult[]): Map<string, TestResult[]> {
+  const m = new Map<string, TestResult[]>();
+  for (const r of results) {
+    const list = m.get(r.category);
+    if (list) list.push(r);
+    else m.set(r.category, [r]);
+  }
+  return m;
+}
+
+const secs = (n: number): string => (Number.isFinite(n) && n > 0 ? n : 0).toFixed(3);
+
+/** The detail lines for a failure/error body and for system-out. */
+function detailLines(t: TestResult): string[] {
+  const lines = [`${t.id}: ${t.name}`, `status: ${t.status}`];
+  if (t.reason) lines.push(`reason: ${t.reason}`);
+  lines.push(`exit code: ${t.exitCode ?? "none"}`, `attempts: ${t.attempts}`);
+  if (t.patternsFound.length) lines.push(`patterns found: ${t.patternsFound.join(", ")}`);
+  if (t.patternsMissing.length) lines.push(`patterns missing: ${t.patternsMissing.join(", ")}`);
+  for (const i of t.instances ?? []) {
+    const bits = [`instance ${i.index}${i.picked ? " (picked)" : ""}: ${i.status}`];
+    if (i.model) bits.push(`model ${i.model}`);
+    if (i.temperature !== undefined) bits.push(`temperature ${i.temperature}`);
+    if (i.score !== undefined) bits.push(`score ${i.score}`);
+    bits.push(formatDuration(i.durationS), `exit ${i.exitCode ?? "none"}`);
+    if (i.reason) bits.push(i.reason);
+    if (i.outputFile) bits.push(`output ${i.outputFile}`);
+    lines.push(bits.join(", "));
+  }
+  return lines;
+}
+
+/**
+ * JUnit XML: `<testsuites>` with one `<testsuite>` per category, a `<testcase classname=category
+ * name=id time=…>` per task, `<failure>` for failed and `<error>` for error (message = reason),
+ * and `<system-out>` naming the output file. Text is escaped; ANSI sequences and characters
+ * illegal in XML 1.0 are removed. Timestamps are UTC without a zone suffix, as the JUnit schema
+ * wants.
+ *
+ * @example
+ * ```ts
+ * import { toJunit } from "./report.ts";
+ * const xml = toJunit({
+ *   runId: "r1", suite: "smoke", startedAt: new Date(0), durationS: 1, interrupted: false,
+ *   threshold: 10, results: [{
+ *     id: "simple_1", name: "2+2", category: "simple", status: "failed", reason: "missing <4>",
+ *     durationS: 1.5, exitCode: 0, patternsFound: [], patternsMissing: ["4"], attempts: 1,
+ *     startedAt: 0,
+ *   }],
+ * });
+ * console.log(xml.includes('<failure message="missing &lt;4&gt;"')); // true
+ * ```
+ */
+export function toJunit(report: RunReport): string {
+  const all = summarize(report.results, report.threshold);
+  const stamp = report.startedAt.toISOString().slice(0, 19);
+  const out: string[] = ['<?xml version="1.0" encoding="UTF-8"?>'];
+  out.push(
+    `<testsuites name="${escAttr(report.suite)}" tests="${all.total}" failures="${all.failed}"` +
+      ` errors="${all.errors}" time="${secs(report.durationS)}" timestamp="${stamp}">`,
+  );
+  for (const [category, tests] of byCategory(report.results)) {
+    const s = summarize(tests, report.threshold);
+    const time = tests.reduce((a, t) => a + (t.durationS > 0 ? t.durationS : 0), 0);
+    out.push(
+      `  <testsuite name="${escAttr(category)}" tests="${s.total}" failures="${s.failed}"` +
+        ` errors="${s.errors}" skipped="0" time="${secs(time)}" timestamp="${stamp}">`,
+    );
+    out.push("    <properties>");
+    for (
+      const [k, v] of [
+        ["run_id", report.runId],
+        ["suite", report.suite],
+        ["interrupted", String(report.interrupted)],
+        ["threshold", String(report.threshold)],
+      ]
+    ) out.push(`      <property name="${k}" value="${escAttr(v)}"/>`);
+    out.push("    </properties>");
+    for (const t of tests) {
+      out.push(
+        `    <testcase classname="${escAttr(category)}" name="${escAttr(t.id)}"` +
+          ` time="${secs(t.durationS)}">`,
+      );
+      if (t.status !== "passed") {
+        const tag = t.status === "failed" ? "failure" : "error";
+        out.push(
+          `      <${tag} message="${escAttr(t.reason)}" type="${t.status}">` +
+            `${esc(detailLines(t).join("\n"))}</${tag}>`,
+        );
+      }
+      const sysout = [`name: ${t.name}`, `output file: ${t.outputFile ?? "(none)"}`];
+      if (t.status === "passed") sysout.push(...detailLines(t).slice(1));
+      out.push(`      <system-out>${esc(sysout.join("\n"))}</system-out>`);
+      out.push("    </testcase>");
+    }
+    out.push("  </testsuite>");
+  }
+  out.push("</testsuites>");
+  return out.join("\n") + "\n";
+}
+
+const STATUS_ORDER: Record<TestStatus, number> = { failed: 0, error: 1, passed: 2 };
+const STATUS_WORD: Record<TestStatus, string> = { passed: "PASS", failed: "FAIL", error: "ERROR" };
+
+/** Options of {@linkcode toHtml}. */
+export interface HtmlOptions {
+  /** Where the page will be written; output-file links are made relative to its directory. */
+  htmlPath?: string;
+}
+
+/** The href for an output file, relative to the HTML file's directory when known. */
+function outputHref(file: string, htmlPath?: string): string {
+  const encode = (p: string) =>
+    p.split(sep === "\\" ? /[\\/]/ : "/").map((seg) => encodeURIComponent(seg)).join("/");
+  if (htmlPath !== undefined) return encode(relative(dirname(resolve(htmlPath)), resolve(file)));
+  if (isAbsolute(file)) return pathToFileURL(file).href;
+  return encode(file);
+}
+
+const CSS = `
+:root{color-scheme:light dark;--bg:#fff;--fg:#1b1b1b;--muted:#666;--line:#ddd;--track:#f0f0f0;
+--pass:#2e7d32;--fail:#c62828;--error:#b26a00;--error-bar:#f0a020}
+@media (prefers-color-scheme:dark){:root{--bg:#16181b;--fg:#e6e6e6;--muted:#9aa0a6;--line:#33373c;
+--track:#24272b;--pass:#66bb6a;--fail:#ef5350;--error:#ffb74d;--error-bar:#ffb74d}}
+*{box-sizing:border-box}
+body{margin:0 auto;max-width:72rem;padding:1.5rem;background:var(--bg);color:var(--fg);
+font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
+h1{font-size:1.5rem;margin:0 0 .5rem}h2{font-size:1.15rem;margin:2rem 0 .75rem;border-bottom:1px solid var(--line)}
+h3{font-size:1rem;margin:0 0 .35rem}
+code,pre,.mono{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:.9em}
+dl.meta{display:grid;grid-template-columns:max-content 1fr;gap:.15rem 1rem;margin:.5rem 0}
+dl.meta dt{color:var(--muted)}dl.meta dd{margin:0}
+.verdict{display:inline-block;padding:.15rem .6rem;border-radius:.3rem;font-weight:700;color:#fff}
+.verdict.yes{background:var(--pass)}.verdict.no{background:var(--fail)}
+.verdict.interrupted{background:var(--error)}
+.ratio{font-weight:600}
+.s-passed{color:var(--pass)}.s-failed{color:var(--fail)}.s-error{color:var(--error)}
+ol.bars{list-style:none;padding:0;margin:0}
+ol.bars li{display:grid;grid-template-columns:minmax(6rem,16rem) 3.5rem 1fr 5.5rem;gap:.6rem;
+align-items:center;padding:.12rem 0;border-bottom:1px solid var(--line)}
+ol.bars .id{overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+ol.bars .st{font-weight:700;font-size:.8rem}
+.track{background:var(--track);height:.9rem;border-radius:.2rem;overflow:hidden}
+.bar{display:block;height:100%;min-width:2px}
+.b-passed .bar{background:var(--pass)}.b-failed .bar{background:var(--fail)}
+.b-error .bar{background:var(--error-bar)}
+ol.bars .dur{text-align:right;font-variant-numeric:tabular-nums}
+article.failure{border-left:4px solid var(--fail);padding:.5rem .9rem;margin:0 0 1rem;background:var(--track)}
+article.failure.k-error{border-left-color:var(--error-bar)}
+article pre{white-space:pre-wrap;word-break:break-word;margin:.35rem 0;padding:.5rem;
+background:var(--bg);border:1px solid var(--line);border-radius:.2rem}
+table.inst{border-collapse:collapse;margin:.5rem 0;font-size:.9em}
+table.inst th,table.inst td{border:1px solid var(--line);padding:.2rem .5rem;text-align:left}
+.muted{color:var(--muted)}a{color:inherit}
+`.trim();
+
+/**
+ * One self-contained HTML page (inline CSS, no scripts, no external assets): header with run id,
+ * suite, start, duration, counts and the ratio line; a duration bar per task (width relative to
+ * the longest, coloured and labelled by status, failures first, then errors, then passes); and a
+ * failures section with reasons and links to the output files. All task data is escaped.
+ *
+ * @example
+ * ```ts
+ * import { toHtml } from "./report.ts";
+ * const html = toHtml({
+ *   runId: "r1", suite: "<b>smoke</b>", startedAt: new Date(0), durationS: 1, results: [],
+ *   interrupted: false, threshold: 10,
+ * });
+ * console.log(html.includes("&lt;b&gt;smoke&lt;/b&gt;")); // true
+ * ```
+ */
+export function toHtml(report: RunReport, opts: HtmlOptions = {}): string {
+  const s = summarize(report.results, report.threshold);
+  const sorted = report.results.map((t, i) => ({ t, i })).sort((a, b) =>
+    STATUS_ORDER[a.t.status] - STATUS_ORDER[b.t.status] || a.i - b.i
+  );
+  const longest = Math.max(0, ...report.results.map((t) => t.durationS > 0 ? t.durationS : 0));
+  const runStart = report.startedAt.getTime();
+  const anchor = (i: number) => `t${i}`;
+
+  const h: string[] = [];
+  h.push(
+    "<!DOCTYPE html>",
+    '<html lang="en">',
+    "<head>",
+    '<meta charset="utf-8">',
+    '<meta name="viewport" content="width=device-width, initial-scale=1">',
+    '<meta name="color-scheme" content="light dark">',
+    `<title>ccx stress: ${escHtml(report.suite)} (${escHtml(report.runId)})</title>`,
+    `<style>\n${CSS}\n</style>`,
+    "</head>",
+    "<body>",
+    "<header>",
+    `<h1>ccx stress report: ${escHtml(report.suite)}</h1>`,
+  );
+  h.push(
+    `<p><span class="verdict ${s.graduated ? "yes" : "no"}">${
+      s.graduated ? "GRADUATED" : "NOT GRADUATED"
+    }</span>${
+      report.interrupted ? ' <span class="verdict interrupted">INTERRUPTED</span>' : ""
+    }</p>`,
+  );
+  h.push(
+    '<dl class="meta">',
+    `<dt>Run</dt><dd class="mono">${escHtml(report.runId)}</dd>`,
+    `<dt>Suite</dt><dd>${escHtml(report.suite)}</dd>`,
+    `<dt>Started</dt><dd><time datetime="${report.startedAt.toISOString()}">${report.startedAt.toISOString()}</time></dd>`,
+    `<dt>Duration</dt><dd>${formatDuration(report.durationS)}</dd>`,
+    `<dt>Results</dt><dd>${s.total} tests: <span class="s-passed">${s.passed} passed</span>, ` +
+      `<span class="s-failed">${s.failed} failed</span>, ` +
+      `<span class="s-error">${s.errors} errors</span></dd>`,
+    "</dl>",
+    `<p class="ratio">${escHtml(formatRatioLine(s, report.threshold))}</p>`,
+    "</header>",
+    "<main>",
+    '<section id="durations">',
+    "<h2>Tasks by duration</h2>",
+  );
+  if (sorted.length === 0) h.push('<p class="muted">No tasks ran.</p>');
+  else {
+    h.push('<ol class="bars">');
+    for (const { t, i } of sorted) {
+      const pct = longest > 0 ? Math.max(0, t.durationS) / longest * 100 : 0;
+      const offset = Number.isFinite(t.startedAt) && t.startedAt >= runStart
+        ? `, started at +${formatDuration((t.startedAt - runStart) / 1000)}`
+        : "";
+      const tip = `${t.id} (${t.category}): ${t.status}, ${formatDuration(t.durationS)}${offset}${
+        t.reason ? ` - ${t.reason}` : ""
+      }`;
+      const label = t.status === "passed"
+        ? escHtml(t.id)
+        : `<a href="#${anchor(i)}">${escHtml(t.id)}</a>`;
+      h.push(
+        `<li class="b-${t.status}" title="${escHtml(oneLine(tip))}">` +
+          `<span class="id mono">${label}</span>` +
+          `<span class="st s-${t.status}">${STATUS_WORD[t.status]}</span>` +
+          `<span class="track"><span class="bar" style="width:${pct.toFixed(2)}%"></span></span>` +
+          `<span class="dur">${formatDuration(t.durationS)}</span></li>`,
+      );
+    }
+    h.push("</ol>");
+  }
+  h.push("</section>");
+
+  const bad = sorted.filter(({ t }) => t.status !== "passed");
+  h.push('<section id="failures">', `<h2>Failures and errors (${bad.length})</h2>`);
+  if (bad.length === 0) h.push('<p class="muted">None.</p>');
+  for (const { t, i } of bad) {
+    h.push(
+      `<article class="failure k-${t.status}" id="${anchor(i)}">`,
+      `<h3><span class="s-${t.status}">${STATUS_WORD[t.status]}</span> <code>${
+        escHtml(t.id)
+      }</code> ${escHtml(t.name)}</h3>`,
+      `<p class="muted">${escHtml(t.category)} · ${formatDuration(t.durationS)} · exit code ${
+        t.exitCode ?? "none"
+      } · ${t.attempts} attempt${t.attempts === 1 ? "" : "s"}</p>`,
+      `<pre>${escHtml(t.reason || "(no reason given)")}</pre>`,
+    );
+    if (t.patternsFound.length || t.patternsMissing.length) {
+      h.push(
+        `<p>Patterns found: ${escHtml(t.patternsFound.join(", ") || "none")}; missing: ${
+          escHtml(t.patternsMissing.join(", ") || "none")
+        }</p>`,
+      );
+    }
+    if (t.outputFile) {
+      h.push(
+        `<p>Output: <a class="mono" href="${escHtml(outputHref(t.outputFile, opts.htmlPath))}">${
+          escHtml(t.outputFile)
+        }</a></p>`,
+      );
+    }
+    if (t.instances?.length) {
+      h.push(
+        '<table class="inst"><thead><tr><th>#</th><th>Model</th><th>Temp.</th><th>Status</th>' +
+          "<th>Duration</th><th>Exit</th><th>Score</th><th>Picked</th><th>Reason</th><th>Output</th>" +
+          "</tr></thead><tbody>",
+      );
+      for (const x of t.instances) {
+        const link = x.outputFile
+          ? `<a href="${escHtml(outputHref(x.outputFile, opts.htmlPath))}">output</a>`
+          : "";
+        h.push(
+          `<tr><td>${x.index}</td><td>${escHtml(x.model ?? "")}</td><td>${
+            x.temperature ?? ""
+          }</td><td class="s-${x.status}">${STATUS_WORD[x.status]}</td><td>${
+            formatDuration(x.durationS)
+          }</td><td>${x.exitCode ?? "none"}</td><td>${x.score ?? ""}</td><td>${
+            x.picked ? "yes" : ""
+          }</td><td>${escHtml(x.reason)}</td><td>${link}</td></tr>`,
+        );
+      }
+      h.push("</tbody></table>");
+    }
+    h.push("</article>");
+  }
+  h.push("</section>", "</main>", "</body>", "</html>");
+  return h.join("\n") + "\n";
+}
+
+const SGR: Record<TestStatus, string> = {
+  passed: "\x1b[32m",
+  failed: "\x1b[31m",
+  error: "\x1b[33m",
+};
+const RESET = "\x1b[0m";
+
+/**
+ * Colour a status word with ANSI when asked; the word itself is always there.
+ *
+ * @example
+ * ```ts
+ * import { statusWord } from "./report.ts";
+ * console.log(statusWord("failed", false)); // FAIL
+ * ```
+ */
+export function statusWord(status: TestStatus, color: boolean, width = 0): string {
+  const w = STATUS_WORD[status].padEnd(width);
+  return color ? `${SGR[status]}${w}${RESET}` : w;
+}
+
+/** Options of {@linkcode formatSummaryTable}. */
+export interface TableOptions {
+  /** Use ANSI colours (status words stay in plain text either way). */
+  color: boolean;
+}
+
+/**
+ * The console summary: one row per task (Test ID, Category, Status, Duration, Info = patterns
+ * found or the reason, Output file), then a counts line and, last, the ratio line.
+ *
+ * @example
+ * ```ts
+ * import { formatSummaryTable } from "./report.ts";
+ * const text = formatSummaryTable({
+ *   runId: "r1", suite: "smoke", startedAt: new Date(0), durationS: 1, results: [],
+ *   interrupted: false, threshold: 10,
+ * }, { color: false });
+ * console.log(text.trimEnd().split("\n").at(-1)); // Success ratio: 0.0:1 (need 10:1 to graduate)
+ * ```
+ */
+export function formatSummaryTable(report: RunReport, opts: TableOptions): string {
+  const head = ["Test ID", "Category", "Status", "Duration", "Info", "Output"];
+  const caps = [40, 24, 6, 10, 60, Infinity];
+  const rows = report.results.map((t) => {
+    let info: string;
+    if (t.status === "passed" && t.patternsFound.length) {
+      const shown = t.patternsFound.slice(0, 3).map((p) => oneLine(p, 30)).join(", ");
+      const more = t.patternsFound.length > 3 ? ` +${t.patternsFound.length - 3}` : "";
+      info = `patterns: ${shown}${more}`;
+    } else info = oneLine(t.reason) || (t.status === "passed" ? "ok" : "");
+    if (t.attempts > 1) info = `[${t.attempts} attempts] ${info}`;
+    return {
+      status: t.status,
+      cells: [
+        oneLine(t.id),
+        oneLine(t.category),
+        STATUS_WORD[t.status],
+        formatDuration(t.durationS),
+        info,
+        oneLine(t.outputFile ?? "-", 1000),
+      ].map((c, i) => truncate(c, caps[i])),
+    };
+  });
+  const widths = head.map((h, i) =>
+    Math.min(caps[i], Math.max(h.length, ...rows.map((r) => Array.from(r.cells[i]).length)))
+  );
+  const pad = (s: string, w: number) => s + " ".repeat(Math.max(0, w - Array.from(s).length));
+  const line = (cells: string[], status?: TestStatus) =>
+    cells.map((c, i) => {
+      if (i === cells.length - 1) return c;
+      if (i === 2 && status) return statusWord(status, opts.color, widths[i]);
+      return pad(c, widths[i]);
+    }).join("  ").trimEnd();
+
+  const out: string[] = [];
+  const bold = (s: string) => opts.color ? `\x1b[1m${s}${RESET}` : s;
+  out.push(bold(line(head)), line(widths.map((w) => "-".repeat(w))));
+  if (rows.length === 0) out.push("(no tests ran)");
+  for (const r of rows) out.push(line(r.cells, r.status));
+  out.push("");
+  const s = summarize(report.results, report.threshold);
+  const verdict = s.graduated ? "GRADUATED" : "NOT GRADUATED";
+  const colored = opts.color
+    ? `${s.graduated ? SGR.passed : SGR.failed}${verdict}${RESET}`
+    : verdict;
+  out.push(
+    `${s.total} tests: ${s.passed} passed, ${s.failed} failed, ${s.errors} errors in ${
+      formatDuration(report.durationS)
+    }${report.interrupted ? " (interrupted)" : ""} — ${colored}`,
+  );
+  out.push(formatRatioLine(s, report.threshold));
+  return out.join("\n") + "\n";
+}
+
+/** Which report files to write (see {@linkcode writeReports}). */
+export interface ReportPaths {
+  /** Path of the JSON report. */
+  json?: string;
+  /** Path of the JUnit XML report. */
+  junit?: string;
+  /** Path of the HTML report (output-file links are made relative to it). */
+  html?: string;
+}
+
+/** Write text to `path` via a temporary file and a rename, creating parent directories. */
+async function writeAtomic(path: string, text: string): Promise<void> {
+  await Deno.mkdir(dirname(path), { recursive: true });
+  const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
+  try {
+    await Deno.writeTextFile(tmp, text);
+    await Deno.rename(tmp, path);
+  } catch (e) {
+    await Deno.remove(tmp).catch(() => {});
+    throw e;
+  }
+}
+
+/**
+ * Write each requested report (JSON, JUnit, HTML), creating parent directories; each file
+ * appears complete or not at all (temporary file + rename). Returns the written paths in the
+ * order json, junit, html.
+ *
+ * @example
+ * ```ts
+ * import { writeReports } from "./report.ts";
+ * const dir = await Deno.makeTempDir();
+ * const paths = await writeReports({
+ *   runId: "r1", suite: "smoke", startedAt: new Date(), durationS: 1, results: [],
+ *   interrupted: false, threshold: 10,
+ * }, { json: `${dir}/out/report.json`, html: `${dir}/out/report.html` });
+ * console.log(paths.length); // 2
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function writeReports(report: RunReport, opts: ReportPaths): Promise<string[]> {
+  const written: string[] = [];
+  if (opts.json !== undefined) {
+    await writeAtomic(opts.json, toJson(report));
+    written.push(opts.json);
+  }
+  if (opts.junit !== undefined) {
+    await writeAtomic(opts.junit, toJunit(report));
+    written.push(opts.junit);
+  }
+  if (opts.html !== undefined) {
+    await writeAtomic(opts.html, toHtml(report, { htmlPath: opts.html }));
+    written.push(opts.html);
+  }
+  return written;
+}
+
+/** Header of a per-task output file (see {@linkcode writeOutputFile}). */
+export interface OutputHeader {
+  /** Task id. */
+  task: string;
+  /** Task name. */
+  name: string;
+  /** Status word (`passed`, `failed`, `error`, or a process status). */
+  status: string;
+  /** Wall time in seconds. */
+  durationS: number;
+  /** Exit code, `null` when the process never exited on its own. */
+  exitCode: number | null;
+  /** When the output was saved. */
+  timestamp: Date;
+  /** The command that ran. */
+  command?: string;
+  /** Why the task has its status. */
+  reason?: string;
+}
+
+/** A header value on one line: line breaks shown as `\n`, other controls dropped. */
+function headerValue(v: string): string {
+  // deno-lint-ignore no-control-regex
+  return v.replace(/\r?\n/g, "\\n").replace(/[\x00-\x08\x0b-\x1f\x7f]/g, "");
+}
+
+/**
+ * Save one task's output: header lines (`Task:`, `Status:`, `Duration:`, `Exit code:`,
+ * `Timestamp:`, then `Command:` and `Reason:` when given; each on one line), a line of 80 `-`,
+ * then the output exactly as received. Parent directories are created.
+ *
+ * @example
+ * ```ts
+ * import { writeOutputFile } from "./report.ts";
+ * const dir = await Deno.makeTempDir();
+ * await writeOutputFile(`${dir}/simple_1.txt`, {
+ *   task: "simple_1", name: "2+2", status: "passed", durationS: 1.2, exitCode: 0,
+ *   timestamp: new Date(),
+ * }, "4\n");
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export async function writeOutputFile(
+  path: string,
+  header: OutputHeader,
+  body: string,
+): Promise<void> {
+  const lines = [
+    `Task: ${headerValue(header.task)} - ${headerValue(header.name)}`,
+    `Status: ${headerValue(header.status)}`,
+    `Duration: ${(Number.isFinite(header.durationS) ? header.durationS : 0).toFixed(2)}s`,
+    `Exit code: ${header.exitCode ?? "none"}`,
+    `Timestamp: ${header.timestamp.toISOString()}`,
+  ];
+  if (header.command !== undefined) lines.push(`Command: ${headerValue(header.command)}`);
+  if (header.reason !== undefined) lines.push(`Reason: ${headerValue(header.reason)}`);
+  lines.push("-".repeat(80), "");
+  await Deno.mkdir(dirname(path), { recursive: true });
+  const file = await Deno.open(path, { write: true, create: true, truncate: true });
+  try {
+    const enc = new TextEncoder();
+    for (const chunk of [enc.encode(lines.join("\n")), enc.encode(body)]) {
+      let off = 0;
+      while (off < chunk.length) off += await file.write(chunk.subarray(off));
+    }
+  } finally {
+    file.close();
+  }
+}

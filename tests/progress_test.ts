@@ -1,0 +1,214 @@
+import assert from "node:assert/strict";
+import { colorEnabled, Progress } from "../lib/progress.ts";
+
+/** The progress display's output sink: records everything written to it. */
+class Sink {
+  readonly #chunks: Uint8Array[] = [];
+  writeSync(b: Uint8Array): number {
+    this.#chunks.push(b.slice());
+    return b.length;
+  }
+  get text(): string {
+    const dec = new TextDecoder();
+    return this.#chunks.map((c) => dec.decode(c)).join("");
+  }
+}
+
+/** A sink that accepts at most 3 bytes per call, like a pipe doing short writes. */
+class ShortWriteSink extends Sink {
+  override writeSync(b: Uint8Array): number {
+    return super.writeSync(b.subarray(0, 3));
+  }
+}
+
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\x00-\x09\x0b-\x1f\x7f]/;
+// deno-lint-ignore no-control-regex
+const SGR = /\x1b\[[0-9;]*m/;
+/** Carriage return + erase line: how the live line is rewritten. */
+const CLEAR = "\r\x1b[2K";
+
+/**
+ * Run a Progress on a terminal-like sink in a separate Deno process whose environment has
+ * NO_COLOR set to `noColor` (undefined = unset), and return what it wrote plus `colorEnabled(true)`.
+ * A real process keeps the environment change away from tests running in parallel.
+ */
+async function inChild(noColor: string | undefined): Promise<{ text: string; color: boolean }> {
+  const env: Record<string, string> = {};
+  for (const k of ["PATH", "HOME", "DENO_DIR", "XDG_CACHE_HOME", "TMPDIR"]) {
+    const v = Deno.env.get(k);
+    if (v !== undefined) env[k] = v;
+  }
+  if (noColor !== undefined) env.NO_COLOR = noColor;
+  const lib = new URL("../lib/progress.ts", import.meta.url).href;
+  const code = `
+    import { colorEnabled, Progress } from ${JSON.stringify(lib)};
+    let text = "";
+    const dec = new TextDecoder();
+    const out = { writeSync: (b) => { text += dec.decode(b); return b.length; } };
+    const p = new Progress({ total: 1, out, isTerminal: true, columns: 120 });
+    p.start("simple_1");
+    p.finish({ id: "simple_1", status: "failed", durationS: 1, reason: "nope" });
+    p.stop();
+    console.log(JSON.stringify({ text, color: colorEnabled(true) }));
+  `;
+  const res = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", "--no-config", code],
+    env,
+    clearEnv: true,
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assert.equal(res.code, 0, new TextDecoder().decode(res.stderr));
+  return JSON.parse(new TextDecoder().decode(res.stdout));
+}
+
+Deno.test("Progress off a terminal prints one plain line per finished task", () => {
+  const out = new Sink();
+  const p = new Progress({ total: 3, out, isTerminal: false });
+  p.start("simple_1");
+  p.start("simple_2");
+  p.start("simple_3");
+  assert.equal(out.text, "", "starting a task prints nothing in a log");
+  p.finish({ id: "simple_1", status: "passed", durationS: 0.42, reason: "all patterns found" });
+  p.finish({ id: "simple_2", status: "failed", durationS: 1.2, reason: 'missing pattern "4"' });
+  p.finish({ id: "simple_3", status: "error", durationS: 65, reason: "could not connect" });
+  p.stop();
+  assert.equal(
+    out.text,
+    "[1/3] PASS simple_1 (0.4s)\n" +
+      '[2/3] FAIL simple_2 (1.2s) — missing pattern "4"\n' +
+      "[3/3] ERROR simple_3 (1m 05.0s) — could not connect\n",
+  );
+});
+
+Deno.test("Progress off a terminal never writes control characters, even from task data", () => {
+  const out = new Sink();
+  const p = new Progress({ total: 1, out, isTerminal: false });
+  p.note("starting\r\nsecond \x1b[31mline\x1b[0m\x07");
+  p.finish({
+    id: "weird\x1b[2Kid",
+    status: "failed",
+    durationS: 1,
+    reason: "\x1b[31mboom\x1b[0m\nstack:\n\tat x",
+  });
+  p.stop();
+  assert.doesNotMatch(out.text, CONTROL);
+  assert.equal(
+    out.text,
+    "starting\nsecond line\n[1/1] FAIL weirdid (1.0s) — boom stack: at x\n",
+  );
+});
+
+Deno.test("Progress never colours by default off a terminal", () => {
+  assert.equal(colorEnabled(false), false);
+  const out = new Sink();
+  const p = new Progress({ total: 1, out, isTerminal: false });
+  p.finish({ id: "a", status: "failed", durationS: 1, reason: "x" });
+  p.stop();
+  assert.doesNotMatch(out.text, SGR);
+});
+
+Deno.test("Progress on a terminal respects NO_COLOR but still redraws in place", async () => {
+  const [unset, empty, set] = await Promise.all([inChild(undefined), inChild(""), inChild("1")]);
+  // NO_COLOR unset or empty: colour.
+  assert.equal(unset.color, true);
+  assert.ok(unset.text.includes("\x1b[31mFAIL\x1b[0m simple_1"));
+  assert.equal(empty.color, true);
+  assert.match(empty.text, SGR);
+  // NO_COLOR=1: no colour, same words, still rewritten in place.
+  assert.equal(set.color, false);
+  assert.doesNotMatch(set.text, SGR);
+  assert.ok(set.text.includes("\r\x1b[2K"));
+  assert.ok(set.text.includes("FAIL simple_1 (1.0s) — nope"));
+});
+
+Deno.test("Progress honours an explicit color option over the default", () => {
+  const out = new Sink();
+  const p = new Progress({ total: 1, out, isTerminal: false, color: true });
+  p.finish({ id: "a", status: "passed", durationS: 1, reason: "" });
+  p.stop();
+  assert.equal(out.text, "[1/1] \x1b[32mPASS\x1b[0m a (1.0s)\n");
+  assert.ok(!out.text.includes("\r"));
+});
+
+Deno.test("Progress on a terminal keeps one live line and prints finished tasks above it", () => {
+  const out = new Sink();
+  const p = new Progress({ total: 3, out, isTerminal: true, color: false, columns: 200 });
+  p.start("simple_1");
+  // Every write starts by returning to column 0 and erasing the line; split the frames on that.
+  const frames = () => out.text.split(CLEAR);
+  assert.deepEqual(frames().slice(0, 1), [""], "the first write already starts with CLEAR");
+  assert.match(
+    frames().at(-1)!,
+    /^\[0\/3\] 0 passed, 0 failed, 0 errors · \d+s · running \(1\): simple_1$/,
+  );
+  p.start("simple_2");
+  p.finish({ id: "simple_1", status: "passed", durationS: 0.4, reason: "" });
+  // The finished line is permanent (ends with a newline); the live line after it is not.
+  assert.match(
+    frames().at(-1)!,
+    /^\[1\/3\] PASS simple_1 \(0\.4s\)\n\[1\/3\] 1 passed, 0 failed, 0 errors · \d+s · running \(1\): simple_2$/,
+  );
+  p.note("rate limited, waiting 30s");
+  assert.match(
+    frames().at(-1)!,
+    /^rate limited, waiting 30s\n\[1\/3\] 1 passed, .* running \(1\): simple_2$/,
+  );
+  p.stop();
+  assert.ok(out.text.endsWith("\r\x1b[2K"), "stop() erases the live line");
+  assert.doesNotMatch(out.text, SGR);
+  p.stop(); // twice is harmless
+});
+
+Deno.test("Progress cuts the live line to the terminal width", () => {
+  const out = new Sink();
+  const p = new Progress({ total: 50, out, isTerminal: true, color: false, columns: 40 });
+  for (let i = 0; i < 10; i++) p.start(`a_rather_long_task_id_${i}`);
+  p.finish({ id: "a_rather_long_task_id_0", status: "passed", durationS: 1, reason: "" });
+  p.stop();
+  const frames = out.text.split("\r\x1b[2K").flatMap((f) => f.split("\n")).filter(Boolean);
+  assert.ok(frames.length > 0);
+  for (const f of frames.filter((f) => f.includes("running"))) {
+    assert.ok(Array.from(f).length <= 39, `too wide: ${f}`);
+    assert.ok(f.endsWith("…"));
+  }
+});
+
+Deno.test("Progress writes through short writes of a synchronous sink", () => {
+  const out = new ShortWriteSink();
+  const p = new Progress({ total: 1, out, isTerminal: false });
+  p.finish({ id: "simple_1", status: "passed", durationS: 2, reason: "" });
+  p.stop();
+  assert.equal(out.text, "[1/1] PASS simple_1 (2.0s)\n");
+});
+
+Deno.test("Progress accepts a WritableStream as its sink", async () => {
+  const chunks: Uint8Array[] = [];
+  const stream = new WritableStream<Uint8Array>({ write: (c) => void chunks.push(c) });
+  const p = new Progress({ total: 2, out: stream, isTerminal: false });
+  p.finish({ id: "a", status: "passed", durationS: 1, reason: "" });
+  p.finish({ id: "b", status: "error", durationS: 1, reason: "spawn failed" });
+  p.stop();
+  // stop() releases the stream once queued writes are done; then it can be closed.
+  await new Promise((r) => setTimeout(r, 0));
+  await stream.close();
+  const text = chunks.map((c) => new TextDecoder().decode(c)).join("");
+  assert.equal(text, "[1/2] PASS a (1.0s)\n[2/2] ERROR b (1.0s) — spawn failed\n");
+});
+
+Deno.test("Progress keeps going when its sink breaks", () => {
+  let calls = 0;
+  const out = {
+    writeSync(_b: Uint8Array): number {
+      calls++;
+      throw new Deno.errors.BrokenPipe("closed");
+    },
+  };
+  const p = new Progress({ total: 2, out, isTerminal: false });
+  p.finish({ id: "a", status: "passed", durationS: 1, reason: "" });
+  p.finish({ id: "b", status: "passed", durationS: 1, reason: "" });
+  p.stop();
+  assert.equal(calls, 1);
+});
