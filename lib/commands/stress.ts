@@ -1,0 +1,198 @@
+/**
+ * `ccx stress`: load and validate a suite, run it through one or more ccx
+ * servers (or an in-process one), show progress, write every report, and exit 0
+ * only when the run graduates.
+ *
+ * @example
+ * ```ts
+ * import { stressCommand } from "./stress.ts";
+ * const code = await stressCommand({ suite: "tasks/selftest.json", concurrency: 4 });
+ * ```
+ * @module
+ */
+
+import { loadavg } from "node:os";
+import { join } from "node:path";
+import { CcxServer } from "../server.ts";
+import { filterTasks, loadSuite, SuiteError } from "../suite.ts";
+import { runTasks, type ServerTarget } from "../runner.ts";
+import { colorEnabled, Progress } from "../progress.ts";
+import {
+  formatRatioLine,
+  formatSummaryTable,
+  type RunReport,
+  summarize,
+  writeReports,
+} from "../report.ts";
+import { type HistoryStore, openHistory } from "../history.ts";
+
+/** Options of `ccx stress`. */
+export interface StressOptions {
+  suite: string;
+  servers?: string[];
+  token?: string;
+  concurrency?: number;
+  repeat?: number;
+  categories?: string[];
+  filter?: string;
+  /** Output directory for task outputs (default test_outputs/<run-id>). */
+  out?: string;
+  json?: string;
+  junit?: string;
+  html?: string;
+  patternMode?: "all" | "any";
+  /** Required ratio (default 10). */
+  threshold?: number;
+  /** A factor, or "auto" (×3 when the 1-minute load average exceeds 14). */
+  timeoutScale?: number | "auto";
+  claude?: string;
+  /** Shared history (Redis URL); default the local SQLite file. */
+  redisUrl?: string;
+  /** Do not record runs in the timeout history. */
+  noHistory?: boolean;
+}
+
+/**
+ * The factor `--timeout-scale auto` uses: 3 when the 1-minute load average
+ * exceeds 14 (the seed's advice), else 1.
+ *
+ * @example
+ * ```ts
+ * import { autoTimeoutScale } from "./stress.ts";
+ * autoTimeoutScale(20); // 3
+ * ```
+ */
+export function autoTimeoutScale(load1 = loadavg()[0]): number {
+  return load1 > 14 ? 3 : 1;
+}
+
+/** A run id: local timestamp plus a short random suffix, safe in file names. */
+function newRunId(d = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}_` +
+    `${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}_` +
+    crypto.randomUUID().slice(0, 6);
+}
+
+/** Runs the suite; resolves with the exit code (0 graduated, 1 not, 2 bad input, 130 interrupted). */
+export async function stressCommand(opts: StressOptions): Promise<number> {
+  let suite;
+  try {
+    suite = await loadSuite(opts.suite, { claude: opts.claude });
+  } catch (e) {
+    if (e instanceof SuiteError) {
+      console.error(e.message);
+      return 2;
+    }
+    if (e instanceof Deno.errors.NotFound) {
+      console.error(`ccx stress: suite not found: ${opts.suite}`);
+      return 2;
+    }
+    throw e;
+  }
+  let tasks;
+  try {
+    tasks = filterTasks(suite, { categories: opts.categories, filter: opts.filter });
+  } catch (e) {
+    console.error(`ccx stress: ${(e as Error).message}`);
+    return 2;
+  }
+  if (tasks.length === 0) {
+    console.error("ccx stress: no task matches --category/--filter");
+    return 2;
+  }
+  const threshold = opts.threshold ?? 10;
+  const runId = newRunId();
+  const outDir = opts.out ?? join("test_outputs", runId);
+  const scale = opts.timeoutScale === "auto" || opts.timeoutScale === undefined
+    ? (opts.timeoutScale === "auto" ? autoTimeoutScale() : 1)
+    : opts.timeoutScale;
+
+  let local: CcxServer | undefined;
+  let servers: ServerTarget[];
+  if (opts.servers?.length) {
+    servers = opts.servers.map((url) => ({ url, token: opts.token }));
+  } else {
+    local = CcxServer.start({
+      port: 0,
+      log: () => {},
+      maxJobsPerSession: 256,
+      maxSessions: 1024,
+    });
+    servers = [{ url: local.url }];
+  }
+  let history: HistoryStore | undefined;
+  if (!opts.noHistory) {
+    history = await openHistory({ redisUrl: opts.redisUrl }).catch((e) => {
+      console.error(`ccx stress: timeout history not recorded: ${(e as Error).message}`);
+      return undefined;
+    });
+  }
+
+  const controller = new AbortController();
+  const onInt = () => {
+    if (controller.signal.aborted) return;
+    console.error("\nccx stress: interrupted, canceling running tasks and writing reports…");
+    controller.abort();
+  };
+  Deno.addSignalListener("SIGINT", onInt);
+  Deno.addSignalListener("SIGTERM", onInt);
+
+  const total = tasks.length * Math.max(1, opts.repeat ?? 1);
+  const progress = new Progress({ total });
+  const where = local ? "an in-process server" : servers.map((s) => s.url).join(", ");
+  progress.note(
+    `ccx stress: ${total} task runs from ${suite.name} on ${where}, concurrency ` +
+      `${opts.concurrency ?? 1}${scale !== 1 ? `, timeouts x${scale}` : ""}; outputs in ${outDir}`,
+  );
+  const startedAt = new Date();
+  const t0 = performance.now();
+  let results;
+  try {
+    results = await runTasks(tasks, {
+      servers,
+      concurrency: opts.concurrency ?? 1,
+      repeat: opts.repeat,
+      patternMode: opts.patternMode,
+      timeoutScale: scale,
+      outDir,
+      claude: suite.claude,
+      history,
+      signal: controller.signal,
+      onStart: (id) => progress.start(id),
+      onFinish: (r) => progress.finish(r),
+    });
+  } finally {
+    progress.stop();
+    Deno.removeSignalListener("SIGINT", onInt);
+    Deno.removeSignalListener("SIGTERM", onInt);
+    await history?.close().catch(() => {});
+    await local?.shutdown();
+  }
+  const report: RunReport = {
+    runId,
+    suite: suite.source,
+    startedAt,
+    durationS: (performance.now() - t0) / 1000,
+    results,
+    interrupted: controller.signal.aborted,
+    threshold,
+  };
+  const written = await writeReports(report, {
+    json: opts.json ?? join(outDir, "report.json"),
+    junit: opts.junit,
+    html: opts.html,
+  });
+  const color = colorEnabled(Deno.stdout.isTerminal());
+  console.log(formatSummaryTable(report, { color }));
+  const summary = summarize(results, threshold);
+  console.log(`Reports: ${written.join(", ")}`);
+  if (report.interrupted) {
+    console.log(`Interrupted after ${results.length} of ${total} task runs.`);
+    return 130;
+  }
+  // The table ends with the ratio line already; repeat it only if it does not.
+  const ratio = formatRatioLine(summary, threshold);
+  if (!formatSummaryTable(report, { color: false }).includes(ratio)) console.log(ratio);
+  return summary.graduated ? 0 : 1;
+}

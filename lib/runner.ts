@@ -1,0 +1,461 @@
+/**
+ * The stress runner: runs suite tasks through one or more ccx servers with
+ * bounded concurrency, judges each run, retries rate-limited ones, runs
+ * concurrent tasks' instances and picks the best, and saves every output.
+ *
+ * @example
+ * ```ts
+ * import { runTasks } from "./runner.ts";
+ * import { loadSuite } from "./suite.ts";
+ * const suite = await loadSuite("tasks/selftest.json");
+ * const results = await runTasks(suite.tasks, {
+ *   servers: [{ url: "ws://127.0.0.1:8004/ws" }],
+ *   concurrency: 4,
+ *   outDir: "test_outputs/demo",
+ *   claude: "claude",
+ * });
+ * ```
+ * @module
+ */
+
+import { join } from "node:path";
+import { CcxClient, type CollectedRun, runToEnd } from "./client.ts";
+import { modelText } from "./claude.ts";
+import { type Candidate, pickBest, type PickOptions } from "./pick.ts";
+import {
+  type InstanceResult,
+  type TestResult,
+  type TestStatus,
+  writeOutputFile,
+} from "./report.ts";
+import { buildTaskCommand, formatTimestamp, resolveMarker, type SuiteTask } from "./suite.ts";
+import { type HistoryStore, type Outcome, taskClass } from "./history.ts";
+import { limitWaitMs, sleepUnlessAborted } from "./backoff.ts";
+
+/** A server to run tasks on. */
+export interface ServerTarget {
+  url: string;
+  token?: string;
+}
+
+/** Options of {@linkcode runTasks}. */
+export interface RunnerOptions {
+  /** Servers; tasks are dealt to them in turn. */
+  servers: ServerTarget[];
+  /** Tasks running at once (default 1). */
+  concurrency?: number;
+  /** Run every task this many times (default 1). */
+  repeat?: number;
+  /** Whether all expected patterns must be found, or any one (default all). */
+  patternMode?: "all" | "any";
+  /** Multiplies every timeout and stall timeout (default 1). */
+  timeoutScale?: number;
+  /** Where output files go. */
+  outDir: string;
+  /** The Claude executable for template-less tasks and `claude` in templates. */
+  claude: string;
+  /** Retries after a usage/rate limit (default 3). */
+  rateLimitRetries?: number;
+  /** Longest wait for a limit to reset, in seconds (default 300). */
+  maxLimitWaitS?: number;
+  /** First backoff step when a limit gives no reset time (default 2 s). */
+  backoffBaseS?: number;
+  /** Records every run for timeout estimates. */
+  history?: HistoryStore;
+  /** Aborting cancels running tasks (they end as `error: interrupted`) and starts no more. */
+  signal?: AbortSignal;
+  /** Linter for BEST_CODE_QUALITY (default: deno lint). */
+  lint?: PickOptions["lint"];
+  onStart?(id: string): void;
+  onFinish?(result: TestResult): void;
+}
+
+/** The verdict on one run. */
+export interface Verdict {
+  status: TestStatus;
+  reason: string;
+  patternsFound: string[];
+  patternsMissing: string[];
+  /** What the patterns were matched against. */
+  text: string;
+  /** Set when the run hit a usage/rate limit (worth a retry). */
+  rateLimited?: { resetTimestamp?: number; retryAfter?: number; message: string };
+}
+
+/**
+ * Judges one finished run of a task. Patterns are matched, case-insensitively,
+ * against what the model said (for Claude's stream-json: assistant and result
+ * text, never the JSON envelope) plus stderr.
+ *
+ * @example
+ * ```ts
+ * import { judgeRun } from "./runner.ts";
+ * // judgeRun(task, run, "all") → { status: "passed", reason: "exit 0, 2/2 patterns", ... }
+ * ```
+ */
+export function judgeRun(
+  task: Pick<SuiteTask, "expectedPatterns" | "expectNonZeroExit" | "timeoutS" | "stallTimeoutS">,
+  run: Pick<CollectedRun, "status" | "exitCode" | "signal" | "stdout" | "stderr" | "limits">,
+  patternMode: "all" | "any",
+  timeouts: { timeoutS?: number; stallTimeoutS?: number } = {},
+): Verdict {
+  const text = modelText(run.stdout) + (run.stderr ? `\n${run.stderr}` : "");
+  const lower = text.toLowerCase();
+  const found = task.expectedPatterns.filter((p) => lower.includes(p.toLowerCase()));
+  const missing = task.expectedPatterns.filter((p) => !found.includes(p));
+  const base = { patternsFound: found, patternsMissing: missing, text };
+  const rate = run.limits.find((l) => l.kind === "rate_limit");
+  if (rate) {
+    return {
+      ...base,
+      status: "error",
+      reason: `rate limited: ${rate.message}`,
+      rateLimited: { ...rate },
+    };
+  }
+  switch (run.status) {
+    case "timeout":
+      return { ...base, status: "error", reason: `timed out after ${timeouts.timeoutS ?? "?"}s` };
+    case "stalled":
+      return {
+        ...base,
+        status: "error",
+        reason: `stalled: no output for ${timeouts.stallTimeoutS ?? "?"}s`,
+      };
+    case "canceled":
+      return { ...base, status: "error", reason: "interrupted" };
+  }
+  const token = run.limits.find((l) => l.kind === "token_limit");
+  const code = run.exitCode;
+  const exitOk = task.expectNonZeroExit ? code !== 0 : code === 0;
+  if (!exitOk) {
+    const how = run.signal ? `killed by ${run.signal}` : `exit code ${code}`;
+    const want = task.expectNonZeroExit ? "a non-zero exit" : "exit 0";
+    const why = token ? ` (${token.message})` : "";
+    return { ...base, status: "failed", reason: `${how}, expected ${want}${why}` };
+  }
+  const need = task.expectedPatterns.length;
+  const patternsOk = need === 0 ||
+    (patternMode === "all" ? missing.length === 0 : found.length > 0);
+  if (!patternsOk) {
+    return {
+      ...base,
+      status: "failed",
+      reason: `missing pattern${missing.length > 1 ? "s" : ""}: ${missing.join(", ")}` +
+        (patternMode === "any" ? " (none of them found)" : ""),
+    };
+  }
+  const exitWord = run.signal ? `killed by ${run.signal}` : `exit ${code}`;
+  return {
+    ...base,
+    status: "passed",
+    reason: need ? `${exitWord}, ${found.length}/${need} patterns` : exitWord,
+  };
+}
+
+/** Connections a worker keeps, one per server, reopened when lost. */
+class Connections {
+  #clients = new Map<number, Promise<CcxClient>>();
+  constructor(private readonly servers: ServerTarget[]) {}
+
+  async get(index: number): Promise<CcxClient> {
+    const have = this.#clients.get(index);
+    if (have) {
+      const c = await have.catch(() => undefined);
+      if (c && !c.closed) return c;
+    }
+    const s = this.servers[index];
+    const p = CcxClient.connect(s.url, { token: s.token });
+    this.#clients.set(index, p);
+    return await p;
+  }
+
+  async closeAll(): Promise<void> {
+    const all = [...this.#clients.values()];
+    this.#clients.clear();
+    await Promise.all(all.map((p) => p.then((c) => c.close()).catch(() => {})));
+  }
+}
+
+function scaled(s: number | undefined, scale: number): number | undefined {
+  return s === undefined ? undefined : Math.round(s * scale * 1000) / 1000;
+}
+
+function outcomeOf(v: Pick<Verdict, "status" | "reason">): Outcome {
+  if (v.status === "passed") return "success";
+  if (v.status === "failed") return "failure";
+  return v.reason.startsWith("timed out") ? "timeout" : "error";
+}
+
+/** Runs tasks and resolves with their results, in suite order. */
+export async function runTasks(tasks: SuiteTask[], opts: RunnerOptions): Promise<TestResult[]> {
+  if (opts.servers.length === 0) throw new Error("runTasks: no server to run on");
+  const repeat = Math.max(1, opts.repeat ?? 1);
+  const jobs: { task: SuiteTask; rid: string; order: number }[] = [];
+  for (let r = 1; r <= repeat; r++) {
+    for (const task of tasks) {
+      jobs.push({ task, rid: repeat > 1 ? `${task.id}.r${r}` : task.id, order: jobs.length });
+    }
+  }
+  const results: (TestResult | undefined)[] = new Array(jobs.length);
+  let next = 0;
+  let dealt = 0;
+  await Deno.mkdir(opts.outDir, { recursive: true });
+  const workers = Math.max(1, Math.min(opts.concurrency ?? 1, jobs.length));
+  const connections: Connections[] = [];
+  const abort = () => connections.forEach((c) => void c.closeAll());
+  opts.signal?.addEventListener("abort", abort, { once: true });
+  try {
+    await Promise.all(Array.from({ length: workers }, async () => {
+      const conns = new Connections(opts.servers);
+      connections.push(conns);
+      try {
+        while (next < jobs.length && !opts.signal?.aborted) {
+          const j = jobs[next++];
+          const server = dealt++ % opts.servers.length;
+          opts.onStart?.(j.rid);
+          const result = await runOne(j.task, j.rid, server, conns, opts);
+          results[j.order] = result;
+          opts.onFinish?.(result);
+        }
+      } finally {
+        await conns.closeAll();
+      }
+    }));
+  } finally {
+    opts.signal?.removeEventListener("abort", abort);
+  }
+  return results.filter((r): r is TestResult => r !== undefined);
+}
+
+async function runOne(
+  task: SuiteTask,
+  rid: string,
+  server: number,
+  conns: Connections,
+  opts: RunnerOptions,
+): Promise<TestResult> {
+  const startedAt = Date.now();
+  const t0 = performance.now();
+  const base = {
+    id: rid,
+    name: task.name,
+    category: task.category,
+    startedAt,
+  };
+  try {
+    if (task.concurrent) return await runConcurrent(task, rid, server, conns, opts, base);
+    const scale = opts.timeoutScale ?? 1;
+    const timeoutS = scaled(task.timeoutS, scale);
+    const stallTimeoutS = scaled(task.stallTimeoutS, scale);
+    const retries = opts.rateLimitRetries ?? 3;
+    let attempts = 0;
+    while (true) {
+      attempts++;
+      const timestamp = formatTimestamp();
+      const built = buildTaskCommand(
+        task,
+        { marker: resolveMarker(task, timestamp), timestamp },
+        { claude: opts.claude },
+      );
+      const client = await conns.get(server);
+      const run = await runToEnd(client, {
+        command: built.command,
+        argv: built.argv,
+        env: built.env,
+        timeout: timeoutS,
+        stall_timeout: stallTimeoutS,
+      });
+      const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS });
+      if (opts.signal?.aborted && run.status === "canceled") v.reason = "interrupted";
+      await opts.history?.record({
+        ...taskClass(task.request ?? task.template ?? task.id),
+        durationS: run.executionTime,
+        outcome: outcomeOf(v),
+        at: Date.now(),
+        source: "stress",
+      }).catch(() => {});
+      if (v.rateLimited && attempts <= retries && !opts.signal?.aborted) {
+        const wait = limitWaitMs(v.rateLimited, attempts - 1, {
+          maxWaitS: opts.maxLimitWaitS,
+          baseS: opts.backoffBaseS,
+        });
+        if (wait !== undefined && await sleepUnlessAborted(wait, opts.signal)) continue;
+      }
+      if (v.rateLimited && attempts > 1) v.reason += ` (after ${attempts} attempts)`;
+      const outputFile = task.saveOutput ? join(opts.outDir, `${rid}.txt`) : undefined;
+      const durationS = (performance.now() - t0) / 1000;
+      if (outputFile) {
+        await writeOutputFile(outputFile, {
+          task: rid,
+          name: task.name,
+          status: v.status,
+          durationS,
+          exitCode: run.exitCode,
+          timestamp: new Date(startedAt),
+          command: built.display,
+          reason: v.reason,
+        }, outputBody(run));
+      }
+      return {
+        ...base,
+        status: v.status,
+        reason: v.reason,
+        durationS,
+        exitCode: run.exitCode,
+        patternsFound: v.patternsFound,
+        patternsMissing: v.patternsMissing,
+        outputFile,
+        attempts,
+      };
+    }
+  } catch (e) {
+    const reason = opts.signal?.aborted ? "interrupted" : `runner: ${(e as Error).message}`;
+    return {
+      ...base,
+      status: "error",
+      reason,
+      durationS: (performance.now() - t0) / 1000,
+      exitCode: null,
+      patternsFound: [],
+      patternsMissing: [...task.expectedPatterns],
+      attempts: 1,
+    };
+  }
+}
+
+function outputBody(run: Pick<CollectedRun, "stdout" | "stderr">): string {
+  return run.stderr ? `${run.stdout}\n----- stderr -----\n${run.stderr}` : run.stdout;
+}
+
+/** The model and temperature of instance `i` of `n`. */
+export function instanceSettings(
+  spec: NonNullable<SuiteTask["concurrent"]>,
+  i: number,
+): { model?: string; temperature?: number } {
+  const model = spec.models?.length ? spec.models[i % spec.models.length] : undefined;
+  let temperature: number | undefined;
+  if (spec.temperatureRange) {
+    const [lo, hi] = spec.temperatureRange;
+    const t = spec.instances > 1 ? lo + (hi - lo) * i / (spec.instances - 1) : lo;
+    temperature = Math.round(t * 100) / 100;
+  }
+  return { model, temperature };
+}
+
+async function runConcurrent(
+  task: SuiteTask,
+  rid: string,
+  server: number,
+  conns: Connections,
+  opts: RunnerOptions,
+  base: Pick<TestResult, "id" | "name" | "category" | "startedAt">,
+): Promise<TestResult> {
+  const spec = task.concurrent!;
+  const t0 = performance.now();
+  const scale = opts.timeoutScale ?? 1;
+  const timeoutS = scaled(task.timeoutS, scale);
+  const stallTimeoutS = scaled(task.stallTimeoutS, scale);
+  const client = await conns.get(server);
+  const timestamp = formatTimestamp();
+  const marker = resolveMarker(task, timestamp);
+  const runs = await Promise.all(Array.from({ length: spec.instances }, async (_, i) => {
+    const settings = instanceSettings(spec, i);
+    const built = buildTaskCommand(
+      task,
+      { marker: `${marker}_i${i + 1}`, timestamp, ...settings },
+      { claude: opts.claude },
+    );
+    const run = await runToEnd(client, {
+      command: built.command,
+      argv: built.argv,
+      env: built.env,
+      timeout: timeoutS,
+      stall_timeout: stallTimeoutS,
+    });
+    const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS });
+    const outputFile = task.saveOutput ? join(opts.outDir, `${rid}.i${i + 1}.txt`) : undefined;
+    if (outputFile) {
+      await writeOutputFile(outputFile, {
+        task: `${rid} instance ${i + 1}`,
+        name: task.name,
+        status: v.status,
+        durationS: run.executionTime,
+        exitCode: run.exitCode,
+        timestamp: new Date(),
+        command: built.display,
+        reason: v.reason,
+      }, outputBody(run));
+    }
+    return { i, run, v, settings, outputFile };
+  }));
+  const candidates: Candidate[] = runs.map(({ i, run, v, settings }) => ({
+    index: i + 1,
+    text: modelText(run.stdout),
+    durationS: run.executionTime,
+    ok: v.status === "passed",
+    model: settings.model,
+    temperature: settings.temperature,
+    patternsFound: v.patternsFound.length,
+  }));
+  const pick = await pickBest(candidates, spec.criteria, {
+    expectedPatterns: task.expectedPatterns,
+    lint: opts.lint,
+  });
+  const instances: InstanceResult[] = runs.map(({ i, run, v, settings, outputFile }) => {
+    const score = pick.scores.find((s) => s.index === i + 1);
+    return {
+      index: i + 1,
+      model: settings.model,
+      temperature: settings.temperature,
+      status: v.status,
+      reason: v.reason,
+      durationS: run.executionTime,
+      exitCode: run.exitCode,
+      picked: pick.best?.index === i + 1,
+      score: score && Number.isFinite(score.score) ? score.score : undefined,
+      outputFile,
+    };
+  });
+  const durationS = (performance.now() - t0) / 1000;
+  const best = runs.find((r) => r.i + 1 === pick.best?.index);
+  for (const r of runs) {
+    await opts.history?.record({
+      ...taskClass(task.request ?? task.template ?? task.id),
+      durationS: r.run.executionTime,
+      outcome: outcomeOf(r.v),
+      at: Date.now(),
+      source: "stress",
+    }).catch(() => {});
+  }
+  if (!best) {
+    const allErrors = runs.every((r) => r.v.status === "error");
+    return {
+      ...base,
+      status: allErrors ? "error" : "failed",
+      reason: `no instance of ${spec.instances} passed (${spec.criteria}): ` +
+        runs.map((r) => `#${r.i + 1} ${r.v.reason}`).join("; "),
+      durationS,
+      exitCode: runs[0]?.run.exitCode ?? null,
+      patternsFound: [],
+      patternsMissing: [...task.expectedPatterns],
+      outputFile: runs[0]?.outputFile,
+      attempts: 1,
+      instances,
+    };
+  }
+  const note = pick.scores.find((s) => s.index === best.i + 1)?.note ?? "";
+  return {
+    ...base,
+    status: best.v.status,
+    reason: `picked instance ${best.i + 1} of ${spec.instances} by ${spec.criteria}` +
+      `${note ? ` (${note})` : ""}: ${best.v.reason}`,
+    durationS,
+    exitCode: best.run.exitCode,
+    patternsFound: best.v.patternsFound,
+    patternsMissing: best.v.patternsMissing,
+    outputFile: best.outputFile,
+    attempts: 1,
+    instances,
+  };
+}
