@@ -40,7 +40,7 @@ export function readDotEnv(dir: string): Record<string, string> {
     if (e instanceof Deno.errors.NotFound) return {};
     throw new ConfigError(`.env: cannot read: ${(e as Error).message}`);
   }
-  return parseEnv(text) as Record<string, string>;
+  return { ...parseEnv(text) } as Record<string, string>;
 }
 
 /**

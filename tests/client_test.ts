@@ -1,0 +1,113 @@
+import assert from "node:assert/strict";
+import { CcxClient, ClientError, runToEnd } from "../lib/client.ts";
+import { CcxServer } from "../lib/server.ts";
+import { processesInGroup, waitFor, withServer } from "./helpers.ts";
+
+Deno.test("connect() learns the session id and server version", async () => {
+  await withServer({}, async (server) => {
+    const c = await CcxClient.connect(server.url);
+    assert.match(c.sessionId, /^[0-9a-f-]{36}$/);
+    assert.equal(c.serverVersion, "0.1.0");
+    await c.close();
+    assert.ok(c.closed);
+  });
+});
+
+Deno.test("runToEnd() collects stdout and stderr and the completion", async () => {
+  await withServer({}, async (server) => {
+    const c = await CcxClient.connect(server.url);
+    const seen: string[] = [];
+    const r = await runToEnd(c, { command: "echo one; echo two >&2; exit 4" }, {
+      onOutput: (type, data) => seen.push(`${type}:${data}`),
+    });
+    assert.equal(r.stdout, "one\n");
+    assert.equal(r.stderr, "two\n");
+    assert.equal(r.status, "failed");
+    assert.equal(r.exitCode, 4);
+    assert.deepEqual(seen.sort(), ["stderr:two\n", "stdout:one\n"]);
+    await c.close();
+  });
+});
+
+Deno.test("a job can be paused, resumed and canceled through the client", async () => {
+  await withServer({ graceMs: 200 }, async (server) => {
+    const c = await CcxClient.connect(server.url);
+    let out = "";
+    const job = await c.execute({ command: "echo go; sleep 100" }, {
+      onOutput: (_t, d) => (out += d),
+    });
+    await waitFor(() => out.includes("go"), "output");
+    await job.pause();
+    await waitFor(() => processesInGroup(job.pgid).every((p) => p.state === "T"), "stopped");
+    await job.resume();
+    const end = await job.cancel();
+    assert.equal(end.status, "canceled");
+    assert.deepEqual(processesInGroup(job.pgid), []);
+    await c.close();
+  });
+});
+
+Deno.test("server errors become ClientError with the JSON-RPC code and data", async () => {
+  await withServer({}, async (server) => {
+    const c = await CcxClient.connect(server.url);
+    await assert.rejects(
+      () => c.execute({ command: "true", timeout: -1 }),
+      (e: unknown) =>
+        e instanceof ClientError && e.code === -32602 &&
+        (e.data as { field: string }).field === "timeout",
+    );
+    await assert.rejects(
+      () => c.request("nope"),
+      (e: unknown) => (e as ClientError).code === -32601,
+    );
+    await c.close();
+  });
+});
+
+Deno.test("Claude limits noticed by the server are on the completion", async () => {
+  await withServer({}, async (server) => {
+    const c = await CcxClient.connect(server.url);
+    const r = await runToEnd(c, { argv: ["echo", "Claude AI usage limit reached|1900000000"] });
+    assert.equal(r.limits.length, 1);
+    assert.equal(r.limits[0].kind, "rate_limit");
+    assert.equal(r.limits[0].resetTimestamp, 1900000000);
+    await c.close();
+  });
+});
+
+Deno.test("a token is sent as a Bearer header; a wrong one fails to connect", async () => {
+  await withServer({ token: "t0k" }, async (server) => {
+    const ok = await CcxClient.connect(server.url, { token: "t0k" });
+    assert.equal((await ok.request("ping") as { pong: boolean }).pong, true);
+    await ok.close();
+    await assert.rejects(() => CcxClient.connect(server.url, { token: "bad" }), ClientError);
+  });
+});
+
+Deno.test("connecting to nothing fails with a message naming the URL", async () => {
+  await assert.rejects(
+    () => CcxClient.connect("ws://127.0.0.1:1/ws", { timeoutMs: 3000 }),
+    (e: unknown) => e instanceof ClientError && e.message.includes("ws://127.0.0.1:1/ws"),
+  );
+});
+
+Deno.test("when the server shuts down, running jobs complete as killed", async () => {
+  const server = CcxServer.start({ port: 0, log: () => {}, heartbeatS: 0, graceMs: 200 });
+  const c = await CcxClient.connect(server.url);
+  const job = await c.execute({ command: "sleep 100" });
+  await server.shutdown();
+  const end = await job.done;
+  assert.equal(end.status, "killed");
+  assert.deepEqual(processesInGroup(job.pgid), []);
+  await c.close();
+});
+
+Deno.test("closing the client rejects its unfinished jobs and the server ends them", async () => {
+  await withServer({ graceMs: 200 }, async (server) => {
+    const c = await CcxClient.connect(server.url);
+    const job = await c.execute({ command: "sleep 100" });
+    await c.close();
+    await assert.rejects(() => job.done, ClientError);
+    await waitFor(() => processesInGroup(job.pgid).length === 0, "the job's group to end");
+  });
+});

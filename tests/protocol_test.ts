@@ -1,0 +1,123 @@
+import assert from "node:assert/strict";
+import {
+  ErrorCode,
+  errorResponse,
+  notification,
+  parseIncoming,
+  response,
+  RpcError,
+  validateControl,
+  validateExecute,
+} from "../lib/protocol.ts";
+
+function invalidField(f: () => unknown): string | undefined {
+  try {
+    f();
+  } catch (e) {
+    assert.ok(e instanceof RpcError);
+    assert.equal(e.code, ErrorCode.InvalidParams);
+    return (e.data as { field: string }).field;
+  }
+  assert.fail("expected an RpcError");
+}
+
+Deno.test("parseIncoming() tells requests, notifications, responses and invalid items apart", () => {
+  const m = parseIncoming(JSON.stringify([
+    { jsonrpc: "2.0", id: 1, method: "ping" },
+    { jsonrpc: "2.0", method: "ping" },
+    { jsonrpc: "2.0", id: 2, result: {} },
+    { jsonrpc: "2.0", id: 3 },
+    7,
+  ]));
+  assert.equal(m.batch, true);
+  assert.deepEqual(m.items.map((i) => i.kind), [
+    "request",
+    "notification",
+    "response",
+    "invalid",
+    "invalid",
+  ]);
+});
+
+Deno.test("parseIncoming() reports text that is not JSON as a parse error", () => {
+  const m = parseIncoming("{oops");
+  assert.equal(m.error?.code, ErrorCode.ParseError);
+  assert.deepEqual(m.items, []);
+});
+
+Deno.test("parseIncoming() refuses an empty batch and a wrong jsonrpc version", () => {
+  assert.equal(parseIncoming("[]").error?.code, ErrorCode.InvalidRequest);
+  const v1 = parseIncoming('{"jsonrpc":"1.0","id":5,"method":"ping"}').items[0];
+  assert.equal(v1.kind, "invalid");
+  if (v1.kind === "invalid") {
+    assert.equal(v1.error.code, ErrorCode.InvalidRequest);
+    assert.equal(v1.id, 5);
+  }
+});
+
+Deno.test("parseIncoming() keeps the id's type: string, number, null", () => {
+  for (const id of ["abc", 42, 1.5, null]) {
+    const item = parseIncoming(JSON.stringify({ jsonrpc: "2.0", id, method: "ping" })).items[0];
+    assert.equal(item.kind, "request");
+    if (item.kind === "request") assert.equal(item.id, id);
+  }
+  const bad = parseIncoming('{"jsonrpc":"2.0","id":{},"method":"ping"}').items[0];
+  assert.equal(bad.kind, "invalid");
+});
+
+Deno.test("validateExecute() accepts command or argv and the optional fields", () => {
+  assert.deepEqual(validateExecute({ command: "echo hi" }).command, "echo hi");
+  const p = validateExecute({
+    argv: ["a", "b"],
+    cwd: "/tmp",
+    env: { A: "1" },
+    timeout: 1.5,
+    stall_timeout: 2,
+    stdin: "x",
+    job_id: "job-1",
+  });
+  assert.deepEqual(p.argv, ["a", "b"]);
+  assert.equal(p.timeout, 1.5);
+  assert.equal(p.job_id, "job-1");
+});
+
+Deno.test("validateExecute() names the offending field", () => {
+  assert.equal(invalidField(() => validateExecute({})), "command");
+  assert.equal(invalidField(() => validateExecute({ command: "  " })), "command");
+  assert.equal(invalidField(() => validateExecute({ command: 5 })), "command");
+  assert.equal(invalidField(() => validateExecute({ command: "a", argv: ["b"] })), "command");
+  assert.equal(invalidField(() => validateExecute({ argv: [] })), "argv");
+  assert.equal(invalidField(() => validateExecute({ argv: ["a", 1] })), "argv");
+  assert.equal(invalidField(() => validateExecute({ command: "a", timeout: -1 })), "timeout");
+  assert.equal(invalidField(() => validateExecute({ command: "a", timeout: "5" })), "timeout");
+  assert.equal(
+    invalidField(() => validateExecute({ command: "a", stall_timeout: 0 })),
+    "stall_timeout",
+  );
+  assert.equal(invalidField(() => validateExecute({ command: "a", env: [] })), "env");
+  assert.equal(invalidField(() => validateExecute({ command: "a", env: { X: 1 } })), "env.X");
+  assert.equal(invalidField(() => validateExecute({ command: "a", cwd: 3 })), "cwd");
+  assert.equal(invalidField(() => validateExecute({ command: "a", job_id: "a b" })), "job_id");
+  assert.equal(invalidField(() => validateExecute("not an object")), "params");
+});
+
+Deno.test("validateControl() accepts the three types, case-insensitively", () => {
+  assert.equal(validateControl({ type: "pause" }).type, "PAUSE");
+  assert.equal(validateControl({ type: "RESUME", job_id: "j" }).job_id, "j");
+  assert.equal(invalidField(() => validateControl({ type: "KILL" })), "type");
+  assert.equal(invalidField(() => validateControl({})), "type");
+});
+
+Deno.test("response builders produce JSON-RPC 2.0 objects", () => {
+  assert.deepEqual(response(1, { ok: true }), { jsonrpc: "2.0", id: 1, result: { ok: true } });
+  assert.deepEqual(errorResponse("x", new RpcError(-32601, "no such method")), {
+    jsonrpc: "2.0",
+    id: "x",
+    error: { code: -32601, message: "no such method" },
+  });
+  assert.deepEqual(notification("heartbeat", { timestamp: 1 }), {
+    jsonrpc: "2.0",
+    method: "heartbeat",
+    params: { timestamp: 1 },
+  });
+});
