@@ -17,6 +17,7 @@ import { serveCommand } from "./lib/commands/serve.ts";
 import { runCommand } from "./lib/commands/run.ts";
 import { historyCommand } from "./lib/commands/history.ts";
 import { stressCommand } from "./lib/commands/stress.ts";
+import { execCommand } from "./lib/commands/exec.ts";
 
 type Options = NonNullable<ParseArgsConfig["options"]>;
 type Values = Record<string, string | boolean | (string | boolean)[] | undefined>;
@@ -190,6 +191,78 @@ const COMMANDS: Record<string, CommandSpec> = {
         claude: s.string("claude", "CCX_CLAUDE"),
         redisUrl: s.string("redis", "REDIS_URL"),
         noHistory: v["no-history"] === true,
+      });
+    },
+  },
+  exec: {
+    summary: "run one Claude task with success criteria, a timeout from history, and retries",
+    usage: "ccx exec TASK [options]",
+    options: {
+      criterion: { type: "string", multiple: true },
+      timeout: { type: "string", short: "t" },
+      "stall-timeout": { type: "string" },
+      retries: { type: "string" },
+      tools: { type: "string" },
+      model: { type: "string" },
+      "max-turns": { type: "string" },
+      cwd: { type: "string" },
+      server: { type: "string", short: "s" },
+      token: { type: "string" },
+      claude: { type: "string" },
+      json: { type: "boolean" },
+      instances: { type: "string" },
+      pick: { type: "string" },
+      redis: { type: "string" },
+    },
+    help: [
+      'TASK                  the task, or a whole request ("... Expect a timeout of 45 seconds.',
+      '                      Evaluate the response based on: 1) File config.py exists ...")',
+      "--criterion TEXT      a success criterion; repeatable (adds to those in TASK)",
+      "--timeout, -t S|auto  whole-run timeout per attempt; auto = estimate from history",
+      "--stall-timeout S     seconds without output before an attempt is stopped",
+      "--retries N           retries with a refined prompt (default 2)",
+      "--tools auto|none|L   allowed tools: chosen from the task's verbs, none, or a list",
+      "--model M             Claude model",
+      "--max-turns N         Claude's --max-turns",
+      "--cwd DIR             working directory of the run (file criteria are checked there)",
+      "--server, -s URL      a ccx server (CCX_SERVER; default: in-process)",
+      "--token T             token for the server (CCX_TOKEN)",
+      "--claude CMD          the Claude executable (CCX_CLAUDE, default claude on PATH)",
+      "--json                print the result as JSON",
+      "--instances N         run N attempts at once and keep the best (with --pick)",
+      "--pick CRITERIA       FASTEST, MOST_DETAILED, HIGHEST_MODEL_TEMP, PATTERN_MATCH, CONSENSUS, BEST_CODE_QUALITY",
+      "--redis URL           shared timeout history in Redis (REDIS_URL)",
+      "Exit: 0 when every criterion is met, 1 otherwise, 2 for bad input.",
+    ],
+    main(v, positionals, s) {
+      if (positionals.length === 0) throw new ConfigError("exec: no TASK given");
+      const t = s.string("timeout", undefined);
+      return execCommand({
+        task: positionals.join(" "),
+        criteria: s.list("criterion", undefined),
+        timeout: t === "auto" ? "auto" : s.number("timeout", undefined, undefined, {
+          min: 0.001,
+        }),
+        stallTimeoutS: s.number("stall-timeout", undefined, undefined, { min: 0.001 }),
+        // Absent: the task text decides ("Do not retry"), else the default of 2.
+        retries: v.retries === undefined
+          ? undefined
+          : s.int("retries", undefined, 2, { min: 0, max: 20 }),
+        tools: str(v.tools),
+        model: str(v.model),
+        maxTurns: v["max-turns"] === undefined
+          ? undefined
+          : s.int("max-turns", undefined, 1, { min: 1 }),
+        cwd: str(v.cwd),
+        server: s.string("server", "CCX_SERVER"),
+        token: s.string("token", "CCX_TOKEN"),
+        claude: s.string("claude", "CCX_CLAUDE"),
+        json: v.json === true,
+        instances: v.instances === undefined
+          ? undefined
+          : s.int("instances", undefined, 1, { min: 1, max: 64 }),
+        pick: str(v.pick),
+        redisUrl: s.string("redis", "REDIS_URL"),
       });
     },
   },

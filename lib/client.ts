@@ -16,7 +16,8 @@
  */
 
 import type { ExecuteParams, RpcErrorObject } from "./protocol.ts";
-import type { JobStatus } from "./supervisor.ts";
+import type { JobResult, JobStatus } from "./supervisor.ts";
+import type { ClaudeLimit } from "./claude.ts";
 
 /** An error response from the server, or a broken connection. */
 export class ClientError extends Error {
@@ -32,24 +33,11 @@ export class ClientError extends Error {
   }
 }
 
-/** A Claude limit the server noticed in a job's output. */
-export interface LimitNotice {
-  kind: "rate_limit" | "token_limit";
-  errorType: string;
-  message: string;
-  resetTimestamp?: number;
-  retryAfter?: number;
-  recoverable: boolean;
-}
+/** A Claude limit the server noticed in a job's output (sent as `error.*` notifications). */
+export type LimitNotice = ClaudeLimit;
 
-/** How a remote job ended. */
-export interface Completion {
-  status: JobStatus;
-  exitCode: number | null;
-  signal: string | null;
-  executionTime: number;
-  stdoutBytes: number;
-  stderrBytes: number;
+/** How a remote job ended: the server's `process.completed`, plus the limits it reported. */
+export interface Completion extends Omit<JobResult, "invalidUtf8Chunks"> {
   /** Limits the server reported for this job. */
   limits: LimitNotice[];
 }

@@ -1,0 +1,202 @@
+/**
+ * `ccx exec TASK`: parse a cc_execute request (flags override the timeout and retry wish the task
+ * text gives; `--criterion` adds to its criteria), run it with {@linkcode execTask}, print the
+ * final answer (or the `--json` document) on stdout and progress on stderr, and exit 0 only when
+ * every criterion is met.
+ *
+ * @example
+ * ```ts
+ * import { execCommand } from "./exec.ts";
+ * const code = await execCommand({
+ *   task: "Create config.py with DATABASE_URL. Evaluate the response based on: 1) File config.py exists",
+ *   criteria: [],
+ *   json: false,
+ * });
+ * ```
+ * @module
+ */
+
+import { parseTaskRequest } from "../criteria.ts";
+import { type HistoryStore, openHistory } from "../history.ts";
+import type { EvaluationCriterion } from "../pick.ts";
+import { ExecInputError, type ExecOptions, execTask, parsePick } from "../exec.ts";
+
+/**
+ * Options of `ccx exec`, as `main.ts` passes them.
+ *
+ * @example
+ * ```ts
+ * import type { ExecCommandOptions } from "./exec.ts";
+ * const o: ExecCommandOptions = { task: "What is 2+2?", criteria: ["Contains 4"], json: true };
+ * ```
+ */
+export interface ExecCommandOptions {
+  /** The task, possibly a whole request with timeout, criteria and retry wish in its text. */
+  task: string;
+  /** `--criterion`, repeatable; added to the criteria parsed from the task (duplicates dropped). */
+  criteria: string[];
+  /** `--timeout S|auto`; overrides the task's "Expect a timeout of N seconds". */
+  timeout?: number | "auto";
+  /** `--stall-timeout S`. */
+  stallTimeoutS?: number;
+  /** `--retries N`; default 2, or 0 when the task says "Do not retry". */
+  retries?: number;
+  /** `--tools auto|none|A,B,C` (default auto). */
+  tools?: string;
+  /** `--model`. */
+  model?: string;
+  /** `--max-turns`. */
+  maxTurns?: number;
+  /** `--cwd DIR`. */
+  cwd?: string;
+  /** `--server URL`; default an in-process server. */
+  server?: string;
+  /** `--token`. */
+  token?: string;
+  /** `--claude CMD` (or `CCX_CLAUDE`); default `claude` on PATH. */
+  claude?: string;
+  /** `--json`: print the result document instead of the answer. */
+  json: boolean;
+  /** `--instances N`. */
+  instances?: number;
+  /** `--pick CRITERIA` (FASTEST, MOST_DETAILED, …). */
+  pick?: string;
+  /** `--redis URL` (or `REDIS_URL`): record into a shared Redis history. */
+  redisUrl?: string;
+}
+
+const encoder = new TextEncoder();
+const writeErr = (line: string) => void Deno.stderr.writeSync(encoder.encode(`${line}\n`));
+
+/** `(do not|don't|never|no) retry` or `Retry: no` said as a directive in the request. */
+const NO_RETRY_RE =
+  /(?:^|[.!?]\s+|\n)\s*(?:(?:do\s+not|don't|never|no)\s+retr(?:y|ies)\b[^.!?\n]*|retry\s*:\s*(?:no|none|false|never|off|0)\b)/i;
+
+/**
+ * Whether the request explicitly asks not to retry ("Do not retry.", "Retry: no"). The task
+ * parser folds "no retry wish" and "do not retry" into one `retry: false`, so this tells them
+ * apart: the phrase must be present and must have been removed from the parsed task.
+ *
+ * @example
+ * ```ts
+ * import { saysNoRetry } from "./exec.ts";
+ * saysNoRetry("What is 2+2? Do not retry.", "What is 2+2?"); // true
+ * saysNoRetry("What is 2+2?", "What is 2+2?"); // false
+ * ```
+ */
+export function saysNoRetry(request: string, parsedTask: string): boolean {
+  const m = NO_RETRY_RE.exec(request);
+  return m !== null && !parsedTask.includes(m[0].trim().replace(/^[.!?]\s*/, ""));
+}
+
+/**
+ * Parses `--tools`: `auto`, `none`, or tool names separated by commas or spaces.
+ *
+ * @example
+ * ```ts
+ * import { parseTools } from "./exec.ts";
+ * parseTools("Write, Bash"); // ["Write", "Bash"]
+ * parseTools("none"); // "none"
+ * ```
+ */
+export function parseTools(value: string | undefined): "auto" | "none" | string[] {
+  const v = (value ?? "auto").trim();
+  if (v === "" || v.toLowerCase() === "auto") return "auto";
+  if (v.toLowerCase() === "none") return "none";
+  return v.split(/[\s,]+/).filter((t) => t !== "");
+}
+
+/**
+ * Runs `ccx exec`; resolves with the exit code: 0 when every criterion is met (with none, when
+ * the run ended without a Claude error), 1 otherwise, 2 for bad input (no task, an unknown
+ * `--pick`, a missing Claude CLI, …), 130 after Ctrl+C.
+ *
+ * @example
+ * ```ts
+ * import { execCommand } from "./exec.ts";
+ * const code = await execCommand({ task: "What is 2+2?", criteria: ["Contains 4"], json: true });
+ * ```
+ */
+export async function execCommand(opts: ExecCommandOptions): Promise<number> {
+  const req = parseTaskRequest(opts.task ?? "");
+  if (req.task.trim() === "") {
+    writeErr("ccx exec: no task given (ccx exec TASK [--criterion TEXT]...)");
+    return 2;
+  }
+  let pick: EvaluationCriterion | undefined;
+  try {
+    if (opts.pick !== undefined) pick = parsePick(opts.pick);
+  } catch (e) {
+    writeErr(`ccx exec: ${(e as Error).message}`);
+    return 2;
+  }
+  if (pick && (opts.instances ?? 1) === 1) {
+    writeErr(`ccx exec: --pick ${pick} has no effect without --instances N (N > 1)`);
+  }
+  const criteria = [...new Set([...req.criteria, ...opts.criteria])];
+  const retries = opts.retries ?? (saysNoRetry(opts.task, req.task) ? 0 : undefined);
+
+  let history: HistoryStore | undefined;
+  try {
+    history = await openHistory({ redisUrl: opts.redisUrl });
+  } catch (e) {
+    writeErr(`ccx exec: warning: timeout history unavailable: ${(e as Error).message}`);
+  }
+
+  const controller = new AbortController();
+  const onSignal = () => {
+    if (controller.signal.aborted) return;
+    writeErr("ccx exec: interrupted, canceling the running attempt(s)…");
+    controller.abort();
+  };
+  Deno.addSignalListener("SIGINT", onSignal);
+  Deno.addSignalListener("SIGTERM", onSignal);
+
+  const execOpts: ExecOptions = {
+    task: req.task,
+    criteria,
+    timeout: opts.timeout,
+    taskTimeoutS: req.timeoutS,
+    stallTimeoutS: opts.stallTimeoutS,
+    retries,
+    tools: parseTools(opts.tools),
+    model: opts.model,
+    maxTurns: opts.maxTurns,
+    cwd: opts.cwd,
+    server: opts.server,
+    token: opts.token,
+    claude: opts.claude ?? (Deno.env.get("CCX_CLAUDE") || undefined),
+    instances: opts.instances,
+    pick,
+    history,
+    signal: controller.signal,
+    onProgress: (line) => writeErr(`ccx exec: ${line}`),
+  };
+  try {
+    if (criteria.length > 0) {
+      writeErr(`ccx exec: criteria: ${criteria.map((c) => JSON.stringify(c)).join(", ")}`);
+    }
+    const result = await execTask(execOpts);
+    if (opts.json) console.log(JSON.stringify(result, null, 2));
+    else if (result.result !== "") console.log(result.result);
+    const met = result.criteria.filter((c) => c.met).length;
+    writeErr(
+      `ccx exec: ${result.success ? "success" : "FAILED"}: ` +
+        (result.criteria.length ? `${met}/${result.criteria.length} criteria met, ` : "") +
+        `${result.attempts.length} attempt(s), ${result.duration_s.toFixed(1)} s`,
+    );
+    if (controller.signal.aborted) return 130;
+    return result.success ? 0 : 1;
+  } catch (e) {
+    if (e instanceof ExecInputError) {
+      writeErr(`ccx exec: ${e.message}`);
+      return 2;
+    }
+    writeErr(`ccx exec: ${(e as Error).message}`);
+    return controller.signal.aborted ? 130 : 1;
+  } finally {
+    Deno.removeSignalListener("SIGINT", onSignal);
+    Deno.removeSignalListener("SIGTERM", onSignal);
+    await history?.close().catch(() => {});
+  }
+}

@@ -1,0 +1,844 @@
+/**
+ * `ccx exec` as a library ("cc_execute"): run one task through Claude's CLI on a ccx server,
+ * judge it against success criteria on evidence (the file system, the exit code, what the model
+ * really said), and retry with a refined prompt.
+ *
+ * Per attempt: the prompt starts with a unique `[marker:<uuid>]` (the model is asked to repeat
+ * it, and the attempt records whether it did); the argv comes from
+ * {@linkcode buildClaudeArgv} (no shell, so quotes, `$` and backticks reach the CLI verbatim); the
+ * stream-json output is parsed as it arrives; the criteria are judged with {@linkcode judgeAll};
+ * a failure is classified with {@linkcode classifyFailure}; and the attempt is recorded in the
+ * timeout history. Retries: a failed criterion or a Claude error (token limit, timeout, stall,
+ * max turns, crash) spends one refinement retry and the next prompt says what failed
+ * ({@linkcode refinePrompt}); a usage/rate limit waits for the reset (or backs off exponentially
+ * with jitter) without spending one, bounded by `maxLimitWaitS` per wait and `limitRetries` waits;
+ * an authentication failure is never retried.
+ *
+ * @example
+ * ```ts
+ * import { execTask } from "./exec.ts";
+ * const r = await execTask({
+ *   task: "Create a config.py file with DATABASE_URL",
+ *   criteria: ["File config.py exists", "Contains DATABASE_URL"],
+ *   cwd: "/tmp/work",
+ *   onProgress: (line) => console.error(line),
+ * });
+ * console.log(r.success, r.attempts.length, r.files_created);
+ * ```
+ * @module
+ */
+
+import { isAbsolute, join, resolve } from "node:path";
+import { CcxClient, ClientError, type Completion, type RemoteJob } from "./client.ts";
+import { CcxServer } from "./server.ts";
+import {
+  buildClaudeArgv,
+  chooseTools,
+  classifyFailure,
+  type ClaudeFailure,
+  type ClaudeFailureKind,
+  ClaudeStreamParser,
+  type ClaudeTranscript,
+} from "./claude.ts";
+import { type Evidence, judgeAll, type Judgement, refinePrompt } from "./criteria.ts";
+import { type Candidate, EVALUATION_CRITERIA, type EvaluationCriterion, pickBest } from "./pick.ts";
+import {
+  DEFAULT_TIMEOUT_S,
+  estimateForPrompt,
+  estimateTimeout,
+  type HistoryStore,
+  type Outcome,
+  systemLoad,
+  taskClass,
+} from "./history.ts";
+import { limitWaitMs, sleepUnlessAborted } from "./backoff.ts";
+
+// ---------------------------------------------------------------------------------------------
+// Types
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Where the timeout of a run came from: `--timeout S` (`flag`), the task's own "Expect a timeout
+ * of N seconds" (`task`), past runs of the same task class (`history`), or the default for the
+ * task's complexity when there is too little history (`default`).
+ *
+ * @example
+ * ```ts
+ * import type { TimeoutSource } from "./exec.ts";
+ * const s: TimeoutSource = "history";
+ * ```
+ */
+export type TimeoutSource = "flag" | "task" | "history" | "default";
+
+/**
+ * Why an attempt failed: a Claude failure kind, `criteria_not_met` (the run ended well but a
+ * criterion was not met), or `start_error` (the server could not start the CLI or the connection
+ * was lost).
+ *
+ * @example
+ * ```ts
+ * import type { AttemptErrorType } from "./exec.ts";
+ * const e: AttemptErrorType = "token_limit";
+ * ```
+ */
+export type AttemptErrorType = ClaudeFailureKind | "criteria_not_met" | "start_error";
+
+/**
+ * One attempt, as `--json` reports it.
+ *
+ * @example
+ * ```ts
+ * import type { ExecAttempt } from "./exec.ts";
+ * const a: ExecAttempt = {
+ *   prompt: "[marker:…] What is 2+2?", status: "completed", exit_code: 0, duration_s: 1.2,
+ *   error_type: null, marker_seen: true, cost_usd: 0.01,
+ * };
+ * ```
+ */
+export interface ExecAttempt {
+  /** The exact prompt the CLI received (marker and refinements included). */
+  prompt: string;
+  /** How the process ended: `completed`, `failed`, `timeout`, `stalled`, `canceled`, `killed`, or `error` when it never started. */
+  status: string;
+  /** Exit code; `null` when it died by a signal or never started. */
+  exit_code: number | null;
+  /** Seconds the CLI ran. */
+  duration_s: number;
+  /** Why the attempt failed; `null` when it succeeded. */
+  error_type: AttemptErrorType | null;
+  /** Whether what the model said contained the attempt's marker. */
+  marker_seen: boolean;
+  /** `total_cost_usd` of the result line, when the CLI reported one. */
+  cost_usd: number | null;
+}
+
+/**
+ * What {@linkcode execTask} returns: the `--json` document of `ccx exec`.
+ *
+ * @example
+ * ```ts
+ * import type { ExecResult } from "./exec.ts";
+ * const r: ExecResult = {
+ *   success: true, result: "2 + 2 = 4", criteria: [], attempts: [], files_created: [],
+ *   duration_s: 1.3, timeout_s: 120, timeout_source: "default",
+ * };
+ * ```
+ */
+export interface ExecResult {
+  /** The task succeeded: the kept attempt ended without a Claude error and met every criterion. */
+  success: boolean;
+  /** The kept attempt's final answer, its echoed marker removed. */
+  result: string;
+  /** The kept attempt's verdict on every criterion. */
+  criteria: Judgement[];
+  /** Every attempt, in order (N per round with `instances`). */
+  attempts: ExecAttempt[];
+  /** Absolute paths written by any attempt's Write/Edit tool uses that exist now. */
+  files_created: string[];
+  /** Seconds from start to end, waits included. */
+  duration_s: number;
+  /** The whole-run timeout each attempt had, seconds. */
+  timeout_s: number;
+  /** Where `timeout_s` came from. */
+  timeout_source: TimeoutSource;
+}
+
+/**
+ * Options of {@linkcode execTask}. Only `task` is required.
+ *
+ * @example
+ * ```ts
+ * import type { ExecOptions } from "./exec.ts";
+ * const o: ExecOptions = { task: "What is 2+2?", criteria: ["Contains 4"], timeout: "auto" };
+ * ```
+ */
+export interface ExecOptions {
+  /** The task, already stripped of its directives (see `parseTaskRequest`). */
+  task: string;
+  /** Success criteria, judged on evidence. None: success = the run ended without a Claude error. */
+  criteria?: string[];
+  /** Whole-run timeout per attempt in seconds, or `"auto"` to estimate it from history. */
+  timeout?: number | "auto";
+  /** The timeout the task text asked for; used when `timeout` is not given. */
+  taskTimeoutS?: number;
+  /** Seconds without output before an attempt is stopped as stalled (default: none). */
+  stallTimeoutS?: number;
+  /** Refinement retries after a failed attempt (default 2). Usage-limit waits do not count. */
+  retries?: number;
+  /** `--allowedTools`: `"auto"` (from the task's verbs, default), `"none"`, or a list. */
+  tools?: "auto" | "none" | string[];
+  /** `--model`. */
+  model?: string;
+  /** `--max-turns`. */
+  maxTurns?: number;
+  /** Working directory of the CLI; file criteria resolve here (default: the current one). */
+  cwd?: string;
+  /** Extra environment for the CLI. */
+  env?: Record<string, string>;
+  /** A ccx server (`ws://…/ws`); undefined: an in-process server on a free loopback port. */
+  server?: string;
+  /** Token for `server`. */
+  token?: string;
+  /** The Claude executable (default `claude`, looked up on PATH). */
+  claude?: string;
+  /** Attempts run at once per round (default 1); the best is kept by `pick`. */
+  instances?: number;
+  /** How to choose among `instances` (default `FASTEST`, among attempts that met every criterion). */
+  pick?: EvaluationCriterion;
+  /** Records every attempt and estimates `timeout: "auto"`. */
+  history?: HistoryStore;
+  /** Longest wait for a usage limit to reset, seconds (default 300); a later reset ends the run. */
+  maxLimitWaitS?: number;
+  /** First exponential backoff step when a limit gives no reset time, seconds (default 2). */
+  backoffBaseS?: number;
+  /** Usage/rate-limit waits allowed in one run (default 3). */
+  limitRetries?: number;
+  /** Clock for the limit waits, epoch ms (default `Date.now`). */
+  now?: () => number;
+  /** Random source for the backoff jitter (default `Math.random`). */
+  random?: () => number;
+  /** Sleeps `ms` unless `signal` aborts (then resolves false); default {@linkcode sleepUnlessAborted}. */
+  sleep?: (ms: number, signal?: AbortSignal) => Promise<boolean>;
+  /** Progress and attempt lines, for stderr. */
+  onProgress?: (line: string) => void;
+  /** Aborting cancels the running attempts and ends the run (success false). */
+  signal?: AbortSignal;
+}
+
+/**
+ * Bad input for `ccx exec`: a missing Claude executable, an unknown `pick`, a bad number. The
+ * command exits 2 on it.
+ *
+ * @example
+ * ```ts
+ * import { ExecInputError } from "./exec.ts";
+ * const e = new ExecInputError("instances must be a positive integer");
+ * e.name; // "ExecInputError"
+ * ```
+ */
+export class ExecInputError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "ExecInputError";
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small helpers
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The absolute path of an executable: `name` itself when it contains a `/` (resolved against
+ * the current directory), else the first match on `PATH`. `undefined` when there is none.
+ *
+ * @example
+ * ```ts
+ * import { findExecutable } from "./exec.ts";
+ * findExecutable("sh"); // "/usr/bin/sh" (or wherever PATH finds it)
+ * findExecutable("no-such-program-here"); // undefined
+ * ```
+ */
+export function findExecutable(
+  name: string,
+  path: string = Deno.env.get("PATH") ?? "",
+): string | undefined {
+  const isExec = (p: string) => {
+    try {
+      const st = Deno.statSync(p);
+      return st.isFile && (st.mode === null || (st.mode & 0o111) !== 0);
+    } catch {
+      return false;
+    }
+  };
+  if (name === "") return undefined;
+  if (name.includes("/")) {
+    const abs = resolve(name);
+    return isExec(abs) ? abs : undefined;
+  }
+  for (const dir of path.split(":")) {
+    const p = join(dir === "" ? "." : dir, name);
+    if (isExec(p)) return isAbsolute(p) ? p : resolve(p);
+  }
+  return undefined;
+}
+
+/**
+ * The error for a Claude executable that cannot be found, saying how to point at it.
+ *
+ * @example
+ * ```ts
+ * import { claudeNotFound } from "./exec.ts";
+ * claudeNotFound("claude").message; // "Claude CLI not found: \"claude\" is not on PATH. …"
+ * ```
+ */
+export function claudeNotFound(claude: string, detail?: string): ExecInputError {
+  const where = claude.includes("/")
+    ? `${JSON.stringify(claude)} does not exist or is not executable`
+    : `${JSON.stringify(claude)} is not on PATH`;
+  return new ExecInputError(
+    `Claude CLI not found: ${detail ?? where}. Install Claude Code ` +
+      "(npm install -g @anthropic-ai/claude-code) or point ccx at the executable with " +
+      "--claude PATH or the CCX_CLAUDE environment variable.",
+  );
+}
+
+/**
+ * Parses a `--pick` value, case-insensitively; throws {@linkcode ExecInputError} listing the
+ * valid names for anything else.
+ *
+ * @example
+ * ```ts
+ * import { parsePick } from "./exec.ts";
+ * parsePick("fastest"); // "FASTEST"
+ * ```
+ */
+export function parsePick(value: string): EvaluationCriterion {
+  const up = value.trim().toUpperCase().replaceAll("-", "_");
+  const found = EVALUATION_CRITERIA.find((c) => c === up);
+  if (!found) {
+    throw new ExecInputError(
+      `unknown --pick ${JSON.stringify(value)}; valid values: ${EVALUATION_CRITERIA.join(", ")}`,
+    );
+  }
+  return found;
+}
+
+/** The instruction that carries an attempt's marker, at the start of its prompt. */
+function markedPrompt(marker: string, body: string): string {
+  return `[marker:${marker}] Repeat this marker at the end of your final answer.\n\n${body}`;
+}
+
+const FILE_TOOLS: Record<string, string> = {
+  Write: "file_path",
+  Edit: "file_path",
+  MultiEdit: "file_path",
+  NotebookEdit: "notebook_path",
+};
+
+/** Absolute paths the transcript's Write/Edit tool uses targeted, in order, deduplicated. */
+function filesWrittenBy(t: ClaudeTranscript, cwd: string): string[] {
+  const out: string[] = [];
+  for (const u of t.toolUses) {
+    const key = FILE_TOOLS[u.name];
+    const p = key ? u.input[key] : undefined;
+    if (typeof p === "string" && p !== "") {
+      const abs = resolve(cwd, p);
+      if (!out.includes(abs)) out.push(abs);
+    }
+  }
+  return out;
+}
+
+function isFile(p: string): boolean {
+  try {
+    return Deno.statSync(p).isFile;
+  } catch {
+    return false;
+  }
+}
+
+/** `text` without the echoed `[marker:…]` (and the whitespace it leaves at the ends). */
+function withoutMarker(text: string, marker: string): string {
+  return text.replaceAll(`[marker:${marker}]`, "").trim();
+}
+
+function round3(x: number): number {
+  return Math.round(x * 1000) / 1000;
+}
+
+function outcomeOf(a: AttemptOutcome): Outcome {
+  if (a.success) return "success";
+  switch (a.failure?.kind) {
+    case "timeout":
+    case "stall":
+      return "timeout";
+    case "rate_limit":
+    case "auth":
+    case "canceled":
+      return "error";
+    default:
+      return a.startError ? "error" : "failure";
+  }
+}
+
+function validCount(name: string, v: number | undefined, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (!Number.isInteger(v) || v < min) {
+    throw new ExecInputError(`${name} must be an integer >= ${min}, got ${v}`);
+  }
+  return v;
+}
+
+function validSeconds(name: string, v: number | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  if (!(Number.isFinite(v) && v > 0)) {
+    throw new ExecInputError(`${name} must be a positive number of seconds, got ${v}`);
+  }
+  return v;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timeout
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The per-attempt timeout and where it came from: a number `timeout` (`flag`); else, unless
+ * `timeout` is `"auto"`, the task's own timeout (`task`); else an estimate from the history
+ * store's runs of the task's class (`history`, or `default` with too little history or no store).
+ *
+ * @example
+ * ```ts
+ * import { resolveTimeout } from "./exec.ts";
+ * await resolveTimeout({ task: "What is 2+2?", timeout: 30 });
+ * // { timeoutS: 30, source: "flag", basis: "--timeout 30" }
+ * ```
+ */
+export async function resolveTimeout(
+  opts: Pick<ExecOptions, "task" | "timeout" | "taskTimeoutS" | "history">,
+): Promise<{ timeoutS: number; source: TimeoutSource; basis: string }> {
+  if (typeof opts.timeout === "number") {
+    return { timeoutS: opts.timeout, source: "flag", basis: `--timeout ${opts.timeout}` };
+  }
+  if (opts.timeout === undefined && opts.taskTimeoutS !== undefined) {
+    return {
+      timeoutS: opts.taskTimeoutS,
+      source: "task",
+      basis: `the task asks for ${opts.taskTimeoutS} s`,
+    };
+  }
+  if (opts.history) {
+    try {
+      const est = await estimateForPrompt(opts.history, opts.task);
+      return { timeoutS: est.timeoutS, source: est.source, basis: est.basis };
+    } catch {
+      // The store went away; fall through to the default.
+    }
+  }
+  const cls = taskClass(opts.task);
+  const est = estimateTimeout([], {
+    defaultS: DEFAULT_TIMEOUT_S[cls.complexity],
+    load: systemLoad(),
+  });
+  return { timeoutS: est.timeoutS, source: "default", basis: `no history; ${est.basis}` };
+}
+
+// ---------------------------------------------------------------------------------------------
+// One attempt
+// ---------------------------------------------------------------------------------------------
+
+interface AttemptOutcome {
+  /** 1-based attempt number over the whole run. */
+  index: number;
+  record: ExecAttempt;
+  failure?: ClaudeFailure;
+  /** The server could not start the CLI, or the connection broke. */
+  startError?: string;
+  judgements: Judgement[];
+  success: boolean;
+  /** Final answer (raw, marker included). */
+  answer: string;
+  /** What the model said (assistant + result text). */
+  text: string;
+  files: string[];
+  marker: string;
+}
+
+interface Context {
+  task: string;
+  criteria: string[];
+  claude: string;
+  cwd: string;
+  timeoutS: number;
+  opts: ExecOptions;
+  client: CcxClient;
+  progress: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+function toolsFor(ctx: Context, body: string): string[] | "none" {
+  const t = ctx.opts.tools ?? "auto";
+  if (t === "auto") return chooseTools(body);
+  return t;
+}
+
+async function runAttempt(ctx: Context, body: string, index: number): Promise<AttemptOutcome> {
+  const marker = crypto.randomUUID();
+  const prompt = markedPrompt(marker, body);
+  const argv = buildClaudeArgv({
+    claude: ctx.claude,
+    prompt,
+    tools: toolsFor(ctx, body),
+    model: ctx.opts.model,
+    maxTurns: ctx.opts.maxTurns,
+    skipPermissions: true,
+  });
+  const parser = new ClaudeStreamParser();
+  const stderr: string[] = [];
+  const t0 = performance.now();
+  let job: RemoteJob | undefined;
+  let completion: Completion | undefined;
+  let startError: string | undefined;
+  const cancel = () => void job?.cancel().catch(() => {});
+  ctx.signal?.addEventListener("abort", cancel, { once: true });
+  try {
+    job = await ctx.client.execute({
+      argv,
+      cwd: ctx.cwd,
+      env: ctx.opts.env,
+      timeout: ctx.timeoutS,
+      stall_timeout: ctx.opts.stallTimeoutS,
+    }, {
+      onOutput(type, data) {
+        if (type === "stderr") {
+          stderr.push(data);
+          return;
+        }
+        for (const ev of parser.push(data)) {
+          if (ev.type !== "assistant") continue;
+          for (const u of ev.toolUses) {
+            const target = u.input.file_path ?? u.input.notebook_path ?? u.input.command;
+            ctx.progress(
+              `attempt ${index}: ${u.name}${typeof target === "string" ? ` ${target}` : ""}`,
+            );
+          }
+        }
+      },
+    });
+    if (ctx.signal?.aborted) cancel();
+    completion = await job.done;
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    if (e instanceof ClientError && /program not found|permission denied/.test(msg)) {
+      throw claudeNotFound(ctx.claude, `the server could not start it (${msg})`);
+    }
+    startError = msg;
+  } finally {
+    ctx.signal?.removeEventListener("abort", cancel);
+  }
+  parser.end();
+  const t = parser.transcript();
+  const durationS = completion?.executionTime ?? (performance.now() - t0) / 1000;
+  const status = completion?.status ?? "error";
+  const exitCode = completion?.exitCode ?? null;
+  const failure = startError ? undefined : classifyFailure(t, {
+    exitCode,
+    status,
+    stderr: stderr.join(""),
+  });
+  const answer = t.result?.text ?? t.assistantText[t.assistantText.length - 1] ?? "";
+  const files = filesWrittenBy(t, ctx.cwd);
+  const ev: Evidence = {
+    answer,
+    transcriptText: t.text,
+    toolUses: t.toolUses.map((u) => ({ name: u.name, input: u.input })),
+    isError: t.result?.isError ?? false,
+    exitCode,
+    status,
+    cwd: ctx.cwd,
+    filesWritten: files,
+    stderr: stderr.join(""),
+  };
+  const judgements = await judgeAll(ctx.criteria, ev);
+  const allMet = judgements.every((j) => j.met);
+  const success = !startError && !failure && allMet;
+  const errorType: AttemptErrorType | null = startError
+    ? "start_error"
+    : failure
+    ? failure.kind
+    : allMet
+    ? null
+    : "criteria_not_met";
+  return {
+    index,
+    record: {
+      prompt,
+      status,
+      exit_code: exitCode,
+      duration_s: round3(durationS),
+      error_type: errorType,
+      marker_seen: t.text.includes(marker),
+      cost_usd: t.result?.costUsd ?? null,
+    },
+    failure,
+    startError,
+    judgements,
+    success,
+    answer,
+    text: t.text,
+    files,
+    marker,
+  };
+}
+
+function describe(a: AttemptOutcome, criteriaCount: number): string {
+  const r = a.record;
+  const parts = [
+    r.status,
+    r.exit_code === null ? "no exit code" : `exit ${r.exit_code}`,
+    `${r.duration_s.toFixed(1)} s`,
+    r.marker_seen ? "marker seen" : "marker NOT seen",
+  ];
+  if (criteriaCount > 0) {
+    parts.push(`${a.judgements.filter((j) => j.met).length}/${criteriaCount} criteria met`);
+  }
+  const why = a.startError ?? a.failure?.message;
+  return `attempt ${a.index}: ${a.success ? "ok" : "failed"} (${parts.join(", ")})` +
+    (why ? `: ${why}` : "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Choosing among a round's attempts
+// ---------------------------------------------------------------------------------------------
+
+async function choose(
+  round: AttemptOutcome[],
+  pick: EvaluationCriterion,
+  progress: (line: string) => void,
+  hasCriteria: boolean,
+  model?: string,
+): Promise<AttemptOutcome> {
+  if (round.length === 1) return round[0];
+  const cands = (ok: (a: AttemptOutcome) => boolean): Candidate[] =>
+    round.map((a) => ({
+      index: a.index,
+      text: withoutMarker(a.text, a.marker), // markers differ; they must not split a consensus
+      durationS: a.record.duration_s,
+      ok: ok(a),
+      model,
+      patternsFound: a.judgements.filter((j) => j.met).length,
+    }));
+  // First among the attempts that succeeded, by the user's criterion; when none did, among those
+  // that ended without an error, the one that met the most criteria (the best base to refine).
+  const passes = [
+    [(a: AttemptOutcome) => a.success, pick, hasCriteria ? "met every criterion" : "succeeded"],
+    [(a: AttemptOutcome) => !a.failure && !a.startError, "PATTERN_MATCH", "ended without an error"],
+  ] as const;
+  for (const [ok, by, what] of passes) {
+    const { best, scores } = await pickBest(cands(ok), by);
+    if (best) {
+      const note = scores.find((s) => s.index === best.index)?.note ?? "";
+      const eligible = round.filter(ok).length;
+      const how = by === "PATTERN_MATCH" && by !== pick ? "most criteria met" : by;
+      progress(
+        `picked attempt ${best.index} of ${round.length} by ${how} (${note}; ` +
+          `${eligible} ${what})`,
+      );
+      return round.find((a) => a.index === best.index)!;
+    }
+  }
+  // Nobody ended well: keep the one whose failure decides what happens next.
+  const kind = (k: ClaudeFailureKind) => round.find((a) => a.failure?.kind === k);
+  const fallback = kind("auth") ?? kind("rate_limit") ??
+    [...round].sort((a, b) =>
+      b.judgements.filter((j) => j.met).length - a.judgements.filter((j) => j.met).length ||
+      a.index - b.index
+    )[0];
+  progress(`no attempt of ${round.length} ended well; keeping attempt ${fallback.index}`);
+  return fallback;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The run
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Runs a task to success or until its retries are spent, and reports every attempt.
+ * Throws {@linkcode ExecInputError} before running anything for bad input, notably a Claude
+ * executable that is not on PATH or does not exist (checked locally with the in-process
+ * server; a remote server's "program not found" gives the same error). Other problems (a server
+ * that cannot be reached) throw their own errors.
+ *
+ * Success: the kept attempt ended without a Claude error (classified by `classifyFailure`) and
+ * met every criterion; with no criteria, the first condition alone.
+ *
+ * @example
+ * ```ts
+ * import { execTask } from "./exec.ts";
+ * const r = await execTask({ task: "What is 2+2?", criteria: ["Contains 4"], retries: 1 });
+ * console.log(r.success ? r.result : r.criteria);
+ * ```
+ */
+export async function execTask(opts: ExecOptions): Promise<ExecResult> {
+  const t0 = performance.now();
+  const task = opts.task.trim();
+  if (task === "") throw new ExecInputError("no task given");
+  const criteria = (opts.criteria ?? []).map((c) => c.trim()).filter((c) => c !== "");
+  const retries = validCount("retries", opts.retries, 0) ?? 2;
+  const instances = validCount("instances", opts.instances, 1) ?? 1;
+  const limitRetries = validCount("limitRetries", opts.limitRetries, 0) ?? 3;
+  validCount("maxTurns", opts.maxTurns, 1);
+  if (typeof opts.timeout === "number") validSeconds("timeout", opts.timeout);
+  else if (opts.timeout !== undefined && opts.timeout !== "auto") {
+    throw new ExecInputError(`timeout must be seconds or "auto", got ${opts.timeout}`);
+  }
+  validSeconds("task timeout", opts.taskTimeoutS);
+  validSeconds("stall timeout", opts.stallTimeoutS);
+  const pick = opts.pick === undefined ? "FASTEST" : parsePick(opts.pick);
+  if (Array.isArray(opts.tools) && opts.tools.length === 0) {
+    throw new ExecInputError('tools: give at least one tool, "auto" or "none"');
+  }
+  const progress = opts.onProgress ?? (() => {});
+  const cwd = resolve(opts.cwd ?? Deno.cwd());
+  let claude = opts.claude ?? "claude";
+  if (claude.trim() === "") throw claudeNotFound(claude);
+  if (opts.server === undefined) {
+    // The in-process server runs on this machine: check here, before anything runs.
+    const found = findExecutable(claude);
+    if (!found) throw claudeNotFound(claude);
+    if (claude.includes("/")) claude = found; // relative to our cwd, not the job's
+    let isDir = false;
+    try {
+      isDir = Deno.statSync(cwd).isDirectory;
+    } catch { /* reported below */ }
+    if (!isDir) throw new ExecInputError(`cwd: no such directory: ${cwd}`);
+  }
+
+  const timeout = await resolveTimeout({ ...opts, task });
+  progress(`timeout ${timeout.timeoutS} s per attempt (${timeout.source}: ${timeout.basis})`);
+
+  let local: CcxServer | undefined;
+  let url = opts.server;
+  if (url === undefined) {
+    local = CcxServer.start({
+      port: 0,
+      log: () => {},
+      heartbeatS: 0,
+      maxJobsPerSession: Math.max(32, instances),
+    });
+    url = local.url;
+  }
+  let client: CcxClient | undefined;
+  const attempts: AttemptOutcome[] = [];
+  let kept: AttemptOutcome | undefined;
+  let historyWarned = false;
+  try {
+    client = await CcxClient.connect(url, { token: opts.token });
+    const ctx: Context = {
+      task,
+      criteria,
+      claude,
+      cwd,
+      timeoutS: timeout.timeoutS,
+      opts,
+      client,
+      progress,
+      signal: opts.signal,
+    };
+    const cls = taskClass(task);
+    const sleep = opts.sleep ?? sleepUnlessAborted;
+    let body = task;
+    let refinementsLeft = retries;
+    let limitWaits = 0;
+    while (!opts.signal?.aborted) {
+      const first = attempts.length + 1;
+      progress(
+        instances === 1
+          ? `attempt ${first}: running ${claude}`
+          : `attempts ${first}-${first + instances - 1}: running ${instances} at once`,
+      );
+      const round = await Promise.all(
+        Array.from({ length: instances }, (_, i) => runAttempt(ctx, body, first + i)),
+      );
+      attempts.push(...round);
+      for (const a of round) {
+        progress(describe(a, criteria.length));
+        for (const j of a.judgements) {
+          if (!j.met) progress(`  not met: ${j.criterion}: ${j.evidence}`);
+        }
+        if (opts.history) {
+          await opts.history.record({
+            ...cls,
+            durationS: a.record.duration_s,
+            outcome: outcomeOf(a),
+            at: Date.now(),
+            source: "exec",
+          }).catch((e) => {
+            if (!historyWarned) {
+              historyWarned = true;
+              progress(`warning: attempt not recorded in ${opts.history?.location}: ${e}`);
+            }
+          });
+        }
+      }
+      kept = await choose(round, pick, progress, criteria.length > 0, opts.model);
+      if (kept.success || opts.signal?.aborted) break;
+      if (kept.startError) {
+        progress(`stopping: ${kept.startError}`);
+        break;
+      }
+      const f = kept.failure;
+      if (f?.kind === "auth") {
+        progress(
+          "stopping: authentication failed, which a retry cannot fix; log in with `claude` " +
+            "(or set ANTHROPIC_API_KEY) and run again",
+        );
+        break;
+      }
+      if (f?.kind === "canceled") break;
+      if (f?.kind === "rate_limit") {
+        if (limitWaits >= limitRetries) {
+          progress(`stopping: still limited after ${limitWaits} waits (${f.message})`);
+          break;
+        }
+        const ms = limitWaitMs(f, limitWaits, {
+          maxWaitS: opts.maxLimitWaitS,
+          baseS: opts.backoffBaseS,
+          now: opts.now,
+          random: opts.random,
+        });
+        const maxS = opts.maxLimitWaitS ?? 300;
+        if (ms === undefined) {
+          const when = f.resetTimestamp !== undefined
+            ? `resets at ${new Date(f.resetTimestamp * 1000).toISOString()}`
+            : `asks to retry after ${f.retryAfter} s`;
+          progress(
+            `stopping: usage limit ${when}, more than the ${maxS} s ccx waits at most ` +
+              `(${f.message})`,
+          );
+          break;
+        }
+        limitWaits++;
+        progress(
+          `usage limit: waiting ${(ms / 1000).toFixed(1)} s ` +
+            (f.resetTimestamp !== undefined || f.retryAfter !== undefined
+              ? "for the reset"
+              : "(backoff with jitter)") +
+            ` before retrying (wait ${limitWaits} of at most ${limitRetries}; not a refinement)`,
+        );
+        if (!await sleep(ms, opts.signal)) break;
+        continue;
+      }
+      if (refinementsLeft <= 0) {
+        if (retries > 0) progress(`giving up after ${retries} refinement retries`);
+        break;
+      }
+      refinementsLeft--;
+      const failed = kept.judgements.filter((j) => !j.met);
+      body = refinePrompt(task, failed, f ? { kind: f.kind } : undefined);
+      progress(
+        `retrying with a refined prompt (${retries - refinementsLeft} of ${retries}): ` +
+          body.slice(task.length).trim().replace(/\n/g, " "),
+      );
+    }
+  } finally {
+    await client?.close().catch(() => {});
+    await local?.shutdown();
+  }
+
+  const files: string[] = [];
+  for (const a of attempts) {
+    for (const f of a.files) if (!files.includes(f) && isFile(f)) files.push(f);
+  }
+  const answer = kept?.answer ?? "";
+  return {
+    success: kept?.success ?? false,
+    result: kept ? withoutMarker(answer, kept.marker) : "",
+    criteria: kept?.judgements ??
+      criteria.map((c) => ({ criterion: c, met: false, evidence: "the task did not run" })),
+    attempts: attempts.map((a) => a.record),
+    files_created: files,
+    duration_s: round3((performance.now() - t0) / 1000),
+    timeout_s: timeout.timeoutS,
+    timeout_source: timeout.source,
+  };
+}

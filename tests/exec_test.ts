@@ -1,0 +1,480 @@
+/**
+ * `ccx exec` (lib/exec.ts and lib/commands/exec.ts) against the stand-in Claude CLI, through a
+ * real in-process server and real processes.
+ */
+
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import {
+  ExecInputError,
+  type ExecOptions,
+  type ExecResult,
+  execTask,
+  findExecutable,
+  parsePick,
+} from "../lib/exec.ts";
+import { parseTools, saysNoRetry } from "../lib/commands/exec.ts";
+import { SqliteHistory } from "../lib/history.ts";
+import { sleepUnlessAborted } from "../lib/backoff.ts";
+import { cli, FAKE_CLAUDE, pidsMatching, uniqueTag, waitFor, withServer } from "./helpers.ts";
+
+/** Runs `fn` in a fresh temp dir (also the fake's FAKE_CLAUDE_STATE), removed afterwards. */
+async function inTmp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = await Deno.makeTempDir({ prefix: "ccx_exec_test_" });
+  try {
+    return await fn(dir);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** execTask with the stand-in, in `dir`, progress lines collected. */
+async function run(
+  dir: string,
+  opts: Partial<ExecOptions> & { task: string },
+): Promise<ExecResult & { lines: string[] }> {
+  const lines: string[] = [];
+  const r = await execTask({
+    claude: FAKE_CLAUDE,
+    cwd: dir,
+    env: { FAKE_CLAUDE_STATE: join(dir, ".fake_state") },
+    onProgress: (l) => lines.push(l),
+    ...opts,
+  });
+  return { ...r, lines };
+}
+
+Deno.test("execTask() succeeds when the answer meets the criterion, and reports the --json shape", async () => {
+  await inTmp(async (dir) => {
+    const r = await run(dir, { task: "What is 2+2?", criteria: ["Contains 4"] });
+    assert.deepEqual(Object.keys(r).filter((k) => k !== "lines").sort(), [
+      "attempts",
+      "criteria",
+      "duration_s",
+      "files_created",
+      "result",
+      "success",
+      "timeout_s",
+      "timeout_source",
+    ]);
+    assert.equal(r.success, true);
+    assert.match(r.result, /2 \+ 2 = 4/);
+    assert.doesNotMatch(r.result, /\[marker:/, "the echoed marker is not part of the answer");
+    assert.deepEqual(r.criteria.map((c) => [c.criterion, c.met]), [["Contains 4", true]]);
+    assert.match(r.criteria[0].evidence, /final answer/);
+    assert.equal(r.attempts.length, 1);
+    const a = r.attempts[0];
+    assert.deepEqual(Object.keys(a).sort(), [
+      "cost_usd",
+      "duration_s",
+      "error_type",
+      "exit_code",
+      "marker_seen",
+      "prompt",
+      "status",
+    ]);
+    assert.equal(a.status, "completed");
+    assert.equal(a.exit_code, 0);
+    assert.equal(a.error_type, null);
+    assert.equal(a.marker_seen, true);
+    assert.equal(typeof a.cost_usd, "number");
+    assert.match(a.prompt, /^\[marker:[0-9a-f-]{36}\] /);
+    assert.match(a.prompt, /What is 2\+2\?$/);
+    assert.deepEqual(r.files_created, []);
+    assert.equal(r.timeout_source, "default");
+  });
+});
+
+Deno.test("execTask() without criteria succeeds when the run ends without a Claude error", async () => {
+  await inTmp(async (dir) => {
+    const ok = await run(dir, { task: "What is the capital of France?" });
+    assert.equal(ok.success, true);
+    assert.deepEqual(ok.criteria, []);
+    const bad = await run(dir, { task: "What is 3+3? [[exit:3]]", retries: 0 });
+    assert.equal(bad.success, false);
+    assert.equal(bad.attempts[0].exit_code, 3);
+    assert.equal(bad.attempts[0].error_type, "error");
+  });
+});
+
+Deno.test("execTask() does not take a claimed but missing file as met, and retries with a Write refinement", async () => {
+  await inTmp(async (dir) => {
+    const r = await run(dir, {
+      task: "Create a config.py file with DATABASE_URL [[claim-write:config.py]]",
+      criteria: ["File config.py exists"],
+      retries: 1,
+    });
+    assert.equal(r.success, false);
+    assert.match(r.result, /I created config.py successfully/);
+    assert.equal(r.criteria[0].met, false);
+    assert.match(r.criteria[0].evidence, /config\.py not found .*claims it was created/);
+    assert.equal(r.attempts.length, 2);
+    assert.deepEqual(r.attempts.map((a) => a.error_type), ["criteria_not_met", "criteria_not_met"]);
+    assert.doesNotMatch(r.attempts[0].prompt, /IMPORTANT:/);
+    assert.match(
+      r.attempts[1].prompt,
+      /\n\nIMPORTANT:\n- File config\.py was not created: create it with the Write tool\./,
+    );
+    assert.deepEqual(r.files_created, []);
+    assert.ok(r.lines.some((l) => l.startsWith("retrying with a refined prompt")));
+  });
+});
+
+Deno.test("execTask() takes a file really written as met, and lists it in files_created", async () => {
+  await inTmp(async (dir) => {
+    const r = await run(dir, {
+      task:
+        'Create out/config.py with DATABASE_URL [[write:out/config.py=DATABASE_URL = "sqlite:///test.db"\\n]]',
+      criteria: ["File out/config.py exists", "out/config.py contains sqlite:///test.db"],
+    });
+    assert.equal(r.success, true, JSON.stringify(r.criteria));
+    assert.deepEqual(r.criteria.map((c) => c.met), [true, true]);
+    assert.deepEqual(r.files_created, [join(dir, "out", "config.py")]);
+    assert.equal(
+      await Deno.readTextFile(join(dir, "out", "config.py")),
+      'DATABASE_URL = "sqlite:///test.db"\n',
+    );
+  });
+});
+
+Deno.test("execTask() recovers from a hallucinated write on the refined retry", async () => {
+  await inTmp(async (dir) => {
+    const r = await run(dir, {
+      task: "Create config.py [[fail-first:1:claim-write:config.py]] [[write:config.py=X = 1]]",
+      criteria: ["File config.py exists"],
+    });
+    assert.equal(r.success, true);
+    assert.equal(r.attempts.length, 2);
+    assert.equal(r.attempts[0].error_type, "criteria_not_met");
+    assert.match(r.attempts[1].prompt, /create it with the Write tool/);
+    assert.equal(r.attempts[1].error_type, null);
+    assert.deepEqual(r.files_created, [join(dir, "config.py")]);
+  });
+});
+
+Deno.test("execTask() retries a token-limit failure asking for a shorter answer", async () => {
+  await inTmp(async (dir) => {
+    const r = await run(dir, { task: "What is 6*7? [[fail-first:1:token-limit]]" });
+    assert.equal(r.success, true);
+    assert.deepEqual(r.attempts.map((a) => a.error_type), ["token_limit", null]);
+    assert.match(r.attempts[1].prompt, /IMPORTANT:\n- .*exceeded the output token limit/);
+    assert.match(r.attempts[1].prompt, /answer more briefly/);
+  });
+});
+
+Deno.test("execTask() waits for a usage limit's reset, without spending a refinement retry", async () => {
+  await inTmp(async (dir) => {
+    const waits: number[] = [];
+    const r = await run(dir, {
+      task: "What is 5+5? [[fail-first:1:usage-limit:+1]]",
+      retries: 0,
+      sleep: (ms, signal) => {
+        waits.push(ms);
+        return sleepUnlessAborted(ms, signal);
+      },
+    });
+    assert.equal(r.success, true);
+    assert.deepEqual(r.attempts.map((a) => a.error_type), ["rate_limit", null]);
+    assert.equal(waits.length, 1);
+    // The reset is about one second away; limitWaitMs adds a one-second margin.
+    assert.ok(waits[0] > 0 && waits[0] <= 3000, `waited ${waits[0]} ms`);
+    assert.doesNotMatch(r.attempts[1].prompt, /IMPORTANT:/, "a limit is not the prompt's fault");
+    assert.ok(r.lines.some((l) => /usage limit: waiting .* for the reset/.test(l)));
+  });
+});
+
+Deno.test("execTask() does not wait for a usage limit that resets beyond the bound", async () => {
+  await inTmp(async (dir) => {
+    const waits: number[] = [];
+    const r = await run(dir, {
+      task: "What is 9+9? [[usage-limit:+3600]]",
+      maxLimitWaitS: 60,
+      sleep: (ms) => {
+        waits.push(ms);
+        return Promise.resolve(true);
+      },
+    });
+    assert.equal(r.success, false);
+    assert.equal(r.attempts.length, 1);
+    assert.equal(r.attempts[0].error_type, "rate_limit");
+    assert.deepEqual(waits, []);
+    assert.ok(
+      r.lines.some((l) => /stopping: usage limit resets at .*more than the 60 s/.test(l)),
+      r.lines.join("\n"),
+    );
+  });
+});
+
+Deno.test("execTask() backs off exponentially on a 429 without a reset time, a bounded number of times", async () => {
+  await inTmp(async (dir) => {
+    const waits: number[] = [];
+    const r = await run(dir, {
+      task: "What is 1+1? [[rate-limit-429]]",
+      backoffBaseS: 0.01,
+      limitRetries: 2,
+      random: () => 0.5,
+      sleep: (ms) => {
+        waits.push(ms);
+        return Promise.resolve(true);
+      },
+    });
+    assert.equal(r.success, false);
+    assert.deepEqual(r.attempts.map((a) => a.error_type), [
+      "rate_limit",
+      "rate_limit",
+      "rate_limit",
+    ]);
+    assert.deepEqual(waits.map((ms) => Math.round(ms * 100) / 100), [11.25, 22.5]);
+    assert.ok(r.lines.some((l) => /still limited after 2 waits/.test(l)));
+  });
+});
+
+Deno.test("execTask() never retries an authentication failure", async () => {
+  await inTmp(async (dir) => {
+    const r = await run(dir, { task: "What is 2+2? [[auth-fail]]", retries: 2 });
+    assert.equal(r.success, false);
+    assert.equal(r.attempts.length, 1);
+    assert.equal(r.attempts[0].error_type, "auth");
+    assert.ok(r.lines.some((l) => /authentication failed, which a retry cannot fix/.test(l)));
+  });
+});
+
+Deno.test("execTask() records whether the transcript echoed the attempt's marker", async () => {
+  await inTmp(async (dir) => {
+    const seen = await run(dir, { task: "What is 3+4?" });
+    assert.equal(seen.attempts[0].marker_seen, true);
+    const unseen = await run(dir, { task: "What is 3+4? [[no-marker]]" });
+    assert.equal(unseen.attempts[0].marker_seen, false);
+    const markers = [seen, unseen].map((r) => r.attempts[0].prompt.slice(0, 45));
+    assert.notEqual(markers[0], markers[1], "every attempt has its own marker");
+  });
+});
+
+Deno.test("execTask() takes the timeout from the flag, the task, then history or the default", async () => {
+  await inTmp(async (dir) => {
+    const history = new SqliteHistory({ path: join(dir, "history.sqlite") });
+    try {
+      const task = "What is the capital of France?";
+      const flag = await run(dir, { task, timeout: 7, taskTimeoutS: 45, history });
+      assert.deepEqual([flag.timeout_s, flag.timeout_source], [7, "flag"]);
+      const fromTask = await run(dir, { task, taskTimeoutS: 45, history });
+      assert.deepEqual([fromTask.timeout_s, fromTask.timeout_source], [45, "task"]);
+      // Two successes recorded so far: not enough history yet.
+      const early = await run(dir, { task, timeout: "auto", taskTimeoutS: 45, history });
+      assert.equal(early.timeout_source, "default");
+      const later = await run(dir, { task, timeout: "auto", history });
+      assert.equal(later.timeout_source, "history");
+      assert.ok(later.timeout_s >= 30, "clamped to the 30 s minimum");
+      const runs = await history.runs(
+        (await import("../lib/history.ts")).taskClass(task).key,
+      );
+      assert.equal(runs.length, 4, "every attempt is recorded");
+      assert.ok(runs.every((r) => r.outcome === "success" && r.source === "exec"));
+    } finally {
+      await history.close();
+    }
+  });
+});
+
+Deno.test("execTask() runs instances at once and keeps one that ended well", async () => {
+  await inTmp(async (dir) => {
+    const r = await run(dir, {
+      task: "What is 8+8? [[fail-first:1:exit:3]]",
+      criteria: ["Contains 16"],
+      instances: 3,
+      pick: "FASTEST",
+      retries: 0,
+    });
+    assert.equal(r.success, true);
+    assert.equal(r.attempts.length, 3);
+    assert.equal(r.attempts.filter((a) => a.exit_code === 3).length, 1, "one instance failed");
+    assert.equal(new Set(r.attempts.map((a) => a.prompt)).size, 3, "each has its own marker");
+    assert.match(r.result, /8 \+ 8 = 16/);
+    assert.ok(
+      r.lines.some((l) => /^picked attempt \d of 3 by FASTEST/.test(l)),
+      r.lines.join("\n"),
+    );
+  });
+});
+
+Deno.test("execTask() picks by CONSENSUS on the answers, not on their differing markers", async () => {
+  await inTmp(async (dir) => {
+    const r = await run(dir, { task: "What is 2+2?", instances: 3, pick: "CONSENSUS" });
+    assert.equal(r.success, true);
+    assert.ok(
+      r.lines.some((l) =>
+        /^picked attempt \d of 3 by CONSENSUS \(agrees with 2 of 2 others/.test(l)
+      ),
+      r.lines.join("\n"),
+    );
+  });
+});
+
+Deno.test("execTask() keeps the instance closest to the criteria when none meets them all", async () => {
+  await inTmp(async (dir) => {
+    const r = await run(dir, {
+      task: "What is 2+2?",
+      criteria: ["Contains 4", "File nothing.txt exists"],
+      instances: 2,
+      pick: "MOST_DETAILED",
+      retries: 0,
+    });
+    assert.equal(r.success, false);
+    assert.equal(r.attempts.length, 2);
+    assert.deepEqual(r.criteria.map((c) => c.met), [true, false]);
+    assert.ok(r.lines.some((l) => /^picked attempt \d of 2 by most criteria met/.test(l)));
+  });
+});
+
+Deno.test("execTask() passes a prompt with quotes, $ and backticks to Claude verbatim", async () => {
+  await inTmp(async (dir) => {
+    const hostile =
+      `Echo "double" 'single' $HOME \${PATH} $(touch pwned) \`touch pwned2\` ; | & \\n end`;
+    const r = await run(dir, { task: hostile, tools: "none" });
+    assert.equal(r.success, true);
+    assert.ok(r.result.includes(hostile), r.result);
+    assert.ok(r.attempts[0].prompt.endsWith(hostile));
+    for (const f of ["pwned", "pwned2"]) {
+      await assert.rejects(Deno.stat(join(dir, f)), Deno.errors.NotFound);
+    }
+  });
+});
+
+Deno.test("execTask() refuses to run without the Claude executable and says how to point at it", async () => {
+  await assert.rejects(
+    execTask({ task: "What is 2+2?", claude: "/nonexistent/dir/claude" }),
+    (e: Error) => {
+      assert.ok(e instanceof ExecInputError);
+      assert.match(e.message, /Claude CLI not found: "\/nonexistent\/dir\/claude" does not exist/);
+      assert.match(e.message, /--claude PATH/);
+      assert.match(e.message, /CCX_CLAUDE/);
+      return true;
+    },
+  );
+  await assert.rejects(
+    execTask({ task: "What is 2+2?", claude: "ccx-no-such-claude-cli" }),
+    /"ccx-no-such-claude-cli" is not on PATH/,
+  );
+});
+
+Deno.test("execTask() on a remote server reports a missing Claude executable the same way", async () => {
+  await withServer({}, async (server) => {
+    await assert.rejects(
+      execTask({ task: "What is 2+2?", claude: "/nonexistent/claude", server: server.url }),
+      (e: Error) =>
+        e instanceof ExecInputError && /--claude PATH or the CCX_CLAUDE/.test(e.message),
+    );
+  });
+});
+
+Deno.test("execTask() leaves no process behind after a timeout, a stall or an abort", async () => {
+  await inTmp(async (dir) => {
+    const tag = uniqueTag("ccxexec");
+    const timedOut = await run(dir, { task: `Wait ${tag} [[hang]]`, timeout: 1, retries: 0 });
+    assert.equal(timedOut.attempts[0].status, "timeout");
+    assert.equal(timedOut.attempts[0].error_type, "timeout");
+    assert.deepEqual(pidsMatching(tag), []);
+
+    const stalled = await run(dir, { task: `Stall ${tag} [[hang]]`, stallTimeoutS: 1, retries: 0 });
+    assert.equal(stalled.attempts[0].error_type, "stall");
+    assert.deepEqual(pidsMatching(tag), []);
+
+    const controller = new AbortController();
+    const pending = run(dir, {
+      task: `Abort ${tag} [[grandchild]]`,
+      signal: controller.signal,
+      retries: 2,
+    });
+    await waitFor(() => pidsMatching(tag).length > 0, "the stand-in to start", 10_000);
+    controller.abort();
+    const aborted = await pending;
+    assert.equal(aborted.success, false);
+    assert.equal(aborted.attempts.length, 1, "no retry after an abort");
+    assert.equal(aborted.attempts[0].status, "canceled");
+    assert.deepEqual(pidsMatching(tag), []);
+  });
+});
+
+Deno.test("parsePick() accepts the stress criteria in any case and lists them otherwise", () => {
+  assert.equal(parsePick("most_detailed"), "MOST_DETAILED");
+  assert.throws(
+    () => parsePick("best"),
+    /valid values: FASTEST, MOST_DETAILED, .*BEST_CODE_QUALITY/,
+  );
+});
+
+Deno.test("findExecutable() looks names up on PATH and paths as given", () => {
+  assert.equal(findExecutable(FAKE_CLAUDE), FAKE_CLAUDE);
+  assert.equal(findExecutable("claude", join(FAKE_CLAUDE, "..")), FAKE_CLAUDE);
+  assert.equal(findExecutable("claude", "/nonexistent"), undefined);
+});
+
+Deno.test("saysNoRetry() and parseTools() read the request and --tools", () => {
+  assert.equal(saysNoRetry("What is 2+2? Do not retry.", "What is 2+2?"), true);
+  assert.equal(saysNoRetry("What is 2+2?", "What is 2+2?"), false);
+  assert.equal(parseTools(undefined), "auto");
+  assert.equal(parseTools("none"), "none");
+  assert.deepEqual(parseTools("Write, Bash Read"), ["Write", "Bash", "Read"]);
+});
+
+// ------------------------------------------------------------------------------------ the CLI
+
+Deno.test("ccx exec parses a seed-style request, prints JSON and exits 0 when every criterion is met", async () => {
+  await inTmp(async (dir) => {
+    const task = "Use your ./src/cc_executor/prompts/cc_execute.md to execute the task: " +
+      "Create a config.py file with DATABASE_URL [[write:config.py=DATABASE_URL = 1]]. " +
+      "Expect a timeout of 45 seconds. Evaluate the response based on: 1) File config.py exists, " +
+      "2) Contains DATABASE_URL. If the task fails, retry with more specific instructions.";
+    const r = await cli(["exec", task, "--json", "--claude", FAKE_CLAUDE, "--cwd", dir], {
+      env: { CCX_STATE_DIR: join(dir, "state") },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.equal(out.success, true);
+    assert.deepEqual(out.criteria.map((c: { criterion: string }) => c.criterion), [
+      "File config.py exists",
+      "Contains DATABASE_URL",
+    ]);
+    assert.deepEqual([out.timeout_s, out.timeout_source], [45, "task"]);
+    assert.deepEqual(out.files_created, [join(dir, "config.py")]);
+    assert.doesNotMatch(out.attempts[0].prompt, /Expect a timeout|Evaluate the response/);
+    assert.match(r.stderr, /attempt 1: ok/);
+  });
+});
+
+Deno.test("ccx exec prints the answer on stdout and exits 1 when a criterion is not met", async () => {
+  await inTmp(async (dir) => {
+    const r = await cli([
+      "exec",
+      "What is 2+2?",
+      "--criterion",
+      "File answer.txt exists",
+      "--retries",
+      "0",
+      "--claude",
+      FAKE_CLAUDE,
+      "--cwd",
+      dir,
+    ], { env: { CCX_STATE_DIR: join(dir, "state") } });
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout.trim(), "2 + 2 = 4");
+    assert.match(r.stderr, /not met: File answer.txt exists/);
+    assert.match(r.stderr, /FAILED: 0\/1 criteria met/);
+  });
+});
+
+Deno.test("ccx exec exits 2 for an unknown --pick or a missing Claude CLI", async () => {
+  await inTmp(async (dir) => {
+    const env = { CCX_STATE_DIR: join(dir, "state") };
+    const pick = await cli(["exec", "What is 2+2?", "--instances", "2", "--pick", "best"], { env });
+    assert.equal(pick.code, 2);
+    assert.match(pick.stderr, /unknown --pick "best"; valid values: FASTEST, MOST_DETAILED/);
+    const missing = await cli(["exec", "What is 2+2?"], {
+      env: { ...env, CCX_CLAUDE: join(dir, "no-claude-here") },
+    });
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /Claude CLI not found: .*no-claude-here.* does not exist/);
+    assert.match(missing.stderr, /--claude PATH or the CCX_CLAUDE environment variable/);
+    assert.equal(missing.stdout, "");
+  });
+});

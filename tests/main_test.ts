@@ -1,0 +1,37 @@
+import assert from "node:assert/strict";
+import { cli } from "./helpers.ts";
+
+Deno.test("ccx --version and --help", async () => {
+  const v = await cli(["--version"]);
+  assert.equal(v.code, 0);
+  assert.equal(v.stdout.trim(), "ccx 0.1.0");
+  const h = await cli(["--help"]);
+  assert.equal(h.code, 0);
+  for (const c of ["serve", "run", "stress", "exec", "history"]) {
+    assert.match(h.stdout, new RegExp(`\\b${c}\\b`));
+  }
+});
+
+Deno.test("every command has --help naming its options", async () => {
+  const expect: Record<string, string> = {
+    serve: "--max-jobs-per-session",
+    run: "--timeout",
+    stress: "--pattern-mode",
+    exec: "--criterion",
+    history: "--redis",
+  };
+  for (const [cmd, flag] of Object.entries(expect)) {
+    const r = await cli([cmd, "--help"]);
+    assert.equal(r.code, 0, `${cmd} --help`);
+    assert.ok(r.stdout.includes(flag), `${cmd} --help mentions ${flag}`);
+  }
+});
+
+Deno.test("an unknown command or flag is a usage error (exit 2) that says what was wrong", async () => {
+  const c = await cli(["frobnicate"]);
+  assert.equal(c.code, 2);
+  assert.match(c.stderr, /unknown command "frobnicate"/);
+  const f = await cli(["stress", "--no-such-flag"]);
+  assert.equal(f.code, 2);
+  assert.match(f.stderr, /--no-such-flag/);
+});
