@@ -1,0 +1,307 @@
+/**
+ * Throughput: how fast output travels from a job through `ccx serve` to a
+ * WebSocket client, next to the same command writing to /dev/null (the raw
+ * limit) and, for many short lines, next to websocketd.
+ *
+ * The server runs as its own process (`deno run -A main.ts serve`), so the
+ * client (this process, using lib/client.ts, which JSON-parses every message)
+ * does not share its event loop.
+ *
+ * @example
+ * ```ts
+ * import { benchBulk, benchSeq } from "./throughput.ts";
+ * const lines = await benchSeq();
+ * const bulk = await benchBulk();
+ * ```
+ * @module
+ */
+
+import { CcxClient } from "../lib/client.ts";
+import { check, fixed, median, progress, type Section, si } from "./report.ts";
+import { freePort, startGroup, startServerProcess, timeShell, waitForPort, which } from "./proc.ts";
+
+/**
+ * One measured transfer.
+ *
+ * @example
+ * ```ts
+ * import type { Transfer } from "./throughput.ts";
+ * const t: Transfer = { seconds: 1, lines: 2e6, bytes: 14888896, messages: 57 };
+ * ```
+ */
+export interface Transfer {
+  /** Wall time, spawn to last byte. */
+  seconds: number;
+  /** Lines received (newlines counted). */
+  lines: number;
+  /** Bytes of output received. */
+  bytes: number;
+  /** WebSocket messages carrying that output (undefined for /dev/null). */
+  messages?: number;
+  /** Anything that went wrong (wrong byte count, non-zero exit, timeout). */
+  problem?: string;
+}
+
+/**
+ * Runs `command` through a ccx server with {@linkcode CcxClient}, which
+ * JSON-parses every message; counts lines, bytes and messages. Timed from the
+ * `execute` request to `process.completed`.
+ *
+ * @example
+ * ```ts
+ * import { ccxTransfer } from "./throughput.ts";
+ * // const t = await ccxTransfer("ws://127.0.0.1:8004/ws", "seq 1 1000");
+ * ```
+ */
+export async function ccxTransfer(url: string, command: string): Promise<Transfer> {
+  const client = await CcxClient.connect(url);
+  try {
+    let lines = 0;
+    let chars = 0;
+    let messages = 0;
+    const t0 = performance.now();
+    const job = await client.execute({ command, timeout: 300 }, {
+      onOutput(type, data) {
+        if (type !== "stdout") return;
+        messages++;
+        chars += data.length;
+        for (let i = data.indexOf("\n"); i !== -1; i = data.indexOf("\n", i + 1)) lines++;
+      },
+    });
+    const end = await job.done;
+    const seconds = (performance.now() - t0) / 1000;
+    let problem: string | undefined;
+    if (end.status !== "completed") problem = `job ${end.status} (exit ${end.exitCode})`;
+    else if (chars !== end.stdoutBytes) {
+      problem = `received ${chars} characters, server counted ${end.stdoutBytes} bytes`;
+    }
+    return { seconds, lines, bytes: end.stdoutBytes, messages, problem };
+  } finally {
+    await client.close();
+  }
+}
+
+/**
+ * Runs `command` once through websocketd (one message per line) and counts
+ * the messages with a plain `WebSocket`. Timed from opening the connection
+ * (which starts the command) to its close.
+ *
+ * @example
+ * ```ts
+ * import { websocketdTransfer } from "./throughput.ts";
+ * // const t = await websocketdTransfer(["seq", "1", "1000"]);
+ * ```
+ */
+export async function websocketdTransfer(argv: string[], timeoutMs = 180000): Promise<Transfer> {
+  const port = freePort();
+  const wsd = startGroup("websocketd", ["--port", String(port), "--address", "127.0.0.1", ...argv]);
+  try {
+    await waitForPort(port, 10000);
+    let lines = 0;
+    let bytes = 0;
+    const t0 = performance.now();
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/`);
+    const timedOut = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => {
+        resolve(true);
+        ws.close();
+      }, timeoutMs);
+      ws.onmessage = (ev) => {
+        lines++;
+        bytes += String(ev.data).length + 1; // websocketd strips the newline
+      };
+      ws.onclose = () => {
+        clearTimeout(timer);
+        resolve(false);
+      };
+      ws.onerror = () => {};
+    });
+    const seconds = (performance.now() - t0) / 1000;
+    return {
+      seconds,
+      lines,
+      bytes,
+      messages: lines,
+      problem: timedOut ? `gave up after ${timeoutMs / 1000} s` : undefined,
+    };
+  } finally {
+    await wsd.stop();
+  }
+}
+
+/** Runs `script` to /dev/null and counts its output separately (one extra run, untimed). */
+async function rawTransfers(script: string, runs: number): Promise<Transfer[]> {
+  const count = await new Deno.Command("/bin/sh", {
+    args: ["-c", `${script} | wc -lc`],
+    stdout: "piped",
+    stderr: "null",
+  }).output();
+  const [lines, bytes] = new TextDecoder().decode(count.stdout).trim().split(/\s+/).map(Number);
+  const out: Transfer[] = [];
+  for (let i = 0; i < runs; i++) {
+    const { seconds, code } = await timeShell(`${script} > /dev/null`);
+    out.push({ seconds, lines, bytes, problem: code ? `exit ${code}` : undefined });
+  }
+  return out;
+}
+
+/** The run with the median time. */
+function medianRun(runs: Transfer[]): Transfer {
+  const m = median(runs.map((r) => r.seconds));
+  return runs.reduce((a, b) => Math.abs(b.seconds - m) < Math.abs(a.seconds - m) ? b : a);
+}
+
+function row(label: string, t: Transfer | undefined, raw: Transfer): string[] {
+  if (!t) return [label, "-", "-", "-", "-", "-"];
+  return [
+    label,
+    fixed(t.seconds, 3),
+    si(t.lines / t.seconds),
+    fixed(t.bytes / 1e6 / t.seconds, 1),
+    t.messages === undefined ? "-" : String(t.messages),
+    `${fixed((raw.seconds / t.seconds) * 100, 1)}%`,
+  ];
+}
+
+const COLUMNS = ["run", "seconds", "lines/s", "MB/s", "messages", "% of raw"];
+
+/**
+ * Options of {@linkcode benchSeq} and {@linkcode benchBulk}.
+ *
+ * @example
+ * ```ts
+ * import type { ThroughputOptions } from "./throughput.ts";
+ * const o: ThroughputOptions = { runs: 3 };
+ * ```
+ */
+export interface ThroughputOptions {
+  /** Timed runs of the raw and ccx transfers; the median is reported (default 3). */
+  runs?: number;
+}
+
+/**
+ * Figure 1: `seq 1 2000000` (2 M short lines, 14.9 MB) through ccx, to
+ * /dev/null, and through websocketd. Target: ccx ≥ 3x websocketd.
+ *
+ * @example
+ * ```ts
+ * import { benchSeq } from "./throughput.ts";
+ * const section = await benchSeq({ runs: 3 });
+ * ```
+ */
+export async function benchSeq(opts: ThroughputOptions = {}): Promise<Section> {
+  const runs = opts.runs ?? 3;
+  const script = "seq 1 2000000";
+  progress(`seq: ${runs} runs to /dev/null`);
+  const raw = medianRun(await rawTransfers(script, runs));
+  const server = await startServerProcess();
+  const ccxRuns: Transfer[] = [];
+  try {
+    for (let i = 1; i <= runs; i++) {
+      progress(`seq: ccx run ${i}/${runs}`);
+      ccxRuns.push(await ccxTransfer(server.url, script));
+    }
+  } finally {
+    await server.stop();
+  }
+  const ccx = medianRun(ccxRuns);
+  let wsd: Transfer | undefined;
+  const wsdRuns: Transfer[] = [];
+  const notes: string[] = [];
+  if (which("websocketd")) {
+    for (let i = 1; i <= runs; i++) {
+      progress(`seq: websocketd run ${i}`);
+      const t = await websocketdTransfer(["seq", "1", "2000000"]);
+      wsdRuns.push(t);
+      if (t.seconds > 5 || t.problem) break; // slow: one run is enough
+    }
+    wsd = medianRun(wsdRuns);
+  } else {
+    notes.push("websocketd is not installed (apt install websocketd): its column is skipped");
+  }
+  const ratio = wsd ? wsd.seconds / ccx.seconds : NaN;
+  const problems = [...ccxRuns, ...wsdRuns].filter((t) => t.problem).map((t) => t.problem);
+  notes.push(
+    `median of ${runs} runs for /dev/null and ccx; websocketd: ${wsdRuns.length} run(s)` +
+      ` (one is enough when it takes over 5 s)`,
+    "ccx: timed from the execute request to process.completed, client in this process " +
+      "(lib/client.ts, JSON-parses every message), server a separate deno process",
+    "websocketd: timed from opening the WebSocket (which starts the command) to its close",
+    ...problems.map((p) => `PROBLEM: ${p}`),
+  );
+  return {
+    id: "seq",
+    title: "1. Throughput: seq 1 2000000 (2,000,000 lines, 14.9 MB) to a WebSocket client",
+    columns: COLUMNS,
+    rows: [
+      row("raw: sh -c 'seq 1 2000000 > /dev/null'", raw, raw),
+      row("ccx serve -> CcxClient", ccx, raw),
+      row(wsd ? "websocketd -> WebSocket" : "websocketd (not installed)", wsd, raw),
+    ],
+    checks: [
+      check(
+        "ccx vs websocketd (lines/s)",
+        wsd ? `${fixed(ratio, 1)}x` : "not measured",
+        "≥ 3x",
+        wsd && !ccx.problem && !wsd.problem ? ratio >= 3 : null,
+      ),
+    ],
+    notes,
+    data: { raw, ccx, ccxRuns, websocketd: wsd ?? null, websocketdRuns: wsdRuns, ratio },
+  };
+}
+
+/**
+ * Figure 2: 200 MB of 100-byte lines (`head -c 198000000 /dev/zero | tr '\0' x
+ * | fold -w 99; echo`: 2,000,000 lines of 99 x's and a newline) through ccx
+ * vs to /dev/null. Target: ccx ≥ 25% of the raw pipe's MB/s.
+ *
+ * @example
+ * ```ts
+ * import { benchBulk } from "./throughput.ts";
+ * const section = await benchBulk({ runs: 3 });
+ * ```
+ */
+export async function benchBulk(opts: ThroughputOptions = {}): Promise<Section> {
+  const runs = opts.runs ?? 3;
+  const script = "head -c 198000000 /dev/zero | tr '\\0' x | fold -w 99; echo";
+  progress(`bulk: ${runs} runs to /dev/null`);
+  const raw = medianRun(await rawTransfers(`{ ${script}; }`, runs));
+  const server = await startServerProcess();
+  const ccxRuns: Transfer[] = [];
+  try {
+    for (let i = 1; i <= runs; i++) {
+      progress(`bulk: ccx run ${i}/${runs}`);
+      ccxRuns.push(await ccxTransfer(server.url, script));
+    }
+  } finally {
+    await server.stop();
+  }
+  const ccx = medianRun(ccxRuns);
+  const share = raw.seconds / ccx.seconds;
+  const problems = ccxRuns.filter((t) => t.problem).map((t) => t.problem);
+  if (raw.bytes !== 200_000_000) problems.push(`the generator wrote ${raw.bytes} bytes, not 2e8`);
+  return {
+    id: "bulk",
+    title: "2. Throughput: 200 MB of 100-byte lines to a WebSocket client",
+    columns: COLUMNS,
+    rows: [
+      row("raw: generator > /dev/null", raw, raw),
+      row("ccx serve -> CcxClient", ccx, raw),
+    ],
+    checks: [
+      check(
+        "ccx MB/s as a share of the raw pipe's",
+        `${fixed(share * 100, 1)}%`,
+        "≥ 25%",
+        ccx.problem ? null : share >= 0.25,
+      ),
+    ],
+    notes: [
+      `generator: ${script}`,
+      `median of ${runs} runs each; MB = 10^6 bytes`,
+      ...problems.map((p) => `PROBLEM: ${p}`),
+    ],
+    data: { raw, ccx, ccxRuns, share },
+  };
+}
