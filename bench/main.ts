@@ -16,7 +16,7 @@
 
 import { parseArgs } from "node:util";
 import { formatChecks, formatSection, progress, type Section } from "./report.ts";
-import { serverLauncher, stopAll } from "./proc.ts";
+import { SERVER_LAUNCHER, stopAll } from "./proc.ts";
 import { benchBulk, benchSeq } from "./throughput.ts";
 import { benchOverhead } from "./overhead.ts";
 import { benchMemory } from "./memory.ts";
@@ -166,7 +166,7 @@ export async function main(args: string[]): Promise<number> {
   );
   console.log(`Summary (${totalS.toFixed(0)} s in all)\n`);
   console.log(formatChecks(checks));
-  console.log(`\n  server process: ${serverLauncher}`);
+  console.log(`\n  server process: ${SERVER_LAUNCHER}`);
   if (values.json) {
     const doc = { startedAt: startedAt.toISOString(), seconds: totalS, machine: info, sections };
     await Deno.writeTextFile(values.json, JSON.stringify(doc, null, 2) + "\n");

@@ -127,34 +127,12 @@ export interface ServerProcess {
  * await server.stop();
  * ```
  */
-export async function startServerProcess(extraArgs: string[] = []): Promise<ServerProcess> {
-  try {
-    return await spawnServer(
-      [`${ROOT}main.ts`, "serve", "--port", "0", "--quiet", ...extraArgs],
-    );
-  } catch (e) {
-    // main.ts may be unloadable while another command module is in progress:
-    // fall back to the same serveCommand through bench/serve_child.ts.
-    if (!/Module not found|Cannot resolve|SyntaxError/.test(String(e))) throw e;
-    const s = await spawnServer([`${ROOT}bench/serve_child.ts`, ...extraArgs]);
-    serverLauncher = `deno run -A bench/serve_child.ts (main.ts failed to load: ${
-      String(e).match(/error: [^\n]*/)?.[0] ?? e
-    })`;
-    return s;
-  }
+export function startServerProcess(extraArgs: string[] = []): Promise<ServerProcess> {
+  return spawnServer([`${ROOT}main.ts`, "serve", "--port", "0", "--quiet", ...extraArgs]);
 }
 
-/**
- * How the last server process was started (`main.ts serve` unless the
- * fallback was needed), for the report.
- *
- * @example
- * ```ts
- * import { serverLauncher } from "./proc.ts";
- * console.log(serverLauncher);
- * ```
- */
-export let serverLauncher = "deno run -A main.ts serve --port 0 --quiet";
+/** How the benchmark servers are started, for the report. */
+export const SERVER_LAUNCHER = "deno run -A main.ts serve --port 0 --quiet";
 
 async function spawnServer(args: string[]): Promise<ServerProcess> {
   const child = new Deno.Command(Deno.execPath(), {
