@@ -20,6 +20,7 @@
 
 import { join } from "node:path";
 import { CcxClient, type CollectedRun, runToEnd } from "./client.ts";
+import type { ExecuteParams } from "./protocol.ts";
 import { modelText } from "./claude.ts";
 import { type Candidate, pickBest, type PickOptions } from "./pick.ts";
 import {
@@ -28,7 +29,13 @@ import {
   type TestStatus,
   writeOutputFile,
 } from "./report.ts";
-import { buildTaskCommand, formatTimestamp, resolveMarker, type SuiteTask } from "./suite.ts";
+import {
+  buildTaskCommand,
+  type BuiltCommand,
+  formatTimestamp,
+  resolveMarker,
+  type SuiteTask,
+} from "./suite.ts";
 import { type HistoryStore, type Outcome, taskClass } from "./history.ts";
 import { limitWaitMs, sleepUnlessAborted } from "./backoff.ts";
 
@@ -62,7 +69,10 @@ export interface RunnerOptions {
   backoffBaseS?: number;
   /** Records every run for timeout estimates. */
   history?: HistoryStore;
-  /** Aborting cancels running tasks (they end as `error: interrupted`) and starts no more. */
+  /**
+   * Aborting cancels running tasks (they end as `error: interrupted`, their output so far
+   * saved) and starts no more.
+   */
   signal?: AbortSignal;
   /** Linter for BEST_CODE_QUALITY (default: deno lint). */
   lint?: PickOptions["lint"];
@@ -187,6 +197,64 @@ function outcomeOf(v: Pick<Verdict, "status" | "reason">): Outcome {
   return v.reason.startsWith("timed out") ? "timeout" : "error";
 }
 
+/** How long an abort waits for canceled jobs to end before dropping the connections. */
+const ABORT_FALLBACK_MS = 10_000;
+
+/**
+ * Runs one job to its end; when `signal` aborts meanwhile, cancels it (CANCEL ends its whole
+ * process group) and still resolves with everything it wrote, `status: "canceled"`.
+ */
+async function runJob(
+  client: CcxClient,
+  params: ExecuteParams,
+  signal?: AbortSignal,
+): Promise<CollectedRun> {
+  if (signal?.aborted) throw new Error("interrupted");
+  const jobId = crypto.randomUUID();
+  const cancel = () => {
+    client.request("control", { type: "CANCEL", job_id: jobId }).catch(() => {});
+  };
+  signal?.addEventListener("abort", cancel, { once: true });
+  try {
+    return await runToEnd(client, { ...params, job_id: jobId });
+  } finally {
+    signal?.removeEventListener("abort", cancel);
+  }
+}
+
+/** Runs a built task command with the task's (scaled) timeouts. */
+function runBuilt(
+  client: CcxClient,
+  built: BuiltCommand,
+  t: { timeoutS?: number; stallTimeoutS?: number },
+  signal?: AbortSignal,
+): Promise<CollectedRun> {
+  return runJob(client, {
+    command: built.command,
+    argv: built.argv,
+    env: built.env,
+    timeout: t.timeoutS,
+    stall_timeout: t.stallTimeoutS,
+  }, signal);
+}
+
+/** Records a finished (not interrupted) run in the timeout history, if there is one. */
+async function recordRun(
+  opts: RunnerOptions,
+  task: SuiteTask,
+  run: CollectedRun,
+  v: Verdict,
+): Promise<void> {
+  if (opts.signal?.aborted && run.status === "canceled") return;
+  await opts.history?.record({
+    ...taskClass(task.request ?? task.template ?? task.id),
+    durationS: run.executionTime,
+    outcome: outcomeOf(v),
+    at: Date.now(),
+    source: "stress",
+  }).catch(() => {});
+}
+
 /** Runs tasks and resolves with their results, in suite order. */
 export async function runTasks(tasks: SuiteTask[], opts: RunnerOptions): Promise<TestResult[]> {
   if (opts.servers.length === 0) throw new Error("runTasks: no server to run on");
@@ -203,7 +271,12 @@ export async function runTasks(tasks: SuiteTask[], opts: RunnerOptions): Promise
   await Deno.mkdir(opts.outDir, { recursive: true });
   const workers = Math.max(1, Math.min(opts.concurrency ?? 1, jobs.length));
   const connections: Connections[] = [];
-  const abort = () => connections.forEach((c) => void c.closeAll());
+  // Aborting cancels each running job (see runJob), so its output up to then is kept. Should a
+  // server not answer, dropping the connections ends the jobs anyway.
+  let fallback: ReturnType<typeof setTimeout> | undefined;
+  const abort = () => {
+    fallback = setTimeout(() => connections.forEach((c) => void c.closeAll()), ABORT_FALLBACK_MS);
+  };
   opts.signal?.addEventListener("abort", abort, { once: true });
   try {
     await Promise.all(Array.from({ length: workers }, async () => {
@@ -224,6 +297,7 @@ export async function runTasks(tasks: SuiteTask[], opts: RunnerOptions): Promise
     }));
   } finally {
     opts.signal?.removeEventListener("abort", abort);
+    clearTimeout(fallback);
   }
   return results.filter((r): r is TestResult => r !== undefined);
 }
@@ -259,28 +333,17 @@ async function runOne(
         { claude: opts.claude },
       );
       const client = await conns.get(server);
-      const run = await runToEnd(client, {
-        command: built.command,
-        argv: built.argv,
-        env: built.env,
-        timeout: timeoutS,
-        stall_timeout: stallTimeoutS,
-      });
+      const run = await runBuilt(client, built, { timeoutS, stallTimeoutS }, opts.signal);
       const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS });
       if (opts.signal?.aborted && run.status === "canceled") v.reason = "interrupted";
-      await opts.history?.record({
-        ...taskClass(task.request ?? task.template ?? task.id),
-        durationS: run.executionTime,
-        outcome: outcomeOf(v),
-        at: Date.now(),
-        source: "stress",
-      }).catch(() => {});
+      await recordRun(opts, task, run, v);
       if (v.rateLimited && attempts <= retries && !opts.signal?.aborted) {
         const wait = limitWaitMs(v.rateLimited, attempts - 1, {
           maxWaitS: opts.maxLimitWaitS,
           baseS: opts.backoffBaseS,
         });
         if (wait !== undefined && await sleepUnlessAborted(wait, opts.signal)) continue;
+        if (opts.signal?.aborted) v.reason = `interrupted while waiting: ${v.reason}`;
       }
       if (v.rateLimited && attempts > 1) v.reason += ` (after ${attempts} attempts)`;
       const outputFile = task.saveOutput ? join(opts.outDir, `${rid}.txt`) : undefined;
@@ -366,13 +429,7 @@ async function runConcurrent(
       { marker: `${marker}_i${i + 1}`, timestamp, ...settings },
       { claude: opts.claude },
     );
-    const run = await runToEnd(client, {
-      command: built.command,
-      argv: built.argv,
-      env: built.env,
-      timeout: timeoutS,
-      stall_timeout: stallTimeoutS,
-    });
+    const run = await runBuilt(client, built, { timeoutS, stallTimeoutS }, opts.signal);
     const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS });
     const outputFile = task.saveOutput ? join(opts.outDir, `${rid}.i${i + 1}.txt`) : undefined;
     if (outputFile) {
@@ -419,15 +476,7 @@ async function runConcurrent(
   });
   const durationS = (performance.now() - t0) / 1000;
   const best = runs.find((r) => r.i + 1 === pick.best?.index);
-  for (const r of runs) {
-    await opts.history?.record({
-      ...taskClass(task.request ?? task.template ?? task.id),
-      durationS: r.run.executionTime,
-      outcome: outcomeOf(r.v),
-      at: Date.now(),
-      source: "stress",
-    }).catch(() => {});
-  }
+  for (const r of runs) await recordRun(opts, task, r.run, r.v);
   if (!best) {
     const allErrors = runs.every((r) => r.v.status === "error");
     return {

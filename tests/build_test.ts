@@ -50,8 +50,7 @@ Deno.test("build.sh bundles dist/ccx.js, which runs `run`, `serve`, --version an
     assert.equal(health.status, "ok");
     srv.kill("SIGTERM");
     assert.equal((await srv.status).code, 0);
-    reader.releaseLock();
-    await srv.stdout.cancel();
+    await reader.cancel();
   } finally {
     await Deno.remove(out, { recursive: true });
   }

@@ -411,9 +411,8 @@ async function serveProcess(extra: string[] = []) {
     if (done) throw new Error(`serve exited early: ${text}`);
     text += value;
   }
-  reader.releaseLock();
   const url = text.match(/ws:\/\/\S+\/ws/)![0];
-  return { child, url, port: Number(new URL(url).port) };
+  return { child, reader, url, port: Number(new URL(url).port) };
 }
 
 function rssKiB(pid: number): number {
@@ -442,7 +441,7 @@ Deno.test("SIGTERM to the server ends every job's group, then the server exits i
     try {
       srv.child.kill("SIGKILL");
     } catch { /* exited */ }
-    await srv.child.stdout.cancel().catch(() => {});
+    await srv.reader.cancel();
     await srv.child.stderr.cancel().catch(() => {});
   }
 });
@@ -472,7 +471,7 @@ Deno.test("a client that stops reading does not grow the server's memory", async
     conn?.close();
     srv.child.kill("SIGTERM");
     await srv.child.status;
-    await srv.child.stdout.cancel().catch(() => {});
+    await srv.reader.cancel();
     await srv.child.stderr.cancel().catch(() => {});
   }
 });

@@ -1,0 +1,739 @@
+import assert from "node:assert/strict";
+import { instanceSettings, judgeRun, type RunnerOptions, runTasks } from "../lib/runner.ts";
+import { parseSuite } from "../lib/suite.ts";
+import type { TestResult } from "../lib/report.ts";
+import { FAKE_CLAUDE, pidsMatching, waitFor, withServer } from "./helpers.ts";
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+/**
+ * A fresh numeric tag. It can stand in a shell comment (`: TAG;`), in a prompt, and inside a
+ * `sleep` argument (`sleep 30.TAG`), so every process a test starts carries it in its command
+ * line and {@linkcode pidsMatching} finds whatever is left of them.
+ */
+function newTag(): string {
+  return String(10_000_000 + Math.floor(Math.random() * 89_999_999));
+}
+
+/** Asserts that no process whose command line contains `tag` is alive. */
+function assertNoneLeft(tag: string): void {
+  const left = pidsMatching(tag);
+  assert.deepEqual(left, [], `processes left behind: ${left.join(", ")}`);
+}
+
+/** Quotes `s` in single quotes for /bin/sh. */
+function shq(s: string): string {
+  return `'${s.replaceAll("'", `'\\''`)}'`;
+}
+
+interface Ran {
+  results: TestResult[];
+  outDir: string;
+  byId: Map<string, TestResult>;
+}
+
+/**
+ * Parses `suite`, runs it with {@linkcode runTasks} on a fresh in-process server, hands the
+ * results to `check`, then removes the output directory.
+ */
+async function runSuite(
+  suite: unknown,
+  check: (ran: Ran) => void | Promise<void>,
+  opts: Partial<RunnerOptions> = {},
+): Promise<void> {
+  const { tasks } = parseSuite(suite, "inline", { claude: FAKE_CLAUDE });
+  const outDir = await Deno.makeTempDir({ prefix: "ccx_runner_test_" });
+  try {
+    const results = await withServer({ graceMs: 200 }, (server) =>
+      runTasks(tasks, {
+        servers: [{ url: server.url }],
+        outDir,
+        claude: FAKE_CLAUDE,
+        ...opts,
+      }));
+    await check({ results, outDir, byId: new Map(results.map((r) => [r.id, r])) });
+  } finally {
+    await Deno.remove(outDir, { recursive: true });
+  }
+}
+
+/** The text of `path`, or "" when it cannot be read (yet). */
+function readOr(path: string): string {
+  try {
+    return Deno.readTextFileSync(path);
+  } catch {
+    return "";
+  }
+}
+
+/** The output file's body: what the task wrote, after the header. */
+async function bodyOf(file: string | undefined): Promise<string> {
+  assert.ok(file, "the task has no output file");
+  const text = await Deno.readTextFile(file);
+  const rule = "-".repeat(80) + "\n";
+  const at = text.indexOf(rule);
+  assert.ok(at >= 0, "no header rule in the output file");
+  return text.slice(at + rule.length);
+}
+
+/** A finished shell run, as runToEnd reports it, for judgeRun(). */
+function shellRun(
+  stdout: string,
+  over: Partial<Parameters<typeof judgeRun>[1]> = {},
+): Parameters<typeof judgeRun>[1] {
+  return {
+    status: "completed",
+    exitCode: 0,
+    signal: null,
+    stdout,
+    stderr: "",
+    limits: [],
+    ...over,
+  };
+}
+
+const task = (patterns: string[], expectNonZeroExit = false) => ({
+  expectedPatterns: patterns,
+  expectNonZeroExit,
+  timeoutS: 10,
+});
+
+// ---------------------------------------------------------------------------------------------
+// judgeRun
+
+Deno.test("judgeRun() passes exit 0 with every pattern found, case-insensitively", () => {
+  const v = judgeRun(task(["HELLO", "world"]), shellRun("Hello World\n"), "all");
+  assert.equal(v.status, "passed");
+  assert.equal(v.reason, "exit 0, 2/2 patterns");
+  assert.deepEqual(v.patternsFound, ["HELLO", "world"]);
+  assert.deepEqual(v.patternsMissing, []);
+});
+
+Deno.test("judgeRun() fails a wrong exit and a missing pattern, naming what went wrong", () => {
+  const exit = judgeRun(task(["hello"]), shellRun("hello\n", { exitCode: 3 }), "all");
+  assert.equal(exit.status, "failed");
+  assert.equal(exit.reason, "exit code 3, expected exit 0");
+
+  const missing = judgeRun(task(["alpha", "beta", "gamma"]), shellRun("alpha\n"), "all");
+  assert.equal(missing.status, "failed");
+  assert.deepEqual(missing.patternsMissing, ["beta", "gamma"]);
+  assert.match(missing.reason, /missing patterns: beta, gamma/);
+});
+
+Deno.test("judgeRun() in `any` mode needs one pattern, and fails only when none is found", () => {
+  assert.equal(judgeRun(task(["alpha", "beta"]), shellRun("beta\n"), "any").status, "passed");
+  const none = judgeRun(task(["alpha", "beta"]), shellRun("gamma\n"), "any");
+  assert.equal(none.status, "failed");
+  assert.match(none.reason, /alpha, beta \(none of them found\)/);
+});
+
+Deno.test("judgeRun() with expectNonZeroExit passes a failing command and fails exit 0", () => {
+  assert.equal(judgeRun(task([], true), shellRun("", { exitCode: 2 }), "all").status, "passed");
+  const zero = judgeRun(task([], true), shellRun(""), "all");
+  assert.equal(zero.status, "failed");
+  assert.equal(zero.reason, "exit code 0, expected a non-zero exit");
+});
+
+Deno.test("judgeRun() calls timeouts and stalls errors with their limits, never passes", () => {
+  const t = judgeRun(
+    task(["begin"]),
+    shellRun("begin\n", { status: "timeout", exitCode: null }),
+    "all",
+    { timeoutS: 1.5 },
+  );
+  assert.equal(t.status, "error");
+  assert.equal(t.reason, "timed out after 1.5s");
+  assert.deepEqual(t.patternsFound, ["begin"]);
+  const s = judgeRun(
+    task([], true),
+    shellRun("", { status: "stalled", exitCode: null }),
+    "all",
+    { stallTimeoutS: 2 },
+  );
+  assert.equal(s.status, "error");
+  assert.equal(s.reason, "stalled: no output for 2s");
+});
+
+Deno.test("judgeRun() calls a rate-limited run an error even when it looks like a pass", () => {
+  const v = judgeRun(
+    task(["hello"]),
+    shellRun("hello\n", {
+      limits: [{
+        kind: "rate_limit",
+        errorType: "usage_limit",
+        message: "Claude AI usage limit reached",
+        resetTimestamp: 1_900_000_000,
+        recoverable: true,
+      }],
+    }),
+    "all",
+  );
+  assert.equal(v.status, "error");
+  assert.match(v.reason, /^rate limited: /);
+  assert.equal(v.rateLimited?.resetTimestamp, 1_900_000_000);
+});
+
+// ---------------------------------------------------------------------------------------------
+// instanceSettings
+
+Deno.test("instanceSettings() deals models in turn and spreads temperatures evenly", () => {
+  const spec = {
+    instances: 3,
+    models: ["sonnet", "haiku"],
+    temperatureRange: [0.2, 1] as [number, number],
+    criteria: "FASTEST" as const,
+  };
+  assert.deepEqual([0, 1, 2].map((i) => instanceSettings(spec, i)), [
+    { model: "sonnet", temperature: 0.2 },
+    { model: "haiku", temperature: 0.6 },
+    { model: "sonnet", temperature: 1 },
+  ]);
+  assert.deepEqual(
+    instanceSettings({ instances: 1, temperatureRange: [0.3, 0.9], criteria: "FASTEST" }, 0),
+    { model: undefined, temperature: 0.3 },
+  );
+  assert.deepEqual(instanceSettings({ instances: 2, criteria: "CONSENSUS" }, 1), {
+    model: undefined,
+    temperature: undefined,
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// runTasks: verdicts on real processes
+
+Deno.test("runTasks() passes a task that exits 0 with its patterns, and saves its output", async () => {
+  const tag = newTag();
+  await runSuite(
+    { tests: [{ id: "ok", command: `: ${tag}; echo Hello World`, expected_patterns: ["hello"] }] },
+    async ({ results }) => {
+      assert.equal(results.length, 1);
+      const [r] = results;
+      assert.equal(r.status, "passed");
+      assert.equal(r.reason, "exit 0, 1/1 patterns");
+      assert.equal(r.exitCode, 0);
+      assert.equal(r.attempts, 1);
+      assert.deepEqual(r.patternsFound, ["hello"]);
+      assert.equal(await bodyOf(r.outputFile), "Hello World\n");
+    },
+  );
+  assertNoneLeft(tag);
+});
+
+Deno.test("runTasks() fails a wrong exit code and names the missing patterns", async () => {
+  const tag = newTag();
+  await runSuite({
+    tests: [
+      { id: "bad_exit", command: `: ${tag}; echo hello; exit 3`, expected_patterns: ["hello"] },
+      {
+        id: "missing",
+        command: `: ${tag}; echo alpha; echo to-stderr >&2`,
+        expected_patterns: ["alpha", "beta", "to-stderr", "gamma"],
+      },
+    ],
+  }, ({ byId }) => {
+    const bad = byId.get("bad_exit")!;
+    assert.equal(bad.status, "failed");
+    assert.equal(bad.exitCode, 3);
+    assert.equal(bad.reason, "exit code 3, expected exit 0");
+    const missing = byId.get("missing")!;
+    assert.equal(missing.status, "failed");
+    assert.deepEqual(missing.patternsFound, ["alpha", "to-stderr"]);
+    assert.deepEqual(missing.patternsMissing, ["beta", "gamma"]);
+    assert.match(missing.reason, /missing patterns: beta, gamma/);
+  }, { concurrency: 2 });
+  assertNoneLeft(tag);
+});
+
+Deno.test("runTasks() expects a non-zero exit from expect_non_zero_exit and `failure_` ids", async () => {
+  const tag = newTag();
+  await runSuite({
+    categories: {
+      seed: {
+        tasks: [
+          {
+            id: "explicit",
+            command_template: `: ${tag}; echo refused >&2; exit 4`,
+            verification: { expect_non_zero_exit: true, expected_patterns: ["refused"] },
+          },
+          { id: "failure_by_prefix", command_template: `: ${tag}; exit 2` },
+          { id: "failure_but_succeeded", command_template: `: ${tag}; exit 0` },
+          {
+            id: "failure_overridden",
+            command_template: `: ${tag}; exit 0`,
+            verification: { expect_non_zero_exit: false },
+          },
+        ],
+      },
+    },
+  }, ({ byId }) => {
+    assert.equal(byId.get("explicit")!.status, "passed");
+    assert.equal(byId.get("explicit")!.exitCode, 4);
+    assert.equal(byId.get("failure_by_prefix")!.status, "passed");
+    const wrong = byId.get("failure_but_succeeded")!;
+    assert.equal(wrong.status, "failed");
+    assert.equal(wrong.reason, "exit code 0, expected a non-zero exit");
+    assert.equal(byId.get("failure_overridden")!.status, "passed");
+  }, { concurrency: 4 });
+  assertNoneLeft(tag);
+});
+
+Deno.test("runTasks() calls a timeout an error, keeps the partial output, and leaves no process", async () => {
+  const tag = newTag();
+  await runSuite({
+    tests: [{
+      id: "slow",
+      command: `echo begin; sleep 30.${tag}`,
+      expected_patterns: ["begin"],
+      timeout: 0.25,
+    }],
+  }, async ({ results: [r] }) => {
+    assert.equal(r.status, "error");
+    // --timeout-scale applies: 0.25 s x 2.
+    assert.equal(r.reason, "timed out after 0.5s");
+    assert.notEqual(r.exitCode, 0);
+    assert.deepEqual(r.patternsFound, ["begin"]);
+    assert.equal(await bodyOf(r.outputFile), "begin\n");
+    assert.match(await Deno.readTextFile(r.outputFile!), /^Status: error$/m);
+  }, { timeoutScale: 2 });
+  assertNoneLeft(tag);
+});
+
+Deno.test("runTasks() calls a stall an error, before the whole-run timeout", async () => {
+  const tag = newTag();
+  await runSuite({
+    tests: [{
+      id: "stall",
+      command: `echo begin; sleep 30.${tag}; echo never`,
+      expected_patterns: ["begin"],
+      timeout: 30,
+      stall_timeout: 0.4,
+    }],
+  }, ({ results: [r] }) => {
+    assert.equal(r.status, "error");
+    assert.equal(r.reason, "stalled: no output for 0.4s");
+    assert.ok(r.durationS < 10, `took ${r.durationS}s`);
+  });
+  assertNoneLeft(tag);
+});
+
+Deno.test("runTasks() ends a timed-out Claude run with its SIGTERM-proof grandchild", async () => {
+  const tag = newTag();
+  await runSuite({
+    categories: {
+      claude: {
+        tasks: [{
+          id: "grandchild",
+          natural_language_request: `${tag} [[grandchild]]`,
+          verification: { timeout: 1 },
+        }],
+      },
+    },
+  }, async ({ results: [r] }) => {
+    assert.equal(r.status, "error");
+    assert.equal(r.reason, "timed out after 1s");
+    const body = await bodyOf(r.outputFile);
+    const m = body.match(/grandchild pid (\d+)/);
+    assert.ok(m, `no grandchild pid in ${body}`);
+    assert.equal(pidsMatching("sleep 1000").includes(Number(m[1])), false);
+  });
+  assertNoneLeft(tag);
+});
+
+Deno.test("runTasks() fails a Claude run that crashed or hit the output-token limit, saying so", async () => {
+  const tag = newTag();
+  await runSuite({
+    categories: {
+      claude: {
+        tasks: [
+          { id: "crash", natural_language_request: `${tag} [[crash]]` },
+          { id: "token_limit", natural_language_request: `${tag} [[token-limit]]` },
+        ],
+      },
+    },
+  }, ({ byId }) => {
+    const crash = byId.get("crash")!;
+    assert.equal(crash.status, "failed");
+    assert.equal(crash.reason, "exit code 1, expected exit 0");
+    const token = byId.get("token_limit")!;
+    assert.equal(token.status, "failed");
+    assert.match(token.reason, /^exit code 1, expected exit 0 \(.*32000 output token maximum/);
+  }, { concurrency: 2 });
+  assertNoneLeft(tag);
+});
+
+// ---------------------------------------------------------------------------------------------
+// runTasks: what patterns are matched against
+
+Deno.test("runTasks() matches patterns against the model's words, never the stream-json envelope", async () => {
+  const tag = newTag();
+  // Each of these is in every stream-json line the stand-in prints (keys, its version 2.0.14,
+  // the model name claude-sonnet-4-5-…), but not in the answer.
+  const envelopeOnly = ["session_id", '"type"', "2.0.14", "claude-sonnet", "uuid", "4"];
+  await runSuite({
+    categories: {
+      claude: {
+        tasks: [
+          {
+            id: "envelope",
+            natural_language_request: `${tag} [[answer:no digits, just words]] [[no-marker]]`,
+            verification: { expected_patterns: envelopeOnly },
+          },
+          {
+            id: "answer",
+            natural_language_request: `${tag} [[answer:no digits, just words]] [[no-marker]]`,
+            verification: { expected_patterns: ["JUST WORDS"] },
+          },
+        ],
+      },
+    },
+  }, async ({ byId }) => {
+    const envelope = byId.get("envelope")!;
+    const raw = await bodyOf(envelope.outputFile);
+    for (const p of envelopeOnly) assert.ok(raw.includes(p), `the raw output lacks ${p}`);
+    assert.equal(envelope.status, "failed");
+    assert.deepEqual(envelope.patternsFound, []);
+    assert.deepEqual(envelope.patternsMissing, envelopeOnly);
+    assert.match(envelope.reason, /\(none of them found\)$/);
+    assert.equal(byId.get("answer")!.status, "passed");
+  }, { patternMode: "any", concurrency: 2 });
+  assertNoneLeft(tag);
+});
+
+// ---------------------------------------------------------------------------------------------
+// runTasks: quoting
+
+Deno.test("runTasks() hands hostile request text to the program verbatim and runs none of it", async () => {
+  const tag = newTag();
+  const dir = await Deno.makeTempDir({ prefix: "ccx_quoting_" });
+  try {
+    const pwned = `${dir}/pwned`;
+    const request = `it's "quoted" $(touch ${pwned}1) \`touch ${pwned}2\` $HOME \${HOME} ` +
+      `; touch ${pwned}3 # \\ done`;
+    const printf = (id: string, template: string) => ({
+      id,
+      natural_language_request: request,
+      command_template: `: ${tag}; ${template}`,
+      verification: { expected_patterns: [request] },
+    });
+    await runSuite({
+      categories: {
+        quoting: {
+          tasks: [
+            printf("double", `printf '%s\\n' "\${REQUEST}"`),
+            printf("bare", `printf '%s\\n' \${REQUEST}`),
+            printf("single", `printf '%s\\n' '\${REQUEST}'`),
+            printf("claude_template", `claude -p "\${REQUEST}" --output-format text`),
+            {
+              id: "claude_argv",
+              natural_language_request: `${tag} ${request}`,
+              verification: { expected_patterns: [request] },
+            },
+          ],
+        },
+      },
+    }, async ({ results, byId }) => {
+      for (const r of results) assert.equal(r.status, "passed", `${r.id}: ${r.reason}`);
+      for (const id of ["double", "bare", "single"]) {
+        assert.equal(await bodyOf(byId.get(id)!.outputFile), `${request}\n`);
+      }
+      assert.match(await bodyOf(byId.get("claude_template")!.outputFile), /^You asked: it's "q/);
+    }, { concurrency: 5 });
+    for (const n of [1, 2, 3]) {
+      assert.equal(await Deno.stat(`${pwned}${n}`).catch(() => undefined), undefined);
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  assertNoneLeft(tag);
+});
+
+// ---------------------------------------------------------------------------------------------
+// runTasks: rate limits
+
+/** A seed task running the stand-in with FAKE_CLAUDE_STATE set, so `[[fail-first]]` counts. */
+function limitedTask(id: string, state: string, request: string, patterns = ["recovered"]) {
+  return {
+    id,
+    natural_language_request: request,
+    command_template: `export FAKE_CLAUDE_STATE=${
+      shq(state)
+    }; claude -p "\${REQUEST}" --output-format stream-json --verbose`,
+    verification: { expected_patterns: patterns },
+  };
+}
+
+Deno.test("runTasks() retries a usage-limited task after the limit's reset, then passes it", async () => {
+  const tag = newTag();
+  const state = await Deno.makeTempDir({ prefix: "ccx_fake_state_" });
+  try {
+    await runSuite({
+      categories: {
+        limits: {
+          tasks: [
+            limitedTask(
+              "limited_once",
+              state,
+              `${tag} [[fail-first:1:usage-limit:+1]] [[answer:recovered]]`,
+            ),
+          ],
+        },
+      },
+    }, ({ results: [r] }) => {
+      assert.equal(r.status, "passed", r.reason);
+      assert.equal(r.attempts, 2);
+      // The retry waited for the reset (1 s ahead, plus a second of margin).
+      assert.ok(r.durationS >= 1, `retried after ${r.durationS}s`);
+    }, { rateLimitRetries: 2, maxLimitWaitS: 5 });
+  } finally {
+    await Deno.remove(state, { recursive: true });
+  }
+  assertNoneLeft(tag);
+});
+
+Deno.test("runTasks() counts a limit that outlasts its retries as an error, never a pass", async () => {
+  const tag = newTag();
+  const state = await Deno.makeTempDir({ prefix: "ccx_fake_state_" });
+  try {
+    await runSuite({
+      categories: {
+        limits: {
+          tasks: [
+            // Says the expected word, exits 0... and still reports the limit every time.
+            limitedTask("persists", state, `${tag} [[usage-limit:+1]] [[answer:recovered]]`),
+            // HTTP 429 without a reset time: exponential backoff, bounded retries.
+            limitedTask("http_429", state, `${tag} [[rate-limit-429]]`),
+            // A reset beyond maxLimitWaitS is not waited for.
+            limitedTask("far_reset", state, `${tag} [[usage-limit:+3600]]`),
+          ],
+        },
+      },
+    }, ({ byId }) => {
+      const persists = byId.get("persists")!;
+      assert.equal(persists.status, "error");
+      assert.equal(persists.attempts, 2);
+      assert.match(persists.reason, /^rate limited: .*\(after 2 attempts\)$/);
+      const http = byId.get("http_429")!;
+      assert.equal(http.status, "error");
+      assert.equal(http.attempts, 2);
+      assert.match(http.reason, /^rate limited: /);
+      const far = byId.get("far_reset")!;
+      assert.equal(far.status, "error");
+      assert.equal(far.attempts, 1);
+      assert.match(far.reason, /^rate limited: /);
+    }, { rateLimitRetries: 1, maxLimitWaitS: 5, backoffBaseS: 0.05, concurrency: 3 });
+  } finally {
+    await Deno.remove(state, { recursive: true });
+  }
+  assertNoneLeft(tag);
+});
+
+// ---------------------------------------------------------------------------------------------
+// runTasks: concurrency, servers, repeats
+
+Deno.test("runTasks() overlaps tasks up to `concurrency` and never more", async () => {
+  const tag = newTag();
+  const tests = ["a", "b", "c", "d", "e", "f"].map((id) => ({
+    id,
+    command: `: ${tag}; sleep 0.4; echo done-${id}`,
+    expected_patterns: [`done-${id}`],
+  }));
+  await runSuite({ tests }, ({ results }) => {
+    assert.deepEqual(results.map((r) => r.id), ["a", "b", "c", "d", "e", "f"]);
+    for (const r of results) assert.equal(r.status, "passed", r.reason);
+    // The largest number of tasks running at one moment, from their start times and durations
+    // (50 ms of slack at the end of each for clock granularity).
+    const edges = results.flatMap((r) => [
+      { at: r.startedAt, d: 1 },
+      { at: r.startedAt + r.durationS * 1000 - 50, d: -1 },
+    ]).sort((x, y) => x.at - y.at || x.d - y.d);
+    let running = 0;
+    let most = 0;
+    for (const e of edges) most = Math.max(most, running += e.d);
+    assert.equal(most, 3);
+  }, { concurrency: 3 });
+  assertNoneLeft(tag);
+});
+
+Deno.test("runTasks() deals tasks over every server it is given", async () => {
+  const tag = newTag();
+  const logA: string[] = [];
+  const logB: string[] = [];
+  const { tasks } = parseSuite({
+    tests: [1, 2, 3, 4, 5].map((n) => ({
+      id: `t${n}`,
+      command: `: ${tag}; echo task-${n}`,
+      expected_patterns: [`task-${n}`],
+    })),
+  }, "inline");
+  const outDir = await Deno.makeTempDir({ prefix: "ccx_runner_test_" });
+  try {
+    const results = await withServer(
+      { log: (l) => logA.push(l) },
+      (a) =>
+        withServer({ log: (l) => logB.push(l) }, (b) =>
+          runTasks(tasks, {
+            servers: [{ url: a.url }, { url: b.url }],
+            concurrency: 2,
+            outDir,
+            claude: FAKE_CLAUDE,
+          })),
+    );
+    for (const r of results) assert.equal(r.status, "passed", r.reason);
+    const started = (log: string[]) => log.filter((l) => / started /.test(l) && l.includes(tag));
+    assert.equal(started(logA).length + started(logB).length, 5);
+    assert.ok(started(logA).length >= 2, logA.join("\n"));
+    assert.ok(started(logB).length >= 2, logB.join("\n"));
+  } finally {
+    await Deno.remove(outDir, { recursive: true });
+  }
+  assertNoneLeft(tag);
+});
+
+Deno.test("runTasks() with `repeat` runs every task again under a numbered id", async () => {
+  const tag = newTag();
+  await runSuite({
+    tests: [
+      { id: "x", command: `: ${tag}; echo x` },
+      { id: "y", command: `: ${tag}; echo y` },
+    ],
+  }, async ({ results }) => {
+    assert.deepEqual(results.map((r) => r.id), ["x.r1", "y.r1", "x.r2", "y.r2"]);
+    for (const r of results) {
+      assert.equal(r.status, "passed");
+      assert.ok(r.outputFile?.endsWith(`/${r.id}.txt`));
+      await Deno.stat(r.outputFile!);
+    }
+  }, { repeat: 2, concurrency: 2 });
+  assertNoneLeft(tag);
+});
+
+Deno.test("runTasks() on abort cancels running tasks, keeps their output, and starts no more", async () => {
+  const tag = newTag();
+  const controller = new AbortController();
+  const started: string[] = [];
+  const outDir = await Deno.makeTempDir({ prefix: "ccx_runner_test_" });
+  // tee writes each line to the job's stdout before the file: once the file shows the stand-in's
+  // init line, so has the job's output.
+  const seen = `${outDir}/seen.${tag}`;
+  const { tasks } = parseSuite({
+    tests: [
+      { id: "quick", command: `: ${tag}; echo quick` },
+      { id: "slow", command: `: ${tag}; echo slow-began; sleep 30.${tag}` },
+      {
+        id: "hang",
+        command: `claude -p '${tag} [[hang]]' --output-format stream-json --verbose | tee ${seen}`,
+      },
+      { id: "never", command: `: ${tag}; echo never` },
+    ],
+  }, "inline");
+  try {
+    await withServer({ graceMs: 200 }, async (server) => {
+      const results = await runTasks(tasks, {
+        servers: [{ url: server.url }],
+        outDir,
+        claude: FAKE_CLAUDE,
+        concurrency: 2,
+        signal: controller.signal,
+        onStart: (id) => {
+          started.push(id);
+          if (id !== "hang") return;
+          // Abort once both slow tasks have said something and are waiting.
+          waitFor(
+            () =>
+              pidsMatching(`30.${tag}`).length > 0 &&
+              readOr(seen).includes('"subtype":"init"'),
+            "the slow tasks to start",
+          ).then(() => controller.abort(), (e) => controller.abort(e));
+        },
+      });
+      // Canceled, not left to the server's shutdown: nothing of theirs is alive any more.
+      assertNoneLeft(tag);
+      const byId = new Map(results.map((r) => [r.id, r]));
+      assert.deepEqual(results.map((r) => r.id), ["quick", "slow", "hang"]);
+      assert.equal(byId.get("quick")!.status, "passed");
+      for (const id of ["slow", "hang"]) {
+        assert.equal(byId.get(id)!.status, "error");
+        assert.equal(byId.get(id)!.reason, "interrupted");
+      }
+      assert.equal(await bodyOf(byId.get("slow")!.outputFile), "slow-began\n");
+      assert.match(await bodyOf(byId.get("hang")!.outputFile), /"subtype":"init"/);
+      assert.equal(started.includes("never"), false);
+    });
+  } finally {
+    await Deno.remove(outDir, { recursive: true });
+  }
+  assertNoneLeft(tag);
+});
+
+// ---------------------------------------------------------------------------------------------
+// runTasks: concurrent_execution tasks
+
+Deno.test("runTasks() runs concurrent instances with spread models and temperatures, and picks one", async () => {
+  const tag = newTag();
+  await runSuite({
+    categories: {
+      concurrent_execution: {
+        tasks: [{
+          id: "pick_by_patterns",
+          natural_language_request: "unused",
+          command_template: `: ${tag}; echo "alpha model=\${MODEL} temp=\${TEMPERATURE}"; ` +
+            `if [ "\${MODEL}" = haiku ]; then echo beta; fi`,
+          concurrent_instances: 3,
+          models: ["sonnet", "haiku", "opus"],
+          temperature_range: [0.2, 1],
+          evaluation_criteria: "PATTERN_MATCH",
+          verification: { expected_patterns: ["alpha", "beta"] },
+        }],
+      },
+    },
+  }, async ({ results: [r] }) => {
+    assert.equal(r.status, "passed", r.reason);
+    assert.match(r.reason, /^picked instance 2 of 3 by PATTERN_MATCH/);
+    const inst = r.instances!;
+    assert.deepEqual(
+      inst.map((i) => [i.index, i.model, i.temperature, i.status, i.picked]),
+      [
+        [1, "sonnet", 0.2, "passed", false],
+        [2, "haiku", 0.6, "passed", true],
+        [3, "opus", 1, "passed", false],
+      ],
+    );
+    assert.deepEqual(r.patternsFound, ["alpha", "beta"]);
+    assert.equal(r.outputFile, inst[1].outputFile);
+    for (const i of inst) {
+      assert.match(
+        await bodyOf(i.outputFile),
+        new RegExp(`model=${i.model} temp=${i.temperature}`),
+      );
+    }
+  }, { patternMode: "any" });
+  assertNoneLeft(tag);
+});
+
+Deno.test("runTasks() fails a concurrent task when no instance passes, listing each", async () => {
+  const tag = newTag();
+  await runSuite({
+    categories: {
+      concurrent_execution: {
+        tasks: [{
+          id: "none_pass",
+          command_template: `: ${tag}; echo only-alpha; exit \${TEMPERATURE}`,
+          concurrent_instances: 2,
+          temperature_range: [1, 2],
+          evaluation_criteria: "FASTEST",
+          verification: { expected_patterns: ["alpha"] },
+        }],
+      },
+    },
+  }, ({ results: [r] }) => {
+    assert.equal(r.status, "failed");
+    assert.match(
+      r.reason,
+      /^no instance of 2 passed \(FASTEST\): #1 exit code 1.*; #2 exit code 2/,
+    );
+    assert.equal(r.instances?.length, 2);
+    assert.ok(r.instances!.every((i) => !i.picked));
+  });
+  assertNoneLeft(tag);
+});

@@ -1,0 +1,1007 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { cli, FAKE_CLAUDE, pidsMatching, ROOT, waitFor, withServer } from "./helpers.ts";
+
+// ---------------------------------------------------------------------------------------------
+// helpers
+
+/**
+ * A fresh numeric tag. It can stand in a shell comment (`: TAG;`), in a prompt, and inside a
+ * `sleep` argument (`sleep 30.TAG`), so every process a test starts carries it in its command
+ * line and {@linkcode pidsMatching} finds whatever is left of them.
+ */
+function newTag(): string {
+  return String(10_000_000 + Math.floor(Math.random() * 89_999_999));
+}
+
+/** Asserts that no process whose command line contains `tag` is alive. */
+function assertNoneLeft(tag: string): void {
+  const left = pidsMatching(tag);
+  assert.deepEqual(left, [], `processes left behind: ${left.join(", ")}`);
+}
+
+/** A scratch directory for one test: suites, outputs, reports and the history state. */
+interface Work {
+  dir: string;
+  /** `CCX_STATE_DIR` of every run, so no test touches the user's history. */
+  state: string;
+  path(name: string): string;
+  /** Writes `json` as a suite file and returns its path. */
+  suite(json: unknown, name?: string): Promise<string>;
+}
+
+async function withWork(fn: (w: Work) => Promise<void>): Promise<void> {
+  const dir = await Deno.makeTempDir({ prefix: "ccx_stress_test_" });
+  const w: Work = {
+    dir,
+    state: join(dir, "state"),
+    path: (name) => join(dir, name),
+    async suite(json, name = "suite.json") {
+      const p = join(dir, name);
+      await Deno.writeTextFile(p, JSON.stringify(json, null, 2));
+      return p;
+    },
+  };
+  try {
+    await fn(w);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** `ccx stress ARGS` in the work directory, with the stand-in as `claude`. */
+function stress(w: Work, args: string[], env: Record<string, string> = {}) {
+  return cli(["stress", ...args, "--claude", FAKE_CLAUDE], {
+    cwd: w.dir,
+    env: { CCX_STATE_DIR: w.state, ...env },
+  });
+}
+
+interface JsonTest {
+  id: string;
+  name: string;
+  category: string;
+  status: "passed" | "failed" | "error";
+  reason: string;
+  duration_s: number;
+  exit_code: number | null;
+  patterns_found: string[];
+  patterns_missing: string[];
+  output_file: string | null;
+  attempts: number;
+  instances?: {
+    index: number;
+    model: string | null;
+    temperature: number | null;
+    status: string;
+    picked: boolean;
+    output_file: string | null;
+  }[];
+}
+
+interface JsonReport {
+  run_id: string;
+  suite: string;
+  started_at: string;
+  duration_s: number;
+  interrupted: boolean;
+  summary: {
+    total: number;
+    passed: number;
+    failed: number;
+    errors: number;
+    ratio: number | null;
+    graduated: boolean;
+  };
+  tests: JsonTest[];
+}
+
+async function readReport(path: string): Promise<JsonReport> {
+  return JSON.parse(await Deno.readTextFile(path));
+}
+
+function testOf(report: JsonReport, id: string): JsonTest {
+  const t = report.tests.find((t) => t.id === id);
+  assert.ok(t, `no test ${id} in the report: ${report.tests.map((t) => t.id).join(", ")}`);
+  return t;
+}
+
+/** The output file's body: what the task wrote, after the header. */
+async function bodyOf(file: string | null | undefined): Promise<string> {
+  assert.ok(file, "the task has no output file");
+  const text = await Deno.readTextFile(file);
+  const rule = "-".repeat(80) + "\n";
+  const at = text.indexOf(rule);
+  assert.ok(at >= 0, "no header rule in the output file");
+  return text.slice(at + rule.length);
+}
+
+/** An element of a parsed XML document. */
+interface XmlElement {
+  name: string;
+  attrs: Record<string, string>;
+  children: XmlElement[];
+}
+
+function decodeEntities(s: string): string {
+  return s.replace(/&(#x?[0-9a-fA-F]+|amp|lt|gt|quot|apos);/g, (_, e: string) => {
+    const named: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+    if (e in named) return named[e];
+    return String.fromCodePoint(e[1] === "x" ? parseInt(e.slice(2), 16) : Number(e.slice(1)));
+  });
+}
+
+/**
+ * A strict little XML parser, enough for JUnit reports: a prolog, elements with quoted
+ * attributes, text, comments. Throws on anything it does not understand, on a stray `<` or `&`,
+ * and on unbalanced tags.
+ */
+function parseXml(xml: string): XmlElement {
+  const token =
+    /<\?[^?]*\?>|<!--[\s\S]*?-->|<(\/?)([A-Za-z_][\w.:-]*)((?:\s+[\w.:-]+="[^"<]*")*)\s*(\/?)>|[^<]+/y;
+  const root: XmlElement = { name: "#document", attrs: {}, children: [] };
+  const stack = [root];
+  while (token.lastIndex < xml.length) {
+    const at = token.lastIndex;
+    const m = token.exec(xml);
+    if (!m) throw new Error(`not XML at offset ${at}: ${xml.slice(at, at + 40)}`);
+    const [whole, close, name, attrText, selfClose] = m;
+    if (name === undefined) {
+      if (!whole.startsWith("<") && /&(?!#x?[0-9a-fA-F]+;|amp;|lt;|gt;|quot;|apos;)/.test(whole)) {
+        throw new Error(`bare & in text at offset ${at}`);
+      }
+      continue;
+    }
+    if (close) {
+      const open = stack.pop();
+      if (open?.name !== name) throw new Error(`</${name}> closes <${open?.name}>`);
+      continue;
+    }
+    const el: XmlElement = { name, attrs: {}, children: [] };
+    for (const a of attrText.matchAll(/([\w.:-]+)="([^"]*)"/g)) {
+      el.attrs[a[1]] = decodeEntities(a[2]);
+    }
+    stack[stack.length - 1].children.push(el);
+    if (!selfClose) stack.push(el);
+  }
+  if (stack.length !== 1) throw new Error(`unclosed <${stack[stack.length - 1].name}>`);
+  assert.equal(root.children.length, 1, "an XML document has one root element");
+  return root.children[0];
+}
+
+function descendants(el: XmlElement, name: string): XmlElement[] {
+  return el.children.flatMap((c) => [...(c.name === name ? [c] : []), ...descendants(c, name)]);
+}
+
+const TEST_KEYS = [
+  "attempts",
+  "category",
+  "duration_s",
+  "exit_code",
+  "id",
+  "name",
+  "output_file",
+  "patterns_found",
+  "patterns_missing",
+  "reason",
+  "status",
+];
+
+// ---------------------------------------------------------------------------------------------
+// suites and schemas
+
+Deno.test("ccx stress runs a seed-schema suite of Claude prompts and graduates", async () => {
+  const tag = newTag();
+  await withWork(async (w) => {
+    const suite = await w.suite({
+      categories: {
+        simple: {
+          tasks: [
+            {
+              id: "simple_add",
+              name: "Add two numbers",
+              natural_language_request: "What is 2+2?",
+              metatags: `[category:math] [run:${tag}]`,
+              verification: {
+                timeout: 30,
+                expected_patterns: ["2 + 2 = 4", "marker:ADD_"],
+                marker: "ADD_${TIMESTAMP}",
+              },
+            },
+            {
+              id: "templated",
+              natural_language_request: `[[answer:Paris is the capital]] ${tag}`,
+              command_template:
+                'claude -p "[marker:${MARKER}] ${METATAGS} ${REQUEST}" --output-format stream-json --verbose',
+              metatags: "[tag:geo]",
+              verification: { expected_patterns: ["paris", "marker:templated_"] },
+            },
+            {
+              id: "shell",
+              command_template: `: ${tag}; echo "stamp=\${TIMESTAMP}"`,
+              verification: { expected_patterns: ["stamp=2"] },
+            },
+            {
+              id: "unsaved",
+              command_template: `: ${tag}; echo not-kept`,
+              verification: { expected_patterns: ["not-kept"], save_output: false },
+            },
+          ],
+        },
+      },
+    });
+    const r = await stress(w, [suite]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^Success ratio: ∞:1 \(need 10:1 to graduate\)$/m);
+    assert.match(r.stdout, /4 tests: 4 passed, 0 failed, 0 errors .* GRADUATED/);
+    // Without --out and --json: test_outputs/<run-id>/ under the working directory.
+    const [runDir] = [...Deno.readDirSync(w.path("test_outputs"))].map((e) => e.name);
+    const report = await readReport(w.path(`test_outputs/${runDir}/report.json`));
+    assert.equal(report.run_id, runDir);
+    assert.deepEqual(report.tests.map((t) => [t.id, t.category, t.status]), [
+      ["simple_add", "simple", "passed"],
+      ["templated", "simple", "passed"],
+      ["shell", "simple", "passed"],
+      ["unsaved", "simple", "passed"],
+    ]);
+    assert.equal(testOf(report, "unsaved").output_file, null);
+    assert.deepEqual(
+      [...Deno.readDirSync(w.path(`test_outputs/${runDir}`))].map((e) => e.name).sort(),
+      ["report.json", "shell.txt", "simple_add.txt", "templated.txt"],
+    );
+    assert.equal(testOf(report, "simple_add").name, "Add two numbers");
+    assert.equal(
+      testOf(report, "shell").output_file,
+      join("test_outputs", runDir, "shell.txt"),
+    );
+    // The timeout history went to CCX_STATE_DIR, not the user's home.
+    await Deno.stat(join(w.state, "history.sqlite"));
+  });
+  assertNoneLeft(tag);
+});
+
+Deno.test("ccx stress runs the upstream schema: categories.<name>.tests[] and top-level tests[]", async () => {
+  const tag = newTag();
+  await withWork(async (w) => {
+    const suite = await w.suite({
+      name: "upstream-style",
+      categories: {
+        shell: {
+          timeout: 10,
+          tests: [
+            {
+              id: "echo",
+              command: `: ${tag}; echo upstream-ok`,
+              expected_patterns: ["upstream-ok"],
+            },
+            {
+              id: "claude_cmd",
+              command: `claude -p '${tag} [[answer:from the stand-in]]' --output-format json`,
+              expected_patterns: ["from the stand-in"],
+            },
+          ],
+        },
+      },
+      tests: [{
+        id: "top_level",
+        command: `: ${tag}; echo "$HOME" >/dev/null; printf 'top\\n' >&2; exit 1`,
+        expect_non_zero_exit: true,
+        expected_patterns: ["top"],
+      }],
+    });
+    const json = w.path("r.json");
+    const r = await stress(w, [suite, "--json", json, "--out", w.path("out"), "--no-history"]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const report = await readReport(json);
+    assert.equal(report.suite, suite);
+    assert.deepEqual(report.tests.map((t) => [t.id, t.category, t.status]), [
+      ["echo", "shell", "passed"],
+      ["claude_cmd", "shell", "passed"],
+      ["top_level", "tests", "passed"],
+    ]);
+    assert.equal(testOf(report, "top_level").exit_code, 1);
+    // --no-history: nothing recorded.
+    assert.equal(
+      await Deno.stat(join(w.state, "history.sqlite")).catch(() => undefined),
+      undefined,
+    );
+  });
+  assertNoneLeft(tag);
+});
+
+Deno.test("ccx stress refuses a malformed suite before running anything, naming every JSON path", async () => {
+  await withWork(async (w) => {
+    const pwned = w.path("ran");
+    const suite = await w.suite({
+      categories: {
+        simple: {
+          tasks: [
+            { id: "would_run", command_template: `touch ${pwned}` },
+            { id: "bad id!", natural_language_request: 5 },
+            {
+              id: "t3",
+              natural_language_request: "What is 2+2?",
+              verification: { timeout: "soon", expected_patterns: "4" },
+            },
+            {
+              id: "t4",
+              natural_language_request: "x",
+              concurrent_instances: 0,
+              evaluation_criteria: "BEST",
+            },
+          ],
+        },
+        upstream: { tests: [{ id: "u1" }] },
+      },
+    });
+    const r = await stress(w, [suite]);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    for (
+      const [path, message] of [
+        ["categories.simple.tasks[1].id", /not a valid id/],
+        ["categories.simple.tasks[1].natural_language_request", /expected a string, got 5/],
+        ["categories.simple.tasks[2].verification.timeout", /expected a number/],
+        ["categories.simple.tasks[2].verification.expected_patterns", /expected an array/],
+        ["categories.simple.tasks[3].concurrent_instances", /positive integer/],
+        ["categories.simple.tasks[3].evaluation_criteria", /unknown criterion "BEST"/],
+        ["categories.upstream.tests[0].command", /required/],
+      ] as const
+    ) {
+      const line = r.stderr.split("\n").find((l) => l.trim().startsWith(`${path}: `));
+      assert.ok(line, `no problem reported at ${path}:\n${r.stderr}`);
+      assert.match(line, message);
+    }
+    assert.match(r.stderr, /7 problems/);
+    assert.equal(await Deno.stat(pwned).catch(() => undefined), undefined);
+    assert.equal(await Deno.stat(w.path("test_outputs")).catch(() => undefined), undefined);
+
+    const broken = w.path("broken.json");
+    await Deno.writeTextFile(broken, '{\n  "tests": [\n    {"id": "x",}\n  ]\n}\n');
+    const b = await stress(w, [broken]);
+    assert.equal(b.code, 2);
+    assert.match(b.stderr, /not valid JSON.*line 3/);
+
+    const missing = await stress(w, [w.path("nope.json")]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /nope\.json/);
+
+    const mode = await stress(w, [suite, "--pattern-mode", "most"]);
+    assert.equal(mode.code, 2);
+    assert.match(mode.stderr, /--pattern-mode: expected all or any/);
+  });
+});
+
+// ---------------------------------------------------------------------------------------------
+// quoting and pattern matching
+
+Deno.test("ccx stress passes hostile request text verbatim to shell templates and Claude alike", async () => {
+  const tag = newTag();
+  await withWork(async (w) => {
+    const pwned = w.path("pwned");
+    const request = `${tag} it's "quoted" $(touch ${pwned}1) \`touch ${pwned}2\` $HOME ` +
+      `'; touch ${pwned}3; echo '`;
+    const suite = await w.suite({
+      categories: {
+        quoting: {
+          tasks: [
+            {
+              id: "shell_double",
+              natural_language_request: request,
+              command_template: `printf '%s\\n' "\${REQUEST}"`,
+              verification: { expected_patterns: [request] },
+            },
+            {
+              id: "shell_single",
+              natural_language_request: request,
+              command_template: `echo '\${REQUEST}'`,
+              verification: { expected_patterns: [request] },
+            },
+            {
+              id: "claude_default",
+              natural_language_request: request,
+              verification: { expected_patterns: [`You asked: ${request}`] },
+            },
+            {
+              id: "claude_template",
+              natural_language_request: request,
+              command_template: `claude -p "\${REQUEST}" --output-format stream-json --verbose`,
+              verification: { expected_patterns: [`You asked: ${request}`] },
+            },
+          ],
+        },
+      },
+    });
+    const json = w.path("r.json");
+    const r = await stress(w, [suite, "-c", "4", "--json", json, "--out", w.path("out")]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const report = await readReport(json);
+    assert.equal(await bodyOf(testOf(report, "shell_double").output_file), `${request}\n`);
+    assert.equal(await bodyOf(testOf(report, "shell_single").output_file), `${request}\n`);
+    for (const n of [1, 2, 3]) {
+      assert.equal(await Deno.stat(`${pwned}${n}`).catch(() => undefined), undefined);
+    }
+  });
+  assertNoneLeft(tag);
+});
+
+Deno.test("ccx stress matches the model's words, not the JSON envelope, in `all` and `any` mode", async () => {
+  const tag = newTag();
+  await withWork(async (w) => {
+    const suite = await w.suite({
+      categories: {
+        envelope: {
+          tasks: [{
+            id: "zebra",
+            natural_language_request: `${tag} [[answer:A zebra has stripes.]] [[no-marker]]`,
+            verification: { expected_patterns: ["ZEBRA", "session_id", '"type"', "2.0.14"] },
+          }],
+        },
+      },
+    });
+    const all = w.path("all.json");
+    const a = await stress(w, [suite, "--json", all, "--out", w.path("out_all")]);
+    assert.equal(a.code, 1, a.stdout + a.stderr);
+    const t = testOf(await readReport(all), "zebra");
+    assert.equal(t.status, "failed");
+    assert.deepEqual(t.patterns_found, ["ZEBRA"]);
+    assert.deepEqual(t.patterns_missing, ["session_id", '"type"', "2.0.14"]);
+    assert.match(t.reason, /missing patterns: session_id, "type", 2\.0\.14/);
+    // The envelope did hold them all.
+    const raw = await bodyOf(t.output_file);
+    for (const p of t.patterns_missing) assert.ok(raw.includes(p), `raw output lacks ${p}`);
+
+    const any = w.path("any.json");
+    const b = await stress(w, [
+      suite,
+      "--pattern-mode",
+      "any",
+      "--json",
+      any,
+      "--out",
+      w.path("out_any"),
+    ]);
+    assert.equal(b.code, 0, b.stdout + b.stderr);
+    assert.equal(testOf(await readReport(any), "zebra").status, "passed");
+  });
+  assertNoneLeft(tag);
+});
+
+// ---------------------------------------------------------------------------------------------
+// reports
+
+Deno.test("ccx stress writes JSON, JUnit, HTML and per-task output files that agree", async () => {
+  const tag = newTag();
+  await withWork(async (w) => {
+    const suite = await w.suite({
+      name: "reports",
+      categories: {
+        fast: {
+          tests: [
+            {
+              id: "pass_1",
+              name: "Passes",
+              command: `: ${tag}; echo alpha`,
+              expected_patterns: ["alpha"],
+            },
+            {
+              id: "fail_missing",
+              name: "Misses <omega> & more",
+              command: `: ${tag}; echo alpha`,
+              expected_patterns: ["alpha", "omega"],
+            },
+            { id: "failure_expected", command: `: ${tag}; echo boom >&2; exit 3` },
+          ],
+        },
+        slow: {
+          tests: [{
+            id: "timeout_1",
+            command: `: ${tag}; echo begin; sleep 30.${tag}`,
+            timeout: 0.3,
+          }],
+        },
+      },
+    });
+    const out = w.path("outputs");
+    const json = w.path("reports/run.json");
+    const junit = w.path("reports/junit.xml");
+    const html = w.path("reports/run.html");
+    const r = await stress(w, [
+      suite,
+      "-c",
+      "4",
+      "--out",
+      out,
+      "--json",
+      json,
+      "--junit",
+      junit,
+      "--html",
+      html,
+    ]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.match(r.stdout, /^Success ratio: 1\.0:1 \(need 10:1 to graduate\)$/m);
+    assert.ok(r.stdout.includes(json) && r.stdout.includes(junit) && r.stdout.includes(html));
+
+    // JSON: the documented shape, exactly.
+    const report = await readReport(json);
+    assert.deepEqual(Object.keys(report).sort(), [
+      "duration_s",
+      "interrupted",
+      "run_id",
+      "started_at",
+      "suite",
+      "summary",
+      "tests",
+    ]);
+    assert.deepEqual(report.summary, {
+      total: 4,
+      passed: 2,
+      failed: 1,
+      errors: 1,
+      ratio: 1,
+      graduated: false,
+    });
+    assert.equal(report.interrupted, false);
+    assert.ok(!Number.isNaN(Date.parse(report.started_at)));
+    for (const t of report.tests) assert.deepEqual(Object.keys(t).sort(), TEST_KEYS);
+    assert.deepEqual(report.tests.map((t) => [t.id, t.status]), [
+      ["pass_1", "passed"],
+      ["fail_missing", "failed"],
+      ["failure_expected", "passed"],
+      ["timeout_1", "error"],
+    ]);
+    assert.deepEqual(testOf(report, "fail_missing").patterns_missing, ["omega"]);
+    assert.equal(testOf(report, "failure_expected").exit_code, 3);
+    assert.match(testOf(report, "timeout_1").reason, /^timed out after 0\.3s$/);
+
+    // Output files: header, rule, then exactly what the task wrote.
+    for (const t of report.tests) {
+      assert.equal(t.output_file, join(out, `${t.id}.txt`));
+      assert.equal(t.attempts, 1);
+    }
+    const passText = await Deno.readTextFile(join(out, "pass_1.txt"));
+    assert.match(
+      passText,
+      new RegExp(
+        "^Task: pass_1 - Passes\\nStatus: passed\\nDuration: \\d+\\.\\d\\ds\\nExit code: 0\\n" +
+          "Timestamp: \\d{4}-\\d\\d-\\d\\dT[\\d:.]+Z\\nCommand: .*echo alpha\\n" +
+          "Reason: exit 0, 1/1 patterns\\n-{80}\\nalpha\\n$",
+      ),
+    );
+    assert.match(await Deno.readTextFile(join(out, "failure_expected.txt")), /^Exit code: 3$/m);
+    assert.match(await bodyOf(join(out, "failure_expected.txt")), /boom/);
+    assert.match(await Deno.readTextFile(join(out, "timeout_1.txt")), /^Status: error$/m);
+
+    // JUnit: well-formed, with counts that match.
+    const doc = parseXml(await Deno.readTextFile(junit));
+    assert.equal(doc.name, "testsuites");
+    assert.deepEqual(
+      [doc.attrs.tests, doc.attrs.failures, doc.attrs.errors],
+      ["4", "1", "1"],
+    );
+    assert.deepEqual(
+      descendants(doc, "testsuite").map((s) => [s.attrs.name, s.attrs.tests]),
+      [["fast", "3"], ["slow", "1"]],
+    );
+    const cases = descendants(doc, "testcase");
+    assert.deepEqual(cases.map((c) => c.attrs.name), report.tests.map((t) => t.id));
+    const failures = descendants(doc, "failure");
+    const errors = descendants(doc, "error");
+    assert.equal(failures.length, 1);
+    assert.equal(errors.length, 1);
+    const failedCase = cases.find((c) => c.children.some((x) => x.name === "failure"))!;
+    assert.equal(failedCase.attrs.name, "fail_missing");
+    assert.equal(failures[0].attrs.message, testOf(report, "fail_missing").reason);
+    assert.equal(
+      cases.find((c) => c.children.some((x) => x.name === "error"))!.attrs.name,
+      "timeout_1",
+    );
+
+    // HTML: one self-contained page naming every task.
+    const page = await Deno.readTextFile(html);
+    assert.match(page, /^<!DOCTYPE html>/);
+    for (const t of report.tests) assert.ok(page.includes(t.id), `the page lacks ${t.id}`);
+    assert.ok(page.includes("Misses &lt;omega&gt; &amp; more"));
+    assert.doesNotMatch(page, /<script|src="http|href="http/);
+    assert.ok(page.includes("Success ratio: 1.0:1"));
+  });
+  assertNoneLeft(tag);
+});
+
+// ---------------------------------------------------------------------------------------------
+// exit codes and selection
+
+Deno.test("ccx stress exit code: 0 at the threshold ratio with no error, else 1; selection flags", async () => {
+  const tag = newTag();
+  await withWork(async (w) => {
+    const good = Array.from({ length: 10 }, (_, i) => {
+      const n = String(i + 1).padStart(2, "0");
+      return {
+        id: `good_${n}`,
+        name: `good task ${n}`,
+        command: `: ${tag}; echo ok-${n}`,
+        expected_patterns: [`ok-${n}`],
+      };
+    });
+    const suite = await w.suite({
+      categories: {
+        good: { tests: good },
+        bad: {
+          tests: [{ id: "bad_1", command: `: ${tag}; echo nope`, expected_patterns: ["yes"] }],
+        },
+        err: { tests: [{ id: "err_1", command: `: ${tag}; sleep 30.${tag}`, timeout: 0.3 }] },
+      },
+    });
+    const run = async (name: string, args: string[]) => {
+      const json = w.path(`${name}.json`);
+      const r = await stress(w, [suite, "-c", "6", "--json", json, "--out", w.path(name), ...args]);
+      const report = r.code === 2 ? undefined : await readReport(json);
+      return { ...r, report, ids: report?.tests.map((t) => t.id) ?? [] };
+    };
+    const [
+      allGood,
+      tenToOne,
+      stricter,
+      withError,
+      onlyBad,
+      prefix,
+      byName,
+      unknown,
+      repeated,
+      scaled,
+    ] = await Promise.all([
+      run("all_good", ["--category", "good"]),
+      run("ten_to_one", ["--category", "good", "--category", "bad"]),
+      run("stricter", ["--category", "good", "--category", "bad", "--threshold", "11"]),
+      run("with_error", ["--category", "good", "--category", "err"]),
+      run("only_bad", ["--category", "BAD"]),
+      run("prefix", ["--filter", "GOOD_0"]),
+      run("by_name", ["--filter", "task 10"]),
+      run("unknown", ["--category", "nope"]),
+      run("repeated", ["--filter", "good_10", "--repeat", "3"]),
+      run("scaled", ["--category", "err", "--timeout-scale", "2"]),
+    ]);
+
+    assert.equal(allGood.code, 0, allGood.stdout + allGood.stderr);
+    assert.equal(allGood.ids.length, 10);
+    assert.match(allGood.stdout, /Success ratio: ∞:1 \(need 10:1 to graduate\)/);
+
+    assert.equal(tenToOne.code, 0, tenToOne.stdout);
+    assert.match(tenToOne.stdout, /Success ratio: 10\.0:1 \(need 10:1 to graduate\)/);
+    assert.equal(tenToOne.report?.summary.graduated, true);
+
+    assert.equal(stricter.code, 1);
+    assert.match(stricter.stdout, /Success ratio: 10\.0:1 \(need 11:1 to graduate\)/);
+
+    // Ten passes to one error meets the ratio, but an error never graduates.
+    assert.equal(withError.code, 1);
+    assert.match(withError.stdout, /Success ratio: 10\.0:1/);
+    assert.equal(withError.report?.summary.errors, 1);
+    assert.equal(withError.report?.summary.graduated, false);
+
+    assert.equal(onlyBad.code, 1);
+    assert.deepEqual(onlyBad.ids, ["bad_1"]);
+    assert.match(onlyBad.stdout, /Success ratio: 0\.0:1/);
+
+    assert.equal(prefix.code, 0);
+    assert.deepEqual(prefix.ids, good.slice(0, 9).map((t) => t.id));
+    assert.equal(byName.code, 0);
+    assert.deepEqual(byName.ids, ["good_10"]);
+
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.stderr, /unknown category "nope".*good, bad, err/);
+
+    assert.equal(repeated.code, 0);
+    assert.deepEqual(repeated.ids, ["good_10.r1", "good_10.r2", "good_10.r3"]);
+
+    assert.equal(scaled.code, 1);
+    assert.equal(scaled.report?.tests[0].reason, "timed out after 0.6s");
+  });
+  assertNoneLeft(tag);
+});
+
+// ---------------------------------------------------------------------------------------------
+// concurrency and servers
+
+Deno.test("ccx stress --concurrency runs tasks at the same time", async () => {
+  const tag = newTag();
+  await withWork(async (w) => {
+    // Each task arrives, then waits (up to ~4 s) for all four to have arrived: only tasks that
+    // really run at once can pass.
+    const meet = w.path("meet");
+    await Deno.mkdir(meet);
+    const suite = await w.suite({
+      tests: [1, 2, 3, 4].map((i) => ({
+        id: `meet_${i}`,
+        command: `: ${tag}; touch ${meet}/${i}; n=0; ` +
+          `while [ "$(ls ${meet} | wc -l)" -lt 4 ]; do n=$((n+1)); [ $n -gt 200 ] && exit 1; ` +
+          `sleep 0.02; done; echo all-four-met`,
+        expected_patterns: ["all-four-met"],
+      })),
+    });
+    const r = await stress(w, [suite, "--concurrency", "4", "--out", w.path("out")]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /4 tests: 4 passed/);
+  });
+  assertNoneLeft(tag);
+});
+
+Deno.test("ccx stress --server twice spreads the tasks over both servers", async () => {
+  const tag = newTag();
+  const logA: string[] = [];
+  const logB: string[] = [];
+  await withWork(async (w) => {
+    const suite = await w.suite({
+      tests: [1, 2, 3, 4].map((i) => ({
+        id: `spread_${i}`,
+        command: `: ${tag}; echo spread-${i}`,
+        expected_patterns: [`spread-${i}`],
+      })),
+    });
+    await withServer(
+      { log: (l) => logA.push(l) },
+      (a) =>
+        withServer({ log: (l) => logB.push(l) }, async (b) => {
+          const r = await stress(w, [
+            suite,
+            "--server",
+            a.url,
+            "--server",
+            b.url,
+            "-c",
+            "2",
+            "--out",
+            w.path("out"),
+          ]);
+          assert.equal(r.code, 0, r.stdout + r.stderr);
+          assert.ok(r.stderr.includes(a.url) && r.stderr.includes(b.url), r.stderr);
+        }),
+    );
+  });
+  const started = (log: string[]) => log.filter((l) => / started /.test(l) && l.includes(tag));
+  assert.equal(started(logA).length, 2, logA.join("\n"));
+  assert.equal(started(logB).length, 2, logB.join("\n"));
+  assertNoneLeft(tag);
+});
+
+Deno.test("ccx stress counts tasks as errors when it cannot reach their server", async () => {
+  await withWork(async (w) => {
+    const suite = await w.suite({
+      tests: [{ id: "a", command: "echo a" }, { id: "b", command: "echo b" }],
+    });
+    const json = w.path("r.json");
+    // Port 1 on loopback: nothing listens there, the connection is refused at once.
+    const r = await stress(w, [suite, "--server", "ws://127.0.0.1:1/ws", "--json", json]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const report = await readReport(json);
+    assert.deepEqual(report.tests.map((t) => t.status), ["error", "error"]);
+    for (const t of report.tests) assert.match(t.reason, /^runner: could not connect/);
+  });
+});
+
+Deno.test("ccx stress runs concurrent_execution instances and reports each, one picked", async () => {
+  const tag = newTag();
+  await withWork(async (w) => {
+    const suite = await w.suite({
+      categories: {
+        concurrent_execution: {
+          tasks: [{
+            id: "concurrent_pick",
+            name: "Three instances, hottest wins",
+            natural_language_request: `${tag} [[answer:The answer is forty-two.]]`,
+            concurrent_instances: 3,
+            models: ["sonnet", "haiku"],
+            temperature_range: [0, 1],
+            evaluation_criteria: "HIGHEST_MODEL_TEMP",
+            verification: { expected_patterns: ["forty-two"] },
+          }],
+        },
+      },
+    });
+    const json = w.path("r.json");
+    const r = await stress(w, [suite, "--json", json, "--out", w.path("out")]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const t = testOf(await readReport(json), "concurrent_pick");
+    assert.deepEqual(Object.keys(t).sort(), [...TEST_KEYS, "instances"].sort());
+    assert.equal(t.status, "passed");
+    assert.match(t.reason, /^picked instance 3 of 3 by HIGHEST_MODEL_TEMP/);
+    const inst = t.instances!;
+    assert.deepEqual(
+      inst.map((i) => [i.index, i.model, i.temperature, i.status, i.picked]),
+      [
+        [1, "sonnet", 0, "passed", false],
+        [2, "haiku", 0.5, "passed", false],
+        [3, "sonnet", 1, "passed", true],
+      ],
+    );
+    assert.equal(t.output_file, inst[2].output_file);
+    // --model reached the stand-in: its init line names the model.
+    assert.match(await bodyOf(inst[1].output_file), /"model":"claude-haiku/);
+    assert.match(await bodyOf(inst[0].output_file), /"model":"claude-sonnet/);
+  });
+  assertNoneLeft(tag);
+});
+
+// ---------------------------------------------------------------------------------------------
+// rate limits
+
+Deno.test("ccx stress retries a usage-limited task after the reset; a lasting limit is an error", async () => {
+  const tag = newTag();
+  await withWork(async (w) => {
+    const suite = await w.suite({
+      categories: {
+        limits: {
+          tasks: [
+            {
+              id: "limited_once",
+              natural_language_request:
+                `${tag} [[fail-first:1:usage-limit:+1]] [[answer:recovered]]`,
+              verification: { expected_patterns: ["recovered"] },
+            },
+            {
+              id: "limited_long",
+              natural_language_request: `${tag} [[usage-limit:+3600]] [[answer:recovered]]`,
+              verification: { expected_patterns: ["recovered"] },
+            },
+          ],
+        },
+      },
+    });
+    const json = w.path("r.json");
+    const r = await stress(w, [suite, "-c", "2", "--json", json, "--out", w.path("out")], {
+      FAKE_CLAUDE_STATE: w.path("fake_state"),
+    });
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const report = await readReport(json);
+    const once = testOf(report, "limited_once");
+    assert.equal(once.status, "passed", once.reason);
+    assert.equal(once.attempts, 2);
+    assert.match(r.stdout, /\[2 attempts\]/);
+    const long = testOf(report, "limited_long");
+    assert.equal(long.status, "error");
+    assert.equal(long.attempts, 1);
+    assert.match(long.reason, /^rate limited: /);
+    assert.deepEqual(report.summary, {
+      total: 2,
+      passed: 1,
+      failed: 0,
+      errors: 1,
+      ratio: 1,
+      graduated: false,
+    });
+  });
+  assertNoneLeft(tag);
+});
+
+// ---------------------------------------------------------------------------------------------
+// Ctrl+C
+
+/**
+ * Starts `ccx stress` on a suite with one quick and two slow tasks (and one more that must never
+ * start), presses Ctrl+C once both slow tasks have printed, and checks the exit code, the
+ * partial reports and the interrupted tasks' outputs. With `server`, the tasks run there, and
+ * their processes must be gone before that server shuts down: the CLI canceled them.
+ */
+async function interruptRun(tag: string, server?: string): Promise<void> {
+  await withWork(async (w) => {
+    // tee writes each line to the job's stdout before the file: once the file shows the
+    // stand-in's init line, so has the job's output.
+    const seen = w.path(`seen.${tag}`);
+    const suite = await w.suite({
+      tests: [
+        { id: "quick", command: `: ${tag}; echo quick-done`, expected_patterns: ["quick-done"] },
+        { id: "slow_shell", command: `: ${tag}; echo started; sleep 30.${tag}`, timeout: 60 },
+        {
+          id: "slow_claude",
+          command:
+            `claude -p '${tag} [[hang]]' --output-format stream-json --verbose | tee ${seen}`,
+          timeout: 60,
+        },
+        { id: "never", command: `: ${tag}; echo never` },
+      ],
+    });
+    const out = w.path("out");
+    const json = w.path("r.json");
+    const junit = w.path("r.xml");
+    const html = w.path("r.html");
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${ROOT}main.ts`,
+        "stress",
+        suite,
+        "-c",
+        "2",
+        "--claude",
+        FAKE_CLAUDE,
+        "--json",
+        json,
+        "--junit",
+        junit,
+        "--html",
+        html,
+        "--out",
+        out,
+        ...(server ? ["--server", server] : []),
+      ],
+      cwd: w.dir,
+      env: { NO_COLOR: "1", CCX_STATE_DIR: w.state },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let stdout = "";
+    let stderr = "";
+    const collect = async (s: ReadableStream<Uint8Array>, add: (t: string) => void) => {
+      for await (const t of s.pipeThrough(new TextDecoderStream())) add(t);
+    };
+    const reading = Promise.all([
+      collect(child.stdout, (t) => stdout += t),
+      collect(child.stderr, (t) => stderr += t),
+    ]);
+    const seenText = () => {
+      try {
+        return Deno.readTextFileSync(seen);
+      } catch {
+        return "";
+      }
+    };
+    try {
+      await waitFor(
+        () =>
+          stderr.includes("PASS quick") && pidsMatching(`30.${tag}`).length > 0 &&
+          seenText().includes('"subtype":"init"'),
+        "the quick task to pass and both slow tasks to run",
+        20_000,
+      );
+    } catch (e) {
+      // Stop everything this test started before reporting.
+      child.kill("SIGINT");
+      const t = setTimeout(() => child.kill("SIGKILL"), 5000);
+      await child.status;
+      clearTimeout(t);
+      await reading;
+      for (const pid of pidsMatching(tag)) Deno.kill(pid, "SIGKILL");
+      throw new Error(`${(e as Error).message}\n${stderr}`);
+    }
+    child.kill("SIGINT");
+    const status = await child.status;
+    await reading;
+    assert.equal(status.code, 130, stdout + stderr);
+    assert.match(stderr, /interrupted/);
+    assert.match(stdout, /Interrupted after 3 of 4 task runs\./);
+    // Ended by the CLI, not by whoever owns the server.
+    assertNoneLeft(tag);
+
+    const report = await readReport(json);
+    assert.equal(report.interrupted, true);
+    assert.deepEqual(report.tests.map((t) => [t.id, t.status, t.reason]), [
+      ["quick", "passed", "exit 0, 1/1 patterns"],
+      ["slow_shell", "error", "interrupted"],
+      ["slow_claude", "error", "interrupted"],
+    ]);
+    assert.equal(report.summary.graduated, false);
+    // What the interrupted tasks had said is kept.
+    assert.equal(await bodyOf(testOf(report, "slow_shell").output_file), "started\n");
+    assert.match(await bodyOf(testOf(report, "slow_claude").output_file), /"subtype":"init"/);
+    assert.match(
+      await Deno.readTextFile(join(out, "slow_shell.txt")),
+      /^Status: error$[\s\S]*^Reason: interrupted$/m,
+    );
+    assert.equal(descendants(parseXml(await Deno.readTextFile(junit)), "error").length, 2);
+    assert.match(await Deno.readTextFile(html), /INTERRUPTED/);
+  });
+}
+
+Deno.test("ccx stress on Ctrl+C cancels running tasks, writes partial reports and exits 130", async () => {
+  const tag = newTag();
+  await interruptRun(tag);
+  assertNoneLeft(tag);
+});
+
+Deno.test("ccx stress --server on Ctrl+C cancels the tasks running on that server", async () => {
+  const tag = newTag();
+  await withServer({ graceMs: 500 }, (server) => interruptRun(tag, server.url));
+  assertNoneLeft(tag);
+});
