@@ -44,7 +44,7 @@ export interface JobOptions {
   graceMs?: number;
   /** Largest chunk handed to the sink in bytes (default 256 KiB). */
   maxChunkBytes?: number;
-  /** How long a partial line (no newline yet) waits for more before it is sent (default 15 ms). */
+  /** How long a partial line (no newline yet) waits for more before it is sent (default 200 ms). */
   partialLineMs?: number;
 }
 
@@ -64,6 +64,7 @@ export interface JobSink {
 
 /** How a job ended. */
 export interface JobResult {
+  /** How the job ended (see {@linkcode JobStatus}). */
   status: JobStatus;
   /** Exit code; 128 + signal number when a signal ended the leader. */
   exitCode: number | null;
@@ -71,7 +72,9 @@ export interface JobResult {
   signal: string | null;
   /** Wall-clock seconds from start to end. */
   executionTime: number;
+  /** Bytes read from the job's stdout. */
   stdoutBytes: number;
+  /** Bytes read from the job's stderr. */
   stderrBytes: number;
   /** Chunks that held bytes which were not valid UTF-8. */
   invalidUtf8Chunks: number;
@@ -266,14 +269,27 @@ class StreamPump {
     }
   }
 
+  /**
+   * Sends a partial line (no newline yet) once the pipe has been quiet for
+   * `partialMs`, so prompts such as `Password: ` show up. Never while we are
+   * holding back for a slow consumer (the rest of the line is then waiting in
+   * the pipe), and only after one more turn of the event loop, so a read that
+   * completed while the loop was busy is taken first.
+   */
   #armTimer(): void {
     if (this.#timer !== undefined || this.#closed) return;
     this.#timerReads = this.reads;
     this.#timer = setTimeout(() => {
-      this.#timer = undefined;
-      if (this.#pendingLen === 0) return;
-      if (this.reads !== this.#timerReads) return this.#armTimer(); // data still flowing
-      this.#flushAll();
+      if (this.#pendingLen === 0) return void (this.#timer = undefined);
+      if (this.reads !== this.#timerReads || this.waitingOnSink) {
+        this.#timer = undefined;
+        return this.#armTimer(); // data still flowing, or held back
+      }
+      this.#timer = setTimeout(() => {
+        this.#timer = undefined;
+        if (this.reads !== this.#timerReads || this.waitingOnSink) return this.#armTimer();
+        this.#flushAll();
+      }, 0);
     }, this.partialMs);
   }
 
@@ -352,7 +368,7 @@ export class Job {
       this.#lastActivity = performance.now();
     };
     const maxChunk = opts.maxChunkBytes ?? 256 * 1024;
-    const partialMs = opts.partialLineMs ?? 15;
+    const partialMs = opts.partialLineMs ?? 200;
     const out = new StreamPump("stdout", sink, maxChunk, partialMs, touch);
     const err = new StreamPump("stderr", sink, maxChunk, partialMs, touch);
     this.#pumps = [out, err];
@@ -468,6 +484,7 @@ export class Job {
 export class StartError extends Error {
   /** `argv`, `command` or `cwd`. */
   readonly field: string;
+  /** Creates the error; {@linkcode startJob} starts `message` with `field` (`cwd: no such …`). */
   constructor(message: string, field: string) {
     super(message);
     this.name = "StartError";

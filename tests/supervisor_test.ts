@@ -212,8 +212,9 @@ Deno.test("a line longer than the chunk limit is split without breaking UTF-8", 
 
 Deno.test("a partial line is sent after a short quiet period, before the job ends", async () => {
   const r = recorder();
-  const job = startJob({ command: "printf 'Password: '; sleep 0.5; echo done" }, r);
-  await waitFor(() => joined(r) === "Password: ", "the prompt without newline", 400);
+  const job = startJob({ command: "printf 'Password: '; sleep 1.5; echo done" }, r);
+  // Sent after the quiet period (200 ms), well before the job writes again.
+  await waitFor(() => joined(r) === "Password: ", "the prompt without newline", 1200);
   await job.done;
   assert.equal(joined(r), "Password: done\n");
 });
