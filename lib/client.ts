@@ -25,6 +25,7 @@ export class ClientError extends Error {
   readonly code?: number;
   /** The error's `data`, when the server sent one. */
   readonly data?: unknown;
+  /** Creates the error from a JSON-RPC error object's `message`, `code` and `data`. */
   constructor(message: string, code?: number, data?: unknown) {
     super(message);
     this.name = "ClientError";
@@ -57,7 +58,9 @@ export interface JobHandlers {
 export class RemoteJob {
   /** The job's id (chosen by the client unless given). */
   readonly jobId: string;
+  /** The job's process id on the server's host (from the `execute` result; 0 before). */
   pid = 0;
+  /** The job's process group id on the server's host (from the `execute` result; 0 before). */
   pgid = 0;
   /** Resolves with the completion; rejects when the connection is lost first. */
   readonly done: Promise<Completion>;
@@ -313,8 +316,11 @@ export class CcxClient {
 
 /** Output collected by {@linkcode runToEnd}. */
 export interface CollectedRun extends Completion {
+  /** The job's id. */
   jobId: string;
+  /** All stdout chunks joined in order (invalid UTF-8 shows as U+FFFD). */
   stdout: string;
+  /** All stderr chunks joined in order (invalid UTF-8 shows as U+FFFD). */
   stderr: string;
 }
 

@@ -16,6 +16,7 @@ import { parseEnv } from "node:util";
 
 /** A setting that could not be understood; the message names where it came from. */
 export class ConfigError extends Error {
+  /** Creates the error; `message` should start with the flag or variable at fault. */
   constructor(message: string) {
     super(message);
     this.name = "ConfigError";
@@ -56,7 +57,11 @@ export function environment(dir = Deno.cwd()): Record<string, string> {
   return { ...readDotEnv(dir), ...Deno.env.toObject() };
 }
 
-type FlagValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
+/**
+ * Parsed command-line flags by name, as `node:util` `parseArgs` returns them
+ * (string options, boolean switches, arrays for repeated options).
+ */
+export type FlagValues = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
 /**
  * Looks settings up: flag first, then environment variable, then default.
@@ -69,6 +74,12 @@ type FlagValues = Record<string, string | boolean | (string | boolean)[] | undef
  * ```
  */
 export class Settings {
+  /**
+   * Wraps parsed flags and an environment (e.g. from {@linkcode environment}).
+   *
+   * @param flags Parsed flags; strings (and arrays, for `list`) count as set, booleans do not.
+   * @param env Environment variables; empty strings count as unset.
+   */
   constructor(readonly flags: FlagValues, readonly env: Record<string, string>) {}
 
   #raw(flag: string, envName: string | undefined): { value: string; from: string } | undefined {
@@ -80,8 +91,9 @@ export class Settings {
     return undefined;
   }
 
-  /** A string setting. */
+  /** A string setting: the flag, else the variable, else `fallback`. */
   string(flag: string, envName: string | undefined, fallback: string): string;
+  /** A string setting: the flag, else the variable, else `undefined`. */
   string(flag: string, envName: string | undefined): string | undefined;
   string(flag: string, envName: string | undefined, fallback?: string): string | undefined {
     return this.#raw(flag, envName)?.value ?? fallback;

@@ -217,6 +217,7 @@ export interface ExecOptions {
  * ```
  */
 export class ExecInputError extends Error {
+  /** Creates the error; `message` is shown to the user as is. */
   constructor(message: string) {
     super(message);
     this.name = "ExecInputError";

@@ -33,8 +33,11 @@ export type RpcId = string | number | null;
 
 /** The error object of a JSON-RPC error response. */
 export interface RpcErrorObject {
+  /** The error code (see {@linkcode ErrorCode}). */
   code: number;
+  /** A one-line description of the error. */
   message: string;
+  /** Extra detail (e.g. `{field}` for invalid params); absent when there is none. */
   data?: unknown;
 }
 
@@ -52,6 +55,7 @@ export class RpcError extends Error {
   readonly code: number;
   /** Extra detail; for invalid params, `{field}` names the offending field. */
   readonly data?: unknown;
+  /** Creates the error with its JSON-RPC `code`, `message` and optional `data`. */
   constructor(code: number, message: string, data?: unknown) {
     super(message);
     this.name = "RpcError";
@@ -75,7 +79,9 @@ export type Incoming =
 
 /** Result of {@linkcode parseIncoming}: the items, and whether they came as a batch. */
 export interface ParsedMessage {
+  /** The items in order (one for a single message); empty when `error` is set. */
   items: Incoming[];
+  /** True when the text was a JSON array (a batch), even one that failed. */
   batch: boolean;
   /** Set when the text is not JSON at all or an empty batch: answer with this error, id null. */
   error?: RpcError;
@@ -223,7 +229,9 @@ export interface ExecuteParams {
   command?: string;
   /** An argument vector, run without a shell. */
   argv?: string[];
+  /** Working directory of the job (default: the server's); it must exist. */
   cwd?: string;
+  /** Variables added to the server's environment for this job. */
   env?: Record<string, string>;
   /** Whole-run timeout in seconds. */
   timeout?: number;
@@ -231,12 +239,18 @@ export interface ExecuteParams {
   stall_timeout?: number;
   /** Written to the job's stdin, which is then closed. */
   stdin?: string;
+  /**
+   * The job's id, 1-128 characters of `A-Z a-z 0-9 . _ : -`, unique in the session
+   * (default: a random UUID chosen by the server).
+   */
   job_id?: string;
 }
 
 /** Validated parameters of `control`. */
 export interface ControlParams {
+  /** PAUSE stops the job's process group (SIGSTOP), RESUME continues it, CANCEL ends it. */
   type: "PAUSE" | "RESUME" | "CANCEL";
+  /** The job to act on; may be left out when the session runs exactly one job. */
   job_id?: string;
 }
 

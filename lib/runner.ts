@@ -41,7 +41,9 @@ import { limitWaitMs, sleepUnlessAborted } from "./backoff.ts";
 
 /** A server to run tasks on. */
 export interface ServerTarget {
+  /** WebSocket URL, e.g. `ws://127.0.0.1:8004/ws`. */
   url: string;
+  /** Token, for servers that require one. */
   token?: string;
 }
 
@@ -76,15 +78,21 @@ export interface RunnerOptions {
   signal?: AbortSignal;
   /** Linter for BEST_CODE_QUALITY (default: deno lint). */
   lint?: PickOptions["lint"];
+  /** Called when a task run starts (its result id: the task id, `.rN` with `repeat`). */
   onStart?(id: string): void;
+  /** Called with each result as soon as it is known. */
   onFinish?(result: TestResult): void;
 }
 
 /** The verdict on one run. */
 export interface Verdict {
+  /** passed, failed (ran, check failed) or error (could not be judged). */
   status: TestStatus;
+  /** One line saying why. */
   reason: string;
+  /** Expected patterns found (case-insensitively) in what the model said. */
   patternsFound: string[];
+  /** Expected patterns not found. */
   patternsMissing: string[];
   /** What the patterns were matched against. */
   text: string;

@@ -67,16 +67,23 @@ export interface ServerOptions {
 
 /** What `GET /health` answers. */
 export interface Health {
+  /** `ok`, or `shutting_down` once {@linkcode CcxServer.shutdown} has begun. */
   status: "ok" | "shutting_down";
+  /** The server's version ({@linkcode VERSION}). */
   version: string;
+  /** WebSocket sessions connected now. */
   active_sessions: number;
+  /** The session limit ({@linkcode ServerOptions.maxSessions}). */
   max_sessions: number;
+  /** Jobs running now, across sessions. */
   running_jobs: number;
+  /** Whole seconds since the server started (rounded). */
   uptime_seconds: number;
 }
 
 /** The error thrown when the server refuses to start; the message says how to fix it. */
 export class ServerConfigError extends Error {
+  /** Creates the error; `message` should say what to change. */
   constructor(message: string) {
     super(message);
     this.name = "ServerConfigError";
@@ -428,19 +435,31 @@ function encodeBase64(bytes: Uint8Array): string {
  * ```
  */
 export class CcxServer {
+  /** The address the server is bound to, as `Deno.serve` reports it. */
   readonly hostname: string;
+  /** The port the server listens on (the one picked when 0 was asked for). */
   readonly port: number;
+  /** Concurrent WebSocket sessions allowed (default 64); more are refused with -32001. */
   readonly maxSessions: number;
+  /** Running jobs allowed per session (default 32); more are refused with -32004. */
   readonly maxJobsPerSession: number;
+  /** Milliseconds between SIGTERM and SIGKILL when a job's group is ended (default 2000). */
   readonly graceMs: number;
+  /** Largest accepted incoming message, in bytes (default 4 MiB). */
   readonly maxMessageBytes: number;
+  /** Whole-run timeout in seconds for jobs that give none (default 3600). */
   readonly defaultTimeoutS: number;
+  /** Socket queue in bytes at which a session's job pipes stop being read (default 4 MiB). */
   readonly highWater: number;
+  /** Socket queue in bytes at or below which reading resumes (default 1 MiB). */
   readonly lowWater: number;
+  /** Largest output chunk sent in one `process.output`, in bytes (default 256 KiB). */
   readonly maxChunkBytes: number;
+  /** Where job start/end lines go (default: stderr, prefixed `[ccx] `). */
   readonly log: (line: string) => void;
   /** Resolves when the server has stopped. */
   readonly finished: Promise<void>;
+  /** True once {@linkcode CcxServer.shutdown} has begun; new jobs and sessions are refused. */
   closing = false;
   readonly #sessions = new Set<Session>();
   readonly #server: Deno.HttpServer<Deno.NetAddr>;

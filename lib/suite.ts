@@ -125,6 +125,8 @@ export class SuiteError extends Error {
   readonly source: string;
 
   /**
+   * Creates the error; the message names `source` and lists every problem, one a line.
+   *
    * @param source where the suite came from (a path, or a label such as `inline`)
    * @param problems at least one problem
    */

@@ -21,11 +21,13 @@ export interface RunOptions {
   shell?: boolean;
   /** Server URL; without it an in-process server on an ephemeral loopback port. */
   server?: string;
+  /** Token for `server`, when it requires one. */
   token?: string;
   /** Whole-run timeout in seconds. */
   timeoutS?: number;
   /** Seconds without output before the job is stalled. */
   stallTimeoutS?: number;
+  /** Working directory of the job (default: the server's). */
   cwd?: string;
 }
 

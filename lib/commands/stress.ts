@@ -28,23 +28,35 @@ import { type HistoryStore, openHistory } from "../history.ts";
 
 /** Options of `ccx stress`. */
 export interface StressOptions {
+  /** Path of the suite file. */
   suite: string;
+  /** Server URLs; without any, an in-process server on an ephemeral loopback port. */
   servers?: string[];
+  /** Token for the servers. */
   token?: string;
+  /** Tasks running at once (default 1). */
   concurrency?: number;
+  /** Runs of every task (default 1). */
   repeat?: number;
+  /** Only these categories (case-insensitive). */
   categories?: string[];
+  /** Only tasks whose id or name contains this (case-insensitive). */
   filter?: string;
   /** Output directory for task outputs (default test_outputs/<run-id>). */
   out?: string;
+  /** Path of the JSON report (default `<out>/report.json`). */
   json?: string;
+  /** Path of the JUnit XML report. */
   junit?: string;
+  /** Path of the HTML report. */
   html?: string;
+  /** Whether all expected patterns must be found, or any (default all). */
   patternMode?: "all" | "any";
   /** Required ratio (default 10). */
   threshold?: number;
   /** A factor, or "auto" (×3 when the 1-minute load average exceeds 14). */
   timeoutScale?: number | "auto";
+  /** The Claude executable (default `claude` on PATH). */
   claude?: string;
   /** Shared history (Redis URL); default the local SQLite file. */
   redisUrl?: string;
