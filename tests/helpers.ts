@@ -4,6 +4,7 @@
  * @module
  */
 
+import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { CcxServer, type ServerOptions } from "../lib/server.ts";
 
@@ -112,4 +113,19 @@ export async function cli(
 /** A unique marker to put in command lines so tests can find their processes. */
 export function uniqueTag(prefix = "ccxtest"): string {
   return `${prefix}_${crypto.randomUUID().slice(0, 8)}`;
+}
+
+/**
+ * A fresh numeric tag. It can stand in a shell comment (`: TAG;`), in a prompt, and inside a
+ * `sleep` argument (`sleep 30.TAG`), so every process a test starts carries it in its command
+ * line and {@linkcode pidsMatching} finds whatever is left of them.
+ */
+export function newTag(): string {
+  return String(10_000_000 + Math.floor(Math.random() * 89_999_999));
+}
+
+/** Asserts that no process whose command line contains `tag` is alive. */
+export function assertNoneLeft(tag: string): void {
+  const left = pidsMatching(tag);
+  assert.deepEqual(left, [], `processes left behind: ${left.join(", ")}`);
 }

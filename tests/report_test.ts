@@ -15,6 +15,7 @@ import {
   writeOutputFile,
   writeReports,
 } from "../lib/report.ts";
+import { descendants, parseXml } from "./xml.ts";
 
 const T0 = Date.UTC(2025, 0, 2, 3, 4, 5, 678);
 
@@ -56,82 +57,6 @@ function run(results: TestResult[], extra: Partial<RunReport> = {}): RunReport {
 const NASTY = `<script>alert("x&y")</script> it's \x00\x07\x1b[31mred\x1b[0m\ufffe\ud800 end`;
 /** What survives: markup characters kept (escaped on output), ANSI and XML-illegal characters gone. */
 const NASTY_CLEAN = `<script>alert("x&y")</script> it's red end`;
-
-// ---------------------------------------------------------------- a minimal, strict XML reader
-
-interface XmlElement {
-  name: string;
-  attrs: Record<string, string>;
-  children: XmlElement[];
-  text: string;
-}
-
-function decodeEntities(s: string): string {
-  assert.doesNotMatch(s, /&(?!(amp|lt|gt|quot|apos|#\d+|#x[0-9a-f]+);)/i, `bare & in ${s}`);
-  return s.replace(/&(amp|lt|gt|quot|apos|#\d+|#x[0-9a-f]+);/gi, (_, e: string) => {
-    const named: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
-    if (e in named) return named[e];
-    return String.fromCodePoint(
-      e[1] === "x" || e[1] === "X" ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10),
-    );
-  });
-}
-
-/** Parse well-formed XML (elements, attributes, text, prolog, comments) or throw. */
-function parseXml(src: string): XmlElement {
-  // deno-lint-ignore no-control-regex
-  assert.doesNotMatch(src, /[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|[\ud800-\udfff]/u);
-  let i = 0;
-  const prolog = /^<\?xml[^?]*\?>/.exec(src);
-  if (prolog) i = prolog[0].length;
-  const root: XmlElement = { name: "#root", attrs: {}, children: [], text: "" };
-  const stack = [root];
-  while (i < src.length) {
-    if (src.startsWith("<!--", i)) {
-      const end = src.indexOf("-->", i);
-      assert.ok(end > 0, "unterminated comment");
-      i = end + 3;
-    } else if (src.startsWith("</", i)) {
-      const m = /^<\/([A-Za-z_][\w.-]*)\s*>/.exec(src.slice(i));
-      assert.ok(m, `bad end tag at ${i}`);
-      const top = stack.pop()!;
-      assert.equal(top.name, m[1], "mismatched end tag");
-      i += m[0].length;
-    } else if (src[i] === "<") {
-      const m =
-        /^<([A-Za-z_][\w.-]*)((?:\s+[A-Za-z_:][\w:.-]*\s*=\s*(?:"[^"<]*"|'[^'<]*'))*)\s*(\/?)>/
-          .exec(src.slice(i));
-      assert.ok(m, `bad start tag at ${i}: ${src.slice(i, i + 80)}`);
-      const el: XmlElement = { name: m[1], attrs: {}, children: [], text: "" };
-      for (const a of m[2].matchAll(/([A-Za-z_:][\w:.-]*)\s*=\s*(?:"([^"]*)"|'([^']*)')/g)) {
-        assert.ok(!(a[1] in el.attrs), `duplicate attribute ${a[1]}`);
-        el.attrs[a[1]] = decodeEntities(a[2] ?? a[3]);
-      }
-      stack.at(-1)!.children.push(el);
-      if (!m[3]) stack.push(el);
-      i += m[0].length;
-    } else {
-      const end = src.indexOf("<", i);
-      const raw = src.slice(i, end < 0 ? src.length : end);
-      assert.ok(!raw.includes(">"), "raw > in text");
-      if (stack.length === 1) assert.equal(raw.trim(), "", "text outside the root element");
-      stack.at(-1)!.text += decodeEntities(raw);
-      i += raw.length;
-    }
-  }
-  assert.equal(stack.length, 1, "unclosed elements");
-  assert.equal(root.children.length, 1, "exactly one root element");
-  return root.children[0];
-}
-
-function all(el: XmlElement, name: string): XmlElement[] {
-  const found: XmlElement[] = [];
-  for (const c of el.children) {
-    if (c.name === name) found.push(c);
-    found.push(...all(c, name));
-  }
-  return found;
-}
 
 // ---------------------------------------------------------------- summary and ratio line
 
@@ -332,24 +257,24 @@ Deno.test("toJunit() has a testsuite per category and a testcase per task", () =
     ["4", "1", "1", "smoke"],
   );
   assert.equal(doc.attrs.timestamp, "2025-01-02T03:04:05");
-  const suites = all(doc, "testsuite");
+  const suites = descendants(doc, "testsuite");
   assert.deepEqual(suites.map((s) => s.attrs.name), ["simple", "long_running"]);
   assert.deepEqual(suites.map((s) => [s.attrs.tests, s.attrs.failures, s.attrs.errors]), [
     ["2", "1", "0"],
     ["2", "0", "1"],
   ]);
   assert.equal(suites[0].attrs.time, "3.500");
-  const cases = all(doc, "testcase");
+  const cases = descendants(doc, "testcase");
   assert.equal(cases.length, 4);
   assert.deepEqual(cases[0].attrs, { classname: "simple", name: "simple_1", time: "1.500" });
   assert.equal(cases[2].attrs.classname, "long_running");
-  assert.equal(all(doc, "failure").length, 1);
-  assert.equal(all(doc, "error").length, 1);
-  assert.equal(all(cases[1], "failure")[0].attrs.message, "simple_2 went wrong");
-  assert.equal(all(cases[2], "error")[0].attrs.message, "long_1 went wrong");
-  assert.match(all(cases[1], "failure")[0].text, /patterns missing: 4/);
-  assert.match(all(cases[0], "system-out")[0].text, /output file: out\/simple_1\.txt/);
-  const props = all(suites[0], "property").map((p) => [p.attrs.name, p.attrs.value]);
+  assert.equal(descendants(doc, "failure").length, 1);
+  assert.equal(descendants(doc, "error").length, 1);
+  assert.equal(descendants(cases[1], "failure")[0].attrs.message, "simple_2 went wrong");
+  assert.equal(descendants(cases[2], "error")[0].attrs.message, "long_1 went wrong");
+  assert.match(descendants(cases[1], "failure")[0].text, /patterns missing: 4/);
+  assert.match(descendants(cases[0], "system-out")[0].text, /output file: out\/simple_1\.txt/);
+  const props = descendants(suites[0], "property").map((p) => [p.attrs.name, p.attrs.value]);
   assert.deepEqual(props.find((p) => p[0] === "run_id"), ["run_id", "run-42"]);
 });
 
@@ -362,25 +287,25 @@ Deno.test("toJunit() escapes markup and quotes and drops characters illegal in X
   const xml = toJunit(run([bad], { suite: NASTY }));
   const doc = parseXml(xml); // throws on anything ill-formed or illegal
   assert.equal(doc.attrs.name, NASTY_CLEAN);
-  const tc = all(doc, "testcase")[0];
+  const tc = descendants(doc, "testcase")[0];
   assert.equal(tc.attrs.name, `id<&"'>`);
   assert.equal(tc.attrs.classname, `cat "&' <x>`);
-  const failure = all(tc, "failure")[0];
+  const failure = descendants(tc, "failure")[0];
   assert.equal(failure.attrs.message, NASTY_CLEAN);
   assert.ok(failure.text.includes(NASTY_CLEAN));
-  assert.ok(all(tc, "system-out")[0].text.includes("out/<weird> & 'name'.txt"));
+  assert.ok(descendants(tc, "system-out")[0].text.includes("out/<weird> & 'name'.txt"));
   assert.ok(!xml.includes("<script>"));
 });
 
 Deno.test("toJunit() keeps line breaks of a multi-line reason in the message attribute", () => {
   const doc = parseXml(toJunit(run([result("x", "error", { reason: "line one\nline two" })])));
-  assert.equal(all(doc, "error")[0].attrs.message, "line one\nline two");
+  assert.equal(descendants(doc, "error")[0].attrs.message, "line one\nline two");
 });
 
 Deno.test("toJunit() of an empty run is a valid empty testsuites", () => {
   const doc = parseXml(toJunit(run([])));
   assert.equal(doc.attrs.tests, "0");
-  assert.equal(all(doc, "testcase").length, 0);
+  assert.equal(descendants(doc, "testcase").length, 0);
 });
 
 // ---------------------------------------------------------------- HTML
@@ -532,7 +457,7 @@ Deno.test("writeReports() writes each requested file, creating directories", asy
       join(dir, "html", "index.html"),
     ]);
     assert.equal(JSON.parse(await Deno.readTextFile(paths[0])).run_id, "run-42");
-    assert.equal(all(parseXml(await Deno.readTextFile(paths[1])), "failure").length, 1);
+    assert.equal(descendants(parseXml(await Deno.readTextFile(paths[1])), "failure").length, 1);
     const html = await Deno.readTextFile(paths[2]);
     assert.ok(html.includes('href="../outputs/simple_1.txt"'));
     const names = [...Deno.readDirSync(join(dir, "a"))].map((e) => e.name);

@@ -2,25 +2,17 @@ import assert from "node:assert/strict";
 import { instanceSettings, judgeRun, type RunnerOptions, runTasks } from "../lib/runner.ts";
 import { parseSuite } from "../lib/suite.ts";
 import type { TestResult } from "../lib/report.ts";
-import { FAKE_CLAUDE, pidsMatching, waitFor, withServer } from "./helpers.ts";
+import {
+  assertNoneLeft,
+  FAKE_CLAUDE,
+  newTag,
+  pidsMatching,
+  waitFor,
+  withServer,
+} from "./helpers.ts";
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-/**
- * A fresh numeric tag. It can stand in a shell comment (`: TAG;`), in a prompt, and inside a
- * `sleep` argument (`sleep 30.TAG`), so every process a test starts carries it in its command
- * line and {@linkcode pidsMatching} finds whatever is left of them.
- */
-function newTag(): string {
-  return String(10_000_000 + Math.floor(Math.random() * 89_999_999));
-}
-
-/** Asserts that no process whose command line contains `tag` is alive. */
-function assertNoneLeft(tag: string): void {
-  const left = pidsMatching(tag);
-  assert.deepEqual(left, [], `processes left behind: ${left.join(", ")}`);
-}
 
 /** Quotes `s` in single quotes for /bin/sh. */
 function shq(s: string): string {

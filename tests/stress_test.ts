@@ -1,24 +1,19 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cli, FAKE_CLAUDE, pidsMatching, ROOT, waitFor, withServer } from "./helpers.ts";
+import {
+  assertNoneLeft,
+  cli,
+  FAKE_CLAUDE,
+  newTag,
+  pidsMatching,
+  ROOT,
+  waitFor,
+  withServer,
+} from "./helpers.ts";
+import { descendants, parseXml } from "./xml.ts";
 
 // ---------------------------------------------------------------------------------------------
 // helpers
-
-/**
- * A fresh numeric tag. It can stand in a shell comment (`: TAG;`), in a prompt, and inside a
- * `sleep` argument (`sleep 30.TAG`), so every process a test starts carries it in its command
- * line and {@linkcode pidsMatching} finds whatever is left of them.
- */
-function newTag(): string {
-  return String(10_000_000 + Math.floor(Math.random() * 89_999_999));
-}
-
-/** Asserts that no process whose command line contains `tag` is alive. */
-function assertNoneLeft(tag: string): void {
-  const left = pidsMatching(tag);
-  assert.deepEqual(left, [], `processes left behind: ${left.join(", ")}`);
-}
 
 /** A scratch directory for one test: suites, outputs, reports and the history state. */
 interface Work {
@@ -114,63 +109,6 @@ async function bodyOf(file: string | null | undefined): Promise<string> {
   const at = text.indexOf(rule);
   assert.ok(at >= 0, "no header rule in the output file");
   return text.slice(at + rule.length);
-}
-
-/** An element of a parsed XML document. */
-interface XmlElement {
-  name: string;
-  attrs: Record<string, string>;
-  children: XmlElement[];
-}
-
-function decodeEntities(s: string): string {
-  return s.replace(/&(#x?[0-9a-fA-F]+|amp|lt|gt|quot|apos);/g, (_, e: string) => {
-    const named: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
-    if (e in named) return named[e];
-    return String.fromCodePoint(e[1] === "x" ? parseInt(e.slice(2), 16) : Number(e.slice(1)));
-  });
-}
-
-/**
- * A strict little XML parser, enough for JUnit reports: a prolog, elements with quoted
- * attributes, text, comments. Throws on anything it does not understand, on a stray `<` or `&`,
- * and on unbalanced tags.
- */
-function parseXml(xml: string): XmlElement {
-  const token =
-    /<\?[^?]*\?>|<!--[\s\S]*?-->|<(\/?)([A-Za-z_][\w.:-]*)((?:\s+[\w.:-]+="[^"<]*")*)\s*(\/?)>|[^<]+/y;
-  const root: XmlElement = { name: "#document", attrs: {}, children: [] };
-  const stack = [root];
-  while (token.lastIndex < xml.length) {
-    const at = token.lastIndex;
-    const m = token.exec(xml);
-    if (!m) throw new Error(`not XML at offset ${at}: ${xml.slice(at, at + 40)}`);
-    const [whole, close, name, attrText, selfClose] = m;
-    if (name === undefined) {
-      if (!whole.startsWith("<") && /&(?!#x?[0-9a-fA-F]+;|amp;|lt;|gt;|quot;|apos;)/.test(whole)) {
-        throw new Error(`bare & in text at offset ${at}`);
-      }
-      continue;
-    }
-    if (close) {
-      const open = stack.pop();
-      if (open?.name !== name) throw new Error(`</${name}> closes <${open?.name}>`);
-      continue;
-    }
-    const el: XmlElement = { name, attrs: {}, children: [] };
-    for (const a of attrText.matchAll(/([\w.:-]+)="([^"]*)"/g)) {
-      el.attrs[a[1]] = decodeEntities(a[2]);
-    }
-    stack[stack.length - 1].children.push(el);
-    if (!selfClose) stack.push(el);
-  }
-  if (stack.length !== 1) throw new Error(`unclosed <${stack[stack.length - 1].name}>`);
-  assert.equal(root.children.length, 1, "an XML document has one root element");
-  return root.children[0];
-}
-
-function descendants(el: XmlElement, name: string): XmlElement[] {
-  return el.children.flatMap((c) => [...(c.name === name ? [c] : []), ...descendants(c, name)]);
 }
 
 const TEST_KEYS = [
