@@ -475,3 +475,32 @@ Deno.test("a client that stops reading does not grow the server's memory", async
     await srv.child.stderr.cancel().catch(() => {});
   }
 });
+
+Deno.test("a client written for the seed system works unchanged (its message loop, verbatim)", async () => {
+  await withServer({ heartbeatS: 0.05 }, async (server) => {
+    // The seed's execute_test(): send {"command": ...} with id 1, then for each message: any
+    // "error" key fails; params.data is output; method process.completed ends with exit_code.
+    const s = await RawSession.open(server.url);
+    s.send({
+      jsonrpc: "2.0",
+      method: "execute",
+      params: { command: "echo 'What is 2+2? 4'; sleep 0.2; echo done" },
+      id: 1,
+    });
+    const output: string[] = [];
+    let exitCode: unknown;
+    for (let i = 0; exitCode === undefined; i++) {
+      const data = await s.next(() => true, 10000, i);
+      assert.ok(
+        !("error" in data),
+        `the seed client fails on any "error" key: ${JSON.stringify(data)}`,
+      );
+      if (data.params && "data" in data.params) output.push(String(data.params.data));
+      else if (data.method === "process.completed") exitCode = data.params?.exit_code ?? -1;
+    }
+    assert.equal(exitCode, 0);
+    assert.ok(output.join("\n").toLowerCase().includes("4"));
+    assert.ok(s.messages.some((m) => m.method === "heartbeat"), "heartbeats went by harmlessly");
+    await s.close();
+  });
+});
