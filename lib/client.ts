@@ -325,7 +325,9 @@ export interface CollectedRun extends Completion {
 }
 
 /**
- * Runs one job to its end and collects its output.
+ * Runs one job to its end and collects its output. When `signal` aborts
+ * meanwhile, the job is canceled through the server (its whole process group
+ * ends) and the result still holds everything it wrote, with status `canceled`.
  *
  * @example
  * ```ts
@@ -339,16 +341,28 @@ export async function runToEnd(
   client: CcxClient,
   params: ExecuteParams,
   handlers: JobHandlers = {},
+  signal?: AbortSignal,
 ): Promise<CollectedRun> {
+  if (signal?.aborted) throw new ClientError("interrupted before the job started");
+  // Our own job_id, so a CANCEL can be sent even before execute has answered.
+  const jobId = params.job_id ?? crypto.randomUUID();
+  const cancel = () => {
+    client.request("control", { type: "CANCEL", job_id: jobId }).catch(() => {});
+  };
+  signal?.addEventListener("abort", cancel, { once: true });
   const out: string[] = [];
   const err: string[] = [];
-  const job = await client.execute(params, {
-    onOutput(type, data, seq) {
-      (type === "stdout" ? out : err).push(data);
-      handlers.onOutput?.(type, data, seq);
-    },
-    onEvent: handlers.onEvent,
-  });
-  const c = await job.done;
-  return { ...c, jobId: job.jobId, stdout: out.join(""), stderr: err.join("") };
+  try {
+    const job = await client.execute({ ...params, job_id: jobId }, {
+      onOutput(type, data, seq, raw) {
+        (type === "stdout" ? out : err).push(data);
+        handlers.onOutput?.(type, data, seq, raw);
+      },
+      onEvent: handlers.onEvent,
+    });
+    const c = await job.done;
+    return { ...c, jobId, stdout: out.join(""), stderr: err.join("") };
+  } finally {
+    signal?.removeEventListener("abort", cancel);
+  }
 }

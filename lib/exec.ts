@@ -29,7 +29,7 @@
  */
 
 import { isAbsolute, join, resolve } from "node:path";
-import { CcxClient, ClientError, type Completion, type RemoteJob } from "./client.ts";
+import { CcxClient, ClientError, type CollectedRun, runToEnd } from "./client.ts";
 import { CcxServer } from "./server.ts";
 import {
   buildClaudeArgv,
@@ -474,15 +474,11 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
     skipPermissions: true,
   });
   const parser = new ClaudeStreamParser();
-  const stderr: string[] = [];
   const t0 = performance.now();
-  let job: RemoteJob | undefined;
-  let completion: Completion | undefined;
+  let run: CollectedRun | undefined;
   let startError: string | undefined;
-  const cancel = () => void job?.cancel().catch(() => {});
-  ctx.signal?.addEventListener("abort", cancel, { once: true });
   try {
-    job = await ctx.client.execute({
+    run = await runToEnd(ctx.client, {
       argv,
       cwd: ctx.cwd,
       env: ctx.opts.env,
@@ -490,10 +486,7 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
       stall_timeout: ctx.opts.stallTimeoutS,
     }, {
       onOutput(type, data) {
-        if (type === "stderr") {
-          stderr.push(data);
-          return;
-        }
+        if (type === "stderr") return;
         for (const ev of parser.push(data)) {
           if (ev.type !== "assistant") continue;
           for (const u of ev.toolUses) {
@@ -504,28 +497,21 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
           }
         }
       },
-    });
-    if (ctx.signal?.aborted) cancel();
-    completion = await job.done;
+    }, ctx.signal);
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     if (e instanceof ClientError && /program not found|permission denied/.test(msg)) {
       throw claudeNotFound(ctx.claude, `the server could not start it (${msg})`);
     }
     startError = msg;
-  } finally {
-    ctx.signal?.removeEventListener("abort", cancel);
   }
   parser.end();
   const t = parser.transcript();
-  const durationS = completion?.executionTime ?? (performance.now() - t0) / 1000;
-  const status = completion?.status ?? "error";
-  const exitCode = completion?.exitCode ?? null;
-  const failure = startError ? undefined : classifyFailure(t, {
-    exitCode,
-    status,
-    stderr: stderr.join(""),
-  });
+  const stderr = run?.stderr ?? "";
+  const durationS = run?.executionTime ?? (performance.now() - t0) / 1000;
+  const status = run?.status ?? "error";
+  const exitCode = run?.exitCode ?? null;
+  const failure = startError ? undefined : classifyFailure(t, { exitCode, status, stderr });
   const answer = t.result?.text ?? t.assistantText[t.assistantText.length - 1] ?? "";
   const files = filesWrittenBy(t, ctx.cwd);
   const ev: Evidence = {
@@ -537,7 +523,7 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
     status,
     cwd: ctx.cwd,
     filesWritten: files,
-    stderr: stderr.join(""),
+    stderr,
   };
   const judgements = await judgeAll(ctx.criteria, ev);
   const allMet = judgements.every((j) => j.met);

@@ -20,7 +20,6 @@
 
 import { join } from "node:path";
 import { CcxClient, type CollectedRun, runToEnd } from "./client.ts";
-import type { ExecuteParams } from "./protocol.ts";
 import { modelText } from "./claude.ts";
 import { type Candidate, pickBest, type PickOptions } from "./pick.ts";
 import {
@@ -208,28 +207,6 @@ function outcomeOf(v: Pick<Verdict, "status" | "reason">): Outcome {
 /** How long an abort waits for canceled jobs to end before dropping the connections. */
 const ABORT_FALLBACK_MS = 10_000;
 
-/**
- * Runs one job to its end; when `signal` aborts meanwhile, cancels it (CANCEL ends its whole
- * process group) and still resolves with everything it wrote, `status: "canceled"`.
- */
-async function runJob(
-  client: CcxClient,
-  params: ExecuteParams,
-  signal?: AbortSignal,
-): Promise<CollectedRun> {
-  if (signal?.aborted) throw new Error("interrupted");
-  const jobId = crypto.randomUUID();
-  const cancel = () => {
-    client.request("control", { type: "CANCEL", job_id: jobId }).catch(() => {});
-  };
-  signal?.addEventListener("abort", cancel, { once: true });
-  try {
-    return await runToEnd(client, { ...params, job_id: jobId });
-  } finally {
-    signal?.removeEventListener("abort", cancel);
-  }
-}
-
 /** Runs a built task command with the task's (scaled) timeouts. */
 function runBuilt(
   client: CcxClient,
@@ -237,13 +214,18 @@ function runBuilt(
   t: { timeoutS?: number; stallTimeoutS?: number },
   signal?: AbortSignal,
 ): Promise<CollectedRun> {
-  return runJob(client, {
-    command: built.command,
-    argv: built.argv,
-    env: built.env,
-    timeout: t.timeoutS,
-    stall_timeout: t.stallTimeoutS,
-  }, signal);
+  return runToEnd(
+    client,
+    {
+      command: built.command,
+      argv: built.argv,
+      env: built.env,
+      timeout: t.timeoutS,
+      stall_timeout: t.stallTimeoutS,
+    },
+    {},
+    signal,
+  );
 }
 
 /** Records a finished (not interrupted) run in the timeout history, if there is one. */
@@ -279,7 +261,7 @@ export async function runTasks(tasks: SuiteTask[], opts: RunnerOptions): Promise
   await Deno.mkdir(opts.outDir, { recursive: true });
   const workers = Math.max(1, Math.min(opts.concurrency ?? 1, jobs.length));
   const connections: Connections[] = [];
-  // Aborting cancels each running job (see runJob), so its output up to then is kept. Should a
+  // Aborting cancels each running job (see runToEnd), so its output up to then is kept. Should a
   // server not answer, dropping the connections ends the jobs anyway.
   let fallback: ReturnType<typeof setTimeout> | undefined;
   const abort = () => {

@@ -295,7 +295,7 @@ class Session {
       data: text,
       seq: entry.seq++,
     };
-    if (raw) params.data_base64 = encodeBase64(raw);
+    if (raw) params.data_base64 = raw.toBase64();
     this.send(notification("process.output", params));
     const limit = detectClaudeLimit(text);
     if (limit && !entry.limitsSent.has(limit.kind)) {
@@ -412,14 +412,6 @@ function describeJob(e: JobEntry): Record<string, unknown> {
     d.exit_code = e.result.exitCode;
   }
   return d;
-}
-
-function encodeBase64(bytes: Uint8Array): string {
-  let s = "";
-  for (let i = 0; i < bytes.length; i += 0x8000) {
-    s += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
-  }
-  return btoa(s);
 }
 
 /**

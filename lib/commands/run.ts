@@ -69,13 +69,6 @@ class OrderedWriter {
   }
 }
 
-function decodeBase64(b64: string): Uint8Array {
-  const bin = atob(b64);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
-  return out;
-}
-
 /** Runs the command and resolves with the exit code for the process. */
 export async function runCommand(opts: RunOptions): Promise<number> {
   let server: CcxServer | undefined;
@@ -104,7 +97,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
       cwd: opts.cwd,
     }, {
       onOutput(type, data, _seq, raw) {
-        const bytes = raw ? decodeBase64(raw) : enc.encode(data);
+        const bytes = raw ? Uint8Array.fromBase64(raw) : enc.encode(data);
         (type === "stdout" ? out : err).write(bytes);
       },
     });

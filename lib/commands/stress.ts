@@ -14,7 +14,7 @@
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { CcxServer } from "../server.ts";
-import { filterTasks, loadSuite, SuiteError } from "../suite.ts";
+import { filterTasks, formatTimestamp, loadSuite, SuiteError } from "../suite.ts";
 import { runTasks, type ServerTarget } from "../runner.ts";
 import { colorEnabled, Progress } from "../progress.ts";
 import {
@@ -80,10 +80,7 @@ export function autoTimeoutScale(load1 = loadavg()[0]): number {
 
 /** A run id: local timestamp plus a short random suffix, safe in file names. */
 function newRunId(d = new Date()): string {
-  const p = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}_` +
-    `${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}_` +
-    crypto.randomUUID().slice(0, 6);
+  return `${formatTimestamp(d)}_${crypto.randomUUID().slice(0, 6)}`;
 }
 
 /** Runs the suite; resolves with the exit code (0 graduated, 1 not, 2 bad input, 130 interrupted). */
