@@ -11,7 +11,7 @@
  */
 
 import { parseArgs, type ParseArgsConfig } from "node:util";
-import { VERSION } from "./lib/protocol.ts";
+import { MAX_TIMEOUT_S, VERSION } from "./lib/protocol.ts";
 import { ConfigError, environment, Settings } from "./lib/config.ts";
 import { serveCommand } from "./lib/commands/serve.ts";
 import { runCommand } from "./lib/commands/run.ts";
@@ -50,6 +50,7 @@ const COMMANDS: Record<string, CommandSpec> = {
       "heartbeat-s": { type: "string" },
       "max-message-bytes": { type: "string" },
       "default-timeout": { type: "string" },
+      "pass-env": { type: "string", multiple: true },
       quiet: { type: "boolean", short: "q" },
     },
     help: [
@@ -63,6 +64,8 @@ const COMMANDS: Record<string, CommandSpec> = {
       "--heartbeat-s N           seconds between heartbeats, 0 = off (CCX_HEARTBEAT_S, default 20)",
       "--max-message-bytes N     largest accepted message (CCX_MAX_MESSAGE_BYTES, default 4194304)",
       "--default-timeout S       timeout for jobs that give none (CCX_DEFAULT_TIMEOUT, default 3600)",
+      "--pass-env NAME[,NAME]    server variables jobs may see besides PATH, HOME, LANG, TERM, LC_*,",
+      "                          ANTHROPIC_*, CLAUDE_*... (CCX_PASS_ENV; NAME* = prefix; CCX_* never)",
       "--quiet, -q               no per-job log lines on stderr",
       "Settings come from flags, then the environment, then ./.env.",
     ],
@@ -81,7 +84,13 @@ const COMMANDS: Record<string, CommandSpec> = {
         maxMessageBytes: s.int("max-message-bytes", "CCX_MAX_MESSAGE_BYTES", 4 * 1024 * 1024, {
           min: 1024,
         }),
-        defaultTimeoutS: s.number("default-timeout", "CCX_DEFAULT_TIMEOUT", 3600, { min: 0.001 }),
+        defaultTimeoutS: s.number("default-timeout", "CCX_DEFAULT_TIMEOUT", 3600, {
+          min: 0.001,
+          max: MAX_TIMEOUT_S,
+        }),
+        passEnv: s.list("pass-env", "CCX_PASS_ENV").flatMap((n) => n.split(",")).map((n) =>
+          n.trim()
+        ).filter(Boolean),
         log: v.quiet ? () => {} : undefined,
       });
     },
