@@ -61,7 +61,8 @@ export interface OptionDecl {
 /** The options of a command, by long flag name (without `--`). */
 export type OptionDecls = Record<string, OptionDecl>;
 
-type Maybe<D, T> = D extends { default: string | number } ? T : T | undefined;
+/** `T` when the declaration `D` has a default, else `T | undefined`. */
+export type Maybe<D, T> = D extends { default: string | number } ? T : T | undefined;
 
 /** The parsed value type of one declared option. */
 export type OptionValue<D extends OptionDecl> = D["type"] extends "boolean" ? boolean
