@@ -123,8 +123,7 @@ export const serve: Command = defineCommand({
       type: "list",
       env: "CCX_PASS_ENV",
       arg: "NAME[,NAME]",
-      help: "server variables jobs may see besides PATH, HOME, LANG, TERM, LC_*, ANTHROPIC_*, " +
-        "CLAUDE_*... (NAME* = a prefix; CCX_* never)",
+      help: "more server variables jobs may see (NAME* = a prefix; CCX_* never)",
     },
     quiet: { type: "boolean", short: "q", help: "no per-job log lines on stderr" },
   },
