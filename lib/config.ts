@@ -13,6 +13,8 @@
  */
 
 import { parseEnv } from "node:util";
+import { join } from "node:path";
+import os from "node:os";
 
 /** A setting that could not be understood; the message names where it came from. */
 export class ConfigError extends Error {
@@ -99,6 +101,23 @@ export class Settings {
     return this.#raw(flag, envName)?.value ?? fallback;
   }
 
+  /** One of `choices`: the flag, else the variable, else `fallback`. */
+  choice<T extends string>(
+    flag: string,
+    envName: string | undefined,
+    choices: readonly T[],
+    fallback: T,
+  ): T {
+    const r = this.#raw(flag, envName);
+    if (!r) return fallback;
+    if (!(choices as readonly string[]).includes(r.value)) {
+      throw new ConfigError(
+        `${r.from}: expected ${choices.join(" or ")}, got ${JSON.stringify(r.value)}`,
+      );
+    }
+    return r.value as T;
+  }
+
   /** A list: repeated flags, or a comma-separated variable. */
   list(flag: string, envName: string | undefined): string[] {
     const f = this.flags[flag];
@@ -150,4 +169,20 @@ function checkBounds(n: number, from: string, b: { min?: number; max?: number })
   if (b.max !== undefined && n > b.max) {
     throw new ConfigError(`${from}: must be at most ${b.max}, got ${n}`);
   }
+}
+
+/**
+ * The directory for ccx's own state (history, workspaces): `$CCX_STATE_DIR`,
+ * else `$XDG_STATE_HOME/ccx`, else `~/.local/state/ccx`.
+ *
+ * @example
+ * ```ts
+ * import { stateDir } from "./config.ts";
+ * console.log(stateDir({ CCX_STATE_DIR: "/var/lib/ccx" })); // /var/lib/ccx
+ * ```
+ */
+export function stateDir(env: Record<string, string | undefined> = Deno.env.toObject()): string {
+  if (env.CCX_STATE_DIR) return env.CCX_STATE_DIR;
+  if (env.XDG_STATE_HOME) return join(env.XDG_STATE_HOME, "ccx");
+  return join(env.HOME || os.homedir(), ".local", "state", "ccx");
 }
