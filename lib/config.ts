@@ -101,23 +101,6 @@ export class Settings {
     return this.#raw(flag, envName)?.value ?? fallback;
   }
 
-  /** One of `choices`: the flag, else the variable, else `fallback`. */
-  choice<T extends string>(
-    flag: string,
-    envName: string | undefined,
-    choices: readonly T[],
-    fallback: T,
-  ): T {
-    const r = this.#raw(flag, envName);
-    if (!r) return fallback;
-    if (!(choices as readonly string[]).includes(r.value)) {
-      throw new ConfigError(
-        `${r.from}: expected ${choices.join(" or ")}, got ${JSON.stringify(r.value)}`,
-      );
-    }
-    return r.value as T;
-  }
-
   /** A list: repeated flags, or a comma-separated variable. */
   list(flag: string, envName: string | undefined): string[] {
     const f = this.flags[flag];

@@ -181,7 +181,9 @@ Deno.test("--workspace-max-mb removes the oldest kept workspaces first", () => {
   assert.deepEqual(made.map((w) => existsSync(w.dir)), [false, true, true]);
   assert.equal(made[0].removed, true);
   assert.equal(spaces.keptBytes, 2000);
-  // A manager started later counts what is on disk, oldest first.
+  // A manager started later counts what is on disk, oldest (by modification time) first.
+  Deno.utimeSync(made[1].dir, new Date(1000), new Date(1000));
+  Deno.utimeSync(made[2].dir, new Date(2000), new Date(2000));
   const again = new WorkspaceManager({ root, maxBytes: 1500 });
   assert.equal(again.keptBytes, 1000);
   assert.deepEqual(made.map((w) => existsSync(w.dir)), [false, false, true]);
