@@ -129,3 +129,22 @@ export function assertNoneLeft(tag: string): void {
   const left = pidsMatching(tag);
   assert.deepEqual(left, [], `processes left behind: ${left.join(", ")}`);
 }
+
+/** Starts `ccx serve` as a real process on a free port. */
+export async function serveProcess(extra: string[] = []) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}main.ts`, "serve", "--port", "0", "--quiet", ...extra],
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!/ws:\/\/\S+\/ws/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`serve exited early: ${text}`);
+    text += value;
+  }
+  const url = text.match(/ws:\/\/\S+\/ws/)![0];
+  return { child, reader, url, port: Number(new URL(url).port) };
+}

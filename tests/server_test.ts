@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { CcxServer, isLoopback, ServerConfigError, tokenMatches } from "../lib/server.ts";
-import { processesInGroup, ROOT, waitFor, withServer } from "./helpers.ts";
+import { processesInGroup, serveProcess, waitFor, withServer } from "./helpers.ts";
 import { handshakeStatus, type Msg, RawSession, stalledClient } from "./ws.ts";
 
 const STUBBORN = `trap '' TERM; sh -c "trap '' TERM; sleep 1000" & echo ready; sleep 1000; wait`;
@@ -414,25 +414,6 @@ Deno.test("security: a foreign browser Origin gets 403, allowed ones connect", a
     assert.equal(await handshakeStatus(server.port, "/ws"), 101);
   });
 });
-
-/** Starts `ccx serve` as a real process on a free port. */
-async function serveProcess(extra: string[] = []) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}main.ts`, "serve", "--port", "0", "--quiet", ...extra],
-    stdout: "piped",
-    stderr: "piped",
-    stdin: "null",
-  }).spawn();
-  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/ws:\/\/\S+\/ws/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`serve exited early: ${text}`);
-    text += value;
-  }
-  const url = text.match(/ws:\/\/\S+\/ws/)![0];
-  return { child, reader, url, port: Number(new URL(url).port) };
-}
 
 function rssKiB(pid: number): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
