@@ -283,7 +283,8 @@ export function unknownKeys(doc: unknown): KeyProblem[] {
   return out;
 }
 
-type Json = Record<string, unknown>;
+/** A JSON object. */
+export type Json = Record<string, unknown>;
 
 function fieldSchema(f: Field | { enum: readonly string[] }): Json {
   if ("ref" in f) {
