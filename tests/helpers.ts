@@ -130,10 +130,11 @@ export function assertNoneLeft(tag: string): void {
   assert.deepEqual(left, [], `processes left behind: ${left.join(", ")}`);
 }
 
-/** Starts `ccx serve` as a real process on a free port. */
-export async function serveProcess(extra: string[] = []) {
+/** Starts `ccx serve` as a real process on a free port (`env` adds to the inherited one). */
+export async function serveProcess(extra: string[] = [], env?: Record<string, string>) {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}main.ts`, "serve", "--port", "0", "--quiet", ...extra],
+    env,
     stdout: "piped",
     stderr: "piped",
     stdin: "null",
