@@ -208,6 +208,22 @@ export class CcxClient {
     return this.#isClosed;
   }
 
+  /**
+   * Resolves `true` once the connection is closed, or `false` when it is still
+   * open after `ms` milliseconds. Tells a server that is going away (it ends
+   * its jobs, then closes every connection) from one job killed by a signal.
+   */
+  async closedWithin(ms: number): Promise<boolean> {
+    if (this.#isClosed) return true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<false>((r) => timer = setTimeout(() => r(false), ms));
+    try {
+      return await Promise.race([this.#closed.then(() => true as const), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Sends a request and resolves with its result (rejects with {@linkcode ClientError}). */
   request(method: string, params?: unknown): Promise<unknown> {
     if (this.#isClosed) return Promise.reject(new ClientError("connection closed"));
