@@ -18,6 +18,7 @@
 import type { ExecuteParams, RpcErrorObject } from "./protocol.ts";
 import type { JobResult, JobStatus } from "./supervisor.ts";
 import type { ClaudeLimit } from "./claude.ts";
+import type { FileEntry, WorkspaceRead } from "./workspace.ts";
 
 /** An error response from the server, or a broken connection. */
 export class ClientError extends Error {
@@ -37,10 +38,27 @@ export class ClientError extends Error {
 /** A Claude limit the server noticed in a job's output (sent as `error.*` notifications). */
 export type LimitNotice = ClaudeLimit;
 
+/** A job's workspace as `process.completed` reports it. */
+export interface WorkspaceReport {
+  /** The workspace directory on the server's host (the job's working directory). */
+  path: string;
+  /** Whether the server keeps it after this session (keep policy and size bound). */
+  kept: boolean;
+  /** Files the job created or changed (a bounded list). */
+  files: FileEntry[];
+  /** How many files it created or changed in all. */
+  filesTotal: number;
+}
+
+/** What `files` answers: the read, with the job and its workspace path. */
+export type FilesResult = WorkspaceRead & { job_id: string; workspace: string };
+
 /** How a remote job ended: the server's `process.completed`, plus the limits it reported. */
 export interface Completion extends Omit<JobResult, "invalidUtf8Chunks"> {
   /** Limits the server reported for this job. */
   limits: LimitNotice[];
+  /** The job's workspace, when it ran in one. */
+  workspace?: WorkspaceReport;
 }
 
 /** Callbacks for one job's events. */
@@ -256,6 +274,14 @@ export class CcxClient {
     return job;
   }
 
+  /**
+   * Reads a job's workspace with the `files` method: the listing (no `path`)
+   * or one file (text, or base64 when binary; bounded by the server).
+   */
+  async files(jobId: string, path?: string): Promise<FilesResult> {
+    return await this.request("files", { job_id: jobId, path }) as FilesResult;
+  }
+
   /** Closes the connection; the server then ends this session's jobs. */
   async close(): Promise<void> {
     if (!this.#isClosed) this.#ws.close(1000, "client done");
@@ -310,6 +336,14 @@ export class CcxClient {
           stdoutBytes: Number(params.stdout_bytes ?? 0),
           stderrBytes: Number(params.stderr_bytes ?? 0),
           limits: job.limits,
+          workspace: typeof params.workspace === "string"
+            ? {
+              path: params.workspace,
+              kept: params.workspace_kept === true,
+              files: Array.isArray(params.files) ? params.files as FileEntry[] : [],
+              filesTotal: Number(params.files_total ?? 0),
+            }
+            : undefined,
         });
         return;
       case "error.rate_limit_exceeded":

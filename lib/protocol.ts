@@ -244,6 +244,27 @@ export interface ExecuteParams {
    * (default: a random UUID chosen by the server).
    */
   job_id?: string;
+  /**
+   * Run in a fresh directory that the server makes (and reports): `true`, or
+   * `{template, keep}` (see {@linkcode WorkspaceParam}). Not together with `cwd`.
+   */
+  workspace?: WorkspaceParam;
+}
+
+/** The `workspace` param of `execute`, validated (`true` becomes `{}`). */
+export interface WorkspaceParam {
+  /** A directory on the server copied into the workspace before the job starts. */
+  template?: string;
+  /** What is removed after the job: `always` kept, `never` kept, or kept when it `failed` (default). */
+  keep?: "always" | "never" | "failed";
+}
+
+/** Validated parameters of `files`. */
+export interface FilesParams {
+  /** The job whose workspace is read. */
+  job_id: string;
+  /** A path relative to the workspace; absent: the whole listing. */
+  path?: string;
 }
 
 /** Validated parameters of `control`. */
@@ -336,7 +357,57 @@ export function validateExecute(params: unknown): ExecuteParams {
     throw invalid("job_id", "expected 1-128 characters of A-Z a-z 0-9 . _ : -");
   }
   out.job_id = jobId;
+  const ws = p.workspace;
+  if (ws !== undefined && ws !== null && ws !== false) {
+    if (ws === true) out.workspace = {};
+    else if (!isRecord(ws)) {
+      throw invalid("workspace", "expected true or an object {template?, keep?}");
+    } else {
+      for (const k of Object.keys(ws)) {
+        if (k !== "template" && k !== "keep") {
+          throw invalid(`workspace.${k}`, "unknown key (known: template, keep)");
+        }
+      }
+      const w: WorkspaceParam = {};
+      if (ws.template !== undefined && ws.template !== null) {
+        if (typeof ws.template !== "string" || ws.template === "") {
+          throw invalid("workspace.template", "expected a directory path");
+        }
+        w.template = ws.template;
+      }
+      if (ws.keep !== undefined && ws.keep !== null) {
+        if (ws.keep !== "always" && ws.keep !== "never" && ws.keep !== "failed") {
+          throw invalid(
+            "workspace.keep",
+            `expected always, never or failed, got ${JSON.stringify(ws.keep)}`,
+          );
+        }
+        w.keep = ws.keep;
+      }
+      out.workspace = w;
+    }
+    if (out.cwd !== undefined) {
+      throw invalid("cwd", "give either cwd or workspace: a workspace is the job's directory");
+    }
+  }
   return out;
+}
+
+/**
+ * Validates `files` params: `job_id` is required, `path` optional (checked for
+ * confinement by the server, which knows the workspace).
+ *
+ * @example
+ * ```ts
+ * import { validateFiles } from "./protocol.ts";
+ * validateFiles({ job_id: "j1", path: "src/main.py" }); // { job_id: "j1", path: "src/main.py" }
+ * ```
+ */
+export function validateFiles(params: unknown): FilesParams {
+  const p = paramsObject(params, "files");
+  const jobId = optString(p, "job_id");
+  if (jobId === undefined || jobId === "") throw invalid("job_id", "required");
+  return { job_id: jobId, path: optString(p, "path") };
 }
 
 /**

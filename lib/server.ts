@@ -18,6 +18,7 @@ import {
   ErrorCode,
   errorResponse,
   type ExecuteParams,
+  type FilesParams,
   type Incoming,
   notification,
   parseIncoming,
@@ -26,8 +27,19 @@ import {
   type RpcId,
   validateControl,
   validateExecute,
+  validateFiles,
   VERSION,
 } from "./protocol.ts";
+import { readWorkspace, type Workspace, WorkspaceError, WorkspaceManager } from "./workspace.ts";
+import {
+  bwrapArgv,
+  checkBwrap,
+  claudeCredentials,
+  type IsolateMode,
+  type IsolateNet,
+} from "./isolate.ts";
+import { stateDir } from "./config.ts";
+import { join } from "node:path";
 import { type Job, type JobResult, StartError, startJob } from "./supervisor.ts";
 import { type ClaudeLimit, detectClaudeLimit } from "./claude.ts";
 
@@ -62,6 +74,16 @@ export interface ServerOptions {
   lowWaterBytes?: number;
   /** Largest output chunk in bytes (default 256 KiB). */
   maxChunkBytes?: number;
+  /** Where job workspaces are made (default: `workspaces` in the state directory). */
+  workspaceRoot?: string;
+  /** Bound on the megabytes of kept workspaces, the oldest removed first (default: none). */
+  workspaceMaxMb?: number;
+  /** Largest file `files` returns, in bytes; longer ones come truncated (default 1 MiB). */
+  filesMaxBytes?: number;
+  /** `bwrap`: every job runs confined to a workspace under bubblewrap (default `none`). */
+  isolate?: IsolateMode;
+  /** Network of confined jobs: the host's (default) or `none`. */
+  isolateNet?: IsolateNet;
   /** Log sink for job start/end lines (default: stderr). Pass `() => {}` for silence. */
   log?: (line: string) => void;
   /** Called once the server listens. */
@@ -134,9 +156,11 @@ interface JobEntry {
   seq: number;
   limitsSent: Set<string>;
   result?: JobResult;
+  ws?: Workspace;
 }
 
 const OPEN = 1;
+const METHODS = ["execute", "control", "jobs", "ping", "files"];
 const MAX_FINISHED_KEPT = 200;
 
 /** One WebSocket connection and its jobs. */
@@ -145,6 +169,7 @@ class Session {
   readonly jobs = new Map<string, JobEntry>();
   #drain: Promise<void> | undefined;
   #closed = false;
+  #released = false;
   /** When this session last sent a message (for its heartbeat). */
   #lastSent = performance.now();
   #heartbeat: ReturnType<typeof setTimeout> | undefined;
@@ -261,10 +286,12 @@ class Session {
         return { jobs: [...this.jobs.values()].map(describeJob) };
       case "ping":
         return { pong: true, timestamp: Date.now() / 1000 };
+      case "files":
+        return this.#files(validateFiles(params));
       default:
         throw new RpcError(ErrorCode.MethodNotFound, `method not found: ${method}`, {
           method,
-          methods: ["execute", "control", "jobs", "ping"],
+          methods: METHODS,
         });
     }
   }
@@ -287,12 +314,31 @@ class Session {
     }
     const command = p.command ?? JSON.stringify(p.argv);
     const entry = { id, command, seq: 0, limitsSent: new Set<string>() } as JobEntry;
+    const isolated = this.server.isolate === "bwrap";
+    if (isolated && p.cwd !== undefined) {
+      throw new RpcError(
+        ErrorCode.InvalidParams,
+        "cwd: this server confines jobs (--isolate bwrap); they run in their workspace",
+        { field: "cwd" },
+      );
+    }
+    const wsSpec = p.workspace ?? (isolated ? {} : undefined);
+    let ws: Workspace | undefined;
+    if (wsSpec) {
+      try {
+        ws = this.server.workspaces.create(id, wsSpec);
+      } catch (e) {
+        if (!(e instanceof WorkspaceError)) throw e;
+        throw new RpcError(ErrorCode.InvalidParams, e.message, { field: e.field, job_id: id });
+      }
+      entry.ws = ws;
+    }
     let job: Job;
     try {
       job = startJob({
-        command: p.command,
-        argv: p.argv,
-        cwd: p.cwd,
+        command: isolated ? undefined : p.command,
+        argv: isolated ? this.server.confine(p.argv ?? ["/bin/sh", "-c", p.command!], ws!) : p.argv,
+        cwd: ws?.path ?? p.cwd,
         env: p.env,
         stdin: p.stdin,
         timeoutS: p.timeout ?? this.server.defaultTimeoutS,
@@ -304,6 +350,7 @@ class Session {
         ready: this.ready,
       });
     } catch (e) {
+      if (ws) this.server.workspaces.release(ws);
       if (e instanceof StartError) {
         after.push(() =>
           this.send(notification("process.error", { job_id: id, message: e.message }))
@@ -316,17 +363,15 @@ class Session {
     this.jobs.set(id, entry);
     this.#trimFinished();
     this.server.log(`job ${id} started pid=${job.pid} session=${this.id.slice(0, 8)} ${command}`);
-    after.push(() =>
-      this.send(
-        notification("process.started", {
-          job_id: id,
-          status: "running",
-          pid: job.pid,
-          pgid: job.pgid,
-          command,
-        }),
-      )
-    );
+    const started: Record<string, unknown> = {
+      job_id: id,
+      status: "running",
+      pid: job.pid,
+      pgid: job.pgid,
+      command,
+    };
+    if (ws) started.workspace = ws.path;
+    after.push(() => this.send(notification("process.started", started)));
     job.done.then((r) => this.#completed(entry, r));
     this.armHeartbeat();
     return { status: "started", job_id: id, pid: job.pid, pgid: job.pgid };
@@ -376,6 +421,16 @@ class Session {
       pgid: entry.job.pgid,
     };
     if (r.invalidUtf8Chunks > 0) params.invalid_utf8_chunks = r.invalidUtf8Chunks;
+    const ws = entry.ws;
+    if (ws) {
+      const changes = ws.changes();
+      params.workspace = ws.path;
+      params.workspace_kept = this.server.workspaces.finish(ws, r.status);
+      params.files = changes.files;
+      params.files_total = changes.total;
+      if (changes.truncated) params.files_truncated = true;
+      if (this.#released) this.server.workspaces.release(ws);
+    }
     this.send(notification("process.completed", params));
     // The seed's clients wait for process.exit {exitCode}; it always follows completed.
     this.send(notification("process.exit", {
@@ -442,7 +497,54 @@ class Session {
     if (this.jobs.size <= MAX_FINISHED_KEPT) return;
     for (const [id, e] of this.jobs) {
       if (this.jobs.size <= MAX_FINISHED_KEPT) break;
-      if (e.result) this.jobs.delete(id);
+      if (e.result) {
+        this.jobs.delete(id);
+        if (e.ws) this.server.workspaces.release(e.ws);
+      }
+    }
+  }
+
+  #files(p: FilesParams): unknown {
+    const entry = this.jobs.get(p.job_id) ?? this.server.observe(p.job_id, this);
+    if (!entry) {
+      throw new RpcError(ErrorCode.JobNotFound, `no job ${p.job_id} in this session`, {
+        job_id: p.job_id,
+      });
+    }
+    const ws = entry.ws;
+    if (!ws) {
+      throw new RpcError(
+        ErrorCode.InvalidParams,
+        `job_id: job ${p.job_id} ran without a workspace (execute with "workspace": true)`,
+        { field: "job_id" },
+      );
+    }
+    if (ws.removed) {
+      throw new RpcError(
+        ErrorCode.JobNotFound,
+        `the workspace of job ${p.job_id} was removed (keep policy or --workspace-max-mb)`,
+        { job_id: p.job_id },
+      );
+    }
+    try {
+      const read = readWorkspace(ws.path, p.path ?? "", { maxBytes: this.server.filesMaxBytes });
+      return { job_id: p.job_id, workspace: ws.path, ...read };
+    } catch (e) {
+      if (e instanceof WorkspaceError) {
+        throw new RpcError(ErrorCode.InvalidParams, e.message, { field: e.field });
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Removes the workspaces of this session's finished jobs that are not kept
+   * (running jobs' are removed as they finish). Called when the session ends.
+   */
+  releaseWorkspaces(): void {
+    this.#released = true;
+    for (const e of this.jobs.values()) {
+      if (e.result && e.ws) this.server.workspaces.release(e.ws);
     }
   }
 
@@ -470,6 +572,7 @@ function describeJob(e: JobEntry): Record<string, unknown> {
     d.status = e.result.status;
     d.exit_code = e.result.exitCode;
   }
+  if (e.ws) d.workspace = e.ws.path;
   return d;
 }
 
@@ -506,6 +609,12 @@ export class CcxServer {
   readonly lowWater: number;
   /** Largest output chunk sent in one `process.output`, in bytes (default 256 KiB). */
   readonly maxChunkBytes: number;
+  /** `bwrap` when every job is confined (see {@linkcode ServerOptions.isolate}). */
+  readonly isolate: IsolateMode;
+  /** Network of confined jobs. */
+  readonly isolateNet: IsolateNet;
+  /** Largest file `files` returns whole, in bytes. */
+  readonly filesMaxBytes: number;
   /**
    * Seconds of silence after which a session with running jobs gets a `heartbeat`;
    * 0 turns them off (default 20). Idle sessions get none.
@@ -523,6 +632,9 @@ export class CcxServer {
   readonly #origins: Set<string>;
   readonly #startedAt = performance.now();
   #shutdown: Promise<void> | undefined;
+  #workspaces: WorkspaceManager | undefined;
+  readonly #workspaceRoot: string;
+  readonly #workspaceMaxBytes?: number;
 
   private constructor(opts: ServerOptions) {
     const host = opts.host ?? "127.0.0.1";
@@ -543,6 +655,21 @@ export class CcxServer {
     this.lowWater = opts.lowWaterBytes ?? 1024 * 1024;
     this.maxChunkBytes = opts.maxChunkBytes ?? 256 * 1024;
     this.log = opts.log ?? ((line) => console.error(`[ccx] ${line}`));
+    this.isolate = opts.isolate ?? "none";
+    this.isolateNet = opts.isolateNet ?? "host";
+    this.filesMaxBytes = opts.filesMaxBytes ?? 1024 * 1024;
+    this.#workspaceRoot = opts.workspaceRoot ?? join(stateDir(), "workspaces");
+    if (opts.workspaceMaxMb !== undefined) {
+      this.#workspaceMaxBytes = Math.round(opts.workspaceMaxMb * 1024 * 1024);
+    }
+    if (this.isolate === "bwrap") {
+      try {
+        checkBwrap();
+      } catch (e) {
+        throw new ServerConfigError((e as Error).message);
+      }
+      this.#workspaces = this.#makeWorkspaces();
+    }
     this.#server = Deno.serve({
       hostname: host,
       port: opts.port ?? 8004,
@@ -561,6 +688,55 @@ export class CcxServer {
   /** Starts listening; throws {@linkcode ServerConfigError} for an unsafe configuration. */
   static start(opts: ServerOptions = {}): CcxServer {
     return new CcxServer(opts);
+  }
+
+  /** The job workspaces (the root is created when the first one is needed). */
+  get workspaces(): WorkspaceManager {
+    this.#workspaces ??= this.#makeWorkspaces();
+    return this.#workspaces;
+  }
+
+  #makeWorkspaces(): WorkspaceManager {
+    try {
+      return new WorkspaceManager({ root: this.#workspaceRoot, maxBytes: this.#workspaceMaxBytes });
+    } catch (e) {
+      throw new ServerConfigError(
+        `--workspace-root: cannot use ${this.#workspaceRoot}: ${(e as Error).message}`,
+      );
+    }
+  }
+
+  /** @internal The bwrap command line confining `argv` to the workspace `ws`. */
+  confine(argv: string[], ws: Workspace): string[] {
+    const creds = claudeCredentials();
+    for (const [src, rel] of creds.copies) {
+      try {
+        Deno.copyFileSync(src, join(ws.home, rel));
+      } catch { /* unreadable: the CLI will say it is not logged in */ }
+    }
+    if (creds.readOnly.length > 0) Deno.mkdirSync(join(ws.home, ".claude"), { recursive: true });
+    return bwrapArgv(argv, {
+      dir: ws.dir,
+      work: ws.path,
+      home: ws.home,
+      hide: [this.workspaces.root],
+      net: this.isolateNet,
+      readOnly: creds.readOnly,
+    });
+  }
+
+  /**
+   * @internal A job of another session, for `files`: only on a server that
+   * requires a token (every session then holds it, as an observer does).
+   */
+  observe(jobId: string, from: Session): JobEntry | undefined {
+    if (!this.#token) return undefined;
+    for (const s of this.#sessions) {
+      if (s === from) continue;
+      const e = s.jobs.get(jobId);
+      if (e) return e;
+    }
+    return undefined;
   }
 
   /** The WebSocket endpoint, e.g. `ws://127.0.0.1:8004/ws`. */
@@ -659,8 +835,10 @@ export class CcxServer {
         session_id: session.id,
         version: VERSION,
         capabilities: {
-          methods: ["execute", "control", "jobs", "ping"],
+          methods: METHODS,
           control: ["PAUSE", "RESUME", "CANCEL"],
+          workspace: true,
+          isolate: this.isolate,
           argv: true,
           stdin: true,
           batches: true,
@@ -673,6 +851,7 @@ export class CcxServer {
     ws.onclose = () => {
       this.#sessions.delete(session);
       void session.endAll("canceled");
+      session.releaseWorkspaces();
     };
     ws.onerror = () => {};
   }
@@ -691,6 +870,7 @@ export class CcxServer {
     const sessions = [...this.#sessions];
     for (const s of sessions) s.stopHeartbeat();
     await Promise.all(sessions.map((s) => s.endAll("killed")));
+    for (const s of sessions) s.releaseWorkspaces();
     // Let completion notifications reach the sockets before closing them.
     await new Promise((r) => setTimeout(r, 10));
     for (const s of sessions) {
