@@ -690,6 +690,8 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
       port: 0,
       log: () => {},
       heartbeatS: 0,
+      // In-process jobs are the user's own children: their environment, less CCX_*.
+      passEnv: ["*"],
       maxJobsPerSession: Math.max(32, instances),
     });
     url = local.url;

@@ -20,6 +20,7 @@ import {
   type ExecuteParams,
   type FilesParams,
   type Incoming,
+  MAX_TIMEOUT_S,
   notification,
   parseIncoming,
   response,
@@ -42,6 +43,7 @@ import { stateDir } from "./config.ts";
 import { join } from "node:path";
 import { type Job, type JobResult, StartError, startJob } from "./supervisor.ts";
 import { type ClaudeLimit, detectClaudeLimit } from "./claude.ts";
+import { DEFAULT_PASS_ENV, passEnvProblem } from "./job_env.ts";
 
 /** Server settings. Every field has a default. */
 export interface ServerOptions {
@@ -68,6 +70,11 @@ export interface ServerOptions {
   maxMessageBytes?: number;
   /** Whole-run timeout in seconds for jobs that give none (default 3600). */
   defaultTimeoutS?: number;
+  /**
+   * Server variables jobs may see, besides {@linkcode DEFAULT_PASS_ENV} (names,
+   * or prefixes ending in `*`). `CCX_*` names are refused: they never reach a job.
+   */
+  passEnv?: string[];
   /** Stop reading a job's pipes when this much output waits on the socket (default 4 MiB). */
   highWaterBytes?: number;
   /** Resume reading when the socket's queue falls below this (default 1 MiB). */
@@ -344,6 +351,7 @@ class Session {
         timeoutS: p.timeout ?? this.server.defaultTimeoutS,
         stallTimeoutS: p.stall_timeout,
         graceMs: this.server.graceMs,
+        passEnv: this.server.passEnv,
         maxChunkBytes: this.server.maxChunkBytes,
       }, {
         output: (stream, text, raw) => this.#output(entry, stream, text, raw),
@@ -603,6 +611,8 @@ export class CcxServer {
   readonly maxMessageBytes: number;
   /** Whole-run timeout in seconds for jobs that give none (default 3600). */
   readonly defaultTimeoutS: number;
+  /** Server variables jobs see: {@linkcode DEFAULT_PASS_ENV} plus `--pass-env`. */
+  readonly passEnv: readonly string[];
   /** Socket queue in bytes at which a session's job pipes stop being read (default 4 MiB). */
   readonly highWater: number;
   /** Socket queue in bytes at or below which reading resumes (default 1 MiB). */
@@ -643,6 +653,14 @@ export class CcxServer {
         `refusing to listen on ${host} without a token: anyone who can reach it could run ` +
           `commands. Set one with --token or the CCX_TOKEN environment variable ` +
           `(e.g. CCX_TOKEN=$(openssl rand -hex 32)), or bind 127.0.0.1.`,
+      );
+    }
+    const envProblem = passEnvProblem(opts.passEnv ?? []);
+    if (envProblem) throw new ServerConfigError(`--pass-env: ${envProblem}`);
+    this.passEnv = [...DEFAULT_PASS_ENV, ...opts.passEnv ?? []];
+    if ((opts.defaultTimeoutS ?? 0) > MAX_TIMEOUT_S) {
+      throw new ServerConfigError(
+        `--default-timeout: at most ${MAX_TIMEOUT_S} s (365 days), got ${opts.defaultTimeoutS}`,
       );
     }
     this.#token = opts.token || undefined;

@@ -45,7 +45,7 @@ Deno.test("ccx serve takes its settings from ./.env: it listens where .env says,
   const dir = await Deno.makeTempDir();
   try {
     await Deno.writeTextFile(`${dir}/.env`, "CCX_HOST=127.0.0.1\nCCX_PORT=0\nCCX_MAX_SESSIONS=3\n");
-    const srv = await serveProcess([], { cwd: dir, bare: true });
+    const srv = await serveProcess([], undefined, { cwd: dir, bare: true });
     try {
       assert.equal(new URL(srv.url).hostname, "127.0.0.1");
       const health = await (await fetch(`http://127.0.0.1:${srv.port}/health`)).json();

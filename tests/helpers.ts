@@ -149,18 +149,19 @@ export interface ServeProcess {
 
 /**
  * Starts `ccx serve --port 0 --quiet EXTRA…` as a real process and waits until it prints the
- * WebSocket URL it listens on. With `bare`, no flag is added (the settings come from `env` and
- * `cwd`'s `.env`).
+ * WebSocket URL it listens on. `env` adds to the inherited environment. With `bare`, no flag is
+ * added (the settings come from the environment and `cwd`'s `.env`).
  */
 export async function serveProcess(
   extra: string[] = [],
-  opts: { cwd?: string; env?: Record<string, string>; bare?: boolean } = {},
+  env?: Record<string, string>,
+  opts: { cwd?: string; bare?: boolean } = {},
 ): Promise<ServeProcess> {
   const flags = opts.bare ? [] : ["--port", "0", "--quiet"];
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}main.ts`, "serve", ...flags, ...extra],
     cwd: opts.cwd ?? ROOT,
-    env: opts.env,
+    env,
     stdout: "piped",
     stderr: "piped",
     stdin: "null",

@@ -4,6 +4,7 @@ import {
   Gate,
   groupPaused,
   processesInGroup,
+  ROOT,
   serveProcess,
   waitFor,
   waitForPause,
@@ -103,6 +104,24 @@ Deno.test("the request id is echoed with its type unchanged", async () => {
   });
 });
 
+Deno.test("ids are echoed exactly as sent: past 2^53, -0, 1.50", async () => {
+  await withServer({}, async (server) => {
+    const ws = new WebSocket(server.url);
+    const texts: string[] = [];
+    ws.onmessage = (ev) => texts.push(String(ev.data));
+    await new Promise((r) => ws.onopen = r);
+    const ids = ["123456789012345678901234567890", "-0", "1.50", "9007199254740993", "7"];
+    ws.send(`[${ids.map((id) => `{"jsonrpc":"2.0","id":${id},"method":"ping"}`).join(",")}]`);
+    ws.send(`{"jsonrpc":"2.0","id":-0,"method":"nope"}`);
+    await waitFor(() => texts.length >= 3, "the replies");
+    const batch = texts.find((t) => t.startsWith("["))!;
+    for (const id of ids) assert.ok(batch.includes(`"id":${id},`), `${id} in ${batch}`);
+    assert.match(texts.find((t) => t.includes("-32601"))!, /"id":-0,/);
+    ws.close();
+    await new Promise((r) => ws.onclose = r);
+  });
+});
+
 Deno.test("seq counts per job and output is in order", async () => {
   await withServer({}, async (server) => {
     const s = await RawSession.open(server.url);
@@ -139,6 +158,46 @@ Deno.test("cwd, env and stdin params reach the job", async () => {
     assert.equal(s.output(r.job_id), "/tmp\nhi there\nfrom stdin\n");
     await s.close();
   });
+});
+
+Deno.test("a NUL in an env value, argv or command is -32602 naming that field", async () => {
+  await withServer({}, async (server) => {
+    const s = await RawSession.open(server.url);
+    const cases: [Record<string, unknown>, string][] = [
+      [{ command: "true", env: { A: "x\0y" } }, "env.A"],
+      [{ argv: ["echo", "a\0b"] }, "argv[1]"],
+      [{ command: "echo \0" }, "command"],
+    ];
+    let id = 1;
+    for (const [params, field] of cases) {
+      const r = await s.call(id++, "execute", params);
+      assert.equal(r.error?.code, -32602);
+      assert.equal(r.error?.data?.field, field);
+    }
+    await s.close();
+  });
+});
+
+Deno.test("timeouts of any size up to 365 days work; longer ones are -32602", async () => {
+  await withServer({ defaultTimeoutS: 3_000_000 }, async (server) => {
+    const s = await RawSession.open(server.url);
+    // Past 2^31 ms a plain setTimeout fires at once; these must not.
+    const big = await started(s, 1, { command: "sleep 0.3; echo done", timeout: 3_000_000 });
+    const stall = await started(s, 2, { command: "sleep 0.3; echo done", stall_timeout: 3e6 });
+    const dflt = await started(s, 3, { command: "sleep 0.3; echo done" });
+    for (const r of [big, stall, dflt]) {
+      assert.equal((await s.completed(r.job_id)).params?.status, "completed");
+      assert.equal(s.output(r.job_id), "done\n");
+    }
+    for (const field of ["timeout", "stall_timeout"]) {
+      const r = await s.call(`x-${field}`, "execute", { command: "true", [field]: 31_536_001 });
+      assert.equal(r.error?.code, -32602);
+      assert.equal(r.error?.data?.field, field);
+      assert.match(r.error!.message, new RegExp(`^${field}: at most 31536000`));
+    }
+    await s.close();
+  });
+  assert.throws(() => CcxServer.start({ port: 0, defaultTimeoutS: 4e7 }), /default-timeout/);
 });
 
 Deno.test("several jobs run at once on one connection, each with its own job_id", async () => {
@@ -516,6 +575,39 @@ Deno.test("security: a foreign browser Origin gets 403, allowed ones connect", a
     assert.equal(await handshakeStatus(server.port, "/ws", { Origin: own }), 101);
     assert.equal(await handshakeStatus(server.port, "/ws"), 101);
   });
+});
+
+Deno.test("security: jobs never see CCX_* or unlisted server variables; --pass-env adds names", async () => {
+  const srv = await serveProcess(["--pass-env", "EXTRA_OK,EXTRA_P*"], {
+    CCX_TOKEN: "tok-123",
+    CCX_SOMETHING: "x",
+    AWS_SECRET_ACCESS_KEY: "aws",
+    EXTRA_OK: "ok",
+    EXTRA_PREFIXED: "pre",
+  });
+  try {
+    const s = await RawSession.open(srv.url, { Authorization: "Bearer tok-123" });
+    const r = await started(s, 1, {
+      command: 'echo "$CCX_TOKEN"; echo "[$CCX_SOMETHING][$AWS_SECRET_ACCESS_KEY]"; ' +
+        'echo "[$EXTRA_OK][$EXTRA_PREFIXED][$CCX_REQUEST][${PATH:+path}][${HOME:+home}]"',
+      env: { CCX_REQUEST: "from the request" },
+    });
+    await s.completed(r.job_id);
+    assert.equal(s.output(r.job_id), "\n[][]\n[ok][pre][from the request][path][home]\n");
+    await s.close();
+  } finally {
+    srv.child.kill("SIGTERM");
+    await srv.child.status;
+    await srv.reader.cancel();
+    await srv.child.stderr.cancel().catch(() => {});
+  }
+  const refused = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}main.ts`, "serve", "--port", "0", "--pass-env", "CCX_TOKEN"],
+    stdout: "null",
+    stderr: "piped",
+  }).output();
+  assert.equal(refused.code, 2);
+  assert.match(new TextDecoder().decode(refused.stderr), /--pass-env: CCX_TOKEN: .*never passed/);
 });
 
 function rssKiB(pid: number): number {

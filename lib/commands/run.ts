@@ -76,7 +76,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   let server: CcxServer | undefined;
   let url = opts.server;
   if (!url) {
-    server = CcxServer.start({ port: 0, log: () => {}, heartbeatS: 0 });
+    server = CcxServer.start({ port: 0, log: () => {}, heartbeatS: 0, passEnv: ["*"] });
     url = server.url;
   }
   const out = new OrderedWriter(Deno.stdout);

@@ -12,6 +12,7 @@
 
 import { CcxServer, type ServerOptions } from "../server.ts";
 import { type Command, defineCommand } from "../cli.ts";
+import { MAX_TIMEOUT_S } from "../protocol.ts";
 
 /** Starts the server, prints where it listens, and resolves with the exit code after a signal. */
 export async function serveCommand(opts: ServerOptions): Promise<number> {
@@ -114,8 +115,15 @@ export const serve: Command = defineCommand({
       env: "CCX_DEFAULT_TIMEOUT",
       default: 3600,
       min: 0.001,
+      max: MAX_TIMEOUT_S,
       arg: "S",
-      help: "timeout in seconds for jobs that give none",
+      help: "timeout in seconds for jobs that give none (at most 365 days)",
+    },
+    "pass-env": {
+      type: "list",
+      env: "CCX_PASS_ENV",
+      arg: "NAME[,NAME]",
+      help: "more server variables jobs may see (NAME* = a prefix; CCX_* never)",
     },
     "workspace-root": {
       type: "string",
@@ -162,6 +170,7 @@ export const serve: Command = defineCommand({
       heartbeatS: o["heartbeat-s"],
       maxMessageBytes: o["max-message-bytes"],
       defaultTimeoutS: o["default-timeout"],
+      passEnv: o["pass-env"].flatMap((n) => n.split(",")).map((n) => n.trim()).filter(Boolean),
       workspaceRoot: o["workspace-root"],
       workspaceMaxMb: o["workspace-max-mb"],
       isolate: o.isolate,

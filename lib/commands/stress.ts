@@ -127,6 +127,8 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     local = CcxServer.start({
       port: 0,
       log: () => {},
+      // In-process jobs are the user's own children: their environment, less CCX_*.
+      passEnv: ["*"],
       maxJobsPerSession: 256,
       maxSessions: 1024,
     });
