@@ -22,6 +22,7 @@ import { join } from "node:path";
 import { CcxClient, ClientError, type CollectedRun, runToEnd } from "./client.ts";
 import { modelText } from "./claude.ts";
 import { type Candidate, pickBest, type PickOptions } from "./pick.ts";
+import { matchPatterns } from "./patterns.ts";
 import {
   type InstanceResult,
   type TestResult,
@@ -145,9 +146,10 @@ export interface Verdict {
 }
 
 /**
- * Judges one finished run of a task. Patterns are matched, case-insensitively,
- * against what the model said (for Claude's stream-json: assistant and result
- * text, never the JSON envelope) plus stderr.
+ * Judges one finished run of a task. Patterns are matched (see `patterns.ts`:
+ * case-insensitive substrings, `word:`, `regex:`) against what the model said
+ * (for Claude's stream-json: assistant and result text, never the JSON envelope)
+ * plus stderr, with every `[marker:…]` and the run's `markers` removed first.
  *
  * @example
  * ```ts
@@ -156,15 +158,20 @@ export interface Verdict {
  * ```
  */
 export function judgeRun(
-  task: Pick<SuiteTask, "expectedPatterns" | "expectNonZeroExit" | "timeoutS" | "stallTimeoutS">,
+  task: Pick<
+    SuiteTask,
+    "expectedPatterns" | "expectNonZeroExit" | "timeoutS" | "stallTimeoutS" | "wholeWord"
+  >,
   run: Pick<CollectedRun, "status" | "exitCode" | "signal" | "stdout" | "stderr" | "limits">,
   patternMode: "all" | "any",
   timeouts: { timeoutS?: number; stallTimeoutS?: number } = {},
+  markers: string[] = [],
 ): Verdict {
   const text = modelText(run.stdout) + (run.stderr ? `\n${run.stderr}` : "");
-  const lower = text.toLowerCase();
-  const found = task.expectedPatterns.filter((p) => lower.includes(p.toLowerCase()));
-  const missing = task.expectedPatterns.filter((p) => !found.includes(p));
+  const { found, missing } = matchPatterns(text, task.expectedPatterns, {
+    wholeWord: task.wholeWord,
+    markers,
+  });
   const base = { patternsFound: found, patternsMissing: missing, text };
   const rate = run.limits.find((l) => l.kind === "rate_limit");
   if (rate) {
@@ -500,13 +507,12 @@ export async function runTask(
     while (true) {
       attempts++;
       const timestamp = formatTimestamp();
-      const built = buildTaskCommand(
-        task,
-        { marker: resolveMarker(task, timestamp), timestamp },
-        { claude: opts.claude },
-      );
+      const marker = resolveMarker(task, timestamp);
+      const built = buildTaskCommand(task, { marker, timestamp }, { claude: opts.claude });
       const run = await runBuilt(await connect(), built, { timeoutS, stallTimeoutS }, opts, rid);
-      const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS });
+      const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, [
+        marker,
+      ]);
       if (opts.signal?.aborted && run.status === "canceled") v.reason = "interrupted";
       await recordRun(opts, task, run, v);
       if (v.rateLimited && attempts <= retries && !opts.signal?.aborted) {
@@ -596,13 +602,14 @@ async function runConcurrent(
   const marker = resolveMarker(task, timestamp);
   const runs = await Promise.all(Array.from({ length: spec.instances }, async (_, i) => {
     const settings = instanceSettings(spec, i);
+    const own = `${marker}_i${i + 1}`;
     const built = buildTaskCommand(
       task,
-      { marker: `${marker}_i${i + 1}`, timestamp, ...settings },
+      { marker: own, timestamp, ...settings },
       { claude: opts.claude },
     );
     const run = await runBuilt(conn, built, { timeoutS, stallTimeoutS }, opts, `${rid}.i${i + 1}`);
-    const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS });
+    const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, [own]);
     const outputFile = task.saveOutput ? join(opts.outDir, `${rid}.i${i + 1}.txt`) : undefined;
     if (outputFile) {
       await writeOutputFile(outputFile, {
@@ -629,6 +636,7 @@ async function runConcurrent(
   }));
   const pick = await pickBest(candidates, spec.criteria, {
     expectedPatterns: task.expectedPatterns,
+    match: { wholeWord: task.wholeWord, markers: [marker] },
     lint: opts.lint,
   });
   const instances: InstanceResult[] = runs.map(({ i, run, v, settings, outputFile }) => {

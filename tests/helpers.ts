@@ -241,3 +241,72 @@ export class Gate {
     Deno.removeSync(this.#dir, { recursive: true });
   }
 }
+
+/** A `ccx serve` process whose disk the test cannot see, standing in for a remote box. */
+export interface RemoteDiskServer {
+  /** Its WebSocket URL. */
+  url: string;
+  /** Its workspace root: a tmpfs inside its own mount namespace (empty from outside). */
+  root: string;
+  /** Kills it (and, through its PID namespace, every job it ran). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `ccx serve` under bubblewrap with its workspace root on a private
+ * tmpfs, so whatever its jobs write is invisible to the test process, as on
+ * another machine. Needs `bwrap`.
+ */
+export async function remoteDiskServer(extra: string[] = []): Promise<RemoteDiskServer> {
+  const root = await Deno.makeTempDir({ prefix: "ccx-remote-ws-" });
+  const child = new Deno.Command("bwrap", {
+    args: [
+      "--bind",
+      "/",
+      "/",
+      "--dev",
+      "/dev",
+      "--proc",
+      "/proc",
+      "--tmpfs",
+      root,
+      "--unshare-pid",
+      "--die-with-parent",
+      "--",
+      Deno.execPath(),
+      "run",
+      "-A",
+      `${ROOT}main.ts`,
+      "serve",
+      "--port",
+      "0",
+      "--quiet",
+      "--workspace-root",
+      root,
+      ...extra,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let banner = "";
+  while (!/ws:\/\/\S+\/ws/.test(banner)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the server exited before listening: ${banner}`);
+    banner += value;
+  }
+  void reader.closed.catch(() => {});
+  return {
+    url: banner.match(/ws:\/\/\S+\/ws/)![0],
+    root,
+    async stop() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already gone */ }
+      await child.status;
+      await reader.cancel().catch(() => {});
+      await Deno.remove(root, { recursive: true }).catch(() => {});
+    },
+  };
+}

@@ -64,6 +64,8 @@ export interface StressOptions {
   redisUrl?: string;
   /** Do not record runs in the timeout history. */
   noHistory?: boolean;
+  /** Only check the suite: print problems and warnings, run nothing. */
+  validate?: boolean;
 }
 
 /**
@@ -100,6 +102,18 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       return 2;
     }
     throw e;
+  }
+  for (const w of suite.warnings ?? []) {
+    console.error(`ccx stress: warning: ${opts.suite}: ${w.path}: ${w.message}`);
+  }
+  if (opts.validate) {
+    const cats = new Set(suite.tasks.map((t) => t.category)).size;
+    console.log(
+      `${opts.suite}: valid, ${suite.tasks.length} tasks in ${cats} categor${
+        cats === 1 ? "y" : "ies"
+      }${suite.warnings?.length ? `, ${suite.warnings.length} warnings` : ""}`,
+    );
+    return 0;
   }
   let tasks;
   try {
@@ -283,6 +297,7 @@ export const stress: Command = defineCommand({
       help: "record runs in a shared Redis history",
     },
     "no-history": { type: "boolean", help: "do not record runs in the timeout history" },
+    validate: { type: "boolean", help: "check the suite and exit (0 valid, 2 not); runs nothing" },
   },
   notes: [
     "Exit: 0 when the ratio meets the threshold and nothing errored; 1 otherwise;",
@@ -310,6 +325,7 @@ export const stress: Command = defineCommand({
       claude: o.claude,
       redisUrl: o.redis,
       noHistory: o["no-history"],
+      validate: o.validate,
     });
   },
 });
