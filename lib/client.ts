@@ -19,6 +19,8 @@ import type { ExecuteParams, RpcErrorObject } from "./protocol.ts";
 import type { JobResult, JobStatus } from "./supervisor.ts";
 import type { ClaudeLimit } from "./claude.ts";
 import type { FileEntry, WorkspaceRead } from "./workspace.ts";
+import type { FileAccess } from "./criteria.ts";
+import { isAbsolute, relative, resolve } from "node:path";
 
 /** An error response from the server, or a broken connection. */
 export class ClientError extends Error {
@@ -415,4 +417,53 @@ export async function runToEnd(
   } finally {
     signal?.removeEventListener("abort", cancel);
   }
+}
+
+/**
+ * {@linkcode FileAccess} on a job's workspace on the server, through the
+ * `files` method, for judging file criteria where the client cannot see the
+ * server's disk. Absolute paths under `workspace` are read; anything outside
+ * it counts as missing. Answers are cached per path.
+ *
+ * @example
+ * ```ts
+ * import { CcxClient, remoteFiles, runToEnd } from "./client.ts";
+ * const c = await CcxClient.connect("ws://127.0.0.1:8004/ws");
+ * const r = await runToEnd(c, { command: "echo hi > a.txt", workspace: true });
+ * const fa = remoteFiles(c, r.jobId, r.workspace!.path);
+ * console.log(await fa.readText(`${r.workspace!.path}/a.txt`)); // "hi\n"
+ * ```
+ */
+export function remoteFiles(client: CcxClient, jobId: string, workspace: string): FileAccess {
+  const cache = new Map<string, Promise<FilesResult | undefined>>();
+  const read = (path: string): Promise<FilesResult | undefined> => {
+    const rel = relative(workspace, resolve(workspace, path));
+    if (rel.startsWith("..") || isAbsolute(rel)) return Promise.resolve(undefined);
+    let p = cache.get(rel);
+    if (!p) {
+      // A refused path (a symlink out) is as good as missing for a criterion.
+      p = client.files(jobId, rel === "" ? undefined : rel).catch((e) => {
+        if (e instanceof ClientError && e.code === -32602) return undefined;
+        throw e;
+      });
+      cache.set(rel, p);
+    }
+    return p;
+  };
+  return {
+    async stat(path) {
+      const r = await read(path);
+      if (!r || !r.exists) return undefined;
+      return r.type === "dir"
+        ? { isFile: false, isDirectory: true, size: 0 }
+        : { isFile: true, isDirectory: false, size: r.size };
+    },
+    async readText(path) {
+      const r = await read(path);
+      if (!r || !r.exists || r.type !== "file") return undefined;
+      return r.encoding === "utf-8"
+        ? r.content
+        : new TextDecoder().decode(Uint8Array.fromBase64(r.content));
+    },
+  };
 }

@@ -42,7 +42,7 @@ import {
 import { stateDir } from "./config.ts";
 import { join } from "node:path";
 import { type Job, type JobResult, StartError, startJob } from "./supervisor.ts";
-import { detectClaudeLimit } from "./claude.ts";
+import { type ClaudeLimit, detectClaudeLimit } from "./claude.ts";
 import { DEFAULT_PASS_ENV, passEnvProblem } from "./job_env.ts";
 
 /** Server settings. Every field has a default. */
@@ -394,8 +394,8 @@ class Session {
     };
     if (raw) params.data_base64 = raw.toBase64();
     this.send(notification("process.output", params));
-    const limit = detectClaudeLimit(text);
-    if (limit && !entry.limitsSent.has(limit.kind)) {
+    for (const limit of limitsIn(text)) {
+      if (entry.limitsSent.has(limit.kind)) continue;
       entry.limitsSent.add(limit.kind);
       const method = limit.kind === "rate_limit"
         ? "error.rate_limit_exceeded"
@@ -898,4 +898,20 @@ export class CcxServer {
     }
     await this.#server.shutdown();
   }
+}
+
+/**
+ * Every Claude limit (at most one per kind) that `text` shows. One read can hold several lines,
+ * say a usage limit and a token limit; each line is looked at once a limit was seen at all.
+ */
+function limitsIn(text: string): ClaudeLimit[] {
+  const first = detectClaudeLimit(text);
+  if (!first) return [];
+  const byKind = new Map<string, ClaudeLimit>();
+  for (const line of text.split("\n")) {
+    const l = detectClaudeLimit(line);
+    if (l && !byKind.has(l.kind)) byKind.set(l.kind, l);
+  }
+  if (byKind.size === 0) byKind.set(first.kind, first);
+  return [...byKind.values()];
 }
