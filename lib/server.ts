@@ -729,6 +729,7 @@ export class CcxServer {
   readonly #origins: Set<string>;
   readonly #startedAt = performance.now();
   #shutdown: Promise<void> | undefined;
+  #finish!: () => void;
   #workspaces: WorkspaceManager | undefined;
   readonly #workspaceRoot: string;
   readonly #workspaceMaxBytes?: number;
@@ -831,7 +832,8 @@ export class CcxServer {
       this.#origins.add(`${this.tls ? "https" : "http"}://${h}:${this.port}`);
     }
     this.heartbeatS = opts.heartbeatS ?? 20;
-    this.finished = Promise.all([this.#server.finished, this.#gate.finished]).then(() => {});
+    // Finished means shut down entirely: jobs ended, journal removed, sockets closed.
+    this.finished = new Promise((resolve) => this.#finish = resolve);
   }
 
   /** Starts listening; throws {@linkcode ServerConfigError} for an unsafe configuration. */
@@ -1068,6 +1070,7 @@ export class CcxServer {
     this.#removeSocketDir();
     await this.reaped;
     this.journal?.close();
+    this.#finish();
   }
 }
 

@@ -27,7 +27,7 @@ import {
 } from "../report.ts";
 import { type HistoryStore, openHistory } from "../history.ts";
 import { type Command, defineCommand } from "../cli.ts";
-import { ConfigError } from "../config.ts";
+import { ConfigError, readPemFile } from "../config.ts";
 
 /** Options of `ccx stress`. */
 export interface StressOptions {
@@ -37,6 +37,8 @@ export interface StressOptions {
   servers?: string[];
   /** Token for the servers. */
   token?: string;
+  /** PEM text of a private CA (or self-signed certificate) to trust for `wss://`. */
+  ca?: string;
   /** Tasks running at once (default 1). */
   concurrency?: number;
   /** Runs of every task (default 1). */
@@ -147,7 +149,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   let local: CcxServer | undefined;
   let servers: ServerTarget[];
   if (opts.servers?.length) {
-    servers = opts.servers.map((url) => ({ url, token: opts.token }));
+    servers = opts.servers.map((url) => ({ url, token: opts.token, ca: opts.ca }));
   } else {
     local = CcxServer.start({
       port: 0,
@@ -262,6 +264,12 @@ export const stress: Command = defineCommand({
       help: "a ccx server; repeat to spread tasks over several",
     },
     token: { type: "string", env: "CCX_TOKEN", arg: "T", help: "token for the servers" },
+    ca: {
+      type: "string",
+      env: "CCX_CA",
+      arg: "FILE",
+      help: "PEM certificate of a private CA to trust for wss://",
+    },
     concurrency: {
       type: "int",
       short: "c",
@@ -334,6 +342,7 @@ export const stress: Command = defineCommand({
       suite: positionals[0] ?? "tasks/unified_stress_test_tasks.json",
       servers: o.server,
       token: o.token,
+      ca: readPemFile("ca", o.ca),
       concurrency: o.concurrency,
       repeat: o.repeat,
       categories: o.category,
