@@ -244,6 +244,12 @@ export interface ExecuteParams {
    * (default: a random UUID chosen by the server).
    */
   job_id?: string;
+  /**
+   * How output is cut into `process.output` messages: `lines` (the default) sends one
+   * line per message, as the seed's clients expect; `chunks` coalesces what one read of
+   * the pipe gave, up to its last newline, into one message (far fewer messages).
+   */
+  output_mode?: "lines" | "chunks";
 }
 
 /** Validated parameters of `control`. */
@@ -336,6 +342,13 @@ export function validateExecute(params: unknown): ExecuteParams {
     throw invalid("job_id", "expected 1-128 characters of A-Z a-z 0-9 . _ : -");
   }
   out.job_id = jobId;
+  const mode = p.output_mode;
+  if (mode !== undefined && mode !== null) {
+    if (mode !== "lines" && mode !== "chunks") {
+      throw invalid("output_mode", `expected "lines" or "chunks", got ${JSON.stringify(mode)}`);
+    }
+    out.output_mode = mode;
+  }
   return out;
 }
 

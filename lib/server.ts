@@ -131,6 +131,10 @@ interface JobEntry {
   id: string;
   job: Job;
   command: string;
+  /** `lines` or `chunks` (the `execute` param `output_mode`). */
+  outputMode: "lines" | "chunks";
+  /** The start of this job's `process.output` JSON text, by stream, up to `"data":`. */
+  heads: { stdout: string; stderr: string };
   seq: number;
   limitsSent: Set<string>;
   result?: JobResult;
@@ -145,8 +149,11 @@ class Session {
   readonly jobs = new Map<string, JobEntry>();
   #drain: Promise<void> | undefined;
   #closed = false;
-  /** When this session last sent a message (for its heartbeat). */
-  #lastSent = performance.now();
+  /**
+   * When this session last sent a message (for its heartbeat), from Date.now():
+   * it runs once per message, and performance.now() is a call into the runtime.
+   */
+  #lastSent = Date.now();
   #heartbeat: ReturnType<typeof setTimeout> | undefined;
 
   constructor(readonly ws: WebSocket, private readonly server: CcxServer) {}
@@ -158,9 +165,14 @@ class Session {
   }
 
   send(msg: unknown): void {
+    this.sendText(JSON.stringify(msg));
+  }
+
+  /** Sends JSON text that is already serialized. */
+  sendText(text: string): void {
     if (this.ws.readyState !== OPEN) return;
-    this.ws.send(JSON.stringify(msg));
-    this.#lastSent = performance.now();
+    this.ws.send(text);
+    this.#lastSent = Date.now();
   }
 
   /**
@@ -174,7 +186,7 @@ class Session {
     const check = () => {
       this.#heartbeat = undefined;
       if (this.#closed || this.ws.readyState > OPEN || this.running === 0) return;
-      const quiet = performance.now() - this.#lastSent;
+      const quiet = Date.now() - this.#lastSent;
       if (quiet >= ms) {
         this.send(notification("heartbeat", {
           timestamp: Date.now() / 1000,
@@ -286,7 +298,18 @@ class Session {
       });
     }
     const command = p.command ?? JSON.stringify(p.argv);
-    const entry = { id, command, seq: 0, limitsSent: new Set<string>() } as JobEntry;
+    const outputMode = p.output_mode ?? "lines";
+    const head = (type: string) =>
+      `{"jsonrpc":"2.0","method":"process.output","params":{"job_id":${JSON.stringify(id)},` +
+      `"type":"${type}","data":`;
+    const entry = {
+      id,
+      command,
+      outputMode,
+      heads: { stdout: head("stdout"), stderr: head("stderr") },
+      seq: 0,
+      limitsSent: new Set<string>(),
+    } as JobEntry;
     let job: Job;
     try {
       job = startJob({
@@ -299,6 +322,7 @@ class Session {
         stallTimeoutS: p.stall_timeout,
         graceMs: this.server.graceMs,
         maxChunkBytes: this.server.maxChunkBytes,
+        outputMode,
       }, {
         output: (stream, text, raw) => this.#output(entry, stream, text, raw),
         ready: this.ready,
@@ -333,14 +357,11 @@ class Session {
   }
 
   #output(entry: JobEntry, stream: "stdout" | "stderr", text: string, raw?: Uint8Array): void {
-    const params: Record<string, unknown> = {
-      job_id: entry.id,
-      type: stream,
-      data: text,
-      seq: entry.seq++,
-    };
-    if (raw) params.data_base64 = raw.toBase64();
-    this.send(notification("process.output", params));
+    // {"jsonrpc":"2.0","method":"process.output","params":{job_id,type,data,seq[,data_base64]}},
+    // written by hand: in lines mode this runs once per line, and building an object for
+    // JSON.stringify to walk costs more than the rest of the message.
+    const b64 = raw ? `,"data_base64":"${raw.toBase64()}"` : "";
+    this.sendText(`${entry.heads[stream]}${JSON.stringify(text)},"seq":${entry.seq++}${b64}}}`);
     const limit = detectClaudeLimit(text);
     if (limit && !entry.limitsSent.has(limit.kind)) {
       entry.limitsSent.add(limit.kind);
@@ -465,6 +486,7 @@ function describeJob(e: JobEntry): Record<string, unknown> {
     command: e.command,
     state: e.job.state,
     elapsed: e.result ? e.result.executionTime : e.job.elapsed,
+    output_mode: e.outputMode,
   };
   if (e.result) {
     d.status = e.result.status;
@@ -664,6 +686,7 @@ export class CcxServer {
           argv: true,
           stdin: true,
           batches: true,
+          output_modes: ["lines", "chunks"],
           max_jobs: this.maxJobsPerSession,
           max_message_bytes: this.maxMessageBytes,
         },
