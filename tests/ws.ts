@@ -161,6 +161,7 @@ export async function stalledClient(port: number, text: string): Promise<Deno.Tc
  */
 export class SlowReader {
   #buf = new Uint8Array(0);
+  #at = 0;
   readonly #decoder = new TextDecoder();
 
   private constructor(readonly conn: Deno.TcpConn) {}
@@ -177,10 +178,9 @@ export class SlowReader {
     let end = -1;
     while (end < 0) {
       await r.#fill();
-      end = r.#decoder.decode(r.#buf).indexOf("\r\n\r\n");
+      end = r.#decoder.decode(r.#buf).indexOf("\r\n\r\n"); // the 101 response is ASCII
     }
-    const headerLen = new TextEncoder().encode(r.#decoder.decode(r.#buf).slice(0, end + 4)).length;
-    r.#buf = r.#buf.slice(headerLen);
+    r.#at = end + 4;
     return r;
   }
 
@@ -188,10 +188,12 @@ export class SlowReader {
     const chunk = new Uint8Array(65536);
     const n = await this.conn.read(chunk);
     if (n === null) throw new Error("connection closed");
-    const b = new Uint8Array(this.#buf.length + n);
-    b.set(this.#buf);
-    b.set(chunk.subarray(0, n), this.#buf.length);
+    const rest = this.#buf.subarray(this.#at);
+    const b = new Uint8Array(rest.length + n);
+    b.set(rest);
+    b.set(chunk.subarray(0, n), rest.length);
     this.#buf = b;
+    this.#at = 0;
   }
 
   /** Sends one masked text frame. */
@@ -212,7 +214,7 @@ export class SlowReader {
   /** Reads the next text message and parses it. */
   async next(): Promise<Msg> {
     while (true) {
-      const b = this.#buf;
+      const b = this.#buf.subarray(this.#at);
       if (b.length >= 2) {
         let len = b[1] & 0x7f;
         let at = 2;
@@ -225,9 +227,10 @@ export class SlowReader {
         }
         if (b.length >= at && b.length >= at + len) {
           const opcode = b[0] & 0x0f;
-          const text = this.#decoder.decode(b.subarray(at, at + len));
-          this.#buf = b.slice(at + len);
-          if (opcode === 1) return JSON.parse(text) as Msg;
+          this.#at += at + len;
+          if (opcode === 1) {
+            return JSON.parse(this.#decoder.decode(b.subarray(at, at + len))) as Msg;
+          }
           if (opcode === 8) throw new Error("connection closed by the server");
           continue; // ping/pong
         }
