@@ -1154,6 +1154,21 @@ export function buildTaskCommand(
 }
 
 /**
+ * Whether running the task starts the Claude CLI: a seed task without a template does, and so
+ * does a template with `claude` where a command starts.
+ *
+ * @example
+ * ```ts
+ * import { parseSuite, usesClaude } from "./suite.ts";
+ * const s = parseSuite({ tests: [{ id: "a", command: "echo hi | claude -p x" }] }, "inline");
+ * usesClaude(s.tasks[0]); // true
+ * ```
+ */
+export function usesClaude(task: SuiteTask): boolean {
+  return task.template === undefined || scanShell(task.template).some((t) => t.kind === "claude");
+}
+
+/**
  * The marker for one run of a task: `verification.marker` with `${TIMESTAMP}` filled in; `""`
  * when the marker is `false`; `<id>_<timestamp>` when it is absent or `true`.
  *

@@ -15,7 +15,8 @@ import { loadavg } from "node:os";
 import { join } from "node:path";
 import { CcxServer } from "../server.ts";
 import type { KeepPolicy } from "../workspace.ts";
-import { filterTasks, formatTimestamp, loadSuite, SuiteError } from "../suite.ts";
+import { filterTasks, formatTimestamp, loadSuite, SuiteError, usesClaude } from "../suite.ts";
+import { preflight, serverUrl } from "../preflight.ts";
 import { runTasks, type ServerTarget } from "../runner.ts";
 import { colorEnabled, Progress } from "../progress.ts";
 import {
@@ -92,8 +93,18 @@ function newRunId(d = new Date()): string {
   return `${formatTimestamp(d)}_${crypto.randomUUID().slice(0, 6)}`;
 }
 
-/** Runs the suite; resolves with the exit code (0 graduated, 1 not, 2 bad input, 130 interrupted). */
+/**
+ * Runs the suite; resolves with the exit code: 0 graduated, 1 ran but did not graduate, 2 bad
+ * input, 3 could not run (a server, the token or the Claude CLI; see `preflight.ts`), 130
+ * interrupted.
+ */
 export async function stressCommand(opts: StressOptions): Promise<number> {
+  try {
+    for (const url of opts.servers ?? []) serverUrl(url);
+  } catch (e) {
+    console.error(`ccx stress: ${(e as Error).message}`);
+    return 2;
+  }
   let suite;
   try {
     suite = await loadSuite(opts.suite, { claude: opts.claude });
@@ -154,6 +165,17 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       workspaceRoot: join(outDir, "workspaces"),
     });
     servers = [{ url: local.url }];
+  }
+  const problems = await preflight({
+    servers,
+    claude: suite.claude,
+    needClaude: tasks.some(usesClaude),
+  });
+  if (problems.length > 0) {
+    await local?.shutdown();
+    for (const p of problems) console.error(`ccx stress: cannot run: ${p}`);
+    console.error("ccx stress: nothing was run (exit 3).");
+    return 3;
   }
   let history: HistoryStore | undefined;
   if (!opts.noHistory) {
@@ -322,8 +344,9 @@ export const stress: Command = defineCommand({
     validate: { type: "boolean", help: "check the suite and exit (0 valid, 2 not); runs nothing" },
   },
   notes: [
-    "Exit: 0 when the ratio meets the threshold and nothing errored; 1 otherwise;",
-    "2 for bad input; 130 after Ctrl+C (reports are still written).",
+    "Exit: 0 when the ratio meets the threshold and nothing errored; 1 ran but did not graduate;",
+    "2 bad input; 3 could not run (server down, token refused, Claude CLI missing: checked",
+    "before any task starts); 130 after Ctrl+C (reports are still written).",
   ],
   run(o, positionals) {
     if (positionals.length > 1) {
