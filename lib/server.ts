@@ -44,6 +44,8 @@ import { join } from "node:path";
 import { type Job, type JobResult, StartError, startJob } from "./supervisor.ts";
 import { type ClaudeLimit, detectClaudeLimit } from "./claude.ts";
 import { DEFAULT_PASS_ENV, passEnvProblem } from "./job_env.ts";
+import { JobJournal, type ReapedGroup, reapOrphans } from "./journal.ts";
+import { createLogger, type LogFields, type LogFormat, type Logger } from "./log.ts";
 
 /** Server settings. Every field has a default. */
 export interface ServerOptions {
@@ -75,6 +77,12 @@ export interface ServerOptions {
    * or prefixes ending in `*`). `CCX_*` names are refused: they never reach a job.
    */
   passEnv?: string[];
+  /**
+   * Seconds a session's socket may stay at or above the high-water mark (its
+   * client not reading) before the session is closed (1008) and its jobs are
+   * canceled (default 60).
+   */
+  slowClientS?: number;
   /** Stop reading a job's pipes when this much output waits on the socket (default 4 MiB). */
   highWaterBytes?: number;
   /** Resume reading when the socket's queue falls below this (default 1 MiB). */
@@ -92,7 +100,14 @@ export interface ServerOptions {
   /** Network of confined jobs: the host's (default) or `none`. */
   isolateNet?: IsolateNet;
   /** Log sink for job start/end lines (default: stderr). Pass `() => {}` for silence. */
-  log?: (line: string) => void;
+  log?: Logger;
+  /** Format of the default log: `text` (timestamped lines) or `json` (one object a line). */
+  logFormat?: LogFormat;
+  /**
+   * Directory of the crash journal (default `jobs` in the state directory); `false`
+   * for none. At start the server ends the job groups that dead servers left there.
+   */
+  journalDir?: string | false;
   /** Called once the server listens. */
   onListen?: (addr: { hostname: string; port: number }) => void;
 }
@@ -181,6 +196,9 @@ class Session {
   #lastSent = performance.now();
   #heartbeat: ReturnType<typeof setTimeout> | undefined;
 
+  /** Ends the underlying connection at once (set by the connection gate). */
+  abort?: () => void;
+
   constructor(readonly ws: WebSocket, private readonly server: CcxServer) {}
 
   get running(): number {
@@ -233,8 +251,19 @@ class Session {
 
   async #waitDrain(): Promise<void> {
     let wait = 1;
+    let since = performance.now();
     while (!this.#closed && this.ws.readyState === OPEN) {
-      if (this.ws.bufferedAmount <= this.server.lowWater) break;
+      const queued = this.ws.bufferedAmount;
+      if (queued <= this.server.lowWater) break;
+      if (queued < this.server.highWater) since = performance.now();
+      else if (performance.now() - since >= this.server.slowClientS * 1000) {
+        // The peer has not taken its output for too long: drop it as for a disconnect.
+        this.server.dropSession(this, 1008, "client too slow: output unread", {
+          event: "slow_client_dropped",
+          queued_bytes: queued,
+        });
+        break;
+      }
       await new Promise((r) => setTimeout(r, wait));
       wait = Math.min(wait * 2, 20);
     }
@@ -368,9 +397,17 @@ class Session {
       throw e;
     }
     entry.job = job;
+    this.server.journal?.add(job.pgid, this.id, id);
     this.jobs.set(id, entry);
     this.#trimFinished();
-    this.server.log(`job ${id} started pid=${job.pid} session=${this.id.slice(0, 8)} ${command}`);
+    this.server.log(`job ${id} started pid=${job.pid} session=${this.id.slice(0, 8)} ${command}`, {
+      event: "job_started",
+      job_id: id,
+      pid: job.pid,
+      pgid: job.pgid,
+      session: this.id,
+      command,
+    });
     const started: Record<string, unknown> = {
       job_id: id,
       status: "running",
@@ -413,9 +450,20 @@ class Session {
 
   #completed(entry: JobEntry, r: JobResult): void {
     entry.result = r;
+    this.server.journal?.remove(entry.job.pgid);
     this.server.log(
       `job ${entry.id} ${r.status} pid=${entry.job.pid} exit=${r.exitCode}` +
         `${r.signal ? ` signal=${r.signal}` : ""} ${r.executionTime.toFixed(2)}s`,
+      {
+        event: "job_ended",
+        job_id: entry.id,
+        status: r.status,
+        pid: entry.job.pid,
+        exit_code: r.exitCode,
+        signal: r.signal,
+        execution_time: r.executionTime,
+        session: this.id,
+      },
     );
     const params: Record<string, unknown> = {
       job_id: entry.id,
@@ -630,12 +678,18 @@ export class CcxServer {
    * 0 turns them off (default 20). Idle sessions get none.
    */
   readonly heartbeatS: number;
-  /** Where job start/end lines go (default: stderr, prefixed `[ccx] `). */
-  readonly log: (line: string) => void;
+  /** Where operator log lines go (default: timestamped lines on stderr, see `logFormat`). */
+  readonly log: Logger;
   /** Resolves when the server has stopped. */
   readonly finished: Promise<void>;
   /** True once {@linkcode CcxServer.shutdown} has begun; new jobs and sessions are refused. */
   closing = false;
+  /** The crash journal of this server's running job groups, if any. */
+  readonly journal: JobJournal | undefined;
+  /** Resolves once the groups left by dead servers (see `journalDir`) have been ended. */
+  readonly reaped: Promise<ReapedGroup[]>;
+  /** Seconds a client may leave its output unread above the high-water mark (default 60). */
+  readonly slowClientS: number;
   readonly #sessions = new Set<Session>();
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #token?: string;
@@ -670,9 +724,10 @@ export class CcxServer {
     this.maxMessageBytes = opts.maxMessageBytes ?? 4 * 1024 * 1024;
     this.defaultTimeoutS = opts.defaultTimeoutS ?? 3600;
     this.highWater = opts.highWaterBytes ?? 4 * 1024 * 1024;
+    this.slowClientS = opts.slowClientS ?? 60;
     this.lowWater = opts.lowWaterBytes ?? 1024 * 1024;
     this.maxChunkBytes = opts.maxChunkBytes ?? 256 * 1024;
-    this.log = opts.log ?? ((line) => console.error(`[ccx] ${line}`));
+    this.log = opts.log ?? createLogger(opts.logFormat);
     this.isolate = opts.isolate ?? "none";
     this.isolateNet = opts.isolateNet ?? "host";
     this.filesMaxBytes = opts.filesMaxBytes ?? 1024 * 1024;
@@ -688,11 +743,38 @@ export class CcxServer {
       }
       this.#workspaces = this.#makeWorkspaces();
     }
-    this.#server = Deno.serve({
-      hostname: host,
-      port: opts.port ?? 8004,
-      onListen: (addr) => opts.onListen?.(addr),
-    }, (req, info) => this.#route(req, info));
+    const journalDir = opts.journalDir ?? join(stateDir(), "jobs");
+    let journal: JobJournal | undefined;
+    if (journalDir !== false) {
+      this.reaped = reapOrphans(journalDir, {
+        graceMs: this.graceMs,
+        onReap: (g) =>
+          this.log(
+            `reaping job ${g.job_id} (pgid ${g.pgid}, ${g.processes} processes, session ` +
+              `${g.session.slice(0, 8)}) left by dead server pid ${g.owner_pid}`,
+            { level: "warn", event: "orphan_reaped", ...g },
+          ),
+      });
+      try {
+        journal = JobJournal.open(journalDir);
+      } catch (e) {
+        this.log(`no crash journal in ${journalDir}: ${(e as Error).message}`, {
+          level: "warn",
+          event: "journal_unavailable",
+        });
+      }
+    } else this.reaped = Promise.resolve([]);
+    this.journal = journal;
+    try {
+      this.#server = Deno.serve({
+        hostname: host,
+        port: opts.port ?? 8004,
+        onListen: (addr) => opts.onListen?.(addr),
+      }, (req, info) => this.#route(req, info));
+    } catch (e) {
+      journal?.close();
+      throw e;
+    }
     this.hostname = this.#server.addr.hostname;
     this.port = this.#server.addr.port;
     this.#origins = new Set(opts.allowOrigins ?? []);
@@ -866,12 +948,35 @@ export class CcxServer {
       }));
     };
     ws.onmessage = (ev) => session.onMessage(ev.data);
-    ws.onclose = () => {
-      this.#sessions.delete(session);
-      void session.endAll("canceled");
-      session.releaseWorkspaces();
-    };
+    ws.onclose = () => this.#gone(session);
     ws.onerror = () => {};
+  }
+
+  /** A session's connection is over: its jobs are canceled as for a disconnect. */
+  #gone(session: Session): void {
+    if (!this.#sessions.delete(session)) return;
+    void session.endAll("canceled");
+    session.releaseWorkspaces();
+  }
+
+  /**
+   * Closes a session with a close code and reason (e.g. 1008 for a client too slow
+   * to read its output) and cancels its jobs as for a disconnect; logged once.
+   * @internal
+   */
+  dropSession(session: Session, code: number, reason: string, fields: LogFields = {}): void {
+    if (!this.#sessions.has(session)) return;
+    this.log(`session ${session.id.slice(0, 8)} closed ${code}: ${reason}`, {
+      level: "warn",
+      session: session.id,
+      close_code: code,
+      ...fields,
+    });
+    try {
+      session.ws.close(code, reason);
+    } catch { /* already closing */ }
+    session.abort?.();
+    this.#gone(session);
   }
 
   /**
@@ -897,6 +1002,8 @@ export class CcxServer {
       } catch { /* already closed */ }
     }
     await this.#server.shutdown();
+    await this.reaped;
+    this.journal?.close();
   }
 }
 

@@ -3,6 +3,8 @@ import { CcxServer, isLoopback, ServerConfigError, tokenMatches } from "../lib/s
 import {
   Gate,
   groupPaused,
+  newTag,
+  pidsMatching,
   processesInGroup,
   ROOT,
   serveProcess,
@@ -671,6 +673,49 @@ Deno.test("a client that stops reading does not grow the server's memory", async
     await srv.reader.cancel();
     await srv.child.stderr.cancel().catch(() => {});
   }
+});
+
+Deno.test("a client that never reads is dropped after --slow-client-s and its job canceled", async () => {
+  const tag = newTag();
+  const events: Record<string, unknown>[] = [];
+  await withServer({
+    slowClientS: 0.5,
+    highWaterBytes: 64 * 1024,
+    lowWaterBytes: 16 * 1024,
+    graceMs: 200,
+    log: (_m, f) => events.push(f ?? {}),
+  }, async (server) => {
+    const other = await RawSession.open(server.url);
+    const conn = await stalledClient(
+      server.port,
+      JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "execute",
+        params: { command: `: ${tag}; yes 'never read by anyone'` },
+      }),
+    );
+    try {
+      await waitFor(() => pidsMatching(tag).length > 0, "the job");
+      await waitFor(
+        () => events.some((e) => e.event === "slow_client_dropped"),
+        "the slow client to be dropped",
+        20_000,
+      );
+      const dropped = events.find((e) => e.event === "slow_client_dropped")!;
+      assert.equal(dropped.close_code, 1008);
+      assert.ok(Number(dropped.queued_bytes) >= 64 * 1024);
+      await waitFor(() => pidsMatching(tag).length === 0, "the job to be canceled", 3000);
+      await waitFor(() => events.some((e) => e.event === "job_ended"), "the job's end");
+      assert.equal(events.find((e) => e.event === "job_ended")?.status, "canceled");
+      // The reading session is unaffected.
+      assert.equal(server.health().active_sessions, 1);
+      assert.equal((await other.call(2, "ping")).result?.pong, true);
+    } finally {
+      conn.close();
+      await other.close();
+    }
+  });
 });
 
 Deno.test("a client written for the seed system works unchanged (its message loop, verbatim)", async () => {

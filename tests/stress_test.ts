@@ -119,6 +119,7 @@ const TEST_KEYS = [
   "category",
   "duration_s",
   "exit_code",
+  "files_created",
   "id",
   "name",
   "output_file",
@@ -126,6 +127,7 @@ const TEST_KEYS = [
   "patterns_missing",
   "reason",
   "status",
+  "workspace",
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -848,23 +850,48 @@ Deno.test("ccx stress --server twice spreads the tasks over both servers", async
   assertNoneLeft(tag);
 });
 
-Deno.test("ccx stress counts tasks as errors when it cannot reach their server", async () => {
+Deno.test("ccx stress pre-flight: a server down, a refused token or a missing CLI is exit 3, nothing run", async () => {
   await withWork(async (w) => {
     const suite = await w.suite({
-      tests: [{ id: "a", command: "echo a" }, { id: "b", command: "echo b" }],
+      tests: [
+        { id: "a", command: "echo a > ran_a.txt", expected_patterns: [] },
+        { id: "b", command: "echo b > ran_b.txt" },
+      ],
     });
-    const json = w.path("r.json");
     // Port 1 on loopback: nothing listens there, the connection is refused at once.
-    const r = await stress(w, [suite, "--server", "ws://127.0.0.1:1/ws", "--json", json]);
-    assert.equal(r.code, 1, r.stdout + r.stderr);
-    const report = await readReport(json);
-    assert.deepEqual(report.tests.map((t) => t.status), ["error", "error"]);
-    // The first task finds the server gone; the server gets no more tasks after that.
+    const down = await stress(w, [suite, "--server", "ws://127.0.0.1:1/ws"]);
+    assert.equal(down.code, 3, down.stdout + down.stderr);
+    const lines = down.stderr.split("\n").filter((l) => l.includes("cannot run"));
+    assert.equal(lines.length, 1, down.stderr);
     assert.match(
-      report.tests[0].reason,
-      /^server ws:\/\/127\.0\.0\.1:1\/ws lost: could not connect/,
+      lines[0],
+      /--server ws:\/\/127\.0\.0\.1:1\/ws: no answer from http:\/\/127\.0\.0\.1:1\/health/,
     );
-    assert.match(report.tests[1].reason, /^no live server left: every --server was lost/);
+    const badUrl = await stress(w, [suite, "--server", "http://127.0.0.1:1/ws"]);
+    assert.equal(badUrl.code, 2);
+    assert.match(
+      badUrl.stderr,
+      /--server: "http:\/\/127\.0\.0\.1:1\/ws" is not a ws:\/\/ or wss:\/\/ URL \(did you mean ws:/,
+    );
+    await withServer({ token: "right" }, async (server) => {
+      const none = await stress(w, [suite, "--server", server.url]);
+      assert.equal(none.code, 3, none.stderr);
+      assert.match(none.stderr, /requires a token: pass --token or set CCX_TOKEN/);
+      assert.doesNotMatch(none.stderr, /Invalid status code/);
+      const wrong = await stress(w, [suite, "--server", server.url, "--token", "wrong"]);
+      assert.equal(wrong.code, 3);
+      assert.match(wrong.stderr, /refused the token: check --token or CCX_TOKEN/);
+    });
+    const claude = await w.suite({
+      tests: [{ id: "c", command: "claude -p hi", expected_patterns: ["hi"] }],
+    }, "claude.json");
+    const noCli = await cli(["stress", claude, "--claude", w.path("no-claude-here")], {
+      cwd: w.dir,
+      env: { CCX_STATE_DIR: w.state },
+    });
+    assert.equal(noCli.code, 3, noCli.stderr);
+    assert.match(noCli.stderr, /Claude CLI not found: .*--claude PATH or the CCX_CLAUDE/);
+    for (const f of ["ran_a.txt", "ran_b.txt"]) await assert.rejects(Deno.stat(w.path(f)));
   });
 });
 

@@ -13,11 +13,14 @@
 import { CcxServer, type ServerOptions } from "../server.ts";
 import { type Command, defineCommand } from "../cli.ts";
 import { MAX_TIMEOUT_S } from "../protocol.ts";
+import { createLogger } from "../log.ts";
 
 /** Starts the server, prints where it listens, and resolves with the exit code after a signal. */
 export async function serveCommand(opts: ServerOptions): Promise<number> {
+  const log = opts.log ?? createLogger(opts.logFormat);
   const server = CcxServer.start({
     ...opts,
+    log,
     onListen: () => {},
   });
   const auth = opts.token ? " (token required)" : "";
@@ -25,7 +28,7 @@ export async function serveCommand(opts: ServerOptions): Promise<number> {
     `ccx serve listening on ${server.url} and /ws/mcp, health at ${server.httpUrl}/health${auth}`,
   );
   const stop = () => {
-    console.error("[ccx] shutting down: ending every job");
+    log("shutting down: ending every job", { event: "shutdown" });
     void server.shutdown();
   };
   Deno.addSignalListener("SIGINT", stop);
@@ -155,6 +158,22 @@ export const serve: Command = defineCommand({
       arg: "NET",
       help: "network of confined jobs: the host's, or none (loopback only)",
     },
+    "slow-client-s": {
+      type: "number",
+      env: "CCX_SLOW_CLIENT_S",
+      default: 60,
+      min: 0.01,
+      arg: "S",
+      help: "close a session whose client leaves output unread this long; its jobs are canceled",
+    },
+    "log-format": {
+      type: "string",
+      env: "CCX_LOG_FORMAT",
+      choices: ["text", "json"] as const,
+      default: "text",
+      arg: "F",
+      help: "operator log on stderr: timestamped text lines, or one JSON object a line",
+    },
     quiet: { type: "boolean", short: "q", help: "no per-job log lines on stderr" },
   },
   notes: ["Settings come from flags, then the environment, then ./.env."],
@@ -175,6 +194,8 @@ export const serve: Command = defineCommand({
       workspaceMaxMb: o["workspace-max-mb"],
       isolate: o.isolate,
       isolateNet: o["isolate-net"],
+      slowClientS: o["slow-client-s"],
+      logFormat: o["log-format"],
       log: o.quiet ? () => {} : undefined,
     });
   },
