@@ -30,6 +30,8 @@ import {
 } from "./protocol.ts";
 import { type Job, type JobResult, StartError, startJob } from "./supervisor.ts";
 import { detectClaudeLimit } from "./claude.ts";
+import { type ObservedRecord, type Observer, ObserverHub, validateWatch } from "./observer.ts";
+import { type HistoryStore, openHistory } from "./history.ts";
 
 /** Server settings. Every field has a default. */
 export interface ServerOptions {
@@ -63,6 +65,12 @@ export interface ServerOptions {
   log?: (line: string) => void;
   /** Called once the server listens. */
   onListen?: (addr: { hostname: string; port: number }) => void;
+  /** Finished jobs that stay listed for observers (`watch`), at most (default 100). */
+  keepFinished?: number;
+  /** Seconds a finished job stays listed for observers (default 1800). */
+  keepFinishedS?: number;
+  /** Opens the timeout history that the `history` method reports (default: {@linkcode openHistory}). */
+  openHistory?: () => Promise<HistoryStore>;
 }
 
 /** What `GET /health` answers. */
@@ -131,6 +139,7 @@ interface JobEntry {
   seq: number;
   limitsSent: Set<string>;
   result?: JobResult;
+  observed?: ObservedRecord;
 }
 
 const OPEN = 1;
@@ -143,7 +152,18 @@ class Session {
   #drain: Promise<void> | undefined;
   #closed = false;
 
-  constructor(readonly ws: WebSocket, private readonly server: CcxServer) {}
+  /** This session as an observer: what `watch` registers with the hub. */
+  readonly asObserver: Observer = {
+    send: (msg) => this.send(msg),
+    congested: () => this.ws.bufferedAmount >= this.server.highWater,
+  };
+
+  constructor(
+    readonly ws: WebSocket,
+    private readonly server: CcxServer,
+    readonly remote: string,
+    readonly mayObserve: boolean,
+  ) {}
 
   get running(): number {
     let n = 0;
@@ -193,24 +213,35 @@ class Session {
       const reply = this.#handle(item, after);
       if (reply) replies.push(reply);
     }
-    if (parsed.batch) {
-      if (replies.length > 0) this.send(replies);
-    } else if (replies.length > 0) this.send(replies[0]);
-    for (const f of after) f();
+    const settle = (replies: unknown[]) => {
+      if (parsed.batch) {
+        if (replies.length > 0) this.send(replies);
+      } else if (replies.length > 0) this.send(replies[0]);
+      for (const f of after) f();
+    };
+    // Only a method that reads a store (`history`) answers later; the rest answer at once.
+    if (replies.some((r) => r instanceof Promise)) void Promise.all(replies).then(settle);
+    else settle(replies);
   }
 
   #handle(item: Incoming, after: (() => void)[]): unknown {
     if (item.kind === "response") return undefined;
     if (item.kind === "invalid") return errorResponse(item.id, item.error);
     const id: RpcId = item.kind === "request" ? item.id : null;
-    try {
-      const result = this.#call(item.method, item.params, after);
-      return item.kind === "request" ? response(id, result) : undefined;
-    } catch (e) {
+    const fail = (e: unknown) => {
       if (item.kind !== "request") return undefined;
       if (e instanceof RpcError) return errorResponse(id, e);
       const err = new RpcError(ErrorCode.Internal, `internal error: ${(e as Error).message}`);
       return errorResponse(id, err);
+    };
+    try {
+      const result = this.#call(item.method, item.params, after);
+      if (result instanceof Promise) {
+        return result.then((r) => item.kind === "request" ? response(id, r) : undefined, fail);
+      }
+      return item.kind === "request" ? response(id, result) : undefined;
+    } catch (e) {
+      return fail(e);
     }
   }
 
@@ -224,12 +255,28 @@ class Session {
         return { jobs: [...this.jobs.values()].map(describeJob) };
       case "ping":
         return { pong: true, timestamp: Date.now() / 1000 };
+      case "watch":
+        this.#mustObserve(method);
+        return this.server.observers.watch(this.asObserver, validateWatch(params), after);
+      case "history":
+        this.#mustObserve(method);
+        return this.server.observers.history();
       default:
         throw new RpcError(ErrorCode.MethodNotFound, `method not found: ${method}`, {
           method,
-          methods: ["execute", "control", "jobs", "ping"],
+          methods: this.server.methods(this.mayObserve),
         });
     }
+  }
+
+  #mustObserve(what: string): void {
+    if (this.mayObserve) return;
+    throw new RpcError(
+      ErrorCode.CommandNotAllowed,
+      `${what} is for observers: connect with the server's token (a server without a token ` +
+        `allows it only from loopback)`,
+      { method: what },
+    );
   }
 
   #execute(p: ExecuteParams, after: (() => void)[]): unknown {
@@ -277,6 +324,17 @@ class Session {
     }
     entry.job = job;
     this.jobs.set(id, entry);
+    entry.observed = this.server.observers.started({
+      sessionId: this.id,
+      remote: this.remote,
+      jobId: id,
+      command,
+      pid: job.pid,
+      state: () => job.state,
+      bytes: () => job.bytesRead,
+      elapsed: () => job.elapsed,
+      control: (type, after) => this.controlEntry(entry, type, after),
+    });
     this.#trimFinished();
     this.server.log(`job ${id} started pid=${job.pid} session=${this.id.slice(0, 8)} ${command}`);
     after.push(() =>
@@ -297,6 +355,7 @@ class Session {
     };
     if (raw) params.data_base64 = raw.toBase64();
     this.send(notification("process.output", params));
+    if (entry.observed) this.server.observers.output(entry.observed, stream, text, entry.seq - 1);
     const limit = detectClaudeLimit(text);
     if (limit && !entry.limitsSent.has(limit.kind)) {
       entry.limitsSent.add(limit.kind);
@@ -331,11 +390,24 @@ class Session {
     };
     if (r.invalidUtf8Chunks > 0) params.invalid_utf8_chunks = r.invalidUtf8Chunks;
     this.send(notification("process.completed", params));
+    if (entry.observed) this.server.observers.completed(entry.observed, r);
     this.server.jobEnded();
   }
 
   #control(p: ControlParams, after: (() => void)[]): unknown {
-    const entry = this.#findJob(p.job_id);
+    if (p.session_id !== undefined && p.session_id !== this.id) {
+      this.#mustObserve("control of another session's job");
+      return this.server.observers.find(p.session_id, p.job_id!).start.control(p.type, after);
+    }
+    return this.controlEntry(this.#findJob(p.job_id), p.type, after);
+  }
+
+  /** PAUSE, RESUME or CANCEL one of this session's jobs; the owner is told through `after`. */
+  controlEntry(
+    entry: JobEntry,
+    type: ControlParams["type"],
+    after: (() => void)[],
+  ): Record<string, unknown> {
     const job = entry.job;
     if (entry.result || job.state === "ending") {
       throw new RpcError(ErrorCode.JobNotFound, `job ${entry.id} has already ended`, {
@@ -343,17 +415,21 @@ class Session {
       });
     }
     const id = entry.id;
-    if (p.type === "PAUSE") {
+    const hub = this.server.observers;
+    if (type === "PAUSE") {
       job.pause();
+      if (entry.observed) hub.event(entry.observed, "paused");
       after.push(() => this.send(notification("process.paused", { job_id: id })));
       return { status: "paused", job_id: id };
     }
-    if (p.type === "RESUME") {
+    if (type === "RESUME") {
       job.resume();
+      if (entry.observed) hub.event(entry.observed, "resumed");
       after.push(() => this.send(notification("process.resumed", { job_id: id })));
       return { status: "resumed", job_id: id };
     }
     void job.cancel("canceled");
+    if (entry.observed) hub.event(entry.observed, "canceled");
     after.push(() => this.send(notification("process.canceled", { job_id: id })));
     return { status: "canceled", job_id: id };
   }
@@ -395,6 +471,27 @@ class Session {
       e.job.cancel(reason)
     );
     return Promise.all(ending);
+  }
+}
+
+/** The WebSocket subprotocol a browser offers to carry the token (see README, Security). */
+const SUBPROTOCOL = "ccx";
+const TOKEN_PREFIX = "ccx.token.";
+
+function offeredSubprotocols(req: Request): string[] {
+  const h = req.headers.get("sec-websocket-protocol");
+  return h ? h.split(",").map((p) => p.trim()).filter((p) => p !== "") : [];
+}
+
+/** The token a browser offered as subprotocol `ccx.token.<base64url of its UTF-8>`, if any. */
+function subprotocolToken(req: Request): string | null {
+  const p = offeredSubprotocols(req).find((p) => p.startsWith(TOKEN_PREFIX));
+  if (p === undefined) return null;
+  try {
+    const bytes = Uint8Array.fromBase64(p.slice(TOKEN_PREFIX.length), { alphabet: "base64url" });
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return null;
   }
 }
 
@@ -453,6 +550,8 @@ export class CcxServer {
   readonly finished: Promise<void>;
   /** True once {@linkcode CcxServer.shutdown} has begun; new jobs and sessions are refused. */
   closing = false;
+  /** Every job of every session as observers (`watch`) see it. */
+  readonly observers: ObserverHub;
   readonly #sessions = new Set<Session>();
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #token?: string;
@@ -491,6 +590,12 @@ export class CcxServer {
     for (const h of [this.hostname, "localhost", "127.0.0.1", "[::1]"]) {
       this.#origins.add(`http://${h}:${this.port}`);
     }
+    this.observers = new ObserverHub({
+      facts: () => this.facts(),
+      keepFinished: opts.keepFinished,
+      keepFinishedS: opts.keepFinishedS,
+      openHistory: opts.openHistory ?? (() => openHistory({})),
+    });
     const hb = opts.heartbeatS ?? 20;
     if (hb > 0) this.#heartbeat = setInterval(() => this.#beat(), hb * 1000);
     this.finished = this.#server.finished;
@@ -536,6 +641,34 @@ export class CcxServer {
     };
   }
 
+  /**
+   * What observers see of the server: the {@linkcode Health} fields plus memory, load,
+   * host name, observers and the finished-job limits.
+   */
+  facts(): Record<string, unknown> {
+    let hostname = "";
+    try {
+      hostname = Deno.hostname();
+    } catch { /* no --allow-sys */ }
+    return {
+      ...this.health(),
+      hostname,
+      pid: Deno.pid,
+      listen: this.httpUrl,
+      token_required: this.#token !== undefined,
+      observers: this.observers.observers,
+      memory_rss_bytes: Deno.memoryUsage().rss,
+      load_average: Deno.loadavg(),
+      timestamp: Date.now() / 1000,
+    };
+  }
+
+  /** The methods a session may call (`watch` and `history` only for observers). */
+  methods(observer: boolean): string[] {
+    const base = ["execute", "control", "jobs", "ping"];
+    return observer ? [...base, "watch", "history"] : base;
+  }
+
   /** @internal */
   jobEnded(): void {}
 
@@ -551,18 +684,20 @@ export class CcxServer {
     if (!this.#token) return true;
     const auth = req.headers.get("authorization");
     const bearer = auth?.match(/^Bearer\s+(.+)$/i)?.[1] ?? null;
-    return tokenMatches(bearer ?? url.searchParams.get("token"), this.#token);
+    const presented = bearer ?? subprotocolToken(req) ?? url.searchParams.get("token");
+    return tokenMatches(presented, this.#token);
   }
 
-  #route(req: Request, _info: Deno.ServeHandlerInfo<Deno.NetAddr>): Response {
+  #route(req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Response {
     const url = new URL(req.url);
     if (url.pathname === "/health" && (req.method === "GET" || req.method === "HEAD")) {
       return Response.json(this.health());
     }
     if (url.pathname !== "/ws" && url.pathname !== "/ws/mcp") {
-      return Response.json({ error: "not found", endpoints: ["/ws", "/ws/mcp", "/health"] }, {
-        status: 404,
-      });
+      return Response.json({
+        error: "not found",
+        endpoints: ["/", "/ws", "/ws/mcp", "/health"],
+      }, { status: 404 });
     }
     const origin = req.headers.get("origin");
     if (origin !== null && !this.#origins.has(origin)) {
@@ -580,12 +715,25 @@ export class CcxServer {
       return Response.json({ error: "expected a WebSocket upgrade" }, { status: 426 });
     }
     if (this.closing) return Response.json({ error: "shutting down" }, { status: 503 });
-    const { socket, response: res } = Deno.upgradeWebSocket(req, { idleTimeout: 120 });
-    this.#accept(socket);
+    const peer = info.remoteAddr; // readable only before the upgrade
+    // A browser cannot set headers on a WebSocket: it offers `ccx` (and the token as
+    // `ccx.token.<base64url>`), and the server must then answer with `ccx`.
+    const offersCcx = offeredSubprotocols(req).includes(SUBPROTOCOL);
+    const { socket, response: res } = Deno.upgradeWebSocket(req, {
+      idleTimeout: 120,
+      ...(offersCcx ? { protocol: SUBPROTOCOL } : {}),
+    });
+    const remote = `${
+      peer.hostname.includes(":") ? `[${peer.hostname}]` : peer.hostname
+    }:${peer.port}`;
+    // Observing every session's jobs: with a token, whoever presented it; without one (the
+    // server is then on loopback), only loopback peers.
+    const mayObserve = this.#token !== undefined || isLoopback(peer.hostname);
+    this.#accept(socket, remote, mayObserve);
     return res;
   }
 
-  #accept(ws: WebSocket): void {
+  #accept(ws: WebSocket, remote: string, mayObserve: boolean): void {
     if (this.#sessions.size >= this.maxSessions) {
       ws.onopen = () => {
         const err = new RpcError(
@@ -598,14 +746,14 @@ export class CcxServer {
       };
       return;
     }
-    const session = new Session(ws, this);
+    const session = new Session(ws, this, remote, mayObserve);
     this.#sessions.add(session);
     ws.onopen = () => {
       session.send(notification("connected", {
         session_id: session.id,
         version: VERSION,
         capabilities: {
-          methods: ["execute", "control", "jobs", "ping"],
+          methods: this.methods(mayObserve),
           control: ["PAUSE", "RESUME", "CANCEL"],
           argv: true,
           stdin: true,
@@ -618,6 +766,7 @@ export class CcxServer {
     ws.onmessage = (ev) => session.onMessage(ev.data);
     ws.onclose = () => {
       this.#sessions.delete(session);
+      this.observers.unwatch(session.asObserver);
       void session.endAll("canceled");
     };
     ws.onerror = () => {};
@@ -635,6 +784,7 @@ export class CcxServer {
   async #doShutdown(): Promise<void> {
     this.closing = true;
     if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
+    this.observers.close();
     const sessions = [...this.#sessions];
     await Promise.all(sessions.map((s) => s.endAll("killed")));
     // Let completion notifications reach the sockets before closing them.
