@@ -78,6 +78,14 @@ export interface TestResult {
   instances?: InstanceResult[];
   /** When the task started, epoch milliseconds. */
   startedAt: number;
+  /**
+   * Set when the task was run again because the box running it went away: its `--server` was
+   * lost, or its fleet worker died and the queue redelivered it. Says what was lost and where
+   * the task ran instead.
+   */
+  rerun?: string;
+  /** The fleet worker that ran the task (`ccx stress --queue`). */
+  worker?: string;
 }
 
 /** Everything the reports need about one stress run. */

@@ -11,11 +11,16 @@
  */
 
 import { CcxServer, type ServerOptions } from "../server.ts";
+import { type Command, defineCommand } from "../cli.ts";
+import { MAX_TIMEOUT_S } from "../protocol.ts";
+import { createLogger } from "../log.ts";
 
 /** Starts the server, prints where it listens, and resolves with the exit code after a signal. */
 export async function serveCommand(opts: ServerOptions): Promise<number> {
+  const log = opts.log ?? createLogger(opts.logFormat);
   const server = CcxServer.start({
     ...opts,
+    log,
     onListen: () => {},
   });
   const auth = opts.token ? " (token required)" : "";
@@ -23,7 +28,7 @@ export async function serveCommand(opts: ServerOptions): Promise<number> {
     `ccx serve listening on ${server.url} and /ws/mcp, health at ${server.httpUrl}/health${auth}`,
   );
   const stop = () => {
-    console.error("[ccx] shutting down: ending every job");
+    log("shutting down: ending every job", { event: "shutdown" });
     void server.shutdown();
   };
   Deno.addSignalListener("SIGINT", stop);
@@ -33,3 +38,165 @@ export async function serveCommand(opts: ServerOptions): Promise<number> {
   Deno.removeSignalListener("SIGTERM", stop);
   return 0;
 }
+
+/** The `ccx serve` declaration: its options, help and how they become {@linkcode ServerOptions}. */
+export const serve: Command = defineCommand({
+  name: "serve",
+  summary: "WebSocket JSON-RPC server that runs commands as supervised process groups",
+  options: {
+    host: {
+      type: "string",
+      env: "CCX_HOST",
+      default: "127.0.0.1",
+      arg: "H",
+      help: "address to bind; non-loopback needs a token",
+    },
+    port: {
+      type: "int",
+      short: "p",
+      env: "CCX_PORT",
+      default: 8004,
+      min: 0,
+      max: 65535,
+      arg: "P",
+      help: "port; 0 = any free port",
+    },
+    token: {
+      type: "string",
+      env: "CCX_TOKEN",
+      arg: "T",
+      help: "require this token: Authorization: Bearer T or ?token=T",
+    },
+    "allow-origin": {
+      type: "list",
+      env: "CCX_ALLOW_ORIGIN",
+      arg: "O",
+      help: "browser Origin allowed to connect",
+    },
+    "max-sessions": {
+      type: "int",
+      env: "CCX_MAX_SESSIONS",
+      default: 64,
+      min: 1,
+      arg: "N",
+      help: "concurrent connections",
+    },
+    "max-jobs-per-session": {
+      type: "int",
+      env: "CCX_MAX_JOBS_PER_SESSION",
+      default: 32,
+      min: 1,
+      arg: "N",
+      help: "running jobs per connection",
+    },
+    "grace-ms": {
+      type: "int",
+      env: "CCX_GRACE_MS",
+      default: 2000,
+      min: 0,
+      arg: "N",
+      help: "SIGTERM to SIGKILL grace in milliseconds",
+    },
+    "heartbeat-s": {
+      type: "number",
+      env: "CCX_HEARTBEAT_S",
+      default: 20,
+      min: 0,
+      arg: "N",
+      help: "seconds between heartbeats, 0 = off",
+    },
+    "max-message-bytes": {
+      type: "int",
+      env: "CCX_MAX_MESSAGE_BYTES",
+      default: 4 * 1024 * 1024,
+      min: 1024,
+      arg: "N",
+      help: "largest accepted message",
+    },
+    "default-timeout": {
+      type: "number",
+      env: "CCX_DEFAULT_TIMEOUT",
+      default: 3600,
+      min: 0.001,
+      max: MAX_TIMEOUT_S,
+      arg: "S",
+      help: "timeout in seconds for jobs that give none (at most 365 days)",
+    },
+    "pass-env": {
+      type: "list",
+      env: "CCX_PASS_ENV",
+      arg: "NAME[,NAME]",
+      help: "more server variables jobs may see (NAME* = a prefix; CCX_* never)",
+    },
+    "workspace-root": {
+      type: "string",
+      env: "CCX_WORKSPACE_ROOT",
+      defaultText: "<state dir>/workspaces",
+      arg: "DIR",
+      help: "where job workspaces are made",
+    },
+    "workspace-max-mb": {
+      type: "number",
+      env: "CCX_WORKSPACE_MAX_MB",
+      min: 0,
+      arg: "N",
+      help: "bound on kept workspaces in MiB, oldest removed first (default: none)",
+    },
+    isolate: {
+      type: "string",
+      env: "CCX_ISOLATE",
+      choices: ["none", "bwrap"] as const,
+      default: "none",
+      arg: "MODE",
+      help: "bwrap: every job runs in a workspace under bubblewrap",
+    },
+    "isolate-net": {
+      type: "string",
+      env: "CCX_ISOLATE_NET",
+      choices: ["host", "none"] as const,
+      default: "host",
+      arg: "NET",
+      help: "network of confined jobs: the host's, or none (loopback only)",
+    },
+    "slow-client-s": {
+      type: "number",
+      env: "CCX_SLOW_CLIENT_S",
+      default: 60,
+      min: 0.01,
+      arg: "S",
+      help: "close a session whose client leaves output unread this long; its jobs are canceled",
+    },
+    "log-format": {
+      type: "string",
+      env: "CCX_LOG_FORMAT",
+      choices: ["text", "json"] as const,
+      default: "text",
+      arg: "F",
+      help: "operator log on stderr: timestamped text lines, or one JSON object a line",
+    },
+    quiet: { type: "boolean", short: "q", help: "no per-job log lines on stderr" },
+  },
+  notes: ["Settings come from flags, then the environment, then ./.env."],
+  run(o) {
+    return serveCommand({
+      host: o.host,
+      port: o.port,
+      token: o.token,
+      allowOrigins: o["allow-origin"],
+      maxSessions: o["max-sessions"],
+      maxJobsPerSession: o["max-jobs-per-session"],
+      graceMs: o["grace-ms"],
+      heartbeatS: o["heartbeat-s"],
+      maxMessageBytes: o["max-message-bytes"],
+      defaultTimeoutS: o["default-timeout"],
+      passEnv: o["pass-env"].flatMap((n) => n.split(",")).map((n) => n.trim()).filter(Boolean),
+      workspaceRoot: o["workspace-root"],
+      workspaceMaxMb: o["workspace-max-mb"],
+      isolate: o.isolate,
+      isolateNet: o["isolate-net"],
+      slowClientS: o["slow-client-s"],
+      logFormat: o["log-format"],
+      log: o.quiet ? () => {} : undefined,
+    });
+  },
+});

@@ -14,7 +14,8 @@
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { CcxServer } from "../server.ts";
-import { filterTasks, formatTimestamp, loadSuite, SuiteError } from "../suite.ts";
+import { filterTasks, formatTimestamp, loadSuite, SuiteError, usesClaude } from "../suite.ts";
+import { preflight, serverUrl } from "../preflight.ts";
 import { runTasks, type ServerTarget } from "../runner.ts";
 import { colorEnabled, Progress } from "../progress.ts";
 import {
@@ -25,6 +26,8 @@ import {
   writeReports,
 } from "../report.ts";
 import { type HistoryStore, openHistory } from "../history.ts";
+import { type Command, defineCommand } from "../cli.ts";
+import { ConfigError } from "../config.ts";
 
 /** Options of `ccx stress`. */
 export interface StressOptions {
@@ -62,6 +65,8 @@ export interface StressOptions {
   redisUrl?: string;
   /** Do not record runs in the timeout history. */
   noHistory?: boolean;
+  /** Only check the suite: print problems and warnings, run nothing. */
+  validate?: boolean;
 }
 
 /**
@@ -83,8 +88,18 @@ function newRunId(d = new Date()): string {
   return `${formatTimestamp(d)}_${crypto.randomUUID().slice(0, 6)}`;
 }
 
-/** Runs the suite; resolves with the exit code (0 graduated, 1 not, 2 bad input, 130 interrupted). */
+/**
+ * Runs the suite; resolves with the exit code: 0 graduated, 1 ran but did not graduate, 2 bad
+ * input, 3 could not run (a server, the token or the Claude CLI; see `preflight.ts`), 130
+ * interrupted.
+ */
 export async function stressCommand(opts: StressOptions): Promise<number> {
+  try {
+    for (const url of opts.servers ?? []) serverUrl(url);
+  } catch (e) {
+    console.error(`ccx stress: ${(e as Error).message}`);
+    return 2;
+  }
   let suite;
   try {
     suite = await loadSuite(opts.suite, { claude: opts.claude });
@@ -98,6 +113,18 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       return 2;
     }
     throw e;
+  }
+  for (const w of suite.warnings ?? []) {
+    console.error(`ccx stress: warning: ${opts.suite}: ${w.path}: ${w.message}`);
+  }
+  if (opts.validate) {
+    const cats = new Set(suite.tasks.map((t) => t.category)).size;
+    console.log(
+      `${opts.suite}: valid, ${suite.tasks.length} tasks in ${cats} categor${
+        cats === 1 ? "y" : "ies"
+      }${suite.warnings?.length ? `, ${suite.warnings.length} warnings` : ""}`,
+    );
+    return 0;
   }
   let tasks;
   try {
@@ -125,10 +152,23 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     local = CcxServer.start({
       port: 0,
       log: () => {},
+      // In-process jobs are the user's own children: their environment, less CCX_*.
+      passEnv: ["*"],
       maxJobsPerSession: 256,
       maxSessions: 1024,
     });
     servers = [{ url: local.url }];
+  }
+  const problems = await preflight({
+    servers,
+    claude: suite.claude,
+    needClaude: tasks.some(usesClaude),
+  });
+  if (problems.length > 0) {
+    await local?.shutdown();
+    for (const p of problems) console.error(`ccx stress: cannot run: ${p}`);
+    console.error("ccx stress: nothing was run (exit 3).");
+    return 3;
   }
   let history: HistoryStore | undefined;
   if (!opts.noHistory) {
@@ -205,3 +245,110 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   if (!formatSummaryTable(report, { color: false }).includes(ratio)) console.log(ratio);
   return summary.graduated ? 0 : 1;
 }
+
+/** The `ccx stress` declaration: its options, help and how they become {@linkcode StressOptions}. */
+export const stress: Command = defineCommand({
+  name: "stress",
+  summary: "run a suite of tasks through ccx servers and report a pass ratio",
+  args: "[SUITE]",
+  positionals: [["SUITE", "suite file (default tasks/unified_stress_test_tasks.json)"]],
+  options: {
+    server: {
+      type: "list",
+      short: "s",
+      env: "CCX_SERVER",
+      arg: "URL",
+      defaultText: "in-process",
+      help: "a ccx server; repeat to spread tasks over several",
+    },
+    token: { type: "string", env: "CCX_TOKEN", arg: "T", help: "token for the servers" },
+    concurrency: {
+      type: "int",
+      short: "c",
+      default: 1,
+      min: 1,
+      max: 1024,
+      arg: "N",
+      help: "tasks at once",
+    },
+    repeat: { type: "int", default: 1, min: 1, arg: "N", help: "run every task N times" },
+    category: { type: "list", arg: "NAME", help: "only this category" },
+    filter: { type: "string", arg: "TEXT", help: "only tasks whose id or name contains TEXT" },
+    out: {
+      type: "string",
+      arg: "DIR",
+      defaultText: "test_outputs/<run-id>",
+      help: "task outputs; report.json goes there too",
+    },
+    json: { type: "string", arg: "FILE", help: "JSON report" },
+    junit: { type: "string", arg: "FILE", help: "JUnit XML report" },
+    html: { type: "string", arg: "FILE", help: "one-page HTML report" },
+    "pattern-mode": {
+      type: "string",
+      choices: ["all", "any"],
+      default: "all",
+      arg: "M",
+      help: "whether all or any expected pattern must be found",
+    },
+    threshold: {
+      type: "number",
+      default: 10,
+      min: 0,
+      arg: "R",
+      help: "pass ratio needed to graduate; 10 means 10:1",
+    },
+    "timeout-scale": {
+      type: "number",
+      default: 1,
+      min: 0.01,
+      words: ["auto"],
+      arg: "X",
+      help: "multiply timeouts by X, or auto: x3 when the load average exceeds 14",
+    },
+    claude: {
+      type: "string",
+      env: "CCX_CLAUDE",
+      arg: "CMD",
+      defaultText: "claude on PATH",
+      help: "the Claude executable",
+    },
+    redis: {
+      type: "string",
+      env: "REDIS_URL",
+      arg: "URL",
+      help: "record runs in a shared Redis history",
+    },
+    "no-history": { type: "boolean", help: "do not record runs in the timeout history" },
+    validate: { type: "boolean", help: "check the suite and exit (0 valid, 2 not); runs nothing" },
+  },
+  notes: [
+    "Exit: 0 when the ratio meets the threshold and nothing errored; 1 ran but did not graduate;",
+    "2 bad input; 3 could not run (server down, token refused, Claude CLI missing: checked",
+    "before any task starts); 130 after Ctrl+C (reports are still written).",
+  ],
+  run(o, positionals) {
+    if (positionals.length > 1) {
+      throw new ConfigError(`one suite at a time, got ${positionals.length}`);
+    }
+    return stressCommand({
+      suite: positionals[0] ?? "tasks/unified_stress_test_tasks.json",
+      servers: o.server,
+      token: o.token,
+      concurrency: o.concurrency,
+      repeat: o.repeat,
+      categories: o.category,
+      filter: o.filter,
+      out: o.out,
+      json: o.json,
+      junit: o.junit,
+      html: o.html,
+      patternMode: o["pattern-mode"],
+      threshold: o.threshold,
+      timeoutScale: o["timeout-scale"],
+      claude: o.claude,
+      redisUrl: o.redis,
+      noHistory: o["no-history"],
+      validate: o.validate,
+    });
+  },
+});
