@@ -44,6 +44,7 @@ import { join } from "node:path";
 import { type Job, type JobResult, StartError, startJob } from "./supervisor.ts";
 import { type ClaudeLimit, detectClaudeLimit } from "./claude.ts";
 import { DEFAULT_PASS_ENV, passEnvProblem } from "./job_env.ts";
+import { JobJournal, type ReapedGroup, reapOrphans } from "./journal.ts";
 import { createLogger, type LogFields, type LogFormat, type Logger } from "./log.ts";
 import { type ObservedRecord, type Observer, ObserverHub, validateWatch } from "./observer.ts";
 import { type HistoryStore, openHistory } from "./history.ts";
@@ -104,6 +105,11 @@ export interface ServerOptions {
   log?: Logger;
   /** Format of the default log: `text` (timestamped lines) or `json` (one object a line). */
   logFormat?: LogFormat;
+  /**
+   * Directory of the crash journal (default `jobs` in the state directory); `false`
+   * for none. At start the server ends the job groups that dead servers left there.
+   */
+  journalDir?: string | false;
   /** Called once the server listens. */
   onListen?: (addr: { hostname: string; port: number }) => void;
   /** Finished jobs that stay listed for observers (`watch`), at most (default 100). */
@@ -438,6 +444,7 @@ class Session {
       throw e;
     }
     entry.job = job;
+    this.server.journal?.add(job.pgid, this.id, id);
     this.jobs.set(id, entry);
     entry.observed = this.server.observers.started({
       sessionId: this.id,
@@ -502,6 +509,7 @@ class Session {
 
   #completed(entry: JobEntry, r: JobResult): void {
     entry.result = r;
+    this.server.journal?.remove(entry.job.pgid);
     this.server.log(
       `job ${entry.id} ${r.status} pid=${entry.job.pid} exit=${r.exitCode}` +
         `${r.signal ? ` signal=${r.signal}` : ""} ${r.executionTime.toFixed(2)}s`,
@@ -773,6 +781,10 @@ export class CcxServer {
   readonly finished: Promise<void>;
   /** True once {@linkcode CcxServer.shutdown} has begun; new jobs and sessions are refused. */
   closing = false;
+  /** The crash journal of this server's running job groups, if any. */
+  readonly journal: JobJournal | undefined;
+  /** Resolves once the groups left by dead servers (see `journalDir`) have been ended. */
+  readonly reaped: Promise<ReapedGroup[]>;
   /** Seconds a client may leave its output unread above the high-water mark (default 60). */
   readonly slowClientS: number;
   /** Every job of every session as observers (`watch`) see it. */
@@ -830,11 +842,38 @@ export class CcxServer {
       }
       this.#workspaces = this.#makeWorkspaces();
     }
-    this.#server = Deno.serve({
-      hostname: host,
-      port: opts.port ?? 8004,
-      onListen: (addr) => opts.onListen?.(addr),
-    }, (req, info) => this.#route(req, info));
+    const journalDir = opts.journalDir ?? join(stateDir(), "jobs");
+    let journal: JobJournal | undefined;
+    if (journalDir !== false) {
+      this.reaped = reapOrphans(journalDir, {
+        graceMs: this.graceMs,
+        onReap: (g) =>
+          this.log(
+            `reaping job ${g.job_id} (pgid ${g.pgid}, ${g.processes} processes, session ` +
+              `${g.session.slice(0, 8)}) left by dead server pid ${g.owner_pid}`,
+            { level: "warn", event: "orphan_reaped", ...g },
+          ),
+      });
+      try {
+        journal = JobJournal.open(journalDir);
+      } catch (e) {
+        this.log(`no crash journal in ${journalDir}: ${(e as Error).message}`, {
+          level: "warn",
+          event: "journal_unavailable",
+        });
+      }
+    } else this.reaped = Promise.resolve([]);
+    this.journal = journal;
+    try {
+      this.#server = Deno.serve({
+        hostname: host,
+        port: opts.port ?? 8004,
+        onListen: (addr) => opts.onListen?.(addr),
+      }, (req, info) => this.#route(req, info));
+    } catch (e) {
+      journal?.close();
+      throw e;
+    }
     this.hostname = this.#server.addr.hostname;
     this.port = this.#server.addr.port;
     this.#origins = new Set(opts.allowOrigins ?? []);
@@ -1112,6 +1151,8 @@ export class CcxServer {
       } catch { /* already closed */ }
     }
     await this.#server.shutdown();
+    await this.reaped;
+    this.journal?.close();
   }
 }
 
