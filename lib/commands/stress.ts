@@ -12,9 +12,11 @@
  */
 
 import { loadavg } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { CcxServer } from "../server.ts";
-import { filterTasks, formatTimestamp, loadSuite, SuiteError } from "../suite.ts";
+import type { KeepPolicy } from "../workspace.ts";
+import { filterTasks, formatTimestamp, loadSuite, SuiteError, usesClaude } from "../suite.ts";
+import { preflight, serverUrl } from "../preflight.ts";
 import { runTasks, type ServerTarget } from "../runner.ts";
 import { colorEnabled, Progress } from "../progress.ts";
 import {
@@ -64,6 +66,10 @@ export interface StressOptions {
   redisUrl?: string;
   /** Do not record runs in the timeout history. */
   noHistory?: boolean;
+  /** Run tasks in the server's directory instead of a workspace each. */
+  noWorkspace?: boolean;
+  /** What servers keep of task workspaces (default `failed`). */
+  keepWorkspaces?: KeepPolicy;
   /** Only check the suite: print problems and warnings, run nothing. */
   validate?: boolean;
 }
@@ -87,11 +93,26 @@ function newRunId(d = new Date()): string {
   return `${formatTimestamp(d)}_${crypto.randomUUID().slice(0, 6)}`;
 }
 
-/** Runs the suite; resolves with the exit code (0 graduated, 1 not, 2 bad input, 130 interrupted). */
+/**
+ * Runs the suite; resolves with the exit code: 0 graduated, 1 ran but did not graduate, 2 bad
+ * input, 3 could not run (a server, the token or the Claude CLI; see `preflight.ts`), 130
+ * interrupted.
+ */
 export async function stressCommand(opts: StressOptions): Promise<number> {
+  try {
+    for (const url of opts.servers ?? []) serverUrl(url);
+  } catch (e) {
+    console.error(`ccx stress: ${(e as Error).message}`);
+    return 2;
+  }
+  // In-process jobs run in workspaces of their own, where a relative --claude path (the README's
+  // `--claude tests/fixtures/claude`) would name nothing: it means a path from here.
+  const claude = opts.claude?.includes("/") && !opts.servers?.length
+    ? resolve(opts.claude)
+    : opts.claude;
   let suite;
   try {
-    suite = await loadSuite(opts.suite, { claude: opts.claude });
+    suite = await loadSuite(opts.suite, { claude });
   } catch (e) {
     if (e instanceof SuiteError) {
       console.error(e.message);
@@ -145,8 +166,21 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       passEnv: ["*"],
       maxJobsPerSession: 256,
       maxSessions: 1024,
+      // Kept workspaces end up beside the run's reports.
+      workspaceRoot: join(outDir, "workspaces"),
     });
     servers = [{ url: local.url }];
+  }
+  const problems = await preflight({
+    servers,
+    claude: suite.claude,
+    needClaude: tasks.some(usesClaude),
+  });
+  if (problems.length > 0) {
+    await local?.shutdown();
+    for (const p of problems) console.error(`ccx stress: cannot run: ${p}`);
+    console.error("ccx stress: nothing was run (exit 3).");
+    return 3;
   }
   let history: HistoryStore | undefined;
   if (!opts.noHistory) {
@@ -185,6 +219,8 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       outDir,
       claude: suite.claude,
       history,
+      workspace: !opts.noWorkspace,
+      keepWorkspaces: opts.keepWorkspaces,
       signal: controller.signal,
       onStart: (id) => progress.start(id),
       onFinish: (r) => progress.finish(r),
@@ -195,6 +231,8 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     Deno.removeSignalListener("SIGTERM", onInt);
     await history?.close().catch(() => {});
     await local?.shutdown();
+    // Only kept workspaces stay; an empty directory says nothing.
+    if (local) await Deno.remove(join(outDir, "workspaces")).catch(() => {});
   }
   const report: RunReport = {
     runId,
@@ -297,11 +335,23 @@ export const stress: Command = defineCommand({
       help: "record runs in a shared Redis history",
     },
     "no-history": { type: "boolean", help: "do not record runs in the timeout history" },
+    "no-workspace": {
+      type: "boolean",
+      help: "run tasks in the server's directory, not each in its own workspace",
+    },
+    "keep-workspaces": {
+      type: "string",
+      choices: ["failed", "always", "never"] as const,
+      default: "failed",
+      arg: "WHEN",
+      help: "which task workspaces the server keeps: failed (exit not 0), always, never",
+    },
     validate: { type: "boolean", help: "check the suite and exit (0 valid, 2 not); runs nothing" },
   },
   notes: [
-    "Exit: 0 when the ratio meets the threshold and nothing errored; 1 otherwise;",
-    "2 for bad input; 130 after Ctrl+C (reports are still written).",
+    "Exit: 0 when the ratio meets the threshold and nothing errored; 1 ran but did not graduate;",
+    "2 bad input; 3 could not run (server down, token refused, Claude CLI missing: checked",
+    "before any task starts); 130 after Ctrl+C (reports are still written).",
   ],
   run(o, positionals) {
     if (positionals.length > 1) {
@@ -325,6 +375,8 @@ export const stress: Command = defineCommand({
       claude: o.claude,
       redisUrl: o.redis,
       noHistory: o["no-history"],
+      noWorkspace: o["no-workspace"],
+      keepWorkspaces: o["keep-workspaces"],
       validate: o.validate,
     });
   },
