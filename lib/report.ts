@@ -97,6 +97,10 @@ export interface TestResult extends RunFacts {
   kind?: string;
   /** One line: what to do about `kind`. */
   fix?: string;
+  /** Files the task created or changed in its workspace (the server's bounded list). */
+  filesCreated?: string[];
+  /** Where the task's workspace is on the server's host, when the server kept it. */
+  workspace?: string;
 }
 
 /** A task of the run that has no result: not started, or stopped before it ran. */
@@ -521,6 +525,8 @@ export function toJson(report: RunReport): string {
           kind: t.kind ?? null,
           fix: t.fix ?? null,
           started_at: Number.isFinite(t.startedAt) ? new Date(t.startedAt).toISOString() : null,
+          files_created: t.filesCreated ?? [],
+          workspace: t.workspace ?? null,
         };
         if (t.rerun !== undefined) o.rerun = t.rerun;
         if (t.worker !== undefined) o.worker = t.worker;
@@ -607,6 +613,13 @@ export function fromJson(text: string): RunReport {
       ["kind", str(t.kind)],
       ["fix", str(t.fix)],
       ["rerun", str(t.rerun)],
+      ["workspace", str(t.workspace)],
+      [
+        "filesCreated",
+        Array.isArray(t.files_created) && t.files_created.length
+          ? t.files_created.map(String)
+          : undefined,
+      ],
       ["worker", str(t.worker)],
       [
         "tokens",
@@ -649,17 +662,6 @@ export function fromJson(text: string): RunReport {
   };
 }
 
-/** Results grouped by category, in first-seen order. */
-function byCategory(results: TestResult[]): Map<string, TestResult[]> {
-  const m = new Map<string, TestResult[]>();
-  for (const r of results) {
-    const list = m.get(r.category);
-    if (list) list.push(r);
-    else m.set(r.category, [r]);
-  }
-  return m;
-}
-
 const secs = (n: number): string => (Number.isFinite(n) && n > 0 ? n : 0).toFixed(3);
 
 /** The detail lines for a failure/error body and for system-out. */
@@ -669,6 +671,8 @@ function detailLines(t: TestResult): string[] {
   lines.push(`exit code: ${t.exitCode ?? "none"}`, `attempts: ${t.attempts}`);
   if (t.patternsFound.length) lines.push(`patterns found: ${t.patternsFound.join(", ")}`);
   if (t.patternsMissing.length) lines.push(`patterns missing: ${t.patternsMissing.join(", ")}`);
+  if (t.filesCreated?.length) lines.push(`files created: ${t.filesCreated.join(", ")}`);
+  if (t.workspace) lines.push(`workspace kept: ${t.workspace}`);
   for (const i of t.instances ?? []) {
     const bits = [`instance ${i.index}${i.picked ? " (picked)" : ""}: ${i.status}`];
     if (i.model) bits.push(`model ${i.model}`);
@@ -935,7 +939,9 @@ export function toHtml(report: RunReport, opts: HtmlOptions = {}): string {
     h.push('<section id="error-kinds">', "<h2>Errors by cause</h2>", "<ul>");
     for (const g of groups) {
       h.push(
-        `<li><strong>${escHtml(g.kind)}</strong>: ${g.ids.length} task${g.ids.length === 1 ? "" : "s"} ` +
+        `<li><strong>${escHtml(g.kind)}</strong>: ${g.ids.length} task${
+          g.ids.length === 1 ? "" : "s"
+        } ` +
           `(${escHtml(g.ids.slice(0, 8).join(", "))}${g.ids.length > 8 ? ", …" : ""})${
             g.fix ? ` — fix: ${escHtml(g.fix)}` : ""
           }</li>`,
@@ -991,7 +997,9 @@ export function toHtml(report: RunReport, opts: HtmlOptions = {}): string {
     const facts = factLines(t);
     if (facts.length) h.push(`<p class="muted">${escHtml(facts.join(" · "))}</p>`);
     h.push(
-      `<p><strong>Answer</strong>${t.answer === undefined ? ': <span class="muted">none</span>' : ""}</p>`,
+      `<p><strong>Answer</strong>${
+        t.answer === undefined ? ': <span class="muted">none</span>' : ""
+      }</p>`,
     );
     if (t.answer !== undefined) {
       h.push(`<pre class="answer">${escHtml(excerpt(t.answer, 2000, 40))}</pre>`);
@@ -1012,6 +1020,14 @@ export function toHtml(report: RunReport, opts: HtmlOptions = {}): string {
           escHtml(t.outputFile)
         }</a></p>`,
       );
+    }
+    if (t.filesCreated?.length) {
+      h.push(
+        `<p>Files created: <span class="mono">${escHtml(t.filesCreated.join(", "))}</span></p>`,
+      );
+    }
+    if (t.workspace) {
+      h.push(`<p>Workspace kept: <span class="mono">${escHtml(t.workspace)}</span></p>`);
     }
     if (t.instances?.length) {
       h.push(

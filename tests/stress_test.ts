@@ -122,6 +122,7 @@ const TEST_KEYS = [
   "cost_usd",
   "duration_s",
   "exit_code",
+  "files_created",
   "fix",
   "id",
   "kind",
@@ -136,6 +137,7 @@ const TEST_KEYS = [
   "stderr_tail",
   "tokens",
   "turns",
+  "workspace",
 ];
 
 // ---------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { CcxServer } from "../server.ts";
+import type { KeepPolicy } from "../workspace.ts";
 import { filterTasks, formatTimestamp, loadSuite, SuiteError, usesClaude } from "../suite.ts";
 import { preflight, serverUrl } from "../preflight.ts";
 import { runTasks, type ServerTarget } from "../runner.ts";
@@ -65,6 +66,10 @@ export interface StressOptions {
   redisUrl?: string;
   /** Do not record runs in the timeout history. */
   noHistory?: boolean;
+  /** Run tasks in the server's directory instead of a workspace each. */
+  noWorkspace?: boolean;
+  /** What servers keep of task workspaces (default `failed`). */
+  keepWorkspaces?: KeepPolicy;
   /** Only check the suite: print problems and warnings, run nothing. */
   validate?: boolean;
 }
@@ -156,6 +161,8 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       passEnv: ["*"],
       maxJobsPerSession: 256,
       maxSessions: 1024,
+      // Kept workspaces end up beside the run's reports.
+      workspaceRoot: join(outDir, "workspaces"),
     });
     servers = [{ url: local.url }];
   }
@@ -207,6 +214,8 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       outDir,
       claude: suite.claude,
       history,
+      workspace: !opts.noWorkspace,
+      keepWorkspaces: opts.keepWorkspaces,
       signal: controller.signal,
       onStart: (id) => progress.start(id),
       onFinish: (r) => progress.finish(r),
@@ -217,6 +226,8 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     Deno.removeSignalListener("SIGTERM", onInt);
     await history?.close().catch(() => {});
     await local?.shutdown();
+    // Only kept workspaces stay; an empty directory says nothing.
+    if (local) await Deno.remove(join(outDir, "workspaces")).catch(() => {});
   }
   const report: RunReport = {
     runId,
@@ -319,6 +330,17 @@ export const stress: Command = defineCommand({
       help: "record runs in a shared Redis history",
     },
     "no-history": { type: "boolean", help: "do not record runs in the timeout history" },
+    "no-workspace": {
+      type: "boolean",
+      help: "run tasks in the server's directory, not each in its own workspace",
+    },
+    "keep-workspaces": {
+      type: "string",
+      choices: ["failed", "always", "never"] as const,
+      default: "failed",
+      arg: "WHEN",
+      help: "which task workspaces the server keeps: failed (exit not 0), always, never",
+    },
     validate: { type: "boolean", help: "check the suite and exit (0 valid, 2 not); runs nothing" },
   },
   notes: [
@@ -348,6 +370,8 @@ export const stress: Command = defineCommand({
       claude: o.claude,
       redisUrl: o.redis,
       noHistory: o["no-history"],
+      noWorkspace: o["no-workspace"],
+      keepWorkspaces: o["keep-workspaces"],
       validate: o.validate,
     });
   },
