@@ -18,7 +18,16 @@
 
 import { CcxClient } from "../lib/client.ts";
 import { check, fixed, median, progress, type Section, si } from "./report.ts";
-import { freePort, startGroup, startServerProcess, timeShell, waitForPort, which } from "./proc.ts";
+import {
+  cpuSeconds,
+  freePort,
+  type ServerProcess,
+  startGroup,
+  startServerProcess,
+  timeShell,
+  waitForPort,
+  which,
+} from "./proc.ts";
 
 /**
  * One measured transfer.
@@ -40,6 +49,8 @@ export interface Transfer {
   messages?: number;
   /** Anything that went wrong (wrong byte count, non-zero exit, timeout). */
   problem?: string;
+  /** CPU seconds the ccx server process used for the transfer (ccx runs only). */
+  serverCpuS?: number;
 }
 
 /**
@@ -137,6 +148,24 @@ export async function websocketdTransfer(argv: string[], timeoutMs = 180000): Pr
   }
 }
 
+/** Runs a transfer and notes the CPU seconds the server process spent on it. */
+async function withServerCpu(
+  server: ServerProcess,
+  run: () => Promise<Transfer>,
+): Promise<Transfer> {
+  const before = cpuSeconds(server.pid);
+  const t = await run();
+  const after = cpuSeconds(server.pid);
+  if (before !== undefined && after !== undefined) t.serverCpuS = after - before;
+  return t;
+}
+
+function cpuNote(t: Transfer): string {
+  if (t.serverCpuS === undefined) return "not measured";
+  const perLine = (t.serverCpuS / Math.max(1, t.lines)) * 1e6;
+  return `${fixed(t.serverCpuS, 2)} s (${fixed(perLine, 2)} µs a line)`;
+}
+
 /** Runs `script` to /dev/null and counts its output separately (one extra run, untimed). */
 async function rawTransfers(script: string, runs: number): Promise<Transfer[]> {
   const count = await new Deno.Command("/bin/sh", {
@@ -209,11 +238,11 @@ export async function benchSeq(opts: ThroughputOptions = {}): Promise<Section> {
   try {
     for (let i = 1; i <= runs; i++) {
       progress(`seq: ccx chunks run ${i}/${runs}`);
-      ccxRuns.push(await ccxTransfer(server.url, script, "chunks"));
+      ccxRuns.push(await withServerCpu(server, () => ccxTransfer(server.url, script, "chunks")));
     }
     for (let i = 1; i <= runs; i++) {
       progress(`seq: ccx lines run ${i}/${runs}`);
-      const t = await ccxTransfer(server.url, script, "lines");
+      const t = await withServerCpu(server, () => ccxTransfer(server.url, script, "lines"));
       lineRuns.push(t);
       if (t.seconds > 5 || t.problem) break; // slow: one run is enough
     }
@@ -249,6 +278,8 @@ export async function benchSeq(opts: ThroughputOptions = {}): Promise<Section> {
     'ccx lines: output_mode "lines" (the server\'s default, one message per line, as the ' +
       "seed's clients expect); bound by the client receiving and parsing 2,000,000 messages",
     "websocketd: timed from opening the WebSocket (which starts the command) to its close",
+    `ccx server CPU (user+sys) for the 2,000,000 lines: chunks mode ${cpuNote(ccx)}, lines mode ` +
+      `${cpuNote(ccxLines)} (does not grow with other load on the machine, unlike wall time)`,
     ...problems.map((p) => `PROBLEM: ${p}`),
   );
   return {
