@@ -108,7 +108,7 @@ const SCRIPT = String.raw`
 (function () {
   var TOKEN_KEY = "ccx.token";
   var $ = function (id) { return document.getElementById(id); };
-  var ws = null, nextId = 1, pending = {}, everOpened = false, retry = null;
+  var ws = null, nextId = 1, pending = {}, retry = null;
   var jobs = new Map(); // key -> job
   var selected = null; // key
   var view = "auto"; // auto | conversation | raw
@@ -158,8 +158,9 @@ const SCRIPT = String.raw`
       return;
     }
     ws.onopen = function () {
-      opened = true; everOpened = true;
+      opened = true;
       setConn("up", "live");
+      $("forget").classList.toggle("hidden", !token);
       $("gate").classList.add("hidden");
       $("app").classList.remove("hidden");
       watch();
@@ -171,12 +172,18 @@ const SCRIPT = String.raw`
       for (var id in pending) { pending[id].reject(new Error("connection closed")); }
       pending = {};
       if (!opened) {
-        // Refused at the handshake: no token, a wrong one, or an unreachable server.
-        $("app").classList.add("hidden");
-        jobs.clear(); buffers.clear(); selected = null;
-        if (token) sessionStorage.removeItem(TOKEN_KEY);
-        showGate(token ? "The server refused that token." :
-          (everOpened ? "The connection was refused." : ""));
+        // Refused at the handshake (no token or a wrong one), or the server is unreachable:
+        // /health (no token needed) tells which.
+        fetch("/health", { cache: "no-store" }).then(function (r) {
+          if (!r.ok) throw new Error("health " + r.status);
+          $("app").classList.add("hidden");
+          jobs.clear(); buffers.clear(); selected = null;
+          if (token) sessionStorage.removeItem(TOKEN_KEY);
+          showGate(token ? "The server refused that token." : "");
+        }).catch(function () {
+          setConn("down", "server unreachable, retrying…");
+          retry = setTimeout(connect, 2000);
+        });
         return;
       }
       setConn("down", "disconnected, retrying…");
