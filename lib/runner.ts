@@ -26,6 +26,7 @@ import type { WorkspaceParam } from "./protocol.ts";
 import { modelText } from "./claude.ts";
 import { type Candidate, pickBest, type PickOptions } from "./pick.ts";
 import { matchPatterns } from "./patterns.ts";
+import { runFacts } from "./answer.ts";
 import {
   type InstanceResult,
   type TestResult,
@@ -659,6 +660,7 @@ export async function runTask(
         patternsMissing: v.patternsMissing,
         outputFile,
         attempts,
+        ...runFacts(run.stdout, run.stderr),
         ...workspaceFields(run),
       };
     }
@@ -791,6 +793,7 @@ async function runConcurrent(
       outputFile: runs[0]?.outputFile,
       attempts: 1,
       instances,
+      ...(runs[0] ? runFacts(runs[0].run.stdout, runs[0].run.stderr) : {}),
     };
   }
   const note = pick.scores.find((s) => s.index === best.i + 1)?.note ?? "";
@@ -806,6 +809,7 @@ async function runConcurrent(
     outputFile: best.outputFile,
     attempts: 1,
     instances,
+    ...runFacts(best.run.stdout, best.run.stderr),
     ...workspaceFields(best.run),
   };
 }
