@@ -48,6 +48,7 @@ import { JobJournal, type ReapedGroup, reapOrphans } from "./journal.ts";
 import { createLogger, type LogFields, type LogFormat, type Logger } from "./log.ts";
 import { type ObservedRecord, type Observer, ObserverHub, validateWatch } from "./observer.ts";
 import { type HistoryStore, openHistory } from "./history.ts";
+import { page } from "./web/page.ts";
 
 /** Server settings. Every field has a default. */
 export interface ServerOptions {
@@ -1017,6 +1018,20 @@ export class CcxServer {
     const url = new URL(req.url);
     if (url.pathname === "/health" && (req.method === "GET" || req.method === "HEAD")) {
       return Response.json(this.health());
+    }
+    if (url.pathname === "/" && (req.method === "GET" || req.method === "HEAD")) {
+      // The page holds no data: it shows nothing until it has connected to /ws (with the token).
+      const { html, csp } = page();
+      return new Response(req.method === "HEAD" ? null : html, {
+        headers: {
+          "content-type": "text/html; charset=utf-8",
+          "cache-control": "no-store",
+          "content-security-policy": csp,
+          "referrer-policy": "no-referrer",
+          "x-content-type-options": "nosniff",
+          "x-frame-options": "DENY",
+        },
+      });
     }
     if (url.pathname !== "/ws" && url.pathname !== "/ws/mcp") {
       return Response.json({
