@@ -307,6 +307,8 @@ export function toJson(report: RunReport): string {
         output_file: t.outputFile ?? null,
         attempts: t.attempts,
       };
+      if (t.rerun) o.rerun = t.rerun;
+      if (t.worker) o.worker = t.worker;
       if (t.instances) {
         o.instances = t.instances.map((i) => ({
           index: i.index,

@@ -16,6 +16,7 @@ import { join } from "node:path";
 import { CcxServer } from "../server.ts";
 import { filterTasks, formatTimestamp, loadSuite, SuiteError } from "../suite.ts";
 import { runTasks, type ServerTarget } from "../runner.ts";
+import { checkQueueUrl, DEFAULT_QUEUE_NAME, runOnQueue } from "../queue.ts";
 import { colorEnabled, Progress } from "../progress.ts";
 import {
   formatRatioLine,
@@ -24,7 +25,7 @@ import {
   summarize,
   writeReports,
 } from "../report.ts";
-import { type HistoryStore, openHistory } from "../history.ts";
+import { type HistoryStore, openHistory, redactUrl } from "../history.ts";
 import { type Command, defineCommand } from "../cli.ts";
 import { ConfigError } from "../config.ts";
 
@@ -64,6 +65,10 @@ export interface StressOptions {
   redisUrl?: string;
   /** Do not record runs in the timeout history. */
   noHistory?: boolean;
+  /** Run on the fleet: the `redis://` or `rediss://` URL of the queue `ccx worker`s take from. */
+  queue?: string;
+  /** Queue name (default `ccx`). */
+  queueName?: string;
 }
 
 /**
@@ -119,9 +124,25 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     ? (opts.timeoutScale === "auto" ? autoTimeoutScale() : 1)
     : opts.timeoutScale;
 
+  if (opts.queue) {
+    if (opts.servers?.length) {
+      console.error(
+        "ccx stress: --queue and --server exclude each other: the fleet's workers run the tasks",
+      );
+      return 2;
+    }
+    try {
+      checkQueueUrl(opts.queue);
+    } catch (e) {
+      console.error(`ccx stress: ${(e as Error).message}`);
+      return 2;
+    }
+  }
   let local: CcxServer | undefined;
-  let servers: ServerTarget[];
-  if (opts.servers?.length) {
+  let servers: ServerTarget[] = [];
+  if (opts.queue) {
+    // The fleet's workers run the tasks and record them in the queue's Redis history.
+  } else if (opts.servers?.length) {
     servers = opts.servers.map((url) => ({ url, token: opts.token }));
   } else {
     local = CcxServer.start({
@@ -133,7 +154,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     servers = [{ url: local.url }];
   }
   let history: HistoryStore | undefined;
-  if (!opts.noHistory) {
+  if (!opts.noHistory && !opts.queue) {
     history = await openHistory({ redisUrl: opts.redisUrl }).catch((e) => {
       console.error(`ccx stress: timeout history not recorded: ${(e as Error).message}`);
       return undefined;
@@ -151,28 +172,48 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
 
   const total = tasks.length * Math.max(1, opts.repeat ?? 1);
   const progress = new Progress({ total });
-  const where = local ? "an in-process server" : servers.map((s) => s.url).join(", ");
+  const where = opts.queue
+    ? `the fleet queue ${opts.queueName ?? DEFAULT_QUEUE_NAME} at ${redactUrl(opts.queue)}`
+    : local
+    ? "an in-process server"
+    : servers.map((s) => s.url).join(", ");
   progress.note(
-    `ccx stress: ${total} task runs from ${suite.name} on ${where}, concurrency ` +
-      `${opts.concurrency ?? 1}${scale !== 1 ? `, timeouts x${scale}` : ""}; outputs in ${outDir}`,
+    `ccx stress: ${total} task runs from ${suite.name} on ${where}` +
+      `${opts.queue ? "" : `, concurrency ${opts.concurrency ?? 1}`}` +
+      `${scale !== 1 ? `, timeouts x${scale}` : ""}; outputs in ${outDir}`,
   );
   const startedAt = new Date();
   const t0 = performance.now();
   let results;
   try {
-    results = await runTasks(tasks, {
-      servers,
-      concurrency: opts.concurrency ?? 1,
-      repeat: opts.repeat,
-      patternMode: opts.patternMode,
-      timeoutScale: scale,
-      outDir,
-      claude: suite.claude,
-      history,
-      signal: controller.signal,
-      onStart: (id) => progress.start(id),
-      onFinish: (r) => progress.finish(r),
-    });
+    results = opts.queue
+      ? await runOnQueue(tasks, {
+        url: opts.queue,
+        queueName: opts.queueName,
+        runId,
+        repeat: opts.repeat,
+        patternMode: opts.patternMode,
+        timeoutScale: scale,
+        outDir,
+        claude: suite.claude,
+        record: !opts.noHistory,
+        signal: controller.signal,
+        onStart: (id, worker) => progress.start(id, worker),
+        onFinish: (r) => progress.finish(r),
+      })
+      : await runTasks(tasks, {
+        servers,
+        concurrency: opts.concurrency ?? 1,
+        repeat: opts.repeat,
+        patternMode: opts.patternMode,
+        timeoutScale: scale,
+        outDir,
+        claude: suite.claude,
+        history,
+        signal: controller.signal,
+        onStart: (id) => progress.start(id),
+        onFinish: (r) => progress.finish(r),
+      });
   } finally {
     progress.stop();
     Deno.removeSignalListener("SIGINT", onInt);
@@ -281,10 +322,26 @@ export const stress: Command = defineCommand({
       help: "record runs in a shared Redis history",
     },
     "no-history": { type: "boolean", help: "do not record runs in the timeout history" },
+    queue: {
+      type: "string",
+      env: "CCX_QUEUE",
+      arg: "URL",
+      help: "run on the fleet: enqueue tasks in this redis:// or rediss:// queue for `ccx worker`s",
+    },
+    "queue-name": {
+      type: "string",
+      env: "CCX_QUEUE_NAME",
+      default: DEFAULT_QUEUE_NAME,
+      arg: "Q",
+      help: "queue name, shared with `ccx worker --queue-name`",
+    },
   },
   notes: [
     "Exit: 0 when the ratio meets the threshold and nothing errored; 1 otherwise;",
     "2 for bad input; 130 after Ctrl+C (reports are still written).",
+    "With --queue the tasks run on `ccx worker` boxes (their concurrency applies, not",
+    "--concurrency); the workers record runs in the queue's Redis history. Ctrl+C removes",
+    "the run's waiting tasks and cancels its running ones on the workers.",
   ],
   run(o, positionals) {
     if (positionals.length > 1) {
@@ -308,6 +365,8 @@ export const stress: Command = defineCommand({
       claude: o.claude,
       redisUrl: o.redis,
       noHistory: o["no-history"],
+      queue: o.queue,
+      queueName: o["queue-name"],
     });
   },
 });
