@@ -29,7 +29,7 @@
  */
 
 import { isAbsolute, join, resolve } from "node:path";
-import { CcxClient, ClientError, type CollectedRun, runToEnd } from "./client.ts";
+import { CcxClient, ClientError, type CollectedRun, remoteFiles, runToEnd } from "./client.ts";
 import { CcxServer } from "./server.ts";
 import {
   buildClaudeArgv,
@@ -40,7 +40,14 @@ import {
   ClaudeStreamParser,
   type ClaudeTranscript,
 } from "./claude.ts";
-import { type Evidence, judgeAll, type Judgement, refinePrompt } from "./criteria.ts";
+import {
+  type Evidence,
+  type FileAccess,
+  judgeAll,
+  type Judgement,
+  localFiles,
+  refinePrompt,
+} from "./criteria.ts";
 import { type Candidate, EVALUATION_CRITERIA, type EvaluationCriterion, pickBest } from "./pick.ts";
 import {
   DEFAULT_TIMEOUT_S,
@@ -110,6 +117,8 @@ export interface ExecAttempt {
   marker_seen: boolean;
   /** `total_cost_usd` of the result line, when the CLI reported one. */
   cost_usd: number | null;
+  /** The server's workspace the attempt ran in (with `--server` and no `--cwd`). */
+  workspace?: string;
 }
 
 /**
@@ -133,7 +142,10 @@ export interface ExecResult {
   criteria: Judgement[];
   /** Every attempt, in order (N per round with `instances`). */
   attempts: ExecAttempt[];
-  /** Absolute paths written by any attempt's Write/Edit tool uses that exist now. */
+  /**
+   * Absolute paths written by any attempt's Write/Edit tool uses that exist now
+   * (in a remote workspace: that existed when the attempt ended).
+   */
   files_created: string[];
   /** Seconds from start to end, waits included. */
   duration_s: number;
@@ -171,7 +183,11 @@ export interface ExecOptions {
   model?: string;
   /** `--max-turns`. */
   maxTurns?: number;
-  /** Working directory of the CLI; file criteria resolve here (default: the current one). */
+  /**
+   * Working directory of the CLI; file criteria resolve here (default: the current one).
+   * With `server` and no `cwd`, each attempt runs in its own workspace on the server
+   * (kept) and file criteria are judged there through the `files` method.
+   */
   cwd?: string;
   /** Extra environment for the CLI. */
   env?: Record<string, string>;
@@ -330,14 +346,6 @@ function filesWrittenBy(t: ClaudeTranscript, cwd: string): string[] {
   return out;
 }
 
-function isFile(p: string): boolean {
-  try {
-    return Deno.statSync(p).isFile;
-  } catch {
-    return false;
-  }
-}
-
 /** `text` without the echoed `[marker:…]` (and the whitespace it leaves at the ends). */
 function withoutMarker(text: string, marker: string): string {
   return text.replaceAll(`[marker:${marker}]`, "").trim();
@@ -441,6 +449,8 @@ interface AttemptOutcome {
   /** What the model said (assistant + result text). */
   text: string;
   files: string[];
+  /** Of `files`, those that existed when the attempt ended. */
+  existing: string[];
   marker: string;
 }
 
@@ -449,6 +459,8 @@ interface Context {
   criteria: string[];
   claude: string;
   cwd: string;
+  /** Each attempt runs in a fresh workspace on the server (remote server, no --cwd). */
+  workspace: boolean;
   timeoutS: number;
   opts: ExecOptions;
   client: CcxClient;
@@ -480,7 +492,7 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
   try {
     run = await runToEnd(ctx.client, {
       argv,
-      cwd: ctx.cwd,
+      ...(ctx.workspace ? { workspace: { keep: "always" as const } } : { cwd: ctx.cwd }),
       env: ctx.opts.env,
       timeout: ctx.timeoutS,
       stall_timeout: ctx.opts.stallTimeoutS,
@@ -513,7 +525,10 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
   const exitCode = run?.exitCode ?? null;
   const failure = startError ? undefined : classifyFailure(t, { exitCode, status, stderr });
   const answer = t.result?.text ?? t.assistantText[t.assistantText.length - 1] ?? "";
-  const files = filesWrittenBy(t, ctx.cwd);
+  const ws = run?.workspace;
+  const cwd = ws?.path ?? ctx.cwd;
+  const access: FileAccess = ws && run ? remoteFiles(ctx.client, run.jobId, ws.path) : localFiles;
+  const files = filesWrittenBy(t, cwd);
   const ev: Evidence = {
     answer,
     transcriptText: t.text,
@@ -521,11 +536,16 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
     isError: t.result?.isError ?? false,
     exitCode,
     status,
-    cwd: ctx.cwd,
+    cwd,
     filesWritten: files,
     stderr,
+    files: access,
   };
   const judgements = await judgeAll(ctx.criteria, ev);
+  const existing: string[] = [];
+  for (const f of files) {
+    if ((await access.stat(f).catch(() => undefined))?.isFile) existing.push(f);
+  }
   const allMet = judgements.every((j) => j.met);
   const success = !startError && !failure && allMet;
   const errorType: AttemptErrorType | null = startError
@@ -545,6 +565,7 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
       error_type: errorType,
       marker_seen: t.text.includes(marker),
       cost_usd: t.result?.costUsd ?? null,
+      ...(ws ? { workspace: ws.path } : {}),
     },
     failure,
     startError,
@@ -553,6 +574,7 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
     answer,
     text: t.text,
     files,
+    existing,
     marker,
   };
 }
@@ -690,6 +712,8 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
       port: 0,
       log: () => {},
       heartbeatS: 0,
+      // In-process jobs are the user's own children: their environment, less CCX_*.
+      passEnv: ["*"],
       maxJobsPerSession: Math.max(32, instances),
     });
     url = local.url;
@@ -705,6 +729,7 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
       criteria,
       claude,
       cwd,
+      workspace: opts.server !== undefined && opts.cwd === undefined,
       timeoutS: timeout.timeoutS,
       opts,
       client,
@@ -814,7 +839,7 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
 
   const files: string[] = [];
   for (const a of attempts) {
-    for (const f of a.files) if (!files.includes(f) && isFile(f)) files.push(f);
+    for (const f of a.existing) if (!files.includes(f)) files.push(f);
   }
   const answer = kept?.answer ?? "";
   return {

@@ -212,6 +212,8 @@ export interface QueueRunOptions
   signal?: AbortSignal;
   /** How long, after an abort, to wait for canceled tasks to report (default 15000 ms). */
   cancelWaitMs?: number;
+  /** Called once the run's tasks are on the queue, with how many workers take from it now. */
+  onReady?(workers: number): void;
   /** Called when a worker takes a task (its result id and the worker's name). */
   onStart?(id: string, worker: string): void;
   /** Called with each result as soon as it is known. */
@@ -220,6 +222,8 @@ export interface QueueRunOptions
 
 interface Pending {
   rid: string;
+  /** The task's marker (concurrent tasks: its instances' markers start with it). */
+  marker?: string;
   order: number;
   task: SuiteTask;
   instance?: number;
@@ -282,7 +286,15 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
       for (let i = 0; i < Math.max(1, n); i++) {
         const instance = n ? i : undefined;
         const jobId = jobIdOf(runId, rid, instance);
-        pending.set(jobId, { rid, order, task, instance, workers: [], stalled: false });
+        pending.set(jobId, {
+          rid,
+          order,
+          task,
+          instance,
+          marker: shared?.marker,
+          workers: [],
+          stalled: false,
+        });
         jobs.push({
           name: instance === undefined ? rid : `${rid}.i${i + 1}`,
           data: { runId, rid, task, instance, shared, settings },
@@ -344,12 +356,19 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
         );
         if (got.length < p.task.concurrent!.instances) return;
         const t0 = starts.get(p.rid) ?? Date.now();
-        const r = await pickInstances(p.task, got, opts, {
-          id: p.rid,
-          name: p.task.name,
-          category: p.task.category,
-          startedAt: t0,
-        }, (Date.now() - t0) / 1000);
+        const r = await pickInstances(
+          p.task,
+          got,
+          opts,
+          {
+            id: p.rid,
+            name: p.task.name,
+            category: p.task.category,
+            startedAt: t0,
+          },
+          (Date.now() - t0) / 1000,
+          p.marker,
+        );
         r.worker = [...new Set(jobsOfRid(p.rid).flatMap((x) => x.workers))].join(", ") ||
           worker;
         finish(p, r, rerun);
@@ -437,6 +456,7 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
     events.on("failed", onFailed);
 
     await q.addBulk(jobs);
+    opts.onReady?.((await q.getWorkers().catch(() => [])).length);
 
     // Should an event be missed (a dropped connection), ask the queue about quiet jobs.
     const sweep = setInterval(async () => {

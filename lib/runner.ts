@@ -22,6 +22,7 @@ import { join } from "node:path";
 import { CcxClient, ClientError, type CollectedRun, runToEnd } from "./client.ts";
 import { modelText } from "./claude.ts";
 import { type Candidate, pickBest, type PickOptions } from "./pick.ts";
+import { matchPatterns } from "./patterns.ts";
 import {
   type InstanceResult,
   type TestResult,
@@ -145,9 +146,10 @@ export interface Verdict {
 }
 
 /**
- * Judges one finished run of a task. Patterns are matched, case-insensitively,
- * against what the model said (for Claude's stream-json: assistant and result
- * text, never the JSON envelope) plus stderr.
+ * Judges one finished run of a task. Patterns are matched (see `patterns.ts`:
+ * case-insensitive substrings, `word:`, `regex:`) against what the model said
+ * (for Claude's stream-json: assistant and result text, never the JSON envelope)
+ * plus stderr, with every `[marker:…]` and the run's `markers` removed first.
  *
  * @example
  * ```ts
@@ -156,15 +158,20 @@ export interface Verdict {
  * ```
  */
 export function judgeRun(
-  task: Pick<SuiteTask, "expectedPatterns" | "expectNonZeroExit" | "timeoutS" | "stallTimeoutS">,
+  task: Pick<
+    SuiteTask,
+    "expectedPatterns" | "expectNonZeroExit" | "timeoutS" | "stallTimeoutS" | "wholeWord"
+  >,
   run: Pick<CollectedRun, "status" | "exitCode" | "signal" | "stdout" | "stderr" | "limits">,
   patternMode: "all" | "any",
   timeouts: { timeoutS?: number; stallTimeoutS?: number } = {},
+  markers: string[] = [],
 ): Verdict {
   const text = modelText(run.stdout) + (run.stderr ? `\n${run.stderr}` : "");
-  const lower = text.toLowerCase();
-  const found = task.expectedPatterns.filter((p) => lower.includes(p.toLowerCase()));
-  const missing = task.expectedPatterns.filter((p) => !found.includes(p));
+  const { found, missing } = matchPatterns(text, task.expectedPatterns, {
+    wholeWord: task.wholeWord,
+    markers,
+  });
   const base = { patternsFound: found, patternsMissing: missing, text };
   const rate = run.limits.find((l) => l.kind === "rate_limit");
   if (rate) {
@@ -500,13 +507,12 @@ export async function runTask(
     while (true) {
       attempts++;
       const timestamp = formatTimestamp();
-      const built = buildTaskCommand(
-        task,
-        { marker: resolveMarker(task, timestamp), timestamp },
-        { claude: opts.claude },
-      );
+      const marker = resolveMarker(task, timestamp);
+      const built = buildTaskCommand(task, { marker, timestamp }, { claude: opts.claude });
       const run = await runBuilt(await connect(), built, { timeoutS, stallTimeoutS }, opts, rid);
-      const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS });
+      const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, [
+        marker,
+      ]);
       if (opts.signal?.aborted && run.status === "canceled") v.reason = "interrupted";
       await recordRun(opts, task, run, v);
       if (v.rateLimited && attempts <= retries && !opts.signal?.aborted) {
@@ -634,9 +640,10 @@ export async function runInstance(
   const timeoutS = scaled(task.timeoutS, scale);
   const stallTimeoutS = scaled(task.stallTimeoutS, scale);
   const settings = instanceSettings(spec, i);
+  const own = `${shared.marker}_i${i + 1}`;
   const built = buildTaskCommand(
     task,
-    { marker: `${shared.marker}_i${i + 1}`, timestamp: shared.timestamp, ...settings },
+    { marker: own, timestamp: shared.timestamp, ...settings },
     { claude: opts.claude },
   );
   const run = await runBuilt(
@@ -646,7 +653,7 @@ export async function runInstance(
     opts,
     `${rid}.i${i + 1}`,
   );
-  const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS });
+  const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, [own]);
   if (opts.signal?.aborted && run.status === "canceled") v.reason = "interrupted";
   const outputFile = task.saveOutput ? join(opts.outDir, `${rid}.i${i + 1}.txt`) : undefined;
   if (outputFile) {
@@ -696,12 +703,20 @@ async function runConcurrent(
       (_, i) => runInstance(task, rid, i, () => Promise.resolve(conn), opts, shared),
     ),
   );
-  return await pickInstances(task, runs, opts, base, (performance.now() - t0) / 1000);
+  return await pickInstances(
+    task,
+    runs,
+    opts,
+    base,
+    (performance.now() - t0) / 1000,
+    shared.marker,
+  );
 }
 
 /**
  * The result of a concurrent task from its instances' runs: scores them by the task's
- * criteria and reports the best one that passed (or why none did).
+ * criteria and reports the best one that passed (or why none did). `marker` is the task's
+ * marker, which the instances' own markers start with; it is stripped before scoring.
  *
  * @example
  * ```ts
@@ -710,7 +725,7 @@ async function runConcurrent(
  * const task = (await loadSuite("tasks/selftest.json")).tasks.find((t) => t.concurrent)!;
  * const runs: InstanceRun[] = []; // from runInstance(), here or on fleet workers
  * const base = { id: task.id, name: task.name, category: task.category, startedAt: Date.now() };
- * console.log((await pickInstances(task, runs, {}, base, 1.5)).status); // "error"
+ * console.log((await pickInstances(task, runs, {}, base, 1.5, "m")).status); // "error"
  * ```
  */
 export async function pickInstances(
@@ -719,6 +734,7 @@ export async function pickInstances(
   opts: Pick<TaskOptions, "lint">,
   base: Pick<TestResult, "id" | "name" | "category" | "startedAt">,
   durationS: number,
+  marker = "",
 ): Promise<TestResult> {
   const spec = task.concurrent!;
   runs = [...runs].sort((a, b) => a.i - b.i);
@@ -733,6 +749,7 @@ export async function pickInstances(
   }));
   const pick = await pickBest(candidates, spec.criteria, {
     expectedPatterns: task.expectedPatterns,
+    match: { wholeWord: task.wholeWord, markers: [marker] },
     lint: opts.lint,
   });
   const instances: InstanceResult[] = runs.map(({ i, v, settings, outputFile, ...r }) => {

@@ -24,7 +24,7 @@ import { hostname } from "node:os";
 import { basename } from "node:path";
 import { type Job, WaitingError, Worker } from "bullmq";
 import { CcxClient } from "./client.ts";
-import { CcxServer } from "./server.ts";
+import { type CcxServer, startInProcessServer } from "./server.ts";
 import { connectRedis, type HistoryStore, RedisHistory } from "./history.ts";
 import { runInstance, runTask, ServerLostError, type TaskOptions } from "./runner.ts";
 import {
@@ -125,12 +125,7 @@ export class FleetWorker {
     this.#sub = sub;
     this.#history = history;
     this.#log = opts.log ?? (() => {});
-    this.#server = CcxServer.start({
-      port: 0,
-      log: () => {},
-      maxJobsPerSession: 256,
-      maxSessions: 1024,
-    });
+    this.#server = startInProcessServer();
     this.stopped = new Promise((r) => this.#resolveStopped = r);
   }
 

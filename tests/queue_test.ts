@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { cli, FAKE_CLAUDE, newTag, pidsMatching, waitFor } from "./helpers.ts";
-import { SKIP_REDIS, startRedis } from "./redis.ts";
+import { freePort, SKIP_REDIS, startRedis } from "./redis.ts";
 import {
   gatedSuite,
   killWorker,
@@ -181,6 +181,22 @@ Deno.test("ccx stress --queue refuses --server and non-Redis URLs with exit 2", 
   const bad = await cli(["stress", "tasks/selftest.json", "--queue", "ws://127.0.0.1:1/ws"]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /--queue: ws:\/\/127\.0\.0\.1:1\/ws is not a redis:\/\/ or rediss:\/\//);
+});
+
+Deno.test("ccx stress --queue exits 3, running nothing, when the queue's Redis does not answer", async () => {
+  const port = freePort();
+  const r = await cli([
+    "stress",
+    "tasks/selftest.json",
+    "--queue",
+    `redis://:pw@127.0.0.1:${port}`,
+  ]);
+  assert.equal(r.code, 3, r.stdout + r.stderr);
+  assert.match(
+    r.stderr,
+    new RegExp(`cannot run: cannot connect to Redis at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}`),
+  );
+  assert.doesNotMatch(r.stderr + r.stdout, /:pw@/);
 });
 
 Deno.test("checkQueueUrl() accepts redis:// and rediss:// only, hiding passwords", () => {

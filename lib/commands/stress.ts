@@ -13,8 +13,9 @@
 
 import { loadavg } from "node:os";
 import { join } from "node:path";
-import { CcxServer } from "../server.ts";
-import { filterTasks, formatTimestamp, loadSuite, SuiteError } from "../suite.ts";
+import { type CcxServer, startInProcessServer } from "../server.ts";
+import { filterTasks, formatTimestamp, loadSuite, SuiteError, usesClaude } from "../suite.ts";
+import { preflight, serverUrl } from "../preflight.ts";
 import { runTasks, type ServerTarget } from "../runner.ts";
 import { checkQueueUrl, DEFAULT_QUEUE_NAME, runOnQueue } from "../queue.ts";
 import { colorEnabled, Progress } from "../progress.ts";
@@ -25,7 +26,7 @@ import {
   summarize,
   writeReports,
 } from "../report.ts";
-import { type HistoryStore, openHistory, redactUrl } from "../history.ts";
+import { connectRedis, type HistoryStore, openHistory, redactUrl } from "../history.ts";
 import { type Command, defineCommand } from "../cli.ts";
 import { ConfigError } from "../config.ts";
 
@@ -69,6 +70,8 @@ export interface StressOptions {
   queue?: string;
   /** Queue name (default `ccx`). */
   queueName?: string;
+  /** Only check the suite: print problems and warnings, run nothing. */
+  validate?: boolean;
 }
 
 /**
@@ -90,8 +93,18 @@ function newRunId(d = new Date()): string {
   return `${formatTimestamp(d)}_${crypto.randomUUID().slice(0, 6)}`;
 }
 
-/** Runs the suite; resolves with the exit code (0 graduated, 1 not, 2 bad input, 130 interrupted). */
+/**
+ * Runs the suite; resolves with the exit code: 0 graduated, 1 ran but did not graduate, 2 bad
+ * input, 3 could not run (a server, the token or the Claude CLI; see `preflight.ts`), 130
+ * interrupted.
+ */
 export async function stressCommand(opts: StressOptions): Promise<number> {
+  try {
+    for (const url of opts.servers ?? []) serverUrl(url);
+  } catch (e) {
+    console.error(`ccx stress: ${(e as Error).message}`);
+    return 2;
+  }
   let suite;
   try {
     suite = await loadSuite(opts.suite, { claude: opts.claude });
@@ -105,6 +118,18 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       return 2;
     }
     throw e;
+  }
+  for (const w of suite.warnings ?? []) {
+    console.error(`ccx stress: warning: ${opts.suite}: ${w.path}: ${w.message}`);
+  }
+  if (opts.validate) {
+    const cats = new Set(suite.tasks.map((t) => t.category)).size;
+    console.log(
+      `${opts.suite}: valid, ${suite.tasks.length} tasks in ${cats} categor${
+        cats === 1 ? "y" : "ies"
+      }${suite.warnings?.length ? `, ${suite.warnings.length} warnings` : ""}`,
+    );
+    return 0;
   }
   let tasks;
   try {
@@ -137,6 +162,14 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       console.error(`ccx stress: ${(e as Error).message}`);
       return 2;
     }
+    // Pre-flight for the fleet: its Redis answers (workers may join later).
+    try {
+      await (await connectRedis(opts.queue)).quit();
+    } catch (e) {
+      console.error(`ccx stress: cannot run: ${(e as Error).message}`);
+      console.error("ccx stress: nothing was run (exit 3).");
+      return 3;
+    }
   }
   let local: CcxServer | undefined;
   let servers: ServerTarget[] = [];
@@ -145,13 +178,19 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   } else if (opts.servers?.length) {
     servers = opts.servers.map((url) => ({ url, token: opts.token }));
   } else {
-    local = CcxServer.start({
-      port: 0,
-      log: () => {},
-      maxJobsPerSession: 256,
-      maxSessions: 1024,
-    });
+    local = startInProcessServer();
     servers = [{ url: local.url }];
+  }
+  const problems = await preflight({
+    servers,
+    claude: suite.claude,
+    needClaude: tasks.some(usesClaude),
+  });
+  if (problems.length > 0) {
+    await local?.shutdown();
+    for (const p of problems) console.error(`ccx stress: cannot run: ${p}`);
+    console.error("ccx stress: nothing was run (exit 3).");
+    return 3;
   }
   let history: HistoryStore | undefined;
   if (!opts.noHistory && !opts.queue) {
@@ -188,6 +227,14 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   try {
     results = opts.queue
       ? await runOnQueue(tasks, {
+        onReady: (workers) => {
+          if (workers === 0) {
+            progress.note(
+              "ccx stress: no worker takes tasks from this queue yet; the tasks wait for one " +
+                "(start `ccx worker --queue URL` on a box)",
+            );
+          }
+        },
         url: opts.queue,
         queueName: opts.queueName,
         runId,
@@ -335,10 +382,12 @@ export const stress: Command = defineCommand({
       arg: "Q",
       help: "queue name, shared with `ccx worker --queue-name`",
     },
+    validate: { type: "boolean", help: "check the suite and exit (0 valid, 2 not); runs nothing" },
   },
   notes: [
-    "Exit: 0 when the ratio meets the threshold and nothing errored; 1 otherwise;",
-    "2 for bad input; 130 after Ctrl+C (reports are still written).",
+    "Exit: 0 when the ratio meets the threshold and nothing errored; 1 ran but did not graduate;",
+    "2 bad input; 3 could not run (server down, token refused, Claude CLI missing: checked",
+    "before any task starts); 130 after Ctrl+C (reports are still written).",
     "With --queue the tasks run on `ccx worker` boxes (their concurrency applies, not",
     "--concurrency); the workers record runs in the queue's Redis history. Ctrl+C removes",
     "the run's waiting tasks and cancels its running ones on the workers.",
@@ -367,6 +416,7 @@ export const stress: Command = defineCommand({
       noHistory: o["no-history"],
       queue: o.queue,
       queueName: o["queue-name"],
+      validate: o.validate,
     });
   },
 });
