@@ -308,6 +308,11 @@ export interface ControlParams {
   type: "PAUSE" | "RESUME" | "CANCEL";
   /** The job to act on; may be left out when the session runs exactly one job. */
   job_id?: string;
+  /**
+   * Another session's id, to control one of its jobs (observers only, see `watch`); `job_id`
+   * is then required.
+   */
+  session_id?: string;
 }
 
 function invalid(field: string, message: string): RpcError {
@@ -471,5 +476,11 @@ export function validateControl(params: unknown): ControlParams {
   if (type !== "PAUSE" && type !== "RESUME" && type !== "CANCEL") {
     throw invalid("type", `expected PAUSE, RESUME or CANCEL, got ${JSON.stringify(p.type)}`);
   }
-  return { type, job_id: optString(p, "job_id") };
+  const out: ControlParams = { type, job_id: optString(p, "job_id") };
+  const sessionId = optString(p, "session_id");
+  if (sessionId !== undefined) {
+    if (out.job_id === undefined) throw invalid("job_id", "required with session_id");
+    out.session_id = sessionId;
+  }
+  return out;
 }

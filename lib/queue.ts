@@ -61,6 +61,10 @@ export interface FleetTaskSettings {
   claude: string;
   /** Whether workers record the run in the shared timeout history (the queue's Redis). */
   record: boolean;
+  /** Run each task in its own workspace on the worker (default true). */
+  workspace?: boolean;
+  /** What the worker keeps of those workspaces (default `failed`). */
+  keepWorkspaces?: TaskOptions["keepWorkspaces"];
 }
 
 /**
@@ -190,7 +194,8 @@ export function checkQueueUrl(url: string, flag = "--queue"): void {
  * ```
  */
 export interface QueueRunOptions
-  extends Pick<TaskOptions, "patternMode" | "timeoutScale" | "lint"> {
+  extends
+    Pick<TaskOptions, "patternMode" | "timeoutScale" | "lint" | "workspace" | "keepWorkspaces"> {
   /** `redis://` or `rediss://` URL of the queue's Redis. */
   url: string;
   /** Queue name (default {@linkcode DEFAULT_QUEUE_NAME}). */
@@ -268,6 +273,8 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
     timeoutScale: opts.timeoutScale ?? 1,
     claude: opts.claude,
     record: opts.record ?? true,
+    workspace: opts.workspace,
+    keepWorkspaces: opts.keepWorkspaces,
   };
   await Deno.mkdir(opts.outDir, { recursive: true });
 

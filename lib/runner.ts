@@ -18,8 +18,11 @@
  * @module
  */
 
-import { join } from "node:path";
-import { CcxClient, ClientError, type CollectedRun, runToEnd } from "./client.ts";
+import { join, resolve as resolvePath } from "node:path";
+import { CcxClient, ClientError, type CollectedRun, remoteFiles, runToEnd } from "./client.ts";
+import { type FileAccess, localFiles } from "./criteria.ts";
+import type { KeepPolicy } from "./workspace.ts";
+import type { WorkspaceParam } from "./protocol.ts";
 import { modelText } from "./claude.ts";
 import { type Candidate, pickBest, type PickOptions } from "./pick.ts";
 import { matchPatterns } from "./patterns.ts";
@@ -32,6 +35,7 @@ import {
 import {
   buildTaskCommand,
   type BuiltCommand,
+  type ExpectedFile,
   formatTimestamp,
   resolveMarker,
   type SuiteTask,
@@ -84,6 +88,13 @@ export interface RunnerOptions {
   onFinish?(result: TestResult): void;
   /** Called with each chunk of a task's live output (its result id, stdout/stderr, text). */
   onOutput?(id: string, type: "stdout" | "stderr", data: string): void;
+  /**
+   * Run every task, and every instance of a concurrent task, in its own workspace on the
+   * server (default true; `ccx stress --no-workspace` turns it off).
+   */
+  workspace?: boolean;
+  /** What the server keeps of those workspaces (default `failed`; see `execute`'s `keep`). */
+  keepWorkspaces?: KeepPolicy;
 }
 
 /**
@@ -284,6 +295,7 @@ async function runBuilt(
   t: { timeoutS?: number; stallTimeoutS?: number },
   opts: Pick<TaskOptions, "signal" | "onOutput">,
   rid: string,
+  workspace?: WorkspaceParam,
 ): Promise<CollectedRun> {
   let run: CollectedRun;
   try {
@@ -295,6 +307,7 @@ async function runBuilt(
         env: built.env,
         timeout: t.timeoutS,
         stall_timeout: t.stallTimeoutS,
+        ...(workspace ? { workspace } : {}),
       },
       opts.onOutput ? { onOutput: (type, data) => opts.onOutput!(rid, type, data) } : {},
       opts.signal,
@@ -312,6 +325,95 @@ async function runBuilt(
     throw new ServerLostError(conn.url, "server shut down while the task ran");
   }
   return run;
+}
+
+/** The `workspace` param for a task's runs, or undefined with `workspace: false`. */
+function workspaceFor(task: SuiteTask, opts: TaskOptions): WorkspaceParam | undefined {
+  if (opts.workspace === false) return undefined;
+  return {
+    keep: opts.keepWorkspaces ?? "failed",
+    ...(task.workspaceTemplate !== undefined ? { template: task.workspaceTemplate } : {}),
+  };
+}
+
+/**
+ * Judges a task's `expected_files` on what its run left: in the run's workspace through
+ * the server's `files` method (so a remote server or a fleet worker is judged on its own
+ * disk), or, for a run without a workspace, on this machine's disk under the current
+ * directory. Resolves with one line per problem; none means every file is there.
+ *
+ * @example
+ * ```ts
+ * import { judgeExpectedFiles } from "./runner.ts";
+ * // await judgeExpectedFiles([{ path: "config.py", contains: "DATABASE_URL" }], run, client)
+ * // → [] or ['config.py does not contain "DATABASE_URL"']
+ * ```
+ */
+export async function judgeExpectedFiles(
+  files: readonly ExpectedFile[],
+  run: Pick<CollectedRun, "jobId" | "workspace">,
+  client: CcxClient,
+): Promise<string[]> {
+  const base = run.workspace?.path ?? Deno.cwd();
+  const access: FileAccess = run.workspace
+    ? remoteFiles(client, run.jobId, run.workspace.path)
+    : localFiles;
+  const problems: string[] = [];
+  for (const f of files) {
+    const abs = resolvePath(base, f.path);
+    const st = await access.stat(abs);
+    if (!st) {
+      problems.push(`missing file ${f.path}`);
+      continue;
+    }
+    if (f.contains === undefined) continue; // a directory counts as there
+    if (!st.isFile) {
+      problems.push(`${f.path} is not a file`);
+      continue;
+    }
+    const text = (await access.readText(abs)) ?? "";
+    if (!text.toLowerCase().includes(f.contains.toLowerCase())) {
+      problems.push(`${f.path} does not contain ${JSON.stringify(f.contains)}`);
+    }
+  }
+  return problems;
+}
+
+/**
+ * Applies `expected_files` to a verdict: a run that passed otherwise fails when a file is
+ * missing or lacks its text; a workspace that cannot be read makes it an error.
+ */
+async function checkFiles(
+  v: Verdict,
+  task: SuiteTask,
+  run: CollectedRun,
+  client: CcxClient,
+): Promise<void> {
+  if (!task.expectedFiles?.length || v.status !== "passed") return;
+  let problems: string[];
+  try {
+    problems = await judgeExpectedFiles(task.expectedFiles, run, client);
+  } catch (e) {
+    v.status = "error";
+    v.reason = `could not read the workspace: ${(e as Error).message}`;
+    return;
+  }
+  if (problems.length === 0) {
+    v.reason += `, ${task.expectedFiles.length}/${task.expectedFiles.length} files`;
+    return;
+  }
+  v.status = "failed";
+  v.reason = problems.join("; ");
+}
+
+/** What a result says about the run's workspace: files created, and where it is when kept. */
+function workspaceFields(run: CollectedRun): Pick<TestResult, "filesCreated" | "workspace"> {
+  const ws = run.workspace;
+  if (!ws) return {};
+  return {
+    filesCreated: ws.files.map((f) => f.path),
+    ...(ws.kept ? { workspace: ws.path } : {}),
+  };
 }
 
 /** Records a finished (not interrupted) run in the timeout history, if there is one. */
@@ -509,10 +611,19 @@ export async function runTask(
       const timestamp = formatTimestamp();
       const marker = resolveMarker(task, timestamp);
       const built = buildTaskCommand(task, { marker, timestamp }, { claude: opts.claude });
-      const run = await runBuilt(await connect(), built, { timeoutS, stallTimeoutS }, opts, rid);
+      const conn = await connect();
+      const run = await runBuilt(
+        conn,
+        built,
+        { timeoutS, stallTimeoutS },
+        opts,
+        rid,
+        workspaceFor(task, opts),
+      );
       const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, [
         marker,
       ]);
+      await checkFiles(v, task, run, conn.client);
       if (opts.signal?.aborted && run.status === "canceled") v.reason = "interrupted";
       await recordRun(opts, task, run, v);
       if (v.rateLimited && attempts <= retries && !opts.signal?.aborted) {
@@ -548,6 +659,7 @@ export async function runTask(
         patternsMissing: v.patternsMissing,
         outputFile,
         attempts,
+        ...workspaceFields(run),
       };
     }
   } catch (e) {
@@ -604,6 +716,10 @@ export interface InstanceRun {
   v: Pick<Verdict, "status" | "reason" | "patternsFound" | "patternsMissing">;
   /** Where its output went (when the task saves output). */
   outputFile?: string;
+  /** Files the run created in its workspace. */
+  filesCreated?: string[];
+  /** Where its workspace is, when the server kept it. */
+  workspace?: string;
 }
 
 /**
@@ -646,14 +762,17 @@ export async function runInstance(
     { marker: own, timestamp: shared.timestamp, ...settings },
     { claude: opts.claude },
   );
+  const conn = await connect();
   const run = await runBuilt(
-    await connect(),
+    conn,
     built,
     { timeoutS, stallTimeoutS },
     opts,
     `${rid}.i${i + 1}`,
+    workspaceFor(task, opts),
   );
   const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, [own]);
+  await checkFiles(v, task, run, conn.client);
   if (opts.signal?.aborted && run.status === "canceled") v.reason = "interrupted";
   const outputFile = task.saveOutput ? join(opts.outDir, `${rid}.i${i + 1}.txt`) : undefined;
   if (outputFile) {
@@ -682,6 +801,7 @@ export async function runInstance(
       patternsMissing: v.patternsMissing,
     },
     outputFile,
+    ...workspaceFields(run),
   };
 }
 
@@ -797,5 +917,7 @@ export async function pickInstances(
     outputFile: best.outputFile,
     attempts: 1,
     instances,
+    ...(best.filesCreated ? { filesCreated: best.filesCreated } : {}),
+    ...(best.workspace ? { workspace: best.workspace } : {}),
   };
 }

@@ -253,6 +253,8 @@ export class FleetWorker {
       patternMode: d.settings.patternMode,
       timeoutScale: d.settings.timeoutScale,
       history: d.settings.record ? this.#history : undefined,
+      workspace: d.settings.workspace,
+      keepWorkspaces: d.settings.keepWorkspaces,
       signal,
       onOutput: (_id, _type, data) => {
         bytes += data.length;

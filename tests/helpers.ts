@@ -129,11 +129,20 @@ export async function withServer<T>(
   opts: ServerOptions,
   fn: (server: CcxServer) => Promise<T>,
 ): Promise<T> {
-  const server = CcxServer.start({ port: 0, log: () => {}, heartbeatS: 0, ...opts });
+  // Workspaces go to a temp dir of this server, never the user's state directory.
+  const root = opts.workspaceRoot ?? await Deno.makeTempDir({ prefix: "ccx-test-ws-" });
+  const server = CcxServer.start({
+    port: 0,
+    log: () => {},
+    heartbeatS: 0,
+    ...opts,
+    workspaceRoot: root,
+  });
   try {
     return await fn(server);
   } finally {
     await server.shutdown();
+    if (opts.workspaceRoot === undefined) await Deno.remove(root, { recursive: true });
   }
 }
 

@@ -7,6 +7,7 @@ import {
   FAKE_CLAUDE,
   newTag,
   pidsMatching,
+  remoteDiskServer,
   serveProcess,
   waitFor,
   withServer,
@@ -861,4 +862,103 @@ Deno.test("runTasks() reports a task `error` when its only server shuts down und
     await Deno.remove(dir, { recursive: true });
   }
   assertNoneLeft(tag);
+});
+
+// ---------------------------------------------------------------------------------------------
+// workspaces and expected_files
+
+Deno.test("concurrent tasks writing the same file each run and are judged in their own workspace", async () => {
+  const tests = ["one", "two", "three", "four"].map((word) => ({
+    id: `w_${word}`,
+    command: `printf ${word} > config.py; sleep 0.2; cat config.py`,
+    expected_patterns: [word],
+    expected_files: [{ path: "config.py", contains: word }],
+  }));
+  await runSuite({ tests }, ({ results }) => {
+    assert.equal(results.length, 4);
+    for (const r of results) {
+      assert.equal(r.status, "passed", `${r.id}: ${r.reason}`);
+      assert.match(r.reason, /1\/1 files/);
+      assert.deepEqual(r.filesCreated, ["config.py"]);
+      assert.equal(r.workspace, undefined, "passed tasks' workspaces are not kept (keep failed)");
+    }
+  }, { concurrency: 4 });
+});
+
+Deno.test("--no-workspace runs tasks in the server's directory, workspaces elsewhere", async () => {
+  const suite = { tests: [{ id: "where", command: "pwd", expected_patterns: [Deno.cwd()] }] };
+  await runSuite(suite, ({ byId }) => {
+    assert.equal(byId.get("where")!.status, "passed", byId.get("where")!.reason);
+    assert.equal(byId.get("where")!.filesCreated, undefined);
+  }, { workspace: false });
+  await runSuite(suite, ({ byId }) => {
+    assert.equal(byId.get("where")!.status, "failed", "a workspace is not the server's cwd");
+  });
+});
+
+Deno.test({
+  name: "expected_files passes and fails as it should against a server whose disk we cannot see",
+  ignore: !new Deno.Command("sh", { args: ["-c", "command -v bwrap"] }).outputSync().success,
+  fn: async () => {
+    const server = await remoteDiskServer();
+    const outDir = await Deno.makeTempDir({ prefix: "ccx_runner_test_" });
+    try {
+      const { tasks } = parseSuite({
+        tests: [
+          {
+            id: "good",
+            command: "mkdir -p app && echo 'DATABASE_URL = 1' > app/config.py",
+            expected_files: [{ path: "app/config.py", contains: "database_url" }, { path: "app" }],
+          },
+          {
+            id: "wrong_text",
+            command: "echo 'nothing here' > config.py",
+            expected_files: [{ path: "config.py", contains: "DATABASE_URL" }],
+          },
+          {
+            id: "missing",
+            command: "echo 'DATABASE_URL' > other.py",
+            expected_files: [{ path: "config.py" }],
+          },
+          {
+            id: "dir_not_file",
+            command: "mkdir config.py",
+            expected_files: [{ path: "config.py", contains: "x" }],
+          },
+          {
+            id: "symlink_out",
+            command: "ln -s /etc/hostname config.py",
+            expected_files: [{ path: "config.py" }],
+          },
+          {
+            id: "exit_1_kept",
+            command: "echo partial > half.txt; exit 1",
+            expected_files: [{ path: "half.txt" }],
+          },
+        ],
+      }, "inline");
+      const results = await runTasks(tasks, {
+        servers: [{ url: server.url }],
+        outDir,
+        claude: FAKE_CLAUDE,
+        concurrency: 3,
+      });
+      const by = new Map(results.map((r) => [r.id, r]));
+      const status = (id: string) => `${by.get(id)!.status}: ${by.get(id)!.reason}`;
+      assert.equal(status("good"), "passed: exit 0, 2/2 files");
+      assert.equal(status("wrong_text"), 'failed: config.py does not contain "DATABASE_URL"');
+      assert.equal(status("missing"), "failed: missing file config.py");
+      assert.equal(status("dir_not_file"), "failed: config.py is not a file");
+      assert.equal(status("symlink_out"), "failed: missing file config.py");
+      assert.equal(by.get("exit_1_kept")!.status, "failed");
+      assert.deepEqual(by.get("good")!.filesCreated, ["app/config.py"]);
+      // A failed run's workspace is kept and named; it is on the server's disk, not ours.
+      const kept = by.get("exit_1_kept")!.workspace!;
+      assert.ok(kept.startsWith(server.root), kept);
+      assert.equal(await Deno.stat(kept).then(() => true, () => false), false);
+    } finally {
+      await server.stop();
+      await Deno.remove(outDir, { recursive: true });
+    }
+  },
 });

@@ -116,6 +116,7 @@ const TEST_KEYS = [
   "category",
   "duration_s",
   "exit_code",
+  "files_created",
   "id",
   "name",
   "output_file",
@@ -123,6 +124,7 @@ const TEST_KEYS = [
   "patterns_missing",
   "reason",
   "status",
+  "workspace",
 ];
 
 // ---------------------------------------------------------------------------------------------

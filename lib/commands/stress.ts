@@ -14,6 +14,7 @@
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { type CcxServer, startInProcessServer } from "../server.ts";
+import type { KeepPolicy } from "../workspace.ts";
 import { filterTasks, formatTimestamp, loadSuite, SuiteError, usesClaude } from "../suite.ts";
 import { preflight, serverUrl } from "../preflight.ts";
 import { runTasks, type ServerTarget } from "../runner.ts";
@@ -70,6 +71,10 @@ export interface StressOptions {
   queue?: string;
   /** Queue name (default `ccx`). */
   queueName?: string;
+  /** Run tasks in the server's directory instead of a workspace each. */
+  noWorkspace?: boolean;
+  /** What servers keep of task workspaces (default `failed`). */
+  keepWorkspaces?: KeepPolicy;
   /** Only check the suite: print problems and warnings, run nothing. */
   validate?: boolean;
 }
@@ -178,7 +183,8 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   } else if (opts.servers?.length) {
     servers = opts.servers.map((url) => ({ url, token: opts.token }));
   } else {
-    local = startInProcessServer();
+    // Kept workspaces end up beside the run's reports.
+    local = startInProcessServer({ workspaceRoot: join(outDir, "workspaces") });
     servers = [{ url: local.url }];
   }
   const problems = await preflight({
@@ -244,6 +250,8 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         outDir,
         claude: suite.claude,
         record: !opts.noHistory,
+        workspace: !opts.noWorkspace,
+        keepWorkspaces: opts.keepWorkspaces,
         signal: controller.signal,
         onStart: (id, worker) => progress.start(id, worker),
         onFinish: (r) => progress.finish(r),
@@ -257,6 +265,8 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         outDir,
         claude: suite.claude,
         history,
+        workspace: !opts.noWorkspace,
+        keepWorkspaces: opts.keepWorkspaces,
         signal: controller.signal,
         onStart: (id) => progress.start(id),
         onFinish: (r) => progress.finish(r),
@@ -267,6 +277,8 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     Deno.removeSignalListener("SIGTERM", onInt);
     await history?.close().catch(() => {});
     await local?.shutdown();
+    // Only kept workspaces stay; an empty directory says nothing.
+    if (local) await Deno.remove(join(outDir, "workspaces")).catch(() => {});
   }
   const report: RunReport = {
     runId,
@@ -382,6 +394,17 @@ export const stress: Command = defineCommand({
       arg: "Q",
       help: "queue name, shared with `ccx worker --queue-name`",
     },
+    "no-workspace": {
+      type: "boolean",
+      help: "run tasks in the server's directory, not each in its own workspace",
+    },
+    "keep-workspaces": {
+      type: "string",
+      choices: ["failed", "always", "never"] as const,
+      default: "failed",
+      arg: "WHEN",
+      help: "which task workspaces the server keeps: failed (exit not 0), always, never",
+    },
     validate: { type: "boolean", help: "check the suite and exit (0 valid, 2 not); runs nothing" },
   },
   notes: [
@@ -416,6 +439,8 @@ export const stress: Command = defineCommand({
       noHistory: o["no-history"],
       queue: o.queue,
       queueName: o["queue-name"],
+      noWorkspace: o["no-workspace"],
+      keepWorkspaces: o["keep-workspaces"],
       validate: o.validate,
     });
   },
