@@ -300,6 +300,8 @@ export interface FilesParams {
   job_id: string;
   /** A path relative to the workspace; absent: the whole listing. */
   path?: string;
+  /** Another session's id: an observer reading that session's job (see `watch`). */
+  session_id?: string;
 }
 
 /** Validated parameters of `control`. */
@@ -458,7 +460,10 @@ export function validateFiles(params: unknown): FilesParams {
   const p = paramsObject(params, "files");
   const jobId = optString(p, "job_id");
   if (jobId === undefined || jobId === "") throw invalid("job_id", "required");
-  return { job_id: jobId, path: optString(p, "path") };
+  const out: FilesParams = { job_id: jobId, path: optString(p, "path") };
+  const sessionId = optString(p, "session_id");
+  if (sessionId !== undefined) out.session_id = sessionId;
+  return out;
 }
 
 /**

@@ -26,6 +26,7 @@ import type { WorkspaceParam } from "./protocol.ts";
 import { modelText } from "./claude.ts";
 import { type Candidate, pickBest, type PickOptions } from "./pick.ts";
 import { matchPatterns } from "./patterns.ts";
+import { type RunFacts, runFacts } from "./answer.ts";
 import {
   type InstanceResult,
   type TestResult,
@@ -659,6 +660,7 @@ export async function runTask(
         patternsMissing: v.patternsMissing,
         outputFile,
         attempts,
+        ...runFacts(run.stdout, run.stderr),
         ...workspaceFields(run),
       };
     }
@@ -720,6 +722,8 @@ export interface InstanceRun {
   filesCreated?: string[];
   /** Where its workspace is, when the server kept it. */
   workspace?: string;
+  /** What the run's output says: answer, stderr tail, model, turns, tokens, cost. */
+  facts?: RunFacts;
 }
 
 /**
@@ -801,6 +805,7 @@ export async function runInstance(
       patternsMissing: v.patternsMissing,
     },
     outputFile,
+    facts: runFacts(run.stdout, run.stderr),
     ...workspaceFields(run),
   };
 }
@@ -902,6 +907,7 @@ export async function pickInstances(
       outputFile: runs[0]?.outputFile,
       attempts: 1,
       instances,
+      ...runs[0]?.facts,
     };
   }
   const note = pick.scores.find((s) => s.index === best.i + 1)?.note ?? "";
@@ -917,6 +923,7 @@ export async function pickInstances(
     outputFile: best.outputFile,
     attempts: 1,
     instances,
+    ...best.facts,
     ...(best.filesCreated ? { filesCreated: best.filesCreated } : {}),
     ...(best.workspace ? { workspace: best.workspace } : {}),
   };

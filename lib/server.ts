@@ -637,7 +637,11 @@ class Session {
   }
 
   #files(p: FilesParams): unknown {
-    const entry = this.jobs.get(p.job_id) ?? this.server.observe(p.job_id, this);
+    let entry: JobEntry | undefined;
+    if (p.session_id !== undefined && p.session_id !== this.id) {
+      this.#mustObserve("files of another session's job");
+      entry = this.server.sessionJob(p.session_id, p.job_id);
+    } else entry = this.jobs.get(p.job_id);
     if (!entry) {
       throw new RpcError(ErrorCode.JobNotFound, `no job ${p.job_id} in this session`, {
         job_id: p.job_id,
@@ -930,17 +934,9 @@ export class CcxServer {
     });
   }
 
-  /**
-   * @internal A job of another session, for `files`: only on a server that
-   * requires a token (every session then holds it, as an observer does).
-   */
-  observe(jobId: string, from: Session): JobEntry | undefined {
-    if (!this.#token) return undefined;
-    for (const s of this.#sessions) {
-      if (s === from) continue;
-      const e = s.jobs.get(jobId);
-      if (e) return e;
-    }
+  /** @internal A live session's job, for an observer's `files`. */
+  sessionJob(sessionId: string, jobId: string): JobEntry | undefined {
+    for (const s of this.#sessions) if (s.id === sessionId) return s.jobs.get(jobId);
     return undefined;
   }
 

@@ -12,7 +12,7 @@
  */
 
 import { loadavg } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { type CcxServer, startInProcessServer } from "../server.ts";
 import type { KeepPolicy } from "../workspace.ts";
 import { filterTasks, formatTimestamp, loadSuite, SuiteError, usesClaude } from "../suite.ts";
@@ -110,9 +110,14 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     console.error(`ccx stress: ${(e as Error).message}`);
     return 2;
   }
+  // In-process jobs run in workspaces of their own, where a relative --claude path (the README's
+  // `--claude tests/fixtures/claude`) would name nothing: it means a path from here.
+  const claude = opts.claude?.includes("/") && !opts.servers?.length
+    ? resolve(opts.claude)
+    : opts.claude;
   let suite;
   try {
-    suite = await loadSuite(opts.suite, { claude: opts.claude });
+    suite = await loadSuite(opts.suite, { claude });
   } catch (e) {
     if (e instanceof SuiteError) {
       console.error(e.message);
