@@ -13,7 +13,7 @@
 
 import { loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { CcxServer } from "../server.ts";
+import { type CcxServer, startInProcessServer } from "../server.ts";
 import type { KeepPolicy } from "../workspace.ts";
 import {
   buildTaskCommand,
@@ -34,15 +34,17 @@ import {
 } from "../rerun.ts";
 import { preflight, serverUrl } from "../preflight.ts";
 import { planRuns, runTasks, type ServerTarget } from "../runner.ts";
+import { checkQueueUrl, DEFAULT_QUEUE_NAME, runOnQueue } from "../queue.ts";
 import { colorEnabled, Progress } from "../progress.ts";
 import {
   formatRatioLine,
   formatSummaryTable,
   type RunReport,
   summarize,
+  type TestResult,
   writeReports,
 } from "../report.ts";
-import { type HistoryStore, openHistory } from "../history.ts";
+import { connectRedis, type HistoryStore, openHistory, redactUrl } from "../history.ts";
 import { type Command, defineCommand } from "../cli.ts";
 import { ConfigError } from "../config.ts";
 
@@ -92,6 +94,10 @@ export interface StressOptions {
   redisUrl?: string;
   /** Do not record runs in the timeout history. */
   noHistory?: boolean;
+  /** Run on the fleet: the `redis://` or `rediss://` URL of the queue `ccx worker`s take from. */
+  queue?: string;
+  /** Queue name (default `ccx`). */
+  queueName?: string;
   /** Run tasks in the server's directory instead of a workspace each. */
   noWorkspace?: boolean;
   /** What servers keep of task workspaces (default `failed`). */
@@ -239,21 +245,37 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     ? (opts.timeoutScale === "auto" ? autoTimeoutScale() : 1)
     : opts.timeoutScale;
 
+  if (opts.queue) {
+    if (opts.servers?.length) {
+      console.error(
+        "ccx stress: --queue and --server exclude each other: the fleet's workers run the tasks",
+      );
+      return 2;
+    }
+    try {
+      checkQueueUrl(opts.queue);
+    } catch (e) {
+      console.error(`ccx stress: ${(e as Error).message}`);
+      return 2;
+    }
+    // Pre-flight for the fleet: its Redis answers (workers may join later).
+    try {
+      await (await connectRedis(opts.queue)).quit();
+    } catch (e) {
+      console.error(`ccx stress: cannot run: ${(e as Error).message}`);
+      console.error("ccx stress: nothing was run (exit 3).");
+      return 3;
+    }
+  }
   let local: CcxServer | undefined;
-  let servers: ServerTarget[];
-  if (opts.servers?.length) {
+  let servers: ServerTarget[] = [];
+  if (opts.queue) {
+    // The fleet's workers run the tasks and record them in the queue's Redis history.
+  } else if (opts.servers?.length) {
     servers = opts.servers.map((url) => ({ url, token: opts.token }));
   } else {
-    local = CcxServer.start({
-      port: 0,
-      log: () => {},
-      // In-process jobs are the user's own children: their environment, less CCX_*.
-      passEnv: ["*"],
-      maxJobsPerSession: 256,
-      maxSessions: 1024,
-      // Kept workspaces end up beside the run's reports.
-      workspaceRoot: join(outDir, "workspaces"),
-    });
+    // Kept workspaces end up beside the run's reports.
+    local = startInProcessServer({ workspaceRoot: join(outDir, "workspaces") });
     servers = [{ url: local.url }];
   }
   const problems = await preflight({
@@ -268,7 +290,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     return 3;
   }
   let history: HistoryStore | undefined;
-  if (!opts.noHistory) {
+  if (!opts.noHistory && !opts.queue) {
     history = await openHistory({ redisUrl: opts.redisUrl }).catch((e) => {
       console.error(`ccx stress: timeout history not recorded: ${(e as Error).message}`);
       return undefined;
@@ -292,10 +314,15 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         "task runs already finished",
     );
   }
-  const where = local ? "an in-process server" : servers.map((s) => s.url).join(", ");
+  const where = opts.queue
+    ? `the fleet queue ${opts.queueName ?? DEFAULT_QUEUE_NAME} at ${redactUrl(opts.queue)}`
+    : local
+    ? "an in-process server"
+    : servers.map((s) => s.url).join(", ");
   progress.note(
-    `ccx stress: ${total} task runs from ${suite.name} on ${where}, concurrency ` +
-      `${opts.concurrency ?? 1}${scale !== 1 ? `, timeouts x${scale}` : ""}; outputs in ${outDir}`,
+    `ccx stress: ${total} task runs from ${suite.name} on ${where}` +
+      `${opts.queue ? "" : `, concurrency ${opts.concurrency ?? 1}`}` +
+      `${scale !== 1 ? `, timeouts x${scale}` : ""}; outputs in ${outDir}`,
   );
   const startedAt = resumed?.startedAt ?? new Date();
   const t0 = performance.now() - (resumed?.durationS ?? 0) * 1000;
@@ -329,33 +356,60 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   live.update(snapshot);
   await rememberLastRun(jsonPath).catch(() => {});
   try {
-    await runTasks(tasks, {
-      servers,
-      concurrency: opts.concurrency ?? 1,
-      repeat: opts.repeat,
-      patternMode: opts.patternMode,
-      timeoutScale: scale,
-      outDir,
-      claude: suite.claude,
-      history,
-      workspace: !opts.noWorkspace,
-      keepWorkspaces: opts.keepWorkspaces,
-      signal: controller.signal,
-      skip: new Set(done.keys()),
-      stop: stopped,
-      onStart: (id) => {
-        running.add(id);
-        progress.start(id);
-        live.update(snapshot);
-      },
-      onFinish: (r) => {
-        running.delete(r.id);
-        done.set(r.id, r);
-        if (r.status !== "passed") bad++;
-        progress.finish(r);
-        live.update(snapshot);
-      },
-    });
+    const onStart = (id: string, worker?: string) => {
+      running.add(id);
+      progress.start(id, worker);
+      live.update(snapshot);
+    };
+    const onFinish = (r: TestResult) => {
+      running.delete(r.id);
+      done.set(r.id, r);
+      if (r.status !== "passed") bad++;
+      progress.finish(r);
+      live.update(snapshot);
+    };
+    await (opts.queue
+      ? runOnQueue(tasks.filter((t) => toRun.some((p) => p.task === t)), {
+        onReady: (workers) => {
+          if (workers === 0) {
+            progress.note(
+              "ccx stress: no worker takes tasks from this queue yet; the tasks wait for one " +
+                "(start `ccx worker --queue URL` on a box)",
+            );
+          }
+        },
+        url: opts.queue,
+        queueName: opts.queueName,
+        runId,
+        repeat: opts.repeat,
+        patternMode: opts.patternMode,
+        timeoutScale: scale,
+        outDir,
+        claude: suite.claude,
+        record: !opts.noHistory,
+        workspace: !opts.noWorkspace,
+        keepWorkspaces: opts.keepWorkspaces,
+        signal: controller.signal,
+        onStart,
+        onFinish,
+      })
+      : runTasks(tasks, {
+        servers,
+        concurrency: opts.concurrency ?? 1,
+        repeat: opts.repeat,
+        patternMode: opts.patternMode,
+        timeoutScale: scale,
+        outDir,
+        claude: suite.claude,
+        history,
+        workspace: !opts.noWorkspace,
+        keepWorkspaces: opts.keepWorkspaces,
+        signal: controller.signal,
+        skip: new Set(done.keys()),
+        stop: stopped,
+        onStart: (id) => onStart(id),
+        onFinish,
+      }));
   } finally {
     progress.stop();
     Deno.removeSignalListener("SIGINT", onInt);
@@ -495,6 +549,19 @@ export const stress: Command = defineCommand({
       help: "record runs in a shared Redis history",
     },
     "no-history": { type: "boolean", help: "do not record runs in the timeout history" },
+    queue: {
+      type: "string",
+      env: "CCX_QUEUE",
+      arg: "URL",
+      help: "run on the fleet: enqueue tasks in this redis:// or rediss:// queue for `ccx worker`s",
+    },
+    "queue-name": {
+      type: "string",
+      env: "CCX_QUEUE_NAME",
+      default: DEFAULT_QUEUE_NAME,
+      arg: "Q",
+      help: "queue name, shared with `ccx worker --queue-name`",
+    },
     "no-workspace": {
       type: "boolean",
       help: "run tasks in the server's directory, not each in its own workspace",
@@ -512,6 +579,9 @@ export const stress: Command = defineCommand({
     "Exit: 0 when the ratio meets the threshold and nothing errored; 1 ran but did not graduate;",
     "2 bad input; 3 could not run (server down, token refused, Claude CLI missing: checked",
     "before any task starts); 130 after Ctrl+C (reports are still written).",
+    "With --queue the tasks run on `ccx worker` boxes (their concurrency applies, not",
+    "--concurrency); the workers record runs in the queue's Redis history. Ctrl+C removes",
+    "the run's waiting tasks and cancels its running ones on the workers.",
   ],
   run(o, positionals) {
     if (positionals.length > 1) {
@@ -540,6 +610,8 @@ export const stress: Command = defineCommand({
       claude: o.claude,
       redisUrl: o.redis,
       noHistory: o["no-history"],
+      queue: o.queue,
+      queueName: o["queue-name"],
       noWorkspace: o["no-workspace"],
       keepWorkspaces: o["keep-workspaces"],
       validate: o.validate,
