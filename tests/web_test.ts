@@ -268,12 +268,17 @@ Deno.test("the page in Chromium: jobs of other clients, live output, conversatio
       await waitFor(
         () => processesInGroup(r.pid).filter((x) => x.cmd === "sleep").length === 2,
         "the runaway job's two sleeps",
+        15000,
       );
       await row(p, "runaway").click();
       await p.locator("#out").filter({ hasText: "ready" }).waitFor();
       await p.locator("#pause").click();
       await row(p, "runaway").locator(".st.paused").waitFor();
-      await waitFor(() => processesInGroup(r.pid).every((x) => x.state === "T"), "stopped");
+      await waitFor(
+        () => processesInGroup(r.pid).every((x) => x.state === "T"),
+        "stopped",
+        15000,
+      );
       await p.locator("#resume").click();
       await row(p, "runaway").locator(".st.running").waitFor();
       await p.locator("#cancel").click();
