@@ -107,6 +107,7 @@ const SCRIPT = String.raw`
 "use strict";
 (function () {
   var TOKEN_KEY = "ccx.token";
+  var MAX_NODES = 5000; // output chunks and conversation entries kept on the page per job
   var $ = function (id) { return document.getElementById(id); };
   var ws = null, nextId = 1, pending = {}, retry = null;
   var jobs = new Map(); // key -> job
@@ -342,6 +343,7 @@ const SCRIPT = String.raw`
       fresh.push({ kind: "plain stderr", who: "stderr", text: p.data.replace(/\n$/, "") });
     }
     fresh.forEach(function (it) { b.items.push(it); });
+    if (b.items.length > MAX_NODES) b.items.splice(0, b.items.length - MAX_NODES);
     if (k === selected) appendOutput(b, p, fresh);
   }
   function short(v, n) {
@@ -427,7 +429,7 @@ const SCRIPT = String.raw`
     $("tab-conv").classList.toggle("on", convo);
     $("tab-raw").classList.toggle("on", !convo);
     if (!b) return;
-    b.chunks.forEach(function (c) { out.appendChild(el("span", c.type, c.data)); });
+    b.chunks.slice(-MAX_NODES).forEach(function (c) { out.appendChild(el("span", c.type, c.data)); });
     b.items.forEach(function (it) { renderItem(conv, it); });
     out.scrollTop = out.scrollHeight; conv.scrollTop = conv.scrollHeight;
   }
@@ -435,8 +437,14 @@ const SCRIPT = String.raw`
     var convo = showConversation(b);
     if (convo && $("conversation").classList.contains("hidden")) { renderOutput(); return; }
     var out = $("out"), conv = $("conversation");
-    stick(out, function () { out.appendChild(el("span", p.type, p.data)); });
-    stick(conv, function () { fresh.forEach(function (it) { renderItem(conv, it); }); });
+    stick(out, function () {
+      out.appendChild(el("span", p.type, p.data));
+      while (out.childNodes.length > MAX_NODES) out.removeChild(out.firstChild);
+    });
+    stick(conv, function () {
+      fresh.forEach(function (it) { renderItem(conv, it); });
+      while (conv.childNodes.length > MAX_NODES) conv.removeChild(conv.firstChild);
+    });
   }
 
   // ---- the chosen job's header and buttons ----------------------------------------------------
