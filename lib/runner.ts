@@ -26,7 +26,7 @@ import type { WorkspaceParam } from "./protocol.ts";
 import { modelText } from "./claude.ts";
 import { type Candidate, pickBest, type PickOptions } from "./pick.ts";
 import { matchPatterns } from "./patterns.ts";
-import { runFacts } from "./answer.ts";
+import { type RunFacts, runFacts } from "./answer.ts";
 import {
   type InstanceResult,
   type TestResult,
@@ -83,6 +83,10 @@ export interface RunnerOptions {
   signal?: AbortSignal;
   /** Linter for BEST_CODE_QUALITY (default: deno lint). */
   lint?: PickOptions["lint"];
+  /** Result ids not to run (already finished: `ccx stress --resume`). */
+  skip?: Set<string>;
+  /** Checked before each task starts; `true` starts no more (`--max-fail`). */
+  stop?(): boolean;
   /** Called when a task run starts (its result id: the task id, `.rN` with `repeat`). */
   onStart?(id: string): void;
   /** Called with each result as soon as it is known. */
@@ -455,16 +459,40 @@ class Fleet {
   }
 }
 
+/** One planned run of a task. */
+export interface PlannedRun {
+  /** The task. */
+  task: SuiteTask;
+  /** Its result id: the task id, or `<id>.r<N>` with `repeat`. */
+  rid: string;
+}
+
+/**
+ * Every run of a run: each task `repeat` times (rounds in suite order), with its result id.
+ *
+ * @example
+ * ```ts
+ * import { planRuns } from "./runner.ts";
+ * import { parseSuite } from "./suite.ts";
+ * const s = parseSuite({ tests: [{ id: "a", command: "true" }] }, "inline");
+ * planRuns(s.tasks, 2).map((p) => p.rid); // ["a.r1", "a.r2"]
+ * ```
+ */
+export function planRuns(tasks: SuiteTask[], repeat = 1): PlannedRun[] {
+  const n = Math.max(1, repeat);
+  const out: PlannedRun[] = [];
+  for (let r = 1; r <= n; r++) {
+    for (const task of tasks) out.push({ task, rid: n > 1 ? `${task.id}.r${r}` : task.id });
+  }
+  return out;
+}
+
 /** Runs tasks and resolves with their results, in suite order. */
 export async function runTasks(tasks: SuiteTask[], opts: RunnerOptions): Promise<TestResult[]> {
   if (opts.servers.length === 0) throw new Error("runTasks: no server to run on");
-  const repeat = Math.max(1, opts.repeat ?? 1);
-  const jobs: { task: SuiteTask; rid: string; order: number }[] = [];
-  for (let r = 1; r <= repeat; r++) {
-    for (const task of tasks) {
-      jobs.push({ task, rid: repeat > 1 ? `${task.id}.r${r}` : task.id, order: jobs.length });
-    }
-  }
+  const jobs = planRuns(tasks, opts.repeat)
+    .filter((j) => !opts.skip?.has(j.rid))
+    .map((j, order) => ({ ...j, order }));
   const results: (TestResult | undefined)[] = new Array(jobs.length);
   let next = 0;
   const fleet = new Fleet(opts.servers);
@@ -483,7 +511,7 @@ export async function runTasks(tasks: SuiteTask[], opts: RunnerOptions): Promise
       const conns = new Connections(opts.servers);
       connections.push(conns);
       try {
-        while (next < jobs.length && !opts.signal?.aborted) {
+        while (next < jobs.length && !opts.signal?.aborted && !opts.stop?.()) {
           const j = jobs[next++];
           opts.onStart?.(j.rid);
           const result = await runWithFailover(j.task, j.rid, fleet, conns, opts);
@@ -699,6 +727,117 @@ export function instanceSettings(
   return { model, temperature };
 }
 
+/**
+ * One instance of a concurrent task, run and judged: what {@linkcode pickInstances} needs to
+ * choose among them. Plain data, so a fleet worker can run an instance and hand it back.
+ */
+export interface InstanceRun {
+  /** 0-based instance index. */
+  i: number;
+  /** The instance's model and temperature. */
+  settings: { model?: string; temperature?: number };
+  /** What the model said (for scoring). */
+  text: string;
+  /** Seconds the job ran. */
+  durationS: number;
+  /** Exit code, `null` when it never exited on its own. */
+  exitCode: number | null;
+  /** Its verdict. */
+  v: Pick<Verdict, "status" | "reason" | "patternsFound" | "patternsMissing">;
+  /** Where its output went (when the task saves output). */
+  outputFile?: string;
+  /** Files the run created in its workspace. */
+  filesCreated?: string[];
+  /** Where its workspace is, when the server kept it. */
+  workspace?: string;
+  /** What the run's output says: answer, stderr tail, model, turns, tokens, cost. */
+  facts?: RunFacts;
+}
+
+/**
+ * Runs instance `i` of a concurrent task on the server `connect` opens, judges it, saves its
+ * output and records it in the history. `marker` and `timestamp` are the task's, shared by all
+ * of its instances. Throws {@linkcode ServerLostError} like {@linkcode runTask}.
+ *
+ * @example
+ * ```ts
+ * import { CcxClient } from "./client.ts";
+ * import { runInstance } from "./runner.ts";
+ * import { loadSuite } from "./suite.ts";
+ * const task = (await loadSuite("tasks/selftest.json")).tasks.find((t) => t.concurrent)!;
+ * const url = "ws://127.0.0.1:8004/ws";
+ * const client = await CcxClient.connect(url);
+ * const run = await runInstance(task, task.id, 0, () => Promise.resolve({ client, url }), {
+ *   outDir: "test_outputs/demo",
+ *   claude: "claude",
+ * }, { marker: "m", timestamp: "20260101_000000" });
+ * console.log(run.v.status);
+ * await client.close();
+ * ```
+ */
+export async function runInstance(
+  task: SuiteTask,
+  rid: string,
+  i: number,
+  connect: () => Promise<{ client: CcxClient; url: string }>,
+  opts: TaskOptions,
+  shared: { marker: string; timestamp: string },
+): Promise<InstanceRun> {
+  const spec = task.concurrent!;
+  const scale = opts.timeoutScale ?? 1;
+  const timeoutS = scaled(task.timeoutS, scale);
+  const stallTimeoutS = scaled(task.stallTimeoutS, scale);
+  const settings = instanceSettings(spec, i);
+  const own = `${shared.marker}_i${i + 1}`;
+  const built = buildTaskCommand(
+    task,
+    { marker: own, timestamp: shared.timestamp, ...settings },
+    { claude: opts.claude },
+  );
+  const conn = await connect();
+  const run = await runBuilt(
+    conn,
+    built,
+    { timeoutS, stallTimeoutS },
+    opts,
+    `${rid}.i${i + 1}`,
+    workspaceFor(task, opts),
+  );
+  const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, [own]);
+  await checkFiles(v, task, run, conn.client);
+  if (opts.signal?.aborted && run.status === "canceled") v.reason = "interrupted";
+  const outputFile = task.saveOutput ? join(opts.outDir, `${rid}.i${i + 1}.txt`) : undefined;
+  if (outputFile) {
+    await writeOutputFile(outputFile, {
+      task: `${rid} instance ${i + 1}`,
+      name: task.name,
+      status: v.status,
+      durationS: run.executionTime,
+      exitCode: run.exitCode,
+      timestamp: new Date(),
+      command: built.display,
+      reason: v.reason,
+    }, outputBody(run));
+  }
+  await recordRun(opts, task, run, v);
+  return {
+    i,
+    settings,
+    text: modelText(run.stdout),
+    durationS: run.executionTime,
+    exitCode: run.exitCode,
+    v: {
+      status: v.status,
+      reason: v.reason,
+      patternsFound: v.patternsFound,
+      patternsMissing: v.patternsMissing,
+    },
+    outputFile,
+    facts: runFacts(run.stdout, run.stderr),
+    ...workspaceFields(run),
+  };
+}
+
 async function runConcurrent(
   task: SuiteTask,
   rid: string,
@@ -708,49 +847,54 @@ async function runConcurrent(
 ): Promise<TestResult> {
   const spec = task.concurrent!;
   const t0 = performance.now();
-  const scale = opts.timeoutScale ?? 1;
-  const timeoutS = scaled(task.timeoutS, scale);
-  const stallTimeoutS = scaled(task.stallTimeoutS, scale);
   const conn = await connect();
   const timestamp = formatTimestamp();
-  const marker = resolveMarker(task, timestamp);
-  const runs = await Promise.all(Array.from({ length: spec.instances }, async (_, i) => {
-    const settings = instanceSettings(spec, i);
-    const own = `${marker}_i${i + 1}`;
-    const built = buildTaskCommand(
-      task,
-      { marker: own, timestamp, ...settings },
-      { claude: opts.claude },
-    );
-    const run = await runBuilt(
-      conn,
-      built,
-      { timeoutS, stallTimeoutS },
-      opts,
-      `${rid}.i${i + 1}`,
-      workspaceFor(task, opts),
-    );
-    const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, [own]);
-    await checkFiles(v, task, run, conn.client);
-    const outputFile = task.saveOutput ? join(opts.outDir, `${rid}.i${i + 1}.txt`) : undefined;
-    if (outputFile) {
-      await writeOutputFile(outputFile, {
-        task: `${rid} instance ${i + 1}`,
-        name: task.name,
-        status: v.status,
-        durationS: run.executionTime,
-        exitCode: run.exitCode,
-        timestamp: new Date(),
-        command: built.display,
-        reason: v.reason,
-      }, outputBody(run));
-    }
-    return { i, run, v, settings, outputFile };
-  }));
-  const candidates: Candidate[] = runs.map(({ i, run, v, settings }) => ({
+  const shared = { marker: resolveMarker(task, timestamp), timestamp };
+  const runs = await Promise.all(
+    Array.from(
+      { length: spec.instances },
+      (_, i) => runInstance(task, rid, i, () => Promise.resolve(conn), opts, shared),
+    ),
+  );
+  return await pickInstances(
+    task,
+    runs,
+    opts,
+    base,
+    (performance.now() - t0) / 1000,
+    shared.marker,
+  );
+}
+
+/**
+ * The result of a concurrent task from its instances' runs: scores them by the task's
+ * criteria and reports the best one that passed (or why none did). `marker` is the task's
+ * marker, which the instances' own markers start with; it is stripped before scoring.
+ *
+ * @example
+ * ```ts
+ * import { type InstanceRun, pickInstances } from "./runner.ts";
+ * import { loadSuite } from "./suite.ts";
+ * const task = (await loadSuite("tasks/selftest.json")).tasks.find((t) => t.concurrent)!;
+ * const runs: InstanceRun[] = []; // from runInstance(), here or on fleet workers
+ * const base = { id: task.id, name: task.name, category: task.category, startedAt: Date.now() };
+ * console.log((await pickInstances(task, runs, {}, base, 1.5, "m")).status); // "error"
+ * ```
+ */
+export async function pickInstances(
+  task: SuiteTask,
+  runs: InstanceRun[],
+  opts: Pick<TaskOptions, "lint">,
+  base: Pick<TestResult, "id" | "name" | "category" | "startedAt">,
+  durationS: number,
+  marker = "",
+): Promise<TestResult> {
+  const spec = task.concurrent!;
+  runs = [...runs].sort((a, b) => a.i - b.i);
+  const candidates: Candidate[] = runs.map(({ i, text, durationS, v, settings }) => ({
     index: i + 1,
-    text: modelText(run.stdout),
-    durationS: run.executionTime,
+    text,
+    durationS,
     ok: v.status === "passed",
     model: settings.model,
     temperature: settings.temperature,
@@ -761,7 +905,7 @@ async function runConcurrent(
     match: { wholeWord: task.wholeWord, markers: [marker] },
     lint: opts.lint,
   });
-  const instances: InstanceResult[] = runs.map(({ i, run, v, settings, outputFile }) => {
+  const instances: InstanceResult[] = runs.map(({ i, v, settings, outputFile, ...r }) => {
     const score = pick.scores.find((s) => s.index === i + 1);
     return {
       index: i + 1,
@@ -769,16 +913,14 @@ async function runConcurrent(
       temperature: settings.temperature,
       status: v.status,
       reason: v.reason,
-      durationS: run.executionTime,
-      exitCode: run.exitCode,
+      durationS: r.durationS,
+      exitCode: r.exitCode,
       picked: pick.best?.index === i + 1,
       score: score && Number.isFinite(score.score) ? score.score : undefined,
       outputFile,
     };
   });
-  const durationS = (performance.now() - t0) / 1000;
   const best = runs.find((r) => r.i + 1 === pick.best?.index);
-  for (const r of runs) await recordRun(opts, task, r.run, r.v);
   if (!best) {
     const allErrors = runs.every((r) => r.v.status === "error");
     return {
@@ -787,13 +929,13 @@ async function runConcurrent(
       reason: `no instance of ${spec.instances} passed (${spec.criteria}): ` +
         runs.map((r) => `#${r.i + 1} ${r.v.reason}`).join("; "),
       durationS,
-      exitCode: runs[0]?.run.exitCode ?? null,
+      exitCode: runs[0]?.exitCode ?? null,
       patternsFound: [],
       patternsMissing: [...task.expectedPatterns],
       outputFile: runs[0]?.outputFile,
       attempts: 1,
       instances,
-      ...(runs[0] ? runFacts(runs[0].run.stdout, runs[0].run.stderr) : {}),
+      ...runs[0]?.facts,
     };
   }
   const note = pick.scores.find((s) => s.index === best.i + 1)?.note ?? "";
@@ -803,13 +945,14 @@ async function runConcurrent(
     reason: `picked instance ${best.i + 1} of ${spec.instances} by ${spec.criteria}` +
       `${note ? ` (${note})` : ""}: ${best.v.reason}`,
     durationS,
-    exitCode: best.run.exitCode,
+    exitCode: best.exitCode,
     patternsFound: best.v.patternsFound,
     patternsMissing: best.v.patternsMissing,
     outputFile: best.outputFile,
     attempts: 1,
     instances,
-    ...runFacts(best.run.stdout, best.run.stderr),
-    ...workspaceFields(best.run),
+    ...best.facts,
+    ...(best.filesCreated ? { filesCreated: best.filesCreated } : {}),
+    ...(best.workspace ? { workspace: best.workspace } : {}),
   };
 }

@@ -1011,8 +1011,10 @@ export class CcxServer {
    */
   facts(): Record<string, unknown> {
     let hostname = "";
+    let loadAverage: number[] = [];
     try {
       hostname = Deno.hostname();
+      loadAverage = Deno.loadavg();
     } catch { /* no --allow-sys */ }
     return {
       ...this.health(),
@@ -1022,7 +1024,7 @@ export class CcxServer {
       token_required: this.#token !== undefined,
       observers: this.observers.observers,
       memory_rss_bytes: Deno.memoryUsage().rss,
-      load_average: Deno.loadavg(),
+      load_average: loadAverage,
       timestamp: Date.now() / 1000,
     };
   }
@@ -1211,4 +1213,29 @@ function limitsIn(text: string): ClaudeLimit[] {
   }
   if (byKind.size === 0) byKind.set(first.kind, first);
   return [...byKind.values()];
+}
+
+/**
+ * The in-process server of this machine's own runs (`ccx stress` without `--server`, and
+ * each `ccx worker`): loopback on a free port, quiet, roomy limits; jobs are the user's own
+ * children and get this process's environment, less `CCX_*` (so never a queue password).
+ * `opts` adds to or overrides these, e.g. `workspaceRoot`.
+ *
+ * @example
+ * ```ts
+ * import { startInProcessServer } from "./server.ts";
+ * const server = startInProcessServer();
+ * console.log(server.url);
+ * await server.shutdown();
+ * ```
+ */
+export function startInProcessServer(opts: Partial<ServerOptions> = {}): CcxServer {
+  return CcxServer.start({
+    port: 0,
+    log: () => {},
+    passEnv: ["*"],
+    maxJobsPerSession: 256,
+    maxSessions: 1024,
+    ...opts,
+  });
 }
