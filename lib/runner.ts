@@ -94,6 +94,11 @@ export interface RunnerOptions {
   /** Called with each chunk of a task's live output (its result id, stdout/stderr, text). */
   onOutput?(id: string, type: "stdout" | "stderr", data: string): void;
   /**
+   * Called when a job of a task started on a server: its result id, the job's process group on
+   * the server's host, and the server's URL (for the live line's process count).
+   */
+  onJobStarted?(id: string, pgid: number, server: string): void;
+  /**
    * Run every task, and every instance of a concurrent task, in its own workspace on the
    * server (default true; `ccx stress --no-workspace` turns it off).
    */
@@ -298,7 +303,7 @@ async function runBuilt(
   conn: Conn,
   built: BuiltCommand,
   t: { timeoutS?: number; stallTimeoutS?: number },
-  opts: Pick<TaskOptions, "signal" | "onOutput">,
+  opts: Pick<TaskOptions, "signal" | "onOutput" | "onJobStarted">,
   rid: string,
   workspace?: WorkspaceParam,
 ): Promise<CollectedRun> {
@@ -314,7 +319,14 @@ async function runBuilt(
         stall_timeout: t.stallTimeoutS,
         ...(workspace ? { workspace } : {}),
       },
-      opts.onOutput ? { onOutput: (type, data) => opts.onOutput!(rid, type, data) } : {},
+      {
+        ...(opts.onOutput ? { onOutput: (type, data) => opts.onOutput!(rid, type, data) } : {}),
+        onEvent: (method, params) => {
+          if (method === "process.started" && typeof params.pgid === "number") {
+            opts.onJobStarted?.(rid, params.pgid, conn.url);
+          }
+        },
+      },
       opts.signal,
     );
   } catch (e) {
