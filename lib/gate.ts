@@ -70,6 +70,25 @@ export interface GateStats {
 /** A request header the gate adds (and strips from clients) to name the connection. */
 export const GATE_CONN_HEADER = "x-ccx-gate-conn";
 
+/** A request header the gate adds (and strips from clients): the peer's `hostname port`. */
+export const GATE_PEER_HEADER = "x-ccx-gate-peer";
+
+/**
+ * The real peer of a request relayed by the gate (from {@linkcode GATE_PEER_HEADER});
+ * `0.0.0.0:0` when absent.
+ *
+ * @example
+ * ```ts
+ * import { gatePeer } from "./gate.ts";
+ * gatePeer(new Request("http://x/", { headers: { "x-ccx-gate-peer": "127.0.0.1 5000" } }));
+ * // { hostname: "127.0.0.1", port: 5000 }
+ * ```
+ */
+export function gatePeer(req: Request): { hostname: string; port: number } {
+  const [hostname = "0.0.0.0", port = "0"] = (req.headers.get(GATE_PEER_HEADER) ?? "").split(" ");
+  return { hostname: hostname || "0.0.0.0", port: Number(port) || 0 };
+}
+
 const enc = new TextEncoder();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
@@ -375,10 +394,12 @@ class GatedConn {
     const lines = text.split("\r\n").slice(0, -2);
     const upgrade = lines.some((l) => /^upgrade:\s*websocket\s*$/i.test(l));
     const keep = lines.filter((l, i) =>
-      i === 0 || !(l.toLowerCase().startsWith(GATE_CONN_HEADER + ":") ||
+      i === 0 || !(l.toLowerCase().startsWith("x-ccx-gate-") ||
         (!upgrade && /^connection:/i.test(l)))
     );
+    const peer = this.conn.remoteAddr as Deno.NetAddr;
     keep.splice(1, 0, `${GATE_CONN_HEADER}: ${this.id}`);
+    keep.splice(2, 0, `${GATE_PEER_HEADER}: ${peer.hostname} ${peer.port}`);
     if (!upgrade) keep.push("connection: close");
     const out = new Uint8Array(keep.join("\r\n").length + 4);
     const s = keep.join("\r\n") + "\r\n\r\n";

@@ -280,6 +280,12 @@ export interface ExecuteParams {
    */
   job_id?: string;
   /**
+   * How output is cut into `process.output` messages: `lines` (the default) sends one
+   * line per message, as the seed's clients expect; `chunks` coalesces what one read of
+   * the pipe gave, up to its last newline, into one message (far fewer messages).
+   */
+  output_mode?: "lines" | "chunks";
+  /**
    * Run in a fresh directory that the server makes (and reports): `true`, or
    * `{template, keep}` (see {@linkcode WorkspaceParam}). Not together with `cwd`.
    */
@@ -300,6 +306,8 @@ export interface FilesParams {
   job_id: string;
   /** A path relative to the workspace; absent: the whole listing. */
   path?: string;
+  /** Another session's id: an observer reading that session's job (see `watch`). */
+  session_id?: string;
 }
 
 /** Validated parameters of `control`. */
@@ -308,6 +316,11 @@ export interface ControlParams {
   type: "PAUSE" | "RESUME" | "CANCEL";
   /** The job to act on; may be left out when the session runs exactly one job. */
   job_id?: string;
+  /**
+   * Another session's id, to control one of its jobs (observers only, see `watch`); `job_id`
+   * is then required.
+   */
+  session_id?: string;
 }
 
 function invalid(field: string, message: string): RpcError {
@@ -403,6 +416,13 @@ export function validateExecute(params: unknown): ExecuteParams {
     throw invalid("job_id", "expected 1-128 characters of A-Z a-z 0-9 . _ : -");
   }
   out.job_id = jobId;
+  const mode = p.output_mode;
+  if (mode !== undefined && mode !== null) {
+    if (mode !== "lines" && mode !== "chunks") {
+      throw invalid("output_mode", `expected "lines" or "chunks", got ${JSON.stringify(mode)}`);
+    }
+    out.output_mode = mode;
+  }
   const ws = p.workspace;
   if (ws !== undefined && ws !== null && ws !== false) {
     if (ws === true) out.workspace = {};
@@ -453,7 +473,10 @@ export function validateFiles(params: unknown): FilesParams {
   const p = paramsObject(params, "files");
   const jobId = optString(p, "job_id");
   if (jobId === undefined || jobId === "") throw invalid("job_id", "required");
-  return { job_id: jobId, path: optString(p, "path") };
+  const out: FilesParams = { job_id: jobId, path: optString(p, "path") };
+  const sessionId = optString(p, "session_id");
+  if (sessionId !== undefined) out.session_id = sessionId;
+  return out;
 }
 
 /**
@@ -471,5 +494,11 @@ export function validateControl(params: unknown): ControlParams {
   if (type !== "PAUSE" && type !== "RESUME" && type !== "CANCEL") {
     throw invalid("type", `expected PAUSE, RESUME or CANCEL, got ${JSON.stringify(p.type)}`);
   }
-  return { type, job_id: optString(p, "job_id") };
+  const out: ControlParams = { type, job_id: optString(p, "job_id") };
+  const sessionId = optString(p, "session_id");
+  if (sessionId !== undefined) {
+    if (out.job_id === undefined) throw invalid("job_id", "required with session_id");
+    out.session_id = sessionId;
+  }
+  return out;
 }

@@ -18,11 +18,15 @@
  * @module
  */
 
-import { join } from "node:path";
-import { CcxClient, ClientError, type CollectedRun, runToEnd } from "./client.ts";
+import { join, resolve as resolvePath } from "node:path";
+import { CcxClient, ClientError, type CollectedRun, remoteFiles, runToEnd } from "./client.ts";
+import { type FileAccess, localFiles } from "./criteria.ts";
+import type { KeepPolicy } from "./workspace.ts";
+import type { WorkspaceParam } from "./protocol.ts";
 import { modelText } from "./claude.ts";
 import { type Candidate, pickBest, type PickOptions } from "./pick.ts";
 import { matchPatterns } from "./patterns.ts";
+import { type RunFacts, runFacts } from "./answer.ts";
 import {
   type InstanceResult,
   type TestResult,
@@ -32,6 +36,7 @@ import {
 import {
   buildTaskCommand,
   type BuiltCommand,
+  type ExpectedFile,
   formatTimestamp,
   resolveMarker,
   type SuiteTask,
@@ -80,12 +85,28 @@ export interface RunnerOptions {
   signal?: AbortSignal;
   /** Linter for BEST_CODE_QUALITY (default: deno lint). */
   lint?: PickOptions["lint"];
+  /** Result ids not to run (already finished: `ccx stress --resume`). */
+  skip?: Set<string>;
+  /** Checked before each task starts; `true` starts no more (`--max-fail`). */
+  stop?(): boolean;
   /** Called when a task run starts (its result id: the task id, `.rN` with `repeat`). */
   onStart?(id: string): void;
   /** Called with each result as soon as it is known. */
   onFinish?(result: TestResult): void;
   /** Called with each chunk of a task's live output (its result id, stdout/stderr, text). */
   onOutput?(id: string, type: "stdout" | "stderr", data: string): void;
+  /**
+   * Called when a job of a task started on a server: its result id, the job's process group on
+   * the server's host, and the server's URL (for the live line's process count).
+   */
+  onJobStarted?(id: string, pgid: number, server: string): void;
+  /**
+   * Run every task, and every instance of a concurrent task, in its own workspace on the
+   * server (default true; `ccx stress --no-workspace` turns it off).
+   */
+  workspace?: boolean;
+  /** What the server keeps of those workspaces (default `failed`; see `execute`'s `keep`). */
+  keepWorkspaces?: KeepPolicy;
 }
 
 /**
@@ -284,8 +305,9 @@ async function runBuilt(
   conn: Conn,
   built: BuiltCommand,
   t: { timeoutS?: number; stallTimeoutS?: number },
-  opts: Pick<TaskOptions, "signal" | "onOutput">,
+  opts: Pick<TaskOptions, "signal" | "onOutput" | "onJobStarted">,
   rid: string,
+  workspace?: WorkspaceParam,
 ): Promise<CollectedRun> {
   let run: CollectedRun;
   try {
@@ -297,8 +319,16 @@ async function runBuilt(
         env: built.env,
         timeout: t.timeoutS,
         stall_timeout: t.stallTimeoutS,
+        ...(workspace ? { workspace } : {}),
       },
-      opts.onOutput ? { onOutput: (type, data) => opts.onOutput!(rid, type, data) } : {},
+      {
+        ...(opts.onOutput ? { onOutput: (type, data) => opts.onOutput!(rid, type, data) } : {}),
+        onEvent: (method, params) => {
+          if (method === "process.started" && typeof params.pgid === "number") {
+            opts.onJobStarted?.(rid, params.pgid, conn.url);
+          }
+        },
+      },
       opts.signal,
     );
   } catch (e) {
@@ -314,6 +344,95 @@ async function runBuilt(
     throw new ServerLostError(conn.url, "server shut down while the task ran");
   }
   return run;
+}
+
+/** The `workspace` param for a task's runs, or undefined with `workspace: false`. */
+function workspaceFor(task: SuiteTask, opts: TaskOptions): WorkspaceParam | undefined {
+  if (opts.workspace === false) return undefined;
+  return {
+    keep: opts.keepWorkspaces ?? "failed",
+    ...(task.workspaceTemplate !== undefined ? { template: task.workspaceTemplate } : {}),
+  };
+}
+
+/**
+ * Judges a task's `expected_files` on what its run left: in the run's workspace through
+ * the server's `files` method (so a remote server or a fleet worker is judged on its own
+ * disk), or, for a run without a workspace, on this machine's disk under the current
+ * directory. Resolves with one line per problem; none means every file is there.
+ *
+ * @example
+ * ```ts
+ * import { judgeExpectedFiles } from "./runner.ts";
+ * // await judgeExpectedFiles([{ path: "config.py", contains: "DATABASE_URL" }], run, client)
+ * // → [] or ['config.py does not contain "DATABASE_URL"']
+ * ```
+ */
+export async function judgeExpectedFiles(
+  files: readonly ExpectedFile[],
+  run: Pick<CollectedRun, "jobId" | "workspace">,
+  client: CcxClient,
+): Promise<string[]> {
+  const base = run.workspace?.path ?? Deno.cwd();
+  const access: FileAccess = run.workspace
+    ? remoteFiles(client, run.jobId, run.workspace.path)
+    : localFiles;
+  const problems: string[] = [];
+  for (const f of files) {
+    const abs = resolvePath(base, f.path);
+    const st = await access.stat(abs);
+    if (!st) {
+      problems.push(`missing file ${f.path}`);
+      continue;
+    }
+    if (f.contains === undefined) continue; // a directory counts as there
+    if (!st.isFile) {
+      problems.push(`${f.path} is not a file`);
+      continue;
+    }
+    const text = (await access.readText(abs)) ?? "";
+    if (!text.toLowerCase().includes(f.contains.toLowerCase())) {
+      problems.push(`${f.path} does not contain ${JSON.stringify(f.contains)}`);
+    }
+  }
+  return problems;
+}
+
+/**
+ * Applies `expected_files` to a verdict: a run that passed otherwise fails when a file is
+ * missing or lacks its text; a workspace that cannot be read makes it an error.
+ */
+async function checkFiles(
+  v: Verdict,
+  task: SuiteTask,
+  run: CollectedRun,
+  client: CcxClient,
+): Promise<void> {
+  if (!task.expectedFiles?.length || v.status !== "passed") return;
+  let problems: string[];
+  try {
+    problems = await judgeExpectedFiles(task.expectedFiles, run, client);
+  } catch (e) {
+    v.status = "error";
+    v.reason = `could not read the workspace: ${(e as Error).message}`;
+    return;
+  }
+  if (problems.length === 0) {
+    v.reason += `, ${task.expectedFiles.length}/${task.expectedFiles.length} files`;
+    return;
+  }
+  v.status = "failed";
+  v.reason = problems.join("; ");
+}
+
+/** What a result says about the run's workspace: files created, and where it is when kept. */
+function workspaceFields(run: CollectedRun): Pick<TestResult, "filesCreated" | "workspace"> {
+  const ws = run.workspace;
+  if (!ws) return {};
+  return {
+    filesCreated: ws.files.map((f) => f.path),
+    ...(ws.kept ? { workspace: ws.path } : {}),
+  };
 }
 
 /** Records a finished (not interrupted) run in the timeout history, if there is one. */
@@ -354,16 +473,40 @@ class Fleet {
   }
 }
 
+/** One planned run of a task. */
+export interface PlannedRun {
+  /** The task. */
+  task: SuiteTask;
+  /** Its result id: the task id, or `<id>.r<N>` with `repeat`. */
+  rid: string;
+}
+
+/**
+ * Every run of a run: each task `repeat` times (rounds in suite order), with its result id.
+ *
+ * @example
+ * ```ts
+ * import { planRuns } from "./runner.ts";
+ * import { parseSuite } from "./suite.ts";
+ * const s = parseSuite({ tests: [{ id: "a", command: "true" }] }, "inline");
+ * planRuns(s.tasks, 2).map((p) => p.rid); // ["a.r1", "a.r2"]
+ * ```
+ */
+export function planRuns(tasks: SuiteTask[], repeat = 1): PlannedRun[] {
+  const n = Math.max(1, repeat);
+  const out: PlannedRun[] = [];
+  for (let r = 1; r <= n; r++) {
+    for (const task of tasks) out.push({ task, rid: n > 1 ? `${task.id}.r${r}` : task.id });
+  }
+  return out;
+}
+
 /** Runs tasks and resolves with their results, in suite order. */
 export async function runTasks(tasks: SuiteTask[], opts: RunnerOptions): Promise<TestResult[]> {
   if (opts.servers.length === 0) throw new Error("runTasks: no server to run on");
-  const repeat = Math.max(1, opts.repeat ?? 1);
-  const jobs: { task: SuiteTask; rid: string; order: number }[] = [];
-  for (let r = 1; r <= repeat; r++) {
-    for (const task of tasks) {
-      jobs.push({ task, rid: repeat > 1 ? `${task.id}.r${r}` : task.id, order: jobs.length });
-    }
-  }
+  const jobs = planRuns(tasks, opts.repeat)
+    .filter((j) => !opts.skip?.has(j.rid))
+    .map((j, order) => ({ ...j, order }));
   const results: (TestResult | undefined)[] = new Array(jobs.length);
   let next = 0;
   const fleet = new Fleet(opts.servers);
@@ -382,7 +525,7 @@ export async function runTasks(tasks: SuiteTask[], opts: RunnerOptions): Promise
       const conns = new Connections(opts.servers);
       connections.push(conns);
       try {
-        while (next < jobs.length && !opts.signal?.aborted) {
+        while (next < jobs.length && !opts.signal?.aborted && !opts.stop?.()) {
           const j = jobs[next++];
           opts.onStart?.(j.rid);
           const result = await runWithFailover(j.task, j.rid, fleet, conns, opts);
@@ -511,10 +654,19 @@ export async function runTask(
       const timestamp = formatTimestamp();
       const marker = resolveMarker(task, timestamp);
       const built = buildTaskCommand(task, { marker, timestamp }, { claude: opts.claude });
-      const run = await runBuilt(await connect(), built, { timeoutS, stallTimeoutS }, opts, rid);
+      const conn = await connect();
+      const run = await runBuilt(
+        conn,
+        built,
+        { timeoutS, stallTimeoutS },
+        opts,
+        rid,
+        workspaceFor(task, opts),
+      );
       const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, [
         marker,
       ]);
+      await checkFiles(v, task, run, conn.client);
       if (opts.signal?.aborted && run.status === "canceled") v.reason = "interrupted";
       await recordRun(opts, task, run, v);
       if (v.rateLimited && attempts <= retries && !opts.signal?.aborted) {
@@ -550,6 +702,8 @@ export async function runTask(
         patternsMissing: v.patternsMissing,
         outputFile,
         attempts,
+        ...runFacts(run.stdout, run.stderr),
+        ...workspaceFields(run),
       };
     }
   } catch (e) {
@@ -587,6 +741,117 @@ export function instanceSettings(
   return { model, temperature };
 }
 
+/**
+ * One instance of a concurrent task, run and judged: what {@linkcode pickInstances} needs to
+ * choose among them. Plain data, so a fleet worker can run an instance and hand it back.
+ */
+export interface InstanceRun {
+  /** 0-based instance index. */
+  i: number;
+  /** The instance's model and temperature. */
+  settings: { model?: string; temperature?: number };
+  /** What the model said (for scoring). */
+  text: string;
+  /** Seconds the job ran. */
+  durationS: number;
+  /** Exit code, `null` when it never exited on its own. */
+  exitCode: number | null;
+  /** Its verdict. */
+  v: Pick<Verdict, "status" | "reason" | "patternsFound" | "patternsMissing">;
+  /** Where its output went (when the task saves output). */
+  outputFile?: string;
+  /** Files the run created in its workspace. */
+  filesCreated?: string[];
+  /** Where its workspace is, when the server kept it. */
+  workspace?: string;
+  /** What the run's output says: answer, stderr tail, model, turns, tokens, cost. */
+  facts?: RunFacts;
+}
+
+/**
+ * Runs instance `i` of a concurrent task on the server `connect` opens, judges it, saves its
+ * output and records it in the history. `marker` and `timestamp` are the task's, shared by all
+ * of its instances. Throws {@linkcode ServerLostError} like {@linkcode runTask}.
+ *
+ * @example
+ * ```ts
+ * import { CcxClient } from "./client.ts";
+ * import { runInstance } from "./runner.ts";
+ * import { loadSuite } from "./suite.ts";
+ * const task = (await loadSuite("tasks/selftest.json")).tasks.find((t) => t.concurrent)!;
+ * const url = "ws://127.0.0.1:8004/ws";
+ * const client = await CcxClient.connect(url);
+ * const run = await runInstance(task, task.id, 0, () => Promise.resolve({ client, url }), {
+ *   outDir: "test_outputs/demo",
+ *   claude: "claude",
+ * }, { marker: "m", timestamp: "20260101_000000" });
+ * console.log(run.v.status);
+ * await client.close();
+ * ```
+ */
+export async function runInstance(
+  task: SuiteTask,
+  rid: string,
+  i: number,
+  connect: () => Promise<{ client: CcxClient; url: string }>,
+  opts: TaskOptions,
+  shared: { marker: string; timestamp: string },
+): Promise<InstanceRun> {
+  const spec = task.concurrent!;
+  const scale = opts.timeoutScale ?? 1;
+  const timeoutS = scaled(task.timeoutS, scale);
+  const stallTimeoutS = scaled(task.stallTimeoutS, scale);
+  const settings = instanceSettings(spec, i);
+  const own = `${shared.marker}_i${i + 1}`;
+  const built = buildTaskCommand(
+    task,
+    { marker: own, timestamp: shared.timestamp, ...settings },
+    { claude: opts.claude },
+  );
+  const conn = await connect();
+  const run = await runBuilt(
+    conn,
+    built,
+    { timeoutS, stallTimeoutS },
+    opts,
+    `${rid}.i${i + 1}`,
+    workspaceFor(task, opts),
+  );
+  const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, [own]);
+  await checkFiles(v, task, run, conn.client);
+  if (opts.signal?.aborted && run.status === "canceled") v.reason = "interrupted";
+  const outputFile = task.saveOutput ? join(opts.outDir, `${rid}.i${i + 1}.txt`) : undefined;
+  if (outputFile) {
+    await writeOutputFile(outputFile, {
+      task: `${rid} instance ${i + 1}`,
+      name: task.name,
+      status: v.status,
+      durationS: run.executionTime,
+      exitCode: run.exitCode,
+      timestamp: new Date(),
+      command: built.display,
+      reason: v.reason,
+    }, outputBody(run));
+  }
+  await recordRun(opts, task, run, v);
+  return {
+    i,
+    settings,
+    text: modelText(run.stdout),
+    durationS: run.executionTime,
+    exitCode: run.exitCode,
+    v: {
+      status: v.status,
+      reason: v.reason,
+      patternsFound: v.patternsFound,
+      patternsMissing: v.patternsMissing,
+    },
+    outputFile,
+    facts: runFacts(run.stdout, run.stderr),
+    ...workspaceFields(run),
+  };
+}
+
 async function runConcurrent(
   task: SuiteTask,
   rid: string,
@@ -596,41 +861,54 @@ async function runConcurrent(
 ): Promise<TestResult> {
   const spec = task.concurrent!;
   const t0 = performance.now();
-  const scale = opts.timeoutScale ?? 1;
-  const timeoutS = scaled(task.timeoutS, scale);
-  const stallTimeoutS = scaled(task.stallTimeoutS, scale);
   const conn = await connect();
   const timestamp = formatTimestamp();
-  const marker = resolveMarker(task, timestamp);
-  const runs = await Promise.all(Array.from({ length: spec.instances }, async (_, i) => {
-    const settings = instanceSettings(spec, i);
-    const own = `${marker}_i${i + 1}`;
-    const built = buildTaskCommand(
-      task,
-      { marker: own, timestamp, ...settings },
-      { claude: opts.claude },
-    );
-    const run = await runBuilt(conn, built, { timeoutS, stallTimeoutS }, opts, `${rid}.i${i + 1}`);
-    const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, [own]);
-    const outputFile = task.saveOutput ? join(opts.outDir, `${rid}.i${i + 1}.txt`) : undefined;
-    if (outputFile) {
-      await writeOutputFile(outputFile, {
-        task: `${rid} instance ${i + 1}`,
-        name: task.name,
-        status: v.status,
-        durationS: run.executionTime,
-        exitCode: run.exitCode,
-        timestamp: new Date(),
-        command: built.display,
-        reason: v.reason,
-      }, outputBody(run));
-    }
-    return { i, run, v, settings, outputFile };
-  }));
-  const candidates: Candidate[] = runs.map(({ i, run, v, settings }) => ({
+  const shared = { marker: resolveMarker(task, timestamp), timestamp };
+  const runs = await Promise.all(
+    Array.from(
+      { length: spec.instances },
+      (_, i) => runInstance(task, rid, i, () => Promise.resolve(conn), opts, shared),
+    ),
+  );
+  return await pickInstances(
+    task,
+    runs,
+    opts,
+    base,
+    (performance.now() - t0) / 1000,
+    shared.marker,
+  );
+}
+
+/**
+ * The result of a concurrent task from its instances' runs: scores them by the task's
+ * criteria and reports the best one that passed (or why none did). `marker` is the task's
+ * marker, which the instances' own markers start with; it is stripped before scoring.
+ *
+ * @example
+ * ```ts
+ * import { type InstanceRun, pickInstances } from "./runner.ts";
+ * import { loadSuite } from "./suite.ts";
+ * const task = (await loadSuite("tasks/selftest.json")).tasks.find((t) => t.concurrent)!;
+ * const runs: InstanceRun[] = []; // from runInstance(), here or on fleet workers
+ * const base = { id: task.id, name: task.name, category: task.category, startedAt: Date.now() };
+ * console.log((await pickInstances(task, runs, {}, base, 1.5, "m")).status); // "error"
+ * ```
+ */
+export async function pickInstances(
+  task: SuiteTask,
+  runs: InstanceRun[],
+  opts: Pick<TaskOptions, "lint">,
+  base: Pick<TestResult, "id" | "name" | "category" | "startedAt">,
+  durationS: number,
+  marker = "",
+): Promise<TestResult> {
+  const spec = task.concurrent!;
+  runs = [...runs].sort((a, b) => a.i - b.i);
+  const candidates: Candidate[] = runs.map(({ i, text, durationS, v, settings }) => ({
     index: i + 1,
-    text: modelText(run.stdout),
-    durationS: run.executionTime,
+    text,
+    durationS,
     ok: v.status === "passed",
     model: settings.model,
     temperature: settings.temperature,
@@ -641,7 +919,7 @@ async function runConcurrent(
     match: { wholeWord: task.wholeWord, markers: [marker] },
     lint: opts.lint,
   });
-  const instances: InstanceResult[] = runs.map(({ i, run, v, settings, outputFile }) => {
+  const instances: InstanceResult[] = runs.map(({ i, v, settings, outputFile, ...r }) => {
     const score = pick.scores.find((s) => s.index === i + 1);
     return {
       index: i + 1,
@@ -649,16 +927,14 @@ async function runConcurrent(
       temperature: settings.temperature,
       status: v.status,
       reason: v.reason,
-      durationS: run.executionTime,
-      exitCode: run.exitCode,
+      durationS: r.durationS,
+      exitCode: r.exitCode,
       picked: pick.best?.index === i + 1,
       score: score && Number.isFinite(score.score) ? score.score : undefined,
       outputFile,
     };
   });
-  const durationS = (performance.now() - t0) / 1000;
   const best = runs.find((r) => r.i + 1 === pick.best?.index);
-  for (const r of runs) await recordRun(opts, task, r.run, r.v);
   if (!best) {
     const allErrors = runs.every((r) => r.v.status === "error");
     return {
@@ -667,12 +943,13 @@ async function runConcurrent(
       reason: `no instance of ${spec.instances} passed (${spec.criteria}): ` +
         runs.map((r) => `#${r.i + 1} ${r.v.reason}`).join("; "),
       durationS,
-      exitCode: runs[0]?.run.exitCode ?? null,
+      exitCode: runs[0]?.exitCode ?? null,
       patternsFound: [],
       patternsMissing: [...task.expectedPatterns],
       outputFile: runs[0]?.outputFile,
       attempts: 1,
       instances,
+      ...runs[0]?.facts,
     };
   }
   const note = pick.scores.find((s) => s.index === best.i + 1)?.note ?? "";
@@ -682,11 +959,14 @@ async function runConcurrent(
     reason: `picked instance ${best.i + 1} of ${spec.instances} by ${spec.criteria}` +
       `${note ? ` (${note})` : ""}: ${best.v.reason}`,
     durationS,
-    exitCode: best.run.exitCode,
+    exitCode: best.exitCode,
     patternsFound: best.v.patternsFound,
     patternsMissing: best.v.patternsMissing,
     outputFile: best.outputFile,
     attempts: 1,
     instances,
+    ...best.facts,
+    ...(best.filesCreated ? { filesCreated: best.filesCreated } : {}),
+    ...(best.workspace ? { workspace: best.workspace } : {}),
   };
 }

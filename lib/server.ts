@@ -44,9 +44,12 @@ import { join } from "node:path";
 import { type Job, type JobResult, StartError, startJob } from "./supervisor.ts";
 import { type ClaudeLimit, detectClaudeLimit } from "./claude.ts";
 import { DEFAULT_PASS_ENV, passEnvProblem } from "./job_env.ts";
-import { ConnectionGate, defaultMaxConnections, GATE_CONN_HEADER } from "./gate.ts";
+import { ConnectionGate, defaultMaxConnections, GATE_CONN_HEADER, gatePeer } from "./gate.ts";
 import { JobJournal, type ReapedGroup, reapOrphans } from "./journal.ts";
 import { createLogger, type LogFields, type LogFormat, type Logger } from "./log.ts";
+import { type ObservedRecord, type Observer, ObserverHub, validateWatch } from "./observer.ts";
+import { type HistoryStore, openHistory } from "./history.ts";
+import { page } from "./web/page.ts";
 
 /** Server settings. Every field has a default. */
 export interface ServerOptions {
@@ -127,6 +130,12 @@ export interface ServerOptions {
   maxFrameBytes?: number;
   /** Called once the server listens. */
   onListen?: (addr: { hostname: string; port: number }) => void;
+  /** Finished jobs that stay listed for observers (`watch`), at most (default 100). */
+  keepFinished?: number;
+  /** Seconds a finished job stays listed for observers (default 1800). */
+  keepFinishedS?: number;
+  /** Opens the timeout history that the `history` method reports (default: {@linkcode openHistory}). */
+  openHistory?: () => Promise<HistoryStore>;
 }
 
 /** What `GET /health` answers. */
@@ -204,10 +213,15 @@ interface JobEntry {
   id: string;
   job: Job;
   command: string;
+  /** `lines` or `chunks` (the `execute` param `output_mode`). */
+  outputMode: "lines" | "chunks";
+  /** The start of this job's `process.output` JSON text, by stream, up to `"data":`. */
+  heads: { stdout: string; stderr: string };
   seq: number;
   limitsSent: Set<string>;
   result?: JobResult;
   ws?: Workspace;
+  observed?: ObservedRecord;
 }
 
 const OPEN = 1;
@@ -221,14 +235,28 @@ class Session {
   #drain: Promise<void> | undefined;
   #closed = false;
   #released = false;
-  /** When this session last sent a message (for its heartbeat). */
-  #lastSent = performance.now();
+  /**
+   * When this session last sent a message (for its heartbeat), from Date.now():
+   * it runs once per message, and performance.now() is a call into the runtime.
+   */
+  #lastSent = Date.now();
   #heartbeat: ReturnType<typeof setTimeout> | undefined;
 
   /** Ends the underlying connection at once (set by the connection gate). */
   abort?: () => void;
 
-  constructor(readonly ws: WebSocket, private readonly server: CcxServer) {}
+  /** This session as an observer: what `watch` registers with the hub. */
+  readonly asObserver: Observer = {
+    send: (msg) => this.send(msg),
+    congested: () => this.ws.bufferedAmount >= this.server.highWater,
+  };
+
+  constructor(
+    readonly ws: WebSocket,
+    private readonly server: CcxServer,
+    readonly remote: string,
+    readonly mayObserve: boolean,
+  ) {}
 
   get running(): number {
     let n = 0;
@@ -237,9 +265,14 @@ class Session {
   }
 
   send(msg: unknown): void {
+    this.sendText(JSON.stringify(msg));
+  }
+
+  /** Sends JSON text that is already serialized. */
+  sendText(text: string): void {
     if (this.ws.readyState !== OPEN) return;
-    this.ws.send(JSON.stringify(msg));
-    this.#lastSent = performance.now();
+    this.ws.send(text);
+    this.#lastSent = Date.now();
   }
 
   /**
@@ -253,7 +286,7 @@ class Session {
     const check = () => {
       this.#heartbeat = undefined;
       if (this.#closed || this.ws.readyState > OPEN || this.running === 0) return;
-      const quiet = performance.now() - this.#lastSent;
+      const quiet = Date.now() - this.#lastSent;
       if (quiet >= ms) {
         this.send(notification("heartbeat", {
           timestamp: Date.now() / 1000,
@@ -281,11 +314,18 @@ class Session {
   async #waitDrain(): Promise<void> {
     let wait = 1;
     let since = performance.now();
+    // Progress is the queue shrinking by a quarter of the gap between the marks: a
+    // queue that hovers just under the high mark (lines mode stops within 256 lines
+    // of it, and the kernel takes a little more) is a client that is not reading.
+    const step = Math.max(1, (this.server.highWater - this.server.lowWater) / 4);
+    let mark = this.ws.bufferedAmount;
     while (!this.#closed && this.ws.readyState === OPEN) {
       const queued = this.ws.bufferedAmount;
       if (queued <= this.server.lowWater) break;
-      if (queued < this.server.highWater) since = performance.now();
-      else if (performance.now() - since >= this.server.slowClientS * 1000) {
+      if (queued <= mark - step) {
+        mark = queued;
+        since = performance.now();
+      } else if (performance.now() - since >= this.server.slowClientS * 1000) {
         // The peer has not taken its output for too long: drop it as for a disconnect.
         this.server.dropSession(this, 1008, "client too slow: output unread", {
           event: "slow_client_dropped",
@@ -320,24 +360,35 @@ class Session {
       const reply = this.#handle(item, after);
       if (reply) replies.push(reply);
     }
-    if (parsed.batch) {
-      if (replies.length > 0) this.send(replies);
-    } else if (replies.length > 0) this.send(replies[0]);
-    for (const f of after) f();
+    const settle = (replies: unknown[]) => {
+      if (parsed.batch) {
+        if (replies.length > 0) this.send(replies);
+      } else if (replies.length > 0) this.send(replies[0]);
+      for (const f of after) f();
+    };
+    // Only a method that reads a store (`history`) answers later; the rest answer at once.
+    if (replies.some((r) => r instanceof Promise)) void Promise.all(replies).then(settle);
+    else settle(replies);
   }
 
   #handle(item: Incoming, after: (() => void)[]): unknown {
     if (item.kind === "response") return undefined;
     if (item.kind === "invalid") return errorResponse(item.id, item.error);
     const id: RpcId = item.kind === "request" ? item.id : null;
-    try {
-      const result = this.#call(item.method, item.params, after);
-      return item.kind === "request" ? response(id, result) : undefined;
-    } catch (e) {
+    const fail = (e: unknown) => {
       if (item.kind !== "request") return undefined;
       if (e instanceof RpcError) return errorResponse(id, e);
       const err = new RpcError(ErrorCode.Internal, `internal error: ${(e as Error).message}`);
       return errorResponse(id, err);
+    };
+    try {
+      const result = this.#call(item.method, item.params, after);
+      if (result instanceof Promise) {
+        return result.then((r) => item.kind === "request" ? response(id, r) : undefined, fail);
+      }
+      return item.kind === "request" ? response(id, result) : undefined;
+    } catch (e) {
+      return fail(e);
     }
   }
 
@@ -353,12 +404,28 @@ class Session {
         return { pong: true, timestamp: Date.now() / 1000 };
       case "files":
         return this.#files(validateFiles(params));
+      case "watch":
+        this.#mustObserve(method);
+        return this.server.observers.watch(this.asObserver, validateWatch(params), after);
+      case "history":
+        this.#mustObserve(method);
+        return this.server.observers.history();
       default:
         throw new RpcError(ErrorCode.MethodNotFound, `method not found: ${method}`, {
           method,
-          methods: METHODS,
+          methods: this.server.methods(this.mayObserve),
         });
     }
+  }
+
+  #mustObserve(what: string): void {
+    if (this.mayObserve) return;
+    throw new RpcError(
+      ErrorCode.CommandNotAllowed,
+      `${what} is for observers: connect with the server's token (a server without a token ` +
+        `allows it only from loopback)`,
+      { method: what },
+    );
   }
 
   #execute(p: ExecuteParams, after: (() => void)[]): unknown {
@@ -378,7 +445,18 @@ class Session {
       });
     }
     const command = p.command ?? JSON.stringify(p.argv);
-    const entry = { id, command, seq: 0, limitsSent: new Set<string>() } as JobEntry;
+    const outputMode = p.output_mode ?? "lines";
+    const head = (type: string) =>
+      `{"jsonrpc":"2.0","method":"process.output","params":{"job_id":${JSON.stringify(id)},` +
+      `"type":"${type}","data":`;
+    const entry = {
+      id,
+      command,
+      outputMode,
+      heads: { stdout: head("stdout"), stderr: head("stderr") },
+      seq: 0,
+      limitsSent: new Set<string>(),
+    } as JobEntry;
     const isolated = this.server.isolate === "bwrap";
     if (isolated && p.cwd !== undefined) {
       throw new RpcError(
@@ -411,6 +489,7 @@ class Session {
         graceMs: this.server.graceMs,
         passEnv: this.server.passEnv,
         maxChunkBytes: this.server.maxChunkBytes,
+        outputMode,
       }, {
         output: (stream, text, raw) => this.#output(entry, stream, text, raw),
         ready: this.ready,
@@ -428,6 +507,17 @@ class Session {
     entry.job = job;
     this.server.journal?.add(job.pgid, this.id, id);
     this.jobs.set(id, entry);
+    entry.observed = this.server.observers.started({
+      sessionId: this.id,
+      remote: this.remote,
+      jobId: id,
+      command,
+      pid: job.pid,
+      state: () => job.state,
+      bytes: () => job.bytesRead,
+      elapsed: () => job.elapsed,
+      control: (type, after) => this.controlEntry(entry, type, after),
+    });
     this.#trimFinished();
     this.server.log(`job ${id} started pid=${job.pid} session=${this.id.slice(0, 8)} ${command}`, {
       event: "job_started",
@@ -452,14 +542,12 @@ class Session {
   }
 
   #output(entry: JobEntry, stream: "stdout" | "stderr", text: string, raw?: Uint8Array): void {
-    const params: Record<string, unknown> = {
-      job_id: entry.id,
-      type: stream,
-      data: text,
-      seq: entry.seq++,
-    };
-    if (raw) params.data_base64 = raw.toBase64();
-    this.send(notification("process.output", params));
+    // {"jsonrpc":"2.0","method":"process.output","params":{job_id,type,data,seq[,data_base64]}},
+    // written by hand: in lines mode this runs once per line, and building an object for
+    // JSON.stringify to walk costs more than the rest of the message.
+    const b64 = raw ? `,"data_base64":"${raw.toBase64()}"` : "";
+    this.sendText(`${entry.heads[stream]}${JSON.stringify(text)},"seq":${entry.seq++}${b64}}}`);
+    if (entry.observed) this.server.observers.output(entry.observed, stream, text, entry.seq - 1);
     for (const limit of limitsIn(text)) {
       if (entry.limitsSent.has(limit.kind)) continue;
       entry.limitsSent.add(limit.kind);
@@ -523,12 +611,25 @@ class Session {
       exitCode: r.exitCode,
       exit_code: r.exitCode,
     }));
+    if (entry.observed) this.server.observers.completed(entry.observed, r);
     if (this.running === 0) this.stopHeartbeat();
     this.server.jobEnded();
   }
 
   #control(p: ControlParams, after: (() => void)[]): unknown {
-    const entry = this.#findJob(p.job_id);
+    if (p.session_id !== undefined && p.session_id !== this.id) {
+      this.#mustObserve("control of another session's job");
+      return this.server.observers.find(p.session_id, p.job_id!).start.control(p.type, after);
+    }
+    return this.controlEntry(this.#findJob(p.job_id), p.type, after);
+  }
+
+  /** PAUSE, RESUME or CANCEL one of this session's jobs; the owner is told through `after`. */
+  controlEntry(
+    entry: JobEntry,
+    type: ControlParams["type"],
+    after: (() => void)[],
+  ): Record<string, unknown> {
     const job = entry.job;
     if (entry.result || job.state === "ending") {
       throw new RpcError(ErrorCode.JobNotFound, `job ${entry.id} has already ended`, {
@@ -536,22 +637,26 @@ class Session {
       });
     }
     const id = entry.id;
+    const hub = this.server.observers;
     // The seed's fields: the job's state after the action, and its process ids.
     const notify = (method: string, status: string) =>
       after.push(() =>
         this.send(notification(method, { job_id: id, status, pid: job.pid, pgid: job.pgid }))
       );
-    if (p.type === "PAUSE") {
+    if (type === "PAUSE") {
       job.pause();
+      if (entry.observed) hub.event(entry.observed, "paused");
       notify("process.paused", "paused");
       return { status: "paused", job_id: id };
     }
-    if (p.type === "RESUME") {
+    if (type === "RESUME") {
       job.resume();
+      if (entry.observed) hub.event(entry.observed, "resumed");
       notify("process.resumed", "running");
       return { status: "resumed", job_id: id };
     }
     void job.cancel("canceled");
+    if (entry.observed) hub.event(entry.observed, "canceled");
     notify("process.canceled", "canceled");
     return { status: "canceled", job_id: id };
   }
@@ -590,7 +695,11 @@ class Session {
   }
 
   #files(p: FilesParams): unknown {
-    const entry = this.jobs.get(p.job_id) ?? this.server.observe(p.job_id, this);
+    let entry: JobEntry | undefined;
+    if (p.session_id !== undefined && p.session_id !== this.id) {
+      this.#mustObserve("files of another session's job");
+      entry = this.server.sessionJob(p.session_id, p.job_id);
+    } else entry = this.jobs.get(p.job_id);
     if (!entry) {
       throw new RpcError(ErrorCode.JobNotFound, `no job ${p.job_id} in this session`, {
         job_id: p.job_id,
@@ -644,6 +753,27 @@ class Session {
   }
 }
 
+/** The WebSocket subprotocol a browser offers to carry the token (see README, Security). */
+const SUBPROTOCOL = "ccx";
+const TOKEN_PREFIX = "ccx.token.";
+
+function offeredSubprotocols(req: Request): string[] {
+  const h = req.headers.get("sec-websocket-protocol");
+  return h ? h.split(",").map((p) => p.trim()).filter((p) => p !== "") : [];
+}
+
+/** The token a browser offered as subprotocol `ccx.token.<base64url of its UTF-8>`, if any. */
+function subprotocolToken(req: Request): string | null {
+  const p = offeredSubprotocols(req).find((p) => p.startsWith(TOKEN_PREFIX));
+  if (p === undefined) return null;
+  try {
+    const bytes = Uint8Array.fromBase64(p.slice(TOKEN_PREFIX.length), { alphabet: "base64url" });
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
 function describeJob(e: JobEntry): Record<string, unknown> {
   const d: Record<string, unknown> = {
     job_id: e.id,
@@ -652,6 +782,7 @@ function describeJob(e: JobEntry): Record<string, unknown> {
     command: e.command,
     state: e.job.state,
     elapsed: e.result ? e.result.executionTime : e.job.elapsed,
+    output_mode: e.outputMode,
   };
   if (e.result) {
     d.status = e.result.status;
@@ -719,6 +850,8 @@ export class CcxServer {
   readonly reaped: Promise<ReapedGroup[]>;
   /** Seconds a client may leave its output unread above the high-water mark (default 60). */
   readonly slowClientS: number;
+  /** Every job of every session as observers (`watch`) see it. */
+  readonly observers: ObserverHub;
   readonly #sessions = new Set<Session>();
   readonly #server: Deno.HttpServer<Deno.UnixAddr>;
   readonly #gate: ConnectionGate;
@@ -832,6 +965,12 @@ export class CcxServer {
       this.#origins.add(`${this.tls ? "https" : "http"}://${h}:${this.port}`);
     }
     this.heartbeatS = opts.heartbeatS ?? 20;
+    this.observers = new ObserverHub({
+      facts: () => this.facts(),
+      keepFinished: opts.keepFinished,
+      keepFinishedS: opts.keepFinishedS,
+      openHistory: opts.openHistory ?? (() => openHistory({})),
+    });
     // Finished means shut down entirely: jobs ended, journal removed, sockets closed.
     this.finished = new Promise((resolve) => this.#finish = resolve);
   }
@@ -876,17 +1015,9 @@ export class CcxServer {
     });
   }
 
-  /**
-   * @internal A job of another session, for `files`: only on a server that
-   * requires a token (every session then holds it, as an observer does).
-   */
-  observe(jobId: string, from: Session): JobEntry | undefined {
-    if (!this.#token) return undefined;
-    for (const s of this.#sessions) {
-      if (s === from) continue;
-      const e = s.jobs.get(jobId);
-      if (e) return e;
-    }
+  /** @internal A live session's job, for an observer's `files`. */
+  sessionJob(sessionId: string, jobId: string): JobEntry | undefined {
+    for (const s of this.#sessions) if (s.id === sessionId) return s.jobs.get(jobId);
     return undefined;
   }
 
@@ -932,6 +1063,35 @@ export class CcxServer {
     };
   }
 
+  /**
+   * What observers see of the server: the {@linkcode Health} fields plus memory, load,
+   * host name, observers and the finished-job limits.
+   */
+  facts(): Record<string, unknown> {
+    let hostname = "";
+    let loadAverage: number[] = [];
+    try {
+      hostname = Deno.hostname();
+      loadAverage = Deno.loadavg();
+    } catch { /* no --allow-sys */ }
+    return {
+      ...this.health(),
+      hostname,
+      pid: Deno.pid,
+      listen: this.httpUrl,
+      token_required: this.#token !== undefined,
+      observers: this.observers.observers,
+      memory_rss_bytes: Deno.memoryUsage().rss,
+      load_average: loadAverage,
+      timestamp: Date.now() / 1000,
+    };
+  }
+
+  /** The methods a session may call (`watch` and `history` only for observers). */
+  methods(observer: boolean): string[] {
+    return observer ? [...METHODS, "watch", "history"] : METHODS;
+  }
+
   /** @internal */
   jobEnded(): void {}
 
@@ -939,7 +1099,8 @@ export class CcxServer {
     if (!this.#token) return true;
     const auth = req.headers.get("authorization");
     const bearer = auth?.match(/^Bearer\s+(.+)$/i)?.[1] ?? null;
-    return tokenMatches(bearer ?? url.searchParams.get("token"), this.#token);
+    const presented = bearer ?? subprotocolToken(req) ?? url.searchParams.get("token");
+    return tokenMatches(presented, this.#token);
   }
 
   #route(req: Request): Response {
@@ -947,10 +1108,25 @@ export class CcxServer {
     if (url.pathname === "/health" && (req.method === "GET" || req.method === "HEAD")) {
       return Response.json(this.health());
     }
-    if (url.pathname !== "/ws" && url.pathname !== "/ws/mcp") {
-      return Response.json({ error: "not found", endpoints: ["/ws", "/ws/mcp", "/health"] }, {
-        status: 404,
+    if (url.pathname === "/" && (req.method === "GET" || req.method === "HEAD")) {
+      // The page holds no data: it shows nothing until it has connected to /ws (with the token).
+      const { html, csp } = page();
+      return new Response(req.method === "HEAD" ? null : html, {
+        headers: {
+          "content-type": "text/html; charset=utf-8",
+          "cache-control": "no-store",
+          "content-security-policy": csp,
+          "referrer-policy": "no-referrer",
+          "x-content-type-options": "nosniff",
+          "x-frame-options": "DENY",
+        },
       });
+    }
+    if (url.pathname !== "/ws" && url.pathname !== "/ws/mcp") {
+      return Response.json({
+        error: "not found",
+        endpoints: ["/", "/ws", "/ws/mcp", "/health"],
+      }, { status: 404 });
     }
     const origin = req.headers.get("origin");
     if (origin !== null && !this.#origins.has(origin)) {
@@ -968,14 +1144,29 @@ export class CcxServer {
       return Response.json({ error: "expected a WebSocket upgrade" }, { status: 426 });
     }
     if (this.closing) return Response.json({ error: "shutting down" }, { status: 503 });
-    const connId = req.headers.get(GATE_CONN_HEADER); // read before the upgrade consumes req
-    const { socket, response: res } = Deno.upgradeWebSocket(req, { idleTimeout: 120 });
-    const session = this.#accept(socket);
+    // The gate names the connection and its real peer (Deno.serve sees only the Unix socket);
+    // read both before the upgrade consumes the request.
+    const connId = req.headers.get(GATE_CONN_HEADER);
+    const peer = gatePeer(req);
+    // A browser cannot set headers on a WebSocket: it offers `ccx` (and the token as
+    // `ccx.token.<base64url>`), and the server must then answer with `ccx`.
+    const offersCcx = offeredSubprotocols(req).includes(SUBPROTOCOL);
+    const { socket, response: res } = Deno.upgradeWebSocket(req, {
+      idleTimeout: 120,
+      ...(offersCcx ? { protocol: SUBPROTOCOL } : {}),
+    });
+    const remote = `${
+      peer.hostname.includes(":") ? `[${peer.hostname}]` : peer.hostname
+    }:${peer.port}`;
+    // Observing every session's jobs: with a token, whoever presented it; without one (the
+    // server is then on loopback), only loopback peers.
+    const mayObserve = this.#token !== undefined || isLoopback(peer.hostname);
+    const session = this.#accept(socket, remote, mayObserve);
     if (session && connId) session.abort = () => this.#gate.abort(connId);
     return res;
   }
 
-  #accept(ws: WebSocket): Session | undefined {
+  #accept(ws: WebSocket, remote: string, mayObserve: boolean): Session | undefined {
     if (this.#sessions.size >= this.maxSessions) {
       ws.onopen = () => {
         const err = new RpcError(
@@ -988,20 +1179,21 @@ export class CcxServer {
       };
       return;
     }
-    const session = new Session(ws, this);
+    const session = new Session(ws, this, remote, mayObserve);
     this.#sessions.add(session);
     ws.onopen = () => {
       session.send(notification("connected", {
         session_id: session.id,
         version: VERSION,
         capabilities: {
-          methods: METHODS,
+          methods: this.methods(mayObserve),
           control: ["PAUSE", "RESUME", "CANCEL"],
           workspace: true,
           isolate: this.isolate,
           argv: true,
           stdin: true,
           batches: true,
+          output_modes: ["lines", "chunks"],
           max_jobs: this.maxJobsPerSession,
           max_message_bytes: this.maxMessageBytes,
         },
@@ -1016,6 +1208,7 @@ export class CcxServer {
   /** A session's connection is over: its jobs are canceled as for a disconnect. */
   #gone(session: Session): void {
     if (!this.#sessions.delete(session)) return;
+    this.observers.unwatch(session.asObserver);
     void session.endAll("canceled");
     session.releaseWorkspaces();
   }
@@ -1052,6 +1245,7 @@ export class CcxServer {
   async #doShutdown(): Promise<void> {
     this.closing = true;
     const stopAccepting = this.#gate.close(false);
+    this.observers.close();
     const sessions = [...this.#sessions];
     for (const s of sessions) s.stopHeartbeat();
     await Promise.all(sessions.map((s) => s.endAll("killed")));
@@ -1088,4 +1282,29 @@ function limitsIn(text: string): ClaudeLimit[] {
   }
   if (byKind.size === 0) byKind.set(first.kind, first);
   return [...byKind.values()];
+}
+
+/**
+ * The in-process server of this machine's own runs (`ccx stress` without `--server`, and
+ * each `ccx worker`): loopback on a free port, quiet, roomy limits; jobs are the user's own
+ * children and get this process's environment, less `CCX_*` (so never a queue password).
+ * `opts` adds to or overrides these, e.g. `workspaceRoot`.
+ *
+ * @example
+ * ```ts
+ * import { startInProcessServer } from "./server.ts";
+ * const server = startInProcessServer();
+ * console.log(server.url);
+ * await server.shutdown();
+ * ```
+ */
+export function startInProcessServer(opts: Partial<ServerOptions> = {}): CcxServer {
+  return CcxServer.start({
+    port: 0,
+    log: () => {},
+    passEnv: ["*"],
+    maxJobsPerSession: 256,
+    maxSessions: 1024,
+    ...opts,
+  });
 }

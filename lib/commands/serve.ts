@@ -46,6 +46,7 @@ export async function serveCommand(opts: ServerOptions): Promise<number> {
   console.log(
     `ccx serve listening on ${server.url} and /ws/mcp, health at ${server.httpUrl}/health${auth}`,
   );
+  console.log(`web page at ${server.httpUrl}/`);
   const stop = () => {
     log("shutting down: ending every job", { event: "shutdown" });
     void server.shutdown();
@@ -84,7 +85,7 @@ export const serve: Command = defineCommand({
       type: "string",
       env: "CCX_TOKEN",
       arg: "T",
-      help: "require this token: Authorization: Bearer T or ?token=T",
+      help: "require this token: Authorization: Bearer T, ?token=T, or the web page's field",
     },
     "allow-origin": {
       type: "list",
@@ -208,6 +209,22 @@ export const serve: Command = defineCommand({
       arg: "S",
       help: "close a session whose client leaves output unread this long; its jobs are canceled",
     },
+    "keep-finished": {
+      type: "int",
+      env: "CCX_KEEP_FINISHED",
+      default: 100,
+      min: 0,
+      arg: "N",
+      help: "finished jobs the web page and `watch` keep listing, at most",
+    },
+    "keep-finished-s": {
+      type: "number",
+      env: "CCX_KEEP_FINISHED_S",
+      default: 1800,
+      min: 0,
+      arg: "S",
+      help: "seconds a finished job stays listed for the web page and `watch`",
+    },
     "log-format": {
       type: "string",
       env: "CCX_LOG_FORMAT",
@@ -240,6 +257,8 @@ export const serve: Command = defineCommand({
       tls: readTls(o.cert, o.key),
       maxConnections: o["max-connections"],
       requestTimeoutS: o["request-timeout-s"],
+      keepFinished: o["keep-finished"],
+      keepFinishedS: o["keep-finished-s"],
       logFormat: o["log-format"],
       log: o.quiet ? () => {} : undefined,
     });
