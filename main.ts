@@ -213,6 +213,7 @@ const COMMANDS: Record<string, CommandSpec> = {
       instances: { type: "string" },
       pick: { type: "string" },
       redis: { type: "string" },
+      sandbox: { type: "boolean" },
     },
     help: [
       'TASK                  the task, or a whole request ("... Expect a timeout of 45 seconds.',
@@ -221,9 +222,9 @@ const COMMANDS: Record<string, CommandSpec> = {
       "--timeout, -t S|auto  whole-run timeout per attempt; auto = estimate from history",
       "--stall-timeout S     seconds without output before an attempt is stopped",
       "--retries N           retries with a refined prompt (default 2)",
-      "--tools auto|none|L   allowed tools: chosen from the task's verbs, none, or a list",
+      "--tools auto|none|L   the CLI's --tools: chosen from the task's verbs, none (--tools \"\"), or a list",
       "--model M             Claude model",
-      "--max-turns N         Claude's --max-turns",
+      "--max-turns N         Claude's --max-turns (0 is accepted, as the CLI does)",
       "--cwd DIR             working directory of the run (file criteria are checked there)",
       "--server, -s URL      a ccx server (CCX_SERVER; default: in-process)",
       "--token T             token for the server (CCX_TOKEN)",
@@ -232,6 +233,8 @@ const COMMANDS: Record<string, CommandSpec> = {
       "--instances N         run N attempts at once and keep the best (with --pick)",
       "--pick CRITERIA       FASTEST, MOST_DETAILED, HIGHEST_MODEL_TEMP, PATTERN_MATCH, CONSENSUS, BEST_CODE_QUALITY",
       "--redis URL           shared timeout history in Redis (REDIS_URL)",
+      "--sandbox             this box is a sandbox: IS_SANDBOX=1 for the CLI, so root may skip",
+      "                      permissions (CCX_SANDBOX=1); as root without it, exec stops (exit 2)",
       "Exit: 0 when every criterion is met, 1 otherwise, 2 for bad input.",
     ],
     main(v, positionals, s) {
@@ -252,7 +255,7 @@ const COMMANDS: Record<string, CommandSpec> = {
         model: str(v.model),
         maxTurns: v["max-turns"] === undefined
           ? undefined
-          : s.int("max-turns", undefined, 1, { min: 1 }),
+          : s.int("max-turns", undefined, 1, { min: 0 }),
         cwd: str(v.cwd),
         server: s.string("server", "CCX_SERVER"),
         token: s.string("token", "CCX_TOKEN"),
@@ -263,6 +266,7 @@ const COMMANDS: Record<string, CommandSpec> = {
           : s.int("instances", undefined, 1, { min: 1, max: 64 }),
         pick: str(v.pick),
         redisUrl: s.string("redis", "REDIS_URL"),
+        sandbox: v.sandbox === true || undefined,
       });
     },
   },

@@ -63,6 +63,8 @@ export interface ExecCommandOptions {
   pick?: string;
   /** `--redis URL` (or `REDIS_URL`): record into a shared Redis history. */
   redisUrl?: string;
+  /** `--sandbox` (or `CCX_SANDBOX=1`): set `IS_SANDBOX=1` for the CLI (root on a sandbox box). */
+  sandbox?: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -90,7 +92,8 @@ export function saysNoRetry(request: string, parsedTask: string): boolean {
 }
 
 /**
- * Parses `--tools`: `auto`, `none`, or tool names separated by commas or spaces.
+ * Parses `--tools`: `auto`, `none`, or tool names separated by commas or spaces. The result maps
+ * to the CLI's `--tools` (`none` to `--tools ""`), which restricts; `--allowedTools none` would not.
  *
  * @example
  * ```ts
@@ -121,6 +124,15 @@ export async function execCommand(opts: ExecCommandOptions): Promise<number> {
   const req = parseTaskRequest(opts.task ?? "");
   if (req.task.trim() === "") {
     writeErr("ccx exec: no task given (ccx exec TASK [--criterion TEXT]...)");
+    return 2;
+  }
+  if (req.unparsedCriteria !== undefined) {
+    writeErr(
+      `ccx exec: TASK names criteria but none could be read from ${
+        JSON.stringify(req.unparsedCriteria)
+      }; list them after the header ("Evaluate the response based on: 1) Contains 4") or ` +
+        "pass --criterion TEXT",
+    );
     return 2;
   }
   let pick: EvaluationCriterion | undefined;
@@ -169,6 +181,7 @@ export async function execCommand(opts: ExecCommandOptions): Promise<number> {
     instances: opts.instances,
     pick,
     history,
+    sandbox: opts.sandbox ?? Deno.env.get("CCX_SANDBOX") === "1",
     signal: controller.signal,
     onProgress: (line) => writeErr(`ccx exec: ${line}`),
   };
