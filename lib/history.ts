@@ -21,7 +21,7 @@ import { DatabaseSync } from "node:sqlite";
 import { mkdirSync } from "node:fs";
 import * as os from "node:os";
 import { dirname, join } from "node:path";
-import { createClient } from "redis";
+import { Redis } from "ioredis";
 
 // ---------------------------------------------------------------------------
 // Task classes
@@ -713,10 +713,16 @@ export interface RedisHistoryOptions {
   connectTimeoutMs?: number;
 }
 
-type Client = ReturnType<typeof createClient>;
-
-/** A Redis URL with any password replaced by `***`, for messages. */
-function redactUrl(url: string): string {
+/**
+ * A Redis URL with any password replaced by `***`, for messages.
+ *
+ * @example
+ * ```ts
+ * import { redactUrl } from "./history.ts";
+ * console.log(redactUrl("rediss://ci:s3cret@redis.lan:6380")); // rediss://ci:***@redis.lan:6380
+ * ```
+ */
+export function redactUrl(url: string): string {
   try {
     const u = new URL(url);
     if (u.password) u.password = "***";
@@ -738,6 +744,75 @@ function errorText(e: unknown): string {
 }
 
 /**
+ * Options of {@linkcode connectRedis}.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectRedisOptions } from "./history.ts";
+ * const opts: ConnectRedisOptions = { connectTimeoutMs: 2000 };
+ * console.log(opts);
+ * ```
+ */
+export interface ConnectRedisOptions {
+  /** Milliseconds to wait for the first connection (default 5000). */
+  connectTimeoutMs?: number;
+  /**
+   * Retry commands forever while reconnecting (what BullMQ workers need: `maxRetriesPerRequest:
+   * null`) instead of failing them after a few attempts.
+   */
+  blocking?: boolean;
+}
+
+/**
+ * Connects an ioredis client to a `redis://` or `rediss://` URL, failing with an
+ * error that names the URL (password hidden) when the server cannot be reached,
+ * instead of retrying forever at startup. Once connected, a dropped connection
+ * is retried with backoff (50 ms doubling to 2 s) for about a minute. The one
+ * Redis client of ccx: the history and the fleet queue both use it.
+ *
+ * @internal The client is an ioredis `Redis`, whose types live outside ccx.
+ *
+ * @example
+ * ```ts
+ * import { connectRedis } from "./history.ts";
+ * const redis = await connectRedis("redis://127.0.0.1:6379");
+ * console.log(await redis.ping());
+ * await redis.quit();
+ * ```
+ */
+export async function connectRedis(url: string, opts: ConnectRedisOptions = {}): Promise<Redis> {
+  const location = redactUrl(url);
+  let ready = false;
+  let lastError: unknown;
+  let client: Redis;
+  try {
+    client = new Redis(url, {
+      lazyConnect: true,
+      connectTimeout: opts.connectTimeoutMs ?? 5000,
+      maxRetriesPerRequest: opts.blocking ? null : 3,
+      enableOfflineQueue: true,
+      retryStrategy: (times: number) =>
+        ready && times < 40 ? Math.min(50 * 2 ** times, 2000) : null,
+    });
+  } catch (e) {
+    throw new Error(`cannot use Redis at ${location}: ${errorText(e)}`, { cause: e });
+  }
+  // Without a listener, node's EventEmitter would throw the error and crash ccx.
+  client.on("error", (e: unknown) => lastError = e);
+  client.on("ready", () => ready = true);
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (e) {
+    client.disconnect();
+    throw new Error(`cannot connect to Redis at ${location}: ${errorText(lastError ?? e)}`, {
+      cause: e,
+    });
+  }
+  return client;
+}
+
+/**
  * History in Redis, shared by every box that points at the same server: one
  * list per class (`ccx:history:<class>`, LPUSH + LTRIM, newest first, JSON
  * records) and a set of class keys (`ccx:classes`).
@@ -752,11 +827,11 @@ function errorText(e: unknown): string {
  */
 export class RedisHistory implements HistoryStore {
   readonly location: string;
-  #client: Client;
+  #client: Redis;
   #prefix: string;
   #max: number;
 
-  private constructor(client: Client, location: string, prefix: string, max: number) {
+  private constructor(client: Redis, location: string, prefix: string, max: number) {
     this.#client = client;
     this.location = location;
     this.#prefix = prefix;
@@ -769,41 +844,10 @@ export class RedisHistory implements HistoryStore {
    * connection, dropped connections are retried with backoff for a while.
    */
   static async connect(opts: RedisHistoryOptions): Promise<RedisHistory> {
-    const location = redactUrl(opts.url);
-    let ready = false;
-    let lastError: unknown;
-    let client: Client;
-    try {
-      client = createClient({
-        url: opts.url,
-        socket: {
-          connectTimeout: opts.connectTimeoutMs ?? 5000,
-          reconnectStrategy: (retries: number, cause: Error) =>
-            ready && retries < 20 ? Math.min(50 * 2 ** retries, 2000) : cause,
-        },
-      });
-    } catch (e) {
-      throw new Error(`cannot use Redis at ${location}: ${errorText(e)}`, { cause: e });
-    }
-    // Without a listener, node's EventEmitter would throw the error and crash ccx.
-    client.on("error", (e: unknown) => lastError = e);
-    client.on("ready", () => ready = true);
-    try {
-      await client.connect();
-      await client.ping();
-    } catch (e) {
-      try {
-        if (client.isOpen) client.destroy();
-      } catch {
-        // already closed by the failed connect
-      }
-      throw new Error(`cannot connect to Redis at ${location}: ${errorText(lastError ?? e)}`, {
-        cause: e,
-      });
-    }
+    const client = await connectRedis(opts.url, { connectTimeoutMs: opts.connectTimeoutMs });
     return new RedisHistory(
       client,
-      location,
+      redactUrl(opts.url),
       opts.prefix ?? "ccx",
       opts.maxRunsPerClass ?? MAX_RUNS_PER_CLASS,
     );
@@ -826,16 +870,16 @@ export class RedisHistory implements HistoryStore {
     if (r.source !== undefined) rec.source = r.source;
     const list = this.#listKey(r.key);
     await this.#client.multi()
-      .lPush(list, JSON.stringify(rec))
-      .lTrim(list, 0, this.#max - 1)
-      .sAdd(`${this.#prefix}:classes`, r.key)
+      .lpush(list, JSON.stringify(rec))
+      .ltrim(list, 0, this.#max - 1)
+      .sadd(`${this.#prefix}:classes`, r.key)
       .exec();
   }
 
   async runs(key: string, limit: number = this.#max): Promise<RunRecord[]> {
     const n = Math.max(0, Math.floor(limit));
     if (n === 0) return [];
-    const items = await this.#client.lRange(this.#listKey(key), 0, n - 1);
+    const items = await this.#client.lrange(this.#listKey(key), 0, n - 1);
     const out: RunRecord[] = [];
     for (const item of items) {
       // A foreign or corrupt entry is skipped rather than failing every estimate.
@@ -846,7 +890,7 @@ export class RedisHistory implements HistoryStore {
   }
 
   async classes(opts: EstimateOptions = {}): Promise<ClassSummary[]> {
-    const keys = await this.#client.sMembers(`${this.#prefix}:classes`);
+    const keys = await this.#client.smembers(`${this.#prefix}:classes`);
     const lists = await Promise.all(keys.map((k) => this.runs(k)));
     const out: ClassSummary[] = [];
     keys.forEach((k, i) => {
@@ -856,7 +900,8 @@ export class RedisHistory implements HistoryStore {
   }
 
   async close(): Promise<void> {
-    if (this.#client.isOpen) await this.#client.close();
+    if (this.#client.status === "end") return;
+    await this.#client.quit().catch(() => this.#client.disconnect());
   }
 }
 

@@ -47,7 +47,10 @@ export interface ServerOptions {
   maxJobsPerSession?: number;
   /** Grace between SIGTERM and SIGKILL in ms (default 2000). */
   graceMs?: number;
-  /** Seconds between heartbeats; 0 turns them off (default 20). */
+  /**
+   * Seconds of silence after which a session with running jobs gets a heartbeat;
+   * 0 turns them off (default 20). Sessions without running jobs get none.
+   */
   heartbeatS?: number;
   /** Largest accepted incoming message in bytes (default 4 MiB). */
   maxMessageBytes?: number;
@@ -142,6 +145,9 @@ class Session {
   readonly jobs = new Map<string, JobEntry>();
   #drain: Promise<void> | undefined;
   #closed = false;
+  /** When this session last sent a message (for its heartbeat). */
+  #lastSent = performance.now();
+  #heartbeat: ReturnType<typeof setTimeout> | undefined;
 
   constructor(readonly ws: WebSocket, private readonly server: CcxServer) {}
 
@@ -152,7 +158,38 @@ class Session {
   }
 
   send(msg: unknown): void {
-    if (this.ws.readyState === OPEN) this.ws.send(JSON.stringify(msg));
+    if (this.ws.readyState !== OPEN) return;
+    this.ws.send(JSON.stringify(msg));
+    this.#lastSent = performance.now();
+  }
+
+  /**
+   * Heartbeats go only to a session with running jobs, after `heartbeatS` in
+   * which it was sent nothing else: an idle session goes quiet (seed clients read
+   * until the connection has been silent for a while).
+   */
+  armHeartbeat(): void {
+    const ms = this.server.heartbeatS * 1000;
+    if (ms <= 0 || this.#heartbeat !== undefined || this.#closed) return;
+    const check = () => {
+      this.#heartbeat = undefined;
+      if (this.#closed || this.ws.readyState > OPEN || this.running === 0) return;
+      const quiet = performance.now() - this.#lastSent;
+      if (quiet >= ms) {
+        this.send(notification("heartbeat", {
+          timestamp: Date.now() / 1000,
+          running_jobs: this.server.runningJobs,
+        }));
+        this.#heartbeat = setTimeout(check, ms);
+      } else this.#heartbeat = setTimeout(check, ms - quiet);
+    };
+    this.#heartbeat = setTimeout(check, ms);
+  }
+
+  /** Stops the heartbeat timer (session closing or server shutting down). */
+  stopHeartbeat(): void {
+    if (this.#heartbeat !== undefined) clearTimeout(this.#heartbeat);
+    this.#heartbeat = undefined;
   }
 
   /** Backpressure gate shared by all of this session's jobs. */
@@ -281,10 +318,17 @@ class Session {
     this.server.log(`job ${id} started pid=${job.pid} session=${this.id.slice(0, 8)} ${command}`);
     after.push(() =>
       this.send(
-        notification("process.started", { job_id: id, pid: job.pid, pgid: job.pgid, command }),
+        notification("process.started", {
+          job_id: id,
+          status: "running",
+          pid: job.pid,
+          pgid: job.pgid,
+          command,
+        }),
       )
     );
     job.done.then((r) => this.#completed(entry, r));
+    this.armHeartbeat();
     return { status: "started", job_id: id, pid: job.pid, pgid: job.pgid };
   }
 
@@ -328,9 +372,18 @@ class Session {
       execution_time: r.executionTime,
       stdout_bytes: r.stdoutBytes,
       stderr_bytes: r.stderrBytes,
+      pid: entry.job.pid,
+      pgid: entry.job.pgid,
     };
     if (r.invalidUtf8Chunks > 0) params.invalid_utf8_chunks = r.invalidUtf8Chunks;
     this.send(notification("process.completed", params));
+    // The seed's clients wait for process.exit {exitCode}; it always follows completed.
+    this.send(notification("process.exit", {
+      job_id: entry.id,
+      exitCode: r.exitCode,
+      exit_code: r.exitCode,
+    }));
+    if (this.running === 0) this.stopHeartbeat();
     this.server.jobEnded();
   }
 
@@ -343,18 +396,23 @@ class Session {
       });
     }
     const id = entry.id;
+    // The seed's fields: the job's state after the action, and its process ids.
+    const notify = (method: string, status: string) =>
+      after.push(() =>
+        this.send(notification(method, { job_id: id, status, pid: job.pid, pgid: job.pgid }))
+      );
     if (p.type === "PAUSE") {
       job.pause();
-      after.push(() => this.send(notification("process.paused", { job_id: id })));
+      notify("process.paused", "paused");
       return { status: "paused", job_id: id };
     }
     if (p.type === "RESUME") {
       job.resume();
-      after.push(() => this.send(notification("process.resumed", { job_id: id })));
+      notify("process.resumed", "running");
       return { status: "resumed", job_id: id };
     }
     void job.cancel("canceled");
-    after.push(() => this.send(notification("process.canceled", { job_id: id })));
+    notify("process.canceled", "canceled");
     return { status: "canceled", job_id: id };
   }
 
@@ -391,6 +449,7 @@ class Session {
   /** Ends every job of the session (client gone or server shutting down). */
   endAll(reason: "canceled" | "killed"): Promise<unknown> {
     this.#closed = reason === "canceled";
+    if (this.#closed) this.stopHeartbeat();
     const ending = [...this.jobs.values()].filter((e) => !e.result).map((e) =>
       e.job.cancel(reason)
     );
@@ -447,6 +506,11 @@ export class CcxServer {
   readonly lowWater: number;
   /** Largest output chunk sent in one `process.output`, in bytes (default 256 KiB). */
   readonly maxChunkBytes: number;
+  /**
+   * Seconds of silence after which a session with running jobs gets a `heartbeat`;
+   * 0 turns them off (default 20). Idle sessions get none.
+   */
+  readonly heartbeatS: number;
   /** Where job start/end lines go (default: stderr, prefixed `[ccx] `). */
   readonly log: (line: string) => void;
   /** Resolves when the server has stopped. */
@@ -458,7 +522,6 @@ export class CcxServer {
   readonly #token?: string;
   readonly #origins: Set<string>;
   readonly #startedAt = performance.now();
-  #heartbeat: ReturnType<typeof setInterval> | undefined;
   #shutdown: Promise<void> | undefined;
 
   private constructor(opts: ServerOptions) {
@@ -491,8 +554,7 @@ export class CcxServer {
     for (const h of [this.hostname, "localhost", "127.0.0.1", "[::1]"]) {
       this.#origins.add(`http://${h}:${this.port}`);
     }
-    const hb = opts.heartbeatS ?? 20;
-    if (hb > 0) this.#heartbeat = setInterval(() => this.#beat(), hb * 1000);
+    this.heartbeatS = opts.heartbeatS ?? 20;
     this.finished = this.#server.finished;
   }
 
@@ -538,14 +600,6 @@ export class CcxServer {
 
   /** @internal */
   jobEnded(): void {}
-
-  #beat(): void {
-    const msg = notification("heartbeat", {
-      timestamp: Date.now() / 1000,
-      running_jobs: this.runningJobs,
-    });
-    for (const s of this.#sessions) s.send(msg);
-  }
 
   #authorized(req: Request, url: URL): boolean {
     if (!this.#token) return true;
@@ -634,8 +688,8 @@ export class CcxServer {
 
   async #doShutdown(): Promise<void> {
     this.closing = true;
-    if (this.#heartbeat !== undefined) clearInterval(this.#heartbeat);
     const sessions = [...this.#sessions];
+    for (const s of sessions) s.stopHeartbeat();
     await Promise.all(sessions.map((s) => s.endAll("killed")));
     // Let completion notifications reach the sockets before closing them.
     await new Promise((r) => setTimeout(r, 10));

@@ -26,6 +26,8 @@ import {
   taskClass,
 } from "../lib/history.ts";
 import { formatHistoryTable, historyCommand } from "../lib/commands/history.ts";
+import { freePort, SKIP_REDIS, startRedis } from "./redis.ts";
+import { Redis } from "ioredis";
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -52,82 +54,6 @@ async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
-}
-
-function freePort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
-
-function onPath(bin: string): boolean {
-  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
-    try {
-      if (dir && Deno.statSync(join(dir, bin)).isFile) return true;
-    } catch {
-      // not here
-    }
-  }
-  return false;
-}
-
-const SKIP_REDIS = Deno.env.get("CCX_SKIP_REDIS") === "1";
-
-/** Starts a throwaway `redis-server` on a free loopback port; `stop()` ends it and cleans up. */
-async function startRedis(): Promise<{ url: string; stop: () => Promise<void> }> {
-  if (!onPath("redis-server")) {
-    throw new Error(
-      "redis-server is not installed; the Redis history tests need it: " +
-        "apt-get install redis-server (or set CCX_SKIP_REDIS=1 to skip them)",
-    );
-  }
-  const dir = await Deno.makeTempDir({ prefix: "ccx-redis-test-" });
-  const port = freePort();
-  const child = new Deno.Command("redis-server", {
-    args: [
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-      "--dir",
-      dir,
-    ],
-    stdin: "null",
-    stdout: "null",
-    stderr: "null",
-  }).spawn();
-  let exited = false;
-  const status = child.status.then((s) => {
-    exited = true;
-    return s;
-  });
-  const stop = async () => {
-    if (!exited) child.kill("SIGTERM");
-    await status;
-    await Deno.remove(dir, { recursive: true });
-  };
-  try {
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      if (exited) throw new Error(`redis-server exited early: ${JSON.stringify(await status)}`);
-      try {
-        (await Deno.connect({ hostname: "127.0.0.1", port })).close();
-        break;
-      } catch {
-        if (Date.now() > deadline) throw new Error(`redis-server did not listen on ${port}`);
-        await new Promise((r) => setTimeout(r, 25));
-      }
-    }
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-  return { url: `redis://127.0.0.1:${port}`, stop };
 }
 
 // ---------------------------------------------------------------------------
@@ -490,15 +416,13 @@ Deno.test({
         } finally {
           await store.close();
         }
-        const { createClient } = await import("redis");
-        const client = createClient({ url: redis.url });
-        await client.connect();
+        const client = new Redis(redis.url);
         try {
-          assert.equal(await client.lLen("ccx:history:simple:k"), 1);
-          assert.deepEqual(await client.sMembers("ccx:classes"), ["simple:k"]);
-          await client.lPush("ccx:history:simple:k", ["not json", '{"key":"simple:k"}', "42"]);
+          assert.equal(await client.llen("ccx:history:simple:k"), 1);
+          assert.deepEqual(await client.smembers("ccx:classes"), ["simple:k"]);
+          await client.lpush("ccx:history:simple:k", "not json", '{"key":"simple:k"}', "42");
         } finally {
-          await client.close();
+          await client.quit();
         }
       });
       await t.step("openHistory() uses REDIS_URL from the environment", async () => {

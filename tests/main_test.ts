@@ -31,7 +31,29 @@ Deno.test("an unknown command or flag is a usage error (exit 2) that says what w
   const c = await cli(["frobnicate"]);
   assert.equal(c.code, 2);
   assert.match(c.stderr, /unknown command "frobnicate"/);
+  assert.equal(c.stdout, "");
+  const typo = await cli(["strees"]);
+  assert.equal(typo.code, 2);
+  assert.match(typo.stderr, /unknown command "strees" \(did you mean "stress"\?\)/);
   const f = await cli(["stress", "--no-such-flag"]);
   assert.equal(f.code, 2);
   assert.match(f.stderr, /--no-such-flag/);
+  const g = await cli(["stress", "--concurency", "2"]);
+  assert.equal(g.code, 2);
+  assert.match(g.stderr, /unknown option --concurency \(did you mean --concurrency\?\)/);
+  assert.equal(g.stdout, "", "usage errors go to stderr only");
+  const none = await cli([]);
+  assert.equal(none.code, 2);
+  assert.equal(none.stdout, "");
+  assert.match(none.stderr, /Usage: ccx COMMAND/);
+});
+
+Deno.test("errors name the command once, not twice", async () => {
+  const r = await cli(["run"]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^ccx run: no command given/);
+  assert.doesNotMatch(r.stderr, /ccx run: run:/);
+  const s = await cli(["stress", "a.json", "b.json"]);
+  assert.equal(s.code, 2);
+  assert.match(s.stderr, /^ccx stress: one suite at a time, got 2/);
 });

@@ -45,21 +45,34 @@ Deno.test("GET /health answers the documented fields; unknown paths are 404", as
   });
 });
 
-Deno.test("execute answers started, then process.started, output, and completed last", async () => {
+Deno.test("execute answers started, then process.started, output, completed and exit last", async () => {
   await withServer({}, async (server) => {
     const s = await RawSession.open(`${server.httpUrl.replace("http", "ws")}/ws/mcp`);
-    const r = await started(s, "a", { command: "echo hello; echo oops >&2; exit 0" });
+    const r = await started(s, "a", { command: "echo hello; echo oops >&2; exit 3" });
     assert.equal(r.status, "started");
     assert.equal(r.pgid, r.pid);
+    const exit = await s.next((m) => m.method === "process.exit" && m.params?.job_id === r.job_id);
     const done = await s.completed(r.job_id);
     const mine = s.messages.filter((m) => m.params?.job_id === r.job_id);
+    assert.deepEqual(mine[0].params, {
+      job_id: r.job_id,
+      status: "running",
+      pid: r.pid,
+      pgid: r.pgid,
+      command: "echo hello; echo oops >&2; exit 3",
+    });
     assert.equal(mine[0].method, "process.started");
-    assert.equal(mine.at(-1), done);
+    // The seed's process.exit comes right after process.completed, and last.
+    assert.equal(mine.at(-2), done);
+    assert.equal(mine.at(-1), exit);
+    assert.deepEqual(exit.params, { job_id: r.job_id, exitCode: 3, exit_code: 3 });
     assert.equal(s.output(r.job_id), "hello\n");
     assert.equal(s.output(r.job_id, "stderr"), "oops\n");
     const p = done.params!;
-    assert.equal(p.status, "completed");
-    assert.equal(p.exit_code, 0);
+    assert.equal(p.status, "failed");
+    assert.equal(p.exit_code, 3);
+    assert.equal(p.pid, r.pid);
+    assert.equal(p.pgid, r.pgid);
     assert.equal(p.signal, null);
     assert.equal(p.stdout_bytes, 6);
     assert.equal(p.stderr_bytes, 5);
@@ -140,18 +153,24 @@ Deno.test("PAUSE, RESUME and CANCEL control a job and notify", async () => {
     const r = await started(s, 1, { command: STUBBORN });
     await waitFor(() => s.output(r.job_id).includes("ready"), "ready");
     assert.equal((await s.call(2, "control", { type: "PAUSE" })).result?.status, "paused");
-    await s.next((m) => m.method === "process.paused");
+    const paused = await s.next((m) => m.method === "process.paused");
+    const ids = { job_id: r.job_id, pid: r.pid, pgid: r.pgid };
+    assert.deepEqual(paused.params, { ...ids, status: "paused" });
     await waitFor(() => processesInGroup(r.pgid).every((p) => p.state === "T"), "stopped");
     const resumed = await s.call(3, "control", { type: "RESUME", job_id: r.job_id });
     assert.equal(resumed.result?.status, "resumed");
-    await s.next((m) => m.method === "process.resumed");
+    const resumedNote = await s.next((m) => m.method === "process.resumed");
+    assert.deepEqual(resumedNote.params, { ...ids, status: "running" });
     // Pause again and cancel while paused.
     await s.call(4, "control", { type: "PAUSE", job_id: r.job_id });
     const c = await s.call(5, "control", { type: "CANCEL", job_id: r.job_id });
     assert.equal(c.result?.status, "canceled");
-    await s.next((m) => m.method === "process.canceled");
+    const canceled = await s.next((m) => m.method === "process.canceled");
+    assert.deepEqual(canceled.params, { ...ids, status: "canceled" });
     const done = await s.completed(r.job_id);
     assert.equal(done.params?.status, "canceled");
+    const exit = await s.next((m) => m.method === "process.exit");
+    assert.equal(exit.params?.exitCode, done.params?.exit_code);
     assert.deepEqual(processesInGroup(r.pgid), []);
     const late = await s.call(6, "control", { type: "CANCEL", job_id: r.job_id });
     assert.equal(late.error?.code, -32003);
@@ -501,6 +520,55 @@ Deno.test("a client written for the seed system works unchanged (its message loo
     assert.equal(exitCode, 0);
     assert.ok(output.join("\n").toLowerCase().includes("4"));
     assert.ok(s.messages.some((m) => m.method === "heartbeat"), "heartbeats went by harmlessly");
+    await s.close();
+  });
+});
+
+// The seed's clients, as they read: each helper below is one habit of theirs.
+
+/** Reads like the seed (`wait_for(ws.recv(), quietS)` in a loop) until the session is quiet. */
+async function readUntilQuiet(s: RawSession, quietMs: number, max = 60): Promise<boolean> {
+  for (let i = s.messages.length; i < max; i++) {
+    try {
+      await s.next(() => true, quietMs, i);
+    } catch {
+      return true; // quietMs without a message: the seed client ends here
+    }
+  }
+  return false;
+}
+
+Deno.test("seed habit: a client reading until 3 quiet seconds ends; heartbeats only while jobs run", async () => {
+  await withServer({ heartbeatS: 0.2 }, async (server) => {
+    const idle = await RawSession.open(server.url);
+    await idle.next((m) => m.method === "connected");
+    const s = await RawSession.open(server.url);
+    await started(s, 1, { command: "sleep 1; echo done" });
+    assert.ok(await readUntilQuiet(s, 3000), "the session went quiet after its job ended");
+    const methods = s.messages.map((m) => m.method);
+    const exitAt = methods.indexOf("process.exit");
+    assert.ok(exitAt > 0, "process.exit arrived");
+    const beats = methods.flatMap((m, i) => m === "heartbeat" ? [i] : []);
+    assert.ok(beats.length >= 2, `heartbeats while the job ran: ${beats.length}`);
+    assert.ok(beats.every((i) => i < exitAt), "no heartbeat once the session had no running job");
+    // Another session that never ran a job heard nothing: heartbeats are per session.
+    assert.deepEqual(idle.messages.map((m) => m.method), ["connected"]);
+    await idle.close();
+    await s.close();
+  });
+});
+
+Deno.test("seed habit: a client that waits for process.exit {exitCode} gets it", async () => {
+  await withServer({}, async (server) => {
+    // ConcurrentClaudeExecutor: loop on recv until method == "process.exit", take exitCode.
+    const s = await RawSession.open(server.url);
+    s.send({ jsonrpc: "2.0", id: 1, method: "execute", params: { command: "echo hi; exit 7" } });
+    let exitCode: unknown;
+    for (let i = 0; exitCode === undefined; i++) {
+      const data = await s.next(() => true, 10000, i);
+      if (data.method === "process.exit") exitCode = data.params?.exitCode;
+    }
+    assert.equal(exitCode, 7);
     await s.close();
   });
 });

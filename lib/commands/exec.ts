@@ -20,6 +20,8 @@ import { parseTaskRequest } from "../criteria.ts";
 import { type HistoryStore, openHistory } from "../history.ts";
 import type { EvaluationCriterion } from "../pick.ts";
 import { ExecInputError, type ExecOptions, execTask, parsePick } from "../exec.ts";
+import { type Command, defineCommand } from "../cli.ts";
+import { ConfigError } from "../config.ts";
 
 /**
  * Options of `ccx exec`, as `main.ts` passes them.
@@ -181,7 +183,7 @@ export async function execCommand(opts: ExecCommandOptions): Promise<number> {
     instances: opts.instances,
     pick,
     history,
-    sandbox: opts.sandbox ?? Deno.env.get("CCX_SANDBOX") === "1",
+    sandbox: opts.sandbox === true || Deno.env.get("CCX_SANDBOX") === "1",
     signal: controller.signal,
     onProgress: (line) => writeErr(`ccx exec: ${line}`),
   };
@@ -213,3 +215,125 @@ export async function execCommand(opts: ExecCommandOptions): Promise<number> {
     await history?.close().catch(() => {});
   }
 }
+
+/** The `ccx exec` declaration: its options, help and how they become {@linkcode ExecCommandOptions}. */
+export const exec: Command = defineCommand({
+  name: "exec",
+  summary: "run one Claude task with success criteria, a timeout from history, and retries",
+  args: "TASK",
+  positionals: [
+    ["TASK", 'the task, or a whole request ("... Expect a timeout of 45 seconds.'],
+    ["", 'Evaluate the response based on: 1) File config.py exists ...")'],
+  ],
+  options: {
+    criterion: {
+      type: "list",
+      arg: "TEXT",
+      help: "a success criterion, added to those in TASK",
+    },
+    timeout: {
+      type: "number",
+      short: "t",
+      min: 0.001,
+      words: ["auto"],
+      arg: "S|auto",
+      help: "whole-run timeout per attempt; auto = estimate from history",
+    },
+    "stall-timeout": {
+      type: "number",
+      min: 0.001,
+      arg: "S",
+      help: "seconds without output before an attempt is stopped",
+    },
+    retries: {
+      type: "int",
+      min: 0,
+      max: 20,
+      arg: "N",
+      defaultText: "2, or what TASK says",
+      help: "retries with a refined prompt",
+    },
+    tools: {
+      type: "string",
+      arg: "auto|none|L",
+      help: "the CLI's --tools: chosen from the task's verbs, none (--tools \"\"), or a list",
+    },
+    model: { type: "string", arg: "M", help: "Claude model" },
+    "max-turns": {
+      type: "int",
+      min: 0,
+      arg: "N",
+      help: "Claude's --max-turns (0 is accepted, as the CLI does)",
+    },
+    cwd: {
+      type: "string",
+      arg: "DIR",
+      help: "working directory of the run (file criteria are checked there)",
+    },
+    server: {
+      type: "string",
+      short: "s",
+      env: "CCX_SERVER",
+      arg: "URL",
+      defaultText: "in-process",
+      help: "a ccx server",
+    },
+    token: { type: "string", env: "CCX_TOKEN", arg: "T", help: "token for the server" },
+    claude: {
+      type: "string",
+      env: "CCX_CLAUDE",
+      arg: "CMD",
+      defaultText: "claude on PATH",
+      help: "the Claude executable",
+    },
+    json: { type: "boolean", help: "print the result as JSON" },
+    instances: {
+      type: "int",
+      min: 1,
+      max: 64,
+      arg: "N",
+      help: "run N attempts at once and keep the best (with --pick)",
+    },
+    pick: {
+      type: "string",
+      arg: "CRITERIA",
+      help:
+        "FASTEST, MOST_DETAILED, HIGHEST_MODEL_TEMP, PATTERN_MATCH, CONSENSUS, BEST_CODE_QUALITY",
+    },
+    redis: {
+      type: "string",
+      env: "REDIS_URL",
+      arg: "URL",
+      help: "shared timeout history in Redis",
+    },
+    sandbox: {
+      type: "boolean",
+      help: "this box is a sandbox: IS_SANDBOX=1 for the CLI, so it may skip permissions as " +
+        "root (or CCX_SANDBOX=1); as root without it, exec stops before running (exit 2)",
+    },
+  },
+  notes: ["Exit: 0 when every criterion is met, 1 otherwise, 2 for bad input."],
+  run(o, positionals) {
+    if (positionals.length === 0) throw new ConfigError("no TASK given (ccx exec TASK)");
+    return execCommand({
+      task: positionals.join(" "),
+      criteria: o.criterion,
+      timeout: o.timeout,
+      stallTimeoutS: o["stall-timeout"],
+      // Absent: the task text decides ("Do not retry"), else the default of 2.
+      retries: o.retries,
+      tools: o.tools,
+      model: o.model,
+      maxTurns: o["max-turns"],
+      cwd: o.cwd,
+      server: o.server,
+      token: o.token,
+      claude: o.claude,
+      json: o.json,
+      instances: o.instances,
+      pick: o.pick,
+      redisUrl: o.redis,
+      sandbox: o.sandbox,
+    });
+  },
+});

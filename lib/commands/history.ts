@@ -18,6 +18,7 @@ import {
   openHistory,
   systemLoad,
 } from "../history.ts";
+import { type Command, defineCommand } from "../cli.ts";
 
 /**
  * Options of `ccx history`.
@@ -131,3 +132,21 @@ export async function historyCommand(opts: HistoryCommandOptions): Promise<numbe
     await store.close().catch(() => {});
   }
 }
+
+/** The `ccx history` declaration: its options and help. */
+export const history: Command = defineCommand({
+  name: "history",
+  summary: "list task classes in the timeout history with counts and estimates",
+  options: {
+    redis: {
+      type: "string",
+      env: "REDIS_URL",
+      arg: "URL",
+      help: "read the shared Redis history instead of the local SQLite file",
+    },
+    json: { type: "boolean", help: "print JSON instead of a table" },
+  },
+  run(o) {
+    return historyCommand({ redisUrl: o.redis, json: o.json });
+  },
+});

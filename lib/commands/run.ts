@@ -12,6 +12,8 @@
 
 import { CcxClient, ClientError, type Completion } from "../client.ts";
 import { CcxServer } from "../server.ts";
+import { type Command, defineCommand } from "../cli.ts";
+import { ConfigError } from "../config.ts";
 
 /** Options of `ccx run`. */
 export interface RunOptions {
@@ -120,3 +122,52 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     await server?.shutdown();
   }
 }
+
+/** The `ccx run` declaration: its options, help and how they become {@linkcode RunOptions}. */
+export const run: Command = defineCommand({
+  name: "run",
+  summary: "run one command on a server and stream its output; exit with its code",
+  args: "-- CMD [ARGS...]",
+  takesCommand: true,
+  options: {
+    server: {
+      type: "string",
+      short: "s",
+      env: "CCX_SERVER",
+      arg: "URL",
+      defaultText: "an in-process server",
+      help: "server, e.g. ws://127.0.0.1:8004/ws",
+    },
+    token: { type: "string", env: "CCX_TOKEN", arg: "T", help: "token for the server" },
+    timeout: {
+      type: "number",
+      short: "t",
+      min: 0.001,
+      arg: "S",
+      help: "whole-run timeout in seconds (exit 124 when it fires)",
+    },
+    "stall-timeout": {
+      type: "number",
+      min: 0.001,
+      arg: "S",
+      help: "seconds without output before the job is stopped (exit 124)",
+    },
+    cwd: { type: "string", arg: "DIR", help: "working directory of the command" },
+    shell: { type: "boolean", help: "run CMD ARGS... as one /bin/sh -c command line" },
+  },
+  notes: [
+    "Exit code: the command's; 124 on timeout or stall; 130 after Ctrl+C (the job is canceled).",
+  ],
+  run(o, command) {
+    if (command.length === 0) throw new ConfigError("no command given (ccx run -- CMD ...)");
+    return runCommand({
+      argv: command,
+      shell: o.shell,
+      server: o.server,
+      token: o.token,
+      timeoutS: o.timeout,
+      stallTimeoutS: o["stall-timeout"],
+      cwd: o.cwd,
+    });
+  },
+});

@@ -11,6 +11,7 @@
  */
 
 import { CcxServer, type ServerOptions } from "../server.ts";
+import { type Command, defineCommand } from "../cli.ts";
 
 /** Starts the server, prints where it listens, and resolves with the exit code after a signal. */
 export async function serveCommand(opts: ServerOptions): Promise<number> {
@@ -33,3 +34,105 @@ export async function serveCommand(opts: ServerOptions): Promise<number> {
   Deno.removeSignalListener("SIGTERM", stop);
   return 0;
 }
+
+/** The `ccx serve` declaration: its options, help and how they become {@linkcode ServerOptions}. */
+export const serve: Command = defineCommand({
+  name: "serve",
+  summary: "WebSocket JSON-RPC server that runs commands as supervised process groups",
+  options: {
+    host: {
+      type: "string",
+      env: "CCX_HOST",
+      default: "127.0.0.1",
+      arg: "H",
+      help: "address to bind; non-loopback needs a token",
+    },
+    port: {
+      type: "int",
+      short: "p",
+      env: "CCX_PORT",
+      default: 8004,
+      min: 0,
+      max: 65535,
+      arg: "P",
+      help: "port; 0 = any free port",
+    },
+    token: {
+      type: "string",
+      env: "CCX_TOKEN",
+      arg: "T",
+      help: "require this token: Authorization: Bearer T or ?token=T",
+    },
+    "allow-origin": {
+      type: "list",
+      env: "CCX_ALLOW_ORIGIN",
+      arg: "O",
+      help: "browser Origin allowed to connect",
+    },
+    "max-sessions": {
+      type: "int",
+      env: "CCX_MAX_SESSIONS",
+      default: 64,
+      min: 1,
+      arg: "N",
+      help: "concurrent connections",
+    },
+    "max-jobs-per-session": {
+      type: "int",
+      env: "CCX_MAX_JOBS_PER_SESSION",
+      default: 32,
+      min: 1,
+      arg: "N",
+      help: "running jobs per connection",
+    },
+    "grace-ms": {
+      type: "int",
+      env: "CCX_GRACE_MS",
+      default: 2000,
+      min: 0,
+      arg: "N",
+      help: "SIGTERM to SIGKILL grace in milliseconds",
+    },
+    "heartbeat-s": {
+      type: "number",
+      env: "CCX_HEARTBEAT_S",
+      default: 20,
+      min: 0,
+      arg: "N",
+      help: "seconds between heartbeats, 0 = off",
+    },
+    "max-message-bytes": {
+      type: "int",
+      env: "CCX_MAX_MESSAGE_BYTES",
+      default: 4 * 1024 * 1024,
+      min: 1024,
+      arg: "N",
+      help: "largest accepted message",
+    },
+    "default-timeout": {
+      type: "number",
+      env: "CCX_DEFAULT_TIMEOUT",
+      default: 3600,
+      min: 0.001,
+      arg: "S",
+      help: "timeout in seconds for jobs that give none",
+    },
+    quiet: { type: "boolean", short: "q", help: "no per-job log lines on stderr" },
+  },
+  notes: ["Settings come from flags, then the environment, then ./.env."],
+  run(o) {
+    return serveCommand({
+      host: o.host,
+      port: o.port,
+      token: o.token,
+      allowOrigins: o["allow-origin"],
+      maxSessions: o["max-sessions"],
+      maxJobsPerSession: o["max-jobs-per-session"],
+      graceMs: o["grace-ms"],
+      heartbeatS: o["heartbeat-s"],
+      maxMessageBytes: o["max-message-bytes"],
+      defaultTimeoutS: o["default-timeout"],
+      log: o.quiet ? () => {} : undefined,
+    });
+  },
+});

@@ -25,6 +25,8 @@ import {
   writeReports,
 } from "../report.ts";
 import { type HistoryStore, openHistory } from "../history.ts";
+import { type Command, defineCommand } from "../cli.ts";
+import { ConfigError } from "../config.ts";
 
 /** Options of `ccx stress`. */
 export interface StressOptions {
@@ -205,3 +207,107 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   if (!formatSummaryTable(report, { color: false }).includes(ratio)) console.log(ratio);
   return summary.graduated ? 0 : 1;
 }
+
+/** The `ccx stress` declaration: its options, help and how they become {@linkcode StressOptions}. */
+export const stress: Command = defineCommand({
+  name: "stress",
+  summary: "run a suite of tasks through ccx servers and report a pass ratio",
+  args: "[SUITE]",
+  positionals: [["SUITE", "suite file (default tasks/unified_stress_test_tasks.json)"]],
+  options: {
+    server: {
+      type: "list",
+      short: "s",
+      env: "CCX_SERVER",
+      arg: "URL",
+      defaultText: "in-process",
+      help: "a ccx server; repeat to spread tasks over several",
+    },
+    token: { type: "string", env: "CCX_TOKEN", arg: "T", help: "token for the servers" },
+    concurrency: {
+      type: "int",
+      short: "c",
+      default: 1,
+      min: 1,
+      max: 1024,
+      arg: "N",
+      help: "tasks at once",
+    },
+    repeat: { type: "int", default: 1, min: 1, arg: "N", help: "run every task N times" },
+    category: { type: "list", arg: "NAME", help: "only this category" },
+    filter: { type: "string", arg: "TEXT", help: "only tasks whose id or name contains TEXT" },
+    out: {
+      type: "string",
+      arg: "DIR",
+      defaultText: "test_outputs/<run-id>",
+      help: "task outputs; report.json goes there too",
+    },
+    json: { type: "string", arg: "FILE", help: "JSON report" },
+    junit: { type: "string", arg: "FILE", help: "JUnit XML report" },
+    html: { type: "string", arg: "FILE", help: "one-page HTML report" },
+    "pattern-mode": {
+      type: "string",
+      choices: ["all", "any"],
+      default: "all",
+      arg: "M",
+      help: "whether all or any expected pattern must be found",
+    },
+    threshold: {
+      type: "number",
+      default: 10,
+      min: 0,
+      arg: "R",
+      help: "pass ratio needed to graduate; 10 means 10:1",
+    },
+    "timeout-scale": {
+      type: "number",
+      default: 1,
+      min: 0.01,
+      words: ["auto"],
+      arg: "X",
+      help: "multiply timeouts by X, or auto: x3 when the load average exceeds 14",
+    },
+    claude: {
+      type: "string",
+      env: "CCX_CLAUDE",
+      arg: "CMD",
+      defaultText: "claude on PATH",
+      help: "the Claude executable",
+    },
+    redis: {
+      type: "string",
+      env: "REDIS_URL",
+      arg: "URL",
+      help: "record runs in a shared Redis history",
+    },
+    "no-history": { type: "boolean", help: "do not record runs in the timeout history" },
+  },
+  notes: [
+    "Exit: 0 when the ratio meets the threshold and nothing errored; 1 otherwise;",
+    "2 for bad input; 130 after Ctrl+C (reports are still written).",
+  ],
+  run(o, positionals) {
+    if (positionals.length > 1) {
+      throw new ConfigError(`one suite at a time, got ${positionals.length}`);
+    }
+    return stressCommand({
+      suite: positionals[0] ?? "tasks/unified_stress_test_tasks.json",
+      servers: o.server,
+      token: o.token,
+      concurrency: o.concurrency,
+      repeat: o.repeat,
+      categories: o.category,
+      filter: o.filter,
+      out: o.out,
+      json: o.json,
+      junit: o.junit,
+      html: o.html,
+      patternMode: o["pattern-mode"],
+      threshold: o.threshold,
+      timeoutScale: o["timeout-scale"],
+      claude: o.claude,
+      redisUrl: o.redis,
+      noHistory: o["no-history"],
+    });
+  },
+});
