@@ -968,6 +968,8 @@ export function classifyFailure(t: ClaudeTranscript, exit: ClaudeExit): ClaudeFa
       let kind = kindOfStatus(status, r?.apiErrorType);
       for (const e of t.assistantErrors) kind ??= kindOfAssistantError(e);
       if (r?.terminalReason === "prompt_too_long") kind = "prompt_too_long";
+      const limit = detectClaudeLimit(evidence);
+      if (kind === undefined && limit) kind = limit.kind;
       if (kind === undefined && r?.isError) kind = kindOfText(cliText);
       // A run that never finished (ccx ended it) says what it fought in its api_retry lines.
       if (kind === undefined && !r && lastRetry) {
@@ -976,14 +978,13 @@ export function classifyFailure(t: ClaudeTranscript, exit: ClaudeExit): ClaudeFa
       }
       if (kind === undefined && !r) kind = kindOfText(evidence);
       if (kind === "auth" && NOT_LOGGED_IN_RE.test(cliText)) kind = "not_logged_in";
-      const limit = detectClaudeLimit(evidence);
-      if (kind === "rate_limit" || (kind === undefined && limit?.kind === "rate_limit")) {
+      if (kind === "rate_limit") {
         return fromLimit(
           limit?.kind === "rate_limit" ? limit : rateLimitOf(evidence),
           status,
         );
       }
-      if (limit?.kind === "token_limit" && (kind === undefined || kind === "token_limit")) {
+      if (limit?.kind === "token_limit" && kind === "token_limit") {
         return fromLimit(limit, status);
       }
       if (kind !== undefined) {

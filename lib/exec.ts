@@ -411,7 +411,6 @@ function outcomeOf(a: AttemptOutcome): Outcome {
       return a.startError ? "error" : "failure";
     default:
       return "error";
-      return a.startError ? "error" : "failure";
   }
 }
 
@@ -870,7 +869,8 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
       }
       if (f && policy?.retry === "backoff") {
         if (limitWaits >= limitRetries) {
-          progress(`stopping: still ${f.kind} after ${limitWaits} waits (${f.message})`);
+          const still = f.kind === "rate_limit" ? "limited" : f.kind;
+          progress(`stopping: still ${still} after ${limitWaits} waits (${f.message})`);
           break;
         }
         const ms = limitWaitMs(f, limitWaits, {

@@ -78,6 +78,13 @@ export interface TestResult {
   instances?: InstanceResult[];
   /** When the task started, epoch milliseconds. */
   startedAt: number;
+  /**
+   * The Claude failure kind (`auth`, `network`, `root_refused`, …; see `FAILURE_POLICIES` in
+   * lib/claude.ts), set when the task failed because of Claude or its API, not the model's answer.
+   */
+  kind?: string;
+  /** One line saying what to do about `kind`, when there is one. */
+  fix?: string;
 }
 
 /** Everything the reports need about one stress run. */

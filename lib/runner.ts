@@ -20,7 +20,15 @@
 
 import { join } from "node:path";
 import { CcxClient, type CollectedRun, runToEnd } from "./client.ts";
-import { modelText } from "./claude.ts";
+import {
+  classifyFailure,
+  type ClaudeFailure,
+  ClaudeLiveWatch,
+  ClaudeStreamParser,
+  FAILURE_POLICIES,
+  modelText,
+  parseClaudeOutput,
+} from "./claude.ts";
 import { type Candidate, pickBest, type PickOptions } from "./pick.ts";
 import {
   type InstanceResult,
@@ -81,6 +89,15 @@ export interface RunnerOptions {
   onStart?(id: string): void;
   /** Called with each result as soon as it is known. */
   onFinish?(result: TestResult): void;
+  /**
+   * This box is a sandbox: Claude tasks get `IS_SANDBOX=1`, so the CLI accepts
+   * `--dangerously-skip-permissions` as root (`--sandbox`, `CCX_SANDBOX=1`).
+   */
+  sandbox?: boolean;
+  /** Silence allowed before a Claude task's first output (default `CLAUDE_STARTUP_GRACE_S`). */
+  startupGraceS?: number;
+  /** Network retries a Claude task may spend before it ends as `network` (default 30 s). */
+  networkGiveUpS?: number;
 }
 
 /** The verdict on one run. */
@@ -95,8 +112,41 @@ export interface Verdict {
   patternsMissing: string[];
   /** What the patterns were matched against. */
   text: string;
-  /** Set when the run hit a usage/rate limit (worth a retry). */
+  /**
+   * Set when the run failed in a way worth a wait and the same run again (a usage/rate limit,
+   * an overloaded API, an unreachable API: the classifier's `backoff` policy).
+   */
   rateLimited?: { resetTimestamp?: number; retryAfter?: number; message: string };
+  /** The Claude failure kind (see `FAILURE_POLICIES`), when Claude or its API failed. */
+  kind?: string;
+  /** One line saying what to do about `kind`, when there is one. */
+  fix?: string;
+}
+
+/** What {@linkcode judgeRun} knows about a task that runs the Claude CLI. */
+export interface ClaudeRunInfo {
+  /** The task runs Claude: its failures are classified (auth, network, root, …). */
+  isClaude: boolean;
+  /** The failure the live watch ended the run for, if it did. */
+  liveFailure?: ClaudeFailure;
+}
+
+/** Model-side failures: counted against the model (`failed`), not as errors of Claude itself. */
+const MODEL_KINDS = new Set(["token_limit", "max_turns"]);
+
+/**
+ * Whether a task runs the Claude CLI: the seed's default command (no template), or a template
+ * that calls `claude`.
+ *
+ * @example
+ * ```ts
+ * import { runsClaude } from "./runner.ts";
+ * runsClaude({ template: "claude -p hi" }); // true
+ * runsClaude({ template: "echo hi" }); // false
+ * ```
+ */
+export function runsClaude(task: Pick<SuiteTask, "template">): boolean {
+  return task.template === undefined || /(?:^|[\s;&|(`$'"])claude\b/.test(task.template);
 }
 
 /**
@@ -115,29 +165,70 @@ export function judgeRun(
   run: Pick<CollectedRun, "status" | "exitCode" | "signal" | "stdout" | "stderr" | "limits">,
   patternMode: "all" | "any",
   timeouts: { timeoutS?: number; stallTimeoutS?: number } = {},
+  claude: ClaudeRunInfo = { isClaude: false },
 ): Verdict {
   const text = modelText(run.stdout) + (run.stderr ? `\n${run.stderr}` : "");
   const lower = text.toLowerCase();
   const found = task.expectedPatterns.filter((p) => lower.includes(p.toLowerCase()));
   const missing = task.expectedPatterns.filter((p) => !found.includes(p));
   const base = { patternsFound: found, patternsMissing: missing, text };
+  // When Claude itself failed, its error text is not an answer: no pattern is matched against it.
+  const unjudged = { patternsFound: [], patternsMissing: [...task.expectedPatterns], text };
+  const failure = claude.liveFailure ??
+    (claude.isClaude && !task.expectNonZeroExit
+      ? classifyFailure(parseClaudeOutput(run.stdout), {
+        exitCode: run.exitCode,
+        status: run.status,
+        stderr: run.stderr,
+        signal: run.signal,
+      })
+      : undefined);
+  const claudeFailed = failure !== undefined && failure.kind !== "error" &&
+    !((failure.kind === "timeout" || failure.kind === "stall" || failure.kind === "canceled") &&
+      !claude.liveFailure);
+  if (failure && claudeFailed) {
+    const fix = FAILURE_POLICIES[failure.kind].fix;
+    const v: Verdict = {
+      ...unjudged,
+      status: MODEL_KINDS.has(failure.kind) ? "failed" : "error",
+      reason: `${failure.kind}: ${failure.message}`,
+      kind: failure.kind,
+      ...(fix ? { fix } : {}),
+    };
+    if (failure.retry === "backoff") {
+      v.rateLimited = {
+        message: failure.message,
+        ...(failure.resetTimestamp !== undefined ? { resetTimestamp: failure.resetTimestamp } : {}),
+        ...(failure.retryAfter !== undefined ? { retryAfter: failure.retryAfter } : {}),
+      };
+    }
+    return v;
+  }
   const rate = run.limits.find((l) => l.kind === "rate_limit");
   if (rate) {
     return {
-      ...base,
+      ...unjudged,
       status: "error",
-      reason: `rate limited: ${rate.message}`,
+      reason: `rate_limit: ${rate.message}`,
       rateLimited: { ...rate },
+      kind: "rate_limit",
+      fix: FAILURE_POLICIES.rate_limit.fix,
     };
   }
   switch (run.status) {
     case "timeout":
-      return { ...base, status: "error", reason: `timed out after ${timeouts.timeoutS ?? "?"}s` };
+      return {
+        ...base,
+        status: "error",
+        reason: `timed out after ${timeouts.timeoutS ?? "?"}s`,
+        ...(claude.isClaude ? { kind: "timeout", fix: FAILURE_POLICIES.timeout.fix } : {}),
+      };
     case "stalled":
       return {
         ...base,
         status: "error",
         reason: `stalled: no output for ${timeouts.stallTimeoutS ?? "?"}s`,
+        ...(claude.isClaude ? { kind: "stall", fix: FAILURE_POLICIES.stall.fix } : {}),
       };
     case "canceled":
       return { ...base, status: "error", reason: "interrupted" };
@@ -207,25 +298,69 @@ function outcomeOf(v: Pick<Verdict, "status" | "reason">): Outcome {
 /** How long an abort waits for canceled jobs to end before dropping the connections. */
 const ABORT_FALLBACK_MS = 10_000;
 
-/** Runs a built task command with the task's (scaled) timeouts. */
-function runBuilt(
+/**
+ * Runs a built task command with the task's (scaled) timeouts. A Claude task is watched live
+ * ({@linkcode ClaudeLiveWatch}): a 401/403 in an `api_retry` line or network retries past the
+ * bound end it at once, and its stall clock (kept here, not on the server) spares the CLI's
+ * silent startup. Such a task gets `IS_SANDBOX=1` with `opts.sandbox`.
+ */
+async function runBuilt(
   client: CcxClient,
   built: BuiltCommand,
   t: { timeoutS?: number; stallTimeoutS?: number },
-  signal?: AbortSignal,
-): Promise<CollectedRun> {
-  return runToEnd(
-    client,
-    {
-      command: built.command,
-      argv: built.argv,
-      env: built.env,
-      timeout: t.timeoutS,
-      stall_timeout: t.stallTimeoutS,
-    },
-    {},
-    signal,
-  );
+  signal: AbortSignal | undefined,
+  claude: { isClaude: boolean; opts: RunnerOptions },
+): Promise<CollectedRun & { liveFailure?: ClaudeFailure }> {
+  if (!claude.isClaude) {
+    return await runToEnd(
+      client,
+      {
+        command: built.command,
+        argv: built.argv,
+        env: built.env,
+        timeout: t.timeoutS,
+        stall_timeout: t.stallTimeoutS,
+      },
+      {},
+      signal,
+    );
+  }
+  const env = { ...built.env };
+  if (claude.opts.sandbox || Deno.env.get("IS_SANDBOX") === "1") env.IS_SANDBOX ??= "1";
+  const stop = new AbortController();
+  const onAbort = () => stop.abort();
+  signal?.addEventListener("abort", onAbort, { once: true });
+  if (signal?.aborted) stop.abort();
+  const parser = new ClaudeStreamParser();
+  const watch = new ClaudeLiveWatch({
+    stallTimeoutS: t.stallTimeoutS,
+    startupGraceS: claude.opts.startupGraceS,
+    networkGiveUpS: claude.opts.networkGiveUpS,
+    onFailure: () => stop.abort(),
+  });
+  try {
+    const run = await runToEnd(
+      client,
+      {
+        command: built.command,
+        argv: built.argv,
+        env: Object.keys(env).length ? env : undefined,
+        timeout: t.timeoutS,
+      },
+      {
+        onOutput(type, data) {
+          watch.output(type === "stdout" ? parser.push(data) : []);
+        },
+      },
+      stop.signal,
+    );
+    // The live stall clock ended it: report a stall as the server would have.
+    if (watch.failure?.kind === "stall") return { ...run, status: "stalled" };
+    return watch.failure ? { ...run, liveFailure: watch.failure } : run;
+  } finally {
+    watch.stop();
+    signal?.removeEventListener("abort", onAbort);
+  }
 }
 
 /** Records a finished (not interrupted) run in the timeout history, if there is one. */
@@ -323,8 +458,15 @@ async function runOne(
         { claude: opts.claude },
       );
       const client = await conns.get(server);
-      const run = await runBuilt(client, built, { timeoutS, stallTimeoutS }, opts.signal);
-      const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS });
+      const isClaude = runsClaude(task);
+      const run = await runBuilt(client, built, { timeoutS, stallTimeoutS }, opts.signal, {
+        isClaude,
+        opts,
+      });
+      const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, {
+        isClaude,
+        liveFailure: run.liveFailure,
+      });
       if (opts.signal?.aborted && run.status === "canceled") v.reason = "interrupted";
       await recordRun(opts, task, run, v);
       if (v.rateLimited && attempts <= retries && !opts.signal?.aborted) {
@@ -360,10 +502,16 @@ async function runOne(
         patternsMissing: v.patternsMissing,
         outputFile,
         attempts,
+        ...(v.kind ? { kind: v.kind } : {}),
+        ...(v.fix ? { fix: v.fix } : {}),
       };
     }
   } catch (e) {
-    const reason = opts.signal?.aborted ? "interrupted" : `runner: ${(e as Error).message}`;
+    const message = (e as Error).message;
+    const reason = opts.signal?.aborted ? "interrupted" : `runner: ${message}`;
+    // The server could not start the Claude CLI: it is missing.
+    const missing = !opts.signal?.aborted && runsClaude(task) &&
+      /program not found|No such file/i.test(message);
     return {
       ...base,
       status: "error",
@@ -373,6 +521,7 @@ async function runOne(
       patternsFound: [],
       patternsMissing: [...task.expectedPatterns],
       attempts: 1,
+      ...(missing ? { kind: "cli_missing", fix: FAILURE_POLICIES.cli_missing.fix } : {}),
     };
   }
 }
@@ -419,8 +568,15 @@ async function runConcurrent(
       { marker: `${marker}_i${i + 1}`, timestamp, ...settings },
       { claude: opts.claude },
     );
-    const run = await runBuilt(client, built, { timeoutS, stallTimeoutS }, opts.signal);
-    const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS });
+    const isClaude = runsClaude(task);
+    const run = await runBuilt(client, built, { timeoutS, stallTimeoutS }, opts.signal, {
+      isClaude,
+      opts,
+    });
+    const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, {
+      isClaude,
+      liveFailure: run.liveFailure,
+    });
     const outputFile = task.saveOutput ? join(opts.outDir, `${rid}.i${i + 1}.txt`) : undefined;
     if (outputFile) {
       await writeOutputFile(outputFile, {
