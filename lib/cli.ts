@@ -95,6 +95,8 @@ export interface CommandDecl<O extends OptionDecls> {
    * or from the first word that is not an option.
    */
   takesCommand?: boolean;
+  /** Exit code for usage errors and {@linkcode ConfigError}s (default 2). */
+  usageExit?: number;
   /** Runs the command; resolves with the exit code. Throw {@linkcode ConfigError} for bad input. */
   run(values: OptionValues<O>, positionals: string[]): Promise<number>;
 }
@@ -388,7 +390,7 @@ export async function dispatch(
     });
   } catch (e) {
     console.error(`ccx ${name}: ${usageMessage(e as Error, d.options)} (ccx ${name} --help)`);
-    return 2;
+    return d.usageExit ?? 2;
   }
   if (parsed.values.help) {
     console.log(commandHelp(cmd));
@@ -403,7 +405,7 @@ export async function dispatch(
   } catch (e) {
     if (e instanceof ConfigError || (e as Error).name === "ServerConfigError") {
       console.error(`ccx ${name}: ${(e as Error).message}`);
-      return 2;
+      return d.usageExit ?? 2;
     }
     throw e;
   }

@@ -18,6 +18,9 @@
 import type { ExecuteParams, RpcErrorObject } from "./protocol.ts";
 import type { JobResult, JobStatus } from "./supervisor.ts";
 import type { ClaudeLimit } from "./claude.ts";
+import type { FileEntry, WorkspaceRead } from "./workspace.ts";
+import type { FileAccess } from "./criteria.ts";
+import { isAbsolute, relative, resolve } from "node:path";
 
 /** An error response from the server, or a broken connection. */
 export class ClientError extends Error {
@@ -37,10 +40,27 @@ export class ClientError extends Error {
 /** A Claude limit the server noticed in a job's output (sent as `error.*` notifications). */
 export type LimitNotice = ClaudeLimit;
 
+/** A job's workspace as `process.completed` reports it. */
+export interface WorkspaceReport {
+  /** The workspace directory on the server's host (the job's working directory). */
+  path: string;
+  /** Whether the server keeps it after this session (keep policy and size bound). */
+  kept: boolean;
+  /** Files the job created or changed (a bounded list). */
+  files: FileEntry[];
+  /** How many files it created or changed in all. */
+  filesTotal: number;
+}
+
+/** What `files` answers: the read, with the job and its workspace path. */
+export type FilesResult = WorkspaceRead & { job_id: string; workspace: string };
+
 /** How a remote job ended: the server's `process.completed`, plus the limits it reported. */
 export interface Completion extends Omit<JobResult, "invalidUtf8Chunks"> {
   /** Limits the server reported for this job. */
   limits: LimitNotice[];
+  /** The job's workspace, when it ran in one. */
+  workspace?: WorkspaceReport;
 }
 
 /** Callbacks for one job's events. */
@@ -208,6 +228,22 @@ export class CcxClient {
     return this.#isClosed;
   }
 
+  /**
+   * Resolves `true` once the connection is closed, or `false` when it is still
+   * open after `ms` milliseconds. Tells a server that is going away (it ends
+   * its jobs, then closes every connection) from one job killed by a signal.
+   */
+  async closedWithin(ms: number): Promise<boolean> {
+    if (this.#isClosed) return true;
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<false>((r) => timer = setTimeout(() => r(false), ms));
+    try {
+      return await Promise.race([this.#closed.then(() => true as const), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   /** Sends a request and resolves with its result (rejects with {@linkcode ClientError}). */
   request(method: string, params?: unknown): Promise<unknown> {
     if (this.#isClosed) return Promise.reject(new ClientError("connection closed"));
@@ -238,6 +274,14 @@ export class CcxClient {
       throw e;
     }
     return job;
+  }
+
+  /**
+   * Reads a job's workspace with the `files` method: the listing (no `path`)
+   * or one file (text, or base64 when binary; bounded by the server).
+   */
+  async files(jobId: string, path?: string): Promise<FilesResult> {
+    return await this.request("files", { job_id: jobId, path }) as FilesResult;
   }
 
   /** Closes the connection; the server then ends this session's jobs. */
@@ -294,6 +338,14 @@ export class CcxClient {
           stdoutBytes: Number(params.stdout_bytes ?? 0),
           stderrBytes: Number(params.stderr_bytes ?? 0),
           limits: job.limits,
+          workspace: typeof params.workspace === "string"
+            ? {
+              path: params.workspace,
+              kept: params.workspace_kept === true,
+              files: Array.isArray(params.files) ? params.files as FileEntry[] : [],
+              filesTotal: Number(params.files_total ?? 0),
+            }
+            : undefined,
         });
         return;
       case "error.rate_limit_exceeded":
@@ -365,4 +417,53 @@ export async function runToEnd(
   } finally {
     signal?.removeEventListener("abort", cancel);
   }
+}
+
+/**
+ * {@linkcode FileAccess} on a job's workspace on the server, through the
+ * `files` method, for judging file criteria where the client cannot see the
+ * server's disk. Absolute paths under `workspace` are read; anything outside
+ * it counts as missing. Answers are cached per path.
+ *
+ * @example
+ * ```ts
+ * import { CcxClient, remoteFiles, runToEnd } from "./client.ts";
+ * const c = await CcxClient.connect("ws://127.0.0.1:8004/ws");
+ * const r = await runToEnd(c, { command: "echo hi > a.txt", workspace: true });
+ * const fa = remoteFiles(c, r.jobId, r.workspace!.path);
+ * console.log(await fa.readText(`${r.workspace!.path}/a.txt`)); // "hi\n"
+ * ```
+ */
+export function remoteFiles(client: CcxClient, jobId: string, workspace: string): FileAccess {
+  const cache = new Map<string, Promise<FilesResult | undefined>>();
+  const read = (path: string): Promise<FilesResult | undefined> => {
+    const rel = relative(workspace, resolve(workspace, path));
+    if (rel.startsWith("..") || isAbsolute(rel)) return Promise.resolve(undefined);
+    let p = cache.get(rel);
+    if (!p) {
+      // A refused path (a symlink out) is as good as missing for a criterion.
+      p = client.files(jobId, rel === "" ? undefined : rel).catch((e) => {
+        if (e instanceof ClientError && e.code === -32602) return undefined;
+        throw e;
+      });
+      cache.set(rel, p);
+    }
+    return p;
+  };
+  return {
+    async stat(path) {
+      const r = await read(path);
+      if (!r || !r.exists) return undefined;
+      return r.type === "dir"
+        ? { isFile: false, isDirectory: true, size: 0 }
+        : { isFile: true, isDirectory: false, size: r.size };
+    },
+    async readText(path) {
+      const r = await read(path);
+      if (!r || !r.exists || r.type !== "file") return undefined;
+      return r.encoding === "utf-8"
+        ? r.content
+        : new TextDecoder().decode(Uint8Array.fromBase64(r.content));
+    },
+  };
 }

@@ -13,6 +13,8 @@
  */
 
 import { parseEnv } from "node:util";
+import { join } from "node:path";
+import os from "node:os";
 
 /** A setting that could not be understood; the message names where it came from. */
 export class ConfigError extends Error {
@@ -150,4 +152,20 @@ function checkBounds(n: number, from: string, b: { min?: number; max?: number })
   if (b.max !== undefined && n > b.max) {
     throw new ConfigError(`${from}: must be at most ${b.max}, got ${n}`);
   }
+}
+
+/**
+ * The directory for ccx's own state (history, workspaces): `$CCX_STATE_DIR`,
+ * else `$XDG_STATE_HOME/ccx`, else `~/.local/state/ccx`.
+ *
+ * @example
+ * ```ts
+ * import { stateDir } from "./config.ts";
+ * console.log(stateDir({ CCX_STATE_DIR: "/var/lib/ccx" })); // /var/lib/ccx
+ * ```
+ */
+export function stateDir(env: Record<string, string | undefined> = Deno.env.toObject()): string {
+  if (env.CCX_STATE_DIR) return env.CCX_STATE_DIR;
+  if (env.XDG_STATE_HOME) return join(env.XDG_STATE_HOME, "ccx");
+  return join(env.HOME || os.homedir(), ".local", "state", "ccx");
 }

@@ -329,6 +329,30 @@ export interface Evidence {
   filesWritten: string[];
   /** The run's stderr, when captured. */
   stderr?: string;
+  /**
+   * How files are looked at: default {@linkcode localFiles} (this machine's
+   * disk); a run on a remote server's workspace passes one that reads through
+   * the server's `files` method.
+   */
+  files?: FileAccess;
+}
+
+/**
+ * How criteria look at files (absolute paths): a stat and a text read, each
+ * `undefined` when the file cannot be seen.
+ *
+ * @example
+ * ```ts
+ * import { type FileAccess, localFiles } from "./criteria.ts";
+ * const fa: FileAccess = localFiles;
+ * console.log(await fa.stat("/etc/hostname")); // { isFile: true, isDirectory: false, size: … }
+ * ```
+ */
+export interface FileAccess {
+  /** What is at `path`, or undefined when nothing (visible) is. */
+  stat(path: string): Promise<{ isFile: boolean; isDirectory: boolean; size: number } | undefined>;
+  /** The text of the regular file at `path` (at most a few MiB), or undefined. */
+  readText(path: string): Promise<string | undefined>;
 }
 
 /**
@@ -481,7 +505,28 @@ function errorMarkers(text: string): string[] {
 
 const MAX_READ = 4 * 1024 * 1024;
 
-async function readIfFile(path: string): Promise<string | undefined> {
+/**
+ * {@linkcode FileAccess} on this machine's disk (texts read up to 4 MiB).
+ *
+ * @example
+ * ```ts
+ * import { localFiles } from "./criteria.ts";
+ * console.log(await localFiles.readText("/etc/hostname"));
+ * ```
+ */
+export const localFiles: FileAccess = {
+  async stat(path) {
+    try {
+      const st = await Deno.stat(path);
+      return { isFile: st.isFile, isDirectory: st.isDirectory, size: st.size };
+    } catch {
+      return undefined;
+    }
+  },
+  readText: readLocalText,
+};
+
+async function readLocalText(path: string): Promise<string | undefined> {
   try {
     const st = await Deno.stat(path);
     if (!st.isFile) return undefined;
@@ -506,7 +551,7 @@ function stem(w: string): string {
  * Judges one criterion on evidence, not on what the model claims
  * ({@linkcode classifyCriterion} says which check applies):
  *
- * - file exists: `Deno.stat` of the path resolved under `ev.cwd` ("File P" must
+ * - file exists: a stat (through `ev.files`, default the local disk) of the path resolved under `ev.cwd` ("File P" must
  *   be a regular file, "P exists" may be a directory); when missing, the
  *   evidence says whether the transcript claims it was created and where the
  *   run wrote a file of that name instead; "… containing X" also checks the
@@ -601,12 +646,9 @@ async function judgeFileExists(
   verdict: (met: boolean, evidence: string) => Judgement,
 ): Promise<Judgement> {
   const abs = resolve(ev.cwd, check.path);
-  let st: Deno.FileInfo | undefined;
-  try {
-    st = await Deno.stat(abs);
-  } catch {
-    st = undefined;
-  }
+  const fa = ev.files ?? localFiles;
+  const readIfFile = (p: string) => fa.readText(p);
+  const st = await fa.stat(abs);
   if (st && (st.isFile || !check.fileOnly)) {
     const what = st.isFile ? `${st.size} bytes` : "a directory";
     if (check.containing === undefined) return verdict(true, `${abs} exists (${what})`);
@@ -644,6 +686,7 @@ async function judgeContains(
 ): Promise<Judgement> {
   const needle = check.target.toLowerCase();
   const q = JSON.stringify(check.target);
+  const readIfFile = (p: string) => (ev.files ?? localFiles).readText(p);
   if (check.file !== undefined) {
     const abs = resolve(ev.cwd, check.file);
     const text = await readIfFile(abs);

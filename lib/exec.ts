@@ -29,7 +29,7 @@
  */
 
 import { isAbsolute, join, resolve } from "node:path";
-import { CcxClient, ClientError, type CollectedRun, runToEnd } from "./client.ts";
+import { CcxClient, ClientError, type CollectedRun, remoteFiles, runToEnd } from "./client.ts";
 import { CcxServer } from "./server.ts";
 import {
   buildClaudeArgv,
@@ -42,7 +42,14 @@ import {
   type ClaudeTranscript,
   FAILURE_POLICIES,
 } from "./claude.ts";
-import { type Evidence, judgeAll, type Judgement, refinePrompt } from "./criteria.ts";
+import {
+  type Evidence,
+  type FileAccess,
+  judgeAll,
+  type Judgement,
+  localFiles,
+  refinePrompt,
+} from "./criteria.ts";
 import { type Candidate, EVALUATION_CRITERIA, type EvaluationCriterion, pickBest } from "./pick.ts";
 import {
   DEFAULT_TIMEOUT_S,
@@ -112,6 +119,8 @@ export interface ExecAttempt {
   marker_seen: boolean;
   /** `total_cost_usd` of the result line, when the CLI reported one. */
   cost_usd: number | null;
+  /** The server's workspace the attempt ran in (with `--server` and no `--cwd`). */
+  workspace?: string;
 }
 
 /**
@@ -135,7 +144,10 @@ export interface ExecResult {
   criteria: Judgement[];
   /** Every attempt, in order (N per round with `instances`). */
   attempts: ExecAttempt[];
-  /** Absolute paths written by any attempt's Write/Edit tool uses that exist now. */
+  /**
+   * Absolute paths written by any attempt's Write/Edit tool uses that exist now
+   * (in a remote workspace: that existed when the attempt ended).
+   */
   files_created: string[];
   /** Seconds from start to end, waits included. */
   duration_s: number;
@@ -187,7 +199,11 @@ export interface ExecOptions {
   model?: string;
   /** `--max-turns` (0 is accepted, as the real CLI does). */
   maxTurns?: number;
-  /** Working directory of the CLI; file criteria resolve here (default: the current one). */
+  /**
+   * Working directory of the CLI; file criteria resolve here (default: the current one).
+   * With `server` and no `cwd`, each attempt runs in its own workspace on the server
+   * (kept) and file criteria are judged there through the `files` method.
+   */
   cwd?: string;
   /** Extra environment for the CLI. */
   env?: Record<string, string>;
@@ -380,14 +396,6 @@ function filesWrittenBy(t: ClaudeTranscript, cwd: string): string[] {
   return out;
 }
 
-function isFile(p: string): boolean {
-  try {
-    return Deno.statSync(p).isFile;
-  } catch {
-    return false;
-  }
-}
-
 /** `text` without the echoed `[marker:…]` (and the whitespace it leaves at the ends). */
 function withoutMarker(text: string, marker: string): string {
   return text.replaceAll(`[marker:${marker}]`, "").trim();
@@ -493,6 +501,8 @@ interface AttemptOutcome {
   /** What the model said (assistant + result text). */
   text: string;
   files: string[];
+  /** Of `files`, those that existed when the attempt ended. */
+  existing: string[];
   marker: string;
 }
 
@@ -501,6 +511,8 @@ interface Context {
   criteria: string[];
   claude: string;
   cwd: string;
+  /** Each attempt runs in a fresh workspace on the server (remote server, no --cwd). */
+  workspace: boolean;
   timeoutS: number;
   opts: ExecOptions;
   /** The CLI's extra environment (`opts.env`, plus `IS_SANDBOX=1` for a sandbox). */
@@ -549,7 +561,7 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
   try {
     run = await runToEnd(ctx.client, {
       argv,
-      cwd: ctx.cwd,
+      ...(ctx.workspace ? { workspace: { keep: "always" as const } } : { cwd: ctx.cwd }),
       env: ctx.env,
       timeout: ctx.timeoutS,
     }, {
@@ -590,7 +602,10 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
   const answer = t.result?.isError
     ? ""
     : t.result?.text ?? t.assistantText[t.assistantText.length - 1] ?? "";
-  const files = filesWrittenBy(t, ctx.cwd);
+  const ws = run?.workspace;
+  const cwd = ws?.path ?? ctx.cwd;
+  const access: FileAccess = ws && run ? remoteFiles(ctx.client, run.jobId, ws.path) : localFiles;
+  const files = filesWrittenBy(t, cwd);
   const ev: Evidence = {
     answer,
     transcriptText: t.text,
@@ -598,9 +613,10 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
     isError: t.result?.isError ?? false,
     exitCode,
     status,
-    cwd: ctx.cwd,
+    cwd,
     filesWritten: files,
     stderr,
+    files: access,
   };
   // An error is never judged as an answer: when the CLI or the API failed, every criterion is
   // unmet, with that error as the evidence.
@@ -611,6 +627,10 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
       evidence: `the run failed (${failure.kind}): ${failure.message}`,
     }))
     : await judgeAll(ctx.criteria, ev);
+  const existing: string[] = [];
+  for (const f of files) {
+    if ((await access.stat(f).catch(() => undefined))?.isFile) existing.push(f);
+  }
   const allMet = judgements.every((j) => j.met);
   const success = !startError && !failure && allMet;
   const errorType: AttemptErrorType | null = startError
@@ -630,6 +650,7 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
       error_type: errorType,
       marker_seen: t.text.includes(marker),
       cost_usd: t.result?.costUsd ?? null,
+      ...(ws ? { workspace: ws.path } : {}),
     },
     failure,
     startError,
@@ -638,6 +659,7 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
     answer,
     text: t.text,
     files,
+    existing,
     marker,
   };
 }
@@ -792,6 +814,8 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
       port: 0,
       log: () => {},
       heartbeatS: 0,
+      // In-process jobs are the user's own children: their environment, less CCX_*.
+      passEnv: ["*"],
       maxJobsPerSession: Math.max(32, instances),
     });
     url = local.url;
@@ -807,6 +831,7 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
       criteria,
       claude,
       cwd,
+      workspace: opts.server !== undefined && opts.cwd === undefined,
       timeoutS: timeout.timeoutS,
       opts,
       env: Object.keys(env).length ? env : undefined,
@@ -921,7 +946,7 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
 
   const files: string[] = [];
   for (const a of attempts) {
-    for (const f of a.files) if (!files.includes(f) && isFile(f)) files.push(f);
+    for (const f of a.existing) if (!files.includes(f)) files.push(f);
   }
   const answer = kept?.answer ?? "";
   return {

@@ -22,6 +22,7 @@ import { mkdirSync } from "node:fs";
 import * as os from "node:os";
 import { dirname, join } from "node:path";
 import { Redis } from "ioredis";
+import { stateDir } from "./config.ts";
 
 // ---------------------------------------------------------------------------
 // Task classes
@@ -553,9 +554,7 @@ function sortSummaries(list: ClassSummary[]): ClassSummary[] {
 export function defaultHistoryPath(
   env: Record<string, string | undefined> = Deno.env.toObject(),
 ): string {
-  if (env.CCX_STATE_DIR) return join(env.CCX_STATE_DIR, "history.sqlite");
-  if (env.XDG_STATE_HOME) return join(env.XDG_STATE_HOME, "ccx", "history.sqlite");
-  return join(env.HOME || os.homedir(), ".local", "state", "ccx", "history.sqlite");
+  return join(stateDir(env), "history.sqlite");
 }
 
 /**

@@ -10,6 +10,7 @@
  */
 
 import { basename, join } from "node:path";
+import { type MatchOptions, matchPatterns } from "./patterns.ts";
 
 /**
  * The names a suite may give in `evaluation_criteria`, as in the seed system's
@@ -119,6 +120,8 @@ export interface CandidateScore {
 export interface PickOptions {
   /** Patterns for PATTERN_MATCH (case-insensitive substrings). */
   expectedPatterns?: string[];
+  /** How `expectedPatterns` are matched (whole words, markers to remove). */
+  match?: MatchOptions;
   /** Linter for BEST_CODE_QUALITY: number of findings. Defaults to {@linkcode denoLint}. */
   lint?: (code: CodeBlock[]) => Promise<number>;
 }
@@ -148,7 +151,7 @@ export interface PickResult {
  * - MOST_DETAILED: most words; ties go to more code blocks plus list items.
  * - HIGHEST_MODEL_TEMP: highest `temperature` (missing ranks last); ties go to
  *   the model name first in alphabetical order (missing last), then faster.
- * - PATTERN_MATCH: most `expectedPatterns` found case-insensitively in `text`
+ * - PATTERN_MATCH: most `expectedPatterns` found in `text` (as `patterns.ts` matches them)
  *   (without `expectedPatterns`, the candidate's own `patternsFound`).
  * - CONSENSUS: answers are normalized (lowercase, markdown and punctuation
  *   dropped, numbers canonical: `4.0` = `4`, `1,000` = `1000`, `four` = `4`)
@@ -231,9 +234,7 @@ export async function pickBest(
         let n: number;
         let note: string;
         if (pats) {
-          const text = c.text.toLowerCase();
-          const hit = pats.filter((p) => text.includes(p.toLowerCase()));
-          const miss = pats.filter((p) => !hit.includes(p));
+          const { found: hit, missing: miss } = matchPatterns(c.text, pats, opts.match);
           n = hit.length;
           note = `${n}/${pats.length} patterns` +
             (miss.length ? `; missing ${miss.map((p) => JSON.stringify(p)).join(", ")}` : "");

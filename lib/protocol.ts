@@ -28,8 +28,23 @@ export const ErrorCode = {
   LimitExceeded: -32004,
 } as const;
 
-/** A JSON-RPC request id: string, number or null, echoed back with its type unchanged. */
-export type RpcId = string | number | null;
+/**
+ * A number id exactly as the client wrote it (`-0`, `1.50`, `12345678901234567890`),
+ * made with `JSON.rawJSON`: `JSON.stringify` writes its text back unchanged.
+ */
+export interface RawNumberId {
+  /** The id's JSON text. */
+  readonly rawJSON: string;
+}
+
+/**
+ * A JSON-RPC request id: string, number or null, echoed back exactly as sent
+ * (numbers as their original text, so ids past 2^53 and `-0` survive).
+ */
+export type RpcId = string | number | RawNumberId | null;
+
+/** The largest `timeout` / `stall_timeout` in seconds a request may give: 365 days. */
+export const MAX_TIMEOUT_S = 365 * 24 * 3600;
 
 /** The error object of a JSON-RPC error response. */
 export interface RpcErrorObject {
@@ -95,7 +110,13 @@ function validId(v: unknown): v is RpcId {
   return v === null || typeof v === "string" || (typeof v === "number" && Number.isFinite(v));
 }
 
-function classify(v: unknown): Incoming {
+const rawNumber = (text: string): RawNumberId =>
+  (JSON as unknown as { rawJSON(text: string): RawNumberId }).rawJSON(text);
+
+/** The source text of numeric `id` members, by the object that holds them. */
+type RawIds = WeakMap<object, string>;
+
+function classify(v: unknown, rawIds?: RawIds): Incoming {
   if (!isRecord(v)) {
     return {
       kind: "invalid",
@@ -103,7 +124,11 @@ function classify(v: unknown): Incoming {
       error: new RpcError(ErrorCode.InvalidRequest, "a request must be a JSON object"),
     };
   }
-  const id: RpcId = "id" in v && validId(v.id) ? v.id : null;
+  const raw = typeof v.id === "number" ? rawIds?.get(v) : undefined;
+  // Only a number whose text JSON.stringify would change keeps its text.
+  const id: RpcId = "id" in v && validId(v.id)
+    ? (raw !== undefined && raw !== String(v.id) ? rawNumber(raw) : v.id)
+    : null;
   if (v.jsonrpc !== "2.0") {
     return {
       kind: "invalid",
@@ -162,8 +187,18 @@ function classify(v: unknown): Incoming {
  */
 export function parseIncoming(text: string): ParsedMessage {
   let value: unknown;
+  const rawIds: RawIds = new WeakMap();
   try {
-    value = JSON.parse(text);
+    // Keep the text of numeric ids so they are echoed exactly (2^53 + 1, -0).
+    value = JSON.parse(
+      text,
+      function (this: unknown, key: string, v: unknown, context?: { source?: string }) {
+        if (key === "id" && typeof v === "number" && context?.source !== undefined) {
+          if (typeof this === "object" && this !== null) rawIds.set(this, context.source);
+        }
+        return v;
+      },
+    );
   } catch (e) {
     return {
       items: [],
@@ -179,9 +214,9 @@ export function parseIncoming(text: string): ParsedMessage {
         error: new RpcError(ErrorCode.InvalidRequest, "an empty batch is not a request"),
       };
     }
-    return { items: value.map(classify), batch: true };
+    return { items: value.map((v) => classify(v, rawIds)), batch: true };
   }
-  return { items: [classify(value)], batch: false };
+  return { items: [classify(value, rawIds)], batch: false };
 }
 
 /**
@@ -244,6 +279,27 @@ export interface ExecuteParams {
    * (default: a random UUID chosen by the server).
    */
   job_id?: string;
+  /**
+   * Run in a fresh directory that the server makes (and reports): `true`, or
+   * `{template, keep}` (see {@linkcode WorkspaceParam}). Not together with `cwd`.
+   */
+  workspace?: WorkspaceParam;
+}
+
+/** The `workspace` param of `execute`, validated (`true` becomes `{}`). */
+export interface WorkspaceParam {
+  /** A directory on the server copied into the workspace before the job starts. */
+  template?: string;
+  /** What is removed after the job: `always` kept, `never` kept, or kept when it `failed` (default). */
+  keep?: "always" | "never" | "failed";
+}
+
+/** Validated parameters of `files`. */
+export interface FilesParams {
+  /** The job whose workspace is read. */
+  job_id: string;
+  /** A path relative to the workspace; absent: the whole listing. */
+  path?: string;
 }
 
 /** Validated parameters of `control`. */
@@ -274,7 +330,14 @@ function optSeconds(p: Record<string, unknown>, field: string): number | undefin
   if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
     throw invalid(field, `expected a positive number of seconds, got ${JSON.stringify(v)}`);
   }
+  if (v > MAX_TIMEOUT_S) {
+    throw invalid(field, `at most ${MAX_TIMEOUT_S} seconds (365 days), got ${v}`);
+  }
   return v;
+}
+
+function noNul(field: string, v: string): void {
+  if (v.includes("\0")) throw invalid(field, "contains a NUL character");
 }
 
 function optString(p: Record<string, unknown>, field: string): string | undefined {
@@ -309,15 +372,18 @@ export function validateExecute(params: unknown): ExecuteParams {
       throw invalid("argv", "expected a non-empty array of strings");
     }
     if (p.argv[0] === "") throw invalid("argv", "argv[0] must name a program");
+    (p.argv as string[]).forEach((a, i) => noNul(`argv[${i}]`, a));
     out.argv = p.argv as string[];
   } else {
     const command = optString(p, "command");
     if (command === undefined || command.trim() === "") {
       throw invalid("command", "expected a non-empty string (or give argv)");
     }
+    noNul("command", command);
     out.command = command;
   }
   out.cwd = optString(p, "cwd");
+  if (out.cwd !== undefined) noNul("cwd", out.cwd);
   out.stdin = optString(p, "stdin");
   if (p.env !== undefined && p.env !== null) {
     if (!isRecord(p.env)) throw invalid("env", "expected an object of strings");
@@ -326,6 +392,7 @@ export function validateExecute(params: unknown): ExecuteParams {
       if (k === "" || k.includes("=") || k.includes("\0")) {
         throw invalid(`env.${k}`, "not a valid variable name");
       }
+      noNul(`env.${k}`, v);
     }
     out.env = p.env as Record<string, string>;
   }
@@ -336,7 +403,57 @@ export function validateExecute(params: unknown): ExecuteParams {
     throw invalid("job_id", "expected 1-128 characters of A-Z a-z 0-9 . _ : -");
   }
   out.job_id = jobId;
+  const ws = p.workspace;
+  if (ws !== undefined && ws !== null && ws !== false) {
+    if (ws === true) out.workspace = {};
+    else if (!isRecord(ws)) {
+      throw invalid("workspace", "expected true or an object {template?, keep?}");
+    } else {
+      for (const k of Object.keys(ws)) {
+        if (k !== "template" && k !== "keep") {
+          throw invalid(`workspace.${k}`, "unknown key (known: template, keep)");
+        }
+      }
+      const w: WorkspaceParam = {};
+      if (ws.template !== undefined && ws.template !== null) {
+        if (typeof ws.template !== "string" || ws.template === "") {
+          throw invalid("workspace.template", "expected a directory path");
+        }
+        w.template = ws.template;
+      }
+      if (ws.keep !== undefined && ws.keep !== null) {
+        if (ws.keep !== "always" && ws.keep !== "never" && ws.keep !== "failed") {
+          throw invalid(
+            "workspace.keep",
+            `expected always, never or failed, got ${JSON.stringify(ws.keep)}`,
+          );
+        }
+        w.keep = ws.keep;
+      }
+      out.workspace = w;
+    }
+    if (out.cwd !== undefined) {
+      throw invalid("cwd", "give either cwd or workspace: a workspace is the job's directory");
+    }
+  }
   return out;
+}
+
+/**
+ * Validates `files` params: `job_id` is required, `path` optional (checked for
+ * confinement by the server, which knows the workspace).
+ *
+ * @example
+ * ```ts
+ * import { validateFiles } from "./protocol.ts";
+ * validateFiles({ job_id: "j1", path: "src/main.py" }); // { job_id: "j1", path: "src/main.py" }
+ * ```
+ */
+export function validateFiles(params: unknown): FilesParams {
+  const p = paramsObject(params, "files");
+  const jobId = optString(p, "job_id");
+  if (jobId === undefined || jobId === "") throw invalid("job_id", "required");
+  return { job_id: jobId, path: optString(p, "path") };
 }
 
 /**

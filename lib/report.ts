@@ -79,6 +79,14 @@ export interface TestResult {
   /** When the task started, epoch milliseconds. */
   startedAt: number;
   /**
+   * Set when the task was run again because the box running it went away: its `--server` was
+   * lost, or its fleet worker died and the queue redelivered it. Says what was lost and where
+   * the task ran instead.
+   */
+  rerun?: string;
+  /** The fleet worker that ran the task (`ccx stress --queue`). */
+  worker?: string;
+  /**
    * The Claude failure kind (`auth`, `network`, `root_refused`, …; see `FAILURE_POLICIES` in
    * lib/claude.ts), set when the task failed because of Claude or its API, not the model's answer.
    */

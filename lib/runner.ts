@@ -19,7 +19,7 @@
  */
 
 import { join } from "node:path";
-import { CcxClient, type CollectedRun, runToEnd } from "./client.ts";
+import { CcxClient, ClientError, type CollectedRun, runToEnd } from "./client.ts";
 import {
   classifyFailure,
   type ClaudeFailure,
@@ -30,6 +30,7 @@ import {
   parseClaudeOutput,
 } from "./claude.ts";
 import { type Candidate, pickBest, type PickOptions } from "./pick.ts";
+import { matchPatterns } from "./patterns.ts";
 import {
   type InstanceResult,
   type TestResult,
@@ -89,6 +90,8 @@ export interface RunnerOptions {
   onStart?(id: string): void;
   /** Called with each result as soon as it is known. */
   onFinish?(result: TestResult): void;
+  /** Called with each chunk of a task's live output (its result id, stdout/stderr, text). */
+  onOutput?(id: string, type: "stdout" | "stderr", data: string): void;
   /**
    * This box is a sandbox: Claude tasks get `IS_SANDBOX=1`, so the CLI accepts
    * `--dangerously-skip-permissions` as root (`--sandbox`, `CCX_SANDBOX=1`).
@@ -98,6 +101,49 @@ export interface RunnerOptions {
   startupGraceS?: number;
   /** Network retries a Claude task may spend before it ends as `network` (default 30 s). */
   networkGiveUpS?: number;
+}
+
+/**
+ * What running one task needs: the runner's options without the scheduling ones. Shared by
+ * {@linkcode runTasks} and the fleet worker, so both judge, retry and save output alike.
+ *
+ * @example
+ * ```ts
+ * import type { TaskOptions } from "./runner.ts";
+ * const opts: TaskOptions = { outDir: "test_outputs/demo", claude: "claude" };
+ * console.log(opts.outDir);
+ * ```
+ */
+export type TaskOptions = Omit<
+  RunnerOptions,
+  "servers" | "concurrency" | "repeat" | "onStart" | "onFinish"
+>;
+
+/**
+ * The server a task ran on went away before the task finished: the connection
+ * could not be opened or was lost, or the server shut down and ended the job.
+ * Not the task's fault; {@linkcode runTasks} reruns such a task once on another
+ * live server.
+ *
+ * @example
+ * ```ts
+ * import { ServerLostError } from "./runner.ts";
+ * const e = new ServerLostError("ws://10.0.0.7:8004/ws", "connection closed (code 1006)");
+ * console.log(e.message); // server ws://10.0.0.7:8004/ws lost: connection closed (code 1006)
+ * ```
+ */
+export class ServerLostError extends Error {
+  /** The server's URL. */
+  readonly url: string;
+  /** What happened, e.g. `server shut down`. */
+  readonly why: string;
+  /** A lost server: its URL and what happened to it. */
+  constructor(url: string, why: string) {
+    super(`server ${url} lost: ${why}`);
+    this.name = "ServerLostError";
+    this.url = url;
+    this.why = why;
+  }
 }
 
 /** The verdict on one run. */
@@ -150,9 +196,10 @@ export function runsClaude(task: Pick<SuiteTask, "template">): boolean {
 }
 
 /**
- * Judges one finished run of a task. Patterns are matched, case-insensitively,
- * against what the model said (for Claude's stream-json: assistant and result
- * text, never the JSON envelope) plus stderr.
+ * Judges one finished run of a task. Patterns are matched (see `patterns.ts`:
+ * case-insensitive substrings, `word:`, `regex:`) against what the model said
+ * (for Claude's stream-json: assistant and result text, never the JSON envelope)
+ * plus stderr, with every `[marker:…]` and the run's `markers` removed first.
  *
  * @example
  * ```ts
@@ -161,16 +208,21 @@ export function runsClaude(task: Pick<SuiteTask, "template">): boolean {
  * ```
  */
 export function judgeRun(
-  task: Pick<SuiteTask, "expectedPatterns" | "expectNonZeroExit" | "timeoutS" | "stallTimeoutS">,
+  task: Pick<
+    SuiteTask,
+    "expectedPatterns" | "expectNonZeroExit" | "timeoutS" | "stallTimeoutS" | "wholeWord"
+  >,
   run: Pick<CollectedRun, "status" | "exitCode" | "signal" | "stdout" | "stderr" | "limits">,
   patternMode: "all" | "any",
   timeouts: { timeoutS?: number; stallTimeoutS?: number } = {},
+  markers: string[] = [],
   claude: ClaudeRunInfo = { isClaude: false },
 ): Verdict {
   const text = modelText(run.stdout) + (run.stderr ? `\n${run.stderr}` : "");
-  const lower = text.toLowerCase();
-  const found = task.expectedPatterns.filter((p) => lower.includes(p.toLowerCase()));
-  const missing = task.expectedPatterns.filter((p) => !found.includes(p));
+  const { found, missing } = matchPatterns(text, task.expectedPatterns, {
+    wholeWord: task.wholeWord,
+    markers,
+  });
   const base = { patternsFound: found, patternsMissing: missing, text };
   // When Claude itself failed, its error text is not an answer: no pattern is matched against it.
   const unjudged = { patternsFound: [], patternsMissing: [...task.expectedPatterns], text };
@@ -275,7 +327,11 @@ class Connections {
     const s = this.servers[index];
     const p = CcxClient.connect(s.url, { token: s.token });
     this.#clients.set(index, p);
-    return await p;
+    try {
+      return await p;
+    } catch (e) {
+      throw new ServerLostError(s.url, (e as Error).message);
+    }
   }
 
   async closeAll(): Promise<void> {
@@ -298,74 +354,92 @@ function outcomeOf(v: Pick<Verdict, "status" | "reason">): Outcome {
 /** How long an abort waits for canceled jobs to end before dropping the connections. */
 const ABORT_FALLBACK_MS = 10_000;
 
+/** How long a job's connection may stay open after the job was `killed`, if the server is going away. */
+const SHUTDOWN_CLOSE_MS = 1000;
+
+/** A server connection of a task: the client and the URL it is named by in messages. */
+interface Conn {
+  client: CcxClient;
+  url: string;
+}
+
 /**
- * Runs a built task command with the task's (scaled) timeouts. A Claude task is watched live
- * ({@linkcode ClaudeLiveWatch}): a 401/403 in an `api_retry` line or network retries past the
- * bound end it at once, and its stall clock (kept here, not on the server) spares the CLI's
- * silent startup. Such a task gets `IS_SANDBOX=1` with `opts.sandbox`.
+ * Runs a built task command with the task's (scaled) timeouts. Throws
+ * {@linkcode ServerLostError} when the connection drops before the job ended, or
+ * when the job was `killed` and the server then closed the connection (a
+ * shutdown ends every job that way): not the task's fault, so never `failed`.
  */
 async function runBuilt(
-  client: CcxClient,
+  conn: Conn,
   built: BuiltCommand,
   t: { timeoutS?: number; stallTimeoutS?: number },
-  signal: AbortSignal | undefined,
-  claude: { isClaude: boolean; opts: RunnerOptions },
+  opts: Pick<
+    TaskOptions,
+    "signal" | "onOutput" | "sandbox" | "startupGraceS" | "networkGiveUpS"
+  >,
+  rid: string,
+  isClaude = false,
 ): Promise<CollectedRun & { liveFailure?: ClaudeFailure }> {
-  if (!claude.isClaude) {
-    return await runToEnd(
-      client,
-      {
-        command: built.command,
-        argv: built.argv,
-        env: built.env,
-        timeout: t.timeoutS,
-        stall_timeout: t.stallTimeoutS,
-      },
-      {},
-      signal,
-    );
-  }
+  // A Claude task is watched live: a 401/403 in an `api_retry` line or network retries past the
+  // bound end it at once, and its stall clock (kept here, not on the server) spares the CLI's
+  // silent startup. It gets IS_SANDBOX=1 with `opts.sandbox`.
   const env = { ...built.env };
-  if (claude.opts.sandbox || Deno.env.get("IS_SANDBOX") === "1") env.IS_SANDBOX ??= "1";
+  if (isClaude && (opts.sandbox || Deno.env.get("IS_SANDBOX") === "1")) env.IS_SANDBOX ??= "1";
   const stop = new AbortController();
   const onAbort = () => stop.abort();
-  signal?.addEventListener("abort", onAbort, { once: true });
-  if (signal?.aborted) stop.abort();
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  if (opts.signal?.aborted) stop.abort();
   const parser = new ClaudeStreamParser();
-  const watch = new ClaudeLiveWatch({
-    stallTimeoutS: t.stallTimeoutS,
-    startupGraceS: claude.opts.startupGraceS,
-    networkGiveUpS: claude.opts.networkGiveUpS,
-    onFailure: () => stop.abort(),
-  });
+  const watch = isClaude
+    ? new ClaudeLiveWatch({
+      stallTimeoutS: t.stallTimeoutS,
+      startupGraceS: opts.startupGraceS,
+      networkGiveUpS: opts.networkGiveUpS,
+      onFailure: () => stop.abort(),
+    })
+    : undefined;
+  let run: CollectedRun;
   try {
-    const run = await runToEnd(
-      client,
+    run = await runToEnd(
+      conn.client,
       {
         command: built.command,
         argv: built.argv,
         env: Object.keys(env).length ? env : undefined,
         timeout: t.timeoutS,
+        ...(isClaude ? {} : { stall_timeout: t.stallTimeoutS }),
       },
       {
-        onOutput(type, data) {
-          watch.output(type === "stdout" ? parser.push(data) : []);
+        onOutput: (type, data) => {
+          watch?.output(type === "stdout" ? parser.push(data) : []);
+          opts.onOutput?.(rid, type, data);
         },
       },
       stop.signal,
     );
-    // The live stall clock ended it: report a stall as the server would have.
-    if (watch.failure?.kind === "stall") return { ...run, status: "stalled" };
-    return watch.failure ? { ...run, liveFailure: watch.failure } : run;
+  } catch (e) {
+    if (e instanceof ClientError && conn.client.closed && !opts.signal?.aborted) {
+      throw new ServerLostError(conn.url, e.message);
+    }
+    throw e;
   } finally {
-    watch.stop();
-    signal?.removeEventListener("abort", onAbort);
+    watch?.stop();
+    opts.signal?.removeEventListener("abort", onAbort);
   }
+  if (
+    run.status === "killed" && !opts.signal?.aborted &&
+    await conn.client.closedWithin(SHUTDOWN_CLOSE_MS)
+  ) {
+    throw new ServerLostError(conn.url, "server shut down while the task ran");
+  }
+  // The live stall clock ended it: report a stall as the server would have.
+  if (watch?.failure?.kind === "stall") return { ...run, status: "stalled" };
+  return watch?.failure ? { ...run, liveFailure: watch.failure } : run;
 }
 
 /** Records a finished (not interrupted) run in the timeout history, if there is one. */
 async function recordRun(
-  opts: RunnerOptions,
+  opts: TaskOptions,
   task: SuiteTask,
   run: CollectedRun,
   v: Verdict,
@@ -380,6 +454,27 @@ async function recordRun(
   }).catch(() => {});
 }
 
+/** Which servers are alive; tasks go round-robin over the live ones. */
+class Fleet {
+  #dead = new Set<number>();
+  #dealt = 0;
+  constructor(readonly servers: ServerTarget[]) {}
+
+  /** The next live server other than `except`, or undefined when none is left. */
+  pick(except?: number): number | undefined {
+    const n = this.servers.length;
+    for (let k = 0; k < n; k++) {
+      const i = this.#dealt++ % n;
+      if (!this.#dead.has(i) && i !== except) return i;
+    }
+    return undefined;
+  }
+
+  markDead(i: number): void {
+    this.#dead.add(i);
+  }
+}
+
 /** Runs tasks and resolves with their results, in suite order. */
 export async function runTasks(tasks: SuiteTask[], opts: RunnerOptions): Promise<TestResult[]> {
   if (opts.servers.length === 0) throw new Error("runTasks: no server to run on");
@@ -392,7 +487,7 @@ export async function runTasks(tasks: SuiteTask[], opts: RunnerOptions): Promise
   }
   const results: (TestResult | undefined)[] = new Array(jobs.length);
   let next = 0;
-  let dealt = 0;
+  const fleet = new Fleet(opts.servers);
   await Deno.mkdir(opts.outDir, { recursive: true });
   const workers = Math.max(1, Math.min(opts.concurrency ?? 1, jobs.length));
   const connections: Connections[] = [];
@@ -410,9 +505,8 @@ export async function runTasks(tasks: SuiteTask[], opts: RunnerOptions): Promise
       try {
         while (next < jobs.length && !opts.signal?.aborted) {
           const j = jobs[next++];
-          const server = dealt++ % opts.servers.length;
           opts.onStart?.(j.rid);
-          const result = await runOne(j.task, j.rid, server, conns, opts);
+          const result = await runWithFailover(j.task, j.rid, fleet, conns, opts);
           results[j.order] = result;
           opts.onFinish?.(result);
         }
@@ -427,12 +521,96 @@ export async function runTasks(tasks: SuiteTask[], opts: RunnerOptions): Promise
   return results.filter((r): r is TestResult => r !== undefined);
 }
 
-async function runOne(
+/**
+ * Runs a task on a live server; when that server is lost before the task ended, marks it dead
+ * (it gets no more tasks) and reruns the task once on another live server. The result notes
+ * the rerun; a task that cannot be rerun is an `error`, never `failed`.
+ */
+async function runWithFailover(
   task: SuiteTask,
   rid: string,
-  server: number,
+  fleet: Fleet,
   conns: Connections,
   opts: RunnerOptions,
+): Promise<TestResult> {
+  const t0 = performance.now();
+  const startedAt = Date.now();
+  let lost: ServerLostError | undefined;
+  let lostOn: number | undefined;
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const server = fleet.pick(lostOn);
+    if (server === undefined) break;
+    try {
+      const r = await runTask(task, rid, () =>
+        conns.get(server).then((client) => ({
+          client,
+          url: opts.servers[server].url,
+        })), opts);
+      if (lost) {
+        r.rerun = `${lost.message}; rerun on ${opts.servers[server].url}`;
+        r.reason += ` (rerun: ${r.rerun})`;
+        r.attempts += 1;
+        r.startedAt = startedAt;
+        r.durationS = (performance.now() - t0) / 1000;
+      }
+      return r;
+    } catch (e) {
+      if (!(e instanceof ServerLostError)) throw e;
+      fleet.markDead(server);
+      lostOn = server;
+      lost = lost ? new ServerLostError(e.url, `${e.why}, after ${lost.message} before it`) : e;
+      if (opts.signal?.aborted) break;
+    }
+  }
+  const why = opts.signal?.aborted
+    ? "interrupted"
+    : lost
+    ? `${lost.message}; no live server left to rerun it on`
+    : "no live server left: every --server was lost earlier in this run";
+  return {
+    id: rid,
+    name: task.name,
+    category: task.category,
+    startedAt,
+    status: "error",
+    reason: why,
+    durationS: (performance.now() - t0) / 1000,
+    exitCode: null,
+    patternsFound: [],
+    patternsMissing: [...task.expectedPatterns],
+    attempts: 1,
+    rerun: lost ? lost.message : undefined,
+  };
+}
+
+/**
+ * Runs one task to its verdict on the server `connect` opens: the task's command (or its
+ * concurrent instances and the pick among them), rate-limit retries, history records and the
+ * output file. The stress runner and the fleet worker both run tasks through here.
+ * Throws {@linkcode ServerLostError} when the server went away before the task ended;
+ * every other failure is an `error` result.
+ *
+ * @example
+ * ```ts
+ * import { CcxClient } from "./client.ts";
+ * import { runTask } from "./runner.ts";
+ * import { loadSuite } from "./suite.ts";
+ * const [task] = (await loadSuite("tasks/selftest.json")).tasks;
+ * const url = "ws://127.0.0.1:8004/ws";
+ * const client = await CcxClient.connect(url);
+ * const result = await runTask(task, task.id, () => Promise.resolve({ client, url }), {
+ *   outDir: "test_outputs/demo",
+ *   claude: "claude",
+ * });
+ * console.log(result.status, result.reason);
+ * await client.close();
+ * ```
+ */
+export async function runTask(
+  task: SuiteTask,
+  rid: string,
+  connect: () => Promise<{ client: CcxClient; url: string }>,
+  opts: TaskOptions,
 ): Promise<TestResult> {
   const startedAt = Date.now();
   const t0 = performance.now();
@@ -443,7 +621,7 @@ async function runOne(
     startedAt,
   };
   try {
-    if (task.concurrent) return await runConcurrent(task, rid, server, conns, opts, base);
+    if (task.concurrent) return await runConcurrent(task, rid, connect, opts, base);
     const scale = opts.timeoutScale ?? 1;
     const timeoutS = scaled(task.timeoutS, scale);
     const stallTimeoutS = scaled(task.stallTimeoutS, scale);
@@ -452,21 +630,19 @@ async function runOne(
     while (true) {
       attempts++;
       const timestamp = formatTimestamp();
-      const built = buildTaskCommand(
-        task,
-        { marker: resolveMarker(task, timestamp), timestamp },
-        { claude: opts.claude },
-      );
-      const client = await conns.get(server);
+      const marker = resolveMarker(task, timestamp);
+      const built = buildTaskCommand(task, { marker, timestamp }, { claude: opts.claude });
       const isClaude = runsClaude(task);
-      const run = await runBuilt(client, built, { timeoutS, stallTimeoutS }, opts.signal, {
-        isClaude,
-        opts,
-      });
-      const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, {
-        isClaude,
-        liveFailure: run.liveFailure,
-      });
+      const conn = await connect();
+      const run = await runBuilt(conn, built, { timeoutS, stallTimeoutS }, opts, rid, isClaude);
+      const v = judgeRun(
+        task,
+        run,
+        opts.patternMode ?? "all",
+        { timeoutS, stallTimeoutS },
+        [marker],
+        { isClaude, liveFailure: run.liveFailure },
+      );
       if (opts.signal?.aborted && run.status === "canceled") v.reason = "interrupted";
       await recordRun(opts, task, run, v);
       if (v.rateLimited && attempts <= retries && !opts.signal?.aborted) {
@@ -507,6 +683,7 @@ async function runOne(
       };
     }
   } catch (e) {
+    if (e instanceof ServerLostError && !opts.signal?.aborted) throw e;
     const message = (e as Error).message;
     const reason = opts.signal?.aborted ? "interrupted" : `runner: ${message}`;
     // The server could not start the Claude CLI: it is missing.
@@ -548,9 +725,8 @@ export function instanceSettings(
 async function runConcurrent(
   task: SuiteTask,
   rid: string,
-  server: number,
-  conns: Connections,
-  opts: RunnerOptions,
+  connect: () => Promise<Conn>,
+  opts: TaskOptions,
   base: Pick<TestResult, "id" | "name" | "category" | "startedAt">,
 ): Promise<TestResult> {
   const spec = task.concurrent!;
@@ -558,22 +734,27 @@ async function runConcurrent(
   const scale = opts.timeoutScale ?? 1;
   const timeoutS = scaled(task.timeoutS, scale);
   const stallTimeoutS = scaled(task.stallTimeoutS, scale);
-  const client = await conns.get(server);
+  const conn = await connect();
   const timestamp = formatTimestamp();
   const marker = resolveMarker(task, timestamp);
   const runs = await Promise.all(Array.from({ length: spec.instances }, async (_, i) => {
     const settings = instanceSettings(spec, i);
+    const own = `${marker}_i${i + 1}`;
     const built = buildTaskCommand(
       task,
-      { marker: `${marker}_i${i + 1}`, timestamp, ...settings },
+      { marker: own, timestamp, ...settings },
       { claude: opts.claude },
     );
     const isClaude = runsClaude(task);
-    const run = await runBuilt(client, built, { timeoutS, stallTimeoutS }, opts.signal, {
-      isClaude,
+    const run = await runBuilt(
+      conn,
+      built,
+      { timeoutS, stallTimeoutS },
       opts,
-    });
-    const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, {
+      `${rid}.i${i + 1}`,
+      isClaude,
+    );
+    const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, [own], {
       isClaude,
       liveFailure: run.liveFailure,
     });
@@ -603,6 +784,7 @@ async function runConcurrent(
   }));
   const pick = await pickBest(candidates, spec.criteria, {
     expectedPatterns: task.expectedPatterns,
+    match: { wholeWord: task.wholeWord, markers: [marker] },
     lint: opts.lint,
   });
   const instances: InstanceResult[] = runs.map(({ i, run, v, settings, outputFile }) => {

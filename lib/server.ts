@@ -18,7 +18,9 @@ import {
   ErrorCode,
   errorResponse,
   type ExecuteParams,
+  type FilesParams,
   type Incoming,
+  MAX_TIMEOUT_S,
   notification,
   parseIncoming,
   response,
@@ -26,10 +28,24 @@ import {
   type RpcId,
   validateControl,
   validateExecute,
+  validateFiles,
   VERSION,
 } from "./protocol.ts";
+import { readWorkspace, type Workspace, WorkspaceError, WorkspaceManager } from "./workspace.ts";
+import {
+  bwrapArgv,
+  checkBwrap,
+  claudeCredentials,
+  type IsolateMode,
+  type IsolateNet,
+} from "./isolate.ts";
+import { stateDir } from "./config.ts";
+import { join } from "node:path";
 import { type Job, type JobResult, StartError, startJob } from "./supervisor.ts";
-import { detectClaudeLimit } from "./claude.ts";
+import { type ClaudeLimit, detectClaudeLimit } from "./claude.ts";
+import { DEFAULT_PASS_ENV, passEnvProblem } from "./job_env.ts";
+import { JobJournal, type ReapedGroup, reapOrphans } from "./journal.ts";
+import { createLogger, type LogFields, type LogFormat, type Logger } from "./log.ts";
 
 /** Server settings. Every field has a default. */
 export interface ServerOptions {
@@ -56,14 +72,42 @@ export interface ServerOptions {
   maxMessageBytes?: number;
   /** Whole-run timeout in seconds for jobs that give none (default 3600). */
   defaultTimeoutS?: number;
+  /**
+   * Server variables jobs may see, besides {@linkcode DEFAULT_PASS_ENV} (names,
+   * or prefixes ending in `*`). `CCX_*` names are refused: they never reach a job.
+   */
+  passEnv?: string[];
+  /**
+   * Seconds a session's socket may stay at or above the high-water mark (its
+   * client not reading) before the session is closed (1008) and its jobs are
+   * canceled (default 60).
+   */
+  slowClientS?: number;
   /** Stop reading a job's pipes when this much output waits on the socket (default 4 MiB). */
   highWaterBytes?: number;
   /** Resume reading when the socket's queue falls below this (default 1 MiB). */
   lowWaterBytes?: number;
   /** Largest output chunk in bytes (default 256 KiB). */
   maxChunkBytes?: number;
+  /** Where job workspaces are made (default: `workspaces` in the state directory). */
+  workspaceRoot?: string;
+  /** Bound on the megabytes of kept workspaces, the oldest removed first (default: none). */
+  workspaceMaxMb?: number;
+  /** Largest file `files` returns, in bytes; longer ones come truncated (default 1 MiB). */
+  filesMaxBytes?: number;
+  /** `bwrap`: every job runs confined to a workspace under bubblewrap (default `none`). */
+  isolate?: IsolateMode;
+  /** Network of confined jobs: the host's (default) or `none`. */
+  isolateNet?: IsolateNet;
   /** Log sink for job start/end lines (default: stderr). Pass `() => {}` for silence. */
-  log?: (line: string) => void;
+  log?: Logger;
+  /** Format of the default log: `text` (timestamped lines) or `json` (one object a line). */
+  logFormat?: LogFormat;
+  /**
+   * Directory of the crash journal (default `jobs` in the state directory); `false`
+   * for none. At start the server ends the job groups that dead servers left there.
+   */
+  journalDir?: string | false;
   /** Called once the server listens. */
   onListen?: (addr: { hostname: string; port: number }) => void;
 }
@@ -134,9 +178,11 @@ interface JobEntry {
   seq: number;
   limitsSent: Set<string>;
   result?: JobResult;
+  ws?: Workspace;
 }
 
 const OPEN = 1;
+const METHODS = ["execute", "control", "jobs", "ping", "files"];
 const MAX_FINISHED_KEPT = 200;
 
 /** One WebSocket connection and its jobs. */
@@ -145,9 +191,13 @@ class Session {
   readonly jobs = new Map<string, JobEntry>();
   #drain: Promise<void> | undefined;
   #closed = false;
+  #released = false;
   /** When this session last sent a message (for its heartbeat). */
   #lastSent = performance.now();
   #heartbeat: ReturnType<typeof setTimeout> | undefined;
+
+  /** Ends the underlying connection at once (set by the connection gate). */
+  abort?: () => void;
 
   constructor(readonly ws: WebSocket, private readonly server: CcxServer) {}
 
@@ -201,8 +251,19 @@ class Session {
 
   async #waitDrain(): Promise<void> {
     let wait = 1;
+    let since = performance.now();
     while (!this.#closed && this.ws.readyState === OPEN) {
-      if (this.ws.bufferedAmount <= this.server.lowWater) break;
+      const queued = this.ws.bufferedAmount;
+      if (queued <= this.server.lowWater) break;
+      if (queued < this.server.highWater) since = performance.now();
+      else if (performance.now() - since >= this.server.slowClientS * 1000) {
+        // The peer has not taken its output for too long: drop it as for a disconnect.
+        this.server.dropSession(this, 1008, "client too slow: output unread", {
+          event: "slow_client_dropped",
+          queued_bytes: queued,
+        });
+        break;
+      }
       await new Promise((r) => setTimeout(r, wait));
       wait = Math.min(wait * 2, 20);
     }
@@ -261,10 +322,12 @@ class Session {
         return { jobs: [...this.jobs.values()].map(describeJob) };
       case "ping":
         return { pong: true, timestamp: Date.now() / 1000 };
+      case "files":
+        return this.#files(validateFiles(params));
       default:
         throw new RpcError(ErrorCode.MethodNotFound, `method not found: ${method}`, {
           method,
-          methods: ["execute", "control", "jobs", "ping"],
+          methods: METHODS,
         });
     }
   }
@@ -287,23 +350,44 @@ class Session {
     }
     const command = p.command ?? JSON.stringify(p.argv);
     const entry = { id, command, seq: 0, limitsSent: new Set<string>() } as JobEntry;
+    const isolated = this.server.isolate === "bwrap";
+    if (isolated && p.cwd !== undefined) {
+      throw new RpcError(
+        ErrorCode.InvalidParams,
+        "cwd: this server confines jobs (--isolate bwrap); they run in their workspace",
+        { field: "cwd" },
+      );
+    }
+    const wsSpec = p.workspace ?? (isolated ? {} : undefined);
+    let ws: Workspace | undefined;
+    if (wsSpec) {
+      try {
+        ws = this.server.workspaces.create(id, wsSpec);
+      } catch (e) {
+        if (!(e instanceof WorkspaceError)) throw e;
+        throw new RpcError(ErrorCode.InvalidParams, e.message, { field: e.field, job_id: id });
+      }
+      entry.ws = ws;
+    }
     let job: Job;
     try {
       job = startJob({
-        command: p.command,
-        argv: p.argv,
-        cwd: p.cwd,
+        command: isolated ? undefined : p.command,
+        argv: isolated ? this.server.confine(p.argv ?? ["/bin/sh", "-c", p.command!], ws!) : p.argv,
+        cwd: ws?.path ?? p.cwd,
         env: p.env,
         stdin: p.stdin,
         timeoutS: p.timeout ?? this.server.defaultTimeoutS,
         stallTimeoutS: p.stall_timeout,
         graceMs: this.server.graceMs,
+        passEnv: this.server.passEnv,
         maxChunkBytes: this.server.maxChunkBytes,
       }, {
         output: (stream, text, raw) => this.#output(entry, stream, text, raw),
         ready: this.ready,
       });
     } catch (e) {
+      if (ws) this.server.workspaces.release(ws);
       if (e instanceof StartError) {
         after.push(() =>
           this.send(notification("process.error", { job_id: id, message: e.message }))
@@ -313,20 +397,26 @@ class Session {
       throw e;
     }
     entry.job = job;
+    this.server.journal?.add(job.pgid, this.id, id);
     this.jobs.set(id, entry);
     this.#trimFinished();
-    this.server.log(`job ${id} started pid=${job.pid} session=${this.id.slice(0, 8)} ${command}`);
-    after.push(() =>
-      this.send(
-        notification("process.started", {
-          job_id: id,
-          status: "running",
-          pid: job.pid,
-          pgid: job.pgid,
-          command,
-        }),
-      )
-    );
+    this.server.log(`job ${id} started pid=${job.pid} session=${this.id.slice(0, 8)} ${command}`, {
+      event: "job_started",
+      job_id: id,
+      pid: job.pid,
+      pgid: job.pgid,
+      session: this.id,
+      command,
+    });
+    const started: Record<string, unknown> = {
+      job_id: id,
+      status: "running",
+      pid: job.pid,
+      pgid: job.pgid,
+      command,
+    };
+    if (ws) started.workspace = ws.path;
+    after.push(() => this.send(notification("process.started", started)));
     job.done.then((r) => this.#completed(entry, r));
     this.armHeartbeat();
     return { status: "started", job_id: id, pid: job.pid, pgid: job.pgid };
@@ -341,8 +431,8 @@ class Session {
     };
     if (raw) params.data_base64 = raw.toBase64();
     this.send(notification("process.output", params));
-    const limit = detectClaudeLimit(text);
-    if (limit && !entry.limitsSent.has(limit.kind)) {
+    for (const limit of limitsIn(text)) {
+      if (entry.limitsSent.has(limit.kind)) continue;
       entry.limitsSent.add(limit.kind);
       const method = limit.kind === "rate_limit"
         ? "error.rate_limit_exceeded"
@@ -360,9 +450,20 @@ class Session {
 
   #completed(entry: JobEntry, r: JobResult): void {
     entry.result = r;
+    this.server.journal?.remove(entry.job.pgid);
     this.server.log(
       `job ${entry.id} ${r.status} pid=${entry.job.pid} exit=${r.exitCode}` +
         `${r.signal ? ` signal=${r.signal}` : ""} ${r.executionTime.toFixed(2)}s`,
+      {
+        event: "job_ended",
+        job_id: entry.id,
+        status: r.status,
+        pid: entry.job.pid,
+        exit_code: r.exitCode,
+        signal: r.signal,
+        execution_time: r.executionTime,
+        session: this.id,
+      },
     );
     const params: Record<string, unknown> = {
       job_id: entry.id,
@@ -376,6 +477,16 @@ class Session {
       pgid: entry.job.pgid,
     };
     if (r.invalidUtf8Chunks > 0) params.invalid_utf8_chunks = r.invalidUtf8Chunks;
+    const ws = entry.ws;
+    if (ws) {
+      const changes = ws.changes();
+      params.workspace = ws.path;
+      params.workspace_kept = this.server.workspaces.finish(ws, r.status);
+      params.files = changes.files;
+      params.files_total = changes.total;
+      if (changes.truncated) params.files_truncated = true;
+      if (this.#released) this.server.workspaces.release(ws);
+    }
     this.send(notification("process.completed", params));
     // The seed's clients wait for process.exit {exitCode}; it always follows completed.
     this.send(notification("process.exit", {
@@ -442,7 +553,54 @@ class Session {
     if (this.jobs.size <= MAX_FINISHED_KEPT) return;
     for (const [id, e] of this.jobs) {
       if (this.jobs.size <= MAX_FINISHED_KEPT) break;
-      if (e.result) this.jobs.delete(id);
+      if (e.result) {
+        this.jobs.delete(id);
+        if (e.ws) this.server.workspaces.release(e.ws);
+      }
+    }
+  }
+
+  #files(p: FilesParams): unknown {
+    const entry = this.jobs.get(p.job_id) ?? this.server.observe(p.job_id, this);
+    if (!entry) {
+      throw new RpcError(ErrorCode.JobNotFound, `no job ${p.job_id} in this session`, {
+        job_id: p.job_id,
+      });
+    }
+    const ws = entry.ws;
+    if (!ws) {
+      throw new RpcError(
+        ErrorCode.InvalidParams,
+        `job_id: job ${p.job_id} ran without a workspace (execute with "workspace": true)`,
+        { field: "job_id" },
+      );
+    }
+    if (ws.removed) {
+      throw new RpcError(
+        ErrorCode.JobNotFound,
+        `the workspace of job ${p.job_id} was removed (keep policy or --workspace-max-mb)`,
+        { job_id: p.job_id },
+      );
+    }
+    try {
+      const read = readWorkspace(ws.path, p.path ?? "", { maxBytes: this.server.filesMaxBytes });
+      return { job_id: p.job_id, workspace: ws.path, ...read };
+    } catch (e) {
+      if (e instanceof WorkspaceError) {
+        throw new RpcError(ErrorCode.InvalidParams, e.message, { field: e.field });
+      }
+      throw e;
+    }
+  }
+
+  /**
+   * Removes the workspaces of this session's finished jobs that are not kept
+   * (running jobs' are removed as they finish). Called when the session ends.
+   */
+  releaseWorkspaces(): void {
+    this.#released = true;
+    for (const e of this.jobs.values()) {
+      if (e.result && e.ws) this.server.workspaces.release(e.ws);
     }
   }
 
@@ -470,6 +628,7 @@ function describeJob(e: JobEntry): Record<string, unknown> {
     d.status = e.result.status;
     d.exit_code = e.result.exitCode;
   }
+  if (e.ws) d.workspace = e.ws.path;
   return d;
 }
 
@@ -500,29 +659,46 @@ export class CcxServer {
   readonly maxMessageBytes: number;
   /** Whole-run timeout in seconds for jobs that give none (default 3600). */
   readonly defaultTimeoutS: number;
+  /** Server variables jobs see: {@linkcode DEFAULT_PASS_ENV} plus `--pass-env`. */
+  readonly passEnv: readonly string[];
   /** Socket queue in bytes at which a session's job pipes stop being read (default 4 MiB). */
   readonly highWater: number;
   /** Socket queue in bytes at or below which reading resumes (default 1 MiB). */
   readonly lowWater: number;
   /** Largest output chunk sent in one `process.output`, in bytes (default 256 KiB). */
   readonly maxChunkBytes: number;
+  /** `bwrap` when every job is confined (see {@linkcode ServerOptions.isolate}). */
+  readonly isolate: IsolateMode;
+  /** Network of confined jobs. */
+  readonly isolateNet: IsolateNet;
+  /** Largest file `files` returns whole, in bytes. */
+  readonly filesMaxBytes: number;
   /**
    * Seconds of silence after which a session with running jobs gets a `heartbeat`;
    * 0 turns them off (default 20). Idle sessions get none.
    */
   readonly heartbeatS: number;
-  /** Where job start/end lines go (default: stderr, prefixed `[ccx] `). */
-  readonly log: (line: string) => void;
+  /** Where operator log lines go (default: timestamped lines on stderr, see `logFormat`). */
+  readonly log: Logger;
   /** Resolves when the server has stopped. */
   readonly finished: Promise<void>;
   /** True once {@linkcode CcxServer.shutdown} has begun; new jobs and sessions are refused. */
   closing = false;
+  /** The crash journal of this server's running job groups, if any. */
+  readonly journal: JobJournal | undefined;
+  /** Resolves once the groups left by dead servers (see `journalDir`) have been ended. */
+  readonly reaped: Promise<ReapedGroup[]>;
+  /** Seconds a client may leave its output unread above the high-water mark (default 60). */
+  readonly slowClientS: number;
   readonly #sessions = new Set<Session>();
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #token?: string;
   readonly #origins: Set<string>;
   readonly #startedAt = performance.now();
   #shutdown: Promise<void> | undefined;
+  #workspaces: WorkspaceManager | undefined;
+  readonly #workspaceRoot: string;
+  readonly #workspaceMaxBytes?: number;
 
   private constructor(opts: ServerOptions) {
     const host = opts.host ?? "127.0.0.1";
@@ -533,6 +709,14 @@ export class CcxServer {
           `(e.g. CCX_TOKEN=$(openssl rand -hex 32)), or bind 127.0.0.1.`,
       );
     }
+    const envProblem = passEnvProblem(opts.passEnv ?? []);
+    if (envProblem) throw new ServerConfigError(`--pass-env: ${envProblem}`);
+    this.passEnv = [...DEFAULT_PASS_ENV, ...opts.passEnv ?? []];
+    if ((opts.defaultTimeoutS ?? 0) > MAX_TIMEOUT_S) {
+      throw new ServerConfigError(
+        `--default-timeout: at most ${MAX_TIMEOUT_S} s (365 days), got ${opts.defaultTimeoutS}`,
+      );
+    }
     this.#token = opts.token || undefined;
     this.maxSessions = opts.maxSessions ?? 64;
     this.maxJobsPerSession = opts.maxJobsPerSession ?? 32;
@@ -540,14 +724,57 @@ export class CcxServer {
     this.maxMessageBytes = opts.maxMessageBytes ?? 4 * 1024 * 1024;
     this.defaultTimeoutS = opts.defaultTimeoutS ?? 3600;
     this.highWater = opts.highWaterBytes ?? 4 * 1024 * 1024;
+    this.slowClientS = opts.slowClientS ?? 60;
     this.lowWater = opts.lowWaterBytes ?? 1024 * 1024;
     this.maxChunkBytes = opts.maxChunkBytes ?? 256 * 1024;
-    this.log = opts.log ?? ((line) => console.error(`[ccx] ${line}`));
-    this.#server = Deno.serve({
-      hostname: host,
-      port: opts.port ?? 8004,
-      onListen: (addr) => opts.onListen?.(addr),
-    }, (req, info) => this.#route(req, info));
+    this.log = opts.log ?? createLogger(opts.logFormat);
+    this.isolate = opts.isolate ?? "none";
+    this.isolateNet = opts.isolateNet ?? "host";
+    this.filesMaxBytes = opts.filesMaxBytes ?? 1024 * 1024;
+    this.#workspaceRoot = opts.workspaceRoot ?? join(stateDir(), "workspaces");
+    if (opts.workspaceMaxMb !== undefined) {
+      this.#workspaceMaxBytes = Math.round(opts.workspaceMaxMb * 1024 * 1024);
+    }
+    if (this.isolate === "bwrap") {
+      try {
+        checkBwrap();
+      } catch (e) {
+        throw new ServerConfigError((e as Error).message);
+      }
+      this.#workspaces = this.#makeWorkspaces();
+    }
+    const journalDir = opts.journalDir ?? join(stateDir(), "jobs");
+    let journal: JobJournal | undefined;
+    if (journalDir !== false) {
+      this.reaped = reapOrphans(journalDir, {
+        graceMs: this.graceMs,
+        onReap: (g) =>
+          this.log(
+            `reaping job ${g.job_id} (pgid ${g.pgid}, ${g.processes} processes, session ` +
+              `${g.session.slice(0, 8)}) left by dead server pid ${g.owner_pid}`,
+            { level: "warn", event: "orphan_reaped", ...g },
+          ),
+      });
+      try {
+        journal = JobJournal.open(journalDir);
+      } catch (e) {
+        this.log(`no crash journal in ${journalDir}: ${(e as Error).message}`, {
+          level: "warn",
+          event: "journal_unavailable",
+        });
+      }
+    } else this.reaped = Promise.resolve([]);
+    this.journal = journal;
+    try {
+      this.#server = Deno.serve({
+        hostname: host,
+        port: opts.port ?? 8004,
+        onListen: (addr) => opts.onListen?.(addr),
+      }, (req, info) => this.#route(req, info));
+    } catch (e) {
+      journal?.close();
+      throw e;
+    }
     this.hostname = this.#server.addr.hostname;
     this.port = this.#server.addr.port;
     this.#origins = new Set(opts.allowOrigins ?? []);
@@ -561,6 +788,55 @@ export class CcxServer {
   /** Starts listening; throws {@linkcode ServerConfigError} for an unsafe configuration. */
   static start(opts: ServerOptions = {}): CcxServer {
     return new CcxServer(opts);
+  }
+
+  /** The job workspaces (the root is created when the first one is needed). */
+  get workspaces(): WorkspaceManager {
+    this.#workspaces ??= this.#makeWorkspaces();
+    return this.#workspaces;
+  }
+
+  #makeWorkspaces(): WorkspaceManager {
+    try {
+      return new WorkspaceManager({ root: this.#workspaceRoot, maxBytes: this.#workspaceMaxBytes });
+    } catch (e) {
+      throw new ServerConfigError(
+        `--workspace-root: cannot use ${this.#workspaceRoot}: ${(e as Error).message}`,
+      );
+    }
+  }
+
+  /** @internal The bwrap command line confining `argv` to the workspace `ws`. */
+  confine(argv: string[], ws: Workspace): string[] {
+    const creds = claudeCredentials();
+    for (const [src, rel] of creds.copies) {
+      try {
+        Deno.copyFileSync(src, join(ws.home, rel));
+      } catch { /* unreadable: the CLI will say it is not logged in */ }
+    }
+    if (creds.readOnly.length > 0) Deno.mkdirSync(join(ws.home, ".claude"), { recursive: true });
+    return bwrapArgv(argv, {
+      dir: ws.dir,
+      work: ws.path,
+      home: ws.home,
+      hide: [this.workspaces.root],
+      net: this.isolateNet,
+      readOnly: creds.readOnly,
+    });
+  }
+
+  /**
+   * @internal A job of another session, for `files`: only on a server that
+   * requires a token (every session then holds it, as an observer does).
+   */
+  observe(jobId: string, from: Session): JobEntry | undefined {
+    if (!this.#token) return undefined;
+    for (const s of this.#sessions) {
+      if (s === from) continue;
+      const e = s.jobs.get(jobId);
+      if (e) return e;
+    }
+    return undefined;
   }
 
   /** The WebSocket endpoint, e.g. `ws://127.0.0.1:8004/ws`. */
@@ -659,8 +935,10 @@ export class CcxServer {
         session_id: session.id,
         version: VERSION,
         capabilities: {
-          methods: ["execute", "control", "jobs", "ping"],
+          methods: METHODS,
           control: ["PAUSE", "RESUME", "CANCEL"],
+          workspace: true,
+          isolate: this.isolate,
           argv: true,
           stdin: true,
           batches: true,
@@ -670,11 +948,35 @@ export class CcxServer {
       }));
     };
     ws.onmessage = (ev) => session.onMessage(ev.data);
-    ws.onclose = () => {
-      this.#sessions.delete(session);
-      void session.endAll("canceled");
-    };
+    ws.onclose = () => this.#gone(session);
     ws.onerror = () => {};
+  }
+
+  /** A session's connection is over: its jobs are canceled as for a disconnect. */
+  #gone(session: Session): void {
+    if (!this.#sessions.delete(session)) return;
+    void session.endAll("canceled");
+    session.releaseWorkspaces();
+  }
+
+  /**
+   * Closes a session with a close code and reason (e.g. 1008 for a client too slow
+   * to read its output) and cancels its jobs as for a disconnect; logged once.
+   * @internal
+   */
+  dropSession(session: Session, code: number, reason: string, fields: LogFields = {}): void {
+    if (!this.#sessions.has(session)) return;
+    this.log(`session ${session.id.slice(0, 8)} closed ${code}: ${reason}`, {
+      level: "warn",
+      session: session.id,
+      close_code: code,
+      ...fields,
+    });
+    try {
+      session.ws.close(code, reason);
+    } catch { /* already closing */ }
+    session.abort?.();
+    this.#gone(session);
   }
 
   /**
@@ -691,6 +993,7 @@ export class CcxServer {
     const sessions = [...this.#sessions];
     for (const s of sessions) s.stopHeartbeat();
     await Promise.all(sessions.map((s) => s.endAll("killed")));
+    for (const s of sessions) s.releaseWorkspaces();
     // Let completion notifications reach the sockets before closing them.
     await new Promise((r) => setTimeout(r, 10));
     for (const s of sessions) {
@@ -699,5 +1002,23 @@ export class CcxServer {
       } catch { /* already closed */ }
     }
     await this.#server.shutdown();
+    await this.reaped;
+    this.journal?.close();
   }
+}
+
+/**
+ * Every Claude limit (at most one per kind) that `text` shows. One read can hold several lines,
+ * say a usage limit and a token limit; each line is looked at once a limit was seen at all.
+ */
+function limitsIn(text: string): ClaudeLimit[] {
+  const first = detectClaudeLimit(text);
+  if (!first) return [];
+  const byKind = new Map<string, ClaudeLimit>();
+  for (const line of text.split("\n")) {
+    const l = detectClaudeLimit(line);
+    if (l && !byKind.has(l.kind)) byKind.set(l.kind, l);
+  }
+  if (byKind.size === 0) byKind.set(first.kind, first);
+  return [...byKind.values()];
 }

@@ -27,6 +27,8 @@
 
 import { basename } from "node:path";
 import { EVALUATION_CRITERIA, type EvaluationCriterion } from "./pick.ts";
+import { patternProblem } from "./patterns.ts";
+import { joinPath as join, unknownKeys } from "./suite_schema.ts";
 
 export { EVALUATION_CRITERIA, type EvaluationCriterion };
 
@@ -190,8 +192,13 @@ export interface SuiteTask {
   timeoutS: number;
   /** Seconds without output before the run counts as stalled, when given anywhere. */
   stallTimeoutS?: number;
-  /** Case-insensitive substrings the answer must contain; may be empty. */
+  /**
+   * What the answer must contain; may be empty. Case-insensitive substrings, `word:` whole
+   * words, `regex:` regular expressions (see `patterns.ts`).
+   */
   expectedPatterns: string[];
+  /** `whole_word`: plain patterns match whole words only. */
+  wholeWord?: boolean;
   /** The task passes only when the command fails: `expect_non_zero_exit`, else `id` starts with `failure_`. */
   expectNonZeroExit: boolean;
   /** `verification.marker` as written (may contain `${TIMESTAMP}`); see {@link resolveMarker}. */
@@ -225,6 +232,8 @@ export interface Suite {
   claude: string;
   /** Every task, in file order (categories in key order, then tasks in array order). */
   tasks: SuiteTask[];
+  /** Things that are valid but probably not meant, e.g. a task that checks nothing. */
+  warnings?: SuiteProblem[];
 }
 
 /**
@@ -370,6 +379,8 @@ export function parseSuite(json: unknown, source: string, opts: SuiteOptions = {
     v.problem("$", `expected an object, got ${describe(json)}`);
     throw new SuiteError(source, v.problems);
   }
+  v.problems.push(...unknownKeys(json));
+  v.optString(json, "$schema", "");
   const name = v.optString(json, "name", "");
   if (name !== undefined && name !== "") suite.name = name;
   const description = v.optString(json, "description", "");
@@ -428,6 +439,7 @@ export function parseSuite(json: unknown, source: string, opts: SuiteOptions = {
     );
   }
   if (v.problems.length > 0) throw new SuiteError(source, v.problems);
+  suite.warnings = v.warnings;
   return suite;
 }
 
@@ -451,18 +463,12 @@ function describe(x: unknown): string {
   return s.length > 40 ? s.slice(0, 40) + "…" : s;
 }
 
-/** Appends a key to a JSON path: `a.b`, or `a["odd key"]` when the key is not a plain word. */
-function join(path: string, key: string): string {
-  const seg = /^[A-Za-z_][A-Za-z0-9_-]*$/.test(key) ? key : `[${JSON.stringify(key)}]`;
-  if (path === "" || path === "$") return seg.startsWith("[") ? `$${seg}` : seg;
-  return seg.startsWith("[") ? path + seg : `${path}.${seg}`;
-}
-
 const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 /** Collects problems while reading a suite; every reader returns undefined for a bad value. */
 class Validator {
   problems: SuiteProblem[] = [];
+  warnings: SuiteProblem[] = [];
 
   problem(path: string, message: string): void {
     this.problems.push({ path, message });
@@ -507,6 +513,16 @@ class Validator {
       return undefined;
     }
     return s;
+  }
+
+  /** `expected_patterns`: non-empty strings whose `regex:` patterns compile. */
+  patterns(o: Obj, at: string): string[] {
+    const list = this.stringList(o, "expected_patterns", at, true) ?? [];
+    list.forEach((p, i) => {
+      const why = patternProblem(p);
+      if (why) this.problem(`${join(at, "expected_patterns")}[${i}]`, why);
+    });
+    return list;
   }
 
   stringList(o: Obj, key: string, at: string, nonEmpty: boolean): string[] | undefined {
@@ -563,7 +579,15 @@ class Validator {
           );
         } else ids.set(id, join(at, "id"));
       }
-      if (this.problems.length === before) out.push(task);
+      if (this.problems.length !== before) return;
+      out.push(task);
+      if (task.expectedPatterns.length === 0 && !task.expectNonZeroExit && !task.concurrent) {
+        this.warnings.push({
+          path: at,
+          message: `task ${JSON.stringify(task.id)} checks nothing but exit code 0; ` +
+            "add expected_patterns",
+        });
+      }
     });
     return out;
   }
@@ -607,6 +631,7 @@ class Validator {
     let timeout = defaults.timeout;
     let stall = defaults.stall;
     let patterns: string[] = [];
+    let wholeWord: boolean | undefined;
     let marker: string | boolean | undefined;
     let expectFail: boolean | undefined;
     let save: boolean | undefined;
@@ -618,7 +643,8 @@ class Validator {
         const ver = o.verification;
         timeout = this.optDuration(ver, "timeout", vp) ?? timeout;
         stall = this.optDuration(ver, "stall_timeout", vp) ?? stall;
-        patterns = this.stringList(ver, "expected_patterns", vp, true) ?? [];
+        patterns = this.patterns(ver, vp);
+        wholeWord = this.optBoolean(ver, "whole_word", vp);
         marker = this.marker(ver, vp);
         expectFail = this.optBoolean(ver, "expect_non_zero_exit", vp);
         save = this.optBoolean(ver, "save_output", vp);
@@ -635,6 +661,7 @@ class Validator {
       timeoutS: timeout ?? DEFAULT_TIMEOUT_S,
       ...(stall !== undefined ? { stallTimeoutS: stall } : {}),
       expectedPatterns: patterns,
+      ...(wholeWord !== undefined ? { wholeWord } : {}),
       expectNonZeroExit: expectFail ?? id.startsWith("failure_"),
       ...(marker !== undefined ? { marker } : {}),
       saveOutput: save ?? true,
@@ -648,7 +675,8 @@ class Validator {
     if (o.command === undefined) this.problem(join(at, "command"), "required");
     const timeout = this.optDuration(o, "timeout", at) ?? defaults.timeout;
     const stall = this.optDuration(o, "stall_timeout", at) ?? defaults.stall;
-    const patterns = this.stringList(o, "expected_patterns", at, true) ?? [];
+    const patterns = this.patterns(o, at);
+    const wholeWord = this.optBoolean(o, "whole_word", at);
     const expectFail = this.optBoolean(o, "expect_non_zero_exit", at);
     const save = this.optBoolean(o, "save_output", at);
     const concurrent = this.concurrent(o, at);
@@ -660,6 +688,7 @@ class Validator {
       timeoutS: timeout ?? DEFAULT_TIMEOUT_S,
       ...(stall !== undefined ? { stallTimeoutS: stall } : {}),
       expectedPatterns: patterns,
+      ...(wholeWord !== undefined ? { wholeWord } : {}),
       expectNonZeroExit: expectFail ?? id.startsWith("failure_"),
       saveOutput: save ?? true,
       ...(concurrent !== undefined ? { concurrent } : {}),
@@ -1034,6 +1063,21 @@ export function buildTaskCommand(
     }
   }
   return { command, env, display };
+}
+
+/**
+ * Whether running the task starts the Claude CLI: a seed task without a template does, and so
+ * does a template with `claude` where a command starts.
+ *
+ * @example
+ * ```ts
+ * import { parseSuite, usesClaude } from "./suite.ts";
+ * const s = parseSuite({ tests: [{ id: "a", command: "echo hi | claude -p x" }] }, "inline");
+ * usesClaude(s.tasks[0]); // true
+ * ```
+ */
+export function usesClaude(task: SuiteTask): boolean {
+  return task.template === undefined || scanShell(task.template).some((t) => t.kind === "claude");
 }
 
 /**

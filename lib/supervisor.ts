@@ -15,6 +15,8 @@
  * @module
  */
 
+import { jobEnvironment } from "./job_env.ts";
+
 /** The final status of a job: exactly one of these. */
 export type JobStatus = "completed" | "failed" | "timeout" | "stalled" | "canceled" | "killed";
 
@@ -32,8 +34,14 @@ export interface JobOptions {
   argv?: string[];
   /** Working directory (default: the server's). */
   cwd?: string;
-  /** Variables added to the server's environment. */
+  /**
+   * Variables the request sets. The job's environment is these over the
+   * allow-listed variables of the server's own (see `passEnv`); nothing else of
+   * the server's environment reaches it.
+   */
   env?: Record<string, string>;
+  /** Server variables a job may see (default `DEFAULT_PASS_ENV` of job_env.ts); `CCX_*` never. */
+  passEnv?: readonly string[];
   /** Text written to stdin, which is then closed. Without it stdin is /dev/null. */
   stdin?: string;
   /** Whole-run timeout in seconds. */
@@ -99,6 +107,44 @@ const SIGNAL_NUMBERS: Record<string, number> = {
 };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** The longest delay one `setTimeout` takes (2^31 - 1 ms); longer ones fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A timer of any length: a chain of `setTimeout`s; `clear()` stops it. */
+export class LongTimer {
+  #handle: ReturnType<typeof setTimeout> | undefined;
+  #cleared = false;
+
+  /**
+   * Calls `fn` once `ms` milliseconds have passed, for any `ms` (days, years).
+   *
+   * @example
+   * ```ts
+   * import { LongTimer } from "./supervisor.ts";
+   * const t = new LongTimer(3_000_000_000, () => console.log("35 days later"));
+   * t.clear();
+   * ```
+   */
+  constructor(ms: number, fn: () => void) {
+    const end = performance.now() + ms;
+    const arm = (left: number) => {
+      this.#handle = setTimeout(() => {
+        if (this.#cleared) return;
+        const rest = end - performance.now();
+        if (rest > 1) arm(rest);
+        else fn();
+      }, Math.min(Math.max(0, left), MAX_TIMER_MS));
+    };
+    arm(ms);
+  }
+
+  /** Stops the timer; `fn` is never called after this. */
+  clear(): void {
+    this.#cleared = true;
+    if (this.#handle !== undefined) clearTimeout(this.#handle);
+  }
+}
 
 /**
  * Sends `signal` to every process in the group; false when the group is empty.
@@ -355,7 +401,7 @@ export class Job {
   #ending: Promise<void> | undefined;
   #lastActivity = performance.now();
   #startedAt = performance.now();
-  #timers: ReturnType<typeof setTimeout>[] = [];
+  #timers: LongTimer[] = [];
   readonly #grace: number;
   readonly #pumps: StreamPump[];
 
@@ -373,7 +419,7 @@ export class Job {
     const err = new StreamPump("stderr", sink, maxChunk, partialMs, touch);
     this.#pumps = [out, err];
     if (opts.timeoutS !== undefined) {
-      this.#timers.push(setTimeout(() => this.#end("timeout"), opts.timeoutS * 1000));
+      this.#timers.push(new LongTimer(opts.timeoutS * 1000, () => this.#end("timeout")));
     }
     if (opts.stallTimeoutS !== undefined) this.#watchStall(opts.stallTimeoutS * 1000);
     if (opts.stdin !== undefined) void this.#writeStdin(child, opts.stdin);
@@ -428,13 +474,13 @@ export class Job {
       const held = this.#state === "paused" || this.#pumps.some((p) => p.waitingOnSink);
       if (held) this.#lastActivity = performance.now();
       if (!held && quiet >= stallMs) return this.#end("stalled");
-      this.#timers.push(setTimeout(check, held ? stallMs : Math.max(5, stallMs - quiet)));
+      this.#timers.push(new LongTimer(held ? stallMs : Math.max(5, stallMs - quiet), check));
     };
-    this.#timers.push(setTimeout(check, stallMs));
+    this.#timers.push(new LongTimer(stallMs, check));
   }
 
   #clearTimers(): void {
-    for (const t of this.#timers) clearTimeout(t);
+    for (const t of this.#timers) t.clear();
     this.#timers = [];
   }
 
@@ -519,7 +565,8 @@ export function startJob(opts: JobOptions, sink: JobSink): Job {
     child = new Deno.Command(argv[0], {
       args: argv.slice(1),
       cwd: opts.cwd,
-      env: opts.env,
+      env: jobEnvironment(Deno.env.toObject(), opts.env, opts.passEnv),
+      clearEnv: true,
       stdin: opts.stdin !== undefined ? "piped" : "null",
       stdout: "piped",
       stderr: "piped",

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { CcxClient, ClientError, runToEnd } from "../lib/client.ts";
 import { CcxServer } from "../lib/server.ts";
-import { processesInGroup, waitFor, withServer } from "./helpers.ts";
+import { processesInGroup, waitFor, waitForPause, waitForResume, withServer } from "./helpers.ts";
 
 Deno.test("connect() learns the session id and server version", async () => {
   await withServer({}, async (server) => {
@@ -38,8 +38,9 @@ Deno.test("a job can be paused, resumed and canceled through the client", async 
     });
     await waitFor(() => out.includes("go"), "output");
     await job.pause();
-    await waitFor(() => processesInGroup(job.pgid).every((p) => p.state === "T"), "stopped");
+    await waitForPause(job.pgid);
     await job.resume();
+    await waitForResume(job.pgid);
     const end = await job.cancel();
     assert.equal(end.status, "canceled");
     assert.deepEqual(processesInGroup(job.pgid), []);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { ConfigError, readDotEnv, Settings } from "../lib/config.ts";
-import { cli } from "./helpers.ts";
+import { cli, serveProcess } from "./helpers.ts";
 
 Deno.test("Settings: a flag wins over the environment, which wins over the default", () => {
   const s = new Settings({ port: "9001" }, { CCX_PORT: "9002", CCX_HOST: "127.0.0.2" });
@@ -41,7 +41,27 @@ Deno.test("readDotEnv() reads NAME=value lines and tolerates a missing file", as
   }
 });
 
-Deno.test("ccx serve takes its settings from ./.env and says where it listens", async () => {
+Deno.test("ccx serve takes its settings from ./.env: it listens where .env says, with its limits", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/.env`, "CCX_HOST=127.0.0.1\nCCX_PORT=0\nCCX_MAX_SESSIONS=3\n");
+    const srv = await serveProcess([], undefined, { cwd: dir, bare: true });
+    try {
+      assert.equal(new URL(srv.url).hostname, "127.0.0.1");
+      const health = await (await fetch(`http://127.0.0.1:${srv.port}/health`)).json();
+      assert.equal(health.max_sessions, 3, "CCX_MAX_SESSIONS came from .env");
+    } finally {
+      srv.child.kill("SIGTERM");
+      assert.equal((await srv.child.status).code, 0);
+      await srv.reader.cancel();
+      await srv.child.stderr.cancel().catch(() => {});
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ccx serve refuses a non-loopback host from ./.env without a token, and a bad --port", async () => {
   const dir = await Deno.makeTempDir();
   try {
     // A non-loopback host from .env without a token must refuse to start, naming the fix.

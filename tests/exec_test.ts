@@ -16,7 +16,15 @@ import {
 import { parseTools, saysNoRetry } from "../lib/commands/exec.ts";
 import { SqliteHistory } from "../lib/history.ts";
 import { sleepUnlessAborted } from "../lib/backoff.ts";
-import { cli, FAKE_CLAUDE, pidsMatching, uniqueTag, waitFor, withServer } from "./helpers.ts";
+import {
+  cli,
+  FAKE_CLAUDE,
+  pidsMatching,
+  remoteDiskServer,
+  uniqueTag,
+  waitFor,
+  withServer,
+} from "./helpers.ts";
 
 /** Runs `fn` in a fresh temp dir (also the fake's FAKE_CLAUDE_STATE), removed afterwards. */
 async function inTmp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
@@ -658,4 +666,38 @@ Deno.test("ccx exec exits 2 for an unknown --pick or a missing Claude CLI", asyn
     assert.match(missing.stderr, /--claude PATH or the CCX_CLAUDE environment variable/);
     assert.equal(missing.stdout, "");
   });
+});
+
+Deno.test({
+  name: "execTask() with --server judges file criteria on the server's workspace through files",
+  ignore: !findExecutable("bwrap"),
+  fn: async () => {
+    const server = await remoteDiskServer();
+    try {
+      const r = await execTask({
+        claude: FAKE_CLAUDE,
+        server: server.url,
+        task: "Create config.py [[write:config.py=DATABASE_URL = 1\\n]]",
+        criteria: [
+          "File config.py exists",
+          "config.py contains DATABASE_URL",
+          "File other.py exists",
+        ],
+        retries: 0,
+      });
+      assert.deepEqual(
+        r.criteria.map((c) => c.met),
+        [true, true, false],
+        JSON.stringify(r.criteria),
+      );
+      const ws = r.attempts[0].workspace!;
+      assert.ok(ws.startsWith(server.root), ws);
+      assert.deepEqual(r.files_created, [join(ws, "config.py")]);
+      assert.match(r.criteria[0].evidence, new RegExp(`${ws}/config.py exists`));
+      // The file is on the server's disk only: this process cannot see it.
+      assert.equal(await Deno.stat(join(ws, "config.py")).then(() => true, () => false), false);
+    } finally {
+      await server.stop();
+    }
+  },
 });

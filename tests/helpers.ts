@@ -49,12 +49,62 @@ export function allProcesses(): ProcInfo[] {
   return out;
 }
 
-/** Waits until `pred()` holds, polling; throws with `what` after `ms`. */
-export async function waitFor(pred: () => boolean, what: string, ms = 5000): Promise<void> {
+/**
+ * Waits until `pred()` holds, polling; throws with `what` after `ms`. The bound only limits how
+ * long a broken test hangs, so it is generous: on a loaded machine a process can take seconds to
+ * start.
+ */
+export async function waitFor(pred: () => boolean, what: string, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
   while (!pred()) {
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/**
+ * True exactly when the process group `pgid` is paused: its leader (pid = pgid, as for every ccx
+ * job) is still alive, at least one process of the group is stopped (`T`), and none is running or
+ * sleeping (`R`/`S`). Other states do not count against it: dash forks with vfork, so when SIGSTOP
+ * lands between vfork and exec the shell waits in `D` for its stopped child for as long as the
+ * group stays stopped. An empty group is never paused, so a job that ended before the pause
+ * cannot pass for a paused one.
+ */
+export function groupPaused(pgid: number): boolean {
+  const procs = processesInGroup(pgid);
+  return procs.some((p) => p.pid === pgid) &&
+    procs.some((p) => p.state === "T") &&
+    !procs.some((p) => p.state === "R" || p.state === "S");
+}
+
+/** The states of the group's processes, for failure messages: `pid:state cmd, …`. */
+export function groupStates(pgid: number): string {
+  return processesInGroup(pgid).map((p) => `${p.pid}:${p.state} ${p.cmd}`).join(", ") ||
+    "(empty)";
+}
+
+/** Waits until {@linkcode groupPaused} holds for `pgid`; the error lists the group's states. */
+export async function waitForPause(pgid: number, ms = 10_000): Promise<void> {
+  try {
+    await waitFor(() => groupPaused(pgid), `group ${pgid} to be paused`, ms);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}; group: ${groupStates(pgid)}`);
+  }
+}
+
+/**
+ * Waits until the group `pgid` runs again after a resume: its leader is alive and no process of
+ * it is stopped.
+ */
+export async function waitForResume(pgid: number, ms = 10_000): Promise<void> {
+  const running = () => {
+    const procs = processesInGroup(pgid);
+    return procs.some((p) => p.pid === pgid) && !procs.some((p) => p.state === "T");
+  };
+  try {
+    await waitFor(running, `group ${pgid} to run again`, ms);
+  } catch (e) {
+    throw new Error(`${(e as Error).message}; group: ${groupStates(pgid)}`);
   }
 }
 
@@ -85,6 +135,46 @@ export async function withServer<T>(
   } finally {
     await server.shutdown();
   }
+}
+
+/** A `ccx serve` process started by {@linkcode serveProcess}. */
+export interface ServeProcess {
+  child: Deno.ChildProcess;
+  /** Reads the rest of its stdout (cancel it when done). */
+  reader: ReadableStreamDefaultReader<string>;
+  /** Its WebSocket URL, as it printed it. */
+  url: string;
+  port: number;
+}
+
+/**
+ * Starts `ccx serve --port 0 --quiet EXTRA…` as a real process and waits until it prints the
+ * WebSocket URL it listens on. `env` adds to the inherited environment. With `bare`, no flag is
+ * added (the settings come from the environment and `cwd`'s `.env`).
+ */
+export async function serveProcess(
+  extra: string[] = [],
+  env?: Record<string, string>,
+  opts: { cwd?: string; bare?: boolean } = {},
+): Promise<ServeProcess> {
+  const flags = opts.bare ? [] : ["--port", "0", "--quiet"];
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}main.ts`, "serve", ...flags, ...extra],
+    cwd: opts.cwd ?? ROOT,
+    env,
+    stdout: "piped",
+    stderr: "piped",
+    stdin: "null",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!/ws:\/\/\S+\/ws/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`serve exited early: ${text}`);
+    text += value;
+  }
+  const url = text.match(/ws:\/\/\S+\/ws/)![0];
+  return { child, reader, url, port: Number(new URL(url).port) };
 }
 
 /** Runs `deno run -A main.ts ARGS` and collects its output. */
@@ -128,4 +218,95 @@ export function newTag(): string {
 export function assertNoneLeft(tag: string): void {
   const left = pidsMatching(tag);
   assert.deepEqual(left, [], `processes left behind: ${left.join(", ")}`);
+}
+
+/**
+ * A file that a job waits for, so that a test decides when the job goes on instead of guessing
+ * with a sleep. `wait` is shell text that returns once {@linkcode Gate.open} has been called.
+ */
+export class Gate {
+  readonly #dir = Deno.makeTempDirSync({ prefix: "ccx_gate_" });
+  /** The file whose existence opens the gate. */
+  readonly path = `${this.#dir}/open`;
+  /** Shell text that waits until the gate is open. */
+  readonly wait = `while [ ! -e '${this.path}' ]; do sleep 0.02; done`;
+
+  /** Lets every job waiting at the gate go on. */
+  open(): void {
+    Deno.writeTextFileSync(this.path, "");
+  }
+
+  /** Removes the gate's directory. */
+  [Symbol.dispose](): void {
+    Deno.removeSync(this.#dir, { recursive: true });
+  }
+}
+
+/** A `ccx serve` process whose disk the test cannot see, standing in for a remote box. */
+export interface RemoteDiskServer {
+  /** Its WebSocket URL. */
+  url: string;
+  /** Its workspace root: a tmpfs inside its own mount namespace (empty from outside). */
+  root: string;
+  /** Kills it (and, through its PID namespace, every job it ran). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts `ccx serve` under bubblewrap with its workspace root on a private
+ * tmpfs, so whatever its jobs write is invisible to the test process, as on
+ * another machine. Needs `bwrap`.
+ */
+export async function remoteDiskServer(extra: string[] = []): Promise<RemoteDiskServer> {
+  const root = await Deno.makeTempDir({ prefix: "ccx-remote-ws-" });
+  const child = new Deno.Command("bwrap", {
+    args: [
+      "--bind",
+      "/",
+      "/",
+      "--dev",
+      "/dev",
+      "--proc",
+      "/proc",
+      "--tmpfs",
+      root,
+      "--unshare-pid",
+      "--die-with-parent",
+      "--",
+      Deno.execPath(),
+      "run",
+      "-A",
+      `${ROOT}main.ts`,
+      "serve",
+      "--port",
+      "0",
+      "--quiet",
+      "--workspace-root",
+      root,
+      ...extra,
+    ],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let banner = "";
+  while (!/ws:\/\/\S+\/ws/.test(banner)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the server exited before listening: ${banner}`);
+    banner += value;
+  }
+  void reader.closed.catch(() => {});
+  return {
+    url: banner.match(/ws:\/\/\S+\/ws/)![0],
+    root,
+    async stop() {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already gone */ }
+      await child.status;
+      await reader.cancel().catch(() => {});
+      await Deno.remove(root, { recursive: true }).catch(() => {});
+    },
+  };
 }

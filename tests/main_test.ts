@@ -50,7 +50,7 @@ Deno.test("an unknown command or flag is a usage error (exit 2) that says what w
 
 Deno.test("errors name the command once, not twice", async () => {
   const r = await cli(["run"]);
-  assert.equal(r.code, 2);
+  assert.equal(r.code, 125);
   assert.match(r.stderr, /^ccx run: no command given/);
   assert.doesNotMatch(r.stderr, /ccx run: run:/);
   const s = await cli(["stress", "a.json", "b.json"]);

@@ -162,18 +162,24 @@ Deno.test("Progress on a terminal keeps one live line and prints finished tasks 
   p.stop(); // twice is harmless
 });
 
-Deno.test("Progress cuts the live line to the terminal width", () => {
+Deno.test("Progress cuts the live line to the terminal width, and only the live line", () => {
   const out = new Sink();
   const p = new Progress({ total: 50, out, isTerminal: true, color: false, columns: 40 });
   for (let i = 0; i < 10; i++) p.start(`a_rather_long_task_id_${i}`);
   p.finish({ id: "a_rather_long_task_id_0", status: "passed", durationS: 1, reason: "" });
   p.stop();
-  const frames = out.text.split("\r\x1b[2K").flatMap((f) => f.split("\n")).filter(Boolean);
-  assert.ok(frames.length > 0);
-  for (const f of frames.filter((f) => f.includes("running"))) {
-    assert.ok(Array.from(f).length <= 39, `too wide: ${f}`);
-    assert.ok(f.endsWith("…"));
+  // Each write is CLEAR, then any permanent lines (ending in a newline), then the live line.
+  const writes = out.text.split(CLEAR).slice(1);
+  const live = writes.map((w) => w.split("\n").at(-1)!).filter((l) => l !== "");
+  // Ten running ids make every live line far wider than 40 columns: each must have been cut.
+  assert.ok(live.length >= 1, `no live line drawn: ${JSON.stringify(out.text)}`);
+  for (const l of live) {
+    assert.ok(Array.from(l).length <= 39, `wider than 39 columns: ${l}`);
+    assert.ok(l.endsWith("…"), `not cut: ${l}`);
+    assert.match(l, /^\[[01]\/50\] /);
   }
+  // The permanent line is longer than the terminal and kept whole.
+  assert.ok(out.text.includes("[1/50] PASS a_rather_long_task_id_0 (1.0s)\n"));
 });
 
 Deno.test("Progress writes through short writes of a synchronous sink", () => {

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { exitCodeFor } from "../lib/commands/run.ts";
+import { exitCodeFor, ownFailureCode } from "../lib/commands/run.ts";
 import { cli, pidsMatching, ROOT, uniqueTag, waitFor, withServer } from "./helpers.ts";
 
 Deno.test("ccx run streams stdout and stderr separately and exits with the job's code", async () => {
@@ -33,10 +33,35 @@ Deno.test("ccx run --server uses a running server", async () => {
   assert.ok(lines.some((l) => l.includes("started") && l.includes("echo")));
 });
 
-Deno.test("ccx run without a command is a usage error", async () => {
-  const r = await cli(["run"]);
-  assert.equal(r.code, 2);
-  assert.match(r.stderr, /no command given/);
+Deno.test("ccx run's own failures exit 125/126/127 as timeout(1), never the command's codes", async () => {
+  const usage = await cli(["run"]);
+  assert.equal(usage.code, 125);
+  assert.match(usage.stderr, /^ccx run: no command given/);
+  const flag = await cli(["run", "--nope", "--", "true"]);
+  assert.equal(flag.code, 125);
+  const missing = await cli(["run", "--", "no-such-program-ccx"]);
+  assert.equal(missing.code, 127, missing.stderr);
+  assert.match(missing.stderr, /program not found: no-such-program-ccx/);
+  const dir = await Deno.makeTempDir();
+  try {
+    const noexec = `${dir}/script.sh`;
+    await Deno.writeTextFile(noexec, "echo hi\n");
+    const denied = await cli(["run", "--", noexec]);
+    assert.equal(denied.code, 126, denied.stderr);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  const down = await cli(["run", "--server", "ws://127.0.0.1:1/ws", "--", "true"]);
+  assert.equal(down.code, 125);
+  assert.match(down.stderr, /no ccx server answers at ws:\/\/127\.0\.0\.1:1\/ws \(check --server/);
+  const badUrl = await cli(["run", "--server", "localhost:8004", "--", "true"]);
+  assert.equal(badUrl.code, 125);
+  assert.match(badUrl.stderr, /--server: "localhost:8004" is not a ws:\/\/ or wss:\/\/ URL/);
+  await withServer({ token: "sekrit" }, async (server) => {
+    const r = await cli(["run", "--server", server.url, "--", "true"]);
+    assert.equal(r.code, 125);
+    assert.match(r.stderr, /a valid token is required \(--token or CCX_TOKEN\)/);
+  });
 });
 
 Deno.test("Ctrl+C cancels the job, nothing is left, and ccx run exits 130", async () => {
@@ -78,4 +103,10 @@ Deno.test("exitCodeFor() maps statuses to process exit codes", () => {
   assert.equal(exitCodeFor({ status: "stalled", exitCode: 143 }), 124);
   assert.equal(exitCodeFor({ status: "canceled", exitCode: 143 }), 130);
   assert.equal(exitCodeFor({ status: "killed", exitCode: 137 }), 137);
+});
+
+Deno.test("ownFailureCode() follows timeout(1)", () => {
+  assert.equal(ownFailureCode("argv: program not found: x"), 127);
+  assert.equal(ownFailureCode("argv: permission denied: ./x"), 126);
+  assert.equal(ownFailureCode("could not connect"), 125);
 });

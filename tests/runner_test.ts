@@ -7,6 +7,7 @@ import {
   FAKE_CLAUDE,
   newTag,
   pidsMatching,
+  serveProcess,
   waitFor,
   withServer,
 } from "./helpers.ts";
@@ -736,5 +737,137 @@ Deno.test("runTasks() fails a concurrent task when no instance passes, listing e
     assert.equal(r.instances?.length, 2);
     assert.ok(r.instances!.every((i) => !i.picked));
   });
+  assertNoneLeft(tag);
+});
+
+// ---------------------------------------------------------------------------------------------
+// --server failover
+
+/**
+ * Four tasks that say `up`, then wait until the file `go` exists, then say `done-N`. With
+ * concurrency 4 over two servers, two run on each.
+ */
+function gatedSuite(tag: string, go: string) {
+  return parseSuite({
+    tests: [1, 2, 3, 4].map((n) => ({
+      id: `t${n}`,
+      command: `: ${tag}; echo up; while [ ! -e ${shq(go)} ]; do sleep 0.05; done; echo done-${n}`,
+      expected_patterns: [`done-${n}`],
+    })),
+  }, "inline").tasks;
+}
+
+/**
+ * Runs the gated suite over servers `a` and `b`; once all four tasks are up, calls `lose` (which
+ * takes server `a` away), then opens the gate.
+ */
+async function runLosingOne(
+  a: string,
+  b: string,
+  lose: () => void | Promise<void>,
+): Promise<TestResult[]> {
+  const tag = newTag();
+  const dir = await Deno.makeTempDir({ prefix: "ccx_failover_test_" });
+  const go = `${dir}/go`;
+  const up = new Set<string>();
+  let allUp!: () => void;
+  const ready = new Promise<void>((r) => allUp = r);
+  try {
+    const running = runTasks(gatedSuite(tag, go), {
+      servers: [{ url: a }, { url: b }],
+      concurrency: 4,
+      outDir: `${dir}/out`,
+      claude: FAKE_CLAUDE,
+      onOutput(id, _type, data) {
+        if (data.includes("up")) up.add(id);
+        if (up.size === 4) allUp();
+      },
+    });
+    await ready;
+    await lose();
+    await Deno.writeTextFile(go, "");
+    return await running;
+  } finally {
+    await Deno.writeTextFile(go, "").catch(() => {});
+    await waitFor(() => pidsMatching(tag).length === 0, "the gated tasks to end", 10_000);
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("runTasks() reruns the tasks of a server killed with SIGKILL on the live one", async () => {
+  const a = await serveProcess();
+  try {
+    const logB: string[] = [];
+    const results = await withServer(
+      { log: (l) => logB.push(l) },
+      (b) =>
+        runLosingOne(a.url, b.url, async () => {
+          a.child.kill("SIGKILL");
+          await a.child.status;
+        }),
+    );
+    assert.deepEqual(results.map((r) => [r.id, r.status]), [
+      ["t1", "passed"],
+      ["t2", "passed"],
+      ["t3", "passed"],
+      ["t4", "passed"],
+    ]);
+    // t1 and t3 were dealt to the killed server; each ran again, once, on the live one.
+    const rerun = results.filter((r) => r.rerun);
+    assert.deepEqual(rerun.map((r) => r.id), ["t1", "t3"]);
+    for (const r of rerun) {
+      assert.match(r.rerun!, new RegExp(`server ${a.url} lost: .*; rerun on ws://`));
+      assert.match(r.reason, /\(rerun: server .* lost/);
+      assert.equal(r.attempts, 2);
+    }
+    // Two first runs and two reruns on the live server; none started on the dead one after.
+    assert.equal(logB.filter((l) => / started /.test(l)).length, 4, logB.join("\n"));
+  } finally {
+    try {
+      a.child.kill("SIGKILL");
+    } catch { /* already dead */ }
+    await a.reader.cancel();
+    await a.child.stderr.cancel().catch(() => {});
+  }
+});
+
+Deno.test("runTasks() reruns, never fails, the tasks a server's shutdown ended", async () => {
+  await withServer({ graceMs: 200 }, (a) =>
+    withServer({}, async (b) => {
+      const results = await runLosingOne(a.url, b.url, () => a.shutdown());
+      for (const r of results) assert.equal(r.status, "passed", `${r.id}: ${r.reason}`);
+      const rerun = results.filter((r) => r.rerun).map((r) => r.id);
+      assert.deepEqual(rerun, ["t1", "t3"]);
+      for (const r of results.filter((r) => r.rerun)) {
+        assert.match(r.rerun!, /lost: server shut down while the task ran; rerun on/);
+      }
+    }));
+});
+
+Deno.test("runTasks() reports a task `error` when its only server shuts down under it", async () => {
+  const tag = newTag();
+  const dir = await Deno.makeTempDir({ prefix: "ccx_failover_test_" });
+  try {
+    const results = await withServer({ graceMs: 200 }, (a) => {
+      const { tasks } = parseSuite({
+        tests: [{
+          id: "only",
+          command: `: ${tag}; echo up; sleep 30.${tag}`,
+          expected_patterns: ["x"],
+        }],
+      }, "inline");
+      return runTasks(tasks, {
+        servers: [{ url: a.url }],
+        outDir: dir,
+        claude: FAKE_CLAUDE,
+        onOutput: () => void a.shutdown(),
+      });
+    });
+    assert.equal(results.length, 1);
+    assert.equal(results[0].status, "error");
+    assert.match(results[0].reason, /lost: server shut down .*no live server left to rerun it on/);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
   assertNoneLeft(tag);
 });

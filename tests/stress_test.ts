@@ -143,7 +143,7 @@ Deno.test("ccx stress runs a seed-schema suite of Claude prompts and graduates",
               metatags: `[category:math] [run:${tag}]`,
               verification: {
                 timeout: 30,
-                expected_patterns: ["2 + 2 = 4", "marker:ADD_"],
+                expected_patterns: ["2 + 2 = 4"],
                 marker: "ADD_${TIMESTAMP}",
               },
             },
@@ -153,7 +153,7 @@ Deno.test("ccx stress runs a seed-schema suite of Claude prompts and graduates",
               command_template:
                 'claude -p "[marker:${MARKER}] ${METATAGS} ${REQUEST}" --output-format stream-json --verbose',
               metatags: "[tag:geo]",
-              verification: { expected_patterns: ["paris", "marker:templated_"] },
+              verification: { expected_patterns: ["paris"] },
             },
             {
               id: "shell",
@@ -189,6 +189,15 @@ Deno.test("ccx stress runs a seed-schema suite of Claude prompts and graduates",
       ["report.json", "shell.txt", "simple_add.txt", "templated.txt"],
     );
     assert.equal(testOf(report, "simple_add").name, "Add two numbers");
+    // The markers reached the model (it echoes them); patterns never match them.
+    assert.match(
+      await bodyOf(w.path(testOf(report, "simple_add").output_file!)),
+      /\[marker:ADD_\d{8}_/,
+    );
+    assert.match(
+      await bodyOf(w.path(testOf(report, "templated").output_file!)),
+      /\[marker:templated_\d/,
+    );
     assert.equal(
       testOf(report, "shell").output_file,
       join("test_outputs", runDir, "shell.txt"),
@@ -313,6 +322,31 @@ Deno.test("ccx stress refuses a malformed suite before running anything, naming 
 // ---------------------------------------------------------------------------------------------
 // quoting and pattern matching
 
+Deno.test("ccx stress --validate refuses a misspelled key with a suggestion and runs nothing", async () => {
+  await withWork(async (w) => {
+    const bad = await w.suite({
+      tests: [{ id: "t", command: "echo ran > ran.txt", expected_pattern: ["hi"], timout: 5 }],
+    });
+    const r = await stress(w, ["--validate", bad]);
+    assert.equal(r.code, 2, r.stdout + r.stderr);
+    assert.match(
+      r.stderr,
+      /tests\[0\]\.expected_pattern: unknown key "expected_pattern" \(did you mean "expected_patterns"\?\)/,
+    );
+    assert.match(r.stderr, /tests\[0\]\.timout: unknown key "timout" \(did you mean "timeout"\?\)/);
+    // Without --validate the same suite is refused before anything runs.
+    const run = await stress(w, [bad, "--out", w.path("out")]);
+    assert.equal(run.code, 2);
+    await assert.rejects(Deno.stat(w.path("ran.txt")));
+    const good = await w.suite({ tests: [{ id: "t", command: "true" }] }, "good.json");
+    const g = await stress(w, ["--validate", good]);
+    assert.equal(g.code, 0, g.stderr);
+    assert.match(g.stdout, /good\.json: valid, 1 tasks in 1 category, 1 warnings/);
+    assert.match(g.stderr, /warning: .*tests\[0\]: task "t" checks nothing but exit code 0/);
+    await assert.rejects(Deno.stat(w.path("ran.txt")));
+  });
+});
+
 Deno.test("ccx stress passes hostile request text verbatim to shell templates and Claude alike", async () => {
   const tag = newTag();
   await withWork(async (w) => {
@@ -401,6 +435,41 @@ Deno.test("ccx stress matches the model's words, not the JSON envelope, in `all`
     ]);
     assert.equal(b.code, 0, b.stdout + b.stderr);
     assert.equal(testOf(await readReport(any), "zebra").status, "passed");
+  });
+  assertNoneLeft(tag);
+});
+
+Deno.test("ccx stress removes markers before matching: a 4 or a 2026 in the marker never passes", async () => {
+  const tag = newTag();
+  await withWork(async (w) => {
+    const task = (id: string, patterns: string[], answer: string) => ({
+      id,
+      natural_language_request: `${tag} [[answer:${answer}]]`,
+      verification: { marker: "M4_2026_${TIMESTAMP}", expected_patterns: patterns },
+    });
+    const suite = await w.suite({
+      categories: {
+        markers: {
+          tasks: [
+            task("four", ["4"], "five"),
+            task("year", ["2026"], "five"),
+            task("word", ["word:4"], "It is 42."),
+            task("regex", ["regex:^2 \\+ 2 = 4$"], "2 + 2 = 4"),
+          ],
+        },
+      },
+    });
+    const json = w.path("r.json");
+    const r = await stress(w, [suite, "--json", json, "--out", w.path("out"), "-c", "4"]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const rep = await readReport(json);
+    // The answers did echo the marker, digits and all.
+    assert.match(await bodyOf(testOf(rep, "four").output_file), /\[marker:M4_2026_\d{8}_\d{6}\]/);
+    assert.equal(testOf(rep, "four").status, "failed");
+    assert.deepEqual(testOf(rep, "four").patterns_missing, ["4"]);
+    assert.equal(testOf(rep, "year").status, "failed");
+    assert.equal(testOf(rep, "word").status, "failed");
+    assert.equal(testOf(rep, "regex").status, "passed");
   });
   assertNoneLeft(tag);
 });
@@ -703,18 +772,48 @@ Deno.test("ccx stress --server twice spreads the tasks over both servers", async
   assertNoneLeft(tag);
 });
 
-Deno.test("ccx stress counts tasks as errors when it cannot reach their server", async () => {
+Deno.test("ccx stress pre-flight: a server down, a refused token or a missing CLI is exit 3, nothing run", async () => {
   await withWork(async (w) => {
     const suite = await w.suite({
-      tests: [{ id: "a", command: "echo a" }, { id: "b", command: "echo b" }],
+      tests: [
+        { id: "a", command: "echo a > ran_a.txt", expected_patterns: [] },
+        { id: "b", command: "echo b > ran_b.txt" },
+      ],
     });
-    const json = w.path("r.json");
     // Port 1 on loopback: nothing listens there, the connection is refused at once.
-    const r = await stress(w, [suite, "--server", "ws://127.0.0.1:1/ws", "--json", json]);
-    assert.equal(r.code, 1, r.stdout + r.stderr);
-    const report = await readReport(json);
-    assert.deepEqual(report.tests.map((t) => t.status), ["error", "error"]);
-    for (const t of report.tests) assert.match(t.reason, /^runner: could not connect/);
+    const down = await stress(w, [suite, "--server", "ws://127.0.0.1:1/ws"]);
+    assert.equal(down.code, 3, down.stdout + down.stderr);
+    const lines = down.stderr.split("\n").filter((l) => l.includes("cannot run"));
+    assert.equal(lines.length, 1, down.stderr);
+    assert.match(
+      lines[0],
+      /--server ws:\/\/127\.0\.0\.1:1\/ws: no answer from http:\/\/127\.0\.0\.1:1\/health/,
+    );
+    const badUrl = await stress(w, [suite, "--server", "http://127.0.0.1:1/ws"]);
+    assert.equal(badUrl.code, 2);
+    assert.match(
+      badUrl.stderr,
+      /--server: "http:\/\/127\.0\.0\.1:1\/ws" is not a ws:\/\/ or wss:\/\/ URL \(did you mean ws:/,
+    );
+    await withServer({ token: "right" }, async (server) => {
+      const none = await stress(w, [suite, "--server", server.url]);
+      assert.equal(none.code, 3, none.stderr);
+      assert.match(none.stderr, /requires a token: pass --token or set CCX_TOKEN/);
+      assert.doesNotMatch(none.stderr, /Invalid status code/);
+      const wrong = await stress(w, [suite, "--server", server.url, "--token", "wrong"]);
+      assert.equal(wrong.code, 3);
+      assert.match(wrong.stderr, /refused the token: check --token or CCX_TOKEN/);
+    });
+    const claude = await w.suite({
+      tests: [{ id: "c", command: "claude -p hi", expected_patterns: ["hi"] }],
+    }, "claude.json");
+    const noCli = await cli(["stress", claude, "--claude", w.path("no-claude-here")], {
+      cwd: w.dir,
+      env: { CCX_STATE_DIR: w.state },
+    });
+    assert.equal(noCli.code, 3, noCli.stderr);
+    assert.match(noCli.stderr, /Claude CLI not found: .*--claude PATH or the CCX_CLAUDE/);
+    for (const f of ["ran_a.txt", "ran_b.txt"]) await assert.rejects(Deno.stat(w.path(f)));
   });
 });
 

@@ -399,24 +399,71 @@ Deno.test("parseSuite() reads top-level name, description, version and a top-lev
   );
 });
 
-Deno.test("parseSuite() ignores unknown extra fields", () => {
+Deno.test("parseSuite() accepts the seed's own root keys and $schema", () => {
   const suite = parseSuite({
+    $schema: "./suite.schema.json",
     task_list_id: "UNIFIED",
     execution_config: { base_url: "http://x" },
     categories: {
       simple: {
         description: "d",
-        whatever: [1, 2],
         tasks: [{
           id: "simple_1",
           natural_language_request: "What is 2+2?",
-          comment: { any: "thing" },
-          verification: { timeout: 30, description: "extra" },
+          verification: { timeout: 30, expected_patterns: ["4"] },
         }],
       },
     },
   }, "inline");
   assert.equal(suite.tasks.length, 1);
+  assert.deepEqual(suite.warnings, []);
+});
+
+Deno.test("parseSuite() refuses misspelled keys, naming the path and the likely key", () => {
+  const problems = problemsOf({
+    categories: {
+      simple: {
+        whatever: [1, 2],
+        tasks: [{
+          id: "simple_1",
+          natural_language_request: "What is 2+2?",
+          verification: { timout: 5, expected_pattern: ["hi"] },
+        }],
+      },
+    },
+    tests: [{ id: "t", command: "true", expected_patterns: ["x"], timout: 5 }],
+  });
+  const byPath = Object.fromEntries(problems.map((p) => [p.path, p.message]));
+  assert.match(byPath["categories.simple.whatever"], /^unknown key "whatever"$/);
+  assert.match(
+    byPath["categories.simple.tasks[0].verification.timout"],
+    /unknown key "timout" \(did you mean "timeout"\?\)/,
+  );
+  assert.match(
+    byPath["categories.simple.tasks[0].verification.expected_pattern"],
+    /\(did you mean "expected_patterns"\?\)/,
+  );
+  assert.match(byPath["tests[0].timout"], /did you mean "timeout"/);
+});
+
+Deno.test("parseSuite() warns about a task that checks nothing but its exit code", () => {
+  const suite = parseSuite({
+    tests: [
+      { id: "nothing", command: "true" },
+      { id: "failure_x", command: "false" },
+      { id: "ok", command: "echo hi", expected_patterns: ["hi"] },
+    ],
+  }, "inline");
+  assert.deepEqual(suite.warnings?.map((w) => w.path), ["tests[0]"]);
+  assert.match(suite.warnings![0].message, /"nothing" checks nothing but exit code 0/);
+});
+
+Deno.test("parseSuite() refuses a regex: pattern that does not compile", () => {
+  const problems = problemsOf({
+    tests: [{ id: "r", command: "true", expected_patterns: ["regex:(a"] }],
+  });
+  assert.equal(problems[0].path, "tests[0].expected_patterns[0]");
+  assert.match(problems[0].message, /invalid regular expression/);
 });
 
 Deno.test("parseSuite() keeps categories and tasks in file order", () => {

@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { endProcessGroup, type JobSink, StartError, startJob } from "../lib/supervisor.ts";
-import { processesInGroup, waitFor } from "./helpers.ts";
+import { setTimeout as delay } from "node:timers/promises";
+import {
+  Gate,
+  groupPaused,
+  processesInGroup,
+  waitFor,
+  waitForPause,
+  waitForResume,
+} from "./helpers.ts";
 
 /** A sink that records every chunk. */
 function recorder(): JobSink & { chunks: { stream: string; text: string; raw?: Uint8Array }[] } {
@@ -111,26 +119,31 @@ Deno.test("cancel while paused still ends the whole group", async () => {
   const job = startJob({ command: STUBBORN, graceMs: 300 }, r);
   await waitFor(() => joined(r).includes("ready"), "ready");
   assert.ok(job.pause());
-  await waitFor(
-    () => processesInGroup(job.pgid).every((p) => p.state === "T"),
-    "every process stopped",
-  );
+  await waitForPause(job.pgid);
   const end = await job.cancel();
   assert.equal(end.status, "canceled");
   assert.deepEqual(processesInGroup(job.pgid), []);
 });
 
-Deno.test("pause stops the group and resume continues it", async () => {
+Deno.test("pause stops the whole group and resume continues it", async () => {
+  using gate = new Gate();
   const r = recorder();
-  const job = startJob({ command: "for i in 1 2 3 4 5; do echo $i; sleep 0.05; done" }, r);
-  await waitFor(() => joined(r).includes("1"), "first line");
+  // The job cannot end before the test opens the gate, so it certainly outlives the pause.
+  const job = startJob({ command: `echo 1; ${gate.wait}; echo 2` }, r);
+  await waitFor(() => joined(r) === "1\n", "first line");
   assert.ok(job.pause());
   assert.equal(job.state, "paused");
-  await waitFor(() => processesInGroup(job.pgid).every((p) => p.state === "T"), "stopped");
+  await waitForPause(job.pgid);
+  // The way on is open, but a stopped group cannot take it.
+  gate.open();
+  await delay(300);
+  assert.equal(joined(r), "1\n");
+  assert.ok(groupPaused(job.pgid));
   assert.ok(job.resume());
+  assert.equal(job.state, "running");
   const end = await job.done;
   assert.equal(end.status, "completed");
-  assert.equal(joined(r), "1\n2\n3\n4\n5\n");
+  assert.equal(joined(r), "1\n2\n");
 });
 
 Deno.test("the whole-run timeout ends the group with status timeout", async () => {
@@ -143,7 +156,8 @@ Deno.test("the whole-run timeout ends the group with status timeout", async () =
 
 Deno.test("no output for stall_timeout seconds is stalled", async () => {
   const r = recorder();
-  const job = startJob({ command: "echo start; sleep 30", stallTimeoutS: 0.3, graceMs: 200 }, r);
+  // 1.5 s: the shell must get to its first echo within the window even on a loaded machine.
+  const job = startJob({ command: "echo start; sleep 30", stallTimeoutS: 1.5, graceMs: 200 }, r);
   const end = await job.done;
   assert.equal(end.status, "stalled");
   assert.equal(joined(r), "start\n");
@@ -152,21 +166,34 @@ Deno.test("no output for stall_timeout seconds is stalled", async () => {
 
 Deno.test("steady output within the stall window is not a stall", async () => {
   const r = recorder();
-  const cmd = "for i in 1 2 3 4 5 6; do echo tick; sleep 0.1; done";
-  const end = await startJob({ command: cmd, stallTimeoutS: 0.5 }, r).done;
+  // A tick every 0.1 s against a 1 s window (slack for a loaded machine), for twice the window.
+  const cmd = "for i in $(seq 20); do echo tick; sleep 0.1; done";
+  const end = await startJob({ command: cmd, stallTimeoutS: 1 }, r).done;
   assert.equal(end.status, "completed");
+  assert.equal(joined(r), "tick\n".repeat(20));
+  assert.ok(end.executionTime > 1, `ran ${end.executionTime}s, not past the stall window`);
 });
 
-Deno.test("a paused job is not stalled", async () => {
+Deno.test("a job paused for longer than its stall timeout is not stalled", async () => {
   const r = recorder();
-  const job = startJob({ command: "echo a; sleep 0.1; echo b", stallTimeoutS: 0.3 }, r);
-  await waitFor(() => joined(r).includes("a"), "a");
-  job.pause();
-  await new Promise((res) => setTimeout(res, 600));
+  // The job is never quiet except while paused.
+  const job = startJob({
+    command: "while :; do echo tick; sleep 0.05; done",
+    stallTimeoutS: 1,
+    graceMs: 200,
+  }, r);
+  await waitFor(() => joined(r).includes("tick"), "the first tick");
+  assert.ok(job.pause());
+  await waitForPause(job.pgid);
+  // A stall clock that kept running while paused would end the job during this wait.
+  await delay(2000);
   assert.equal(job.state, "paused");
-  job.resume();
-  const end = await job.done;
-  assert.equal(end.status, "completed");
+  const before = joined(r).length;
+  assert.ok(job.resume());
+  await waitForResume(job.pgid);
+  await waitFor(() => joined(r).length > before, "a tick after the resume");
+  const end = await job.cancel();
+  assert.equal(end.status, "canceled");
 });
 
 Deno.test("processes left behind by a finished leader are ended with it", async () => {
@@ -211,10 +238,13 @@ Deno.test("a line longer than the chunk limit is split without breaking UTF-8", 
 });
 
 Deno.test("a partial line is sent after a short quiet period, before the job ends", async () => {
+  using gate = new Gate();
   const r = recorder();
-  const job = startJob({ command: "printf 'Password: '; sleep 1.5; echo done" }, r);
-  // Sent after the quiet period (200 ms), well before the job writes again.
-  await waitFor(() => joined(r) === "Password: ", "the prompt without newline", 1200);
+  const job = startJob({ command: `printf 'Password: '; ${gate.wait}; echo done` }, r);
+  // The job writes nothing more until the gate opens, so the prompt can only arrive alone.
+  await waitFor(() => joined(r) === "Password: ", "the prompt without newline");
+  assert.equal(job.state, "running");
+  gate.open();
   await job.done;
   assert.equal(joined(r), "Password: done\n");
 });
@@ -261,13 +291,16 @@ Deno.test("being held back by a slow reader does not count as a stall", async ()
   const gate = new Promise<void>((res) => (release = res));
   let held = true;
   let seen = 0;
-  const job = startJob({ command: "head -c 5000000 /dev/zero", stallTimeoutS: 0.2 }, {
+  const job = startJob({ command: "head -c 5000000 /dev/zero", stallTimeoutS: 1 }, {
     output(_s, text) {
       seen += text.length;
     },
     ready: () => (held && seen > 0 ? gate : undefined),
   });
-  await new Promise((res) => setTimeout(res, 600));
+  await waitFor(() => seen > 0, "the first read");
+  // Held back for twice the stall timeout.
+  await delay(2000);
+  assert.equal(job.state, "running");
   held = false;
   release();
   const end = await job.done;

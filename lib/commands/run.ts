@@ -12,6 +12,7 @@
 
 import { CcxClient, ClientError, type Completion } from "../client.ts";
 import { CcxServer } from "../server.ts";
+import { explainConnectError, serverUrl } from "../preflight.ts";
 import { type Command, defineCommand } from "../cli.ts";
 import { ConfigError } from "../config.ts";
 
@@ -71,12 +72,30 @@ class OrderedWriter {
   }
 }
 
+/**
+ * The exit code for a failure of `ccx run` itself, as `timeout(1)` does it, so it never mixes with
+ * the command's own code: 127 the program was not found, 126 it could not be executed, 125
+ * anything else (no server, refused token, protocol error).
+ *
+ * @example
+ * ```ts
+ * import { ownFailureCode } from "./run.ts";
+ * ownFailureCode("argv: program not found: nope"); // 127
+ * ```
+ */
+export function ownFailureCode(message: string): 125 | 126 | 127 {
+  if (/program not found/i.test(message)) return 127;
+  if (/permission denied|not executable|is a directory/i.test(message)) return 126;
+  return 125;
+}
+
 /** Runs the command and resolves with the exit code for the process. */
 export async function runCommand(opts: RunOptions): Promise<number> {
   let server: CcxServer | undefined;
   let url = opts.server;
+  if (url) serverUrl(url);
   if (!url) {
-    server = CcxServer.start({ port: 0, log: () => {}, heartbeatS: 0 });
+    server = CcxServer.start({ port: 0, log: () => {}, heartbeatS: 0, passEnv: ["*"] });
     url = server.url;
   }
   const out = new OrderedWriter(Deno.stdout);
@@ -113,9 +132,11 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     return interrupted ? 130 : exitCodeFor(end);
   } catch (e) {
     await out.flush();
-    const msg = e instanceof ClientError ? e.message : String(e);
-    console.error(`ccx run: ${msg}`);
-    return interrupted ? 130 : 1;
+    if (interrupted) return 130;
+    const msg = e instanceof Error ? e.message : String(e);
+    if (!(e instanceof ClientError)) throw e;
+    console.error(`ccx run: ${explainConnectError(msg, url)}`);
+    return ownFailureCode(msg);
   } finally {
     Deno.removeSignalListener("SIGINT", onInt);
     await client?.close();
@@ -155,8 +176,11 @@ export const run: Command = defineCommand({
     cwd: { type: "string", arg: "DIR", help: "working directory of the command" },
     shell: { type: "boolean", help: "run CMD ARGS... as one /bin/sh -c command line" },
   },
+  usageExit: 125,
   notes: [
     "Exit code: the command's; 124 on timeout or stall; 130 after Ctrl+C (the job is canceled).",
+    "Failures of ccx run itself, as timeout(1): 127 the program was not found, 126 it could not",
+    "be executed, 125 anything else (bad usage, no server, refused token).",
   ],
   run(o, command) {
     if (command.length === 0) throw new ConfigError("no command given (ccx run -- CMD ...)");

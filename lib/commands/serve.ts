@@ -12,11 +12,15 @@
 
 import { CcxServer, type ServerOptions } from "../server.ts";
 import { type Command, defineCommand } from "../cli.ts";
+import { MAX_TIMEOUT_S } from "../protocol.ts";
+import { createLogger } from "../log.ts";
 
 /** Starts the server, prints where it listens, and resolves with the exit code after a signal. */
 export async function serveCommand(opts: ServerOptions): Promise<number> {
+  const log = opts.log ?? createLogger(opts.logFormat);
   const server = CcxServer.start({
     ...opts,
+    log,
     onListen: () => {},
   });
   const auth = opts.token ? " (token required)" : "";
@@ -24,7 +28,7 @@ export async function serveCommand(opts: ServerOptions): Promise<number> {
     `ccx serve listening on ${server.url} and /ws/mcp, health at ${server.httpUrl}/health${auth}`,
   );
   const stop = () => {
-    console.error("[ccx] shutting down: ending every job");
+    log("shutting down: ending every job", { event: "shutdown" });
     void server.shutdown();
   };
   Deno.addSignalListener("SIGINT", stop);
@@ -114,8 +118,61 @@ export const serve: Command = defineCommand({
       env: "CCX_DEFAULT_TIMEOUT",
       default: 3600,
       min: 0.001,
+      max: MAX_TIMEOUT_S,
       arg: "S",
-      help: "timeout in seconds for jobs that give none",
+      help: "timeout in seconds for jobs that give none (at most 365 days)",
+    },
+    "pass-env": {
+      type: "list",
+      env: "CCX_PASS_ENV",
+      arg: "NAME[,NAME]",
+      help: "more server variables jobs may see (NAME* = a prefix; CCX_* never)",
+    },
+    "workspace-root": {
+      type: "string",
+      env: "CCX_WORKSPACE_ROOT",
+      defaultText: "<state dir>/workspaces",
+      arg: "DIR",
+      help: "where job workspaces are made",
+    },
+    "workspace-max-mb": {
+      type: "number",
+      env: "CCX_WORKSPACE_MAX_MB",
+      min: 0,
+      arg: "N",
+      help: "bound on kept workspaces in MiB, oldest removed first (default: none)",
+    },
+    isolate: {
+      type: "string",
+      env: "CCX_ISOLATE",
+      choices: ["none", "bwrap"] as const,
+      default: "none",
+      arg: "MODE",
+      help: "bwrap: every job runs in a workspace under bubblewrap",
+    },
+    "isolate-net": {
+      type: "string",
+      env: "CCX_ISOLATE_NET",
+      choices: ["host", "none"] as const,
+      default: "host",
+      arg: "NET",
+      help: "network of confined jobs: the host's, or none (loopback only)",
+    },
+    "slow-client-s": {
+      type: "number",
+      env: "CCX_SLOW_CLIENT_S",
+      default: 60,
+      min: 0.01,
+      arg: "S",
+      help: "close a session whose client leaves output unread this long; its jobs are canceled",
+    },
+    "log-format": {
+      type: "string",
+      env: "CCX_LOG_FORMAT",
+      choices: ["text", "json"] as const,
+      default: "text",
+      arg: "F",
+      help: "operator log on stderr: timestamped text lines, or one JSON object a line",
     },
     quiet: { type: "boolean", short: "q", help: "no per-job log lines on stderr" },
   },
@@ -132,6 +189,13 @@ export const serve: Command = defineCommand({
       heartbeatS: o["heartbeat-s"],
       maxMessageBytes: o["max-message-bytes"],
       defaultTimeoutS: o["default-timeout"],
+      passEnv: o["pass-env"].flatMap((n) => n.split(",")).map((n) => n.trim()).filter(Boolean),
+      workspaceRoot: o["workspace-root"],
+      workspaceMaxMb: o["workspace-max-mb"],
+      isolate: o.isolate,
+      isolateNet: o["isolate-net"],
+      slowClientS: o["slow-client-s"],
+      logFormat: o["log-format"],
       log: o.quiet ? () => {} : undefined,
     });
   },

@@ -14,7 +14,8 @@
 import { loadavg } from "node:os";
 import { join } from "node:path";
 import { CcxServer } from "../server.ts";
-import { filterTasks, formatTimestamp, loadSuite, SuiteError } from "../suite.ts";
+import { filterTasks, formatTimestamp, loadSuite, SuiteError, usesClaude } from "../suite.ts";
+import { preflight, serverUrl } from "../preflight.ts";
 import { runTasks, type ServerTarget } from "../runner.ts";
 import { colorEnabled, Progress } from "../progress.ts";
 import {
@@ -64,6 +65,8 @@ export interface StressOptions {
   redisUrl?: string;
   /** Do not record runs in the timeout history. */
   noHistory?: boolean;
+  /** Only check the suite: print problems and warnings, run nothing. */
+  validate?: boolean;
   /** `--sandbox` (or `CCX_SANDBOX=1`): Claude tasks get `IS_SANDBOX=1` (root on a sandbox box). */
   sandbox?: boolean;
 }
@@ -109,8 +112,18 @@ function newRunId(d = new Date()): string {
   return `${formatTimestamp(d)}_${crypto.randomUUID().slice(0, 6)}`;
 }
 
-/** Runs the suite; resolves with the exit code (0 graduated, 1 not, 2 bad input, 130 interrupted). */
+/**
+ * Runs the suite; resolves with the exit code: 0 graduated, 1 ran but did not graduate, 2 bad
+ * input, 3 could not run (a server, the token or the Claude CLI; see `preflight.ts`), 130
+ * interrupted.
+ */
 export async function stressCommand(opts: StressOptions): Promise<number> {
+  try {
+    for (const url of opts.servers ?? []) serverUrl(url);
+  } catch (e) {
+    console.error(`ccx stress: ${(e as Error).message}`);
+    return 2;
+  }
   let suite;
   try {
     suite = await loadSuite(opts.suite, { claude: opts.claude });
@@ -124,6 +137,18 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       return 2;
     }
     throw e;
+  }
+  for (const w of suite.warnings ?? []) {
+    console.error(`ccx stress: warning: ${opts.suite}: ${w.path}: ${w.message}`);
+  }
+  if (opts.validate) {
+    const cats = new Set(suite.tasks.map((t) => t.category)).size;
+    console.log(
+      `${opts.suite}: valid, ${suite.tasks.length} tasks in ${cats} categor${
+        cats === 1 ? "y" : "ies"
+      }${suite.warnings?.length ? `, ${suite.warnings.length} warnings` : ""}`,
+    );
+    return 0;
   }
   let tasks;
   try {
@@ -151,10 +176,23 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     local = CcxServer.start({
       port: 0,
       log: () => {},
+      // In-process jobs are the user's own children: their environment, less CCX_*.
+      passEnv: ["*"],
       maxJobsPerSession: 256,
       maxSessions: 1024,
     });
     servers = [{ url: local.url }];
+  }
+  const problems = await preflight({
+    servers,
+    claude: suite.claude,
+    needClaude: tasks.some(usesClaude),
+  });
+  if (problems.length > 0) {
+    await local?.shutdown();
+    for (const p of problems) console.error(`ccx stress: cannot run: ${p}`);
+    console.error("ccx stress: nothing was run (exit 3).");
+    return 3;
   }
   let history: HistoryStore | undefined;
   if (!opts.noHistory) {
@@ -312,10 +350,12 @@ export const stress: Command = defineCommand({
       help: "this box is a sandbox: Claude tasks get IS_SANDBOX=1, so the CLI may skip " +
         "permissions as root (or CCX_SANDBOX=1)",
     },
+    validate: { type: "boolean", help: "check the suite and exit (0 valid, 2 not); runs nothing" },
   },
   notes: [
-    "Exit: 0 when the ratio meets the threshold and nothing errored; 1 otherwise;",
-    "2 for bad input; 130 after Ctrl+C (reports are still written).",
+    "Exit: 0 when the ratio meets the threshold and nothing errored; 1 ran but did not graduate;",
+    "2 bad input; 3 could not run (server down, token refused, Claude CLI missing: checked",
+    "before any task starts); 130 after Ctrl+C (reports are still written).",
   ],
   run(o, positionals) {
     if (positionals.length > 1) {
@@ -340,6 +380,7 @@ export const stress: Command = defineCommand({
       redisUrl: o.redis,
       noHistory: o["no-history"],
       sandbox: o.sandbox,
+      validate: o.validate,
     });
   },
 });

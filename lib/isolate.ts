@@ -1,0 +1,154 @@
+/**
+ * Confinement of jobs with bubblewrap (`bwrap`): a read-only view of the root
+ * file system, the job's workspace and a private `/tmp` writable, the
+ * workspace root of other jobs hidden, its own PID namespace, and
+ * `--die-with-parent` so a server that is killed takes its jobs with it.
+ * `HOME` is the workspace's own home directory, with the Claude CLI's
+ * credentials made available read-only when the server's user has them.
+ *
+ * @example
+ * ```ts
+ * import { bwrapArgv } from "./isolate.ts";
+ * const argv = bwrapArgv(["/bin/sh", "-c", "echo hi > out.txt"], {
+ *   dir: "/var/ccx/ws/1", work: "/var/ccx/ws/1/work", home: "/var/ccx/ws/1/home",
+ *   hide: ["/var/ccx/ws"], net: "host",
+ * });
+ * console.log(argv[0]); // "bwrap"
+ * ```
+ * @module
+ */
+
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import os from "node:os";
+
+/** How a job is confined: not at all, or under bubblewrap. */
+export type IsolateMode = "none" | "bwrap";
+
+/** The network a confined job sees: the host's, or none (its own empty namespace). */
+export type IsolateNet = "host" | "none";
+
+/** Where a confined job lives. */
+export interface BwrapLayout {
+  /** The workspace directory (writable; holds `work` and `home`). */
+  dir: string;
+  /** The job's working directory. */
+  work: string;
+  /** The job's `HOME`. */
+  home: string;
+  /** Directories hidden behind an empty tmpfs (e.g. the root of all workspaces). */
+  hide?: string[];
+  /** `host` (default) or `none`. */
+  net?: IsolateNet;
+  /** Read-only files mapped into the home: `[host path, path relative to home]`. */
+  readOnly?: [string, string][];
+}
+
+/**
+ * The bwrap command line that runs `inner` confined to `layout`.
+ *
+ * @example
+ * ```ts
+ * import { bwrapArgv } from "./isolate.ts";
+ * bwrapArgv(["true"], { dir: "/w", work: "/w/work", home: "/w/home", net: "none" })
+ *   .includes("--unshare-net"); // true
+ * ```
+ */
+export function bwrapArgv(inner: string[], layout: BwrapLayout): string[] {
+  const a = [
+    "bwrap",
+    "--ro-bind",
+    "/",
+    "/",
+    "--dev",
+    "/dev",
+    "--proc",
+    "/proc",
+    "--tmpfs",
+    "/tmp",
+  ];
+  for (const h of layout.hide ?? []) a.push("--tmpfs", h);
+  a.push("--bind", layout.dir, layout.dir);
+  for (const [src, rel] of layout.readOnly ?? []) a.push("--ro-bind", src, join(layout.home, rel));
+  a.push("--unshare-pid", "--die-with-parent");
+  if ((layout.net ?? "host") === "none") a.push("--unshare-net");
+  a.push(
+    "--chdir",
+    layout.work,
+    "--setenv",
+    "HOME",
+    layout.home,
+    "--setenv",
+    "TMPDIR",
+    "/tmp",
+    "--",
+    ...inner,
+  );
+  return a;
+}
+
+/**
+ * The Claude CLI's credentials of the server's user, as bwrap read-only maps
+ * (`~/.claude/.credentials.json`), plus files to copy writable into the job's
+ * home (`~/.claude.json`, which the CLI rewrites as it runs). Absent files are
+ * left out.
+ *
+ * @example
+ * ```ts
+ * import { claudeCredentials } from "./isolate.ts";
+ * const { readOnly, copies } = claudeCredentials("/root");
+ * ```
+ */
+export function claudeCredentials(
+  home: string = Deno.env.get("HOME") || os.homedir(),
+): { readOnly: [string, string][]; copies: [string, string][] } {
+  const readOnly: [string, string][] = [];
+  const copies: [string, string][] = [];
+  const cred = join(home, ".claude", ".credentials.json");
+  if (existsSync(cred)) readOnly.push([cred, ".claude/.credentials.json"]);
+  const config = join(home, ".claude.json");
+  if (existsSync(config)) copies.push([config, ".claude.json"]);
+  return { readOnly, copies };
+}
+
+/**
+ * Checks that bubblewrap can confine a job here; returns its version, or
+ * throws an error that says what to install or allow.
+ *
+ * @example
+ * ```ts
+ * import { checkBwrap } from "./isolate.ts";
+ * try {
+ *   console.log(checkBwrap()); // "bubblewrap 0.8.0"
+ * } catch (e) {
+ *   console.error((e as Error).message);
+ * }
+ * ```
+ */
+export function checkBwrap(): string {
+  let out: Deno.CommandOutput;
+  try {
+    out = new Deno.Command("bwrap", {
+      args: ["--ro-bind", "/", "/", "--unshare-pid", "--die-with-parent", "--", "true"],
+      stdin: "null",
+      stdout: "null",
+      stderr: "piped",
+    }).outputSync();
+  } catch (e) {
+    if (e instanceof Deno.errors.NotFound) {
+      throw new Error(
+        "--isolate bwrap: bwrap is not installed (Debian/Ubuntu: apt-get install bubblewrap)",
+      );
+    }
+    throw e;
+  }
+  if (!out.success) {
+    const why = new TextDecoder().decode(out.stderr).trim();
+    throw new Error(
+      `--isolate bwrap: bwrap cannot make a sandbox here (${why || `exit ${out.code}`}); ` +
+        "it needs user namespaces (or root)",
+    );
+  }
+  const v = new Deno.Command("bwrap", { args: ["--version"], stdout: "piped" }).outputSync();
+  return new TextDecoder().decode(v.stdout).trim();
+}

@@ -1,0 +1,178 @@
+/**
+ * Checks made before a stress run starts anything, so that a run that cannot
+ * work stops at once with one message naming the fix (and exit 3) instead of
+ * failing every task: each server answers `/health` and accepts the token, and
+ * the Claude CLI can be started on each server when a task needs it.
+ *
+ * @example
+ * ```ts
+ * import { preflight, serverUrl } from "./preflight.ts";
+ * serverUrl("ws://127.0.0.1:8004/ws"); // URL; throws ConfigError naming --server for "localhost:8004"
+ * const problems = await preflight({ servers: [{ url: "ws://127.0.0.1:8004/ws" }], claude: "claude", needClaude: true });
+ * // [] when everything is in place
+ * ```
+ * @module
+ */
+
+import { CcxClient, ClientError, runToEnd } from "./client.ts";
+import { ConfigError } from "./config.ts";
+import { claudeNotFound } from "./exec.ts";
+
+/**
+ * Parses a `--server` value: a `ws://` or `wss://` URL. Anything else is a
+ * {@linkcode ConfigError} naming `--server` (a usage error, exit 2).
+ *
+ * @example
+ * ```ts
+ * import { serverUrl } from "./preflight.ts";
+ * serverUrl("wss://box:8004/ws").port; // "8004"
+ * ```
+ */
+export function serverUrl(value: string, flag = "--server"): URL {
+  let u: URL;
+  try {
+    u = new URL(value);
+  } catch {
+    throw new ConfigError(
+      `${flag}: ${JSON.stringify(value)} is not a URL; expected ws://HOST:PORT/ws or wss://…`,
+    );
+  }
+  if (u.protocol !== "ws:" && u.protocol !== "wss:") {
+    const hint = u.protocol === "http:" || u.protocol === "https:"
+      ? ` (did you mean ${value.replace(/^http/, "ws")}?)`
+      : "";
+    throw new ConfigError(
+      `${flag}: ${JSON.stringify(value)} is not a ws:// or wss:// URL${hint}`,
+    );
+  }
+  return u;
+}
+
+/** A server to check. */
+export interface PreflightServer {
+  /** WebSocket URL of the server. */
+  url: string;
+  /** Token it should accept. */
+  token?: string;
+}
+
+/** What {@linkcode preflight} checks. */
+export interface PreflightOptions {
+  /** The servers the run will use. */
+  servers: PreflightServer[];
+  /** The Claude executable the tasks run. */
+  claude: string;
+  /** Whether any task starts the Claude CLI. */
+  needClaude: boolean;
+  /** Per-check time limit in milliseconds (default 10 000). */
+  timeoutMs?: number;
+}
+
+function healthUrl(ws: URL): string {
+  const u = new URL(ws);
+  u.protocol = ws.protocol === "wss:" ? "https:" : "http:";
+  u.pathname = "/health";
+  u.search = "";
+  return u.href;
+}
+
+async function checkServer(s: PreflightServer, timeoutMs: number): Promise<string | undefined> {
+  const ws = new URL(s.url);
+  const health = healthUrl(ws);
+  try {
+    const r = await fetch(health, { signal: AbortSignal.timeout(timeoutMs) });
+    await r.body?.cancel();
+    if (!r.ok) return `--server ${s.url}: ${health} answered HTTP ${r.status}; is it a ccx server?`;
+  } catch (e) {
+    const why = e instanceof Error ? e.message.replace(/^error sending request[^:]*: /, "") : e;
+    return `--server ${s.url}: no answer from ${health} (${why}); is \`ccx serve\` running there?`;
+  }
+  // The WebSocket endpoint answers 401 before the upgrade when the token is wrong.
+  const http = new URL(health);
+  http.pathname = ws.pathname;
+  try {
+    const r = await fetch(http, {
+      headers: s.token ? { authorization: `Bearer ${s.token}` } : {},
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    await r.body?.cancel();
+    if (r.status === 401) {
+      return s.token
+        ? `--server ${s.url} refused the token: check --token or CCX_TOKEN`
+        : `--server ${s.url} requires a token: pass --token or set CCX_TOKEN`;
+    }
+  } catch (e) {
+    return `--server ${s.url}: ${e instanceof Error ? e.message : e}`;
+  }
+  return undefined;
+}
+
+async function checkClaude(
+  s: PreflightServer,
+  claude: string,
+  timeoutMs: number,
+): Promise<string | undefined> {
+  let client: CcxClient | undefined;
+  try {
+    client = await CcxClient.connect(s.url, { token: s.token });
+    const r = await runToEnd(client, { argv: [claude, "--version"], timeout: timeoutMs / 1000 });
+    if (r.exitCode === 126 || r.exitCode === 127) {
+      return claudeNotFound(claude, `the server ${s.url} could not start it (exit ${r.exitCode})`)
+        .message;
+    }
+    return undefined;
+  } catch (e) {
+    const msg = e instanceof Error ? e.message : String(e);
+    if (e instanceof ClientError && /program not found|permission denied/i.test(msg)) {
+      return claudeNotFound(claude, `the server ${s.url} could not start it (${msg})`).message;
+    }
+    return `--server ${s.url}: ${msg}`;
+  } finally {
+    await client?.close();
+  }
+}
+
+/**
+ * Runs every check, servers in parallel; resolves with one message per
+ * problem (empty when the run can start).
+ *
+ * @example
+ * ```ts
+ * import { preflight } from "./preflight.ts";
+ * const problems = await preflight({ servers: [{ url: "ws://127.0.0.1:1/ws" }], claude: "claude", needClaude: false });
+ * // ["--server ws://127.0.0.1:1/ws: no answer from http://127.0.0.1:1/health (…); is `ccx serve` running there?"]
+ * ```
+ */
+export async function preflight(opts: PreflightOptions): Promise<string[]> {
+  const timeoutMs = opts.timeoutMs ?? 10_000;
+  const per = await Promise.all(opts.servers.map(async (s) => {
+    const bad = await checkServer(s, timeoutMs);
+    if (bad) return [bad];
+    if (!opts.needClaude) return [];
+    const claude = await checkClaude(s, opts.claude, timeoutMs);
+    return claude ? [claude] : [];
+  }));
+  // The same Claude problem on every server is one problem.
+  return [...new Set(per.flat())];
+}
+
+/**
+ * A connection error said plainly: a 401 names `--token`/`CCX_TOKEN`, a refused
+ * connection names `--server`; anything else is returned as it is.
+ *
+ * @example
+ * ```ts
+ * import { explainConnectError } from "./preflight.ts";
+ * explainConnectError("could not connect to ws://h/ws: … Invalid status code: 401", "ws://h/ws");
+ * // "ws://h/ws refused the connection: a valid token is required (--token or CCX_TOKEN)"
+ * ```
+ */
+export function explainConnectError(message: string, url: string): string {
+  if (/status code:? 401\b/i.test(message)) {
+    return `${url} refused the connection: a valid token is required (--token or CCX_TOKEN)`;
+  }
+  if (/tcp connect error|connection refused|dns error|failed to lookup/i.test(message)) {
+    return `no ccx server answers at ${url} (check --server; is \`ccx serve\` running?)`;
+  }
+  return message;
+}

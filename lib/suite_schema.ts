@@ -1,0 +1,355 @@
+/**
+ * The suite format, declared once: every object of a suite file with its keys,
+ * their types and what they mean. From this one declaration come the
+ * unknown-key errors (with "did you mean") of `parseSuite` and the published
+ * JSON Schema `tasks/suite.schema.json` (a test keeps the file in sync), which
+ * editors use to complete and check suites that name it in `$schema`.
+ *
+ * @example
+ * ```ts
+ * import { suiteJsonSchema, unknownKeys } from "./suite_schema.ts";
+ * unknownKeys({ tests: [{ id: "a", command: "true", timout: 5 }] });
+ * // [{ path: "tests[0].timout", message: 'unknown key "timout" (did you mean "timeout"?)' }]
+ * suiteJsonSchema().$defs.test.properties.command.description;
+ * ```
+ * @module
+ */
+
+import { EVALUATION_CRITERIA } from "./pick.ts";
+import { didYouMean } from "./suggest.ts";
+
+/** The type of one key: a JSON Schema fragment, or a reference to a declared object. */
+export type Field =
+  | { type: "string"; description: string; minLength?: number }
+  | { type: "boolean"; description: string }
+  | { type: "object"; description: string }
+  | { type: "number"; description: string; exclusiveMinimum?: number; minimum?: number }
+  | { type: "integer"; description: string; minimum?: number }
+  | {
+    type: "array";
+    description: string;
+    items: Field | { enum: readonly string[] } | Ref;
+    minItems?: number;
+    maxItems?: number;
+  }
+  | { anyOf: Field[]; description: string }
+  | { enum: readonly string[]; description: string }
+  | Ref
+  | { map: ObjectName; description: string };
+
+/** A key holding one of the declared objects. */
+export type Ref = { ref: ObjectName; description?: string };
+
+/** The objects of a suite file. */
+export type ObjectName = "suite" | "defaults" | "category" | "task" | "verification" | "test";
+
+/** One declared object: its keys, the required ones and what it is. */
+export interface ObjectDecl {
+  /** What the object is. */
+  description: string;
+  /** Its keys. */
+  fields: Record<string, Field>;
+  /** Keys that must be present (further rules live in `parseSuite`). */
+  required?: readonly string[];
+}
+
+const seconds = (what: string): Field => ({
+  type: "number",
+  exclusiveMinimum: 0,
+  description: what,
+});
+const timeout = seconds(
+  "Whole-run timeout in seconds (task, else category, else suite defaults, else 120).",
+);
+const stall = seconds("Seconds without output before the run is stopped as stalled.");
+const patterns: Field = {
+  type: "array",
+  items: { type: "string", minLength: 1, description: "A pattern." },
+  description: "What the answer must contain, case-insensitively. A plain pattern is a " +
+    "substring; `word:TEXT` a whole word; `regex:RE` a regular expression. Markers are " +
+    "removed before matching.",
+};
+const wholeWord: Field = {
+  type: "boolean",
+  description: "Match every plain expected pattern as a whole word (`4` does not match `42`).",
+};
+const expectFail: Field = {
+  type: "boolean",
+  description: "The task passes only when the command exits non-zero (default: true for ids " +
+    "starting with failure_).",
+};
+const save: Field = {
+  type: "boolean",
+  description: "Save the task's output to <out>/<id>.txt (default true).",
+};
+const concurrent: Record<string, Field> = {
+  concurrent_instances: {
+    type: "integer",
+    minimum: 1,
+    description: "Run this many instances at once and pick the best by evaluation_criteria.",
+  },
+  models: {
+    type: "array",
+    items: { type: "string", minLength: 1, description: "A model." },
+    minItems: 1,
+    description: "Models the instances use, in turn.",
+  },
+  temperature_range: {
+    type: "array",
+    items: { type: "number", minimum: 0, description: "A temperature." },
+    minItems: 2,
+    maxItems: 2,
+    description: "[low, high]: temperatures spread over the instances.",
+  },
+  evaluation_criteria: {
+    enum: EVALUATION_CRITERIA,
+    description: "How the best instance is picked.",
+  },
+};
+const identity: Record<string, Field> = {
+  id: {
+    type: "string",
+    minLength: 1,
+    description: "Unique id: letters, digits, '.', '_', '-' (it names output files).",
+  },
+  name: { type: "string", description: "Human name (default: the id)." },
+};
+
+/**
+ * Every object of a suite file.
+ *
+ * @example
+ * ```ts
+ * import { SUITE_OBJECTS } from "./suite_schema.ts";
+ * Object.keys(SUITE_OBJECTS.verification.fields); // ["timeout", "stall_timeout", ...]
+ * ```
+ */
+export const SUITE_OBJECTS: Record<ObjectName, ObjectDecl> = {
+  suite: {
+    description: "A ccx stress suite: categories of tasks (seed schema) or tests (upstream " +
+      "schema), or a top-level tests[].",
+    fields: {
+      $schema: { type: "string", description: "The JSON Schema of this file, for editors." },
+      name: { type: "string", description: "Suite name (default: the file name)." },
+      description: { type: "string", description: "What the suite is for." },
+      version: {
+        anyOf: [
+          { type: "string", description: "A version." },
+          { type: "number", description: "A version." },
+        ],
+        description: "Suite version.",
+      },
+      defaults: { ref: "defaults", description: "Timeouts for every task that gives none." },
+      categories: { map: "category", description: "Categories by name." },
+      tests: { type: "array", items: { ref: "test" }, description: "Tests outside categories." },
+      task_list_id: { type: "string", description: "From the seed's format; ignored." },
+      execution_config: { type: "object", description: "From the seed's format; ignored." },
+    },
+  },
+  defaults: {
+    description: "Suite-wide defaults.",
+    fields: { timeout, stall_timeout: stall },
+  },
+  category: {
+    description: "A category: seed-schema tasks[] and/or upstream tests[].",
+    fields: {
+      description: { type: "string", description: "What the category covers." },
+      timeout,
+      stall_timeout: stall,
+      tasks: { type: "array", items: { ref: "task" }, description: "Seed-schema tasks." },
+      tests: { type: "array", items: { ref: "test" }, description: "Upstream-schema tests." },
+    },
+  },
+  task: {
+    description: "A seed-schema task: a request for Claude, or a command_template.",
+    required: ["id"],
+    fields: {
+      ...identity,
+      natural_language_request: {
+        type: "string",
+        description: "The request (${REQUEST}); without a command_template it goes to " +
+          "claude -p with stream-json output.",
+      },
+      metatags: { type: "string", description: "Metatags such as [category:x] (${METATAGS})." },
+      command_template: {
+        type: "string",
+        minLength: 1,
+        description: "A shell command with ${MARKER} ${TIMESTAMP} ${REQUEST} ${METATAGS} " +
+          "${MODEL} ${TEMPERATURE} ${INSTANCE} placeholders, passed as quoted variables.",
+      },
+      verification: { ref: "verification", description: "How the run is judged." },
+      ...concurrent,
+    },
+  },
+  verification: {
+    description: "How a seed-schema task is judged.",
+    fields: {
+      timeout,
+      stall_timeout: stall,
+      expected_patterns: patterns,
+      whole_word: wholeWord,
+      marker: {
+        anyOf: [
+          { type: "string", description: "A marker; may use ${TIMESTAMP}." },
+          { type: "boolean", description: "false: no marker; true: <id>_<timestamp>." },
+        ],
+        description: "The [marker:…] put in the prompt (removed before matching).",
+      },
+      expect_non_zero_exit: expectFail,
+      save_output: save,
+    },
+  },
+  test: {
+    description: "An upstream-schema test: a shell command and what its output must contain.",
+    required: ["id", "command"],
+    fields: {
+      ...identity,
+      command: {
+        type: "string",
+        minLength: 1,
+        description: "The shell command (`claude` in it becomes the configured Claude CLI).",
+      },
+      expected_patterns: patterns,
+      whole_word: wholeWord,
+      timeout,
+      stall_timeout: stall,
+      expect_non_zero_exit: expectFail,
+      save_output: save,
+      ...concurrent,
+    },
+  },
+};
+
+/** A problem found by {@linkcode unknownKeys}. */
+export interface KeyProblem {
+  /** JSON path of the key. */
+  path: string;
+  /** What is wrong, with a suggestion when one is close. */
+  message: string;
+}
+
+function isObj(x: unknown): x is Record<string, unknown> {
+  return typeof x === "object" && x !== null && !Array.isArray(x);
+}
+
+/** Appends a key to a JSON path: `a.b`, or `a["odd key"]`. */
+export function joinPath(path: string, key: string): string {
+  const seg = /^[A-Za-z_$][A-Za-z0-9_$-]*$/.test(key) ? key : `[${JSON.stringify(key)}]`;
+  if (path === "" || path === "$") return seg.startsWith("[") ? `$${seg}` : seg;
+  return seg.startsWith("[") ? path + seg : `${path}.${seg}`;
+}
+
+function walk(x: unknown, f: Field, path: string, out: KeyProblem[]): void {
+  if ("ref" in f) check(x, f.ref, path, out);
+  else if ("map" in f) {
+    if (isObj(x)) {
+      for (const [k, v] of Object.entries(x)) check(v, f.map, joinPath(path, k), out);
+    }
+  } else if ("type" in f && f.type === "array" && Array.isArray(x)) {
+    x.forEach((item, i) => walk(item, f.items as Field, `${path}[${i}]`, out));
+  }
+}
+
+function check(x: unknown, name: ObjectName, path: string, out: KeyProblem[]): void {
+  if (!isObj(x)) return; // a type problem, reported by parseSuite
+  const decl = SUITE_OBJECTS[name];
+  const keys = Object.keys(decl.fields);
+  for (const [k, v] of Object.entries(x)) {
+    const f = decl.fields[k];
+    if (f === undefined) {
+      out.push({
+        path: joinPath(path, k),
+        message: `unknown key ${JSON.stringify(k)}${didYouMean(k, keys)}`,
+      });
+    } else walk(v, f, joinPath(path, k), out);
+  }
+}
+
+/**
+ * Every key of a suite document that its object does not declare, with a "did
+ * you mean" for likely misspellings. Values of the wrong type are skipped (the
+ * parser reports them).
+ *
+ * @example
+ * ```ts
+ * import { unknownKeys } from "./suite_schema.ts";
+ * unknownKeys({ categories: { a: { tasks: [{ id: "x", verification: { expected_pattern: [] } }] } } });
+ * // [{ path: "categories.a.tasks[0].verification.expected_pattern", message: '… (did you mean "expected_patterns"?)' }]
+ * ```
+ */
+export function unknownKeys(doc: unknown): KeyProblem[] {
+  const out: KeyProblem[] = [];
+  check(doc, "suite", "", out);
+  return out;
+}
+
+/** A JSON object. */
+export type Json = Record<string, unknown>;
+
+function fieldSchema(f: Field | { enum: readonly string[] }): Json {
+  if ("ref" in f) {
+    return { $ref: `#/$defs/${f.ref}`, ...(f.description ? { description: f.description } : {}) };
+  }
+  if ("map" in f) {
+    return {
+      type: "object",
+      description: f.description,
+      additionalProperties: { $ref: `#/$defs/${f.map}` },
+    };
+  }
+  if ("anyOf" in f) {
+    return { description: f.description, anyOf: f.anyOf.map(fieldSchema) };
+  }
+  if (!("type" in f)) return { ...f, enum: [...f.enum] };
+  if (f.type === "array") return { ...f, items: fieldSchema(f.items) };
+  return { ...f };
+}
+
+function objectSchema(d: ObjectDecl): Json {
+  return {
+    type: "object",
+    description: d.description,
+    properties: Object.fromEntries(
+      Object.entries(d.fields).map(([k, f]) => [k, fieldSchema(f)]),
+    ),
+    ...(d.required ? { required: [...d.required] } : {}),
+    additionalProperties: false,
+  };
+}
+
+/** The JSON Schema document published as `tasks/suite.schema.json`. */
+export interface SuiteJsonSchema {
+  /** The JSON Schema dialect. */
+  $schema: string;
+  /** Named object schemas. */
+  $defs: Record<ObjectName, Json & { properties: Record<string, Json> }>;
+  /** The rest (title, root object). */
+  [key: string]: unknown;
+}
+
+/**
+ * The JSON Schema (draft 2020-12) of suite files, generated from {@linkcode SUITE_OBJECTS}.
+ *
+ * @example
+ * ```ts
+ * import { suiteJsonSchema } from "./suite_schema.ts";
+ * JSON.stringify(suiteJsonSchema(), null, 2); // the text of tasks/suite.schema.json
+ * ```
+ */
+export function suiteJsonSchema(): SuiteJsonSchema {
+  const defs = Object.fromEntries(
+    Object.entries(SUITE_OBJECTS).map(([k, d]) => [k, objectSchema(d)]),
+  ) as SuiteJsonSchema["$defs"];
+  const root = defs.suite;
+  return {
+    $schema: "https://json-schema.org/draft/2020-12/schema",
+    title: "ccx stress suite",
+    ...root,
+    $defs: defs,
+  };
+}
+
+if (import.meta.main) {
+  // `deno task schema` regenerates tasks/suite.schema.json from the declaration above.
+  console.log(JSON.stringify(suiteJsonSchema(), null, 2));
+}

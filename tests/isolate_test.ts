@@ -1,0 +1,179 @@
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { bwrapArgv, checkBwrap } from "../lib/isolate.ts";
+import { CcxServer, ServerConfigError } from "../lib/server.ts";
+import { CcxClient } from "../lib/client.ts";
+import { newTag, pidsMatching, ROOT, waitFor, withServer } from "./helpers.ts";
+import { RawSession } from "./ws.ts";
+
+const bwrap = (() => {
+  try {
+    return checkBwrap();
+  } catch {
+    return undefined;
+  }
+})();
+// .ci/run installs bubblewrap, so CI never skips; a developer without it sees the tests ignored.
+const ignore = bwrap === undefined;
+
+/** Sleep processes carrying `tag` (bwrap's own command line carries it too). */
+function sleeps(tag: string): number {
+  return pidsMatching(tag).filter((pid) => {
+    try {
+      return Deno.readTextFileSync(`/proc/${pid}/comm`).trim() === "sleep";
+    } catch {
+      return false;
+    }
+  }).length;
+}
+
+Deno.test({
+  name:
+    "under --isolate bwrap a write outside the workspace fails and the workspace write succeeds",
+  ignore,
+  fn: async () => {
+    const root = Deno.makeTempDirSync({ prefix: "ccx-iso-" });
+    const outside = `/var/tmp/ccx-outside-${newTag()}`;
+    await withServer({ workspaceRoot: root, isolate: "bwrap" }, async (server) => {
+      const s = await RawSession.open(server.url);
+      const r = await s.call(1, "execute", {
+        job_id: "w",
+        command: `echo in > inside.txt && echo ok-inside; ` +
+          `echo out > ${outside} || echo refused-outside; ` +
+          `echo home > "$HOME/h.txt" && echo ok-home; ` +
+          `echo t > /tmp/t.txt && echo ok-tmp; ` +
+          `echo pids=$(ls /proc | grep -c '^[0-9]')`,
+      });
+      assert.equal(r.error, undefined, JSON.stringify(r.error));
+      const done = await s.completed("w");
+      const out = s.output("w");
+      const err = s.output("w", "stderr");
+      assert.match(out, /ok-inside/);
+      assert.match(out, /refused-outside/);
+      assert.match(err, /Read-only file system/);
+      assert.match(out, /ok-home/);
+      assert.match(out, /ok-tmp/);
+      // Its own PID namespace: bwrap's init, the shell, ls and grep, not the host's processes.
+      const pids = Number(out.match(/pids=(\d+)/)?.[1]);
+      assert.ok(pids > 0 && pids < 10, `processes visible in the sandbox: ${pids}`);
+      assert.equal(existsSync(outside), false);
+      const ws = done.params!.workspace as string;
+      assert.ok(ws.startsWith(root));
+      assert.equal(Deno.readTextFileSync(join(ws, "inside.txt")), "in\n");
+      assert.deepEqual(done.params!.files, [{ path: "inside.txt", size: 3 }]);
+      // A request cwd cannot take the job out of its workspace.
+      const bad = await s.call(2, "execute", { command: "true", cwd: "/" });
+      assert.equal(bad.error?.data?.field, "cwd");
+      await s.close();
+    });
+    Deno.removeSync(root, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "confined jobs cannot see other workspaces; --isolate-net none leaves only loopback",
+  ignore,
+  fn: async () => {
+    const root = Deno.makeTempDirSync({ prefix: "ccx-iso-" });
+    await withServer(
+      { workspaceRoot: root, isolate: "bwrap", isolateNet: "none" },
+      async (server) => {
+        const c = await CcxClient.connect(server.url);
+        const first = await c.execute({
+          command: "echo secret > s.txt",
+          workspace: { keep: "always" },
+        });
+        const a = await first.done;
+        const out: string[] = [];
+        const second = await c.execute({
+          command: `cat ${a.workspace!.path}/s.txt || echo hidden; cat /proc/net/dev`,
+        }, { onOutput: (_t, d) => out.push(d) });
+        await second.done;
+        const text = out.join("");
+        assert.match(text, /hidden/);
+        assert.doesNotMatch(text, /secret/);
+        const ifaces = [...text.matchAll(/^\s*(\w+):\s+\d/gm)].map((m) => m[1]);
+        assert.deepEqual(ifaces, ["lo"]);
+        await c.close();
+      },
+    );
+    Deno.removeSync(root, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "kill -9 of a server with --isolate bwrap leaves no job behind",
+  ignore,
+  fn: async () => {
+    const root = Deno.makeTempDirSync({ prefix: "ccx-iso-" });
+    const tag = newTag();
+    const server = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}main.ts`, "serve", "--port", "0", "--isolate", "bwrap"],
+      env: { CCX_WORKSPACE_ROOT: root },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "null",
+    }).spawn();
+    const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let banner = "";
+    while (!/ws:\/\/\S+\/ws/.test(banner)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`server exited: ${banner}`);
+      banner += value;
+    }
+    const url = banner.match(/ws:\/\/\S+\/ws/)![0];
+    const c = await CcxClient.connect(url);
+    const started: string[] = [];
+    await c.execute({ command: `sleep 300.${tag} & sleep 301.${tag}; wait` }, {
+      onEvent: (m) => started.push(m),
+    });
+    await waitFor(() => sleeps(tag) === 2, "the job's two sleeps");
+    server.kill("SIGKILL");
+    await server.status;
+    await reader.cancel();
+    await waitFor(() => pidsMatching(tag).length === 0, "no process of the job left", 10_000);
+    await c.close().catch(() => {});
+    Deno.removeSync(root, { recursive: true });
+  },
+});
+
+Deno.test("bwrapArgv: read-only root, private /tmp, the workspace bound, PID namespace, die with parent", () => {
+  const a = bwrapArgv(["sh", "-c", "x"], {
+    dir: "/w/1",
+    work: "/w/1/work",
+    home: "/w/1/home",
+    hide: ["/w"],
+    readOnly: [["/root/.claude/.credentials.json", ".claude/.credentials.json"]],
+  });
+  const s = a.join(" ");
+  assert.match(s, /^bwrap --ro-bind \/ \/ /);
+  assert.ok(s.indexOf("--tmpfs /tmp") < s.indexOf("--bind /w/1 /w/1"));
+  assert.ok(s.indexOf("--tmpfs /w") < s.indexOf("--bind /w/1 /w/1"), "the root is hidden first");
+  assert.match(
+    s,
+    /--ro-bind \/root\/\.claude\/\.credentials\.json \/w\/1\/home\/\.claude\/\.credentials\.json/,
+  );
+  assert.match(s, /--unshare-pid --die-with-parent/);
+  assert.doesNotMatch(s, /--unshare-net/);
+  assert.match(s, /--chdir \/w\/1\/work --setenv HOME \/w\/1\/home/);
+  assert.deepEqual(a.slice(-4), ["--", "sh", "-c", "x"]);
+});
+
+Deno.test({
+  name: "--isolate bwrap refuses to start when bwrap cannot run",
+  ignore,
+  fn: () => {
+    const path = Deno.env.get("PATH")!;
+    Deno.env.set("PATH", "/nonexistent");
+    try {
+      assert.throws(
+        () => CcxServer.start({ port: 0, isolate: "bwrap", log: () => {} }),
+        (e: Error) =>
+          e instanceof ServerConfigError && /apt-get install bubblewrap/.test(e.message),
+      );
+    } finally {
+      Deno.env.set("PATH", path);
+    }
+  },
+});

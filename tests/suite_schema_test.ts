@@ -1,0 +1,94 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { SUITE_OBJECTS, suiteJsonSchema, unknownKeys } from "../lib/suite_schema.ts";
+import { loadSuite, parseSuite } from "../lib/suite.ts";
+import { ROOT } from "./helpers.ts";
+
+Deno.test("tasks/suite.schema.json is the schema generated from the declaration (deno task schema)", async () => {
+  const file = JSON.parse(await Deno.readTextFile(join(ROOT, "tasks/suite.schema.json")));
+  assert.deepEqual(file, suiteJsonSchema(), "run `deno task schema` to regenerate the file");
+});
+
+Deno.test("every key the declaration allows is one parseSuite reads, with the type declared", () => {
+  // A suite using every declared key: the parser must accept it (no key declared but refused).
+  const doc = {
+    $schema: "./suite.schema.json",
+    name: "all",
+    description: "d",
+    version: 2,
+    task_list_id: "x",
+    execution_config: {},
+    defaults: { timeout: 5, stall_timeout: 4 },
+    categories: {
+      c: {
+        description: "d",
+        timeout: 6,
+        stall_timeout: 3,
+        tasks: [{
+          id: "t1",
+          name: "n",
+          natural_language_request: "What is 2+2?",
+          metatags: "[a:b]",
+          command_template: "claude -p ${REQUEST}",
+          verification: {
+            timeout: 7,
+            stall_timeout: 2,
+            expected_patterns: ["4"],
+            whole_word: true,
+            marker: "M_${TIMESTAMP}",
+            expect_non_zero_exit: false,
+            save_output: false,
+          },
+          concurrent_instances: 2,
+          models: ["haiku"],
+          temperature_range: [0, 1],
+          evaluation_criteria: "FASTEST",
+        }],
+        tests: [{
+          id: "t2",
+          name: "n",
+          command: "echo hi",
+          expected_patterns: ["hi"],
+          whole_word: true,
+          timeout: 1,
+          stall_timeout: 1,
+          expect_non_zero_exit: false,
+          save_output: true,
+          concurrent_instances: 1,
+          models: ["m"],
+          temperature_range: [0, 0],
+          evaluation_criteria: "CONSENSUS",
+        }],
+      },
+    },
+    tests: [{ id: "t3", command: "true", expected_patterns: ["x"] }],
+  };
+  const suite = parseSuite(doc, "inline");
+  assert.deepEqual(suite.tasks.map((t) => t.id), ["t1", "t2", "t3"]);
+  assert.equal(suite.tasks[0].wholeWord, true);
+  // Every declared key was used above (so the declaration has no key the parser ignores).
+  const used = new Set<string>();
+  const collect = (x: unknown) => {
+    if (Array.isArray(x)) x.forEach(collect);
+    else if (x && typeof x === "object") {
+      for (const [k, v] of Object.entries(x)) {
+        used.add(k);
+        collect(v);
+      }
+    }
+  };
+  collect(doc);
+  for (const [name, d] of Object.entries(SUITE_OBJECTS)) {
+    for (const k of Object.keys(d.fields)) assert.ok(used.has(k), `${name}.${k} is exercised`);
+  }
+});
+
+Deno.test("the shipped suites name the schema and use only declared keys", async () => {
+  for (const f of ["tasks/selftest.json", "tasks/unified_stress_test_tasks.json"]) {
+    const doc = JSON.parse(await Deno.readTextFile(join(ROOT, f)));
+    assert.equal(doc.$schema, "./suite.schema.json", f);
+    assert.deepEqual(unknownKeys(doc), [], f);
+    const suite = await loadSuite(join(ROOT, f));
+    assert.deepEqual(suite.warnings, [], `${f} has a task that checks nothing`);
+  }
+});

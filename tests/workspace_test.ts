@@ -1,0 +1,274 @@
+import assert from "node:assert/strict";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import {
+  readWorkspace,
+  resolveInside,
+  WorkspaceError,
+  WorkspaceManager,
+} from "../lib/workspace.ts";
+import { validateExecute } from "../lib/protocol.ts";
+import { withServer } from "./helpers.ts";
+import { type Msg, RawSession } from "./ws.ts";
+
+function tempRoot(): string {
+  return Deno.makeTempDirSync({ prefix: "ccx-ws-test-" });
+}
+
+async function run(s: RawSession, id: string, params: Record<string, unknown>): Promise<Msg> {
+  const r = await s.call(id, "execute", { job_id: id, ...params });
+  assert.equal(r.error, undefined, JSON.stringify(r.error));
+  return await s.completed(id);
+}
+
+Deno.test("two concurrent jobs writing the same file name into their workspaces do not collide", async () => {
+  const root = tempRoot();
+  await withServer({ workspaceRoot: root }, async (server) => {
+    const s = await RawSession.open(server.url);
+    const write = (who: string) => ({
+      command: `printf '${who}' > config.py; sleep 0.2; cat config.py`,
+      workspace: { keep: "always" },
+    });
+    s.send({ jsonrpc: "2.0", id: 1, method: "execute", params: { job_id: "a", ...write("A") } });
+    s.send({ jsonrpc: "2.0", id: 2, method: "execute", params: { job_id: "b", ...write("B") } });
+    const [a, b] = await Promise.all([s.completed("a"), s.completed("b")]);
+    assert.equal(s.output("a"), "A");
+    assert.equal(s.output("b"), "B");
+    const pa = a.params!.workspace as string;
+    const pb = b.params!.workspace as string;
+    assert.notEqual(pa, pb);
+    assert.ok(pa.startsWith(root) && pb.startsWith(root));
+    // process.started names the same directory.
+    assert.equal(s.forJob("a", "process.started")[0].params!.workspace, pa);
+    assert.equal(Deno.readTextFileSync(join(pa, "config.py")), "A");
+    assert.equal(Deno.readTextFileSync(join(pb, "config.py")), "B");
+    assert.deepEqual(a.params!.files, [{ path: "config.py", size: 1 }]);
+    assert.equal(a.params!.files_total, 1);
+    assert.equal(a.params!.workspace_kept, true);
+    await s.close();
+  });
+  Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("files lists a job's workspace and reads one file; binary comes as base64", async () => {
+  const root = tempRoot();
+  await withServer({ workspaceRoot: root }, async (server) => {
+    const s = await RawSession.open(server.url);
+    await run(s, "j", {
+      command: "mkdir -p src && echo 'print(1)' > src/main.py && printf '\\377\\000\\001' > blob",
+      workspace: true,
+    });
+    const list = await s.call(1, "files", { job_id: "j" });
+    const entries = list.result!.entries as { path: string; type: string; size: number }[];
+    assert.deepEqual(entries.map((e) => `${e.type}:${e.path}`), [
+      "file:blob",
+      "dir:src",
+      "file:src/main.py",
+    ]);
+    const f = await s.call(2, "files", { job_id: "j", path: "src/main.py" });
+    assert.equal(f.result!.content, "print(1)\n");
+    assert.equal(f.result!.encoding, "utf-8");
+    assert.equal(f.result!.size, 9);
+    const bin = await s.call(3, "files", { job_id: "j", path: "blob" });
+    assert.equal(bin.result!.encoding, "base64");
+    assert.deepEqual([...Uint8Array.fromBase64(bin.result!.content as string)], [255, 0, 1]);
+    const missing = await s.call(4, "files", { job_id: "j", path: "nope.txt" });
+    assert.equal(missing.result!.exists, false);
+    const none = await s.call(5, "files", { job_id: "ghost" });
+    assert.equal(none.error?.code, -32003);
+    await s.close();
+  });
+  Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("files refuses ../../etc/passwd, absolute paths and symlinks that leave the workspace", async () => {
+  const root = tempRoot();
+  await withServer({ workspaceRoot: root }, async (server) => {
+    const s = await RawSession.open(server.url);
+    await run(s, "j", {
+      command: "ln -s /etc etc_link && ln -s /etc/passwd pw && ln -s ../../../../../../tmp up && " +
+        "echo inside > ok.txt && ln -s ok.txt alias",
+      workspace: true,
+    });
+    for (
+      const path of ["../../etc/passwd", "/etc/passwd", "pw", "etc_link/passwd", "up", "etc_link"]
+    ) {
+      const r = await s.call(path, "files", { job_id: "j", path });
+      assert.equal(r.error?.code, -32602, `${path}: ${JSON.stringify(r)}`);
+      assert.equal(r.error?.data?.field, "path", path);
+      assert.ok(!JSON.stringify(r).includes("root:x:0:0"), path);
+    }
+    // A symlink that stays inside is followed.
+    const alias = await s.call("alias", "files", { job_id: "j", path: "alias" });
+    assert.equal(alias.result!.content, "inside\n");
+    await s.close();
+  });
+  Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("only the session that ran a job may read its workspace (no token: no observers)", async () => {
+  const root = tempRoot();
+  await withServer({ workspaceRoot: root }, async (server) => {
+    const owner = await RawSession.open(server.url);
+    await run(owner, "mine", { command: "echo secret > s.txt", workspace: true });
+    const other = await RawSession.open(server.url);
+    const r = await other.call(1, "files", { job_id: "mine", path: "s.txt" });
+    assert.equal(r.error?.code, -32003);
+    await other.close();
+    await owner.close();
+  });
+  Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("with a token, another session (an observer holding it) may read a job's workspace", async () => {
+  const root = tempRoot();
+  await withServer({ workspaceRoot: root, token: "t0k" }, async (server) => {
+    const auth = { authorization: "Bearer t0k" };
+    const owner = await RawSession.open(server.url, auth);
+    await run(owner, "mine", { command: "echo shared > s.txt", workspace: true });
+    const observer = await RawSession.open(server.url, auth);
+    const r = await observer.call(1, "files", { job_id: "mine", path: "s.txt" });
+    assert.equal(r.result?.content, "shared\n");
+    await observer.close();
+    await owner.close();
+  });
+  Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("keep: always stays, never goes when the session ends, failed keeps only failures", async () => {
+  const root = tempRoot();
+  await withServer({ workspaceRoot: root }, async (server) => {
+    const s = await RawSession.open(server.url);
+    const cases = [
+      ["always-ok", "always", "exit 0", true],
+      ["never-bad", "never", "exit 1", false],
+      ["failed-ok", "failed", "exit 0", false],
+      ["failed-bad", "failed", "exit 3", true],
+      ["default-bad", undefined, "exit 3", true],
+    ] as const;
+    const paths: Record<string, string> = {};
+    for (const [id, keep, end] of cases) {
+      const done = await run(s, id, {
+        command: `echo x > f.txt; ${end}`,
+        workspace: keep ? { keep } : true,
+      });
+      paths[id] = done.params!.workspace as string;
+      assert.equal(done.params!.workspace_kept, cases.find((c) => c[0] === id)![3], id);
+    }
+    // Not kept is still readable while the session lasts.
+    const r = await s.call(1, "files", { job_id: "never-bad", path: "f.txt" });
+    assert.equal(r.result!.content, "x\n");
+    await s.close();
+    // The server removes what is not kept once the session has gone.
+    const deadline = Date.now() + 5000;
+    while (existsSync(paths["failed-ok"]) && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    for (const [id, , , kept] of cases) assert.equal(existsSync(paths[id]), kept, id);
+  });
+  Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("--workspace-max-mb removes the oldest kept workspaces first", () => {
+  const root = tempRoot();
+  const spaces = new WorkspaceManager({ root, maxBytes: 2500 });
+  const made = [1, 2, 3].map((i) => {
+    const ws = spaces.create(`j${i}`, { keep: "always" });
+    Deno.writeFileSync(join(ws.path, "data"), new Uint8Array(1000));
+    spaces.finish(ws, "completed");
+    return ws;
+  });
+  assert.deepEqual(made.map((w) => existsSync(w.dir)), [false, true, true]);
+  assert.equal(made[0].removed, true);
+  assert.equal(spaces.keptBytes, 2000);
+  // A manager started later counts what is on disk, oldest (by modification time) first.
+  Deno.utimeSync(made[1].dir, new Date(1000), new Date(1000));
+  Deno.utimeSync(made[2].dir, new Date(2000), new Date(2000));
+  const again = new WorkspaceManager({ root, maxBytes: 1500 });
+  assert.equal(again.keptBytes, 1000);
+  assert.deepEqual(made.map((w) => existsSync(w.dir)), [false, false, true]);
+  Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("a template is copied in; only files the job created or changed are reported", async () => {
+  const root = tempRoot();
+  const template = tempRoot();
+  Deno.writeTextFileSync(join(template, "keep.txt"), "same");
+  Deno.writeTextFileSync(join(template, "edit.txt"), "old");
+  Deno.mkdirSync(join(template, "pkg"));
+  Deno.writeTextFileSync(join(template, "pkg", "a.py"), "a = 1\n");
+  await withServer({ workspaceRoot: root }, async (server) => {
+    const s = await RawSession.open(server.url);
+    const done = await run(s, "t", {
+      command: "cat keep.txt pkg/a.py && echo newer > edit.txt && echo n > new.txt",
+      workspace: { template, keep: "never" },
+    });
+    assert.equal(s.output("t"), "samea = 1\n");
+    assert.deepEqual(done.params!.files, [
+      { path: "edit.txt", size: 6 },
+      { path: "new.txt", size: 2 },
+    ]);
+    const bad = await s.call(9, "execute", {
+      command: "true",
+      workspace: { template: "/no/such" },
+    });
+    assert.equal(bad.error?.code, -32602);
+    assert.equal(bad.error?.data?.field, "workspace.template");
+    await s.close();
+  });
+  assert.equal(Deno.readTextFileSync(join(template, "edit.txt")), "old", "template untouched");
+  Deno.removeSync(root, { recursive: true });
+  Deno.removeSync(template, { recursive: true });
+});
+
+Deno.test("the list of changed files is bounded and says how many there were", () => {
+  const root = tempRoot();
+  const spaces = new WorkspaceManager({ root, maxListed: 3 });
+  const ws = spaces.create("many", {});
+  for (let i = 0; i < 10; i++) Deno.writeTextFileSync(join(ws.path, `f${i}`), "x");
+  const c = ws.changes();
+  assert.equal(c.files.length, 3);
+  assert.equal(c.total, 10);
+  assert.equal(c.truncated, true);
+  Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("execute validates workspace: keys, keep values, and not together with cwd", () => {
+  assert.deepEqual(validateExecute({ command: "true", workspace: true }).workspace, {});
+  assert.equal(validateExecute({ command: "true", workspace: false }).workspace, undefined);
+  const field = (params: unknown) => {
+    try {
+      validateExecute(params);
+    } catch (e) {
+      return ((e as { data?: { field?: string } }).data?.field);
+    }
+    return "accepted";
+  };
+  assert.equal(field({ command: "true", workspace: { keep: "sometimes" } }), "workspace.keep");
+  assert.equal(field({ command: "true", workspace: { tmpl: "x" } }), "workspace.tmpl");
+  assert.equal(field({ command: "true", workspace: "yes" }), "workspace");
+  assert.equal(field({ command: "true", workspace: true, cwd: "/tmp" }), "cwd");
+});
+
+Deno.test("resolveInside and readWorkspace confine paths and bound file size", () => {
+  const root = tempRoot();
+  Deno.writeTextFileSync(join(root, "big.txt"), "é".repeat(100));
+  Deno.symlinkSync("/nonexistent-outside", join(root, "dangling"));
+  const refuse = (p: string) => assert.throws(() => resolveInside(root, p), WorkspaceError, p);
+  refuse("../x");
+  refuse("a/../../x");
+  refuse("/etc");
+  refuse("dangling");
+  refuse("dangling/below");
+  refuse("nul\0byte");
+  assert.equal(resolveInside(root, "new/dir/file"), join(Deno.realPathSync(root), "new/dir/file"));
+  const r = readWorkspace(root, "big.txt", { maxBytes: 51 });
+  assert.ok(r.exists && r.type === "file");
+  if (r.exists && r.type === "file") {
+    assert.equal(r.truncated, true);
+    assert.equal(r.size, 200);
+    assert.equal(r.encoding, "utf-8");
+    assert.equal(r.content, "é".repeat(25)); // cut before the split character
+  }
+  Deno.removeSync(root, { recursive: true });
+});
