@@ -684,6 +684,7 @@ Deno.test({
           "File other.py exists",
         ],
         retries: 0,
+        sandbox: true, // the server runs as root: the CLI needs IS_SANDBOX=1
       });
       assert.deepEqual(
         r.criteria.map((c) => c.met),
