@@ -18,9 +18,10 @@ import { run } from "./lib/commands/run.ts";
 import { stress } from "./lib/commands/stress.ts";
 import { exec } from "./lib/commands/exec.ts";
 import { history } from "./lib/commands/history.ts";
+import { mockApi } from "./lib/commands/mock_api.ts";
 
 /** Every command, in the order `ccx --help` lists them. */
-export const COMMANDS: readonly Command[] = [serve, run, stress, exec, history];
+export const COMMANDS: readonly Command[] = [serve, run, stress, exec, history, mockApi];
 
 /** Parses `args` and runs the command; resolves with the exit code. */
 export function main(args: string[]): Promise<number> {

@@ -806,7 +806,7 @@ const AUTH_RE =
 const BAD_INVOCATION_RE =
   /error: unknown option|requires --verbose|Input must be provided either through stdin|was read as a value of|error: option '[^']+' argument|error: missing required argument/;
 const NETWORK_RE =
-  /\b(?:ENOTFOUND|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EAI_AGAIN|ConnectionRefused|StreamTruncated)\b|Can't reach the API|Unable to connect to API|Connection to the API was lost|Request timed out|Connection refused|connection_failed/;
+  /\b(?:ENOTFOUND|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EAI_AGAIN|ConnectionRefused|StreamTruncated)\b|Can't reach the API|Unable to connect to API|Connection to the API was lost|Stream ended without|Request timed out|Connection refused|connection_failed/;
 const OVERLOADED_RE =
   /API Error: (?:529|50[0234])\b|overloaded_error|Overloaded|Internal server error/;
 const PROMPT_TOO_LONG_RE = /Prompt is too long|prompt is too long/;
