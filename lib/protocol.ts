@@ -300,6 +300,8 @@ export interface FilesParams {
   job_id: string;
   /** A path relative to the workspace; absent: the whole listing. */
   path?: string;
+  /** Another session's id: an observer reading that session's job (see `watch`). */
+  session_id?: string;
 }
 
 /** Validated parameters of `control`. */
@@ -308,6 +310,11 @@ export interface ControlParams {
   type: "PAUSE" | "RESUME" | "CANCEL";
   /** The job to act on; may be left out when the session runs exactly one job. */
   job_id?: string;
+  /**
+   * Another session's id, to control one of its jobs (observers only, see `watch`); `job_id`
+   * is then required.
+   */
+  session_id?: string;
 }
 
 function invalid(field: string, message: string): RpcError {
@@ -453,7 +460,10 @@ export function validateFiles(params: unknown): FilesParams {
   const p = paramsObject(params, "files");
   const jobId = optString(p, "job_id");
   if (jobId === undefined || jobId === "") throw invalid("job_id", "required");
-  return { job_id: jobId, path: optString(p, "path") };
+  const out: FilesParams = { job_id: jobId, path: optString(p, "path") };
+  const sessionId = optString(p, "session_id");
+  if (sessionId !== undefined) out.session_id = sessionId;
+  return out;
 }
 
 /**
@@ -471,5 +481,11 @@ export function validateControl(params: unknown): ControlParams {
   if (type !== "PAUSE" && type !== "RESUME" && type !== "CANCEL") {
     throw invalid("type", `expected PAUSE, RESUME or CANCEL, got ${JSON.stringify(p.type)}`);
   }
-  return { type, job_id: optString(p, "job_id") };
+  const out: ControlParams = { type, job_id: optString(p, "job_id") };
+  const sessionId = optString(p, "session_id");
+  if (sessionId !== undefined) {
+    if (out.job_id === undefined) throw invalid("job_id", "required with session_id");
+    out.session_id = sessionId;
+  }
+  return out;
 }

@@ -93,6 +93,10 @@ export interface TestResult {
   kind?: string;
   /** One line saying what to do about `kind`, when there is one. */
   fix?: string;
+  /** Files the task created or changed in its workspace (the server's bounded list). */
+  filesCreated?: string[];
+  /** Where the task's workspace is on the server's host, when the server kept it. */
+  workspace?: string;
 }
 
 /** Everything the reports need about one stress run. */
@@ -314,6 +318,8 @@ export function toJson(report: RunReport): string {
         output_file: t.outputFile ?? null,
         attempts: t.attempts,
       };
+      o.files_created = t.filesCreated ?? [];
+      o.workspace = t.workspace ?? null;
       if (t.instances) {
         o.instances = t.instances.map((i) => ({
           index: i.index,
@@ -354,6 +360,8 @@ function detailLines(t: TestResult): string[] {
   lines.push(`exit code: ${t.exitCode ?? "none"}`, `attempts: ${t.attempts}`);
   if (t.patternsFound.length) lines.push(`patterns found: ${t.patternsFound.join(", ")}`);
   if (t.patternsMissing.length) lines.push(`patterns missing: ${t.patternsMissing.join(", ")}`);
+  if (t.filesCreated?.length) lines.push(`files created: ${t.filesCreated.join(", ")}`);
+  if (t.workspace) lines.push(`workspace kept: ${t.workspace}`);
   for (const i of t.instances ?? []) {
     const bits = [`instance ${i.index}${i.picked ? " (picked)" : ""}: ${i.status}`];
     if (i.model) bits.push(`model ${i.model}`);
@@ -607,6 +615,14 @@ export function toHtml(report: RunReport, opts: HtmlOptions = {}): string {
           escHtml(t.outputFile)
         }</a></p>`,
       );
+    }
+    if (t.filesCreated?.length) {
+      h.push(
+        `<p>Files created: <span class="mono">${escHtml(t.filesCreated.join(", "))}</span></p>`,
+      );
+    }
+    if (t.workspace) {
+      h.push(`<p>Workspace kept: <span class="mono">${escHtml(t.workspace)}</span></p>`);
     }
     if (t.instances?.length) {
       h.push(

@@ -18,8 +18,11 @@
  * @module
  */
 
-import { join } from "node:path";
-import { CcxClient, ClientError, type CollectedRun, runToEnd } from "./client.ts";
+import { join, resolve as resolvePath } from "node:path";
+import { CcxClient, ClientError, type CollectedRun, remoteFiles, runToEnd } from "./client.ts";
+import { type FileAccess, localFiles } from "./criteria.ts";
+import type { KeepPolicy } from "./workspace.ts";
+import type { WorkspaceParam } from "./protocol.ts";
 import {
   classifyFailure,
   type ClaudeFailure,
@@ -40,6 +43,7 @@ import {
 import {
   buildTaskCommand,
   type BuiltCommand,
+  type ExpectedFile,
   formatTimestamp,
   resolveMarker,
   type SuiteTask,
@@ -92,6 +96,13 @@ export interface RunnerOptions {
   onFinish?(result: TestResult): void;
   /** Called with each chunk of a task's live output (its result id, stdout/stderr, text). */
   onOutput?(id: string, type: "stdout" | "stderr", data: string): void;
+  /**
+   * Run every task, and every instance of a concurrent task, in its own workspace on the
+   * server (default true; `ccx stress --no-workspace` turns it off).
+   */
+  workspace?: boolean;
+  /** What the server keeps of those workspaces (default `failed`; see `execute`'s `keep`). */
+  keepWorkspaces?: KeepPolicy;
   /**
    * This box is a sandbox: Claude tasks get `IS_SANDBOX=1`, so the CLI accepts
    * `--dangerously-skip-permissions` as root (`--sandbox`, `CCX_SANDBOX=1`).
@@ -378,6 +389,7 @@ async function runBuilt(
     "signal" | "onOutput" | "sandbox" | "startupGraceS" | "networkGiveUpS"
   >,
   rid: string,
+  workspace?: WorkspaceParam,
   isClaude = false,
 ): Promise<CollectedRun & { liveFailure?: ClaudeFailure }> {
   // A Claude task is watched live: a 401/403 in an `api_retry` line or network retries past the
@@ -408,6 +420,7 @@ async function runBuilt(
         env: Object.keys(env).length ? env : undefined,
         timeout: t.timeoutS,
         ...(isClaude ? {} : { stall_timeout: t.stallTimeoutS }),
+        ...(workspace ? { workspace } : {}),
       },
       {
         onOutput: (type, data) => {
@@ -435,6 +448,95 @@ async function runBuilt(
   // The live stall clock ended it: report a stall as the server would have.
   if (watch?.failure?.kind === "stall") return { ...run, status: "stalled" };
   return watch?.failure ? { ...run, liveFailure: watch.failure } : run;
+}
+
+/** The `workspace` param for a task's runs, or undefined with `workspace: false`. */
+function workspaceFor(task: SuiteTask, opts: TaskOptions): WorkspaceParam | undefined {
+  if (opts.workspace === false) return undefined;
+  return {
+    keep: opts.keepWorkspaces ?? "failed",
+    ...(task.workspaceTemplate !== undefined ? { template: task.workspaceTemplate } : {}),
+  };
+}
+
+/**
+ * Judges a task's `expected_files` on what its run left: in the run's workspace through
+ * the server's `files` method (so a remote server or a fleet worker is judged on its own
+ * disk), or, for a run without a workspace, on this machine's disk under the current
+ * directory. Resolves with one line per problem; none means every file is there.
+ *
+ * @example
+ * ```ts
+ * import { judgeExpectedFiles } from "./runner.ts";
+ * // await judgeExpectedFiles([{ path: "config.py", contains: "DATABASE_URL" }], run, client)
+ * // → [] or ['config.py does not contain "DATABASE_URL"']
+ * ```
+ */
+export async function judgeExpectedFiles(
+  files: readonly ExpectedFile[],
+  run: Pick<CollectedRun, "jobId" | "workspace">,
+  client: CcxClient,
+): Promise<string[]> {
+  const base = run.workspace?.path ?? Deno.cwd();
+  const access: FileAccess = run.workspace
+    ? remoteFiles(client, run.jobId, run.workspace.path)
+    : localFiles;
+  const problems: string[] = [];
+  for (const f of files) {
+    const abs = resolvePath(base, f.path);
+    const st = await access.stat(abs);
+    if (!st) {
+      problems.push(`missing file ${f.path}`);
+      continue;
+    }
+    if (f.contains === undefined) continue; // a directory counts as there
+    if (!st.isFile) {
+      problems.push(`${f.path} is not a file`);
+      continue;
+    }
+    const text = (await access.readText(abs)) ?? "";
+    if (!text.toLowerCase().includes(f.contains.toLowerCase())) {
+      problems.push(`${f.path} does not contain ${JSON.stringify(f.contains)}`);
+    }
+  }
+  return problems;
+}
+
+/**
+ * Applies `expected_files` to a verdict: a run that passed otherwise fails when a file is
+ * missing or lacks its text; a workspace that cannot be read makes it an error.
+ */
+async function checkFiles(
+  v: Verdict,
+  task: SuiteTask,
+  run: CollectedRun,
+  client: CcxClient,
+): Promise<void> {
+  if (!task.expectedFiles?.length || v.status !== "passed") return;
+  let problems: string[];
+  try {
+    problems = await judgeExpectedFiles(task.expectedFiles, run, client);
+  } catch (e) {
+    v.status = "error";
+    v.reason = `could not read the workspace: ${(e as Error).message}`;
+    return;
+  }
+  if (problems.length === 0) {
+    v.reason += `, ${task.expectedFiles.length}/${task.expectedFiles.length} files`;
+    return;
+  }
+  v.status = "failed";
+  v.reason = problems.join("; ");
+}
+
+/** What a result says about the run's workspace: files created, and where it is when kept. */
+function workspaceFields(run: CollectedRun): Pick<TestResult, "filesCreated" | "workspace"> {
+  const ws = run.workspace;
+  if (!ws) return {};
+  return {
+    filesCreated: ws.files.map((f) => f.path),
+    ...(ws.kept ? { workspace: ws.path } : {}),
+  };
 }
 
 /** Records a finished (not interrupted) run in the timeout history, if there is one. */
@@ -634,7 +736,15 @@ export async function runTask(
       const built = buildTaskCommand(task, { marker, timestamp }, { claude: opts.claude });
       const isClaude = runsClaude(task);
       const conn = await connect();
-      const run = await runBuilt(conn, built, { timeoutS, stallTimeoutS }, opts, rid, isClaude);
+      const run = await runBuilt(
+        conn,
+        built,
+        { timeoutS, stallTimeoutS },
+        opts,
+        rid,
+        workspaceFor(task, opts),
+        isClaude,
+      );
       const v = judgeRun(
         task,
         run,
@@ -643,6 +753,7 @@ export async function runTask(
         [marker],
         { isClaude, liveFailure: run.liveFailure },
       );
+      await checkFiles(v, task, run, conn.client);
       if (opts.signal?.aborted && run.status === "canceled") v.reason = "interrupted";
       await recordRun(opts, task, run, v);
       if (v.rateLimited && attempts <= retries && !opts.signal?.aborted) {
@@ -680,6 +791,7 @@ export async function runTask(
         attempts,
         ...(v.kind ? { kind: v.kind } : {}),
         ...(v.fix ? { fix: v.fix } : {}),
+        ...workspaceFields(run),
       };
     }
   } catch (e) {
@@ -752,12 +864,14 @@ async function runConcurrent(
       { timeoutS, stallTimeoutS },
       opts,
       `${rid}.i${i + 1}`,
+      workspaceFor(task, opts),
       isClaude,
     );
     const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, [own], {
       isClaude,
       liveFailure: run.liveFailure,
     });
+    await checkFiles(v, task, run, conn.client);
     const outputFile = task.saveOutput ? join(opts.outDir, `${rid}.i${i + 1}.txt`) : undefined;
     if (outputFile) {
       await writeOutputFile(outputFile, {
@@ -834,5 +948,6 @@ async function runConcurrent(
     outputFile: best.outputFile,
     attempts: 1,
     instances,
+    ...workspaceFields(best.run),
   };
 }

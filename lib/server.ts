@@ -46,6 +46,8 @@ import { type ClaudeLimit, detectClaudeLimit } from "./claude.ts";
 import { DEFAULT_PASS_ENV, passEnvProblem } from "./job_env.ts";
 import { JobJournal, type ReapedGroup, reapOrphans } from "./journal.ts";
 import { createLogger, type LogFields, type LogFormat, type Logger } from "./log.ts";
+import { type ObservedRecord, type Observer, ObserverHub, validateWatch } from "./observer.ts";
+import { type HistoryStore, openHistory } from "./history.ts";
 
 /** Server settings. Every field has a default. */
 export interface ServerOptions {
@@ -110,6 +112,12 @@ export interface ServerOptions {
   journalDir?: string | false;
   /** Called once the server listens. */
   onListen?: (addr: { hostname: string; port: number }) => void;
+  /** Finished jobs that stay listed for observers (`watch`), at most (default 100). */
+  keepFinished?: number;
+  /** Seconds a finished job stays listed for observers (default 1800). */
+  keepFinishedS?: number;
+  /** Opens the timeout history that the `history` method reports (default: {@linkcode openHistory}). */
+  openHistory?: () => Promise<HistoryStore>;
 }
 
 /** What `GET /health` answers. */
@@ -179,6 +187,7 @@ interface JobEntry {
   limitsSent: Set<string>;
   result?: JobResult;
   ws?: Workspace;
+  observed?: ObservedRecord;
 }
 
 const OPEN = 1;
@@ -199,7 +208,18 @@ class Session {
   /** Ends the underlying connection at once (set by the connection gate). */
   abort?: () => void;
 
-  constructor(readonly ws: WebSocket, private readonly server: CcxServer) {}
+  /** This session as an observer: what `watch` registers with the hub. */
+  readonly asObserver: Observer = {
+    send: (msg) => this.send(msg),
+    congested: () => this.ws.bufferedAmount >= this.server.highWater,
+  };
+
+  constructor(
+    readonly ws: WebSocket,
+    private readonly server: CcxServer,
+    readonly remote: string,
+    readonly mayObserve: boolean,
+  ) {}
 
   get running(): number {
     let n = 0;
@@ -291,24 +311,35 @@ class Session {
       const reply = this.#handle(item, after);
       if (reply) replies.push(reply);
     }
-    if (parsed.batch) {
-      if (replies.length > 0) this.send(replies);
-    } else if (replies.length > 0) this.send(replies[0]);
-    for (const f of after) f();
+    const settle = (replies: unknown[]) => {
+      if (parsed.batch) {
+        if (replies.length > 0) this.send(replies);
+      } else if (replies.length > 0) this.send(replies[0]);
+      for (const f of after) f();
+    };
+    // Only a method that reads a store (`history`) answers later; the rest answer at once.
+    if (replies.some((r) => r instanceof Promise)) void Promise.all(replies).then(settle);
+    else settle(replies);
   }
 
   #handle(item: Incoming, after: (() => void)[]): unknown {
     if (item.kind === "response") return undefined;
     if (item.kind === "invalid") return errorResponse(item.id, item.error);
     const id: RpcId = item.kind === "request" ? item.id : null;
-    try {
-      const result = this.#call(item.method, item.params, after);
-      return item.kind === "request" ? response(id, result) : undefined;
-    } catch (e) {
+    const fail = (e: unknown) => {
       if (item.kind !== "request") return undefined;
       if (e instanceof RpcError) return errorResponse(id, e);
       const err = new RpcError(ErrorCode.Internal, `internal error: ${(e as Error).message}`);
       return errorResponse(id, err);
+    };
+    try {
+      const result = this.#call(item.method, item.params, after);
+      if (result instanceof Promise) {
+        return result.then((r) => item.kind === "request" ? response(id, r) : undefined, fail);
+      }
+      return item.kind === "request" ? response(id, result) : undefined;
+    } catch (e) {
+      return fail(e);
     }
   }
 
@@ -324,12 +355,28 @@ class Session {
         return { pong: true, timestamp: Date.now() / 1000 };
       case "files":
         return this.#files(validateFiles(params));
+      case "watch":
+        this.#mustObserve(method);
+        return this.server.observers.watch(this.asObserver, validateWatch(params), after);
+      case "history":
+        this.#mustObserve(method);
+        return this.server.observers.history();
       default:
         throw new RpcError(ErrorCode.MethodNotFound, `method not found: ${method}`, {
           method,
-          methods: METHODS,
+          methods: this.server.methods(this.mayObserve),
         });
     }
+  }
+
+  #mustObserve(what: string): void {
+    if (this.mayObserve) return;
+    throw new RpcError(
+      ErrorCode.CommandNotAllowed,
+      `${what} is for observers: connect with the server's token (a server without a token ` +
+        `allows it only from loopback)`,
+      { method: what },
+    );
   }
 
   #execute(p: ExecuteParams, after: (() => void)[]): unknown {
@@ -399,6 +446,17 @@ class Session {
     entry.job = job;
     this.server.journal?.add(job.pgid, this.id, id);
     this.jobs.set(id, entry);
+    entry.observed = this.server.observers.started({
+      sessionId: this.id,
+      remote: this.remote,
+      jobId: id,
+      command,
+      pid: job.pid,
+      state: () => job.state,
+      bytes: () => job.bytesRead,
+      elapsed: () => job.elapsed,
+      control: (type, after) => this.controlEntry(entry, type, after),
+    });
     this.#trimFinished();
     this.server.log(`job ${id} started pid=${job.pid} session=${this.id.slice(0, 8)} ${command}`, {
       event: "job_started",
@@ -431,6 +489,7 @@ class Session {
     };
     if (raw) params.data_base64 = raw.toBase64();
     this.send(notification("process.output", params));
+    if (entry.observed) this.server.observers.output(entry.observed, stream, text, entry.seq - 1);
     for (const limit of limitsIn(text)) {
       if (entry.limitsSent.has(limit.kind)) continue;
       entry.limitsSent.add(limit.kind);
@@ -494,12 +553,25 @@ class Session {
       exitCode: r.exitCode,
       exit_code: r.exitCode,
     }));
+    if (entry.observed) this.server.observers.completed(entry.observed, r);
     if (this.running === 0) this.stopHeartbeat();
     this.server.jobEnded();
   }
 
   #control(p: ControlParams, after: (() => void)[]): unknown {
-    const entry = this.#findJob(p.job_id);
+    if (p.session_id !== undefined && p.session_id !== this.id) {
+      this.#mustObserve("control of another session's job");
+      return this.server.observers.find(p.session_id, p.job_id!).start.control(p.type, after);
+    }
+    return this.controlEntry(this.#findJob(p.job_id), p.type, after);
+  }
+
+  /** PAUSE, RESUME or CANCEL one of this session's jobs; the owner is told through `after`. */
+  controlEntry(
+    entry: JobEntry,
+    type: ControlParams["type"],
+    after: (() => void)[],
+  ): Record<string, unknown> {
     const job = entry.job;
     if (entry.result || job.state === "ending") {
       throw new RpcError(ErrorCode.JobNotFound, `job ${entry.id} has already ended`, {
@@ -507,22 +579,26 @@ class Session {
       });
     }
     const id = entry.id;
+    const hub = this.server.observers;
     // The seed's fields: the job's state after the action, and its process ids.
     const notify = (method: string, status: string) =>
       after.push(() =>
         this.send(notification(method, { job_id: id, status, pid: job.pid, pgid: job.pgid }))
       );
-    if (p.type === "PAUSE") {
+    if (type === "PAUSE") {
       job.pause();
+      if (entry.observed) hub.event(entry.observed, "paused");
       notify("process.paused", "paused");
       return { status: "paused", job_id: id };
     }
-    if (p.type === "RESUME") {
+    if (type === "RESUME") {
       job.resume();
+      if (entry.observed) hub.event(entry.observed, "resumed");
       notify("process.resumed", "running");
       return { status: "resumed", job_id: id };
     }
     void job.cancel("canceled");
+    if (entry.observed) hub.event(entry.observed, "canceled");
     notify("process.canceled", "canceled");
     return { status: "canceled", job_id: id };
   }
@@ -561,7 +637,11 @@ class Session {
   }
 
   #files(p: FilesParams): unknown {
-    const entry = this.jobs.get(p.job_id) ?? this.server.observe(p.job_id, this);
+    let entry: JobEntry | undefined;
+    if (p.session_id !== undefined && p.session_id !== this.id) {
+      this.#mustObserve("files of another session's job");
+      entry = this.server.sessionJob(p.session_id, p.job_id);
+    } else entry = this.jobs.get(p.job_id);
     if (!entry) {
       throw new RpcError(ErrorCode.JobNotFound, `no job ${p.job_id} in this session`, {
         job_id: p.job_id,
@@ -612,6 +692,27 @@ class Session {
       e.job.cancel(reason)
     );
     return Promise.all(ending);
+  }
+}
+
+/** The WebSocket subprotocol a browser offers to carry the token (see README, Security). */
+const SUBPROTOCOL = "ccx";
+const TOKEN_PREFIX = "ccx.token.";
+
+function offeredSubprotocols(req: Request): string[] {
+  const h = req.headers.get("sec-websocket-protocol");
+  return h ? h.split(",").map((p) => p.trim()).filter((p) => p !== "") : [];
+}
+
+/** The token a browser offered as subprotocol `ccx.token.<base64url of its UTF-8>`, if any. */
+function subprotocolToken(req: Request): string | null {
+  const p = offeredSubprotocols(req).find((p) => p.startsWith(TOKEN_PREFIX));
+  if (p === undefined) return null;
+  try {
+    const bytes = Uint8Array.fromBase64(p.slice(TOKEN_PREFIX.length), { alphabet: "base64url" });
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return null;
   }
 }
 
@@ -690,6 +791,8 @@ export class CcxServer {
   readonly reaped: Promise<ReapedGroup[]>;
   /** Seconds a client may leave its output unread above the high-water mark (default 60). */
   readonly slowClientS: number;
+  /** Every job of every session as observers (`watch`) see it. */
+  readonly observers: ObserverHub;
   readonly #sessions = new Set<Session>();
   readonly #server: Deno.HttpServer<Deno.NetAddr>;
   readonly #token?: string;
@@ -782,6 +885,12 @@ export class CcxServer {
       this.#origins.add(`http://${h}:${this.port}`);
     }
     this.heartbeatS = opts.heartbeatS ?? 20;
+    this.observers = new ObserverHub({
+      facts: () => this.facts(),
+      keepFinished: opts.keepFinished,
+      keepFinishedS: opts.keepFinishedS,
+      openHistory: opts.openHistory ?? (() => openHistory({})),
+    });
     this.finished = this.#server.finished;
   }
 
@@ -825,17 +934,9 @@ export class CcxServer {
     });
   }
 
-  /**
-   * @internal A job of another session, for `files`: only on a server that
-   * requires a token (every session then holds it, as an observer does).
-   */
-  observe(jobId: string, from: Session): JobEntry | undefined {
-    if (!this.#token) return undefined;
-    for (const s of this.#sessions) {
-      if (s === from) continue;
-      const e = s.jobs.get(jobId);
-      if (e) return e;
-    }
+  /** @internal A live session's job, for an observer's `files`. */
+  sessionJob(sessionId: string, jobId: string): JobEntry | undefined {
+    for (const s of this.#sessions) if (s.id === sessionId) return s.jobs.get(jobId);
     return undefined;
   }
 
@@ -874,6 +975,33 @@ export class CcxServer {
     };
   }
 
+  /**
+   * What observers see of the server: the {@linkcode Health} fields plus memory, load,
+   * host name, observers and the finished-job limits.
+   */
+  facts(): Record<string, unknown> {
+    let hostname = "";
+    try {
+      hostname = Deno.hostname();
+    } catch { /* no --allow-sys */ }
+    return {
+      ...this.health(),
+      hostname,
+      pid: Deno.pid,
+      listen: this.httpUrl,
+      token_required: this.#token !== undefined,
+      observers: this.observers.observers,
+      memory_rss_bytes: Deno.memoryUsage().rss,
+      load_average: Deno.loadavg(),
+      timestamp: Date.now() / 1000,
+    };
+  }
+
+  /** The methods a session may call (`watch` and `history` only for observers). */
+  methods(observer: boolean): string[] {
+    return observer ? [...METHODS, "watch", "history"] : METHODS;
+  }
+
   /** @internal */
   jobEnded(): void {}
 
@@ -881,18 +1009,20 @@ export class CcxServer {
     if (!this.#token) return true;
     const auth = req.headers.get("authorization");
     const bearer = auth?.match(/^Bearer\s+(.+)$/i)?.[1] ?? null;
-    return tokenMatches(bearer ?? url.searchParams.get("token"), this.#token);
+    const presented = bearer ?? subprotocolToken(req) ?? url.searchParams.get("token");
+    return tokenMatches(presented, this.#token);
   }
 
-  #route(req: Request, _info: Deno.ServeHandlerInfo<Deno.NetAddr>): Response {
+  #route(req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Response {
     const url = new URL(req.url);
     if (url.pathname === "/health" && (req.method === "GET" || req.method === "HEAD")) {
       return Response.json(this.health());
     }
     if (url.pathname !== "/ws" && url.pathname !== "/ws/mcp") {
-      return Response.json({ error: "not found", endpoints: ["/ws", "/ws/mcp", "/health"] }, {
-        status: 404,
-      });
+      return Response.json({
+        error: "not found",
+        endpoints: ["/", "/ws", "/ws/mcp", "/health"],
+      }, { status: 404 });
     }
     const origin = req.headers.get("origin");
     if (origin !== null && !this.#origins.has(origin)) {
@@ -910,12 +1040,25 @@ export class CcxServer {
       return Response.json({ error: "expected a WebSocket upgrade" }, { status: 426 });
     }
     if (this.closing) return Response.json({ error: "shutting down" }, { status: 503 });
-    const { socket, response: res } = Deno.upgradeWebSocket(req, { idleTimeout: 120 });
-    this.#accept(socket);
+    const peer = info.remoteAddr; // readable only before the upgrade
+    // A browser cannot set headers on a WebSocket: it offers `ccx` (and the token as
+    // `ccx.token.<base64url>`), and the server must then answer with `ccx`.
+    const offersCcx = offeredSubprotocols(req).includes(SUBPROTOCOL);
+    const { socket, response: res } = Deno.upgradeWebSocket(req, {
+      idleTimeout: 120,
+      ...(offersCcx ? { protocol: SUBPROTOCOL } : {}),
+    });
+    const remote = `${
+      peer.hostname.includes(":") ? `[${peer.hostname}]` : peer.hostname
+    }:${peer.port}`;
+    // Observing every session's jobs: with a token, whoever presented it; without one (the
+    // server is then on loopback), only loopback peers.
+    const mayObserve = this.#token !== undefined || isLoopback(peer.hostname);
+    this.#accept(socket, remote, mayObserve);
     return res;
   }
 
-  #accept(ws: WebSocket): void {
+  #accept(ws: WebSocket, remote: string, mayObserve: boolean): void {
     if (this.#sessions.size >= this.maxSessions) {
       ws.onopen = () => {
         const err = new RpcError(
@@ -928,14 +1071,14 @@ export class CcxServer {
       };
       return;
     }
-    const session = new Session(ws, this);
+    const session = new Session(ws, this, remote, mayObserve);
     this.#sessions.add(session);
     ws.onopen = () => {
       session.send(notification("connected", {
         session_id: session.id,
         version: VERSION,
         capabilities: {
-          methods: METHODS,
+          methods: this.methods(mayObserve),
           control: ["PAUSE", "RESUME", "CANCEL"],
           workspace: true,
           isolate: this.isolate,
@@ -955,6 +1098,7 @@ export class CcxServer {
   /** A session's connection is over: its jobs are canceled as for a disconnect. */
   #gone(session: Session): void {
     if (!this.#sessions.delete(session)) return;
+    this.observers.unwatch(session.asObserver);
     void session.endAll("canceled");
     session.releaseWorkspaces();
   }
@@ -990,6 +1134,7 @@ export class CcxServer {
 
   async #doShutdown(): Promise<void> {
     this.closing = true;
+    this.observers.close();
     const sessions = [...this.#sessions];
     for (const s of sessions) s.stopHeartbeat();
     await Promise.all(sessions.map((s) => s.endAll("killed")));

@@ -25,7 +25,7 @@
  * @module
  */
 
-import { basename } from "node:path";
+import { basename, dirname, resolve as resolvePath } from "node:path";
 import { EVALUATION_CRITERIA, type EvaluationCriterion } from "./pick.ts";
 import { patternProblem } from "./patterns.ts";
 import { joinPath as join, unknownKeys } from "./suite_schema.ts";
@@ -207,6 +207,29 @@ export interface SuiteTask {
   saveOutput: boolean;
   /** Present for concurrent tasks (those with `concurrent_instances`). */
   concurrent?: ConcurrentSpec;
+  /**
+   * `workspace_template` of the task, else its category, else the suite, resolved against
+   * the suite file's directory: copied into the task's workspace before it runs.
+   */
+  workspaceTemplate?: string;
+  /** `expected_files`: files the task must leave in its workspace. */
+  expectedFiles?: ExpectedFile[];
+}
+
+/**
+ * A file a task must leave in its workspace (`expected_files[]`).
+ *
+ * @example
+ * ```ts
+ * import type { ExpectedFile } from "./suite.ts";
+ * const f: ExpectedFile = { path: "config.py", contains: "DATABASE_URL" };
+ * ```
+ */
+export interface ExpectedFile {
+  /** Path relative to the workspace. */
+  path: string;
+  /** Text it must contain, case-insensitively. */
+  contains?: string;
 }
 
 /**
@@ -397,6 +420,8 @@ export function parseSuite(json: unknown, source: string, opts: SuiteOptions = {
       defaults.stall = v.optDuration(json.defaults, "stall_timeout", "defaults");
     } else v.problem("defaults", `expected an object, got ${describe(json.defaults)}`);
   }
+  v.base = source;
+  defaults.template = v.templateDir(json, "");
   const ids = new Map<string, string>();
   const collect = (tasks: SuiteTask[]) => suite.tasks.push(...tasks);
 
@@ -414,6 +439,7 @@ export function parseSuite(json: unknown, source: string, opts: SuiteOptions = {
         const catDefaults: Timeouts = {
           timeout: v.optDuration(body, "timeout", cpath) ?? defaults.timeout,
           stall: v.optDuration(body, "stall_timeout", cpath) ?? defaults.stall,
+          template: v.templateDir(body, cpath) ?? defaults.template,
         };
         if (body.tasks === undefined && body.tests === undefined) {
           v.problem(cpath, 'expected a "tasks" array (seed schema) or a "tests" array');
@@ -446,6 +472,8 @@ export function parseSuite(json: unknown, source: string, opts: SuiteOptions = {
 interface Timeouts {
   timeout?: number;
   stall?: number;
+  /** The inherited `workspace_template`, already resolved. */
+  template?: string;
 }
 
 type Obj = Record<string, unknown>;
@@ -469,6 +497,57 @@ const ID_RE = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 class Validator {
   problems: SuiteProblem[] = [];
   warnings: SuiteProblem[] = [];
+  /** The suite's source path: relative `workspace_template`s resolve against its directory. */
+  base = "";
+
+  /** `workspace_template`: a directory path, resolved against the suite file's directory. */
+  templateDir(o: Obj, at: string): string | undefined {
+    const t = this.optText(o, "workspace_template", at);
+    if (t === undefined) return undefined;
+    if (t === "") {
+      this.problem(
+        join(at, "workspace_template"),
+        "expected a directory path, got an empty string",
+      );
+      return undefined;
+    }
+    return resolvePath(dirname(this.base), t);
+  }
+
+  /** `expected_files`: `[{path, contains?}]` with relative paths that stay inside. */
+  expectedFiles(o: Obj, at: string): ExpectedFile[] | undefined {
+    const x = o.expected_files;
+    if (x === undefined) return undefined;
+    const path = join(at, "expected_files");
+    if (!Array.isArray(x)) {
+      this.problem(path, `expected an array of {path, contains?}, got ${describe(x)}`);
+      return undefined;
+    }
+    const out: ExpectedFile[] = [];
+    x.forEach((item, i) => {
+      const ip = `${path}[${i}]`;
+      if (!isObject(item)) {
+        this.problem(ip, `expected an object {path, contains?}, got ${describe(item)}`);
+        return;
+      }
+      const p = this.optText(item, "path", ip);
+      const contains = this.optText(item, "contains", ip);
+      if (p === undefined) {
+        if (item.path === undefined) this.problem(join(ip, "path"), "required");
+        return;
+      }
+      if (p === "" || p.startsWith("/") || p.split(/[\\/]/).includes("..")) {
+        this.problem(
+          join(ip, "path"),
+          `expected a path relative to the workspace without "..", got ${JSON.stringify(p)}`,
+        );
+        return;
+      }
+      if (contains === "") this.problem(join(ip, "contains"), "expected non-empty text");
+      out.push(contains ? { path: p, contains } : { path: p });
+    });
+    return out;
+  }
 
   problem(path: string, message: string): void {
     this.problems.push({ path, message });
@@ -635,6 +714,7 @@ class Validator {
     let marker: string | boolean | undefined;
     let expectFail: boolean | undefined;
     let save: boolean | undefined;
+    let files: ExpectedFile[] | undefined;
     if (o.verification !== undefined) {
       const vp = join(at, "verification");
       if (!isObject(o.verification)) {
@@ -648,8 +728,10 @@ class Validator {
         marker = this.marker(ver, vp);
         expectFail = this.optBoolean(ver, "expect_non_zero_exit", vp);
         save = this.optBoolean(ver, "save_output", vp);
+        files = this.expectedFiles(ver, vp);
       }
     }
+    const workspaceTemplate = this.templateDir(o, at) ?? defaults.template;
     const concurrent = this.concurrent(o, at);
     return {
       id,
@@ -666,6 +748,8 @@ class Validator {
       ...(marker !== undefined ? { marker } : {}),
       saveOutput: save ?? true,
       ...(concurrent !== undefined ? { concurrent } : {}),
+      ...(workspaceTemplate !== undefined ? { workspaceTemplate } : {}),
+      ...(files?.length ? { expectedFiles: files } : {}),
     };
   }
 
@@ -679,6 +763,8 @@ class Validator {
     const wholeWord = this.optBoolean(o, "whole_word", at);
     const expectFail = this.optBoolean(o, "expect_non_zero_exit", at);
     const save = this.optBoolean(o, "save_output", at);
+    const files = this.expectedFiles(o, at);
+    const workspaceTemplate = this.templateDir(o, at) ?? defaults.template;
     const concurrent = this.concurrent(o, at);
     return {
       id,
@@ -692,6 +778,8 @@ class Validator {
       expectNonZeroExit: expectFail ?? id.startsWith("failure_"),
       saveOutput: save ?? true,
       ...(concurrent !== undefined ? { concurrent } : {}),
+      ...(workspaceTemplate !== undefined ? { workspaceTemplate } : {}),
+      ...(files?.length ? { expectedFiles: files } : {}),
     };
   }
 

@@ -41,7 +41,14 @@ export type Field =
 export type Ref = { ref: ObjectName; description?: string };
 
 /** The objects of a suite file. */
-export type ObjectName = "suite" | "defaults" | "category" | "task" | "verification" | "test";
+export type ObjectName =
+  | "suite"
+  | "defaults"
+  | "category"
+  | "task"
+  | "verification"
+  | "test"
+  | "expected_file";
 
 /** One declared object: its keys, the required ones and what it is. */
 export interface ObjectDecl {
@@ -81,6 +88,19 @@ const expectFail: Field = {
 const save: Field = {
   type: "boolean",
   description: "Save the task's output to <out>/<id>.txt (default true).",
+};
+const workspaceTemplate: Field = {
+  type: "string",
+  minLength: 1,
+  description: "A directory copied into every task's workspace before it runs (relative: to " +
+    "the suite file). It must exist where the server runs. The task, else its category, else " +
+    "the suite decides.",
+};
+const expectedFiles: Field = {
+  type: "array",
+  items: { ref: "expected_file" },
+  description: "Files the task must leave in its workspace, judged on the server through " +
+    "`files` (so remote servers and fleet workers work too).",
 };
 const concurrent: Record<string, Field> = {
   concurrent_instances: {
@@ -140,6 +160,7 @@ export const SUITE_OBJECTS: Record<ObjectName, ObjectDecl> = {
         description: "Suite version.",
       },
       defaults: { ref: "defaults", description: "Timeouts for every task that gives none." },
+      workspace_template: workspaceTemplate,
       categories: { map: "category", description: "Categories by name." },
       tests: { type: "array", items: { ref: "test" }, description: "Tests outside categories." },
       task_list_id: { type: "string", description: "From the seed's format; ignored." },
@@ -156,6 +177,7 @@ export const SUITE_OBJECTS: Record<ObjectName, ObjectDecl> = {
       description: { type: "string", description: "What the category covers." },
       timeout,
       stall_timeout: stall,
+      workspace_template: workspaceTemplate,
       tasks: { type: "array", items: { ref: "task" }, description: "Seed-schema tasks." },
       tests: { type: "array", items: { ref: "test" }, description: "Upstream-schema tests." },
     },
@@ -178,6 +200,7 @@ export const SUITE_OBJECTS: Record<ObjectName, ObjectDecl> = {
           "${MODEL} ${TEMPERATURE} ${INSTANCE} placeholders, passed as quoted variables.",
       },
       verification: { ref: "verification", description: "How the run is judged." },
+      workspace_template: workspaceTemplate,
       ...concurrent,
     },
   },
@@ -197,6 +220,24 @@ export const SUITE_OBJECTS: Record<ObjectName, ObjectDecl> = {
       },
       expect_non_zero_exit: expectFail,
       save_output: save,
+      expected_files: expectedFiles,
+    },
+  },
+  expected_file: {
+    description: "A file the task must leave in its workspace.",
+    required: ["path"],
+    fields: {
+      path: {
+        type: "string",
+        minLength: 1,
+        description: "Path relative to the workspace (no `..`); without `contains` a " +
+          "directory counts too.",
+      },
+      contains: {
+        type: "string",
+        minLength: 1,
+        description: "Text the file must contain (case-insensitive).",
+      },
     },
   },
   test: {
@@ -215,6 +256,8 @@ export const SUITE_OBJECTS: Record<ObjectName, ObjectDecl> = {
       stall_timeout: stall,
       expect_non_zero_exit: expectFail,
       save_output: save,
+      expected_files: expectedFiles,
+      workspace_template: workspaceTemplate,
       ...concurrent,
     },
   },

@@ -431,6 +431,11 @@ export class Job {
     return this.#state;
   }
 
+  /** Bytes read so far from the job's stdout and stderr. */
+  get bytesRead(): { stdout: number; stderr: number } {
+    return { stdout: this.#pumps[0].bytes, stderr: this.#pumps[1].bytes };
+  }
+
   /** Seconds since the job started. */
   get elapsed(): number {
     return (performance.now() - this.#startedAt) / 1000;

@@ -19,6 +19,7 @@ import { sleepUnlessAborted } from "../lib/backoff.ts";
 import {
   cli,
   FAKE_CLAUDE,
+  OverlapLog,
   pidsMatching,
   remoteDiskServer,
   uniqueTag,
@@ -236,6 +237,32 @@ Deno.test("execTask() backs off exponentially on a 429 without a reset time, a b
     ]);
     assert.deepEqual(waits.map((ms) => Math.round(ms * 100) / 100), [11.25, 22.5]);
     assert.ok(r.lines.some((l) => /still limited after 2 waits/.test(l)));
+  });
+});
+
+Deno.test("execTask() by default waits out a limit at most 3 times, and never longer than 300 s", async () => {
+  await inTmp(async (dir) => {
+    const waits: number[] = [];
+    const sleep = (ms: number) => {
+      waits.push(ms);
+      return Promise.resolve(true);
+    };
+    // A 429 without a reset time, every time: exponential backoff, 3 waits, then it stops.
+    const backoff = await run(dir, { task: "What is 1+1? [[rate-limit-429]]", sleep });
+    assert.equal(backoff.success, false);
+    assert.equal(backoff.attempts.length, 4);
+    assert.equal(waits.length, 3);
+    assert.ok(waits[0] < waits[1] && waits[1] < waits[2], `waits ${waits}`);
+    // A reset 295 s ahead is waited for (each time); one 310 s ahead is not.
+    waits.length = 0;
+    const near = await run(dir, { task: "What is 3+3? [[usage-limit:+295]]", sleep });
+    assert.equal(near.attempts.length, 4);
+    assert.equal(waits.length, 3);
+    for (const ms of waits) assert.ok(ms > 290_000 && ms <= 300_000, `waited ${ms} ms`);
+    waits.length = 0;
+    const far = await run(dir, { task: "What is 4+4? [[usage-limit:+310]]", sleep });
+    assert.equal(far.attempts.length, 1);
+    assert.deepEqual(waits, []);
   });
 });
 
@@ -465,15 +492,29 @@ Deno.test("execTask() takes the timeout from the flag, the task, then history or
   });
 });
 
-Deno.test("execTask() runs instances at once and keeps one that ended well", async () => {
+/** Writes an executable shell script `name` in `dir` and returns its path. */
+async function script(dir: string, name: string, body: string): Promise<string> {
+  const path = join(dir, name);
+  await Deno.writeTextFile(path, `#!/bin/sh\n${body}\n`);
+  await Deno.chmod(path, 0o755);
+  return path;
+}
+
+Deno.test("execTask() runs instances at once (each records its own start and end) and keeps one that ended well", async () => {
   await inTmp(async (dir) => {
+    // The CLI is a wrapper that logs its start and end around the stand-in. Each instance waits
+    // until all three have started, so three run at once or the wrapper gives up (exit 97).
+    using log = new OverlapLog(3, 3);
+    const claude = await script(dir, "claude", log.wrap("$$", `"${FAKE_CLAUDE}" "$@"`));
     const r = await run(dir, {
+      claude,
       task: "What is 8+8? [[fail-first:1:exit:3]]",
       criteria: ["Contains 16"],
       instances: 3,
       pick: "FASTEST",
       retries: 0,
     });
+    assert.equal(log.mostAtOnce(), 3, log.lines().join(", "));
     assert.equal(r.success, true);
     assert.equal(r.attempts.length, 3);
     assert.equal(r.attempts.filter((a) => a.exit_code === 3).length, 1, "one instance failed");
@@ -628,6 +669,34 @@ Deno.test("ccx exec parses a seed-style request, prints JSON and exits 0 when ev
     assert.deepEqual(out.files_created, [join(dir, "config.py")]);
     assert.doesNotMatch(out.attempts[0].prompt, /Expect a timeout|Evaluate the response/);
     assert.match(r.stderr, /attempt 1: ok/);
+  });
+});
+
+Deno.test("ccx exec --server sends --cwd: the CLI runs in that directory on the server", async () => {
+  await inTmp(async (dir) => {
+    const work = join(dir, "work");
+    await Deno.mkdir(work);
+    // The CLI notes where it runs, then answers as the stand-in.
+    const claude = await script(dir, "claude", `pwd > '${dir}/pwd'\nexec "${FAKE_CLAUDE}" "$@"`);
+    const log: string[] = [];
+    await withServer({ log: (l) => log.push(l) }, async (server) => {
+      const r = await cli([
+        "exec",
+        "What is 2+2?",
+        "--server",
+        server.url,
+        "--cwd",
+        work,
+        "--claude",
+        claude,
+        "--retries",
+        "0",
+      ], { cwd: dir, env: { CCX_STATE_DIR: join(dir, "state") } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), "2 + 2 = 4");
+    });
+    assert.ok(log.some((l) => /^job \S+ completed/.test(l)), `the server ran it: ${log}`);
+    assert.equal((await Deno.readTextFile(join(dir, "pwd"))).trim(), await Deno.realPath(work));
   });
 });
 

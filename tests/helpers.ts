@@ -129,11 +129,20 @@ export async function withServer<T>(
   opts: ServerOptions,
   fn: (server: CcxServer) => Promise<T>,
 ): Promise<T> {
-  const server = CcxServer.start({ port: 0, log: () => {}, heartbeatS: 0, ...opts });
+  // Workspaces go to a temp dir of this server, never the user's state directory.
+  const root = opts.workspaceRoot ?? await Deno.makeTempDir({ prefix: "ccx-test-ws-" });
+  const server = CcxServer.start({
+    port: 0,
+    log: () => {},
+    heartbeatS: 0,
+    ...opts,
+    workspaceRoot: root,
+  });
   try {
     return await fn(server);
   } finally {
     await server.shutdown();
+    if (opts.workspaceRoot === undefined) await Deno.remove(root, { recursive: true });
   }
 }
 
@@ -309,4 +318,74 @@ export async function remoteDiskServer(extra: string[] = []): Promise<RemoteDisk
       await Deno.remove(root, { recursive: true }).catch(() => {});
     },
   };
+}
+
+/**
+ * A log that jobs write their own start and end to, with a barrier that makes them overlap, so a
+ * test can tell how many ran at once from what the processes recorded, not from wall-clock
+ * windows. Each job started by {@linkcode OverlapLog.wrap} appends `start ID`, waits until its
+ * wave of `wave` jobs has started (at most about 30 s, then exits 97), runs its body, and appends
+ * `end ID`. With `wave` jobs allowed at once they certainly overlap `wave` deep; fewer would wait
+ * for each other and fail with exit 97; more show up in {@linkcode OverlapLog.mostAtOnce}.
+ */
+export class OverlapLog {
+  readonly #dir = Deno.makeTempDirSync({ prefix: "ccx_overlap_" });
+  /** The log file. */
+  readonly path = `${this.#dir}/log`;
+
+  /** @param wave jobs per wave; @param total jobs in all (the last wave may be short). */
+  constructor(readonly wave: number, readonly total: number) {
+    Deno.writeTextFileSync(this.path, "");
+  }
+
+  /** Shell text that runs `body` between its logged start and end, behind the barrier. */
+  wrap(id: string, body: string): string {
+    const log = `'${this.path}'`;
+    const started = `$(grep -c '^start ' ${log})`;
+    return [
+      `echo "start ${id}" >> ${log}`,
+      `n=${started}`,
+      `w=$(( (n + ${this.wave - 1}) / ${this.wave} * ${this.wave} ))`,
+      `[ "$w" -gt ${this.total} ] && w=${this.total}`,
+      `i=0; while [ ${started} -lt "$w" ]; do i=$((i + 1)); [ $i -gt 1500 ] && exit 97; sleep 0.02; done`,
+      body,
+      `rc=$?; echo "end ${id}" >> ${log}; exit $rc`,
+    ].join("\n");
+  }
+
+  /** The log's lines: `start ID` / `end ID`, in the order they were written. */
+  lines(): string[] {
+    return Deno.readTextFileSync(this.path).split("\n").filter(Boolean);
+  }
+
+  /** The largest number of jobs between their start and their end at one moment. */
+  mostAtOnce(): number {
+    let now = 0;
+    let most = 0;
+    for (const l of this.lines()) most = Math.max(most, now += l.startsWith("start ") ? 1 : -1);
+    return most;
+  }
+
+  /** Removes the log's directory. */
+  [Symbol.dispose](): void {
+    Deno.removeSync(this.#dir, { recursive: true });
+  }
+}
+
+/**
+ * Runs `jobs` at most `limit` at a time and resolves with their results in order. For tests that
+ * start many `ccx` processes: ten Deno processes at once load a shared machine for every other
+ * test running beside them.
+ */
+export async function atMost<T>(limit: number, jobs: (() => Promise<T>)[]): Promise<T[]> {
+  const results: T[] = new Array(jobs.length);
+  let next = 0;
+  const lane = async () => {
+    while (next < jobs.length) {
+      const i = next++;
+      results[i] = await jobs[i]();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, lane));
+  return results;
 }

@@ -177,3 +177,51 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "a confined job's HOME is in its workspace, with the Claude login read-only when present",
+  ignore,
+  fn: async () => {
+    const root = Deno.makeTempDirSync({ prefix: "ccx-iso-" });
+    const userHome = Deno.makeTempDirSync({ prefix: "ccx-iso-home-" });
+    Deno.mkdirSync(join(userHome, ".claude"));
+    Deno.writeTextFileSync(join(userHome, ".claude", ".credentials.json"), '{"token":"t"}');
+    Deno.writeTextFileSync(join(userHome, ".claude.json"), '{"config":1}');
+    const home = Deno.env.get("HOME");
+    Deno.env.set("HOME", userHome);
+    try {
+      await withServer({ workspaceRoot: root, isolate: "bwrap" }, async (server) => {
+        const s = await RawSession.open(server.url);
+        await s.call(1, "execute", {
+          job_id: "h",
+          command: 'echo "home=$HOME"; cat "$HOME/.claude/.credentials.json"; echo; ' +
+            'echo x >> "$HOME/.claude/.credentials.json" || echo creds-read-only; ' +
+            'echo \'{"config":2}\' > "$HOME/.claude.json" && echo config-writable',
+        });
+        const done = await s.completed("h");
+        const out = s.output("h");
+        const ws = done.params!.workspace as string;
+        assert.match(out, new RegExp(`home=${join(ws, "..", "home")}`));
+        assert.match(out, /\{"token":"t"\}/);
+        assert.match(out, /creds-read-only/);
+        assert.match(out, /config-writable/);
+        // The job changed its own copy; the user's files are untouched.
+        assert.equal(
+          Deno.readTextFileSync(join(ws, "..", "home", ".claude.json")),
+          '{"config":2}\n',
+        );
+        assert.equal(Deno.readTextFileSync(join(userHome, ".claude.json")), '{"config":1}');
+        assert.equal(
+          Deno.readTextFileSync(join(userHome, ".claude", ".credentials.json")),
+          '{"token":"t"}',
+        );
+        await s.close();
+      });
+    } finally {
+      if (home === undefined) Deno.env.delete("HOME");
+      else Deno.env.set("HOME", home);
+      Deno.removeSync(root, { recursive: true });
+      Deno.removeSync(userHome, { recursive: true });
+    }
+  },
+});

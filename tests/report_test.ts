@@ -141,6 +141,8 @@ Deno.test("toJson() has the documented snake_case shape", () => {
     outputFile: "out/concurrent_1.txt",
     attempts: 2,
     exitCode: 0,
+    filesCreated: ["config.py"],
+    workspace: "/srv/ws/1/work",
     instances: [
       {
         index: 0,
@@ -198,9 +200,13 @@ Deno.test("toJson() has the documented snake_case shape", () => {
     patterns_missing: ["4"],
     output_file: null,
     attempts: 1,
+    files_created: [],
+    workspace: null,
   });
   assert.equal(j.tests[1].attempts, 2);
   assert.equal(j.tests[1].output_file, "out/concurrent_1.txt");
+  assert.deepEqual(j.tests[1].files_created, ["config.py"]);
+  assert.equal(j.tests[1].workspace, "/srv/ws/1/work");
   assert.deepEqual(j.tests[1].instances, [
     {
       index: 0,

@@ -1,12 +1,15 @@
 import assert from "node:assert/strict";
 import { instanceSettings, judgeRun, type RunnerOptions, runTasks } from "../lib/runner.ts";
 import { parseSuite } from "../lib/suite.ts";
+import { limitWaitMs } from "../lib/backoff.ts";
 import type { TestResult } from "../lib/report.ts";
 import {
   assertNoneLeft,
   FAKE_CLAUDE,
   newTag,
+  OverlapLog,
   pidsMatching,
+  remoteDiskServer,
   serveProcess,
   waitFor,
   withServer,
@@ -279,12 +282,12 @@ Deno.test("runTasks() calls a timeout an error, keeps the partial output, and le
       id: "slow",
       command: `echo begin; sleep 30.${tag}`,
       expected_patterns: ["begin"],
-      timeout: 0.25,
+      timeout: 1,
     }],
   }, async ({ results: [r] }) => {
     assert.equal(r.status, "error");
-    // --timeout-scale applies: 0.25 s x 2.
-    assert.equal(r.reason, "timed out after 0.5s");
+    // --timeout-scale applies: 1 s x 2 (time enough for the shell's first echo under load).
+    assert.equal(r.reason, "timed out after 2s");
     assert.notEqual(r.exitCode, 0);
     assert.deepEqual(r.patternsFound, ["begin"]);
     assert.equal(await bodyOf(r.outputFile), "begin\n");
@@ -319,13 +322,15 @@ Deno.test("runTasks() ends a timed-out Claude run with its SIGTERM-proof grandch
         tasks: [{
           id: "grandchild",
           natural_language_request: `${tag} [[grandchild]]`,
-          verification: { timeout: 1 },
+          // 5 s: the stand-in is a Deno program, and its cold start on a loaded machine must
+          // not eat the whole timeout before it starts the grandchild.
+          verification: { timeout: 5 },
         }],
       },
     },
   }, async ({ results: [r] }) => {
     assert.equal(r.status, "error");
-    assert.equal(r.reason, "timed out after 1s");
+    assert.equal(r.reason, "timed out after 5s");
     const body = await bodyOf(r.outputFile);
     const m = body.match(/grandchild pid (\d+)/);
     assert.ok(m, `no grandchild pid in ${body}`);
@@ -528,29 +533,57 @@ Deno.test("runTasks() counts a limit that outlasts its retries as an error, neve
   assertNoneLeft(tag);
 });
 
+Deno.test("runTasks() by default retries a lasting usage limit 3 times, and waits for no reset past 300 s", async () => {
+  const tag = newTag();
+  // The CLI's usage-limit line, with a reset `ahead` seconds from when the command runs.
+  const limited = (ahead: number) =>
+    `: ${tag}; echo "Claude AI usage limit reached|$(( $(date +%s) + ${ahead} ))"; exit 1`;
+  await runSuite({
+    tests: [
+      // Resets as it is reported: each retry waits about a second.
+      { id: "lasting", command: limited(0) },
+      // Beyond the default bound of 300 s: not waited for, however many retries are left.
+      { id: "beyond_bound", command: limited(310) },
+    ],
+  }, ({ byId }) => {
+    const lasting = byId.get("lasting")!;
+    assert.equal(lasting.status, "error");
+    assert.equal(lasting.attempts, 4, "the first run and 3 retries");
+    assert.match(lasting.reason, /^rate limited: .*\(after 4 attempts\)$/);
+    const beyond = byId.get("beyond_bound")!;
+    assert.equal(beyond.status, "error");
+    assert.equal(beyond.attempts, 1);
+    assert.match(beyond.reason, /^rate limited: /);
+  }, { concurrency: 2 });
+  assertNoneLeft(tag);
+  // Inside the bound a reset is waited for: 299 s ahead means a wait of 300 s, the reset plus a
+  // second of margin; 300 s ahead would be 301 s, past the bound.
+  const now = () => 1_000_000_000_000;
+  assert.equal(limitWaitMs({ resetTimestamp: now() / 1000 + 299 }, 0, { now }), 300_000);
+  assert.equal(limitWaitMs({ resetTimestamp: now() / 1000 + 300 }, 0, { now }), undefined);
+  // Without a reset time the backoff grows but never past the bound.
+  assert.equal(limitWaitMs({}, 20, { now, random: () => 0 }), 300_000);
+});
+
 // ---------------------------------------------------------------------------------------------
 // runTasks: concurrency, servers, repeats
 
 Deno.test("runTasks() overlaps tasks up to `concurrency` and never more", async () => {
   const tag = newTag();
-  const tests = ["a", "b", "c", "d", "e", "f"].map((id) => ({
+  const ids = ["a", "b", "c", "d", "e", "f"];
+  // Each task waits until its wave of three has started (so three certainly run at once), then
+  // stays a moment, so that a fourth one running beside them would show in the log.
+  using log = new OverlapLog(3, ids.length);
+  const tests = ids.map((id) => ({
     id,
-    command: `: ${tag}; sleep 0.4; echo done-${id}`,
+    command: log.wrap(id, `: ${tag}; sleep 0.2; echo done-${id}`),
     expected_patterns: [`done-${id}`],
+    timeout: 60,
   }));
   await runSuite({ tests }, ({ results }) => {
-    assert.deepEqual(results.map((r) => r.id), ["a", "b", "c", "d", "e", "f"]);
+    assert.deepEqual(results.map((r) => r.id), ids);
     for (const r of results) assert.equal(r.status, "passed", r.reason);
-    // The largest number of tasks running at one moment, from their start times and durations
-    // (50 ms of slack at the end of each for clock granularity).
-    const edges = results.flatMap((r) => [
-      { at: r.startedAt, d: 1 },
-      { at: r.startedAt + r.durationS * 1000 - 50, d: -1 },
-    ]).sort((x, y) => x.at - y.at || x.d - y.d);
-    let running = 0;
-    let most = 0;
-    for (const e of edges) most = Math.max(most, running += e.d);
-    assert.equal(most, 3);
+    assert.equal(log.mostAtOnce(), 3, log.lines().join(", "));
   }, { concurrency: 3 });
   assertNoneLeft(tag);
 });
@@ -870,4 +903,103 @@ Deno.test("runTasks() reports a task `error` when its only server shuts down und
     await Deno.remove(dir, { recursive: true });
   }
   assertNoneLeft(tag);
+});
+
+// ---------------------------------------------------------------------------------------------
+// workspaces and expected_files
+
+Deno.test("concurrent tasks writing the same file each run and are judged in their own workspace", async () => {
+  const tests = ["one", "two", "three", "four"].map((word) => ({
+    id: `w_${word}`,
+    command: `printf ${word} > config.py; sleep 0.2; cat config.py`,
+    expected_patterns: [word],
+    expected_files: [{ path: "config.py", contains: word }],
+  }));
+  await runSuite({ tests }, ({ results }) => {
+    assert.equal(results.length, 4);
+    for (const r of results) {
+      assert.equal(r.status, "passed", `${r.id}: ${r.reason}`);
+      assert.match(r.reason, /1\/1 files/);
+      assert.deepEqual(r.filesCreated, ["config.py"]);
+      assert.equal(r.workspace, undefined, "passed tasks' workspaces are not kept (keep failed)");
+    }
+  }, { concurrency: 4 });
+});
+
+Deno.test("--no-workspace runs tasks in the server's directory, workspaces elsewhere", async () => {
+  const suite = { tests: [{ id: "where", command: "pwd", expected_patterns: [Deno.cwd()] }] };
+  await runSuite(suite, ({ byId }) => {
+    assert.equal(byId.get("where")!.status, "passed", byId.get("where")!.reason);
+    assert.equal(byId.get("where")!.filesCreated, undefined);
+  }, { workspace: false });
+  await runSuite(suite, ({ byId }) => {
+    assert.equal(byId.get("where")!.status, "failed", "a workspace is not the server's cwd");
+  });
+});
+
+Deno.test({
+  name: "expected_files passes and fails as it should against a server whose disk we cannot see",
+  ignore: !new Deno.Command("sh", { args: ["-c", "command -v bwrap"] }).outputSync().success,
+  fn: async () => {
+    const server = await remoteDiskServer();
+    const outDir = await Deno.makeTempDir({ prefix: "ccx_runner_test_" });
+    try {
+      const { tasks } = parseSuite({
+        tests: [
+          {
+            id: "good",
+            command: "mkdir -p app && echo 'DATABASE_URL = 1' > app/config.py",
+            expected_files: [{ path: "app/config.py", contains: "database_url" }, { path: "app" }],
+          },
+          {
+            id: "wrong_text",
+            command: "echo 'nothing here' > config.py",
+            expected_files: [{ path: "config.py", contains: "DATABASE_URL" }],
+          },
+          {
+            id: "missing",
+            command: "echo 'DATABASE_URL' > other.py",
+            expected_files: [{ path: "config.py" }],
+          },
+          {
+            id: "dir_not_file",
+            command: "mkdir config.py",
+            expected_files: [{ path: "config.py", contains: "x" }],
+          },
+          {
+            id: "symlink_out",
+            command: "ln -s /etc/hostname config.py",
+            expected_files: [{ path: "config.py" }],
+          },
+          {
+            id: "exit_1_kept",
+            command: "echo partial > half.txt; exit 1",
+            expected_files: [{ path: "half.txt" }],
+          },
+        ],
+      }, "inline");
+      const results = await runTasks(tasks, {
+        servers: [{ url: server.url }],
+        outDir,
+        claude: FAKE_CLAUDE,
+        concurrency: 3,
+      });
+      const by = new Map(results.map((r) => [r.id, r]));
+      const status = (id: string) => `${by.get(id)!.status}: ${by.get(id)!.reason}`;
+      assert.equal(status("good"), "passed: exit 0, 2/2 files");
+      assert.equal(status("wrong_text"), 'failed: config.py does not contain "DATABASE_URL"');
+      assert.equal(status("missing"), "failed: missing file config.py");
+      assert.equal(status("dir_not_file"), "failed: config.py is not a file");
+      assert.equal(status("symlink_out"), "failed: missing file config.py");
+      assert.equal(by.get("exit_1_kept")!.status, "failed");
+      assert.deepEqual(by.get("good")!.filesCreated, ["app/config.py"]);
+      // A failed run's workspace is kept and named; it is on the server's disk, not ours.
+      const kept = by.get("exit_1_kept")!.workspace!;
+      assert.ok(kept.startsWith(server.root), kept);
+      assert.equal(await Deno.stat(kept).then(() => true, () => false), false);
+    } finally {
+      await server.stop();
+      await Deno.remove(outDir, { recursive: true });
+    }
+  },
 });

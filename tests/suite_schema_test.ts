@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { SUITE_OBJECTS, suiteJsonSchema, unknownKeys } from "../lib/suite_schema.ts";
 import { loadSuite, parseSuite } from "../lib/suite.ts";
 import { ROOT } from "./helpers.ts";
@@ -19,11 +19,13 @@ Deno.test("every key the declaration allows is one parseSuite reads, with the ty
     task_list_id: "x",
     execution_config: {},
     defaults: { timeout: 5, stall_timeout: 4 },
+    workspace_template: "templates/base",
     categories: {
       c: {
         description: "d",
         timeout: 6,
         stall_timeout: 3,
+        workspace_template: "templates/cat",
         tasks: [{
           id: "t1",
           name: "n",
@@ -38,7 +40,9 @@ Deno.test("every key the declaration allows is one parseSuite reads, with the ty
             marker: "M_${TIMESTAMP}",
             expect_non_zero_exit: false,
             save_output: false,
+            expected_files: [{ path: "a.py", contains: "x" }],
           },
+          workspace_template: "/srv/tpl",
           concurrent_instances: 2,
           models: ["haiku"],
           temperature_range: [0, 1],
@@ -54,6 +58,7 @@ Deno.test("every key the declaration allows is one parseSuite reads, with the ty
           stall_timeout: 1,
           expect_non_zero_exit: false,
           save_output: true,
+          expected_files: [{ path: "out/b.txt" }],
           concurrent_instances: 1,
           models: ["m"],
           temperature_range: [0, 0],
@@ -66,6 +71,12 @@ Deno.test("every key the declaration allows is one parseSuite reads, with the ty
   const suite = parseSuite(doc, "inline");
   assert.deepEqual(suite.tasks.map((t) => t.id), ["t1", "t2", "t3"]);
   assert.equal(suite.tasks[0].wholeWord, true);
+  assert.deepEqual(suite.tasks[0].expectedFiles, [{ path: "a.py", contains: "x" }]);
+  assert.deepEqual(suite.tasks[1].expectedFiles, [{ path: "out/b.txt" }]);
+  // workspace_template: the task's, else the category's, else the suite's (relative to the file).
+  assert.equal(suite.tasks[0].workspaceTemplate, "/srv/tpl");
+  assert.equal(suite.tasks[1].workspaceTemplate, resolve("templates/cat"));
+  assert.equal(suite.tasks[2].workspaceTemplate, resolve("templates/base"));
   // Every declared key was used above (so the declaration has no key the parser ignores).
   const used = new Set<string>();
   const collect = (x: unknown) => {

@@ -1089,3 +1089,36 @@ Deno.test("an upstream command runs as written, its own shell variables intact",
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("expected_files and workspace_template are refused with their JSON paths when malformed", () => {
+  const test = (extra: Record<string, unknown>) => ({
+    tests: [{ id: "t", command: "true", ...extra }],
+  });
+  assertProblem(test({ expected_files: "a.py" }), "tests[0].expected_files", /expected an array/);
+  assertProblem(
+    test({ expected_files: [{ contains: "x" }] }),
+    "tests[0].expected_files[0].path",
+    "required",
+  );
+  assertProblem(
+    test({ expected_files: [{ path: "../etc/passwd" }] }),
+    "tests[0].expected_files[0].path",
+    /without ".."/,
+  );
+  assertProblem(
+    test({ expected_files: [{ path: "/etc/passwd" }] }),
+    "tests[0].expected_files[0].path",
+    /relative/,
+  );
+  assertProblem(
+    test({ expected_files: [{ path: "a", contans: "x" }] }),
+    "tests[0].expected_files[0].contans",
+    /did you mean "contains"/,
+  );
+  assertProblem(test({ workspace_template: "" }), "tests[0].workspace_template", /directory path/);
+  assertProblem(
+    test({ workspace_template: 3 }),
+    "tests[0].workspace_template",
+    /expected a string/,
+  );
+});

@@ -106,30 +106,25 @@ Deno.test("files refuses ../../etc/passwd, absolute paths and symlinks that leav
   Deno.removeSync(root, { recursive: true });
 });
 
-Deno.test("only the session that ran a job may read its workspace (no token: no observers)", async () => {
-  const root = tempRoot();
-  await withServer({ workspaceRoot: root }, async (server) => {
-    const owner = await RawSession.open(server.url);
-    await run(owner, "mine", { command: "echo secret > s.txt", workspace: true });
-    const other = await RawSession.open(server.url);
-    const r = await other.call(1, "files", { job_id: "mine", path: "s.txt" });
-    assert.equal(r.error?.code, -32003);
-    await other.close();
-    await owner.close();
-  });
-  Deno.removeSync(root, { recursive: true });
-});
-
-Deno.test("with a token, another session (an observer holding it) may read a job's workspace", async () => {
+Deno.test("only the session that ran a job reads it by job_id; an observer names the session", async () => {
   const root = tempRoot();
   await withServer({ workspaceRoot: root, token: "t0k" }, async (server) => {
     const auth = { authorization: "Bearer t0k" };
     const owner = await RawSession.open(server.url, auth);
+    const sessionId = (await owner.next((m) => m.method === "connected")).params!.session_id;
     await run(owner, "mine", { command: "echo shared > s.txt", workspace: true });
-    const observer = await RawSession.open(server.url, auth);
-    const r = await observer.call(1, "files", { job_id: "mine", path: "s.txt" });
-    assert.equal(r.result?.content, "shared\n");
-    await observer.close();
+    const other = await RawSession.open(server.url, auth);
+    const byId = await other.call(1, "files", { job_id: "mine", path: "s.txt" });
+    assert.equal(byId.error?.code, -32003, "a job id alone means this session's job");
+    const observed = await other.call(2, "files", {
+      session_id: sessionId,
+      job_id: "mine",
+      path: "s.txt",
+    });
+    assert.equal(observed.result?.content, "shared\n");
+    const wrong = await other.call(3, "files", { session_id: "nope", job_id: "mine" });
+    assert.equal(wrong.error?.code, -32003);
+    await other.close();
     await owner.close();
   });
   Deno.removeSync(root, { recursive: true });

@@ -12,8 +12,9 @@
  */
 
 import { loadavg } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { CcxServer } from "../server.ts";
+import type { KeepPolicy } from "../workspace.ts";
 import { filterTasks, formatTimestamp, loadSuite, SuiteError, usesClaude } from "../suite.ts";
 import { preflight, serverUrl } from "../preflight.ts";
 import { runTasks, type ServerTarget } from "../runner.ts";
@@ -65,6 +66,10 @@ export interface StressOptions {
   redisUrl?: string;
   /** Do not record runs in the timeout history. */
   noHistory?: boolean;
+  /** Run tasks in the server's directory instead of a workspace each. */
+  noWorkspace?: boolean;
+  /** What servers keep of task workspaces (default `failed`). */
+  keepWorkspaces?: KeepPolicy;
   /** Only check the suite: print problems and warnings, run nothing. */
   validate?: boolean;
   /** `--sandbox` (or `CCX_SANDBOX=1`): Claude tasks get `IS_SANDBOX=1` (root on a sandbox box). */
@@ -124,9 +129,14 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     console.error(`ccx stress: ${(e as Error).message}`);
     return 2;
   }
+  // In-process jobs run in workspaces of their own, where a relative --claude path (the README's
+  // `--claude tests/fixtures/claude`) would name nothing: it means a path from here.
+  const claude = opts.claude?.includes("/") && !opts.servers?.length
+    ? resolve(opts.claude)
+    : opts.claude;
   let suite;
   try {
-    suite = await loadSuite(opts.suite, { claude: opts.claude });
+    suite = await loadSuite(opts.suite, { claude });
   } catch (e) {
     if (e instanceof SuiteError) {
       console.error(e.message);
@@ -180,6 +190,8 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       passEnv: ["*"],
       maxJobsPerSession: 256,
       maxSessions: 1024,
+      // Kept workspaces end up beside the run's reports.
+      workspaceRoot: join(outDir, "workspaces"),
     });
     servers = [{ url: local.url }];
   }
@@ -232,6 +244,8 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       claude: suite.claude,
       history,
       sandbox: opts.sandbox === true || Deno.env.get("CCX_SANDBOX") === "1",
+      workspace: !opts.noWorkspace,
+      keepWorkspaces: opts.keepWorkspaces,
       signal: controller.signal,
       onStart: (id) => progress.start(id),
       onFinish: (r) => progress.finish(r),
@@ -242,6 +256,8 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     Deno.removeSignalListener("SIGTERM", onInt);
     await history?.close().catch(() => {});
     await local?.shutdown();
+    // Only kept workspaces stay; an empty directory says nothing.
+    if (local) await Deno.remove(join(outDir, "workspaces")).catch(() => {});
   }
   const report: RunReport = {
     runId,
@@ -350,6 +366,17 @@ export const stress: Command = defineCommand({
       help: "this box is a sandbox: Claude tasks get IS_SANDBOX=1, so the CLI may skip " +
         "permissions as root (or CCX_SANDBOX=1)",
     },
+    "no-workspace": {
+      type: "boolean",
+      help: "run tasks in the server's directory, not each in its own workspace",
+    },
+    "keep-workspaces": {
+      type: "string",
+      choices: ["failed", "always", "never"] as const,
+      default: "failed",
+      arg: "WHEN",
+      help: "which task workspaces the server keeps: failed (exit not 0), always, never",
+    },
     validate: { type: "boolean", help: "check the suite and exit (0 valid, 2 not); runs nothing" },
   },
   notes: [
@@ -380,6 +407,8 @@ export const stress: Command = defineCommand({
       redisUrl: o.redis,
       noHistory: o["no-history"],
       sandbox: o.sandbox,
+      noWorkspace: o["no-workspace"],
+      keepWorkspaces: o["keep-workspaces"],
       validate: o.validate,
     });
   },

@@ -1,0 +1,422 @@
+/**
+ * The observer side of `ccx serve`: one list of every job of every session (running ones and,
+ * for a bounded time and number, finished ones), a short tail of each job's output, and the
+ * fan-out of lifecycle events and chosen jobs' output to sessions that called `watch`.
+ *
+ * The server decides who may observe (see `ServerOptions.token`); this module only keeps the
+ * records and sends to the observers it is given. Nothing here touches a socket directly.
+ *
+ * @example
+ * ```ts
+ * import { ObserverHub } from "./observer.ts";
+ * const hub = new ObserverHub({ facts: () => ({ version: "0.1.0" }) });
+ * const seen: unknown[] = [];
+ * const snapshot = hub.watch({ send: (m) => seen.push(m), congested: () => false }, {});
+ * console.log(snapshot.jobs.length); // 0
+ * hub.close();
+ * ```
+ * @module
+ */
+
+import { ErrorCode, notification, RpcError } from "./protocol.ts";
+import { type ClassSummary, type HistoryStore, systemLoad } from "./history.ts";
+import type { JobResult, JobState } from "./supervisor.ts";
+
+/** A session that receives observer notifications. */
+export interface Observer {
+  /** Sends one JSON-RPC message to the observer's socket. */
+  send(msg: unknown): void;
+  /** True while the observer's socket has more queued than the server allows; output is then skipped. */
+  congested(): boolean;
+}
+
+/** What the hub needs to know about a job that has just started. */
+export interface JobStart {
+  /** The owning session's id. */
+  sessionId: string;
+  /** Who opened the owning session: the peer's address, `host:port`. */
+  remote: string;
+  /** The job's id (unique in its session). */
+  jobId: string;
+  /** The shell command, or the argv as JSON. */
+  command: string;
+  /** The leader's pid (also the process group id). */
+  pid: number;
+  /** Current state of the job. */
+  state: () => JobState;
+  /** Bytes read so far from stdout and stderr. */
+  bytes: () => { stdout: number; stderr: number };
+  /** Seconds since the job started. */
+  elapsed: () => number;
+  /** Controls the job as its owner would; `after` collects sends to run after the reply. */
+  control: (type: "PAUSE" | "RESUME" | "CANCEL", after: (() => void)[]) => unknown;
+}
+
+/** One job as observers see it (`observe.job` and the `watch` snapshot). */
+export interface ObservedJob {
+  /** The owning session's id. */
+  session_id: string;
+  /** The job's id in that session. */
+  job_id: string;
+  /** The shell command, or the argv as JSON. */
+  command: string;
+  /** Leader pid, also the process group id. */
+  pid: number;
+  /** running, paused, ending or done. */
+  state: JobState;
+  /** Final status once done (`completed`, `failed`, `timeout`, `stalled`, `canceled`, `killed`). */
+  status?: string;
+  /** Exit code once done (`null` when the exit was not observed). */
+  exit_code?: number | null;
+  /** The signal that ended the leader, if any. */
+  signal?: string | null;
+  /** When the job started, epoch seconds. */
+  started_at: number;
+  /** When it ended, epoch seconds. */
+  ended_at?: number;
+  /** Seconds run so far (or in all, once done). */
+  elapsed: number;
+  /** Bytes the job wrote to stdout. */
+  stdout_bytes: number;
+  /** Bytes the job wrote to stderr. */
+  stderr_bytes: number;
+  /** Who started it: the session id and the peer address of that session. */
+  started_by: { session_id: string; remote: string };
+}
+
+/** Validated params of `watch`. */
+export interface WatchParams {
+  /**
+   * Jobs whose output this session follows from now on (replacing the previous choice);
+   * each new one first gets its retained tail, with `backlog: true`. Absent: unchanged.
+   */
+  output?: { session_id: string; job_id: string }[];
+}
+
+/** Options of {@linkcode ObserverHub}. */
+export interface ObserverHubOptions {
+  /** Server facts for the snapshot and the periodic `observe.server` notification. */
+  facts: () => Record<string, unknown>;
+  /** Finished jobs kept listed, at most (default 100). */
+  keepFinished?: number;
+  /** Seconds a finished job stays listed (default 1800). */
+  keepFinishedS?: number;
+  /** Characters of output kept per job for observers who start watching late (default 128 Ki). */
+  tailChars?: number;
+  /** Milliseconds between `observe.server` notifications while anyone observes (default 2000). */
+  tickMs?: number;
+  /** Opens the timeout history for the `history` method. */
+  openHistory?: () => Promise<HistoryStore>;
+}
+
+/** The `watch` result: server facts and every listed job. */
+export interface WatchSnapshot {
+  /** Server facts (version, uptime, sessions, running jobs, memory, …). */
+  server: Record<string, unknown>;
+  /** Every running job and every finished job still kept, oldest first. */
+  jobs: ObservedJob[];
+}
+
+interface Chunk {
+  type: "stdout" | "stderr";
+  data: string;
+  seq: number;
+}
+
+/** One listed job with its tail and its output watchers. */
+class Record_ {
+  readonly startedAt = Date.now() / 1000;
+  endedAt?: number;
+  result?: JobResult;
+  readonly tail: Chunk[] = [];
+  tailChars = 0;
+  truncated = false;
+  readonly watchers = new Map<Observer, { dropped: number }>();
+
+  constructor(readonly start: JobStart) {}
+
+  get key(): string {
+    return jobKey(this.start.sessionId, this.start.jobId);
+  }
+
+  describe(): ObservedJob {
+    const s = this.start;
+    const r = this.result;
+    const bytes = r ? { stdout: r.stdoutBytes, stderr: r.stderrBytes } : s.bytes();
+    const d: ObservedJob = {
+      session_id: s.sessionId,
+      job_id: s.jobId,
+      command: s.command,
+      pid: s.pid,
+      state: r ? "done" : s.state(),
+      started_at: this.startedAt,
+      elapsed: r ? r.executionTime : s.elapsed(),
+      stdout_bytes: bytes.stdout,
+      stderr_bytes: bytes.stderr,
+      started_by: { session_id: s.sessionId, remote: s.remote },
+    };
+    if (r) {
+      d.status = r.status;
+      d.exit_code = r.exitCode;
+      d.signal = r.signal;
+      d.ended_at = this.endedAt;
+    }
+    return d;
+  }
+}
+
+/** The handle the server keeps per job to report its output and end. */
+export type ObservedRecord = Record_;
+
+function jobKey(sessionId: string, jobId: string): string {
+  return `${sessionId}/${jobId}`;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Validates `watch` params; throws {@linkcode RpcError} -32602 naming the field.
+ *
+ * @example
+ * ```ts
+ * import { validateWatch } from "./observer.ts";
+ * validateWatch({ output: [{ session_id: "s", job_id: "j" }] });
+ * ```
+ */
+export function validateWatch(params: unknown): WatchParams {
+  if (params === undefined || params === null) return {};
+  if (!isRecord(params)) {
+    throw new RpcError(ErrorCode.InvalidParams, "watch takes its params as an object", {
+      field: "params",
+    });
+  }
+  if (params.output === undefined || params.output === null) return {};
+  if (!Array.isArray(params.output)) {
+    throw new RpcError(
+      ErrorCode.InvalidParams,
+      "output: expected an array of {session_id, job_id}",
+      { field: "output" },
+    );
+  }
+  const output = params.output.map((o, i) => {
+    if (!isRecord(o) || typeof o.session_id !== "string" || typeof o.job_id !== "string") {
+      throw new RpcError(
+        ErrorCode.InvalidParams,
+        `output[${i}]: expected {session_id: string, job_id: string}`,
+        { field: `output[${i}]` },
+      );
+    }
+    return { session_id: o.session_id, job_id: o.job_id };
+  });
+  return { output };
+}
+
+/**
+ * Every job of every session, as observers see it, and the observers themselves.
+ *
+ * @example
+ * ```ts
+ * import { ObserverHub } from "./observer.ts";
+ * const hub = new ObserverHub({ facts: () => ({}), keepFinished: 10, keepFinishedS: 60 });
+ * console.log(hub.list()); // []
+ * hub.close();
+ * ```
+ */
+export class ObserverHub {
+  readonly #facts: () => Record<string, unknown>;
+  readonly #keepFinished: number;
+  readonly #keepFinishedMs: number;
+  readonly #tailChars: number;
+  readonly #tickMs: number;
+  readonly #openHistory?: () => Promise<HistoryStore>;
+  /** Insertion order is start order. */
+  readonly #records = new Map<string, Record_>();
+  readonly #observers = new Map<Observer, Set<Record_>>();
+  #tick: ReturnType<typeof setInterval> | undefined;
+
+  /** Creates an empty hub. */
+  constructor(opts: ObserverHubOptions) {
+    this.#facts = opts.facts;
+    this.#keepFinished = opts.keepFinished ?? 100;
+    this.#keepFinishedMs = (opts.keepFinishedS ?? 1800) * 1000;
+    this.#tailChars = opts.tailChars ?? 128 * 1024;
+    this.#tickMs = opts.tickMs ?? 2000;
+    this.#openHistory = opts.openHistory;
+  }
+
+  /** Sessions observing now. */
+  get observers(): number {
+    return this.#observers.size;
+  }
+
+  /** Lists a new job and tells every observer (`observe.job`, event `started`). */
+  started(start: JobStart): ObservedRecord {
+    const rec = new Record_(start);
+    this.#records.set(rec.key, rec);
+    this.#event(rec, "started");
+    return rec;
+  }
+
+  /** Keeps a chunk in the job's tail and sends it to the observers following the job. */
+  output(rec: ObservedRecord, type: "stdout" | "stderr", data: string, seq: number): void {
+    rec.tail.push({ type, data, seq });
+    rec.tailChars += data.length;
+    while (rec.tailChars > this.#tailChars && rec.tail.length > 1) {
+      rec.tailChars -= rec.tail.shift()!.data.length;
+      rec.truncated = true;
+    }
+    if (rec.watchers.size === 0) return;
+    for (const [obs, w] of rec.watchers) {
+      if (obs.congested()) {
+        w.dropped += data.length;
+        continue;
+      }
+      const params: Record<string, unknown> = {
+        session_id: rec.start.sessionId,
+        job_id: rec.start.jobId,
+        type,
+        data,
+        seq,
+      };
+      if (w.dropped > 0) {
+        params.dropped_chars = w.dropped;
+        w.dropped = 0;
+      }
+      obs.send(notification("observe.output", params));
+    }
+  }
+
+  /** Tells observers that a job was paused, resumed or canceled. */
+  event(rec: ObservedRecord, event: "paused" | "resumed" | "canceled"): void {
+    this.#event(rec, event);
+  }
+
+  /** Records a job's end, tells observers, and drops finished jobs beyond the limits. */
+  completed(rec: ObservedRecord, result: JobResult): void {
+    rec.result = result;
+    rec.endedAt = Date.now() / 1000;
+    this.#event(rec, "completed");
+    this.#prune();
+  }
+
+  /** A listed job, or -32003 naming it. */
+  find(sessionId: string, jobId: string): ObservedRecord {
+    const rec = this.#records.get(jobKey(sessionId, jobId));
+    if (!rec) {
+      throw new RpcError(ErrorCode.JobNotFound, `no job ${jobId} in session ${sessionId}`, {
+        session_id: sessionId,
+        job_id: jobId,
+      });
+    }
+    return rec;
+  }
+
+  /** Every listed job, oldest first. */
+  list(): ObservedJob[] {
+    return [...this.#records.values()].map((r) => r.describe());
+  }
+
+  /**
+   * Makes `obs` an observer (or changes what it follows) and answers with the snapshot. The
+   * tails of newly followed jobs are pushed onto `after`, to be sent after the reply.
+   */
+  watch(obs: Observer, p: WatchParams, after: (() => void)[] = []): WatchSnapshot {
+    this.#prune();
+    let following = this.#observers.get(obs);
+    if (!following) {
+      following = new Set();
+      this.#observers.set(obs, following);
+      this.#tick ??= setInterval(() => this.#onTick(), this.#tickMs);
+    }
+    if (p.output) {
+      const wanted = p.output.map((o) => this.find(o.session_id, o.job_id));
+      for (const rec of following) {
+        if (!wanted.includes(rec)) {
+          rec.watchers.delete(obs);
+          following.delete(rec);
+        }
+      }
+      for (const rec of wanted) {
+        if (following.has(rec)) continue;
+        following.add(rec);
+        rec.watchers.set(obs, { dropped: 0 });
+        const backlog = rec.tail.slice();
+        const truncated = rec.truncated;
+        after.push(() => {
+          backlog.forEach((c, i) => {
+            const params: Record<string, unknown> = {
+              session_id: rec.start.sessionId,
+              job_id: rec.start.jobId,
+              type: c.type,
+              data: c.data,
+              seq: c.seq,
+              backlog: true,
+            };
+            if (i === 0 && truncated) params.truncated = true;
+            obs.send(notification("observe.output", params));
+          });
+        });
+      }
+    }
+    return { server: this.#facts(), jobs: this.list() };
+  }
+
+  /** Stops sending to `obs` (its session closed). */
+  unwatch(obs: Observer): void {
+    const following = this.#observers.get(obs);
+    if (!following) return;
+    for (const rec of following) rec.watchers.delete(obs);
+    this.#observers.delete(obs);
+    if (this.#observers.size === 0) this.#stopTick();
+  }
+
+  /** The timeout history's classes (task class, counts, estimates), newest store state. */
+  async history(): Promise<{ location: string; classes: ClassSummary[] }> {
+    if (!this.#openHistory) return { location: "", classes: [] };
+    const store = await this.#openHistory();
+    try {
+      return { location: store.location, classes: await store.classes({ load: systemLoad() }) };
+    } finally {
+      await store.close();
+    }
+  }
+
+  /** Stops the periodic notification. */
+  close(): void {
+    this.#stopTick();
+  }
+
+  #stopTick(): void {
+    if (this.#tick !== undefined) clearInterval(this.#tick);
+    this.#tick = undefined;
+  }
+
+  #onTick(): void {
+    this.#prune();
+    const msg = notification("observe.server", this.#facts());
+    for (const obs of this.#observers.keys()) obs.send(msg);
+  }
+
+  #event(rec: Record_, event: string): void {
+    if (this.#observers.size === 0) return;
+    const msg = notification("observe.job", { event, job: rec.describe() });
+    for (const obs of this.#observers.keys()) obs.send(msg);
+  }
+
+  #prune(): void {
+    const finished = [...this.#records.values()].filter((r) => r.result);
+    const cutoff = Date.now() / 1000 - this.#keepFinishedMs / 1000;
+    const excess = finished.length - this.#keepFinished;
+    // Oldest first: drop what is beyond the count, then what is past its time.
+    finished.sort((a, b) => a.endedAt! - b.endedAt!);
+    finished.forEach((rec, i) => {
+      if (i >= excess && rec.endedAt! >= cutoff) return;
+      this.#records.delete(rec.key);
+      for (const obs of rec.watchers.keys()) this.#observers.get(obs)?.delete(rec);
+      rec.watchers.clear();
+      this.#event(rec, "removed");
+    });
+  }
+}
