@@ -272,7 +272,7 @@ export function judgeRun(
     return {
       ...unjudged,
       status: "error",
-      reason: `rate_limit: ${rate.message}`,
+      reason: `rate limited: ${rate.message}`,
       rateLimited: { ...rate },
       kind: "rate_limit",
       fix: FAILURE_POLICIES.rate_limit.fix,

@@ -691,6 +691,7 @@ Deno.test("ccx exec --server sends --cwd: the CLI runs in that directory on the 
         claude,
         "--retries",
         "0",
+        "--sandbox", // the server runs as root: the CLI needs IS_SANDBOX=1
       ], { cwd: dir, env: { CCX_STATE_DIR: join(dir, "state") } });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout.trim(), "2 + 2 = 4");

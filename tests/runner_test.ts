@@ -167,7 +167,7 @@ Deno.test("judgeRun() calls a rate-limited run an error even when it looks like 
     "all",
   );
   assert.equal(v.status, "error");
-  assert.match(v.reason, /^rate_limit: /);
+  assert.match(v.reason, /^rate limited: /);
   assert.equal(v.rateLimited?.resetTimestamp, 1_900_000_000);
 });
 

@@ -661,7 +661,7 @@ Deno.test("ccx stress --claude tests/fixtures/claude runs the shipped Claude sui
       w.path("out"),
       "--json",
       json,
-    ], { cwd: ROOT, env: { CCX_STATE_DIR: w.state } });
+    ], { cwd: ROOT, env: { CCX_STATE_DIR: w.state, CCX_SANDBOX: "1" } });
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const report = await readReport(json);
     assert.ok(report.summary.total >= 20, `only ${report.summary.total} tasks`);
