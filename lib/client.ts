@@ -66,7 +66,8 @@ export interface Completion extends Omit<JobResult, "invalidUtf8Chunks"> {
 /** Callbacks for one job's events. */
 export interface JobHandlers {
   /**
-   * Each coalesced chunk of output, in order (`seq` counts per job). `rawBase64`
+   * Each chunk of output (coalesced, or one line when `output_mode` is `lines`), in
+   * order (`seq` counts per job). `rawBase64`
    * carries the exact bytes when they were not valid UTF-8 (`data` then has U+FFFD).
    */
   onOutput?(type: "stdout" | "stderr", data: string, seq: number, rawBase64?: string): void;
@@ -256,14 +257,20 @@ export class CcxClient {
 
   /**
    * Starts a job. Resolves once the server has started it; `job.done` resolves
-   * after all its output has been delivered to `handlers.onOutput`.
+   * after all its output has been delivered to `handlers.onOutput`. Output comes
+   * as coalesced chunks (`output_mode: "chunks"`, asked for unless `params` says
+   * otherwise): ccx's own clients join the text and need no message per line.
    */
   async execute(params: ExecuteParams, handlers: JobHandlers = {}): Promise<RemoteJob> {
     const jobId = params.job_id ?? crypto.randomUUID();
     const job = new RemoteJob(jobId, this, handlers);
     this.#jobs.set(jobId, job);
     try {
-      const r = await this.request("execute", { ...params, job_id: jobId }) as {
+      const r = await this.request("execute", {
+        ...params,
+        job_id: jobId,
+        output_mode: params.output_mode ?? "chunks",
+      }) as {
         pid: number;
         pgid: number;
       };

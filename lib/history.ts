@@ -756,8 +756,10 @@ export interface ConnectRedisOptions {
   /** Milliseconds to wait for the first connection (default 5000). */
   connectTimeoutMs?: number;
   /**
-   * Retry commands forever while reconnecting (what BullMQ workers need: `maxRetriesPerRequest:
-   * null`) instead of failing them after a few attempts.
+   * For long-lived clients such as BullMQ's: commands wait through reconnects
+   * (`maxRetriesPerRequest: null`, which BullMQ workers require) and, once
+   * connected, reconnecting never gives up. Otherwise commands fail after a few
+   * attempts and reconnecting stops after about a minute.
    */
   blocking?: boolean;
 }
@@ -790,8 +792,9 @@ export async function connectRedis(url: string, opts: ConnectRedisOptions = {}):
       connectTimeout: opts.connectTimeoutMs ?? 5000,
       maxRetriesPerRequest: opts.blocking ? null : 3,
       enableOfflineQueue: true,
+      // A long-lived (blocking) client rides out a Redis restart; others give up after ~1 min.
       retryStrategy: (times: number) =>
-        ready && times < 40 ? Math.min(50 * 2 ** times, 2000) : null,
+        ready && (opts.blocking || times < 40) ? Math.min(50 * 2 ** times, 2000) : null,
     });
   } catch (e) {
     throw new Error(`cannot use Redis at ${location}: ${errorText(e)}`, { cause: e });

@@ -22,6 +22,20 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import os from "node:os";
 
+/**
+ * Variables removed inside the sandbox, so the CLI and other tools keep their
+ * configuration, caches and state under the job's `HOME` (the server's are
+ * read-only there).
+ */
+export const UNSET_IN_SANDBOX: readonly string[] = [
+  "CLAUDE_CONFIG_DIR",
+  "XDG_CONFIG_HOME",
+  "XDG_CACHE_HOME",
+  "XDG_DATA_HOME",
+  "XDG_STATE_HOME",
+  "XDG_RUNTIME_DIR",
+];
+
 /** How a job is confined: not at all, or under bubblewrap. */
 export type IsolateMode = "none" | "bwrap";
 
@@ -72,6 +86,8 @@ export function bwrapArgv(inner: string[], layout: BwrapLayout): string[] {
   for (const [src, rel] of layout.readOnly ?? []) a.push("--ro-bind", src, join(layout.home, rel));
   a.push("--unshare-pid", "--die-with-parent");
   if ((layout.net ?? "host") === "none") a.push("--unshare-net");
+  // Per-user directories must be the job's own home, not the server user's (read-only here).
+  for (const v of UNSET_IN_SANDBOX) a.push("--unsetenv", v);
   a.push(
     "--chdir",
     layout.work,
@@ -89,7 +105,8 @@ export function bwrapArgv(inner: string[], layout: BwrapLayout): string[] {
 
 /**
  * The Claude CLI's credentials of the server's user, as bwrap read-only maps
- * (`~/.claude/.credentials.json`), plus files to copy writable into the job's
+ * (`$CLAUDE_CONFIG_DIR/.credentials.json`, by default `~/.claude/.credentials.json`,
+ * seen by the job as `~/.claude/.credentials.json`), plus files to copy writable into the job's
  * home (`~/.claude.json`, which the CLI rewrites as it runs). Absent files are
  * left out.
  *
@@ -101,10 +118,11 @@ export function bwrapArgv(inner: string[], layout: BwrapLayout): string[] {
  */
 export function claudeCredentials(
   home: string = Deno.env.get("HOME") || os.homedir(),
+  configDir: string = Deno.env.get("CLAUDE_CONFIG_DIR") || join(home, ".claude"),
 ): { readOnly: [string, string][]; copies: [string, string][] } {
   const readOnly: [string, string][] = [];
   const copies: [string, string][] = [];
-  const cred = join(home, ".claude", ".credentials.json");
+  const cred = join(configDir, ".credentials.json");
   if (existsSync(cred)) readOnly.push([cred, ".claude/.credentials.json"]);
   const config = join(home, ".claude.json");
   if (existsSync(config)) copies.push([config, ".claude.json"]);

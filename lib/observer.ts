@@ -128,7 +128,9 @@ class Record_ {
   readonly startedAt = Date.now() / 1000;
   endedAt?: number;
   result?: JobResult;
+  /** The tail is `tail[tailHead..]`: dropping from the front moves an index, not the array. */
   readonly tail: Chunk[] = [];
+  tailHead = 0;
   tailChars = 0;
   truncated = false;
   readonly watchers = new Map<Observer, { dropped: number }>();
@@ -263,9 +265,16 @@ export class ObserverHub {
   output(rec: ObservedRecord, type: "stdout" | "stderr", data: string, seq: number): void {
     rec.tail.push({ type, data, seq });
     rec.tailChars += data.length;
-    while (rec.tailChars > this.#tailChars && rec.tail.length > 1) {
-      rec.tailChars -= rec.tail.shift()!.data.length;
+    // In lines mode this runs once per line: Array#shift on a tail of thousands of
+    // short lines copies the whole array each time, so the front is an index instead,
+    // and the array is compacted once the dropped part is the larger half.
+    while (rec.tailChars > this.#tailChars && rec.tail.length - rec.tailHead > 1) {
+      rec.tailChars -= rec.tail[rec.tailHead++].data.length;
       rec.truncated = true;
+    }
+    if (rec.tailHead > 1024 && rec.tailHead * 2 > rec.tail.length) {
+      rec.tail.splice(0, rec.tailHead);
+      rec.tailHead = 0;
     }
     if (rec.watchers.size === 0) return;
     for (const [obs, w] of rec.watchers) {
@@ -342,7 +351,7 @@ export class ObserverHub {
         if (following.has(rec)) continue;
         following.add(rec);
         rec.watchers.set(obs, { dropped: 0 });
-        const backlog = rec.tail.slice();
+        const backlog = rec.tail.slice(rec.tailHead);
         const truncated = rec.truncated;
         after.push(() => {
           backlog.forEach((c, i) => {

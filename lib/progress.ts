@@ -107,7 +107,8 @@ export class Progress {
   readonly #write: (bytes: Uint8Array) => void;
   readonly #release: () => void;
   readonly #enc = new TextEncoder();
-  readonly #running = new Set<string>();
+  /** Running task ids, each with how the live line shows it (`id` or `id@worker`). */
+  readonly #running = new Map<string, string>();
   readonly #t0 = performance.now();
   #done = 0;
   #passed = 0;
@@ -142,9 +143,12 @@ export class Progress {
     }
   }
 
-  /** A task started: it joins the running list of the live line (terminal only). */
-  start(id: string): void {
-    this.#running.add(id);
+  /**
+   * A task started: it joins the running list of the live line (terminal only), shown as
+   * `id@where` when `where` (a fleet worker) is given.
+   */
+  start(id: string, where?: string): void {
+    this.#running.set(id, where ? `${id}@${where}` : id);
     if (!this.#terminal || this.#stopped) return;
     if (performance.now() - this.#lastDraw >= REDRAW_MS) this.#emit("");
   }
@@ -190,7 +194,7 @@ export class Progress {
     let line = `[${this.#done}/${this.#total}] ${this.#passed} passed, ${this.#failed} failed, ` +
       `${this.#errors} errors · ${elapsed}`;
     if (this.#running.size) {
-      const ids = [...this.#running].map((id) => oneLine(id, 60)).join(", ");
+      const ids = [...this.#running.values()].map((id) => oneLine(id, 60)).join(", ");
       line += ` · running (${this.#running.size}): ${ids}`;
     }
     const width = Math.max(10, this.#width() - 1); // never touch the last column: no wrap

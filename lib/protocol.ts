@@ -280,6 +280,12 @@ export interface ExecuteParams {
    */
   job_id?: string;
   /**
+   * How output is cut into `process.output` messages: `lines` (the default) sends one
+   * line per message, as the seed's clients expect; `chunks` coalesces what one read of
+   * the pipe gave, up to its last newline, into one message (far fewer messages).
+   */
+  output_mode?: "lines" | "chunks";
+  /**
    * Run in a fresh directory that the server makes (and reports): `true`, or
    * `{template, keep}` (see {@linkcode WorkspaceParam}). Not together with `cwd`.
    */
@@ -410,6 +416,13 @@ export function validateExecute(params: unknown): ExecuteParams {
     throw invalid("job_id", "expected 1-128 characters of A-Z a-z 0-9 . _ : -");
   }
   out.job_id = jobId;
+  const mode = p.output_mode;
+  if (mode !== undefined && mode !== null) {
+    if (mode !== "lines" && mode !== "chunks") {
+      throw invalid("output_mode", `expected "lines" or "chunks", got ${JSON.stringify(mode)}`);
+    }
+    out.output_mode = mode;
+  }
   const ws = p.workspace;
   if (ws !== undefined && ws !== null && ws !== false) {
     if (ws === true) out.workspace = {};

@@ -22,6 +22,7 @@
 
 import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
+import type { RunFacts } from "./answer.ts";
 
 /** Outcome of one task: `passed`, `failed` (ran, did not meet its criteria), `error` (could not run or judge). */
 export type TestStatus = "passed" | "failed" | "error";
@@ -50,8 +51,11 @@ export interface InstanceResult {
   outputFile?: string;
 }
 
-/** The result of one task of a suite. */
-export interface TestResult {
+/**
+ * The result of one task of a suite. The {@linkcode RunFacts} (answer, stderr tail, model,
+ * turns, tokens, cost) are there when the run gave them.
+ */
+export interface TestResult extends RunFacts {
   /** Task id from the suite (`simple_1`). */
   id: string;
   /** Human-readable task name. */
@@ -87,16 +91,28 @@ export interface TestResult {
   /** The fleet worker that ran the task (`ccx stress --queue`). */
   worker?: string;
   /**
-   * The Claude failure kind (`auth`, `network`, `root_refused`, …; see `FAILURE_POLICIES` in
-   * lib/claude.ts), set when the task failed because of Claude or its API, not the model's answer.
+   * For an `error` caused by Claude or the infrastructure: the failure kind from the classifier in
+   * `claude.ts` (`not_logged_in`, `rate_limit`, `cli_missing`, …). Reports group errors by it.
    */
   kind?: string;
-  /** One line saying what to do about `kind`, when there is one. */
+  /** One line: what to do about `kind`. */
   fix?: string;
   /** Files the task created or changed in its workspace (the server's bounded list). */
   filesCreated?: string[];
   /** Where the task's workspace is on the server's host, when the server kept it. */
   workspace?: string;
+}
+
+/** A task of the run that has no result: not started, or stopped before it ran. */
+export interface SkippedTask {
+  /** Result id (the task id, `.rN` with `--repeat`). */
+  id: string;
+  /** Task name. */
+  name: string;
+  /** Category. */
+  category: string;
+  /** Why it did not run: `interrupted`, `--max-fail 3 reached`, `not run yet`. */
+  reason: string;
 }
 
 /** Everything the reports need about one stress run. */
@@ -115,6 +131,8 @@ export interface RunReport {
   interrupted: boolean;
   /** Graduation threshold: the run graduates at `threshold`:1 or better. */
   threshold: number;
+  /** Tasks of the run without a result (listed as skipped in every report). */
+  skipped?: SkippedTask[];
 }
 
 /** Counts and graduation verdict of a run (see {@linkcode summarize}). */
@@ -166,6 +184,165 @@ export function summarize(results: TestResult[], threshold: number): Summary {
     ratio,
     graduated: results.length > 0 && errors === 0 && reached,
   };
+}
+
+/** Cost and tokens of a run, summed over the results that report them. */
+export interface Totals {
+  /** Sum of `costUsd`; `null` when no result reported a cost. */
+  costUsd: number | null;
+  /** Sums of token counts; `null` when no result reported tokens. */
+  tokens: { input: number; output: number; cacheRead: number; cacheCreation: number } | null;
+}
+
+/**
+ * Sums cost and tokens over the results (instances of concurrent tasks are not
+ * counted separately: the picked run's facts are the task's).
+ *
+ * @example
+ * ```ts
+ * import { totals } from "./report.ts";
+ * totals([]); // { costUsd: null, tokens: null }
+ * ```
+ */
+export function totals(results: TestResult[]): Totals {
+  let cost: number | null = null;
+  let tokens: Totals["tokens"] = null;
+  for (const r of results) {
+    if (r.costUsd !== undefined) cost = (cost ?? 0) + r.costUsd;
+    if (r.tokens) {
+      tokens ??= { input: 0, output: 0, cacheRead: 0, cacheCreation: 0 };
+      tokens.input += r.tokens.input;
+      tokens.output += r.tokens.output;
+      tokens.cacheRead += r.tokens.cacheRead;
+      tokens.cacheCreation += r.tokens.cacheCreation;
+    }
+  }
+  return { costUsd: cost === null ? null : Math.round(cost * 1e6) / 1e6, tokens };
+}
+
+/** Counts of one category (see {@linkcode categorySummaries}). */
+export interface CategorySummary {
+  /** Category name. */
+  name: string;
+  /** Results plus skipped tasks. */
+  total: number;
+  /** Passed results. */
+  passed: number;
+  /** Failed results. */
+  failed: number;
+  /** Errored results. */
+  errors: number;
+  /** Tasks that did not run. */
+  skipped: number;
+}
+
+/**
+ * Per-category counts, in first-seen order (results, then skipped tasks).
+ *
+ * @example
+ * ```ts
+ * import { categorySummaries } from "./report.ts";
+ * categorySummaries({ results: [], skipped: [{ id: "a", name: "a", category: "c", reason: "" }] });
+ * // [{ name: "c", total: 1, passed: 0, failed: 0, errors: 0, skipped: 1 }]
+ * ```
+ */
+export function categorySummaries(
+  report: Pick<RunReport, "results" | "skipped">,
+): CategorySummary[] {
+  const m = new Map<string, CategorySummary>();
+  const get = (name: string) => {
+    let c = m.get(name);
+    if (!c) m.set(name, c = { name, total: 0, passed: 0, failed: 0, errors: 0, skipped: 0 });
+    c.total++;
+    return c;
+  };
+  for (const r of report.results) {
+    const c = get(r.category);
+    if (r.status === "passed") c.passed++;
+    else if (r.status === "failed") c.failed++;
+    else c.errors++;
+  }
+  for (const t of report.skipped ?? []) get(t.category).skipped++;
+  return [...m.values()];
+}
+
+/** Errors that share a failure kind (see {@linkcode errorGroups}). */
+export interface ErrorGroup {
+  /** The kind; `other` for errors without one. */
+  kind: string;
+  /** What to do, when the classifier said. */
+  fix?: string;
+  /** Result ids, in run order. */
+  ids: string[];
+}
+
+/**
+ * Errored results grouped by `kind` (largest group first), so twenty tasks that
+ * failed for one reason read as one problem with one fix.
+ *
+ * @example
+ * ```ts
+ * import { errorGroups } from "./report.ts";
+ * errorGroups([]); // []
+ * ```
+ */
+export function errorGroups(results: TestResult[]): ErrorGroup[] {
+  const m = new Map<string, ErrorGroup>();
+  for (const r of results) {
+    if (r.status !== "error") continue;
+    const kind = r.kind ?? "other";
+    let g = m.get(kind);
+    if (!g) m.set(kind, g = { kind, ids: [] });
+    g.fix ??= r.fix;
+    g.ids.push(r.id);
+  }
+  return [...m.values()].sort((a, b) => b.ids.length - a.ids.length);
+}
+
+/**
+ * The first `max` characters of an answer, on at most `lines` lines, with `…` when cut.
+ *
+ * @example
+ * ```ts
+ * import { excerpt } from "./report.ts";
+ * excerpt("a\nb\nc", 100, 2); // "a\nb …"
+ * ```
+ */
+export function excerpt(text: string, max = 300, lines = 6): string {
+  const all = text.trim().split("\n");
+  let out = all.slice(0, lines).join("\n");
+  let cut = all.length > lines;
+  if (out.length > max) {
+    out = Array.from(out).slice(0, max).join("");
+    cut = true;
+  }
+  return cut ? `${out.trimEnd()} …` : out;
+}
+
+function formatCost(c: number): string {
+  return c >= 1 ? `$${c.toFixed(2)}` : `$${c.toFixed(4)}`;
+}
+
+/**
+ * One line of totals: cost and tokens, or `""` when no result reported them.
+ *
+ * @example
+ * ```ts
+ * import { formatTotalsLine } from "./report.ts";
+ * formatTotalsLine({ costUsd: 0.0123, tokens: { input: 1200, output: 340, cacheRead: 0, cacheCreation: 0 } });
+ * // "Cost $0.0123; tokens 1200 in, 340 out, 0 cache read, 0 cache write"
+ * ```
+ */
+export function formatTotalsLine(t: Totals): string {
+  const parts: string[] = [];
+  if (t.costUsd !== null) parts.push(`Cost ${formatCost(t.costUsd)}`);
+  if (t.tokens) {
+    parts.push(
+      `tokens ${t.tokens.input} in, ${t.tokens.output} out, ${t.tokens.cacheRead} cache read, ` +
+        `${t.tokens.cacheCreation} cache write`,
+    );
+  }
+  return parts.join("; ");
 }
 
 /**
@@ -290,65 +467,199 @@ const round3 = (n: number): number => Math.round(n * 1000) / 1000;
  */
 export function toJson(report: RunReport): string {
   const s = summarize(report.results, report.threshold);
+  const tot = totals(report.results);
+  const tokens = (t: Totals["tokens"] | undefined) =>
+    t
+      ? {
+        input: t.input,
+        output: t.output,
+        cache_read: t.cacheRead,
+        cache_creation: t.cacheCreation,
+      }
+      : null;
   const obj = {
     run_id: report.runId,
     suite: report.suite,
     started_at: report.startedAt.toISOString(),
     duration_s: round3(report.durationS),
     interrupted: report.interrupted,
+    threshold: report.threshold,
     summary: {
       total: s.total,
       passed: s.passed,
       failed: s.failed,
       errors: s.errors,
+      skipped: report.skipped?.length ?? 0,
       ratio: s.ratio,
       graduated: s.graduated,
+      cost_usd: tot.costUsd,
+      tokens: tokens(tot.tokens),
     },
-    tests: report.results.map((t) => {
-      const o: Record<string, unknown> = {
+    categories: categorySummaries(report),
+    errors_by_kind: errorGroups(report.results).map((g) => ({
+      kind: g.kind,
+      fix: g.fix ?? null,
+      count: g.ids.length,
+      tests: g.ids,
+    })),
+    tests: [
+      ...report.results.map((t) => {
+        const o: Record<string, unknown> = {
+          id: t.id,
+          name: t.name,
+          category: t.category,
+          status: t.status,
+          reason: t.reason,
+          duration_s: round3(t.durationS),
+          exit_code: t.exitCode,
+          patterns_found: t.patternsFound,
+          patterns_missing: t.patternsMissing,
+          output_file: t.outputFile ?? null,
+          attempts: t.attempts,
+          answer: t.answer ?? null,
+          stderr_tail: t.stderrTail ?? null,
+          model: t.model ?? null,
+          turns: t.turns ?? null,
+          tokens: tokens(t.tokens),
+          cost_usd: t.costUsd ?? null,
+          kind: t.kind ?? null,
+          fix: t.fix ?? null,
+          started_at: Number.isFinite(t.startedAt) ? new Date(t.startedAt).toISOString() : null,
+          files_created: t.filesCreated ?? [],
+          workspace: t.workspace ?? null,
+        };
+        if (t.rerun !== undefined) o.rerun = t.rerun;
+        if (t.worker !== undefined) o.worker = t.worker;
+        if (t.instances) {
+          o.instances = t.instances.map((i) => ({
+            index: i.index,
+            model: i.model ?? null,
+            temperature: i.temperature ?? null,
+            status: i.status,
+            reason: i.reason,
+            duration_s: round3(i.durationS),
+            exit_code: i.exitCode,
+            picked: i.picked,
+            score: i.score ?? null,
+            output_file: i.outputFile ?? null,
+          }));
+        }
+        return o;
+      }),
+      ...(report.skipped ?? []).map((t) => ({
         id: t.id,
         name: t.name,
         category: t.category,
-        status: t.status,
+        status: "skipped",
         reason: t.reason,
-        duration_s: round3(t.durationS),
-        exit_code: t.exitCode,
-        patterns_found: t.patternsFound,
-        patterns_missing: t.patternsMissing,
-        output_file: t.outputFile ?? null,
-        attempts: t.attempts,
-      };
-      o.files_created = t.filesCreated ?? [];
-      o.workspace = t.workspace ?? null;
-      if (t.instances) {
-        o.instances = t.instances.map((i) => ({
-          index: i.index,
-          model: i.model ?? null,
-          temperature: i.temperature ?? null,
-          status: i.status,
-          reason: i.reason,
-          duration_s: round3(i.durationS),
-          exit_code: i.exitCode,
-          picked: i.picked,
-          score: i.score ?? null,
-          output_file: i.outputFile ?? null,
-        }));
-      }
-      return o;
-    }),
+      })),
+    ],
   };
   return JSON.stringify(obj, null, 2) + "\n";
 }
 
-/** Results grouped by category, in first-seen order. */
-function byCategory(results: TestResult[]): Map<string, TestResult[]> {
-  const m = new Map<string, TestResult[]>();
-  for (const r of results) {
-    const list = m.get(r.category);
-    if (list) list.push(r);
-    else m.set(r.category, [r]);
+/**
+ * Reads a report written by {@linkcode toJson} back: the results (with their answers, tokens,
+ * …) and the skipped tasks. Used by `ccx stress --resume` and `--last-failed`. Throws a
+ * `SyntaxError` naming what is wrong for a file that is not such a report.
+ *
+ * @example
+ * ```ts
+ * import { fromJson, toJson } from "./report.ts";
+ * const r = fromJson(toJson({
+ *   runId: "r1", suite: "s", startedAt: new Date(0), durationS: 1, results: [],
+ *   interrupted: true, threshold: 10, skipped: [{ id: "a", name: "a", category: "c", reason: "interrupted" }],
+ * }));
+ * r.skipped?.length; // 1
+ * ```
+ */
+export function fromJson(text: string): RunReport {
+  const o = JSON.parse(text);
+  if (typeof o !== "object" || o === null || !Array.isArray(o.tests)) {
+    throw new SyntaxError("not a ccx stress report.json (no tests[])");
   }
-  return m;
+  const num = (x: unknown, d = 0) => (typeof x === "number" && Number.isFinite(x) ? x : d);
+  const str = (x: unknown) => (typeof x === "string" ? x : undefined);
+  const results: TestResult[] = [];
+  const skipped: SkippedTask[] = [];
+  for (const t of o.tests as Record<string, unknown>[]) {
+    const id = str(t.id), name = str(t.name) ?? "", category = str(t.category) ?? "";
+    if (id === undefined) throw new SyntaxError("a test without an id");
+    if (t.status !== "passed" && t.status !== "failed" && t.status !== "error") {
+      skipped.push({ id, name, category, reason: str(t.reason) ?? "" });
+      continue;
+    }
+    const tk = t.tokens as Record<string, unknown> | null | undefined;
+    const r: TestResult = {
+      id,
+      name,
+      category,
+      status: t.status,
+      reason: str(t.reason) ?? "",
+      durationS: num(t.duration_s),
+      exitCode: typeof t.exit_code === "number" ? t.exit_code : null,
+      patternsFound: Array.isArray(t.patterns_found) ? t.patterns_found.map(String) : [],
+      patternsMissing: Array.isArray(t.patterns_missing) ? t.patterns_missing.map(String) : [],
+      attempts: num(t.attempts, 1),
+      startedAt: typeof t.started_at === "string" ? Date.parse(t.started_at) : NaN,
+    };
+    const opt: [keyof TestResult, unknown][] = [
+      ["outputFile", str(t.output_file)],
+      ["answer", str(t.answer)],
+      ["stderrTail", str(t.stderr_tail)],
+      ["model", str(t.model)],
+      ["turns", typeof t.turns === "number" ? t.turns : undefined],
+      ["costUsd", typeof t.cost_usd === "number" ? t.cost_usd : undefined],
+      ["kind", str(t.kind)],
+      ["fix", str(t.fix)],
+      ["rerun", str(t.rerun)],
+      ["workspace", str(t.workspace)],
+      [
+        "filesCreated",
+        Array.isArray(t.files_created) && t.files_created.length
+          ? t.files_created.map(String)
+          : undefined,
+      ],
+      ["worker", str(t.worker)],
+      [
+        "tokens",
+        tk && typeof tk === "object"
+          ? {
+            input: num(tk.input),
+            output: num(tk.output),
+            cacheRead: num(tk.cache_read),
+            cacheCreation: num(tk.cache_creation),
+          }
+          : undefined,
+      ],
+    ];
+    for (const [k, v] of opt) if (v !== undefined) (r as unknown as Record<string, unknown>)[k] = v;
+    if (Array.isArray(t.instances)) {
+      r.instances = (t.instances as Record<string, unknown>[]).map((i) => ({
+        index: num(i.index),
+        ...(str(i.model) ? { model: str(i.model) } : {}),
+        ...(typeof i.temperature === "number" ? { temperature: i.temperature } : {}),
+        status: (i.status === "passed" || i.status === "failed") ? i.status : "error",
+        reason: str(i.reason) ?? "",
+        durationS: num(i.duration_s),
+        exitCode: typeof i.exit_code === "number" ? i.exit_code : null,
+        picked: i.picked === true,
+        ...(typeof i.score === "number" ? { score: i.score } : {}),
+        ...(str(i.output_file) ? { outputFile: str(i.output_file) } : {}),
+      }));
+    }
+    results.push(r);
+  }
+  return {
+    runId: str(o.run_id) ?? "",
+    suite: str(o.suite) ?? "",
+    startedAt: new Date(str(o.started_at) ?? 0),
+    durationS: num(o.duration_s),
+    results,
+    interrupted: o.interrupted === true,
+    threshold: num(o.threshold, 10),
+    skipped,
+  };
 }
 
 const secs = (n: number): string => (Number.isFinite(n) && n > 0 ? n : 0).toFixed(3);
@@ -376,11 +687,14 @@ function detailLines(t: TestResult): string[] {
 }
 
 /**
- * JUnit XML: `<testsuites>` with one `<testsuite>` per category, a `<testcase classname=category
- * name=id time=…>` per task, `<failure>` for failed and `<error>` for error (message = reason),
- * and `<system-out>` naming the output file. Text is escaped; ANSI sequences and characters
- * illegal in XML 1.0 are removed. Timestamps are UTC without a zone suffix, as the JUnit schema
- * wants.
+ * JUnit XML that validates against the Jenkins xUnit plugin's `junit-10.xsd` and that GitLab
+ * reads: `<testsuites name tests failures errors time>` (no `timestamp` there: the schema does
+ * not allow it), one `<testsuite>` per category (`skipped`, `timestamp` in UTC without a zone),
+ * a `<testcase classname=category name=id time=…>` per task with `<failure>` for failed,
+ * `<error>` for error (message = reason, type = the failure kind or the status) and
+ * `<skipped>` for tasks that never ran; `<system-out>` holds the model's whole answer and the
+ * output file, `<system-err>` the stderr tail. Text is escaped; ANSI sequences and characters
+ * illegal in XML 1.0 are removed.
  *
  * @example
  * ```ts
@@ -390,7 +704,7 @@ function detailLines(t: TestResult): string[] {
  *   threshold: 10, results: [{
  *     id: "simple_1", name: "2+2", category: "simple", status: "failed", reason: "missing <4>",
  *     durationS: 1.5, exitCode: 0, patternsFound: [], patternsMissing: ["4"], attempts: 1,
- *     startedAt: 0,
+ *     startedAt: 0, answer: "five",
  *   }],
  * });
  * console.log(xml.includes('<failure message="missing &lt;4&gt;"')); // true
@@ -399,17 +713,27 @@ function detailLines(t: TestResult): string[] {
 export function toJunit(report: RunReport): string {
   const all = summarize(report.results, report.threshold);
   const stamp = report.startedAt.toISOString().slice(0, 19);
+  const skipped = report.skipped ?? [];
   const out: string[] = ['<?xml version="1.0" encoding="UTF-8"?>'];
   out.push(
-    `<testsuites name="${escAttr(report.suite)}" tests="${all.total}" failures="${all.failed}"` +
-      ` errors="${all.errors}" time="${secs(report.durationS)}" timestamp="${stamp}">`,
+    `<testsuites name="${escAttr(report.suite)}" tests="${all.total + skipped.length}"` +
+      ` failures="${all.failed}" errors="${all.errors}" time="${secs(report.durationS)}">`,
   );
-  for (const [category, tests] of byCategory(report.results)) {
+  const cats = new Map<string, { results: TestResult[]; skipped: SkippedTask[] }>();
+  const cat = (c: string) => {
+    let e = cats.get(c);
+    if (!e) cats.set(c, e = { results: [], skipped: [] });
+    return e;
+  };
+  for (const r of report.results) cat(r.category).results.push(r);
+  for (const t of skipped) cat(t.category).skipped.push(t);
+  for (const [category, { results: tests, skipped: notRun }] of cats) {
     const s = summarize(tests, report.threshold);
     const time = tests.reduce((a, t) => a + (t.durationS > 0 ? t.durationS : 0), 0);
     out.push(
-      `  <testsuite name="${escAttr(category)}" tests="${s.total}" failures="${s.failed}"` +
-        ` errors="${s.errors}" skipped="0" time="${secs(time)}" timestamp="${stamp}">`,
+      `  <testsuite name="${escAttr(category)}" tests="${s.total + notRun.length}"` +
+        ` failures="${s.failed}" errors="${s.errors}" skipped="${notRun.length}"` +
+        ` time="${secs(time)}" timestamp="${stamp}">`,
     );
     out.push("    <properties>");
     for (
@@ -428,20 +752,48 @@ export function toJunit(report: RunReport): string {
       );
       if (t.status !== "passed") {
         const tag = t.status === "failed" ? "failure" : "error";
+        const lines = detailLines(t);
+        if (t.fix) lines.push(`fix: ${t.fix}`);
         out.push(
-          `      <${tag} message="${escAttr(t.reason)}" type="${t.status}">` +
-            `${esc(detailLines(t).join("\n"))}</${tag}>`,
+          `      <${tag} message="${escAttr(t.reason)}" type="${escAttr(t.kind ?? t.status)}">` +
+            `${esc(lines.join("\n"))}</${tag}>`,
         );
       }
       const sysout = [`name: ${t.name}`, `output file: ${t.outputFile ?? "(none)"}`];
+      for (const f of factLines(t)) sysout.push(f);
       if (t.status === "passed") sysout.push(...detailLines(t).slice(1));
+      if (t.answer !== undefined) sysout.push("", "answer:", t.answer);
       out.push(`      <system-out>${esc(sysout.join("\n"))}</system-out>`);
+      if (t.stderrTail) out.push(`      <system-err>${esc(t.stderrTail)}</system-err>`);
       out.push("    </testcase>");
+    }
+    for (const t of notRun) {
+      out.push(
+        `    <testcase classname="${escAttr(category)}" name="${escAttr(t.id)}" time="0">`,
+        `      <skipped message="${escAttr(t.reason)}" type="skipped"/>`,
+        "    </testcase>",
+      );
     }
     out.push("  </testsuite>");
   }
   out.push("</testsuites>");
   return out.join("\n") + "\n";
+}
+
+/** Model, turns, tokens and cost of a result, one fact a line. */
+function factLines(t: TestResult): string[] {
+  const out: string[] = [];
+  if (t.model) out.push(`model: ${t.model}`);
+  if (t.turns !== undefined) out.push(`turns: ${t.turns}`);
+  if (t.tokens) {
+    out.push(
+      `tokens: ${t.tokens.input} in, ${t.tokens.output} out, ${t.tokens.cacheRead} cache read, ` +
+        `${t.tokens.cacheCreation} cache write`,
+    );
+  }
+  if (t.costUsd !== undefined) out.push(`cost: ${formatCost(t.costUsd)}`);
+  if (t.kind) out.push(`kind: ${t.kind}`);
+  return out;
 }
 
 const STATUS_ORDER: Record<TestStatus, number> = { failed: 0, error: 1, passed: 2 };
@@ -497,6 +849,7 @@ background:var(--bg);border:1px solid var(--line);border-radius:.2rem}
 table.inst{border-collapse:collapse;margin:.5rem 0;font-size:.9em}
 table.inst th,table.inst td{border:1px solid var(--line);padding:.2rem .5rem;text-align:left}
 .muted{color:var(--muted)}a{color:inherit}
+details{margin:.2rem 0}details pre{margin-left:1rem}
 `.trim();
 
 /**
@@ -523,6 +876,8 @@ export function toHtml(report: RunReport, opts: HtmlOptions = {}): string {
   const longest = Math.max(0, ...report.results.map((t) => t.durationS > 0 ? t.durationS : 0));
   const runStart = report.startedAt.getTime();
   const anchor = (i: number) => `t${i}`;
+  const skipped = report.skipped ?? [];
+  const totalsLine = formatTotalsLine(totals(report.results));
 
   const h: string[] = [];
   h.push(
@@ -554,11 +909,47 @@ export function toHtml(report: RunReport, opts: HtmlOptions = {}): string {
     `<dt>Duration</dt><dd>${formatDuration(report.durationS)}</dd>`,
     `<dt>Results</dt><dd>${s.total} tests: <span class="s-passed">${s.passed} passed</span>, ` +
       `<span class="s-failed">${s.failed} failed</span>, ` +
-      `<span class="s-error">${s.errors} errors</span></dd>`,
+      `<span class="s-error">${s.errors} errors</span>${
+        skipped.length ? `, <span class="muted">${skipped.length} skipped</span>` : ""
+      }</dd>`,
+    ...(totalsLine ? [`<dt>Totals</dt><dd>${escHtml(totalsLine)}</dd>`] : []),
     "</dl>",
     `<p class="ratio">${escHtml(formatRatioLine(s, report.threshold))}</p>`,
     "</header>",
     "<main>",
+  );
+  const cats = categorySummaries(report);
+  if (cats.length > 1 || skipped.length) {
+    h.push(
+      '<section id="categories">',
+      "<h2>By category</h2>",
+      '<table class="inst"><thead><tr><th>Category</th><th>Tasks</th><th>Passed</th>' +
+        "<th>Failed</th><th>Errors</th><th>Skipped</th></tr></thead><tbody>",
+      ...cats.map((c) =>
+        `<tr><td>${escHtml(c.name)}</td><td>${c.total}</td><td class="s-passed">${c.passed}</td>` +
+        `<td class="s-failed">${c.failed}</td><td class="s-error">${c.errors}</td>` +
+        `<td>${c.skipped}</td></tr>`
+      ),
+      "</tbody></table>",
+      "</section>",
+    );
+  }
+  const groups = errorGroups(report.results);
+  if (groups.length) {
+    h.push('<section id="error-kinds">', "<h2>Errors by cause</h2>", "<ul>");
+    for (const g of groups) {
+      h.push(
+        `<li><strong>${escHtml(g.kind)}</strong>: ${g.ids.length} task${
+          g.ids.length === 1 ? "" : "s"
+        } ` +
+          `(${escHtml(g.ids.slice(0, 8).join(", "))}${g.ids.length > 8 ? ", …" : ""})${
+            g.fix ? ` — fix: ${escHtml(g.fix)}` : ""
+          }</li>`,
+      );
+    }
+    h.push("</ul>", "</section>");
+  }
+  h.push(
     '<section id="durations">',
     "<h2>Tasks by duration</h2>",
   );
@@ -573,9 +964,9 @@ export function toHtml(report: RunReport, opts: HtmlOptions = {}): string {
       const tip = `${t.id} (${t.category}): ${t.status}, ${formatDuration(t.durationS)}${offset}${
         t.reason ? ` - ${t.reason}` : ""
       }`;
-      const label = t.status === "passed"
-        ? escHtml(t.id)
-        : `<a href="#${anchor(i)}">${escHtml(t.id)}</a>`;
+      const label = `<a href="#${t.status === "passed" ? `o${i}` : anchor(i)}">${
+        escHtml(t.id)
+      }</a>`;
       h.push(
         `<li class="b-${t.status}" title="${escHtml(oneLine(tip))}">` +
           `<span class="id mono">${label}</span>` +
@@ -602,6 +993,20 @@ export function toHtml(report: RunReport, opts: HtmlOptions = {}): string {
       } · ${t.attempts} attempt${t.attempts === 1 ? "" : "s"}</p>`,
       `<pre>${escHtml(t.reason || "(no reason given)")}</pre>`,
     );
+    if (t.fix) h.push(`<p><strong>Fix:</strong> ${escHtml(t.fix)}</p>`);
+    const facts = factLines(t);
+    if (facts.length) h.push(`<p class="muted">${escHtml(facts.join(" · "))}</p>`);
+    h.push(
+      `<p><strong>Answer</strong>${
+        t.answer === undefined ? ': <span class="muted">none</span>' : ""
+      }</p>`,
+    );
+    if (t.answer !== undefined) {
+      h.push(`<pre class="answer">${escHtml(excerpt(t.answer, 2000, 40))}</pre>`);
+    }
+    if (t.stderrTail) {
+      h.push("<p><strong>stderr (last lines)</strong></p>", `<pre>${escHtml(t.stderrTail)}</pre>`);
+    }
     if (t.patternsFound.length || t.patternsMissing.length) {
       h.push(
         `<p>Patterns found: ${escHtml(t.patternsFound.join(", ") || "none")}; missing: ${
@@ -647,6 +1052,33 @@ export function toHtml(report: RunReport, opts: HtmlOptions = {}): string {
       h.push("</tbody></table>");
     }
     h.push("</article>");
+  }
+  h.push("</section>");
+  if (skipped.length) {
+    h.push('<section id="skipped">', `<h2>Skipped (${skipped.length})</h2>`, "<ul>");
+    for (const t of skipped) {
+      h.push(
+        `<li><code>${escHtml(t.id)}</code> ${escHtml(t.name)} <span class="muted">(${
+          escHtml(t.category)
+        }): ${escHtml(t.reason)}</span></li>`,
+      );
+    }
+    h.push("</ul>", "</section>");
+  }
+  h.push('<section id="outputs">', "<h2>Every task's answer</h2>");
+  for (const [i, t] of report.results.entries()) {
+    const link = t.outputFile
+      ? ` · <a class="mono" href="${
+        escHtml(outputHref(t.outputFile, opts.htmlPath))
+      }">raw output</a>`
+      : "";
+    h.push(
+      `<details id="o${i}"><summary><span class="s-${t.status}">${STATUS_WORD[t.status]}</span> ` +
+        `<code>${escHtml(t.id)}</code> ${escHtml(t.name)}${link}</summary>`,
+      `<pre class="answer">${escHtml(t.answer ?? "(no answer)")}</pre>`,
+      ...(t.stderrTail ? [`<pre class="muted">${escHtml(t.stderrTail)}</pre>`] : []),
+      "</details>",
+    );
   }
   h.push("</section>", "</main>", "</body>", "</html>");
   return h.join("\n") + "\n";
@@ -732,16 +1164,54 @@ export function formatSummaryTable(report: RunReport, opts: TableOptions): strin
   out.push(bold(line(head)), line(widths.map((w) => "-".repeat(w))));
   if (rows.length === 0) out.push("(no tests ran)");
   for (const r of rows) out.push(line(r.cells, r.status));
+  const skipped = report.skipped ?? [];
+  for (const t of skipped) {
+    out.push(`${oneLine(t.id, 40)}  ${oneLine(t.category, 24)}  SKIP  ${oneLine(t.reason, 60)}`);
+  }
   out.push("");
+  // What the failing tasks said, so a failure needs no file-digging.
+  const bad = report.results.filter((t) => t.status !== "passed");
+  for (const t of bad.slice(0, 20)) {
+    out.push(`${statusWord(t.status, opts.color)} ${oneLine(t.id, 60)}: ${oneLine(t.reason, 200)}`);
+    if (t.answer !== undefined) out.push(`  answer: ${oneLine(excerpt(t.answer, 200, 3), 200)}`);
+    const err = t.stderrTail?.split("\n").filter((l) => l.trim()).at(-1);
+    if (err) out.push(`  stderr: ${oneLine(err, 200)}`);
+    if (t.fix) out.push(`  fix: ${oneLine(t.fix, 200)}`);
+  }
+  if (bad.length > 20) out.push(`… and ${bad.length - 20} more (see the reports)`);
+  if (bad.length) out.push("");
+  const groups = errorGroups(report.results);
+  if (groups.length > 1 || (groups.length === 1 && groups[0].ids.length > 1)) {
+    for (const g of groups) {
+      out.push(
+        `${g.ids.length} error${g.ids.length === 1 ? "" : "s"} of kind ${g.kind}` +
+          `${g.fix ? `: ${oneLine(g.fix, 200)}` : ""}`,
+      );
+    }
+    out.push("");
+  }
+  const cats = categorySummaries(report);
+  if (cats.length > 1) {
+    out.push(
+      "By category: " + cats.map((c) =>
+        `${oneLine(c.name, 30)} ${c.passed}/${c.total}` +
+        (c.failed + c.errors ? ` (${c.failed} failed, ${c.errors} errors)` : "")
+      ).join("; "),
+    );
+  }
+  const totalsLine = formatTotalsLine(totals(report.results));
+  if (totalsLine) out.push(totalsLine);
   const s = summarize(report.results, report.threshold);
   const verdict = s.graduated ? "GRADUATED" : "NOT GRADUATED";
   const colored = opts.color
     ? `${s.graduated ? SGR.passed : SGR.failed}${verdict}${RESET}`
     : verdict;
   out.push(
-    `${s.total} tests: ${s.passed} passed, ${s.failed} failed, ${s.errors} errors in ${
-      formatDuration(report.durationS)
-    }${report.interrupted ? " (interrupted)" : ""} — ${colored}`,
+    `${s.total} tests: ${s.passed} passed, ${s.failed} failed, ${s.errors} errors${
+      skipped.length ? `, ${skipped.length} skipped` : ""
+    } in ${formatDuration(report.durationS)}${
+      report.interrupted ? " (interrupted)" : ""
+    } — ${colored}`,
   );
   out.push(formatRatioLine(s, report.threshold));
   return out.join("\n") + "\n";

@@ -34,6 +34,7 @@ import {
 } from "./claude.ts";
 import { type Candidate, pickBest, type PickOptions } from "./pick.ts";
 import { matchPatterns } from "./patterns.ts";
+import { type RunFacts, runFacts } from "./answer.ts";
 import {
   type InstanceResult,
   type TestResult,
@@ -791,6 +792,7 @@ export async function runTask(
         attempts,
         ...(v.kind ? { kind: v.kind } : {}),
         ...(v.fix ? { fix: v.fix } : {}),
+        ...runFacts(run.stdout, run.stderr),
         ...workspaceFields(run),
       };
     }
@@ -834,6 +836,124 @@ export function instanceSettings(
   return { model, temperature };
 }
 
+/**
+ * One instance of a concurrent task, run and judged: what {@linkcode pickInstances} needs to
+ * choose among them. Plain data, so a fleet worker can run an instance and hand it back.
+ */
+export interface InstanceRun {
+  /** 0-based instance index. */
+  i: number;
+  /** The instance's model and temperature. */
+  settings: { model?: string; temperature?: number };
+  /** What the model said (for scoring). */
+  text: string;
+  /** Seconds the job ran. */
+  durationS: number;
+  /** Exit code, `null` when it never exited on its own. */
+  exitCode: number | null;
+  /** Its verdict. */
+  v: Pick<Verdict, "status" | "reason" | "patternsFound" | "patternsMissing" | "kind" | "fix">;
+  /** Where its output went (when the task saves output). */
+  outputFile?: string;
+  /** Files the run created in its workspace. */
+  filesCreated?: string[];
+  /** Where its workspace is, when the server kept it. */
+  workspace?: string;
+  /** What the run's output says: answer, stderr tail, model, turns, tokens, cost. */
+  facts?: RunFacts;
+}
+
+/**
+ * Runs instance `i` of a concurrent task on the server `connect` opens, judges it, saves its
+ * output and records it in the history. `marker` and `timestamp` are the task's, shared by all
+ * of its instances. Throws {@linkcode ServerLostError} like {@linkcode runTask}.
+ *
+ * @example
+ * ```ts
+ * import { CcxClient } from "./client.ts";
+ * import { runInstance } from "./runner.ts";
+ * import { loadSuite } from "./suite.ts";
+ * const task = (await loadSuite("tasks/selftest.json")).tasks.find((t) => t.concurrent)!;
+ * const url = "ws://127.0.0.1:8004/ws";
+ * const client = await CcxClient.connect(url);
+ * const run = await runInstance(task, task.id, 0, () => Promise.resolve({ client, url }), {
+ *   outDir: "test_outputs/demo",
+ *   claude: "claude",
+ * }, { marker: "m", timestamp: "20260101_000000" });
+ * console.log(run.v.status);
+ * await client.close();
+ * ```
+ */
+export async function runInstance(
+  task: SuiteTask,
+  rid: string,
+  i: number,
+  connect: () => Promise<{ client: CcxClient; url: string }>,
+  opts: TaskOptions,
+  shared: { marker: string; timestamp: string },
+): Promise<InstanceRun> {
+  const spec = task.concurrent!;
+  const scale = opts.timeoutScale ?? 1;
+  const timeoutS = scaled(task.timeoutS, scale);
+  const stallTimeoutS = scaled(task.stallTimeoutS, scale);
+  const settings = instanceSettings(spec, i);
+  const own = `${shared.marker}_i${i + 1}`;
+  const built = buildTaskCommand(
+    task,
+    { marker: own, timestamp: shared.timestamp, ...settings },
+    { claude: opts.claude },
+  );
+  const conn = await connect();
+  const isClaude = runsClaude(task);
+  const run = await runBuilt(
+    conn,
+    built,
+    { timeoutS, stallTimeoutS },
+    opts,
+    `${rid}.i${i + 1}`,
+    workspaceFor(task, opts),
+    isClaude,
+  );
+  const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, [own], {
+    isClaude,
+    liveFailure: run.liveFailure,
+  });
+  await checkFiles(v, task, run, conn.client);
+  if (opts.signal?.aborted && run.status === "canceled") v.reason = "interrupted";
+  const outputFile = task.saveOutput ? join(opts.outDir, `${rid}.i${i + 1}.txt`) : undefined;
+  if (outputFile) {
+    await writeOutputFile(outputFile, {
+      task: `${rid} instance ${i + 1}`,
+      name: task.name,
+      status: v.status,
+      durationS: run.executionTime,
+      exitCode: run.exitCode,
+      timestamp: new Date(),
+      command: built.display,
+      reason: v.reason,
+    }, outputBody(run));
+  }
+  await recordRun(opts, task, run, v);
+  return {
+    i,
+    settings,
+    text: modelText(run.stdout),
+    durationS: run.executionTime,
+    exitCode: run.exitCode,
+    v: {
+      status: v.status,
+      reason: v.reason,
+      patternsFound: v.patternsFound,
+      patternsMissing: v.patternsMissing,
+      ...(v.kind ? { kind: v.kind } : {}),
+      ...(v.fix ? { fix: v.fix } : {}),
+    },
+    outputFile,
+    facts: runFacts(run.stdout, run.stderr),
+    ...workspaceFields(run),
+  };
+}
+
 async function runConcurrent(
   task: SuiteTask,
   rid: string,
@@ -843,54 +963,54 @@ async function runConcurrent(
 ): Promise<TestResult> {
   const spec = task.concurrent!;
   const t0 = performance.now();
-  const scale = opts.timeoutScale ?? 1;
-  const timeoutS = scaled(task.timeoutS, scale);
-  const stallTimeoutS = scaled(task.stallTimeoutS, scale);
   const conn = await connect();
   const timestamp = formatTimestamp();
-  const marker = resolveMarker(task, timestamp);
-  const runs = await Promise.all(Array.from({ length: spec.instances }, async (_, i) => {
-    const settings = instanceSettings(spec, i);
-    const own = `${marker}_i${i + 1}`;
-    const built = buildTaskCommand(
-      task,
-      { marker: own, timestamp, ...settings },
-      { claude: opts.claude },
-    );
-    const isClaude = runsClaude(task);
-    const run = await runBuilt(
-      conn,
-      built,
-      { timeoutS, stallTimeoutS },
-      opts,
-      `${rid}.i${i + 1}`,
-      workspaceFor(task, opts),
-      isClaude,
-    );
-    const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, [own], {
-      isClaude,
-      liveFailure: run.liveFailure,
-    });
-    await checkFiles(v, task, run, conn.client);
-    const outputFile = task.saveOutput ? join(opts.outDir, `${rid}.i${i + 1}.txt`) : undefined;
-    if (outputFile) {
-      await writeOutputFile(outputFile, {
-        task: `${rid} instance ${i + 1}`,
-        name: task.name,
-        status: v.status,
-        durationS: run.executionTime,
-        exitCode: run.exitCode,
-        timestamp: new Date(),
-        command: built.display,
-        reason: v.reason,
-      }, outputBody(run));
-    }
-    return { i, run, v, settings, outputFile };
-  }));
-  const candidates: Candidate[] = runs.map(({ i, run, v, settings }) => ({
+  const shared = { marker: resolveMarker(task, timestamp), timestamp };
+  const runs = await Promise.all(
+    Array.from(
+      { length: spec.instances },
+      (_, i) => runInstance(task, rid, i, () => Promise.resolve(conn), opts, shared),
+    ),
+  );
+  return await pickInstances(
+    task,
+    runs,
+    opts,
+    base,
+    (performance.now() - t0) / 1000,
+    shared.marker,
+  );
+}
+
+/**
+ * The result of a concurrent task from its instances' runs: scores them by the task's
+ * criteria and reports the best one that passed (or why none did). `marker` is the task's
+ * marker, which the instances' own markers start with; it is stripped before scoring.
+ *
+ * @example
+ * ```ts
+ * import { type InstanceRun, pickInstances } from "./runner.ts";
+ * import { loadSuite } from "./suite.ts";
+ * const task = (await loadSuite("tasks/selftest.json")).tasks.find((t) => t.concurrent)!;
+ * const runs: InstanceRun[] = []; // from runInstance(), here or on fleet workers
+ * const base = { id: task.id, name: task.name, category: task.category, startedAt: Date.now() };
+ * console.log((await pickInstances(task, runs, {}, base, 1.5, "m")).status); // "error"
+ * ```
+ */
+export async function pickInstances(
+  task: SuiteTask,
+  runs: InstanceRun[],
+  opts: Pick<TaskOptions, "lint">,
+  base: Pick<TestResult, "id" | "name" | "category" | "startedAt">,
+  durationS: number,
+  marker = "",
+): Promise<TestResult> {
+  const spec = task.concurrent!;
+  runs = [...runs].sort((a, b) => a.i - b.i);
+  const candidates: Candidate[] = runs.map(({ i, text, durationS, v, settings }) => ({
     index: i + 1,
-    text: modelText(run.stdout),
-    durationS: run.executionTime,
+    text,
+    durationS,
     ok: v.status === "passed",
     model: settings.model,
     temperature: settings.temperature,
@@ -901,7 +1021,7 @@ async function runConcurrent(
     match: { wholeWord: task.wholeWord, markers: [marker] },
     lint: opts.lint,
   });
-  const instances: InstanceResult[] = runs.map(({ i, run, v, settings, outputFile }) => {
+  const instances: InstanceResult[] = runs.map(({ i, v, settings, outputFile, ...r }) => {
     const score = pick.scores.find((s) => s.index === i + 1);
     return {
       index: i + 1,
@@ -909,30 +1029,34 @@ async function runConcurrent(
       temperature: settings.temperature,
       status: v.status,
       reason: v.reason,
-      durationS: run.executionTime,
-      exitCode: run.exitCode,
+      durationS: r.durationS,
+      exitCode: r.exitCode,
       picked: pick.best?.index === i + 1,
       score: score && Number.isFinite(score.score) ? score.score : undefined,
       outputFile,
     };
   });
-  const durationS = (performance.now() - t0) / 1000;
   const best = runs.find((r) => r.i + 1 === pick.best?.index);
-  for (const r of runs) await recordRun(opts, task, r.run, r.v);
   if (!best) {
     const allErrors = runs.every((r) => r.v.status === "error");
+    // Every instance failed the same way (root refused, auth, …): the task did too.
+    const kinds = new Set(runs.map((r) => r.v.kind));
+    const same = kinds.size === 1 ? runs[0]?.v : undefined;
     return {
       ...base,
       status: allErrors ? "error" : "failed",
       reason: `no instance of ${spec.instances} passed (${spec.criteria}): ` +
         runs.map((r) => `#${r.i + 1} ${r.v.reason}`).join("; "),
       durationS,
-      exitCode: runs[0]?.run.exitCode ?? null,
+      exitCode: runs[0]?.exitCode ?? null,
       patternsFound: [],
       patternsMissing: [...task.expectedPatterns],
       outputFile: runs[0]?.outputFile,
       attempts: 1,
       instances,
+      ...runs[0]?.facts,
+      ...(same?.kind ? { kind: same.kind } : {}),
+      ...(same?.fix ? { fix: same.fix } : {}),
     };
   }
   const note = pick.scores.find((s) => s.index === best.i + 1)?.note ?? "";
@@ -942,12 +1066,14 @@ async function runConcurrent(
     reason: `picked instance ${best.i + 1} of ${spec.instances} by ${spec.criteria}` +
       `${note ? ` (${note})` : ""}: ${best.v.reason}`,
     durationS,
-    exitCode: best.run.exitCode,
+    exitCode: best.exitCode,
     patternsFound: best.v.patternsFound,
     patternsMissing: best.v.patternsMissing,
     outputFile: best.outputFile,
     attempts: 1,
     instances,
-    ...workspaceFields(best.run),
+    ...best.facts,
+    ...(best.filesCreated ? { filesCreated: best.filesCreated } : {}),
+    ...(best.workspace ? { workspace: best.workspace } : {}),
   };
 }

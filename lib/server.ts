@@ -48,6 +48,7 @@ import { JobJournal, type ReapedGroup, reapOrphans } from "./journal.ts";
 import { createLogger, type LogFields, type LogFormat, type Logger } from "./log.ts";
 import { type ObservedRecord, type Observer, ObserverHub, validateWatch } from "./observer.ts";
 import { type HistoryStore, openHistory } from "./history.ts";
+import { page } from "./web/page.ts";
 
 /** Server settings. Every field has a default. */
 export interface ServerOptions {
@@ -183,6 +184,10 @@ interface JobEntry {
   id: string;
   job: Job;
   command: string;
+  /** `lines` or `chunks` (the `execute` param `output_mode`). */
+  outputMode: "lines" | "chunks";
+  /** The start of this job's `process.output` JSON text, by stream, up to `"data":`. */
+  heads: { stdout: string; stderr: string };
   seq: number;
   limitsSent: Set<string>;
   result?: JobResult;
@@ -201,8 +206,11 @@ class Session {
   #drain: Promise<void> | undefined;
   #closed = false;
   #released = false;
-  /** When this session last sent a message (for its heartbeat). */
-  #lastSent = performance.now();
+  /**
+   * When this session last sent a message (for its heartbeat), from Date.now():
+   * it runs once per message, and performance.now() is a call into the runtime.
+   */
+  #lastSent = Date.now();
   #heartbeat: ReturnType<typeof setTimeout> | undefined;
 
   /** Ends the underlying connection at once (set by the connection gate). */
@@ -228,9 +236,14 @@ class Session {
   }
 
   send(msg: unknown): void {
+    this.sendText(JSON.stringify(msg));
+  }
+
+  /** Sends JSON text that is already serialized. */
+  sendText(text: string): void {
     if (this.ws.readyState !== OPEN) return;
-    this.ws.send(JSON.stringify(msg));
-    this.#lastSent = performance.now();
+    this.ws.send(text);
+    this.#lastSent = Date.now();
   }
 
   /**
@@ -244,7 +257,7 @@ class Session {
     const check = () => {
       this.#heartbeat = undefined;
       if (this.#closed || this.ws.readyState > OPEN || this.running === 0) return;
-      const quiet = performance.now() - this.#lastSent;
+      const quiet = Date.now() - this.#lastSent;
       if (quiet >= ms) {
         this.send(notification("heartbeat", {
           timestamp: Date.now() / 1000,
@@ -272,11 +285,18 @@ class Session {
   async #waitDrain(): Promise<void> {
     let wait = 1;
     let since = performance.now();
+    // Progress is the queue shrinking by a quarter of the gap between the marks: a
+    // queue that hovers just under the high mark (lines mode stops within 256 lines
+    // of it, and the kernel takes a little more) is a client that is not reading.
+    const step = Math.max(1, (this.server.highWater - this.server.lowWater) / 4);
+    let mark = this.ws.bufferedAmount;
     while (!this.#closed && this.ws.readyState === OPEN) {
       const queued = this.ws.bufferedAmount;
       if (queued <= this.server.lowWater) break;
-      if (queued < this.server.highWater) since = performance.now();
-      else if (performance.now() - since >= this.server.slowClientS * 1000) {
+      if (queued <= mark - step) {
+        mark = queued;
+        since = performance.now();
+      } else if (performance.now() - since >= this.server.slowClientS * 1000) {
         // The peer has not taken its output for too long: drop it as for a disconnect.
         this.server.dropSession(this, 1008, "client too slow: output unread", {
           event: "slow_client_dropped",
@@ -396,7 +416,18 @@ class Session {
       });
     }
     const command = p.command ?? JSON.stringify(p.argv);
-    const entry = { id, command, seq: 0, limitsSent: new Set<string>() } as JobEntry;
+    const outputMode = p.output_mode ?? "lines";
+    const head = (type: string) =>
+      `{"jsonrpc":"2.0","method":"process.output","params":{"job_id":${JSON.stringify(id)},` +
+      `"type":"${type}","data":`;
+    const entry = {
+      id,
+      command,
+      outputMode,
+      heads: { stdout: head("stdout"), stderr: head("stderr") },
+      seq: 0,
+      limitsSent: new Set<string>(),
+    } as JobEntry;
     const isolated = this.server.isolate === "bwrap";
     if (isolated && p.cwd !== undefined) {
       throw new RpcError(
@@ -429,6 +460,7 @@ class Session {
         graceMs: this.server.graceMs,
         passEnv: this.server.passEnv,
         maxChunkBytes: this.server.maxChunkBytes,
+        outputMode,
       }, {
         output: (stream, text, raw) => this.#output(entry, stream, text, raw),
         ready: this.ready,
@@ -481,14 +513,11 @@ class Session {
   }
 
   #output(entry: JobEntry, stream: "stdout" | "stderr", text: string, raw?: Uint8Array): void {
-    const params: Record<string, unknown> = {
-      job_id: entry.id,
-      type: stream,
-      data: text,
-      seq: entry.seq++,
-    };
-    if (raw) params.data_base64 = raw.toBase64();
-    this.send(notification("process.output", params));
+    // {"jsonrpc":"2.0","method":"process.output","params":{job_id,type,data,seq[,data_base64]}},
+    // written by hand: in lines mode this runs once per line, and building an object for
+    // JSON.stringify to walk costs more than the rest of the message.
+    const b64 = raw ? `,"data_base64":"${raw.toBase64()}"` : "";
+    this.sendText(`${entry.heads[stream]}${JSON.stringify(text)},"seq":${entry.seq++}${b64}}}`);
     if (entry.observed) this.server.observers.output(entry.observed, stream, text, entry.seq - 1);
     for (const limit of limitsIn(text)) {
       if (entry.limitsSent.has(limit.kind)) continue;
@@ -724,6 +753,7 @@ function describeJob(e: JobEntry): Record<string, unknown> {
     command: e.command,
     state: e.job.state,
     elapsed: e.result ? e.result.executionTime : e.job.elapsed,
+    output_mode: e.outputMode,
   };
   if (e.result) {
     d.status = e.result.status;
@@ -1018,6 +1048,20 @@ export class CcxServer {
     if (url.pathname === "/health" && (req.method === "GET" || req.method === "HEAD")) {
       return Response.json(this.health());
     }
+    if (url.pathname === "/" && (req.method === "GET" || req.method === "HEAD")) {
+      // The page holds no data: it shows nothing until it has connected to /ws (with the token).
+      const { html, csp } = page();
+      return new Response(req.method === "HEAD" ? null : html, {
+        headers: {
+          "content-type": "text/html; charset=utf-8",
+          "cache-control": "no-store",
+          "content-security-policy": csp,
+          "referrer-policy": "no-referrer",
+          "x-content-type-options": "nosniff",
+          "x-frame-options": "DENY",
+        },
+      });
+    }
     if (url.pathname !== "/ws" && url.pathname !== "/ws/mcp") {
       return Response.json({
         error: "not found",
@@ -1085,6 +1129,7 @@ export class CcxServer {
           argv: true,
           stdin: true,
           batches: true,
+          output_modes: ["lines", "chunks"],
           max_jobs: this.maxJobsPerSession,
           max_message_bytes: this.maxMessageBytes,
         },
@@ -1166,4 +1211,29 @@ function limitsIn(text: string): ClaudeLimit[] {
   }
   if (byKind.size === 0) byKind.set(first.kind, first);
   return [...byKind.values()];
+}
+
+/**
+ * The in-process server of this machine's own runs (`ccx stress` without `--server`, and
+ * each `ccx worker`): loopback on a free port, quiet, roomy limits; jobs are the user's own
+ * children and get this process's environment, less `CCX_*` (so never a queue password).
+ * `opts` adds to or overrides these, e.g. `workspaceRoot`.
+ *
+ * @example
+ * ```ts
+ * import { startInProcessServer } from "./server.ts";
+ * const server = startInProcessServer();
+ * console.log(server.url);
+ * await server.shutdown();
+ * ```
+ */
+export function startInProcessServer(opts: Partial<ServerOptions> = {}): CcxServer {
+  return CcxServer.start({
+    port: 0,
+    log: () => {},
+    passEnv: ["*"],
+    maxJobsPerSession: 256,
+    maxSessions: 1024,
+    ...opts,
+  });
 }

@@ -1,6 +1,6 @@
 /**
  * Process supervision: a job is one command running in its own process group,
- * its stdout and stderr streamed as coalesced text chunks, with pause/resume,
+ * its stdout and stderr streamed line by line (or as coalesced text chunks), with pause/resume,
  * whole-run and stall timeouts, and a kill escalation that ends the whole group
  * (SIGCONT → SIGTERM → grace → SIGKILL). No process of a job outlives it.
  *
@@ -54,12 +54,25 @@ export interface JobOptions {
   maxChunkBytes?: number;
   /** How long a partial line (no newline yet) waits for more before it is sent (default 200 ms). */
   partialLineMs?: number;
+  /**
+   * `lines` (default): each call of {@linkcode JobSink.output} carries one line with its
+   * newline (a partial line after `partialLineMs`; a line longer than `maxChunkBytes` in
+   * pieces). `chunks`: as much as one read gave, up to its last newline, in one call.
+   */
+  outputMode?: OutputMode;
 }
+
+/** How output is cut into messages: one line each, or coalesced chunks. */
+export type OutputMode = "lines" | "chunks";
+
+/** In lines mode, how many lines are handed over between two looks at the sink's backpressure. */
+const LINES_PER_GATE = 256;
 
 /** Where a job's output goes. */
 export interface JobSink {
   /**
-   * One coalesced chunk. `raw` is given only when the bytes were not valid UTF-8:
+   * One line (lines mode) or one coalesced chunk (chunks mode), in order. `raw` is
+   * given only when the bytes were not valid UTF-8:
    * `text` then holds U+FFFD replacements and `raw` the exact bytes.
    */
   output(stream: "stdout" | "stderr", text: string, raw?: Uint8Array): void;
@@ -84,7 +97,7 @@ export interface JobResult {
   stdoutBytes: number;
   /** Bytes read from the job's stderr. */
   stderrBytes: number;
-  /** Chunks that held bytes which were not valid UTF-8. */
+  /** Chunks (lines, in lines mode) that held bytes which were not valid UTF-8. */
   invalidUtf8Chunks: number;
 }
 
@@ -245,7 +258,10 @@ function concat(parts: Uint8Array[], total: number): Uint8Array {
   return out;
 }
 
-/** Reads one pipe, coalescing and breaking chunks at line ends, honouring backpressure. */
+/**
+ * Reads one pipe, breaking output at line ends (one line per message in lines
+ * mode, coalesced chunks in chunks mode), honouring backpressure.
+ */
 class StreamPump {
   bytes = 0;
   invalidChunks = 0;
@@ -263,6 +279,7 @@ class StreamPump {
     private readonly maxChunk: number,
     private readonly partialMs: number,
     private readonly onData: () => void,
+    private readonly lines: boolean,
   ) {}
 
   async run(readable: ReadableStream<Uint8Array>): Promise<void> {
@@ -270,49 +287,54 @@ class StreamPump {
     try {
       while (true) {
         const gate = this.sink.ready?.();
-        if (gate) {
-          this.waitingOnSink = true;
-          await gate;
-          this.waitingOnSink = false;
-          this.onData();
-        }
+        if (gate) await this.#hold(gate);
         const { value, done } = await reader.read();
         if (done) break;
         this.reads++;
         this.bytes += value.length;
         this.onData();
-        this.#take(value);
+        const more = this.#take(value);
+        if (more) await more;
       }
     } catch {
       // The pipe broke (the process is gone): what was read is flushed below.
     } finally {
       this.#closed = true;
       if (this.#timer !== undefined) clearTimeout(this.#timer);
-      this.#flushAll();
+      await this.#flushAll();
       reader.releaseLock();
     }
   }
 
-  #take(value: Uint8Array): void {
+  /** Waits for a slow consumer; the pipe is not read meanwhile (the job blocks on it). */
+  async #hold(gate: Promise<void>): Promise<void> {
+    this.waitingOnSink = true;
+    await gate;
+    this.waitingOnSink = false;
+    this.onData();
+  }
+
+  #take(value: Uint8Array): Promise<void> | undefined {
     const nl = value.lastIndexOf(10);
     if (nl < 0) {
       this.#pending.push(value);
       this.#pendingLen += value.length;
-      if (this.#pendingLen >= this.maxChunk) this.#flushAll();
-      else this.#armTimer();
-      return;
+      if (this.#pendingLen >= this.maxChunk) return this.#flushAll();
+      this.#armTimer();
+      return undefined;
     }
     // Everything up to the last newline goes now (in pieces of at most maxChunk).
     const head = nl + 1 === value.length ? value : value.subarray(0, nl + 1);
     this.#pending.push(head);
     this.#pendingLen += head.length;
-    this.#flushAll();
+    const more = this.#flushAll();
     if (nl + 1 < value.length) {
       const tail = value.slice(nl + 1);
       this.#pending.push(tail);
       this.#pendingLen += tail.length;
       this.#armTimer();
     }
+    return more;
   }
 
   /**
@@ -334,21 +356,28 @@ class StreamPump {
       this.#timer = setTimeout(() => {
         this.#timer = undefined;
         if (this.reads !== this.#timerReads || this.waitingOnSink) return this.#armTimer();
-        this.#flushAll();
+        // What is pending holds no newline, so this is one message (or a few for a
+        // line over the chunk limit): it never needs to wait on the sink.
+        void this.#flushAll();
       }, 0);
     }, this.partialMs);
   }
 
-  #flushAll(): void {
-    if (this.#pendingLen === 0) return;
+  /**
+   * Sends everything pending. Resolves at once (undefined) unless, in lines mode,
+   * the sink asked to wait part-way; the caller then awaits the rest.
+   */
+  #flushAll(): Promise<void> | undefined {
+    if (this.#pendingLen === 0) return undefined;
     let buf = concat(this.#pending, this.#pendingLen);
     this.#pending = [];
     this.#pendingLen = 0;
+    const pieces: Uint8Array[] = [];
     while (buf.length > this.maxChunk) {
       // Break a long run at the last newline that fits, else at the size limit.
       let cut = buf.subarray(0, this.maxChunk).lastIndexOf(10) + 1;
       if (cut === 0) cut = completeUtf8Prefix(buf.subarray(0, this.maxChunk)) || this.maxChunk;
-      this.#emit(buf.subarray(0, cut));
+      pieces.push(buf.subarray(0, cut));
       buf = buf.subarray(cut);
     }
     if (!this.#closed && buf[buf.length - 1] !== 10) {
@@ -361,9 +390,24 @@ class StreamPump {
         this.#armTimer();
       }
     }
-    if (buf.length > 0) this.#emit(buf);
+    if (buf.length > 0) pieces.push(buf);
+    for (let i = 0; i < pieces.length; i++) {
+      if (!this.lines) {
+        this.#emit(pieces[i]);
+        continue;
+      }
+      const more = this.#emitLines(pieces[i]);
+      if (more) return this.#finishLines(more, pieces.slice(i + 1));
+    }
+    return undefined;
   }
 
+  async #finishLines(more: Promise<void>, rest: Uint8Array[]): Promise<void> {
+    await more;
+    for (const piece of rest) await this.#emitLines(piece);
+  }
+
+  /** Sends one message's bytes (text, plus the raw bytes when they are not UTF-8). */
   #emit(bytes: Uint8Array): void {
     let text: string;
     try {
@@ -374,6 +418,57 @@ class StreamPump {
       return;
     }
     this.sink.output(this.stream, text);
+  }
+
+  /**
+   * Sends one message per line of `bytes` (which holds whole lines, or one
+   * partial line at its end). Decodes once and slices the string; only bytes
+   * that are not UTF-8 fall back to a decode per line. Every
+   * {@linkcode LINES_PER_GATE} lines it asks the sink whether to wait, so a slow
+   * consumer bounds what is queued even for a read of many short lines.
+   */
+  #emitLines(bytes: Uint8Array): Promise<void> | undefined {
+    let text: string;
+    try {
+      text = fatalDecoder.decode(bytes);
+    } catch {
+      return this.#emitRawLines(bytes, 0);
+    }
+    return this.#emitTextLines(text, 0);
+  }
+
+  #emitTextLines(text: string, from: number): Promise<void> | undefined {
+    let start = from;
+    let sent = 0;
+    while (start < text.length) {
+      const nl = text.indexOf("\n", start);
+      const end = nl === -1 ? text.length : nl + 1;
+      this.sink.output(this.stream, text.slice(start, end));
+      start = end;
+      if (++sent === LINES_PER_GATE && start < text.length) {
+        sent = 0;
+        const gate = this.sink.ready?.();
+        if (gate) return this.#hold(gate).then(() => this.#emitTextLines(text, start));
+      }
+    }
+    return undefined;
+  }
+
+  #emitRawLines(bytes: Uint8Array, from: number): Promise<void> | undefined {
+    let start = from;
+    let sent = 0;
+    while (start < bytes.length) {
+      const nl = bytes.indexOf(10, start);
+      const end = nl === -1 ? bytes.length : nl + 1;
+      this.#emit(bytes.subarray(start, end));
+      start = end;
+      if (++sent === LINES_PER_GATE && start < bytes.length) {
+        sent = 0;
+        const gate = this.sink.ready?.();
+        if (gate) return this.#hold(gate).then(() => this.#emitRawLines(bytes, start));
+      }
+    }
+    return undefined;
   }
 }
 
@@ -415,8 +510,9 @@ export class Job {
     };
     const maxChunk = opts.maxChunkBytes ?? 256 * 1024;
     const partialMs = opts.partialLineMs ?? 200;
-    const out = new StreamPump("stdout", sink, maxChunk, partialMs, touch);
-    const err = new StreamPump("stderr", sink, maxChunk, partialMs, touch);
+    const lines = (opts.outputMode ?? "lines") === "lines";
+    const out = new StreamPump("stdout", sink, maxChunk, partialMs, touch, lines);
+    const err = new StreamPump("stderr", sink, maxChunk, partialMs, touch, lines);
     this.#pumps = [out, err];
     if (opts.timeoutS !== undefined) {
       this.#timers.push(new LongTimer(opts.timeoutS * 1000, () => this.#end("timeout")));

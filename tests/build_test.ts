@@ -48,6 +48,10 @@ Deno.test("build.sh bundles dist/ccx.js, which runs `run`, `serve`, --version an
     const base = text.match(/health at (\S+)\/health/)![1];
     const health = await (await fetch(`${base}/health`)).json();
     assert.equal(health.status, "ok");
+    // The web page travels inside the bundle.
+    const html = await (await fetch(`${base}/`)).text();
+    assert.match(html, /<title>ccx serve<\/title>/);
+    assert.match(html, /new WebSocket\(url, protocols\)/);
     srv.kill("SIGTERM");
     assert.equal((await srv.status).code, 0);
     await reader.cancel();

@@ -29,6 +29,24 @@ Deno.test("runToEnd() collects stdout and stderr and the completion", async () =
   });
 });
 
+Deno.test("the ccx client asks for chunks; lines only when its caller says so", async () => {
+  await withServer({}, async (server) => {
+    const c = await CcxClient.connect(server.url);
+    const count = async (output_mode?: "lines" | "chunks") => {
+      let messages = 0;
+      const r = await runToEnd(c, { argv: ["seq", "1", "5000"], output_mode }, {
+        onOutput: () => messages++,
+      });
+      assert.equal(r.stdout.split("\n").length, 5001);
+      return messages;
+    };
+    const chunks = await count();
+    assert.ok(chunks < 100, `${chunks} messages for 5,000 lines`);
+    assert.equal(await count("lines"), 5000);
+    await c.close();
+  });
+});
+
 Deno.test("a job can be paused, resumed and canceled through the client", async () => {
   await withServer({ graceMs: 200 }, async (server) => {
     const c = await CcxClient.connect(server.url);

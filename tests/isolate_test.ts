@@ -155,6 +155,7 @@ Deno.test("bwrapArgv: read-only root, private /tmp, the workspace bound, PID nam
     /--ro-bind \/root\/\.claude\/\.credentials\.json \/w\/1\/home\/\.claude\/\.credentials\.json/,
   );
   assert.match(s, /--unshare-pid --die-with-parent/);
+  assert.match(s, /--unsetenv CLAUDE_CONFIG_DIR/);
   assert.doesNotMatch(s, /--unshare-net/);
   assert.match(s, /--chdir \/w\/1\/work --setenv HOME \/w\/1\/home/);
   assert.deepEqual(a.slice(-4), ["--", "sh", "-c", "x"]);
@@ -189,19 +190,22 @@ Deno.test({
     Deno.writeTextFileSync(join(userHome, ".claude.json"), '{"config":1}');
     const home = Deno.env.get("HOME");
     Deno.env.set("HOME", userHome);
+    // The login is found where CLAUDE_CONFIG_DIR says; inside, the job's home holds it.
+    Deno.env.set("CLAUDE_CONFIG_DIR", join(userHome, ".claude"));
     try {
       await withServer({ workspaceRoot: root, isolate: "bwrap" }, async (server) => {
         const s = await RawSession.open(server.url);
         await s.call(1, "execute", {
           job_id: "h",
-          command: 'echo "home=$HOME"; cat "$HOME/.claude/.credentials.json"; echo; ' +
+          command:
+            'echo "home=$HOME cfg=${CLAUDE_CONFIG_DIR:-unset}"; cat "$HOME/.claude/.credentials.json"; echo; ' +
             'echo x >> "$HOME/.claude/.credentials.json" || echo creds-read-only; ' +
             'echo \'{"config":2}\' > "$HOME/.claude.json" && echo config-writable',
         });
         const done = await s.completed("h");
         const out = s.output("h");
         const ws = done.params!.workspace as string;
-        assert.match(out, new RegExp(`home=${join(ws, "..", "home")}`));
+        assert.match(out, new RegExp(`home=${join(ws, "..", "home")} cfg=unset`));
         assert.match(out, /\{"token":"t"\}/);
         assert.match(out, /creds-read-only/);
         assert.match(out, /config-writable/);
@@ -218,6 +222,7 @@ Deno.test({
         await s.close();
       });
     } finally {
+      Deno.env.delete("CLAUDE_CONFIG_DIR");
       if (home === undefined) Deno.env.delete("HOME");
       else Deno.env.set("HOME", home);
       Deno.removeSync(root, { recursive: true });

@@ -79,6 +79,9 @@ Deno.test("validateExecute() accepts command or argv and the optional fields", (
   assert.deepEqual(p.argv, ["a", "b"]);
   assert.equal(p.timeout, 1.5);
   assert.equal(p.job_id, "job-1");
+  assert.equal(p.output_mode, undefined, "lines is the default; the server fills it in");
+  assert.equal(validateExecute({ command: "x", output_mode: "chunks" }).output_mode, "chunks");
+  assert.equal(validateExecute({ command: "x", output_mode: "lines" }).output_mode, "lines");
 });
 
 Deno.test("validateExecute() names the offending field", () => {
@@ -99,6 +102,12 @@ Deno.test("validateExecute() names the offending field", () => {
   assert.equal(invalidField(() => validateExecute({ command: "a", cwd: 3 })), "cwd");
   assert.equal(invalidField(() => validateExecute({ command: "a", job_id: "a b" })), "job_id");
   assert.equal(invalidField(() => validateExecute("not an object")), "params");
+  for (const bad of ["line", "CHUNKS", 1, true, {}]) {
+    assert.equal(
+      invalidField(() => validateExecute({ command: "a", output_mode: bad })),
+      "output_mode",
+    );
+  }
 });
 
 Deno.test("validateControl() accepts the three types, case-insensitively", () => {

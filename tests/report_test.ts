@@ -4,6 +4,7 @@ import {
   formatDuration,
   formatRatioLine,
   formatSummaryTable,
+  fromJson,
   oneLine,
   type RunReport,
   summarize,
@@ -15,7 +16,7 @@ import {
   writeOutputFile,
   writeReports,
 } from "../lib/report.ts";
-import { descendants, parseXml } from "./xml.ts";
+import { assertJunit10, descendants, parseXml } from "./xml.ts";
 
 const T0 = Date.UTC(2025, 0, 2, 3, 4, 5, 678);
 
@@ -173,7 +174,10 @@ Deno.test("toJson() has the documented snake_case shape", () => {
     "started_at",
     "duration_s",
     "interrupted",
+    "threshold",
     "summary",
+    "categories",
+    "errors_by_kind",
     "tests",
   ]);
   assert.equal(j.run_id, "run-42");
@@ -185,8 +189,11 @@ Deno.test("toJson() has the documented snake_case shape", () => {
     passed: 1,
     failed: 1,
     errors: 0,
+    skipped: 0,
     ratio: 1,
     graduated: false,
+    cost_usd: null,
+    tokens: null,
   });
   assert.deepEqual(j.tests[0], {
     id: "simple_1",
@@ -200,6 +207,15 @@ Deno.test("toJson() has the documented snake_case shape", () => {
     patterns_missing: ["4"],
     output_file: null,
     attempts: 1,
+    answer: null,
+    stderr_tail: null,
+    model: null,
+    turns: null,
+    tokens: null,
+    cost_usd: null,
+    kind: null,
+    fix: null,
+    started_at: j.tests[0].started_at,
     files_created: [],
     workspace: null,
   });
@@ -262,8 +278,10 @@ Deno.test("toJunit() has a testsuite per category and a testcase per task", () =
     [doc.attrs.tests, doc.attrs.failures, doc.attrs.errors, doc.attrs.name],
     ["4", "1", "1", "smoke"],
   );
-  assert.equal(doc.attrs.timestamp, "2025-01-02T03:04:05");
+  // junit-10.xsd allows no timestamp on <testsuites>, only on <testsuite>.
+  assert.equal(doc.attrs.timestamp, undefined);
   const suites = descendants(doc, "testsuite");
+  assert.equal(suites[0].attrs.timestamp, "2025-01-02T03:04:05");
   assert.deepEqual(suites.map((s) => s.attrs.name), ["simple", "long_running"]);
   assert.deepEqual(suites.map((s) => [s.attrs.tests, s.attrs.failures, s.attrs.errors]), [
     ["2", "1", "0"],
@@ -391,7 +409,8 @@ Deno.test("toHtml() lists failures with reasons and links output files relative 
     }),
   ];
   const html = toHtml(run(results), { htmlPath: "/tmp/r/reports/index.html" });
-  const section = html.slice(html.indexOf('<section id="failures">'));
+  const from = html.indexOf('<section id="failures">');
+  const section = html.slice(from, html.indexOf("</section>", from));
   assert.ok(section.includes("missing pattern 4"));
   assert.ok(section.includes('href="../outputs/bad%201.txt"'));
   assert.ok(!section.includes("ok_1"));
@@ -518,4 +537,139 @@ Deno.test("writeOutputFile() writes header lines, 80 dashes, then the output ver
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+// ---------------------------------------------------------------- junit-10.xsd
+
+Deno.test("toJunit() follows junit-10.xsd: every status, skipped tasks, answers and stderr", () => {
+  const doc = parseXml(toJunit(run([
+    result("p", "passed", { answer: "2 + 2 = 4", durationS: 1234.5 }),
+    result("f", "failed", { answer: "five", stderrTail: "warn: x" }),
+    result("e", "error", { kind: "not_logged_in", fix: "run claude /login", category: "c2" }),
+  ], {
+    skipped: [{ id: "s", name: "never ran", category: "c2", reason: "interrupted" }],
+  })));
+  assert.equal(doc.name, "testsuites");
+  assertJunit10(doc);
+  assert.equal(doc.attrs.tests, "4");
+  const suites = descendants(doc, "testsuite");
+  assert.deepEqual(suites.map((s) => [s.attrs.name, s.attrs.tests, s.attrs.skipped]), [
+    ["simple", "2", "0"],
+    ["c2", "2", "1"],
+  ]);
+  const cases = Object.fromEntries(descendants(doc, "testcase").map((c) => [c.attrs.name, c]));
+  const skipped = descendants(cases.s, "skipped")[0];
+  assert.equal(skipped.attrs.message, "interrupted");
+  // The whole answer in <system-out>, the stderr tail in <system-err>.
+  assert.match(descendants(cases.f, "system-out")[0].text, /answer:\nfive$/);
+  assert.equal(descendants(cases.f, "system-err")[0].text, "warn: x");
+  assert.match(descendants(cases.p, "system-out")[0].text, /2 \+ 2 = 4/);
+  const err = descendants(cases.e, "error")[0];
+  assert.equal(err.attrs.type, "not_logged_in");
+  assert.match(err.text, /fix: run claude \/login/);
+});
+
+Deno.test("the junit-10.xsd rules catch what the Jenkins plugin rejects", () => {
+  // The checker must fail on the old output's timestamp on <testsuites>.
+  const old = parseXml('<testsuites tests="0" timestamp="2025-01-01T00:00:00"></testsuites>');
+  assert.throws(() => assertJunit10(old), /attribute timestamp is not allowed on <testsuites>/);
+  const noName = parseXml(
+    '<testsuites><testsuite tests="1" failures="0" errors="0"/></testsuites>',
+  );
+  assert.throws(() => assertJunit10(noName), /name is required/);
+  const badTime = parseXml('<testsuites time="1e3"></testsuites>');
+  assert.throws(() => assertJunit10(badTime), /time/);
+});
+
+// ---------------------------------------------------------------- answers, kinds, totals
+
+Deno.test("reports show what the model said, why, and what it cost", () => {
+  const results = [
+    result("math", "failed", {
+      reason: "missing pattern: 4",
+      answer: "The answer is five.\nSecond line.",
+      stderrTail: "npm warn: old\nreal problem here",
+      model: "claude-haiku",
+      turns: 2,
+      tokens: { input: 100, output: 20, cacheRead: 5, cacheCreation: 1 },
+      costUsd: 0.0125,
+    }),
+    result("ok", "passed", {
+      category: "other",
+      answer: "4",
+      costUsd: 0.0025,
+      tokens: { input: 50, output: 10, cacheRead: 0, cacheCreation: 0 },
+    }),
+    result("e1", "error", { kind: "not_logged_in", fix: "run claude /login" }),
+    result("e2", "error", { kind: "not_logged_in", fix: "run claude /login" }),
+  ];
+  const rep = run(results, {
+    skipped: [{ id: "later", name: "later", category: "other", reason: "--max-fail 1 reached" }],
+  });
+  const j = JSON.parse(toJson(rep));
+  assert.equal(j.tests[0].answer, "The answer is five.\nSecond line.");
+  assert.equal(j.tests[0].stderr_tail, "npm warn: old\nreal problem here");
+  assert.deepEqual(j.tests[0].tokens, { input: 100, output: 20, cache_read: 5, cache_creation: 1 });
+  assert.equal(j.tests[0].model, "claude-haiku");
+  assert.equal(j.tests[0].turns, 2);
+  assert.equal(j.summary.cost_usd, 0.015);
+  assert.deepEqual(j.summary.tokens, { input: 150, output: 30, cache_read: 5, cache_creation: 1 });
+  assert.equal(j.summary.skipped, 1);
+  assert.deepEqual(j.tests.at(-1), {
+    id: "later",
+    name: "later",
+    category: "other",
+    status: "skipped",
+    reason: "--max-fail 1 reached",
+  });
+  assert.deepEqual(j.categories, [
+    { name: "simple", total: 3, passed: 0, failed: 1, errors: 2, skipped: 0 },
+    { name: "other", total: 2, passed: 1, failed: 0, errors: 0, skipped: 1 },
+  ]);
+  assert.deepEqual(j.errors_by_kind, [
+    { kind: "not_logged_in", fix: "run claude /login", count: 2, tests: ["e1", "e2"] },
+  ]);
+
+  const text = formatSummaryTable(rep, { color: false });
+  assert.match(
+    text,
+    /FAIL math: missing pattern: 4\n {2}answer: The answer is five\. Second line\.\n {2}stderr: real problem here/,
+  );
+  assert.match(text, /2 errors of kind not_logged_in: run claude \/login/);
+  assert.match(text, /By category: simple 0\/3 \(1 failed, 2 errors\); other 1\/2/);
+  assert.match(text, /Cost \$0\.0150; tokens 150 in, 30 out/);
+  assert.match(text, /later\s+other\s+SKIP\s+--max-fail 1 reached/);
+  assert.match(text, /4 tests: 1 passed, 1 failed, 2 errors, 1 skipped in/);
+
+  const html = toHtml(rep);
+  const from = html.indexOf('<section id="failures">');
+  const cards = html.slice(from, html.indexOf("</section>", from));
+  assert.ok(cards.includes("The answer is five.\nSecond line."), "answer in the failure card");
+  assert.ok(cards.includes("real problem here"), "stderr in the failure card");
+  assert.ok(cards.includes("run claude /login"));
+  assert.match(html, /<section id="error-kinds">[\s\S]*not_logged_in<\/strong>: 2 tasks/);
+  assert.match(html, /<section id="skipped">[\s\S]*later[\s\S]*--max-fail 1 reached/);
+  // Every task links to its answer, rendered as text in the page.
+  assert.match(html, /<details id="o1"><summary>.*ok/);
+  assert.match(html, /href="#o1">ok</);
+  assert.ok(html.includes("Cost $0.0150"));
+});
+
+Deno.test("fromJson() reads back what toJson() wrote, skipped tasks included", () => {
+  const rep = run([
+    result("a", "failed", {
+      answer: "x",
+      tokens: { input: 1, output: 2, cacheRead: 3, cacheCreation: 4 },
+      costUsd: 0.5,
+      kind: "k",
+      fix: "f",
+      outputFile: "o/a.txt",
+    }),
+    result("b", "passed"),
+  ], { skipped: [{ id: "c", name: "c", category: "simple", reason: "interrupted" }] });
+  const back = fromJson(toJson(rep));
+  assert.deepEqual(back.results, rep.results);
+  assert.deepEqual(back.skipped, rep.skipped);
+  assert.equal(back.runId, "run-42");
+  assert.throws(() => fromJson("{}"), /not a ccx stress report/);
 });

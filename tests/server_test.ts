@@ -13,7 +13,7 @@ import {
   waitForResume,
   withServer,
 } from "./helpers.ts";
-import { handshakeStatus, type Msg, RawSession, stalledClient } from "./ws.ts";
+import { handshakeStatus, type Msg, RawSession, SlowReader, stalledClient } from "./ws.ts";
 
 const STUBBORN = `trap '' TERM; sh -c "trap '' TERM; sleep 1000" & echo ready; sleep 1000; wait`;
 
@@ -496,10 +496,10 @@ Deno.test("bytes that are not UTF-8 arrive with data_base64 holding the exact by
   });
 });
 
-Deno.test("2,000,000 lines arrive complete and in order, coalesced", async () => {
+Deno.test("chunks mode: 2,000,000 lines arrive complete and in order, coalesced", async () => {
   await withServer({}, async (server) => {
     const s = await RawSession.open(server.url);
-    const r = await started(s, 1, { argv: ["seq", "1", "2000000"] });
+    const r = await started(s, 1, { argv: ["seq", "1", "2000000"], output_mode: "chunks" });
     const done = await s.completed(r.job_id, 60000);
     assert.equal(done.params?.status, "completed");
     const chunks = s.forJob(r.job_id, "process.output");
@@ -645,7 +645,7 @@ Deno.test("SIGTERM to the server ends every job's group, then it exits 0 within 
   }
 });
 
-Deno.test("a client that stops reading does not grow the server's memory", async () => {
+Deno.test("a client that stops reading does not grow the server's memory (lines mode)", async () => {
   const srv = await serveProcess();
   let conn: Deno.TcpConn | undefined;
   try {
@@ -704,7 +704,8 @@ Deno.test("a client that never reads is dropped after --slow-client-s and its jo
       );
       const dropped = events.find((e) => e.event === "slow_client_dropped")!;
       assert.equal(dropped.close_code, 1008);
-      assert.ok(Number(dropped.queued_bytes) >= 64 * 1024);
+      // Held above the low mark (16 KiB) all along: the client took nothing.
+      assert.ok(Number(dropped.queued_bytes) > 16 * 1024, JSON.stringify(dropped));
       await waitFor(() => pidsMatching(tag).length === 0, "the job to be canceled", 3000);
       await waitFor(() => events.some((e) => e.event === "job_ended"), "the job's end");
       assert.equal(events.find((e) => e.event === "job_ended")?.status, "canceled");
@@ -792,6 +793,119 @@ Deno.test("seed habit: a client that waits for process.exit {exitCode} gets it",
       if (data.method === "process.exit") exitCode = data.params?.exitCode;
     }
     assert.equal(exitCode, 7);
+    await s.close();
+  });
+});
+
+Deno.test("seed habit: a client that json-parses each message of multi-line JSON output", async () => {
+  await withServer({}, async (server) => {
+    const s = await RawSession.open(server.url);
+    // Claude's stream-json: one JSON document a line, the last one large (more than a pipe read).
+    const big = JSON.stringify({ type: "result", result: "x".repeat(150000) });
+    const lines = [
+      JSON.stringify({ type: "system", subtype: "init" }),
+      JSON.stringify({ type: "assistant", message: { content: [{ type: "text", text: "4" }] } }),
+      big,
+    ];
+    for (let run = 0; run < 5; run++) {
+      const r = await started(s, `run${run}`, {
+        argv: ["cat"],
+        stdin: lines.join("\n") + "\n",
+      });
+      await s.completed(r.job_id);
+      const parsed = s.forJob(r.job_id, "process.output").map((m) =>
+        JSON.parse(String(m.params?.data))
+      );
+      assert.deepEqual(parsed, lines.map((l) => JSON.parse(l)), `run ${run}`);
+    }
+    // And the key=value habit: line.split("=", 1) on each message.
+    const r = await started(s, "env", { command: "printf 'A=1\\nPATH=/x/y\\nB=two=2\\n'" });
+    await s.completed(r.job_id);
+    const keys = s.forJob(r.job_id, "process.output").map((m) =>
+      String(m.params?.data).split("=")[0]
+    );
+    assert.deepEqual(keys, ["A", "PATH", "B"]);
+    await s.close();
+  });
+});
+
+Deno.test("lines mode: one line per message, seq 0..n-1, a partial last line, completed after", async () => {
+  await withServer({}, async (server) => {
+    const s = await RawSession.open(server.url);
+    const r = await started(s, 1, { command: "seq 1 100000; printf 'no newline'" });
+    const done = await s.completed(r.job_id, 60000);
+    assert.equal(done.params?.status, "completed");
+    const out = s.forJob(r.job_id, "process.output");
+    assert.equal(out.length, 100001);
+    for (let i = 0; i < 100000; i++) {
+      const p = out[i].params!;
+      if (p.data !== `${i + 1}\n` || p.seq !== i) assert.fail(`message ${i}: ${JSON.stringify(p)}`);
+    }
+    assert.deepEqual(out[100000].params, {
+      job_id: r.job_id,
+      type: "stdout",
+      data: "no newline",
+      seq: 100000,
+    });
+    assert.ok(s.messages.indexOf(out[100000]) < s.messages.indexOf(done));
+    await s.close();
+  });
+});
+
+Deno.test("lines mode under backpressure: the job waits for a slow reader, nothing lost", async () => {
+  await withServer({ highWaterBytes: 64 * 1024, lowWaterBytes: 16 * 1024 }, async (server) => {
+    const c = await SlowReader.open(server.port);
+    try {
+      assert.equal((await c.next()).method, "connected");
+      await c.send({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "execute",
+        params: { argv: ["seq", "1", "200000"] },
+      });
+      const res = await c.next();
+      const pgid = Number(res.result?.pgid);
+      assert.ok(pgid > 0, JSON.stringify(res));
+      // Read nothing for a while: 200,000 lines are ~18 MB of messages, more than the
+      // socket buffers hold, so the server must stop reading the job's pipe and seq blocks.
+      await new Promise((r) => setTimeout(r, 1000));
+      assert.ok(processesInGroup(pgid).length > 0, "seq is still running, held back");
+      let line = 0;
+      let seq = 0;
+      while (true) {
+        const m = await c.next();
+        if (m.method === "process.completed") {
+          assert.equal(m.params?.status, "completed");
+          break;
+        }
+        if (m.method !== "process.output") continue;
+        line++;
+        if (m.params?.data !== `${line}\n` || m.params?.seq !== seq++) {
+          assert.fail(`message ${line}: ${JSON.stringify(m.params)}`);
+        }
+      }
+      assert.equal(line, 200000);
+      assert.equal((await c.next()).method, "process.exit");
+    } finally {
+      c.close();
+    }
+  });
+});
+
+Deno.test("output_mode is validated, listed in capabilities and in jobs", async () => {
+  await withServer({}, async (server) => {
+    const s = await RawSession.open(server.url);
+    const hello = await s.next((m) => m.method === "connected");
+    const caps = hello.params?.capabilities as { output_modes: string[] };
+    assert.deepEqual(caps.output_modes, ["lines", "chunks"]);
+    const bad = await s.call(1, "execute", { command: "true", output_mode: "bytes" });
+    assert.equal(bad.error?.code, -32602);
+    assert.equal(bad.error?.data?.field, "output_mode");
+    assert.match(bad.error!.message, /output_mode/);
+    const r = await started(s, 2, { command: "true", output_mode: "chunks" });
+    await s.completed(r.job_id);
+    const jobs = (await s.call(3, "jobs")).result?.jobs as Record<string, unknown>[];
+    assert.equal(jobs.find((j) => j.job_id === r.job_id)?.output_mode, "chunks");
     await s.close();
   });
 });

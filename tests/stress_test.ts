@@ -12,7 +12,7 @@ import {
   waitFor,
   withServer,
 } from "./helpers.ts";
-import { descendants, parseXml } from "./xml.ts";
+import { assertJunit10, descendants, parseXml } from "./xml.ts";
 import { autoTimeoutScale } from "../lib/commands/stress.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -60,7 +60,9 @@ interface JsonTest {
   id: string;
   name: string;
   category: string;
-  status: "passed" | "failed" | "error";
+  status: "passed" | "failed" | "error" | "skipped";
+  answer?: string | null;
+  stderr_tail?: string | null;
   reason: string;
   duration_s: number;
   exit_code: number | null;
@@ -91,6 +93,8 @@ interface JsonReport {
     errors: number;
     ratio: number | null;
     graduated: boolean;
+    skipped?: number;
+    cost_usd?: number | null;
   };
   tests: JsonTest[];
 }
@@ -116,18 +120,27 @@ async function bodyOf(file: string | null | undefined): Promise<string> {
 }
 
 const TEST_KEYS = [
+  "answer",
   "attempts",
   "category",
+  "cost_usd",
   "duration_s",
   "exit_code",
   "files_created",
+  "fix",
   "id",
+  "kind",
+  "model",
   "name",
   "output_file",
   "patterns_found",
   "patterns_missing",
   "reason",
+  "started_at",
   "status",
+  "stderr_tail",
+  "tokens",
+  "turns",
   "workspace",
 ];
 
@@ -538,21 +551,27 @@ Deno.test("ccx stress writes JSON, JUnit, HTML and per-task output files that ag
     // JSON: the documented shape, exactly.
     const report = await readReport(json);
     assert.deepEqual(Object.keys(report).sort(), [
+      "categories",
       "duration_s",
+      "errors_by_kind",
       "interrupted",
       "run_id",
       "started_at",
       "suite",
       "summary",
       "tests",
+      "threshold",
     ]);
     assert.deepEqual(report.summary, {
       total: 4,
       passed: 2,
       failed: 1,
       errors: 1,
+      skipped: 0,
       ratio: 1,
       graduated: false,
+      cost_usd: null,
+      tokens: null,
     });
     assert.equal(report.interrupted, false);
     assert.ok(!Number.isNaN(Date.parse(report.started_at)));
@@ -564,6 +583,9 @@ Deno.test("ccx stress writes JSON, JUnit, HTML and per-task output files that ag
       ["timeout_1", "error"],
     ]);
     assert.deepEqual(testOf(report, "fail_missing").patterns_missing, ["omega"]);
+    // What the task said is in the report itself, not only in its output file.
+    assert.equal(testOf(report, "fail_missing").answer, "alpha");
+    assert.equal(testOf(report, "failure_expected").stderr_tail, "boom");
     assert.equal(testOf(report, "failure_expected").exit_code, 3);
     assert.match(testOf(report, "timeout_1").reason, /^timed out after 0\.3s$/);
 
@@ -585,9 +607,10 @@ Deno.test("ccx stress writes JSON, JUnit, HTML and per-task output files that ag
     assert.match(await bodyOf(join(out, "failure_expected.txt")), /boom/);
     assert.match(await Deno.readTextFile(join(out, "timeout_1.txt")), /^Status: error$/m);
 
-    // JUnit: well-formed, with counts that match.
+    // JUnit: well-formed, valid by junit-10.xsd's rules, with counts that match.
     const doc = parseXml(await Deno.readTextFile(junit));
     assert.equal(doc.name, "testsuites");
+    assertJunit10(doc);
     assert.deepEqual(
       [doc.attrs.tests, doc.attrs.failures, doc.attrs.errors],
       ["4", "1", "1"],
@@ -617,6 +640,10 @@ Deno.test("ccx stress writes JSON, JUnit, HTML and per-task output files that ag
     assert.ok(page.includes("Misses &lt;omega&gt; &amp; more"));
     assert.doesNotMatch(page, /<script|src="http|href="http/);
     assert.ok(page.includes("Success ratio: 1.0:1"));
+    // The failure card shows the answer; the console names it too.
+    const card = page.slice(page.indexOf('<section id="failures">'));
+    assert.match(card, /<strong>Answer<\/strong><\/p>\n<pre class="answer">alpha<\/pre>/);
+    assert.match(r.stdout, /FAIL fail_missing: missing pattern: omega\n {2}answer: alpha/);
   });
   assertNoneLeft(tag);
 });
@@ -978,14 +1005,13 @@ Deno.test("ccx stress retries a usage-limited task after the reset; a lasting li
     assert.equal(long.status, "error");
     assert.equal(long.attempts, 1);
     assert.match(long.reason, /^rate_limit: /);
-    assert.deepEqual(report.summary, {
-      total: 2,
-      passed: 1,
-      failed: 0,
-      errors: 1,
-      ratio: 1,
-      graduated: false,
-    });
+    assert.deepEqual(
+      [report.summary.total, report.summary.passed, report.summary.errors, report.summary.ratio],
+      [2, 1, 1, 1],
+    );
+    assert.equal(report.summary.graduated, false);
+    // Cost and tokens come from the stand-in's result lines.
+    assert.ok((report.summary.cost_usd ?? 0) > 0);
   });
   assertNoneLeft(tag);
 });

@@ -213,9 +213,19 @@ Deno.test("a leftover holding the pipe does not hold the job past the grace", as
   assert.deepEqual(processesInGroup(job.pgid), []);
 });
 
-Deno.test("chunks break at line ends and everything arrives in order", async () => {
+Deno.test("lines mode (the default): one call per line, with its newline, in order", async () => {
   const r = recorder();
   const end = await startJob({ argv: ["seq", "1", "200000"] }, r).done;
+  assert.equal(end.status, "completed");
+  assert.equal(r.chunks.length, 200000);
+  for (let i = 0; i < 200000; i++) {
+    if (r.chunks[i].text !== `${i + 1}\n`) assert.fail(`call ${i}: ${JSON.stringify(r.chunks[i])}`);
+  }
+});
+
+Deno.test("chunks mode: chunks break at line ends and everything arrives in order", async () => {
+  const r = recorder();
+  const end = await startJob({ argv: ["seq", "1", "200000"], outputMode: "chunks" }, r).done;
   assert.equal(end.status, "completed");
   const text = joined(r);
   const expected = Array.from({ length: 200000 }, (_, i) => `${i + 1}\n`).join("");
@@ -224,17 +234,28 @@ Deno.test("chunks break at line ends and everything arrives in order", async () 
   for (const c of r.chunks) assert.ok(c.text.endsWith("\n"), "every chunk ends at a line end");
 });
 
-Deno.test("a line longer than the chunk limit is split without breaking UTF-8", async () => {
+for (const outputMode of ["lines", "chunks"] as const) {
+  Deno.test(`${outputMode} mode: a line longer than the chunk limit is split without breaking UTF-8`, async () => {
+    const r = recorder();
+    // 3001 two-byte characters and no newline, with an odd chunk limit.
+    const end = await startJob(
+      { command: "printf 'é%.0s' $(seq 1 3001)", maxChunkBytes: 1001, outputMode },
+      r,
+    ).done;
+    assert.equal(end.status, "completed");
+    assert.equal(joined(r), "é".repeat(3001));
+    assert.ok(r.chunks.length >= 6);
+    assert.ok(r.chunks.every((c) => !c.text.includes("\ufffd") && c.raw === undefined));
+    assert.ok(r.chunks.every((c) => new TextEncoder().encode(c.text).length <= 1001));
+  });
+}
+
+Deno.test("lines mode: a line longer than a pipe read still arrives as one call", async () => {
   const r = recorder();
-  // 3001 two-byte characters and no newline, with an odd chunk limit.
-  const end = await startJob(
-    { command: "printf 'é%.0s' $(seq 1 3001)", maxChunkBytes: 1001 },
-    r,
-  ).done;
+  const end = await startJob({ command: "head -c 200000 /dev/zero | tr '\\0' x; echo; echo b" }, r)
+    .done;
   assert.equal(end.status, "completed");
-  assert.equal(joined(r), "é".repeat(3001));
-  assert.ok(r.chunks.length >= 6);
-  assert.ok(r.chunks.every((c) => !c.text.includes("\ufffd") && c.raw === undefined));
+  assert.deepEqual(r.chunks.map((c) => c.text), ["x".repeat(200000) + "\n", "b\n"]);
 });
 
 Deno.test("a partial line is sent after a short quiet period, before the job ends", async () => {
@@ -247,6 +268,26 @@ Deno.test("a partial line is sent after a short quiet period, before the job end
   gate.open();
   await job.done;
   assert.equal(joined(r), "Password: done\n");
+  // Lines mode: the partial line is its own message, the rest of the line the next one.
+  assert.deepEqual(r.chunks.map((c) => c.text), ["Password: ", "done\n"]);
+});
+
+Deno.test("lines mode: a last line without a newline is sent at the end", async () => {
+  const r = recorder();
+  await startJob({ command: "printf 'one\\ntwo\\nthree'" }, r).done;
+  assert.deepEqual(r.chunks.map((c) => c.text), ["one\n", "two\n", "three"]);
+});
+
+Deno.test("lines mode: only the line that is not UTF-8 carries raw bytes", async () => {
+  const r = recorder();
+  const end = await startJob({ command: "printf 'ok\\n\\377\\376 bad\\nfine é\\n'" }, r).done;
+  assert.equal(end.invalidUtf8Chunks, 1);
+  assert.deepEqual(r.chunks.map((c) => c.text), ["ok\n", "\ufffd\ufffd bad\n", "fine é\n"]);
+  assert.deepEqual(r.chunks.map((c) => c.raw && [...c.raw]), [
+    undefined,
+    [0xff, 0xfe, ...new TextEncoder().encode(" bad\n")],
+    undefined,
+  ]);
 });
 
 Deno.test("bytes that are not UTF-8 are kept: replacement text plus the raw bytes", async () => {
@@ -285,6 +326,50 @@ Deno.test("when the sink is not ready the pipes are not read and the job blocks"
   assert.equal(end.status, "completed");
   assert.equal(bytes, 50000000);
 });
+
+for (const outputMode of ["lines", "chunks"] as const) {
+  Deno.test(`${outputMode} mode: a sink that asks to wait mid-read is waited for, nothing lost`, async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((res) => (release = res));
+    let held = true;
+    let asked = false;
+    const texts: string[] = [];
+    const holdAfter = outputMode === "lines" ? 1000 : 2;
+    const askedAt: number[] = [];
+    const job = startJob({ argv: ["seq", "1", "300000"], outputMode }, {
+      output(_s, text) {
+        texts.push(text);
+      },
+      ready() {
+        askedAt.push(texts.length);
+        if (!held || texts.length < holdAfter) return undefined;
+        asked = true;
+        return gate;
+      },
+    });
+    await waitFor(() => asked, "the sink to ask the job to wait");
+    const seen = texts.length;
+    // Lines mode looks at the sink every 256 lines, not only between reads (one read
+    // of seq's output holds thousands of lines); chunks mode sends whole reads.
+    if (outputMode === "lines") assert.ok(seen <= holdAfter + 256, `${seen} lines while held`);
+    assert.equal(job.state, "running");
+    held = false;
+    release();
+    const end = await job.done;
+    assert.equal(end.status, "completed");
+    const all = texts.join("");
+    assert.ok(all === Array.from({ length: 300000 }, (_, i) => `${i + 1}\n`).join(""), "in order");
+    if (outputMode === "lines") {
+      assert.equal(texts.length, 300000);
+      // A slow consumer is asked at least every 256 lines (512 across a chunk-limit cut).
+      const gaps = askedAt.slice(1).map((n, i) => n - askedAt[i]);
+      assert.ok(
+        Math.max(...gaps) <= 512,
+        `largest run of lines without asking: ${Math.max(...gaps)}`,
+      );
+    }
+  });
+}
 
 Deno.test("being held back by a slow reader does not count as a stall", async () => {
   let release!: () => void;

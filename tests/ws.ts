@@ -152,3 +152,97 @@ export async function stalledClient(port: number, text: string): Promise<Deno.Tc
   await conn.write(frame);
   return conn;
 }
+
+/**
+ * A WebSocket client on a bare TCP connection that reads only when asked
+ * ({@linkcode SlowReader.next}), so a test decides when the server may send more:
+ * the slow consumer of the line-mode backpressure tests. Server frames are
+ * unmasked; fragments and control frames other than close are not expected.
+ */
+export class SlowReader {
+  #buf = new Uint8Array(0);
+  #at = 0;
+  readonly #decoder = new TextDecoder();
+
+  private constructor(readonly conn: Deno.TcpConn) {}
+
+  /** Opens `/ws` with a hand-made handshake; nothing more is read until asked. */
+  static async open(port: number): Promise<SlowReader> {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    const r = new SlowReader(conn);
+    await conn.write(new TextEncoder().encode(
+      `GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
+        `Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
+        `Sec-WebSocket-Version: 13\r\n\r\n`,
+    ));
+    let end = -1;
+    while (end < 0) {
+      await r.#fill();
+      end = r.#decoder.decode(r.#buf).indexOf("\r\n\r\n"); // the 101 response is ASCII
+    }
+    r.#at = end + 4;
+    return r;
+  }
+
+  async #fill(): Promise<void> {
+    const chunk = new Uint8Array(65536);
+    const n = await this.conn.read(chunk);
+    if (n === null) throw new Error("connection closed");
+    const rest = this.#buf.subarray(this.#at);
+    const b = new Uint8Array(rest.length + n);
+    b.set(rest);
+    b.set(chunk.subarray(0, n), rest.length);
+    this.#buf = b;
+    this.#at = 0;
+  }
+
+  /** Sends one masked text frame. */
+  async send(value: unknown): Promise<void> {
+    const payload = new TextEncoder().encode(JSON.stringify(value));
+    const len = payload.length;
+    const header = len < 126
+      ? [0x81, 0x80 | len]
+      : [0x81, 0x80 | 126, (len >> 8) & 0xff, len & 0xff];
+    const mask = crypto.getRandomValues(new Uint8Array(4));
+    const frame = new Uint8Array(header.length + 4 + len);
+    frame.set(header, 0);
+    frame.set(mask, header.length);
+    for (let i = 0; i < len; i++) frame[header.length + 4 + i] = payload[i] ^ mask[i % 4];
+    await this.conn.write(frame);
+  }
+
+  /** Reads the next text message and parses it. */
+  async next(): Promise<Msg> {
+    while (true) {
+      const b = this.#buf.subarray(this.#at);
+      if (b.length >= 2) {
+        let len = b[1] & 0x7f;
+        let at = 2;
+        if (len === 126) {
+          len = (b[2] << 8) | b[3];
+          at = 4;
+        } else if (len === 127) {
+          len = Number(new DataView(b.buffer, b.byteOffset + 2, 8).getBigUint64(0));
+          at = 10;
+        }
+        if (b.length >= at && b.length >= at + len) {
+          const opcode = b[0] & 0x0f;
+          this.#at += at + len;
+          if (opcode === 1) {
+            return JSON.parse(this.#decoder.decode(b.subarray(at, at + len))) as Msg;
+          }
+          if (opcode === 8) throw new Error("connection closed by the server");
+          continue; // ping/pong
+        }
+      }
+      await this.#fill();
+    }
+  }
+
+  /** Closes the TCP connection. */
+  close(): void {
+    try {
+      this.conn.close();
+    } catch { /* already closed */ }
+  }
+}

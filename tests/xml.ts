@@ -82,3 +82,79 @@ export function descendants(el: XmlElement, name: string): XmlElement[] {
   }
   return found;
 }
+
+/**
+ * The structure rules of the Jenkins xUnit plugin's junit-10.xsd
+ * (src/main/resources/org/jenkinsci/plugins/xunit/types/model/xsd/junit-10.xsd):
+ * for each element, the attributes it may have, those it must have, and the
+ * elements it may contain. Anything else makes the plugin skip the file.
+ */
+export const JUNIT_10: Record<string, { attrs: string[]; required: string[]; children: string[] }> =
+  {
+    testsuites: {
+      attrs: ["name", "time", "tests", "failures", "errors"],
+      required: [],
+      children: ["testsuite"],
+    },
+    testsuite: {
+      attrs: [
+        "name",
+        "tests",
+        "failures",
+        "errors",
+        "group",
+        "time",
+        "skipped",
+        "timestamp",
+        "hostname",
+        "id",
+        "package",
+        "file",
+        "log",
+        "url",
+      ],
+      required: ["name", "tests", "failures", "errors"],
+      children: ["testsuite", "properties", "testcase", "system-out", "system-err"],
+    },
+    properties: { attrs: [], required: [], children: ["property"] },
+    property: { attrs: ["name", "value"], required: ["name", "value"], children: [] },
+    testcase: {
+      attrs: ["name", "time", "classname", "group"],
+      required: ["name"],
+      children: [
+        "skipped",
+        "error",
+        "failure",
+        "rerunFailure",
+        "rerunError",
+        "flakyFailure",
+        "flakyError",
+        "system-out",
+        "system-err",
+      ],
+    },
+    failure: { attrs: ["type", "message"], required: [], children: [] },
+    error: { attrs: ["type", "message"], required: [], children: [] },
+    skipped: { attrs: ["type", "message"], required: [], children: [] },
+    "system-out": { attrs: [], required: [], children: [] },
+    "system-err": { attrs: [], required: [], children: [] },
+  };
+/** junit-10.xsd's SUREFIRE_TIME pattern, for `time` on testsuites and testsuite. */
+export const SUREFIRE_TIME = /^(([0-9]{0,3},)*[0-9]{3}|[0-9]{0,3})*(\.[0-9]*)?$/;
+
+/** Fails unless the element tree follows the junit-10.xsd rules above. */
+export function assertJunit10(el: XmlElement, path = el.name): void {
+  const rule = JUNIT_10[el.name];
+  assert.ok(rule, `${path}: <${el.name}> is not an element of junit-10.xsd`);
+  for (const a of Object.keys(el.attrs)) {
+    assert.ok(rule.attrs.includes(a), `${path}: attribute ${a} is not allowed on <${el.name}>`);
+  }
+  for (const a of rule.required) assert.ok(a in el.attrs, `${path}: ${a} is required`);
+  if ((el.name === "testsuites" || el.name === "testsuite") && el.attrs.time !== undefined) {
+    assert.match(el.attrs.time, SUREFIRE_TIME, `${path}: time`);
+  }
+  for (const c of el.children) {
+    assert.ok(rule.children.includes(c.name), `${path}: <${c.name}> not allowed in <${el.name}>`);
+    assertJunit10(c, `${path}/${c.name}`);
+  }
+}

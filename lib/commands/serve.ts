@@ -27,6 +27,7 @@ export async function serveCommand(opts: ServerOptions): Promise<number> {
   console.log(
     `ccx serve listening on ${server.url} and /ws/mcp, health at ${server.httpUrl}/health${auth}`,
   );
+  console.log(`web page at ${server.httpUrl}/`);
   const stop = () => {
     log("shutting down: ending every job", { event: "shutdown" });
     void server.shutdown();
@@ -65,7 +66,7 @@ export const serve: Command = defineCommand({
       type: "string",
       env: "CCX_TOKEN",
       arg: "T",
-      help: "require this token: Authorization: Bearer T or ?token=T",
+      help: "require this token: Authorization: Bearer T, ?token=T, or the web page's field",
     },
     "allow-origin": {
       type: "list",

@@ -13,11 +13,12 @@
 
 import { loadavg } from "node:os";
 import { join, resolve } from "node:path";
-import { CcxServer } from "../server.ts";
+import { type CcxServer, startInProcessServer } from "../server.ts";
 import type { KeepPolicy } from "../workspace.ts";
 import { filterTasks, formatTimestamp, loadSuite, SuiteError, usesClaude } from "../suite.ts";
 import { preflight, serverUrl } from "../preflight.ts";
 import { runTasks, type ServerTarget } from "../runner.ts";
+import { checkQueueUrl, DEFAULT_QUEUE_NAME, runOnQueue } from "../queue.ts";
 import { colorEnabled, Progress } from "../progress.ts";
 import {
   formatRatioLine,
@@ -26,7 +27,7 @@ import {
   summarize,
   writeReports,
 } from "../report.ts";
-import { type HistoryStore, openHistory } from "../history.ts";
+import { connectRedis, type HistoryStore, openHistory, redactUrl } from "../history.ts";
 import { type Command, defineCommand } from "../cli.ts";
 import { ConfigError } from "../config.ts";
 
@@ -66,6 +67,10 @@ export interface StressOptions {
   redisUrl?: string;
   /** Do not record runs in the timeout history. */
   noHistory?: boolean;
+  /** Run on the fleet: the `redis://` or `rediss://` URL of the queue `ccx worker`s take from. */
+  queue?: string;
+  /** Queue name (default `ccx`). */
+  queueName?: string;
   /** Run tasks in the server's directory instead of a workspace each. */
   noWorkspace?: boolean;
   /** What servers keep of task workspaces (default `failed`). */
@@ -178,21 +183,37 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     ? (opts.timeoutScale === "auto" ? autoTimeoutScale() : 1)
     : opts.timeoutScale;
 
+  if (opts.queue) {
+    if (opts.servers?.length) {
+      console.error(
+        "ccx stress: --queue and --server exclude each other: the fleet's workers run the tasks",
+      );
+      return 2;
+    }
+    try {
+      checkQueueUrl(opts.queue);
+    } catch (e) {
+      console.error(`ccx stress: ${(e as Error).message}`);
+      return 2;
+    }
+    // Pre-flight for the fleet: its Redis answers (workers may join later).
+    try {
+      await (await connectRedis(opts.queue)).quit();
+    } catch (e) {
+      console.error(`ccx stress: cannot run: ${(e as Error).message}`);
+      console.error("ccx stress: nothing was run (exit 3).");
+      return 3;
+    }
+  }
   let local: CcxServer | undefined;
-  let servers: ServerTarget[];
-  if (opts.servers?.length) {
+  let servers: ServerTarget[] = [];
+  if (opts.queue) {
+    // The fleet's workers run the tasks and record them in the queue's Redis history.
+  } else if (opts.servers?.length) {
     servers = opts.servers.map((url) => ({ url, token: opts.token }));
   } else {
-    local = CcxServer.start({
-      port: 0,
-      log: () => {},
-      // In-process jobs are the user's own children: their environment, less CCX_*.
-      passEnv: ["*"],
-      maxJobsPerSession: 256,
-      maxSessions: 1024,
-      // Kept workspaces end up beside the run's reports.
-      workspaceRoot: join(outDir, "workspaces"),
-    });
+    // Kept workspaces end up beside the run's reports.
+    local = startInProcessServer({ workspaceRoot: join(outDir, "workspaces") });
     servers = [{ url: local.url }];
   }
   const problems = await preflight({
@@ -207,7 +228,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     return 3;
   }
   let history: HistoryStore | undefined;
-  if (!opts.noHistory) {
+  if (!opts.noHistory && !opts.queue) {
     history = await openHistory({ redisUrl: opts.redisUrl }).catch((e) => {
       console.error(`ccx stress: timeout history not recorded: ${(e as Error).message}`);
       return undefined;
@@ -225,31 +246,61 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
 
   const total = tasks.length * Math.max(1, opts.repeat ?? 1);
   const progress = new Progress({ total });
-  const where = local ? "an in-process server" : servers.map((s) => s.url).join(", ");
+  const where = opts.queue
+    ? `the fleet queue ${opts.queueName ?? DEFAULT_QUEUE_NAME} at ${redactUrl(opts.queue)}`
+    : local
+    ? "an in-process server"
+    : servers.map((s) => s.url).join(", ");
   progress.note(
-    `ccx stress: ${total} task runs from ${suite.name} on ${where}, concurrency ` +
-      `${opts.concurrency ?? 1}${scale !== 1 ? `, timeouts x${scale}` : ""}; outputs in ${outDir}`,
+    `ccx stress: ${total} task runs from ${suite.name} on ${where}` +
+      `${opts.queue ? "" : `, concurrency ${opts.concurrency ?? 1}`}` +
+      `${scale !== 1 ? `, timeouts x${scale}` : ""}; outputs in ${outDir}`,
   );
   const startedAt = new Date();
   const t0 = performance.now();
   let results;
   try {
-    results = await runTasks(tasks, {
-      servers,
-      concurrency: opts.concurrency ?? 1,
-      repeat: opts.repeat,
-      patternMode: opts.patternMode,
-      timeoutScale: scale,
-      outDir,
-      claude: suite.claude,
-      history,
-      sandbox: opts.sandbox === true || Deno.env.get("CCX_SANDBOX") === "1",
-      workspace: !opts.noWorkspace,
-      keepWorkspaces: opts.keepWorkspaces,
-      signal: controller.signal,
-      onStart: (id) => progress.start(id),
-      onFinish: (r) => progress.finish(r),
-    });
+    results = opts.queue
+      ? await runOnQueue(tasks, {
+        onReady: (workers) => {
+          if (workers === 0) {
+            progress.note(
+              "ccx stress: no worker takes tasks from this queue yet; the tasks wait for one " +
+                "(start `ccx worker --queue URL` on a box)",
+            );
+          }
+        },
+        url: opts.queue,
+        queueName: opts.queueName,
+        runId,
+        repeat: opts.repeat,
+        patternMode: opts.patternMode,
+        timeoutScale: scale,
+        outDir,
+        claude: suite.claude,
+        record: !opts.noHistory,
+        workspace: !opts.noWorkspace,
+        keepWorkspaces: opts.keepWorkspaces,
+        signal: controller.signal,
+        onStart: (id, worker) => progress.start(id, worker),
+        onFinish: (r) => progress.finish(r),
+      })
+      : await runTasks(tasks, {
+        servers,
+        concurrency: opts.concurrency ?? 1,
+        repeat: opts.repeat,
+        patternMode: opts.patternMode,
+        timeoutScale: scale,
+        outDir,
+        claude: suite.claude,
+        history,
+        sandbox: opts.sandbox === true || Deno.env.get("CCX_SANDBOX") === "1",
+        workspace: !opts.noWorkspace,
+        keepWorkspaces: opts.keepWorkspaces,
+        signal: controller.signal,
+        onStart: (id) => progress.start(id),
+        onFinish: (r) => progress.finish(r),
+      });
   } finally {
     progress.stop();
     Deno.removeSignalListener("SIGINT", onInt);
@@ -366,6 +417,19 @@ export const stress: Command = defineCommand({
       help: "this box is a sandbox: Claude tasks get IS_SANDBOX=1, so the CLI may skip " +
         "permissions as root (or CCX_SANDBOX=1)",
     },
+    queue: {
+      type: "string",
+      env: "CCX_QUEUE",
+      arg: "URL",
+      help: "run on the fleet: enqueue tasks in this redis:// or rediss:// queue for `ccx worker`s",
+    },
+    "queue-name": {
+      type: "string",
+      env: "CCX_QUEUE_NAME",
+      default: DEFAULT_QUEUE_NAME,
+      arg: "Q",
+      help: "queue name, shared with `ccx worker --queue-name`",
+    },
     "no-workspace": {
       type: "boolean",
       help: "run tasks in the server's directory, not each in its own workspace",
@@ -383,6 +447,9 @@ export const stress: Command = defineCommand({
     "Exit: 0 when the ratio meets the threshold and nothing errored; 1 ran but did not graduate;",
     "2 bad input; 3 could not run (server down, token refused, Claude CLI missing: checked",
     "before any task starts); 130 after Ctrl+C (reports are still written).",
+    "With --queue the tasks run on `ccx worker` boxes (their concurrency applies, not",
+    "--concurrency); the workers record runs in the queue's Redis history. Ctrl+C removes",
+    "the run's waiting tasks and cancels its running ones on the workers.",
   ],
   run(o, positionals) {
     if (positionals.length > 1) {
@@ -407,6 +474,8 @@ export const stress: Command = defineCommand({
       redisUrl: o.redis,
       noHistory: o["no-history"],
       sandbox: o.sandbox,
+      queue: o.queue,
+      queueName: o["queue-name"],
       noWorkspace: o["no-workspace"],
       keepWorkspaces: o["keep-workspaces"],
       validate: o.validate,

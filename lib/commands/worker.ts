@@ -1,0 +1,171 @@
+/**
+ * `ccx worker`: a fleet box. Connects out to the queue's Redis (no inbound port), takes the
+ * tasks `ccx stress --queue` puts there, runs them here, and hands back their results; runs
+ * until SIGINT/SIGTERM, then finishes or hands back what it runs.
+ *
+ * @example
+ * ```ts
+ * import { workerCommand } from "./worker.ts";
+ * const code = await workerCommand({ url: "redis://127.0.0.1:6379", concurrency: 2 });
+ * ```
+ * @module
+ */
+
+import { type Command, defineCommand } from "../cli.ts";
+import { ConfigError } from "../config.ts";
+import { redactUrl } from "../history.ts";
+import { checkQueueUrl, DEFAULT_QUEUE_NAME } from "../queue.ts";
+import {
+  DEFAULT_DRAIN_S,
+  DEFAULT_LOCK_S,
+  FleetWorker,
+  type FleetWorkerOptions,
+} from "../worker.ts";
+
+/**
+ * A warning when a Redis password was typed on the command line, where every user of the
+ * box can read it (`ps`); undefined otherwise.
+ *
+ * @example
+ * ```ts
+ * import { passwordOnCommandLine } from "./worker.ts";
+ * passwordOnCommandLine("redis://:pw@h:6379", ["--queue", "redis://:pw@h:6379"]); // a warning
+ * ```
+ */
+export function passwordOnCommandLine(url: string, args: string[]): string | undefined {
+  let password = "";
+  try {
+    password = new URL(url).password;
+  } catch {
+    return undefined;
+  }
+  if (!password || !args.some((a) => a.includes(url))) return undefined;
+  return "warning: the Redis password is on the command line, where any user of this box " +
+    "can read it (ps); set CCX_QUEUE in the environment or in ./.env instead";
+}
+
+/** Runs a worker until SIGINT/SIGTERM; resolves with the exit code. */
+export async function workerCommand(opts: FleetWorkerOptions): Promise<number> {
+  let worker: FleetWorker;
+  try {
+    worker = await FleetWorker.start({ log: (l) => console.error(`[ccx worker] ${l}`), ...opts });
+  } catch (e) {
+    console.error(`ccx worker: ${(e as Error).message}`);
+    return 1;
+  }
+  console.log(
+    `ccx worker ${worker.name} on ${redactUrl(opts.url)} queue ${
+      opts.queueName ?? DEFAULT_QUEUE_NAME
+    }`,
+  );
+  let signals = 0;
+  const stop = () => {
+    // A second signal gives up waiting: hand everything back now.
+    void worker.stop(signals++ === 0 ? undefined : 0);
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  try {
+    await worker.stopped;
+  } finally {
+    Deno.removeSignalListener("SIGINT", stop);
+    Deno.removeSignalListener("SIGTERM", stop);
+  }
+  return 0;
+}
+
+/** The `ccx worker` declaration: its options, help and how they become {@linkcode FleetWorkerOptions}. */
+export const worker: Command = defineCommand({
+  name: "worker",
+  summary: "a fleet box: take suite tasks from a Redis queue that `ccx stress --queue` fills",
+  options: {
+    queue: {
+      type: "string",
+      env: "CCX_QUEUE",
+      arg: "URL",
+      help: "redis:// or rediss:// URL of the queue; keep passwords in CCX_QUEUE or ./.env",
+    },
+    redis: { type: "string", arg: "URL", help: "same as --queue" },
+    "queue-name": {
+      type: "string",
+      env: "CCX_QUEUE_NAME",
+      default: DEFAULT_QUEUE_NAME,
+      arg: "Q",
+      help: "queue name, shared with `ccx stress --queue-name`",
+    },
+    concurrency: {
+      type: "int",
+      short: "c",
+      env: "CCX_WORKER_CONCURRENCY",
+      default: 1,
+      min: 1,
+      max: 1024,
+      arg: "N",
+      help: "tasks at once on this box",
+    },
+    name: {
+      type: "string",
+      env: "CCX_WORKER_NAME",
+      defaultText: "HOST:PID",
+      arg: "NAME",
+      help: "name shown in progress and reports",
+    },
+    "lock-s": {
+      type: "number",
+      default: DEFAULT_LOCK_S,
+      min: 1,
+      arg: "S",
+      help: "lock period: a dead worker's tasks go to another after at most ~1.5 S seconds",
+    },
+    "drain-s": {
+      type: "number",
+      default: DEFAULT_DRAIN_S,
+      min: 0,
+      arg: "S",
+      help: "on SIGTERM, wait up to S seconds for running tasks, then hand them back",
+    },
+    claude: {
+      type: "string",
+      env: "CCX_CLAUDE",
+      arg: "CMD",
+      defaultText: "the suite's",
+      help: "the Claude executable on this box",
+    },
+    "no-history": {
+      type: "boolean",
+      help: "do not record runs in the timeout history (in the queue's Redis)",
+    },
+  },
+  notes: [
+    "The worker connects out to Redis only; it needs no inbound port. It runs each task",
+    "through an in-process ccx server with the same supervisor, verdicts and retries as",
+    "`ccx stress`, and records timings in the queue's Redis history.",
+    "SIGTERM or Ctrl+C: take no more tasks, let running ones finish for --drain-s seconds,",
+    "then cancel and hand back the rest; a second signal hands back at once.",
+    "SIGKILL or a lost box: after the lock period another worker takes its tasks again.",
+  ],
+  run(o, positionals) {
+    if (positionals.length) throw new ConfigError(`unexpected argument: ${positionals[0]}`);
+    const url = o.queue ?? o.redis;
+    if (!url) {
+      throw new ConfigError("--queue URL is required (or CCX_QUEUE, in the environment or .env)");
+    }
+    try {
+      checkQueueUrl(url, o.queue ? "--queue" : "--redis");
+    } catch (e) {
+      throw new ConfigError((e as Error).message);
+    }
+    const warn = passwordOnCommandLine(url, Deno.args);
+    if (warn) console.error(`ccx worker: ${warn}`);
+    return workerCommand({
+      url,
+      queueName: o["queue-name"],
+      concurrency: o.concurrency,
+      name: o.name,
+      lockS: o["lock-s"],
+      drainS: o["drain-s"],
+      claude: o.claude,
+      noHistory: o["no-history"],
+    });
+  },
+});

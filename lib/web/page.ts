@@ -1,0 +1,619 @@
+/**
+ * The web page `ccx serve` answers at `GET /`: one self-contained HTML document (CSS and plain
+ * JavaScript inline, no external assets, no build step) that speaks the server's JSON-RPC over
+ * `/ws` as an observer (`watch`, `history`, `control`). It is kept here as a string so that
+ * `deno run main.ts`, the bundle `dist/ccx.js` and a compiled binary all carry it.
+ *
+ * The page holds no data of its own. It shows nothing but a token field until a WebSocket to the
+ * server is open; the token is kept in the tab's `sessionStorage` and sent as the WebSocket
+ * subprotocol `ccx.token.<base64url>`, never in a URL.
+ *
+ * @example
+ * ```ts
+ * import { page } from "./page.ts";
+ * const { html, csp } = page();
+ * console.log(html.startsWith("<!doctype html>"), csp.includes("script-src 'sha256-"));
+ * ```
+ * @module
+ */
+
+import { createHash } from "node:crypto";
+
+const STYLE = String.raw`
+:root { --bg:#0f1419; --panel:#161c23; --line:#263039; --fg:#d7dde3; --dim:#8a96a3;
+  --accent:#5ab0f0; --ok:#4cc38a; --bad:#f0616d; --warn:#e8b44c; --paused:#b48ce8; }
+* { box-sizing: border-box; }
+body { margin:0; background:var(--bg); color:var(--fg);
+  font:13px/1.45 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+header { display:flex; align-items:center; gap:16px; padding:10px 16px;
+  border-bottom:1px solid var(--line); background:var(--panel); }
+header h1 { font-size:15px; margin:0; letter-spacing:.5px; }
+header h1 span { color:var(--accent); }
+#conn { margin-left:auto; color:var(--dim); }
+#conn.up::before { content:"● "; color:var(--ok); }
+#conn.down::before { content:"● "; color:var(--bad); }
+#facts { display:flex; flex-wrap:wrap; gap:6px 18px; color:var(--dim); }
+#facts b { color:var(--fg); font-weight:600; }
+main { display:grid; grid-template-columns:minmax(420px, 52%) 1fr; gap:12px; padding:12px; }
+section { background:var(--panel); border:1px solid var(--line); border-radius:6px;
+  min-width:0; }
+section h2 { font-size:12px; text-transform:uppercase; letter-spacing:1px; color:var(--dim);
+  margin:0; padding:8px 12px; border-bottom:1px solid var(--line); display:flex;
+  align-items:center; gap:8px; }
+table { width:100%; border-collapse:collapse; }
+th, td { text-align:left; padding:5px 8px; border-bottom:1px solid var(--line);
+  white-space:nowrap; }
+th { color:var(--dim); font-weight:500; font-size:11px; }
+.scroll { overflow-x:auto; }
+td.cmd { max-width:220px; overflow:hidden; text-overflow:ellipsis;
+  font-family:ui-monospace, Menlo, Consolas, monospace; font-size:12px; }
+td.num { text-align:right; font-variant-numeric:tabular-nums; }
+#jobs tbody tr { cursor:pointer; }
+#jobs tbody tr:hover { background:#1c242d; }
+#jobs tbody tr.sel { background:#1d3246; }
+.st { display:inline-block; padding:0 6px; border-radius:9px; font-size:11px; font-weight:600; }
+.st.running { background:#173a2b; color:var(--ok); }
+.st.paused { background:#2e2340; color:var(--paused); }
+.st.ending { background:#3a3017; color:var(--warn); }
+.st.completed { background:#1b2a22; color:#8fd6b0; }
+.st.failed, .st.killed { background:#3a1a1e; color:var(--bad); }
+.st.timeout, .st.stalled, .st.canceled { background:#3a3017; color:var(--warn); }
+.empty { color:var(--dim); padding:14px 12px; }
+#detail-head { padding:8px 12px; border-bottom:1px solid var(--line); display:flex; gap:8px;
+  align-items:center; flex-wrap:wrap; }
+#detail-head code { font-size:12px; color:var(--dim); overflow:hidden; text-overflow:ellipsis;
+  white-space:nowrap; max-width:100%; }
+button { background:#223040; color:var(--fg); border:1px solid #34465a; border-radius:4px;
+  padding:4px 12px; font:inherit; font-weight:600; cursor:pointer; }
+button:hover:not(:disabled) { background:#2b3d52; }
+button:disabled { opacity:.4; cursor:default; }
+button.danger { border-color:#7a2f37; color:#ffb3ba; }
+.tabs { margin-left:auto; display:flex; gap:4px; }
+.tabs button { font-weight:500; padding:2px 10px; }
+.tabs button.on { background:var(--accent); color:#081421; border-color:var(--accent); }
+#out, #conversation { height:calc(100vh - 330px); min-height:260px; overflow:auto; margin:0;
+  padding:10px 12px; }
+#out { font:12px/1.4 ui-monospace, Menlo, Consolas, monospace; white-space:pre-wrap;
+  word-break:break-all; }
+#out .stderr { color:#ff9aa4; }
+#out .note, .note { color:var(--dim); font-style:italic; }
+.msg { margin:0 0 10px; padding:8px 10px; border-radius:6px; border:1px solid var(--line);
+  white-space:pre-wrap; word-break:break-word; }
+.msg .who { display:block; font-size:11px; font-weight:700; letter-spacing:.5px;
+  text-transform:uppercase; color:var(--dim); margin-bottom:3px; }
+.msg.system { background:#141a20; color:var(--dim); }
+.msg.assistant { background:#17232f; border-color:#23405a; }
+.msg.tool-call { background:#1b1a2b; border-color:#3a3260;
+  font-family:ui-monospace, Menlo, Consolas, monospace; font-size:12px; }
+.msg.tool-result { background:#151f1a; border-color:#24402f;
+  font-family:ui-monospace, Menlo, Consolas, monospace; font-size:12px; }
+.msg.tool-result.error { background:#261518; border-color:#5a2a30; }
+.msg.result { background:#1a2a1f; border-color:#2f6b47; }
+.msg.result.error { background:#2a1719; border-color:#7a2f37; }
+.msg.plain { font-family:ui-monospace, Menlo, Consolas, monospace; font-size:12px; }
+#history td.label { max-width:320px; overflow:hidden; text-overflow:ellipsis; }
+#gate { max-width:420px; margin:12vh auto; background:var(--panel); border:1px solid var(--line);
+  border-radius:8px; padding:20px; }
+#gate h2 { margin:0 0 8px; font-size:16px; }
+#gate p { color:var(--dim); }
+#gate input { width:100%; padding:7px 9px; margin:6px 0 10px; background:#0b0f13;
+  color:var(--fg); border:1px solid #34465a; border-radius:4px; font:inherit; }
+#gate .err { color:var(--bad); min-height:1.4em; }
+.hidden { display:none !important; }
+.wide { grid-column:1 / -1; }
+`;
+
+const SCRIPT = String.raw`
+"use strict";
+(function () {
+  var TOKEN_KEY = "ccx.token";
+  var $ = function (id) { return document.getElementById(id); };
+  var ws = null, nextId = 1, pending = {}, everOpened = false, retry = null;
+  var jobs = new Map(); // key -> job
+  var selected = null; // key
+  var view = "auto"; // auto | conversation | raw
+  var buffers = new Map(); // key -> {chunks:[], partial:"", items:[], streamJson:false, lastSeq:-1}
+  var clockSkew = 0; // server time - browser time, seconds
+
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = String(text);
+    return e;
+  }
+  function keyOf(j) { return j.session_id + "/" + j.job_id; }
+  function fmtBytes(n) {
+    if (n === undefined || n === null) return "";
+    if (n < 1024) return n + " B";
+    if (n < 1048576) return (n / 1024).toFixed(1) + " KiB";
+    if (n < 1073741824) return (n / 1048576).toFixed(1) + " MiB";
+    return (n / 1073741824).toFixed(2) + " GiB";
+  }
+  function fmtSecs(s) {
+    if (s === undefined || s === null) return "";
+    if (s < 60) return s.toFixed(1) + " s";
+    var m = Math.floor(s / 60), r = Math.floor(s % 60);
+    if (m < 60) return m + "m " + r + "s";
+    return Math.floor(m / 60) + "h " + (m % 60) + "m";
+  }
+  function b64url(text) {
+    var bytes = new TextEncoder().encode(text), bin = "";
+    for (var i = 0; i < bytes.length; i++) bin += String.fromCharCode(bytes[i]);
+    return btoa(bin).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  }
+
+  // ---- connection -------------------------------------------------------------------------
+  function connect() {
+    if (retry) { clearTimeout(retry); retry = null; }
+    var token = sessionStorage.getItem(TOKEN_KEY);
+    var protocols = ["ccx"];
+    if (token) protocols.push("ccx.token." + b64url(token));
+    var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/ws";
+    var opened = false;
+    setConn("down", "connecting…");
+    try {
+      ws = new WebSocket(url, protocols);
+    } catch (e) {
+      showGate("Could not connect: " + e.message);
+      return;
+    }
+    ws.onopen = function () {
+      opened = true; everOpened = true;
+      setConn("up", "live");
+      $("gate").classList.add("hidden");
+      $("app").classList.remove("hidden");
+      watch();
+      loadHistory();
+    };
+    ws.onmessage = function (ev) { onMessage(JSON.parse(ev.data)); };
+    ws.onclose = function () {
+      ws = null;
+      for (var id in pending) { pending[id].reject(new Error("connection closed")); }
+      pending = {};
+      if (!opened) {
+        // Refused at the handshake: no token, a wrong one, or an unreachable server.
+        $("app").classList.add("hidden");
+        jobs.clear(); buffers.clear(); selected = null;
+        if (token) sessionStorage.removeItem(TOKEN_KEY);
+        showGate(token ? "The server refused that token." :
+          (everOpened ? "The connection was refused." : ""));
+        return;
+      }
+      setConn("down", "disconnected, retrying…");
+      retry = setTimeout(connect, 2000);
+    };
+  }
+  function setConn(cls, text) { var c = $("conn"); c.className = cls; c.textContent = text; }
+  function showGate(err) {
+    setConn("down", "not connected");
+    $("app").classList.add("hidden");
+    $("gate").classList.remove("hidden");
+    $("gate-error").textContent = err || "";
+    $("token").focus();
+  }
+  function call(method, params) {
+    return new Promise(function (resolve, reject) {
+      if (!ws || ws.readyState !== 1) { reject(new Error("not connected")); return; }
+      var id = nextId++;
+      pending[id] = { resolve: resolve, reject: reject };
+      ws.send(JSON.stringify({ jsonrpc: "2.0", id: id, method: method, params: params }));
+    });
+  }
+  function onMessage(m) {
+    if (m.id !== undefined && m.method === undefined) {
+      var p = pending[m.id];
+      if (!p) return;
+      delete pending[m.id];
+      if (m.error) p.reject(new Error(m.error.message)); else p.resolve(m.result);
+      return;
+    }
+    var params = m.params || {};
+    if (m.method === "observe.job") {
+      var j = params.job, k = keyOf(j);
+      if (params.event === "removed") {
+        jobs.delete(k); buffers.delete(k);
+        if (selected === k) selected = null;
+      } else {
+        jobs.set(k, j);
+      }
+      renderJobs(); renderDetailHead();
+    } else if (m.method === "observe.output") {
+      addOutput(params.session_id + "/" + params.job_id, params);
+    } else if (m.method === "observe.server") {
+      renderFacts(params);
+    }
+  }
+  function watch() {
+    var output = [];
+    if (selected && jobs.has(selected)) {
+      var j = jobs.get(selected);
+      output.push({ session_id: j.session_id, job_id: j.job_id });
+    }
+    return call("watch", { output: output }).then(function (snap) {
+      renderFacts(snap.server);
+      var seen = new Set();
+      snap.jobs.forEach(function (j) { var k = keyOf(j); seen.add(k); jobs.set(k, j); });
+      Array.from(jobs.keys()).forEach(function (k) { if (!seen.has(k)) jobs.delete(k); });
+      renderJobs(); renderDetailHead();
+    }, function (e) { setConn("down", "watch failed: " + e.message); });
+  }
+
+  // ---- server facts -----------------------------------------------------------------------
+  function renderFacts(f) {
+    if (!f) return;
+    if (typeof f.timestamp === "number") clockSkew = f.timestamp - Date.now() / 1000;
+    var box = $("facts");
+    box.textContent = "";
+    var items = [
+      ["version", f.version],
+      ["host", f.hostname],
+      ["uptime", fmtSecs(f.uptime_seconds)],
+      ["sessions", f.active_sessions + " / " + f.max_sessions],
+      ["running jobs", f.running_jobs],
+      ["memory", fmtBytes(f.memory_rss_bytes)],
+      ["load", (f.load_average || []).map(function (x) { return x.toFixed(2); }).join(" ")],
+      ["observers", f.observers],
+    ];
+    items.forEach(function (it) {
+      var s = el("span", "fact");
+      s.setAttribute("data-fact", it[0]);
+      s.appendChild(document.createTextNode(it[0] + " "));
+      s.appendChild(el("b", "", it[1]));
+      box.appendChild(s);
+    });
+  }
+
+  // ---- jobs -------------------------------------------------------------------------------
+  function elapsedOf(j) {
+    if (j.state === "done" || j.ended_at) return j.elapsed;
+    return Math.max(j.elapsed, Date.now() / 1000 + clockSkew - j.started_at);
+  }
+  function renderJobs() {
+    var tbody = $("jobs-body");
+    tbody.textContent = "";
+    var list = Array.from(jobs.values()).sort(function (a, b) {
+      var ar = a.state === "done" ? 1 : 0, br = b.state === "done" ? 1 : 0;
+      return ar - br || b.started_at - a.started_at;
+    });
+    $("jobs-empty").classList.toggle("hidden", list.length > 0);
+    $("jobs-count").textContent = list.length ? "(" + list.length + ")" : "";
+    list.forEach(function (j) {
+      var k = keyOf(j);
+      var tr = el("tr");
+      tr.setAttribute("data-key", k);
+      tr.setAttribute("data-job-id", j.job_id);
+      if (k === selected) tr.className = "sel";
+      var status = j.state === "done" ? j.status : j.state;
+      var st = el("span", "st " + status, status);
+      var c1 = el("td"); c1.appendChild(st); tr.appendChild(c1);
+      tr.appendChild(el("td", "", j.job_id.length > 14 ? j.job_id.slice(0, 13) + "…" : j.job_id));
+      var cmd = el("td", "cmd", j.command); cmd.title = j.command; tr.appendChild(cmd);
+      tr.appendChild(el("td", "num", j.pid));
+      tr.appendChild(el("td", "num elapsed", fmtSecs(elapsedOf(j))));
+      tr.appendChild(el("td", "num", j.exit_code === undefined ? "" : j.exit_code));
+      tr.appendChild(el("td", "num", fmtBytes(j.stdout_bytes + j.stderr_bytes)));
+      var by = el("td", "", j.started_by.remote + " · " + j.started_by.session_id.slice(0, 8));
+      by.title = "session " + j.started_by.session_id;
+      tr.appendChild(by);
+      tr.onclick = function () { select(k); };
+      tbody.appendChild(tr);
+    });
+  }
+  function select(k) {
+    if (selected === k) return;
+    selected = k;
+    buffers.delete(k); // the server sends its tail again when a job is followed anew
+    view = "auto";
+    renderJobs(); renderDetailHead(); renderOutput();
+    watch();
+  }
+
+  // ---- output and the conversation ----------------------------------------------------------
+  function bufferOf(k) {
+    var b = buffers.get(k);
+    if (!b) {
+      b = { chunks: [], partial: "", items: [], streamJson: false, lastSeq: -1, chars: 0 };
+      buffers.set(k, b);
+    }
+    return b;
+  }
+  function addOutput(k, p) {
+    var b = bufferOf(k);
+    if (p.seq <= b.lastSeq) return; // seen already (a tail resent after reconnecting)
+    b.lastSeq = p.seq;
+    if (p.truncated) b.chunks.push({ type: "note", data: "… earlier output not kept by the server …\n" });
+    if (p.dropped_chars) b.chunks.push({ type: "note", data: "… " + p.dropped_chars + " characters skipped (this page fell behind) …\n" });
+    b.chunks.push({ type: p.type, data: p.data });
+    b.chars += p.data.length;
+    while (b.chars > 2000000 && b.chunks.length > 1) b.chars -= b.chunks.shift().data.length;
+    var fresh = [];
+    if (p.type === "stdout") {
+      var text = b.partial + p.data, lines = text.split("\n");
+      b.partial = lines.pop();
+      lines.forEach(function (line) { var it = parseLine(line, b); if (it) fresh.push(it); });
+    } else if (p.data.trim() !== "") {
+      fresh.push({ kind: "plain stderr", who: "stderr", text: p.data.replace(/\n$/, "") });
+    }
+    fresh.forEach(function (it) { b.items.push(it); });
+    if (k === selected) appendOutput(b, p, fresh);
+  }
+  function short(v, n) {
+    var s = typeof v === "string" ? v : JSON.stringify(v, null, 2);
+    return s.length > n ? s.slice(0, n) + "… (" + s.length + " characters)" : s;
+  }
+  function parseLine(line, b) {
+    if (line.trim() === "") return null;
+    var o = null;
+    if (line.charAt(0) === "{") { try { o = JSON.parse(line); } catch (e) { o = null; } }
+    if (!o || typeof o.type !== "string") return { kind: "plain", who: "", text: line };
+    var content = o.message && Array.isArray(o.message.content) ? o.message.content : [];
+    if (o.type === "system") {
+      b.streamJson = true;
+      if (o.subtype === "init") {
+        return { kind: "system", who: "session", text: "model " + (o.model || "?") + " · cwd " +
+          (o.cwd || "?") + " · " + ((o.tools || []).length) + " tools" +
+          (o.permissionMode ? " · " + o.permissionMode : "") };
+      }
+      return { kind: "system", who: "system " + (o.subtype || ""), text: short(o, 400) };
+    }
+    if (o.type === "assistant") {
+      b.streamJson = true;
+      var parts = [];
+      content.forEach(function (c) {
+        if (c.type === "text" && c.text) parts.push({ kind: "assistant", who: "assistant", text: c.text });
+        else if (c.type === "tool_use") {
+          parts.push({ kind: "tool-call", who: "tool call · " + c.name, text: short(c.input || {}, 1200) });
+        } else if (c.type === "thinking" && c.thinking) {
+          parts.push({ kind: "system", who: "thinking", text: c.thinking });
+        }
+      });
+      return parts.length ? { group: parts } : null;
+    }
+    if (o.type === "user") {
+      b.streamJson = true;
+      var res = [];
+      content.forEach(function (c) {
+        if (c.type !== "tool_result") return;
+        var t = typeof c.content === "string" ? c.content : Array.isArray(c.content) ?
+          c.content.map(function (x) { return x.text || ""; }).join("\n") : "";
+        res.push({ kind: "tool-result" + (c.is_error ? " error" : ""),
+          who: "tool result" + (c.is_error ? " · error" : ""), text: short(t, 1200) });
+      });
+      return res.length ? { group: res } : null;
+    }
+    if (o.type === "result") {
+      b.streamJson = true;
+      var bits = [o.subtype || "result"];
+      if (o.num_turns !== undefined) bits.push(o.num_turns + " turns");
+      var cost = o.total_cost_usd !== undefined ? o.total_cost_usd : o.cost_usd;
+      if (typeof cost === "number") bits.push("$" + cost.toFixed(4));
+      if (typeof o.duration_ms === "number") bits.push((o.duration_ms / 1000).toFixed(1) + " s");
+      var bad = o.is_error || (o.subtype && o.subtype !== "success");
+      return { kind: "result" + (bad ? " error" : ""), who: "result · " + bits.join(" · "),
+        text: o.result !== undefined ? String(o.result) : "" };
+    }
+    return { kind: "plain", who: "", text: line };
+  }
+  function showConversation(b) { return view === "conversation" || (view === "auto" && b.streamJson); }
+  function renderItem(box, it) {
+    (it.group || [it]).forEach(function (x) {
+      var d = el("div", "msg " + x.kind);
+      if (x.who) d.appendChild(el("span", "who", x.who));
+      d.appendChild(document.createTextNode(x.text));
+      box.appendChild(d);
+    });
+  }
+  function stick(box, fn) {
+    var atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
+    fn();
+    if (atEnd) box.scrollTop = box.scrollHeight;
+  }
+  function renderOutput() {
+    var out = $("out"), conv = $("conversation");
+    out.textContent = ""; conv.textContent = "";
+    var b = selected ? buffers.get(selected) : null;
+    $("detail-empty").classList.toggle("hidden", !!selected);
+    if (!selected) { out.classList.add("hidden"); conv.classList.add("hidden"); return; }
+    var convo = b ? showConversation(b) : false;
+    out.classList.toggle("hidden", convo);
+    conv.classList.toggle("hidden", !convo);
+    $("tab-conv").classList.toggle("on", convo);
+    $("tab-raw").classList.toggle("on", !convo);
+    if (!b) return;
+    b.chunks.forEach(function (c) { out.appendChild(el("span", c.type, c.data)); });
+    b.items.forEach(function (it) { renderItem(conv, it); });
+    out.scrollTop = out.scrollHeight; conv.scrollTop = conv.scrollHeight;
+  }
+  function appendOutput(b, p, fresh) {
+    var convo = showConversation(b);
+    if (convo && $("conversation").classList.contains("hidden")) { renderOutput(); return; }
+    var out = $("out"), conv = $("conversation");
+    stick(out, function () { out.appendChild(el("span", p.type, p.data)); });
+    stick(conv, function () { fresh.forEach(function (it) { renderItem(conv, it); }); });
+  }
+
+  // ---- the chosen job's header and buttons ----------------------------------------------------
+  function renderDetailHead() {
+    var j = selected ? jobs.get(selected) : null;
+    $("detail-title").textContent = j ? j.job_id : "";
+    $("detail-cmd").textContent = j ? j.command : "";
+    var live = j && j.state !== "done" && j.state !== "ending";
+    $("pause").disabled = !(live && j.state === "running");
+    $("resume").disabled = !(live && j.state === "paused");
+    $("cancel").disabled = !live;
+    $("detail-actions").classList.toggle("hidden", !j);
+  }
+  function control(type) {
+    var j = selected ? jobs.get(selected) : null;
+    if (!j) return;
+    if (type === "CANCEL" && !confirm("Cancel job " + j.job_id + " (pid " + j.pid + ")? Its whole process group is ended.")) return;
+    call("control", { type: type, session_id: j.session_id, job_id: j.job_id }).catch(function (e) {
+      alert(type + " failed: " + e.message);
+    });
+  }
+
+  // ---- timeout history ----------------------------------------------------------------------
+  function loadHistory() {
+    return call("history").then(function (h) {
+      var tbody = $("history-body");
+      tbody.textContent = "";
+      $("history-where").textContent = h.location ? "· " + h.location : "";
+      $("history-empty").classList.toggle("hidden", h.classes.length > 0);
+      h.classes.forEach(function (c) {
+        var tr = el("tr");
+        var l = el("td", "label", c.label); l.title = c.key; tr.appendChild(l);
+        tr.appendChild(el("td", "", c.complexity));
+        tr.appendChild(el("td", "num", c.count));
+        tr.appendChild(el("td", "num", c.successes));
+        tr.appendChild(el("td", "num", c.p50S === undefined ? "" : fmtSecs(c.p50S)));
+        tr.appendChild(el("td", "num", c.p90S === undefined ? "" : fmtSecs(c.p90S)));
+        tr.appendChild(el("td", "num", c.estimateS + " s"));
+        tbody.appendChild(tr);
+      });
+    }, function (e) { $("history-where").textContent = "· unavailable: " + e.message; });
+  }
+
+  // ---- wiring -------------------------------------------------------------------------------
+  $("gate-form").onsubmit = function (ev) {
+    ev.preventDefault();
+    var t = $("token").value;
+    if (!t) return;
+    sessionStorage.setItem(TOKEN_KEY, t);
+    $("token").value = "";
+    connect();
+  };
+  $("pause").onclick = function () { control("PAUSE"); };
+  $("resume").onclick = function () { control("RESUME"); };
+  $("cancel").onclick = function () { control("CANCEL"); };
+  $("tab-conv").onclick = function () { view = "conversation"; renderOutput(); };
+  $("tab-raw").onclick = function () { view = "raw"; renderOutput(); };
+  $("history-refresh").onclick = function () { loadHistory(); };
+  $("forget").onclick = function () {
+    sessionStorage.removeItem(TOKEN_KEY);
+    if (ws) { ws.onclose = null; ws.close(); ws = null; }
+    jobs.clear(); buffers.clear(); selected = null;
+    renderJobs(); renderOutput();
+    showGate("");
+  };
+  setInterval(function () {
+    if (ws && ws.readyState === 1) watch();
+  }, 3000);
+  setInterval(function () {
+    document.querySelectorAll("#jobs-body tr").forEach(function (tr) {
+      var j = jobs.get(tr.getAttribute("data-key"));
+      if (j && j.state !== "done") tr.querySelector(".elapsed").textContent = fmtSecs(elapsedOf(j));
+    });
+  }, 1000);
+  setInterval(function () { if (ws && ws.readyState === 1) loadHistory(); }, 30000);
+  renderOutput();
+  connect();
+})();
+`;
+
+const BODY = String.raw`
+<header>
+  <h1><span>ccx</span> serve</h1>
+  <div id="facts"></div>
+  <div id="conn" class="down">connecting…</div>
+</header>
+<div id="gate" class="hidden">
+  <h2>Token</h2>
+  <p>This server needs its token. It is kept in this tab only (session storage) and sent with
+  the WebSocket handshake, never in a URL.</p>
+  <form id="gate-form" autocomplete="off">
+    <input id="token" type="password" placeholder="CCX_TOKEN" aria-label="token" autocomplete="off">
+    <div id="gate-error" class="err"></div>
+    <button type="submit">Connect</button>
+  </form>
+</div>
+<main id="app" class="hidden">
+  <section>
+    <h2>Jobs <span id="jobs-count"></span>
+      <button id="forget" title="Disconnect and forget the token in this tab"
+        style="margin-left:auto;font-weight:500;padding:1px 8px">Forget token</button></h2>
+    <div class="scroll"><table id="jobs">
+      <thead><tr><th>status</th><th>job</th><th>command</th><th>pid</th><th>elapsed</th>
+        <th>exit</th><th>output</th><th>started by</th></tr></thead>
+      <tbody id="jobs-body"></tbody>
+    </table></div>
+    <div id="jobs-empty" class="empty">No jobs yet. Jobs of every session appear here.</div>
+  </section>
+  <section>
+    <div id="detail-head">
+      <strong id="detail-title"></strong>
+      <span id="detail-actions" class="hidden">
+        <button id="pause">PAUSE</button>
+        <button id="resume">RESUME</button>
+        <button id="cancel" class="danger">CANCEL</button>
+      </span>
+      <span class="tabs"><button id="tab-conv">Conversation</button><button id="tab-raw">Raw</button></span>
+      <code id="detail-cmd"></code>
+    </div>
+    <div id="detail-empty" class="empty">Choose a job to follow its output.</div>
+    <pre id="out" class="hidden"></pre>
+    <div id="conversation" class="hidden"></div>
+  </section>
+  <section class="wide">
+    <h2>Timeout history <span id="history-where" style="text-transform:none;letter-spacing:0"></span>
+      <button id="history-refresh" style="margin-left:auto;font-weight:500;padding:1px 8px">Refresh</button></h2>
+    <table id="history">
+      <thead><tr><th>task class</th><th>complexity</th><th>runs</th><th>successes</th>
+        <th>p50</th><th>p90</th><th>estimate</th></tr></thead>
+      <tbody id="history-body"></tbody>
+    </table>
+    <div id="history-empty" class="empty">No runs recorded yet (ccx exec and ccx stress record them).</div>
+  </section>
+</main>
+`;
+
+function hash(text: string): string {
+  return `'sha256-${createHash("sha256").update(text).digest("base64")}'`;
+}
+
+/** The page and the Content-Security-Policy that lets exactly its inline script and style run. */
+export interface Page {
+  /** The whole HTML document. */
+  html: string;
+  /** A `Content-Security-Policy` value: nothing external, the inline script only by its hash. */
+  csp: string;
+}
+
+let cached: Page | undefined;
+
+/**
+ * The web page served at `GET /`, built once.
+ *
+ * @example
+ * ```ts
+ * import { page } from "./page.ts";
+ * console.log(page().html.includes("<title>ccx serve</title>")); // true
+ * ```
+ */
+export function page(): Page {
+  cached ??= {
+    html: `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="referrer" content="no-referrer">
+<title>ccx serve</title>
+<style>${STYLE}</style>
+</head>
+<body>${BODY}<script>${SCRIPT}</script>
+</body>
+</html>
+`,
+    csp: [
+      "default-src 'none'",
+      `script-src ${hash(SCRIPT)}`,
+      "style-src 'unsafe-inline'",
+      "connect-src 'self'",
+      "img-src 'none'",
+      "base-uri 'none'",
+      "form-action 'none'",
+      "frame-ancestors 'none'",
+    ].join("; "),
+  };
+  return cached;
+}

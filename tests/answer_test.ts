@@ -1,0 +1,34 @@
+import assert from "node:assert/strict";
+import { MAX_ANSWER_CHARS, runFacts, tail } from "../lib/answer.ts";
+import { FAKE_CLAUDE } from "./helpers.ts";
+
+Deno.test("runFacts() takes the answer, model, turns, tokens and cost from the stand-in's stream-json", async () => {
+  const out = await new Deno.Command(FAKE_CLAUDE, {
+    args: ["-p", "What is 2+2?", "--output-format", "stream-json", "--verbose", "--model", "haiku"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const stdout = new TextDecoder().decode(out.stdout);
+  const f = runFacts(stdout, "");
+  assert.match(f.answer ?? "", /2 \+ 2 = 4/);
+  assert.doesNotMatch(f.answer ?? "", /"type"/, "the answer, not the envelope");
+  assert.match(f.model ?? "", /haiku/);
+  assert.equal(f.turns, 1);
+  assert.ok(f.tokens && f.tokens.output > 0, JSON.stringify(f.tokens));
+  assert.ok(typeof f.costUsd === "number" && f.costUsd > 0);
+  assert.equal(f.stderrTail, undefined);
+});
+
+Deno.test("runFacts() of plain output is the output; stderr keeps its last lines", () => {
+  const lines = Array.from({ length: 30 }, (_, i) => `line ${i + 1}`).join("\n");
+  const f = runFacts("hello\n", lines + "\n");
+  assert.equal(f.answer, "hello");
+  assert.equal(f.model, undefined);
+  assert.equal(f.stderrTail?.split("\n").length, 20);
+  assert.match(f.stderrTail ?? "", /^line 11\n[\s\S]*line 30$/);
+  assert.equal(runFacts("", "  \n").answer, undefined);
+  const big = runFacts("x".repeat(MAX_ANSWER_CHARS + 10), "");
+  assert.match(big.answer ?? "", /… \(10 more chars\)$/);
+  assert.equal(tail("a\nb\nc\n", 2), "b\nc");
+  assert.equal(tail("x".repeat(100), 20, 10), "…" + "x".repeat(9));
+});

@@ -1,0 +1,159 @@
+/**
+ * Fleet test helpers: `ccx worker` and `ccx stress --queue` as real processes against a
+ * throwaway redis-server, suites of gated tasks, and reading the JSON report.
+ * @module
+ */
+
+import { join } from "node:path";
+import { ROOT } from "./helpers.ts";
+
+/** A `ccx worker` process. */
+export interface WorkerProc {
+  /** Its `--name`. */
+  name: string;
+  /** The process. */
+  child: Deno.ChildProcess;
+  /** Everything it wrote to stderr so far (its log). */
+  log(): string;
+  /** Resolves with its exit status. */
+  status: Promise<Deno.CommandStatus>;
+}
+
+/** Collects a stream's text into `sink` as it comes. */
+function drain(stream: ReadableStream<Uint8Array>, sink: (s: string) => void): Promise<void> {
+  return stream.pipeThrough(new TextDecoderStream()).pipeTo(
+    new WritableStream({ write: (s) => sink(s) }),
+  ).catch(() => {});
+}
+
+/**
+ * Starts `ccx worker --queue URL --name NAME ARGS` and resolves once it takes tasks.
+ */
+export async function startWorker(
+  url: string,
+  name: string,
+  args: string[] = [],
+): Promise<WorkerProc> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}main.ts`, "worker", "--name", name, ...args],
+    env: { CCX_QUEUE: url, NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "null",
+    stderr: "piped",
+  }).spawn();
+  let err = "";
+  const pumped = drain(child.stderr, (s) => err += s);
+  const status = child.status.then(async (s) => {
+    await pumped;
+    return s;
+  });
+  const w: WorkerProc = { name, child, log: () => err, status };
+  let exited = false;
+  status.then(() => exited = true);
+  const deadline = Date.now() + 60_000;
+  while (!err.includes("taking tasks")) {
+    if (exited) throw new Error(`worker ${name} exited: ${err}`);
+    if (Date.now() > deadline) throw new Error(`worker ${name} did not start: ${err}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return w;
+}
+
+/** Ends a worker if it still runs (SIGKILL) and waits for it. */
+export async function killWorker(w: WorkerProc): Promise<void> {
+  try {
+    w.child.kill("SIGKILL");
+  } catch { /* already gone */ }
+  await w.status;
+}
+
+/** A `ccx stress --queue` process. */
+export interface CoordinatorProc {
+  /** The process. */
+  child: Deno.ChildProcess;
+  /** Output so far. */
+  out(): string;
+  /** Resolves with the exit code once it ended and its output is read. */
+  code: Promise<number>;
+}
+
+/** Starts `ccx stress SUITE --queue URL ARGS`. */
+export function startCoordinator(
+  url: string,
+  suite: string,
+  args: string[] = [],
+): CoordinatorProc {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}main.ts`, "stress", suite, "--no-history", ...args],
+    env: { CCX_QUEUE: url, NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  let text = "";
+  const pumps = [drain(child.stdout, (s) => text += s), drain(child.stderr, (s) => text += s)];
+  const code = child.status.then(async (s) => {
+    await Promise.all(pumps);
+    return s.code;
+  });
+  return { child, out: () => text, code };
+}
+
+/** One test of a JSON report, as the tests here read it. */
+export interface ReportTest {
+  id: string;
+  status: string;
+  reason: string;
+  worker?: string;
+  rerun?: string;
+  output_file: string | null;
+  instances?: { index: number; status: string }[];
+}
+
+/** Reads the `tests` of a JSON report. */
+export async function readTests(path: string): Promise<ReportTest[]> {
+  return JSON.parse(await Deno.readTextFile(path)).tests as ReportTest[];
+}
+
+/** A working directory for one test, removed by `cleanup()`. */
+export interface Work {
+  dir: string;
+  /** A path inside it. */
+  path(name: string): string;
+  /** Writes `suite` as JSON and returns its path. */
+  suite(suite: unknown, name?: string): Promise<string>;
+  /** Removes the directory. */
+  cleanup(): Promise<void>;
+}
+
+/** Makes a {@linkcode Work} directory. */
+export async function work(): Promise<Work> {
+  const dir = await Deno.makeTempDir({ prefix: "ccx_fleet_test_" });
+  return {
+    dir,
+    path: (name) => join(dir, name),
+    async suite(suite, name = "suite.json") {
+      const p = join(dir, name);
+      await Deno.writeTextFile(p, JSON.stringify(suite));
+      return p;
+    },
+    cleanup: () => Deno.remove(dir, { recursive: true }),
+  };
+}
+
+/**
+ * A suite of `n` tasks that print `up`, wait until the file `go` exists, then print
+ * `<word>-<i>` (their expected pattern). Each command carries `tag`.
+ */
+export function gatedSuite(tag: string, go: string, n: number, word = "done"): unknown {
+  return {
+    tests: Array.from({ length: n }, (_, k) => ({
+      id: `t${k + 1}`,
+      command: `: ${tag}; echo up; while [ ! -e '${go}' ]; do sleep 0.05; done; echo ${word}-${
+        k + 1
+      }`,
+      expected_patterns: [`${word}-${k + 1}`],
+      timeout: 120,
+    })),
+  };
+}

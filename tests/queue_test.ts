@@ -1,0 +1,211 @@
+/**
+ * Tests for `ccx stress --queue` (the fleet coordinator) against a real redis-server and real
+ * `ccx worker` processes: Ctrl+C of the coordinator, two coordinators on one queue, and a
+ * concurrent task whose instances spread over workers.
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { Redis } from "ioredis";
+import { cli, FAKE_CLAUDE, newTag, pidsMatching, waitFor } from "./helpers.ts";
+import { freePort, SKIP_REDIS, startRedis } from "./redis.ts";
+import {
+  gatedSuite,
+  killWorker,
+  readTests,
+  startCoordinator,
+  startWorker,
+  work,
+  type WorkerProc,
+} from "./fleet.ts";
+import { checkQueueUrl, fleetKeys } from "../lib/queue.ts";
+
+Deno.test({
+  name:
+    "ccx stress --queue: Ctrl+C removes waiting tasks, cancels running ones, reports, exits 130",
+  ignore: SKIP_REDIS,
+  async fn() {
+    const redis = await startRedis();
+    const w = await work();
+    const tag = newTag();
+    const workers: WorkerProc[] = [];
+    const r = new Redis(redis.url);
+    try {
+      workers.push(await startWorker(redis.url, "w1"), await startWorker(redis.url, "w2"));
+      // The gate never opens: only Ctrl+C ends these tasks.
+      const suite = await w.suite(gatedSuite(tag, w.path("never"), 5));
+      const json = w.path("report.json");
+      const c = startCoordinator(redis.url, suite, ["--json", json, "--out", w.path("out")]);
+      await waitFor(() => pidsMatching(tag).length === 2, "two tasks running", 60_000);
+      assert.equal(await r.llen("bull:ccx:wait"), 3);
+      c.child.kill("SIGINT");
+      assert.equal(await c.code, 130, c.out());
+      // Nothing of the run keeps running on the workers, and nothing of it waits in the queue.
+      await waitFor(() => pidsMatching(tag).length === 0, "the running tasks to end", 10_000);
+      assert.equal(await r.llen("bull:ccx:wait"), 0);
+      const tests = await readTests(json);
+      assert.equal(tests.length, 2, JSON.stringify(tests));
+      for (const t of tests) {
+        assert.equal(t.status, "error");
+        assert.match(t.reason, /^interrupted/);
+        assert.ok(t.worker === "w1" || t.worker === "w2");
+      }
+      // The run is marked canceled, so a worker that took one of its tasks at that moment drops it.
+      assert.equal((await r.keys(fleetKeys("ccx").cancelKey("*"))).length, 1);
+      // The workers are still there, idle, ready for the next run.
+      for (const wk of workers) {
+        const exited = await Promise.race([wk.status.then(() => true), Promise.resolve(false)]);
+        assert.equal(exited, false, wk.log());
+      }
+    } finally {
+      r.disconnect();
+      await Promise.all(workers.map(killWorker));
+      await waitFor(() => pidsMatching(tag).length === 0, "the tasks to end", 10_000);
+      await w.cleanup();
+      await redis.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "ccx stress --queue: two coordinators share a queue and each gets only its own results",
+  ignore: SKIP_REDIS,
+  async fn() {
+    const redis = await startRedis();
+    const w = await work();
+    const tag = newTag();
+    const go = w.path("go");
+    await Deno.writeTextFile(go, "");
+    const workers: WorkerProc[] = [];
+    try {
+      workers.push(
+        await startWorker(redis.url, "w1", ["-c", "2"]),
+        await startWorker(redis.url, "w2", ["-c", "2"]),
+      );
+      // Same task ids in both suites; different answers.
+      const a = await w.suite(gatedSuite(tag, go, 4, "alpha"), "a.json");
+      const b = await w.suite(gatedSuite(tag, go, 4, "beta"), "b.json");
+      const ca = startCoordinator(redis.url, a, [
+        "--json",
+        w.path("a.r.json"),
+        "--out",
+        w.path("a"),
+      ]);
+      const cb = startCoordinator(redis.url, b, [
+        "--json",
+        w.path("b.r.json"),
+        "--out",
+        w.path("b"),
+      ]);
+      assert.equal(await ca.code, 0, ca.out());
+      assert.equal(await cb.code, 0, cb.out());
+      for (const [file, word] of [["a.r.json", "alpha"], ["b.r.json", "beta"]]) {
+        const tests = await readTests(w.path(file));
+        assert.deepEqual(tests.map((t) => t.id), ["t1", "t2", "t3", "t4"]);
+        for (const t of tests) {
+          assert.equal(t.status, "passed", `${file} ${t.id}: ${t.reason}`);
+          const out = await Deno.readTextFile(t.output_file!);
+          assert.match(out, new RegExp(`${word}-${t.id.slice(1)}`));
+          assert.doesNotMatch(out, word === "alpha" ? /beta/ : /alpha/);
+        }
+      }
+    } finally {
+      await Promise.all(workers.map(killWorker));
+      await w.cleanup();
+      await redis.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "ccx stress --queue spreads a concurrent task's instances over workers, picks one",
+  ignore: SKIP_REDIS,
+  async fn() {
+    const redis = await startRedis();
+    const w = await work();
+    const tag = newTag();
+    const workers: WorkerProc[] = [];
+    try {
+      for (const n of ["w1", "w2", "w3"]) workers.push(await startWorker(redis.url, n));
+      const suite = await w.suite({
+        categories: {
+          concurrent_execution: {
+            tasks: [{
+              id: "pick",
+              // Each instance takes a while, so one worker cannot run two of them in turn.
+              natural_language_request: `${tag} [[startup:1500]] [[answer:forty-two]]`,
+              concurrent_instances: 3,
+              models: ["sonnet", "haiku"],
+              temperature_range: [0, 1],
+              evaluation_criteria: "HIGHEST_MODEL_TEMP",
+              verification: { expected_patterns: ["forty-two"] },
+            }],
+          },
+        },
+      });
+      const json = w.path("report.json");
+      const c = startCoordinator(redis.url, suite, [
+        "--json",
+        json,
+        "--out",
+        w.path("out"),
+        "--claude",
+        FAKE_CLAUDE,
+      ]);
+      assert.equal(await c.code, 0, c.out());
+      const [t] = await readTests(json);
+      assert.equal(t.status, "passed", t.reason);
+      assert.match(t.reason, /^picked instance 3 of 3 by HIGHEST_MODEL_TEMP/);
+      assert.deepEqual(t.instances!.map((i) => i.status), ["passed", "passed", "passed"]);
+      assert.deepEqual(t.worker!.split(", ").sort(), ["w1", "w2", "w3"]);
+      assert.match(await Deno.readTextFile(t.output_file!), /forty-two/);
+    } finally {
+      await Promise.all(workers.map(killWorker));
+      await w.cleanup();
+      await redis.stop();
+    }
+  },
+});
+
+Deno.test("ccx stress --queue refuses --server and non-Redis URLs with exit 2", async () => {
+  const both = await cli([
+    "stress",
+    "tasks/selftest.json",
+    "--queue",
+    "redis://127.0.0.1:1",
+    "--server",
+    "ws://127.0.0.1:1/ws",
+  ]);
+  assert.equal(both.code, 2);
+  assert.match(both.stderr, /--queue and --server exclude each other/);
+  const bad = await cli(["stress", "tasks/selftest.json", "--queue", "ws://127.0.0.1:1/ws"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /--queue: ws:\/\/127\.0\.0\.1:1\/ws is not a redis:\/\/ or rediss:\/\//);
+});
+
+Deno.test("ccx stress --queue exits 3, running nothing, when the queue's Redis does not answer", async () => {
+  const port = freePort();
+  const r = await cli([
+    "stress",
+    "tasks/selftest.json",
+    "--queue",
+    `redis://:pw@127.0.0.1:${port}`,
+  ]);
+  assert.equal(r.code, 3, r.stdout + r.stderr);
+  assert.match(
+    r.stderr,
+    new RegExp(`cannot run: cannot connect to Redis at redis://:\\*\\*\\*@127\\.0\\.0\\.1:${port}`),
+  );
+  assert.doesNotMatch(r.stderr + r.stdout, /:pw@/);
+});
+
+Deno.test("checkQueueUrl() accepts redis:// and rediss:// only, hiding passwords", () => {
+  checkQueueUrl("redis://127.0.0.1:6379");
+  checkQueueUrl("rediss://ci:pw@redis.lan:6380/2");
+  assert.throws(() => checkQueueUrl("not a url"), /--queue: not a URL/);
+  assert.throws(
+    () => checkQueueUrl("https://u:pw@x.example", "--redis"),
+    (e: Error) =>
+      /^--redis: https:\/\/u:\*\*\*@x\.example/.test(e.message) && !/pw@/.test(e.message),
+  );
+});

@@ -1,0 +1,334 @@
+/**
+ * The web page at `GET /`, driven in a real Chromium (Debian's `chromium`, through
+ * playwright-core) against a real `ccx serve` process, with jobs started by other clients.
+ */
+import assert from "node:assert/strict";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { page as pageDoc } from "../lib/web/page.ts";
+import { SqliteHistory, taskClass } from "../lib/history.ts";
+import { FAKE_CLAUDE, processesInGroup, ROOT, waitFor } from "./helpers.ts";
+import { RawSession } from "./ws.ts";
+
+const CHROMIUM = Deno.env.get("CHROMIUM_BIN") ?? "/usr/bin/chromium";
+
+/** Chromium with a fresh profile (playwright makes a temporary one and removes it on close). */
+async function launch(): Promise<Browser> {
+  try {
+    await Deno.stat(CHROMIUM);
+  } catch {
+    throw new Error(
+      `no Chromium at ${CHROMIUM}: install Debian's chromium (apt-get install chromium, as ` +
+        `.ci/run does) or set CHROMIUM_BIN`,
+    );
+  }
+  return await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+    ],
+  });
+}
+
+/** A `ccx serve` process on a free loopback port, as an operator would start it. */
+class Serve {
+  private constructor(
+    readonly child: Deno.ChildProcess,
+    readonly httpUrl: string,
+    readonly stateDir: string,
+  ) {}
+
+  static async start(env: Record<string, string> = {}, stateDir?: string): Promise<Serve> {
+    const dir = stateDir ?? await Deno.makeTempDir({ prefix: "ccx-web-state-" });
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}main.ts`, "serve", "--port", "0", "--quiet"],
+      env: { CCX_STATE_DIR: dir, REDIS_URL: "", ...env },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "inherit",
+    }).spawn();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let text = "";
+    while (!/health at (\S+)\/health/.test(text)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`ccx serve exited before listening: ${text}`);
+      text += value;
+    }
+    void reader.closed.catch(() => {});
+    void (async () => {
+      while (!(await reader.read()).done) { /* drain */ }
+    })().catch(() => {});
+    return new Serve(child, text.match(/health at (\S+)\/health/)![1], dir);
+  }
+
+  get wsUrl(): string {
+    return this.httpUrl.replace(/^http/, "ws") + "/ws";
+  }
+
+  async stop(): Promise<void> {
+    this.child.kill("SIGTERM");
+    assert.equal((await this.child.status).code, 0);
+    await Deno.remove(this.stateDir, { recursive: true });
+  }
+}
+
+async function started(s: RawSession, params: Record<string, unknown>) {
+  const r = await s.call(String(params.job_id), "execute", params);
+  assert.ok(r.result, `execute failed: ${JSON.stringify(r.error)}`);
+  return r.result as { job_id: string; pid: number };
+}
+
+function row(p: Page, jobId: string) {
+  return p.locator(`#jobs-body tr[data-job-id="${jobId}"]`);
+}
+
+/**
+ * Share of pixels that differ from the top-left pixel, and the number of distinct colours, of a
+ * PNG, measured by decoding it in a canvas of a blank page of the same browser.
+ */
+async function inkOf(browser: Browser, png: Uint8Array): Promise<{ ink: number; colors: number }> {
+  const scratch = await browser.newPage();
+  try {
+    // Runs in the browser (DOM types are not part of this program's types).
+    const measure = `(async (b64) => {
+      const img = new Image();
+      img.src = "data:image/png;base64," + b64;
+      await img.decode();
+      const c = document.createElement("canvas");
+      c.width = img.width;
+      c.height = img.height;
+      const g = c.getContext("2d");
+      g.drawImage(img, 0, 0);
+      const d = g.getImageData(0, 0, c.width, c.height).data;
+      let ink = 0;
+      const colors = new Set();
+      for (let i = 0; i < d.length; i += 4) {
+        if (d[i] !== d[0] || d[i + 1] !== d[1] || d[i + 2] !== d[2]) ink++;
+        colors.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+      }
+      return { ink: ink / (d.length / 4), colors: colors.size };
+    })(${JSON.stringify(png.toBase64())})`;
+    return await scratch.evaluate(measure) as { ink: number; colors: number };
+  } finally {
+    await scratch.close();
+  }
+}
+
+Deno.test("GET / serves one self-contained page whose only script is allowed by hash", async () => {
+  const srv = await Serve.start();
+  try {
+    const res = await fetch(srv.httpUrl + "/");
+    assert.equal(res.status, 200);
+    assert.match(res.headers.get("content-type")!, /^text\/html/);
+    const csp = res.headers.get("content-security-policy")!;
+    assert.match(csp, /default-src 'none'/);
+    assert.match(csp, /script-src 'sha256-[A-Za-z0-9+/=]+'/);
+    assert.match(csp, /connect-src 'self'/);
+    const html = await res.text();
+    assert.equal(html, pageDoc().html);
+    // No external assets: nothing is loaded from anywhere but this document and /ws.
+    assert.doesNotMatch(html, /\s(src|href)=["']?(https?:)?\/\//i);
+    assert.doesNotMatch(html, /<link\b|<script\s+src/i);
+  } finally {
+    await srv.stop();
+  }
+});
+
+Deno.test("the page in Chromium: jobs of other clients, live output, conversation, CANCEL, screenshot", async (t) => {
+  const state = await Deno.makeTempDir({ prefix: "ccx-web-state-" });
+  const history = new SqliteHistory({ path: `${state}/history.sqlite` });
+  const cls = taskClass("Write a haiku about process groups");
+  for (const d of [12, 15, 19]) {
+    await history.record({ ...cls, durationS: d, outcome: "success", at: Date.now() });
+  }
+  await history.close();
+  const srv = await Serve.start({}, state);
+  const browser = await launch();
+  const other = await RawSession.open(srv.wsUrl);
+  try {
+    const p = await browser.newPage({ viewport: { width: 1400, height: 860 } });
+    const errors: string[] = [];
+    p.on("pageerror", (e) => errors.push(e.message));
+    p.on("dialog", (d) => void d.accept());
+    await p.goto(srv.httpUrl + "/");
+    await p.locator("#conn.up").waitFor();
+
+    await t.step("server facts and the timeout history are shown", async () => {
+      await p.locator('#facts [data-fact="version"] b').filter({ hasText: "0.1.0" }).waitFor();
+      await p.locator('#facts [data-fact="memory"] b').filter({ hasText: /MiB/ }).waitFor();
+      const h = p.locator("#history-body tr").first();
+      await h.waitFor();
+      assert.equal(await h.locator("td").nth(0).textContent(), cls.label);
+      assert.equal(await h.locator("td").nth(2).textContent(), "3");
+    });
+
+    await t.step(
+      "it lists a job started by another client, with pid and who started it",
+      async () => {
+        const connected = await other.next((m) => m.method === "connected");
+        const sid = String(connected.params?.session_id);
+        const r = await started(other, { job_id: "listed", command: "echo listed; sleep 30" });
+        const tr = row(p, "listed");
+        await tr.waitFor();
+        const text = await tr.textContent();
+        assert.match(text!, /running/);
+        assert.match(text!, new RegExp(String(r.pid)));
+        assert.match(text!, /echo listed; sleep 30/);
+        assert.match(text!, new RegExp(`127\\.0\\.0\\.1:\\d+ · ${sid.slice(0, 8)}`));
+        await other.call("c1", "control", { type: "CANCEL", job_id: "listed" });
+        await row(p, "listed").locator(".st.canceled").waitFor();
+      },
+    );
+
+    await t.step("it shows the chosen job's output as it arrives", async () => {
+      const gate = `${state}/gate`;
+      await started(other, {
+        job_id: "live",
+        command: `echo first-line; while [ ! -e ${gate} ]; do sleep 0.02; done; ` +
+          `echo second-line; echo to-stderr >&2; sleep 30`,
+      });
+      await row(p, "live").click();
+      await p.locator("#out").filter({ hasText: "first-line" }).waitFor();
+      assert.doesNotMatch((await p.locator("#out").textContent())!, /second-line/);
+      await Deno.writeTextFile(gate, "");
+      await p.locator("#out .stderr").filter({ hasText: "to-stderr" }).waitFor();
+      assert.equal(await p.locator("#out").textContent(), "first-line\nsecond-line\nto-stderr\n");
+      await other.call("c2", "control", { type: "CANCEL", job_id: "live" });
+    });
+
+    await t.step("Claude's stream-json is rendered as the conversation", async () => {
+      const cwd = await Deno.makeTempDir();
+      await started(other, {
+        job_id: "claude-run",
+        argv: [
+          FAKE_CLAUDE,
+          "-p",
+          "What is 2+2? [[write:notes.txt=hello]] [[no-marker]]",
+          "--output-format",
+          "stream-json",
+          "--verbose",
+          "--dangerously-skip-permissions",
+        ],
+        cwd,
+      });
+      await other.completed("claude-run");
+      await row(p, "claude-run").click();
+      const conv = p.locator("#conversation");
+      await conv.locator(".msg.result").waitFor();
+      assert.ok(await conv.isVisible());
+      assert.ok(!(await p.locator("#out").isVisible()));
+      assert.match((await conv.locator(".msg.system").first().textContent())!, /model claude-/);
+      await conv.locator(".msg.tool-call").filter({ hasText: "Write" }).filter({
+        hasText: "notes.txt",
+      }).waitFor();
+      await conv.locator(".msg.tool-result").filter({ hasText: "notes.txt" }).waitFor();
+      await conv.locator(".msg.assistant").filter({ hasText: "2 + 2 = 4" }).first().waitFor();
+      assert.match((await conv.locator(".msg.result").textContent())!, /success.*2 \+ 2 = 4/s);
+      // Rendered, not raw: no JSON line is shown as such.
+      assert.doesNotMatch((await conv.textContent())!, /"type"\s*:/);
+      // The raw view has the JSON lines.
+      await p.locator("#tab-raw").click();
+      assert.match((await p.locator("#out").textContent())!, /"type":"result"/);
+      await p.locator("#tab-conv").click();
+      await Deno.remove(cwd, { recursive: true });
+    });
+
+    await t.step("PAUSE, RESUME, and CANCEL ends the job: its process group is gone", async () => {
+      const r = await started(other, {
+        job_id: "runaway",
+        command: `trap '' TERM; sh -c "trap '' TERM; sleep 1000" & echo ready; sleep 1000; wait`,
+      });
+      await waitFor(
+        () => processesInGroup(r.pid).filter((x) => x.cmd === "sleep").length === 2,
+        "the runaway job's two sleeps",
+      );
+      await row(p, "runaway").click();
+      await p.locator("#out").filter({ hasText: "ready" }).waitFor();
+      await p.locator("#pause").click();
+      await row(p, "runaway").locator(".st.paused").waitFor();
+      await waitFor(() => processesInGroup(r.pid).every((x) => x.state === "T"), "stopped");
+      await p.locator("#resume").click();
+      await row(p, "runaway").locator(".st.running").waitFor();
+      await p.locator("#cancel").click();
+      const done = await other.completed("runaway");
+      assert.equal(done.params?.status, "canceled");
+      assert.deepEqual(processesInGroup(r.pid), []);
+      await row(p, "runaway").locator(".st.canceled").waitFor();
+      assert.ok(await p.locator("#cancel").isDisabled());
+    });
+
+    await t.step(
+      "a screenshot of the page is not blank (and the check fails on a blank page)",
+      async () => {
+        await row(p, "claude-run").click();
+        await p.locator("#conversation .msg.result").waitFor();
+        const shot = await p.screenshot();
+        const where = Deno.env.get("CCX_PAGE_SCREENSHOT");
+        if (where) await Deno.writeFile(where, shot);
+        const seen = await inkOf(browser, shot);
+        assert.ok(seen.ink > 0.1 && seen.colors > 50, `looks blank: ${JSON.stringify(seen)}`);
+        const blank = await browser.newPage({ viewport: { width: 1400, height: 860 } });
+        const empty = await inkOf(browser, await blank.screenshot());
+        await blank.close();
+        assert.ok(empty.ink < 0.01 && empty.colors < 5, `blank page: ${JSON.stringify(empty)}`);
+      },
+    );
+    assert.deepEqual(errors, []);
+  } finally {
+    await other.close();
+    await browser.close();
+    await srv.stop();
+  }
+});
+
+Deno.test("with a token the page shows nothing until it is given; it stays out of URLs", async () => {
+  const token = "t0k-" + crypto.randomUUID();
+  const srv = await Serve.start({ CCX_TOKEN: token });
+  const browser = await launch();
+  const client = await RawSession.open(srv.wsUrl, { authorization: `Bearer ${token}` });
+  try {
+    await started(client, { job_id: "hidden-job", command: "echo secret-output; sleep 30" });
+    const ctx = await browser.newContext();
+    const p = await ctx.newPage();
+    const requests: string[] = [];
+    p.on("request", (r) => requests.push(r.url()));
+    await p.goto(srv.httpUrl + "/");
+    await p.locator("#gate").waitFor();
+    assert.ok(!(await p.locator("#app").isVisible()));
+    assert.doesNotMatch((await p.content())!, /hidden-job|secret-output/);
+
+    await p.locator("#token").fill("wrong");
+    await p.locator("#gate button[type=submit]").click();
+    await p.locator("#gate-error").filter({ hasText: "refused" }).waitFor();
+    assert.ok(!(await p.locator("#app").isVisible()));
+    assert.equal(await p.evaluate('sessionStorage.getItem("ccx.token")'), null);
+
+    await p.locator("#token").fill(token);
+    await p.locator("#gate button[type=submit]").click();
+    await row(p, "hidden-job").waitFor();
+    assert.ok(!(await p.locator("#gate").isVisible()));
+    assert.equal(await p.evaluate('sessionStorage.getItem("ccx.token")'), token);
+    // A reload in the same tab reconnects with the kept token, without asking again.
+    await p.reload();
+    await row(p, "hidden-job").waitFor();
+    // The token never appeared in a URL the browser asked for.
+    assert.ok(requests.length > 0);
+    for (const u of requests) assert.ok(!u.includes(token), `token in URL: ${u}`);
+    assert.ok(!p.url().includes(token));
+    // A new tab (new session storage) asks again.
+    const p2 = await ctx.newPage();
+    await p2.goto(srv.httpUrl + "/");
+    await p2.locator("#gate").waitFor();
+    assert.ok(!(await p2.locator("#app").isVisible()));
+  } finally {
+    await client.close();
+    await browser.close();
+    await srv.stop();
+  }
+});

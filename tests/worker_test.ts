@@ -1,0 +1,160 @@
+/**
+ * Tests for `ccx worker` against a real redis-server: three workers and a coordinator with a
+ * worker killed (SIGKILL) mid-task, a worker stopped (SIGTERM) that finishes or hands back its
+ * task, and the command's input errors.
+ * @module
+ */
+
+import assert from "node:assert/strict";
+import { cli, newTag, pidsMatching, waitFor } from "./helpers.ts";
+import { freePort, SKIP_REDIS, startRedis } from "./redis.ts";
+import {
+  gatedSuite,
+  killWorker,
+  readTests,
+  startCoordinator,
+  startWorker,
+  work,
+  type WorkerProc,
+} from "./fleet.ts";
+import { passwordOnCommandLine } from "../lib/commands/worker.ts";
+
+Deno.test({
+  name: "ccx worker: a worker killed with SIGKILL mid-task loses nothing; every task once, passed",
+  ignore: SKIP_REDIS,
+  async fn() {
+    const redis = await startRedis();
+    const w = await work();
+    const tag = newTag();
+    const go = w.path("go");
+    const workers: WorkerProc[] = [];
+    try {
+      for (const n of ["w1", "w2", "w3"]) {
+        workers.push(await startWorker(redis.url, n, ["--lock-s", "1"]));
+      }
+      const suite = await w.suite(gatedSuite(tag, go, 6));
+      const json = w.path("report.json");
+      const c = startCoordinator(redis.url, suite, ["--json", json, "--out", w.path("out")]);
+      // One task up on each worker, the others waiting in the queue.
+      await waitFor(() => pidsMatching(tag).length === 3, "three tasks running", 60_000);
+      await waitFor(() => workers[0].log().includes(" started"), "w1 to run a task", 10_000);
+      workers[0].child.kill("SIGKILL");
+      await workers[0].status;
+      await Deno.writeTextFile(go, "");
+      assert.equal(await c.code, 0, c.out());
+      const tests = await readTests(json);
+      assert.deepEqual(tests.map((t) => t.id), ["t1", "t2", "t3", "t4", "t5", "t6"]);
+      for (const t of tests) assert.equal(t.status, "passed", `${t.id}: ${t.reason}`);
+      // The killed worker's task was taken again by a live worker, and says so once.
+      const rerun = tests.filter((t) => t.rerun);
+      assert.equal(rerun.length, 1, JSON.stringify(tests, null, 1));
+      assert.match(
+        rerun[0].rerun!,
+        /^worker w1 lost mid-task \(its lock expired\); redelivered to w[23]$/,
+      );
+      assert.ok(rerun[0].worker === "w2" || rerun[0].worker === "w3");
+      for (const t of tests) assert.notEqual(t.worker, "w1", `${t.id} reported from the dead w1`);
+      // Outputs the workers handed back are in the coordinator's output directory.
+      for (const t of tests) {
+        assert.match(await Deno.readTextFile(t.output_file!), new RegExp(`done-${t.id.slice(1)}`));
+      }
+    } finally {
+      await Deno.writeTextFile(go, "").catch(() => {});
+      await Promise.all(workers.map(killWorker));
+      // The dead worker's orphaned task sees the gate open and ends by itself.
+      await waitFor(() => pidsMatching(tag).length === 0, "the tasks to end", 10_000);
+      await w.cleanup();
+      await redis.stop();
+    }
+  },
+});
+
+Deno.test({
+  name: "ccx worker: SIGTERM finishes a task within --drain-s, or hands it back to another worker",
+  ignore: SKIP_REDIS,
+  async fn() {
+    const redis = await startRedis();
+    const w = await work();
+    const tag = newTag();
+    const go = w.path("go");
+    const workers: WorkerProc[] = [];
+    try {
+      // w1 finishes its task after SIGTERM (the gate opens within its drain bound);
+      // w2 cannot (short bound) and hands its task back; w3 starts later and takes it.
+      const w1 = await startWorker(redis.url, "w1", ["--drain-s", "60"]);
+      const w2 = await startWorker(redis.url, "w2", ["--drain-s", "0.2"]);
+      workers.push(w1, w2);
+      const suite = await w.suite(gatedSuite(tag, go, 2));
+      const json = w.path("report.json");
+      const c = startCoordinator(redis.url, suite, ["--json", json, "--out", w.path("out")]);
+      await waitFor(() => pidsMatching(tag).length === 2, "both tasks running", 60_000);
+      w2.child.kill("SIGTERM");
+      await waitFor(() => w2.log().includes("handed back"), "w2 to hand its task back", 10_000);
+      assert.equal((await w2.status).code, 0, w2.log());
+      // Its task's process group was ended, not left behind.
+      await waitFor(() => pidsMatching(tag).length === 1, "w2's task to end", 10_000);
+      w1.child.kill("SIGTERM");
+      await waitFor(() => w1.log().includes("stopping, 1 task(s) running"), "w1 to stop", 10_000);
+      const w3 = await startWorker(redis.url, "w3");
+      workers.push(w3);
+      await waitFor(() => pidsMatching(tag).length === 2, "w3 to take the task back", 30_000);
+      await Deno.writeTextFile(go, "");
+      assert.equal((await w1.status).code, 0, w1.log());
+      assert.equal(await c.code, 0, c.out());
+      const tests = await readTests(json);
+      for (const t of tests) assert.equal(t.status, "passed", `${t.id}: ${t.reason}`);
+      const byWorker = new Map(tests.map((t) => [t.worker, t]));
+      assert.deepEqual([...byWorker.keys()].sort(), ["w1", "w3"]);
+      assert.equal(byWorker.get("w1")!.rerun, undefined);
+      assert.match(
+        byWorker.get("w3")!.rerun!,
+        /^worker w2 stopped and handed the task back; redelivered to w3$/,
+      );
+    } finally {
+      await Deno.writeTextFile(go, "").catch(() => {});
+      await Promise.all(workers.map(killWorker));
+      await waitFor(() => pidsMatching(tag).length === 0, "the tasks to end", 10_000);
+      await w.cleanup();
+      await redis.stop();
+    }
+  },
+});
+
+Deno.test("ccx worker without --queue or CCX_QUEUE exits 2 saying what is missing", async () => {
+  const r = await cli(["worker"], { env: { CCX_QUEUE: "" } });
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /--queue URL is required \(or CCX_QUEUE/);
+});
+
+Deno.test("ccx worker --queue with a non-Redis URL exits 2 naming the flag", async () => {
+  const r = await cli(["worker", "--queue", "http://u:hunter2@example.com"]);
+  assert.equal(r.code, 2);
+  assert.match(
+    r.stderr,
+    /--queue: http:\/\/u:\*\*\*@example\.com\/? is not a redis:\/\/ or rediss:\/\//,
+  );
+  assert.doesNotMatch(r.stderr, /hunter2/);
+});
+
+Deno.test("ccx worker exits 1 naming the Redis it cannot reach, password hidden", async () => {
+  const port = freePort();
+  const r = await cli(["worker", "--redis", `redis://ci:hunter2@127.0.0.1:${port}`]);
+  assert.equal(r.code, 1);
+  assert.match(
+    r.stderr,
+    new RegExp(`cannot connect to Redis at redis://ci:\\*\\*\\*@127\\.0\\.0\\.1:${port}`),
+  );
+  // The password was typed on the command line: the worker warns, and never echoes it.
+  assert.match(r.stderr, /password is on the command line.*CCX_QUEUE/);
+  assert.doesNotMatch(r.stderr, /hunter2/);
+});
+
+Deno.test("passwordOnCommandLine() warns only for a password typed as an argument", () => {
+  const url = "rediss://ci:pw@redis.lan:6380";
+  assert.match(passwordOnCommandLine(url, ["--queue", url])!, /CCX_QUEUE/);
+  assert.equal(passwordOnCommandLine(url, []), undefined); // from CCX_QUEUE / .env
+  assert.equal(
+    passwordOnCommandLine("redis://redis.lan", ["--queue", "redis://redis.lan"]),
+    undefined,
+  );
+});
