@@ -202,6 +202,12 @@ export async function benchStress(opts: StressOptions = {}): Promise<Section> {
   for (const r of failed) {
     notes.push(`PROBLEM: concurrency ${r.concurrency}: ${r.tasks - r.passed} tasks did not pass`);
   }
+  for (const r of runs.filter((r) => r.jobMs.length !== r.tasks)) {
+    notes.push(
+      `PROBLEM: concurrency ${r.concurrency}: the server's log gave ${r.jobMs.length} job ` +
+        `durations for ${r.tasks} tasks (has its "job ID started/STATUS" line changed?)`,
+    );
+  }
   return {
     id: "stress",
     title: `5. Stress runner overhead: ${n} tasks of ~${target} ms stand-in Claude calls`,

@@ -177,6 +177,10 @@ const COLUMNS = ["run", "seconds", "lines/s", "MB/s", "messages", "% of raw"];
 export interface ThroughputOptions {
   /** Timed runs of the raw and ccx transfers; the median is reported (default 3). */
   runs?: number;
+  /** Lines to send (default 2,000,000); `--quick` sends far fewer. */
+  lines?: number;
+  /** Whether to measure websocketd too, when it is installed (default true). */
+  websocketd?: boolean;
 }
 
 /**
@@ -191,7 +195,8 @@ export interface ThroughputOptions {
  */
 export async function benchSeq(opts: ThroughputOptions = {}): Promise<Section> {
   const runs = opts.runs ?? 3;
-  const script = "seq 1 2000000";
+  const lines = opts.lines ?? 2_000_000;
+  const script = `seq 1 ${lines}`;
   progress(`seq: ${runs} runs to /dev/null`);
   const raw = medianRun(await rawTransfers(script, runs));
   const server = await startServerProcess();
@@ -208,10 +213,12 @@ export async function benchSeq(opts: ThroughputOptions = {}): Promise<Section> {
   let wsd: Transfer | undefined;
   const wsdRuns: Transfer[] = [];
   const notes: string[] = [];
-  if (which("websocketd")) {
+  if (opts.websocketd === false) {
+    notes.push("websocketd: not measured in this run");
+  } else if (which("websocketd")) {
     for (let i = 1; i <= runs; i++) {
       progress(`seq: websocketd run ${i}`);
-      const t = await websocketdTransfer(["seq", "1", "2000000"]);
+      const t = await websocketdTransfer(["seq", "1", String(lines)]);
       wsdRuns.push(t);
       if (t.seconds > 5 || t.problem) break; // slow: one run is enough
     }
@@ -221,6 +228,9 @@ export async function benchSeq(opts: ThroughputOptions = {}): Promise<Section> {
   }
   const ratio = wsd ? wsd.seconds / ccx.seconds : NaN;
   const problems = [...ccxRuns, ...wsdRuns].filter((t) => t.problem).map((t) => t.problem);
+  for (const t of ccxRuns) {
+    if (t.lines !== raw.lines) problems.push(`ccx delivered ${t.lines} lines, not ${raw.lines}`);
+  }
   notes.push(
     `median of ${runs} runs for /dev/null and ccx; websocketd: ${wsdRuns.length} run(s)` +
       ` (one is enough when it takes over 5 s)`,
@@ -231,10 +241,11 @@ export async function benchSeq(opts: ThroughputOptions = {}): Promise<Section> {
   );
   return {
     id: "seq",
-    title: "1. Throughput: seq 1 2000000 (2,000,000 lines, 14.9 MB) to a WebSocket client",
+    title: `1. Throughput: seq 1 ${lines} (${lines.toLocaleString("en")} lines, ` +
+      `${fixed(raw.bytes / 1e6, 1)} MB) to a WebSocket client`,
     columns: COLUMNS,
     rows: [
-      row("raw: sh -c 'seq 1 2000000 > /dev/null'", raw, raw),
+      row(`raw: sh -c 'seq 1 ${lines} > /dev/null'`, raw, raw),
       row("ccx serve -> CcxClient", ccx, raw),
       row(wsd ? "websocketd -> WebSocket" : "websocketd (not installed)", wsd, raw),
     ],
@@ -264,7 +275,8 @@ export async function benchSeq(opts: ThroughputOptions = {}): Promise<Section> {
  */
 export async function benchBulk(opts: ThroughputOptions = {}): Promise<Section> {
   const runs = opts.runs ?? 3;
-  const script = "head -c 198000000 /dev/zero | tr '\\0' x | fold -w 99; echo";
+  const lines = opts.lines ?? 2_000_000;
+  const script = `head -c ${lines * 99} /dev/zero | tr '\\0' x | fold -w 99; echo`;
   progress(`bulk: ${runs} runs to /dev/null`);
   const raw = medianRun(await rawTransfers(`{ ${script}; }`, runs));
   const server = await startServerProcess();
@@ -280,10 +292,15 @@ export async function benchBulk(opts: ThroughputOptions = {}): Promise<Section> 
   const ccx = medianRun(ccxRuns);
   const share = raw.seconds / ccx.seconds;
   const problems = ccxRuns.filter((t) => t.problem).map((t) => t.problem);
-  if (raw.bytes !== 200_000_000) problems.push(`the generator wrote ${raw.bytes} bytes, not 2e8`);
+  if (raw.bytes !== lines * 100) {
+    problems.push(`the generator wrote ${raw.bytes} bytes, not ${lines * 100}`);
+  }
+  for (const t of ccxRuns) {
+    if (t.bytes !== raw.bytes) problems.push(`ccx delivered ${t.bytes} bytes, not ${raw.bytes}`);
+  }
   return {
     id: "bulk",
-    title: "2. Throughput: 200 MB of 100-byte lines to a WebSocket client",
+    title: `2. Throughput: ${fixed(lines / 1e4, 0)} MB of 100-byte lines to a WebSocket client`,
     columns: COLUMNS,
     rows: [
       row("raw: generator > /dev/null", raw, raw),

@@ -44,10 +44,14 @@ class Serve {
     readonly stateDir: string,
   ) {}
 
-  static async start(env: Record<string, string> = {}, stateDir?: string): Promise<Serve> {
+  static async start(
+    env: Record<string, string> = {},
+    stateDir?: string,
+    args: string[] = [],
+  ): Promise<Serve> {
     const dir = stateDir ?? await Deno.makeTempDir({ prefix: "ccx-web-state-" });
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${ROOT}main.ts`, "serve", "--port", "0", "--quiet"],
+      args: ["run", "-A", `${ROOT}main.ts`, "serve", "--port", "0", "--quiet", ...args],
       env: { CCX_STATE_DIR: dir, REDIS_URL: "", ...env },
       stdin: "null",
       stdout: "piped",
@@ -136,6 +140,23 @@ Deno.test("GET / serves one self-contained page whose only script is allowed by 
     assert.doesNotMatch(html, /\s(src|href)=["']?(https?:)?\/\//i);
     assert.doesNotMatch(html, /<link\b|<script\s+src/i);
   } finally {
+    await srv.stop();
+  }
+});
+
+Deno.test("ccx serve --keep-finished bounds the finished jobs observers see", async () => {
+  const srv = await Serve.start({}, undefined, ["--keep-finished", "1"]);
+  const s = await RawSession.open(srv.wsUrl);
+  try {
+    for (const id of ["one", "two"]) {
+      await started(s, { job_id: id, command: "true" });
+      await s.completed(id);
+    }
+    const w = await s.call("w", "watch", {});
+    const jobs = w.result?.jobs as { job_id: string }[];
+    assert.deepEqual(jobs.map((j) => j.job_id), ["two"]);
+  } finally {
+    await s.close();
     await srv.stop();
   }
 });

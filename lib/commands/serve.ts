@@ -167,6 +167,22 @@ export const serve: Command = defineCommand({
       arg: "S",
       help: "close a session whose client leaves output unread this long; its jobs are canceled",
     },
+    "keep-finished": {
+      type: "int",
+      env: "CCX_KEEP_FINISHED",
+      default: 100,
+      min: 0,
+      arg: "N",
+      help: "finished jobs the web page and `watch` keep listing, at most",
+    },
+    "keep-finished-s": {
+      type: "number",
+      env: "CCX_KEEP_FINISHED_S",
+      default: 1800,
+      min: 0,
+      arg: "S",
+      help: "seconds a finished job stays listed for the web page and `watch`",
+    },
     "log-format": {
       type: "string",
       env: "CCX_LOG_FORMAT",
@@ -196,6 +212,8 @@ export const serve: Command = defineCommand({
       isolate: o.isolate,
       isolateNet: o["isolate-net"],
       slowClientS: o["slow-client-s"],
+      keepFinished: o["keep-finished"],
+      keepFinishedS: o["keep-finished-s"],
       logFormat: o["log-format"],
       log: o.quiet ? () => {} : undefined,
     });
