@@ -91,6 +91,10 @@ export interface RunnerOptions {
   signal?: AbortSignal;
   /** Linter for BEST_CODE_QUALITY (default: deno lint). */
   lint?: PickOptions["lint"];
+  /** Result ids not to run (already finished: `ccx stress --resume`). */
+  skip?: Set<string>;
+  /** Checked before each task starts; `true` starts no more (`--max-fail`). */
+  stop?(): boolean;
   /** Called when a task run starts (its result id: the task id, `.rN` with `repeat`). */
   onStart?(id: string): void;
   /** Called with each result as soon as it is known. */
@@ -578,16 +582,40 @@ class Fleet {
   }
 }
 
+/** One planned run of a task. */
+export interface PlannedRun {
+  /** The task. */
+  task: SuiteTask;
+  /** Its result id: the task id, or `<id>.r<N>` with `repeat`. */
+  rid: string;
+}
+
+/**
+ * Every run of a run: each task `repeat` times (rounds in suite order), with its result id.
+ *
+ * @example
+ * ```ts
+ * import { planRuns } from "./runner.ts";
+ * import { parseSuite } from "./suite.ts";
+ * const s = parseSuite({ tests: [{ id: "a", command: "true" }] }, "inline");
+ * planRuns(s.tasks, 2).map((p) => p.rid); // ["a.r1", "a.r2"]
+ * ```
+ */
+export function planRuns(tasks: SuiteTask[], repeat = 1): PlannedRun[] {
+  const n = Math.max(1, repeat);
+  const out: PlannedRun[] = [];
+  for (let r = 1; r <= n; r++) {
+    for (const task of tasks) out.push({ task, rid: n > 1 ? `${task.id}.r${r}` : task.id });
+  }
+  return out;
+}
+
 /** Runs tasks and resolves with their results, in suite order. */
 export async function runTasks(tasks: SuiteTask[], opts: RunnerOptions): Promise<TestResult[]> {
   if (opts.servers.length === 0) throw new Error("runTasks: no server to run on");
-  const repeat = Math.max(1, opts.repeat ?? 1);
-  const jobs: { task: SuiteTask; rid: string; order: number }[] = [];
-  for (let r = 1; r <= repeat; r++) {
-    for (const task of tasks) {
-      jobs.push({ task, rid: repeat > 1 ? `${task.id}.r${r}` : task.id, order: jobs.length });
-    }
-  }
+  const jobs = planRuns(tasks, opts.repeat)
+    .filter((j) => !opts.skip?.has(j.rid))
+    .map((j, order) => ({ ...j, order }));
   const results: (TestResult | undefined)[] = new Array(jobs.length);
   let next = 0;
   const fleet = new Fleet(opts.servers);
@@ -606,7 +634,7 @@ export async function runTasks(tasks: SuiteTask[], opts: RunnerOptions): Promise
       const conns = new Connections(opts.servers);
       connections.push(conns);
       try {
-        while (next < jobs.length && !opts.signal?.aborted) {
+        while (next < jobs.length && !opts.signal?.aborted && !opts.stop?.()) {
           const j = jobs[next++];
           opts.onStart?.(j.rid);
           const result = await runWithFailover(j.task, j.rid, fleet, conns, opts);

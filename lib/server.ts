@@ -1011,8 +1011,10 @@ export class CcxServer {
    */
   facts(): Record<string, unknown> {
     let hostname = "";
+    let loadAverage: number[] = [];
     try {
       hostname = Deno.hostname();
+      loadAverage = Deno.loadavg();
     } catch { /* no --allow-sys */ }
     return {
       ...this.health(),
@@ -1022,7 +1024,7 @@ export class CcxServer {
       token_required: this.#token !== undefined,
       observers: this.observers.observers,
       memory_rss_bytes: Deno.memoryUsage().rss,
-      load_average: Deno.loadavg(),
+      load_average: loadAverage,
       timestamp: Date.now() / 1000,
     };
   }

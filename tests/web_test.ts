@@ -269,12 +269,17 @@ Deno.test("the page in Chromium: jobs of other clients, live output, conversatio
       await waitFor(
         () => processesInGroup(r.pid).filter((x) => x.cmd === "sleep").length === 2,
         "the runaway job's two sleeps",
+        15000,
       );
       await row(p, "runaway").click();
       await p.locator("#out").filter({ hasText: "ready" }).waitFor();
       await p.locator("#pause").click();
       await row(p, "runaway").locator(".st.paused").waitFor();
-      await waitFor(() => processesInGroup(r.pid).every((x) => x.state === "T"), "stopped");
+      await waitFor(
+        () => processesInGroup(r.pid).every((x) => x.state === "T"),
+        "stopped",
+        15000,
+      );
       await p.locator("#resume").click();
       await row(p, "runaway").locator(".st.running").waitFor();
       await p.locator("#cancel").click();
@@ -288,9 +293,15 @@ Deno.test("the page in Chromium: jobs of other clients, live output, conversatio
     await t.step(
       "a screenshot of the page is not blank (and the check fails on a blank page)",
       async () => {
+        await started(other, {
+          job_id: "build-42",
+          command: "for i in 1 2 3; do echo step $i; done; sleep 30",
+        });
+        await row(p, "build-42").locator(".st.running").waitFor();
         await row(p, "claude-run").click();
         await p.locator("#conversation .msg.result").waitFor();
         const shot = await p.screenshot();
+        await other.call("c3", "control", { type: "CANCEL", job_id: "build-42" });
         const where = Deno.env.get("CCX_PAGE_SCREENSHOT");
         if (where) await Deno.writeFile(where, shot);
         const seen = await inkOf(browser, shot);

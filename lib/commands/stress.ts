@@ -12,12 +12,28 @@
  */
 
 import { loadavg } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { type CcxServer, startInProcessServer } from "../server.ts";
 import type { KeepPolicy } from "../workspace.ts";
-import { filterTasks, formatTimestamp, loadSuite, SuiteError, usesClaude } from "../suite.ts";
+import {
+  buildTaskCommand,
+  filterTasks,
+  formatTimestamp,
+  loadSuite,
+  resolveMarker,
+  SuiteError,
+  usesClaude,
+} from "../suite.ts";
+import {
+  findLastRun,
+  LiveReport,
+  readRun,
+  rememberLastRun,
+  reportPathOf,
+  RUNS_DIR,
+} from "../rerun.ts";
 import { preflight, serverUrl } from "../preflight.ts";
-import { runTasks, type ServerTarget } from "../runner.ts";
+import { planRuns, runTasks, type ServerTarget } from "../runner.ts";
 import { checkQueueUrl, DEFAULT_QUEUE_NAME, runOnQueue } from "../queue.ts";
 import { colorEnabled, Progress } from "../progress.ts";
 import {
@@ -25,6 +41,7 @@ import {
   formatSummaryTable,
   type RunReport,
   summarize,
+  type TestResult,
   writeReports,
 } from "../report.ts";
 import { connectRedis, type HistoryStore, openHistory, redactUrl } from "../history.ts";
@@ -33,8 +50,8 @@ import { ConfigError } from "../config.ts";
 
 /** Options of `ccx stress`. */
 export interface StressOptions {
-  /** Path of the suite file. */
-  suite: string;
+  /** Path of the suite file (default: the resumed run's, else the shipped suite). */
+  suite?: string;
   /** Server URLs; without any, an in-process server on an ephemeral loopback port. */
   servers?: string[];
   /** Token for the servers. */
@@ -45,8 +62,18 @@ export interface StressOptions {
   repeat?: number;
   /** Only these categories (case-insensitive). */
   categories?: string[];
-  /** Only tasks whose id or name contains this (case-insensitive). */
+  /** Only tasks whose id or name matches this regular expression (case-insensitive). */
   filter?: string;
+  /** Leave out tasks whose id or name matches any of these regular expressions. */
+  exclude?: string[];
+  /** Continue the run whose directory (or report.json) this is, without rerunning what finished. */
+  resume?: string;
+  /** Rerun only the failed and errored tasks of the last run. */
+  lastFailed?: boolean;
+  /** Print the tasks and their commands, run nothing. */
+  list?: boolean;
+  /** Start no more tasks once this many failed or errored. */
+  maxFail?: number;
   /** Output directory for task outputs (default test_outputs/<run-id>). */
   out?: string;
   /** Path of the JSON report (default `<out>/report.json`). */
@@ -117,6 +144,9 @@ export function autoTimeoutScale(load1 = loadavg()[0]): number {
   return load1 > 14 ? 3 : 1;
 }
 
+/** The suite `ccx stress` runs when given none. */
+export const DEFAULT_SUITE = "tasks/unified_stress_test_tasks.json";
+
 /** A run id: local timestamp plus a short random suffix, safe in file names. */
 function newRunId(d = new Date()): string {
   return `${formatTimestamp(d)}_${crypto.randomUUID().slice(0, 6)}`;
@@ -139,27 +169,48 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   const claude = opts.claude?.includes("/") && !opts.servers?.length
     ? resolve(opts.claude)
     : opts.claude;
+  if (opts.resume !== undefined && opts.lastFailed) {
+    console.error("ccx stress: --resume and --last-failed do not go together: pick one");
+    return 2;
+  }
+  let previous: RunReport | undefined;
+  let previousPath: string | undefined;
+  if (opts.resume !== undefined || opts.lastFailed) {
+    const flag = opts.resume !== undefined ? "--resume" : "--last-failed";
+    previousPath = opts.resume ?? await findLastRun();
+    if (previousPath === undefined) {
+      console.error(`ccx stress: --last-failed: no previous run under ${RUNS_DIR}/`);
+      return 2;
+    }
+    try {
+      previous = await readRun(previousPath);
+    } catch (e) {
+      console.error(`ccx stress: ${flag}: ${(e as Error).message}`);
+      return 2;
+    }
+  }
+  const suitePath = opts.suite ?? previous?.suite ?? DEFAULT_SUITE;
   let suite;
   try {
-    suite = await loadSuite(opts.suite, { claude });
+    suite = await loadSuite(suitePath, { claude });
   } catch (e) {
     if (e instanceof SuiteError) {
       console.error(e.message);
       return 2;
     }
     if (e instanceof Deno.errors.NotFound) {
-      console.error(`ccx stress: suite not found: ${opts.suite}`);
+      console.error(`ccx stress: suite not found: ${suitePath}`);
       return 2;
     }
     throw e;
   }
   for (const w of suite.warnings ?? []) {
-    console.error(`ccx stress: warning: ${opts.suite}: ${w.path}: ${w.message}`);
+    console.error(`ccx stress: warning: ${suitePath}: ${w.path}: ${w.message}`);
   }
   if (opts.validate) {
     const cats = new Set(suite.tasks.map((t) => t.category)).size;
     console.log(
-      `${opts.suite}: valid, ${suite.tasks.length} tasks in ${cats} categor${
+      `${suitePath}: valid, ${suite.tasks.length} tasks in ${cats} categor${
         cats === 1 ? "y" : "ies"
       }${suite.warnings?.length ? `, ${suite.warnings.length} warnings` : ""}`,
     );
@@ -167,18 +218,53 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   }
   let tasks;
   try {
-    tasks = filterTasks(suite, { categories: opts.categories, filter: opts.filter });
+    tasks = filterTasks(suite, {
+      categories: opts.categories,
+      filter: opts.filter,
+      exclude: opts.exclude,
+    });
   } catch (e) {
     console.error(`ccx stress: ${(e as Error).message}`);
     return 2;
   }
   if (tasks.length === 0) {
-    console.error("ccx stress: no task matches --category/--filter");
+    console.error("ccx stress: no task matches --category/--filter/--exclude");
     return 2;
   }
+  if (opts.lastFailed && previous) {
+    const bad = new Set(
+      previous.results.filter((r) => r.status !== "passed").map((r) => r.id.replace(/\.r\d+$/, "")),
+    );
+    tasks = tasks.filter((t) => bad.has(t.id));
+    if (tasks.length === 0) {
+      console.log(`ccx stress: no failed or errored task in the last run (${previousPath}).`);
+      return 0;
+    }
+  }
+  const planned = planRuns(tasks, opts.repeat);
+  if (opts.list) {
+    const ts = formatTimestamp();
+    for (const { task, rid } of planned) {
+      const built = buildTaskCommand(task, { marker: resolveMarker(task, ts), timestamp: ts }, {
+        claude: suite.claude,
+      });
+      console.log(`${rid}  [${task.category}]  ${built.display}`);
+    }
+    console.log(`${planned.length} task runs from ${suitePath}`);
+    return 0;
+  }
   const threshold = opts.threshold ?? 10;
-  const runId = newRunId();
-  const outDir = opts.out ?? join("test_outputs", runId);
+  const resumed = opts.resume !== undefined ? previous : undefined;
+  const runId = resumed?.runId || newRunId();
+  const outDir = opts.out ??
+    (resumed && previousPath ? dirname(await reportPathOf(previousPath)) : join(RUNS_DIR, runId));
+  const jsonPath = opts.json ?? join(outDir, "report.json");
+  // What finished stays; what was cut off by the interruption runs again.
+  const done = new Map(
+    (resumed?.results ?? []).filter((r) => !(r.status === "error" && r.reason === "interrupted"))
+      .map((r) => [r.id, r]),
+  );
+  const toRun = planned.filter((p) => !done.has(p.rid));
   const scale = opts.timeoutScale === "auto" || opts.timeoutScale === undefined
     ? (opts.timeoutScale === "auto" ? autoTimeoutScale() : 1)
     : opts.timeoutScale;
@@ -244,8 +330,14 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onInt);
 
-  const total = tasks.length * Math.max(1, opts.repeat ?? 1);
+  const total = toRun.length;
   const progress = new Progress({ total });
+  if (resumed) {
+    progress.note(
+      `ccx stress: resuming ${runId}: ${planned.length - toRun.length} of ${planned.length} ` +
+        "task runs already finished",
+    );
+  }
   const where = opts.queue
     ? `the fleet queue ${opts.queueName ?? DEFAULT_QUEUE_NAME} at ${redactUrl(opts.queue)}`
     : local
@@ -256,12 +348,52 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       `${opts.queue ? "" : `, concurrency ${opts.concurrency ?? 1}`}` +
       `${scale !== 1 ? `, timeouts x${scale}` : ""}; outputs in ${outDir}`,
   );
-  const startedAt = new Date();
-  const t0 = performance.now();
-  let results;
+  const startedAt = resumed?.startedAt ?? new Date();
+  const t0 = performance.now() - (resumed?.durationS ?? 0) * 1000;
+  const running = new Set<string>();
+  let bad = 0;
+  const stopped = () => opts.maxFail !== undefined && bad >= opts.maxFail;
+  const notRunReason = (rid: string) =>
+    running.has(rid)
+      ? "running"
+      : controller.signal.aborted
+      ? "interrupted"
+      : stopped()
+      ? `--max-fail ${opts.maxFail} reached`
+      : "not run yet";
+  const snapshot = (): RunReport => ({
+    runId,
+    suite: suite.source,
+    startedAt,
+    durationS: (performance.now() - t0) / 1000,
+    results: planned.filter((p) => done.has(p.rid)).map((p) => done.get(p.rid)!),
+    skipped: planned.filter((p) => !done.has(p.rid)).map((p) => ({
+      id: p.rid,
+      name: p.task.name,
+      category: p.task.category,
+      reason: notRunReason(p.rid),
+    })),
+    interrupted: controller.signal.aborted,
+    threshold,
+  });
+  const live = new LiveReport(jsonPath);
+  live.update(snapshot);
+  await rememberLastRun(jsonPath).catch(() => {});
   try {
-    results = opts.queue
-      ? await runOnQueue(tasks, {
+    const onStart = (id: string, worker?: string) => {
+      running.add(id);
+      progress.start(id, worker);
+      live.update(snapshot);
+    };
+    const onFinish = (r: TestResult) => {
+      running.delete(r.id);
+      done.set(r.id, r);
+      if (r.status !== "passed") bad++;
+      progress.finish(r);
+      live.update(snapshot);
+    };
+    await (opts.queue
+      ? runOnQueue(tasks.filter((t) => toRun.some((p) => p.task === t)), {
         onReady: (workers) => {
           if (workers === 0) {
             progress.note(
@@ -282,10 +414,10 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         workspace: !opts.noWorkspace,
         keepWorkspaces: opts.keepWorkspaces,
         signal: controller.signal,
-        onStart: (id, worker) => progress.start(id, worker),
-        onFinish: (r) => progress.finish(r),
+        onStart,
+        onFinish,
       })
-      : await runTasks(tasks, {
+      : runTasks(tasks, {
         servers,
         concurrency: opts.concurrency ?? 1,
         repeat: opts.repeat,
@@ -298,9 +430,11 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         workspace: !opts.noWorkspace,
         keepWorkspaces: opts.keepWorkspaces,
         signal: controller.signal,
-        onStart: (id) => progress.start(id),
-        onFinish: (r) => progress.finish(r),
-      });
+        skip: new Set(done.keys()),
+        stop: stopped,
+        onStart: (id) => onStart(id),
+        onFinish,
+      }));
   } finally {
     progress.stop();
     Deno.removeSignalListener("SIGINT", onInt);
@@ -310,17 +444,13 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     // Only kept workspaces stay; an empty directory says nothing.
     if (local) await Deno.remove(join(outDir, "workspaces")).catch(() => {});
   }
-  const report: RunReport = {
-    runId,
-    suite: suite.source,
-    startedAt,
-    durationS: (performance.now() - t0) / 1000,
-    results,
-    interrupted: controller.signal.aborted,
-    threshold,
-  };
+  await live.flush().catch((e) => {
+    console.error(`ccx stress: ${jsonPath} not kept current: ${(e as Error).message}`);
+  });
+  const report = snapshot();
+  const results = report.results;
   const written = await writeReports(report, {
-    json: opts.json ?? join(outDir, "report.json"),
+    json: jsonPath,
     junit: opts.junit,
     html: opts.html,
   });
@@ -330,9 +460,17 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   for (const line of fixLines(results)) console.log(`Fix: ${line}`);
   console.log(`Reports: ${written.join(", ")}`);
   if (report.interrupted) {
-    console.log(`Interrupted after ${results.length} of ${total} task runs.`);
+    console.log(`Interrupted after ${results.length} of ${planned.length} task runs.`);
+    console.log(`Continue with: ccx stress --resume ${outDir}`);
     return 130;
   }
+  if (stopped() && report.skipped?.length) {
+    console.log(
+      `Stopped after ${bad} failed or errored (--max-fail ${opts.maxFail}); ` +
+        `${report.skipped.length} task runs skipped.`,
+    );
+  }
+  if (bad > 0) console.log("Rerun the failures with: ccx stress --last-failed");
   // The table ends with the ratio line already; repeat it only if it does not.
   const ratio = formatRatioLine(summary, threshold);
   if (!formatSummaryTable(report, { color: false }).includes(ratio)) console.log(ratio);
@@ -344,7 +482,10 @@ export const stress: Command = defineCommand({
   name: "stress",
   summary: "run a suite of tasks through ccx servers and report a pass ratio",
   args: "[SUITE]",
-  positionals: [["SUITE", "suite file (default tasks/unified_stress_test_tasks.json)"]],
+  positionals: [[
+    "SUITE",
+    "suite file (default: the resumed run's, else tasks/unified_stress_test_tasks.json)",
+  ]],
   options: {
     server: {
       type: "list",
@@ -366,7 +507,29 @@ export const stress: Command = defineCommand({
     },
     repeat: { type: "int", default: 1, min: 1, arg: "N", help: "run every task N times" },
     category: { type: "list", arg: "NAME", help: "only this category" },
-    filter: { type: "string", arg: "TEXT", help: "only tasks whose id or name contains TEXT" },
+    filter: {
+      type: "string",
+      arg: "RE",
+      help: "only tasks whose id or name matches RE (a regular expression, case-insensitive)",
+    },
+    exclude: { type: "list", arg: "RE", help: "leave out tasks whose id or name matches RE" },
+    list: { type: "boolean", help: "print the task runs and their commands; run nothing" },
+    "max-fail": {
+      type: "int",
+      min: 1,
+      arg: "N",
+      help: "start no more tasks after N failed or errored (the rest are skipped)",
+    },
+    exitfirst: { type: "boolean", short: "x", help: "stop after the first failure: --max-fail 1" },
+    resume: {
+      type: "string",
+      arg: "DIR",
+      help: "continue an interrupted run in DIR (its report.json) without rerunning what finished",
+    },
+    "last-failed": {
+      type: "boolean",
+      help: "rerun only the failed and errored tasks of the last run",
+    },
     out: {
       type: "string",
       arg: "DIR",
@@ -456,13 +619,18 @@ export const stress: Command = defineCommand({
       throw new ConfigError(`one suite at a time, got ${positionals.length}`);
     }
     return stressCommand({
-      suite: positionals[0] ?? "tasks/unified_stress_test_tasks.json",
+      suite: positionals[0],
       servers: o.server,
       token: o.token,
       concurrency: o.concurrency,
       repeat: o.repeat,
       categories: o.category,
       filter: o.filter,
+      exclude: o.exclude,
+      list: o.list,
+      maxFail: o["max-fail"] ?? (o.exitfirst ? 1 : undefined),
+      resume: o.resume,
+      lastFailed: o["last-failed"],
       out: o.out,
       json: o.json,
       junit: o.junit,
