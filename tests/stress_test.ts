@@ -192,8 +192,8 @@ Deno.test("ccx stress runs a seed-schema suite of Claude prompts and graduates",
     assert.match(r.stdout, /^Success ratio: ∞:1 \(need 10:1 to graduate\)$/m);
     assert.match(r.stdout, /4 tests: 4 passed, 0 failed, 0 errors .* GRADUATED/);
     // Without --out and --json: test_outputs/<run-id>/ under the working directory.
-    const [runDir] = [...Deno.readDirSync(w.path("test_outputs"))].map((e) => e.name)
-      .filter((n) => !n.startsWith(".")); // not the .last-run pointer file
+    const [runDir] = [...Deno.readDirSync(w.path("test_outputs"))].filter((e) => e.isDirectory)
+      .map((e) => e.name);
     const report = await readReport(w.path(`test_outputs/${runDir}/report.json`));
     assert.equal(report.run_id, runDir);
     assert.deepEqual(report.tests.map((t) => [t.id, t.category, t.status]), [
