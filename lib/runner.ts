@@ -102,6 +102,11 @@ export interface RunnerOptions {
   /** Called with each chunk of a task's live output (its result id, stdout/stderr, text). */
   onOutput?(id: string, type: "stdout" | "stderr", data: string): void;
   /**
+   * Called when a job of a task started on a server: its result id, the job's process group on
+   * the server's host, and the server's URL (for the live line's process count).
+   */
+  onJobStarted?(id: string, pgid: number, server: string): void;
+  /**
    * Run every task, and every instance of a concurrent task, in its own workspace on the
    * server (default true; `ccx stress --no-workspace` turns it off).
    */
@@ -391,7 +396,7 @@ async function runBuilt(
   t: { timeoutS?: number; stallTimeoutS?: number },
   opts: Pick<
     TaskOptions,
-    "signal" | "onOutput" | "sandbox" | "startupGraceS" | "networkGiveUpS"
+    "signal" | "onOutput" | "onJobStarted" | "sandbox" | "startupGraceS" | "networkGiveUpS"
   >,
   rid: string,
   workspace?: WorkspaceParam,
@@ -431,6 +436,11 @@ async function runBuilt(
         onOutput: (type, data) => {
           watch?.output(type === "stdout" ? parser.push(data) : []);
           opts.onOutput?.(rid, type, data);
+        },
+        onEvent: (method, params) => {
+          if (method === "process.started" && typeof params.pgid === "number") {
+            opts.onJobStarted?.(rid, params.pgid, conn.url);
+          }
         },
       },
       stop.signal,

@@ -33,6 +33,7 @@ import {
   RUNS_DIR,
 } from "../rerun.ts";
 import { preflight, serverUrl } from "../preflight.ts";
+import { processesInGroups } from "../supervisor.ts";
 import { planRuns, runTasks, type ServerTarget } from "../runner.ts";
 import { checkQueueUrl, DEFAULT_QUEUE_NAME, runOnQueue } from "../queue.ts";
 import { colorEnabled, Progress } from "../progress.ts";
@@ -331,7 +332,12 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   Deno.addSignalListener("SIGTERM", onInt);
 
   const total = toRun.length;
-  const progress = new Progress({ total });
+  // Process groups of the running jobs, counted on the live line when they run on this host.
+  const groups = new Map<string, number>();
+  const progress = new Progress({
+    total,
+    processes: local ? () => processesInGroups(new Set(groups.values())) : undefined,
+  });
   if (resumed) {
     progress.note(
       `ccx stress: resuming ${runId}: ${planned.length - toRun.length} of ${planned.length} ` +
@@ -387,6 +393,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     };
     const onFinish = (r: TestResult) => {
       running.delete(r.id);
+      for (const k of groups.keys()) if (k === r.id || k.startsWith(`${r.id}#`)) groups.delete(k);
       done.set(r.id, r);
       if (r.status !== "passed") bad++;
       progress.finish(r);
@@ -432,6 +439,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         signal: controller.signal,
         skip: new Set(done.keys()),
         stop: stopped,
+        onJobStarted: (id, pgid) => groups.set(`${id}#${pgid}`, pgid),
         onStart: (id) => onStart(id),
         onFinish,
       }));
