@@ -236,6 +236,7 @@ Deno.test("the page in Chromium: jobs of other clients, live output, conversatio
           "--verbose",
           "--dangerously-skip-permissions",
         ],
+        env: { IS_SANDBOX: "1" }, // as root the CLI refuses without it
         cwd,
       });
       await other.completed("claude-run");

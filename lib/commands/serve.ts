@@ -13,6 +13,7 @@
 import { CcxServer, isLoopback, type ServerOptions } from "../server.ts";
 import { ConfigError, readPemFile } from "../config.ts";
 import { type Command, defineCommand } from "../cli.ts";
+import { ConfigError } from "../config.ts";
 import { MAX_TIMEOUT_S } from "../protocol.ts";
 import { createLogger } from "../log.ts";
 
@@ -28,11 +29,27 @@ function readTls(cert?: string, key?: string): { cert: string; key: string } | u
 /** Starts the server, prints where it listens, and resolves with the exit code after a signal. */
 export async function serveCommand(opts: ServerOptions): Promise<number> {
   const log = opts.log ?? createLogger(opts.logFormat);
-  const server = CcxServer.start({
-    ...opts,
-    log,
-    onListen: () => {},
-  });
+  let server: CcxServer;
+  try {
+    server = CcxServer.start({
+      ...opts,
+      log,
+      onListen: () => {},
+    });
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrInUse) {
+      throw new ConfigError(
+        `--port ${opts.port ?? 8004}: ${opts.host ?? "127.0.0.1"}:${
+          opts.port ?? 8004
+        } is already ` +
+          "in use; stop what listens there or pick another port with --port (0 = any free port)",
+      );
+    }
+    if (e instanceof Deno.errors.AddrNotAvailable) {
+      throw new ConfigError(`--host ${opts.host}: not an address of this machine`);
+    }
+    throw e;
+  }
   const auth = opts.token ? " (token required)" : "";
   if (!isLoopback(server.hostname) && !opts.tls) {
     // Said even with --quiet: it is about the server, not a job.

@@ -107,6 +107,30 @@ export interface StressOptions {
   keepWorkspaces?: KeepPolicy;
   /** Only check the suite: print problems and warnings, run nothing. */
   validate?: boolean;
+  /** `--sandbox` (or `CCX_SANDBOX=1`): Claude tasks get `IS_SANDBOX=1` (root on a sandbox box). */
+  sandbox?: boolean;
+}
+
+/**
+ * One line per Claude failure kind among `results` that has a fix, saying once what to do:
+ * `root_refused (3 tasks): as root the CLI refuses …`.
+ *
+ * @example
+ * ```ts
+ * import { fixLines } from "./stress.ts";
+ * fixLines([{ kind: "auth", fix: "check ANTHROPIC_API_KEY" }]);
+ * // ["auth (1 task): check ANTHROPIC_API_KEY"]
+ * ```
+ */
+export function fixLines(results: { kind?: string; fix?: string }[]): string[] {
+  const byKind = new Map<string, { fix: string; n: number }>();
+  for (const r of results) {
+    if (!r.kind || !r.fix) continue;
+    const have = byKind.get(r.kind);
+    if (have) have.n++;
+    else byKind.set(r.kind, { fix: r.fix, n: 1 });
+  }
+  return [...byKind].map(([k, v]) => `${k} (${v.n} task${v.n === 1 ? "" : "s"}): ${v.fix}`);
 }
 
 /**
@@ -411,6 +435,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         outDir,
         claude: suite.claude,
         history,
+        sandbox: opts.sandbox === true || Deno.env.get("CCX_SANDBOX") === "1",
         workspace: !opts.noWorkspace,
         keepWorkspaces: opts.keepWorkspaces,
         signal: controller.signal,
@@ -442,6 +467,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   const color = colorEnabled(Deno.stdout.isTerminal());
   console.log(formatSummaryTable(report, { color }));
   const summary = summarize(results, threshold);
+  for (const line of fixLines(results)) console.log(`Fix: ${line}`);
   console.log(`Reports: ${written.join(", ")}`);
   if (report.interrupted) {
     console.log(`Interrupted after ${results.length} of ${planned.length} task runs.`);
@@ -565,6 +591,11 @@ export const stress: Command = defineCommand({
       help: "record runs in a shared Redis history",
     },
     "no-history": { type: "boolean", help: "do not record runs in the timeout history" },
+    sandbox: {
+      type: "boolean",
+      help: "this box is a sandbox: Claude tasks get IS_SANDBOX=1, so the CLI may skip " +
+        "permissions as root (or CCX_SANDBOX=1)",
+    },
     queue: {
       type: "string",
       env: "CCX_QUEUE",
@@ -627,6 +658,7 @@ export const stress: Command = defineCommand({
       claude: o.claude,
       redisUrl: o.redis,
       noHistory: o["no-history"],
+      sandbox: o.sandbox,
       queue: o.queue,
       queueName: o["queue-name"],
       noWorkspace: o["no-workspace"],
