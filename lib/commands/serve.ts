@@ -13,7 +13,6 @@
 import { CcxServer, isLoopback, type ServerOptions } from "../server.ts";
 import { ConfigError, readPemFile } from "../config.ts";
 import { type Command, defineCommand } from "../cli.ts";
-import { ConfigError } from "../config.ts";
 import { MAX_TIMEOUT_S } from "../protocol.ts";
 import { createLogger } from "../log.ts";
 
