@@ -4,7 +4,7 @@
  * Nothing here asserts: a missed target is reported with ✗.
  *
  * Usage: `deno run -A bench/main.ts [--only NAME[,NAME…]] [--json FILE]`
- * where NAME is one of seq, bulk, overhead, memory, stress (or throughput =
+ * where NAME is one of seq, bulk, overhead, memory, stress, fleet (or throughput =
  * seq,bulk).
  *
  * @example
@@ -21,6 +21,7 @@ import { benchBulk, benchSeq } from "./throughput.ts";
 import { benchOverhead } from "./overhead.ts";
 import { benchMemory } from "./memory.ts";
 import { benchStress } from "./stress.ts";
+import { benchFleet } from "./fleet.ts";
 
 /**
  * The benchmarks by name, in the order they run.
@@ -37,6 +38,7 @@ export const BENCHMARKS: Record<string, () => Promise<Section>> = {
   overhead: () => benchOverhead(),
   memory: () => benchMemory(),
   stress: () => benchStress(),
+  fleet: () => benchFleet(),
 };
 
 const ALIASES: Record<string, string[]> = { throughput: ["seq", "bulk"] };
