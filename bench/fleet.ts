@@ -303,20 +303,26 @@ export async function benchFleet(opts: FleetOptions = {}): Promise<Section> {
     `≤ ${fixed(lockS * 1.5, 1)} s (1.5 × lock)`,
     Number.isFinite(redeliveryS) ? redeliveryS <= lockS * 1.5 : null,
   ));
+  const notes = [
+    "trivial task: `echo ok-N`, pattern ok-N, no output file, no workspace; each worker and " +
+    "the --server process are separate `deno run -A main.ts` processes on this machine, " +
+    "each worker running one task at a time; the coordinator is runOnQueue in this process",
+    "queue extra/task = (queue wall − --server wall at the same parallelism) / tasks",
+    "redelivery: one task held open on one of two workers, that worker killed with SIGKILL; " +
+    "time from the kill to the task's command starting on the other worker",
+  ];
+  for (const r of runs.filter((r) => r.passed !== r.tasks)) {
+    notes.push(
+      `PROBLEM: ${r.how} x${r.parallel}: ${r.tasks - r.passed} of ${n} tasks did not pass`,
+    );
+  }
   return {
     id: "fleet",
     title: `6. Fleet: ${n} trivial tasks through the Redis queue vs --server`,
     columns: ["how", "passed", "wall s", "wall/task ms", "queue extra/task ms"],
     rows,
     checks,
-    notes: [
-      "trivial task: `echo ok-N`, pattern ok-N, no output file, no workspace; each worker and " +
-      "the --server process are separate `deno run -A main.ts` processes on this machine, " +
-      "each worker running one task at a time; the coordinator is runOnQueue in this process",
-      "queue extra/task = (queue wall − --server wall at the same parallelism) / tasks",
-      "redelivery: one task held open on one of two workers, that worker killed with SIGKILL; " +
-      "time from the kill to the task's command starting on the other worker",
-    ],
+    notes,
     data: { tasks: n, runs, lockS, redeliveryS },
   };
 }

@@ -3,9 +3,12 @@
  * reference and target, as plain tables on stdout (progress goes to stderr).
  * Nothing here asserts: a missed target is reported with ✗.
  *
- * Usage: `deno run -A bench/main.ts [--only NAME[,NAME…]] [--json FILE]`
- * where NAME is one of seq, bulk, overhead, memory, stress, fleet (or throughput =
- * seq,bulk).
+ * Usage: `deno run -A bench/main.ts [--quick] [--runs N] [--only NAME[,NAME…]] [--json FILE]`
+ * where NAME is one of seq, bulk, overhead, memory, stress, workspace, fleet (or throughput =
+ * seq,bulk). `--quick` runs every benchmark at a tiny size in a few seconds and
+ * fails on any problem: CI runs it so that a broken benchmark is noticed; its
+ * figures mean nothing. `--runs N` runs each benchmark N times and the summary
+ * quotes each figure's median run, with the range seen.
  *
  * @example
  * ```ts
@@ -15,12 +18,13 @@
  */
 
 import { parseArgs } from "node:util";
-import { formatChecks, formatSection, progress, type Section } from "./report.ts";
+import { type Check, formatChecks, formatSection, progress, type Section } from "./report.ts";
 import { SERVER_LAUNCHER, stopAll } from "./proc.ts";
 import { benchBulk, benchSeq } from "./throughput.ts";
 import { benchOverhead } from "./overhead.ts";
 import { benchMemory } from "./memory.ts";
 import { benchStress } from "./stress.ts";
+import { benchWorkspace } from "./workspace.ts";
 import { benchFleet } from "./fleet.ts";
 
 /**
@@ -38,13 +42,37 @@ export const BENCHMARKS: Record<string, () => Promise<Section>> = {
   overhead: () => benchOverhead(),
   memory: () => benchMemory(),
   stress: () => benchStress(),
+  workspace: () => benchWorkspace(),
   fleet: () => benchFleet(),
+};
+
+/**
+ * The same benchmarks at smoke-test sizes, for `--quick`: every code path runs (server process,
+ * client, raw WebSocket client, runner, stand-in), in a few seconds in all.
+ *
+ * @example
+ * ```ts
+ * import { QUICK } from "./main.ts";
+ * const section = await QUICK.overhead();
+ * ```
+ */
+export const QUICK: Record<string, () => Promise<Section>> = {
+  seq: () => benchSeq({ runs: 1, lines: 20_000, websocketd: false }),
+  bulk: () => benchBulk({ runs: 1, lines: 20_000 }),
+  overhead: () => benchOverhead({ sequential: 20, burst: 10, warmup: 2 }),
+  memory: () => benchMemory({ bytes: 20e6, bytesPerSecond: 100e6, maxSeconds: 30 }),
+  stress: () => benchStress({ tasks: 4, concurrency: [1, 2], callMs: 20 }),
+  workspace: () => benchWorkspace({ jobs: 5, warmup: 1 }),
+  fleet: () => benchFleet({ tasks: 20, workers: [1, 2], lockS: 1 }),
 };
 
 const ALIASES: Record<string, string[]> = { throughput: ["seq", "bulk"] };
 
-const USAGE = `usage: deno task bench [--only NAME[,NAME...]] [--json FILE]
+const USAGE = `usage: deno task bench [--quick] [--runs N] [--only NAME[,NAME...]] [--json FILE]
 
+  --quick       every benchmark at a tiny size, in seconds; exits 1 on any problem (for CI:
+                the figures mean nothing)
+  --runs N      run each benchmark N times; the summary quotes the median run (default 1)
   --only NAME   run only these: ${Object.keys(BENCHMARKS).join(", ")} (throughput = seq,bulk)
   --json FILE   also save every figure (and the raw numbers) as JSON
 `;
@@ -85,6 +113,36 @@ export function machine(): Record<string, string | number> {
 }
 
 /**
+ * One check per name over several runs of a benchmark: the run whose value (its leading number)
+ * is the median, lower median for an even count, with the range of values seen. A value that
+ * is not a number sorts last.
+ *
+ * @example
+ * ```ts
+ * import { medianChecks } from "./main.ts";
+ * const c = (v: string) => [{ name: "median", value: v, target: "< 5 ms", ok: true }];
+ * medianChecks([c("4.1 ms"), c("6.0 ms"), c("4.8 ms")])[0].value;
+ * // "4.8 ms (median of 3; range 4.1 ms – 6.0 ms)"
+ * ```
+ */
+export function medianChecks(runs: Check[][]): Check[] {
+  if (runs.length <= 1) return runs[0] ?? [];
+  const num = (c: Check) => {
+    const n = parseFloat(c.value);
+    return Number.isFinite(n) ? n : Infinity;
+  };
+  return runs[0].map((first) => {
+    const seen = runs.map((r) => r.find((c) => c.name === first.name)).filter((c) =>
+      c !== undefined
+    )
+      .sort((a, b) => num(a) - num(b));
+    const mid = seen[Math.floor((seen.length - 1) / 2)];
+    const range = `${seen[0].value} – ${seen.at(-1)!.value}`;
+    return { ...mid, value: `${mid.value} (median of ${seen.length}; range ${range})` };
+  });
+}
+
+/**
  * Parses the arguments, runs the selected benchmarks, prints their tables and
  * a summary, and saves JSON when asked. Resolves with the exit code (0 unless
  * the arguments were wrong or a benchmark crashed; missed targets are
@@ -103,6 +161,8 @@ export async function main(args: string[]): Promise<number> {
       args,
       options: {
         only: { type: "string", multiple: true },
+        quick: { type: "boolean" },
+        runs: { type: "string" },
         json: { type: "string" },
         help: { type: "boolean", short: "h" },
       },
@@ -126,55 +186,89 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   const names = Object.keys(BENCHMARKS).filter((k) => wanted.includes(k));
+  const runs = Number(values.runs ?? 1);
+  if (!Number.isInteger(runs) || runs < 1) {
+    console.error(
+      `--runs: expected a whole number of at least 1, got "${values.runs}"\n\n${USAGE}`,
+    );
+    return 2;
+  }
 
   const info = machine();
   const startedAt = new Date();
   console.log(
-    `ccx bench — ${startedAt.toISOString()}\n` +
+    `ccx bench${
+      values.quick ? " --quick (smoke test: tiny sizes, the figures mean nothing)" : ""
+    }` +
+      ` — ${startedAt.toISOString()}\n` +
       `  deno ${info.deno}, ${info.os}, ${info.cpus} CPUs (${info.cpu}), ` +
       `${info.memoryGiB} GiB RAM; websocketd: ${info.websocketd}\n` +
       `  load average at start: ${info.loadAverage}\n`,
   );
   const sections: Section[] = [];
+  const checks: Check[] = [];
   let crashed = false;
   const t0 = performance.now();
   for (const name of names) {
-    progress(`${name}: starting`);
-    const s0 = performance.now();
-    let section: Section;
-    try {
-      section = await BENCHMARKS[name]();
-    } catch (e) {
-      crashed = true;
-      section = {
-        id: name,
-        title: `${name}: could not be measured`,
-        columns: ["error"],
-        rows: [[String((e as Error).stack ?? e)]],
-        checks: [],
-        notes: [],
-        data: { error: String(e) },
-      };
-    } finally {
-      await stopAll();
+    const mine: Section[] = [];
+    for (let run = 1; run <= runs; run++) {
+      const label = runs > 1 ? `${name} (run ${run} of ${runs})` : name;
+      progress(`${label}: starting`);
+      const s0 = performance.now();
+      let section: Section;
+      try {
+        section = await (values.quick ? QUICK : BENCHMARKS)[name]();
+      } catch (e) {
+        crashed = true;
+        section = {
+          id: name,
+          title: `${name}: could not be measured`,
+          columns: ["error"],
+          rows: [[String((e as Error).stack ?? e)]],
+          checks: [],
+          notes: [],
+          data: { error: String(e) },
+        };
+      } finally {
+        await stopAll();
+      }
+      progress(`${label}: done in ${((performance.now() - s0) / 1000).toFixed(1)} s`);
+      mine.push(section);
+      console.log((runs > 1 ? `[run ${run} of ${runs}] ` : "") + formatSection(section) + "\n");
     }
-    progress(`${name}: done in ${((performance.now() - s0) / 1000).toFixed(1)} s`);
-    sections.push(section);
-    console.log(formatSection(section) + "\n");
+    sections.push(...mine);
+    checks.push(
+      ...medianChecks(mine.map((s) => s.checks)).map((c) => ({ ...c, name: `${name}: ${c.name}` })),
+    );
   }
   const totalS = (performance.now() - t0) / 1000;
-  const checks = sections.flatMap((s) =>
-    s.checks.map((c) => ({ ...c, name: `${s.id}: ${c.name}` }))
+  console.log(
+    `Summary (${totalS.toFixed(0)} s in all${
+      runs > 1 ? `; each figure: the median of ${runs} runs` : ""
+    })\n`,
   );
-  console.log(`Summary (${totalS.toFixed(0)} s in all)\n`);
   console.log(formatChecks(checks));
   console.log(`\n  server process: ${SERVER_LAUNCHER}`);
+  // A quick run is a smoke test: a benchmark that reports a problem is broken.
+  const problems = values.quick
+    ? sections.flatMap((s) =>
+      s.notes.filter((n) => n.startsWith("PROBLEM")).map((n) => `${s.id}: ${n}`)
+    )
+    : [];
+  for (const p of problems) console.error(p);
   if (values.json) {
-    const doc = { startedAt: startedAt.toISOString(), seconds: totalS, machine: info, sections };
+    const doc = {
+      startedAt: startedAt.toISOString(),
+      seconds: totalS,
+      machine: info,
+      runs,
+      summary: checks,
+      sections,
+    };
     await Deno.writeTextFile(values.json, JSON.stringify(doc, null, 2) + "\n");
     progress(`figures saved to ${values.json}`);
   }
-  return crashed ? 1 : 0;
+  return crashed || problems.length > 0 ? 1 : 0;
 }
 
 if (import.meta.main) {

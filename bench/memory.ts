@@ -33,6 +33,8 @@ export interface MemoryOptions {
   maxSeconds?: number;
   /** RSS sampling period (default 100 ms). */
   sampleMs?: number;
+  /** Bytes the job writes, in 100-byte lines (default 1e9: 1 GB); `--quick` sends far less. */
+  bytes?: number;
 }
 
 /**
@@ -50,7 +52,9 @@ export async function benchMemory(opts: MemoryOptions = {}): Promise<Section> {
   const rate = opts.bytesPerSecond ?? 25e6;
   const maxS = opts.maxSeconds ?? 120;
   const sampleMs = opts.sampleMs ?? 100;
-  const command = "head -c 990000000 /dev/zero | tr '\\0' x | fold -w 99; echo";
+  const total = opts.bytes ?? 1e9;
+  const command = `head -c ${total / 100 * 99} /dev/zero | tr '\\0' x | fold -w 99; echo`;
+  const size = total >= 1e9 ? `${fixed(total / 1e9, 0)} GB` : `${fixed(total / 1e6, 0)} MB`;
   const server = await startServerProcess();
   const samples: number[] = [];
   let completion: Record<string, unknown> | undefined;
@@ -80,9 +84,11 @@ export async function benchMemory(opts: MemoryOptions = {}): Promise<Section> {
           jsonrpc: "2.0",
           id: 1,
           method: "execute",
-          params: { command, job_id: "mem", timeout: maxS + 60 },
+          // Chunks mode, as before line mode was the default, so the figure stays
+          // comparable (lines mode memory is bounded the same way: tests/server_test.ts).
+          params: { command, job_id: "mem", timeout: maxS + 60, output_mode: "chunks" },
         }));
-        progress(`memory: 1 GB to a client reading at ${fixed(rate / 1e6, 0)} MB/s`);
+        progress(`memory: ${size} to a client reading at ${fixed(rate / 1e6, 0)} MB/s`);
         const r = await ws.readUntil({
           bytesPerSecond: rate,
           signal: abort,
@@ -121,9 +127,9 @@ export async function benchMemory(opts: MemoryOptions = {}): Promise<Section> {
   const peakKiB = samples.length ? Math.max(...samples) : NaN;
   const peak = peakKiB / 1024;
   const stdoutBytes = Number(completion?.stdout_bytes ?? NaN);
-  const ok = !timedOut && completion?.status === "completed" && stdoutBytes === 1e9;
+  const ok = !timedOut && completion?.status === "completed" && stdoutBytes === total;
   const notes = [
-    `job: ${command}`,
+    `job: ${command} (output_mode "chunks")`,
     `client: raw TCP WebSocket (bench/ws_raw.ts) reading 256 KiB at a time, paced to ` +
     `${fixed(rate / 1e6, 0)} MB/s; server RSS = VmRSS of the separate server process, ` +
     `sampled every ${sampleMs} ms (${samples.length} samples)`,
@@ -132,7 +138,7 @@ export async function benchMemory(opts: MemoryOptions = {}): Promise<Section> {
   else if (!ok) notes.push(`PROBLEM: completion ${JSON.stringify(completion)}`);
   return {
     id: "memory",
-    title: "4. Server memory while a slow client receives 1 GB",
+    title: `4. Server memory while a slow client receives ${size}`,
     columns: ["measure", "value"],
     rows: [
       ["server RSS idle (MiB)", fixed(idle / 1024, 1)],

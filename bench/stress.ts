@@ -63,6 +63,7 @@ async function standIn(task: SuiteTask): Promise<{ ms: number; lines: number }> 
   const t0 = performance.now();
   const out = await new Deno.Command(argv[0], {
     args: argv.slice(1),
+    env: { IS_SANDBOX: "1" },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -159,6 +160,7 @@ export async function benchStress(opts: StressOptions = {}): Promise<Section> {
         concurrency: c,
         outDir: `${tmp}/c${c}`,
         claude: FAKE_CLAUDE,
+        sandbox: true,
       });
       const wallMs = performance.now() - t0;
       const sum = jobMs.reduce((a, b) => a + b, 0);
@@ -199,6 +201,12 @@ export async function benchStress(opts: StressOptions = {}): Promise<Section> {
   const failed = runs.filter((r) => r.passed !== r.tasks);
   for (const r of failed) {
     notes.push(`PROBLEM: concurrency ${r.concurrency}: ${r.tasks - r.passed} tasks did not pass`);
+  }
+  for (const r of runs.filter((r) => r.jobMs.length !== r.tasks)) {
+    notes.push(
+      `PROBLEM: concurrency ${r.concurrency}: the server's log gave ${r.jobMs.length} job ` +
+        `durations for ${r.tasks} tasks (has its "job ID started/STATUS" line changed?)`,
+    );
   }
   return {
     id: "stress",

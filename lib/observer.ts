@@ -425,6 +425,9 @@ export class ObserverHub {
       this.#records.delete(rec.key);
       for (const obs of rec.watchers.keys()) this.#observers.get(obs)?.delete(rec);
       rec.watchers.clear();
+      // The owner session may keep its entry longer; the tail is not needed any more.
+      rec.tail.length = 0;
+      rec.tailChars = 0;
       this.#event(rec, "removed");
     });
   }

@@ -262,6 +262,7 @@ export class FleetWorker {
       history: d.settings.record ? this.#history : undefined,
       workspace: d.settings.workspace,
       keepWorkspaces: d.settings.keepWorkspaces,
+      sandbox: Deno.env.get("CCX_SANDBOX") === "1",
       signal,
       onOutput: (_id, _type, data) => {
         bytes += data.length;

@@ -44,10 +44,14 @@ class Serve {
     readonly stateDir: string,
   ) {}
 
-  static async start(env: Record<string, string> = {}, stateDir?: string): Promise<Serve> {
+  static async start(
+    env: Record<string, string> = {},
+    stateDir?: string,
+    args: string[] = [],
+  ): Promise<Serve> {
     const dir = stateDir ?? await Deno.makeTempDir({ prefix: "ccx-web-state-" });
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${ROOT}main.ts`, "serve", "--port", "0", "--quiet"],
+      args: ["run", "-A", `${ROOT}main.ts`, "serve", "--port", "0", "--quiet", ...args],
       env: { CCX_STATE_DIR: dir, REDIS_URL: "", ...env },
       stdin: "null",
       stdout: "piped",
@@ -140,6 +144,23 @@ Deno.test("GET / serves one self-contained page whose only script is allowed by 
   }
 });
 
+Deno.test("ccx serve --keep-finished bounds the finished jobs observers see", async () => {
+  const srv = await Serve.start({}, undefined, ["--keep-finished", "1"]);
+  const s = await RawSession.open(srv.wsUrl);
+  try {
+    for (const id of ["one", "two"]) {
+      await started(s, { job_id: id, command: "true" });
+      await s.completed(id);
+    }
+    const w = await s.call("w", "watch", {});
+    const jobs = w.result?.jobs as { job_id: string }[];
+    assert.deepEqual(jobs.map((j) => j.job_id), ["two"]);
+  } finally {
+    await s.close();
+    await srv.stop();
+  }
+});
+
 Deno.test("the page in Chromium: jobs of other clients, live output, conversation, CANCEL, screenshot", async (t) => {
   const state = await Deno.makeTempDir({ prefix: "ccx-web-state-" });
   const history = new SqliteHistory({ path: `${state}/history.sqlite` });
@@ -215,6 +236,7 @@ Deno.test("the page in Chromium: jobs of other clients, live output, conversatio
           "--verbose",
           "--dangerously-skip-permissions",
         ],
+        env: { IS_SANDBOX: "1" }, // as root the CLI refuses without it
         cwd,
       });
       await other.completed("claude-run");
@@ -247,12 +269,17 @@ Deno.test("the page in Chromium: jobs of other clients, live output, conversatio
       await waitFor(
         () => processesInGroup(r.pid).filter((x) => x.cmd === "sleep").length === 2,
         "the runaway job's two sleeps",
+        15000,
       );
       await row(p, "runaway").click();
       await p.locator("#out").filter({ hasText: "ready" }).waitFor();
       await p.locator("#pause").click();
       await row(p, "runaway").locator(".st.paused").waitFor();
-      await waitFor(() => processesInGroup(r.pid).every((x) => x.state === "T"), "stopped");
+      await waitFor(
+        () => processesInGroup(r.pid).every((x) => x.state === "T"),
+        "stopped",
+        15000,
+      );
       await p.locator("#resume").click();
       await row(p, "runaway").locator(".st.running").waitFor();
       await p.locator("#cancel").click();
@@ -266,9 +293,15 @@ Deno.test("the page in Chromium: jobs of other clients, live output, conversatio
     await t.step(
       "a screenshot of the page is not blank (and the check fails on a blank page)",
       async () => {
+        await started(other, {
+          job_id: "build-42",
+          command: "for i in 1 2 3; do echo step $i; done; sleep 30",
+        });
+        await row(p, "build-42").locator(".st.running").waitFor();
         await row(p, "claude-run").click();
         await p.locator("#conversation .msg.result").waitFor();
         const shot = await p.screenshot();
+        await other.call("c3", "control", { type: "CANCEL", job_id: "build-42" });
         const where = Deno.env.get("CCX_PAGE_SCREENSHOT");
         if (where) await Deno.writeFile(where, shot);
         const seen = await inkOf(browser, shot);
