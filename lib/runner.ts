@@ -58,6 +58,8 @@ export interface ServerTarget {
   url: string;
   /** Token, for servers that require one. */
   token?: string;
+  /** PEM text of a private CA (or self-signed certificate) to trust for `wss://`. */
+  ca?: string;
 }
 
 /** Options of {@linkcode runTasks}. */
@@ -346,7 +348,7 @@ class Connections {
       if (c && !c.closed) return c;
     }
     const s = this.servers[index];
-    const p = CcxClient.connect(s.url, { token: s.token });
+    const p = CcxClient.connect(s.url, { token: s.token, ca: s.ca });
     this.#clients.set(index, p);
     try {
       return await p;

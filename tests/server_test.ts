@@ -40,8 +40,14 @@ Deno.test("GET /health answers the documented fields; unknown paths are 404", as
     await s.next((m) => m.method === "connected");
     const h = await (await fetch(`${server.httpUrl}/health`)).json();
     assert.deepEqual(Object.keys(h).sort(), [
+      "accept_errors",
       "active_sessions",
+      "dropped_connections",
+      "frame_violations",
+      "max_connections",
       "max_sessions",
+      "open_connections",
+      "refused_connections",
       "running_jobs",
       "status",
       "uptime_seconds",

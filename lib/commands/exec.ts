@@ -22,6 +22,7 @@ import type { EvaluationCriterion } from "../pick.ts";
 import { ExecInputError, type ExecOptions, execTask, parsePick } from "../exec.ts";
 import { type Command, defineCommand } from "../cli.ts";
 import { ConfigError } from "../config.ts";
+import { serverUrl } from "../preflight.ts";
 
 /**
  * Options of `ccx exec`, as `main.ts` passes them.
@@ -315,6 +316,7 @@ export const exec: Command = defineCommand({
   notes: ["Exit: 0 when every criterion is met, 1 otherwise, 2 for bad input."],
   run(o, positionals) {
     if (positionals.length === 0) throw new ConfigError("no TASK given (ccx exec TASK)");
+    if (o.server) serverUrl(o.server);
     return execCommand({
       task: positionals.join(" "),
       criteria: o.criterion,

@@ -47,7 +47,7 @@ import {
 } from "../report.ts";
 import { connectRedis, type HistoryStore, openHistory, redactUrl } from "../history.ts";
 import { type Command, defineCommand } from "../cli.ts";
-import { ConfigError } from "../config.ts";
+import { ConfigError, readPemFile } from "../config.ts";
 
 /** Options of `ccx stress`. */
 export interface StressOptions {
@@ -57,6 +57,8 @@ export interface StressOptions {
   servers?: string[];
   /** Token for the servers. */
   token?: string;
+  /** PEM text of a private CA (or self-signed certificate) to trust for `wss://`. */
+  ca?: string;
   /** Tasks running at once (default 1). */
   concurrency?: number;
   /** Runs of every task (default 1). */
@@ -297,7 +299,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   if (opts.queue) {
     // The fleet's workers run the tasks and record them in the queue's Redis history.
   } else if (opts.servers?.length) {
-    servers = opts.servers.map((url) => ({ url, token: opts.token }));
+    servers = opts.servers.map((url) => ({ url, token: opts.token, ca: opts.ca }));
   } else {
     // Kept workspaces end up beside the run's reports.
     local = startInProcessServer({ workspaceRoot: join(outDir, "workspaces") });
@@ -504,6 +506,12 @@ export const stress: Command = defineCommand({
       help: "a ccx server; repeat to spread tasks over several",
     },
     token: { type: "string", env: "CCX_TOKEN", arg: "T", help: "token for the servers" },
+    ca: {
+      type: "string",
+      env: "CCX_CA",
+      arg: "FILE",
+      help: "PEM certificate of a private CA to trust for wss://",
+    },
     concurrency: {
       type: "int",
       short: "c",
@@ -630,6 +638,7 @@ export const stress: Command = defineCommand({
       suite: positionals[0],
       servers: o.server,
       token: o.token,
+      ca: readPemFile("ca", o.ca),
       concurrency: o.concurrency,
       repeat: o.repeat,
       categories: o.category,
