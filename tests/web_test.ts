@@ -366,6 +366,36 @@ Deno.test("with a token the page shows nothing until it is given; it stays out o
   }
 });
 
+Deno.test("the page reconnects by itself when the server comes back, and drops jobs that are gone", async () => {
+  const first = await Serve.start();
+  const port = new URL(first.httpUrl).port;
+  const browser = await launch();
+  let second: Serve | undefined;
+  try {
+    const s1 = await RawSession.open(first.wsUrl);
+    await started(s1, { job_id: "before-restart", command: "echo old; sleep 300" });
+    const p = await browser.newPage();
+    await p.goto(first.httpUrl + "/");
+    await row(p, "before-restart").click();
+    await p.locator("#out").filter({ hasText: "old" }).waitFor();
+    await first.stop();
+    await s1.closed;
+    await p.locator("#conn").filter({ hasText: /retrying/ }).waitFor();
+    second = await Serve.start({}, undefined, ["--port", port]);
+    const s2 = await RawSession.open(second.wsUrl);
+    await started(s2, { job_id: "after-restart", command: "echo new; sleep 300" });
+    await row(p, "after-restart").waitFor();
+    await p.locator("#conn.up").waitFor();
+    assert.equal(await row(p, "before-restart").count(), 0);
+    assert.ok(await p.locator("#detail-empty").isVisible());
+    assert.ok(!(await p.locator("#gate").isVisible()));
+    await s2.close();
+  } finally {
+    await browser.close();
+    await second?.stop();
+  }
+});
+
 Deno.test("over TLS the page connects with wss://, and its CANCEL ends another client's job", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ccx-web-tls-" });
   const cert = `${dir}/cert.pem`;
