@@ -962,6 +962,14 @@ export function classifyFailure(t: ClaudeTranscript, exit: ClaudeExit): ClaudeFa
       );
     }
 
+    // An interrupted CLI (SIGINT) that still wrote its result: terminal_reason aborted_*.
+    if (r?.terminalReason?.startsWith("aborted")) {
+      return failureOf(
+        "interrupted",
+        `the CLI was interrupted (${r.terminalReason}) before it gave a result`,
+      );
+    }
+
     // 2. The structured API error of the result and of the assistant line.
     if (r?.subtype !== "error_max_turns") {
       const status = r?.apiErrorStatus;

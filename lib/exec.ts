@@ -606,9 +606,10 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
   const cwd = ws?.path ?? ctx.cwd;
   const access: FileAccess = ws && run ? remoteFiles(ctx.client, run.jobId, ws.path) : localFiles;
   const files = filesWrittenBy(t, cwd);
+  // The echoed marker is ours, not the model's answer: "Contains 4" must not be met by a uuid.
   const ev: Evidence = {
-    answer,
-    transcriptText: t.text,
+    answer: withoutMarker(answer, marker),
+    transcriptText: withoutMarker(t.text, marker),
     toolUses: t.toolUses.map((u) => ({ name: u.name, input: u.input })),
     isError: t.result?.isError ?? false,
     exitCode,

@@ -333,14 +333,15 @@ export class ObserverHub {
    */
   watch(obs: Observer, p: WatchParams, after: (() => void)[] = []): WatchSnapshot {
     this.#prune();
+    // Resolve the chosen jobs first: an unknown one fails the call without subscribing.
+    const wanted = p.output?.map((o) => this.find(o.session_id, o.job_id));
     let following = this.#observers.get(obs);
     if (!following) {
       following = new Set();
       this.#observers.set(obs, following);
       this.#tick ??= setInterval(() => this.#onTick(), this.#tickMs);
     }
-    if (p.output) {
-      const wanted = p.output.map((o) => this.find(o.session_id, o.job_id));
+    if (wanted) {
       for (const rec of following) {
         if (!wanted.includes(rec)) {
           rec.watchers.delete(obs);

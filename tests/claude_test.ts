@@ -763,6 +763,29 @@ Deno.test("classifyFailure(): SIGINT (exit 0, no result) is an interruption, not
   );
 });
 
+Deno.test("classifyFailure(): SIGINT mid-stream (terminal_reason aborted_streaming) is an interruption", () => {
+  const t = parseClaudeOutput(
+    INIT +
+      line({
+        type: "user",
+        message: {
+          role: "user",
+          content: [{ type: "text", text: "[Request interrupted by user]" }],
+        },
+      }) +
+      line({
+        type: "result",
+        subtype: "error_during_execution",
+        is_error: true,
+        terminal_reason: "aborted_streaming",
+        errors: ["[ede_diagnostic] result_type=user last_content_type=n/a stop_reason=null"],
+      }),
+  );
+  const f = classifyFailure(t, { exitCode: 0, status: "completed" });
+  assert.equal(f?.kind, "interrupted");
+  assert.equal(f?.retry, "never");
+});
+
 Deno.test("classifyFailure() of a run ccx ended: what the api_retry lines said", () => {
   const retry = (status: number | null, error: string) =>
     line({

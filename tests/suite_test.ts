@@ -919,13 +919,11 @@ Deno.test("a task without a template gets the seed's default claude argv", () =>
     "stream-json",
     "--verbose",
     "--dangerously-skip-permissions",
-    "--allowedTools",
-    "none",
   ]);
   assert.equal(
     built.display,
     "/opt/claude -p '[marker:M_1] [category:stress_test] What is 2+2?' --output-format " +
-      "stream-json --verbose --dangerously-skip-permissions --allowedTools none",
+      "stream-json --verbose --dangerously-skip-permissions",
   );
 });
 

@@ -66,11 +66,10 @@ export async function mockApiCommand(opts: MockApiCommandOptions): Promise<numbe
     script,
     log: opts.quiet ? undefined : (l) => err(`ccx mock-api: ${l}`),
   });
-  const env = { ...mockApiEnv(api.url), HOME: "$(mktemp -d)" };
   console.log(`ccx mock-api listening on ${api.url}`);
-  console.log("Point the Claude CLI at it with:");
-  for (const [k, v] of Object.entries(env)) {
-    console.log(`  export ${k}=${k === "HOME" ? v : JSON.stringify(v)}`);
+  console.log("Point the Claude CLI (and ccx exec/stress, which pass these on) at it with:");
+  for (const [k, v] of Object.entries(mockApiEnv(api.url))) {
+    console.log(`  export ${k}=${JSON.stringify(v)}`);
   }
   const done = Promise.withResolvers<void>();
   const stop = () => done.resolve();
