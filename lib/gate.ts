@@ -462,8 +462,18 @@ class GatedConn {
   }
 
   #violate(v: Violation): void {
-    this.#violation = v;
     this.gate.violation(this, v);
+    this.closeWith(v.code, v.reason);
+  }
+
+  /**
+   * Ends the connection with a close frame sent at the next frame boundary (the
+   * server's own stream is cut there); whatever happens, it is gone in 2 s.
+   */
+  closeWith(code: number, reason: string): void {
+    if (this.#violation || this.#ended) return;
+    this.#violation = { code, reason };
+    setTimeout(() => this.abort(), 2000);
     this.#wake();
   }
 
@@ -587,6 +597,15 @@ export class ConnectionGate {
     this.#conns.get(connId)?.abort();
   }
 
+  /**
+   * Closes a WebSocket connection with `code` and `reason` from the gate itself
+   * (at a frame boundary, the server's pending output cut), ending it within 2 s
+   * even when the client reads nothing.
+   */
+  closeWith(connId: string, code: number, reason: string): void {
+    this.#conns.get(connId)?.closeWith(code, reason);
+  }
+
   async #acceptLoop(): Promise<void> {
     let backoff = 10;
     while (!this.#closing) {
@@ -633,6 +652,9 @@ export class ConnectionGate {
       this.#refusing = false;
       this.#stats.refusedEpisode = 0;
     }
+    // Small frames go out at once: no Nagle delay (40 ms with delayed ACKs) on a request/answer.
+    // (TLS connections have it at run time too, though the types do not say so.)
+    (conn as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
     const c = new GatedConn(conn, this);
     this.#conns.set(c.id, c);
     this.#pending.add(c);

@@ -243,7 +243,7 @@ class Session {
   #heartbeat: ReturnType<typeof setTimeout> | undefined;
 
   /** Ends the underlying connection at once (set by the connection gate). */
-  abort?: () => void;
+  abort?: (code: number, reason: string) => void;
 
   /** This session as an observer: what `watch` registers with the hub. */
   readonly asObserver: Observer = {
@@ -1162,7 +1162,9 @@ export class CcxServer {
     // server is then on loopback), only loopback peers.
     const mayObserve = this.#token !== undefined || isLoopback(peer.hostname);
     const session = this.#accept(socket, remote, mayObserve);
-    if (session && connId) session.abort = () => this.#gate.abort(connId);
+    if (session && connId) {
+      session.abort = (code, reason) => this.#gate.closeWith(connId, code, reason);
+    }
     return res;
   }
 
@@ -1226,10 +1228,12 @@ export class CcxServer {
       close_code: code,
       ...fields,
     });
-    try {
-      session.ws.close(code, reason);
-    } catch { /* already closing */ }
-    session.abort?.();
+    if (session.abort) session.abort(code, reason); // the gate sends the close frame
+    else {
+      try {
+        session.ws.close(code, reason);
+      } catch { /* already closing */ }
+    }
     this.#gone(session);
   }
 

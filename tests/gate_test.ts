@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { defaultMaxConnections } from "../lib/gate.ts";
 import { cli, ROOT, waitFor, withServer } from "./helpers.ts";
-import { RawSession } from "./ws.ts";
+import { RawSession, readCloseFrame } from "./ws.ts";
 
 /** `ccx serve` as a real process through `bash -c` (for ulimit); resolves once it listens. */
 async function serveProcess(args: string[], opts: { ulimit?: number; state?: string } = {}) {
@@ -162,44 +162,6 @@ function frameHeader(opcode: number, len: number, fin = true): Uint8Array {
   return new Uint8Array([...h, 0, 0, 0, 0]); // mask key 0: the payload goes as is
 }
 
-/** Reads the server's frames until a close frame; resolves with its code and reason. */
-async function closeCode(conn: Deno.Conn): Promise<{ code: number; reason: string }> {
-  let buf = new Uint8Array(0);
-  const chunk = new Uint8Array(65536);
-  let headDone = false;
-  while (true) {
-    let n: number | null = null;
-    try {
-      n = await conn.read(chunk);
-    } catch { /* reset */ }
-    if (n === null) throw new Error("connection ended without a close frame");
-    const joined = new Uint8Array(buf.length + n);
-    joined.set(buf);
-    joined.set(chunk.subarray(0, n), buf.length);
-    buf = joined;
-    if (!headDone) {
-      const end = new TextDecoder("latin1").decode(buf).indexOf("\r\n\r\n");
-      if (end < 0) continue;
-      buf = buf.slice(end + 4);
-      headDone = true;
-    }
-    while (buf.length >= 2) {
-      let len = buf[1] & 0x7f;
-      let at = 2;
-      if (len === 126) [len, at] = [(buf[2] << 8) | buf[3], 4];
-      else if (len === 127) {
-        [len, at] = [Number(new DataView(buf.buffer, buf.byteOffset + 2).getBigUint64(0)), 10];
-      }
-      if (buf.length < at + len) break;
-      if ((buf[0] & 0x0f) === 8) {
-        const code = (buf[at] << 8) | buf[at + 1];
-        return { code, reason: new TextDecoder().decode(buf.subarray(at + 2, at + len)) };
-      }
-      buf = buf.slice(at + len);
-    }
-  }
-}
-
 Deno.test("frames: 100 MB → close 1009 before it is read, bad UTF-8 → 1007, other sessions unaffected", async () => {
   await withServer({}, async (server) => {
     const other = await RawSession.open(server.url);
@@ -208,7 +170,7 @@ Deno.test("frames: 100 MB → close 1009 before it is read, bad UTF-8 → 1007, 
     const big = await rawUpgrade(server.port);
     await writeAll(big, frameHeader(1, 100_000_000));
     const sent = writeAll(big, new Uint8Array(1 << 20).fill(0x61)).catch(() => {});
-    const closed = await closeCode(big);
+    const closed = await readCloseFrame(big);
     assert.equal(closed.code, 1009);
     assert.match(closed.reason, /100000000 bytes is over the limit/);
     await sent;
@@ -219,7 +181,7 @@ Deno.test("frames: 100 MB → close 1009 before it is read, bad UTF-8 → 1007, 
     await writeAll(frag, frameHeader(1, 10 << 20, false));
     await writeAll(frag, new Uint8Array(10 << 20).fill(0x61));
     await writeAll(frag, frameHeader(0, 10 << 20, true));
-    assert.deepEqual(await closeCode(frag), {
+    assert.deepEqual(await readCloseFrame(frag), {
       code: 1009,
       reason: "message of 20971520 bytes is over the limit",
     });
@@ -227,7 +189,7 @@ Deno.test("frames: 100 MB → close 1009 before it is read, bad UTF-8 → 1007, 
 
     const bad = await rawUpgrade(server.port);
     await writeAll(bad, new Uint8Array([...frameHeader(1, 3), 0x7b, 0xff, 0x7d])); // "{\xff}"
-    assert.equal((await closeCode(bad)).code, 1007);
+    assert.equal((await readCloseFrame(bad)).code, 1007);
     bad.close();
 
     const done = await other.completed(String(job.result?.job_id));
@@ -248,7 +210,7 @@ Deno.test("sixteen clients starting 60 MB frames do not grow the server's memory
       const c = await rawUpgrade(srv.port);
       await writeAll(c, frameHeader(1, 60_000_000));
       const sending = writeAll(c, new Uint8Array(4 << 20).fill(0x61)).catch(() => {});
-      const { code } = await closeCode(c);
+      const { code } = await readCloseFrame(c);
       await sending;
       c.close();
       return code;
