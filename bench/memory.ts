@@ -84,7 +84,9 @@ export async function benchMemory(opts: MemoryOptions = {}): Promise<Section> {
           jsonrpc: "2.0",
           id: 1,
           method: "execute",
-          params: { command, job_id: "mem", timeout: maxS + 60 },
+          // Chunks, as ccx's own client asks: the figure is the server's buffering, not the
+          // cost of one message per line that the seed's line mode adds.
+          params: { command, job_id: "mem", timeout: maxS + 60, output_mode: "chunks" },
         }));
         progress(`memory: ${size} to a client reading at ${fixed(rate / 1e6, 0)} MB/s`);
         const r = await ws.readUntil({
@@ -128,7 +130,8 @@ export async function benchMemory(opts: MemoryOptions = {}): Promise<Section> {
   const ok = !timedOut && completion?.status === "completed" && stdoutBytes === total;
   const notes = [
     `job: ${command}`,
-    `client: raw TCP WebSocket (bench/ws_raw.ts) reading 256 KiB at a time, paced to ` +
+    `client: raw TCP WebSocket (bench/ws_raw.ts), output_mode "chunks", reading 256 KiB at a ` +
+    `time, paced to ` +
     `${fixed(rate / 1e6, 0)} MB/s; server RSS = VmRSS of the separate server process, ` +
     `sampled every ${sampleMs} ms (${samples.length} samples)`,
   ];
