@@ -84,8 +84,8 @@ export async function benchMemory(opts: MemoryOptions = {}): Promise<Section> {
           jsonrpc: "2.0",
           id: 1,
           method: "execute",
-          // Chunks, as ccx's own client asks: the figure is the server's buffering, not the
-          // cost of one message per line that the seed's line mode adds.
+          // Chunks mode, as before line mode was the default, so the figure stays
+          // comparable (lines mode memory is bounded the same way: tests/server_test.ts).
           params: { command, job_id: "mem", timeout: maxS + 60, output_mode: "chunks" },
         }));
         progress(`memory: ${size} to a client reading at ${fixed(rate / 1e6, 0)} MB/s`);
@@ -129,9 +129,8 @@ export async function benchMemory(opts: MemoryOptions = {}): Promise<Section> {
   const stdoutBytes = Number(completion?.stdout_bytes ?? NaN);
   const ok = !timedOut && completion?.status === "completed" && stdoutBytes === total;
   const notes = [
-    `job: ${command}`,
-    `client: raw TCP WebSocket (bench/ws_raw.ts), output_mode "chunks", reading 256 KiB at a ` +
-    `time, paced to ` +
+    `job: ${command} (output_mode "chunks")`,
+    `client: raw TCP WebSocket (bench/ws_raw.ts) reading 256 KiB at a time, paced to ` +
     `${fixed(rate / 1e6, 0)} MB/s; server RSS = VmRSS of the separate server process, ` +
     `sampled every ${sampleMs} ms (${samples.length} samples)`,
   ];

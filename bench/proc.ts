@@ -327,3 +327,24 @@ export function vmKiB(pid: number, field = "VmRSS"): number | undefined {
     return undefined;
   }
 }
+
+/**
+ * CPU seconds (user + system) a process has used so far, from /proc/PID/stat
+ * (clock ticks of 1/100 s); undefined once it is gone or without /proc. Unlike
+ * wall time, it does not grow when other processes share the machine.
+ *
+ * @example
+ * ```ts
+ * import { cpuSeconds } from "./proc.ts";
+ * cpuSeconds(Deno.pid); // e.g. 0.42
+ * ```
+ */
+export function cpuSeconds(pid: number): number | undefined {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return undefined;
+  }
+}

@@ -18,7 +18,16 @@
 
 import { CcxClient } from "../lib/client.ts";
 import { check, fixed, median, progress, type Section, si } from "./report.ts";
-import { freePort, startGroup, startServerProcess, timeShell, waitForPort, which } from "./proc.ts";
+import {
+  cpuSeconds,
+  freePort,
+  type ServerProcess,
+  startGroup,
+  startServerProcess,
+  timeShell,
+  waitForPort,
+  which,
+} from "./proc.ts";
 
 /**
  * One measured transfer.
@@ -40,27 +49,35 @@ export interface Transfer {
   messages?: number;
   /** Anything that went wrong (wrong byte count, non-zero exit, timeout). */
   problem?: string;
+  /** CPU seconds the ccx server process used for the transfer (ccx runs only). */
+  serverCpuS?: number;
 }
 
 /**
  * Runs `command` through a ccx server with {@linkcode CcxClient}, which
  * JSON-parses every message; counts lines, bytes and messages. Timed from the
- * `execute` request to `process.completed`.
+ * `execute` request to `process.completed`. `mode` is the `output_mode` asked
+ * for: `chunks` (what the ccx client asks by default) or `lines` (one message
+ * per line, the server's default, what the seed's clients get).
  *
  * @example
  * ```ts
  * import { ccxTransfer } from "./throughput.ts";
- * // const t = await ccxTransfer("ws://127.0.0.1:8004/ws", "seq 1 1000");
+ * // const t = await ccxTransfer("ws://127.0.0.1:8004/ws", "seq 1 1000", "lines");
  * ```
  */
-export async function ccxTransfer(url: string, command: string): Promise<Transfer> {
+export async function ccxTransfer(
+  url: string,
+  command: string,
+  mode: "lines" | "chunks" = "chunks",
+): Promise<Transfer> {
   const client = await CcxClient.connect(url);
   try {
     let lines = 0;
     let chars = 0;
     let messages = 0;
     const t0 = performance.now();
-    const job = await client.execute({ command, timeout: 300 }, {
+    const job = await client.execute({ command, timeout: 300, output_mode: mode }, {
       onOutput(type, data) {
         if (type !== "stdout") return;
         messages++;
@@ -74,6 +91,8 @@ export async function ccxTransfer(url: string, command: string): Promise<Transfe
     if (end.status !== "completed") problem = `job ${end.status} (exit ${end.exitCode})`;
     else if (chars !== end.stdoutBytes) {
       problem = `received ${chars} characters, server counted ${end.stdoutBytes} bytes`;
+    } else if (mode === "lines" && messages !== lines) {
+      problem = `lines mode: ${messages} messages for ${lines} lines`;
     }
     return { seconds, lines, bytes: end.stdoutBytes, messages, problem };
   } finally {
@@ -127,6 +146,24 @@ export async function websocketdTransfer(argv: string[], timeoutMs = 180000): Pr
   } finally {
     await wsd.stop();
   }
+}
+
+/** Runs a transfer and notes the CPU seconds the server process spent on it. */
+async function withServerCpu(
+  server: ServerProcess,
+  run: () => Promise<Transfer>,
+): Promise<Transfer> {
+  const before = cpuSeconds(server.pid);
+  const t = await run();
+  const after = cpuSeconds(server.pid);
+  if (before !== undefined && after !== undefined) t.serverCpuS = after - before;
+  return t;
+}
+
+function cpuNote(t: Transfer): string {
+  if (t.serverCpuS === undefined) return "not measured";
+  const perLine = (t.serverCpuS / Math.max(1, t.lines)) * 1e6;
+  return `${fixed(t.serverCpuS, 2)} s (${fixed(perLine, 2)} µs a line)`;
 }
 
 /** Runs `script` to /dev/null and counts its output separately (one extra run, untimed). */
@@ -184,8 +221,9 @@ export interface ThroughputOptions {
 }
 
 /**
- * Figure 1: `seq 1 2000000` (2 M short lines, 14.9 MB) through ccx, to
- * /dev/null, and through websocketd. Target: ccx ≥ 3x websocketd.
+ * Figure 1: `seq 1 2000000` (2 M short lines, 14.9 MB) through ccx in both
+ * output modes, to /dev/null, and through websocketd. Targets: chunks mode ≥ 3x
+ * websocketd; lines mode (one message a line, like websocketd) ≥ 1x.
  *
  * @example
  * ```ts
@@ -201,15 +239,23 @@ export async function benchSeq(opts: ThroughputOptions = {}): Promise<Section> {
   const raw = medianRun(await rawTransfers(script, runs));
   const server = await startServerProcess();
   const ccxRuns: Transfer[] = [];
+  const lineRuns: Transfer[] = [];
   try {
     for (let i = 1; i <= runs; i++) {
-      progress(`seq: ccx run ${i}/${runs}`);
-      ccxRuns.push(await ccxTransfer(server.url, script));
+      progress(`seq: ccx chunks run ${i}/${runs}`);
+      ccxRuns.push(await withServerCpu(server, () => ccxTransfer(server.url, script, "chunks")));
+    }
+    for (let i = 1; i <= runs; i++) {
+      progress(`seq: ccx lines run ${i}/${runs}`);
+      const t = await withServerCpu(server, () => ccxTransfer(server.url, script, "lines"));
+      lineRuns.push(t);
+      if (t.seconds > 5 || t.problem) break; // slow: one run is enough
     }
   } finally {
     await server.stop();
   }
   const ccx = medianRun(ccxRuns);
+  const ccxLines = medianRun(lineRuns);
   let wsd: Transfer | undefined;
   const wsdRuns: Transfer[] = [];
   const notes: string[] = [];
@@ -227,16 +273,23 @@ export async function benchSeq(opts: ThroughputOptions = {}): Promise<Section> {
     notes.push("websocketd is not installed (apt install websocketd): its column is skipped");
   }
   const ratio = wsd ? wsd.seconds / ccx.seconds : NaN;
-  const problems = [...ccxRuns, ...wsdRuns].filter((t) => t.problem).map((t) => t.problem);
-  for (const t of ccxRuns) {
+  const linesRatio = wsd ? wsd.seconds / ccxLines.seconds : NaN;
+  const problems = [...ccxRuns, ...lineRuns, ...wsdRuns].filter((t) => t.problem).map((t) =>
+    t.problem
+  );
+  for (const t of [...ccxRuns, ...lineRuns]) {
     if (t.lines !== raw.lines) problems.push(`ccx delivered ${t.lines} lines, not ${raw.lines}`);
   }
   notes.push(
-    `median of ${runs} runs for /dev/null and ccx; websocketd: ${wsdRuns.length} run(s)` +
-      ` (one is enough when it takes over 5 s)`,
+    `median of ${runs} runs for /dev/null and ccx chunks; ccx lines: ${lineRuns.length} run(s),` +
+      ` websocketd: ${wsdRuns.length} run(s) (one is enough when it takes over 5 s)`,
     "ccx: timed from the execute request to process.completed, client in this process " +
       "(lib/client.ts, JSON-parses every message), server a separate deno process",
+    'ccx lines: output_mode "lines" (the server\'s default, one message per line, as the ' +
+      "seed's clients expect); bound by the client receiving and parsing one message a line",
     "websocketd: timed from opening the WebSocket (which starts the command) to its close",
+    `ccx server CPU (user+sys) for the job: chunks mode ${cpuNote(ccx)}, lines mode ` +
+      `${cpuNote(ccxLines)} (does not grow with other load on the machine, unlike wall time)`,
     ...problems.map((p) => `PROBLEM: ${p}`),
   );
   return {
@@ -246,19 +299,36 @@ export async function benchSeq(opts: ThroughputOptions = {}): Promise<Section> {
     columns: COLUMNS,
     rows: [
       row(`raw: sh -c 'seq 1 ${lines} > /dev/null'`, raw, raw),
-      row("ccx serve -> CcxClient", ccx, raw),
+      row("ccx serve -> CcxClient, chunks mode", ccx, raw),
+      row("ccx serve -> CcxClient, lines mode", ccxLines, raw),
       row(wsd ? "websocketd -> WebSocket" : "websocketd (not installed)", wsd, raw),
     ],
     checks: [
       check(
-        "ccx vs websocketd (lines/s)",
+        "ccx chunks mode vs websocketd (lines/s)",
         wsd ? `${fixed(ratio, 1)}x` : "not measured",
         "≥ 3x",
         wsd && !ccx.problem && !wsd.problem ? ratio >= 3 : null,
       ),
+      check(
+        "ccx lines mode vs websocketd (lines/s, one message a line in both)",
+        wsd ? `${fixed(linesRatio, 2)}x` : "not measured",
+        "≥ 1x",
+        wsd && !ccxLines.problem && !wsd.problem ? linesRatio >= 1 : null,
+      ),
     ],
     notes,
-    data: { raw, ccx, ccxRuns, websocketd: wsd ?? null, websocketdRuns: wsdRuns, ratio },
+    data: {
+      raw,
+      ccx,
+      ccxRuns,
+      ccxLines,
+      ccxLinesRuns: lineRuns,
+      websocketd: wsd ?? null,
+      websocketdRuns: wsdRuns,
+      ratio,
+      linesRatio,
+    },
   };
 }
 

@@ -333,14 +333,15 @@ export class ObserverHub {
    */
   watch(obs: Observer, p: WatchParams, after: (() => void)[] = []): WatchSnapshot {
     this.#prune();
+    // Resolve the chosen jobs first: an unknown one fails the call without subscribing.
+    const wanted = p.output?.map((o) => this.find(o.session_id, o.job_id));
     let following = this.#observers.get(obs);
     if (!following) {
       following = new Set();
       this.#observers.set(obs, following);
       this.#tick ??= setInterval(() => this.#onTick(), this.#tickMs);
     }
-    if (p.output) {
-      const wanted = p.output.map((o) => this.find(o.session_id, o.job_id));
+    if (wanted) {
       for (const rec of following) {
         if (!wanted.includes(rec)) {
           rec.watchers.delete(obs);
@@ -425,6 +426,9 @@ export class ObserverHub {
       this.#records.delete(rec.key);
       for (const obs of rec.watchers.keys()) this.#observers.get(obs)?.delete(rec);
       rec.watchers.clear();
+      // The owner session may keep its entry longer; the tail is not needed any more.
+      rec.tail.length = 0;
+      rec.tailChars = 0;
       this.#event(rec, "removed");
     });
   }

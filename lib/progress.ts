@@ -2,7 +2,9 @@
  * Console progress of a `ccx stress` run.
  *
  * On a terminal: one live status line, rewritten in place (`\r` + erase line) with done/total,
- * passed/failed/errors, elapsed time and the ids of running tasks, cut to the terminal width;
+ * passed/failed/errors, elapsed time, the running tasks with how long each has been running
+ * (longest first, so a hung task shows) and how many processes they hold, cut to the terminal
+ * width;
  * every finished task is printed as a permanent line above it. Elsewhere (CI logs, pipes): plain
  * lines only, one per finished task, without control characters:
  *
@@ -47,6 +49,11 @@ export interface ProgressOptions {
   color?: boolean;
   /** Terminal width for the live line; default `Deno.consoleSize().columns`, else 80. */
   columns?: number;
+  /**
+   * How many processes the running tasks hold (shown on the live line; asked at most once a
+   * second); `undefined` when unknown (tasks on another host).
+   */
+  processes?: () => number | undefined;
 }
 
 /** What {@linkcode Progress.finish} needs about a finished task. */
@@ -59,6 +66,8 @@ export interface FinishedTask {
   durationS: number;
   /** Why (shown after `—` for failures and errors). */
   reason: string;
+  /** The fleet worker that ran it (`ccx stress --queue`), shown as `on WORKER`. */
+  worker?: string;
 }
 
 /**
@@ -107,8 +116,11 @@ export class Progress {
   readonly #write: (bytes: Uint8Array) => void;
   readonly #release: () => void;
   readonly #enc = new TextEncoder();
-  /** Running task ids, each with how the live line shows it (`id` or `id@worker`). */
-  readonly #running = new Map<string, string>();
+  /** Running task ids, each with how the live line shows it (`id` or `id@worker`) and when it started. */
+  readonly #running = new Map<string, { label: string; since: number }>();
+  readonly #processes?: () => number | undefined;
+  #procCount?: number;
+  #procAt = -Infinity;
   readonly #t0 = performance.now();
   #done = 0;
   #passed = 0;
@@ -127,6 +139,7 @@ export class Progress {
     this.#terminal = opts.isTerminal ?? isTerminalOf(out);
     this.#color = opts.color ?? colorEnabled(this.#terminal);
     this.#columns = opts.columns;
+    this.#processes = opts.processes;
     if ("writeSync" in out) {
       this.#write = (bytes) => {
         let off = 0;
@@ -148,7 +161,7 @@ export class Progress {
    * `id@where` when `where` (a fleet worker) is given.
    */
   start(id: string, where?: string): void {
-    this.#running.set(id, where ? `${id}@${where}` : id);
+    this.#running.set(id, { label: where ? `${id}@${where}` : id, since: performance.now() });
     if (!this.#terminal || this.#stopped) return;
     if (performance.now() - this.#lastDraw >= REDRAW_MS) this.#emit("");
   }
@@ -163,6 +176,7 @@ export class Progress {
     let line = `[${this.#done}/${this.#total}] ${statusWord(result.status, this.#color)} ${
       oneLine(result.id, 200)
     } (${formatDuration(result.durationS)})`;
+    if (result.worker) line += ` on ${oneLine(result.worker, 100)}`;
     const reason = oneLine(result.reason);
     if (result.status !== "passed" && reason) line += ` — ${reason}`;
     this.#emit(line + "\n");
@@ -187,19 +201,36 @@ export class Progress {
 
   /** The live status line for the current state, cut to the terminal width. */
   #liveLine(): string {
-    const secs = Math.floor((performance.now() - this.#t0) / 1000);
-    const elapsed = secs < 60
-      ? `${secs}s`
-      : `${Math.floor(secs / 60)}m ${String(secs % 60).padStart(2, "0")}s`;
+    const elapsed = shortElapsed((performance.now() - this.#t0) / 1000);
     let line = `[${this.#done}/${this.#total}] ${this.#passed} passed, ${this.#failed} failed, ` +
       `${this.#errors} errors · ${elapsed}`;
     if (this.#running.size) {
-      const ids = [...this.#running.values()].map((id) => oneLine(id, 60)).join(", ");
-      line += ` · running (${this.#running.size}): ${ids}`;
+      const now = performance.now();
+      // Longest-running first: a hung task is the first thing on the line.
+      const ids = [...this.#running.values()].sort((a, b) => a.since - b.since)
+        .map((r) => `${oneLine(r.label, 60)} ${shortElapsed((now - r.since) / 1000)}`).join(", ");
+      const procs = this.#procs(now);
+      const what = procs === undefined
+        ? `${this.#running.size}`
+        : `${this.#running.size}, ${procs} process${procs === 1 ? "" : "es"}`;
+      line += ` · running (${what}): ${ids}`;
     }
     const width = Math.max(10, this.#width() - 1); // never touch the last column: no wrap
     const cps = Array.from(line);
     return cps.length > width ? cps.slice(0, width - 1).join("") + "…" : line;
+  }
+
+  #procs(now: number): number | undefined {
+    if (!this.#processes) return undefined;
+    if (now - this.#procAt >= 1000) {
+      this.#procAt = now;
+      try {
+        this.#procCount = this.#processes();
+      } catch {
+        this.#procCount = undefined;
+      }
+    }
+    return this.#procCount;
   }
 
   #width(): number {
@@ -241,6 +272,14 @@ export class Progress {
       this.#broken = true; // a closed stderr must not crash the run
     }
   }
+}
+
+/** `12s`, `3m 05s`, `1h 02m`: whole seconds, for the live line. */
+function shortElapsed(seconds: number): string {
+  const secs = Math.max(0, Math.floor(seconds));
+  if (secs < 60) return `${secs}s`;
+  if (secs < 3600) return `${Math.floor(secs / 60)}m ${String(secs % 60).padStart(2, "0")}s`;
+  return `${Math.floor(secs / 3600)}h ${String(Math.floor(secs % 3600 / 60)).padStart(2, "0")}m`;
 }
 
 function isTerminalOf(out: ProgressOutput): boolean {

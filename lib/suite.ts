@@ -1078,8 +1078,10 @@ export function shellQuote(word: string): string {
  * - Without a template (seed tasks that only give a request): returns `argv`, the seed's default
  *   Claude invocation, run without a shell:
  *   `[claude, "-p", "[marker:M] METATAGS REQUEST", "--output-format", "stream-json", "--verbose",
- *   "--dangerously-skip-permissions", "--allowedTools", "none"]`, plus `--model M` when
- *   `vars.model` is given.
+ *   "--dangerously-skip-permissions"]`, plus `--model M` when `vars.model` is given. The seed's
+ *   `--allowedTools none` is left out: the real CLI reads `none` as a tool name and restricts
+ *   nothing (a template that wants no tools says `--tools ""`); the seed suite's own templates
+ *   keep it, as they ask for it.
  *
  * @example
  * ```ts
@@ -1122,8 +1124,6 @@ export function buildTaskCommand(
       "stream-json",
       "--verbose",
       "--dangerously-skip-permissions",
-      "--allowedTools",
-      "none",
     ];
     if (vars.model !== undefined && vars.model !== "") argv.push("--model", vars.model);
     return { argv, display: argv.map(shellQuote).join(" ") };
@@ -1202,21 +1202,23 @@ export function formatTimestamp(date: Date = new Date()): string {
 
 /**
  * Selects tasks: those in any of `categories` (case-insensitive names; all when absent or
- * empty) whose id or name contains `filter` (case-insensitive; all when absent or empty), in
- * suite order. Throws `RangeError` naming the suite's categories when a category does not exist,
- * so a typo is not mistaken for an empty selection.
+ * empty) whose id or name matches the regular expression `filter` (case-insensitive; plain text
+ * matches as a substring; all when absent or empty) and matches none of `exclude`, in suite
+ * order. Throws `RangeError` naming the suite's categories when a category does not exist, so a
+ * typo is not mistaken for an empty selection, and `SyntaxError` naming `--filter`/`--exclude`
+ * for an invalid expression.
  *
  * @example
  * ```ts
  * import { filterTasks, loadSuite } from "./suite.ts";
  * const suite = await loadSuite("tasks/unified_stress_test_tasks.json");
- * const math = filterTasks(suite, { categories: ["simple"], filter: "math" });
+ * const math = filterTasks(suite, { categories: ["simple"], filter: "math|fib", exclude: ["quick"] });
  * console.log(math.map((t) => t.id));
  * ```
  */
 export function filterTasks(
   suite: Suite,
-  sel: { categories?: string[]; filter?: string },
+  sel: { categories?: string[]; filter?: string; exclude?: string[] },
 ): SuiteTask[] {
   const known = [...new Set(suite.tasks.map((t) => t.category))];
   const wanted = (sel.categories ?? []).map((c) => c.trim()).filter((c) => c !== "");
@@ -1234,10 +1236,19 @@ export function filterTasks(
       } in ${suite.source}; it has: ${known.join(", ")}`,
     );
   }
-  const needle = (sel.filter ?? "").toLowerCase();
+  const re = (flag: string, src: string) => {
+    try {
+      return new RegExp(src, "iu");
+    } catch (e) {
+      throw new SyntaxError(`${flag}: ${(e as Error).message}`);
+    }
+  };
+  const keep = sel.filter ? re("--filter", sel.filter) : undefined;
+  const drop = (sel.exclude ?? []).filter((x) => x !== "").map((x) => re("--exclude", x));
+  const matches = (r: RegExp, t: SuiteTask) => r.test(t.id) || r.test(t.name);
   return suite.tasks.filter((t) =>
     (cats.size === 0 || cats.has(t.category)) &&
-    (needle === "" || t.id.toLowerCase().includes(needle) ||
-      t.name.toLowerCase().includes(needle))
+    (keep === undefined || matches(keep, t)) &&
+    !drop.some((r) => matches(r, t))
   );
 }

@@ -685,3 +685,35 @@ export function startJob(opts: JobOptions, sink: JobSink): Job {
   }
   return new Job(child, opts, sink);
 }
+
+/**
+ * How many live (not zombie) processes the given process groups hold on this host, from
+ * `/proc`; `undefined` without `/proc`. The live line of `ccx stress` shows it.
+ *
+ * @example
+ * ```ts
+ * import { processesInGroups } from "./supervisor.ts";
+ * processesInGroups(new Set([Deno.pid])); // 0 unless this process leads its group
+ * ```
+ */
+export function processesInGroups(pgids: ReadonlySet<number>): number | undefined {
+  if (pgids.size === 0) return 0;
+  let n = 0;
+  try {
+    for (const e of Deno.readDirSync("/proc")) {
+      const c = e.name.charCodeAt(0);
+      if (c < 48 || c > 57) continue;
+      let stat: string;
+      try {
+        stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
+      } catch {
+        continue;
+      }
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ", 3);
+      if (f[0] !== "Z" && pgids.has(Number(f[2]))) n++;
+    }
+    return n;
+  } catch {
+    return undefined;
+  }
+}

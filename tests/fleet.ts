@@ -36,7 +36,8 @@ export async function startWorker(
 ): Promise<WorkerProc> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}main.ts`, "worker", "--name", name, ...args],
-    env: { CCX_QUEUE: url, NO_COLOR: "1" },
+    // Tests run as root, where the CLI needs IS_SANDBOX=1.
+    env: { CCX_QUEUE: url, NO_COLOR: "1", CCX_SANDBOX: "1" },
     stdin: "null",
     stdout: "null",
     stderr: "piped",

@@ -287,6 +287,10 @@ Deno.test("watch params are validated with the field named", async () => {
     assert.equal(bad2.error?.data?.field, "output[0]");
     const missing = await s.call(3, "watch", { output: [{ session_id: sid, job_id: "zz" }] });
     assert.equal(missing.error?.code, -32003);
+    // A failed watch subscribes to nothing.
+    await s.call(4, "execute", { job_id: "mine", command: "true" });
+    await s.completed("mine");
+    assert.deepEqual(s.messages.filter((m) => m.method?.startsWith("observe.")), []);
     await s.close();
   });
   assert.deepEqual(validateWatch(undefined), {});
@@ -354,5 +358,36 @@ Deno.test("ObserverHub keeps a bounded tail and says when it was cut", () => {
   after.forEach((f) => f());
   assert.deepEqual(sent.map((m) => m.params?.data), ["line4\n"]);
   assert.equal(sent[0].params?.truncated, true);
+  hub.close();
+});
+
+Deno.test("ObserverHub skips output for a backed-up observer and says how much it skipped", () => {
+  const hub = new ObserverHub({ facts: () => ({}) });
+  const rec = hub.started({
+    sessionId: "s",
+    remote: "127.0.0.1:1",
+    jobId: "j",
+    command: "x",
+    pid: 1,
+    state: () => "running",
+    bytes: () => ({ stdout: 0, stderr: 0 }),
+    elapsed: () => 0,
+    control: () => ({}),
+  });
+  const sent: Msg[] = [];
+  let congested = false;
+  hub.watch({ send: (m) => sent.push(m as Msg), congested: () => congested }, {
+    output: [{ session_id: "s", job_id: "j" }],
+  });
+  hub.output(rec, "stdout", "a\n", 0);
+  congested = true;
+  hub.output(rec, "stdout", "bbb\n", 1);
+  hub.output(rec, "stderr", "cc\n", 2);
+  congested = false;
+  hub.output(rec, "stdout", "d\n", 3);
+  const out = sent.filter((m) => m.method === "observe.output");
+  assert.deepEqual(out.map((m) => m.params?.data), ["a\n", "d\n"]);
+  assert.equal(out[1].params?.dropped_chars, 7);
+  assert.equal(out[0].params?.dropped_chars, undefined);
   hub.close();
 });

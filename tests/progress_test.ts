@@ -83,6 +83,16 @@ Deno.test("Progress off a terminal prints one plain line per finished task", () 
   );
 });
 
+Deno.test("Progress names the fleet worker of a task, in the live line and its line", () => {
+  const out = new Sink();
+  const p = new Progress({ total: 2, out, isTerminal: true, columns: 200, color: false });
+  p.start("simple_1", "box1");
+  assert.match(out.text, /running \(1\): simple_1@box1/);
+  p.finish({ id: "simple_1", status: "passed", durationS: 0.5, reason: "ok", worker: "box1" });
+  p.stop();
+  assert.match(out.text, /\[1\/2\] PASS simple_1 \(0\.5s\) on box1\n/);
+});
+
 Deno.test("Progress off a terminal never writes control characters, even from task data", () => {
   const out = new Sink();
   const p = new Progress({ total: 1, out, isTerminal: false });
@@ -142,24 +152,50 @@ Deno.test("Progress on a terminal keeps one live line and prints finished tasks 
   assert.deepEqual(frames().slice(0, 1), [""], "the first write already starts with CLEAR");
   assert.match(
     frames().at(-1)!,
-    /^\[0\/3\] 0 passed, 0 failed, 0 errors · \d+s · running \(1\): simple_1$/,
+    /^\[0\/3\] 0 passed, 0 failed, 0 errors · \d+s · running \(1\): simple_1 \d+s$/,
   );
   p.start("simple_2");
   p.finish({ id: "simple_1", status: "passed", durationS: 0.4, reason: "" });
   // The finished line is permanent (ends with a newline); the live line after it is not.
   assert.match(
     frames().at(-1)!,
-    /^\[1\/3\] PASS simple_1 \(0\.4s\)\n\[1\/3\] 1 passed, 0 failed, 0 errors · \d+s · running \(1\): simple_2$/,
+    /^\[1\/3\] PASS simple_1 \(0\.4s\)\n\[1\/3\] 1 passed, 0 failed, 0 errors · \d+s · running \(1\): simple_2 \d+s$/,
   );
   p.note("rate limited, waiting 30s");
   assert.match(
     frames().at(-1)!,
-    /^rate limited, waiting 30s\n\[1\/3\] 1 passed, .* running \(1\): simple_2$/,
+    /^rate limited, waiting 30s\n\[1\/3\] 1 passed, .* running \(1\): simple_2 \d+s$/,
   );
   p.stop();
   assert.ok(out.text.endsWith("\r\x1b[2K"), "stop() erases the live line");
   assert.doesNotMatch(out.text, SGR);
   p.stop(); // twice is harmless
+});
+
+Deno.test("Progress's live line shows each running task's time, longest first, and the processes", () => {
+  const out = new Sink();
+  let asked = 0;
+  const p = new Progress({
+    total: 3,
+    out,
+    isTerminal: true,
+    color: false,
+    columns: 300,
+    processes: () => (asked++, 7),
+  });
+  p.start("hung_one");
+  p.start("fresh", "w1");
+  p.note("a note redraws the live line");
+  const live = out.text.split(CLEAR).at(-1)!.split("\n").at(-1)!;
+  assert.match(live, /· running \(2, 7 processes\): hung_one \d+s, fresh@w1 \d+s$/);
+  assert.equal(asked, 1, "counted at most once a second, not on every redraw");
+  p.stop();
+  // Without a way to count (tasks on another host), only the number of tasks.
+  const out2 = new Sink();
+  const q = new Progress({ total: 1, out: out2, isTerminal: true, color: false, columns: 300 });
+  q.start("x");
+  assert.match(out2.text.split(CLEAR).at(-1)!, /· running \(1\): x \d+s$/);
+  q.stop();
 });
 
 Deno.test("Progress cuts the live line to the terminal width, and only the live line", () => {

@@ -51,7 +51,8 @@ async function withWork(fn: (w: Work) => Promise<void>): Promise<void> {
 function stress(w: Work, args: string[], env: Record<string, string> = {}) {
   return cli(["stress", ...args, "--claude", FAKE_CLAUDE], {
     cwd: w.dir,
-    env: { CCX_STATE_DIR: w.state, ...env },
+    // Tests run as root, where the CLI needs IS_SANDBOX=1.
+    env: { CCX_STATE_DIR: w.state, CCX_SANDBOX: "1", ...env },
   });
 }
 
@@ -191,7 +192,8 @@ Deno.test("ccx stress runs a seed-schema suite of Claude prompts and graduates",
     assert.match(r.stdout, /^Success ratio: ∞:1 \(need 10:1 to graduate\)$/m);
     assert.match(r.stdout, /4 tests: 4 passed, 0 failed, 0 errors .* GRADUATED/);
     // Without --out and --json: test_outputs/<run-id>/ under the working directory.
-    const [runDir] = [...Deno.readDirSync(w.path("test_outputs"))].map((e) => e.name);
+    const [runDir] = [...Deno.readDirSync(w.path("test_outputs"))].filter((e) => e.isDirectory)
+      .map((e) => e.name);
     const report = await readReport(w.path(`test_outputs/${runDir}/report.json`));
     assert.equal(report.run_id, runDir);
     assert.deepEqual(report.tests.map((t) => [t.id, t.category, t.status]), [
@@ -423,7 +425,7 @@ Deno.test("ccx stress matches the model's words, not the JSON envelope, in `all`
           tasks: [{
             id: "zebra",
             natural_language_request: `${tag} [[answer:A zebra has stripes.]] [[no-marker]]`,
-            verification: { expected_patterns: ["ZEBRA", "session_id", '"type"', "2.0.14"] },
+            verification: { expected_patterns: ["ZEBRA", "session_id", '"type"', "2.1.197"] },
           }],
         },
       },
@@ -434,8 +436,8 @@ Deno.test("ccx stress matches the model's words, not the JSON envelope, in `all`
     const t = testOf(await readReport(all), "zebra");
     assert.equal(t.status, "failed");
     assert.deepEqual(t.patterns_found, ["ZEBRA"]);
-    assert.deepEqual(t.patterns_missing, ["session_id", '"type"', "2.0.14"]);
-    assert.match(t.reason, /missing patterns: session_id, "type", 2\.0\.14/);
+    assert.deepEqual(t.patterns_missing, ["session_id", '"type"', "2.1.197"]);
+    assert.match(t.reason, /missing patterns: session_id, "type", 2\.1\.197/);
     // The envelope did hold them all.
     const raw = await bodyOf(t.output_file);
     for (const p of t.patterns_missing) assert.ok(raw.includes(p), `raw output lacks ${p}`);
@@ -687,7 +689,7 @@ Deno.test("ccx stress --claude tests/fixtures/claude runs the shipped Claude sui
       w.path("out"),
       "--json",
       json,
-    ], { cwd: ROOT, env: { CCX_STATE_DIR: w.state } });
+    ], { cwd: ROOT, env: { CCX_STATE_DIR: w.state, CCX_SANDBOX: "1" } });
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const report = await readReport(json);
     assert.ok(report.summary.total >= 20, `only ${report.summary.total} tasks`);
@@ -1003,7 +1005,7 @@ Deno.test("ccx stress retries a usage-limited task after the reset; a lasting li
     const long = testOf(report, "limited_long");
     assert.equal(long.status, "error");
     assert.equal(long.attempts, 1);
-    assert.match(long.reason, /^rate limited: /);
+    assert.match(long.reason, /^rate_limit: /);
     assert.deepEqual(
       [report.summary.total, report.summary.passed, report.summary.errors, report.summary.ratio],
       [2, 1, 1, 1],
@@ -1068,7 +1070,7 @@ async function interruptRun(tag: string, server?: string): Promise<void> {
         ...(server ? ["--server", server] : []),
       ],
       cwd: w.dir,
-      env: { NO_COLOR: "1", CCX_STATE_DIR: w.state },
+      env: { NO_COLOR: "1", CCX_STATE_DIR: w.state, CCX_SANDBOX: "1" },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -1122,8 +1124,12 @@ async function interruptRun(tag: string, server?: string): Promise<void> {
       ["quick", "passed", "exit 0, 1/1 patterns"],
       ["slow_shell", "error", "interrupted"],
       ["slow_claude", "error", "interrupted"],
+      // Tasks that never started are listed, not dropped.
+      ["never", "skipped", "interrupted"],
     ]);
     assert.equal(report.summary.graduated, false);
+    assert.equal(report.summary.skipped, 1);
+    assert.match(stdout, /Continue with: ccx stress --resume /);
     // What the interrupted tasks had said is kept.
     assert.equal(await bodyOf(testOf(report, "slow_shell").output_file), "started\n");
     assert.match(await bodyOf(testOf(report, "slow_claude").output_file), /"subtype":"init"/);
@@ -1131,7 +1137,10 @@ async function interruptRun(tag: string, server?: string): Promise<void> {
       await Deno.readTextFile(join(out, "slow_shell.txt")),
       /^Status: error$[\s\S]*^Reason: interrupted$/m,
     );
-    assert.equal(descendants(parseXml(await Deno.readTextFile(junit)), "error").length, 2);
+    const doc = parseXml(await Deno.readTextFile(junit));
+    assertJunit10(doc);
+    assert.equal(descendants(doc, "error").length, 2);
+    assert.equal(descendants(doc, "skipped")[0].attrs.message, "interrupted");
     assert.match(await Deno.readTextFile(html), /INTERRUPTED/);
   });
 }
@@ -1145,5 +1154,173 @@ Deno.test("ccx stress on Ctrl+C cancels running tasks, writes partial reports an
 Deno.test("ccx stress --server on Ctrl+C cancels the tasks running on that server", async () => {
   const tag = newTag();
   await withServer({ graceMs: 500 }, (server) => interruptRun(tag, server.url));
+  assertNoneLeft(tag);
+});
+
+// ---------------------------------------------------------------------------------------------
+// the rerun loop
+
+/** Lines in `file` (0 when missing): how often a task ran. */
+function runsOf(file: string): number {
+  try {
+    return Deno.readTextFileSync(file).split("\n").filter(Boolean).length;
+  } catch {
+    return 0;
+  }
+}
+
+Deno.test("a killed run's report.json lists every task; --resume runs only what did not finish", async () => {
+  const tag = newTag();
+  await withWork(async (w) => {
+    const count = (id: string) => w.path(`count_${id}`);
+    const cmd = (id: string) => `: ${tag}; echo run >> ${count(id)}; echo ok-${id}`;
+    const suite = await w.suite({
+      tests: [
+        { id: "a", command: cmd("a"), expected_patterns: ["ok-a"] },
+        { id: "b", command: cmd("b"), expected_patterns: ["ok-b"] },
+        {
+          id: "hang",
+          // Hangs until the test drops the file, so the run can be killed in the middle.
+          command: `${cmd("hang")}; test -f ${w.path("go")} || sleep 30.${tag}`,
+          expected_patterns: ["ok-hang"],
+        },
+        { id: "d", command: cmd("d"), expected_patterns: ["ok-d"] },
+      ],
+    });
+    const out = w.path("run");
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}main.ts`, "stress", suite, "--out", out, "--no-history"],
+      cwd: w.dir,
+      env: { NO_COLOR: "1", CCX_STATE_DIR: w.state },
+      stdin: "null",
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const report = () => {
+      try {
+        return JSON.parse(Deno.readTextFileSync(join(out, "report.json"))) as JsonReport;
+      } catch {
+        return undefined;
+      }
+    };
+    await waitFor(
+      () => report()?.tests.find((t) => t.id === "hang")?.reason === "running",
+      "report.json to show the hanging task running",
+      20_000,
+    );
+    // No chance to write anything more: the file must already say everything.
+    child.kill("SIGKILL");
+    await child.status;
+    for (const pid of pidsMatching(tag)) Deno.kill(pid, "SIGKILL");
+    const killed = report()!;
+    assert.deepEqual(killed.tests.map((t) => [t.id, t.status]), [
+      ["a", "passed"],
+      ["b", "passed"],
+      ["hang", "skipped"],
+      ["d", "skipped"],
+    ]);
+    assert.equal(killed.tests[3].reason, "not run yet");
+
+    await Deno.writeTextFile(w.path("go"), "");
+    const r = await stress(w, ["--resume", out, "--no-history"]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stderr, /resuming .*: 2 of 4 task runs already finished/);
+    const final = await readReport(join(out, "report.json"));
+    assert.equal(final.run_id, killed.run_id);
+    assert.deepEqual(final.tests.map((t) => [t.id, t.status]), [
+      ["a", "passed"],
+      ["b", "passed"],
+      ["hang", "passed"],
+      ["d", "passed"],
+    ]);
+    // What finished before the kill did not run again.
+    assert.deepEqual(["a", "b", "hang", "d"].map((id) => runsOf(count(id))), [1, 1, 2, 1]);
+  });
+  assertNoneLeft(tag);
+});
+
+Deno.test("--last-failed reruns only the failed and errored tasks of the last run", async () => {
+  const tag = newTag();
+  await withWork(async (w) => {
+    const count = (id: string) => w.path(`count_${id}`);
+    const fixed = w.path("fixed");
+    const suite = await w.suite({
+      tests: [
+        {
+          id: "ok",
+          command: `: ${tag}; echo run >> ${count("ok")}; echo fine`,
+          expected_patterns: ["fine"],
+        },
+        {
+          id: "flaky",
+          command: `: ${tag}; echo run >> ${count("flaky")}; test -f ${fixed} && echo fine`,
+          expected_patterns: ["fine"],
+        },
+      ],
+    });
+    const first = await stress(w, [suite, "--no-history"]);
+    assert.equal(first.code, 1);
+    assert.match(first.stdout, /Rerun the failures with: ccx stress --last-failed/);
+    await Deno.writeTextFile(fixed, "");
+    const again = await stress(w, ["--last-failed", suite, "--no-history"]);
+    assert.equal(again.code, 0, again.stdout + again.stderr);
+    assert.match(again.stdout, /1 tests: 1 passed/);
+    assert.deepEqual([runsOf(count("ok")), runsOf(count("flaky"))], [1, 2]);
+    // The last run had no failure: nothing to rerun.
+    const none = await stress(w, ["--last-failed", suite, "--no-history"]);
+    assert.equal(none.code, 0);
+    assert.match(none.stdout, /no failed or errored task in the last run/);
+    assert.equal(runsOf(count("flaky")), 2);
+  });
+  assertNoneLeft(tag);
+});
+
+Deno.test("--list, --filter RE, --exclude RE and -x/--max-fail", async () => {
+  const tag = newTag();
+  await withWork(async (w) => {
+    const count = w.path("count");
+    const t = (id: string, ok: boolean) => ({
+      id,
+      command: `: ${tag}; echo ${id} >> ${count}; echo ${ok ? "yes" : "no"}`,
+      expected_patterns: ["yes"],
+    });
+    const suite = await w.suite({
+      tests: [t("fail_a", false), t("ok_b", true), t("fail_c", false), t("ok_d", true)],
+    });
+    const list = await stress(w, [suite, "--list", "--filter", "^(ok|fail_a)", "--exclude", "_d$"]);
+    assert.equal(list.code, 0, list.stderr);
+    const lines = list.stdout.trim().split("\n");
+    assert.match(lines[0], /^fail_a {2}\[tests\] {2}: \S+; echo fail_a >> .*count; echo no$/);
+    assert.match(lines[1], /^ok_b {2}\[tests\]/);
+    assert.equal(lines[2], `2 task runs from ${suite}`);
+    assert.equal(runsOf(count), 0, "--list runs nothing");
+    const bad = await stress(w, [suite, "--filter", "("]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--filter: Invalid regular expression/);
+
+    const json = w.path("x.json");
+    const x = await stress(w, [suite, "-x", "--json", json, "--no-history"]);
+    assert.equal(x.code, 1, x.stdout + x.stderr);
+    assert.match(
+      x.stdout,
+      /Stopped after 1 failed or errored \(--max-fail 1\); 3 task runs skipped/,
+    );
+    const rep = await readReport(json);
+    assert.deepEqual(rep.tests.map((t) => [t.id, t.status, t.reason.split(":")[0]]), [
+      ["fail_a", "failed", "missing pattern"],
+      ["ok_b", "skipped", "--max-fail 1 reached"],
+      ["fail_c", "skipped", "--max-fail 1 reached"],
+      ["ok_d", "skipped", "--max-fail 1 reached"],
+    ]);
+    assert.equal(runsOf(count), 1);
+    const two = await stress(w, [suite, "--max-fail", "2", "--json", json, "--no-history"]);
+    assert.equal(two.code, 1);
+    assert.deepEqual((await readReport(json)).tests.map((t) => t.status), [
+      "failed",
+      "passed",
+      "failed",
+      "skipped",
+    ]);
+  });
   assertNoneLeft(tag);
 });

@@ -12,12 +12,29 @@
  */
 
 import { loadavg } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { type CcxServer, startInProcessServer } from "../server.ts";
 import type { KeepPolicy } from "../workspace.ts";
-import { filterTasks, formatTimestamp, loadSuite, SuiteError, usesClaude } from "../suite.ts";
+import {
+  buildTaskCommand,
+  filterTasks,
+  formatTimestamp,
+  loadSuite,
+  resolveMarker,
+  SuiteError,
+  usesClaude,
+} from "../suite.ts";
+import {
+  findLastRun,
+  LiveReport,
+  readRun,
+  rememberLastRun,
+  reportPathOf,
+  RUNS_DIR,
+} from "../rerun.ts";
 import { preflight, serverUrl } from "../preflight.ts";
-import { runTasks, type ServerTarget } from "../runner.ts";
+import { processesInGroups } from "../supervisor.ts";
+import { planRuns, runTasks, type ServerTarget } from "../runner.ts";
 import { checkQueueUrl, DEFAULT_QUEUE_NAME, runOnQueue } from "../queue.ts";
 import { colorEnabled, Progress } from "../progress.ts";
 import {
@@ -25,28 +42,41 @@ import {
   formatSummaryTable,
   type RunReport,
   summarize,
+  type TestResult,
   writeReports,
 } from "../report.ts";
 import { connectRedis, type HistoryStore, openHistory, redactUrl } from "../history.ts";
 import { type Command, defineCommand } from "../cli.ts";
-import { ConfigError } from "../config.ts";
+import { ConfigError, readPemFile } from "../config.ts";
 
 /** Options of `ccx stress`. */
 export interface StressOptions {
-  /** Path of the suite file. */
-  suite: string;
+  /** Path of the suite file (default: the resumed run's, else the shipped suite). */
+  suite?: string;
   /** Server URLs; without any, an in-process server on an ephemeral loopback port. */
   servers?: string[];
   /** Token for the servers. */
   token?: string;
+  /** PEM text of a private CA (or self-signed certificate) to trust for `wss://`. */
+  ca?: string;
   /** Tasks running at once (default 1). */
   concurrency?: number;
   /** Runs of every task (default 1). */
   repeat?: number;
   /** Only these categories (case-insensitive). */
   categories?: string[];
-  /** Only tasks whose id or name contains this (case-insensitive). */
+  /** Only tasks whose id or name matches this regular expression (case-insensitive). */
   filter?: string;
+  /** Leave out tasks whose id or name matches any of these regular expressions. */
+  exclude?: string[];
+  /** Continue the run whose directory (or report.json) this is, without rerunning what finished. */
+  resume?: string;
+  /** Rerun only the failed and errored tasks of the last run. */
+  lastFailed?: boolean;
+  /** Print the tasks and their commands, run nothing. */
+  list?: boolean;
+  /** Start no more tasks once this many failed or errored. */
+  maxFail?: number;
   /** Output directory for task outputs (default test_outputs/<run-id>). */
   out?: string;
   /** Path of the JSON report (default `<out>/report.json`). */
@@ -77,6 +107,30 @@ export interface StressOptions {
   keepWorkspaces?: KeepPolicy;
   /** Only check the suite: print problems and warnings, run nothing. */
   validate?: boolean;
+  /** `--sandbox` (or `CCX_SANDBOX=1`): Claude tasks get `IS_SANDBOX=1` (root on a sandbox box). */
+  sandbox?: boolean;
+}
+
+/**
+ * One line per Claude failure kind among `results` that has a fix, saying once what to do:
+ * `root_refused (3 tasks): as root the CLI refuses …`.
+ *
+ * @example
+ * ```ts
+ * import { fixLines } from "./stress.ts";
+ * fixLines([{ kind: "auth", fix: "check ANTHROPIC_API_KEY" }]);
+ * // ["auth (1 task): check ANTHROPIC_API_KEY"]
+ * ```
+ */
+export function fixLines(results: { kind?: string; fix?: string }[]): string[] {
+  const byKind = new Map<string, { fix: string; n: number }>();
+  for (const r of results) {
+    if (!r.kind || !r.fix) continue;
+    const have = byKind.get(r.kind);
+    if (have) have.n++;
+    else byKind.set(r.kind, { fix: r.fix, n: 1 });
+  }
+  return [...byKind].map(([k, v]) => `${k} (${v.n} task${v.n === 1 ? "" : "s"}): ${v.fix}`);
 }
 
 /**
@@ -92,6 +146,9 @@ export interface StressOptions {
 export function autoTimeoutScale(load1 = loadavg()[0]): number {
   return load1 > 14 ? 3 : 1;
 }
+
+/** The suite `ccx stress` runs when given none. */
+export const DEFAULT_SUITE = "tasks/unified_stress_test_tasks.json";
 
 /** A run id: local timestamp plus a short random suffix, safe in file names. */
 function newRunId(d = new Date()): string {
@@ -115,27 +172,48 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   const claude = opts.claude?.includes("/") && !opts.servers?.length
     ? resolve(opts.claude)
     : opts.claude;
+  if (opts.resume !== undefined && opts.lastFailed) {
+    console.error("ccx stress: --resume and --last-failed do not go together: pick one");
+    return 2;
+  }
+  let previous: RunReport | undefined;
+  let previousPath: string | undefined;
+  if (opts.resume !== undefined || opts.lastFailed) {
+    const flag = opts.resume !== undefined ? "--resume" : "--last-failed";
+    previousPath = opts.resume ?? await findLastRun();
+    if (previousPath === undefined) {
+      console.error(`ccx stress: --last-failed: no previous run under ${RUNS_DIR}/`);
+      return 2;
+    }
+    try {
+      previous = await readRun(previousPath);
+    } catch (e) {
+      console.error(`ccx stress: ${flag}: ${(e as Error).message}`);
+      return 2;
+    }
+  }
+  const suitePath = opts.suite ?? previous?.suite ?? DEFAULT_SUITE;
   let suite;
   try {
-    suite = await loadSuite(opts.suite, { claude });
+    suite = await loadSuite(suitePath, { claude });
   } catch (e) {
     if (e instanceof SuiteError) {
       console.error(e.message);
       return 2;
     }
     if (e instanceof Deno.errors.NotFound) {
-      console.error(`ccx stress: suite not found: ${opts.suite}`);
+      console.error(`ccx stress: suite not found: ${suitePath}`);
       return 2;
     }
     throw e;
   }
   for (const w of suite.warnings ?? []) {
-    console.error(`ccx stress: warning: ${opts.suite}: ${w.path}: ${w.message}`);
+    console.error(`ccx stress: warning: ${suitePath}: ${w.path}: ${w.message}`);
   }
   if (opts.validate) {
     const cats = new Set(suite.tasks.map((t) => t.category)).size;
     console.log(
-      `${opts.suite}: valid, ${suite.tasks.length} tasks in ${cats} categor${
+      `${suitePath}: valid, ${suite.tasks.length} tasks in ${cats} categor${
         cats === 1 ? "y" : "ies"
       }${suite.warnings?.length ? `, ${suite.warnings.length} warnings` : ""}`,
     );
@@ -143,18 +221,53 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   }
   let tasks;
   try {
-    tasks = filterTasks(suite, { categories: opts.categories, filter: opts.filter });
+    tasks = filterTasks(suite, {
+      categories: opts.categories,
+      filter: opts.filter,
+      exclude: opts.exclude,
+    });
   } catch (e) {
     console.error(`ccx stress: ${(e as Error).message}`);
     return 2;
   }
   if (tasks.length === 0) {
-    console.error("ccx stress: no task matches --category/--filter");
+    console.error("ccx stress: no task matches --category/--filter/--exclude");
     return 2;
   }
+  if (opts.lastFailed && previous) {
+    const bad = new Set(
+      previous.results.filter((r) => r.status !== "passed").map((r) => r.id.replace(/\.r\d+$/, "")),
+    );
+    tasks = tasks.filter((t) => bad.has(t.id));
+    if (tasks.length === 0) {
+      console.log(`ccx stress: no failed or errored task in the last run (${previousPath}).`);
+      return 0;
+    }
+  }
+  const planned = planRuns(tasks, opts.repeat);
+  if (opts.list) {
+    const ts = formatTimestamp();
+    for (const { task, rid } of planned) {
+      const built = buildTaskCommand(task, { marker: resolveMarker(task, ts), timestamp: ts }, {
+        claude: suite.claude,
+      });
+      console.log(`${rid}  [${task.category}]  ${built.display}`);
+    }
+    console.log(`${planned.length} task runs from ${suitePath}`);
+    return 0;
+  }
   const threshold = opts.threshold ?? 10;
-  const runId = newRunId();
-  const outDir = opts.out ?? join("test_outputs", runId);
+  const resumed = opts.resume !== undefined ? previous : undefined;
+  const runId = resumed?.runId || newRunId();
+  const outDir = opts.out ??
+    (resumed && previousPath ? dirname(await reportPathOf(previousPath)) : join(RUNS_DIR, runId));
+  const jsonPath = opts.json ?? join(outDir, "report.json");
+  // What finished stays; what was cut off by the interruption runs again.
+  const done = new Map(
+    (resumed?.results ?? []).filter((r) => !(r.status === "error" && r.reason === "interrupted"))
+      .map((r) => [r.id, r]),
+  );
+  const toRun = planned.filter((p) => !done.has(p.rid));
   const scale = opts.timeoutScale === "auto" || opts.timeoutScale === undefined
     ? (opts.timeoutScale === "auto" ? autoTimeoutScale() : 1)
     : opts.timeoutScale;
@@ -186,7 +299,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   if (opts.queue) {
     // The fleet's workers run the tasks and record them in the queue's Redis history.
   } else if (opts.servers?.length) {
-    servers = opts.servers.map((url) => ({ url, token: opts.token }));
+    servers = opts.servers.map((url) => ({ url, token: opts.token, ca: opts.ca }));
   } else {
     // Kept workspaces end up beside the run's reports.
     local = startInProcessServer({ workspaceRoot: join(outDir, "workspaces") });
@@ -220,8 +333,19 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   Deno.addSignalListener("SIGINT", onInt);
   Deno.addSignalListener("SIGTERM", onInt);
 
-  const total = tasks.length * Math.max(1, opts.repeat ?? 1);
-  const progress = new Progress({ total });
+  const total = toRun.length;
+  // Process groups of the running jobs, counted on the live line when they run on this host.
+  const groups = new Map<string, number>();
+  const progress = new Progress({
+    total,
+    processes: local ? () => processesInGroups(new Set(groups.values())) : undefined,
+  });
+  if (resumed) {
+    progress.note(
+      `ccx stress: resuming ${runId}: ${planned.length - toRun.length} of ${planned.length} ` +
+        "task runs already finished",
+    );
+  }
   const where = opts.queue
     ? `the fleet queue ${opts.queueName ?? DEFAULT_QUEUE_NAME} at ${redactUrl(opts.queue)}`
     : local
@@ -232,12 +356,53 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       `${opts.queue ? "" : `, concurrency ${opts.concurrency ?? 1}`}` +
       `${scale !== 1 ? `, timeouts x${scale}` : ""}; outputs in ${outDir}`,
   );
-  const startedAt = new Date();
-  const t0 = performance.now();
-  let results;
+  const startedAt = resumed?.startedAt ?? new Date();
+  const t0 = performance.now() - (resumed?.durationS ?? 0) * 1000;
+  const running = new Set<string>();
+  let bad = 0;
+  const stopped = () => opts.maxFail !== undefined && bad >= opts.maxFail;
+  const notRunReason = (rid: string) =>
+    running.has(rid)
+      ? "running"
+      : controller.signal.aborted
+      ? "interrupted"
+      : stopped()
+      ? `--max-fail ${opts.maxFail} reached`
+      : "not run yet";
+  const snapshot = (): RunReport => ({
+    runId,
+    suite: suite.source,
+    startedAt,
+    durationS: (performance.now() - t0) / 1000,
+    results: planned.filter((p) => done.has(p.rid)).map((p) => done.get(p.rid)!),
+    skipped: planned.filter((p) => !done.has(p.rid)).map((p) => ({
+      id: p.rid,
+      name: p.task.name,
+      category: p.task.category,
+      reason: notRunReason(p.rid),
+    })),
+    interrupted: controller.signal.aborted,
+    threshold,
+  });
+  const live = new LiveReport(jsonPath);
+  live.update(snapshot);
+  await rememberLastRun(jsonPath).catch(() => {});
   try {
-    results = opts.queue
-      ? await runOnQueue(tasks, {
+    const onStart = (id: string, worker?: string) => {
+      running.add(id);
+      progress.start(id, worker);
+      live.update(snapshot);
+    };
+    const onFinish = (r: TestResult) => {
+      running.delete(r.id);
+      for (const k of groups.keys()) if (k === r.id || k.startsWith(`${r.id}#`)) groups.delete(k);
+      done.set(r.id, r);
+      if (r.status !== "passed") bad++;
+      progress.finish(r);
+      live.update(snapshot);
+    };
+    await (opts.queue
+      ? runOnQueue(tasks.filter((t) => toRun.some((p) => p.task === t)), {
         onReady: (workers) => {
           if (workers === 0) {
             progress.note(
@@ -258,10 +423,10 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         workspace: !opts.noWorkspace,
         keepWorkspaces: opts.keepWorkspaces,
         signal: controller.signal,
-        onStart: (id, worker) => progress.start(id, worker),
-        onFinish: (r) => progress.finish(r),
+        onStart,
+        onFinish,
       })
-      : await runTasks(tasks, {
+      : runTasks(tasks, {
         servers,
         concurrency: opts.concurrency ?? 1,
         repeat: opts.repeat,
@@ -270,12 +435,16 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         outDir,
         claude: suite.claude,
         history,
+        sandbox: opts.sandbox === true || Deno.env.get("CCX_SANDBOX") === "1",
         workspace: !opts.noWorkspace,
         keepWorkspaces: opts.keepWorkspaces,
         signal: controller.signal,
-        onStart: (id) => progress.start(id),
-        onFinish: (r) => progress.finish(r),
-      });
+        skip: new Set(done.keys()),
+        stop: stopped,
+        onJobStarted: (id, pgid) => groups.set(`${id}#${pgid}`, pgid),
+        onStart: (id) => onStart(id),
+        onFinish,
+      }));
   } finally {
     progress.stop();
     Deno.removeSignalListener("SIGINT", onInt);
@@ -285,28 +454,33 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     // Only kept workspaces stay; an empty directory says nothing.
     if (local) await Deno.remove(join(outDir, "workspaces")).catch(() => {});
   }
-  const report: RunReport = {
-    runId,
-    suite: suite.source,
-    startedAt,
-    durationS: (performance.now() - t0) / 1000,
-    results,
-    interrupted: controller.signal.aborted,
-    threshold,
-  };
+  await live.flush().catch((e) => {
+    console.error(`ccx stress: ${jsonPath} not kept current: ${(e as Error).message}`);
+  });
+  const report = snapshot();
+  const results = report.results;
   const written = await writeReports(report, {
-    json: opts.json ?? join(outDir, "report.json"),
+    json: jsonPath,
     junit: opts.junit,
     html: opts.html,
   });
   const color = colorEnabled(Deno.stdout.isTerminal());
   console.log(formatSummaryTable(report, { color }));
   const summary = summarize(results, threshold);
+  for (const line of fixLines(results)) console.log(`Fix: ${line}`);
   console.log(`Reports: ${written.join(", ")}`);
   if (report.interrupted) {
-    console.log(`Interrupted after ${results.length} of ${total} task runs.`);
+    console.log(`Interrupted after ${results.length} of ${planned.length} task runs.`);
+    console.log(`Continue with: ccx stress --resume ${outDir}`);
     return 130;
   }
+  if (stopped() && report.skipped?.length) {
+    console.log(
+      `Stopped after ${bad} failed or errored (--max-fail ${opts.maxFail}); ` +
+        `${report.skipped.length} task runs skipped.`,
+    );
+  }
+  if (bad > 0) console.log("Rerun the failures with: ccx stress --last-failed");
   // The table ends with the ratio line already; repeat it only if it does not.
   const ratio = formatRatioLine(summary, threshold);
   if (!formatSummaryTable(report, { color: false }).includes(ratio)) console.log(ratio);
@@ -318,7 +492,10 @@ export const stress: Command = defineCommand({
   name: "stress",
   summary: "run a suite of tasks through ccx servers and report a pass ratio",
   args: "[SUITE]",
-  positionals: [["SUITE", "suite file (default tasks/unified_stress_test_tasks.json)"]],
+  positionals: [[
+    "SUITE",
+    "suite file (default: the resumed run's, else tasks/unified_stress_test_tasks.json)",
+  ]],
   options: {
     server: {
       type: "list",
@@ -329,6 +506,12 @@ export const stress: Command = defineCommand({
       help: "a ccx server; repeat to spread tasks over several",
     },
     token: { type: "string", env: "CCX_TOKEN", arg: "T", help: "token for the servers" },
+    ca: {
+      type: "string",
+      env: "CCX_CA",
+      arg: "FILE",
+      help: "PEM certificate of a private CA to trust for wss://",
+    },
     concurrency: {
       type: "int",
       short: "c",
@@ -340,7 +523,29 @@ export const stress: Command = defineCommand({
     },
     repeat: { type: "int", default: 1, min: 1, arg: "N", help: "run every task N times" },
     category: { type: "list", arg: "NAME", help: "only this category" },
-    filter: { type: "string", arg: "TEXT", help: "only tasks whose id or name contains TEXT" },
+    filter: {
+      type: "string",
+      arg: "RE",
+      help: "only tasks whose id or name matches RE (a regular expression, case-insensitive)",
+    },
+    exclude: { type: "list", arg: "RE", help: "leave out tasks whose id or name matches RE" },
+    list: { type: "boolean", help: "print the task runs and their commands; run nothing" },
+    "max-fail": {
+      type: "int",
+      min: 1,
+      arg: "N",
+      help: "start no more tasks after N failed or errored (the rest are skipped)",
+    },
+    exitfirst: { type: "boolean", short: "x", help: "stop after the first failure: --max-fail 1" },
+    resume: {
+      type: "string",
+      arg: "DIR",
+      help: "continue an interrupted run in DIR (its report.json) without rerunning what finished",
+    },
+    "last-failed": {
+      type: "boolean",
+      help: "rerun only the failed and errored tasks of the last run",
+    },
     out: {
       type: "string",
       arg: "DIR",
@@ -386,6 +591,11 @@ export const stress: Command = defineCommand({
       help: "record runs in a shared Redis history",
     },
     "no-history": { type: "boolean", help: "do not record runs in the timeout history" },
+    sandbox: {
+      type: "boolean",
+      help: "this box is a sandbox: Claude tasks get IS_SANDBOX=1, so the CLI may skip " +
+        "permissions as root (or CCX_SANDBOX=1)",
+    },
     queue: {
       type: "string",
       env: "CCX_QUEUE",
@@ -425,13 +635,19 @@ export const stress: Command = defineCommand({
       throw new ConfigError(`one suite at a time, got ${positionals.length}`);
     }
     return stressCommand({
-      suite: positionals[0] ?? "tasks/unified_stress_test_tasks.json",
+      suite: positionals[0],
       servers: o.server,
       token: o.token,
+      ca: readPemFile("ca", o.ca),
       concurrency: o.concurrency,
       repeat: o.repeat,
       categories: o.category,
       filter: o.filter,
+      exclude: o.exclude,
+      list: o.list,
+      maxFail: o["max-fail"] ?? (o.exitfirst ? 1 : undefined),
+      resume: o.resume,
+      lastFailed: o["last-failed"],
       out: o.out,
       json: o.json,
       junit: o.junit,
@@ -442,6 +658,7 @@ export const stress: Command = defineCommand({
       claude: o.claude,
       redisUrl: o.redis,
       noHistory: o["no-history"],
+      sandbox: o.sandbox,
       queue: o.queue,
       queueName: o["queue-name"],
       noWorkspace: o["no-workspace"],

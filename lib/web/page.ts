@@ -107,8 +107,9 @@ const SCRIPT = String.raw`
 "use strict";
 (function () {
   var TOKEN_KEY = "ccx.token";
+  var MAX_NODES = 5000; // output chunks and conversation entries kept on the page per job
   var $ = function (id) { return document.getElementById(id); };
-  var ws = null, nextId = 1, pending = {}, everOpened = false, retry = null;
+  var ws = null, nextId = 1, pending = {}, retry = null;
   var jobs = new Map(); // key -> job
   var selected = null; // key
   var view = "auto"; // auto | conversation | raw
@@ -158,8 +159,9 @@ const SCRIPT = String.raw`
       return;
     }
     ws.onopen = function () {
-      opened = true; everOpened = true;
+      opened = true;
       setConn("up", "live");
+      $("forget").classList.toggle("hidden", !token);
       $("gate").classList.add("hidden");
       $("app").classList.remove("hidden");
       watch();
@@ -171,12 +173,18 @@ const SCRIPT = String.raw`
       for (var id in pending) { pending[id].reject(new Error("connection closed")); }
       pending = {};
       if (!opened) {
-        // Refused at the handshake: no token, a wrong one, or an unreachable server.
-        $("app").classList.add("hidden");
-        jobs.clear(); buffers.clear(); selected = null;
-        if (token) sessionStorage.removeItem(TOKEN_KEY);
-        showGate(token ? "The server refused that token." :
-          (everOpened ? "The connection was refused." : ""));
+        // Refused at the handshake (no token or a wrong one), or the server is unreachable:
+        // /health (no token needed) tells which.
+        fetch("/health", { cache: "no-store" }).then(function (r) {
+          if (!r.ok) throw new Error("health " + r.status);
+          $("app").classList.add("hidden");
+          jobs.clear(); buffers.clear(); selected = null;
+          if (token) sessionStorage.removeItem(TOKEN_KEY);
+          showGate(token ? "The server refused that token." : "");
+        }).catch(function () {
+          setConn("down", "server unreachable, retrying…");
+          retry = setTimeout(connect, 2000);
+        });
         return;
       }
       setConn("down", "disconnected, retrying…");
@@ -235,7 +243,15 @@ const SCRIPT = String.raw`
       snap.jobs.forEach(function (j) { var k = keyOf(j); seen.add(k); jobs.set(k, j); });
       Array.from(jobs.keys()).forEach(function (k) { if (!seen.has(k)) jobs.delete(k); });
       renderJobs(); renderDetailHead();
-    }, function (e) { setConn("down", "watch failed: " + e.message); });
+    }, function (e) {
+      if (output.length > 0 && ws && ws.readyState === 1) {
+        // The chosen job is gone (e.g. the server restarted): list again without it.
+        selected = null;
+        renderOutput(); renderDetailHead();
+        return watch();
+      }
+      setConn("down", "watch failed: " + e.message);
+    });
   }
 
   // ---- server facts -----------------------------------------------------------------------
@@ -335,6 +351,7 @@ const SCRIPT = String.raw`
       fresh.push({ kind: "plain stderr", who: "stderr", text: p.data.replace(/\n$/, "") });
     }
     fresh.forEach(function (it) { b.items.push(it); });
+    if (b.items.length > MAX_NODES) b.items.splice(0, b.items.length - MAX_NODES);
     if (k === selected) appendOutput(b, p, fresh);
   }
   function short(v, n) {
@@ -420,7 +437,7 @@ const SCRIPT = String.raw`
     $("tab-conv").classList.toggle("on", convo);
     $("tab-raw").classList.toggle("on", !convo);
     if (!b) return;
-    b.chunks.forEach(function (c) { out.appendChild(el("span", c.type, c.data)); });
+    b.chunks.slice(-MAX_NODES).forEach(function (c) { out.appendChild(el("span", c.type, c.data)); });
     b.items.forEach(function (it) { renderItem(conv, it); });
     out.scrollTop = out.scrollHeight; conv.scrollTop = conv.scrollHeight;
   }
@@ -428,8 +445,14 @@ const SCRIPT = String.raw`
     var convo = showConversation(b);
     if (convo && $("conversation").classList.contains("hidden")) { renderOutput(); return; }
     var out = $("out"), conv = $("conversation");
-    stick(out, function () { out.appendChild(el("span", p.type, p.data)); });
-    stick(conv, function () { fresh.forEach(function (it) { renderItem(conv, it); }); });
+    stick(out, function () {
+      out.appendChild(el("span", p.type, p.data));
+      while (out.childNodes.length > MAX_NODES) out.removeChild(out.firstChild);
+    });
+    stick(conv, function () {
+      fresh.forEach(function (it) { renderItem(conv, it); });
+      while (conv.childNodes.length > MAX_NODES) conv.removeChild(conv.firstChild);
+    });
   }
 
   // ---- the chosen job's header and buttons ----------------------------------------------------

@@ -1,0 +1,163 @@
+/**
+ * The rerun loop of `ccx stress`: a `report.json` kept current while the run
+ * goes (every change written atomically, so a killed run still lists every
+ * task, finished or not), and reading a previous run back for `--resume DIR`
+ * and `--last-failed`.
+ *
+ * @example
+ * ```ts
+ * import { findLastRun, readRun } from "./rerun.ts";
+ * const last = await findLastRun(); // "test_outputs/20260101_120000_ab12cd/report.json" or undefined
+ * if (last) console.log((await readRun(last)).results.length);
+ * ```
+ * @module
+ */
+
+import { dirname, join } from "node:path";
+import { fromJson, type RunReport, writeReports } from "./report.ts";
+
+/** Where `ccx stress` runs go by default, and where the last run is remembered. */
+export const RUNS_DIR = "test_outputs";
+
+/** The file naming the last run's report (relative to the working directory). */
+export const LAST_RUN_FILE: string = join(RUNS_DIR, ".last-run");
+
+/**
+ * The report path for a `--resume`/`--last-failed` argument: a `report.json`
+ * itself, or a run directory holding one.
+ *
+ * @example
+ * ```ts
+ * import { reportPathOf } from "./rerun.ts";
+ * await reportPathOf("test_outputs/run1"); // "test_outputs/run1/report.json"
+ * ```
+ */
+export async function reportPathOf(path: string): Promise<string> {
+  const st = await Deno.stat(path);
+  return st.isDirectory ? join(path, "report.json") : path;
+}
+
+/**
+ * Reads a previous run's report (a file, or a directory holding `report.json`).
+ * Throws an `Error` whose message says what is missing or wrong.
+ *
+ * @example
+ * ```ts
+ * import { readRun } from "./rerun.ts";
+ * const prev = await readRun("test_outputs/20260101_120000_ab12cd");
+ * console.log(prev.results.length, prev.skipped?.length);
+ * ```
+ */
+export async function readRun(path: string): Promise<RunReport> {
+  let file: string;
+  let text: string;
+  try {
+    file = await reportPathOf(path);
+    text = await Deno.readTextFile(file);
+  } catch (e) {
+    throw new Error(`no report.json at ${path} (${(e as Error).message})`);
+  }
+  try {
+    return fromJson(text);
+  } catch (e) {
+    throw new Error(`${file}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The last run's report: the one {@linkcode rememberLastRun} recorded, else the
+ * newest `test_outputs/<run-id>/report.json`; `undefined` when there is none.
+ *
+ * @example
+ * ```ts
+ * import { findLastRun } from "./rerun.ts";
+ * await findLastRun("/tmp/nowhere"); // undefined
+ * ```
+ */
+export async function findLastRun(root = RUNS_DIR): Promise<string | undefined> {
+  try {
+    const named = (await Deno.readTextFile(join(root, ".last-run"))).trim();
+    if (named && (await Deno.stat(named).catch(() => undefined))?.isFile) return named;
+  } catch {
+    // fall back to the newest run directory
+  }
+  let best: { path: string; mtime: number } | undefined;
+  try {
+    for await (const e of Deno.readDir(root)) {
+      if (!e.isDirectory) continue;
+      const p = join(root, e.name, "report.json");
+      const st = await Deno.stat(p).catch(() => undefined);
+      const mtime = st?.mtime?.getTime() ?? 0;
+      if (st?.isFile && (!best || mtime > best.mtime)) best = { path: p, mtime };
+    }
+  } catch {
+    return undefined;
+  }
+  return best?.path;
+}
+
+/**
+ * Records `reportPath` as the last run, for `--last-failed`.
+ *
+ * @example
+ * ```ts
+ * import { rememberLastRun } from "./rerun.ts";
+ * await rememberLastRun("test_outputs/run1/report.json");
+ * ```
+ */
+export async function rememberLastRun(reportPath: string, root = RUNS_DIR): Promise<void> {
+  await Deno.mkdir(root, { recursive: true });
+  await Deno.writeTextFile(join(root, ".last-run"), reportPath + "\n");
+}
+
+/**
+ * Keeps a `report.json` current during a run: {@linkcode LiveReport.update}
+ * asks for a write of the latest snapshot; writes never overlap, a burst of
+ * updates becomes one write, and each write is atomic (temporary file + rename).
+ *
+ * @example
+ * ```ts
+ * import { LiveReport } from "./rerun.ts";
+ * const dir = await Deno.makeTempDir();
+ * const live = new LiveReport(`${dir}/report.json`);
+ * live.update(() => ({
+ *   runId: "r", suite: "s", startedAt: new Date(), durationS: 0, results: [],
+ *   interrupted: false, threshold: 10,
+ * }));
+ * await live.flush();
+ * await Deno.remove(dir, { recursive: true });
+ * ```
+ */
+export class LiveReport {
+  #pending: (() => RunReport) | undefined;
+  #writing: Promise<void> | undefined;
+  #error: unknown;
+
+  /** Writes to `path` (its directory is created). */
+  constructor(readonly path: string) {}
+
+  /** Schedules a write of `snapshot()` (taken when the write starts). */
+  update(snapshot: () => RunReport): void {
+    this.#pending = snapshot;
+    this.#writing ??= this.#drain();
+  }
+
+  async #drain(): Promise<void> {
+    try {
+      while (this.#pending) {
+        const take = this.#pending;
+        this.#pending = undefined;
+        await Deno.mkdir(dirname(this.path), { recursive: true });
+        await writeReports(take(), { json: this.path }).catch((e) => this.#error ??= e);
+      }
+    } finally {
+      this.#writing = undefined;
+    }
+  }
+
+  /** Resolves when every scheduled write is done; rejects with the first write error. */
+  async flush(): Promise<void> {
+    while (this.#writing) await this.#writing;
+    if (this.#error) throw this.#error;
+  }
+}
