@@ -484,6 +484,14 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   // The table ends with the ratio line already; repeat it only if it does not.
   const ratio = formatRatioLine(summary, threshold);
   if (!formatSummaryTable(report, { color: false }).includes(ratio)) console.log(ratio);
+  // Every task ended in a Claude or infrastructure failure (not logged in, CLI refused to start,
+  // …): the model was never asked, so this is "could not run", not a regression.
+  if (results.length > 0 && results.every((r) => r.status === "error" && r.kind !== undefined)) {
+    console.log(
+      "Nothing could run: every task ended in a Claude or infrastructure failure (exit 3).",
+    );
+    return 3;
+  }
   return summary.graduated ? 0 : 1;
 }
 
@@ -625,7 +633,8 @@ export const stress: Command = defineCommand({
   notes: [
     "Exit: 0 when the ratio meets the threshold and nothing errored; 1 ran but did not graduate;",
     "2 bad input; 3 could not run (server down, token refused, Claude CLI missing: checked",
-    "before any task starts); 130 after Ctrl+C (reports are still written).",
+    "before any task starts; or every task ended in a Claude/infrastructure failure);",
+    "130 after Ctrl+C (reports are still written).",
     "With --queue the tasks run on `ccx worker` boxes (their concurrency applies, not",
     "--concurrency); the workers record runs in the queue's Redis history. Ctrl+C removes",
     "the run's waiting tasks and cancels its running ones on the workers.",
