@@ -123,6 +123,9 @@ interface Chunk {
   seq: number;
 }
 
+/** What a dropped tail entry is replaced with until the array is compacted. */
+const DROPPED: Chunk = { type: "stdout", data: "", seq: -1 };
+
 /** One listed job with its tail and its output watchers. */
 class Record_ {
   readonly startedAt = Date.now() / 1000;
@@ -269,7 +272,8 @@ export class ObserverHub {
     // short lines copies the whole array each time, so the front is an index instead,
     // and the array is compacted once the dropped part is the larger half.
     while (rec.tailChars > this.#tailChars && rec.tail.length - rec.tailHead > 1) {
-      rec.tailChars -= rec.tail[rec.tailHead++].data.length;
+      rec.tailChars -= rec.tail[rec.tailHead].data.length;
+      rec.tail[rec.tailHead++] = DROPPED; // its text can go now (chunks are up to 256 KiB)
       rec.truncated = true;
     }
     if (rec.tailHead > 1024 && rec.tailHead * 2 > rec.tail.length) {
