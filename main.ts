@@ -19,9 +19,10 @@ import { stress } from "./lib/commands/stress.ts";
 import { exec } from "./lib/commands/exec.ts";
 import { history } from "./lib/commands/history.ts";
 import { worker } from "./lib/commands/worker.ts";
+import { mockApi } from "./lib/commands/mock_api.ts";
 
 /** Every command, in the order `ccx --help` lists them. */
-export const COMMANDS: readonly Command[] = [serve, run, stress, exec, history, worker];
+export const COMMANDS: readonly Command[] = [serve, run, stress, exec, history, worker, mockApi];
 
 /** Parses `args` and runs the command; resolves with the exit code. */
 export function main(args: string[]): Promise<number> {

@@ -4,7 +4,7 @@
  * Nothing here asserts: a missed target is reported with ✗.
  *
  * Usage: `deno run -A bench/main.ts [--quick] [--runs N] [--only NAME[,NAME…]] [--json FILE]`
- * where NAME is one of seq, bulk, overhead, memory, stress, workspace (or throughput =
+ * where NAME is one of seq, bulk, overhead, memory, stress, workspace, fleet (or throughput =
  * seq,bulk). `--quick` runs every benchmark at a tiny size in a few seconds and
  * fails on any problem: CI runs it so that a broken benchmark is noticed; its
  * figures mean nothing. `--runs N` runs each benchmark N times and the summary
@@ -25,6 +25,7 @@ import { benchOverhead } from "./overhead.ts";
 import { benchMemory } from "./memory.ts";
 import { benchStress } from "./stress.ts";
 import { benchWorkspace } from "./workspace.ts";
+import { benchFleet } from "./fleet.ts";
 
 /**
  * The benchmarks by name, in the order they run.
@@ -42,6 +43,7 @@ export const BENCHMARKS: Record<string, () => Promise<Section>> = {
   memory: () => benchMemory(),
   stress: () => benchStress(),
   workspace: () => benchWorkspace(),
+  fleet: () => benchFleet(),
 };
 
 /**
@@ -61,6 +63,7 @@ export const QUICK: Record<string, () => Promise<Section>> = {
   memory: () => benchMemory({ bytes: 20e6, bytesPerSecond: 100e6, maxSeconds: 30 }),
   stress: () => benchStress({ tasks: 4, concurrency: [1, 2], callMs: 20 }),
   workspace: () => benchWorkspace({ jobs: 5, warmup: 1 }),
+  fleet: () => benchFleet({ tasks: 20, workers: [1, 2], lockS: 1 }),
 };
 
 const ALIASES: Record<string, string[]> = { throughput: ["seq", "bulk"] };

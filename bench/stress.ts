@@ -63,6 +63,7 @@ async function standIn(task: SuiteTask): Promise<{ ms: number; lines: number }> 
   const t0 = performance.now();
   const out = await new Deno.Command(argv[0], {
     args: argv.slice(1),
+    env: { IS_SANDBOX: "1" },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -159,6 +160,7 @@ export async function benchStress(opts: StressOptions = {}): Promise<Section> {
         concurrency: c,
         outDir: `${tmp}/c${c}`,
         claude: FAKE_CLAUDE,
+        sandbox: true,
       });
       const wallMs = performance.now() - t0;
       const sum = jobMs.reduce((a, b) => a + b, 0);

@@ -128,6 +128,8 @@ export class RemoteJob {
   }
 }
 
+type WebSocketOptions = { headers: Record<string, string>; client?: Deno.HttpClient };
+
 interface Pending {
   resolve: (v: unknown) => void;
   reject: (e: Error) => void;
@@ -139,6 +141,11 @@ export interface ConnectOptions {
   token?: string;
   /** Give up connecting after this many ms (default 10000). */
   timeoutMs?: number;
+  /**
+   * PEM certificate(s) of a private CA (or a self-signed server certificate)
+   * to trust for `wss://`, besides the system's roots.
+   */
+  ca?: string;
 }
 
 /**
@@ -188,7 +195,11 @@ export class CcxClient {
   static connect(url: string, opts: ConnectOptions = {}): Promise<CcxClient> {
     const headers: Record<string, string> = {};
     if (opts.token) headers.authorization = `Bearer ${opts.token}`;
-    const ws = new WebSocket(url, { headers });
+    // Deno's WebSocket takes a `client` (an HttpClient) like fetch does: that is how a
+    // private CA is trusted for wss://.
+    const http = opts.ca ? Deno.createHttpClient({ caCerts: [opts.ca] }) : undefined;
+    const ws = new WebSocket(url, { headers, client: http } as WebSocketOptions);
+    if (http) ws.addEventListener("close", () => http.close());
     const client = new CcxClient(ws);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {

@@ -155,6 +155,30 @@ function checkBounds(n: number, from: string, b: { min?: number; max?: number })
 }
 
 /**
+ * Reads a PEM file named by a flag (`--cert`, `--key`, `--ca`); undefined when
+ * the flag is not given. Throws {@linkcode ConfigError} naming the flag.
+ *
+ * @example
+ * ```ts
+ * import { readPemFile } from "./config.ts";
+ * readPemFile("ca", undefined); // undefined
+ * ```
+ */
+export function readPemFile(flag: string, file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(file);
+  } catch (e) {
+    throw new ConfigError(`--${flag}: cannot read ${file}: ${(e as Error).message}`);
+  }
+  if (!text.includes("-----BEGIN ")) {
+    throw new ConfigError(`--${flag}: ${file} is not a PEM file (no -----BEGIN line)`);
+  }
+  return text;
+}
+
+/**
  * The directory for ccx's own state (history, workspaces): `$CCX_STATE_DIR`,
  * else `$XDG_STATE_HOME/ccx`, else `~/.local/state/ccx`.
  *

@@ -29,10 +29,18 @@ export interface TaskRequest {
   retry: boolean;
   /** How to retry ("more specific instructions"), when said. */
   retryHint?: string;
+  /**
+   * Set when the request names criteria ("Evaluate the response based on: …") but none could be
+   * read from what follows: the header and the text after it. `ccx exec` refuses such a task
+   * (exit 2) rather than succeed on anything.
+   */
+  unparsedCriteria?: string;
 }
 
 // A directive starts a sentence: at a line start, or after ". ", "! ", "? ".
 const B = String.raw`(?<=^[ \t]*|[.!?]\s+)`;
+/** Anywhere a word can start: "… ANSWER=4 Evaluate the response based on: …" still counts. */
+const ANYWHERE = String.raw`(?<=^|\s)`;
 const DUR = String
   .raw`(?<n>\d+(?:\.\d+)?)\s*(?<u>milliseconds?|ms|seconds?|secs?|s|minutes?|mins?|m|hours?|hrs?|h)?\b`;
 
@@ -82,6 +90,13 @@ const CRITERIA_HEADER = new RegExp(
   B +
     String
       .raw`(?:please\s+)?(?:evaluate\s+(?:the\s+)?(?:response|result|output|answer|outcome)?\s*(?:based\s+on\s*:?|(?:against|by|using|on)\s*:)|(?:check|verify|judge|assess)\s+(?:the\s+)?(?:response|result|output|answer|outcome)?\s*(?:based\s+on|against|by|using|on|that)?\s*:|(?:(?:success|acceptance|evaluation|completion)\s+)?criteria\s*:|(?:success|done)\s+(?:when|if)\s*:)[ \t]*`,
+  "gim",
+);
+/** The seed's own header, found anywhere in the task, not only at a sentence start. */
+const CRITERIA_HEADER_ANYWHERE = new RegExp(
+  ANYWHERE +
+    String
+      .raw`evaluate\s+(?:the\s+)?(?:response|result|output|answer|outcome)\s+based\s+on\s*:?[ \t]*`,
   "gim",
 );
 
@@ -156,6 +171,7 @@ export function parseTaskRequest(text: string): TaskRequest {
     }
   };
   collect(CRITERIA_HEADER, "criteria");
+  collect(CRITERIA_HEADER_ANYWHERE, "criteria");
   collect(TIMEOUT_SENTENCE, "timeout");
   collect(TIMEOUT_PAREN, "timeout");
   collect(TIMEOUT_CLAUSE, "timeout");
@@ -182,6 +198,9 @@ export function parseTaskRequest(text: string): TaskRequest {
       const bodyEnd = spans[k + 1]?.start ?? s.length;
       const { items, rest } = parseCriteriaBody(s.slice(sp.end, bodyEnd));
       out.criteria.push(...items);
+      if (items.length === 0) {
+        out.unparsedCriteria ??= s.slice(sp.start, bodyEnd).trim().slice(0, 200);
+      }
       pieces.push(rest);
       cursor = bodyEnd;
     } else if (sp.kind === "timeout") {

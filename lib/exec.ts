@@ -37,8 +37,10 @@ import {
   classifyFailure,
   type ClaudeFailure,
   type ClaudeFailureKind,
+  ClaudeLiveWatch,
   ClaudeStreamParser,
   type ClaudeTranscript,
+  FAILURE_POLICIES,
 } from "./claude.ts";
 import {
   type Evidence,
@@ -173,15 +175,29 @@ export interface ExecOptions {
   timeout?: number | "auto";
   /** The timeout the task text asked for; used when `timeout` is not given. */
   taskTimeoutS?: number;
-  /** Seconds without output before an attempt is stopped as stalled (default: none). */
+  /**
+   * Seconds without output before an attempt is stopped as stalled (default: none). The clock
+   * allows {@linkcode CLAUDE_STARTUP_GRACE_S} (or this, if longer) before the CLI's first output.
+   */
   stallTimeoutS?: number;
+  /** Seconds of silence allowed before the first output (default `CLAUDE_STARTUP_GRACE_S`). */
+  startupGraceS?: number;
+  /** Seconds the CLI may retry an unreachable API before the attempt ends as `network` (default 30). */
+  networkGiveUpS?: number;
+  /**
+   * This box is a sandbox: set `IS_SANDBOX=1` for the CLI, which lets it accept
+   * `--dangerously-skip-permissions` as root (`--sandbox`, `CCX_SANDBOX=1`).
+   */
+  sandbox?: boolean;
+  /** Whether ccx runs as root (default: `Deno.uid() === 0`); the root pre-check reads it. */
+  isRoot?: boolean;
   /** Refinement retries after a failed attempt (default 2). Usage-limit waits do not count. */
   retries?: number;
-  /** `--allowedTools`: `"auto"` (from the task's verbs, default), `"none"`, or a list. */
+  /** `--tools`: `"auto"` (from the task's verbs, default), `"none"` (`--tools ""`), or a list. */
   tools?: "auto" | "none" | string[];
   /** `--model`. */
   model?: string;
-  /** `--max-turns`. */
+  /** `--max-turns` (0 is accepted, as the real CLI does). */
   maxTurns?: number;
   /**
    * Working directory of the CLI; file criteria resolve here (default: the current one).
@@ -207,7 +223,7 @@ export interface ExecOptions {
   maxLimitWaitS?: number;
   /** First exponential backoff step when a limit gives no reset time, seconds (default 2). */
   backoffBaseS?: number;
-  /** Usage/rate-limit waits allowed in one run (default 3). */
+  /** Waits allowed in one run for failures retried with backoff (rate limit, overloaded, network; default 3). */
   limitRetries?: number;
   /** Clock for the limit waits, epoch ms (default `Date.now`). */
   now?: () => number;
@@ -300,6 +316,40 @@ export function claudeNotFound(claude: string, detail?: string): ExecInputError 
 }
 
 /**
+ * The root pre-check: the real CLI refuses `--dangerously-skip-permissions` as root unless
+ * `IS_SANDBOX` is exactly `1` in its environment. Returns the error to stop with (naming both
+ * fixes) when that refusal is certain, else `undefined`.
+ *
+ * @example
+ * ```ts
+ * import { rootRefusal } from "./exec.ts";
+ * rootRefusal({ isRoot: true, skipPermissions: true, env: {} })?.message.includes("IS_SANDBOX"); // true
+ * rootRefusal({ isRoot: true, skipPermissions: true, env: { IS_SANDBOX: "1" } }); // undefined
+ * ```
+ */
+export function rootRefusal(
+  o: { isRoot: boolean; skipPermissions: boolean; env: Record<string, string | undefined> },
+): ExecInputError | undefined {
+  if (!o.isRoot || !o.skipPermissions || o.env.IS_SANDBOX === "1") return undefined;
+  const had = o.env.IS_SANDBOX === undefined
+    ? ""
+    : ` (IS_SANDBOX=${JSON.stringify(o.env.IS_SANDBOX)} does not count: only 1 does)`;
+  return new ExecInputError(
+    "running as root: Claude Code refuses --dangerously-skip-permissions as root/sudo unless " +
+      `IS_SANDBOX=1${had}. Nothing was run. Either this box is a sandbox: pass --sandbox (or set ` +
+      "CCX_SANDBOX=1, or IS_SANDBOX=1), or run ccx as a non-root user.",
+  );
+}
+
+function currentUid(): number | null {
+  try {
+    return Deno.uid();
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Parses a `--pick` value, case-insensitively; throws {@linkcode ExecInputError} listing the
  * valid names for anything else.
  *
@@ -361,12 +411,14 @@ function outcomeOf(a: AttemptOutcome): Outcome {
     case "timeout":
     case "stall":
       return "timeout";
-    case "rate_limit":
-    case "auth":
-    case "canceled":
-      return "error";
-    default:
+    case "error":
+    case "crash":
+    case "max_turns":
+    case "token_limit":
+    case undefined:
       return a.startError ? "error" : "failure";
+    default:
+      return "error";
   }
 }
 
@@ -463,6 +515,8 @@ interface Context {
   workspace: boolean;
   timeoutS: number;
   opts: ExecOptions;
+  /** The CLI's extra environment (`opts.env`, plus `IS_SANDBOX=1` for a sandbox). */
+  env?: Record<string, string>;
   client: CcxClient;
   progress: (line: string) => void;
   signal?: AbortSignal;
@@ -489,17 +543,33 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
   const t0 = performance.now();
   let run: CollectedRun | undefined;
   let startError: string | undefined;
+  // The live watch ends the attempt early (auth in an api_retry line, network retries past the
+  // bound, a stall after the startup grace) by canceling the job.
+  const stop = new AbortController();
+  const onAbort = () => stop.abort();
+  ctx.signal?.addEventListener("abort", onAbort, { once: true });
+  if (ctx.signal?.aborted) stop.abort();
+  const watch = new ClaudeLiveWatch({
+    stallTimeoutS: ctx.opts.stallTimeoutS,
+    startupGraceS: ctx.opts.startupGraceS,
+    networkGiveUpS: ctx.opts.networkGiveUpS,
+    onFailure(f) {
+      ctx.progress(`attempt ${index}: ending it now: ${f.kind}: ${f.message}`);
+      stop.abort();
+    },
+  });
   try {
     run = await runToEnd(ctx.client, {
       argv,
       ...(ctx.workspace ? { workspace: { keep: "always" as const } } : { cwd: ctx.cwd }),
-      env: ctx.opts.env,
+      env: ctx.env,
       timeout: ctx.timeoutS,
-      stall_timeout: ctx.opts.stallTimeoutS,
     }, {
       onOutput(type, data) {
-        if (type === "stderr") return;
-        for (const ev of parser.push(data)) {
+        if (type === "stderr") return watch.output([]);
+        const events = parser.push(data);
+        watch.output(events);
+        for (const ev of events) {
           if (ev.type !== "assistant") continue;
           for (const u of ev.toolUses) {
             const target = u.input.file_path ?? u.input.notebook_path ?? u.input.command;
@@ -509,13 +579,16 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
           }
         }
       },
-    }, ctx.signal);
+    }, stop.signal);
   } catch (e) {
     const msg = e instanceof Error ? e.message : String(e);
     if (e instanceof ClientError && /program not found|permission denied/.test(msg)) {
       throw claudeNotFound(ctx.claude, `the server could not start it (${msg})`);
     }
     startError = msg;
+  } finally {
+    watch.stop();
+    ctx.signal?.removeEventListener("abort", onAbort);
   }
   parser.end();
   const t = parser.transcript();
@@ -523,15 +596,20 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
   const durationS = run?.executionTime ?? (performance.now() - t0) / 1000;
   const status = run?.status ?? "error";
   const exitCode = run?.exitCode ?? null;
-  const failure = startError ? undefined : classifyFailure(t, { exitCode, status, stderr });
-  const answer = t.result?.text ?? t.assistantText[t.assistantText.length - 1] ?? "";
+  const failure = startError
+    ? undefined
+    : watch.failure ?? classifyFailure(t, { exitCode, status, stderr, signal: run?.signal });
+  const answer = t.result?.isError
+    ? ""
+    : t.result?.text ?? t.assistantText[t.assistantText.length - 1] ?? "";
   const ws = run?.workspace;
   const cwd = ws?.path ?? ctx.cwd;
   const access: FileAccess = ws && run ? remoteFiles(ctx.client, run.jobId, ws.path) : localFiles;
   const files = filesWrittenBy(t, cwd);
+  // The echoed marker is ours, not the model's answer: "Contains 4" must not be met by a uuid.
   const ev: Evidence = {
-    answer,
-    transcriptText: t.text,
+    answer: withoutMarker(answer, marker),
+    transcriptText: withoutMarker(t.text, marker),
     toolUses: t.toolUses.map((u) => ({ name: u.name, input: u.input })),
     isError: t.result?.isError ?? false,
     exitCode,
@@ -541,7 +619,15 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
     stderr,
     files: access,
   };
-  const judgements = await judgeAll(ctx.criteria, ev);
+  // An error is never judged as an answer: when the CLI or the API failed, every criterion is
+  // unmet, with that error as the evidence.
+  const judgements = failure
+    ? ctx.criteria.map((c) => ({
+      criterion: c,
+      met: false,
+      evidence: `the run failed (${failure.kind}): ${failure.message}`,
+    }))
+    : await judgeAll(ctx.criteria, ev);
   const existing: string[] = [];
   for (const f of files) {
     if ((await access.stat(f).catch(() => undefined))?.isFile) existing.push(f);
@@ -637,7 +723,11 @@ async function choose(
   }
   // Nobody ended well: keep the one whose failure decides what happens next.
   const kind = (k: ClaudeFailureKind) => round.find((a) => a.failure?.kind === k);
-  const fallback = kind("auth") ?? kind("rate_limit") ??
+  const never = round.find((a) => a.failure && FAILURE_POLICIES[a.failure.kind].retry === "never");
+  const backoff = round.find((a) =>
+    a.failure && FAILURE_POLICIES[a.failure.kind].retry === "backoff"
+  );
+  const fallback = never ?? kind("rate_limit") ?? backoff ??
     [...round].sort((a, b) =>
       b.judgements.filter((j) => j.met).length - a.judgements.filter((j) => j.met).length ||
       a.index - b.index
@@ -675,7 +765,7 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
   const retries = validCount("retries", opts.retries, 0) ?? 2;
   const instances = validCount("instances", opts.instances, 1) ?? 1;
   const limitRetries = validCount("limitRetries", opts.limitRetries, 0) ?? 3;
-  validCount("maxTurns", opts.maxTurns, 1);
+  validCount("maxTurns", opts.maxTurns, 0);
   if (typeof opts.timeout === "number") validSeconds("timeout", opts.timeout);
   else if (opts.timeout !== undefined && opts.timeout !== "auto") {
     throw new ExecInputError(`timeout must be seconds or "auto", got ${opts.timeout}`);
@@ -700,6 +790,19 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
       isDir = Deno.statSync(cwd).isDirectory;
     } catch { /* reported below */ }
     if (!isDir) throw new ExecInputError(`cwd: no such directory: ${cwd}`);
+  }
+
+  // IS_SANDBOX=1 reaches the CLI explicitly (a server's environment allow-list cannot drop it).
+  const env: Record<string, string> = { ...opts.env };
+  if (opts.sandbox || Deno.env.get("IS_SANDBOX") === "1") env.IS_SANDBOX ??= "1";
+  if (opts.server === undefined) {
+    // Our own server runs the CLI as our user: a refusal as root is certain, so stop before it.
+    const refusal = rootRefusal({
+      isRoot: opts.isRoot ?? currentUid() === 0,
+      skipPermissions: true,
+      env: { IS_SANDBOX: env.IS_SANDBOX ?? Deno.env.get("IS_SANDBOX") },
+    });
+    if (refusal) throw refusal;
   }
 
   const timeout = await resolveTimeout({ ...opts, task });
@@ -732,6 +835,7 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
       workspace: opts.server !== undefined && opts.cwd === undefined,
       timeoutS: timeout.timeoutS,
       opts,
+      env: Object.keys(env).length ? env : undefined,
       client,
       progress,
       signal: opts.signal,
@@ -779,17 +883,20 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
         break;
       }
       const f = kept.failure;
-      if (f?.kind === "auth") {
-        progress(
-          "stopping: authentication failed, which a retry cannot fix; log in with `claude` " +
-            "(or set ANTHROPIC_API_KEY) and run again",
-        );
+      const policy = f ? FAILURE_POLICIES[f.kind] : undefined;
+      if (f && policy?.retry === "never") {
+        if (f.kind !== "canceled" && f.kind !== "interrupted") {
+          progress(
+            `stopping: ${f.kind}, which a retry cannot fix: ${f.message}` +
+              (policy.fix ? `. Fix: ${policy.fix}` : ""),
+          );
+        }
         break;
       }
-      if (f?.kind === "canceled") break;
-      if (f?.kind === "rate_limit") {
+      if (f && policy?.retry === "backoff") {
         if (limitWaits >= limitRetries) {
-          progress(`stopping: still limited after ${limitWaits} waits (${f.message})`);
+          const still = f.kind === "rate_limit" ? "limited" : f.kind;
+          progress(`stopping: still ${still} after ${limitWaits} waits (${f.message})`);
           break;
         }
         const ms = limitWaitMs(f, limitWaits, {
@@ -810,8 +917,9 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
           break;
         }
         limitWaits++;
+        const what = f.kind === "rate_limit" ? "usage limit" : f.kind;
         progress(
-          `usage limit: waiting ${(ms / 1000).toFixed(1)} s ` +
+          `${what}: waiting ${(ms / 1000).toFixed(1)} s ` +
             (f.resetTimestamp !== undefined || f.retryAfter !== undefined
               ? "for the reset"
               : "(backoff with jitter)") +

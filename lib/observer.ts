@@ -123,8 +123,8 @@ interface Chunk {
   seq: number;
 }
 
-/** What a dropped tail entry is replaced with until the array is compacted. */
-const DROPPED: Chunk = { type: "stdout", data: "", seq: -1 };
+/** What a slot of a tail holds once its chunk was dropped (until the array is compacted). */
+const DROPPED: Chunk = Object.freeze({ type: "stdout", data: "", seq: -1 });
 
 /** One listed job with its tail and its output watchers. */
 class Record_ {
@@ -273,7 +273,9 @@ export class ObserverHub {
     // and the array is compacted once the dropped part is the larger half.
     while (rec.tailChars > this.#tailChars && rec.tail.length - rec.tailHead > 1) {
       rec.tailChars -= rec.tail[rec.tailHead].data.length;
-      rec.tail[rec.tailHead++] = DROPPED; // its text can go now (chunks are up to 256 KiB)
+      // Let go of the text now: in chunks mode each dropped entry can hold 64 KiB, and up to
+      // 1024 of them wait for the next compaction (hundreds of MiB under a slow reader).
+      rec.tail[rec.tailHead++] = DROPPED;
       rec.truncated = true;
     }
     if (rec.tailHead > 1024 && rec.tailHead * 2 > rec.tail.length) {
@@ -337,14 +339,15 @@ export class ObserverHub {
    */
   watch(obs: Observer, p: WatchParams, after: (() => void)[] = []): WatchSnapshot {
     this.#prune();
+    // Resolve the chosen jobs first: an unknown one fails the call without subscribing.
+    const wanted = p.output?.map((o) => this.find(o.session_id, o.job_id));
     let following = this.#observers.get(obs);
     if (!following) {
       following = new Set();
       this.#observers.set(obs, following);
       this.#tick ??= setInterval(() => this.#onTick(), this.#tickMs);
     }
-    if (p.output) {
-      const wanted = p.output.map((o) => this.find(o.session_id, o.job_id));
+    if (wanted) {
       for (const rec of following) {
         if (!wanted.includes(rec)) {
           rec.watchers.delete(obs);

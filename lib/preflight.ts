@@ -54,6 +54,8 @@ export interface PreflightServer {
   url: string;
   /** Token it should accept. */
   token?: string;
+  /** PEM text of a private CA (or self-signed certificate) to trust for `wss://`. */
+  ca?: string;
 }
 
 /** What {@linkcode preflight} checks. */
@@ -114,7 +116,7 @@ async function checkClaude(
 ): Promise<string | undefined> {
   let client: CcxClient | undefined;
   try {
-    client = await CcxClient.connect(s.url, { token: s.token });
+    client = await CcxClient.connect(s.url, { token: s.token, ca: s.ca });
     const r = await runToEnd(client, { argv: [claude, "--version"], timeout: timeoutMs / 1000 });
     if (r.exitCode === 126 || r.exitCode === 127) {
       return claudeNotFound(claude, `the server ${s.url} could not start it (exit ${r.exitCode})`)

@@ -66,6 +66,8 @@ export interface FinishedTask {
   durationS: number;
   /** Why (shown after `—` for failures and errors). */
   reason: string;
+  /** The fleet worker that ran it (`ccx stress --queue`), shown as `on WORKER`. */
+  worker?: string;
 }
 
 /**
@@ -174,6 +176,7 @@ export class Progress {
     let line = `[${this.#done}/${this.#total}] ${statusWord(result.status, this.#color)} ${
       oneLine(result.id, 200)
     } (${formatDuration(result.durationS)})`;
+    if (result.worker) line += ` on ${oneLine(result.worker, 100)}`;
     const reason = oneLine(result.reason);
     if (result.status !== "passed" && reason) line += ` — ${reason}`;
     this.#emit(line + "\n");

@@ -1113,7 +1113,9 @@ export interface TableOptions {
 
 /**
  * The console summary: one row per task (Test ID, Category, Status, Duration, Info = patterns
- * found or the reason, Output file), then a counts line and, last, the ratio line.
+ * found or the reason, Output file) and a `SKIP` row per task that did not run; under it, for
+ * each failure or error (up to 20), the reason, an excerpt of the answer and the last stderr
+ * line; a per-category line, a cost/tokens line, then a counts line and, last, the ratio line.
  *
  * @example
  * ```ts
@@ -1176,20 +1178,10 @@ export function formatSummaryTable(report: RunReport, opts: TableOptions): strin
     if (t.answer !== undefined) out.push(`  answer: ${oneLine(excerpt(t.answer, 200, 3), 200)}`);
     const err = t.stderrTail?.split("\n").filter((l) => l.trim()).at(-1);
     if (err) out.push(`  stderr: ${oneLine(err, 200)}`);
-    if (t.fix) out.push(`  fix: ${oneLine(t.fix, 200)}`);
   }
   if (bad.length > 20) out.push(`… and ${bad.length - 20} more (see the reports)`);
   if (bad.length) out.push("");
-  const groups = errorGroups(report.results);
-  if (groups.length > 1 || (groups.length === 1 && groups[0].ids.length > 1)) {
-    for (const g of groups) {
-      out.push(
-        `${g.ids.length} error${g.ids.length === 1 ? "" : "s"} of kind ${g.kind}` +
-          `${g.fix ? `: ${oneLine(g.fix, 200)}` : ""}`,
-      );
-    }
-    out.push("");
-  }
+  // What to do per failure kind is said once, after the table (`fixLines` in `ccx stress`).
   const cats = categorySummaries(report);
   if (cats.length > 1) {
     out.push(

@@ -23,7 +23,15 @@ import { CcxClient, ClientError, type CollectedRun, remoteFiles, runToEnd } from
 import { type FileAccess, localFiles } from "./criteria.ts";
 import type { KeepPolicy } from "./workspace.ts";
 import type { WorkspaceParam } from "./protocol.ts";
-import { modelText } from "./claude.ts";
+import {
+  classifyFailure,
+  type ClaudeFailure,
+  ClaudeLiveWatch,
+  ClaudeStreamParser,
+  FAILURE_POLICIES,
+  modelText,
+  parseClaudeOutput,
+} from "./claude.ts";
 import { type Candidate, pickBest, type PickOptions } from "./pick.ts";
 import { matchPatterns } from "./patterns.ts";
 import { type RunFacts, runFacts } from "./answer.ts";
@@ -50,6 +58,8 @@ export interface ServerTarget {
   url: string;
   /** Token, for servers that require one. */
   token?: string;
+  /** PEM text of a private CA (or self-signed certificate) to trust for `wss://`. */
+  ca?: string;
 }
 
 /** Options of {@linkcode runTasks}. */
@@ -105,6 +115,15 @@ export interface RunnerOptions {
   workspace?: boolean;
   /** What the server keeps of those workspaces (default `failed`; see `execute`'s `keep`). */
   keepWorkspaces?: KeepPolicy;
+  /**
+   * This box is a sandbox: Claude tasks get `IS_SANDBOX=1`, so the CLI accepts
+   * `--dangerously-skip-permissions` as root (`--sandbox`, `CCX_SANDBOX=1`).
+   */
+  sandbox?: boolean;
+  /** Silence allowed before a Claude task's first output (default `CLAUDE_STARTUP_GRACE_S`). */
+  startupGraceS?: number;
+  /** Network retries a Claude task may spend before it ends as `network` (default 30 s). */
+  networkGiveUpS?: number;
 }
 
 /**
@@ -162,8 +181,41 @@ export interface Verdict {
   patternsMissing: string[];
   /** What the patterns were matched against. */
   text: string;
-  /** Set when the run hit a usage/rate limit (worth a retry). */
+  /**
+   * Set when the run failed in a way worth a wait and the same run again (a usage/rate limit,
+   * an overloaded API, an unreachable API: the classifier's `backoff` policy).
+   */
   rateLimited?: { resetTimestamp?: number; retryAfter?: number; message: string };
+  /** The Claude failure kind (see `FAILURE_POLICIES`), when Claude or its API failed. */
+  kind?: string;
+  /** One line saying what to do about `kind`, when there is one. */
+  fix?: string;
+}
+
+/** What {@linkcode judgeRun} knows about a task that runs the Claude CLI. */
+export interface ClaudeRunInfo {
+  /** The task runs Claude: its failures are classified (auth, network, root, …). */
+  isClaude: boolean;
+  /** The failure the live watch ended the run for, if it did. */
+  liveFailure?: ClaudeFailure;
+}
+
+/** Model-side failures: counted against the model (`failed`), not as errors of Claude itself. */
+const MODEL_KINDS = new Set(["token_limit", "max_turns"]);
+
+/**
+ * Whether a task runs the Claude CLI: the seed's default command (no template), or a template
+ * that calls `claude`.
+ *
+ * @example
+ * ```ts
+ * import { runsClaude } from "./runner.ts";
+ * runsClaude({ template: "claude -p hi" }); // true
+ * runsClaude({ template: "echo hi" }); // false
+ * ```
+ */
+export function runsClaude(task: Pick<SuiteTask, "template">): boolean {
+  return task.template === undefined || /(?:^|[\s;&|(`$'"])claude\b/.test(task.template);
 }
 
 /**
@@ -187,6 +239,7 @@ export function judgeRun(
   patternMode: "all" | "any",
   timeouts: { timeoutS?: number; stallTimeoutS?: number } = {},
   markers: string[] = [],
+  claude: ClaudeRunInfo = { isClaude: false },
 ): Verdict {
   const text = modelText(run.stdout) + (run.stderr ? `\n${run.stderr}` : "");
   const { found, missing } = matchPatterns(text, task.expectedPatterns, {
@@ -194,23 +247,63 @@ export function judgeRun(
     markers,
   });
   const base = { patternsFound: found, patternsMissing: missing, text };
+  // When Claude itself failed, its error text is not an answer: no pattern is matched against it.
+  const unjudged = { patternsFound: [], patternsMissing: [...task.expectedPatterns], text };
+  const failure = claude.liveFailure ??
+    (claude.isClaude && !task.expectNonZeroExit
+      ? classifyFailure(parseClaudeOutput(run.stdout), {
+        exitCode: run.exitCode,
+        status: run.status,
+        stderr: run.stderr,
+        signal: run.signal,
+      })
+      : undefined);
+  const claudeFailed = failure !== undefined && failure.kind !== "error" &&
+    !((failure.kind === "timeout" || failure.kind === "stall" || failure.kind === "canceled") &&
+      !claude.liveFailure);
+  if (failure && claudeFailed) {
+    const fix = FAILURE_POLICIES[failure.kind].fix;
+    const v: Verdict = {
+      ...unjudged,
+      status: MODEL_KINDS.has(failure.kind) ? "failed" : "error",
+      reason: `${failure.kind}: ${failure.message}`,
+      kind: failure.kind,
+      ...(fix ? { fix } : {}),
+    };
+    if (failure.retry === "backoff") {
+      v.rateLimited = {
+        message: failure.message,
+        ...(failure.resetTimestamp !== undefined ? { resetTimestamp: failure.resetTimestamp } : {}),
+        ...(failure.retryAfter !== undefined ? { retryAfter: failure.retryAfter } : {}),
+      };
+    }
+    return v;
+  }
   const rate = run.limits.find((l) => l.kind === "rate_limit");
   if (rate) {
     return {
-      ...base,
+      ...unjudged,
       status: "error",
       reason: `rate limited: ${rate.message}`,
       rateLimited: { ...rate },
+      kind: "rate_limit",
+      fix: FAILURE_POLICIES.rate_limit.fix,
     };
   }
   switch (run.status) {
     case "timeout":
-      return { ...base, status: "error", reason: `timed out after ${timeouts.timeoutS ?? "?"}s` };
+      return {
+        ...base,
+        status: "error",
+        reason: `timed out after ${timeouts.timeoutS ?? "?"}s`,
+        ...(claude.isClaude ? { kind: "timeout", fix: FAILURE_POLICIES.timeout.fix } : {}),
+      };
     case "stalled":
       return {
         ...base,
         status: "error",
         reason: `stalled: no output for ${timeouts.stallTimeoutS ?? "?"}s`,
+        ...(claude.isClaude ? { kind: "stall", fix: FAILURE_POLICIES.stall.fix } : {}),
       };
     case "canceled":
       return { ...base, status: "error", reason: "interrupted" };
@@ -255,7 +348,7 @@ class Connections {
       if (c && !c.closed) return c;
     }
     const s = this.servers[index];
-    const p = CcxClient.connect(s.url, { token: s.token });
+    const p = CcxClient.connect(s.url, { token: s.token, ca: s.ca });
     this.#clients.set(index, p);
     try {
       return await p;
@@ -303,10 +396,32 @@ async function runBuilt(
   conn: Conn,
   built: BuiltCommand,
   t: { timeoutS?: number; stallTimeoutS?: number },
-  opts: Pick<TaskOptions, "signal" | "onOutput" | "onJobStarted">,
+  opts: Pick<
+    TaskOptions,
+    "signal" | "onOutput" | "onJobStarted" | "sandbox" | "startupGraceS" | "networkGiveUpS"
+  >,
   rid: string,
   workspace?: WorkspaceParam,
-): Promise<CollectedRun> {
+  isClaude = false,
+): Promise<CollectedRun & { liveFailure?: ClaudeFailure }> {
+  // A Claude task is watched live: a 401/403 in an `api_retry` line or network retries past the
+  // bound end it at once, and its stall clock (kept here, not on the server) spares the CLI's
+  // silent startup. It gets IS_SANDBOX=1 with `opts.sandbox`.
+  const env = { ...built.env };
+  if (isClaude && (opts.sandbox || Deno.env.get("IS_SANDBOX") === "1")) env.IS_SANDBOX ??= "1";
+  const stop = new AbortController();
+  const onAbort = () => stop.abort();
+  opts.signal?.addEventListener("abort", onAbort, { once: true });
+  if (opts.signal?.aborted) stop.abort();
+  const parser = new ClaudeStreamParser();
+  const watch = isClaude
+    ? new ClaudeLiveWatch({
+      stallTimeoutS: t.stallTimeoutS,
+      startupGraceS: opts.startupGraceS,
+      networkGiveUpS: opts.networkGiveUpS,
+      onFailure: () => stop.abort(),
+    })
+    : undefined;
   let run: CollectedRun;
   try {
     run = await runToEnd(
@@ -314,26 +429,32 @@ async function runBuilt(
       {
         command: built.command,
         argv: built.argv,
-        env: built.env,
+        env: Object.keys(env).length ? env : undefined,
         timeout: t.timeoutS,
-        stall_timeout: t.stallTimeoutS,
+        ...(isClaude ? {} : { stall_timeout: t.stallTimeoutS }),
         ...(workspace ? { workspace } : {}),
       },
       {
-        ...(opts.onOutput ? { onOutput: (type, data) => opts.onOutput!(rid, type, data) } : {}),
+        onOutput: (type, data) => {
+          watch?.output(type === "stdout" ? parser.push(data) : []);
+          opts.onOutput?.(rid, type, data);
+        },
         onEvent: (method, params) => {
           if (method === "process.started" && typeof params.pgid === "number") {
             opts.onJobStarted?.(rid, params.pgid, conn.url);
           }
         },
       },
-      opts.signal,
+      stop.signal,
     );
   } catch (e) {
     if (e instanceof ClientError && conn.client.closed && !opts.signal?.aborted) {
       throw new ServerLostError(conn.url, e.message);
     }
     throw e;
+  } finally {
+    watch?.stop();
+    opts.signal?.removeEventListener("abort", onAbort);
   }
   if (
     run.status === "killed" && !opts.signal?.aborted &&
@@ -341,7 +462,9 @@ async function runBuilt(
   ) {
     throw new ServerLostError(conn.url, "server shut down while the task ran");
   }
-  return run;
+  // The live stall clock ended it: report a stall as the server would have.
+  if (watch?.failure?.kind === "stall") return { ...run, status: "stalled" };
+  return watch?.failure ? { ...run, liveFailure: watch.failure } : run;
 }
 
 /** The `workspace` param for a task's runs, or undefined with `workspace: false`. */
@@ -652,6 +775,7 @@ export async function runTask(
       const timestamp = formatTimestamp();
       const marker = resolveMarker(task, timestamp);
       const built = buildTaskCommand(task, { marker, timestamp }, { claude: opts.claude });
+      const isClaude = runsClaude(task);
       const conn = await connect();
       const run = await runBuilt(
         conn,
@@ -660,10 +784,16 @@ export async function runTask(
         opts,
         rid,
         workspaceFor(task, opts),
+        isClaude,
       );
-      const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, [
-        marker,
-      ]);
+      const v = judgeRun(
+        task,
+        run,
+        opts.patternMode ?? "all",
+        { timeoutS, stallTimeoutS },
+        [marker],
+        { isClaude, liveFailure: run.liveFailure },
+      );
       await checkFiles(v, task, run, conn.client);
       if (opts.signal?.aborted && run.status === "canceled") v.reason = "interrupted";
       await recordRun(opts, task, run, v);
@@ -700,13 +830,19 @@ export async function runTask(
         patternsMissing: v.patternsMissing,
         outputFile,
         attempts,
+        ...(v.kind ? { kind: v.kind } : {}),
+        ...(v.fix ? { fix: v.fix } : {}),
         ...runFacts(run.stdout, run.stderr),
         ...workspaceFields(run),
       };
     }
   } catch (e) {
     if (e instanceof ServerLostError && !opts.signal?.aborted) throw e;
-    const reason = opts.signal?.aborted ? "interrupted" : `runner: ${(e as Error).message}`;
+    const message = (e as Error).message;
+    const reason = opts.signal?.aborted ? "interrupted" : `runner: ${message}`;
+    // The server could not start the Claude CLI: it is missing.
+    const missing = !opts.signal?.aborted && runsClaude(task) &&
+      /program not found|No such file/i.test(message);
     return {
       ...base,
       status: "error",
@@ -716,6 +852,7 @@ export async function runTask(
       patternsFound: [],
       patternsMissing: [...task.expectedPatterns],
       attempts: 1,
+      ...(missing ? { kind: "cli_missing", fix: FAILURE_POLICIES.cli_missing.fix } : {}),
     };
   }
 }
@@ -755,7 +892,7 @@ export interface InstanceRun {
   /** Exit code, `null` when it never exited on its own. */
   exitCode: number | null;
   /** Its verdict. */
-  v: Pick<Verdict, "status" | "reason" | "patternsFound" | "patternsMissing">;
+  v: Pick<Verdict, "status" | "reason" | "patternsFound" | "patternsMissing" | "kind" | "fix">;
   /** Where its output went (when the task saves output). */
   outputFile?: string;
   /** Files the run created in its workspace. */
@@ -807,6 +944,7 @@ export async function runInstance(
     { claude: opts.claude },
   );
   const conn = await connect();
+  const isClaude = runsClaude(task);
   const run = await runBuilt(
     conn,
     built,
@@ -814,8 +952,12 @@ export async function runInstance(
     opts,
     `${rid}.i${i + 1}`,
     workspaceFor(task, opts),
+    isClaude,
   );
-  const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, [own]);
+  const v = judgeRun(task, run, opts.patternMode ?? "all", { timeoutS, stallTimeoutS }, [own], {
+    isClaude,
+    liveFailure: run.liveFailure,
+  });
   await checkFiles(v, task, run, conn.client);
   if (opts.signal?.aborted && run.status === "canceled") v.reason = "interrupted";
   const outputFile = task.saveOutput ? join(opts.outDir, `${rid}.i${i + 1}.txt`) : undefined;
@@ -843,6 +985,8 @@ export async function runInstance(
       reason: v.reason,
       patternsFound: v.patternsFound,
       patternsMissing: v.patternsMissing,
+      ...(v.kind ? { kind: v.kind } : {}),
+      ...(v.fix ? { fix: v.fix } : {}),
     },
     outputFile,
     facts: runFacts(run.stdout, run.stderr),
@@ -935,6 +1079,9 @@ export async function pickInstances(
   const best = runs.find((r) => r.i + 1 === pick.best?.index);
   if (!best) {
     const allErrors = runs.every((r) => r.v.status === "error");
+    // Every instance failed the same way (root refused, auth, …): the task did too.
+    const kinds = new Set(runs.map((r) => r.v.kind));
+    const same = kinds.size === 1 ? runs[0]?.v : undefined;
     return {
       ...base,
       status: allErrors ? "error" : "failed",
@@ -948,6 +1095,8 @@ export async function pickInstances(
       attempts: 1,
       instances,
       ...runs[0]?.facts,
+      ...(same?.kind ? { kind: same.kind } : {}),
+      ...(same?.fix ? { fix: same.fix } : {}),
     };
   }
   const note = pick.scores.find((s) => s.index === best.i + 1)?.note ?? "";

@@ -44,6 +44,7 @@ import { join } from "node:path";
 import { type Job, type JobResult, StartError, startJob } from "./supervisor.ts";
 import { type ClaudeLimit, detectClaudeLimit } from "./claude.ts";
 import { DEFAULT_PASS_ENV, passEnvProblem } from "./job_env.ts";
+import { ConnectionGate, defaultMaxConnections, GATE_CONN_HEADER, gatePeer } from "./gate.ts";
 import { JobJournal, type ReapedGroup, reapOrphans } from "./journal.ts";
 import { createLogger, type LogFields, type LogFormat, type Logger } from "./log.ts";
 import { type ObservedRecord, type Observer, ObserverHub, validateWatch } from "./observer.ts";
@@ -111,6 +112,22 @@ export interface ServerOptions {
    * for none. At start the server ends the job groups that dead servers left there.
    */
   journalDir?: string | false;
+  /**
+   * PEM certificate chain and private key (their text, not file names): the
+   * server then speaks TLS only (`wss://`, `https://`).
+   */
+  tls?: { cert: string; key: string };
+  /** Connections open at once (default: from the open-file limit, see `defaultMaxConnections`). */
+  maxConnections?: number;
+  /** Seconds a connection has for its TLS handshake and request head (default 10). */
+  requestTimeoutS?: number;
+  /**
+   * Largest WebSocket message a client may start sending; larger ones are closed
+   * with 1009 before their payload is read (default 4 × `maxMessageBytes`,
+   * between 1 MiB and 64 MiB). Messages between `maxMessageBytes` and this are
+   * answered -32004.
+   */
+  maxFrameBytes?: number;
   /** Called once the server listens. */
   onListen?: (addr: { hostname: string; port: number }) => void;
   /** Finished jobs that stay listed for observers (`watch`), at most (default 100). */
@@ -135,6 +152,18 @@ export interface Health {
   running_jobs: number;
   /** Whole seconds since the server started (rounded). */
   uptime_seconds: number;
+  /** TCP/TLS connections open now (sessions, handshakes, health checks). */
+  open_connections: number;
+  /** The cap on open connections. */
+  max_connections: number;
+  /** Connections refused with 503 at the cap, since start. */
+  refused_connections: number;
+  /** Connections closed for not sending a request in time (or evicted by a newer one at the cap). */
+  dropped_connections: number;
+  /** Accept calls that failed (e.g. out of file descriptors) and were retried. */
+  accept_errors: number;
+  /** Connections closed 1009 (message too big) or 1007 (invalid UTF-8). */
+  frame_violations: number;
 }
 
 /** The error thrown when the server refuses to start; the message says how to fix it. */
@@ -214,7 +243,7 @@ class Session {
   #heartbeat: ReturnType<typeof setTimeout> | undefined;
 
   /** Ends the underlying connection at once (set by the connection gate). */
-  abort?: () => void;
+  abort?: (code: number, reason: string) => void;
 
   /** This session as an observer: what `watch` registers with the hub. */
   readonly asObserver: Observer = {
@@ -824,11 +853,16 @@ export class CcxServer {
   /** Every job of every session as observers (`watch`) see it. */
   readonly observers: ObserverHub;
   readonly #sessions = new Set<Session>();
-  readonly #server: Deno.HttpServer<Deno.NetAddr>;
+  readonly #server: Deno.HttpServer<Deno.UnixAddr>;
+  readonly #gate: ConnectionGate;
+  readonly #socketDir: string;
+  /** True when the server speaks TLS (`wss://`). */
+  readonly tls: boolean;
   readonly #token?: string;
   readonly #origins: Set<string>;
   readonly #startedAt = performance.now();
   #shutdown: Promise<void> | undefined;
+  #finish!: () => void;
   #workspaces: WorkspaceManager | undefined;
   readonly #workspaceRoot: string;
   readonly #workspaceMaxBytes?: number;
@@ -898,21 +932,37 @@ export class CcxServer {
       }
     } else this.reaped = Promise.resolve([]);
     this.journal = journal;
+    // Deno.serve listens on a private Unix socket; the gate owns the public port.
+    this.#socketDir = Deno.makeTempDirSync({ prefix: "ccx-serve-" });
+    const path = join(this.#socketDir, "http.sock");
+    this.#server = Deno.serve({ path, onListen: () => {} }, (req) => this.#route(req));
+    this.tls = opts.tls !== undefined;
     try {
-      this.#server = Deno.serve({
+      this.#gate = ConnectionGate.listen({
         hostname: host,
         port: opts.port ?? 8004,
-        onListen: (addr) => opts.onListen?.(addr),
-      }, (req, info) => this.#route(req, info));
+        upstreamPath: path,
+        tls: opts.tls,
+        maxConnections: opts.maxConnections ?? defaultMaxConnections(),
+        requestTimeoutMs: (opts.requestTimeoutS ?? 10) * 1000,
+        maxFrameBytes: opts.maxFrameBytes ??
+          Math.min(64 << 20, Math.max(1 << 20, 4 * this.maxMessageBytes)),
+        log: this.log,
+      });
     } catch (e) {
       journal?.close();
+      void this.#server.shutdown().finally(() => this.#removeSocketDir());
+      if (opts.tls && !(e instanceof Deno.errors.AddrInUse)) {
+        throw new ServerConfigError(`--cert/--key: cannot use them: ${(e as Error).message}`);
+      }
       throw e;
     }
-    this.hostname = this.#server.addr.hostname;
-    this.port = this.#server.addr.port;
+    this.hostname = this.#gate.addr.hostname;
+    this.port = this.#gate.addr.port;
+    opts.onListen?.({ hostname: this.hostname, port: this.port });
     this.#origins = new Set(opts.allowOrigins ?? []);
     for (const h of [this.hostname, "localhost", "127.0.0.1", "[::1]"]) {
-      this.#origins.add(`http://${h}:${this.port}`);
+      this.#origins.add(`${this.tls ? "https" : "http"}://${h}:${this.port}`);
     }
     this.heartbeatS = opts.heartbeatS ?? 20;
     this.observers = new ObserverHub({
@@ -921,7 +971,8 @@ export class CcxServer {
       keepFinishedS: opts.keepFinishedS,
       openHistory: opts.openHistory ?? (() => openHistory({})),
     });
-    this.finished = this.#server.finished;
+    // Finished means shut down entirely: jobs ended, journal removed, sockets closed.
+    this.finished = new Promise((resolve) => this.#finish = resolve);
   }
 
   /** Starts listening; throws {@linkcode ServerConfigError} for an unsafe configuration. */
@@ -970,14 +1021,20 @@ export class CcxServer {
     return undefined;
   }
 
-  /** The WebSocket endpoint, e.g. `ws://127.0.0.1:8004/ws`. */
+  /** The WebSocket endpoint, e.g. `ws://127.0.0.1:8004/ws` (`wss://` with TLS). */
   get url(): string {
-    return `ws://${this.#urlHost()}:${this.port}/ws`;
+    return `${this.tls ? "wss" : "ws"}://${this.#urlHost()}:${this.port}/ws`;
   }
 
-  /** The HTTP base, e.g. `http://127.0.0.1:8004`. */
+  /** The HTTP base, e.g. `http://127.0.0.1:8004` (`https://` with TLS). */
   get httpUrl(): string {
-    return `http://${this.#urlHost()}:${this.port}`;
+    return `${this.tls ? "https" : "http"}://${this.#urlHost()}:${this.port}`;
+  }
+
+  #removeSocketDir(): void {
+    try {
+      Deno.removeSync(this.#socketDir, { recursive: true });
+    } catch { /* gone */ }
   }
 
   #urlHost(): string {
@@ -1002,6 +1059,7 @@ export class CcxServer {
       max_sessions: this.maxSessions,
       running_jobs: this.runningJobs,
       uptime_seconds: Math.round((performance.now() - this.#startedAt) / 1000),
+      ...this.#gate.stats(),
     };
   }
 
@@ -1045,7 +1103,7 @@ export class CcxServer {
     return tokenMatches(presented, this.#token);
   }
 
-  #route(req: Request, info: Deno.ServeHandlerInfo<Deno.NetAddr>): Response {
+  #route(req: Request): Response {
     const url = new URL(req.url);
     if (url.pathname === "/health" && (req.method === "GET" || req.method === "HEAD")) {
       return Response.json(this.health());
@@ -1086,7 +1144,10 @@ export class CcxServer {
       return Response.json({ error: "expected a WebSocket upgrade" }, { status: 426 });
     }
     if (this.closing) return Response.json({ error: "shutting down" }, { status: 503 });
-    const peer = info.remoteAddr; // readable only before the upgrade
+    // The gate names the connection and its real peer (Deno.serve sees only the Unix socket);
+    // read both before the upgrade consumes the request.
+    const connId = req.headers.get(GATE_CONN_HEADER);
+    const peer = gatePeer(req);
     // A browser cannot set headers on a WebSocket: it offers `ccx` (and the token as
     // `ccx.token.<base64url>`), and the server must then answer with `ccx`.
     const offersCcx = offeredSubprotocols(req).includes(SUBPROTOCOL);
@@ -1100,11 +1161,14 @@ export class CcxServer {
     // Observing every session's jobs: with a token, whoever presented it; without one (the
     // server is then on loopback), only loopback peers.
     const mayObserve = this.#token !== undefined || isLoopback(peer.hostname);
-    this.#accept(socket, remote, mayObserve);
+    const session = this.#accept(socket, remote, mayObserve);
+    if (session && connId) {
+      session.abort = (code, reason) => this.#gate.closeWith(connId, code, reason);
+    }
     return res;
   }
 
-  #accept(ws: WebSocket, remote: string, mayObserve: boolean): void {
+  #accept(ws: WebSocket, remote: string, mayObserve: boolean): Session | undefined {
     if (this.#sessions.size >= this.maxSessions) {
       ws.onopen = () => {
         const err = new RpcError(
@@ -1140,6 +1204,7 @@ export class CcxServer {
     ws.onmessage = (ev) => session.onMessage(ev.data);
     ws.onclose = () => this.#gone(session);
     ws.onerror = () => {};
+    return session;
   }
 
   /** A session's connection is over: its jobs are canceled as for a disconnect. */
@@ -1163,10 +1228,12 @@ export class CcxServer {
       close_code: code,
       ...fields,
     });
-    try {
-      session.ws.close(code, reason);
-    } catch { /* already closing */ }
-    session.abort?.();
+    if (session.abort) session.abort(code, reason); // the gate sends the close frame
+    else {
+      try {
+        session.ws.close(code, reason);
+      } catch { /* already closing */ }
+    }
     this.#gone(session);
   }
 
@@ -1181,6 +1248,7 @@ export class CcxServer {
 
   async #doShutdown(): Promise<void> {
     this.closing = true;
+    const stopAccepting = this.#gate.close(false);
     this.observers.close();
     const sessions = [...this.#sessions];
     for (const s of sessions) s.stopHeartbeat();
@@ -1193,9 +1261,14 @@ export class CcxServer {
         s.ws.close(1001, "server shutting down");
       } catch { /* already closed */ }
     }
+    await Promise.race([this.#server.shutdown(), new Promise((r) => setTimeout(r, 1000))]);
+    await this.#gate.close(true);
+    await stopAccepting;
     await this.#server.shutdown();
+    this.#removeSocketDir();
     await this.reaped;
     this.journal?.close();
+    this.#finish();
   }
 }
 

@@ -1078,8 +1078,10 @@ export function shellQuote(word: string): string {
  * - Without a template (seed tasks that only give a request): returns `argv`, the seed's default
  *   Claude invocation, run without a shell:
  *   `[claude, "-p", "[marker:M] METATAGS REQUEST", "--output-format", "stream-json", "--verbose",
- *   "--dangerously-skip-permissions", "--allowedTools", "none"]`, plus `--model M` when
- *   `vars.model` is given.
+ *   "--dangerously-skip-permissions"]`, plus `--model M` when `vars.model` is given. The seed's
+ *   `--allowedTools none` is left out: the real CLI reads `none` as a tool name and restricts
+ *   nothing (a template that wants no tools says `--tools ""`); the seed suite's own templates
+ *   keep it, as they ask for it.
  *
  * @example
  * ```ts
@@ -1122,8 +1124,6 @@ export function buildTaskCommand(
       "stream-json",
       "--verbose",
       "--dangerously-skip-permissions",
-      "--allowedTools",
-      "none",
     ];
     if (vars.model !== undefined && vars.model !== "") argv.push("--model", vars.model);
     return { argv, display: argv.map(shellQuote).join(" ") };

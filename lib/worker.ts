@@ -20,8 +20,8 @@
  * @module
  */
 
-import { hostname } from "node:os";
-import { basename } from "node:path";
+import { hostname, tmpdir } from "node:os";
+import { basename, join } from "node:path";
 import { type Job, WaitingError, Worker } from "bullmq";
 import { CcxClient } from "./client.ts";
 import { type CcxServer, startInProcessServer } from "./server.ts";
@@ -42,7 +42,7 @@ type RedisClient = Awaited<ReturnType<typeof connectRedis>>;
 
 /**
  * Seconds a task's lock lasts by default: a dead worker's tasks are taken again after at most
- * about 1.5 times this (lock expiry plus half a lock for the stalled-job check).
+ * about 1.25 times this (lock expiry plus a quarter lock for the stalled-job check).
  *
  * @example
  * ```ts
@@ -153,7 +153,7 @@ export class FleetWorker {
         concurrency: Math.max(1, opts.concurrency ?? 1),
         name: w.name,
         lockDuration: lockMs,
-        stalledInterval: Math.max(500, Math.round(lockMs / 2)),
+        stalledInterval: Math.max(250, Math.round(lockMs / 4)),
         maxStalledCount: 2,
       },
     );
@@ -224,7 +224,14 @@ export class FleetWorker {
     const d = job.data;
     const jobId = job.id!;
     const deliveries = Math.max(1, job.attemptsStarted ?? 1);
-    if (await this.#redis.exists(cancelKey)) {
+    const progress = (p: Omit<FleetProgress, "worker">) =>
+      job.updateProgress({ worker: this.name, ...p }).catch(() => {});
+    // One round trip for both: is the run canceled, and who has the task.
+    const [canceled] = await Promise.all([
+      this.#redis.exists(cancelKey),
+      progress({ state: "started" }),
+    ]);
+    if (canceled) {
       const r = interrupted(d);
       const instance = d.instance === undefined ? undefined : {
         i: d.instance,
@@ -239,11 +246,11 @@ export class FleetWorker {
         : { worker: this.name, result: r, files: {}, deliveries };
     }
     this.#active.set(jobId, d.runId);
-    const progress = (p: Omit<FleetProgress, "worker">) =>
-      job.updateProgress({ worker: this.name, ...p }).catch(() => {});
-    await progress({ state: "started" });
     this.#log(`${d.rid}${d.instance === undefined ? "" : ` instance ${d.instance + 1}`} started`);
-    const outDir = await Deno.makeTempDir({ prefix: "ccx-worker-" });
+    // Outputs are written here, handed back, and removed; nothing to write, no directory.
+    const outDir = d.task.saveOutput
+      ? await Deno.makeTempDir({ prefix: "ccx-worker-" })
+      : join(tmpdir(), "ccx-worker-unused");
     let bytes = 0;
     let tail = "";
     let flushed = 0;
@@ -255,6 +262,7 @@ export class FleetWorker {
       history: d.settings.record ? this.#history : undefined,
       workspace: d.settings.workspace,
       keepWorkspaces: d.settings.keepWorkspaces,
+      sandbox: Deno.env.get("CCX_SANDBOX") === "1",
       signal,
       onOutput: (_id, _type, data) => {
         bytes += data.length;
@@ -287,7 +295,7 @@ export class FleetWorker {
       throw e;
     } finally {
       this.#active.delete(jobId);
-      await Deno.remove(outDir, { recursive: true }).catch(() => {});
+      if (d.task.saveOutput) await Deno.remove(outDir, { recursive: true }).catch(() => {});
     }
   }
 

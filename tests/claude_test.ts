@@ -1,19 +1,20 @@
 import assert from "node:assert/strict";
-import { fileURLToPath } from "node:url";
-import { join } from "node:path";
+import { FAKE_CLAUDE } from "./helpers.ts";
 import {
   buildClaudeArgv,
   chooseTools,
   classifyFailure,
+  ClaudeLiveWatch,
   ClaudeStreamParser,
   type ClaudeTranscript,
   detectClaudeLimit,
+  FAILURE_POLICIES,
   looksLikeStreamJson,
   modelText,
   parseClaudeOutput,
+  retryFailure,
 } from "../lib/claude.ts";
 
-const FAKE = fileURLToPath(new URL("./fixtures/claude", import.meta.url));
 const SID = "0b5a3f53-4c1e-4d6e-9f4a-2e4d4a7c4b41";
 
 // A realistic stream: init, text, tool use, tool result, final text, result.
@@ -28,7 +29,7 @@ const STREAM = [
     model: "claude-sonnet-4-5-20250929",
     permissionMode: "bypassPermissions",
     apiKeySource: "none",
-    claude_code_version: "2.0.14",
+    claude_code_version: "2.1.197",
     uuid: "44444444-4444-4444-8444-444444444444",
   }),
   JSON.stringify({
@@ -128,7 +129,7 @@ Deno.test("ClaudeStreamParser reads the init line", () => {
     cwd: "/tmp/work",
     tools: ["Bash", "Read", "Write"],
     permissionMode: "bypassPermissions",
-    version: "2.0.14",
+    version: "2.1.197",
   });
 });
 
@@ -163,6 +164,12 @@ Deno.test("ClaudeStreamParser collects assistant text, tool uses, tool results a
     costUsd: 0.0414,
     durationMs: 4242,
     sessionId: SID,
+    apiErrorStatus: undefined,
+    apiErrorType: undefined,
+    terminalReason: undefined,
+    errors: [],
+    startupFailureReason: undefined,
+    stopReason: undefined,
   });
   assert.deepEqual(t.nonJsonLines, []);
 });
@@ -425,12 +432,20 @@ Deno.test("classifyFailure() recognises limits, with the reset time", () => {
   );
 });
 
-Deno.test("classifyFailure() recognises authentication failures", () => {
-  const f = classifyFailure(errorResult("Invalid API key · Please run /login"), failed);
+Deno.test("classifyFailure() recognises authentication failures, and not being logged in", () => {
+  const f = classifyFailure(errorResult("Invalid API key · Fix external API key"), failed);
   assert.equal(f?.kind, "auth");
+  assert.equal(f?.retry, "never");
   assert.match(f?.message ?? "", /Invalid API key/);
+  const forbidden = classifyFailure(
+    errorResult("Failed to authenticate. API Error: 403 nope", { api_error_status: 403 }),
+    failed,
+  );
+  assert.deepEqual([forbidden?.kind, forbidden?.status], ["auth", 403]);
+  const login = classifyFailure(errorResult("Not logged in · Please run /login"), failed);
+  assert.equal(login?.kind, "not_logged_in");
   const oauth = classifyFailure(errorResult("OAuth token has expired. Please run /login"), failed);
-  assert.equal(oauth?.kind, "auth");
+  assert.equal(oauth?.kind, "not_logged_in");
 });
 
 Deno.test("classifyFailure() maps timeout, stall and cancel statuses", () => {
@@ -466,7 +481,8 @@ Deno.test("classifyFailure() calls other failures errors", () => {
     resultLine({ subtype: "error_during_execution", is_error: true }),
   );
   assert.equal(classifyFailure(during, failed)?.kind, "error");
-  assert.equal(classifyFailure(errorResult("Something odd happened"), failed)?.kind, "error");
+  // An error result the CLI printed without any field or text ccx knows: an API error.
+  assert.equal(classifyFailure(errorResult("Something odd happened"), failed)?.kind, "api_error");
   // A success result but a non-zero exit code.
   const f = classifyFailure(parseClaudeOutput(STREAM), { exitCode: 3, status: "failed" });
   assert.equal(f?.kind, "error");
@@ -477,7 +493,11 @@ Deno.test("classifyFailure() calls other failures errors", () => {
     status: "failed",
     stderr: "Error: bad flag\n",
   });
-  assert.deepEqual(plain, { kind: "error", message: "exited with code 2: Error: bad flag" });
+  assert.deepEqual(plain, {
+    kind: "error",
+    message: "exited with code 2: Error: bad flag",
+    retry: "refine",
+  });
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -513,17 +533,22 @@ Deno.test("buildClaudeArgv() builds the stream-json command line", () => {
       "sonnet",
       "--max-turns",
       "5",
-      "--allowedTools",
+      "--tools",
       "Write,Read",
       "--dangerously-skip-permissions",
     ],
   );
+  // `--allowedTools none` restricts nothing in the real CLI; `--tools ""` gives no tools.
   assert.deepEqual(buildClaudeArgv({ claude: "c", prompt: "q", tools: "none" }).slice(-2), [
-    "--allowedTools",
-    "none",
+    "--tools",
+    "",
   ]);
   assert.equal(buildClaudeArgv({ claude: "c", prompt: "q", tools: [] }).length, 6);
-  assert.throws(() => buildClaudeArgv({ claude: "c", prompt: "q", maxTurns: 0 }), RangeError);
+  assert.deepEqual(buildClaudeArgv({ claude: "c", prompt: "q", maxTurns: 0 }).slice(-2), [
+    "--max-turns",
+    "0",
+  ]);
+  assert.throws(() => buildClaudeArgv({ claude: "c", prompt: "q", maxTurns: -1 }), RangeError);
 });
 
 Deno.test("buildClaudeArgv() passes quotes, $ and backticks as one untouched argument", () => {
@@ -550,414 +575,352 @@ Deno.test("chooseTools() picks tools from whole-word verbs and always includes R
 });
 
 // ---------------------------------------------------------------------------------------------
-// End to end: the stand-in CLI as a real process
+// The classifier on what the CLI prints (CLAUDE_CLI.md), structured fields first
 // ---------------------------------------------------------------------------------------------
 
-interface Run {
-  code: number;
-  signal: Deno.Signal | null;
-  stdout: string;
-  stderr: string;
-  transcript: ClaudeTranscript;
+function line(o: Record<string, unknown>): string {
+  return JSON.stringify(o) + "\n";
 }
-
-async function run(
-  argv: string[],
-  opts: { cwd?: string; env?: Record<string, string>; stdin?: string } = {},
-): Promise<Run> {
-  const cmd = new Deno.Command(argv[0], {
-    args: argv.slice(1),
-    cwd: opts.cwd,
-    env: { FAKE_CLAUDE_MODE: "", ...opts.env },
-    stdin: opts.stdin === undefined ? "null" : "piped",
-    stdout: "piped",
-    stderr: "piped",
+function synthetic(text: string, error: string): string {
+  return line({
+    type: "assistant",
+    message: { model: "<synthetic>", role: "assistant", content: [{ type: "text", text }] },
+    error,
   });
-  let out: Deno.CommandOutput;
-  if (opts.stdin === undefined) {
-    out = await cmd.output();
-  } else {
-    const child = cmd.spawn();
-    const w = child.stdin.getWriter();
-    await w.write(new TextEncoder().encode(opts.stdin));
-    await w.close();
-    out = await child.output();
-  }
-  const stdout = new TextDecoder().decode(out.stdout);
-  return {
-    code: out.code,
-    signal: out.signal,
-    stdout,
-    stderr: new TextDecoder().decode(out.stderr),
-    transcript: parseClaudeOutput(stdout),
-  };
 }
-
-function claude(prompt: string, extra: Partial<Parameters<typeof buildClaudeArgv>[0]> = {}) {
-  return buildClaudeArgv({ claude: FAKE, prompt, skipPermissions: true, ...extra });
-}
-
-async function withTempDir(fn: (dir: string) => Promise<void>): Promise<void> {
-  const dir = await Deno.makeTempDir({ prefix: "ccx_claude_test_" });
-  try {
-    await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await Deno.stat(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Alive and not a zombie. */
-async function alive(pid: number): Promise<boolean> {
-  try {
-    const stat = await Deno.readTextFile(`/proc/${pid}/stat`);
-    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
-  } catch {
-    return false;
-  }
-}
-
-/** Reads stdout until `pattern` appears; returns what was read. */
-async function readUntil(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
-  pattern: RegExp,
-): Promise<string> {
-  const dec = new TextDecoder();
-  let text = "";
-  while (!pattern.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`stream ended before ${pattern}: ${text}`);
-    text += dec.decode(value, { stream: true });
-  }
-  return text;
-}
-
-Deno.test("fake claude: --version prints the version like the real CLI", async () => {
-  const r = await run([FAKE, "--version"]);
-  assert.equal(r.code, 0);
-  assert.equal(r.stdout, "2.0.14 (Claude Code)\n");
-});
-
-Deno.test("fake claude: stream-json without --verbose is refused as by the real CLI", async () => {
-  const r = await run([FAKE, "-p", "hi", "--output-format", "stream-json"]);
-  assert.equal(r.code, 1);
-  assert.equal(r.stdout, "");
-  assert.equal(
-    r.stderr,
-    "Error: When using --print, --output-format=stream-json requires --verbose\n",
-  );
-});
-
-Deno.test("fake claude: answers arithmetic in stream-json, and the envelope alone would fool a pattern", async () => {
-  const r = await run(claude("What is 2+2?"));
-  assert.equal(r.code, 0);
-  assert.equal(r.transcript.init?.permissionMode, "bypassPermissions");
-  assert.equal(r.transcript.result?.text, "2 + 2 = 4");
-  assert.equal(modelText(r.stdout), "2 + 2 = 4");
-  const envelopeOnly = r.stdout.replaceAll("2 + 2 = 4", "");
-  assert.ok(envelopeOnly.includes("4"), "uuids and token counts contain 4");
-  assert.equal(classifyFailure(r.transcript, { exitCode: r.code, status: "completed" }), undefined);
-  for (const line of r.stdout.trimEnd().split("\n")) assert.doesNotThrow(() => JSON.parse(line));
-});
-
-Deno.test("fake claude: answers the seed's calculation list and echoes the marker", async () => {
-  const r = await run(claude(
-    "[marker:LOCAL_simple_3_20250627_120000] Calculate these 10 math problems quickly: 15+27, " +
-      "83-46, 12*9, 144/12, 2^8, sqrt(169), 15% of 200, 3! (factorial), fibonacci(10), " +
-      "prime factors of 60",
-  ));
-  const text = modelText(r.stdout);
-  for (
-    const p of ["42", "37", "108", "256", "13", "55", "[marker:LOCAL_simple_3_20250627_120000]"]
-  ) {
-    assert.ok(text.includes(p), `${p} in ${text}`);
-  }
-  const quiet = await run(claude("What is 2+2? [marker:M1] [[no-marker]]"));
-  assert.equal(quiet.transcript.result?.text, "2 + 2 = 4");
-});
-
-Deno.test("fake claude: canned answers carry the obvious keywords; text and json formats", async () => {
-  const code = await run(claude("What is a Python function to reverse a string?"));
-  assert.match(modelText(code.stdout), /def reverse_string\(s\):\s+return s\[::-1\]/);
-  const text = await run([FAKE, "-p", "What is the 10th Fibonacci number?"]);
-  assert.equal(text.code, 0);
-  assert.match(text.stdout, /^The 10th Fibonacci number is 55\./);
-  const json = await run([
-    FAKE,
-    "-p",
-    "What is a quick chicken and rice recipe?",
-    "--output-format",
-    "json",
-  ]);
-  const obj = JSON.parse(json.stdout);
-  assert.equal(obj.type, "result");
-  assert.match(obj.result, /chicken/i);
-  assert.match(obj.result, /rice/i);
-});
-
-Deno.test("fake claude: a prompt with quotes, $ and backticks arrives untouched", async () => {
-  const prompt = `What is "it's" $HOME \`whoami\` $(id)?`;
-  const r = await run(claude(prompt));
-  assert.ok(modelText(r.stdout).includes(prompt), modelText(r.stdout));
-  const dashed = await run(claude("--version of what?"));
-  assert.equal(dashed.code, 0);
-  assert.ok(modelText(dashed.stdout).includes("--version of what?"));
-});
-
-Deno.test("fake claude: [[write]] really writes the file with Write tool_use and tool_result lines", async () => {
-  await withTempDir(async (dir) => {
-    const r = await run(claude("Create it [[write:sub/hello.txt=hi\\nthere]]"), { cwd: dir });
-    assert.equal(r.code, 0);
-    const abs = join(dir, "sub/hello.txt");
-    assert.equal(await Deno.readTextFile(abs), "hi\nthere");
-    assert.deepEqual(r.transcript.toolUses.map((u) => [u.name, u.input]), [
-      ["Write", { file_path: abs, content: "hi\nthere" }],
-    ]);
-    assert.deepEqual(r.transcript.toolResults, [{
-      toolUseId: r.transcript.toolUses[0].id,
-      content: `File created successfully at: ${abs}`,
-      isError: false,
-    }]);
-    assert.match(r.transcript.text, /I created sub\/hello\.txt/);
+function apiResult(text: string, fields: Record<string, unknown> = {}): string {
+  return line({
+    type: "result",
+    subtype: "success",
+    is_error: true,
+    api_error_status: null,
+    result: text,
+    terminal_reason: "completed",
+    ...fields,
   });
-});
+}
+const INIT = line({ type: "system", subtype: "init", tools: [], session_id: "s" });
 
-Deno.test("fake claude: without permission the Write is denied, as by the real CLI", async () => {
-  await withTempDir(async (dir) => {
-    const r = await run(claude("Create it [[write:a.txt=x]]", { skipPermissions: false }), {
-      cwd: dir,
-    });
-    assert.equal(r.code, 0);
-    assert.equal(await exists(join(dir, "a.txt")), false);
-    assert.equal(r.transcript.toolResults[0].isError, true);
-    assert.match(r.transcript.toolResults[0].content, /requested permissions to write/);
-    const allowed = await run(
-      claude("Create it [[write:a.txt=x]]", { skipPermissions: false, tools: ["Write", "Read"] }),
-      { cwd: dir },
-    );
-    assert.equal(allowed.transcript.toolResults[0].isError, false);
-    assert.equal(await Deno.readTextFile(join(dir, "a.txt")), "x");
-  });
-});
-
-Deno.test("fake claude: [[claim-write]] claims a file it never wrote", async () => {
-  await withTempDir(async (dir) => {
-    const r = await run(claude("Make config.py [[claim-write:config.py]]"), { cwd: dir });
-    assert.equal(r.code, 0);
-    assert.match(r.transcript.text, /I created config\.py/);
-    assert.deepEqual(r.transcript.toolUses, []);
-    assert.equal(await exists(join(dir, "config.py")), false);
-  });
-});
-
-Deno.test("fake claude: [[usage-limit:+S]] exits 1 with a parseable reset time", async () => {
-  const before = Math.floor(Date.now() / 1000);
-  const r = await run(claude("What is 2+2? [[usage-limit:+3600]]"));
-  assert.equal(r.code, 1);
-  assert.equal(r.transcript.result?.isError, true);
-  const limit = detectClaudeLimit(r.stdout);
-  assert.equal(limit?.kind, "rate_limit");
-  assert.ok(limit!.resetTimestamp! >= before + 3600 && limit!.resetTimestamp! <= before + 3700);
-  const f = classifyFailure(r.transcript, { exitCode: r.code, status: "failed" });
-  assert.equal(f?.kind, "rate_limit");
-  assert.equal(f?.resetTimestamp, limit?.resetTimestamp);
-  const fixed = await run(claude("[[usage-limit:1751299200]]"));
-  assert.equal(detectClaudeLimit(fixed.stdout)?.resetTimestamp, 1751299200);
-});
-
-Deno.test("fake claude: [[rate-limit-429]], [[token-limit]] and [[auth-fail]] are classified", async () => {
-  const cases: [string, string][] = [
-    ["[[rate-limit-429]]", "rate_limit"],
-    ["[[token-limit]]", "token_limit"],
-    ["[[auth-fail]]", "auth"],
+Deno.test("classifyFailure() reads the real CLI's API errors by their fields, each with its policy", () => {
+  const cases: [string, string, string, string][] = [
+    [
+      synthetic("Invalid API key · Fix external API key", "authentication_failed") +
+      apiResult("Invalid API key · Fix external API key", { api_error_status: 401 }),
+      "auth",
+      "never",
+      "Invalid API key",
+    ],
+    [
+      synthetic("Failed to authenticate. API Error: 403 forbidden", "authentication_failed") +
+      apiResult("Failed to authenticate. API Error: 403 forbidden", { api_error_status: 403 }),
+      "auth",
+      "never",
+      "403",
+    ],
+    [
+      synthetic("Not logged in · Please run /login", "authentication_failed") +
+      apiResult("Not logged in · Please run /login", { terminal_reason: "api_error" }),
+      "not_logged_in",
+      "never",
+      "Not logged in",
+    ],
+    [
+      synthetic("API Error: Request rejected (429) · slow down", "rate_limit") +
+      apiResult("API Error: Request rejected (429) · slow down", { api_error_status: 429 }),
+      "rate_limit",
+      "backoff",
+      "slow down",
+    ],
+    [
+      synthetic("API Error: 529 Overloaded. This is a server-side issue", "server_error") +
+      apiResult("API Error: 529 Overloaded. This is a server-side issue", {
+        api_error_status: 529,
+      }),
+      "overloaded",
+      "backoff",
+      "529",
+    ],
+    [
+      apiResult("API Error: 500 Internal server error.", { api_error_type: "api_error" }),
+      "overloaded",
+      "backoff",
+      "500",
+    ],
+    [
+      synthetic("API Error: Unable to connect to API (ConnectionRefused)", "unknown") +
+      apiResult("API Error: Unable to connect to API (ConnectionRefused)"),
+      "network",
+      "backoff",
+      "ConnectionRefused",
+    ],
+    [
+      apiResult("API Error: Can't reach the API server — check your internet or DNS (ENOTFOUND)"),
+      "network",
+      "backoff",
+      "ENOTFOUND",
+    ],
+    [
+      synthetic("Prompt is too long · the request is ~300000 tokens", "invalid_request") +
+      apiResult("Prompt is too long · the request is ~300000 tokens", {
+        api_error_status: 400,
+        terminal_reason: "prompt_too_long",
+      }),
+      "prompt_too_long",
+      "never",
+      "Prompt is too long",
+    ],
+    [
+      apiResult("API Error: Claude's response exceeded the 64000 output token maximum."),
+      "token_limit",
+      "refine",
+      "64000",
+    ],
+    [
+      apiResult("You've hit your weekly limit · resets Oct 9, 2pm"),
+      "rate_limit",
+      "backoff",
+      "resets Oct 9, 2pm",
+    ],
+    [
+      apiResult("API Error: 400 bad request body", { api_error_status: 400 }),
+      "api_error",
+      "never",
+      "400",
+    ],
   ];
-  const runs = await Promise.all(cases.map(([d]) => run(claude(`What is 2+2? ${d}`))));
-  runs.forEach((r, i) => {
-    assert.equal(r.code, 1, cases[i][0]);
-    const f = classifyFailure(r.transcript, { exitCode: r.code, status: "failed" });
-    assert.equal(f?.kind, cases[i][1], cases[i][0]);
-  });
-  assert.equal(detectClaudeLimit(runs[0].stdout)?.errorType, "rate_limit_error");
-  assert.equal(detectClaudeLimit(runs[1].stdout)?.kind, "token_limit");
-  assert.equal(detectClaudeLimit(runs[2].stdout), undefined);
+  for (const [out, kind, retry, words] of cases) {
+    const f = classifyFailure(parseClaudeOutput(INIT + out), { exitCode: 1, status: "failed" });
+    assert.equal(f?.kind, kind, out);
+    assert.equal(f?.retry, retry, out);
+    assert.equal(f?.retry, FAILURE_POLICIES[f!.kind].retry);
+    assert.ok(f?.message.includes(words), `${f?.message} names ${words}`);
+  }
 });
 
-Deno.test("fake claude: [[crash]] prints a stack trace and no result", async () => {
-  const r = await run(claude("What is 2+2? [[crash]]"));
-  assert.equal(r.code, 1);
-  assert.equal(r.transcript.result, undefined);
-  assert.match(r.stderr, /TypeError: .*\n\s+at /);
-  const f = classifyFailure(r.transcript, { exitCode: r.code, status: "failed", stderr: r.stderr });
-  assert.equal(f?.kind, "crash");
-});
-
-Deno.test("fake claude: [[max-turns]] and a real --max-turns both end in error_max_turns", async () => {
-  const forced = await run(claude("What is 2+2? [[max-turns]]"));
-  assert.equal(forced.code, 1);
-  assert.equal(forced.transcript.result?.subtype, "error_max_turns");
-  assert.equal(
-    classifyFailure(forced.transcript, { exitCode: 1, status: "failed" })?.kind,
-    "max_turns",
+Deno.test("classifyFailure(): an error is never the model's text; the error text is kept apart", () => {
+  const t = parseClaudeOutput(
+    INIT + synthetic("API Error: Request rejected (429) · Contains 4", "rate_limit") +
+      apiResult("API Error: Request rejected (429) · Contains 4", { api_error_status: 429 }),
   );
-  await withTempDir(async (dir) => {
-    const natural = await run(claude("[[write:a.txt=1]] [[write:b.txt=2]]", { maxTurns: 1 }), {
-      cwd: dir,
+  assert.equal(t.text, "");
+  assert.deepEqual(t.errorTexts, ["API Error: Request rejected (429) · Contains 4"]);
+  assert.equal(modelText(INIT + apiResult("API Error: 529 Overloaded 4")), "");
+});
+
+Deno.test("classifyFailure() knows startup failures: root refusal, bad invocations", () => {
+  const root = classifyFailure(parseClaudeOutput(""), {
+    exitCode: 1,
+    status: "failed",
+    stderr:
+      "--dangerously-skip-permissions cannot be used with root/sudo privileges for security reasons\n",
+  });
+  assert.equal(root?.kind, "root_refused");
+  assert.match(root?.fix ?? "", /IS_SANDBOX=1/);
+  assert.match(root?.fix ?? "", /non-root user/);
+  const startup = classifyFailure(
+    parseClaudeOutput(line({
+      type: "result",
+      subtype: "error_during_execution",
+      is_error: true,
+      errors: ["--dangerously-skip-permissions cannot be used with root/sudo privileges"],
+      startup_failure_reason: "bypass_root",
+    })),
+    { exitCode: 1, status: "failed" },
+  );
+  assert.equal(startup?.kind, "root_refused");
+  for (
+    const stderr of [
+      "error: unknown option '--x'\n",
+      "Error: When using --print, --output-format=stream-json requires --verbose\n",
+      '"What is it?" was read as a value of --allowedTools, not as a prompt\nError: Input must be provided either through stdin or as a prompt argument when using --print\n',
+    ]
+  ) {
+    const f = classifyFailure(parseClaudeOutput(""), { exitCode: 1, status: "failed", stderr });
+    assert.equal(f?.kind, "bad_invocation", stderr);
+    assert.equal(f?.retry, "never");
+  }
+  // errors[] of any other startup failure reaches the message.
+  const other = classifyFailure(
+    parseClaudeOutput(line({
+      type: "result",
+      subtype: "error_during_execution",
+      is_error: true,
+      errors: ["MCP config is broken"],
+    })),
+    { exitCode: 1, status: "failed" },
+  );
+  assert.match(other?.message ?? "", /MCP config is broken/);
+});
+
+Deno.test("classifyFailure(): SIGINT (exit 0, no result) is an interruption, not a success", () => {
+  const t = parseClaudeOutput(INIT + assistantLine("Let me think"));
+  assert.equal(classifyFailure(t, { exitCode: 0, status: "completed" })?.kind, "interrupted");
+  assert.equal(classifyFailure(t, { exitCode: 143, status: "failed" })?.kind, "interrupted");
+  // Plain output without a Claude stream is not judged so.
+  assert.equal(
+    classifyFailure(parseClaudeOutput("hi\n"), { exitCode: 0, status: "completed" }),
+    undefined,
+  );
+});
+
+Deno.test("classifyFailure(): SIGINT mid-stream (terminal_reason aborted_streaming) is an interruption", () => {
+  const t = parseClaudeOutput(
+    INIT +
+      line({
+        type: "user",
+        message: {
+          role: "user",
+          content: [{ type: "text", text: "[Request interrupted by user]" }],
+        },
+      }) +
+      line({
+        type: "result",
+        subtype: "error_during_execution",
+        is_error: true,
+        terminal_reason: "aborted_streaming",
+        errors: ["[ede_diagnostic] result_type=user last_content_type=n/a stop_reason=null"],
+      }),
+  );
+  const f = classifyFailure(t, { exitCode: 0, status: "completed" });
+  assert.equal(f?.kind, "interrupted");
+  assert.equal(f?.retry, "never");
+});
+
+Deno.test("classifyFailure() of a run ccx ended: what the api_retry lines said", () => {
+  const retry = (status: number | null, error: string) =>
+    line({
+      type: "system",
+      subtype: "api_retry",
+      attempt: 1,
+      max_retries: 10,
+      error_status: status,
+      error,
     });
-    assert.equal(natural.code, 1);
-    assert.equal(natural.transcript.result?.subtype, "error_max_turns");
-    assert.equal(await exists(join(dir, "a.txt")), true);
-    assert.equal(await exists(join(dir, "b.txt")), false);
+  const canceled = { exitCode: null, status: "canceled" };
+  assert.equal(
+    classifyFailure(parseClaudeOutput(INIT + retry(401, "authentication_failed")), canceled)?.kind,
+    "auth",
+  );
+  assert.equal(
+    classifyFailure(parseClaudeOutput(INIT + retry(null, "unknown")), canceled)?.kind,
+    "network",
+  );
+  assert.equal(
+    classifyFailure(parseClaudeOutput(INIT + retry(529, "server_error")), canceled)?.kind,
+    "overloaded",
+  );
+  assert.equal(
+    classifyFailure(parseClaudeOutput(INIT + retry(429, "rate_limit")), canceled)?.kind,
+    "rate_limit",
+  );
+  assert.equal(retryFailure({ attempt: 2, errorStatus: 403, error: "x" }).kind, "auth");
+});
+
+Deno.test("parseClaudeOutput() reads the one JSON array of --output-format json --verbose", () => {
+  const arr = JSON.stringify([
+    { type: "system", subtype: "init", tools: ["Read"] },
+    { type: "assistant", message: { content: [{ type: "text", text: "2 + 2 = 4" }] } },
+    { type: "result", subtype: "success", is_error: false, result: "2 + 2 = 4" },
+  ]);
+  const t = parseClaudeOutput(arr + "\n");
+  assert.deepEqual(t.init?.tools, ["Read"]);
+  assert.equal(t.result?.text, "2 + 2 = 4");
+  assert.equal(modelText(arr), "2 + 2 = 4");
+});
+
+Deno.test("ClaudeLiveWatch ends at once on a 401/403 retry and after the network bound, not on a 429", async () => {
+  const kinds: string[] = [];
+  const watch = (o: Partial<ConstructorParameters<typeof ClaudeLiveWatch>[0]> = {}) =>
+    new ClaudeLiveWatch({ onFailure: (f) => kinds.push(f.kind), ...o });
+  const p = () => new ClaudeStreamParser();
+  const retry = (status: number | null, error: string) =>
+    line({ type: "system", subtype: "api_retry", attempt: 1, error_status: status, error });
+
+  const auth = watch();
+  auth.output(p().push(retry(403, "authentication_failed")));
+  assert.equal(auth.failure?.kind, "auth");
+  auth.stop();
+
+  const rate = watch();
+  rate.output(p().push(retry(429, "rate_limit")));
+  assert.equal(rate.failure, undefined);
+  rate.stop();
+
+  const done = Promise.withResolvers<void>();
+  const net = new ClaudeLiveWatch({
+    networkGiveUpS: 0.05,
+    onFailure: (f) => {
+      kinds.push(f.kind);
+      done.resolve();
+    },
   });
+  net.output(p().push(retry(null, "unknown")));
+  await done.promise;
+  assert.equal(net.failure?.kind, "network");
+  net.stop();
+  assert.deepEqual(kinds, ["auth", "network"]);
 });
 
-Deno.test("fake claude: [[exit:N]], [[answer]], [[lines]] and FAKE_CLAUDE_MODE", async () => {
-  const r = await run(claude("q [[exit:7]] [[answer:exactly this]] [[lines:3]] [[delay:1]]"));
-  assert.equal(r.code, 7);
-  assert.equal(r.transcript.result?.text, "exactly this");
-  assert.equal(r.transcript.assistantText.length, 4);
-  const env = await run(claude("What is 2+2?"), {
-    env: { FAKE_CLAUDE_MODE: "answer:from-env startup:1" },
+Deno.test("ClaudeLiveWatch: the stall clock waits out the startup grace before the first output", async () => {
+  const t0 = performance.now();
+  const done = Promise.withResolvers<string>();
+  const w = new ClaudeLiveWatch({
+    stallTimeoutS: 0.02,
+    startupGraceS: 0.3,
+    onFailure: (f) => done.resolve(f.message),
   });
-  assert.equal(env.transcript.result?.text, "from-env");
-  const both = await run(claude("q [[answer:prompt wins]]"), {
-    env: { FAKE_CLAUDE_MODE: "[[answer:env]] [[silent:1]]" },
+  const message = await done.promise;
+  w.stop();
+  assert.ok(performance.now() - t0 >= 290, "not before the grace");
+  assert.match(message, /no output at all for 0.3 s/);
+  // After the first output, the stall timeout itself applies.
+  const after = Promise.withResolvers<string>();
+  const w2 = new ClaudeLiveWatch({
+    stallTimeoutS: 0.02,
+    startupGraceS: 30,
+    onFailure: (f) => after.resolve(f.kind),
   });
-  assert.equal(both.transcript.result?.text, "prompt wins");
+  w2.output([]);
+  assert.equal(await after.promise, "stall");
+  w2.stop();
 });
 
-Deno.test("fake claude: reads the prompt from stdin only when none is given, and [[stdin]] reads input", async () => {
-  const piped = await run([FAKE, "-p"], { stdin: "What is 6*7?" });
-  assert.equal(piped.stdout, "6 * 7 = 42\n");
-  const withInput = await run([FAKE, "-p", "Summarize [[stdin]] [[no-marker]]"], { stdin: "abc" });
-  assert.match(withInput.stdout, /Input received \(3 characters\):\nabc/);
-  const none = await run([FAKE, "-p"]);
-  assert.equal(none.code, 1);
-  assert.match(none.stderr, /Input must be provided/);
-});
-
-Deno.test("fake claude: output streamed chunk by chunk parses like the whole output", async () => {
-  const child = new Deno.Command(FAKE, {
-    args: claude("What is 2+2? [[lines:200]]").slice(1),
-    env: { FAKE_CLAUDE_MODE: "" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const parser = new ClaudeStreamParser();
-  const dec = new TextDecoder();
-  let raw = "";
-  let events = 0;
-  for await (const chunk of child.stdout) {
-    const text = dec.decode(chunk, { stream: true });
-    raw += text;
-    events += parser.push(text).length;
-  }
-  events += parser.end().length;
-  assert.equal((await child.status).code, 0);
-  assert.equal(events, 203);
-  assert.deepEqual(parser.transcript(), parseClaudeOutput(raw));
-});
-
-Deno.test("fake claude: [[hang]] prints init, then waits until the test kills it", async () => {
-  const child = new Deno.Command(FAKE, {
-    args: claude("What is 2+2? [[hang]]").slice(1),
-    env: { FAKE_CLAUDE_MODE: "" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
-  const reader = child.stdout.getReader();
-  try {
-    const text = await readUntil(reader, /\n/);
-    assert.equal(JSON.parse(text).subtype, "init");
-    child.kill("SIGTERM");
-    const status = await child.status;
-    assert.equal(status.signal, "SIGTERM");
-  } finally {
-    try {
-      child.kill("SIGKILL");
-    } catch { /* already gone */ }
-    await reader.cancel();
-    await child.status;
-  }
-});
-
-Deno.test("fake claude: [[grandchild]] leaves a SIGTERM-proof grandchild that only a group SIGKILL ends", async () => {
-  const child = new Deno.Command(FAKE, {
-    args: claude("What is 2+2? [[grandchild]]").slice(1),
-    env: { FAKE_CLAUDE_MODE: "" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-    detached: true,
-  }).spawn();
-  const reader = child.stdout.getReader();
-  let grandchild = 0;
-  try {
-    const text = await readUntil(reader, /grandchild pid (\d+)/);
-    grandchild = Number(text.match(/grandchild pid (\d+)/)![1]);
-    assert.ok(await alive(grandchild));
-    Deno.kill(-child.pid, "SIGTERM");
-    // Both ignore SIGTERM: give them a moment to (not) die.
-    await new Promise((r) => setTimeout(r, 300));
-    assert.ok(await alive(child.pid), "the CLI ignores SIGTERM");
-    assert.ok(await alive(grandchild), "the grandchild ignores SIGTERM");
-    Deno.kill(-child.pid, "SIGKILL");
-    assert.equal((await child.status).signal, "SIGKILL");
-    for (let i = 0; i < 100 && await alive(grandchild); i++) {
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    assert.equal(await alive(grandchild), false);
-  } finally {
-    try {
-      Deno.kill(-child.pid, "SIGKILL");
-    } catch { /* already gone */ }
-    await reader.cancel();
-    await child.status;
-  }
-});
-
-Deno.test("fake claude: [[fail-first:N:DIRECTIVE]] fails N times per prompt, then succeeds", async () => {
-  await withTempDir(async (state) => {
-    const env = { FAKE_CLAUDE_STATE: state };
-    const prompt = "What is 2+2? [[fail-first:2:usage-limit:+60]]";
-    const kinds: (string | undefined)[] = [];
-    for (let i = 0; i < 3; i++) {
-      // Retries carry a new marker and a refinement; it is still the same prompt.
-      const p = i === 0
-        ? prompt
-        : `[marker:RETRY_${i}] ${prompt}\n\nIMPORTANT: Include '4' in your answer`;
-      const r = await run(claude(p), { env });
-      kinds.push(
-        classifyFailure(r.transcript, { exitCode: r.code, status: r.code ? "failed" : "completed" })
-          ?.kind,
-      );
-    }
-    assert.deepEqual(kinds, ["rate_limit", "rate_limit", undefined]);
-    // Another prompt has its own count.
-    const other = await run(claude("What is 3+3? [[fail-first:1:exit:9]]"), { env });
-    assert.equal(other.code, 9);
-  });
-});
-
-Deno.test("fake claude: a failing attempt does not write; the retry does", async () => {
-  await withTempDir(async (dir) => {
-    const env = { FAKE_CLAUDE_STATE: join(dir, "state") };
-    const prompt =
-      "Create config.py [[fail-first:1:claim-write:config.py]] [[write:config.py=X=1]]";
-    const first = await run(claude(prompt), { cwd: dir, env });
-    assert.match(first.transcript.text, /I created config\.py/);
-    assert.equal(await exists(join(dir, "config.py")), false);
-    const second = await run(claude(prompt), { cwd: dir, env });
-    assert.equal(second.code, 0);
-    assert.equal(await Deno.readTextFile(join(dir, "config.py")), "X=1");
+Deno.test("classifyFailure() on the stand-in's real processes: each scenario of CLAUDE_CLI.md", async () => {
+  const cases: [string, string][] = [
+    ["[[auth-fail]]", "auth"],
+    ["[[auth-403]]", "auth"],
+    ["[[not-logged-in]]", "not_logged_in"],
+    ["[[rate-limit-429]]", "rate_limit"],
+    ["[[rate-limit-429-old]]", "rate_limit"],
+    ["[[hit-limit:weekly limit]]", "rate_limit"],
+    ["[[overloaded]]", "overloaded"],
+    ["[[server-error]]", "overloaded"],
+    ["[[network:ENOTFOUND]]", "network"],
+    ["[[network:ECONNREFUSED]]", "network"],
+    ["[[prompt-too-long]]", "prompt_too_long"],
+    ["[[token-limit]]", "token_limit"],
+    ["[[max-turns]]", "max_turns"],
+    ["[[crash]]", "crash"],
+  ];
+  const outs = await Promise.all(cases.map(async ([d]) => {
+    const argv = buildClaudeArgv({ claude: FAKE_CLAUDE, prompt: `What is 2+2? ${d}` });
+    const o = await new Deno.Command(argv[0], {
+      args: argv.slice(1),
+      env: { FAKE_CLAUDE_MODE: "" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const dec = new TextDecoder();
+    return { code: o.code, stdout: dec.decode(o.stdout), stderr: dec.decode(o.stderr) };
+  }));
+  outs.forEach((o, i) => {
+    const f = classifyFailure(parseClaudeOutput(o.stdout), {
+      exitCode: o.code,
+      status: o.code === 0 ? "completed" : "failed",
+      stderr: o.stderr,
+    });
+    assert.equal(f?.kind, cases[i][1], cases[i][0]);
+    assert.equal(modelText(o.stdout).includes("API Error"), false, "no error text as the answer");
   });
 });

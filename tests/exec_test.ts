@@ -48,6 +48,8 @@ async function run(
     cwd: dir,
     env: { FAKE_CLAUDE_STATE: join(dir, ".fake_state") },
     onProgress: (l) => lines.push(l),
+    // Tests run as root on CI boxes, where the CLI needs IS_SANDBOX=1 (see the root tests).
+    sandbox: true,
     ...opts,
   });
   return { ...r, lines };
@@ -270,7 +272,186 @@ Deno.test("execTask() never retries an authentication failure", async () => {
     assert.equal(r.success, false);
     assert.equal(r.attempts.length, 1);
     assert.equal(r.attempts[0].error_type, "auth");
-    assert.ok(r.lines.some((l) => /authentication failed, which a retry cannot fix/.test(l)));
+    assert.ok(r.lines.some((l) => /stopping: auth, which a retry cannot fix/.test(l)));
+    assert.ok(r.lines.some((l) => /Fix: .*ANTHROPIC_API_KEY/.test(l)), r.lines.join("\n"));
+  });
+});
+
+Deno.test("execTask() takes a 403 for auth too, and a 401 in an api_retry line ends the attempt at once", async () => {
+  await inTmp(async (dir) => {
+    const forbidden = await run(dir, { task: "What is 2+2? [[auth-403]]", retries: 2 });
+    assert.deepEqual(forbidden.attempts.map((a) => a.error_type), ["auth"]);
+    // The CLI would retry a 401 ten times, 5 s apart; ccx ends it at the first api_retry line.
+    const t0 = performance.now();
+    const retrying = await run(dir, {
+      task: "What is 2+2? [[auth-fail]] [[retry-delay:5000]]",
+      env: { CLAUDE_CODE_MAX_RETRIES: "10" },
+      retries: 2,
+    });
+    assert.deepEqual(retrying.attempts.map((a) => a.error_type), ["auth"]);
+    assert.equal(retrying.attempts[0].status, "canceled");
+    assert.ok(performance.now() - t0 < 4500, "ended before the CLI's first retry delay ran out");
+    assert.ok(retrying.lines.some((l) => /ending it now: auth/.test(l)), retrying.lines.join("\n"));
+  });
+});
+
+Deno.test("execTask() ends network retries after its bound and backs off, spending no refinement", async () => {
+  await inTmp(async (dir) => {
+    const waits: number[] = [];
+    const r = await run(dir, {
+      task: "What is 2+2? [[network:ENOTFOUND]] [[retry-delay:5000]]",
+      env: { CLAUDE_CODE_MAX_RETRIES: "10" },
+      networkGiveUpS: 0.3,
+      limitRetries: 1,
+      backoffBaseS: 0.01,
+      sleep: (ms) => {
+        waits.push(ms);
+        return Promise.resolve(true);
+      },
+    });
+    assert.deepEqual(r.attempts.map((a) => a.error_type), ["network", "network"]);
+    assert.equal(waits.length, 1);
+    assert.ok(r.attempts.every((a) => !a.prompt.includes("IMPORTANT:")), "no refinement");
+    assert.ok(r.lines.some((l) => /could not be reached for 0.3 s/.test(l)), r.lines.join("\n"));
+  });
+});
+
+Deno.test("execTask() backs off on 529 overloaded, then reports it, with no refinement spent", async () => {
+  await inTmp(async (dir) => {
+    const waits: number[] = [];
+    const r = await run(dir, {
+      task: "What is 2+2? [[overloaded]]",
+      limitRetries: 2,
+      backoffBaseS: 0.01,
+      sleep: (ms) => {
+        waits.push(ms);
+        return Promise.resolve(true);
+      },
+    });
+    assert.equal(r.success, false);
+    assert.deepEqual(r.attempts.map((a) => a.error_type), [
+      "overloaded",
+      "overloaded",
+      "overloaded",
+    ]);
+    assert.equal(waits.length, 2);
+    assert.ok(r.attempts.every((a) => !a.prompt.includes("IMPORTANT:")));
+    assert.ok(r.lines.some((l) => /still overloaded after 2 waits/.test(l)));
+  });
+});
+
+Deno.test("execTask() never judges the CLI's error text as the answer", async () => {
+  await inTmp(async (dir) => {
+    // The 429 text contains "429" and "rate limit"; neither meets a criterion.
+    const r = await run(dir, {
+      task: "What is 2+2? [[rate-limit-429]]",
+      criteria: ["Contains 429", "Contains rate limit"],
+      limitRetries: 0,
+    });
+    assert.equal(r.success, false);
+    assert.deepEqual(r.criteria.map((c) => c.met), [false, false]);
+    assert.match(r.criteria[0].evidence, /the run failed \(rate_limit\): API rate limit \(429\)/);
+    assert.equal(r.result, "");
+  });
+});
+
+Deno.test("execTask() as root without IS_SANDBOX stops before spawning; --sandbox runs", async () => {
+  await inTmp(async (dir) => {
+    const tag = uniqueTag();
+    await assert.rejects(
+      run(dir, { task: `What is 2+2? ${tag}`, isRoot: true, sandbox: false }),
+      (e: Error) =>
+        e instanceof ExecInputError && /IS_SANDBOX=1/.test(e.message) &&
+        /--sandbox/.test(e.message) && /non-root user/.test(e.message),
+    );
+    assert.deepEqual(pidsMatching(tag), []);
+    const ok = await run(dir, { task: "What is 2+2?", isRoot: true, sandbox: true });
+    assert.equal(ok.success, true);
+  });
+});
+
+Deno.test(
+  "ccx exec as root without --sandbox exits 2 before any attempt; the real refusal is root_refused",
+  {
+    ignore: Deno.uid() !== 0,
+  },
+  async () => {
+    await inTmp(async (dir) => {
+      const env = { CCX_STATE_DIR: join(dir, "state"), IS_SANDBOX: "", CCX_SANDBOX: "" };
+      const r = await cli(["exec", "What is 2+2?", "--claude", FAKE_CLAUDE, "--cwd", dir], { env });
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /running as root: .*IS_SANDBOX=1.*--sandbox.*non-root user/s);
+      assert.doesNotMatch(r.stderr, /attempt 1/);
+      const sandbox = await cli([
+        "exec",
+        "What is 2+2?",
+        "--sandbox",
+        "--claude",
+        FAKE_CLAUDE,
+        "--cwd",
+        dir,
+      ], { env });
+      assert.equal(sandbox.code, 0, sandbox.stderr);
+      // Through a server ccx cannot pre-check; the CLI's own refusal is classified and not retried.
+      await withServer({}, async (server) => {
+        const lines: string[] = [];
+        const remote = await execTask({
+          task: "What is 2+2?",
+          claude: FAKE_CLAUDE,
+          cwd: dir,
+          server: server.url,
+          env: { IS_SANDBOX: "" },
+          onProgress: (l) => lines.push(l),
+        });
+        assert.deepEqual(remote.attempts.map((a) => a.error_type), ["root_refused"]);
+        assert.ok(lines.some((l) => /Fix: .*--sandbox/.test(l)), lines.join("\n"));
+      });
+    });
+  },
+);
+
+Deno.test("ccx exec finds criteria anywhere in TASK and refuses criteria it cannot read", async () => {
+  await inTmp(async (dir) => {
+    const env = { CCX_STATE_DIR: join(dir, "state"), CCX_SANDBOX: "1" };
+    const args = ["--claude", FAKE_CLAUDE, "--cwd", dir, "--retries", "0", "--json"];
+    const found = await cli([
+      "exec",
+      "What is 2+2? ANSWER=4 Evaluate the response based on: 1) Contains seventeen",
+      ...args,
+    ], { env });
+    assert.equal(found.code, 1, "the criterion was found, and is not met");
+    assert.deepEqual(JSON.parse(found.stdout).criteria.map((c: { met: boolean }) => c.met), [
+      false,
+    ]);
+    const unreadable = await cli(
+      ["exec", "What is 2+2? Evaluate the response based on:", ...args],
+      {
+        env,
+      },
+    );
+    assert.equal(unreadable.code, 2);
+    assert.match(
+      unreadable.stderr,
+      /names criteria but none could be read from "Evaluate the response based on:"/,
+    );
+  });
+});
+
+Deno.test("execTask() --tools none really gives the CLI no tools; the stall clock spares a silent startup", async () => {
+  await inTmp(async (dir) => {
+    const none = await run(dir, {
+      task: "Create a.txt [[write:a.txt=x]]",
+      tools: "none",
+      retries: 0,
+    });
+    assert.equal(none.files_created.length, 0, "no Write tool, no file");
+    const slow = await run(dir, {
+      task: "What is 2+2? [[startup:800]]",
+      stallTimeoutS: 0.3,
+      startupGraceS: 5,
+      retries: 0,
+    });
+    assert.equal(slow.success, true, slow.lines.join("\n"));
   });
 });
 
@@ -475,7 +656,7 @@ Deno.test("ccx exec parses a seed-style request, prints JSON and exits 0 when ev
       "Expect a timeout of 45 seconds. Evaluate the response based on: 1) File config.py exists, " +
       "2) Contains DATABASE_URL. If the task fails, retry with more specific instructions.";
     const r = await cli(["exec", task, "--json", "--claude", FAKE_CLAUDE, "--cwd", dir], {
-      env: { CCX_STATE_DIR: join(dir, "state") },
+      env: { CCX_STATE_DIR: join(dir, "state"), CCX_SANDBOX: "1" },
     });
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
@@ -510,6 +691,7 @@ Deno.test("ccx exec --server sends --cwd: the CLI runs in that directory on the 
         claude,
         "--retries",
         "0",
+        "--sandbox", // the server runs as root: the CLI needs IS_SANDBOX=1
       ], { cwd: dir, env: { CCX_STATE_DIR: join(dir, "state") } });
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout.trim(), "2 + 2 = 4");
@@ -532,7 +714,7 @@ Deno.test("ccx exec prints the answer on stdout and exits 1 when a criterion is 
       FAKE_CLAUDE,
       "--cwd",
       dir,
-    ], { env: { CCX_STATE_DIR: join(dir, "state") } });
+    ], { env: { CCX_STATE_DIR: join(dir, "state"), CCX_SANDBOX: "1" } });
     assert.equal(r.code, 1);
     assert.equal(r.stdout.trim(), "2 + 2 = 4");
     assert.match(r.stderr, /not met: File answer.txt exists/);
@@ -572,6 +754,7 @@ Deno.test({
           "File other.py exists",
         ],
         retries: 0,
+        sandbox: true, // the server runs as root: the CLI needs IS_SANDBOX=1
       });
       assert.deepEqual(
         r.criteria.map((c) => c.met),

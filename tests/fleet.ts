@@ -36,7 +36,8 @@ export async function startWorker(
 ): Promise<WorkerProc> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}main.ts`, "worker", "--name", name, ...args],
-    env: { CCX_QUEUE: url, NO_COLOR: "1" },
+    // Tests run as root, where the CLI needs IS_SANDBOX=1.
+    env: { CCX_QUEUE: url, NO_COLOR: "1", CCX_SANDBOX: "1" },
     stdin: "null",
     stdout: "null",
     stderr: "piped",
@@ -77,14 +78,26 @@ export interface CoordinatorProc {
   code: Promise<number>;
 }
 
-/** Starts `ccx stress SUITE --queue URL ARGS`. */
+/**
+ * Starts `ccx stress SUITE --queue URL ARGS`, with `--no-history` unless `history` (then the
+ * workers record the runs in the queue's Redis).
+ */
 export function startCoordinator(
   url: string,
   suite: string,
   args: string[] = [],
+  history = false,
 ): CoordinatorProc {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}main.ts`, "stress", suite, "--no-history", ...args],
+    args: [
+      "run",
+      "-A",
+      `${ROOT}main.ts`,
+      "stress",
+      suite,
+      ...(history ? [] : ["--no-history"]),
+      ...args,
+    ],
     env: { CCX_QUEUE: url, NO_COLOR: "1" },
     stdin: "null",
     stdout: "piped",

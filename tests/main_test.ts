@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cli } from "./helpers.ts";
+import { cli, withServer } from "./helpers.ts";
 
 Deno.test("ccx --version and --help", async () => {
   const v = await cli(["--version"]);
@@ -56,4 +56,29 @@ Deno.test("errors name the command once, not twice", async () => {
   const s = await cli(["stress", "a.json", "b.json"]);
   assert.equal(s.code, 2);
   assert.match(s.stderr, /^ccx stress: one suite at a time, got 2/);
+});
+
+Deno.test("a port in use is one line naming it and --port, exit 2", async () => {
+  await withServer({}, async (server) => {
+    const port = new URL(server.url).port;
+    const r = await cli(["serve", "--port", port]);
+    assert.equal(r.code, 2, r.stderr);
+    assert.equal(r.stderr.trim().split("\n").length, 1, r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(`^ccx serve: --port ${port}: 127\\.0\\.0\\.1:${port} is already in use;.*--port`),
+    );
+  });
+});
+
+Deno.test("a server URL that is not ws:// or wss:// is exit 2 naming --server", async () => {
+  const e = await cli(["exec", "hi", "--server", "127.0.0.1:8004"]);
+  assert.equal(e.code, 2);
+  assert.match(
+    e.stderr,
+    /^ccx exec: --server: "127\.0\.0\.1:8004" is not a URL; expected ws:/,
+  );
+  const s = await cli(["stress", "--server", "https://box:8004/ws", "--list"]);
+  assert.equal(s.code, 2);
+  assert.match(s.stderr, /--server: .* \(did you mean wss:\/\/box:8004\/ws\?\)/);
 });

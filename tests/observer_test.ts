@@ -287,6 +287,10 @@ Deno.test("watch params are validated with the field named", async () => {
     assert.equal(bad2.error?.data?.field, "output[0]");
     const missing = await s.call(3, "watch", { output: [{ session_id: sid, job_id: "zz" }] });
     assert.equal(missing.error?.code, -32003);
+    // A failed watch subscribes to nothing.
+    await s.call(4, "execute", { job_id: "mine", command: "true" });
+    await s.completed("mine");
+    assert.deepEqual(s.messages.filter((m) => m.method?.startsWith("observe.")), []);
     await s.close();
   });
   assert.deepEqual(validateWatch(undefined), {});

@@ -83,6 +83,16 @@ Deno.test("Progress off a terminal prints one plain line per finished task", () 
   );
 });
 
+Deno.test("Progress names the fleet worker of a task, in the live line and its line", () => {
+  const out = new Sink();
+  const p = new Progress({ total: 2, out, isTerminal: true, columns: 200, color: false });
+  p.start("simple_1", "box1");
+  assert.match(out.text, /running \(1\): simple_1@box1/);
+  p.finish({ id: "simple_1", status: "passed", durationS: 0.5, reason: "ok", worker: "box1" });
+  p.stop();
+  assert.match(out.text, /\[1\/2\] PASS simple_1 \(0\.5s\) on box1\n/);
+});
+
 Deno.test("Progress off a terminal never writes control characters, even from task data", () => {
   const out = new Sink();
   const p = new Progress({ total: 1, out, isTerminal: false });

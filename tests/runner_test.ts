@@ -46,6 +46,7 @@ async function runSuite(
         servers: [{ url: server.url }],
         outDir,
         claude: FAKE_CLAUDE,
+        sandbox: true, // tests run as root, where the CLI needs IS_SANDBOX=1
         ...opts,
       }));
     await check({ results, outDir, byId: new Map(results.map((r) => [r.id, r])) });
@@ -338,7 +339,7 @@ Deno.test("runTasks() ends a timed-out Claude run with its SIGTERM-proof grandch
   assertNoneLeft(tag);
 });
 
-Deno.test("runTasks() fails a crashed Claude run on its exit code, and a token-limited one naming the limit", async () => {
+Deno.test("runTasks() calls a crashed CLI an error and an output-token limit a failure, by kind", async () => {
   const tag = newTag();
   await runSuite({
     categories: {
@@ -350,12 +351,17 @@ Deno.test("runTasks() fails a crashed Claude run on its exit code, and a token-l
       },
     },
   }, ({ byId }) => {
+    // The CLI died: Claude's own failure, not the model's answer.
     const crash = byId.get("crash")!;
-    assert.equal(crash.status, "failed");
-    assert.equal(crash.reason, "exit code 1, expected exit 0");
+    assert.equal(crash.status, "error");
+    assert.equal(crash.kind, "crash");
+    assert.match(crash.reason, /^crash: the CLI died \(exit code 1\) without a result: TypeError/);
+    // The model talked past the output limit: counted against the model.
     const token = byId.get("token_limit")!;
     assert.equal(token.status, "failed");
-    assert.match(token.reason, /^exit code 1, expected exit 0 \(.*32000 output token maximum/);
+    assert.equal(token.kind, "token_limit");
+    assert.match(token.reason, /^token_limit: .*32000 output token maximum/);
+    assert.match(token.fix ?? "", /CLAUDE_CODE_MAX_OUTPUT_TOKENS/);
   }, { concurrency: 2 });
   assertNoneLeft(tag);
 });
@@ -365,9 +371,9 @@ Deno.test("runTasks() fails a crashed Claude run on its exit code, and a token-l
 
 Deno.test("runTasks() matches patterns against the model's words, never the stream-json envelope", async () => {
   const tag = newTag();
-  // Each of these is in every stream-json line the stand-in prints (keys, its version 2.0.14,
+  // Each of these is in every stream-json line the stand-in prints (keys, its version 2.1.197,
   // the model name claude-sonnet-4-5-…), but not in the answer.
-  const envelopeOnly = ["session_id", '"type"', "2.0.14", "claude-sonnet", "uuid", "4"];
+  const envelopeOnly = ["session_id", '"type"', "2.1.197", "claude-sonnet", "uuid", "4"];
   await runSuite({
     categories: {
       claude: {
@@ -510,15 +516,16 @@ Deno.test("runTasks() counts a limit that outlasts its retries as an error, neve
       const persists = byId.get("persists")!;
       assert.equal(persists.status, "error");
       assert.equal(persists.attempts, 2);
-      assert.match(persists.reason, /^rate limited: .*\(after 2 attempts\)$/);
+      assert.match(persists.reason, /^rate_limit: .*\(after 2 attempts\)$/);
+      assert.equal(persists.kind, "rate_limit");
       const http = byId.get("http_429")!;
       assert.equal(http.status, "error");
       assert.equal(http.attempts, 2);
-      assert.match(http.reason, /^rate limited: /);
+      assert.match(http.reason, /^rate_limit: /);
       const far = byId.get("far_reset")!;
       assert.equal(far.status, "error");
       assert.equal(far.attempts, 1);
-      assert.match(far.reason, /^rate limited: /);
+      assert.match(far.reason, /^rate_limit: /);
     }, { rateLimitRetries: 1, maxLimitWaitS: 5, backoffBaseS: 0.05, concurrency: 3 });
   } finally {
     await Deno.remove(state, { recursive: true });
@@ -603,6 +610,7 @@ Deno.test("runTasks() deals tasks over every server it is given", async () => {
             concurrency: 2,
             outDir,
             claude: FAKE_CLAUDE,
+            sandbox: true,
           })),
     );
     for (const r of results) assert.equal(r.status, "passed", r.reason);
@@ -659,6 +667,7 @@ Deno.test("runTasks() on abort cancels running tasks, keeps their output, and st
         servers: [{ url: server.url }],
         outDir,
         claude: FAKE_CLAUDE,
+        sandbox: true,
         concurrency: 2,
         signal: controller.signal,
         onStart: (id) => {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { CcxServer, isLoopback, ServerConfigError, tokenMatches } from "../lib/server.ts";
+import { closeFrame } from "../lib/gate.ts";
 import {
   Gate,
   groupPaused,
@@ -40,8 +41,14 @@ Deno.test("GET /health answers the documented fields; unknown paths are 404", as
     await s.next((m) => m.method === "connected");
     const h = await (await fetch(`${server.httpUrl}/health`)).json();
     assert.deepEqual(Object.keys(h).sort(), [
+      "accept_errors",
       "active_sessions",
+      "dropped_connections",
+      "frame_violations",
+      "max_connections",
       "max_sessions",
+      "open_connections",
+      "refused_connections",
       "running_jobs",
       "status",
       "uptime_seconds",
@@ -704,6 +711,16 @@ Deno.test("a client that never reads is dropped after --slow-client-s and its jo
       );
       const dropped = events.find((e) => e.event === "slow_client_dropped")!;
       assert.equal(dropped.close_code, 1008);
+      // Were it to read now, the client would find the close frame after its pending output,
+      // and then the end of the stream.
+      const got: number[] = [];
+      const buf = new Uint8Array(1 << 16);
+      for (let n = await conn.read(buf); n !== null; n = await conn.read(buf)) {
+        got.push(...buf.subarray(Math.max(0, n - 64), n));
+        got.splice(0, Math.max(0, got.length - 64));
+      }
+      const expected = closeFrame(1008, "client too slow: output unread");
+      assert.deepEqual(got.slice(-expected.length), [...expected]);
       // Held above the low mark (16 KiB) all along: the client took nothing.
       assert.ok(Number(dropped.queued_bytes) > 16 * 1024, JSON.stringify(dropped));
       await waitFor(() => pidsMatching(tag).length === 0, "the job to be canceled", 3000);

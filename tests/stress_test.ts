@@ -51,7 +51,8 @@ async function withWork(fn: (w: Work) => Promise<void>): Promise<void> {
 function stress(w: Work, args: string[], env: Record<string, string> = {}) {
   return cli(["stress", ...args, "--claude", FAKE_CLAUDE], {
     cwd: w.dir,
-    env: { CCX_STATE_DIR: w.state, ...env },
+    // Tests run as root, where the CLI needs IS_SANDBOX=1.
+    env: { CCX_STATE_DIR: w.state, CCX_SANDBOX: "1", ...env },
   });
 }
 
@@ -424,7 +425,7 @@ Deno.test("ccx stress matches the model's words, not the JSON envelope, in `all`
           tasks: [{
             id: "zebra",
             natural_language_request: `${tag} [[answer:A zebra has stripes.]] [[no-marker]]`,
-            verification: { expected_patterns: ["ZEBRA", "session_id", '"type"', "2.0.14"] },
+            verification: { expected_patterns: ["ZEBRA", "session_id", '"type"', "2.1.197"] },
           }],
         },
       },
@@ -435,8 +436,8 @@ Deno.test("ccx stress matches the model's words, not the JSON envelope, in `all`
     const t = testOf(await readReport(all), "zebra");
     assert.equal(t.status, "failed");
     assert.deepEqual(t.patterns_found, ["ZEBRA"]);
-    assert.deepEqual(t.patterns_missing, ["session_id", '"type"', "2.0.14"]);
-    assert.match(t.reason, /missing patterns: session_id, "type", 2\.0\.14/);
+    assert.deepEqual(t.patterns_missing, ["session_id", '"type"', "2.1.197"]);
+    assert.match(t.reason, /missing patterns: session_id, "type", 2\.1\.197/);
     // The envelope did hold them all.
     const raw = await bodyOf(t.output_file);
     for (const p of t.patterns_missing) assert.ok(raw.includes(p), `raw output lacks ${p}`);
@@ -688,7 +689,7 @@ Deno.test("ccx stress --claude tests/fixtures/claude runs the shipped Claude sui
       w.path("out"),
       "--json",
       json,
-    ], { cwd: ROOT, env: { CCX_STATE_DIR: w.state } });
+    ], { cwd: ROOT, env: { CCX_STATE_DIR: w.state, CCX_SANDBOX: "1" } });
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const report = await readReport(json);
     assert.ok(report.summary.total >= 20, `only ${report.summary.total} tasks`);
@@ -1004,7 +1005,7 @@ Deno.test("ccx stress retries a usage-limited task after the reset; a lasting li
     const long = testOf(report, "limited_long");
     assert.equal(long.status, "error");
     assert.equal(long.attempts, 1);
-    assert.match(long.reason, /^rate limited: /);
+    assert.match(long.reason, /^rate_limit: /);
     assert.deepEqual(
       [report.summary.total, report.summary.passed, report.summary.errors, report.summary.ratio],
       [2, 1, 1, 1],
@@ -1069,7 +1070,7 @@ async function interruptRun(tag: string, server?: string): Promise<void> {
         ...(server ? ["--server", server] : []),
       ],
       cwd: w.dir,
-      env: { NO_COLOR: "1", CCX_STATE_DIR: w.state },
+      env: { NO_COLOR: "1", CCX_STATE_DIR: w.state, CCX_SANDBOX: "1" },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -1320,6 +1321,38 @@ Deno.test("--list, --filter RE, --exclude RE and -x/--max-fail", async () => {
       "failed",
       "skipped",
     ]);
+  });
+  assertNoneLeft(tag);
+});
+
+Deno.test("ccx stress exits 3 when every task ended in a Claude failure: the model was never asked", async () => {
+  const tag = newTag();
+  await withWork(async (w) => {
+    const t = (id: string) => ({
+      id,
+      command:
+        `claude -p '${tag} [[auth-fail]] What is 2+2?' --output-format stream-json --verbose`,
+      expected_patterns: ["4"],
+    });
+    const suite = await w.suite({ tests: [t("a"), t("b")] });
+    const json = w.path("r.json");
+    const r = await stress(w, [suite, "--json", json]);
+    assert.equal(r.code, 3, r.stdout + r.stderr);
+    assert.match(
+      r.stdout,
+      /Nothing could run: every task ended in a Claude or infrastructure failure/,
+    );
+    const rep = await readReport(json) as unknown as {
+      errors_by_kind: { kind: string; count: number; fix: string | null }[];
+    };
+    assert.equal(rep.errors_by_kind.length, 1);
+    assert.equal(rep.errors_by_kind[0].count, 2);
+    assert.ok(rep.errors_by_kind[0].fix, "the classifier's fix is in the report");
+    // One passing task makes it a run that did not graduate (1), not one that could not run.
+    const mixed = await w.suite({
+      tests: [t("a"), { id: "ok", command: `: ${tag}; echo 4`, expected_patterns: ["4"] }],
+    }, "mixed.json");
+    assert.equal((await stress(w, [mixed])).code, 1);
   });
   assertNoneLeft(tag);
 });

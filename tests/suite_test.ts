@@ -197,7 +197,7 @@ Deno.test("the unified suite's failure tasks fail against the stand-in claude", 
     });
     const out = await new Deno.Command("/bin/sh", {
       args: ["-c", built.command!],
-      env: { ...built.env, DENO_BIN: Deno.execPath() },
+      env: { ...built.env, DENO_BIN: Deno.execPath(), IS_SANDBOX: "1" },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -919,13 +919,11 @@ Deno.test("a task without a template gets the seed's default claude argv", () =>
     "stream-json",
     "--verbose",
     "--dangerously-skip-permissions",
-    "--allowedTools",
-    "none",
   ]);
   assert.equal(
     built.display,
     "/opt/claude -p '[marker:M_1] [category:stress_test] What is 2+2?' --output-format " +
-      "stream-json --verbose --dangerously-skip-permissions --allowedTools none",
+      "stream-json --verbose --dangerously-skip-permissions",
   );
 });
 

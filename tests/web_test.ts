@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { page as pageDoc } from "../lib/web/page.ts";
 import { SqliteHistory, taskClass } from "../lib/history.ts";
-import { FAKE_CLAUDE, processesInGroup, ROOT, waitFor } from "./helpers.ts";
+import { cli, FAKE_CLAUDE, processesInGroup, ROOT, waitFor } from "./helpers.ts";
 import { RawSession } from "./ws.ts";
 
 const CHROMIUM = Deno.env.get("CHROMIUM_BIN") ?? "/usr/bin/chromium";
@@ -218,8 +218,11 @@ Deno.test("the page in Chromium: jobs of other clients, live output, conversatio
       await p.locator("#out").filter({ hasText: "first-line" }).waitFor();
       assert.doesNotMatch((await p.locator("#out").textContent())!, /second-line/);
       await Deno.writeTextFile(gate, "");
+      // stdout and stderr are separate pipes: each keeps its order, not their interleaving.
       await p.locator("#out .stderr").filter({ hasText: "to-stderr" }).waitFor();
-      assert.equal(await p.locator("#out").textContent(), "first-line\nsecond-line\nto-stderr\n");
+      await p.locator("#out .stdout").filter({ hasText: "second-line" }).waitFor();
+      const stdout = await p.locator("#out .stdout").allTextContents();
+      assert.equal(stdout.join(""), "first-line\nsecond-line\n");
       await other.call("c2", "control", { type: "CANCEL", job_id: "live" });
     });
 
@@ -236,6 +239,7 @@ Deno.test("the page in Chromium: jobs of other clients, live output, conversatio
           "--verbose",
           "--dangerously-skip-permissions",
         ],
+        env: { IS_SANDBOX: "1" }, // as root the CLI refuses without it
         cwd,
       });
       await other.completed("claude-run");
@@ -362,5 +366,99 @@ Deno.test("with a token the page shows nothing until it is given; it stays out o
     await client.close();
     await browser.close();
     await srv.stop();
+  }
+});
+
+Deno.test("the page reconnects by itself when the server comes back, and drops jobs that are gone", async () => {
+  const first = await Serve.start();
+  const port = new URL(first.httpUrl).port;
+  const browser = await launch();
+  let second: Serve | undefined;
+  try {
+    const s1 = await RawSession.open(first.wsUrl);
+    await started(s1, { job_id: "before-restart", command: "echo old; sleep 300" });
+    const p = await browser.newPage();
+    await p.goto(first.httpUrl + "/");
+    await row(p, "before-restart").click();
+    await p.locator("#out").filter({ hasText: "old" }).waitFor();
+    await first.stop();
+    await s1.closed;
+    await p.locator("#conn").filter({ hasText: /retrying/ }).waitFor();
+    second = await Serve.start({}, undefined, ["--port", port]);
+    const s2 = await RawSession.open(second.wsUrl);
+    await started(s2, { job_id: "after-restart", command: "echo new; sleep 300" });
+    await row(p, "after-restart").waitFor();
+    await p.locator("#conn.up").waitFor();
+    assert.equal(await row(p, "before-restart").count(), 0);
+    assert.ok(await p.locator("#detail-empty").isVisible());
+    assert.ok(!(await p.locator("#gate").isVisible()));
+    await s2.close();
+  } finally {
+    await browser.close();
+    await second?.stop();
+  }
+});
+
+Deno.test("over TLS the page connects with wss://, and its CANCEL ends another client's job", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ccx-web-tls-" });
+  const cert = `${dir}/cert.pem`;
+  const key = `${dir}/key.pem`;
+  const made = await new Deno.Command("openssl", {
+    args: [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  assert.ok(made.success, "openssl made a certificate");
+  const token = "tls-" + crypto.randomUUID();
+  const srv = await Serve.start({ CCX_TOKEN: token }, undefined, ["--cert", cert, "--key", key]);
+  const browser = await launch();
+  try {
+    assert.match(srv.httpUrl, /^https:\/\//);
+    // Another client: `ccx run` over wss, trusting the self-signed certificate.
+    const run = cli(
+      ["run", "--server", srv.wsUrl, "--ca", cert, "--", "sh", "-c", "echo over-tls; sleep 300"],
+      { env: { CCX_TOKEN: token } },
+    );
+    const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
+    const p = await ctx.newPage();
+    p.on("dialog", (d) => void d.accept());
+    const sockets: string[] = [];
+    p.on("websocket", (ws) => sockets.push(ws.url()));
+    await p.goto(srv.httpUrl + "/");
+    await p.locator("#gate").waitFor();
+    await p.locator("#token").fill(token);
+    await p.locator("#gate button[type=submit]").click();
+    const tr = p.locator("#jobs-body tr").filter({ hasText: "over-tls" });
+    await tr.waitFor();
+    assert.ok(sockets.length > 0 && sockets.every((u) => u.startsWith("wss://")), sockets.join());
+    await tr.click();
+    await p.locator("#out").filter({ hasText: "over-tls" }).waitFor();
+    await p.locator("#cancel").click();
+    const r = await run;
+    assert.notEqual(r.code, 0);
+    assert.equal(r.stdout, "over-tls\n");
+    await tr.locator(".st.canceled").waitFor();
+  } finally {
+    await browser.close();
+    await srv.stop();
+    await Deno.remove(dir, { recursive: true });
   }
 });

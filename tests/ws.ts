@@ -246,3 +246,44 @@ export class SlowReader {
     } catch { /* already closed */ }
   }
 }
+
+/**
+ * Reads a raw connection (HTTP response head, then the server's frames) until a
+ * close frame; resolves with its code and reason.
+ */
+export async function readCloseFrame(conn: Deno.Conn): Promise<{ code: number; reason: string }> {
+  let buf = new Uint8Array(0);
+  const chunk = new Uint8Array(65536);
+  let headDone = false;
+  while (true) {
+    let n: number | null = null;
+    try {
+      n = await conn.read(chunk);
+    } catch { /* reset */ }
+    if (n === null) throw new Error("connection ended without a close frame");
+    const joined = new Uint8Array(buf.length + n);
+    joined.set(buf);
+    joined.set(chunk.subarray(0, n), buf.length);
+    buf = joined;
+    if (!headDone) {
+      const end = new TextDecoder("latin1").decode(buf).indexOf("\r\n\r\n");
+      if (end < 0) continue;
+      buf = buf.slice(end + 4);
+      headDone = true;
+    }
+    while (buf.length >= 2) {
+      let len = buf[1] & 0x7f;
+      let at = 2;
+      if (len === 126) [len, at] = [(buf[2] << 8) | buf[3], 4];
+      else if (len === 127) {
+        [len, at] = [Number(new DataView(buf.buffer, buf.byteOffset + 2).getBigUint64(0)), 10];
+      }
+      if (buf.length < at + len) break;
+      if ((buf[0] & 0x0f) === 8) {
+        const code = (buf[at] << 8) | buf[at + 1];
+        return { code, reason: new TextDecoder().decode(buf.subarray(at + 2, at + len)) };
+      }
+      buf = buf.slice(at + len);
+    }
+  }
+}

@@ -22,6 +22,7 @@ import type { EvaluationCriterion } from "../pick.ts";
 import { ExecInputError, type ExecOptions, execTask, parsePick } from "../exec.ts";
 import { type Command, defineCommand } from "../cli.ts";
 import { ConfigError } from "../config.ts";
+import { serverUrl } from "../preflight.ts";
 
 /**
  * Options of `ccx exec`, as `main.ts` passes them.
@@ -65,6 +66,8 @@ export interface ExecCommandOptions {
   pick?: string;
   /** `--redis URL` (or `REDIS_URL`): record into a shared Redis history. */
   redisUrl?: string;
+  /** `--sandbox` (or `CCX_SANDBOX=1`): set `IS_SANDBOX=1` for the CLI (root on a sandbox box). */
+  sandbox?: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -92,7 +95,8 @@ export function saysNoRetry(request: string, parsedTask: string): boolean {
 }
 
 /**
- * Parses `--tools`: `auto`, `none`, or tool names separated by commas or spaces.
+ * Parses `--tools`: `auto`, `none`, or tool names separated by commas or spaces. The result maps
+ * to the CLI's `--tools` (`none` to `--tools ""`), which restricts; `--allowedTools none` would not.
  *
  * @example
  * ```ts
@@ -123,6 +127,15 @@ export async function execCommand(opts: ExecCommandOptions): Promise<number> {
   const req = parseTaskRequest(opts.task ?? "");
   if (req.task.trim() === "") {
     writeErr("ccx exec: no task given (ccx exec TASK [--criterion TEXT]...)");
+    return 2;
+  }
+  if (req.unparsedCriteria !== undefined) {
+    writeErr(
+      `ccx exec: TASK names criteria but none could be read from ${
+        JSON.stringify(req.unparsedCriteria)
+      }; list them after the header ("Evaluate the response based on: 1) Contains 4") or ` +
+        "pass --criterion TEXT",
+    );
     return 2;
   }
   let pick: EvaluationCriterion | undefined;
@@ -171,6 +184,7 @@ export async function execCommand(opts: ExecCommandOptions): Promise<number> {
     instances: opts.instances,
     pick,
     history,
+    sandbox: opts.sandbox === true || Deno.env.get("CCX_SANDBOX") === "1",
     signal: controller.signal,
     onProgress: (line) => writeErr(`ccx exec: ${line}`),
   };
@@ -243,10 +257,15 @@ export const exec: Command = defineCommand({
     tools: {
       type: "string",
       arg: "auto|none|L",
-      help: "allowed tools: chosen from the task's verbs, none, or a list",
+      help: "the CLI's --tools: chosen from the task's verbs, none (--tools \"\"), or a list",
     },
     model: { type: "string", arg: "M", help: "Claude model" },
-    "max-turns": { type: "int", min: 1, arg: "N", help: "Claude's --max-turns" },
+    "max-turns": {
+      type: "int",
+      min: 0,
+      arg: "N",
+      help: "Claude's --max-turns (0 is accepted, as the CLI does)",
+    },
     cwd: {
       type: "string",
       arg: "DIR",
@@ -288,10 +307,16 @@ export const exec: Command = defineCommand({
       arg: "URL",
       help: "shared timeout history in Redis",
     },
+    sandbox: {
+      type: "boolean",
+      help: "this box is a sandbox: IS_SANDBOX=1 for the CLI, so it may skip permissions as " +
+        "root (or CCX_SANDBOX=1); as root without it, exec stops before running (exit 2)",
+    },
   },
   notes: ["Exit: 0 when every criterion is met, 1 otherwise, 2 for bad input."],
   run(o, positionals) {
     if (positionals.length === 0) throw new ConfigError("no TASK given (ccx exec TASK)");
+    if (o.server) serverUrl(o.server);
     return execCommand({
       task: positionals.join(" "),
       criteria: o.criterion,
@@ -310,6 +335,7 @@ export const exec: Command = defineCommand({
       instances: o.instances,
       pick: o.pick,
       redisUrl: o.redis,
+      sandbox: o.sandbox,
     });
   },
 });

@@ -14,7 +14,7 @@ import { CcxClient, ClientError, type Completion } from "../client.ts";
 import { CcxServer } from "../server.ts";
 import { explainConnectError, serverUrl } from "../preflight.ts";
 import { type Command, defineCommand } from "../cli.ts";
-import { ConfigError } from "../config.ts";
+import { ConfigError, readPemFile } from "../config.ts";
 
 /** Options of `ccx run`. */
 export interface RunOptions {
@@ -26,6 +26,8 @@ export interface RunOptions {
   server?: string;
   /** Token for `server`, when it requires one. */
   token?: string;
+  /** PEM text of a private CA (or self-signed certificate) to trust for `wss://`. */
+  ca?: string;
   /** Whole-run timeout in seconds. */
   timeoutS?: number;
   /** Seconds without output before the job is stalled. */
@@ -109,7 +111,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   };
   let job: Awaited<ReturnType<CcxClient["execute"]>> | undefined;
   try {
-    client = await CcxClient.connect(url, { token: opts.token });
+    client = await CcxClient.connect(url, { token: opts.token, ca: opts.ca });
     Deno.addSignalListener("SIGINT", onInt);
     job = await client.execute({
       ...(opts.shell ? { command: opts.argv.join(" ") } : { argv: opts.argv }),
@@ -160,6 +162,12 @@ export const run: Command = defineCommand({
       help: "server, e.g. ws://127.0.0.1:8004/ws",
     },
     token: { type: "string", env: "CCX_TOKEN", arg: "T", help: "token for the server" },
+    ca: {
+      type: "string",
+      env: "CCX_CA",
+      arg: "FILE",
+      help: "PEM certificate of a private CA to trust for wss://",
+    },
     timeout: {
       type: "number",
       short: "t",
@@ -189,6 +197,7 @@ export const run: Command = defineCommand({
       shell: o.shell,
       server: o.server,
       token: o.token,
+      ca: readPemFile("ca", o.ca),
       timeoutS: o.timeout,
       stallTimeoutS: o["stall-timeout"],
       cwd: o.cwd,

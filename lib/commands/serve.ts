@@ -10,20 +10,55 @@
  * @module
  */
 
-import { CcxServer, type ServerOptions } from "../server.ts";
+import { CcxServer, isLoopback, type ServerOptions } from "../server.ts";
+import { ConfigError, readPemFile } from "../config.ts";
 import { type Command, defineCommand } from "../cli.ts";
 import { MAX_TIMEOUT_S } from "../protocol.ts";
 import { createLogger } from "../log.ts";
 
+/** Reads `--cert`/`--key`; both or neither. */
+function readTls(cert?: string, key?: string): { cert: string; key: string } | undefined {
+  if (cert === undefined && key === undefined) return undefined;
+  if (cert === undefined || key === undefined) {
+    throw new ConfigError(`--cert and --key go together; ${cert ? "--key" : "--cert"} is missing`);
+  }
+  return { cert: readPemFile("cert", cert)!, key: readPemFile("key", key)! };
+}
+
 /** Starts the server, prints where it listens, and resolves with the exit code after a signal. */
 export async function serveCommand(opts: ServerOptions): Promise<number> {
   const log = opts.log ?? createLogger(opts.logFormat);
-  const server = CcxServer.start({
-    ...opts,
-    log,
-    onListen: () => {},
-  });
+  let server: CcxServer;
+  try {
+    server = CcxServer.start({
+      ...opts,
+      log,
+      onListen: () => {},
+    });
+  } catch (e) {
+    if (e instanceof Deno.errors.AddrInUse) {
+      throw new ConfigError(
+        `--port ${opts.port ?? 8004}: ${opts.host ?? "127.0.0.1"}:${
+          opts.port ?? 8004
+        } is already ` +
+          "in use; stop what listens there or pick another port with --port (0 = any free port)",
+      );
+    }
+    if (e instanceof Deno.errors.AddrNotAvailable) {
+      throw new ConfigError(`--host ${opts.host}: not an address of this machine`);
+    }
+    throw e;
+  }
   const auth = opts.token ? " (token required)" : "";
+  if (!isLoopback(server.hostname) && !opts.tls) {
+    // Said even with --quiet: it is about the server, not a job.
+    createLogger(opts.logFormat)(
+      `warning: listening on ${server.hostname} without TLS: the token and all traffic cross ` +
+        `the network in clear. Add --cert FILE --key FILE (e.g. openssl req -x509 -newkey ` +
+        `rsa:2048 -nodes -days 365 -subj /CN=$(hostname) -keyout key.pem -out cert.pem)`,
+      { level: "warn", event: "no_tls" },
+    );
+  }
   console.log(
     `ccx serve listening on ${server.url} and /ws/mcp, health at ${server.httpUrl}/health${auth}`,
   );
@@ -159,6 +194,29 @@ export const serve: Command = defineCommand({
       arg: "NET",
       help: "network of confined jobs: the host's, or none (loopback only)",
     },
+    cert: {
+      type: "string",
+      env: "CCX_CERT",
+      arg: "FILE",
+      help: "PEM certificate (chain): serve TLS only, wss:// and https:// (with --key)",
+    },
+    key: { type: "string", env: "CCX_KEY", arg: "FILE", help: "PEM private key of --cert" },
+    "max-connections": {
+      type: "int",
+      env: "CCX_MAX_CONNECTIONS",
+      min: 1,
+      defaultText: "from the open-file limit",
+      arg: "N",
+      help: "open connections at once; past it the oldest still without a request goes, else 503",
+    },
+    "request-timeout-s": {
+      type: "number",
+      env: "CCX_REQUEST_TIMEOUT_S",
+      default: 10,
+      min: 0.01,
+      arg: "S",
+      help: "seconds a connection has for its TLS handshake and request (then 408, closed)",
+    },
     "slow-client-s": {
       type: "number",
       env: "CCX_SLOW_CLIENT_S",
@@ -212,6 +270,9 @@ export const serve: Command = defineCommand({
       isolate: o.isolate,
       isolateNet: o["isolate-net"],
       slowClientS: o["slow-client-s"],
+      tls: readTls(o.cert, o.key),
+      maxConnections: o["max-connections"],
+      requestTimeoutS: o["request-timeout-s"],
       keepFinished: o["keep-finished"],
       keepFinishedS: o["keep-finished-s"],
       logFormat: o["log-format"],

@@ -47,7 +47,7 @@ import {
 } from "../report.ts";
 import { connectRedis, type HistoryStore, openHistory, redactUrl } from "../history.ts";
 import { type Command, defineCommand } from "../cli.ts";
-import { ConfigError } from "../config.ts";
+import { ConfigError, readPemFile } from "../config.ts";
 
 /** Options of `ccx stress`. */
 export interface StressOptions {
@@ -57,6 +57,8 @@ export interface StressOptions {
   servers?: string[];
   /** Token for the servers. */
   token?: string;
+  /** PEM text of a private CA (or self-signed certificate) to trust for `wss://`. */
+  ca?: string;
   /** Tasks running at once (default 1). */
   concurrency?: number;
   /** Runs of every task (default 1). */
@@ -105,6 +107,30 @@ export interface StressOptions {
   keepWorkspaces?: KeepPolicy;
   /** Only check the suite: print problems and warnings, run nothing. */
   validate?: boolean;
+  /** `--sandbox` (or `CCX_SANDBOX=1`): Claude tasks get `IS_SANDBOX=1` (root on a sandbox box). */
+  sandbox?: boolean;
+}
+
+/**
+ * One line per Claude failure kind among `results` that has a fix, saying once what to do:
+ * `root_refused (3 tasks): as root the CLI refuses …`.
+ *
+ * @example
+ * ```ts
+ * import { fixLines } from "./stress.ts";
+ * fixLines([{ kind: "auth", fix: "check ANTHROPIC_API_KEY" }]);
+ * // ["auth (1 task): check ANTHROPIC_API_KEY"]
+ * ```
+ */
+export function fixLines(results: { kind?: string; fix?: string }[]): string[] {
+  const byKind = new Map<string, { fix: string; n: number }>();
+  for (const r of results) {
+    if (!r.kind || !r.fix) continue;
+    const have = byKind.get(r.kind);
+    if (have) have.n++;
+    else byKind.set(r.kind, { fix: r.fix, n: 1 });
+  }
+  return [...byKind].map(([k, v]) => `${k} (${v.n} task${v.n === 1 ? "" : "s"}): ${v.fix}`);
 }
 
 /**
@@ -273,7 +299,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   if (opts.queue) {
     // The fleet's workers run the tasks and record them in the queue's Redis history.
   } else if (opts.servers?.length) {
-    servers = opts.servers.map((url) => ({ url, token: opts.token }));
+    servers = opts.servers.map((url) => ({ url, token: opts.token, ca: opts.ca }));
   } else {
     // Kept workspaces end up beside the run's reports.
     local = startInProcessServer({ workspaceRoot: join(outDir, "workspaces") });
@@ -409,6 +435,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         outDir,
         claude: suite.claude,
         history,
+        sandbox: opts.sandbox === true || Deno.env.get("CCX_SANDBOX") === "1",
         workspace: !opts.noWorkspace,
         keepWorkspaces: opts.keepWorkspaces,
         signal: controller.signal,
@@ -440,6 +467,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   const color = colorEnabled(Deno.stdout.isTerminal());
   console.log(formatSummaryTable(report, { color }));
   const summary = summarize(results, threshold);
+  for (const line of fixLines(results)) console.log(`Fix: ${line}`);
   console.log(`Reports: ${written.join(", ")}`);
   if (report.interrupted) {
     console.log(`Interrupted after ${results.length} of ${planned.length} task runs.`);
@@ -456,6 +484,14 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   // The table ends with the ratio line already; repeat it only if it does not.
   const ratio = formatRatioLine(summary, threshold);
   if (!formatSummaryTable(report, { color: false }).includes(ratio)) console.log(ratio);
+  // Every task ended in a Claude or infrastructure failure (not logged in, CLI refused to start,
+  // …): the model was never asked, so this is "could not run", not a regression.
+  if (results.length > 0 && results.every((r) => r.status === "error" && r.kind !== undefined)) {
+    console.log(
+      "Nothing could run: every task ended in a Claude or infrastructure failure (exit 3).",
+    );
+    return 3;
+  }
   return summary.graduated ? 0 : 1;
 }
 
@@ -478,6 +514,12 @@ export const stress: Command = defineCommand({
       help: "a ccx server; repeat to spread tasks over several",
     },
     token: { type: "string", env: "CCX_TOKEN", arg: "T", help: "token for the servers" },
+    ca: {
+      type: "string",
+      env: "CCX_CA",
+      arg: "FILE",
+      help: "PEM certificate of a private CA to trust for wss://",
+    },
     concurrency: {
       type: "int",
       short: "c",
@@ -557,6 +599,11 @@ export const stress: Command = defineCommand({
       help: "record runs in a shared Redis history",
     },
     "no-history": { type: "boolean", help: "do not record runs in the timeout history" },
+    sandbox: {
+      type: "boolean",
+      help: "this box is a sandbox: Claude tasks get IS_SANDBOX=1, so the CLI may skip " +
+        "permissions as root (or CCX_SANDBOX=1)",
+    },
     queue: {
       type: "string",
       env: "CCX_QUEUE",
@@ -586,7 +633,8 @@ export const stress: Command = defineCommand({
   notes: [
     "Exit: 0 when the ratio meets the threshold and nothing errored; 1 ran but did not graduate;",
     "2 bad input; 3 could not run (server down, token refused, Claude CLI missing: checked",
-    "before any task starts); 130 after Ctrl+C (reports are still written).",
+    "before any task starts; or every task ended in a Claude/infrastructure failure);",
+    "130 after Ctrl+C (reports are still written).",
     "With --queue the tasks run on `ccx worker` boxes (their concurrency applies, not",
     "--concurrency); the workers record runs in the queue's Redis history. Ctrl+C removes",
     "the run's waiting tasks and cancels its running ones on the workers.",
@@ -599,6 +647,7 @@ export const stress: Command = defineCommand({
       suite: positionals[0],
       servers: o.server,
       token: o.token,
+      ca: readPemFile("ca", o.ca),
       concurrency: o.concurrency,
       repeat: o.repeat,
       categories: o.category,
@@ -618,6 +667,7 @@ export const stress: Command = defineCommand({
       claude: o.claude,
       redisUrl: o.redis,
       noHistory: o["no-history"],
+      sandbox: o.sandbox,
       queue: o.queue,
       queueName: o["queue-name"],
       noWorkspace: o["no-workspace"],

@@ -115,7 +115,7 @@ export const worker: Command = defineCommand({
       default: DEFAULT_LOCK_S,
       min: 1,
       arg: "S",
-      help: "lock period: a dead worker's tasks go to another after at most ~1.5 S seconds",
+      help: "lock period: a dead worker's tasks go to another after about 1.25 S seconds",
     },
     "drain-s": {
       type: "number",

@@ -243,7 +243,15 @@ const SCRIPT = String.raw`
       snap.jobs.forEach(function (j) { var k = keyOf(j); seen.add(k); jobs.set(k, j); });
       Array.from(jobs.keys()).forEach(function (k) { if (!seen.has(k)) jobs.delete(k); });
       renderJobs(); renderDetailHead();
-    }, function (e) { setConn("down", "watch failed: " + e.message); });
+    }, function (e) {
+      if (output.length > 0 && ws && ws.readyState === 1) {
+        // The chosen job is gone (e.g. the server restarted): list again without it.
+        selected = null;
+        renderOutput(); renderDetailHead();
+        return watch();
+      }
+      setConn("down", "watch failed: " + e.message);
+    });
   }
 
   // ---- server facts -----------------------------------------------------------------------

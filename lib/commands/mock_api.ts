@@ -1,0 +1,115 @@
+/**
+ * `ccx mock-api [--port P] [--script FILE]`: a mock of the Anthropic Messages API (see
+ * {@linkcode MockApiServer}) for running the real Claude CLI offline, without credentials. Prints
+ * the environment that points the CLI at it, logs one line per request on stderr, and runs until
+ * Ctrl+C.
+ *
+ * @example
+ * ```ts
+ * import { mockApiCommand } from "./mock_api.ts";
+ * // Runs until SIGINT/SIGTERM:
+ * // await mockApiCommand({ port: 8088 });
+ * console.log(typeof mockApiCommand); // "function"
+ * ```
+ * @module
+ */
+
+import { ConfigError } from "../config.ts";
+import { type Command, defineCommand } from "../cli.ts";
+import { loadMockScript, mockApiEnv, MockApiServer, MockScriptError } from "../mock_api.ts";
+
+/**
+ * Options of `ccx mock-api`.
+ *
+ * @example
+ * ```ts
+ * import type { MockApiCommandOptions } from "./mock_api.ts";
+ * const o: MockApiCommandOptions = { port: 0, script: "replies.json" };
+ * ```
+ */
+export interface MockApiCommandOptions {
+  /** Port (0: any free port). */
+  port: number;
+  /** Address to bind (default 127.0.0.1). */
+  host?: string;
+  /** A JSON script of rules that pick the replies. */
+  script?: string;
+  /** No per-request lines on stderr. */
+  quiet?: boolean;
+}
+
+/**
+ * Runs the mock until SIGINT/SIGTERM; resolves with the exit code (2 for a bad script).
+ *
+ * @example
+ * ```ts
+ * import { mockApiCommand } from "./mock_api.ts";
+ * // await mockApiCommand({ port: 0, script: "replies.json" });
+ * console.log(typeof mockApiCommand); // "function"
+ * ```
+ */
+export async function mockApiCommand(opts: MockApiCommandOptions): Promise<number> {
+  let script;
+  if (opts.script !== undefined) {
+    try {
+      script = await loadMockScript(opts.script);
+    } catch (e) {
+      if (e instanceof MockScriptError) throw new ConfigError(`--script ${e.message}`);
+      throw e;
+    }
+  }
+  const enc = new TextEncoder();
+  const err = (line: string) => void Deno.stderr.writeSync(enc.encode(`${line}\n`));
+  const api = MockApiServer.start({
+    port: opts.port,
+    hostname: opts.host,
+    script,
+    log: opts.quiet ? undefined : (l) => err(`ccx mock-api: ${l}`),
+  });
+  console.log(`ccx mock-api listening on ${api.url}`);
+  console.log("Point the Claude CLI (and ccx exec/stress, which pass these on) at it with:");
+  for (const [k, v] of Object.entries(mockApiEnv(api.url))) {
+    console.log(`  export ${k}=${JSON.stringify(v)}`);
+  }
+  const done = Promise.withResolvers<void>();
+  const stop = () => done.resolve();
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  await done.promise;
+  Deno.removeSignalListener("SIGINT", stop);
+  Deno.removeSignalListener("SIGTERM", stop);
+  await api.shutdown();
+  return 0;
+}
+
+/** The `ccx mock-api` declaration. */
+export const mockApi: Command = defineCommand({
+  name: "mock-api",
+  summary: "mock Anthropic Messages API, to run the real Claude CLI offline (tests, demos)",
+  options: {
+    port: {
+      type: "int",
+      short: "p",
+      default: 8088,
+      min: 0,
+      max: 65535,
+      arg: "P",
+      help: "port; 0 = any free port",
+    },
+    host: { type: "string", default: "127.0.0.1", arg: "H", help: "address to bind" },
+    script: {
+      type: "string",
+      arg: "FILE",
+      help: 'JSON rules: {"rules":[{"match":"2+2","reply":{"type":"text","text":"4"}}]}',
+    },
+    quiet: { type: "boolean", short: "q", help: "no per-request lines on stderr" },
+  },
+  notes: [
+    "Replies: the script's first matching rule; else a [[mock:NAME[:ARG]]] directive in the",
+    "prompt (answer:TEXT, write:PATH=CONTENT, bash:CMD, 401, 403, 429[:RETRY_AFTER], 529, 500,",
+    "cut, max-tokens, hang, stall, fail-first:N:NAME); else `What is 2+2?` → `2 + 2 = 4`.",
+  ],
+  run(o) {
+    return mockApiCommand({ port: o.port, host: o.host, script: o.script, quiet: o.quiet });
+  },
+});

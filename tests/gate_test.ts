@@ -1,0 +1,318 @@
+import assert from "node:assert/strict";
+import { join } from "node:path";
+import { defaultMaxConnections } from "../lib/gate.ts";
+import { cli, ROOT, waitFor, withServer } from "./helpers.ts";
+import { RawSession, readCloseFrame } from "./ws.ts";
+
+/** `ccx serve` as a real process through `bash -c` (for ulimit); resolves once it listens. */
+async function serveProcess(args: string[], opts: { ulimit?: number; state?: string } = {}) {
+  const cmd = `${opts.ulimit ? `ulimit -n ${opts.ulimit}; ` : ""}exec "$0" "$@"`;
+  const child = new Deno.Command("bash", {
+    args: [
+      "-c",
+      cmd,
+      Deno.execPath(),
+      "run",
+      "-A",
+      `${ROOT}main.ts`,
+      "serve",
+      "--port",
+      "0",
+      ...args,
+    ],
+    env: opts.state ? { CCX_STATE_DIR: opts.state } : undefined,
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const out = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!/wss?:\/\/\S+\/ws/.test(text)) {
+    const { value, done } = await out.read();
+    if (done) throw new Error(`serve exited: ${text}`);
+    text += value;
+  }
+  const url = text.match(/wss?:\/\/\S+\/ws/)![0];
+  let stopped: Promise<{ status: Deno.CommandStatus; stderr: string }> | undefined;
+  const stop = () => stopped ??= stopNow();
+  const stopNow = async () => {
+    try {
+      child.kill("SIGTERM");
+    } catch { /* exited */ }
+    const [status, stderr] = await Promise.all([
+      child.status,
+      new Response(child.stderr).text(),
+      out.cancel(),
+    ]);
+    return { status, stderr };
+  };
+  return { child, url, port: Number(new URL(url).port), stop };
+}
+
+/** Writes all of `data` (a single write may take only part of it). */
+async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+  for (let off = 0; off < data.length;) off += await conn.write(data.subarray(off));
+}
+
+/** Reads until the peer closes (EOF or reset); resolves with when that happened. */
+async function closedAt(conn: Deno.Conn): Promise<number> {
+  const buf = new Uint8Array(4096);
+  try {
+    while ((await conn.read(buf)) !== null) { /* a 408 or 503 answer */ }
+  } catch { /* reset */ }
+  conn.close();
+  return performance.now();
+}
+
+function rssKiB(pid: number): number {
+  return Number(Deno.readTextFileSync(`/proc/${pid}/status`).match(/VmRSS:\s+(\d+)/)![1]);
+}
+
+Deno.test("defaultMaxConnections keeps the cap well below the open-file limit", () => {
+  assert.equal(defaultMaxConnections(256), 64);
+  assert.ok(defaultMaxConnections(20_000) * 3 < 20_000);
+  assert.ok(defaultMaxConnections(64) >= 8);
+});
+
+Deno.test("2,000 silent sockets under ulimit -n 256: the server lives, closes them within the deadline, and runs an execute meanwhile", async () => {
+  const state = await Deno.makeTempDir();
+  const srv = await serveProcess(["--request-timeout-s", "2", "--quiet"], { ulimit: 256, state });
+  const conns: Deno.Conn[] = [];
+  try {
+    for (let i = 0; i < 2000; i++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: srv.port });
+      // Some send half a request head, the rest nothing at all.
+      if (i % 4 === 0) await c.write(new TextEncoder().encode("GET /ws HTTP/1.1\r\nHost: x\r\n"));
+      conns.push(c);
+    }
+    const flooded = performance.now();
+    const closing = conns.map(closedAt);
+    // A real client still gets in and runs a job while the flood is on.
+    const s = await RawSession.open(srv.url);
+    const r = await s.call(1, "execute", { command: "echo still-serving" });
+    const done = await s.completed(String(r.result?.job_id));
+    assert.equal(done.params?.status, "completed");
+    assert.equal(s.output(String(r.result?.job_id)), "still-serving\n");
+    const last = Math.max(...await Promise.all(closing));
+    assert.ok(
+      last - flooded < 2000 + 1500,
+      `silent sockets lasted ${Math.round(last - flooded)} ms`,
+    );
+    const h = await (await fetch(`http://127.0.0.1:${srv.port}/health`)).json();
+    assert.equal(h.status, "ok");
+    assert.equal(h.max_connections, 64);
+    assert.ok(h.dropped_connections + h.refused_connections >= 2000 - 64, JSON.stringify(h));
+    await s.close();
+    const { status } = await srv.stop();
+    assert.equal(status.code, 0, "the server was alive and stopped cleanly");
+  } finally {
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    await srv.stop();
+    await Deno.remove(state, { recursive: true });
+  }
+});
+
+Deno.test("at the cap with every slot a session, a new connection gets 503, counted in /health", async () => {
+  const logs: string[] = [];
+  await withServer({ maxConnections: 2, log: (m) => logs.push(m) }, async (server) => {
+    const a = await RawSession.open(server.url);
+    const b = await RawSession.open(server.url);
+    for (let i = 0; i < 3; i++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+      const text = await new Response(c.readable).text();
+      assert.match(text, /^HTTP\/1\.1 503 /);
+    }
+    assert.equal(server.health().refused_connections, 3);
+    assert.equal(
+      logs.filter((l) => l.includes("refusing new connections")).length,
+      1,
+      "logged once",
+    );
+    await a.close();
+    await waitFor(() => server.health().open_connections < 2, "a slot to free up");
+    const res = await fetch(`${server.httpUrl}/health`);
+    assert.equal(res.status, 200);
+    await res.body?.cancel();
+    await b.close();
+  });
+});
+
+/** Completes a WebSocket handshake by hand; returns the connection and bytes read past the head. */
+async function rawUpgrade(port: number): Promise<Deno.Conn> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await conn.write(new TextEncoder().encode(
+    `GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+      `Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+  ));
+  return conn;
+}
+
+/** A masked client frame header announcing `len` payload bytes. */
+function frameHeader(opcode: number, len: number, fin = true): Uint8Array {
+  const h = [(fin ? 0x80 : 0) | opcode];
+  if (len < 126) h.push(0x80 | len);
+  else if (len < 65536) h.push(0x80 | 126, len >> 8, len & 0xff);
+  else {
+    h.push(0x80 | 127);
+    for (let k = 7; k >= 0; k--) h.push(Math.floor(len / 2 ** (8 * k)) & 0xff);
+  }
+  return new Uint8Array([...h, 0, 0, 0, 0]); // mask key 0: the payload goes as is
+}
+
+Deno.test("frames: 100 MB → close 1009 before it is read, bad UTF-8 → 1007, other sessions unaffected", async () => {
+  await withServer({}, async (server) => {
+    const other = await RawSession.open(server.url);
+    const job = await other.call(1, "execute", { command: "sleep 0.3; echo unaffected" });
+
+    const big = await rawUpgrade(server.port);
+    await writeAll(big, frameHeader(1, 100_000_000));
+    const sent = writeAll(big, new Uint8Array(1 << 20).fill(0x61)).catch(() => {});
+    const closed = await readCloseFrame(big);
+    assert.equal(closed.code, 1009);
+    assert.match(closed.reason, /100000000 bytes is over the limit/);
+    await sent;
+    big.close();
+
+    // A message split into fragments is counted whole.
+    const frag = await rawUpgrade(server.port);
+    await writeAll(frag, frameHeader(1, 10 << 20, false));
+    await writeAll(frag, new Uint8Array(10 << 20).fill(0x61));
+    await writeAll(frag, frameHeader(0, 10 << 20, true));
+    assert.deepEqual(await readCloseFrame(frag), {
+      code: 1009,
+      reason: "message of 20971520 bytes is over the limit",
+    });
+    frag.close();
+
+    const bad = await rawUpgrade(server.port);
+    await writeAll(bad, new Uint8Array([...frameHeader(1, 3), 0x7b, 0xff, 0x7d])); // "{\xff}"
+    assert.equal((await readCloseFrame(bad)).code, 1007);
+    bad.close();
+
+    const done = await other.completed(String(job.result?.job_id));
+    assert.equal(done.params?.status, "completed");
+    assert.equal(other.output(String(job.result?.job_id)), "unaffected\n");
+    assert.equal((await other.call(2, "ping")).result?.pong, true);
+    assert.equal(server.health().frame_violations, 3);
+    await other.close();
+  });
+});
+
+Deno.test("sixteen clients starting 60 MB frames do not grow the server's memory", async () => {
+  const state = await Deno.makeTempDir();
+  const srv = await serveProcess(["--quiet"], { state });
+  try {
+    const before = rssKiB(srv.child.pid);
+    const codes = await Promise.all(Array.from({ length: 16 }, async () => {
+      const c = await rawUpgrade(srv.port);
+      await writeAll(c, frameHeader(1, 60_000_000));
+      const sending = writeAll(c, new Uint8Array(4 << 20).fill(0x61)).catch(() => {});
+      const { code } = await readCloseFrame(c);
+      await sending;
+      c.close();
+      return code;
+    }));
+    assert.deepEqual(new Set(codes), new Set([1009]));
+    const grown = rssKiB(srv.child.pid) - before;
+    assert.ok(grown < 64 * 1024, `server RSS grew by ${Math.round(grown / 1024)} MiB`);
+  } finally {
+    await srv.stop();
+    await Deno.remove(state, { recursive: true });
+  }
+});
+
+Deno.test("TLS: --cert/--key serve wss://; ccx run --ca trusts the private CA; no cleartext", async () => {
+  const dir = await Deno.makeTempDir();
+  const cert = join(dir, "cert.pem");
+  const key = join(dir, "key.pem");
+  const made = await new Deno.Command("openssl", {
+    args: [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  assert.ok(made.success, "openssl made a certificate");
+  const srv = await serveProcess(["--cert", cert, "--key", key, "--token", "tls-tok"], {
+    state: dir,
+  });
+  try {
+    assert.match(srv.url, /^wss:\/\/127\.0\.0\.1:\d+\/ws$/);
+    const ok = await cli(["run", "--server", srv.url, "--ca", cert, "--", "echo", "over tls"], {
+      env: { CCX_TOKEN: "tls-tok" },
+    });
+    assert.equal(ok.stdout, "over tls\n", ok.stderr);
+    assert.equal(ok.code, 0);
+    // Without the CA the certificate is not trusted: nothing runs.
+    const untrusted = await cli(["run", "--server", srv.url, "--", "echo", "no"], {
+      env: { CCX_TOKEN: "tls-tok" },
+    });
+    assert.notEqual(untrusted.code, 0);
+    assert.equal(untrusted.stdout, "");
+    // A cleartext request to the TLS port gets no HTTP answer.
+    const plain = await Deno.connect({ hostname: "127.0.0.1", port: srv.port });
+    await plain.write(new TextEncoder().encode("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+    const answer = await new Response(plain.readable).text().catch(() => "");
+    assert.ok(!answer.startsWith("HTTP/1.1 200"), answer);
+  } finally {
+    await srv.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("out of file descriptors, accept errors are retried and never end the server", async () => {
+  const state = await Deno.makeTempDir();
+  // A cap above what the fd limit allows, so accept(2) itself fails with EMFILE.
+  const srv = await serveProcess(["--request-timeout-s", "1", "--max-connections", "1000"], {
+    ulimit: 256,
+    state,
+  });
+  const conns: Deno.Conn[] = [];
+  try {
+    for (let i = 0; i < 400; i++) {
+      conns.push(await Deno.connect({ hostname: "127.0.0.1", port: srv.port }));
+    }
+    await Promise.all(conns.map(closedAt)); // dropped at the deadline, or never accepted and reset
+    // The flood is over: the server is alive and serves again.
+    let h: Record<string, number> | undefined;
+    for (let i = 0; i < 50 && !h; i++) {
+      try {
+        h = await (await fetch(`http://127.0.0.1:${srv.port}/health`)).json();
+      } catch {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    assert.ok(h, "health answers after the flood");
+    assert.ok(h.accept_errors > 0, JSON.stringify(h));
+    const { status, stderr } = await srv.stop();
+    assert.equal(status.code, 0);
+    assert.equal(stderr.match(/accept failed: /g)?.length, 1, "logged once for the episode");
+  } finally {
+    for (const c of conns) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    await srv.stop();
+    await Deno.remove(state, { recursive: true });
+  }
+});
