@@ -123,6 +123,9 @@ interface Chunk {
   seq: number;
 }
 
+/** What a slot of a tail holds once its chunk was dropped (until the array is compacted). */
+const DROPPED: Chunk = Object.freeze({ type: "stdout", data: "", seq: -1 });
+
 /** One listed job with its tail and its output watchers. */
 class Record_ {
   readonly startedAt = Date.now() / 1000;
@@ -269,7 +272,10 @@ export class ObserverHub {
     // short lines copies the whole array each time, so the front is an index instead,
     // and the array is compacted once the dropped part is the larger half.
     while (rec.tailChars > this.#tailChars && rec.tail.length - rec.tailHead > 1) {
-      rec.tailChars -= rec.tail[rec.tailHead++].data.length;
+      rec.tailChars -= rec.tail[rec.tailHead].data.length;
+      // Let go of the text now: in chunks mode each dropped entry can hold 64 KiB, and up to
+      // 1024 of them wait for the next compaction (hundreds of MiB under a slow reader).
+      rec.tail[rec.tailHead++] = DROPPED;
       rec.truncated = true;
     }
     if (rec.tailHead > 1024 && rec.tailHead * 2 > rec.tail.length) {

@@ -78,14 +78,26 @@ export interface CoordinatorProc {
   code: Promise<number>;
 }
 
-/** Starts `ccx stress SUITE --queue URL ARGS`. */
+/**
+ * Starts `ccx stress SUITE --queue URL ARGS`, with `--no-history` unless `history` (then the
+ * workers record the runs in the queue's Redis).
+ */
 export function startCoordinator(
   url: string,
   suite: string,
   args: string[] = [],
+  history = false,
 ): CoordinatorProc {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}main.ts`, "stress", suite, "--no-history", ...args],
+    args: [
+      "run",
+      "-A",
+      `${ROOT}main.ts`,
+      "stress",
+      suite,
+      ...(history ? [] : ["--no-history"]),
+      ...args,
+    ],
     env: { CCX_QUEUE: url, NO_COLOR: "1" },
     stdin: "null",
     stdout: "piped",

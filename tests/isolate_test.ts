@@ -6,6 +6,9 @@ import { CcxServer, ServerConfigError } from "../lib/server.ts";
 import { CcxClient } from "../lib/client.ts";
 import { newTag, pidsMatching, ROOT, waitFor, withServer } from "./helpers.ts";
 import { RawSession } from "./ws.ts";
+import { execTask } from "../lib/exec.ts";
+import { mockApiEnv, MockApiServer } from "../lib/mock_api.ts";
+import { realClaude } from "./real_claude.ts";
 
 const bwrap = (() => {
   try {
@@ -227,6 +230,72 @@ Deno.test({
       else Deno.env.set("HOME", home);
       Deno.removeSync(root, { recursive: true });
       Deno.removeSync(userHome, { recursive: true });
+    }
+  },
+});
+
+// The real Claude CLI (tests/real_claude.ts installs the pinned one) inside a confined workspace,
+// against the mock model: only the model is mocked; the CLI and its Write and Bash tools are real.
+const real = ignore ? undefined : await realClaude();
+if (real?.skip) console.warn(`real-CLI test skipped: ${real.skip}`);
+
+Deno.test({
+  name:
+    "real Claude CLI completes a Write tool call inside a confined workspace against the mock model",
+  ignore: ignore || real?.path === undefined,
+  fn: async () => {
+    const root = Deno.makeTempDirSync({ prefix: "ccx-iso-real-" });
+    const outside = `/var/tmp/ccx-real-outside-${newTag()}`;
+    const api = MockApiServer.start();
+    try {
+      await withServer({ workspaceRoot: root, isolate: "bwrap" }, async (server) => {
+        const lines: string[] = [];
+        const r = await execTask({
+          claude: real!.path!,
+          server: server.url,
+          task: "Create notes.txt [[mock:write:notes.txt=hello from the sandbox]]",
+          criteria: ["File notes.txt exists", "notes.txt contains sandbox"],
+          retries: 0,
+          timeout: 90,
+          sandbox: true,
+          env: mockApiEnv(api.url),
+          onProgress: (l) => lines.push(l),
+        });
+        assert.equal(r.success, true, lines.join("\n"));
+        const ws = r.attempts[0].workspace!;
+        assert.ok(ws.startsWith(root), ws);
+        assert.deepEqual(r.files_created, [join(ws, "notes.txt")]);
+        assert.equal(Deno.readTextFileSync(join(ws, "notes.txt")), "hello from the sandbox");
+        // The CLI kept its own state in the workspace's home, not the server user's.
+        assert.ok(
+          existsSync(join(ws, "..", "home", ".claude.json")),
+          "no ~/.claude.json in the job's home",
+        );
+
+        // Its Bash tool cannot write outside the workspace.
+        const bash = await execTask({
+          claude: real!.path!,
+          server: server.url,
+          task:
+            `Write inside and outside [[mock:bash:echo in > bash_inside.txt; echo x > ${outside}]]`,
+          tools: ["Bash"],
+          retries: 0,
+          timeout: 90,
+          sandbox: true,
+          env: mockApiEnv(api.url),
+        });
+        assert.equal(bash.attempts.length, 1);
+        const ws2 = bash.attempts[0].workspace!;
+        assert.equal(Deno.readTextFileSync(join(ws2, "bash_inside.txt")), "in\n", "Bash ran");
+        assert.equal(existsSync(outside), false, "the sandboxed Bash tool wrote outside");
+        assert.ok(
+          api.requests.some((q) => q.prompt.includes(outside)),
+          "the mock was asked for the Bash call",
+        );
+      });
+    } finally {
+      await api.shutdown();
+      Deno.removeSync(root, { recursive: true });
     }
   },
 });

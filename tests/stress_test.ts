@@ -1324,3 +1324,35 @@ Deno.test("--list, --filter RE, --exclude RE and -x/--max-fail", async () => {
   });
   assertNoneLeft(tag);
 });
+
+Deno.test("ccx stress exits 3 when every task ended in a Claude failure: the model was never asked", async () => {
+  const tag = newTag();
+  await withWork(async (w) => {
+    const t = (id: string) => ({
+      id,
+      command:
+        `claude -p '${tag} [[auth-fail]] What is 2+2?' --output-format stream-json --verbose`,
+      expected_patterns: ["4"],
+    });
+    const suite = await w.suite({ tests: [t("a"), t("b")] });
+    const json = w.path("r.json");
+    const r = await stress(w, [suite, "--json", json]);
+    assert.equal(r.code, 3, r.stdout + r.stderr);
+    assert.match(
+      r.stdout,
+      /Nothing could run: every task ended in a Claude or infrastructure failure/,
+    );
+    const rep = await readReport(json) as unknown as {
+      errors_by_kind: { kind: string; count: number; fix: string | null }[];
+    };
+    assert.equal(rep.errors_by_kind.length, 1);
+    assert.equal(rep.errors_by_kind[0].count, 2);
+    assert.ok(rep.errors_by_kind[0].fix, "the classifier's fix is in the report");
+    // One passing task makes it a run that did not graduate (1), not one that could not run.
+    const mixed = await w.suite({
+      tests: [t("a"), { id: "ok", command: `: ${tag}; echo 4`, expected_patterns: ["4"] }],
+    }, "mixed.json");
+    assert.equal((await stress(w, [mixed])).code, 1);
+  });
+  assertNoneLeft(tag);
+});

@@ -34,7 +34,7 @@ Deno.test({
       }
       const suite = await w.suite(gatedSuite(tag, go, 6));
       const json = w.path("report.json");
-      const c = startCoordinator(redis.url, suite, ["--json", json, "--out", w.path("out")]);
+      const c = startCoordinator(redis.url, suite, ["--json", json, "--out", w.path("out")], true);
       // One task up on each worker, the others waiting in the queue.
       await waitFor(() => pidsMatching(tag).length === 3, "three tasks running", 60_000);
       await waitFor(() => workers[0].log().includes(" started"), "w1 to run a task", 10_000);
@@ -54,6 +54,11 @@ Deno.test({
       );
       assert.ok(rerun[0].worker === "w2" || rerun[0].worker === "w3");
       for (const t of tests) assert.notEqual(t.worker, "w1", `${t.id} reported from the dead w1`);
+      // The workers recorded each run in the queue's Redis history: six runs, once each.
+      const h = await cli(["history", "--redis", redis.url, "--json"]);
+      assert.equal(h.code, 0, h.stderr);
+      const classes = JSON.parse(h.stdout) as { count: number }[];
+      assert.equal(classes.reduce((n, c) => n + c.count, 0), 6, h.stdout);
       // Outputs the workers handed back are in the coordinator's output directory.
       for (const t of tests) {
         assert.match(await Deno.readTextFile(t.output_file!), new RegExp(`done-${t.id.slice(1)}`));

@@ -317,7 +317,8 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     return 3;
   }
   let history: HistoryStore | undefined;
-  if (!opts.noHistory && !opts.queue) {
+  // With --queue and no --redis, the workers record the runs in the queue's Redis.
+  if (!opts.noHistory && (!opts.queue || opts.redisUrl)) {
     history = await openHistory({ redisUrl: opts.redisUrl }).catch((e) => {
       console.error(`ccx stress: timeout history not recorded: ${(e as Error).message}`);
       return undefined;
@@ -420,6 +421,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         outDir,
         claude: suite.claude,
         record: !opts.noHistory,
+        history,
         workspace: !opts.noWorkspace,
         keepWorkspaces: opts.keepWorkspaces,
         signal: controller.signal,
@@ -484,6 +486,14 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   // The table ends with the ratio line already; repeat it only if it does not.
   const ratio = formatRatioLine(summary, threshold);
   if (!formatSummaryTable(report, { color: false }).includes(ratio)) console.log(ratio);
+  // Every task ended in a Claude or infrastructure failure (not logged in, CLI refused to start,
+  // …): the model was never asked, so this is "could not run", not a regression.
+  if (results.length > 0 && results.every((r) => r.status === "error" && r.kind !== undefined)) {
+    console.log(
+      "Nothing could run: every task ended in a Claude or infrastructure failure (exit 3).",
+    );
+    return 3;
+  }
   return summary.graduated ? 0 : 1;
 }
 
@@ -625,10 +635,11 @@ export const stress: Command = defineCommand({
   notes: [
     "Exit: 0 when the ratio meets the threshold and nothing errored; 1 ran but did not graduate;",
     "2 bad input; 3 could not run (server down, token refused, Claude CLI missing: checked",
-    "before any task starts); 130 after Ctrl+C (reports are still written).",
+    "before any task starts; or every task ended in a Claude/infrastructure failure);",
+    "130 after Ctrl+C (reports are still written).",
     "With --queue the tasks run on `ccx worker` boxes (their concurrency applies, not",
-    "--concurrency); the workers record runs in the queue's Redis history. Ctrl+C removes",
-    "the run's waiting tasks and cancels its running ones on the workers.",
+    "--concurrency); runs are recorded in --redis, else by the workers in the queue's Redis.",
+    "Ctrl+C removes the run's waiting tasks and cancels its running ones on the workers.",
   ],
   run(o, positionals) {
     if (positionals.length > 1) {
