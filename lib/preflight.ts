@@ -79,10 +79,23 @@ function healthUrl(ws: URL): string {
 }
 
 async function checkServer(s: PreflightServer, timeoutMs: number): Promise<string | undefined> {
+  const client = s.ca ? Deno.createHttpClient({ caCerts: [s.ca] }) : undefined;
+  try {
+    return await checkServerWith(s, timeoutMs, client);
+  } finally {
+    client?.close();
+  }
+}
+
+async function checkServerWith(
+  s: PreflightServer,
+  timeoutMs: number,
+  client: Deno.HttpClient | undefined,
+): Promise<string | undefined> {
   const ws = new URL(s.url);
   const health = healthUrl(ws);
   try {
-    const r = await fetch(health, { signal: AbortSignal.timeout(timeoutMs) });
+    const r = await fetch(health, { client, signal: AbortSignal.timeout(timeoutMs) });
     await r.body?.cancel();
     if (!r.ok) return `--server ${s.url}: ${health} answered HTTP ${r.status}; is it a ccx server?`;
   } catch (e) {
@@ -94,6 +107,7 @@ async function checkServer(s: PreflightServer, timeoutMs: number): Promise<strin
   http.pathname = ws.pathname;
   try {
     const r = await fetch(http, {
+      client,
       headers: s.token ? { authorization: `Bearer ${s.token}` } : {},
       signal: AbortSignal.timeout(timeoutMs),
     });

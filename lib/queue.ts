@@ -27,7 +27,8 @@
 import { join } from "node:path";
 import { Queue, QueueEvents } from "bullmq";
 import { connectRedis, redactUrl } from "./history.ts";
-import { type InstanceRun, pickInstances, type TaskOptions } from "./runner.ts";
+import { type InstanceRun, pickInstances, recordOutcome, type TaskOptions } from "./runner.ts";
+import type { HistoryStore } from "./history.ts";
 import { formatTimestamp, resolveMarker, type SuiteTask } from "./suite.ts";
 import type { TestResult } from "./report.ts";
 
@@ -208,8 +209,13 @@ export interface QueueRunOptions
   outDir: string;
   /** The suite's Claude executable (workers may override it). */
   claude: string;
-  /** Whether workers record runs in the queue's history (default true). */
+  /** Whether runs are recorded in the timeout history at all (default true). */
   record?: boolean;
+  /**
+   * Record the runs here (`ccx stress --redis`), from the results the workers hand back.
+   * Without it, the workers record them in the history in the queue's Redis.
+   */
+  history?: HistoryStore;
   /**
    * Aborting removes the run's waiting tasks and cancels its running ones on the workers;
    * what finished is still returned.
@@ -272,7 +278,7 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
     patternMode: opts.patternMode ?? "all",
     timeoutScale: opts.timeoutScale ?? 1,
     claude: opts.claude,
-    record: opts.record ?? true,
+    record: (opts.record ?? true) && !opts.history,
     workspace: opts.workspace,
     keepWorkspaces: opts.keepWorkspaces,
   };
@@ -313,6 +319,7 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
     }
   }
   const results: (TestResult | undefined)[] = new Array(order);
+  const recording: Promise<void>[] = [];
 
   const redis = await connectRedis(opts.url, { blocking: true });
   let queue: Queue | undefined;
@@ -416,6 +423,11 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
       }
       results[p.order] = r;
       finished++;
+      if (opts.history && (opts.record ?? true) && !r.reason.startsWith("interrupted")) {
+        for (const x of r.instances ?? [r]) {
+          recording.push(recordOutcome(opts.history, p.task, x.durationS, x));
+        }
+      }
       opts.onFinish?.(r);
       if (finished === order) allDone();
     };
@@ -503,6 +515,7 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
     else opts.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       await done;
+      await Promise.all(recording);
     } finally {
       clearInterval(sweep);
       opts.signal?.removeEventListener("abort", onAbort);

@@ -564,9 +564,34 @@ async function recordRun(
   v: Verdict,
 ): Promise<void> {
   if (opts.signal?.aborted && run.status === "canceled") return;
-  await opts.history?.record({
+  if (opts.history) await recordOutcome(opts.history, task, run.executionTime, v);
+}
+
+/**
+ * Records one judged run of a task in the timeout history (its class, how long it ran, its
+ * outcome); never throws. The runner records each run this way, and so does the fleet
+ * coordinator for the results its workers hand back when the history is not the queue's.
+ *
+ * @example
+ * ```ts
+ * import { openHistory } from "./history.ts";
+ * import { recordOutcome } from "./runner.ts";
+ * import { loadSuite } from "./suite.ts";
+ * const [task] = (await loadSuite("tasks/selftest.json")).tasks;
+ * const history = await openHistory({ path: "/tmp/ccx-history.sqlite" });
+ * await recordOutcome(history, task, 1.5, { status: "passed", reason: "exit 0" });
+ * await history.close();
+ * ```
+ */
+export async function recordOutcome(
+  history: HistoryStore,
+  task: SuiteTask,
+  durationS: number,
+  v: Pick<Verdict, "status" | "reason">,
+): Promise<void> {
+  await history.record({
     ...taskClass(task.request ?? task.template ?? task.id),
-    durationS: run.executionTime,
+    durationS,
     outcome: outcomeOf(v),
     at: Date.now(),
     source: "stress",

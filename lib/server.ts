@@ -1276,9 +1276,11 @@ export class CcxServer {
  * Every Claude limit (at most one per kind) that `text` shows. One read can hold several lines,
  * say a usage limit and a token limit; each line is looked at once a limit was seen at all.
  */
-function limitsIn(text: string): ClaudeLimit[] {
+const NO_LIMITS: readonly ClaudeLimit[] = [];
+
+function limitsIn(text: string): readonly ClaudeLimit[] {
   const first = detectClaudeLimit(text);
-  if (!first) return [];
+  if (!first) return NO_LIMITS; // the usual case, once per message: nothing allocated
   const byKind = new Map<string, ClaudeLimit>();
   for (const line of text.split("\n")) {
     const l = detectClaudeLimit(line);

@@ -224,7 +224,7 @@ Deno.test("sixteen clients starting 60 MB frames do not grow the server's memory
   }
 });
 
-Deno.test("TLS: --cert/--key serve wss://; ccx run --ca trusts the private CA; no cleartext", async () => {
+Deno.test("TLS: --cert/--key serve wss://; ccx run and stress --ca trust the private CA; no cleartext", async () => {
   const dir = await Deno.makeTempDir();
   const cert = join(dir, "cert.pem");
   const key = join(dir, "key.pem");
@@ -268,6 +268,25 @@ Deno.test("TLS: --cert/--key serve wss://; ccx run --ca trusts the private CA; n
     });
     assert.notEqual(untrusted.code, 0);
     assert.equal(untrusted.stdout, "");
+    // ccx stress's pre-flight (/health, the token) goes through the same CA.
+    const suite = `${dir}/tls_suite.json`;
+    await Deno.writeTextFile(
+      suite,
+      JSON.stringify({
+        tests: [{ id: "t", command: "echo tls-ok", expected_patterns: ["tls-ok"] }],
+      }),
+    );
+    const stressOk = await cli(
+      ["stress", suite, "--server", srv.url, "--ca", cert, "--no-history", "--out", `${dir}/o`],
+      { env: { CCX_TOKEN: "tls-tok", CCX_STATE_DIR: dir } },
+    );
+    assert.equal(stressOk.code, 0, stressOk.stdout + stressOk.stderr);
+    const stressNoCa = await cli(
+      ["stress", suite, "--server", srv.url, "--no-history", "--out", `${dir}/o2`],
+      { env: { CCX_TOKEN: "tls-tok", CCX_STATE_DIR: dir } },
+    );
+    assert.equal(stressNoCa.code, 3, stressNoCa.stderr);
+    assert.match(stressNoCa.stderr, /cannot run: --server wss:.*no answer from https:/);
     // A cleartext request to the TLS port gets no HTTP answer.
     const plain = await Deno.connect({ hostname: "127.0.0.1", port: srv.port });
     await plain.write(new TextEncoder().encode("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));

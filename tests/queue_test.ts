@@ -91,18 +91,22 @@ Deno.test({
       // Same task ids in both suites; different answers.
       const a = await w.suite(gatedSuite(tag, go, 4, "alpha"), "a.json");
       const b = await w.suite(gatedSuite(tag, go, 4, "beta"), "b.json");
+      // Run A records its history in Redis db 1 (--redis); run B lets the workers record it in
+      // the queue's Redis (db 0).
       const ca = startCoordinator(redis.url, a, [
         "--json",
         w.path("a.r.json"),
         "--out",
         w.path("a"),
-      ]);
+        "--redis",
+        `${redis.url}/1`,
+      ], true);
       const cb = startCoordinator(redis.url, b, [
         "--json",
         w.path("b.r.json"),
         "--out",
         w.path("b"),
-      ]);
+      ], true);
       assert.equal(await ca.code, 0, ca.out());
       assert.equal(await cb.code, 0, cb.out());
       for (const [file, word] of [["a.r.json", "alpha"], ["b.r.json", "beta"]]) {
@@ -114,6 +118,12 @@ Deno.test({
           assert.match(out, new RegExp(`${word}-${t.id.slice(1)}`));
           assert.doesNotMatch(out, word === "alpha" ? /beta/ : /alpha/);
         }
+      }
+      for (const db of ["/1", ""]) {
+        const h = await cli(["history", "--redis", `${redis.url}${db}`, "--json"]);
+        assert.equal(h.code, 0, h.stderr);
+        const classes = JSON.parse(h.stdout) as { count: number; label: string }[];
+        assert.equal(classes.reduce((n, c) => n + c.count, 0), 4, `db${db}: ${h.stdout}`);
       }
     } finally {
       await Promise.all(workers.map(killWorker));

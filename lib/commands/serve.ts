@@ -139,7 +139,7 @@ export const serve: Command = defineCommand({
       default: 20,
       min: 0,
       arg: "N",
-      help: "seconds between heartbeats, 0 = off",
+      help: "heartbeat after N quiet seconds, only to sessions running jobs; 0 = off",
     },
     "max-message-bytes": {
       type: "int",

@@ -317,7 +317,8 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     return 3;
   }
   let history: HistoryStore | undefined;
-  if (!opts.noHistory && !opts.queue) {
+  // With --queue and no --redis, the workers record the runs in the queue's Redis.
+  if (!opts.noHistory && (!opts.queue || opts.redisUrl)) {
     history = await openHistory({ redisUrl: opts.redisUrl }).catch((e) => {
       console.error(`ccx stress: timeout history not recorded: ${(e as Error).message}`);
       return undefined;
@@ -420,6 +421,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         outDir,
         claude: suite.claude,
         record: !opts.noHistory,
+        history,
         workspace: !opts.noWorkspace,
         keepWorkspaces: opts.keepWorkspaces,
         signal: controller.signal,
@@ -636,8 +638,8 @@ export const stress: Command = defineCommand({
     "before any task starts; or every task ended in a Claude/infrastructure failure);",
     "130 after Ctrl+C (reports are still written).",
     "With --queue the tasks run on `ccx worker` boxes (their concurrency applies, not",
-    "--concurrency); the workers record runs in the queue's Redis history. Ctrl+C removes",
-    "the run's waiting tasks and cancels its running ones on the workers.",
+    "--concurrency); runs are recorded in --redis, else by the workers in the queue's Redis.",
+    "Ctrl+C removes the run's waiting tasks and cancels its running ones on the workers.",
   ],
   run(o, positionals) {
     if (positionals.length > 1) {

@@ -139,7 +139,8 @@ export const worker: Command = defineCommand({
   notes: [
     "The worker connects out to Redis only; it needs no inbound port. It runs each task",
     "through an in-process ccx server with the same supervisor, verdicts and retries as",
-    "`ccx stress`, and records timings in the queue's Redis history.",
+    "`ccx stress`, and records timings in the queue's Redis history (unless the run's",
+    "coordinator records them in its own --redis).",
     "SIGTERM or Ctrl+C: take no more tasks, let running ones finish for --drain-s seconds,",
     "then cancel and hand back the rest; a second signal hands back at once.",
     "SIGKILL or a lost box: after the lock period another worker takes its tasks again.",
