@@ -101,6 +101,59 @@ export async function ccxTransfer(
 }
 
 /**
+ * Runs `command` through a ccx server in lines mode with a plain `WebSocket`
+ * that counts messages without parsing them, as the websocketd client does:
+ * the same client work on both sides, so the two servers compare. Timed from the
+ * `execute` request to the `process.completed` message.
+ *
+ * @example
+ * ```ts
+ * import { ccxRawLinesTransfer } from "./throughput.ts";
+ * // const t = await ccxRawLinesTransfer("ws://127.0.0.1:8004/ws", "seq 1 1000");
+ * ```
+ */
+export async function ccxRawLinesTransfer(
+  url: string,
+  command: string,
+  timeoutMs = 180000,
+): Promise<Transfer> {
+  const ws = new WebSocket(url);
+  await new Promise<void>((resolve, reject) => {
+    ws.onopen = () => resolve();
+    ws.onerror = () => reject(new Error(`could not connect to ${url}`));
+  });
+  let messages = 0;
+  let completed = "";
+  const t0 = performance.now();
+  const timedOut = await new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => resolve(true), timeoutMs);
+    ws.onmessage = (ev) => {
+      const text = ev.data as string;
+      // Only the few messages that are not output are looked into.
+      if (text.startsWith('{"jsonrpc":"2.0","method":"process.output"')) return void messages++;
+      if (text.includes('"method":"process.completed"')) {
+        completed = text;
+        clearTimeout(timer);
+        resolve(false);
+      }
+    };
+    ws.send(JSON.stringify({
+      jsonrpc: "2.0",
+      id: 1,
+      method: "execute",
+      params: { command, timeout: 300, output_mode: "lines" },
+    }));
+  });
+  const seconds = (performance.now() - t0) / 1000;
+  ws.close();
+  const end = completed ? JSON.parse(completed).params : undefined;
+  let problem: string | undefined;
+  if (timedOut) problem = `gave up after ${timeoutMs / 1000} s`;
+  else if (end?.status !== "completed") problem = `job ${end?.status}`;
+  return { seconds, lines: messages, bytes: Number(end?.stdout_bytes ?? 0), messages, problem };
+}
+
+/**
  * Runs `command` once through websocketd (one message per line) and counts
  * the messages with a plain `WebSocket`. Timed from opening the connection
  * (which starts the command) to its close.
@@ -240,6 +293,7 @@ export async function benchSeq(opts: ThroughputOptions = {}): Promise<Section> {
   const server = await startServerProcess();
   const ccxRuns: Transfer[] = [];
   const lineRuns: Transfer[] = [];
+  const rawLineRuns: Transfer[] = [];
   try {
     for (let i = 1; i <= runs; i++) {
       progress(`seq: ccx chunks run ${i}/${runs}`);
@@ -251,11 +305,18 @@ export async function benchSeq(opts: ThroughputOptions = {}): Promise<Section> {
       lineRuns.push(t);
       if (t.seconds > 5 || t.problem) break; // slow: one run is enough
     }
+    for (let i = 1; i <= runs; i++) {
+      progress(`seq: ccx lines run ${i}/${runs}, client counting without parsing`);
+      const t = await withServerCpu(server, () => ccxRawLinesTransfer(server.url, script));
+      rawLineRuns.push(t);
+      if (t.seconds > 5 || t.problem) break;
+    }
   } finally {
     await server.stop();
   }
   const ccx = medianRun(ccxRuns);
   const ccxLines = medianRun(lineRuns);
+  const ccxRawLines = medianRun(rawLineRuns);
   let wsd: Transfer | undefined;
   const wsdRuns: Transfer[] = [];
   const notes: string[] = [];
@@ -273,11 +334,10 @@ export async function benchSeq(opts: ThroughputOptions = {}): Promise<Section> {
     notes.push("websocketd is not installed (apt install websocketd): its column is skipped");
   }
   const ratio = wsd ? wsd.seconds / ccx.seconds : NaN;
-  const linesRatio = wsd ? wsd.seconds / ccxLines.seconds : NaN;
-  const problems = [...ccxRuns, ...lineRuns, ...wsdRuns].filter((t) => t.problem).map((t) =>
-    t.problem
-  );
-  for (const t of [...ccxRuns, ...lineRuns]) {
+  const linesRatio = wsd ? wsd.seconds / ccxRawLines.seconds : NaN;
+  const problems = [...ccxRuns, ...lineRuns, ...rawLineRuns, ...wsdRuns].filter((t) => t.problem)
+    .map((t) => t.problem);
+  for (const t of [...ccxRuns, ...lineRuns, ...rawLineRuns]) {
     if (t.lines !== raw.lines) problems.push(`ccx delivered ${t.lines} lines, not ${raw.lines}`);
   }
   notes.push(
@@ -286,10 +346,12 @@ export async function benchSeq(opts: ThroughputOptions = {}): Promise<Section> {
     "ccx: timed from the execute request to process.completed, client in this process " +
       "(lib/client.ts, JSON-parses every message), server a separate deno process",
     'ccx lines: output_mode "lines" (the server\'s default, one message per line, as the ' +
-      "seed's clients expect); bound by the client receiving and parsing one message a line",
+      "seed's clients expect); with CcxClient bound by the client receiving and parsing one " +
+      "message a line; the raw row counts messages with a plain WebSocket, as for websocketd",
     "websocketd: timed from opening the WebSocket (which starts the command) to its close",
     `ccx server CPU (user+sys) for the job: chunks mode ${cpuNote(ccx)}, lines mode ` +
-      `${cpuNote(ccxLines)} (does not grow with other load on the machine, unlike wall time)`,
+      `${cpuNote(ccxLines)}, lines mode to the raw client ${cpuNote(ccxRawLines)} (does not ` +
+      "grow with other load on the machine, unlike wall time)",
     ...problems.map((p) => `PROBLEM: ${p}`),
   );
   return {
@@ -301,6 +363,7 @@ export async function benchSeq(opts: ThroughputOptions = {}): Promise<Section> {
       row(`raw: sh -c 'seq 1 ${lines} > /dev/null'`, raw, raw),
       row("ccx serve -> CcxClient, chunks mode", ccx, raw),
       row("ccx serve -> CcxClient, lines mode", ccxLines, raw),
+      row("ccx serve -> raw WebSocket, lines mode", ccxRawLines, raw),
       row(wsd ? "websocketd -> WebSocket" : "websocketd (not installed)", wsd, raw),
     ],
     checks: [
@@ -311,10 +374,16 @@ export async function benchSeq(opts: ThroughputOptions = {}): Promise<Section> {
         wsd && !ccx.problem && !wsd.problem ? ratio >= 3 : null,
       ),
       check(
-        "ccx lines mode vs websocketd (lines/s, one message a line in both)",
+        "ccx lines mode vs websocketd (lines/s; one message a line, same raw client)",
         wsd ? `${fixed(linesRatio, 2)}x` : "not measured",
         "≥ 1x",
-        wsd && !ccxLines.problem && !wsd.problem ? linesRatio >= 1 : null,
+        wsd && !ccxRawLines.problem && !wsd.problem ? linesRatio >= 1 : null,
+      ),
+      check(
+        "ccx lines mode to CcxClient (parses every message) vs websocketd",
+        wsd ? `${fixed(wsd.seconds / ccxLines.seconds, 2)}x` : "not measured",
+        "(reported)",
+        null,
       ),
     ],
     notes,
@@ -324,6 +393,8 @@ export async function benchSeq(opts: ThroughputOptions = {}): Promise<Section> {
       ccxRuns,
       ccxLines,
       ccxLinesRuns: lineRuns,
+      ccxRawLines,
+      ccxRawLinesRuns: rawLineRuns,
       websocketd: wsd ?? null,
       websocketdRuns: wsdRuns,
       ratio,

@@ -113,7 +113,8 @@ export async function rememberLastRun(reportPath: string, root = RUNS_DIR): Prom
 /**
  * Keeps a `report.json` current during a run: {@linkcode LiveReport.update}
  * asks for a write of the latest snapshot; writes never overlap, a burst of
- * updates becomes one write, and each write is atomic (temporary file + rename).
+ * updates becomes one write (at most one every `minIntervalMs`), and each write is atomic
+ * (temporary file + rename).
  *
  * @example
  * ```ts
@@ -133,8 +134,11 @@ export class LiveReport {
   #writing: Promise<void> | undefined;
   #error: unknown;
 
-  /** Writes to `path` (its directory is created). */
-  constructor(readonly path: string) {}
+  /**
+   * Writes to `path` (its directory is created), at most one write per `minIntervalMs` (default
+   * 200) so a big run does not spend its time serializing reports.
+   */
+  constructor(readonly path: string, readonly minIntervalMs = 200) {}
 
   /** Schedules a write of `snapshot()` (taken when the write starts). */
   update(snapshot: () => RunReport): void {
@@ -147,8 +151,11 @@ export class LiveReport {
       while (this.#pending) {
         const take = this.#pending;
         this.#pending = undefined;
+        const t0 = performance.now();
         await Deno.mkdir(dirname(this.path), { recursive: true });
         await writeReports(take(), { json: this.path }).catch((e) => this.#error ??= e);
+        const rest = this.minIntervalMs - (performance.now() - t0);
+        if (this.#pending && rest > 0) await new Promise((r) => setTimeout(r, rest));
       }
     } finally {
       this.#writing = undefined;
