@@ -854,7 +854,7 @@ export class CcxServer {
   /** Every job of every session as observers (`watch`) see it. */
   readonly observers: ObserverHub;
   readonly #sessions = new Set<Session>();
-  readonly #server: Deno.HttpServer<Deno.UnixAddr>;
+  #server: Deno.HttpServer<Deno.UnixAddr>;
   readonly #gate: ConnectionGate;
   readonly #socketDir: string;
   /** True when the server speaks TLS (`wss://`). */
@@ -945,7 +945,7 @@ export class CcxServer {
     // Deno.serve listens on a private Unix socket; the gate owns the public port.
     this.#socketDir = Deno.makeTempDirSync({ prefix: "ccx-serve-" });
     const path = join(this.#socketDir, "http.sock");
-    this.#server = Deno.serve({ path, onListen: () => {} }, (req) => this.#route(req));
+    this.#server = this.#serveInner(path);
     this.tls = opts.tls !== undefined;
     try {
       this.#gate = ConnectionGate.listen({
@@ -1039,6 +1039,36 @@ export class CcxServer {
   /** The HTTP base, e.g. `http://127.0.0.1:8004` (`https://` with TLS). */
   get httpUrl(): string {
     return `${this.tls ? "https" : "http"}://${this.#urlHost()}:${this.port}`;
+  }
+
+  /**
+   * The HTTP server behind the gate. Should its accept loop ever fail (say, out of
+   * file descriptors), it is started again rather than taking the process down.
+   */
+  #serveInner(path: string): Deno.HttpServer<Deno.UnixAddr> {
+    const server = Deno.serve({ path, onListen: () => {} }, (req) => this.#route(req));
+    server.finished.catch((e) => {
+      if (this.closing) return;
+      this.log(`HTTP server failed: ${(e as Error).message}; restarting it`, {
+        level: "error",
+        event: "http_server_failed",
+      });
+      setTimeout(() => {
+        if (this.closing) return;
+        try {
+          Deno.removeSync(path);
+        } catch { /* gone */ }
+        try {
+          this.#server = this.#serveInner(path);
+        } catch (err) {
+          this.log(`HTTP server could not restart: ${(err as Error).message}`, {
+            level: "error",
+            event: "http_server_failed",
+          });
+        }
+      }, 100);
+    });
+    return server;
   }
 
   #removeSocketDir(): void {
