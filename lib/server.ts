@@ -41,6 +41,7 @@ import {
 } from "./isolate.ts";
 import { stateDir } from "./config.ts";
 import { join } from "node:path";
+import { existsSync } from "node:fs";
 import { type Job, type JobResult, StartError, startJob } from "./supervisor.ts";
 import { type ClaudeLimit, detectClaudeLimit } from "./claude.ts";
 import { DEFAULT_PASS_ENV, passEnvProblem } from "./job_env.ts";
@@ -908,7 +909,16 @@ export class CcxServer {
       } catch (e) {
         throw new ServerConfigError((e as Error).message);
       }
+    }
+    // A root that exists may hold what a dead server left: sweep it now, not at the first job.
+    if (this.isolate === "bwrap" || existsSync(this.#workspaceRoot)) {
       this.#workspaces = this.#makeWorkspaces();
+      if (this.#workspaces.swept > 0) {
+        this.log(`removed ${this.#workspaces.swept} workspaces left by a server that died`, {
+          event: "workspaces_swept",
+          count: this.#workspaces.swept,
+        });
+      }
     }
     const journalDir = opts.journalDir ?? join(stateDir(), "jobs");
     let journal: JobJournal | undefined;
