@@ -7,12 +7,15 @@
  * it, and the attempt records whether it did); the argv comes from
  * {@linkcode buildClaudeArgv} (no shell, so quotes, `$` and backticks reach the CLI verbatim); the
  * stream-json output is parsed as it arrives; the criteria are judged with {@linkcode judgeAll};
- * a failure is classified with {@linkcode classifyFailure}; and the attempt is recorded in the
- * timeout history. Retries: a failed criterion or a Claude error (token limit, timeout, stall,
- * max turns, crash) spends one refinement retry and the next prompt says what failed
- * ({@linkcode refinePrompt}); a usage/rate limit waits for the reset (or backs off exponentially
- * with jitter) without spending one, bounded by `maxLimitWaitS` per wait and `limitRetries` waits;
- * an authentication failure is never retried.
+ * a failure is classified with {@linkcode classifyFailure} (or ended early by the live watch:
+ * auth in an `api_retry` line, network retries past their bound, a stall after the startup
+ * grace); and the attempt is recorded in the timeout history. Retries follow the kind's policy in
+ * {@linkcode FAILURE_POLICIES}: `refine` (a failed criterion, token limit, timeout, stall, max
+ * turns, crash) spends one refinement retry and the next prompt says what failed
+ * ({@linkcode refinePrompt}); `backoff` (rate limit, overloaded, network) waits for the reset (or
+ * backs off exponentially with jitter) without spending one, bounded by `maxLimitWaitS` per wait
+ * and `limitRetries` waits; `never` (root refused, not logged in, auth, bad invocation, …) stops
+ * with the kind's fix. As root without `IS_SANDBOX=1` (and no `sandbox`), nothing is spawned.
  *
  * @example
  * ```ts

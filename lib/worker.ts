@@ -141,6 +141,8 @@ export class FleetWorker {
     sub.on("error", () => {});
     const history = opts.noHistory ? undefined : await RedisHistory.connect({ url: opts.url });
     const w = new FleetWorker(opts, redis, sub, history);
+    // Process groups a SIGKILLed worker (or server) left on this box end before new work starts.
+    await w.#server.reaped.catch(() => []);
     const keys = fleetKeys(queueName);
     await sub.subscribe(keys.cancelChannel);
     sub.on("message", (_channel: string, runId: string) => w.#cancelRun(runId));

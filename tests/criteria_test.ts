@@ -329,3 +329,15 @@ Deno.test("refinePrompt() explains a token-limit failure first and does not stac
 Deno.test("refinePrompt() returns the prompt unchanged when nothing failed", () => {
   assert.equal(refinePrompt("Do it", []), "Do it");
 });
+
+Deno.test("parseTaskRequest() finds the seed's criteria header anywhere, and flags one it cannot read", () => {
+  const found = parseTaskRequest(
+    "What is 2+2? ANSWER=4 Evaluate the response based on: 1) Contains 4",
+  );
+  assert.deepEqual(found.criteria, ["Contains 4"]);
+  assert.equal(found.task, "What is 2+2? ANSWER=4");
+  assert.equal(found.unparsedCriteria, undefined);
+  const empty = parseTaskRequest("What is 2+2? Evaluate the response based on:");
+  assert.deepEqual(empty.criteria, []);
+  assert.equal(empty.unparsedCriteria, "Evaluate the response based on:");
+});

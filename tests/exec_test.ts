@@ -772,3 +772,11 @@ Deno.test({
     }
   },
 });
+
+Deno.test("execTask() passes --max-turns 0 on, as the real CLI accepts it", async () => {
+  await inTmp(async (dir) => {
+    const r = await run(dir, { task: "What is 2+2?", maxTurns: 0, retries: 0 });
+    assert.deepEqual(r.attempts.map((a) => a.error_type), ["max_turns"]);
+    assert.match(r.attempts[0].prompt, /What is 2\+2\?/);
+  });
+});

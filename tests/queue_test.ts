@@ -149,7 +149,7 @@ Deno.test({
             tasks: [{
               id: "pick",
               // Each instance takes a while, so one worker cannot run two of them in turn.
-              natural_language_request: `${tag} [[startup:1500]] [[answer:forty-two]]`,
+              natural_language_request: `${tag} [[startup:3000]] [[answer:forty-two]]`,
               concurrent_instances: 3,
               models: ["sonnet", "haiku"],
               temperature_range: [0, 1],

@@ -723,7 +723,7 @@ Deno.test("a client that never reads is dropped after --slow-client-s and its jo
       assert.deepEqual(got.slice(-expected.length), [...expected]);
       // Held above the low mark (16 KiB) all along: the client took nothing.
       assert.ok(Number(dropped.queued_bytes) > 16 * 1024, JSON.stringify(dropped));
-      await waitFor(() => pidsMatching(tag).length === 0, "the job to be canceled", 3000);
+      await waitFor(() => pidsMatching(tag).length === 0, "the job to be canceled");
       await waitFor(() => events.some((e) => e.event === "job_ended"), "the job's end");
       assert.equal(events.find((e) => e.event === "job_ended")?.status, "canceled");
       // The reading session is unaffected.

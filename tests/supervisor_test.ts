@@ -166,12 +166,12 @@ Deno.test("no output for stall_timeout seconds is stalled", async () => {
 
 Deno.test("steady output within the stall window is not a stall", async () => {
   const r = recorder();
-  // A tick every 0.1 s against a 1 s window (slack for a loaded machine), for twice the window.
-  const cmd = "for i in $(seq 20); do echo tick; sleep 0.1; done";
-  const end = await startJob({ command: cmd, stallTimeoutS: 1 }, r).done;
+  // A tick every 0.1 s against a 2 s window (slack for a loaded machine), for longer than it.
+  const cmd = "for i in $(seq 30); do echo tick; sleep 0.1; done";
+  const end = await startJob({ command: cmd, stallTimeoutS: 2 }, r).done;
   assert.equal(end.status, "completed");
-  assert.equal(joined(r), "tick\n".repeat(20));
-  assert.ok(end.executionTime > 1, `ran ${end.executionTime}s, not past the stall window`);
+  assert.equal(joined(r), "tick\n".repeat(30));
+  assert.ok(end.executionTime > 2, `ran ${end.executionTime}s, not past the stall window`);
 });
 
 Deno.test("a job paused for longer than its stall timeout is not stalled", async () => {
@@ -179,14 +179,14 @@ Deno.test("a job paused for longer than its stall timeout is not stalled", async
   // The job is never quiet except while paused.
   const job = startJob({
     command: "while :; do echo tick; sleep 0.05; done",
-    stallTimeoutS: 1,
+    stallTimeoutS: 2,
     graceMs: 200,
   }, r);
   await waitFor(() => joined(r).includes("tick"), "the first tick");
   assert.ok(job.pause());
   await waitForPause(job.pgid);
   // A stall clock that kept running while paused would end the job during this wait.
-  await delay(2000);
+  await delay(3000);
   assert.equal(job.state, "paused");
   const before = joined(r).length;
   assert.ok(job.resume());
