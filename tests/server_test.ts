@@ -799,6 +799,21 @@ Deno.test("seed habit: a client reading until 3 quiet seconds ends; heartbeats o
   });
 });
 
+Deno.test("heartbeats are timed from the session's last message: none while output flows", async () => {
+  await withServer({ heartbeatS: 2 }, async (server) => {
+    const s = await RawSession.open(server.url);
+    // A line every 0.1 s for 3 s: the session is never quiet for 2 s, so a heartbeat
+    // clock of its own never fires (a server-wide 2 s clock would have, once or more).
+    const r = await started(s, 1, {
+      command: "i=0; while [ $i -lt 30 ]; do echo $i; sleep 0.1; i=$((i+1)); done",
+    });
+    await s.completed(r.job_id);
+    assert.equal(s.forJob(r.job_id, "process.output").length, 30);
+    assert.deepEqual(s.messages.filter((m) => m.method === "heartbeat"), []);
+    await s.close();
+  });
+});
+
 Deno.test("seed habit: a client that waits for process.exit {exitCode} gets it", async () => {
   await withServer({}, async (server) => {
     // ConcurrentClaudeExecutor: loop on recv until method == "process.exit", take exitCode.
