@@ -41,6 +41,7 @@ import {
 } from "./isolate.ts";
 import { stateDir } from "./config.ts";
 import { join } from "node:path";
+import { existsSync } from "node:fs";
 import { type Job, type JobResult, StartError, startJob } from "./supervisor.ts";
 import { type ClaudeLimit, detectClaudeLimit } from "./claude.ts";
 import { DEFAULT_PASS_ENV, passEnvProblem } from "./job_env.ts";
@@ -853,7 +854,7 @@ export class CcxServer {
   /** Every job of every session as observers (`watch`) see it. */
   readonly observers: ObserverHub;
   readonly #sessions = new Set<Session>();
-  readonly #server: Deno.HttpServer<Deno.UnixAddr>;
+  #server: Deno.HttpServer<Deno.UnixAddr>;
   readonly #gate: ConnectionGate;
   readonly #socketDir: string;
   /** True when the server speaks TLS (`wss://`). */
@@ -908,7 +909,16 @@ export class CcxServer {
       } catch (e) {
         throw new ServerConfigError((e as Error).message);
       }
+    }
+    // A root that exists may hold what a dead server left: sweep it now, not at the first job.
+    if (this.isolate === "bwrap" || existsSync(this.#workspaceRoot)) {
       this.#workspaces = this.#makeWorkspaces();
+      if (this.#workspaces.swept > 0) {
+        this.log(`removed ${this.#workspaces.swept} workspaces left by a server that died`, {
+          event: "workspaces_swept",
+          count: this.#workspaces.swept,
+        });
+      }
     }
     const journalDir = opts.journalDir ?? join(stateDir(), "jobs");
     let journal: JobJournal | undefined;
@@ -935,7 +945,7 @@ export class CcxServer {
     // Deno.serve listens on a private Unix socket; the gate owns the public port.
     this.#socketDir = Deno.makeTempDirSync({ prefix: "ccx-serve-" });
     const path = join(this.#socketDir, "http.sock");
-    this.#server = Deno.serve({ path, onListen: () => {} }, (req) => this.#route(req));
+    this.#server = this.#serveInner(path);
     this.tls = opts.tls !== undefined;
     try {
       this.#gate = ConnectionGate.listen({
@@ -1029,6 +1039,36 @@ export class CcxServer {
   /** The HTTP base, e.g. `http://127.0.0.1:8004` (`https://` with TLS). */
   get httpUrl(): string {
     return `${this.tls ? "https" : "http"}://${this.#urlHost()}:${this.port}`;
+  }
+
+  /**
+   * The HTTP server behind the gate. Should its accept loop ever fail (say, out of
+   * file descriptors), it is started again rather than taking the process down.
+   */
+  #serveInner(path: string): Deno.HttpServer<Deno.UnixAddr> {
+    const server = Deno.serve({ path, onListen: () => {} }, (req) => this.#route(req));
+    server.finished.catch((e) => {
+      if (this.closing) return;
+      this.log(`HTTP server failed: ${(e as Error).message}; restarting it`, {
+        level: "error",
+        event: "http_server_failed",
+      });
+      setTimeout(() => {
+        if (this.closing) return;
+        try {
+          Deno.removeSync(path);
+        } catch { /* gone */ }
+        try {
+          this.#server = this.#serveInner(path);
+        } catch (err) {
+          this.log(`HTTP server could not restart: ${(err as Error).message}`, {
+            level: "error",
+            event: "http_server_failed",
+          });
+        }
+      }, 100);
+    });
+    return server;
   }
 
   #removeSocketDir(): void {

@@ -7,7 +7,8 @@
  *
  * Layout of one workspace: `ROOT/<stamp>-<job>-<rand>/work` is the job's
  * working directory (the path reported to clients and the one `files` reads),
- * `…/home` is `HOME` for confined jobs. Removing a workspace removes both.
+ * `…/home` is `HOME` for confined jobs, `…/owner.json` names the server while
+ * the workspace's fate is open. Removing a workspace removes all of them.
  *
  * @example
  * ```ts
@@ -23,7 +24,7 @@
  * @module
  */
 
-import { cpSync } from "node:fs";
+import { cpSync, existsSync } from "node:fs";
 import { isAbsolute, join, normalize, relative, resolve, sep } from "node:path";
 
 /** What happens to a workspace once its job has ended. */
@@ -225,6 +226,8 @@ export class WorkspaceManager {
   /** Bound on kept bytes, or undefined for none. */
   readonly maxBytes?: number;
   readonly #maxListed: number;
+  /** Workspaces of dead servers removed when this manager started (not kept by their policy). */
+  swept = 0;
   /** Kept workspaces, oldest first: from earlier runs (found at start) and this one. */
   readonly #kept: { dir: string; bytes: number; ws?: Workspace }[] = [];
 
@@ -234,14 +237,29 @@ export class WorkspaceManager {
     this.maxBytes = opts.maxBytes;
     this.#maxListed = opts.maxListed ?? 100;
     Deno.mkdirSync(this.root, { recursive: true });
-    if (this.maxBytes !== undefined) {
-      const earlier: { dir: string; bytes: number; at: number }[] = [];
-      for (const e of Deno.readDirSync(this.root)) {
-        if (!e.isDirectory) continue;
-        const dir = join(this.root, e.name);
+    const earlier: { dir: string; bytes: number; at: number }[] = [];
+    for (const e of Deno.readDirSync(this.root)) {
+      if (!e.isDirectory) continue;
+      const dir = join(this.root, e.name);
+      const owner = readOwner(dir);
+      if (owner) {
+        // In use by a live server (this one included): not ours to judge.
+        if (owner.pid === Deno.pid || existsSync(`/proc/${owner.pid}`)) continue;
+        // Its server died: a finished job's workspace that was waiting to go, or a job that
+        // died with the server (a failure: kept unless its policy is never).
+        if (owner.remove || owner.keep === "never") {
+          this.#remove(dir);
+          this.swept++;
+          continue;
+        }
+        Deno.removeSync(join(dir, OWNER_FILE));
+      }
+      if (this.maxBytes !== undefined) {
         const at = Deno.statSync(dir).mtime?.getTime() ?? 0;
         earlier.push({ dir, bytes: treeBytes(dir), at });
       }
+    }
+    if (this.maxBytes !== undefined) {
       earlier.sort((a, b) => a.at - b.at);
       this.#kept.push(...earlier.map(({ dir, bytes }) => ({ dir, bytes })));
       this.#enforce();
@@ -285,7 +303,9 @@ export class WorkspaceManager {
         );
       }
     }
-    return new Workspace(dir, spec.keep ?? "failed", this.#maxListed);
+    const keep = spec.keep ?? "failed";
+    writeOwner(dir, { pid: Deno.pid, keep });
+    return new Workspace(dir, keep, this.#maxListed);
   }
 
   /**
@@ -297,6 +317,12 @@ export class WorkspaceManager {
    */
   finish(ws: Workspace, status: string): boolean {
     ws.kept = ws.keep === "always" || (ws.keep === "failed" && status !== "completed");
+    // Should this server die before releasing it, the next one on this root knows its fate.
+    if (ws.kept) {
+      try {
+        Deno.removeSync(join(ws.dir, OWNER_FILE));
+      } catch { /* already gone */ }
+    } else writeOwner(ws.dir, { pid: Deno.pid, keep: ws.keep, remove: true });
     if (ws.kept) {
       ws.bytes = treeBytes(ws.dir);
       this.#kept.push({ dir: ws.dir, bytes: ws.bytes, ws });
@@ -334,6 +360,35 @@ export class WorkspaceManager {
     } catch (e) {
       if (!(e instanceof Deno.errors.NotFound)) throw e;
     }
+  }
+}
+
+/**
+ * Each workspace's dir holds this file while its server may still remove it
+ * (the job runs, or ended and is not kept): `{pid, keep, remove?}`. A server
+ * starting on the same root removes the workspaces of dead servers that were
+ * due to go, and adopts the rest as kept.
+ */
+const OWNER_FILE = "owner.json";
+
+interface Owner {
+  pid: number;
+  keep: KeepPolicy;
+  remove?: boolean;
+}
+
+function writeOwner(dir: string, owner: Owner): void {
+  try {
+    Deno.writeTextFileSync(join(dir, OWNER_FILE), JSON.stringify(owner));
+  } catch { /* removed meanwhile */ }
+}
+
+function readOwner(dir: string): Owner | undefined {
+  try {
+    const o = JSON.parse(Deno.readTextFileSync(join(dir, OWNER_FILE)));
+    return typeof o?.pid === "number" ? o as Owner : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -262,13 +262,16 @@ export interface RemoteDiskServer {
 }
 
 /**
- * Starts `ccx serve` under bubblewrap with its workspace root on a private
- * tmpfs, so whatever its jobs write is invisible to the test process, as on
- * another machine. Needs `bwrap`.
+ * Starts `ccx serve` under bubblewrap, in a working directory of its own, with
+ * its workspace root on a private tmpfs, so whatever its jobs write is
+ * invisible to the test process, as on another machine. Needs `bwrap`.
  */
 export async function remoteDiskServer(extra: string[] = []): Promise<RemoteDiskServer> {
   const root = await Deno.makeTempDir({ prefix: "ccx-remote-ws-" });
+  // Its own working directory too, not the test's.
+  const cwd = await Deno.makeTempDir({ prefix: "ccx-remote-cwd-" });
   const child = new Deno.Command("bwrap", {
+    cwd,
     args: [
       "--bind",
       "/",
@@ -316,6 +319,7 @@ export async function remoteDiskServer(extra: string[] = []): Promise<RemoteDisk
       await child.status;
       await reader.cancel().catch(() => {});
       await Deno.remove(root, { recursive: true }).catch(() => {});
+      await Deno.remove(cwd, { recursive: true }).catch(() => {});
     },
   };
 }

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { ObserverHub, validateWatch } from "../lib/observer.ts";
 import { SqliteHistory, taskClass } from "../lib/history.ts";
-import { processesInGroup, waitFor, withServer } from "./helpers.ts";
+import { processesInGroup, waitFor, waitForPause, withServer } from "./helpers.ts";
 import { handshakeStatus, type Msg, RawSession } from "./ws.ts";
 
 type Job = Record<string, unknown> & { session_id: string; job_id: string };
@@ -139,10 +139,7 @@ Deno.test("an observer pauses, resumes and cancels another session's job; its gr
     assert.deepEqual(p.result, { status: "paused", job_id: "long" });
     await owner.next((m) => m.method === "process.paused" && m.params?.job_id === "long");
     await watcher.next(jobEvent("paused", "long"));
-    await waitFor(
-      () => processesInGroup(r.pid).every((x) => x.state === "T"),
-      "every process of the group stopped",
-    );
+    await waitForPause(r.pid);
     const q = await watcher.call(3, "control", { type: "RESUME", session_id: sid, job_id: "long" });
     assert.equal(q.result?.status, "resumed");
     await watcher.next(jobEvent("resumed", "long"));

@@ -93,7 +93,7 @@ Deno.test("Ctrl+C cancels the job, nothing is left, and ccx run exits 130", asyn
   const status = await child.status;
   await reader.cancel();
   assert.equal(status.code, 130);
-  await waitFor(() => pidsMatching(tag).length === 0, "no process of the job", 3000);
+  await waitFor(() => pidsMatching(tag).length === 0, "no process of the job");
 });
 
 Deno.test("exitCodeFor() maps statuses to process exit codes", () => {

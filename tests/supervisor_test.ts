@@ -166,12 +166,12 @@ Deno.test("no output for stall_timeout seconds is stalled", async () => {
 
 Deno.test("steady output within the stall window is not a stall", async () => {
   const r = recorder();
-  // A tick every 0.1 s against a 1 s window (slack for a loaded machine), for twice the window.
-  const cmd = "for i in $(seq 20); do echo tick; sleep 0.1; done";
-  const end = await startJob({ command: cmd, stallTimeoutS: 1 }, r).done;
+  // A tick every 0.1 s against a 2 s window (slack for a loaded machine), for longer than it.
+  const cmd = "for i in $(seq 30); do echo tick; sleep 0.1; done";
+  const end = await startJob({ command: cmd, stallTimeoutS: 2 }, r).done;
   assert.equal(end.status, "completed");
-  assert.equal(joined(r), "tick\n".repeat(20));
-  assert.ok(end.executionTime > 1, `ran ${end.executionTime}s, not past the stall window`);
+  assert.equal(joined(r), "tick\n".repeat(30));
+  assert.ok(end.executionTime > 2, `ran ${end.executionTime}s, not past the stall window`);
 });
 
 Deno.test("a job paused for longer than its stall timeout is not stalled", async () => {
@@ -179,14 +179,14 @@ Deno.test("a job paused for longer than its stall timeout is not stalled", async
   // The job is never quiet except while paused.
   const job = startJob({
     command: "while :; do echo tick; sleep 0.05; done",
-    stallTimeoutS: 1,
+    stallTimeoutS: 2,
     graceMs: 200,
   }, r);
   await waitFor(() => joined(r).includes("tick"), "the first tick");
   assert.ok(job.pause());
   await waitForPause(job.pgid);
   // A stall clock that kept running while paused would end the job during this wait.
-  await delay(2000);
+  await delay(3000);
   assert.equal(job.state, "paused");
   const before = joined(r).length;
   assert.ok(job.resume());
@@ -290,20 +290,22 @@ Deno.test("lines mode: only the line that is not UTF-8 carries raw bytes", async
   ]);
 });
 
-Deno.test("bytes that are not UTF-8 are kept: replacement text plus the raw bytes", async () => {
-  const r = recorder();
-  const end = await startJob({ command: "printf 'ok \\377\\376 end\\n'" }, r).done;
-  assert.equal(end.invalidUtf8Chunks, 1);
-  const chunk = r.chunks.find((c) => c.raw);
-  assert.ok(chunk);
-  assert.equal(chunk.text, "ok \ufffd\ufffd end\n");
-  assert.deepEqual([...chunk.raw!], [
-    ...new TextEncoder().encode("ok "),
-    0xff,
-    0xfe,
-    ...new TextEncoder().encode(" end\n"),
-  ]);
-});
+for (const outputMode of ["lines", "chunks"] as const) {
+  Deno.test(`${outputMode} mode: bytes that are not UTF-8 are kept: replacement text plus the raw bytes`, async () => {
+    const r = recorder();
+    const end = await startJob({ command: "printf 'ok \\377\\376 end\\n'", outputMode }, r).done;
+    assert.equal(end.invalidUtf8Chunks, 1);
+    const chunk = r.chunks.find((c) => c.raw);
+    assert.ok(chunk);
+    assert.equal(chunk.text, "ok \ufffd\ufffd end\n");
+    assert.deepEqual([...chunk.raw!], [
+      ...new TextEncoder().encode("ok "),
+      0xff,
+      0xfe,
+      ...new TextEncoder().encode(" end\n"),
+    ]);
+  });
+}
 
 Deno.test("when the sink is not ready the pipes are not read and the job blocks", async () => {
   let release!: () => void;

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { page as pageDoc } from "../lib/web/page.ts";
 import { SqliteHistory, taskClass } from "../lib/history.ts";
-import { cli, FAKE_CLAUDE, processesInGroup, ROOT, waitFor } from "./helpers.ts";
+import { cli, FAKE_CLAUDE, processesInGroup, ROOT, waitFor, waitForPause } from "./helpers.ts";
 import { RawSession } from "./ws.ts";
 
 const CHROMIUM = Deno.env.get("CHROMIUM_BIN") ?? "/usr/bin/chromium";
@@ -278,11 +278,7 @@ Deno.test("the page in Chromium: jobs of other clients, live output, conversatio
       await p.locator("#out").filter({ hasText: "ready" }).waitFor();
       await p.locator("#pause").click();
       await row(p, "runaway").locator(".st.paused").waitFor();
-      await waitFor(
-        () => processesInGroup(r.pid).every((x) => x.state === "T"),
-        "stopped",
-        15000,
-      );
+      await waitForPause(r.pid, 15000);
       await p.locator("#resume").click();
       await row(p, "runaway").locator(".st.running").waitFor();
       await p.locator("#cancel").click();

@@ -8,8 +8,21 @@ import {
   WorkspaceManager,
 } from "../lib/workspace.ts";
 import { validateExecute } from "../lib/protocol.ts";
-import { withServer } from "./helpers.ts";
+import { newTag, pidsMatching, ROOT, withServer } from "./helpers.ts";
 import { type Msg, RawSession } from "./ws.ts";
+
+/** Reads a `ccx serve` banner from its stdout and returns the WebSocket URL. */
+async function bannerUrl(stdout: ReadableStream<Uint8Array>): Promise<string> {
+  const reader = stdout.pipeThrough(new TextDecoderStream()).getReader();
+  let text = "";
+  while (!/ws:\/\/\S+\/ws/.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`the server exited: ${text}`);
+    text += value;
+  }
+  reader.releaseLock();
+  return text.match(/ws:\/\/\S+\/ws/)![0];
+}
 
 function tempRoot(): string {
   return Deno.makeTempDirSync({ prefix: "ccx-ws-test-" });
@@ -266,4 +279,57 @@ Deno.test("resolveInside and readWorkspace confine paths and bound file size", (
     assert.equal(r.content, "é".repeat(25)); // cut before the split character
   }
   Deno.removeSync(root, { recursive: true });
+});
+
+Deno.test("a server starting on a root removes what a dead server was due to remove, keeps the rest", async () => {
+  const state = tempRoot();
+  const tag = newTag();
+  // The first server: a finished job whose workspace waits for its session to end (keep
+  // failed, exit 0), and two running jobs (keep never, keep failed); then it is killed.
+  const first = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}main.ts`, "serve", "--port", "0", "--quiet"],
+    env: { CCX_STATE_DIR: state },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  const url = await bannerUrl(first.stdout);
+  const s = await RawSession.open(url);
+  const done = await run(s, "done", { command: "echo x > f", workspace: true });
+  for (const [id, keep] of [["never", "never"], ["failed", "failed"]]) {
+    const r = await s.call(id, "execute", {
+      job_id: id,
+      command: `sleep 30.${tag}`,
+      workspace: { keep },
+    });
+    assert.equal(r.error, undefined);
+  }
+  const path = (id: string) =>
+    String(s.forJob(id, "process.started")[0]?.params?.workspace ?? done.params!.workspace);
+  await s.next((m) => m.method === "process.started" && m.params?.job_id === "failed");
+  const dirs = { done: path("done"), never: path("never"), failed: path("failed") };
+  first.kill("SIGKILL");
+  await first.status;
+  await s.closed;
+  for (const d of Object.values(dirs)) assert.ok(existsSync(d), d);
+  // The next server on the same state directory sweeps at start, before any job.
+  const second = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}main.ts`, "serve", "--port", "0"],
+    env: { CCX_STATE_DIR: state },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  await bannerUrl(second.stdout);
+  second.kill("SIGTERM");
+  const log = await new Response(second.stderr).text();
+  await second.status;
+  assert.equal(existsSync(dirs.done), false, "a finished job's workspace not kept");
+  assert.equal(existsSync(dirs.never), false, "keep never");
+  assert.equal(existsSync(dirs.failed), true, "a job that died with its server is a failure: kept");
+  assert.equal(existsSync(join(dirs.failed, "..", "owner.json")), false, "adopted as kept");
+  assert.match(log, /removed 2 workspaces left by a server that died/);
+  // The second server's crash journal reaps the first one's jobs; make sure before leaving.
+  for (const pid of pidsMatching(tag)) Deno.kill(pid, "SIGKILL");
+  Deno.removeSync(state, { recursive: true });
 });
