@@ -490,18 +490,27 @@ Deno.test("heartbeats arrive while a job is silent", async () => {
   });
 });
 
-Deno.test("bytes that are not UTF-8 arrive with data_base64 holding the exact bytes", async () => {
-  await withServer({}, async (server) => {
-    const s = await RawSession.open(server.url);
-    const r = await started(s, 1, { command: "printf 'a\\377b\\n'" });
-    const done = await s.completed(r.job_id);
-    const out = s.forJob(r.job_id, "process.output")[0].params!;
-    assert.equal(out.data, "a\ufffdb\n");
-    assert.equal(atob(String(out.data_base64)), "a\xffb\n");
-    assert.equal(done.params?.invalid_utf8_chunks, 1);
-    await s.close();
+for (const output_mode of ["lines", "chunks"]) {
+  Deno.test(`${output_mode} mode: bytes that are not UTF-8 arrive with data_base64 holding the exact bytes`, async () => {
+    await withServer({}, async (server) => {
+      const s = await RawSession.open(server.url);
+      const r = await started(s, 1, { command: "printf 'ok\\na\\377b\\n'", output_mode });
+      const done = await s.completed(r.job_id);
+      const out = s.forJob(r.job_id, "process.output").map((m) => m.params!);
+      const bad = out.find((p) => p.data_base64 !== undefined)!;
+      if (output_mode === "lines") {
+        assert.deepEqual(out.map((p) => p.data), ["ok\n", "a\ufffdb\n"]);
+        assert.equal(bad.data, "a\ufffdb\n");
+        assert.equal(atob(String(bad.data_base64)), "a\xffb\n");
+      } else {
+        assert.equal(bad.data, "ok\na\ufffdb\n");
+        assert.equal(atob(String(bad.data_base64)), "ok\na\xffb\n");
+      }
+      assert.equal(done.params?.invalid_utf8_chunks, 1);
+      await s.close();
+    });
   });
-});
+}
 
 Deno.test("chunks mode: 2,000,000 lines arrive complete and in order, coalesced", async () => {
   await withServer({}, async (server) => {
