@@ -27,7 +27,115 @@
  * @module
  */
 
+import { Duplex } from "node:stream";
+import tls from "node:tls";
 import type { Logger } from "./log.ts";
+
+/** What the relay needs of a connection: a Deno TCP connection, or TLS over one. */
+interface RelayConn {
+  readonly remoteAddr: Deno.Addr;
+  read(buf: Uint8Array): Promise<number | null>;
+  write(data: Uint8Array): Promise<number>;
+  closeWrite(): Promise<void>;
+  close(): void;
+}
+
+/**
+ * TLS over an accepted Deno TCP connection, by `node:tls`. `Deno.listenTls`
+ * connections offer no `setNoDelay`, so Nagle's algorithm held small answers
+ * back (~40 ms each); here the TCP connection underneath has `TCP_NODELAY`.
+ */
+class TlsRelayConn implements RelayConn {
+  readonly remoteAddr: Deno.Addr;
+  readonly #sock: tls.TLSSocket;
+  readonly #raw: Deno.TcpConn;
+  readonly #secure: Promise<void>;
+  #queue: Uint8Array[] = [];
+  #queued = 0;
+  #eof = false;
+  #error: Error | undefined;
+  #wake: (() => void) | undefined;
+  readonly #writes = new Set<(e: Error) => void>();
+
+  constructor(raw: Deno.TcpConn, context: tls.SecureContext) {
+    this.#raw = raw;
+    this.remoteAddr = raw.remoteAddr;
+    // (The web stream types of lib.deno and @types/node differ only on paper.)
+    const pair = { readable: raw.readable, writable: raw.writable } as unknown as Parameters<
+      typeof Duplex.fromWeb
+    >[0];
+    const duplex = Duplex.fromWeb(pair);
+    const sock = new tls.TLSSocket(duplex, { isServer: true, secureContext: context });
+    this.#sock = sock;
+    this.#secure = new Promise((resolve, reject) => {
+      sock.once("secure", () => resolve());
+      sock.once("error", reject);
+      sock.once("close", () => reject(new Error("closed before the TLS handshake ended")));
+    });
+    this.#secure.catch(() => {});
+    const wake = () => this.#wake?.();
+    sock.on("data", (chunk: Uint8Array) => {
+      this.#queue.push(chunk);
+      this.#queued += chunk.length;
+      if (this.#queued > 1 << 20) sock.pause(); // the relay reads slower than the peer sends
+      wake();
+    });
+    const gone = (e?: Error) => {
+      if (e) this.#error ??= e;
+      this.#eof = true;
+      for (const reject of this.#writes) reject(e ?? new Error("connection closed"));
+      this.#writes.clear();
+      wake();
+    };
+    sock.on("end", () => gone());
+    sock.on("close", () => gone());
+    sock.on("error", (e: Error) => gone(e));
+  }
+
+  /** Resolves once the TLS handshake is done. */
+  handshake(): Promise<void> {
+    return this.#secure;
+  }
+
+  async read(buf: Uint8Array): Promise<number | null> {
+    while (this.#queue.length === 0) {
+      if (this.#error) throw this.#error;
+      if (this.#eof) return null;
+      await new Promise<void>((r) => this.#wake = r);
+      this.#wake = undefined;
+    }
+    const head = this.#queue[0];
+    const n = Math.min(head.length, buf.length);
+    buf.set(head.subarray(0, n));
+    if (n === head.length) this.#queue.shift();
+    else this.#queue[0] = head.subarray(n);
+    this.#queued -= n;
+    if (this.#queued < 256 << 10 && this.#sock.isPaused()) this.#sock.resume();
+    return n;
+  }
+
+  write(data: Uint8Array): Promise<number> {
+    if (this.#eof) return Promise.reject(this.#error ?? new Error("connection closed"));
+    const copy = data.slice();
+    return new Promise((resolve, reject) => {
+      this.#writes.add(reject);
+      this.#sock.write(copy, (e?: Error | null) => {
+        this.#writes.delete(reject);
+        if (e) reject(e);
+        else resolve(copy.length);
+      });
+    });
+  }
+
+  closeWrite(): Promise<void> {
+    return new Promise((resolve) => this.#sock.end(() => resolve()));
+  }
+
+  close(): void {
+    this.#sock.destroy();
+    tryClose(this.#raw);
+  }
+}
 
 /** Settings of a {@linkcode ConnectionGate}. */
 export interface GateOptions {
@@ -92,7 +200,7 @@ export function gatePeer(req: Request): { hostname: string; port: number } {
 const enc = new TextEncoder();
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-async function writeAll(conn: Deno.Conn, data: Uint8Array): Promise<void> {
+async function writeAll(conn: RelayConn, data: Uint8Array): Promise<void> {
   let off = 0;
   while (off < data.length) off += await conn.write(data.subarray(off));
 }
@@ -329,7 +437,7 @@ class GatedConn {
   #wake!: () => void;
   readonly #woken = new Promise<"wake">((r) => this.#wake = () => r("wake"));
 
-  constructor(readonly conn: Deno.Conn, private readonly gate: ConnectionGate) {}
+  constructor(readonly conn: RelayConn, private readonly gate: ConnectionGate) {}
 
   /** Closes both sides at once. */
   abort(): void {
@@ -343,7 +451,7 @@ class GatedConn {
     const g = this.gate;
     const timer = setTimeout(() => this.#timeout(), g.requestTimeoutMs);
     try {
-      if (g.tls) await (this.conn as Deno.TlsConn).handshake();
+      if (this.conn instanceof TlsRelayConn) await this.conn.handshake();
       let buf: Uint8Array = new Uint8Array(0);
       let end = -1;
       while (end < 0) {
@@ -551,7 +659,8 @@ export class ConnectionGate {
   readonly maxHeadBytes: number;
   /** Resolves when the accept loop has stopped. */
   readonly finished: Promise<void>;
-  readonly #listener: Deno.Listener;
+  readonly #listener: Deno.TcpListener;
+  readonly #tlsContext: tls.SecureContext | undefined;
   readonly #conns = new Map<string, GatedConn>();
   readonly #pending = new Set<GatedConn>();
   readonly #log: Logger;
@@ -568,9 +677,9 @@ export class ConnectionGate {
     this.maxFrameBytes = opts.maxFrameBytes ?? 16 * 1024 * 1024;
     this.maxHeadBytes = opts.maxHeadBytes ?? 16 * 1024;
     this.#log = opts.log ?? (() => {});
-    this.#listener = opts.tls
-      ? Deno.listenTls({ hostname: opts.hostname, port: opts.port, ...opts.tls })
-      : Deno.listen({ hostname: opts.hostname, port: opts.port });
+    // Checked now, so a bad certificate or key stops the start with a clear error.
+    this.#tlsContext = opts.tls ? tls.createSecureContext(opts.tls) : undefined;
+    this.#listener = Deno.listen({ hostname: opts.hostname, port: opts.port });
     this.addr = this.#listener.addr as Deno.NetAddr;
     this.finished = this.#acceptLoop();
   }
@@ -609,7 +718,7 @@ export class ConnectionGate {
   async #acceptLoop(): Promise<void> {
     let backoff = 10;
     while (!this.#closing) {
-      let conn: Deno.Conn;
+      let conn: Deno.TcpConn;
       try {
         conn = await this.#listener.accept();
       } catch (e) {
@@ -635,7 +744,7 @@ export class ConnectionGate {
     }
   }
 
-  #admit(conn: Deno.Conn): void {
+  #admit(conn: Deno.TcpConn): void {
     if (this.#conns.size >= this.maxConnections) {
       // Room is made by the oldest connection that has not even sent its request.
       const victim = this.#pending.values().next().value;
@@ -653,15 +762,15 @@ export class ConnectionGate {
       this.#stats.refusedEpisode = 0;
     }
     // Small frames go out at once: no Nagle delay (40 ms with delayed ACKs) on a request/answer.
-    // (TLS connections have it at run time too, though the types do not say so.)
-    (conn as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
-    const c = new GatedConn(conn, this);
+    conn.setNoDelay(true);
+    const relay = this.#tlsContext ? new TlsRelayConn(conn, this.#tlsContext) : conn;
+    const c = new GatedConn(relay, this);
     this.#conns.set(c.id, c);
     this.#pending.add(c);
     void c.run();
   }
 
-  #refuse(conn: Deno.Conn): void {
+  #refuse(conn: Deno.TcpConn): void {
     this.#stats.refused++;
     this.#stats.refusedEpisode++;
     if (!this.#refusing) {

@@ -223,8 +223,11 @@ export interface QueueRunOptions
   signal?: AbortSignal;
   /** How long, after an abort, to wait for canceled tasks to report (default 15000 ms). */
   cancelWaitMs?: number;
-  /** Called once the run's tasks are on the queue, with how many workers take from it now. */
-  onReady?(workers: number): void;
+  /**
+   * Called once the run's tasks are on the queue, with how many workers take from it now
+   * (undefined when Redis does not let this user list its clients).
+   */
+  onReady?(workers: number | undefined): void;
   /** Called when a worker takes a task (its result id and the worker's name). */
   onStart?(id: string, worker: string): void;
   /** Called with each result as soon as it is known. */
@@ -475,7 +478,8 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
     events.on("failed", onFailed);
 
     await q.addBulk(jobs);
-    opts.onReady?.((await q.getWorkers().catch(() => [])).length);
+    // Listing workers needs CLIENT LIST, which an ACL may forbid: then nobody knows.
+    opts.onReady?.(await q.getWorkers().then((w) => w.length, () => undefined));
 
     // Should an event be missed (a dropped connection), ask the queue about quiet jobs.
     const sweep = setInterval(async () => {

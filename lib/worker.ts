@@ -111,6 +111,7 @@ export class FleetWorker {
   #active = new Map<string, string>(); // jobId → runId
   #handBack = false;
   #stopping?: Promise<void>;
+  #drained?: () => void;
   #log: (line: string) => void;
 
   private constructor(
@@ -176,14 +177,23 @@ export class FleetWorker {
   /**
    * Stops: takes no more tasks, waits up to `drainS` seconds for the running ones to finish,
    * then cancels the rest and hands them back to the queue, and lets go of Redis and the
-   * local server. Safe to call more than once.
+   * local server. Safe to call more than once; a later call with `drainS` 0 stops the wait
+   * and hands back at once.
    */
   stop(drainS = this.#opts.drainS ?? DEFAULT_DRAIN_S): Promise<void> {
-    this.#stopping ??= (async () => {
+    // Called again while draining (a second signal): stop waiting, hand back now.
+    if (this.#stopping) {
+      if (drainS === 0) this.#drained?.();
+      return this.#stopping;
+    }
+    this.#stopping = (async () => {
       this.#log(`ccx worker ${this.name}: stopping, ${this.running} task(s) running`);
       const closing = this.#worker.close();
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<"late">((r) => timer = setTimeout(() => r("late"), drainS * 1000));
+      const late = new Promise<"late">((r) => {
+        this.#drained = () => r("late");
+        timer = setTimeout(() => r("late"), drainS * 1000);
+      });
       if (await Promise.race([closing.then(() => "closed" as const), late]) === "late") {
         this.#log(`ccx worker ${this.name}: handing back ${this.running} task(s)`);
         this.#handBack = true;

@@ -490,18 +490,27 @@ Deno.test("heartbeats arrive while a job is silent", async () => {
   });
 });
 
-Deno.test("bytes that are not UTF-8 arrive with data_base64 holding the exact bytes", async () => {
-  await withServer({}, async (server) => {
-    const s = await RawSession.open(server.url);
-    const r = await started(s, 1, { command: "printf 'a\\377b\\n'" });
-    const done = await s.completed(r.job_id);
-    const out = s.forJob(r.job_id, "process.output")[0].params!;
-    assert.equal(out.data, "a\ufffdb\n");
-    assert.equal(atob(String(out.data_base64)), "a\xffb\n");
-    assert.equal(done.params?.invalid_utf8_chunks, 1);
-    await s.close();
+for (const output_mode of ["lines", "chunks"]) {
+  Deno.test(`${output_mode} mode: bytes that are not UTF-8 arrive with data_base64 holding the exact bytes`, async () => {
+    await withServer({}, async (server) => {
+      const s = await RawSession.open(server.url);
+      const r = await started(s, 1, { command: "printf 'ok\\na\\377b\\n'", output_mode });
+      const done = await s.completed(r.job_id);
+      const out = s.forJob(r.job_id, "process.output").map((m) => m.params!);
+      const bad = out.find((p) => p.data_base64 !== undefined)!;
+      if (output_mode === "lines") {
+        assert.deepEqual(out.map((p) => p.data), ["ok\n", "a\ufffdb\n"]);
+        assert.equal(bad.data, "a\ufffdb\n");
+        assert.equal(atob(String(bad.data_base64)), "a\xffb\n");
+      } else {
+        assert.equal(bad.data, "ok\na\ufffdb\n");
+        assert.equal(atob(String(bad.data_base64)), "ok\na\xffb\n");
+      }
+      assert.equal(done.params?.invalid_utf8_chunks, 1);
+      await s.close();
+    });
   });
-});
+}
 
 Deno.test("chunks mode: 2,000,000 lines arrive complete and in order, coalesced", async () => {
   await withServer({}, async (server) => {
@@ -795,6 +804,21 @@ Deno.test("seed habit: a client reading until 3 quiet seconds ends; heartbeats o
     // Another session that never ran a job heard nothing: heartbeats are per session.
     assert.deepEqual(idle.messages.map((m) => m.method), ["connected"]);
     await idle.close();
+    await s.close();
+  });
+});
+
+Deno.test("heartbeats are timed from the session's last message: none while output flows", async () => {
+  await withServer({ heartbeatS: 2 }, async (server) => {
+    const s = await RawSession.open(server.url);
+    // A line every 0.1 s for 3 s: the session is never quiet for 2 s, so a heartbeat
+    // clock of its own never fires (a server-wide 2 s clock would have, once or more).
+    const r = await started(s, 1, {
+      command: "i=0; while [ $i -lt 30 ]; do echo $i; sleep 0.1; i=$((i+1)); done",
+    });
+    await s.completed(r.job_id);
+    assert.equal(s.forJob(r.job_id, "process.output").length, 30);
+    assert.deepEqual(s.messages.filter((m) => m.method === "heartbeat"), []);
     await s.close();
   });
 });

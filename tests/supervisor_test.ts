@@ -290,20 +290,22 @@ Deno.test("lines mode: only the line that is not UTF-8 carries raw bytes", async
   ]);
 });
 
-Deno.test("bytes that are not UTF-8 are kept: replacement text plus the raw bytes", async () => {
-  const r = recorder();
-  const end = await startJob({ command: "printf 'ok \\377\\376 end\\n'" }, r).done;
-  assert.equal(end.invalidUtf8Chunks, 1);
-  const chunk = r.chunks.find((c) => c.raw);
-  assert.ok(chunk);
-  assert.equal(chunk.text, "ok \ufffd\ufffd end\n");
-  assert.deepEqual([...chunk.raw!], [
-    ...new TextEncoder().encode("ok "),
-    0xff,
-    0xfe,
-    ...new TextEncoder().encode(" end\n"),
-  ]);
-});
+for (const outputMode of ["lines", "chunks"] as const) {
+  Deno.test(`${outputMode} mode: bytes that are not UTF-8 are kept: replacement text plus the raw bytes`, async () => {
+    const r = recorder();
+    const end = await startJob({ command: "printf 'ok \\377\\376 end\\n'", outputMode }, r).done;
+    assert.equal(end.invalidUtf8Chunks, 1);
+    const chunk = r.chunks.find((c) => c.raw);
+    assert.ok(chunk);
+    assert.equal(chunk.text, "ok \ufffd\ufffd end\n");
+    assert.deepEqual([...chunk.raw!], [
+      ...new TextEncoder().encode("ok "),
+      0xff,
+      0xfe,
+      ...new TextEncoder().encode(" end\n"),
+    ]);
+  });
+}
 
 Deno.test("when the sink is not ready the pipes are not read and the job blocks", async () => {
   let release!: () => void;

@@ -125,6 +125,52 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "ccx worker: a second SIGTERM stops waiting for the running task and hands it back at once",
+  ignore: SKIP_REDIS,
+  async fn() {
+    const redis = await startRedis();
+    const w = await work();
+    const tag = newTag();
+    const go = w.path("go");
+    const workers: WorkerProc[] = [];
+    try {
+      // It would wait 10 minutes for its task; the second signal must cut that short.
+      const w1 = await startWorker(redis.url, "w1", ["--drain-s", "600"]);
+      workers.push(w1);
+      const suite = await w.suite(gatedSuite(tag, go, 1));
+      const json = w.path("report.json");
+      const c = startCoordinator(redis.url, suite, ["--json", json, "--out", w.path("out")]);
+      await waitFor(() => pidsMatching(tag).length === 1, "the task running", 60_000);
+      w1.child.kill("SIGTERM");
+      await waitFor(() => w1.log().includes("stopping, 1 task(s) running"), "w1 to stop", 10_000);
+      w1.child.kill("SIGTERM");
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const stuck = new Promise<"stuck">((r) => timer = setTimeout(() => r("stuck"), 120_000));
+      const ended = await Promise.race([w1.status, stuck]);
+      clearTimeout(timer);
+      assert.notEqual(ended, "stuck", `w1 still waits for its task: ${w1.log()}`);
+      assert.equal((await w1.status).code, 0, w1.log());
+      assert.match(w1.log(), /handing back 1 task\(s\)/);
+      await waitFor(() => pidsMatching(tag).length === 0, "w1's task to end", 10_000);
+      workers.push(await startWorker(redis.url, "w2"));
+      await waitFor(() => pidsMatching(tag).length === 1, "w2 to take the task", 30_000);
+      await Deno.writeTextFile(go, "");
+      assert.equal(await c.code, 0, c.out());
+      const [t] = await readTests(json);
+      assert.equal(t.status, "passed", t.reason);
+      assert.equal(t.worker, "w2");
+      assert.match(t.rerun!, /^worker w1 stopped and handed the task back; redelivered to w2$/);
+    } finally {
+      await Deno.writeTextFile(go, "").catch(() => {});
+      await Promise.all(workers.map(killWorker));
+      await waitFor(() => pidsMatching(tag).length === 0, "the tasks to end", 10_000);
+      await w.cleanup();
+      await redis.stop();
+    }
+  },
+});
+
 Deno.test("ccx worker without --queue or CCX_QUEUE exits 2 saying what is missing", async () => {
   const r = await cli(["worker"], { env: { CCX_QUEUE: "" } });
   assert.equal(r.code, 2);
