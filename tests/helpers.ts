@@ -11,6 +11,22 @@ import { CcxServer, type ServerOptions } from "../lib/server.ts";
 /** Absolute path of the repository root. */
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
+/**
+ * This test module's own state directory (`CCX_STATE_DIR`: history, crash journal, server
+ * workspaces), set in its environment and so inherited by every process it starts. Without it,
+ * every server of every test, and of anyone else on the machine, shares `~/.local/state/ccx`:
+ * one that starts reaps what another test's killed server left there, and says so on stderr.
+ */
+export const STATE_DIR: string = Deno.makeTempDirSync({ prefix: "ccx_test_state_" });
+Deno.env.set("CCX_STATE_DIR", STATE_DIR);
+globalThis.addEventListener("unload", () => {
+  try {
+    Deno.removeSync(STATE_DIR, { recursive: true });
+  } catch {
+    // Already gone, or held by a process that outlived the test module.
+  }
+});
+
 /** Absolute path of the stand-in Claude CLI. */
 export const FAKE_CLAUDE = `${ROOT}tests/fixtures/claude`;
 
