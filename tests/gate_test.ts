@@ -287,9 +287,10 @@ Deno.test("TLS: --cert/--key serve wss://; ccx run and stress --ca trust the pri
     stderr: "null",
   }).output();
   assert.ok(made.success, "openssl made a certificate");
-  const srv = await serveProcess(["--cert", cert, "--key", key, "--token", "tls-tok"], {
-    state: dir,
-  });
+  const srv = await serveProcess(
+    ["--cert", cert, "--key", key, "--token", "tls-tok", "--request-timeout-s", "3"],
+    { state: dir },
+  );
   try {
     assert.match(srv.url, /^wss:\/\/127\.0\.0\.1:\d+\/ws$/);
     const ok = await cli(["run", "--server", srv.url, "--ca", cert, "--", "echo", "over tls"], {
@@ -322,6 +323,11 @@ Deno.test("TLS: --cert/--key serve wss://; ccx run and stress --ca trust the pri
     );
     assert.equal(stressNoCa.code, 3, stressNoCa.stderr);
     assert.match(stressNoCa.stderr, /cannot run: --server wss:.*no answer from https:/);
+    // A peer that never starts its TLS handshake is closed at the request deadline.
+    const silent = await Deno.connect({ hostname: "127.0.0.1", port: srv.port });
+    const t0 = performance.now();
+    const lasted = (await closedAt(silent)) - t0;
+    assert.ok(lasted > 2000 && lasted < 3000 + 1500, `a silent TLS peer lasted ${lasted} ms`);
     // A cleartext request to the TLS port gets no HTTP answer.
     const plain = await Deno.connect({ hostname: "127.0.0.1", port: srv.port });
     await plain.write(new TextEncoder().encode("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
