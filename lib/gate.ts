@@ -153,6 +153,14 @@ export interface GateOptions {
   requestTimeoutMs?: number;
   /** Largest WebSocket message a client may start; larger ones are closed 1009 (default 16 MiB). */
   maxFrameBytes?: number;
+  /**
+   * Messages larger than this (the server's own message limit) are buffered by the
+   * server only to be refused: together they may hold at most `largeBudgetBytes`
+   * at once, past which they are closed 1009 too (default: no such check).
+   */
+  largeMessageBytes?: number;
+  /** The budget shared by such large messages (default 2 × `maxFrameBytes`). */
+  largeBudgetBytes?: number;
   /** Largest request head in bytes (default 16 KiB; larger: 431). */
   maxHeadBytes?: number;
   /** Log sink (default: none). */
@@ -267,8 +275,24 @@ class ClientFrames {
   #msgBytes = 0;
   /** Set while the current data message is text. */
   #text: TextDecoder | undefined;
+  /** Bytes of the current message taken from the shared budget for large messages. */
+  #reserved = 0;
 
-  constructor(private readonly maxMessage: number) {}
+  /**
+   * @param maxMessage Messages larger than this are closed 1009 at once.
+   * @param large Messages larger than `large.over` are let through only while the
+   *   budget shared by all connections (`large.left` bytes) lasts.
+   */
+  constructor(
+    private readonly maxMessage: number,
+    private readonly large: { over: number; left: number },
+  ) {}
+
+  /** Gives back what the current message took from the shared budget. */
+  release(): void {
+    this.large.left += this.#reserved;
+    this.#reserved = 0;
+  }
 
   /** Checks one chunk before it is forwarded; a violation means nothing more may be. */
   check(chunk: Uint8Array): Violation | undefined {
@@ -312,6 +336,7 @@ class ClientFrames {
     if (this.#opcode < 8 && this.#fin) {
       this.#msgBytes = 0;
       this.#text = undefined;
+      this.release();
     }
   }
 
@@ -342,6 +367,17 @@ class ClientFrames {
       this.#msgBytes = this.#opcode === 0 ? this.#msgBytes + len : len;
       if (this.#msgBytes > this.maxMessage) {
         return { code: 1009, reason: `message of ${this.#msgBytes} bytes is over the limit` };
+      }
+      if (this.#msgBytes > this.large.over) {
+        // The server will buffer it whole (to answer -32004): only so many at once.
+        if (this.large.left < len) {
+          return {
+            code: 1009,
+            reason: `message of ${this.#msgBytes} bytes: too many large messages at once`,
+          };
+        }
+        this.large.left -= len;
+        this.#reserved += len;
       }
       if (this.#opcode === 1) this.#text = new TextDecoder("utf-8", { fatal: true });
       else if (this.#opcode === 2) this.#text = undefined;
@@ -434,6 +470,7 @@ class GatedConn {
   upstream: Deno.UnixConn | undefined;
   #ended = false;
   #violation: Violation | undefined;
+  #frames: ClientFrames | undefined;
   #wake!: () => void;
   readonly #woken = new Promise<"wake">((r) => this.#wake = () => r("wake"));
 
@@ -481,6 +518,7 @@ class GatedConn {
     } finally {
       clearTimeout(timer);
       this.abort();
+      this.#frames?.release();
       g.ended(this);
     }
   }
@@ -517,7 +555,10 @@ class GatedConn {
 
   /** Client to server: frames checked as they pass. */
   async #up(first: Uint8Array, upgrade: boolean): Promise<void> {
-    const frames = upgrade ? new ClientFrames(this.gate.maxFrameBytes) : undefined;
+    const frames = upgrade
+      ? new ClientFrames(this.gate.maxFrameBytes, this.gate.largeMessages)
+      : undefined;
+    this.#frames = frames;
     let chunk: Uint8Array | null = first;
     const buf = new Uint8Array(64 * 1024);
     while (!this.#ended) {
@@ -655,6 +696,8 @@ export class ConnectionGate {
   readonly requestTimeoutMs: number;
   /** Largest message a client may start, in bytes. */
   readonly maxFrameBytes: number;
+  /** Large messages in flight: those over `over` bytes share `left` bytes. @internal */
+  readonly largeMessages: { over: number; left: number };
   /** Largest request head, in bytes. */
   readonly maxHeadBytes: number;
   /** Resolves when the accept loop has stopped. */
@@ -675,6 +718,10 @@ export class ConnectionGate {
     this.maxConnections = opts.maxConnections ?? 1024;
     this.requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
     this.maxFrameBytes = opts.maxFrameBytes ?? 16 * 1024 * 1024;
+    this.largeMessages = {
+      over: opts.largeMessageBytes ?? this.maxFrameBytes,
+      left: opts.largeBudgetBytes ?? 2 * this.maxFrameBytes,
+    };
     this.maxHeadBytes = opts.maxHeadBytes ?? 16 * 1024;
     this.#log = opts.log ?? (() => {});
     // Checked now, so a bad certificate or key stops the start with a clear error.

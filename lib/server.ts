@@ -957,6 +957,9 @@ export class CcxServer {
         requestTimeoutMs: (opts.requestTimeoutS ?? 10) * 1000,
         maxFrameBytes: opts.maxFrameBytes ??
           Math.min(64 << 20, Math.max(1 << 20, 4 * this.maxMessageBytes)),
+        // Messages over the limit are buffered only to be refused (-32004); together they
+        // hold at most twice the frame cap, whatever the number of connections.
+        largeMessageBytes: this.maxMessageBytes,
         log: this.log,
       });
     } catch (e) {

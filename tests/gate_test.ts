@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { defaultMaxConnections } from "../lib/gate.ts";
 import { cli, ROOT, waitFor, withServer } from "./helpers.ts";
-import { RawSession, readCloseFrame } from "./ws.ts";
+import { RawSession, readCloseFrame, readFrameUntil } from "./ws.ts";
 
 /** `ccx serve` as a real process through `bash -c` (for ulimit); resolves once it listens. */
 async function serveProcess(args: string[], opts: { ulimit?: number; state?: string } = {}) {
@@ -198,6 +198,41 @@ Deno.test("frames: 100 MB → close 1009 before it is read, bad UTF-8 → 1007, 
     assert.equal((await other.call(2, "ping")).result?.pong, true);
     assert.equal(server.health().frame_violations, 3);
     await other.close();
+  });
+});
+
+Deno.test("messages over the limit share one budget: -32004 while it lasts, then 1009", async () => {
+  // 1 MiB messages: frames up to 4 MiB are let through (to be answered -32004) while
+  // together they hold at most 8 MiB.
+  await withServer({ maxMessageBytes: 1 << 20 }, async (server) => {
+    const three = 3 << 20;
+    const a = await rawUpgrade(server.port);
+    const b = await rawUpgrade(server.port);
+    for (const c of [a, b]) {
+      await writeAll(c, frameHeader(1, three));
+      await writeAll(c, new Uint8Array(1 << 20).fill(0x61));
+    }
+    await waitFor(() => server.health().open_connections === 2, "both connections");
+    const c = await rawUpgrade(server.port);
+    await writeAll(c, frameHeader(1, three));
+    assert.deepEqual(await readCloseFrame(c), {
+      code: 1009,
+      reason: `message of ${three} bytes: too many large messages at once`,
+    });
+    c.close();
+    // A finishes its message: the server refuses it on an open connection, as before.
+    await writeAll(a, new Uint8Array(three - (1 << 20)).fill(0x61));
+    const refused = await readFrameUntil(
+      a,
+      (op, p) => op === 1 && /-32004/.test(new TextDecoder().decode(p)),
+    );
+    assert.match(new TextDecoder().decode(refused.payload), /exceeds the limit/);
+    // Its share went back to the budget: another large message is let through again.
+    const d = await rawUpgrade(server.port);
+    await writeAll(d, frameHeader(1, three));
+    await writeAll(d, new Uint8Array(three).fill(0x61));
+    await readFrameUntil(d, (op, p) => op === 1 && /-32004/.test(new TextDecoder().decode(p)));
+    for (const x of [a, b, d]) x.close();
   });
 });
 

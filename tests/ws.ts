@@ -252,6 +252,21 @@ export class SlowReader {
  * close frame; resolves with its code and reason.
  */
 export async function readCloseFrame(conn: Deno.Conn): Promise<{ code: number; reason: string }> {
+  const f = await readFrameUntil(conn, (opcode) => opcode === 8);
+  return {
+    code: (f.payload[0] << 8) | f.payload[1],
+    reason: new TextDecoder().decode(f.payload.subarray(2)),
+  };
+}
+
+/**
+ * Reads a raw connection (HTTP response head, then the server's frames) until a
+ * frame for which `pred` holds; throws if the connection ends first.
+ */
+export async function readFrameUntil(
+  conn: Deno.Conn,
+  pred: (opcode: number, payload: Uint8Array) => boolean,
+): Promise<{ opcode: number; payload: Uint8Array }> {
   let buf = new Uint8Array(0);
   const chunk = new Uint8Array(65536);
   let headDone = false;
@@ -260,7 +275,7 @@ export async function readCloseFrame(conn: Deno.Conn): Promise<{ code: number; r
     try {
       n = await conn.read(chunk);
     } catch { /* reset */ }
-    if (n === null) throw new Error("connection ended without a close frame");
+    if (n === null) throw new Error("connection ended before the frame looked for");
     const joined = new Uint8Array(buf.length + n);
     joined.set(buf);
     joined.set(chunk.subarray(0, n), buf.length);
@@ -279,10 +294,9 @@ export async function readCloseFrame(conn: Deno.Conn): Promise<{ code: number; r
         [len, at] = [Number(new DataView(buf.buffer, buf.byteOffset + 2).getBigUint64(0)), 10];
       }
       if (buf.length < at + len) break;
-      if ((buf[0] & 0x0f) === 8) {
-        const code = (buf[at] << 8) | buf[at + 1];
-        return { code, reason: new TextDecoder().decode(buf.subarray(at + 2, at + len)) };
-      }
+      const opcode = buf[0] & 0x0f;
+      const payload = buf.slice(at, at + len);
+      if (pred(opcode, payload)) return { opcode, payload };
       buf = buf.slice(at + len);
     }
   }
