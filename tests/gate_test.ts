@@ -97,10 +97,24 @@ Deno.test("2,000 silent sockets under ulimit -n 256: the server lives, closes th
       last - flooded < 2000 + 1500,
       `silent sockets lasted ${Math.round(last - flooded)} ms`,
     );
-    const h = await (await fetch(`http://127.0.0.1:${srv.port}/health`)).json();
+    // Right after the flood, descriptors are still being freed: a request may get 503 (or, on a
+    // loaded machine, a closed connection) for a moment; then /health answers.
+    let h: Record<string, unknown> | undefined;
+    for (let i = 0; i < 50 && !h; i++) {
+      const res = await fetch(`http://127.0.0.1:${srv.port}/health`).catch(() => undefined);
+      if (res?.status === 200) h = await res.json();
+      else {
+        await res?.body?.cancel();
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    assert.ok(h, "/health answers after the flood");
     assert.equal(h.status, "ok");
     assert.equal(h.max_connections, 64);
-    assert.ok(h.dropped_connections + h.refused_connections >= 2000 - 64, JSON.stringify(h));
+    assert.ok(
+      Number(h.dropped_connections) + Number(h.refused_connections) >= 2000 - 64,
+      JSON.stringify(h),
+    );
     await s.close();
     const { status } = await srv.stop();
     assert.equal(status.code, 0, "the server was alive and stopped cleanly");
