@@ -145,8 +145,9 @@ export function medianChecks(runs: Check[][]): Check[] {
 /**
  * Parses the arguments, runs the selected benchmarks, prints their tables and
  * a summary, and saves JSON when asked. Resolves with the exit code (0 unless
- * the arguments were wrong or a benchmark crashed; missed targets are
- * reported, not failed).
+ * the arguments were wrong or a benchmark crashed, or with `--quick` reported a
+ * problem; missed targets are reported, not failed). `tables` replaces the
+ * benchmarks (for tests).
  *
  * @example
  * ```ts
@@ -154,7 +155,10 @@ export function medianChecks(runs: Check[][]): Check[] {
  * const code = await main(["--only", "overhead"]);
  * ```
  */
-export async function main(args: string[]): Promise<number> {
+export async function main(
+  args: string[],
+  tables: { full: typeof BENCHMARKS; quick: typeof QUICK } = { full: BENCHMARKS, quick: QUICK },
+): Promise<number> {
   let values;
   try {
     ({ values } = parseArgs({
@@ -175,17 +179,17 @@ export async function main(args: string[]): Promise<number> {
     console.log(USAGE);
     return 0;
   }
-  const wanted = (values.only ?? Object.keys(BENCHMARKS))
+  const wanted = (values.only ?? Object.keys(tables.full))
     .flatMap((s) => s.split(","))
     .map((s) => s.trim())
     .filter((s) => s !== "")
     .flatMap((s) => ALIASES[s] ?? [s]);
-  const unknown = wanted.filter((w) => !(w in BENCHMARKS));
+  const unknown = wanted.filter((w) => !(w in tables.full));
   if (unknown.length) {
     console.error(`unknown benchmark: ${unknown.join(", ")}\n\n${USAGE}`);
     return 2;
   }
-  const names = Object.keys(BENCHMARKS).filter((k) => wanted.includes(k));
+  const names = Object.keys(tables.full).filter((k) => wanted.includes(k));
   const runs = Number(values.runs ?? 1);
   if (!Number.isInteger(runs) || runs < 1) {
     console.error(
@@ -217,7 +221,7 @@ export async function main(args: string[]): Promise<number> {
       const s0 = performance.now();
       let section: Section;
       try {
-        section = await (values.quick ? QUICK : BENCHMARKS)[name]();
+        section = await (values.quick ? tables.quick : tables.full)[name]();
       } catch (e) {
         crashed = true;
         section = {

@@ -93,8 +93,10 @@ Deno.test("2,000 silent sockets under ulimit -n 256: the server lives, closes th
     assert.equal(done.params?.status, "completed");
     assert.equal(s.output(String(r.result?.job_id)), "still-serving\n");
     const last = Math.max(...await Promise.all(closing));
+    // The deadline (2 s) runs from each socket's accept, which lags behind the flood on a
+    // loaded machine; 5 s of slack for that. Without a deadline they would stay open for good.
     assert.ok(
-      last - flooded < 2000 + 1500,
+      last - flooded < 2000 + 5000,
       `silent sockets lasted ${Math.round(last - flooded)} ms`,
     );
     // Right after the flood, descriptors are still being freed: a request may get 503 (or, on a
