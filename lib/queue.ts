@@ -556,3 +556,15 @@ function lostInstance(p: Pending, why: string): InstanceRun {
     },
   };
 }
+
+/**
+ * The reason of a task a worker took just as its run was canceled, and handed back without
+ * starting it; the coordinator lists such a task as skipped, not as a result.
+ *
+ * @example
+ * ```ts
+ * import { CANCELED_BEFORE_START } from "./queue.ts";
+ * console.log(CANCELED_BEFORE_START.startsWith("interrupted")); // true
+ * ```
+ */
+export const CANCELED_BEFORE_START = "interrupted: the run was canceled before this task started";

@@ -28,6 +28,7 @@ import { type CcxServer, startInProcessServer } from "./server.ts";
 import { connectRedis, type HistoryStore, RedisHistory } from "./history.ts";
 import { runInstance, runTask, ServerLostError, type TaskOptions } from "./runner.ts";
 import {
+  CANCELED_BEFORE_START,
   checkQueueUrl,
   DEFAULT_QUEUE_NAME,
   type FleetJobData,
@@ -338,7 +339,7 @@ function interrupted(d: FleetJobData): TestResult {
     category: d.task.category,
     startedAt: Date.now(),
     status: "error",
-    reason: "interrupted: the run was canceled before this task started",
+    reason: CANCELED_BEFORE_START,
     durationS: 0,
     exitCode: null,
     patternsFound: [],

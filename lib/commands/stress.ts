@@ -35,7 +35,7 @@ import {
 import { preflight, serverUrl } from "../preflight.ts";
 import { processesInGroups } from "../supervisor.ts";
 import { planRuns, runTasks, type ServerTarget } from "../runner.ts";
-import { checkQueueUrl, DEFAULT_QUEUE_NAME, runOnQueue } from "../queue.ts";
+import { CANCELED_BEFORE_START, checkQueueUrl, DEFAULT_QUEUE_NAME, runOnQueue } from "../queue.ts";
 import { colorEnabled, Progress } from "../progress.ts";
 import {
   formatRatioLine,
@@ -396,6 +396,9 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     };
     const onFinish = (r: TestResult) => {
       running.delete(r.id);
+      // A worker that took the task as the run was canceled handed it back unstarted: it stays
+      // among the skipped ones rather than counting as an error.
+      if (r.reason === CANCELED_BEFORE_START) return live.update(snapshot);
       for (const k of groups.keys()) if (k === r.id || k.startsWith(`${r.id}#`)) groups.delete(k);
       done.set(r.id, r);
       if (r.status !== "passed") bad++;
