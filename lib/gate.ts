@@ -508,7 +508,15 @@ class GatedConn {
       this.pending = false;
       g.headArrived(this);
       const { head, upgrade } = this.#rewrite(buf.subarray(0, end));
-      this.upstream = await Deno.connect({ transport: "unix", path: g.upstreamPath });
+      try {
+        this.upstream = await Deno.connect({ transport: "unix", path: g.upstreamPath });
+      } catch (e) {
+        // Out of descriptors for a moment (say, right after a flood): say so, and go.
+        g.refusedBusy();
+        const body = JSON.stringify({ error: `server busy: ${(e as Error).message}` });
+        await writeAll(this.conn, httpResponse(503, "Service Unavailable", body)).catch(() => {});
+        return this.abort();
+      }
       if (this.#ended) return this.abort();
       await writeAll(this.upstream, head);
       const rest = buf.subarray(end);
@@ -832,6 +840,11 @@ export class ConnectionGate {
     writeAll(conn, httpResponse(503, "Service Unavailable", body)).catch(() => {}).finally(() =>
       tryClose(conn)
     );
+  }
+
+  /** @internal */
+  refusedBusy(): void {
+    this.#stats.refused++;
   }
 
   /** @internal */

@@ -40,7 +40,7 @@ import {
   type IsolateNet,
 } from "./isolate.ts";
 import { stateDir } from "./config.ts";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { existsSync } from "node:fs";
 import { type Job, type JobResult, StartError, startJob } from "./supervisor.ts";
 import { type ClaudeLimit, detectClaudeLimit } from "./claude.ts";
@@ -793,6 +793,23 @@ function describeJob(e: JobEntry): Record<string, unknown> {
   return d;
 }
 
+/** Removes the socket directories (`ccx-serve-PID-…`) of server processes that are gone. */
+function removeStaleSocketDirs(tmp: string): void {
+  try {
+    for (const e of Deno.readDirSync(tmp)) {
+      const pid = e.isDirectory ? e.name.match(/^ccx-serve-(\d+)-/)?.[1] : undefined;
+      if (!pid || Number(pid) === Deno.pid) continue;
+      try {
+        Deno.statSync(`/proc/${pid}`);
+        continue; // its server still runs
+      } catch { /* gone */ }
+      try {
+        Deno.removeSync(join(tmp, e.name), { recursive: true });
+      } catch { /* another server got it */ }
+    }
+  } catch { /* no /proc or no listing: leave them */ }
+}
+
 /**
  * A running ccx server. Start one with {@linkcode CcxServer.start}.
  *
@@ -943,7 +960,8 @@ export class CcxServer {
     } else this.reaped = Promise.resolve([]);
     this.journal = journal;
     // Deno.serve listens on a private Unix socket; the gate owns the public port.
-    this.#socketDir = Deno.makeTempDirSync({ prefix: "ccx-serve-" });
+    this.#socketDir = Deno.makeTempDirSync({ prefix: `ccx-serve-${Deno.pid}-` });
+    removeStaleSocketDirs(dirname(this.#socketDir));
     const path = join(this.#socketDir, "http.sock");
     this.#server = this.#serveInner(path);
     this.tls = opts.tls !== undefined;

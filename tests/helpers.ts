@@ -204,6 +204,13 @@ export async function serveProcess(
   return { child, reader, url, port: Number(new URL(url).port) };
 }
 
+/**
+ * HOME as the test process started with it. Test files run in parallel in one
+ * process, so a test that sets HOME for a moment (isolate_test) would otherwise
+ * hand its throwaway HOME, and an empty Deno cache, to other files' subprocesses.
+ */
+const STARTING_HOME = Deno.env.get("HOME");
+
 /** Runs `deno run -A main.ts ARGS` and collects its output. */
 export async function cli(
   args: string[],
@@ -212,7 +219,12 @@ export async function cli(
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}main.ts`, ...args],
     cwd: opts.cwd ?? ROOT,
-    env: { NO_COLOR: "1", CCX_STATE_DIR: STATE_DIR, ...opts.env },
+    env: {
+      NO_COLOR: "1",
+      CCX_STATE_DIR: STATE_DIR,
+      ...(STARTING_HOME ? { HOME: STARTING_HOME } : {}),
+      ...opts.env,
+    },
     stdin: opts.stdin !== undefined ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",

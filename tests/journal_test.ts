@@ -129,6 +129,10 @@ Deno.test("kill -9 of a server with running, paused and TERM-proof jobs: the nex
     );
     const before = pidsMatching(tag).length;
     assert.ok(before >= 4, `expected the jobs' processes, found ${before}`);
+    const tmp = Deno.env.get("TMPDIR") || "/tmp";
+    const socketDirs = () =>
+      [...Deno.readDirSync(tmp)].filter((e) => e.name.startsWith(`ccx-serve-${first.child.pid}-`));
+    assert.equal(socketDirs().length, 1, "the server's private socket directory");
     first.child.kill("SIGKILL");
     await first.child.status;
     await s.closed;
@@ -137,6 +141,8 @@ Deno.test("kill -9 of a server with running, paused and TERM-proof jobs: the nex
     // ...until the next server starts in the same state directory.
     const t0 = performance.now();
     second = await serve(state, ["--grace-ms", "500"]);
+    // The dead server's private socket directory is cleared away too.
+    assert.deepEqual(socketDirs(), []);
     await waitFor(() => pidsMatching(tag).length === 0, "every orphan to be reaped", 10_000);
     const took = performance.now() - t0;
     // Grace (500 ms) + 1 s, plus the start of a Deno process, which takes up to a few seconds on
