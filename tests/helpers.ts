@@ -12,13 +12,14 @@ import { CcxServer, type ServerOptions } from "../lib/server.ts";
 export const ROOT = fileURLToPath(new URL("..", import.meta.url));
 
 /**
- * This test module's own state directory (`CCX_STATE_DIR`: history, crash journal, server
- * workspaces), set in its environment and so inherited by every process it starts. Without it,
- * every server of every test, and of anyone else on the machine, shares `~/.local/state/ccx`:
- * one that starts reaps what another test's killed server left there, and says so on stderr.
+ * This test module's own state directory (history, crash journal, server workspaces): the
+ * `CCX_STATE_DIR` of what {@linkcode cli} and {@linkcode serveProcess} start, and the journal
+ * directory of {@linkcode withServer}'s servers. Without it, every server of every test, and of
+ * anyone else on the machine, shares `~/.local/state/ccx`: one that starts reaps what another
+ * test's killed server left there, and says so on stderr. It is passed explicitly, not set in
+ * `Deno.env`: test modules running in parallel share one process environment.
  */
 export const STATE_DIR: string = Deno.makeTempDirSync({ prefix: "ccx_test_state_" });
-Deno.env.set("CCX_STATE_DIR", STATE_DIR);
 globalThis.addEventListener("unload", () => {
   try {
     Deno.removeSync(STATE_DIR, { recursive: true });
@@ -151,6 +152,7 @@ export async function withServer<T>(
     port: 0,
     log: () => {},
     heartbeatS: 0,
+    journalDir: `${STATE_DIR}/jobs`,
     ...opts,
     workspaceRoot: root,
   });
@@ -186,7 +188,7 @@ export async function serveProcess(
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}main.ts`, "serve", ...flags, ...extra],
     cwd: opts.cwd ?? ROOT,
-    env,
+    env: { CCX_STATE_DIR: STATE_DIR, ...env },
     stdout: "piped",
     stderr: "piped",
     stdin: "null",
@@ -217,7 +219,12 @@ export async function cli(
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}main.ts`, ...args],
     cwd: opts.cwd ?? ROOT,
-    env: { NO_COLOR: "1", ...(STARTING_HOME ? { HOME: STARTING_HOME } : {}), ...opts.env },
+    env: {
+      NO_COLOR: "1",
+      CCX_STATE_DIR: STATE_DIR,
+      ...(STARTING_HOME ? { HOME: STARTING_HOME } : {}),
+      ...opts.env,
+    },
     stdin: opts.stdin !== undefined ? "piped" : "null",
     stdout: "piped",
     stderr: "piped",

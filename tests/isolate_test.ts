@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { bwrapArgv, checkBwrap } from "../lib/isolate.ts";
 import { CcxServer, ServerConfigError } from "../lib/server.ts";
 import { CcxClient } from "../lib/client.ts";
-import { newTag, pidsMatching, ROOT, waitFor, withServer } from "./helpers.ts";
+import { newTag, pidsMatching, ROOT, serveProcess, waitFor, withServer } from "./helpers.ts";
 import { RawSession } from "./ws.ts";
 import { execTask } from "../lib/exec.ts";
 import { mockApiEnv, MockApiServer } from "../lib/mock_api.ts";
@@ -191,43 +191,47 @@ Deno.test({
     Deno.mkdirSync(join(userHome, ".claude"));
     Deno.writeTextFileSync(join(userHome, ".claude", ".credentials.json"), '{"token":"t"}');
     Deno.writeTextFileSync(join(userHome, ".claude.json"), '{"config":1}');
-    const home = Deno.env.get("HOME");
-    Deno.env.set("HOME", userHome);
-    // The login is found where CLAUDE_CONFIG_DIR says; inside, the job's home holds it.
-    Deno.env.set("CLAUDE_CONFIG_DIR", join(userHome, ".claude"));
+    // The login is found where CLAUDE_CONFIG_DIR says; inside, the job's home holds it. The
+    // server is a process of its own with that environment: HOME set in this process would reach
+    // every process that test modules running in parallel start meanwhile.
+    const srv = await serveProcess(["--workspace-root", root, "--isolate", "bwrap"], {
+      HOME: userHome,
+      CLAUDE_CONFIG_DIR: join(userHome, ".claude"),
+      // Deno's cache stays where it is (it defaults to $HOME/.cache/deno).
+      DENO_DIR: Deno.env.get("DENO_DIR") ?? join(Deno.env.get("HOME") ?? "/root", ".cache", "deno"),
+    });
     try {
-      await withServer({ workspaceRoot: root, isolate: "bwrap" }, async (server) => {
-        const s = await RawSession.open(server.url);
-        await s.call(1, "execute", {
-          job_id: "h",
-          command:
-            'echo "home=$HOME cfg=${CLAUDE_CONFIG_DIR:-unset}"; cat "$HOME/.claude/.credentials.json"; echo; ' +
-            'echo x >> "$HOME/.claude/.credentials.json" || echo creds-read-only; ' +
-            'echo \'{"config":2}\' > "$HOME/.claude.json" && echo config-writable',
-        });
-        const done = await s.completed("h");
-        const out = s.output("h");
-        const ws = done.params!.workspace as string;
-        assert.match(out, new RegExp(`home=${join(ws, "..", "home")} cfg=unset`));
-        assert.match(out, /\{"token":"t"\}/);
-        assert.match(out, /creds-read-only/);
-        assert.match(out, /config-writable/);
-        // The job changed its own copy; the user's files are untouched.
-        assert.equal(
-          Deno.readTextFileSync(join(ws, "..", "home", ".claude.json")),
-          '{"config":2}\n',
-        );
-        assert.equal(Deno.readTextFileSync(join(userHome, ".claude.json")), '{"config":1}');
-        assert.equal(
-          Deno.readTextFileSync(join(userHome, ".claude", ".credentials.json")),
-          '{"token":"t"}',
-        );
-        await s.close();
+      const s = await RawSession.open(srv.url);
+      await s.call(1, "execute", {
+        job_id: "h",
+        command:
+          'echo "home=$HOME cfg=${CLAUDE_CONFIG_DIR:-unset}"; cat "$HOME/.claude/.credentials.json"; echo; ' +
+          'echo x >> "$HOME/.claude/.credentials.json" || echo creds-read-only; ' +
+          'echo \'{"config":2}\' > "$HOME/.claude.json" && echo config-writable',
       });
+      const done = await s.completed("h");
+      const out = s.output("h");
+      const ws = done.params!.workspace as string;
+      assert.match(out, new RegExp(`home=${join(ws, "..", "home")} cfg=unset`));
+      assert.match(out, /\{"token":"t"\}/);
+      assert.match(out, /creds-read-only/);
+      assert.match(out, /config-writable/);
+      // The job changed its own copy; the user's files are untouched.
+      assert.equal(
+        Deno.readTextFileSync(join(ws, "..", "home", ".claude.json")),
+        '{"config":2}\n',
+      );
+      assert.equal(Deno.readTextFileSync(join(userHome, ".claude.json")), '{"config":1}');
+      assert.equal(
+        Deno.readTextFileSync(join(userHome, ".claude", ".credentials.json")),
+        '{"token":"t"}',
+      );
+      await s.close();
     } finally {
-      Deno.env.delete("CLAUDE_CONFIG_DIR");
-      if (home === undefined) Deno.env.delete("HOME");
-      else Deno.env.set("HOME", home);
+      srv.child.kill("SIGTERM");
+      await srv.child.status;
+      await srv.reader.cancel();
+      await srv.child.stderr.cancel().catch(() => {});
       Deno.removeSync(root, { recursive: true });
       Deno.removeSync(userHome, { recursive: true });
     }

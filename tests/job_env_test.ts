@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { DEFAULT_PASS_ENV, jobEnvironment, passEnvProblem } from "../lib/job_env.ts";
-import { startJob } from "../lib/supervisor.ts";
+import { ROOT } from "./helpers.ts";
 
 Deno.test("jobEnvironment keeps allow-listed names and prefixes, never CCX_*", () => {
   const server = {
@@ -35,17 +35,22 @@ Deno.test("passEnvProblem refuses CCX_* names and malformed ones", () => {
 });
 
 Deno.test("a job started by the supervisor does not inherit CCX_TOKEN from its parent", async () => {
-  const saved = Deno.env.get("CCX_TOKEN");
-  Deno.env.set("CCX_TOKEN", "parent-secret");
-  try {
+  // The parent is a process of its own: CCX_TOKEN set in this one would reach every server that
+  // test modules running in parallel start meanwhile (and make them ask for a token).
+  const code = `import { startJob } from ${JSON.stringify(`${ROOT}lib/supervisor.ts`)};
     let out = "";
-    const job = startJob({ command: 'echo "[$CCX_TOKEN][${PATH:+path}]"' }, {
+    const job = startJob({ command: 'echo "[$CCX_TOKEN][\${PATH:+path}]"' }, {
       output: (_s, t) => out += t,
     });
-    assert.equal((await job.done).status, "completed");
-    assert.equal(out, "[][path]\n");
-  } finally {
-    if (saved === undefined) Deno.env.delete("CCX_TOKEN");
-    else Deno.env.set("CCX_TOKEN", saved);
-  }
+    console.log(JSON.stringify({ status: (await job.done).status, out }));`;
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", code],
+    env: { CCX_TOKEN: "parent-secret" },
+    stdin: "null",
+  }).output();
+  const err = new TextDecoder().decode(r.stderr);
+  assert.equal(r.code, 0, err);
+  const { status, out } = JSON.parse(new TextDecoder().decode(r.stdout));
+  assert.equal(status, "completed");
+  assert.equal(out, "[][path]\n");
 });
