@@ -18,8 +18,8 @@
  * @module
  */
 
-import { existsSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, realpathSync } from "node:fs";
+import { dirname, isAbsolute, join } from "node:path";
 import os from "node:os";
 
 /**
@@ -83,6 +83,13 @@ export function bwrapArgv(inner: string[], layout: BwrapLayout): string[] {
   ];
   for (const h of layout.hide ?? []) a.push("--tmpfs", h);
   a.push("--bind", layout.dir, layout.dir);
+  // A program that lives under /tmp (a CLI installed into a project checked out there) would
+  // vanish behind the private /tmp: its own directory is mapped back in, read-only.
+  const program = programUnderTmp(inner[0]);
+  if (program) {
+    a.push("--ro-bind", dirname(program), dirname(program));
+    inner = [program, ...inner.slice(1)];
+  }
   for (const [src, rel] of layout.readOnly ?? []) a.push("--ro-bind", src, join(layout.home, rel));
   a.push("--unshare-pid", "--die-with-parent");
   if ((layout.net ?? "host") === "none") a.push("--unshare-net");
@@ -101,6 +108,17 @@ export function bwrapArgv(inner: string[], layout: BwrapLayout): string[] {
     ...inner,
   );
   return a;
+}
+
+/** The real path of an absolute `program` when it lies under `/tmp`, else `undefined`. */
+function programUnderTmp(program: string | undefined): string | undefined {
+  if (program === undefined || !isAbsolute(program)) return undefined;
+  try {
+    const real = realpathSync(program);
+    return real.startsWith("/tmp/") ? real : undefined;
+  } catch {
+    return undefined; // missing: bwrap says so
+  }
 }
 
 /**

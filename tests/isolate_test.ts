@@ -141,6 +141,36 @@ Deno.test({
   },
 });
 
+Deno.test({
+  name: "under --isolate bwrap a program that lives under /tmp still runs (its folder read-only)",
+  ignore,
+  fn: async () => {
+    // CI may clone the project (and install the real CLI) under /tmp, which the job sees as
+    // its own empty /tmp.
+    const bin = Deno.makeTempDirSync({ dir: "/tmp", prefix: "ccx-iso-bin-" });
+    const tool = join(bin, "tool");
+    Deno.writeTextFileSync(tool, '#!/bin/sh\necho tool-ran; echo x > "$0.out" || echo ro\n');
+    Deno.chmodSync(tool, 0o755);
+    const root = Deno.makeTempDirSync({ prefix: "ccx-iso-" });
+    try {
+      await withServer({ workspaceRoot: root, isolate: "bwrap" }, async (server) => {
+        const s = await RawSession.open(server.url);
+        const r = await s.call(1, "execute", { job_id: "t", argv: [tool] });
+        assert.equal(r.error, undefined, JSON.stringify(r.error));
+        const done = await s.completed("t");
+        assert.equal(done.params!.exit_code, 0, s.output("t", "stderr"));
+        assert.match(s.output("t"), /tool-ran\nro\n/);
+        assert.match(s.output("t", "stderr"), /Read-only file system/);
+        assert.equal(existsSync(`${tool}.out`), false);
+        await s.close();
+      });
+    } finally {
+      Deno.removeSync(bin, { recursive: true });
+      Deno.removeSync(root, { recursive: true });
+    }
+  },
+});
+
 Deno.test("bwrapArgv: read-only root, private /tmp, the workspace bound, PID namespace, die with parent", () => {
   const a = bwrapArgv(["sh", "-c", "x"], {
     dir: "/w/1",
