@@ -793,21 +793,41 @@ function describeJob(e: JobEntry): Record<string, unknown> {
   return d;
 }
 
-/** Removes the socket directories (`ccx-serve-PID-…`) of server processes that are gone. */
-function removeStaleSocketDirs(tmp: string): void {
+/**
+ * Removes the socket directories (`ccx-serve-PID-…`) of server processes that are gone. A PID
+ * missing from /proc is not proof: a server in another PID namespace (a container or sandbox
+ * sharing /tmp) is invisible here, and removing its socket would cut it off (every connection
+ * then gets "503 server busy"). So a directory goes only when its socket refuses connections.
+ */
+async function removeStaleSocketDirs(tmp: string): Promise<void> {
+  let entries: Deno.DirEntry[];
   try {
-    for (const e of Deno.readDirSync(tmp)) {
-      const pid = e.isDirectory ? e.name.match(/^ccx-serve-(\d+)-/)?.[1] : undefined;
-      if (!pid || Number(pid) === Deno.pid) continue;
-      try {
-        Deno.statSync(`/proc/${pid}`);
-        continue; // its server still runs
-      } catch { /* gone */ }
-      try {
-        Deno.removeSync(join(tmp, e.name), { recursive: true });
-      } catch { /* another server got it */ }
+    entries = [...Deno.readDirSync(tmp)];
+  } catch {
+    return; // no listing: leave them
+  }
+  for (const e of entries) {
+    const pid = e.isDirectory ? e.name.match(/^ccx-serve-(\d+)-/)?.[1] : undefined;
+    if (!pid || Number(pid) === Deno.pid) continue;
+    try {
+      Deno.statSync(`/proc/${pid}`);
+      continue; // its server still runs
+    } catch { /* gone, or in another PID namespace */ }
+    const dir = join(tmp, e.name);
+    try {
+      const conn = await Deno.connect({ transport: "unix", path: join(dir, "http.sock") });
+      conn.close();
+      continue; // someone answers: a live server this process cannot see
+    } catch (err) {
+      // Only a socket that refuses (or is missing) is stale; anything else, leave it be.
+      if (!(err instanceof Deno.errors.ConnectionRefused || err instanceof Deno.errors.NotFound)) {
+        continue;
+      }
     }
-  } catch { /* no /proc or no listing: leave them */ }
+    try {
+      Deno.removeSync(dir, { recursive: true });
+    } catch { /* another server got it */ }
+  }
 }
 
 /**
@@ -961,7 +981,7 @@ export class CcxServer {
     this.journal = journal;
     // Deno.serve listens on a private Unix socket; the gate owns the public port.
     this.#socketDir = Deno.makeTempDirSync({ prefix: `ccx-serve-${Deno.pid}-` });
-    removeStaleSocketDirs(dirname(this.#socketDir));
+    void removeStaleSocketDirs(dirname(this.#socketDir)).catch(() => {});
     const path = join(this.#socketDir, "http.sock");
     this.#server = this.#serveInner(path);
     this.tls = opts.tls !== undefined;

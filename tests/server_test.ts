@@ -950,3 +950,29 @@ Deno.test("output_mode is validated, listed in capabilities and in jobs", async 
     await s.close();
   });
 });
+
+Deno.test("a starting server removes a dead server's socket dir but never a live one it cannot see", async () => {
+  // PIDs that do not exist here, as for servers in another PID namespace sharing /tmp.
+  const live = Deno.makeTempDirSync({ prefix: "ccx-serve-999999-" });
+  const listener = Deno.listen({ transport: "unix", path: `${live}/http.sock` });
+  const stale = Deno.makeTempDirSync({ prefix: "ccx-serve-999998-" });
+  Deno.listen({ transport: "unix", path: `${stale}/http.sock` }).close(); // the file stays
+  const exists = (p: string) => {
+    try {
+      Deno.statSync(p);
+      return true;
+    } catch {
+      return false;
+    }
+  };
+  try {
+    await withServer({}, async () => {
+      await waitFor(() => !exists(stale), "the dead server's socket dir to go");
+      assert.ok(exists(`${live}/http.sock`), "the live server's socket was kept");
+    });
+  } finally {
+    listener.close();
+    Deno.removeSync(live, { recursive: true });
+    if (exists(stale)) Deno.removeSync(stale, { recursive: true });
+  }
+});
