@@ -1,7 +1,6 @@
 import assert from "node:assert/strict";
-import { join } from "node:path";
 import { defaultMaxConnections } from "../lib/gate.ts";
-import { cli, ROOT, waitFor, withServer } from "./helpers.ts";
+import { cli, ROOT, selfSignedCert, waitFor, withServer } from "./helpers.ts";
 import { RawSession, readCloseFrame, readFrameUntil } from "./ws.ts";
 
 /** `ccx serve` as a real process through `bash -c` (for ulimit); resolves once it listens. */
@@ -277,32 +276,7 @@ Deno.test("sixteen clients starting 60 MB frames do not grow the server's memory
 
 Deno.test("TLS: --cert/--key serve wss://; ccx run and stress --ca trust the private CA; no cleartext", async () => {
   const dir = await Deno.makeTempDir();
-  const cert = join(dir, "cert.pem");
-  const key = join(dir, "key.pem");
-  const made = await new Deno.Command("openssl", {
-    args: [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=127.0.0.1",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
-      "-addext",
-      "basicConstraints=critical,CA:FALSE",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  assert.ok(made.success, "openssl made a certificate");
+  const { cert, key } = await selfSignedCert(dir);
   const srv = await serveProcess(
     ["--cert", cert, "--key", key, "--token", "tls-tok", "--request-timeout-s", "3"],
     { state: dir },

@@ -423,3 +423,37 @@ export async function atMost<T>(limit: number, jobs: (() => Promise<T>)[]): Prom
   await Promise.all(Array.from({ length: Math.min(limit, jobs.length) }, lane));
   return results;
 }
+
+/**
+ * Makes a self-signed certificate for 127.0.0.1 and localhost in `dir` with openssl, valid for a
+ * day: `cert.pem` and `key.pem`.
+ */
+export async function selfSignedCert(dir: string): Promise<{ cert: string; key: string }> {
+  const cert = `${dir}/cert.pem`;
+  const key = `${dir}/key.pem`;
+  const made = await new Deno.Command("openssl", {
+    args: [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1,DNS:localhost",
+      "-addext",
+      "basicConstraints=critical,CA:FALSE",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+    ],
+    stdout: "null",
+    stderr: "null",
+  }).output();
+  assert.ok(made.success, "openssl made a certificate");
+  return { cert, key };
+}

@@ -6,7 +6,15 @@ import assert from "node:assert/strict";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { page as pageDoc } from "../lib/web/page.ts";
 import { SqliteHistory, taskClass } from "../lib/history.ts";
-import { cli, FAKE_CLAUDE, processesInGroup, ROOT, waitFor, waitForPause } from "./helpers.ts";
+import {
+  cli,
+  FAKE_CLAUDE,
+  processesInGroup,
+  ROOT,
+  selfSignedCert,
+  waitFor,
+  waitForPause,
+} from "./helpers.ts";
 import { RawSession } from "./ws.ts";
 
 const CHROMIUM = Deno.env.get("CHROMIUM_BIN") ?? "/usr/bin/chromium";
@@ -397,32 +405,7 @@ Deno.test("the page reconnects by itself when the server comes back, and drops j
 
 Deno.test("over TLS the page connects with wss://, and its CANCEL ends another client's job", async () => {
   const dir = await Deno.makeTempDir({ prefix: "ccx-web-tls-" });
-  const cert = `${dir}/cert.pem`;
-  const key = `${dir}/key.pem`;
-  const made = await new Deno.Command("openssl", {
-    args: [
-      "req",
-      "-x509",
-      "-newkey",
-      "rsa:2048",
-      "-nodes",
-      "-days",
-      "1",
-      "-subj",
-      "/CN=127.0.0.1",
-      "-addext",
-      "subjectAltName=IP:127.0.0.1,DNS:localhost",
-      "-addext",
-      "basicConstraints=critical,CA:FALSE",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-    ],
-    stdout: "null",
-    stderr: "null",
-  }).output();
-  assert.ok(made.success, "openssl made a certificate");
+  const { cert, key } = await selfSignedCert(dir);
   const token = "tls-" + crypto.randomUUID();
   const srv = await Serve.start({ CCX_TOKEN: token }, undefined, ["--cert", cert, "--key", key]);
   const browser = await launch();
