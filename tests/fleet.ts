@@ -5,7 +5,8 @@
  */
 
 import { join } from "node:path";
-import { ROOT } from "./helpers.ts";
+import { newTag, pidsMatching, ROOT, waitFor } from "./helpers.ts";
+import { startRedis, type TestRedis } from "./redis.ts";
 
 /** A `ccx worker` process. */
 export interface WorkerProc {
@@ -169,4 +170,38 @@ export function gatedSuite(tag: string, go: string, n: number, word = "done"): u
       timeout: 120,
     })),
   };
+}
+
+/** What {@linkcode withFleet} gives a test. */
+export interface Fleet {
+  /** A throwaway redis-server. */
+  redis: TestRedis;
+  /** The test's working directory. */
+  w: Work;
+  /** A tag that every task's command carries. */
+  tag: string;
+  /** The gate file of {@linkcode gatedSuite}; written on the way out, so no task waits on. */
+  go: string;
+  /** Workers the test started: killed on the way out. */
+  workers: WorkerProc[];
+}
+
+/**
+ * Runs `fn` with a fresh redis-server and working directory, then opens the gate, kills the
+ * workers, waits for every task process carrying the tag to end (a killed worker's orphaned task
+ * sees the gate open and ends by itself), and removes it all.
+ */
+export async function withFleet(fn: (f: Fleet) => Promise<void>): Promise<void> {
+  const redis = await startRedis();
+  const w = await work();
+  const f: Fleet = { redis, w, tag: newTag(), go: w.path("go"), workers: [] };
+  try {
+    await fn(f);
+  } finally {
+    await Deno.writeTextFile(f.go, "").catch(() => {});
+    await Promise.all(f.workers.map(killWorker));
+    await waitFor(() => pidsMatching(f.tag).length === 0, "the tasks to end", 10_000);
+    await w.cleanup();
+    await redis.stop();
+  }
 }

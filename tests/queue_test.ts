@@ -7,89 +7,69 @@
 
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import { cli, FAKE_CLAUDE, newTag, pidsMatching, waitFor } from "./helpers.ts";
-import { freePort, SKIP_REDIS, startRedis } from "./redis.ts";
-import {
-  gatedSuite,
-  killWorker,
-  readTests,
-  startCoordinator,
-  startWorker,
-  work,
-  type WorkerProc,
-} from "./fleet.ts";
+import { cli, FAKE_CLAUDE, pidsMatching, waitFor } from "./helpers.ts";
+import { freePort, SKIP_REDIS } from "./redis.ts";
+import { gatedSuite, readTests, startCoordinator, startWorker, withFleet } from "./fleet.ts";
 import { checkQueueUrl, fleetKeys } from "../lib/queue.ts";
 
 Deno.test({
   name:
     "ccx stress --queue: Ctrl+C removes waiting tasks, cancels running ones, reports, exits 130",
   ignore: SKIP_REDIS,
-  async fn() {
-    const redis = await startRedis();
-    const w = await work();
-    const tag = newTag();
-    const workers: WorkerProc[] = [];
-    const r = new Redis(redis.url);
-    try {
-      workers.push(await startWorker(redis.url, "w1"), await startWorker(redis.url, "w2"));
-      // The gate never opens: only Ctrl+C ends these tasks.
-      const suite = await w.suite(gatedSuite(tag, w.path("never"), 5));
-      const json = w.path("report.json");
-      const c = startCoordinator(redis.url, suite, ["--json", json, "--out", w.path("out")]);
-      await waitFor(() => pidsMatching(tag).length === 2, "two tasks running", 60_000);
-      // The queue's own bookkeeping can trail the processes a moment: wait for it, bounded.
-      let waiting = -1;
-      for (let i = 0; i < 100 && waiting !== 3; i++) {
-        waiting = await r.llen("bull:ccx:wait");
-        if (waiting !== 3) await new Promise((res) => setTimeout(res, 100));
+  fn: () =>
+    withFleet(async ({ redis, w, tag, workers }) => {
+      const r = new Redis(redis.url);
+      try {
+        workers.push(await startWorker(redis.url, "w1"), await startWorker(redis.url, "w2"));
+        // The gate never opens: only Ctrl+C ends these tasks.
+        const suite = await w.suite(gatedSuite(tag, w.path("never"), 5));
+        const json = w.path("report.json");
+        const c = startCoordinator(redis.url, suite, ["--json", json, "--out", w.path("out")]);
+        await waitFor(() => pidsMatching(tag).length === 2, "two tasks running", 60_000);
+        // The queue's own bookkeeping can trail the processes a moment: wait for it, bounded.
+        let waiting = -1;
+        for (let i = 0; i < 100 && waiting !== 3; i++) {
+          waiting = await r.llen("bull:ccx:wait");
+          if (waiting !== 3) await new Promise((res) => setTimeout(res, 100));
+        }
+        assert.equal(waiting, 3);
+        c.child.kill("SIGINT");
+        assert.equal(await c.code, 130, c.out());
+        // Nothing of the run keeps running on the workers, and nothing of it waits in the queue.
+        await waitFor(() => pidsMatching(tag).length === 0, "the running tasks to end", 10_000);
+        assert.equal(await r.llen("bull:ccx:wait"), 0);
+        const all = await readTests(json);
+        // The three that never started are listed as skipped; the two that ran were interrupted.
+        assert.deepEqual(
+          all.filter((t) => t.status === "skipped").map((t) => t.reason),
+          ["interrupted", "interrupted", "interrupted"],
+        );
+        const tests = all.filter((t) => t.status !== "skipped");
+        assert.equal(tests.length, 2, JSON.stringify(tests));
+        for (const t of tests) {
+          assert.equal(t.status, "error");
+          assert.match(t.reason, /^interrupted/);
+          assert.ok(t.worker === "w1" || t.worker === "w2");
+        }
+        // The run is marked canceled, so a worker that took one of its tasks at that moment drops it.
+        assert.equal((await r.keys(fleetKeys("ccx").cancelKey("*"))).length, 1);
+        // The workers are still there, idle, ready for the next run.
+        for (const wk of workers) {
+          const exited = await Promise.race([wk.status.then(() => true), Promise.resolve(false)]);
+          assert.equal(exited, false, wk.log());
+        }
+      } finally {
+        r.disconnect();
       }
-      assert.equal(waiting, 3);
-      c.child.kill("SIGINT");
-      assert.equal(await c.code, 130, c.out());
-      // Nothing of the run keeps running on the workers, and nothing of it waits in the queue.
-      await waitFor(() => pidsMatching(tag).length === 0, "the running tasks to end", 10_000);
-      assert.equal(await r.llen("bull:ccx:wait"), 0);
-      const all = await readTests(json);
-      // The three that never started are listed as skipped; the two that ran were interrupted.
-      assert.deepEqual(
-        all.filter((t) => t.status === "skipped").map((t) => t.reason),
-        ["interrupted", "interrupted", "interrupted"],
-      );
-      const tests = all.filter((t) => t.status !== "skipped");
-      assert.equal(tests.length, 2, JSON.stringify(tests));
-      for (const t of tests) {
-        assert.equal(t.status, "error");
-        assert.match(t.reason, /^interrupted/);
-        assert.ok(t.worker === "w1" || t.worker === "w2");
-      }
-      // The run is marked canceled, so a worker that took one of its tasks at that moment drops it.
-      assert.equal((await r.keys(fleetKeys("ccx").cancelKey("*"))).length, 1);
-      // The workers are still there, idle, ready for the next run.
-      for (const wk of workers) {
-        const exited = await Promise.race([wk.status.then(() => true), Promise.resolve(false)]);
-        assert.equal(exited, false, wk.log());
-      }
-    } finally {
-      r.disconnect();
-      await Promise.all(workers.map(killWorker));
-      await waitFor(() => pidsMatching(tag).length === 0, "the tasks to end", 10_000);
-      await w.cleanup();
-      await redis.stop();
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "ccx stress --queue: two coordinators share a queue and each gets only its own results",
   ignore: SKIP_REDIS,
-  async fn() {
-    const redis = await startRedis();
-    const w = await work();
-    const tag = newTag();
-    const go = w.path("go");
-    await Deno.writeTextFile(go, "");
-    const workers: WorkerProc[] = [];
-    try {
+  fn: () =>
+    withFleet(async ({ redis, w, tag, go, workers }) => {
+      await Deno.writeTextFile(go, "");
       workers.push(
         await startWorker(redis.url, "w1", ["-c", "2"]),
         await startWorker(redis.url, "w2", ["-c", "2"]),
@@ -131,23 +111,14 @@ Deno.test({
         const classes = JSON.parse(h.stdout) as { count: number; label: string }[];
         assert.equal(classes.reduce((n, c) => n + c.count, 0), 4, `db${db}: ${h.stdout}`);
       }
-    } finally {
-      await Promise.all(workers.map(killWorker));
-      await w.cleanup();
-      await redis.stop();
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "ccx stress --queue spreads a concurrent task's instances over workers, picks one",
   ignore: SKIP_REDIS,
-  async fn() {
-    const redis = await startRedis();
-    const w = await work();
-    const tag = newTag();
-    const workers: WorkerProc[] = [];
-    try {
+  fn: () =>
+    withFleet(async ({ redis, w, tag, workers }) => {
       for (const n of ["w1", "w2", "w3"]) workers.push(await startWorker(redis.url, n));
       const suite = await w.suite({
         categories: {
@@ -181,12 +152,7 @@ Deno.test({
       assert.deepEqual(t.instances!.map((i) => i.status), ["passed", "passed", "passed"]);
       assert.deepEqual(t.worker!.split(", ").sort(), ["w1", "w2", "w3"]);
       assert.match(await Deno.readTextFile(t.output_file!), /forty-two/);
-    } finally {
-      await Promise.all(workers.map(killWorker));
-      await w.cleanup();
-      await redis.stop();
-    }
-  },
+    }),
 });
 
 Deno.test("ccx stress --queue refuses --server and non-Redis URLs with exit 2", async () => {

@@ -6,29 +6,16 @@
  */
 
 import assert from "node:assert/strict";
-import { cli, newTag, pidsMatching, waitFor } from "./helpers.ts";
-import { freePort, SKIP_REDIS, startRedis } from "./redis.ts";
-import {
-  gatedSuite,
-  killWorker,
-  readTests,
-  startCoordinator,
-  startWorker,
-  work,
-  type WorkerProc,
-} from "./fleet.ts";
+import { cli, pidsMatching, waitFor } from "./helpers.ts";
+import { freePort, SKIP_REDIS } from "./redis.ts";
+import { gatedSuite, readTests, startCoordinator, startWorker, withFleet } from "./fleet.ts";
 import { passwordOnCommandLine } from "../lib/commands/worker.ts";
 
 Deno.test({
   name: "ccx worker: a worker killed with SIGKILL mid-task loses nothing; every task once, passed",
   ignore: SKIP_REDIS,
-  async fn() {
-    const redis = await startRedis();
-    const w = await work();
-    const tag = newTag();
-    const go = w.path("go");
-    const workers: WorkerProc[] = [];
-    try {
+  fn: () =>
+    withFleet(async ({ redis, w, tag, go, workers }) => {
       for (const n of ["w1", "w2", "w3"]) {
         workers.push(await startWorker(redis.url, n, ["--lock-s", "1"]));
       }
@@ -63,27 +50,14 @@ Deno.test({
       for (const t of tests) {
         assert.match(await Deno.readTextFile(t.output_file!), new RegExp(`done-${t.id.slice(1)}`));
       }
-    } finally {
-      await Deno.writeTextFile(go, "").catch(() => {});
-      await Promise.all(workers.map(killWorker));
-      // The dead worker's orphaned task sees the gate open and ends by itself.
-      await waitFor(() => pidsMatching(tag).length === 0, "the tasks to end", 10_000);
-      await w.cleanup();
-      await redis.stop();
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "ccx worker: SIGTERM finishes a task within --drain-s, or hands it back to another worker",
   ignore: SKIP_REDIS,
-  async fn() {
-    const redis = await startRedis();
-    const w = await work();
-    const tag = newTag();
-    const go = w.path("go");
-    const workers: WorkerProc[] = [];
-    try {
+  fn: () =>
+    withFleet(async ({ redis, w, tag, go, workers }) => {
       // w1 finishes its task after SIGTERM (the gate opens within its drain bound);
       // w2 cannot (short bound) and hands its task back; w3 starts later and takes it.
       const w1 = await startWorker(redis.url, "w1", ["--drain-s", "60"]);
@@ -115,26 +89,14 @@ Deno.test({
         byWorker.get("w3")!.rerun!,
         /^worker w2 stopped and handed the task back; redelivered to w3$/,
       );
-    } finally {
-      await Deno.writeTextFile(go, "").catch(() => {});
-      await Promise.all(workers.map(killWorker));
-      await waitFor(() => pidsMatching(tag).length === 0, "the tasks to end", 10_000);
-      await w.cleanup();
-      await redis.stop();
-    }
-  },
+    }),
 });
 
 Deno.test({
   name: "ccx worker: a second SIGTERM stops waiting for the running task and hands it back at once",
   ignore: SKIP_REDIS,
-  async fn() {
-    const redis = await startRedis();
-    const w = await work();
-    const tag = newTag();
-    const go = w.path("go");
-    const workers: WorkerProc[] = [];
-    try {
+  fn: () =>
+    withFleet(async ({ redis, w, tag, go, workers }) => {
       // It would wait 10 minutes for its task; the second signal must cut that short.
       const w1 = await startWorker(redis.url, "w1", ["--drain-s", "600"]);
       workers.push(w1);
@@ -161,14 +123,7 @@ Deno.test({
       assert.equal(t.status, "passed", t.reason);
       assert.equal(t.worker, "w2");
       assert.match(t.rerun!, /^worker w1 stopped and handed the task back; redelivered to w2$/);
-    } finally {
-      await Deno.writeTextFile(go, "").catch(() => {});
-      await Promise.all(workers.map(killWorker));
-      await waitFor(() => pidsMatching(tag).length === 0, "the tasks to end", 10_000);
-      await w.cleanup();
-      await redis.stop();
-    }
-  },
+    }),
 });
 
 Deno.test("ccx worker without --queue or CCX_QUEUE exits 2 saying what is missing", async () => {
