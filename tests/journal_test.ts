@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { JobJournal, processStartTime, reapOrphans } from "../lib/journal.ts";
-import { pidsMatching, processesInGroup, ROOT, waitFor } from "./helpers.ts";
+import {
+  pidsMatching,
+  processesInGroup,
+  type ServeProcess,
+  serveProcess,
+  waitFor,
+} from "./helpers.ts";
 import { RawSession } from "./ws.ts";
 
 /** A detached `sleep` (its own group) carrying `tag` in its command line. */
@@ -87,28 +93,15 @@ Deno.test("a live server's journal is never reaped; a closed journal is deleted"
 });
 
 /** `ccx serve` with its state in `state`; resolves once it prints where it listens. */
-async function serve(state: string, extra: string[] = []) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}main.ts`, "serve", "--port", "0", ...extra],
-    env: { CCX_STATE_DIR: state },
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const out = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/ws:\/\/\S+\/ws/.test(text)) {
-    const { value, done } = await out.read();
-    if (done) throw new Error(`serve exited: ${text}`);
-    text += value;
-  }
-  return { child, out, url: text.match(/ws:\/\/\S+\/ws/)![0] };
+function serve(state: string, extra: string[] = []): Promise<ServeProcess> {
+  return serveProcess(["--port", "0", ...extra], { CCX_STATE_DIR: state }, { bare: true });
 }
 
 Deno.test("kill -9 of a server with running, paused and TERM-proof jobs: the next start reaps them all in grace + 1 s", async () => {
   const state = await Deno.makeTempDir();
   const tag = `reaptest_${crypto.randomUUID().slice(0, 8)}`;
   const first = await serve(state, ["--grace-ms", "500", "--quiet"]);
-  let second: Awaited<ReturnType<typeof serve>> | undefined;
+  let second: ServeProcess | undefined;
   try {
     const s = await RawSession.open(first.url);
     const cmds = [
@@ -175,7 +168,7 @@ Deno.test("kill -9 of a server with running, paused and TERM-proof jobs: the nex
         srv.child.kill("SIGKILL");
       } catch { /* exited */ }
       await srv.child.status;
-      await srv.out.cancel();
+      await srv.reader.cancel();
       await srv.child.stderr.cancel().catch(() => {});
     }
     for (const pid of pidsMatching(tag)) Deno.kill(pid, "SIGKILL");

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { createLogger } from "../lib/log.ts";
-import { ROOT } from "./helpers.ts";
+import { serveProcess } from "./helpers.ts";
 import { RawSession } from "./ws.ts";
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
@@ -25,19 +25,12 @@ Deno.test("json log lines are one object each with ts, level, msg and the fields
 });
 
 Deno.test("ccx serve --log-format json writes one JSON object a line for jobs and shutdown", async () => {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}main.ts`, "serve", "--port", "0", "--log-format", "json"],
-    stdout: "piped",
-    stderr: "piped",
-  }).spawn();
-  const out = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/ws:\/\/\S+\/ws/.test(text)) {
-    const { value, done } = await out.read();
-    if (done) throw new Error(`serve exited: ${text}`);
-    text += value;
-  }
-  const s = await RawSession.open(text.match(/ws:\/\/\S+\/ws/)![0]);
+  const { child, reader: out, url } = await serveProcess(
+    ["--port", "0", "--log-format", "json"],
+    undefined,
+    { bare: true },
+  );
+  const s = await RawSession.open(url);
   const r = await s.call(1, "execute", { command: "echo hi" });
   await s.completed(String(r.result?.job_id));
   await s.close();
