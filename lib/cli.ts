@@ -410,3 +410,28 @@ export async function dispatch(
     throw e;
   }
 }
+
+/**
+ * Calls `handler` on SIGINT and SIGTERM until the returned function is called, which removes
+ * both listeners. Every long-running command stops this way.
+ *
+ * @example
+ * ```ts
+ * import { onStopSignals } from "./cli.ts";
+ * const controller = new AbortController();
+ * const release = onStopSignals(() => controller.abort());
+ * try {
+ *   // ... work that honours controller.signal ...
+ * } finally {
+ *   release();
+ * }
+ * ```
+ */
+export function onStopSignals(handler: () => void): () => void {
+  Deno.addSignalListener("SIGINT", handler);
+  Deno.addSignalListener("SIGTERM", handler);
+  return () => {
+    Deno.removeSignalListener("SIGINT", handler);
+    Deno.removeSignalListener("SIGTERM", handler);
+  };
+}

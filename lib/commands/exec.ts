@@ -20,7 +20,7 @@ import { parseTaskRequest } from "../criteria.ts";
 import { type HistoryStore, openHistory } from "../history.ts";
 import type { EvaluationCriterion } from "../pick.ts";
 import { ExecInputError, type ExecOptions, execTask, parsePick } from "../exec.ts";
-import { type Command, defineCommand } from "../cli.ts";
+import { type Command, defineCommand, onStopSignals } from "../cli.ts";
 import { ConfigError } from "../config.ts";
 import { serverUrl } from "../preflight.ts";
 
@@ -164,8 +164,7 @@ export async function execCommand(opts: ExecCommandOptions): Promise<number> {
     writeErr("ccx exec: interrupted, canceling the running attempt(s)…");
     controller.abort();
   };
-  Deno.addSignalListener("SIGINT", onSignal);
-  Deno.addSignalListener("SIGTERM", onSignal);
+  const releaseSignals = onStopSignals(onSignal);
 
   const execOpts: ExecOptions = {
     task: req.task,
@@ -211,8 +210,7 @@ export async function execCommand(opts: ExecCommandOptions): Promise<number> {
     writeErr(`ccx exec: ${(e as Error).message}`);
     return controller.signal.aborted ? 130 : 1;
   } finally {
-    Deno.removeSignalListener("SIGINT", onSignal);
-    Deno.removeSignalListener("SIGTERM", onSignal);
+    releaseSignals();
     await history?.close().catch(() => {});
   }
 }

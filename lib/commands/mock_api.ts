@@ -15,7 +15,7 @@
  */
 
 import { ConfigError } from "../config.ts";
-import { type Command, defineCommand } from "../cli.ts";
+import { type Command, defineCommand, onStopSignals } from "../cli.ts";
 import { loadMockScript, mockApiEnv, MockApiServer, MockScriptError } from "../mock_api.ts";
 
 /**
@@ -73,11 +73,9 @@ export async function mockApiCommand(opts: MockApiCommandOptions): Promise<numbe
   }
   const done = Promise.withResolvers<void>();
   const stop = () => done.resolve();
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
+  const release = onStopSignals(stop);
   await done.promise;
-  Deno.removeSignalListener("SIGINT", stop);
-  Deno.removeSignalListener("SIGTERM", stop);
+  release();
   await api.shutdown();
   return 0;
 }

@@ -12,7 +12,7 @@
 
 import { CcxServer, isLoopback, type ServerOptions } from "../server.ts";
 import { ConfigError, readPemFile } from "../config.ts";
-import { type Command, defineCommand } from "../cli.ts";
+import { type Command, defineCommand, onStopSignals } from "../cli.ts";
 import { MAX_TIMEOUT_S } from "../protocol.ts";
 import { createLogger } from "../log.ts";
 
@@ -67,11 +67,9 @@ export async function serveCommand(opts: ServerOptions): Promise<number> {
     log("shutting down: ending every job", { event: "shutdown" });
     void server.shutdown();
   };
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
+  const release = onStopSignals(stop);
   await server.finished;
-  Deno.removeSignalListener("SIGINT", stop);
-  Deno.removeSignalListener("SIGTERM", stop);
+  release();
   return 0;
 }
 

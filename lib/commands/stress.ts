@@ -46,7 +46,7 @@ import {
   writeReports,
 } from "../report.ts";
 import { connectRedis, type HistoryStore, openHistory, redactUrl } from "../history.ts";
-import { type Command, defineCommand } from "../cli.ts";
+import { type Command, defineCommand, onStopSignals } from "../cli.ts";
 import { ConfigError, readPemFile } from "../config.ts";
 
 /** Options of `ccx stress`. */
@@ -331,8 +331,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     console.error("\nccx stress: interrupted, canceling running tasks and writing reports…");
     controller.abort();
   };
-  Deno.addSignalListener("SIGINT", onInt);
-  Deno.addSignalListener("SIGTERM", onInt);
+  const releaseSignals = onStopSignals(onInt);
 
   const total = toRun.length;
   // Process groups of the running jobs, counted on the live line when they run on this host.
@@ -452,8 +451,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       }));
   } finally {
     progress.stop();
-    Deno.removeSignalListener("SIGINT", onInt);
-    Deno.removeSignalListener("SIGTERM", onInt);
+    releaseSignals();
     await history?.close().catch(() => {});
     await local?.shutdown();
     // Only kept workspaces stay; an empty directory says nothing.

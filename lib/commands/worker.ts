@@ -11,7 +11,7 @@
  * @module
  */
 
-import { type Command, defineCommand } from "../cli.ts";
+import { type Command, defineCommand, onStopSignals } from "../cli.ts";
 import { ConfigError } from "../config.ts";
 import { redactUrl } from "../history.ts";
 import { checkQueueUrl, DEFAULT_QUEUE_NAME } from "../queue.ts";
@@ -63,13 +63,11 @@ export async function workerCommand(opts: FleetWorkerOptions): Promise<number> {
     // A second signal gives up waiting: hand everything back now.
     void worker.stop(signals++ === 0 ? undefined : 0);
   };
-  Deno.addSignalListener("SIGINT", stop);
-  Deno.addSignalListener("SIGTERM", stop);
+  const release = onStopSignals(stop);
   try {
     await worker.stopped;
   } finally {
-    Deno.removeSignalListener("SIGINT", stop);
-    Deno.removeSignalListener("SIGTERM", stop);
+    release();
   }
   return 0;
 }
