@@ -333,9 +333,9 @@ Deno.test("history answers the timeout history's classes with counts and estimat
   }
 });
 
-Deno.test("ObserverHub keeps a bounded tail and says when it was cut", () => {
-  const hub = new ObserverHub({ facts: () => ({}), tailChars: 10 });
-  const rec = hub.started({
+/** Registers a running job "j" of session "s" with the hub, as the server would. */
+function startedJob(hub: ObserverHub) {
+  return hub.started({
     sessionId: "s",
     remote: "127.0.0.1:1",
     jobId: "j",
@@ -346,6 +346,11 @@ Deno.test("ObserverHub keeps a bounded tail and says when it was cut", () => {
     elapsed: () => 0,
     control: () => ({}),
   });
+}
+
+Deno.test("ObserverHub keeps a bounded tail and says when it was cut", () => {
+  const hub = new ObserverHub({ facts: () => ({}), tailChars: 10 });
+  const rec = startedJob(hub);
   for (let i = 0; i < 5; i++) hub.output(rec, "stdout", `line${i}\n`, i);
   const sent: Msg[] = [];
   const after: (() => void)[] = [];
@@ -360,17 +365,7 @@ Deno.test("ObserverHub keeps a bounded tail and says when it was cut", () => {
 
 Deno.test("ObserverHub skips output for a backed-up observer and says how much it skipped", () => {
   const hub = new ObserverHub({ facts: () => ({}) });
-  const rec = hub.started({
-    sessionId: "s",
-    remote: "127.0.0.1:1",
-    jobId: "j",
-    command: "x",
-    pid: 1,
-    state: () => "running",
-    bytes: () => ({ stdout: 0, stderr: 0 }),
-    elapsed: () => 0,
-    control: () => ({}),
-  });
+  const rec = startedJob(hub);
   const sent: Msg[] = [];
   let congested = false;
   hub.watch({ send: (m) => sent.push(m as Msg), congested: () => congested }, {
