@@ -319,14 +319,20 @@ Deno.test("fake claude: reads the prompt from stdin only when none is given, and
   assert.match(none.stderr, /Input must be provided/);
 });
 
-Deno.test("fake claude: output streamed chunk by chunk parses like the whole output", async () => {
-  const child = new Deno.Command(FAKE, {
-    args: claude("What is 2+2? [[lines:200]]").slice(1),
+/** Starts the stand-in on `prompt` with stdin closed, stdout piped and stderr dropped. */
+function spawnStandIn(prompt: string, opts: { detached?: boolean } = {}): Deno.ChildProcess {
+  return new Deno.Command(FAKE, {
+    args: claude(prompt).slice(1),
     env: { FAKE_CLAUDE_MODE: "", IS_SANDBOX: "1" },
     stdin: "null",
     stdout: "piped",
     stderr: "null",
+    ...opts,
   }).spawn();
+}
+
+Deno.test("fake claude: output streamed chunk by chunk parses like the whole output", async () => {
+  const child = spawnStandIn("What is 2+2? [[lines:200]]");
   const parser = new ClaudeStreamParser();
   const dec = new TextDecoder();
   let raw = "";
@@ -343,13 +349,7 @@ Deno.test("fake claude: output streamed chunk by chunk parses like the whole out
 });
 
 Deno.test("fake claude: [[hang]] prints init, then waits until the test kills it", async () => {
-  const child = new Deno.Command(FAKE, {
-    args: claude("What is 2+2? [[hang]]").slice(1),
-    env: { FAKE_CLAUDE_MODE: "", IS_SANDBOX: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-  }).spawn();
+  const child = spawnStandIn("What is 2+2? [[hang]]");
   const reader = child.stdout.getReader();
   try {
     const text = await readUntil(reader, /\n/);
@@ -371,14 +371,7 @@ Deno.test("fake claude: [[hang]] prints init, then waits until the test kills it
 });
 
 Deno.test("fake claude: [[grandchild]] leaves a SIGTERM-proof grandchild that only a group SIGKILL ends", async () => {
-  const child = new Deno.Command(FAKE, {
-    args: claude("What is 2+2? [[grandchild]]").slice(1),
-    env: { FAKE_CLAUDE_MODE: "", IS_SANDBOX: "1" },
-    stdin: "null",
-    stdout: "piped",
-    stderr: "null",
-    detached: true,
-  }).spawn();
+  const child = spawnStandIn("What is 2+2? [[grandchild]]", { detached: true });
   const reader = child.stdout.getReader();
   let grandchild = 0;
   try {
@@ -539,13 +532,7 @@ Deno.test("stand-in: with CLAUDE_CODE_MAX_RETRIES it prints api_retry lines nami
 
 Deno.test("stand-in: SIGTERM ends it with 143 and SIGINT with 0, neither with a result line", async () => {
   for (const [signal, code] of [["SIGTERM", 143], ["SIGINT", 0]] as const) {
-    const child = new Deno.Command(FAKE, {
-      args: claude("What is 2+2? [[hang]]").slice(1),
-      env: { FAKE_CLAUDE_MODE: "", IS_SANDBOX: "1" },
-      stdin: "null",
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
+    const child = spawnStandIn("What is 2+2? [[hang]]");
     const reader = child.stdout.getReader();
     const text = await readUntil(reader, /\n/);
     child.kill(signal);
