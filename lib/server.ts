@@ -45,7 +45,13 @@ import { existsSync } from "node:fs";
 import { type Job, type JobResult, StartError, startJob } from "./supervisor.ts";
 import { type ClaudeLimit, detectClaudeLimit } from "./claude.ts";
 import { DEFAULT_PASS_ENV, passEnvProblem } from "./job_env.ts";
-import { ConnectionGate, defaultMaxConnections, GATE_CONN_HEADER, gatePeer } from "./gate.ts";
+import {
+  ConnectionGate,
+  defaultMaxConnections,
+  GATE_CONN_HEADER,
+  gatePeer,
+  type GateStats,
+} from "./gate.ts";
 import { JobJournal, type ReapedGroup, reapOrphans } from "./journal.ts";
 import { createLogger, type LogFields, type LogFormat, type Logger } from "./log.ts";
 import { type ObservedRecord, type Observer, ObserverHub, validateWatch } from "./observer.ts";
@@ -139,8 +145,8 @@ export interface ServerOptions {
   openHistory?: () => Promise<HistoryStore>;
 }
 
-/** What `GET /health` answers. */
-export interface Health {
+/** What `GET /health` answers: the server's counts and the connection gate's counters. */
+export interface Health extends GateStats {
   /** `ok`, or `shutting_down` once {@linkcode CcxServer.shutdown} has begun. */
   status: "ok" | "shutting_down";
   /** The server's version ({@linkcode VERSION}). */
@@ -153,18 +159,6 @@ export interface Health {
   running_jobs: number;
   /** Whole seconds since the server started (rounded). */
   uptime_seconds: number;
-  /** TCP/TLS connections open now (sessions, handshakes, health checks). */
-  open_connections: number;
-  /** The cap on open connections. */
-  max_connections: number;
-  /** Connections refused with 503 at the cap, since start. */
-  refused_connections: number;
-  /** Connections closed for not sending a request in time (or evicted by a newer one at the cap). */
-  dropped_connections: number;
-  /** Accept calls that failed (e.g. out of file descriptors) and were retried. */
-  accept_errors: number;
-  /** Connections closed 1009 (message too big) or 1007 (invalid UTF-8). */
-  frame_violations: number;
 }
 
 /** The error thrown when the server refuses to start; the message says how to fix it. */
