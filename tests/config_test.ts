@@ -51,10 +51,7 @@ Deno.test("ccx serve takes its settings from ./.env: it listens where .env says,
       const health = await (await fetch(`http://127.0.0.1:${srv.port}/health`)).json();
       assert.equal(health.max_sessions, 3, "CCX_MAX_SESSIONS came from .env");
     } finally {
-      srv.child.kill("SIGTERM");
-      assert.equal((await srv.child.status).code, 0);
-      await srv.reader.cancel();
-      await srv.child.stderr.cancel().catch(() => {});
+      assert.equal((await srv.stop()).code, 0);
     }
   } finally {
     await Deno.remove(dir, { recursive: true });

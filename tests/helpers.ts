@@ -172,6 +172,8 @@ export interface ServeProcess {
   /** Its WebSocket URL, as it printed it. */
   url: string;
   port: number;
+  /** Sends `signal` (if it still runs), waits for its exit and releases its pipes. */
+  stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
 }
 
 /**
@@ -201,7 +203,16 @@ export async function serveProcess(
     text += value;
   }
   const url = text.match(/ws:\/\/\S+\/ws/)![0];
-  return { child, reader, url, port: Number(new URL(url).port) };
+  const stop = async (signal: Deno.Signal = "SIGTERM") => {
+    try {
+      child.kill(signal);
+    } catch { /* already exited */ }
+    const status = await child.status;
+    await reader.cancel().catch(() => {});
+    await child.stderr.cancel().catch(() => {});
+    return status;
+  };
+  return { child, reader, url, port: Number(new URL(url).port), stop };
 }
 
 /**

@@ -258,10 +258,7 @@ Deno.test({
       );
       await s.close();
     } finally {
-      srv.child.kill("SIGTERM");
-      await srv.child.status;
-      await srv.reader.cancel();
-      await srv.child.stderr.cancel().catch(() => {});
+      await srv.stop();
       Deno.removeSync(root, { recursive: true });
       Deno.removeSync(userHome, { recursive: true });
     }

@@ -164,12 +164,7 @@ Deno.test("kill -9 of a server with running, paused and TERM-proof jobs: the nex
   } finally {
     for (const srv of [first, second]) {
       if (!srv) continue;
-      try {
-        srv.child.kill("SIGKILL");
-      } catch { /* exited */ }
-      await srv.child.status;
-      await srv.reader.cancel();
-      await srv.child.stderr.cancel().catch(() => {});
+      await srv.stop("SIGKILL");
     }
     for (const pid of pidsMatching(tag)) Deno.kill(pid, "SIGKILL");
     await Deno.remove(state, { recursive: true });

@@ -856,11 +856,7 @@ Deno.test("runTasks() reruns the tasks of a server killed with SIGKILL on the li
     // Two first runs and two reruns on the live server; none started on the dead one after.
     assert.equal(logB.filter((l) => / started /.test(l)).length, 4, logB.join("\n"));
   } finally {
-    try {
-      a.child.kill("SIGKILL");
-    } catch { /* already dead */ }
-    await a.reader.cancel();
-    await a.child.stderr.cancel().catch(() => {});
+    await a.stop("SIGKILL");
   }
 });
 

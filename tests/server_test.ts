@@ -614,10 +614,7 @@ Deno.test("security: jobs never see CCX_* or unlisted server variables; --pass-e
     assert.equal(s.output(r.job_id), "\n[][]\n[ok][pre][from the request][path][home]\n");
     await s.close();
   } finally {
-    srv.child.kill("SIGTERM");
-    await srv.child.status;
-    await srv.reader.cancel();
-    await srv.child.stderr.cancel().catch(() => {});
+    await srv.stop();
   }
   const refused = await new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}main.ts`, "serve", "--port", "0", "--pass-env", "CCX_TOKEN"],
@@ -653,11 +650,7 @@ Deno.test("SIGTERM to the server ends every job's group, then it exits 0 within 
     assert.deepEqual(processesInGroup(r.pgid), []);
     await s.closed;
   } finally {
-    try {
-      srv.child.kill("SIGKILL");
-    } catch { /* exited */ }
-    await srv.reader.cancel();
-    await srv.child.stderr.cancel().catch(() => {});
+    await srv.stop("SIGKILL");
   }
 });
 
@@ -684,10 +677,7 @@ Deno.test("a client that stops reading does not grow the server's memory (lines 
     );
   } finally {
     conn?.close();
-    srv.child.kill("SIGTERM");
-    await srv.child.status;
-    await srv.reader.cancel();
-    await srv.child.stderr.cancel().catch(() => {});
+    await srv.stop();
   }
 });
 
