@@ -634,6 +634,34 @@ export function detectClaudeLimit(text: string): ClaudeLimit | undefined {
   return undefined;
 }
 
+const NO_LIMITS: readonly ClaudeLimit[] = [];
+
+/**
+ * Every Claude limit (at most one per kind) that `text` shows. One read of a job's output can
+ * hold several lines, say a usage limit and a token limit; each line is looked at only once a
+ * limit was seen at all, so the usual read costs one {@linkcode detectClaudeLimit} and no
+ * allocation.
+ *
+ * @example
+ * ```ts
+ * import { detectClaudeLimits } from "./claude.ts";
+ * detectClaudeLimits(
+ *   "Claude AI usage limit reached|1751299200\nClaude's response exceeded the 32000 output token maximum",
+ * ).map((l) => l.kind); // ["rate_limit", "token_limit"]
+ * ```
+ */
+export function detectClaudeLimits(text: string): readonly ClaudeLimit[] {
+  const first = detectClaudeLimit(text);
+  if (!first) return NO_LIMITS;
+  const byKind = new Map<string, ClaudeLimit>();
+  for (const line of text.split("\n")) {
+    const l = detectClaudeLimit(line);
+    if (l && !byKind.has(l.kind)) byKind.set(l.kind, l);
+  }
+  if (byKind.size === 0) byKind.set(first.kind, first);
+  return [...byKind.values()];
+}
+
 // ---------------------------------------------------------------------------------------------
 // Failure classification
 // ---------------------------------------------------------------------------------------------

@@ -43,7 +43,7 @@ import { stateDir } from "./config.ts";
 import { dirname, join } from "node:path";
 import { existsSync } from "node:fs";
 import { type Job, type JobResult, StartError, startJob } from "./supervisor.ts";
-import { type ClaudeLimit, detectClaudeLimit } from "./claude.ts";
+import { detectClaudeLimits } from "./claude.ts";
 import { DEFAULT_PASS_ENV, passEnvProblem } from "./job_env.ts";
 import {
   ConnectionGate,
@@ -543,7 +543,7 @@ class Session {
     const b64 = raw ? `,"data_base64":"${raw.toBase64()}"` : "";
     this.sendText(`${entry.heads[stream]}${JSON.stringify(text)},"seq":${entry.seq++}${b64}}}`);
     if (entry.observed) this.server.observers.output(entry.observed, stream, text, entry.seq - 1);
-    for (const limit of limitsIn(text)) {
+    for (const limit of detectClaudeLimits(text)) {
       if (entry.limitsSent.has(limit.kind)) continue;
       entry.limitsSent.add(limit.kind);
       const method = limit.kind === "rate_limit"
@@ -1345,24 +1345,6 @@ export class CcxServer {
     this.journal?.close();
     this.#finish();
   }
-}
-
-/**
- * Every Claude limit (at most one per kind) that `text` shows. One read can hold several lines,
- * say a usage limit and a token limit; each line is looked at once a limit was seen at all.
- */
-const NO_LIMITS: readonly ClaudeLimit[] = [];
-
-function limitsIn(text: string): readonly ClaudeLimit[] {
-  const first = detectClaudeLimit(text);
-  if (!first) return NO_LIMITS; // the usual case, once per message: nothing allocated
-  const byKind = new Map<string, ClaudeLimit>();
-  for (const line of text.split("\n")) {
-    const l = detectClaudeLimit(line);
-    if (l && !byKind.has(l.kind)) byKind.set(l.kind, l);
-  }
-  if (byKind.size === 0) byKind.set(first.kind, first);
-  return [...byKind.values()];
 }
 
 /**

@@ -8,6 +8,7 @@ import {
   ClaudeStreamParser,
   type ClaudeTranscript,
   detectClaudeLimit,
+  detectClaudeLimits,
   FAILURE_POLICIES,
   looksLikeStreamJson,
   modelText,
@@ -923,4 +924,16 @@ Deno.test("classifyFailure() on the stand-in's real processes: each scenario of 
     assert.equal(f?.kind, cases[i][1], cases[i][0]);
     assert.equal(modelText(o.stdout).includes("API Error"), false, "no error text as the answer");
   });
+});
+
+Deno.test("detectClaudeLimits() finds one limit of each kind in a read of several lines", () => {
+  const read = [
+    "Claude AI usage limit reached|1751299200",
+    "Claude's response exceeded the 32000 output token maximum",
+    "Claude AI usage limit reached|1751302800",
+  ].join("\n");
+  const limits = detectClaudeLimits(read);
+  assert.deepEqual(limits.map((l) => l.kind), ["rate_limit", "token_limit"]);
+  assert.equal(limits[0].resetTimestamp, 1751299200, "the first of a kind is kept");
+  assert.deepEqual(detectClaudeLimits("all fine\nno limits here"), []);
 });
