@@ -38,7 +38,7 @@ export interface OptionDecl {
   type: "string" | "boolean" | "int" | "number" | "list";
   /** One-letter alias, e.g. `"p"` for `-p`. */
   short?: string;
-  /** Environment variable read when the flag is absent (also from `./.env`). */
+  /** Environment variable read when the flag is absent (also from `./.env`); a switch is on when it is `1`. */
   env?: string;
   /** Value when neither the flag nor the variable is set. */
   default?: string | number;
@@ -146,7 +146,11 @@ function describe(d: OptionDecl): string {
   const extra: string[] = [];
   if (d.choices) extra.push(`one of ${d.choices.join(", ")}`);
   if (d.type === "list") extra.push("repeatable");
-  if (d.env) extra.push(d.type === "list" ? `${d.env}, comma-separated` : d.env);
+  if (d.env) {
+    extra.push(
+      d.type === "list" ? `${d.env}, comma-separated` : d.type === "boolean" ? `${d.env}=1` : d.env,
+    );
+  }
   const def = d.defaultText ?? (d.default !== undefined ? String(d.default) : undefined);
   if (def !== undefined) extra.push(`default ${def}`);
   return extra.length ? `${d.help} (${extra.join("; ")})` : d.help;
@@ -243,7 +247,8 @@ export function resolveOptions(
     const bounds = { min: d.min, max: d.max };
     switch (d.type) {
       case "boolean":
-        out[name] = flags[name] === true;
+        // A switch: the flag, or its variable set to exactly "1" (as IS_SANDBOX is read).
+        out[name] = flags[name] === true || (d.env !== undefined && env[d.env] === "1");
         break;
       case "list":
         out[name] = s.list(name, d.env);

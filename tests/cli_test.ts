@@ -47,6 +47,14 @@ Deno.test("resolveOptions: flag over environment over default, typed and bounded
   );
 });
 
+Deno.test("resolveOptions: a switch is on by its flag, or by its variable set to exactly 1", () => {
+  const decl = { sandbox: { type: "boolean", env: "SB", help: "a switch" } } as const;
+  assert.equal(resolveOptions(decl, {}, {}).sandbox, false);
+  assert.equal(resolveOptions(decl, { sandbox: true }, {}).sandbox, true);
+  assert.equal(resolveOptions(decl, {}, { SB: "1" }).sandbox, true);
+  assert.equal(resolveOptions(decl, {}, { SB: "true" }).sandbox, false, "only 1, as IS_SANDBOX");
+});
+
 Deno.test("every declared option of every command is parsed and shown in its help", () => {
   for (const c of COMMANDS) {
     const help = commandHelp(c);

@@ -183,7 +183,7 @@ export async function execCommand(opts: ExecCommandOptions): Promise<number> {
     instances: opts.instances,
     pick,
     history,
-    sandbox: opts.sandbox === true || Deno.env.get("CCX_SANDBOX") === "1",
+    sandbox: opts.sandbox,
     signal: controller.signal,
     onProgress: (line) => writeErr(`ccx exec: ${line}`),
   };
@@ -307,8 +307,9 @@ export const exec: Command = defineCommand({
     },
     sandbox: {
       type: "boolean",
+      env: "CCX_SANDBOX",
       help: "this box is a sandbox: IS_SANDBOX=1 for the CLI, so it may skip permissions as " +
-        "root (or CCX_SANDBOX=1); as root without it, exec stops before running (exit 2)",
+        "root; as root without it, exec stops before running (exit 2)",
     },
   },
   notes: ["Exit: 0 when every criterion is met, 1 otherwise, 2 for bad input."],

@@ -439,7 +439,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         outDir,
         claude: suite.claude,
         history,
-        sandbox: opts.sandbox === true || Deno.env.get("CCX_SANDBOX") === "1",
+        sandbox: opts.sandbox,
         workspace: !opts.noWorkspace,
         keepWorkspaces: opts.keepWorkspaces,
         signal: controller.signal,
@@ -604,8 +604,9 @@ export const stress: Command = defineCommand({
     "no-history": { type: "boolean", help: "do not record runs in the timeout history" },
     sandbox: {
       type: "boolean",
+      env: "CCX_SANDBOX",
       help: "this box is a sandbox: Claude tasks get IS_SANDBOX=1, so the CLI may skip " +
-        "permissions as root (or CCX_SANDBOX=1)",
+        "permissions as root",
     },
     queue: {
       type: "string",
