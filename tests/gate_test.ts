@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { defaultMaxConnections } from "../lib/gate.ts";
-import { cli, ROOT, selfSignedCert, waitFor, withServer } from "./helpers.ts";
+import { cli, listenUrl, ROOT, selfSignedCert, waitFor, withServer } from "./helpers.ts";
 import { RawSession, readCloseFrame, readFrameUntil } from "./ws.ts";
 
 /** `ccx serve` as a real process through `bash -c` (for ulimit); resolves once it listens. */
-async function serveProcess(args: string[], opts: { ulimit?: number; state?: string } = {}) {
+async function serveUnderBash(args: string[], opts: { ulimit?: number; state?: string } = {}) {
   const cmd = `${opts.ulimit ? `ulimit -n ${opts.ulimit}; ` : ""}exec "$0" "$@"`;
   const child = new Deno.Command("bash", {
     args: [
@@ -24,13 +24,7 @@ async function serveProcess(args: string[], opts: { ulimit?: number; state?: str
     stderr: "piped",
   }).spawn();
   const out = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/wss?:\/\/\S+\/ws/.test(text)) {
-    const { value, done } = await out.read();
-    if (done) throw new Error(`serve exited: ${text}`);
-    text += value;
-  }
-  const url = text.match(/wss?:\/\/\S+\/ws/)![0];
+  const url = await listenUrl(out);
   let stopped: Promise<{ status: Deno.CommandStatus; stderr: string }> | undefined;
   const stop = () => stopped ??= stopNow();
   const stopNow = async () => {
@@ -74,7 +68,7 @@ Deno.test("defaultMaxConnections keeps the cap well below the open-file limit", 
 
 Deno.test("2,000 silent sockets under ulimit -n 256: the server lives, closes them within the deadline, and runs an execute meanwhile", async () => {
   const state = await Deno.makeTempDir();
-  const srv = await serveProcess(["--request-timeout-s", "2", "--quiet"], { ulimit: 256, state });
+  const srv = await serveUnderBash(["--request-timeout-s", "2", "--quiet"], { ulimit: 256, state });
   const conns: Deno.Conn[] = [];
   try {
     for (let i = 0; i < 2000; i++) {
@@ -253,7 +247,7 @@ Deno.test("messages over the limit share one budget: -32004 while it lasts, then
 
 Deno.test("sixteen clients starting 60 MB frames do not grow the server's memory", async () => {
   const state = await Deno.makeTempDir();
-  const srv = await serveProcess(["--quiet"], { state });
+  const srv = await serveUnderBash(["--quiet"], { state });
   try {
     const before = rssKiB(srv.child.pid);
     const codes = await Promise.all(Array.from({ length: 16 }, async () => {
@@ -277,7 +271,7 @@ Deno.test("sixteen clients starting 60 MB frames do not grow the server's memory
 Deno.test("TLS: --cert/--key serve wss://; ccx run and stress --ca trust the private CA; no cleartext", async () => {
   const dir = await Deno.makeTempDir();
   const { cert, key } = await selfSignedCert(dir);
-  const srv = await serveProcess(
+  const srv = await serveUnderBash(
     ["--cert", cert, "--key", key, "--token", "tls-tok", "--request-timeout-s", "3"],
     { state: dir },
   );
@@ -332,7 +326,7 @@ Deno.test("TLS: --cert/--key serve wss://; ccx run and stress --ca trust the pri
 Deno.test("out of file descriptors, accept errors are retried and never end the server", async () => {
   const state = await Deno.makeTempDir();
   // A cap above what the fd limit allows, so accept(2) itself fails with EMFILE.
-  const srv = await serveProcess(["--request-timeout-s", "1", "--max-connections", "1000"], {
+  const srv = await serveUnderBash(["--request-timeout-s", "1", "--max-connections", "1000"], {
     ulimit: 256,
     state,
   });

@@ -164,6 +164,21 @@ export async function withServer<T>(
   }
 }
 
+/**
+ * Reads a starting `ccx serve`'s stdout until it prints the WebSocket URL it listens on
+ * (`ws://` or `wss://`), and returns that URL; throws with what it printed if it exits first.
+ */
+export async function listenUrl(reader: ReadableStreamDefaultReader<string>): Promise<string> {
+  const pattern = /wss?:\/\/\S+\/ws/;
+  let text = "";
+  while (!pattern.test(text)) {
+    const { value, done } = await reader.read();
+    if (done) throw new Error(`serve exited before listening: ${text}`);
+    text += value;
+  }
+  return text.match(pattern)![0];
+}
+
 /** A `ccx serve` process started by {@linkcode serveProcess}. */
 export interface ServeProcess {
   child: Deno.ChildProcess;
@@ -196,13 +211,7 @@ export async function serveProcess(
     stdin: "null",
   }).spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/ws:\/\/\S+\/ws/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`serve exited early: ${text}`);
-    text += value;
-  }
-  const url = text.match(/ws:\/\/\S+\/ws/)![0];
+  const url = await listenUrl(reader);
   const stop = async (signal: Deno.Signal = "SIGTERM") => {
     try {
       child.kill(signal);
@@ -343,15 +352,10 @@ export async function remoteDiskServer(extra: string[] = []): Promise<RemoteDisk
     stderr: "inherit",
   }).spawn();
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let banner = "";
-  while (!/ws:\/\/\S+\/ws/.test(banner)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`the server exited before listening: ${banner}`);
-    banner += value;
-  }
+  const url = await listenUrl(reader);
   void reader.closed.catch(() => {});
   return {
-    url: banner.match(/ws:\/\/\S+\/ws/)![0],
+    url,
     root,
     async stop() {
       try {

@@ -4,7 +4,15 @@ import { join } from "node:path";
 import { bwrapArgv, checkBwrap } from "../lib/isolate.ts";
 import { CcxServer, ServerConfigError } from "../lib/server.ts";
 import { CcxClient } from "../lib/client.ts";
-import { newTag, pidsMatching, ROOT, serveProcess, waitFor, withServer } from "./helpers.ts";
+import {
+  listenUrl,
+  newTag,
+  pidsMatching,
+  ROOT,
+  serveProcess,
+  waitFor,
+  withServer,
+} from "./helpers.ts";
 import { RawSession } from "./ws.ts";
 import { execTask } from "../lib/exec.ts";
 import { mockApiEnv, MockApiServer } from "../lib/mock_api.ts";
@@ -119,13 +127,7 @@ Deno.test({
       stderr: "null",
     }).spawn();
     const reader = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let banner = "";
-    while (!/ws:\/\/\S+\/ws/.test(banner)) {
-      const { value, done } = await reader.read();
-      if (done) throw new Error(`server exited: ${banner}`);
-      banner += value;
-    }
-    const url = banner.match(/ws:\/\/\S+\/ws/)![0];
+    const url = await listenUrl(reader);
     const c = await CcxClient.connect(url);
     const started: string[] = [];
     await c.execute({ command: `sleep 300.${tag} & sleep 301.${tag}; wait` }, {

@@ -8,20 +8,15 @@ import {
   WorkspaceManager,
 } from "../lib/workspace.ts";
 import { validateExecute } from "../lib/protocol.ts";
-import { newTag, pidsMatching, ROOT, withServer } from "./helpers.ts";
+import { listenUrl, newTag, pidsMatching, ROOT, withServer } from "./helpers.ts";
 import { type Msg, RawSession } from "./ws.ts";
 
 /** Reads a `ccx serve` banner from its stdout and returns the WebSocket URL. */
 async function bannerUrl(stdout: ReadableStream<Uint8Array>): Promise<string> {
   const reader = stdout.pipeThrough(new TextDecoderStream()).getReader();
-  let text = "";
-  while (!/ws:\/\/\S+\/ws/.test(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`the server exited: ${text}`);
-    text += value;
-  }
+  const url = await listenUrl(reader);
   reader.releaseLock();
-  return text.match(/ws:\/\/\S+\/ws/)![0];
+  return url;
 }
 
 function tempRoot(): string {
