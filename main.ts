@@ -11,8 +11,8 @@
  * @module
  */
 
-import { VERSION } from "./lib/protocol.ts";
-import { type Command, dispatch } from "./lib/cli.ts";
+import { VERSION } from "./lib/common/protocol.ts";
+import { type Command, dispatch } from "./lib/common/cli.ts";
 import { serve } from "./lib/commands/serve.ts";
 import { run } from "./lib/commands/run.ts";
 import { stress } from "./lib/commands/stress.ts";

@@ -13,10 +13,10 @@
  */
 
 import { join } from "node:path";
-import { runOnQueue } from "../lib/queue.ts";
-import { runTasks } from "../lib/runner.ts";
-import { parseSuite, type SuiteTask } from "../lib/suite.ts";
-import { DEFAULT_LOCK_S } from "../lib/worker.ts";
+import { runOnQueue } from "../lib/fleet/queue.ts";
+import { runTasks } from "../lib/stress/runner.ts";
+import { parseSuite, type SuiteTask } from "../lib/stress/suite.ts";
+import { DEFAULT_LOCK_S } from "../lib/fleet/worker.ts";
 import { check, fixed, progress, type Section } from "./report.ts";
 import {
   endChild,

@@ -11,7 +11,7 @@
  * @module
  */
 
-import { CcxClient } from "../lib/client.ts";
+import { CcxClient } from "../lib/client/client.ts";
 import { check, fixed, mean, median, progress, quantile, type Section } from "./report.ts";
 import { startServerProcess } from "./proc.ts";
 

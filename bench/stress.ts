@@ -1,5 +1,5 @@
 /**
- * Stress runner overhead: what `runTasks` (lib/runner.ts) adds on top of the
+ * Stress runner overhead: what `runTasks` (lib/stress/runner.ts) adds on top of the
  * jobs themselves, for a 50-task suite of ~200 ms stand-in Claude calls, at
  * concurrency 1 and 10, next to the seed runner's fixed 1.5 s of sleeps per
  * task.
@@ -12,9 +12,9 @@
  * @module
  */
 
-import { CcxServer } from "../lib/server.ts";
-import { runTasks } from "../lib/runner.ts";
-import { buildTaskCommand, parseSuite, type SuiteTask } from "../lib/suite.ts";
+import { CcxServer } from "../lib/serve/server.ts";
+import { runTasks } from "../lib/stress/runner.ts";
+import { buildTaskCommand, parseSuite, type SuiteTask } from "../lib/stress/suite.ts";
 import { check, fixed, mean, median, progress, type Section } from "./report.ts";
 import { FAKE_CLAUDE } from "./proc.ts";
 

@@ -4,7 +4,7 @@
  * limit) and, for many short lines, next to websocketd.
  *
  * The server runs as its own process (`deno run -A main.ts serve`), so the
- * client (this process, using lib/client.ts, which JSON-parses every message)
+ * client (this process, using lib/client/client.ts, which JSON-parses every message)
  * does not share its event loop.
  *
  * @example
@@ -16,7 +16,7 @@
  * @module
  */
 
-import { CcxClient } from "../lib/client.ts";
+import { CcxClient } from "../lib/client/client.ts";
 import { check, fixed, median, progress, type Section, si } from "./report.ts";
 import {
   cpuSeconds,
@@ -344,7 +344,7 @@ export async function benchSeq(opts: ThroughputOptions = {}): Promise<Section> {
     `median of ${runs} runs for /dev/null and ccx chunks; ccx lines: ${lineRuns.length} run(s),` +
       ` websocketd: ${wsdRuns.length} run(s) (one is enough when it takes over 5 s)`,
     "ccx: timed from the execute request to process.completed, client in this process " +
-      "(lib/client.ts, JSON-parses every message), server a separate deno process",
+      "(lib/client/client.ts, JSON-parses every message), server a separate deno process",
     'ccx lines: output_mode "lines" (the server\'s default, one message per line, as the ' +
       "seed's clients expect); with CcxClient bound by the client receiving and parsing one " +
       "message a line; the raw row counts messages with a plain WebSocket, as for websocketd",

@@ -12,9 +12,9 @@
  * @module
  */
 
-import { CcxClient } from "../lib/client.ts";
-import type { ExecuteParams } from "../lib/protocol.ts";
-import { checkBwrap } from "../lib/isolate.ts";
+import { CcxClient } from "../lib/client/client.ts";
+import type { ExecuteParams } from "../lib/common/protocol.ts";
+import { checkBwrap } from "../lib/serve/isolate.ts";
 import { check, fixed, mean, median, progress, quantile, type Section } from "./report.ts";
 import { startServerProcess } from "./proc.ts";
 

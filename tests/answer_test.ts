@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { MAX_ANSWER_CHARS, runFacts, tail } from "../lib/answer.ts";
-import { FAKE_CLAUDE } from "./helpers.ts";
+import { MAX_ANSWER_CHARS, runFacts, tail } from "../lib/verdict/answer.ts";
+import { FAKE_CLAUDE } from "./_util/helpers.ts";
 
 Deno.test("runFacts() takes the answer, model, turns, tokens and cost from the stand-in's stream-json", async () => {
   const out = await new Deno.Command(FAKE_CLAUDE, {

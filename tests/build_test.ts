@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ROOT } from "./helpers.ts";
+import { ROOT } from "./_util/helpers.ts";
 
 async function sh(
   cmd: string[],

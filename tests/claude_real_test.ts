@@ -7,16 +7,16 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { type ExecOptions, execTask } from "../lib/exec.ts";
-import { mockApiEnv, MockApiServer } from "../lib/mock_api.ts";
+import { type ExecOptions, execTask } from "../lib/exec/exec.ts";
+import { mockApiEnv, MockApiServer } from "../lib/claude/mock_api.ts";
 import {
   buildClaudeArgv,
   classifyFailure,
   type ClaudeTranscript,
   parseClaudeOutput,
-} from "../lib/claude.ts";
-import { cli, pidsMatching, uniqueTag } from "./helpers.ts";
-import { realClaude } from "./real_claude.ts";
+} from "../lib/claude/claude.ts";
+import { cli, pidsMatching, uniqueTag } from "./_util/helpers.ts";
+import { realClaude } from "./_util/real_claude.ts";
 
 const real = await realClaude();
 if (real.skip) console.warn(`real-CLI tier skipped: ${real.skip}`);

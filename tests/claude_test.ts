@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { FAKE_CLAUDE } from "./helpers.ts";
+import { FAKE_CLAUDE } from "./_util/helpers.ts";
 import {
   buildClaudeArgv,
   chooseTools,
@@ -14,7 +14,7 @@ import {
   modelText,
   parseClaudeOutput,
   retryFailure,
-} from "../lib/claude.ts";
+} from "../lib/claude/claude.ts";
 
 const SID = "0b5a3f53-4c1e-4d6e-9f4a-2e4d4a7c4b41";
 

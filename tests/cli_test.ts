@@ -6,9 +6,9 @@ import {
   type OptionDecls,
   parseConfig,
   resolveOptions,
-} from "../lib/cli.ts";
+} from "../lib/common/cli.ts";
 import { COMMANDS } from "../main.ts";
-import { ConfigError } from "../lib/config.ts";
+import { ConfigError } from "../lib/common/config.ts";
 
 Deno.test("resolveOptions: flag over environment over default, typed and bounded", () => {
   const decl: OptionDecls = {

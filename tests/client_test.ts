@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
-import { CcxClient, ClientError, runToEnd } from "../lib/client.ts";
-import { CcxServer } from "../lib/server.ts";
-import { processesInGroup, waitFor, waitForPause, waitForResume, withServer } from "./helpers.ts";
+import { CcxClient, ClientError, runToEnd } from "../lib/client/client.ts";
+import { CcxServer } from "../lib/serve/server.ts";
+import {
+  processesInGroup,
+  waitFor,
+  waitForPause,
+  waitForResume,
+  withServer,
+} from "./_util/helpers.ts";
 
 Deno.test("connect() learns the session id and server version", async () => {
   await withServer({}, async (server) => {

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { ConfigError, readDotEnv, Settings } from "../lib/config.ts";
-import { cli, serveProcess } from "./helpers.ts";
+import { ConfigError, readDotEnv, Settings } from "../lib/common/config.ts";
+import { cli, serveProcess } from "./_util/helpers.ts";
 
 Deno.test("Settings: a flag wins over the environment, which wins over the default", () => {
   const s = new Settings({ port: "9001" }, { CCX_PORT: "9002", CCX_HOST: "127.0.0.2" });

@@ -7,7 +7,7 @@ import {
   judgeCriterion,
   parseTaskRequest,
   refinePrompt,
-} from "../lib/criteria.ts";
+} from "../lib/verdict/criteria.ts";
 
 const SEED_EXAMPLE = "Use your ./src/cc_executor/prompts/cc_execute.md to execute the task: " +
   'Create a config.py file with DATABASE_URL="sqlite:///test.db". Expect a timeout of 45 seconds. ' +

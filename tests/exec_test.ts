@@ -12,10 +12,10 @@ import {
   execTask,
   findExecutable,
   parsePick,
-} from "../lib/exec.ts";
+} from "../lib/exec/exec.ts";
 import { parseTools, saysNoRetry } from "../lib/commands/exec.ts";
-import { SqliteHistory } from "../lib/history.ts";
-import { sleepUnlessAborted } from "../lib/backoff.ts";
+import { SqliteHistory } from "../lib/claude/history.ts";
+import { sleepUnlessAborted } from "../lib/common/backoff.ts";
 import {
   cli,
   FAKE_CLAUDE,
@@ -25,7 +25,7 @@ import {
   uniqueTag,
   waitFor,
   withServer,
-} from "./helpers.ts";
+} from "./_util/helpers.ts";
 
 /** Runs `fn` in a fresh temp dir (also the fake's FAKE_CLAUDE_STATE), removed afterwards. */
 async function inTmp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
@@ -482,7 +482,7 @@ Deno.test("execTask() takes the timeout from the flag, the task, then history or
       assert.equal(later.timeout_source, "history");
       assert.ok(later.timeout_s >= 30, "clamped to the 30 s minimum");
       const runs = await history.runs(
-        (await import("../lib/history.ts")).taskClass(task).key,
+        (await import("../lib/claude/history.ts")).taskClass(task).key,
       );
       assert.equal(runs.length, 4, "every attempt is recorded");
       assert.ok(runs.every((r) => r.outcome === "success" && r.source === "exec"));

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { defaultMaxConnections } from "../lib/gate.ts";
-import { cli, listenUrl, ROOT, selfSignedCert, waitFor, withServer } from "./helpers.ts";
-import { RawSession, readCloseFrame, readFrameUntil } from "./ws.ts";
+import { defaultMaxConnections } from "../lib/serve/gate.ts";
+import { cli, listenUrl, ROOT, selfSignedCert, waitFor, withServer } from "./_util/helpers.ts";
+import { RawSession, readCloseFrame, readFrameUntil } from "./_util/ws.ts";
 
 /** `ccx serve` as a real process through `bash -c` (for ulimit); resolves once it listens. */
 async function serveUnderBash(args: string[], opts: { ulimit?: number; state?: string } = {}) {

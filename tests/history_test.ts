@@ -24,9 +24,9 @@ import {
   SqliteHistory,
   systemLoad,
   taskClass,
-} from "../lib/history.ts";
+} from "../lib/claude/history.ts";
 import { formatHistoryTable, historyCommand } from "../lib/commands/history.ts";
-import { freePort, SKIP_REDIS, startRedis } from "./redis.ts";
+import { freePort, SKIP_REDIS, startRedis } from "./_util/redis.ts";
 import { Redis } from "ioredis";
 
 // ---------------------------------------------------------------------------

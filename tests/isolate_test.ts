@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { bwrapArgv, checkBwrap } from "../lib/isolate.ts";
-import { CcxServer, ServerConfigError } from "../lib/server.ts";
-import { CcxClient } from "../lib/client.ts";
+import { bwrapArgv, checkBwrap } from "../lib/serve/isolate.ts";
+import { CcxServer, ServerConfigError } from "../lib/serve/server.ts";
+import { CcxClient } from "../lib/client/client.ts";
 import {
   listenUrl,
   newTag,
@@ -12,11 +12,11 @@ import {
   serveProcess,
   waitFor,
   withServer,
-} from "./helpers.ts";
-import { RawSession } from "./ws.ts";
-import { execTask } from "../lib/exec.ts";
-import { mockApiEnv, MockApiServer } from "../lib/mock_api.ts";
-import { realClaude } from "./real_claude.ts";
+} from "./_util/helpers.ts";
+import { RawSession } from "./_util/ws.ts";
+import { execTask } from "../lib/exec/exec.ts";
+import { mockApiEnv, MockApiServer } from "../lib/claude/mock_api.ts";
+import { realClaude } from "./_util/real_claude.ts";
 
 const bwrap = (() => {
   try {

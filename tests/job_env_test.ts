@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { DEFAULT_PASS_ENV, jobEnvironment, passEnvProblem } from "../lib/job_env.ts";
-import { ROOT } from "./helpers.ts";
+import { DEFAULT_PASS_ENV, jobEnvironment, passEnvProblem } from "../lib/serve/job_env.ts";
+import { ROOT } from "./_util/helpers.ts";
 
 Deno.test("jobEnvironment keeps allow-listed names and prefixes, never CCX_*", () => {
   const server = {

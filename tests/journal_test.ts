@@ -1,14 +1,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { JobJournal, processStartTime, reapOrphans } from "../lib/journal.ts";
+import { JobJournal, processStartTime, reapOrphans } from "../lib/serve/journal.ts";
 import {
   pidsMatching,
   processesInGroup,
   type ServeProcess,
   serveProcess,
   waitFor,
-} from "./helpers.ts";
-import { RawSession } from "./ws.ts";
+} from "./_util/helpers.ts";
+import { RawSession } from "./_util/ws.ts";
 
 /** A detached `sleep` (its own group) carrying `tag` in its command line. */
 function detachedSleep(tag: string): Deno.ChildProcess {

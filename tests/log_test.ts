@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { createLogger } from "../lib/log.ts";
-import { serveProcess } from "./helpers.ts";
-import { RawSession } from "./ws.ts";
+import { createLogger } from "../lib/common/log.ts";
+import { serveProcess } from "./_util/helpers.ts";
+import { RawSession } from "./_util/ws.ts";
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cli, withServer } from "./helpers.ts";
+import { cli, withServer } from "./_util/helpers.ts";
 
 Deno.test("ccx --version and --help", async () => {
   const v = await cli(["--version"]);

@@ -8,8 +8,8 @@ import {
   MockApiServer,
   parseMockScript,
   readConversation,
-} from "../lib/mock_api.ts";
-import { cli } from "./helpers.ts";
+} from "../lib/claude/mock_api.ts";
+import { cli } from "./_util/helpers.ts";
 
 /** Posts a Messages API request; resolves with the response. */
 function post(api: MockApiServer, messages: unknown[], stream = true): Promise<Response> {

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { ObserverHub, validateWatch } from "../lib/observer.ts";
-import { SqliteHistory, taskClass } from "../lib/history.ts";
-import { processesInGroup, waitFor, waitForPause, withServer } from "./helpers.ts";
-import { handshakeStatus, type Msg, RawSession } from "./ws.ts";
+import { ObserverHub, validateWatch } from "../lib/serve/observer.ts";
+import { SqliteHistory, taskClass } from "../lib/claude/history.ts";
+import { processesInGroup, waitFor, waitForPause, withServer } from "./_util/helpers.ts";
+import { handshakeStatus, type Msg, RawSession } from "./_util/ws.ts";
 
 type Job = Record<string, unknown> & { session_id: string; job_id: string };
 

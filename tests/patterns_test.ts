@@ -1,5 +1,10 @@
 import assert from "node:assert/strict";
-import { compilePattern, matchPatterns, patternProblem, stripMarkers } from "../lib/patterns.ts";
+import {
+  compilePattern,
+  matchPatterns,
+  patternProblem,
+  stripMarkers,
+} from "../lib/verdict/patterns.ts";
 
 Deno.test("markers are removed before matching: a timestamp never satisfies a pattern", () => {
   const answer = "five\n\n[marker:BASIC_MATH_20261201_144200]";

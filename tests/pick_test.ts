@@ -6,7 +6,7 @@ import {
   type EvaluationCriterion,
   extractCodeBlocks,
   pickBest,
-} from "../lib/pick.ts";
+} from "../lib/verdict/pick.ts";
 
 const CLEAN_JS = "```js\nexport const sum = (a, b) => a + b;\n```";
 const SLOPPY_JS = "```javascript\nvar total = 0;\nif (total == 0) {}\nvar unused = 1;\n" +

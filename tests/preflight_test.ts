@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
-import { explainConnectError, preflight, serverUrl } from "../lib/preflight.ts";
-import { ConfigError } from "../lib/config.ts";
-import { FAKE_CLAUDE, withServer } from "./helpers.ts";
+import { explainConnectError, preflight, serverUrl } from "../lib/stress/preflight.ts";
+import { ConfigError } from "../lib/common/config.ts";
+import { FAKE_CLAUDE, withServer } from "./_util/helpers.ts";
 
 Deno.test("serverUrl() accepts ws:// and wss:// and names --server for anything else", () => {
   assert.equal(serverUrl("wss://box:8004/ws").port, "8004");

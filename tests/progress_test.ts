@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { colorEnabled, Progress } from "../lib/progress.ts";
+import { colorEnabled, Progress } from "../lib/stress/progress.ts";
 
 /** The progress display's output sink: records everything written to it. */
 class Sink {
@@ -40,7 +40,7 @@ async function inChild(noColor: string | undefined): Promise<{ text: string; col
     if (v !== undefined) env[k] = v;
   }
   if (noColor !== undefined) env.NO_COLOR = noColor;
-  const lib = new URL("../lib/progress.ts", import.meta.url).href;
+  const lib = new URL("../lib/stress/progress.ts", import.meta.url).href;
   const code = `
     import { colorEnabled, Progress } from ${JSON.stringify(lib)};
     let text = "";

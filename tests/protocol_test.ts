@@ -8,7 +8,7 @@ import {
   RpcError,
   validateControl,
   validateExecute,
-} from "../lib/protocol.ts";
+} from "../lib/common/protocol.ts";
 
 function invalidField(f: () => unknown): string | undefined {
   try {

@@ -7,10 +7,10 @@
 
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import { cli, FAKE_CLAUDE, pidsMatching, waitFor } from "./helpers.ts";
-import { freePort, SKIP_REDIS } from "./redis.ts";
-import { gatedSuite, readTests, startCoordinator, startWorker, withFleet } from "./fleet.ts";
-import { checkQueueUrl, fleetKeys } from "../lib/queue.ts";
+import { cli, FAKE_CLAUDE, pidsMatching, waitFor } from "./_util/helpers.ts";
+import { freePort, SKIP_REDIS } from "./_util/redis.ts";
+import { gatedSuite, readTests, startCoordinator, startWorker, withFleet } from "./_util/fleet.ts";
+import { checkQueueUrl, fleetKeys } from "../lib/fleet/queue.ts";
 
 Deno.test({
   name:

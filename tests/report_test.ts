@@ -15,8 +15,8 @@ import {
   toJunit,
   writeOutputFile,
   writeReports,
-} from "../lib/report.ts";
-import { assertJunit10, descendants, parseXml } from "./xml.ts";
+} from "../lib/stress/report.ts";
+import { assertJunit10, descendants, parseXml } from "./_util/xml.ts";
 
 const T0 = Date.UTC(2025, 0, 2, 3, 4, 5, 678);
 

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { exitCodeFor, ownFailureCode } from "../lib/commands/run.ts";
-import { cli, pidsMatching, ROOT, uniqueTag, waitFor, withServer } from "./helpers.ts";
+import { cli, pidsMatching, ROOT, uniqueTag, waitFor, withServer } from "./_util/helpers.ts";
 
 Deno.test("ccx run streams stdout and stderr separately and exits with the job's code", async () => {
   const r = await cli(["run", "--", "sh", "-c", "echo to-out; echo to-err >&2; exit 7"]);

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
-import { instanceSettings, judgeRun, type RunnerOptions, runTasks } from "../lib/runner.ts";
-import { parseSuite } from "../lib/suite.ts";
-import { limitWaitMs } from "../lib/backoff.ts";
-import type { TestResult } from "../lib/report.ts";
+import { instanceSettings, judgeRun, type RunnerOptions, runTasks } from "../lib/stress/runner.ts";
+import { parseSuite } from "../lib/stress/suite.ts";
+import { limitWaitMs } from "../lib/common/backoff.ts";
+import type { TestResult } from "../lib/stress/report.ts";
 import {
   assertNoneLeft,
   FAKE_CLAUDE,
@@ -13,7 +13,7 @@ import {
   serveProcess,
   waitFor,
   withServer,
-} from "./helpers.ts";
+} from "./_util/helpers.ts";
 
 // ---------------------------------------------------------------------------------------------
 // helpers

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { CcxServer, isLoopback, ServerConfigError, tokenMatches } from "../lib/server.ts";
-import { closeFrame } from "../lib/gate.ts";
+import { CcxServer, isLoopback, ServerConfigError, tokenMatches } from "../lib/serve/server.ts";
+import { closeFrame } from "../lib/serve/gate.ts";
 import {
   Gate,
   groupPaused,
@@ -13,8 +13,8 @@ import {
   waitForPause,
   waitForResume,
   withServer,
-} from "./helpers.ts";
-import { handshakeStatus, type Msg, RawSession, SlowReader, stalledClient } from "./ws.ts";
+} from "./_util/helpers.ts";
+import { handshakeStatus, type Msg, RawSession, SlowReader, stalledClient } from "./_util/ws.ts";
 
 const STUBBORN = `trap '' TERM; sh -c "trap '' TERM; sleep 1000" & echo ready; sleep 1000; wait`;
 

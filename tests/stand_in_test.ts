@@ -17,7 +17,7 @@ import {
   detectClaudeLimit,
   modelText,
   parseClaudeOutput,
-} from "../lib/claude.ts";
+} from "../lib/claude/claude.ts";
 
 const FAKE = fileURLToPath(new URL("./fixtures/claude", import.meta.url));
 

@@ -11,8 +11,8 @@ import {
   ROOT,
   waitFor,
   withServer,
-} from "./helpers.ts";
-import { assertJunit10, descendants, parseXml } from "./xml.ts";
+} from "./_util/helpers.ts";
+import { assertJunit10, descendants, parseXml } from "./_util/xml.ts";
 import { autoTimeoutScale } from "../lib/commands/stress.ts";
 
 // ---------------------------------------------------------------------------------------------

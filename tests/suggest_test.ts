@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { didYouMean, editDistance, suggest } from "../lib/suggest.ts";
+import { didYouMean, editDistance, suggest } from "../lib/common/suggest.ts";
 
 Deno.test("editDistance() counts insertions, deletions, substitutions and swaps", () => {
   assert.equal(editDistance("timout", "timeout"), 1);

@@ -1,8 +1,8 @@
 import assert from "node:assert/strict";
 import { join, resolve } from "node:path";
-import { SUITE_OBJECTS, suiteJsonSchema, unknownKeys } from "../lib/suite_schema.ts";
-import { loadSuite, parseSuite } from "../lib/suite.ts";
-import { ROOT } from "./helpers.ts";
+import { SUITE_OBJECTS, suiteJsonSchema, unknownKeys } from "../lib/stress/suite_schema.ts";
+import { loadSuite, parseSuite } from "../lib/stress/suite.ts";
+import { ROOT } from "./_util/helpers.ts";
 
 Deno.test("tasks/suite.schema.json is the schema generated from the declaration (deno task schema)", async () => {
   const file = JSON.parse(await Deno.readTextFile(join(ROOT, "tasks/suite.schema.json")));

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { endProcessGroup, type JobSink, StartError, startJob } from "../lib/supervisor.ts";
+import { endProcessGroup, type JobSink, StartError, startJob } from "../lib/serve/supervisor.ts";
 import { setTimeout as delay } from "node:timers/promises";
 import {
   Gate,
@@ -8,7 +8,7 @@ import {
   waitFor,
   waitForPause,
   waitForResume,
-} from "./helpers.ts";
+} from "./_util/helpers.ts";
 
 /** A sink that records every chunk. */
 function recorder(): JobSink & { chunks: { stream: string; text: string; raw?: Uint8Array }[] } {

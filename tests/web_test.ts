@@ -4,8 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { type Browser, chromium, type Page } from "playwright-core";
-import { page as pageDoc } from "../lib/web/page.ts";
-import { SqliteHistory, taskClass } from "../lib/history.ts";
+import { page as pageDoc } from "../lib/serve/web/page.ts";
+import { SqliteHistory, taskClass } from "../lib/claude/history.ts";
 import {
   cli,
   FAKE_CLAUDE,
@@ -14,8 +14,8 @@ import {
   selfSignedCert,
   waitFor,
   waitForPause,
-} from "./helpers.ts";
-import { RawSession } from "./ws.ts";
+} from "./_util/helpers.ts";
+import { RawSession } from "./_util/ws.ts";
 
 const CHROMIUM = Deno.env.get("CHROMIUM_BIN") ?? "/usr/bin/chromium";
 

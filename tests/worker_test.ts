@@ -6,9 +6,9 @@
  */
 
 import assert from "node:assert/strict";
-import { cli, pidsMatching, waitFor } from "./helpers.ts";
-import { freePort, SKIP_REDIS } from "./redis.ts";
-import { gatedSuite, readTests, startCoordinator, startWorker, withFleet } from "./fleet.ts";
+import { cli, pidsMatching, waitFor } from "./_util/helpers.ts";
+import { freePort, SKIP_REDIS } from "./_util/redis.ts";
+import { gatedSuite, readTests, startCoordinator, startWorker, withFleet } from "./_util/fleet.ts";
 import { passwordOnCommandLine } from "../lib/commands/worker.ts";
 
 Deno.test({

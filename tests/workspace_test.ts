@@ -6,10 +6,10 @@ import {
   resolveInside,
   WorkspaceError,
   WorkspaceManager,
-} from "../lib/workspace.ts";
-import { validateExecute } from "../lib/protocol.ts";
-import { listenUrl, newTag, pidsMatching, ROOT, withServer } from "./helpers.ts";
-import { type Msg, RawSession } from "./ws.ts";
+} from "../lib/serve/workspace.ts";
+import { validateExecute } from "../lib/common/protocol.ts";
+import { listenUrl, newTag, pidsMatching, ROOT, withServer } from "./_util/helpers.ts";
+import { type Msg, RawSession } from "./_util/ws.ts";
 
 /** Reads a `ccx serve` banner from its stdout and returns the WebSocket URL. */
 async function bannerUrl(stdout: ReadableStream<Uint8Array>): Promise<string> {

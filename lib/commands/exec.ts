@@ -16,13 +16,13 @@
  * @module
  */
 
-import { parseTaskRequest } from "../criteria.ts";
-import { type HistoryStore, openHistory } from "../history.ts";
-import type { EvaluationCriterion } from "../pick.ts";
-import { ExecInputError, type ExecOptions, execTask, parsePick } from "../exec.ts";
-import { type Command, defineCommand, onStopSignals } from "../cli.ts";
-import { ConfigError } from "../config.ts";
-import { serverUrl } from "../preflight.ts";
+import { parseTaskRequest } from "../verdict/criteria.ts";
+import { type HistoryStore, openHistory } from "../claude/history.ts";
+import type { EvaluationCriterion } from "../verdict/pick.ts";
+import { ExecInputError, type ExecOptions, execTask, parsePick } from "../exec/exec.ts";
+import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
+import { ConfigError } from "../common/config.ts";
+import { serverUrl } from "../stress/preflight.ts";
 
 /**
  * Options of `ccx exec`, as `main.ts` passes them.

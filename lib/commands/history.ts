@@ -17,8 +17,8 @@ import {
   loadFactor,
   openHistory,
   systemLoad,
-} from "../history.ts";
-import { type Command, defineCommand } from "../cli.ts";
+} from "../claude/history.ts";
+import { type Command, defineCommand } from "../common/cli.ts";
 
 /**
  * Options of `ccx history`.

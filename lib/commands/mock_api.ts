@@ -14,9 +14,9 @@
  * @module
  */
 
-import { ConfigError } from "../config.ts";
-import { type Command, defineCommand, onStopSignals } from "../cli.ts";
-import { loadMockScript, mockApiEnv, MockApiServer, MockScriptError } from "../mock_api.ts";
+import { ConfigError } from "../common/config.ts";
+import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
+import { loadMockScript, mockApiEnv, MockApiServer, MockScriptError } from "../claude/mock_api.ts";
 
 /**
  * Options of `ccx mock-api`.

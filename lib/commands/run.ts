@@ -10,11 +10,11 @@
  * @module
  */
 
-import { CcxClient, ClientError, type Completion } from "../client.ts";
-import { CcxServer } from "../server.ts";
-import { explainConnectError, serverUrl } from "../preflight.ts";
-import { type Command, defineCommand } from "../cli.ts";
-import { ConfigError, readPemFile } from "../config.ts";
+import { CcxClient, ClientError, type Completion } from "../client/client.ts";
+import { CcxServer } from "../serve/server.ts";
+import { explainConnectError, serverUrl } from "../stress/preflight.ts";
+import { type Command, defineCommand } from "../common/cli.ts";
+import { ConfigError, readPemFile } from "../common/config.ts";
 
 /** Options of `ccx run`. */
 export interface RunOptions {

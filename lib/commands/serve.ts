@@ -10,11 +10,11 @@
  * @module
  */
 
-import { CcxServer, isLoopback, type ServerOptions } from "../server.ts";
-import { ConfigError, readPemFile } from "../config.ts";
-import { type Command, defineCommand, onStopSignals } from "../cli.ts";
-import { MAX_TIMEOUT_S } from "../protocol.ts";
-import { createLogger } from "../log.ts";
+import { CcxServer, isLoopback, type ServerOptions } from "../serve/server.ts";
+import { ConfigError, readPemFile } from "../common/config.ts";
+import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
+import { MAX_TIMEOUT_S } from "../common/protocol.ts";
+import { createLogger } from "../common/log.ts";
 
 /** Reads `--cert`/`--key`; both or neither. */
 function readTls(cert?: string, key?: string): { cert: string; key: string } | undefined {

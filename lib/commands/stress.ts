@@ -13,8 +13,8 @@
 
 import { loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { type CcxServer, startInProcessServer } from "../server.ts";
-import type { KeepPolicy } from "../workspace.ts";
+import { type CcxServer, startInProcessServer } from "../serve/server.ts";
+import type { KeepPolicy } from "../serve/workspace.ts";
 import {
   buildTaskCommand,
   filterTasks,
@@ -23,7 +23,7 @@ import {
   resolveMarker,
   SuiteError,
   usesClaude,
-} from "../suite.ts";
+} from "../stress/suite.ts";
 import {
   findLastRun,
   LiveReport,
@@ -31,12 +31,17 @@ import {
   rememberLastRun,
   reportPathOf,
   RUNS_DIR,
-} from "../rerun.ts";
-import { preflight, serverUrl } from "../preflight.ts";
-import { processesInGroups } from "../supervisor.ts";
-import { planRuns, runTasks, type ServerTarget } from "../runner.ts";
-import { CANCELED_BEFORE_START, checkQueueUrl, DEFAULT_QUEUE_NAME, runOnQueue } from "../queue.ts";
-import { colorEnabled, Progress } from "../progress.ts";
+} from "../stress/rerun.ts";
+import { preflight, serverUrl } from "../stress/preflight.ts";
+import { processesInGroups } from "../serve/supervisor.ts";
+import { planRuns, runTasks, type ServerTarget } from "../stress/runner.ts";
+import {
+  CANCELED_BEFORE_START,
+  checkQueueUrl,
+  DEFAULT_QUEUE_NAME,
+  runOnQueue,
+} from "../fleet/queue.ts";
+import { colorEnabled, Progress } from "../stress/progress.ts";
 import {
   formatRatioLine,
   formatSummaryTable,
@@ -44,10 +49,10 @@ import {
   summarize,
   type TestResult,
   writeReports,
-} from "../report.ts";
-import { connectRedis, type HistoryStore, openHistory, redactUrl } from "../history.ts";
-import { type Command, defineCommand, onStopSignals } from "../cli.ts";
-import { ConfigError, readPemFile } from "../config.ts";
+} from "../stress/report.ts";
+import { connectRedis, type HistoryStore, openHistory, redactUrl } from "../claude/history.ts";
+import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
+import { ConfigError, readPemFile } from "../common/config.ts";
 
 /** Options of `ccx stress`. */
 export interface StressOptions {

@@ -11,16 +11,16 @@
  * @module
  */
 
-import { type Command, defineCommand, onStopSignals } from "../cli.ts";
-import { ConfigError } from "../config.ts";
-import { redactUrl } from "../history.ts";
-import { checkQueueUrl, DEFAULT_QUEUE_NAME } from "../queue.ts";
+import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
+import { ConfigError } from "../common/config.ts";
+import { redactUrl } from "../claude/history.ts";
+import { checkQueueUrl, DEFAULT_QUEUE_NAME } from "../fleet/queue.ts";
 import {
   DEFAULT_DRAIN_S,
   DEFAULT_LOCK_S,
   FleetWorker,
   type FleetWorkerOptions,
-} from "../worker.ts";
+} from "../fleet/worker.ts";
 
 /**
  * A warning when a Redis password was typed on the command line, where every user of the

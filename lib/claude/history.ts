@@ -22,7 +22,7 @@ import { mkdirSync } from "node:fs";
 import * as os from "node:os";
 import { dirname, join } from "node:path";
 import { Redis } from "ioredis";
-import { stateDir } from "./config.ts";
+import { stateDir } from "../common/config.ts";
 
 // ---------------------------------------------------------------------------
 // Task classes

@@ -14,9 +14,9 @@
  * @module
  */
 
-import { CcxClient, ClientError, runToEnd } from "./client.ts";
-import { ConfigError } from "./config.ts";
-import { claudeNotFound } from "./exec.ts";
+import { CcxClient, ClientError, runToEnd } from "../client/client.ts";
+import { ConfigError } from "../common/config.ts";
+import { claudeNotFound } from "../exec/exec.ts";
 
 /**
  * Parses a `--server` value: a `ws://` or `wss://` URL. Anything else is a

@@ -29,7 +29,7 @@
 
 import { Duplex } from "node:stream";
 import tls from "node:tls";
-import type { Logger } from "./log.ts";
+import type { Logger } from "../common/log.ts";
 
 /** What the relay needs of a connection: a Deno TCP connection, or TLS over one. */
 interface RelayConn {

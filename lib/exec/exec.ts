@@ -32,8 +32,14 @@
  */
 
 import { isAbsolute, join, resolve } from "node:path";
-import { CcxClient, ClientError, type CollectedRun, remoteFiles, runToEnd } from "./client.ts";
-import { CcxServer } from "./server.ts";
+import {
+  CcxClient,
+  ClientError,
+  type CollectedRun,
+  remoteFiles,
+  runToEnd,
+} from "../client/client.ts";
+import { CcxServer } from "../serve/server.ts";
 import {
   buildClaudeArgv,
   chooseTools,
@@ -44,7 +50,7 @@ import {
   ClaudeStreamParser,
   type ClaudeTranscript,
   FAILURE_POLICIES,
-} from "./claude.ts";
+} from "../claude/claude.ts";
 import {
   type Evidence,
   type FileAccess,
@@ -52,8 +58,13 @@ import {
   type Judgement,
   localFiles,
   refinePrompt,
-} from "./criteria.ts";
-import { type Candidate, EVALUATION_CRITERIA, type EvaluationCriterion, pickBest } from "./pick.ts";
+} from "../verdict/criteria.ts";
+import {
+  type Candidate,
+  EVALUATION_CRITERIA,
+  type EvaluationCriterion,
+  pickBest,
+} from "../verdict/pick.ts";
 import {
   DEFAULT_TIMEOUT_S,
   estimateForPrompt,
@@ -62,8 +73,8 @@ import {
   type Outcome,
   systemLoad,
   taskClass,
-} from "./history.ts";
-import { limitWaitMs, sleepUnlessAborted } from "./backoff.ts";
+} from "../claude/history.ts";
+import { limitWaitMs, sleepUnlessAborted } from "../common/backoff.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Types

@@ -12,7 +12,7 @@
  * @example
  * ```ts
  * import { runOnQueue } from "./queue.ts";
- * import { loadSuite } from "./suite.ts";
+ * import { loadSuite } from "../stress/suite.ts";
  * const suite = await loadSuite("tasks/selftest.json");
  * const results = await runOnQueue(suite.tasks, {
  *   url: "redis://127.0.0.1:6379",
@@ -26,11 +26,16 @@
 
 import { join } from "node:path";
 import { Queue, QueueEvents } from "bullmq";
-import { connectRedis, redactUrl } from "./history.ts";
-import { type InstanceRun, pickInstances, recordOutcome, type TaskOptions } from "./runner.ts";
-import type { HistoryStore } from "./history.ts";
-import { formatTimestamp, resolveMarker, type SuiteTask } from "./suite.ts";
-import type { TestResult } from "./report.ts";
+import { connectRedis, redactUrl } from "../claude/history.ts";
+import {
+  type InstanceRun,
+  pickInstances,
+  recordOutcome,
+  type TaskOptions,
+} from "../stress/runner.ts";
+import type { HistoryStore } from "../claude/history.ts";
+import { formatTimestamp, resolveMarker, type SuiteTask } from "../stress/suite.ts";
+import type { TestResult } from "../stress/report.ts";
 
 /**
  * Queue name used when none is given (`--queue-name`).
@@ -258,7 +263,7 @@ export const MAX_HANDED_BACK_BYTES = 16 * 1024 * 1024;
  * @example
  * ```ts
  * import { runOnQueue } from "./queue.ts";
- * import { loadSuite } from "./suite.ts";
+ * import { loadSuite } from "../stress/suite.ts";
  * const suite = await loadSuite("tasks/selftest.json");
  * const ac = new AbortController();
  * const results = await runOnQueue(suite.tasks, {

@@ -18,8 +18,8 @@
  * @module
  */
 
-import { ErrorCode, notification, RpcError } from "./protocol.ts";
-import { type ClassSummary, type HistoryStore, systemLoad } from "./history.ts";
+import { ErrorCode, notification, RpcError } from "../common/protocol.ts";
+import { type ClassSummary, type HistoryStore, systemLoad } from "../claude/history.ts";
 import type { JobResult, JobState } from "./supervisor.ts";
 
 /** A session that receives observer notifications. */

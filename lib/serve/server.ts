@@ -30,7 +30,7 @@ import {
   validateExecute,
   validateFiles,
   VERSION,
-} from "./protocol.ts";
+} from "../common/protocol.ts";
 import { readWorkspace, type Workspace, WorkspaceError, WorkspaceManager } from "./workspace.ts";
 import {
   bwrapArgv,
@@ -39,11 +39,11 @@ import {
   type IsolateMode,
   type IsolateNet,
 } from "./isolate.ts";
-import { stateDir } from "./config.ts";
+import { stateDir } from "../common/config.ts";
 import { dirname, join } from "node:path";
 import { existsSync } from "node:fs";
 import { type Job, type JobResult, StartError, startJob } from "./supervisor.ts";
-import { detectClaudeLimits } from "./claude.ts";
+import { detectClaudeLimits } from "../claude/claude.ts";
 import { DEFAULT_PASS_ENV, passEnvProblem } from "./job_env.ts";
 import {
   ConnectionGate,
@@ -53,9 +53,9 @@ import {
   type GateStats,
 } from "./gate.ts";
 import { JobJournal, type ReapedGroup, reapOrphans } from "./journal.ts";
-import { createLogger, type LogFields, type LogFormat, type Logger } from "./log.ts";
+import { createLogger, type LogFields, type LogFormat, type Logger } from "../common/log.ts";
 import { type ObservedRecord, type Observer, ObserverHub, validateWatch } from "./observer.ts";
-import { type HistoryStore, openHistory } from "./history.ts";
+import { type HistoryStore, openHistory } from "../claude/history.ts";
 import { page } from "./web/page.ts";
 
 /** Server settings. Every field has a default. */

@@ -6,10 +6,10 @@
 
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { CcxServer, type ServerOptions } from "../lib/server.ts";
+import { CcxServer, type ServerOptions } from "../../lib/serve/server.ts";
 
 /** Absolute path of the repository root. */
-export const ROOT = fileURLToPath(new URL("..", import.meta.url));
+export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 
 /**
  * This test module's own state directory (history, crash journal, server workspaces): the

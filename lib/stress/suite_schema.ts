@@ -15,8 +15,8 @@
  * @module
  */
 
-import { EVALUATION_CRITERIA } from "./pick.ts";
-import { didYouMean } from "./suggest.ts";
+import { EVALUATION_CRITERIA } from "../verdict/pick.ts";
+import { didYouMean } from "../common/suggest.ts";
 
 /** The type of one key: a JSON Schema fragment, or a reference to a declared object. */
 export type Field =

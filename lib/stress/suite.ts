@@ -26,8 +26,8 @@
  */
 
 import { basename, dirname, resolve as resolvePath } from "node:path";
-import { EVALUATION_CRITERIA, type EvaluationCriterion } from "./pick.ts";
-import { patternProblem } from "./patterns.ts";
+import { EVALUATION_CRITERIA, type EvaluationCriterion } from "../verdict/pick.ts";
+import { patternProblem } from "../verdict/patterns.ts";
 import { joinPath as join, unknownKeys } from "./suite_schema.ts";
 
 export { EVALUATION_CRITERIA, type EvaluationCriterion };

@@ -22,7 +22,7 @@
 
 import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { RunFacts } from "./answer.ts";
+import type { RunFacts } from "../verdict/answer.ts";
 
 /** Outcome of one task: `passed`, `failed` (ran, did not meet its criteria), `error` (could not run or judge). */
 export type TestStatus = "passed" | "failed" | "error";

@@ -19,10 +19,16 @@
  */
 
 import { join, resolve as resolvePath } from "node:path";
-import { CcxClient, ClientError, type CollectedRun, remoteFiles, runToEnd } from "./client.ts";
-import { type FileAccess, localFiles } from "./criteria.ts";
-import type { KeepPolicy } from "./workspace.ts";
-import type { WorkspaceParam } from "./protocol.ts";
+import {
+  CcxClient,
+  ClientError,
+  type CollectedRun,
+  remoteFiles,
+  runToEnd,
+} from "../client/client.ts";
+import { type FileAccess, localFiles } from "../verdict/criteria.ts";
+import type { KeepPolicy } from "../serve/workspace.ts";
+import type { WorkspaceParam } from "../common/protocol.ts";
 import {
   classifyFailure,
   type ClaudeFailure,
@@ -31,10 +37,10 @@ import {
   FAILURE_POLICIES,
   modelText,
   parseClaudeOutput,
-} from "./claude.ts";
-import { type Candidate, pickBest, type PickOptions } from "./pick.ts";
-import { matchPatterns } from "./patterns.ts";
-import { type RunFacts, runFacts } from "./answer.ts";
+} from "../claude/claude.ts";
+import { type Candidate, pickBest, type PickOptions } from "../verdict/pick.ts";
+import { matchPatterns } from "../verdict/patterns.ts";
+import { type RunFacts, runFacts } from "../verdict/answer.ts";
 import {
   type InstanceResult,
   type TestResult,
@@ -49,8 +55,8 @@ import {
   resolveMarker,
   type SuiteTask,
 } from "./suite.ts";
-import { type HistoryStore, type Outcome, taskClass } from "./history.ts";
-import { limitWaitMs, sleepUnlessAborted } from "./backoff.ts";
+import { type HistoryStore, type Outcome, taskClass } from "../claude/history.ts";
+import { limitWaitMs, sleepUnlessAborted } from "../common/backoff.ts";
 
 /** A server to run tasks on. */
 export interface ServerTarget {
@@ -574,7 +580,7 @@ async function recordRun(
  *
  * @example
  * ```ts
- * import { openHistory } from "./history.ts";
+ * import { openHistory } from "../claude/history.ts";
  * import { recordOutcome } from "./runner.ts";
  * import { loadSuite } from "./suite.ts";
  * const [task] = (await loadSuite("tasks/selftest.json")).tasks;
@@ -760,7 +766,7 @@ async function runWithFailover(
  *
  * @example
  * ```ts
- * import { CcxClient } from "./client.ts";
+ * import { CcxClient } from "../client/client.ts";
  * import { runTask } from "./runner.ts";
  * import { loadSuite } from "./suite.ts";
  * const [task] = (await loadSuite("tasks/selftest.json")).tasks;
@@ -935,7 +941,7 @@ export interface InstanceRun {
  *
  * @example
  * ```ts
- * import { CcxClient } from "./client.ts";
+ * import { CcxClient } from "../client/client.ts";
  * import { runInstance } from "./runner.ts";
  * import { loadSuite } from "./suite.ts";
  * const task = (await loadSuite("tasks/selftest.json")).tasks.find((t) => t.concurrent)!;

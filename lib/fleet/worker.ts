@@ -23,10 +23,10 @@
 import { hostname, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { type Job, WaitingError, Worker } from "bullmq";
-import { CcxClient } from "./client.ts";
-import { type CcxServer, startInProcessServer } from "./server.ts";
-import { connectRedis, type HistoryStore, RedisHistory } from "./history.ts";
-import { runInstance, runTask, ServerLostError, type TaskOptions } from "./runner.ts";
+import { CcxClient } from "../client/client.ts";
+import { type CcxServer, startInProcessServer } from "../serve/server.ts";
+import { connectRedis, type HistoryStore, RedisHistory } from "../claude/history.ts";
+import { runInstance, runTask, ServerLostError, type TaskOptions } from "../stress/runner.ts";
 import {
   CANCELED_BEFORE_START,
   checkQueueUrl,
@@ -37,7 +37,7 @@ import {
   type FleetProgress,
   MAX_HANDED_BACK_BYTES,
 } from "./queue.ts";
-import type { TestResult } from "./report.ts";
+import type { TestResult } from "../stress/report.ts";
 
 type RedisClient = Awaited<ReturnType<typeof connectRedis>>;
 

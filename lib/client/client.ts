@@ -15,11 +15,11 @@
  * @module
  */
 
-import type { ExecuteParams, RpcErrorObject } from "./protocol.ts";
-import type { JobResult, JobStatus } from "./supervisor.ts";
-import type { ClaudeLimit } from "./claude.ts";
-import type { FileEntry, WorkspaceRead } from "./workspace.ts";
-import type { FileAccess } from "./criteria.ts";
+import type { ExecuteParams, RpcErrorObject } from "../common/protocol.ts";
+import type { JobResult, JobStatus } from "../serve/supervisor.ts";
+import type { ClaudeLimit } from "../claude/claude.ts";
+import type { FileEntry, WorkspaceRead } from "../serve/workspace.ts";
+import type { FileAccess } from "../verdict/criteria.ts";
 import { isAbsolute, relative, resolve } from "node:path";
 
 /** An error response from the server, or a broken connection. */
