@@ -1,4 +1,4 @@
-/** The mock Messages API (lib/mock_api.ts) over real HTTP on 127.0.0.1, and `ccx mock-api`. */
+/** The mock Messages API (lib/claude/mock_api.ts) over real HTTP on 127.0.0.1, and `ccx mock-api`. */
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
