@@ -15,7 +15,7 @@ import {
   toJunit,
   writeOutputFile,
   writeReports,
-} from "../lib/stress/report.ts";
+} from "../lib/stress/report/model.ts";
 import { assertJunit10, descendants, parseXml } from "./_util/xml.ts";
 
 const T0 = Date.UTC(2025, 0, 2, 3, 4, 5, 678);

@@ -49,7 +49,7 @@ import {
   summarize,
   type TestResult,
   writeReports,
-} from "../stress/report.ts";
+} from "../stress/report/model.ts";
 import { connectRedis, type HistoryStore, openHistory, redactUrl } from "../claude/history.ts";
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
 import { ConfigError, readPemFile } from "../common/config.ts";

@@ -26,7 +26,7 @@
  * @module
  */
 
-import { formatDuration, oneLine, statusWord, type TestStatus } from "./report.ts";
+import { formatDuration, oneLine, statusWord, type TestStatus } from "./report/model.ts";
 
 /** A synchronous byte sink such as `Deno.stderr`. */
 export interface SyncWriter {

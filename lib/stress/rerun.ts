@@ -14,7 +14,7 @@
  */
 
 import { dirname, join } from "node:path";
-import { fromJson, type RunReport, writeReports } from "./report.ts";
+import { fromJson, type RunReport, writeReports } from "./report/model.ts";
 
 /** Where `ccx stress` runs go by default, and where the last run is remembered. */
 export const RUNS_DIR = "test_outputs";

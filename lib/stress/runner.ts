@@ -46,7 +46,7 @@ import {
   type TestResult,
   type TestStatus,
   writeOutputFile,
-} from "./report.ts";
+} from "./report/model.ts";
 import {
   buildTaskCommand,
   type BuiltCommand,

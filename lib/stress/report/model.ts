@@ -13,7 +13,7 @@
  *
  * @example
  * ```ts
- * import { formatRatioLine, summarize } from "./report.ts";
+ * import { formatRatioLine, summarize } from "./model.ts";
  * const s = summarize([], 10);
  * console.log(formatRatioLine(s, 10)); // Success ratio: 0.0:1 (need 10:1 to graduate)
  * ```
@@ -22,7 +22,7 @@
 
 import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
-import type { RunFacts } from "../verdict/answer.ts";
+import type { RunFacts } from "../../verdict/answer.ts";
 
 /** Outcome of one task: `passed`, `failed` (ran, did not meet its criteria), `error` (could not run or judge). */
 export type TestStatus = "passed" | "failed" | "error";
@@ -156,7 +156,7 @@ export interface Summary {
  *
  * @example
  * ```ts
- * import { summarize, type TestResult } from "./report.ts";
+ * import { summarize, type TestResult } from "./model.ts";
  * const r = (status: TestResult["status"]): TestResult => ({
  *   id: "t", name: "t", category: "c", status, reason: "", durationS: 1, exitCode: 0,
  *   patternsFound: [], patternsMissing: [], attempts: 1, startedAt: 0,
@@ -200,7 +200,7 @@ export interface Totals {
  *
  * @example
  * ```ts
- * import { totals } from "./report.ts";
+ * import { totals } from "./model.ts";
  * totals([]); // { costUsd: null, tokens: null }
  * ```
  */
@@ -241,7 +241,7 @@ export interface CategorySummary {
  *
  * @example
  * ```ts
- * import { categorySummaries } from "./report.ts";
+ * import { categorySummaries } from "./model.ts";
  * categorySummaries({ results: [], skipped: [{ id: "a", name: "a", category: "c", reason: "" }] });
  * // [{ name: "c", total: 1, passed: 0, failed: 0, errors: 0, skipped: 1 }]
  * ```
@@ -282,7 +282,7 @@ export interface ErrorGroup {
  *
  * @example
  * ```ts
- * import { errorGroups } from "./report.ts";
+ * import { errorGroups } from "./model.ts";
  * errorGroups([]); // []
  * ```
  */
@@ -304,7 +304,7 @@ export function errorGroups(results: TestResult[]): ErrorGroup[] {
  *
  * @example
  * ```ts
- * import { excerpt } from "./report.ts";
+ * import { excerpt } from "./model.ts";
  * excerpt("a\nb\nc", 100, 2); // "a\nb …"
  * ```
  */
@@ -328,7 +328,7 @@ function formatCost(c: number): string {
  *
  * @example
  * ```ts
- * import { formatTotalsLine } from "./report.ts";
+ * import { formatTotalsLine } from "./model.ts";
  * formatTotalsLine({ costUsd: 0.0123, tokens: { input: 1200, output: 340, cacheRead: 0, cacheCreation: 0 } });
  * // "Cost $0.0123; tokens 1200 in, 340 out, 0 cache read, 0 cache write"
  * ```
@@ -351,7 +351,7 @@ export function formatTotalsLine(t: Totals): string {
  *
  * @example
  * ```ts
- * import { formatRatioLine } from "./report.ts";
+ * import { formatRatioLine } from "./model.ts";
  * const s = { total: 23, passed: 20, failed: 3, errors: 0, ratio: 20 / 3, graduated: false };
  * console.log(formatRatioLine(s, 10)); // Success ratio: 6.6:1 (need 10:1 to graduate)
  * ```
@@ -374,7 +374,7 @@ export function formatRatioLine(summary: Summary, threshold: number): string {
  *
  * @example
  * ```ts
- * import { formatDuration } from "./report.ts";
+ * import { formatDuration } from "./model.ts";
  * console.log(formatDuration(0.42), formatDuration(123.5)); // 0.4s 2m 03.5s
  * ```
  */
@@ -409,7 +409,7 @@ const CONTROL = /[\x00-\x1f\x7f-\x9f]/g;
  *
  * @example
  * ```ts
- * import { oneLine } from "./report.ts";
+ * import { oneLine } from "./model.ts";
  * console.log(oneLine("\x1b[31mexit 1\x1b[0m\nstderr:\tboom")); // exit 1 stderr: boom
  * ```
  */
@@ -457,7 +457,7 @@ const round3 = (n: number): number => Math.round(n * 1000) / 1000;
  *
  * @example
  * ```ts
- * import { toJson } from "./report.ts";
+ * import { toJson } from "./model.ts";
  * const json = toJson({
  *   runId: "r1", suite: "smoke", startedAt: new Date(0), durationS: 1, results: [],
  *   interrupted: false, threshold: 10,
@@ -565,7 +565,7 @@ export function toJson(report: RunReport): string {
  *
  * @example
  * ```ts
- * import { fromJson, toJson } from "./report.ts";
+ * import { fromJson, toJson } from "./model.ts";
  * const r = fromJson(toJson({
  *   runId: "r1", suite: "s", startedAt: new Date(0), durationS: 1, results: [],
  *   interrupted: true, threshold: 10, skipped: [{ id: "a", name: "a", category: "c", reason: "interrupted" }],
@@ -698,7 +698,7 @@ function detailLines(t: TestResult): string[] {
  *
  * @example
  * ```ts
- * import { toJunit } from "./report.ts";
+ * import { toJunit } from "./model.ts";
  * const xml = toJunit({
  *   runId: "r1", suite: "smoke", startedAt: new Date(0), durationS: 1, interrupted: false,
  *   threshold: 10, results: [{
@@ -860,7 +860,7 @@ details{margin:.2rem 0}details pre{margin-left:1rem}
  *
  * @example
  * ```ts
- * import { toHtml } from "./report.ts";
+ * import { toHtml } from "./model.ts";
  * const html = toHtml({
  *   runId: "r1", suite: "<b>smoke</b>", startedAt: new Date(0), durationS: 1, results: [],
  *   interrupted: false, threshold: 10,
@@ -1096,7 +1096,7 @@ const RESET = "\x1b[0m";
  *
  * @example
  * ```ts
- * import { statusWord } from "./report.ts";
+ * import { statusWord } from "./model.ts";
  * console.log(statusWord("failed", false)); // FAIL
  * ```
  */
@@ -1119,7 +1119,7 @@ export interface TableOptions {
  *
  * @example
  * ```ts
- * import { formatSummaryTable } from "./report.ts";
+ * import { formatSummaryTable } from "./model.ts";
  * const text = formatSummaryTable({
  *   runId: "r1", suite: "smoke", startedAt: new Date(0), durationS: 1, results: [],
  *   interrupted: false, threshold: 10,
@@ -1239,7 +1239,7 @@ async function writeAtomic(path: string, text: string): Promise<void> {
  *
  * @example
  * ```ts
- * import { writeReports } from "./report.ts";
+ * import { writeReports } from "./model.ts";
  * const dir = await Deno.makeTempDir();
  * const paths = await writeReports({
  *   runId: "r1", suite: "smoke", startedAt: new Date(), durationS: 1, results: [],
@@ -1299,7 +1299,7 @@ function headerValue(v: string): string {
  *
  * @example
  * ```ts
- * import { writeOutputFile } from "./report.ts";
+ * import { writeOutputFile } from "./model.ts";
  * const dir = await Deno.makeTempDir();
  * await writeOutputFile(`${dir}/simple_1.txt`, {
  *   task: "simple_1", name: "2+2", status: "passed", durationS: 1.2, exitCode: 0,
