@@ -1,11 +1,9 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { formatDuration, formatRatioLine, oneLine } from "../lib/stress/report/format.ts";
 import {
-  formatDuration,
-  formatRatioLine,
   formatSummaryTable,
   fromJson,
-  oneLine,
   type RunReport,
   summarize,
   type TestResult,

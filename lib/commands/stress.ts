@@ -42,8 +42,8 @@ import {
   runOnQueue,
 } from "../fleet/queue.ts";
 import { colorEnabled, Progress } from "../stress/progress.ts";
+import { formatRatioLine } from "../stress/report/format.ts";
 import {
-  formatRatioLine,
   formatSummaryTable,
   type RunReport,
   summarize,

@@ -26,7 +26,8 @@
  * @module
  */
 
-import { formatDuration, oneLine, statusWord, type TestStatus } from "./report/model.ts";
+import { formatDuration, oneLine } from "./report/format.ts";
+import { statusWord, type TestStatus } from "./report/model.ts";
 
 /** A synchronous byte sink such as `Deno.stderr`. */
 export interface SyncWriter {
