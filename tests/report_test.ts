@@ -1,15 +1,14 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { fromJson, toJson } from "../lib/stress/report/json.ts";
 import { formatDuration, formatRatioLine, oneLine } from "../lib/stress/report/format.ts";
 import {
   formatSummaryTable,
-  fromJson,
   type RunReport,
   summarize,
   type TestResult,
   type TestStatus,
   toHtml,
-  toJson,
   toJunit,
   writeOutputFile,
   writeReports,

@@ -14,7 +14,8 @@
  */
 
 import { dirname, join } from "node:path";
-import { fromJson, type RunReport, writeReports } from "./report/model.ts";
+import { fromJson } from "./report/json.ts";
+import { type RunReport, writeReports } from "./report/model.ts";
 
 /** Where `ccx stress` runs go by default, and where the last run is remembered. */
 export const RUNS_DIR = "test_outputs";
