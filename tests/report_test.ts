@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fromJson, toJson } from "../lib/stress/report/json.ts";
+import { toJunit } from "../lib/stress/report/junit.ts";
 import { formatDuration, formatRatioLine, oneLine } from "../lib/stress/report/format.ts";
 import {
   formatSummaryTable,
@@ -9,7 +10,6 @@ import {
   type TestResult,
   type TestStatus,
   toHtml,
-  toJunit,
   writeOutputFile,
   writeReports,
 } from "../lib/stress/report/model.ts";
