@@ -2,9 +2,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { fromJson, toJson } from "../lib/stress/report/json.ts";
 import { toJunit } from "../lib/stress/report/junit.ts";
+import { formatSummaryTable } from "../lib/stress/report/console.ts";
 import { formatDuration, formatRatioLine, oneLine } from "../lib/stress/report/format.ts";
 import {
-  formatSummaryTable,
   type RunReport,
   summarize,
   type TestResult,

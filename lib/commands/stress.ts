@@ -43,8 +43,8 @@ import {
 } from "../fleet/queue.ts";
 import { colorEnabled, Progress } from "../stress/progress.ts";
 import { formatRatioLine } from "../stress/report/format.ts";
+import { formatSummaryTable } from "../stress/report/console.ts";
 import {
-  formatSummaryTable,
   type RunReport,
   summarize,
   type TestResult,

@@ -27,7 +27,8 @@
  */
 
 import { formatDuration, oneLine } from "./report/format.ts";
-import { statusWord, type TestStatus } from "./report/model.ts";
+import { statusWord } from "./report/console.ts";
+import type { TestStatus } from "./report/model.ts";
 
 /** A synchronous byte sink such as `Deno.stderr`. */
 export interface SyncWriter {
