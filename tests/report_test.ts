@@ -3,13 +3,13 @@ import { join } from "node:path";
 import { fromJson, toJson } from "../lib/stress/report/json.ts";
 import { toJunit } from "../lib/stress/report/junit.ts";
 import { formatSummaryTable } from "../lib/stress/report/console.ts";
+import { toHtml } from "../lib/stress/report/html.ts";
 import { formatDuration, formatRatioLine, oneLine } from "../lib/stress/report/format.ts";
 import {
   type RunReport,
   summarize,
   type TestResult,
   type TestStatus,
-  toHtml,
   writeOutputFile,
   writeReports,
 } from "../lib/stress/report/model.ts";
