@@ -4,14 +4,13 @@ import { fromJson, toJson } from "../lib/stress/report/json.ts";
 import { toJunit } from "../lib/stress/report/junit.ts";
 import { formatSummaryTable } from "../lib/stress/report/console.ts";
 import { toHtml } from "../lib/stress/report/html.ts";
+import { writeOutputFile, writeReports } from "../lib/stress/report/files.ts";
 import { formatDuration, formatRatioLine, oneLine } from "../lib/stress/report/format.ts";
 import {
   type RunReport,
   summarize,
   type TestResult,
   type TestStatus,
-  writeOutputFile,
-  writeReports,
 } from "../lib/stress/report/model.ts";
 import { assertJunit10, descendants, parseXml } from "./_util/xml.ts";
 

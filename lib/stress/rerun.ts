@@ -15,7 +15,8 @@
 
 import { dirname, join } from "node:path";
 import { fromJson } from "./report/json.ts";
-import { type RunReport, writeReports } from "./report/model.ts";
+import { writeReports } from "./report/files.ts";
+import type { RunReport } from "./report/model.ts";
 
 /** Where `ccx stress` runs go by default, and where the last run is remembered. */
 export const RUNS_DIR = "test_outputs";

@@ -1,30 +1,27 @@
 /**
- * Reports of a `ccx stress` run: the summary and graduation ratio, a console table, JSON, JUnit
- * XML, a self-contained HTML page, and the per-task output file.
+ * What a `ccx stress` run reports, shared by every format: the result types
+ * ({@linkcode RunReport}, {@linkcode TestResult}, …) and the figures computed from them (counts
+ * and the graduation verdict, cost and token totals, per-category counts, errors grouped by
+ * cause). Pure functions, no I/O.
  *
- * Everything here is a pure function of a {@linkcode RunReport} except
- * {@linkcode writeReports} and {@linkcode writeOutputFile}, which write files.
+ * The formats each live in their own module of `lib/stress/report/`: `console.ts` (the summary
+ * table), `json.ts`, `junit.ts`, `html.ts`; `format.ts` holds the text helpers they share and
+ * `files.ts` writes the report files and the per-task output files.
  *
  * The ratio is `passed / (failed + errors)`. When nothing failed it is infinite: the console line
  * says `∞:1` and the JSON says `"ratio": null` (JSON has no infinity) together with
- * `"graduated": true`. When nothing passed (including an empty run) it is `0`. The console line
- * truncates to one decimal rather than rounding, so it never shows `10.0:1` for a run that did not
- * reach 10:1.
+ * `"graduated": true`. When nothing passed (including an empty run) it is `0`.
  *
  * @example
  * ```ts
- * import { formatRatioLine, summarize } from "./model.ts";
+ * import { summarize } from "./model.ts";
  * const s = summarize([], 10);
- * console.log(formatRatioLine(s, 10)); // Success ratio: 0.0:1 (need 10:1 to graduate)
+ * console.log(s.ratio, s.graduated); // 0 false
  * ```
  * @module
  */
 
-import { dirname } from "node:path";
 import type { RunFacts } from "../../verdict/answer.ts";
-import { toJson } from "./json.ts";
-import { toJunit } from "./junit.ts";
-import { toHtml } from "./html.ts";
 
 /** Outcome of one task: `passed`, `failed` (ran, did not meet its criteria), `error` (could not run or judge). */
 export type TestStatus = "passed" | "failed" | "error";
@@ -299,131 +296,4 @@ export function errorGroups(results: TestResult[]): ErrorGroup[] {
     g.ids.push(r.id);
   }
   return [...m.values()].sort((a, b) => b.ids.length - a.ids.length);
-}
-
-/** Which report files to write (see {@linkcode writeReports}). */
-export interface ReportPaths {
-  /** Path of the JSON report. */
-  json?: string;
-  /** Path of the JUnit XML report. */
-  junit?: string;
-  /** Path of the HTML report (output-file links are made relative to it). */
-  html?: string;
-}
-
-/** Write text to `path` via a temporary file and a rename, creating parent directories. */
-async function writeAtomic(path: string, text: string): Promise<void> {
-  await Deno.mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${Deno.pid}-${crypto.randomUUID().slice(0, 8)}`;
-  try {
-    await Deno.writeTextFile(tmp, text);
-    await Deno.rename(tmp, path);
-  } catch (e) {
-    await Deno.remove(tmp).catch(() => {});
-    throw e;
-  }
-}
-
-/**
- * Write each requested report (JSON, JUnit, HTML), creating parent directories; each file
- * appears complete or not at all (temporary file + rename). Returns the written paths in the
- * order json, junit, html.
- *
- * @example
- * ```ts
- * import { writeReports } from "./model.ts";
- * const dir = await Deno.makeTempDir();
- * const paths = await writeReports({
- *   runId: "r1", suite: "smoke", startedAt: new Date(), durationS: 1, results: [],
- *   interrupted: false, threshold: 10,
- * }, { json: `${dir}/out/report.json`, html: `${dir}/out/report.html` });
- * console.log(paths.length); // 2
- * await Deno.remove(dir, { recursive: true });
- * ```
- */
-export async function writeReports(report: RunReport, opts: ReportPaths): Promise<string[]> {
-  const written: string[] = [];
-  if (opts.json !== undefined) {
-    await writeAtomic(opts.json, toJson(report));
-    written.push(opts.json);
-  }
-  if (opts.junit !== undefined) {
-    await writeAtomic(opts.junit, toJunit(report));
-    written.push(opts.junit);
-  }
-  if (opts.html !== undefined) {
-    await writeAtomic(opts.html, toHtml(report, { htmlPath: opts.html }));
-    written.push(opts.html);
-  }
-  return written;
-}
-
-/** Header of a per-task output file (see {@linkcode writeOutputFile}). */
-export interface OutputHeader {
-  /** Task id. */
-  task: string;
-  /** Task name. */
-  name: string;
-  /** Status word (`passed`, `failed`, `error`, or a process status). */
-  status: string;
-  /** Wall time in seconds. */
-  durationS: number;
-  /** Exit code, `null` when the process never exited on its own. */
-  exitCode: number | null;
-  /** When the output was saved. */
-  timestamp: Date;
-  /** The command that ran. */
-  command?: string;
-  /** Why the task has its status. */
-  reason?: string;
-}
-
-/** A header value on one line: line breaks shown as `\n`, other controls dropped. */
-function headerValue(v: string): string {
-  // deno-lint-ignore no-control-regex
-  return v.replace(/\r?\n/g, "\\n").replace(/[\x00-\x08\x0b-\x1f\x7f]/g, "");
-}
-
-/**
- * Save one task's output: header lines (`Task:`, `Status:`, `Duration:`, `Exit code:`,
- * `Timestamp:`, then `Command:` and `Reason:` when given; each on one line), a line of 80 `-`,
- * then the output exactly as received. Parent directories are created.
- *
- * @example
- * ```ts
- * import { writeOutputFile } from "./model.ts";
- * const dir = await Deno.makeTempDir();
- * await writeOutputFile(`${dir}/simple_1.txt`, {
- *   task: "simple_1", name: "2+2", status: "passed", durationS: 1.2, exitCode: 0,
- *   timestamp: new Date(),
- * }, "4\n");
- * await Deno.remove(dir, { recursive: true });
- * ```
- */
-export async function writeOutputFile(
-  path: string,
-  header: OutputHeader,
-  body: string,
-): Promise<void> {
-  const lines = [
-    `Task: ${headerValue(header.task)} - ${headerValue(header.name)}`,
-    `Status: ${headerValue(header.status)}`,
-    `Duration: ${(Number.isFinite(header.durationS) ? header.durationS : 0).toFixed(2)}s`,
-    `Exit code: ${header.exitCode ?? "none"}`,
-    `Timestamp: ${header.timestamp.toISOString()}`,
-  ];
-  if (header.command !== undefined) lines.push(`Command: ${headerValue(header.command)}`);
-  if (header.reason !== undefined) lines.push(`Reason: ${headerValue(header.reason)}`);
-  lines.push("-".repeat(80), "");
-  await Deno.mkdir(dirname(path), { recursive: true });
-  const file = await Deno.open(path, { write: true, create: true, truncate: true });
-  try {
-    const enc = new TextEncoder();
-    for (const chunk of [enc.encode(lines.join("\n")), enc.encode(body)]) {
-      let off = 0;
-      while (off < chunk.length) off += await file.write(chunk.subarray(off));
-    }
-  } finally {
-    file.close();
-  }
 }
