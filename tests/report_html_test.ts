@@ -1,7 +1,15 @@
 import assert from "node:assert/strict";
 import { formatDuration } from "../lib/stress/report/format.ts";
 import { toHtml } from "../lib/stress/report/html.ts";
-import { many, modelSaid, NASTY, result, run } from "./_util/report.ts";
+import { escapeHtml } from "../lib/stress/report/html_template.ts";
+import type {
+  InstanceResult,
+  RunReport,
+  SkippedTask,
+  TestResult,
+  TestStatus,
+} from "../lib/stress/report/model.ts";
+import { many, modelSaid, NASTY, result, run, T0 } from "./_util/report.ts";
 
 Deno.test("toHtml() escapes task data everywhere and contains no script at all", () => {
   const html = toHtml(run([
@@ -101,4 +109,114 @@ Deno.test("toHtml() shows what the model said, why, and what it cost", () => {
   assert.match(html, /<details id="o1"><summary>.*ok/);
   assert.match(html, /href="#o1">ok</);
   assert.ok(html.includes("Cost $0.0150"));
+});
+
+// ---------------------------------------------------------------- injection through every field
+
+/** Model output that tries to break out of text, attributes, `<pre>`, `<textarea>` and comments. */
+const PAYLOAD = `<script>alert(1)</script>"onmouseover=alert(2) x='<img src=x onerror=alert(3)>'` +
+  `</textarea></pre></title><!--<svg onload=alert(4)>`;
+
+/**
+ * A run with every text field of every type filled by `text(field)`: each `Required<…>` makes a
+ * field added to the types later fail to compile here until it is fed too.
+ */
+function everyField(text: (field: string) => string): RunReport {
+  const instance = (at: string, index: number): Required<InstanceResult> => ({
+    index,
+    model: text(`${at}.instances.${index}.model`),
+    temperature: 0.5,
+    status: index ? "failed" : "passed",
+    reason: text(`${at}.instances.${index}.reason`),
+    durationS: 1,
+    exitCode: index,
+    picked: index === 0,
+    score: 0.5,
+    outputFile: text(`/out/${at}.instances.${index}.outputFile`),
+  });
+  const res = (at: TestStatus, i: number): Required<TestResult> => ({
+    id: text(`${at}.id`),
+    name: text(`${at}.name`),
+    category: text(`${at}.category`),
+    status: at,
+    reason: text(`${at}.reason`),
+    durationS: 1 + i,
+    exitCode: at === "error" ? null : i,
+    patternsFound: [text(`${at}.patternsFound.0`), text(`${at}.patternsFound.1`)],
+    patternsMissing: [text(`${at}.patternsMissing.0`)],
+    outputFile: text(`/out/${at}.outputFile`),
+    attempts: 2,
+    instances: [instance(at, 0), instance(at, 1)],
+    startedAt: T0 + i * 1000,
+    rerun: text(`${at}.rerun`),
+    worker: text(`${at}.worker`),
+    kind: text(`${at}.kind`),
+    fix: text(`${at}.fix`),
+    filesCreated: [text(`${at}.filesCreated.0`), text(`${at}.filesCreated.1`)],
+    workspace: text(`${at}.workspace`),
+    answer: text(`${at}.answer`),
+    stderrTail: text(`${at}.stderrTail`),
+    model: text(`${at}.model`),
+    turns: 3,
+    tokens: { input: 1, output: 2, cacheRead: 3, cacheCreation: 4 },
+    costUsd: 0.01,
+  });
+  const skipped: Required<SkippedTask> = {
+    id: text("skipped.id"),
+    name: text("skipped.name"),
+    category: text("skipped.category"),
+    reason: text("skipped.reason"),
+  };
+  const report: Required<RunReport> = {
+    runId: text("run.runId"),
+    suite: text("run.suite"),
+    startedAt: new Date(T0),
+    durationS: 9,
+    results: [res("failed", 0), res("error", 1), res("passed", 2)],
+    interrupted: true,
+    threshold: 10,
+    skipped: [skipped],
+  };
+  return report;
+}
+
+/**
+ * Whether the page shows a field as text: `rerun` and `worker` it does not show; an instance's
+ * output file only as a link (URL-encoded); a passed task has no failure card, so only its id,
+ * name, category, reason (the bar's tooltip), answer and stderr are shown.
+ */
+function shownAsText(label: string): boolean {
+  if (/\.(rerun|worker)$|\.instances\.\d\.outputFile$/.test(label)) return false;
+  if (/^(\/out\/)?passed\./.test(label)) {
+    return /^passed\.(id|name|category|reason|answer|stderrTail)$/.test(label);
+  }
+  return true;
+}
+
+const count = (s: string, what: RegExp) => s.match(what)?.length ?? 0;
+
+Deno.test("toHtml() escapes model output in every text field: nothing injected, every field shown escaped", () => {
+  const labels: string[] = [];
+  everyField((f) => (labels.push(f), f));
+  for (const htmlPath of [undefined, "/tmp/r/report.html"]) {
+    // The same page with plain labels: everything markup-like in it is the template's own.
+    const plain = toHtml(everyField((f) => f), { htmlPath });
+    const html = toHtml(everyField((f) => f + PAYLOAD), { htmlPath });
+    assert.equal(count(html, /<script/gi), count(plain, /<script/gi), "count of <script");
+    assert.equal(count(plain, /<script/gi), 0, "the page has no script of its own");
+    // Every tag, attribute quote and comment comes from the template: same count as plain.
+    for (const ch of [/</g, />/g, /"/g, /'/g]) {
+      assert.equal(count(html, ch), count(plain, ch), `count of ${ch.source}`);
+    }
+    // No tag has an event-handler attribute (quoted values, where escaped text may say
+    // `onerror=`, taken out first).
+    for (const tag of html.match(/<[^>]*>/g) ?? []) {
+      assert.doesNotMatch(tag.replace(/"[^"]*"/g, '""'), /\son\w+\s*=/i, tag);
+    }
+    assert.ok(!html.includes(PAYLOAD), "the payload verbatim");
+    for (const label of labels) {
+      const shown = html.includes(escapeHtml(label + PAYLOAD));
+      assert.equal(shown, shownAsText(label), `${label} shown (escaped): ${shown}`);
+    }
+  }
 });
