@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { findLastRun, LiveReport, readRun, rememberLastRun } from "../lib/stress/rerun.ts";
-import type { RunReport } from "../lib/stress/report.ts";
+import type { RunReport } from "../lib/stress/report/model.ts";
 
 function report(n: number): RunReport {
   return {

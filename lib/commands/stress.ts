@@ -42,14 +42,10 @@ import {
   runOnQueue,
 } from "../fleet/queue.ts";
 import { colorEnabled, Progress } from "../stress/progress.ts";
-import {
-  formatRatioLine,
-  formatSummaryTable,
-  type RunReport,
-  summarize,
-  type TestResult,
-  writeReports,
-} from "../stress/report.ts";
+import { formatRatioLine } from "../stress/report/format.ts";
+import { formatSummaryTable } from "../stress/report/console.ts";
+import { type RunReport, summarize, type TestResult } from "../stress/report/model.ts";
+import { writeReports } from "../stress/report/files.ts";
 import { connectRedis, type HistoryStore, openHistory, redactUrl } from "../claude/history.ts";
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
 import { ConfigError, readPemFile } from "../common/config.ts";

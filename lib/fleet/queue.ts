@@ -35,7 +35,7 @@ import {
 } from "../stress/runner.ts";
 import type { HistoryStore } from "../claude/history.ts";
 import { formatTimestamp, resolveMarker, type SuiteTask } from "../stress/suite.ts";
-import type { TestResult } from "../stress/report.ts";
+import type { TestResult } from "../stress/report/model.ts";
 
 /**
  * Queue name used when none is given (`--queue-name`).

@@ -37,7 +37,7 @@ import {
   type FleetProgress,
   MAX_HANDED_BACK_BYTES,
 } from "./queue.ts";
-import type { TestResult } from "../stress/report.ts";
+import type { TestResult } from "../stress/report/model.ts";
 
 type RedisClient = Awaited<ReturnType<typeof connectRedis>>;
 

@@ -26,7 +26,9 @@
  * @module
  */
 
-import { formatDuration, oneLine, statusWord, type TestStatus } from "./report.ts";
+import { formatDuration, oneLine } from "./report/format.ts";
+import { statusWord } from "./report/console.ts";
+import type { TestStatus } from "./report/model.ts";
 
 /** A synchronous byte sink such as `Deno.stderr`. */
 export interface SyncWriter {

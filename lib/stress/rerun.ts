@@ -14,7 +14,9 @@
  */
 
 import { dirname, join } from "node:path";
-import { fromJson, type RunReport, writeReports } from "./report.ts";
+import { fromJson } from "./report/json.ts";
+import { writeReports } from "./report/files.ts";
+import type { RunReport } from "./report/model.ts";
 
 /** Where `ccx stress` runs go by default, and where the last run is remembered. */
 export const RUNS_DIR = "test_outputs";

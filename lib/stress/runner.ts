@@ -41,12 +41,8 @@ import {
 import { type Candidate, pickBest, type PickOptions } from "../verdict/pick.ts";
 import { matchPatterns } from "../verdict/patterns.ts";
 import { type RunFacts, runFacts } from "../verdict/answer.ts";
-import {
-  type InstanceResult,
-  type TestResult,
-  type TestStatus,
-  writeOutputFile,
-} from "./report.ts";
+import { writeOutputFile } from "./report/files.ts";
+import type { InstanceResult, TestResult, TestStatus } from "./report/model.ts";
 import {
   buildTaskCommand,
   type BuiltCommand,

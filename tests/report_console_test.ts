@@ -1,0 +1,62 @@
+import assert from "node:assert/strict";
+import { formatSummaryTable } from "../lib/stress/report/console.ts";
+import { modelSaid, result, run } from "./_util/report.ts";
+
+Deno.test("formatSummaryTable() without colour has no escape codes and ends with the ratio line", () => {
+  const text = formatSummaryTable(
+    run([
+      result("simple_1", "passed", {
+        patternsFound: ["4", "four", "IV", "2+2"],
+        outputFile: "o/1.txt",
+      }),
+      result("simple_2", "failed", { reason: "\x1b[31mmissing\x1b[0m 4\nsecond line" }),
+      result("simple_3", "error", { reason: "could not connect" }),
+    ]),
+    { color: false },
+  );
+  // deno-lint-ignore no-control-regex
+  assert.doesNotMatch(text, /[\x00-\x09\x0b-\x1f]/);
+  const lines = text.trimEnd().split("\n");
+  assert.match(lines[0], /^Test ID\s+Category\s+Status\s+Duration\s+Info\s+Output$/);
+  assert.match(
+    lines[2],
+    /^simple_1\s+simple\s+PASS\s+1\.0s\s+patterns: 4, four, IV \+1\s+o\/1\.txt$/,
+  );
+  assert.match(lines[3], /^simple_2\s+simple\s+FAIL\s+1\.0s\s+missing 4 second line\s+-$/);
+  assert.match(lines[4], /^simple_3\s+simple\s+ERROR\s+1\.0s\s+could not connect/);
+  assert.equal(lines.at(-2), "3 tests: 1 passed, 1 failed, 1 errors in 12.3s — NOT GRADUATED");
+  assert.equal(lines.at(-1), "Success ratio: 0.5:1 (need 10:1 to graduate)");
+  // Columns line up.
+  assert.equal(lines[2].indexOf("PASS"), lines[0].indexOf("Status"));
+  assert.equal(lines[4].indexOf("ERROR"), lines[0].indexOf("Status"));
+});
+
+Deno.test("formatSummaryTable() with colour keeps the status words and the exact ratio line", () => {
+  const text = formatSummaryTable(run([result("a", "passed"), result("b", "failed")]), {
+    color: true,
+  });
+  assert.ok(text.includes("\x1b[32mPASS"));
+  assert.ok(text.includes("\x1b[31mFAIL"));
+  assert.ok(text.trimEnd().endsWith("\nSuccess ratio: 1.0:1 (need 10:1 to graduate)"));
+});
+
+Deno.test("formatSummaryTable() of an empty, interrupted run says so", () => {
+  const text = formatSummaryTable(run([], { interrupted: true }), { color: false });
+  assert.ok(text.includes("(no tests ran)"));
+  assert.ok(text.includes("(interrupted)"));
+});
+
+Deno.test("formatSummaryTable() shows what the model said, why, and what it cost", () => {
+  const rep = modelSaid();
+  const text = formatSummaryTable(rep, { color: false });
+  assert.match(
+    text,
+    /FAIL math: missing pattern: 4\n {2}answer: The answer is five\. Second line\.\n {2}stderr: real problem here/,
+  );
+  // The fix is said once per kind by ccx stress, not under every task.
+  assert.doesNotMatch(text, /run claude \/login/);
+  assert.match(text, /By category: simple 0\/3 \(1 failed, 2 errors\); other 1\/2/);
+  assert.match(text, /Cost \$0\.0150; tokens 150 in, 30 out/);
+  assert.match(text, /later\s+other\s+SKIP\s+--max-fail 1 reached/);
+  assert.match(text, /4 tests: 1 passed, 1 failed, 2 errors, 1 skipped in/);
+});
