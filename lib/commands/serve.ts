@@ -33,6 +33,8 @@ export async function serveCommand(opts: ServerOptions): Promise<number> {
     server = CcxServer.start({
       ...opts,
       log,
+      // Said even with --quiet: they are about the server, not a job.
+      alert: opts.alert ?? createLogger(opts.logFormat),
       onListen: () => {},
     });
   } catch (e) {

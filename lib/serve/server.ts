@@ -115,6 +115,12 @@ export interface ServerOptions {
   /** Format of the default log: `text` (timestamped lines) or `json` (one object a line). */
   logFormat?: LogFormat;
   /**
+   * Where warnings about the server's own safety go, which a silenced `log` must not
+   * hide: the crash journal cannot be written, jobs can read the server's secrets
+   * (default: `log`).
+   */
+  alert?: Logger;
+  /**
    * Directory of the crash journal (default `jobs` in the state directory); `false`
    * for none. At start the server ends the job groups that dead servers left there.
    */
@@ -872,6 +878,8 @@ export class CcxServer {
   readonly heartbeatS: number;
   /** Where operator log lines go (default: timestamped lines on stderr, see `logFormat`). */
   readonly log: Logger;
+  /** Where warnings about the server's own safety go (see {@linkcode ServerOptions.alert}). */
+  readonly alert: Logger;
   /** Resolves when the server has stopped. */
   readonly finished: Promise<void>;
   /** True once {@linkcode CcxServer.shutdown} has begun; new jobs and sessions are refused. */
@@ -927,6 +935,7 @@ export class CcxServer {
     this.lowWater = opts.lowWaterBytes ?? 1024 * 1024;
     this.maxChunkBytes = opts.maxChunkBytes ?? 256 * 1024;
     this.log = opts.log ?? createLogger(opts.logFormat);
+    this.alert = opts.alert ?? this.log;
     this.isolate = opts.isolate ?? "none";
     this.isolateNet = opts.isolateNet ?? "host";
     this.filesMaxBytes = opts.filesMaxBytes ?? 1024 * 1024;
@@ -956,6 +965,7 @@ export class CcxServer {
     if (journalDir !== false) {
       this.reaped = reapOrphans(journalDir, {
         graceMs: this.graceMs,
+        log: this.alert,
         onReap: (g) =>
           this.log(
             `reaping job ${g.job_id} (pgid ${g.pgid}, ${g.processes} processes, session ` +
@@ -963,14 +973,8 @@ export class CcxServer {
             { level: "warn", event: "orphan_reaped", ...g },
           ),
       });
-      try {
-        journal = JobJournal.open(journalDir);
-      } catch (e) {
-        this.log(`no crash journal in ${journalDir}: ${(e as Error).message}`, {
-          level: "warn",
-          event: "journal_unavailable",
-        });
-      }
+      // Never throws: a journal it cannot write is said (even with --quiet) and retried.
+      journal = JobJournal.open(journalDir, { log: this.alert });
     } else this.reaped = Promise.resolve([]);
     this.journal = journal;
     // Deno.serve listens on a private Unix socket; the gate owns the public port.
