@@ -37,7 +37,7 @@ Deno.test("passEnvProblem refuses CCX_* names and malformed ones", () => {
 Deno.test("a job started by the supervisor does not inherit CCX_TOKEN from its parent", async () => {
   // The parent is a process of its own: CCX_TOKEN set in this one would reach every server that
   // test modules running in parallel start meanwhile (and make them ask for a token).
-  const code = `import { startJob } from ${JSON.stringify(`${ROOT}lib/supervisor.ts`)};
+  const code = `import { startJob } from ${JSON.stringify(`${ROOT}lib/serve/supervisor.ts`)};
     let out = "";
     const job = startJob({ command: 'echo "[$CCX_TOKEN][\${PATH:+path}]"' }, {
       output: (_s, t) => out += t,
