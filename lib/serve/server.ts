@@ -53,6 +53,7 @@ import {
   type GateStats,
 } from "./gate.ts";
 import { JobJournal, type ReapedGroup, reapOrphans } from "./journal.ts";
+import { chownTree, reachProblem, resolveRunAs, type RunAsUser } from "./run_as.ts";
 import { createLogger, type LogFields, type LogFormat, type Logger } from "../common/log.ts";
 import { type ObservedRecord, type Observer, ObserverHub, validateWatch } from "./observer.ts";
 import { type HistoryStore, openHistory } from "../claude/history.ts";
@@ -110,6 +111,12 @@ export interface ServerOptions {
   isolate?: IsolateMode;
   /** Network of confined jobs: the host's (default) or `none`. */
   isolateNet?: IsolateNet;
+  /**
+   * Run every job as this user (a name or uid), not the server's: it then cannot
+   * read the server's `/proc` entries or private files. Needs a server running as
+   * root and a workspace root that user can enter. Checked at start.
+   */
+  runAs?: string;
   /** Log sink for job start/end lines (default: stderr). Pass `() => {}` for silence. */
   log?: Logger;
   /** Format of the default log: `text` (timestamped lines) or `json` (one object a line). */
@@ -477,12 +484,20 @@ class Session {
       }
       entry.ws = ws;
     }
+    const runAs = this.server.runAs;
     let job: Job;
     try {
+      const argv = isolated
+        ? this.server.confine(p.argv ?? ["/bin/sh", "-c", p.command!], ws!)
+        : p.argv;
+      // The job's user owns its workspace (after confine() has put the Claude login in it).
+      if (ws && runAs) this.server.giveWorkspace(ws, runAs);
       job = startJob({
         command: isolated ? undefined : p.command,
-        argv: isolated ? this.server.confine(p.argv ?? ["/bin/sh", "-c", p.command!], ws!) : p.argv,
+        argv,
         cwd: ws?.path ?? p.cwd,
+        // Confined, setpriv runs inside bwrap (see isolate.ts); unconfined, startJob wraps.
+        runAs: isolated ? undefined : runAs,
         env: p.env,
         stdin: p.stdin,
         timeoutS: p.timeout ?? this.server.defaultTimeoutS,
@@ -869,6 +884,8 @@ export class CcxServer {
   readonly isolate: IsolateMode;
   /** Network of confined jobs. */
   readonly isolateNet: IsolateNet;
+  /** The user jobs run as (`--run-as`), or undefined for the server's own. */
+  readonly runAs: RunAsUser | undefined;
   /** Largest file `files` returns whole, in bytes. */
   readonly filesMaxBytes: number;
   /**
@@ -950,14 +967,29 @@ export class CcxServer {
         throw new ServerConfigError((e as Error).message);
       }
     }
+    try {
+      this.runAs = opts.runAs === undefined ? undefined : resolveRunAs(opts.runAs);
+    } catch (e) {
+      throw new ServerConfigError((e as Error).message);
+    }
     // A root that exists may hold what a dead server left: sweep it now, not at the first job.
-    if (this.isolate === "bwrap" || existsSync(this.#workspaceRoot)) {
+    if (this.isolate === "bwrap" || this.runAs || existsSync(this.#workspaceRoot)) {
       this.#workspaces = this.#makeWorkspaces();
       if (this.#workspaces.swept > 0) {
         this.log(`removed ${this.#workspaces.swept} workspaces left by a server that died`, {
           event: "workspaces_swept",
           count: this.#workspaces.swept,
         });
+      }
+    }
+    if (this.runAs) {
+      const why = reachProblem(this.runAs, this.workspaces.root);
+      if (why) {
+        throw new ServerConfigError(
+          `--run-as ${opts.runAs}: ${this.runAs.name} cannot enter the workspace root ` +
+            `${this.workspaces.root} (${why}); give --workspace-root a directory it can ` +
+            `reach, e.g. /var/lib/ccx/workspaces`,
+        );
       }
     }
     const journalDir = opts.journalDir ?? join(stateDir(), "jobs");
@@ -1048,20 +1080,32 @@ export class CcxServer {
   /** @internal The bwrap command line confining `argv` to the workspace `ws`. */
   confine(argv: string[], ws: Workspace): string[] {
     const creds = claudeCredentials();
-    for (const [src, rel] of creds.copies) {
+    // Under --run-as the server's credentials file (mode 600) is unreadable to the job's
+    // user: it gets its own copy, which giveWorkspace() then hands over.
+    const copies = this.runAs ? [...creds.copies, ...creds.readOnly] : creds.copies;
+    if (creds.readOnly.length > 0) Deno.mkdirSync(join(ws.home, ".claude"), { recursive: true });
+    for (const [src, rel] of copies) {
       try {
         Deno.copyFileSync(src, join(ws.home, rel));
       } catch { /* unreadable: the CLI will say it is not logged in */ }
     }
-    if (creds.readOnly.length > 0) Deno.mkdirSync(join(ws.home, ".claude"), { recursive: true });
     return bwrapArgv(argv, {
       dir: ws.dir,
       work: ws.path,
       home: ws.home,
       hide: [this.workspaces.root],
       net: this.isolateNet,
-      readOnly: creds.readOnly,
+      readOnly: this.runAs ? [] : creds.readOnly,
+      runAs: this.runAs,
     });
+  }
+
+  /** @internal Hands a fresh workspace's `work` and `home` to the user jobs run as. */
+  giveWorkspace(ws: Workspace, user: RunAsUser): void {
+    for (const d of [ws.path, ws.home]) chownTree(d, user.uid, user.gid);
+    // Under a umask of 077 the workspace's own directory would bar the way to them.
+    const mode = Deno.statSync(ws.dir).mode ?? 0o755;
+    if ((mode & 0o001) === 0) Deno.chmodSync(ws.dir, (mode & 0o7777) | 0o011);
   }
 
   /** @internal A live session's job, for an observer's `files`. */
