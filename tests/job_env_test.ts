@@ -71,6 +71,14 @@ Deno.test("heldSecrets finds the token and CCX_* URL passwords, and where they a
     heldSecrets({ token: "t", args: ["serve", "--token=t"], env: {}, dotEnv: {} }),
     [{ what: "the token (CCX_TOKEN)", where: "command line" }],
   );
+  // A .env token that the environment overrides is still a secret within reach.
+  assert.deepEqual(
+    heldSecrets({ token: "t", args: [], env: { CCX_TOKEN: "t" }, dotEnv: { CCX_TOKEN: "old" } }),
+    [
+      { what: "the token (CCX_TOKEN)", where: "environment" },
+      { what: "the token (CCX_TOKEN)", where: ".env" },
+    ],
+  );
   assert.deepEqual(
     heldSecrets({
       token: "t",

@@ -146,7 +146,7 @@ function urlWithPassword(value: string): boolean {
  * ```
  */
 export function heldSecrets(src: {
-  /** The token the server requires, if any. */
+  /** The token the server requires, if any: found on the command line by its value. */
   token?: string;
   /** The process's command-line arguments. */
   args: readonly string[];
@@ -157,16 +157,12 @@ export function heldSecrets(src: {
 }): HeldSecret[] {
   const out: HeldSecret[] = [];
   const onCommandLine = (v: string) => src.args.some((a) => a.includes(v));
-  if (src.token) {
-    const where = onCommandLine(src.token)
-      ? "command line"
-      : src.env.CCX_TOKEN === src.token
-      ? "environment"
-      : src.dotEnv.CCX_TOKEN === src.token
-      ? ".env"
-      : undefined;
-    if (where) out.push({ what: "the token (CCX_TOKEN)", where });
+  // Every copy counts: a .env may hold a token the environment overrides, still a secret.
+  if (src.token && onCommandLine(src.token)) {
+    out.push({ what: "the token (CCX_TOKEN)", where: "command line" });
   }
+  if (src.env.CCX_TOKEN) out.push({ what: "the token (CCX_TOKEN)", where: "environment" });
+  if (src.dotEnv.CCX_TOKEN) out.push({ what: "the token (CCX_TOKEN)", where: ".env" });
   const seen = new Set<string>();
   for (const [vars, where] of [[src.env, "environment"], [src.dotEnv, ".env"]] as const) {
     for (const [k, v] of Object.entries(vars)) {
