@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { ConfigError, readDotEnv, Settings } from "../lib/common/config.ts";
+import { ConfigError, dotEnvOpenToOthers, readDotEnv, Settings } from "../lib/common/config.ts";
 import { cli, serveProcess } from "./_util/helpers.ts";
 
 Deno.test("Settings: a flag wins over the environment, which wins over the default", () => {
@@ -72,5 +72,21 @@ Deno.test("ccx serve refuses a non-loopback host from ./.env without a token, an
     assert.match(bad.stderr, /--port: expected an integer, got "nope"/);
   } finally {
     await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("dotEnvOpenToOthers: a .env that group or others may read, not one of mode 600", () => {
+  const dir = Deno.makeTempDirSync();
+  try {
+    assert.equal(dotEnvOpenToOthers(dir), false, "no .env");
+    Deno.writeTextFileSync(`${dir}/.env`, "CCX_TOKEN=t\n");
+    Deno.chmodSync(`${dir}/.env`, 0o600);
+    assert.equal(dotEnvOpenToOthers(dir), false);
+    Deno.chmodSync(`${dir}/.env`, 0o640);
+    assert.equal(dotEnvOpenToOthers(dir), true);
+    Deno.chmodSync(`${dir}/.env`, 0o604);
+    assert.equal(dotEnvOpenToOthers(dir), true);
+  } finally {
+    Deno.removeSync(dir, { recursive: true });
   }
 });

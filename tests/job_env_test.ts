@@ -1,5 +1,11 @@
 import assert from "node:assert/strict";
-import { DEFAULT_PASS_ENV, jobEnvironment, passEnvProblem } from "../lib/serve/job_env.ts";
+import {
+  DEFAULT_PASS_ENV,
+  heldSecrets,
+  jobEnvironment,
+  passEnvProblem,
+  secretWarnings,
+} from "../lib/serve/job_env.ts";
 import { ROOT } from "./_util/helpers.ts";
 
 Deno.test("jobEnvironment keeps allow-listed names and prefixes, never CCX_*", () => {
@@ -53,4 +59,60 @@ Deno.test("a job started by the supervisor does not inherit CCX_TOKEN from its p
   const { status, out } = JSON.parse(new TextDecoder().decode(r.stdout));
   assert.equal(status, "completed");
   assert.equal(out, "[][path]\n");
+});
+
+Deno.test("heldSecrets finds the token and CCX_* URL passwords, and where they are", () => {
+  const pw = "redis://:pw@h:6379";
+  assert.deepEqual(
+    heldSecrets({ token: "t", args: ["serve"], env: { CCX_TOKEN: "t" }, dotEnv: {} }),
+    [{ what: "the token (CCX_TOKEN)", where: "environment" }],
+  );
+  assert.deepEqual(
+    heldSecrets({ token: "t", args: ["serve", "--token=t"], env: {}, dotEnv: {} }),
+    [{ what: "the token (CCX_TOKEN)", where: "command line" }],
+  );
+  // A .env token that the environment overrides is still a secret within reach.
+  assert.deepEqual(
+    heldSecrets({ token: "t", args: [], env: { CCX_TOKEN: "t" }, dotEnv: { CCX_TOKEN: "old" } }),
+    [
+      { what: "the token (CCX_TOKEN)", where: "environment" },
+      { what: "the token (CCX_TOKEN)", where: ".env" },
+    ],
+  );
+  assert.deepEqual(
+    heldSecrets({
+      token: "t",
+      args: ["serve"],
+      env: { REDIS_URL: pw, CCX_QUEUE: "redis://h:6379" },
+      dotEnv: { CCX_TOKEN: "t", CCX_QUEUE: pw },
+    }),
+    [
+      { what: "the token (CCX_TOKEN)", where: ".env" },
+      { what: "the password in CCX_QUEUE", where: ".env" },
+    ],
+  );
+  assert.deepEqual(heldSecrets({ args: ["--queue", pw], env: {}, dotEnv: {} }), [
+    { what: "a password in a URL", where: "command line" },
+  ]);
+  assert.deepEqual(heldSecrets({ args: ["serve"], env: { PATH: "/bin" }, dotEnv: {} }), []);
+});
+
+Deno.test("secretWarnings says which setups leave secrets within a job's reach", () => {
+  const env = [{ what: "the token (CCX_TOKEN)", where: "environment" as const }];
+  const dot = [{ what: "the token (CCX_TOKEN)", where: ".env" as const }];
+  const cmd = [{ what: "the token (CCX_TOKEN)", where: "command line" as const }];
+  assert.match(secretWarnings(env, { isolate: "none" }).join(), /--run-as USER.*--isolate bwrap/);
+  assert.deepEqual(secretWarnings([], { isolate: "none" }), []);
+  // Confined as the server's user: /proc is the sandbox's own, but ./.env is in the read-only root.
+  assert.deepEqual(secretWarnings(env, { isolate: "bwrap" }), []);
+  assert.deepEqual(secretWarnings(cmd, { isolate: "bwrap" }), []);
+  assert.match(secretWarnings(dot, { isolate: "bwrap" }).join(), /can read \.\/\.env/);
+  // Another user: the command line is world-readable, and so is a .env of mode 644.
+  assert.deepEqual(secretWarnings(env, { isolate: "none", runAs: "nobody" }), []);
+  assert.match(secretWarnings(cmd, { isolate: "none", runAs: "nobody" }).join(), /ps, \/proc/);
+  assert.deepEqual(secretWarnings(dot, { isolate: "none", runAs: "nobody" }), []);
+  assert.match(
+    secretWarnings(dot, { isolate: "bwrap", runAs: "nobody", dotEnvOpenToOthers: true }).join(),
+    /chmod 600 \.env/,
+  );
 });

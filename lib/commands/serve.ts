@@ -11,7 +11,8 @@
  */
 
 import { CcxServer, isLoopback, type ServerOptions } from "../serve/server.ts";
-import { ConfigError, readPemFile } from "../common/config.ts";
+import { ConfigError, dotEnvOpenToOthers, readDotEnv, readPemFile } from "../common/config.ts";
+import { type HeldSecret, heldSecrets, secretWarnings } from "../serve/job_env.ts";
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
 import { MAX_TIMEOUT_S } from "../common/protocol.ts";
 import { createLogger } from "../common/log.ts";
@@ -25,14 +26,24 @@ function readTls(cert?: string, key?: string): { cert: string; key: string } | u
   return { cert: readPemFile("cert", cert)!, key: readPemFile("key", key)! };
 }
 
-/** Starts the server, prints where it listens, and resolves with the exit code after a signal. */
-export async function serveCommand(opts: ServerOptions): Promise<number> {
+/**
+ * Starts the server, prints where it listens, and resolves with the exit code after a signal.
+ * `secrets` are what this process holds (see `heldSecrets`): a warning says when jobs could
+ * read them.
+ */
+export async function serveCommand(
+  opts: ServerOptions,
+  secrets: readonly HeldSecret[] = [],
+): Promise<number> {
   const log = opts.log ?? createLogger(opts.logFormat);
+  // Said even with --quiet: they are about the server, not a job.
+  const alert = opts.alert ?? createLogger(opts.logFormat);
   let server: CcxServer;
   try {
     server = CcxServer.start({
       ...opts,
       log,
+      alert,
       onListen: () => {},
     });
   } catch (e) {
@@ -59,6 +70,12 @@ export async function serveCommand(opts: ServerOptions): Promise<number> {
       { level: "warn", event: "no_tls" },
     );
   }
+  const warnings = secretWarnings(secrets, {
+    isolate: server.isolate,
+    runAs: server.runAs?.name,
+    dotEnvOpenToOthers: dotEnvOpenToOthers(Deno.cwd()),
+  });
+  for (const w of warnings) alert(w, { level: "warn", event: "secrets_within_reach" });
   console.log(
     `ccx serve listening on ${server.url} and /ws/mcp, health at ${server.httpUrl}/health${auth}`,
   );
@@ -184,6 +201,13 @@ export const serve: Command = defineCommand({
       arg: "MODE",
       help: "bwrap: every job runs in a workspace under bubblewrap",
     },
+    "run-as": {
+      type: "string",
+      env: "CCX_RUN_AS",
+      arg: "USER",
+      help: "run jobs as this user (name or uid; the server runs as root), so they cannot " +
+        "read its /proc entries and private files",
+    },
     "isolate-net": {
       type: "string",
       env: "CCX_ISOLATE_NET",
@@ -251,6 +275,12 @@ export const serve: Command = defineCommand({
   },
   notes: ["Settings come from flags, then the environment, then ./.env."],
   run(o) {
+    const secrets = heldSecrets({
+      token: o.token,
+      args: Deno.args,
+      env: Deno.env.toObject(),
+      dotEnv: readDotEnv(Deno.cwd()),
+    });
     return serveCommand({
       host: o.host,
       port: o.port,
@@ -267,6 +297,7 @@ export const serve: Command = defineCommand({
       workspaceMaxMb: o["workspace-max-mb"],
       isolate: o.isolate,
       isolateNet: o["isolate-net"],
+      runAs: o["run-as"],
       slowClientS: o["slow-client-s"],
       tls: readTls(o.cert, o.key),
       maxConnections: o["max-connections"],
@@ -275,6 +306,6 @@ export const serve: Command = defineCommand({
       keepFinishedS: o["keep-finished-s"],
       logFormat: o["log-format"],
       log: o.quiet ? () => {} : undefined,
-    });
+    }, secrets);
   },
 });

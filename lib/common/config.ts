@@ -47,6 +47,25 @@ export function readDotEnv(dir: string): Record<string, string> {
 }
 
 /**
+ * True when the `.env` file in `dir` exists and users other than its owner may
+ * read it (group or world read permission): what it holds is then no secret
+ * from jobs run as another user.
+ *
+ * @example
+ * ```ts
+ * import { dotEnvOpenToOthers } from "./config.ts";
+ * if (dotEnvOpenToOthers(Deno.cwd())) console.error("chmod 600 .env");
+ * ```
+ */
+export function dotEnvOpenToOthers(dir: string): boolean {
+  try {
+    return ((Deno.statSync(`${dir}/.env`).mode ?? 0) & 0o044) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * The process environment over the `.env` file of the working directory.
  *
  * @example

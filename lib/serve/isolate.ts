@@ -21,6 +21,7 @@
 import { existsSync, realpathSync } from "node:fs";
 import { dirname, isAbsolute, join } from "node:path";
 import os from "node:os";
+import { runAsArgv, type RunAsUser } from "./run_as.ts";
 
 /**
  * Variables removed inside the sandbox, so the CLI and other tools keep their
@@ -56,6 +57,11 @@ export interface BwrapLayout {
   net?: IsolateNet;
   /** Read-only files mapped into the home: `[host path, path relative to home]`. */
   readOnly?: [string, string][];
+  /**
+   * Run the job as this user inside the sandbox (`setpriv` after bwrap has set it
+   * up as root); the private `/tmp` is then open to all (mode 1777).
+   */
+  runAs?: RunAsUser;
 }
 
 /**
@@ -78,9 +84,9 @@ export function bwrapArgv(inner: string[], layout: BwrapLayout): string[] {
     "/dev",
     "--proc",
     "/proc",
-    "--tmpfs",
-    "/tmp",
   ];
+  if (layout.runAs) a.push("--perms", "1777");
+  a.push("--tmpfs", "/tmp");
   for (const h of layout.hide ?? []) a.push("--tmpfs", h);
   a.push("--bind", layout.dir, layout.dir);
   // A program that lives under /tmp (a CLI installed into a project checked out there) would
@@ -95,6 +101,10 @@ export function bwrapArgv(inner: string[], layout: BwrapLayout): string[] {
   if ((layout.net ?? "host") === "none") a.push("--unshare-net");
   // Per-user directories must be the job's own home, not the server user's (read-only here).
   for (const v of UNSET_IN_SANDBOX) a.push("--unsetenv", v);
+  if (layout.runAs) {
+    a.push("--setenv", "USER", layout.runAs.name, "--setenv", "LOGNAME", layout.runAs.name);
+    inner = runAsArgv(layout.runAs, inner);
+  }
   a.push(
     "--chdir",
     layout.work,

@@ -113,3 +113,125 @@ export function jobEnvironment(
   }
   return Object.assign(out, requestEnv);
 }
+
+/** A secret the server process holds, and where a job could find it. */
+export interface HeldSecret {
+  /** What it is: `the token (CCX_TOKEN)`, `the password in CCX_QUEUE`, … */
+  what: string;
+  /** Where it is: on the command line, in the environment, or in `./.env`. */
+  where: "command line" | "environment" | ".env";
+}
+
+/** True when `value` is a URL that carries a password (`redis://:pw@host`). */
+function urlWithPassword(value: string): boolean {
+  if (!/^[a-z][a-z0-9+.-]*:\/\/[^/@\s]*:[^/@\s]*@/i.test(value)) return false;
+  try {
+    return new URL(value).password !== "";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The secrets the server process holds that a job under the server's user
+ * could read: the token and any `CCX_*` URL with a password (a queue's Redis),
+ * from the command line (world-readable in `/proc/PID/cmdline`), the environment
+ * (`/proc/PID/environ`, readable by the same user) or `./.env`.
+ *
+ * @example
+ * ```ts
+ * import { heldSecrets } from "./job_env.ts";
+ * heldSecrets({ token: "s3cret", args: ["serve"], env: { CCX_TOKEN: "s3cret" }, dotEnv: {} });
+ * // [{ what: "the token (CCX_TOKEN)", where: "environment" }]
+ * ```
+ */
+export function heldSecrets(src: {
+  /** The token the server requires, if any: found on the command line by its value. */
+  token?: string;
+  /** The process's command-line arguments. */
+  args: readonly string[];
+  /** The process environment. */
+  env: Record<string, string>;
+  /** What `./.env` sets. */
+  dotEnv: Record<string, string>;
+}): HeldSecret[] {
+  const out: HeldSecret[] = [];
+  const onCommandLine = (v: string) => src.args.some((a) => a.includes(v));
+  // Every copy counts: a .env may hold a token the environment overrides, still a secret.
+  if (src.token && onCommandLine(src.token)) {
+    out.push({ what: "the token (CCX_TOKEN)", where: "command line" });
+  }
+  if (src.env.CCX_TOKEN) out.push({ what: "the token (CCX_TOKEN)", where: "environment" });
+  if (src.dotEnv.CCX_TOKEN) out.push({ what: "the token (CCX_TOKEN)", where: ".env" });
+  const seen = new Set<string>();
+  for (const [vars, where] of [[src.env, "environment"], [src.dotEnv, ".env"]] as const) {
+    for (const [k, v] of Object.entries(vars)) {
+      if (!isCcxSetting(k) || !urlWithPassword(v) || seen.has(k)) continue;
+      seen.add(k);
+      out.push({ what: `the password in ${k}`, where: onCommandLine(v) ? "command line" : where });
+    }
+  }
+  if (src.args.some((a) => urlWithPassword(a.replace(/^--[a-z-]+=/, "")))) {
+    out.push({ what: "a password in a URL", where: "command line" });
+  }
+  return out;
+}
+
+/**
+ * Warnings for an operator when jobs could read the server's secrets, given how
+ * they run: neither confined nor under another user (they read the server's
+ * `/proc` entries and files); confined but as the server's user (they read
+ * `./.env` in the read-only root); under another user with a secret on the
+ * command line (world-readable) or in a `./.env` that others may read.
+ *
+ * @example
+ * ```ts
+ * import { secretWarnings } from "./job_env.ts";
+ * secretWarnings([{ what: "the token (CCX_TOKEN)", where: "environment" }], {
+ *   isolate: "none",
+ * }); // one warning: suggest --run-as or --isolate bwrap
+ * ```
+ */
+export function secretWarnings(
+  secrets: readonly HeldSecret[],
+  how: { isolate: "none" | "bwrap"; runAs?: string; dotEnvOpenToOthers?: boolean },
+): string[] {
+  if (secrets.length === 0) return [];
+  const at = {
+    "command line": "on the command line",
+    environment: "in the environment",
+    ".env": "in ./.env",
+  };
+  const list = (s: readonly HeldSecret[]) => s.map((x) => `${x.what} ${at[x.where]}`).join(", ");
+  if (how.isolate === "none" && how.runAs === undefined) {
+    return [
+      `warning: jobs run unconfined as the server's own user, so they can read its secrets ` +
+      `(${list(secrets)}) in /proc/$PPID/environ, /proc/$PPID/cmdline or ./.env. Run them as ` +
+      `another user (--run-as USER) and/or confine them (--isolate bwrap)`,
+    ];
+  }
+  const out: string[] = [];
+  const inDotEnv = secrets.filter((s) => s.where === ".env");
+  if (how.runAs === undefined && inDotEnv.length > 0) {
+    out.push(
+      `warning: confined jobs run as the server's own user over a read-only view of the ` +
+        `files, so they can read ./.env (${list(inDotEnv)}). Add --run-as USER, or pass the ` +
+        `secret in the environment instead`,
+    );
+  }
+  const onCommandLine = secrets.filter((s) => s.where === "command line");
+  if (how.runAs !== undefined && how.isolate === "none" && onCommandLine.length > 0) {
+    out.push(
+      `warning: ${list(onCommandLine)}: every user of this box, jobs under --run-as too, reads ` +
+        `the command line (ps, /proc/PID/cmdline); set it in the environment or in ./.env ` +
+        `(chmod 600) instead`,
+    );
+  }
+  if (how.runAs !== undefined && how.dotEnvOpenToOthers && inDotEnv.length > 0) {
+    out.push(
+      `warning: ./.env holds ${list(inDotEnv)} and other users may read it, jobs under ` +
+        `--run-as too: chmod 600 .env`,
+    );
+  }
+  return out;
+}

@@ -6,6 +6,12 @@
  * each group is still the same processes (start time from `/proc/PID/stat`, not
  * just the pid), and ends it (SIGCONT, SIGTERM, grace, SIGKILL).
  *
+ * A journal that cannot be written (a full disk, a read-only or missing
+ * directory) is said at once through the `log` option, and rewritten whole every
+ * `retryMs` and at every change until it can be: a crash meanwhile would leave the
+ * jobs started since behind. The file is named `<pid>-<start>-<random>.journal`
+ * after its owner, so a journal whose first line was cut short still names it.
+ *
  * @example
  * ```ts
  * import { JobJournal, reapOrphans } from "./journal.ts";
@@ -21,6 +27,7 @@
 
 import { join } from "node:path";
 import { endProcessGroup } from "./supervisor.ts";
+import type { Logger } from "../common/log.ts";
 
 /** One job group a journal names. */
 export interface JournalEntry {
@@ -75,6 +82,16 @@ export function processStartTime(pid: number): number | undefined {
   return procStat(pid)?.start;
 }
 
+/**
+ * True when process `pid` runs and started at `start`: the same process, not a
+ * later one that was given the pid. A zombie (`Z`, killed but not yet reaped by
+ * its parent) or a dead (`X`) process is not alive.
+ */
+function alive(pid: number, start: number): boolean {
+  const st = procStat(pid);
+  return st !== undefined && st.state !== "Z" && st.state !== "X" && st.start === start;
+}
+
 /** Live (not zombie) members of group `pgid` started at or after `since`. */
 function groupMembers(pgid: number, since: number): number {
   let n = 0;
@@ -102,42 +119,68 @@ function ourProcesses(e: JournalEntry): number {
 
 const encoder = new TextEncoder();
 
+/** Options of {@linkcode JobJournal.open}. */
+export interface JournalOptions {
+  /**
+   * Where the journal's own trouble is said: a warning (event `journal_unwritable`)
+   * when it cannot be written, again every 5 minutes while that lasts, and a line
+   * (event `journal_written`) once it has been written again. Default: nowhere.
+   */
+  log?: Logger;
+  /** Milliseconds between attempts to rewrite a journal that could not be written (default 2000). */
+  retryMs?: number;
+}
+
+/** How often a journal that still cannot be written says so again. */
+const REWARN_MS = 5 * 60_000;
+
 /**
  * A server's journal of running job groups. Appends one line per change; the
  * file is rewritten when removals pile up, and deleted by {@linkcode close}.
+ * When a write fails the journal says so (see {@linkcode JournalOptions.log}) and
+ * rewrites the whole file every `retryMs` and at every change until it succeeds.
  */
 export class JobJournal {
   /** The journal file. */
   readonly path: string;
+  readonly #dir: string;
   #file: Deno.FsFile | undefined;
   #live = new Map<number, JournalEntry>();
   #removed = 0;
   readonly #header: string;
+  readonly #log: Logger;
+  readonly #retryMs: number;
+  /** The last error, while the file on disk lags behind what runs. */
+  #failing: Error | undefined;
+  #warnedAt = 0;
+  #retry: ReturnType<typeof setInterval> | undefined;
+  #closed = false;
 
-  private constructor(path: string, header: string) {
+  private constructor(dir: string, path: string, header: string, opts: JournalOptions) {
+    this.#dir = dir;
     this.path = path;
     this.#header = header;
-    this.#file = Deno.openSync(path, { write: true, create: true, truncate: true });
-    this.#write(header);
+    this.#log = opts.log ?? (() => {});
+    this.#retryMs = opts.retryMs ?? 2000;
+    this.#rewrite();
   }
 
   /**
    * Creates this server's journal in `dir` (created if missing), owned by this
-   * process (its pid and start time).
+   * process: the file is named after its pid and start time, and its first line
+   * says them again. Never throws: a journal that cannot be written is said
+   * through `opts.log` and retried.
    */
-  static open(dir: string): JobJournal {
-    Deno.mkdirSync(dir, { recursive: true });
+  static open(dir: string, opts: JournalOptions = {}): JobJournal {
     const owner = { pid: Deno.pid, start: processStartTime(Deno.pid) ?? 0 };
-    const name = `${owner.pid}-${crypto.randomUUID().slice(0, 8)}.journal`;
-    return new JobJournal(join(dir, name), JSON.stringify({ owner, created: Date.now() }));
+    const name = `${owner.pid}-${owner.start}-${crypto.randomUUID().slice(0, 8)}.journal`;
+    const header = JSON.stringify({ owner, created: Date.now() });
+    return new JobJournal(dir, join(dir, name), header, opts);
   }
 
-  #write(line: string): void {
-    try {
-      this.#file?.writeSync(encoder.encode(line + "\n"));
-    } catch {
-      // A full disk must not stop jobs; the journal is a safety net.
-    }
+  /** True while the file on disk lags behind the running groups (a write failed). */
+  get failing(): boolean {
+    return this.#failing !== undefined;
   }
 
   /** Notes a running group; reads the leader's start time now. */
@@ -146,44 +189,109 @@ export class JobJournal {
     if (start === undefined) return; // already gone: nothing could be left to reap
     const e: JournalEntry = { pgid, start, session, job_id: jobId };
     this.#live.set(pgid, e);
-    this.#write(JSON.stringify({ add: e }));
+    this.#append(JSON.stringify({ add: e }));
   }
 
   /** Notes that a group has ended. */
   remove(pgid: number): void {
     if (!this.#live.delete(pgid)) return;
     this.#removed++;
-    if (this.#removed > 256 && this.#removed > 2 * this.#live.size) this.#compact();
-    else this.#write(JSON.stringify({ del: pgid }));
+    if (this.#removed > 256 && this.#removed > 2 * this.#live.size) this.#rewrite();
+    else this.#append(JSON.stringify({ del: pgid }));
   }
 
-  #compact(): void {
+  #append(line: string): void {
+    if (this.#closed) return;
+    // After a failure the file may end in a cut line, or not exist: only a rewrite mends it.
+    if (this.#failing !== undefined || this.#file === undefined) return this.#rewrite();
+    const bytes = encoder.encode(line + "\n");
+    try {
+      for (let at = 0; at < bytes.length;) {
+        const n = this.#file.writeSync(bytes.subarray(at));
+        if (n <= 0) throw new Error("write returned 0 bytes");
+        at += n;
+      }
+    } catch (e) {
+      this.#failed(e as Error);
+    }
+  }
+
+  /** Writes the whole journal (header and running groups) anew, through a temporary file. */
+  #rewrite(): void {
+    if (this.#closed) return;
     const tmp = `${this.path}.tmp`;
     const lines = [
       this.#header,
       ...[...this.#live.values()].map((e) => JSON.stringify({ add: e })),
     ];
+    let file: Deno.FsFile;
     try {
+      Deno.mkdirSync(this.#dir, { recursive: true });
       Deno.writeTextFileSync(tmp, lines.join("\n") + "\n");
       Deno.renameSync(tmp, this.path);
+      file = Deno.openSync(this.path, { append: true });
+    } catch (e) {
+      try {
+        Deno.removeSync(tmp);
+      } catch { /* never made */ }
+      return this.#failed(e as Error);
+    }
+    try {
       this.#file?.close();
-      this.#file = Deno.openSync(this.path, { append: true });
-      this.#removed = 0;
-    } catch {
-      this.#write(JSON.stringify({ compact_failed: true }));
+    } catch { /* closed */ }
+    this.#file = file;
+    this.#removed = 0;
+    if (this.#failing === undefined) return;
+    this.#failing = undefined;
+    if (this.#retry !== undefined) clearInterval(this.#retry);
+    this.#retry = undefined;
+    this.#log(
+      `crash journal ${this.path} written again (${this.#live.size} running job groups noted)`,
+      { event: "journal_written", path: this.path, groups: this.#live.size },
+    );
+  }
+
+  #failed(e: Error): void {
+    const first = this.#failing === undefined;
+    this.#failing = e;
+    if (first || Date.now() - this.#warnedAt >= REWARN_MS) {
+      this.#warnedAt = Date.now();
+      this.#log(
+        `cannot write the crash journal ${this.path}: ${e.message}; retrying every ` +
+          `${this.#retryMs / 1000} s. Until it is written, jobs of this server that a crash ` +
+          `(kill -9) leaves behind are not reaped by the next start`,
+        { level: "warn", event: "journal_unwritable", path: this.path, error: e.message },
+      );
+    }
+    if (this.#retry === undefined) {
+      const retry = setInterval(() => this.#rewrite(), this.#retryMs);
+      Deno.unrefTimer(retry); // never what keeps the process alive
+      this.#retry = retry;
     }
   }
 
   /** Closes and deletes the journal: a server that stopped cleanly leaves nothing to reap. */
   close(): void {
+    this.#closed = true;
+    if (this.#retry !== undefined) clearInterval(this.#retry);
+    this.#retry = undefined;
     try {
       this.#file?.close();
     } catch { /* closed */ }
     this.#file = undefined;
-    try {
-      Deno.removeSync(this.path);
-    } catch { /* gone */ }
+    for (const p of [this.path, `${this.path}.tmp`]) {
+      try {
+        Deno.removeSync(p);
+      } catch { /* gone */ }
+    }
   }
+}
+
+/** The owner a journal's file name gives: `<pid>-<start>-<random>.journal` (older: `<pid>-<random>`). */
+function ownerFromName(name: string): { pid: number; start?: number } | undefined {
+  const m = /^(\d+)-(?:(\d+)-)?[0-9A-Za-z]+\.journal(?:\.tmp)?$/.exec(name);
+  if (!m) return undefined;
+  return { pid: Number(m[1]), start: m[2] === undefined ? undefined : Number(m[2]) };
 }
 
 /** Parses a journal file: its owner and the groups still running when it was last written. */
@@ -198,9 +306,13 @@ function readJournal(
     try {
       rec = JSON.parse(line);
     } catch {
-      continue; // a line cut short by the crash
+      continue; // a line cut short by the crash or a full disk
     }
-    if (rec.owner) owner = rec.owner as { pid: number; start: number };
+    if (!rec || typeof rec !== "object") continue;
+    const o = rec.owner as { pid?: unknown; start?: unknown } | undefined;
+    if (o && Number.isInteger(o.pid) && Number.isInteger(o.start)) {
+      owner = { pid: o.pid as number, start: o.start as number };
+    }
     const add = rec.add as JournalEntry | undefined;
     if (add && Number.isInteger(add.pgid) && add.pgid > 1) live.set(add.pgid, add);
     if (typeof rec.del === "number") live.delete(rec.del);
@@ -209,11 +321,23 @@ function readJournal(
 }
 
 /**
+ * True when a journal's owner still runs. Without a start time (an older file
+ * name and an unreadable first line) any live process with its pid counts.
+ */
+function ownerAlive(owner: { pid: number; start?: number }): boolean {
+  if (owner.start !== undefined) return alive(owner.pid, owner.start);
+  const st = procStat(owner.pid);
+  return st !== undefined && st.state !== "Z" && st.state !== "X";
+}
+
+/**
  * Ends the job groups left by servers that died without cleaning up: every
- * journal in `dir` whose owner process is gone (or is another process now) is
- * read, each group still made of the same processes is ended (SIGCONT, SIGTERM,
- * `graceMs`, SIGKILL), and the journal is deleted. Journals of live servers are
- * left alone. Resolves with what was reaped.
+ * journal in `dir` whose owner process is gone, is a zombie, or is another
+ * process now (same pid, other start time) is read, each group still made of the
+ * same processes is ended (SIGCONT, SIGTERM, `graceMs`, SIGKILL), and the journal
+ * is deleted. The owner is the journal's first line, or its file name when that
+ * line is unreadable. Journals of live servers are left alone. Resolves with what
+ * was reaped.
  *
  * @example
  * ```ts
@@ -224,16 +348,24 @@ function readJournal(
  */
 export async function reapOrphans(
   dir: string,
-  opts: { graceMs: number; onReap?: (g: ReapedGroup) => void },
+  opts: {
+    graceMs: number;
+    onReap?: (g: ReapedGroup) => void;
+    /** Says which journals could not be judged (no owner in the name or the first line). */
+    log?: Logger;
+  },
 ): Promise<ReapedGroup[]> {
   let names: string[];
   try {
-    names = [...Deno.readDirSync(dir)].filter((e) => e.isFile && e.name.endsWith(".journal"))
+    // `.journal.tmp`: a rewrite cut short by the crash; it may name groups the journal does not.
+    names = [...Deno.readDirSync(dir)]
+      .filter((e) => e.isFile && /\.journal(\.tmp)?$/.test(e.name))
       .map((e) => e.name);
   } catch {
     return []; // no journal directory yet
   }
   const reaped: ReapedGroup[] = [];
+  const reaping = new Set<number>();
   const ending: Promise<void>[] = [];
   for (const name of names) {
     const path = join(dir, name);
@@ -243,15 +375,29 @@ export async function reapOrphans(
     } catch {
       continue; // removed by its owner or another reaper meanwhile
     }
-    const { owner, live } = readJournal(text);
-    if (!owner) continue; // being written right now
+    const read = readJournal(text);
+    const owner = read.owner ?? ownerFromName(name);
+    if (!owner) {
+      opts.log?.(
+        `crash journal ${path} names no owner (first line unreadable, name not ` +
+          `<pid>-<start>-<random>.journal): left alone`,
+        {
+          level: "warn",
+          event: "journal_unreadable",
+          path,
+        },
+      );
+      continue;
+    }
     // Its server (maybe this very process) is alive: not ours to touch.
-    if (processStartTime(owner.pid) === owner.start) continue;
-    for (const e of live) {
+    if (ownerAlive(owner)) continue;
+    for (const e of read.live) {
+      if (reaping.has(e.pgid)) continue; // named by the journal and its cut-short rewrite
       const processes = ourProcesses(e);
       if (processes === 0) continue;
       const g = { ...e, owner_pid: owner.pid, processes };
       reaped.push(g);
+      reaping.add(e.pgid);
       opts.onReap?.(g);
       ending.push(endProcessGroup(e.pgid, opts.graceMs));
     }

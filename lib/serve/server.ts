@@ -53,6 +53,7 @@ import {
   type GateStats,
 } from "./gate.ts";
 import { JobJournal, type ReapedGroup, reapOrphans } from "./journal.ts";
+import { chownTree, reachProblem, resolveRunAs, type RunAsUser } from "./run_as.ts";
 import { createLogger, type LogFields, type LogFormat, type Logger } from "../common/log.ts";
 import { type ObservedRecord, type Observer, ObserverHub, validateWatch } from "./observer.ts";
 import { type HistoryStore, openHistory } from "../claude/history.ts";
@@ -110,10 +111,22 @@ export interface ServerOptions {
   isolate?: IsolateMode;
   /** Network of confined jobs: the host's (default) or `none`. */
   isolateNet?: IsolateNet;
+  /**
+   * Run every job as this user (a name or uid), not the server's: it then cannot
+   * read the server's `/proc` entries or private files. Needs a server running as
+   * root and a workspace root that user can enter. Checked at start.
+   */
+  runAs?: string;
   /** Log sink for job start/end lines (default: stderr). Pass `() => {}` for silence. */
   log?: Logger;
   /** Format of the default log: `text` (timestamped lines) or `json` (one object a line). */
   logFormat?: LogFormat;
+  /**
+   * Where warnings about the server's own safety go, which a silenced `log` must not
+   * hide: the crash journal cannot be written, jobs can read the server's secrets
+   * (default: `log`).
+   */
+  alert?: Logger;
   /**
    * Directory of the crash journal (default `jobs` in the state directory); `false`
    * for none. At start the server ends the job groups that dead servers left there.
@@ -471,12 +484,20 @@ class Session {
       }
       entry.ws = ws;
     }
+    const runAs = this.server.runAs;
     let job: Job;
     try {
+      const argv = isolated
+        ? this.server.confine(p.argv ?? ["/bin/sh", "-c", p.command!], ws!)
+        : p.argv;
+      // The job's user owns its workspace (after confine() has put the Claude login in it).
+      if (ws && runAs) this.server.giveWorkspace(ws, runAs);
       job = startJob({
         command: isolated ? undefined : p.command,
-        argv: isolated ? this.server.confine(p.argv ?? ["/bin/sh", "-c", p.command!], ws!) : p.argv,
+        argv,
         cwd: ws?.path ?? p.cwd,
+        // Confined, setpriv runs inside bwrap (see isolate.ts); unconfined, startJob wraps.
+        runAs: isolated ? undefined : runAs,
         env: p.env,
         stdin: p.stdin,
         timeoutS: p.timeout ?? this.server.defaultTimeoutS,
@@ -863,6 +884,8 @@ export class CcxServer {
   readonly isolate: IsolateMode;
   /** Network of confined jobs. */
   readonly isolateNet: IsolateNet;
+  /** The user jobs run as (`--run-as`), or undefined for the server's own. */
+  readonly runAs: RunAsUser | undefined;
   /** Largest file `files` returns whole, in bytes. */
   readonly filesMaxBytes: number;
   /**
@@ -872,6 +895,8 @@ export class CcxServer {
   readonly heartbeatS: number;
   /** Where operator log lines go (default: timestamped lines on stderr, see `logFormat`). */
   readonly log: Logger;
+  /** Where warnings about the server's own safety go (see {@linkcode ServerOptions.alert}). */
+  readonly alert: Logger;
   /** Resolves when the server has stopped. */
   readonly finished: Promise<void>;
   /** True once {@linkcode CcxServer.shutdown} has begun; new jobs and sessions are refused. */
@@ -927,6 +952,7 @@ export class CcxServer {
     this.lowWater = opts.lowWaterBytes ?? 1024 * 1024;
     this.maxChunkBytes = opts.maxChunkBytes ?? 256 * 1024;
     this.log = opts.log ?? createLogger(opts.logFormat);
+    this.alert = opts.alert ?? this.log;
     this.isolate = opts.isolate ?? "none";
     this.isolateNet = opts.isolateNet ?? "host";
     this.filesMaxBytes = opts.filesMaxBytes ?? 1024 * 1024;
@@ -941,8 +967,13 @@ export class CcxServer {
         throw new ServerConfigError((e as Error).message);
       }
     }
+    try {
+      this.runAs = opts.runAs === undefined ? undefined : resolveRunAs(opts.runAs);
+    } catch (e) {
+      throw new ServerConfigError((e as Error).message);
+    }
     // A root that exists may hold what a dead server left: sweep it now, not at the first job.
-    if (this.isolate === "bwrap" || existsSync(this.#workspaceRoot)) {
+    if (this.isolate === "bwrap" || this.runAs || existsSync(this.#workspaceRoot)) {
       this.#workspaces = this.#makeWorkspaces();
       if (this.#workspaces.swept > 0) {
         this.log(`removed ${this.#workspaces.swept} workspaces left by a server that died`, {
@@ -951,11 +982,22 @@ export class CcxServer {
         });
       }
     }
+    if (this.runAs) {
+      const why = reachProblem(this.runAs, this.workspaces.root);
+      if (why) {
+        throw new ServerConfigError(
+          `--run-as ${opts.runAs}: ${this.runAs.name} cannot enter the workspace root ` +
+            `${this.workspaces.root} (${why}); give --workspace-root a directory it can ` +
+            `reach, e.g. /var/lib/ccx/workspaces`,
+        );
+      }
+    }
     const journalDir = opts.journalDir ?? join(stateDir(), "jobs");
     let journal: JobJournal | undefined;
     if (journalDir !== false) {
       this.reaped = reapOrphans(journalDir, {
         graceMs: this.graceMs,
+        log: this.alert,
         onReap: (g) =>
           this.log(
             `reaping job ${g.job_id} (pgid ${g.pgid}, ${g.processes} processes, session ` +
@@ -963,14 +1005,8 @@ export class CcxServer {
             { level: "warn", event: "orphan_reaped", ...g },
           ),
       });
-      try {
-        journal = JobJournal.open(journalDir);
-      } catch (e) {
-        this.log(`no crash journal in ${journalDir}: ${(e as Error).message}`, {
-          level: "warn",
-          event: "journal_unavailable",
-        });
-      }
+      // Never throws: a journal it cannot write is said (even with --quiet) and retried.
+      journal = JobJournal.open(journalDir, { log: this.alert });
     } else this.reaped = Promise.resolve([]);
     this.journal = journal;
     // Deno.serve listens on a private Unix socket; the gate owns the public port.
@@ -1044,20 +1080,32 @@ export class CcxServer {
   /** @internal The bwrap command line confining `argv` to the workspace `ws`. */
   confine(argv: string[], ws: Workspace): string[] {
     const creds = claudeCredentials();
-    for (const [src, rel] of creds.copies) {
+    // Under --run-as the server's credentials file (mode 600) is unreadable to the job's
+    // user: it gets its own copy, which giveWorkspace() then hands over.
+    const copies = this.runAs ? [...creds.copies, ...creds.readOnly] : creds.copies;
+    if (creds.readOnly.length > 0) Deno.mkdirSync(join(ws.home, ".claude"), { recursive: true });
+    for (const [src, rel] of copies) {
       try {
         Deno.copyFileSync(src, join(ws.home, rel));
       } catch { /* unreadable: the CLI will say it is not logged in */ }
     }
-    if (creds.readOnly.length > 0) Deno.mkdirSync(join(ws.home, ".claude"), { recursive: true });
     return bwrapArgv(argv, {
       dir: ws.dir,
       work: ws.path,
       home: ws.home,
       hide: [this.workspaces.root],
       net: this.isolateNet,
-      readOnly: creds.readOnly,
+      readOnly: this.runAs ? [] : creds.readOnly,
+      runAs: this.runAs,
     });
+  }
+
+  /** @internal Hands a fresh workspace's `work` and `home` to the user jobs run as. */
+  giveWorkspace(ws: Workspace, user: RunAsUser): void {
+    for (const d of [ws.path, ws.home]) chownTree(d, user.uid, user.gid);
+    // Under a umask of 077 the workspace's own directory would bar the way to them.
+    const mode = Deno.statSync(ws.dir).mode ?? 0o755;
+    if ((mode & 0o001) === 0) Deno.chmodSync(ws.dir, (mode & 0o7777) | 0o011);
   }
 
   /** @internal A live session's job, for an observer's `files`. */

@@ -15,7 +15,9 @@
  * @module
  */
 
+import { isAbsolute, join } from "node:path";
 import { jobEnvironment } from "./job_env.ts";
+import { runAsArgv, runAsEnv, type RunAsUser } from "./run_as.ts";
 
 /** The final status of a job: exactly one of these. */
 export type JobStatus = "completed" | "failed" | "timeout" | "stalled" | "canceled" | "killed";
@@ -60,6 +62,12 @@ export interface JobOptions {
    * pieces). `chunks`: as much as one read gave, up to its last newline, in one call.
    */
   outputMode?: OutputMode;
+  /**
+   * Run the job as this user (see run_as.ts): started through `setpriv`, which
+   * execs it, so pid and process group stay the job's; `HOME`, `USER` and
+   * `LOGNAME` are the user's unless `env` sets them.
+   */
+  runAs?: RunAsUser;
 }
 
 /** How output is cut into messages: one line each, or coalesced chunks. */
@@ -639,6 +647,21 @@ export class StartError extends Error {
   }
 }
 
+/** True when `program` names a file: as a path (relative to `cwd`), or found on `path`. */
+function findProgram(program: string, path: string | undefined, cwd?: string): boolean {
+  const isFile = (p: string) => {
+    try {
+      return Deno.statSync(p).isFile;
+    } catch {
+      return false;
+    }
+  };
+  if (program.includes("/")) {
+    return isFile(isAbsolute(program) ? program : join(cwd ?? ".", program));
+  }
+  return (path ?? "").split(":").some((d) => d !== "" && isFile(join(d, program)));
+}
+
 /**
  * Starts a job in its own process group. Throws {@linkcode StartError} when the
  * program or the working directory does not exist.
@@ -661,12 +684,26 @@ export function startJob(opts: JobOptions, sink: JobSink): Job {
     } catch { /* reported below */ }
     if (!isDir) throw new StartError(`cwd: no such directory: ${opts.cwd}`, "cwd");
   }
+  const env = jobEnvironment(
+    Deno.env.toObject(),
+    opts.runAs ? { ...runAsEnv(opts.runAs), ...opts.env } : opts.env,
+    opts.passEnv,
+  );
+  let spawned = argv;
+  if (opts.runAs) {
+    // setpriv would start and then fail to exec: say "not found" as an unwrapped start does.
+    const field = opts.argv ? "argv" : "command";
+    if (!findProgram(argv[0], env.PATH, opts.cwd)) {
+      throw new StartError(`${field}: program not found: ${argv[0]}`, field);
+    }
+    spawned = runAsArgv(opts.runAs, argv);
+  }
   let child: Deno.ChildProcess;
   try {
-    child = new Deno.Command(argv[0], {
-      args: argv.slice(1),
+    child = new Deno.Command(spawned[0], {
+      args: spawned.slice(1),
       cwd: opts.cwd,
-      env: jobEnvironment(Deno.env.toObject(), opts.env, opts.passEnv),
+      env,
       clearEnv: true,
       stdin: opts.stdin !== undefined ? "piped" : "null",
       stdout: "piped",
