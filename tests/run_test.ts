@@ -1,6 +1,14 @@
 import assert from "node:assert/strict";
 import { exitCodeFor, ownFailureCode } from "../lib/commands/run.ts";
-import { cli, pidsMatching, ROOT, uniqueTag, waitFor, withServer } from "./_util/helpers.ts";
+import {
+  cli,
+  pidsMatching,
+  ROOT,
+  serveProcess,
+  uniqueTag,
+  waitFor,
+  withServer,
+} from "./_util/helpers.ts";
 
 Deno.test("ccx run streams stdout and stderr separately and exits with the job's code", async () => {
   const r = await cli(["run", "--", "sh", "-c", "echo to-out; echo to-err >&2; exit 7"]);
@@ -94,6 +102,46 @@ Deno.test("Ctrl+C cancels the job, nothing is left, and ccx run exits 130", asyn
   await reader.cancel();
   assert.equal(status.code, 130);
   await waitFor(() => pidsMatching(tag).length === 0, "no process of the job");
+});
+
+Deno.test("ccx run says the server shut down (1001) and exits 125 when the server is stopped mid-job", async () => {
+  const srv = await serveProcess(["--grace-ms", "200"]);
+  try {
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${ROOT}main.ts`,
+        "run",
+        "--server",
+        srv.url,
+        "--",
+        "sh",
+        "-c",
+        "echo started; sleep 100",
+      ],
+      stdout: "piped",
+      stderr: "piped",
+      stdin: "null",
+    }).spawn();
+    const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let out = "";
+    while (!out.includes("started\n")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += value;
+    }
+    const srvStatus = srv.stop("SIGTERM");
+    const [status, err] = await Promise.all([child.status, new Response(child.stderr).text()]);
+    await reader.cancel();
+    assert.equal((await srvStatus).code, 0);
+    assert.equal(out, "started\n");
+    assert.equal(status.code, 125, err);
+    assert.match(err, /^ccx run: the server shut down while the job ran and killed it \(SIGTERM\)/);
+    assert.doesNotMatch(err, /connection closed|1006/);
+  } finally {
+    await srv.stop("SIGKILL");
+  }
 });
 
 Deno.test("exitCodeFor() maps statuses to process exit codes", () => {

@@ -329,6 +329,32 @@ Deno.test("when the sink is not ready the pipes are not read and the job blocks"
   assert.equal(bytes, 50000000);
 });
 
+Deno.test("end() resolves once the group is gone, while its last output still waits on the sink", async () => {
+  let release!: () => void;
+  const gate = new Promise<void>((res) => (release = res));
+  let held = true;
+  let bytes = 0;
+  const job = startJob({ command: "seq 1 30000000", graceMs: 500 }, {
+    output(_s, text) {
+      bytes += text.length;
+    },
+    ready: () => (held && bytes > 0 ? gate : undefined),
+  });
+  await waitFor(() => bytes > 0, "the first output");
+  let done = false;
+  void job.done.then(() => done = true);
+  await job.end("killed");
+  assert.deepEqual(processesInGroup(job.pgid), [], "the group is gone");
+  assert.equal(done, false, "done waits for the output the sink holds back");
+  const before = bytes;
+  held = false;
+  release();
+  const end = await job.done;
+  assert.equal(end.status, "killed");
+  assert.ok(bytes > before, "what was left in the pipe was delivered after end()");
+  assert.equal(end.stdoutBytes, bytes);
+});
+
 for (const outputMode of ["lines", "chunks"] as const) {
   Deno.test(`${outputMode} mode: a sink that asks to wait mid-read is waited for, nothing lost`, async () => {
     let release!: () => void;

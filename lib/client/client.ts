@@ -164,6 +164,11 @@ export class CcxClient {
   sessionId = "";
   /** The server's version. */
   serverVersion = "";
+  /**
+   * How the connection was closed, once it is: the WebSocket close code (1001 when the
+   * server shut down; 1005/1006 for no code or an abnormal end) and its reason.
+   */
+  closeInfo: { code: number; reason: string } | undefined;
   /** Called for notifications that concern no job this client knows (heartbeat, …). */
   onNotification?: (method: string, params: Record<string, unknown>) => void;
   readonly #ws: WebSocket;
@@ -178,8 +183,11 @@ export class CcxClient {
     this.#closed = new Promise((resolve) => {
       ws.addEventListener("close", (ev) => {
         this.#isClosed = true;
+        this.closeInfo = { code: ev.code, reason: ev.reason };
         const err = new ClientError(
-          `connection closed${ev.reason ? `: ${ev.reason}` : ""} (code ${ev.code})`,
+          this.serverShutDown
+            ? `the server shut down (close 1001${ev.reason ? `: ${ev.reason}` : ""})`
+            : `connection closed${ev.reason ? `: ${ev.reason}` : ""} (code ${ev.code})`,
         );
         for (const p of this.#pending.values()) p.reject(err);
         this.#pending.clear();
@@ -238,6 +246,15 @@ export class CcxClient {
   /** True once the connection is closed. */
   get closed(): boolean {
     return this.#isClosed;
+  }
+
+  /**
+   * True once the server has closed the connection because it shut down (close code
+   * 1001, going away): it first ended every job and sent each one's completion, unless
+   * this client had not read its output by the server's drain deadline.
+   */
+  get serverShutDown(): boolean {
+    return this.closeInfo?.code === 1001;
   }
 
   /**

@@ -91,6 +91,9 @@ export function ownFailureCode(message: string): 125 | 126 | 127 {
   return 125;
 }
 
+/** How long the connection may stay open after a `killed` job, if the server is shutting down. */
+const SHUTDOWN_CLOSE_MS = 1000;
+
 /** Runs the command and resolves with the exit code for the process. */
 export async function runCommand(opts: RunOptions): Promise<number> {
   let server: CcxServer | undefined;
@@ -128,6 +131,17 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     const end = await job.done;
     await out.flush();
     await err.flush();
+    // A shutdown kills every job, sends its completion, then closes with 1001 at once.
+    if (
+      end.status === "killed" && !interrupted && await client.closedWithin(SHUTDOWN_CLOSE_MS) &&
+      client.serverShutDown
+    ) {
+      console.error(
+        `ccx run: the server shut down while the job ran and killed it ` +
+          `(${end.signal ?? `exit ${end.exitCode}`}); all its output up to then is above`,
+      );
+      return 125;
+    }
     if (end.status === "timeout" || end.status === "stalled") {
       console.error(`ccx run: job ${end.status} after ${end.executionTime.toFixed(1)}s`);
     }
@@ -137,6 +151,14 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     if (interrupted) return 130;
     const msg = e instanceof Error ? e.message : String(e);
     if (!(e instanceof ClientError)) throw e;
+    if (client?.serverShutDown) {
+      const why = client.closeInfo?.reason ? ` (${client.closeInfo.reason})` : "";
+      console.error(
+        `ccx run: the server shut down before the job's end reached us${why}; ` +
+          `its output may be incomplete`,
+      );
+      return 125;
+    }
     console.error(`ccx run: ${explainConnectError(msg, url)}`);
     return ownFailureCode(msg);
   } finally {
@@ -188,7 +210,7 @@ export const run: Command = defineCommand({
   notes: [
     "Exit code: the command's; 124 on timeout or stall; 130 after Ctrl+C (the job is canceled).",
     "Failures of ccx run itself, as timeout(1): 127 the program was not found, 126 it could not",
-    "be executed, 125 anything else (bad usage, no server, refused token).",
+    "be executed, 125 anything else (bad usage, no server, refused token, the server shut down).",
   ],
   run(o, command) {
     if (command.length === 0) throw new ConfigError("no command given (ccx run -- CMD ...)");

@@ -1,6 +1,7 @@
 /**
- * `ccx serve`: run the server until SIGINT/SIGTERM, then end every job's group,
- * wait for them, and exit.
+ * `ccx serve`: run the server until SIGINT/SIGTERM, then end every job's group, send
+ * every client the rest of its output and its jobs' completions, close with 1001, and exit
+ * (within grace + drain; see `CcxServer.shutdown`).
  *
  * @example
  * ```ts
@@ -80,8 +81,8 @@ export async function serveCommand(
     `ccx serve listening on ${server.url} and /ws/mcp, health at ${server.httpUrl}/health${auth}`,
   );
   console.log(`web page at ${server.httpUrl}/`);
-  const stop = () => {
-    log("shutting down: ending every job", { event: "shutdown" });
+  const stop = (signal: string) => {
+    log(`${signal} received: shutting down`, { event: "shutdown", signal });
     void server.shutdown();
   };
   const release = onStopSignals(stop);
@@ -147,6 +148,15 @@ export const serve: Command = defineCommand({
       min: 0,
       arg: "N",
       help: "SIGTERM to SIGKILL grace in milliseconds",
+    },
+    "drain-s": {
+      type: "number",
+      env: "CCX_DRAIN_S",
+      default: 5,
+      min: 0,
+      max: 3600,
+      arg: "S",
+      help: "at shutdown, seconds after the grace for clients to read the rest, then dropped",
     },
     "heartbeat-s": {
       type: "number",
@@ -289,6 +299,7 @@ export const serve: Command = defineCommand({
       maxSessions: o["max-sessions"],
       maxJobsPerSession: o["max-jobs-per-session"],
       graceMs: o["grace-ms"],
+      drainS: o["drain-s"],
       heartbeatS: o["heartbeat-s"],
       maxMessageBytes: o["max-message-bytes"],
       defaultTimeoutS: o["default-timeout"],

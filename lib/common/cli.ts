@@ -417,8 +417,8 @@ export async function dispatch(
 }
 
 /**
- * Calls `handler` on SIGINT and SIGTERM until the returned function is called, which removes
- * both listeners. Every long-running command stops this way.
+ * Calls `handler` with the signal's name on SIGINT and SIGTERM until the returned function is
+ * called, which removes both listeners. Every long-running command stops this way.
  *
  * @example
  * ```ts
@@ -432,11 +432,13 @@ export async function dispatch(
  * }
  * ```
  */
-export function onStopSignals(handler: () => void): () => void {
-  Deno.addSignalListener("SIGINT", handler);
-  Deno.addSignalListener("SIGTERM", handler);
+export function onStopSignals(handler: (signal: "SIGINT" | "SIGTERM") => void): () => void {
+  const int = () => handler("SIGINT");
+  const term = () => handler("SIGTERM");
+  Deno.addSignalListener("SIGINT", int);
+  Deno.addSignalListener("SIGTERM", term);
   return () => {
-    Deno.removeSignalListener("SIGINT", handler);
-    Deno.removeSignalListener("SIGTERM", handler);
+    Deno.removeSignalListener("SIGINT", int);
+    Deno.removeSignalListener("SIGTERM", term);
   };
 }

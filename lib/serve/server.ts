@@ -54,6 +54,7 @@ import {
 } from "./gate.ts";
 import { JobJournal, type ReapedGroup, reapOrphans } from "./journal.ts";
 import { chownTree, reachProblem, resolveRunAs, type RunAsUser } from "./run_as.ts";
+import { type DrainSession, orderlyShutdown } from "./shutdown.ts";
 import { createLogger, type LogFields, type LogFormat, type Logger } from "../common/log.ts";
 import { type ObservedRecord, type Observer, ObserverHub, validateWatch } from "./observer.ts";
 import { type HistoryStore, openHistory } from "../claude/history.ts";
@@ -75,6 +76,11 @@ export interface ServerOptions {
   maxJobsPerSession?: number;
   /** Grace between SIGTERM and SIGKILL in ms (default 2000). */
   graceMs?: number;
+  /**
+   * Seconds clients have after the grace, at shutdown, to read their jobs' last output and
+   * completion before they are dropped (default 5): the shutdown ends within grace + this.
+   */
+  drainS?: number;
   /**
    * Seconds of silence after which a session with running jobs gets a heartbeat;
    * 0 turns them off (default 20). Sessions without running jobs get none.
@@ -228,16 +234,19 @@ interface JobEntry {
   seq: number;
   limitsSent: Set<string>;
   result?: JobResult;
+  /** Resolves once `process.completed` and `process.exit` have been sent. */
+  sent?: Promise<void>;
   ws?: Workspace;
   observed?: ObservedRecord;
 }
 
 const OPEN = 1;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const METHODS = ["execute", "control", "jobs", "ping", "files"];
 const MAX_FINISHED_KEPT = 200;
 
-/** One WebSocket connection and its jobs. */
-class Session {
+/** One WebSocket connection and its jobs; what a shutdown drains ({@linkcode DrainSession}). */
+class Session implements DrainSession {
   readonly id = crypto.randomUUID();
   readonly jobs = new Map<string, JobEntry>();
   #drain: Promise<void> | undefined;
@@ -259,12 +268,39 @@ class Session {
     congested: () => this.ws.bufferedAmount >= this.server.highWater,
   };
 
+  /** Resolves once the socket is closed. */
+  readonly closed: Promise<void>;
+
   constructor(
     readonly ws: WebSocket,
     private readonly server: CcxServer,
     readonly remote: string,
     readonly mayObserve: boolean,
-  ) {}
+  ) {
+    this.closed = new Promise((r) => ws.addEventListener("close", () => r()));
+  }
+
+  queued(): number {
+    return this.ws.bufferedAmount;
+  }
+
+  unfinished(): number {
+    return this.running;
+  }
+
+  settled(): Promise<unknown> {
+    return Promise.all([...this.jobs.values()].map((e) => e.sent));
+  }
+
+  close(code: number, reason: string): void {
+    try {
+      this.ws.close(code, reason);
+    } catch { /* already closing */ }
+  }
+
+  drop(code: number, reason: string, fields: LogFields): void {
+    this.server.dropSession(this, code, reason, fields);
+  }
 
   get running(): number {
     let n = 0;
@@ -552,7 +588,7 @@ class Session {
     };
     if (ws) started.workspace = ws.path;
     after.push(() => this.send(notification("process.started", started)));
-    job.done.then((r) => this.#completed(entry, r));
+    entry.sent = job.done.then((r) => this.#completed(entry, r));
     this.armHeartbeat();
     return { status: "started", job_id: id, pid: job.pid, pgid: job.pgid };
   }
@@ -758,14 +794,25 @@ class Session {
     }
   }
 
-  /** Ends every job of the session (client gone or server shutting down). */
-  endAll(reason: "canceled" | "killed"): Promise<unknown> {
-    this.#closed = reason === "canceled";
-    if (this.#closed) this.stopHeartbeat();
-    const ending = [...this.jobs.values()].filter((e) => !e.result).map((e) =>
-      e.job.cancel(reason)
-    );
-    return Promise.all(ending);
+  /** Ends every job of the session (client gone). */
+  endAll(reason: "canceled"): Promise<unknown> {
+    this.#closed = true;
+    this.stopHeartbeat();
+    return Promise.all(this.#live().map((e) => e.job.cancel(reason)));
+  }
+
+  /**
+   * Ends the process group of every job (server shutting down); resolves with their
+   * number once the groups are gone. Their output keeps flowing to the client.
+   */
+  async killAll(): Promise<number> {
+    const live = this.#live();
+    await Promise.all(live.map((e) => e.job.end("killed")));
+    return live.length;
+  }
+
+  #live(): JobEntry[] {
+    return [...this.jobs.values()].filter((e) => !e.result);
   }
 }
 
@@ -868,6 +915,8 @@ export class CcxServer {
   readonly maxJobsPerSession: number;
   /** Milliseconds between SIGTERM and SIGKILL when a job's group is ended (default 2000). */
   readonly graceMs: number;
+  /** Milliseconds clients have after the grace, at shutdown, to read the rest (default 5000). */
+  readonly drainMs: number;
   /** Largest accepted incoming message, in bytes (default 4 MiB). */
   readonly maxMessageBytes: number;
   /** Whole-run timeout in seconds for jobs that give none (default 3600). */
@@ -945,6 +994,7 @@ export class CcxServer {
     this.maxSessions = opts.maxSessions ?? 64;
     this.maxJobsPerSession = opts.maxJobsPerSession ?? 32;
     this.graceMs = opts.graceMs ?? 2000;
+    this.drainMs = (opts.drainS ?? 5) * 1000;
     this.maxMessageBytes = opts.maxMessageBytes ?? 4 * 1024 * 1024;
     this.defaultTimeoutS = opts.defaultTimeoutS ?? 3600;
     this.highWater = opts.highWaterBytes ?? 4 * 1024 * 1024;
@@ -1361,8 +1411,10 @@ export class CcxServer {
   }
 
   /**
-   * Ends every job (status `killed`), tells the clients, closes the sockets and
-   * stops listening. Safe to call more than once.
+   * Stops accepting, ends every job's group (status `killed`), sends every client all
+   * that is queued for it (its jobs' last output, `process.completed`, `process.exit`),
+   * closes each with 1001, and stops; a client that has not read its output by grace +
+   * drain after the call is dropped (logged). Safe to call more than once.
    */
   shutdown(): Promise<void> {
     this.#shutdown ??= this.#doShutdown();
@@ -1375,22 +1427,28 @@ export class CcxServer {
     this.observers.close();
     const sessions = [...this.#sessions];
     for (const s of sessions) s.stopHeartbeat();
-    await Promise.all(sessions.map((s) => s.endAll("killed")));
-    for (const s of sessions) s.releaseWorkspaces();
-    // Let completion notifications reach the sockets before closing them.
-    await new Promise((r) => setTimeout(r, 10));
-    for (const s of sessions) {
-      try {
-        s.ws.close(1001, "server shutting down");
-      } catch { /* already closed */ }
-    }
-    await Promise.race([this.#server.shutdown(), new Promise((r) => setTimeout(r, 1000))]);
-    await this.#gate.close(true);
-    await stopAccepting;
-    await this.#server.shutdown();
-    this.#removeSocketDir();
-    await this.reaped;
-    this.journal?.close();
+    await orderlyShutdown({
+      graceMs: this.graceMs,
+      drainMs: this.drainMs,
+      log: this.log,
+      sessions,
+      endJobs: async () =>
+        (await Promise.all(sessions.map((s) => s.killAll()))).reduce(
+          (a, b) => a + b,
+          0,
+        ),
+      release: async () => {
+        for (const s of sessions) s.releaseWorkspaces();
+        // Dropped clients had their close frame queued at a frame boundary: a moment for it.
+        await Promise.race([Promise.all(sessions.map((s) => s.closed)), sleep(300)]);
+        await this.#gate.close(true);
+        await stopAccepting;
+        await this.#server.shutdown();
+        this.#removeSocketDir();
+        await this.reaped;
+        this.journal?.close();
+      },
+    });
     this.#finish();
   }
 }

@@ -568,6 +568,16 @@ export class Job {
     return this.done;
   }
 
+  /**
+   * Ends the whole group like {@linkcode Job.cancel}, but resolves as soon as the
+   * group is gone (or has been sent SIGKILL), before the rest of its output has
+   * been delivered; `done` still resolves after that.
+   */
+  end(reason: EndReason = "canceled"): Promise<void> {
+    this.#end(reason);
+    return this.#ending ?? Promise.resolve();
+  }
+
   #end(reason: EndReason): void {
     if (this.#state === "done" || this.#ending !== undefined) return;
     this.#endReason = reason;

@@ -153,6 +153,14 @@ export async function stalledClient(port: number, text: string): Promise<Deno.Tc
   return conn;
 }
 
+/** What {@linkcode SlowReader.next} throws when the next frame is the server's close frame. */
+export class ServerClosed extends Error {
+  /** @param code the close code (1005 when the frame had none); @param reason its reason. */
+  constructor(readonly code: number, readonly reason: string) {
+    super(`connection closed by the server (${code}${reason ? `: ${reason}` : ""})`);
+  }
+}
+
 /**
  * A WebSocket client on a bare TCP connection that reads only when asked
  * ({@linkcode SlowReader.next}), so a test decides when the server may send more:
@@ -197,12 +205,20 @@ export class SlowReader {
   }
 
   /** Sends one masked text frame. */
-  async send(value: unknown): Promise<void> {
-    const payload = new TextEncoder().encode(JSON.stringify(value));
+  send(value: unknown): Promise<void> {
+    return this.#frame(0x1, new TextEncoder().encode(JSON.stringify(value)));
+  }
+
+  /** Answers the server's close frame with one of ours, as a WebSocket client does. */
+  closeReply(code: number): Promise<void> {
+    return this.#frame(0x8, new Uint8Array([code >> 8, code & 0xff]));
+  }
+
+  async #frame(opcode: number, payload: Uint8Array): Promise<void> {
     const len = payload.length;
     const header = len < 126
-      ? [0x81, 0x80 | len]
-      : [0x81, 0x80 | 126, (len >> 8) & 0xff, len & 0xff];
+      ? [0x80 | opcode, 0x80 | len]
+      : [0x80 | opcode, 0x80 | 126, (len >> 8) & 0xff, len & 0xff];
     const mask = crypto.getRandomValues(new Uint8Array(4));
     const frame = new Uint8Array(header.length + 4 + len);
     frame.set(header, 0);
@@ -211,7 +227,7 @@ export class SlowReader {
     await this.conn.write(frame);
   }
 
-  /** Reads the next text message and parses it. */
+  /** Reads the next text message and parses it; throws {@linkcode ServerClosed} at a close frame. */
   async next(): Promise<Msg> {
     while (true) {
       const b = this.#buf.subarray(this.#at);
@@ -231,7 +247,13 @@ export class SlowReader {
           if (opcode === 1) {
             return JSON.parse(this.#decoder.decode(b.subarray(at, at + len))) as Msg;
           }
-          if (opcode === 8) throw new Error("connection closed by the server");
+          if (opcode === 8) {
+            const p = b.subarray(at, at + len);
+            throw new ServerClosed(
+              p.length >= 2 ? (p[0] << 8) | p[1] : 1005,
+              this.#decoder.decode(p.subarray(2)),
+            );
+          }
           continue; // ping/pong
         }
       }
