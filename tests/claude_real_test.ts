@@ -14,7 +14,7 @@ import {
   classifyFailure,
   type ClaudeTranscript,
   parseClaudeOutput,
-} from "../lib/claude/claude.ts";
+} from "../lib/claude/stream.ts";
 import { cli, pidsMatching, uniqueTag } from "./_util/helpers.ts";
 import { realClaude } from "./_util/real_claude.ts";
 

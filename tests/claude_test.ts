@@ -14,7 +14,7 @@ import {
   modelText,
   parseClaudeOutput,
   retryFailure,
-} from "../lib/claude/claude.ts";
+} from "../lib/claude/stream.ts";
 
 const SID = "0b5a3f53-4c1e-4d6e-9f4a-2e4d4a7c4b41";
 

@@ -17,7 +17,7 @@ import {
   detectClaudeLimit,
   modelText,
   parseClaudeOutput,
-} from "../lib/claude/claude.ts";
+} from "../lib/claude/stream.ts";
 
 const FAKE = fileURLToPath(new URL("./fixtures/claude", import.meta.url));
 

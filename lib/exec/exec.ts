@@ -50,7 +50,7 @@ import {
   ClaudeStreamParser,
   type ClaudeTranscript,
   FAILURE_POLICIES,
-} from "../claude/claude.ts";
+} from "../claude/stream.ts";
 import {
   type Evidence,
   type FileAccess,

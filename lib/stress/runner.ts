@@ -37,7 +37,7 @@ import {
   FAILURE_POLICIES,
   modelText,
   parseClaudeOutput,
-} from "../claude/claude.ts";
+} from "../claude/stream.ts";
 import { type Candidate, pickBest, type PickOptions } from "../verdict/pick.ts";
 import { matchPatterns } from "../verdict/patterns.ts";
 import { type RunFacts, runFacts } from "../verdict/answer.ts";

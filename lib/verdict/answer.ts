@@ -16,7 +16,7 @@
  * @module
  */
 
-import { ClaudeStreamParser, looksLikeStreamJson } from "../claude/claude.ts";
+import { ClaudeStreamParser, looksLikeStreamJson } from "../claude/stream.ts";
 
 /** Tokens a Claude run used (`usage` of its result line). */
 export interface TokenCounts {

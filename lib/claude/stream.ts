@@ -8,7 +8,7 @@
  *
  * @example
  * ```ts
- * import { parseClaudeOutput } from "./claude.ts";
+ * import { parseClaudeOutput } from "./stream.ts";
  * const t = parseClaudeOutput('{"type":"result","subtype":"success","is_error":false,"result":"4"}\n');
  * console.log(t.result?.text); // "4"
  * ```
@@ -324,7 +324,7 @@ function parseLine(line: string): ClaudeEvent[] {
  *
  * @example
  * ```ts
- * import { ClaudeStreamParser } from "./claude.ts";
+ * import { ClaudeStreamParser } from "./stream.ts";
  * const p = new ClaudeStreamParser();
  * p.push('{"type":"assistant","message":{"content":[{"type":"te');
  * p.push('xt","text":"2 + 2 = 4"}]}}\n');
@@ -440,7 +440,7 @@ export class ClaudeStreamParser {
  *
  * @example
  * ```ts
- * import { parseClaudeOutput } from "./claude.ts";
+ * import { parseClaudeOutput } from "./stream.ts";
  * const t = parseClaudeOutput('{"type":"system","subtype":"init","tools":["Write"]}\nnot json\n');
  * console.log(t.init?.tools, t.nonJsonLines); // ["Write"] ["not json"]
  * ```
@@ -464,7 +464,7 @@ function isStreamRecord(v: unknown): boolean {
  *
  * @example
  * ```ts
- * import { looksLikeStreamJson } from "./claude.ts";
+ * import { looksLikeStreamJson } from "./stream.ts";
  * looksLikeStreamJson('{"type":"system","subtype":"init"}\n'); // true
  * looksLikeStreamJson("2 + 2 = 4\n"); // false
  * ```
@@ -506,7 +506,7 @@ export function looksLikeStreamJson(text: string): boolean {
  *
  * @example
  * ```ts
- * import { modelText } from "./claude.ts";
+ * import { modelText } from "./stream.ts";
  * modelText('{"type":"result","subtype":"success","is_error":false,"duration_ms":4444,"result":"Paris"}');
  * // "Paris"
  * modelText("plain output\n"); // "plain output\n"
@@ -568,7 +568,7 @@ function retryAfterOf(text: string): number | undefined {
  *
  * @example
  * ```ts
- * import { detectClaudeLimit } from "./claude.ts";
+ * import { detectClaudeLimit } from "./stream.ts";
  * detectClaudeLimit('{"result":"Claude AI usage limit reached|1751299200"}')?.resetTimestamp;
  * // 1751299200
  * detectClaudeLimit("Retry with backoff when you hit a rate limit."); // undefined
@@ -644,7 +644,7 @@ const NO_LIMITS: readonly ClaudeLimit[] = [];
  *
  * @example
  * ```ts
- * import { detectClaudeLimits } from "./claude.ts";
+ * import { detectClaudeLimits } from "./stream.ts";
  * detectClaudeLimits(
  *   "Claude AI usage limit reached|1751299200\nClaude's response exceeded the 32000 output token maximum",
  * ).map((l) => l.kind); // ["rate_limit", "token_limit"]
@@ -714,7 +714,7 @@ export interface FailurePolicy {
  *
  * @example
  * ```ts
- * import { FAILURE_POLICIES } from "./claude.ts";
+ * import { FAILURE_POLICIES } from "./stream.ts";
  * FAILURE_POLICIES.auth.retry; // "never"
  * FAILURE_POLICIES.rate_limit.retry; // "backoff"
  * FAILURE_POLICIES.max_turns.retry; // "refine"
@@ -814,7 +814,7 @@ export interface ClaudeExit {
  *
  * @example
  * ```ts
- * import { failureOf } from "./claude.ts";
+ * import { failureOf } from "./stream.ts";
  * failureOf("auth", "Invalid API key").retry; // "never"
  * ```
  */
@@ -917,7 +917,7 @@ function fromLimit(limit: ClaudeLimit, status?: number): ClaudeFailure {
  *
  * @example
  * ```ts
- * import { retryFailure } from "./claude.ts";
+ * import { retryFailure } from "./stream.ts";
  * retryFailure({ attempt: 1, errorStatus: 401, error: "authentication_failed" })?.kind; // "auth"
  * ```
  */
@@ -946,7 +946,7 @@ export function retryFailure(r: ClaudeApiRetry): ClaudeFailure {
  *
  * @example
  * ```ts
- * import { classifyFailure, parseClaudeOutput } from "./claude.ts";
+ * import { classifyFailure, parseClaudeOutput } from "./stream.ts";
  * const t = parseClaudeOutput(
  *   '{"type":"result","subtype":"success","is_error":true,"api_error_status":429,' +
  *     '"result":"API Error: Request rejected (429) · slow down"}',
@@ -1126,7 +1126,7 @@ export interface LiveWatchOptions {
  *
  * @example
  * ```ts
- * import { ClaudeLiveWatch, ClaudeStreamParser } from "./claude.ts";
+ * import { ClaudeLiveWatch, ClaudeStreamParser } from "./stream.ts";
  * const parser = new ClaudeStreamParser();
  * const watch = new ClaudeLiveWatch({ onFailure: (f) => console.log(f.kind) });
  * watch.output(parser.push(
@@ -1277,7 +1277,7 @@ export interface ClaudeArgvOptions {
  *
  * @example
  * ```ts
- * import { buildClaudeArgv } from "./claude.ts";
+ * import { buildClaudeArgv } from "./stream.ts";
  * buildClaudeArgv({ claude: "claude", prompt: "What is 2+2?", tools: "none" });
  * // ["claude", "-p", "What is 2+2?", "--output-format", "stream-json", "--verbose",
  * //  "--tools", ""]
@@ -1309,7 +1309,7 @@ export function buildClaudeArgv(opts: ClaudeArgvOptions): string[] {
  *
  * @example
  * ```ts
- * import { chooseTools } from "./claude.ts";
+ * import { chooseTools } from "./stream.ts";
  * chooseTools("Create a config.py file with DATABASE_URL"); // ["Write", "Read"]
  * chooseTools("Run the tests and verify they pass"); // ["Bash", "Read"]
  * ```
