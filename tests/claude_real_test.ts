@@ -9,12 +9,9 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type ExecOptions, execTask } from "../lib/exec/exec.ts";
 import { mockApiEnv, MockApiServer } from "../lib/claude/mock_api.ts";
-import {
-  buildClaudeArgv,
-  classifyFailure,
-  type ClaudeTranscript,
-  parseClaudeOutput,
-} from "../lib/claude/stream.ts";
+import { buildClaudeArgv } from "../lib/claude/argv.ts";
+import { classifyFailure } from "../lib/claude/classify.ts";
+import { type ClaudeTranscript, parseClaudeOutput } from "../lib/claude/stream.ts";
 import { cli, pidsMatching, uniqueTag } from "./_util/helpers.ts";
 import { realClaude } from "./_util/real_claude.ts";
 

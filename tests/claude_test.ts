@@ -1,19 +1,15 @@
 import assert from "node:assert/strict";
 import { FAKE_CLAUDE } from "./_util/helpers.ts";
+import { buildClaudeArgv, chooseTools } from "../lib/claude/argv.ts";
+import { classifyFailure, FAILURE_POLICIES, retryFailure } from "../lib/claude/classify.ts";
+import { detectClaudeLimit, detectClaudeLimits } from "../lib/claude/limits.ts";
+import { ClaudeLiveWatch } from "../lib/claude/live_watch.ts";
 import {
-  buildClaudeArgv,
-  chooseTools,
-  classifyFailure,
-  ClaudeLiveWatch,
   ClaudeStreamParser,
   type ClaudeTranscript,
-  detectClaudeLimit,
-  detectClaudeLimits,
-  FAILURE_POLICIES,
   looksLikeStreamJson,
   modelText,
   parseClaudeOutput,
-  retryFailure,
 } from "../lib/claude/stream.ts";
 
 const SID = "0b5a3f53-4c1e-4d6e-9f4a-2e4d4a7c4b41";

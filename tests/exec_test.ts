@@ -5,8 +5,8 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { ExecInputError } from "../lib/claude/argv.ts";
 import {
-  ExecInputError,
   type ExecOptions,
   type ExecResult,
   execTask,

@@ -9,12 +9,12 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
+import { buildClaudeArgv } from "../lib/claude/argv.ts";
+import { classifyFailure } from "../lib/claude/classify.ts";
+import { detectClaudeLimit } from "../lib/claude/limits.ts";
 import {
-  buildClaudeArgv,
-  classifyFailure,
   ClaudeStreamParser,
   type ClaudeTranscript,
-  detectClaudeLimit,
   modelText,
   parseClaudeOutput,
 } from "../lib/claude/stream.ts";

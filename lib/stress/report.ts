@@ -92,7 +92,7 @@ export interface TestResult extends RunFacts {
   worker?: string;
   /**
    * For an `error` caused by Claude or the infrastructure: the failure kind from the classifier in
-   * `claude.ts` (`not_logged_in`, `rate_limit`, `cli_missing`, …). Reports group errors by it.
+   * `classify.ts` (`not_logged_in`, `rate_limit`, `cli_missing`, …). Reports group errors by it.
    */
   kind?: string;
   /** One line: what to do about `kind`. */

@@ -29,15 +29,9 @@ import {
 import { type FileAccess, localFiles } from "../verdict/criteria.ts";
 import type { KeepPolicy } from "../serve/workspace.ts";
 import type { WorkspaceParam } from "../common/protocol.ts";
-import {
-  classifyFailure,
-  type ClaudeFailure,
-  ClaudeLiveWatch,
-  ClaudeStreamParser,
-  FAILURE_POLICIES,
-  modelText,
-  parseClaudeOutput,
-} from "../claude/stream.ts";
+import { classifyFailure, type ClaudeFailure, FAILURE_POLICIES } from "../claude/classify.ts";
+import { ClaudeLiveWatch } from "../claude/live_watch.ts";
+import { ClaudeStreamParser, modelText, parseClaudeOutput } from "../claude/stream.ts";
 import { type Candidate, pickBest, type PickOptions } from "../verdict/pick.ts";
 import { matchPatterns } from "../verdict/patterns.ts";
 import { type RunFacts, runFacts } from "../verdict/answer.ts";
