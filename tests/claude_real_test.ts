@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type ExecOptions, execTask } from "../lib/exec/exec.ts";
-import { mockApiEnv, MockApiServer } from "../lib/claude/mock_api.ts";
+import { mockApiEnv, MockApiServer } from "../lib/claude/mock_api/server.ts";
 import { buildClaudeArgv } from "../lib/claude/argv.ts";
 import { classifyFailure } from "../lib/claude/classify.ts";
 import { type ClaudeTranscript, parseClaudeOutput } from "../lib/claude/stream.ts";

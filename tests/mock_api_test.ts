@@ -8,7 +8,7 @@ import {
   MockApiServer,
   parseMockScript,
   readConversation,
-} from "../lib/claude/mock_api.ts";
+} from "../lib/claude/mock_api/server.ts";
 import { cli } from "./_util/helpers.ts";
 
 /** Posts a Messages API request; resolves with the response. */

@@ -16,7 +16,7 @@
 
 import { ConfigError } from "../common/config.ts";
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
-import { loadMockScript, mockApiEnv, MockApiServer, MockScriptError } from "../claude/mock_api.ts";
+import { loadMockScript, mockApiEnv, MockApiServer, MockScriptError } from "../claude/mock_api/server.ts";
 
 /**
  * Options of `ccx mock-api`.

@@ -24,7 +24,7 @@
  *
  * @example
  * ```ts
- * import { MockApiServer } from "./mock_api.ts";
+ * import { MockApiServer } from "./server.ts";
  * const api = MockApiServer.start({ port: 0 });
  * console.log(`ANTHROPIC_BASE_URL=${api.url}`);
  * await api.shutdown();
@@ -43,7 +43,7 @@
  *
  * @example
  * ```ts
- * import type { MockReply } from "./mock_api.ts";
+ * import type { MockReply } from "./server.ts";
  * const r: MockReply = { type: "tool", name: "Write", input: { file_path: "a.txt", content: "x" }, then: "Done." };
  * ```
  */
@@ -63,7 +63,7 @@ export type MockReply =
  *
  * @example
  * ```ts
- * import type { MockRule } from "./mock_api.ts";
+ * import type { MockRule } from "./server.ts";
  * const rule: MockRule = { match: "capital of France", reply: { type: "text", text: "Paris" } };
  * ```
  */
@@ -82,7 +82,7 @@ export interface MockRule {
  *
  * @example
  * ```ts
- * import type { MockScript } from "./mock_api.ts";
+ * import type { MockScript } from "./server.ts";
  * const s: MockScript = { rules: [{ match: "2+2", reply: { type: "text", text: "4" } }] };
  * ```
  */
@@ -98,7 +98,7 @@ export interface MockScript {
  *
  * @example
  * ```ts
- * import { MockScriptError } from "./mock_api.ts";
+ * import { MockScriptError } from "./server.ts";
  * new MockScriptError("rules[0].reply.type: expected one of text, tool, …").name; // "MockScriptError"
  * ```
  */
@@ -173,7 +173,7 @@ function parseReply(v: unknown, path: string): MockReply {
  *
  * @example
  * ```ts
- * import { parseMockScript } from "./mock_api.ts";
+ * import { parseMockScript } from "./server.ts";
  * const s = parseMockScript({ rules: [{ match: "hi", reply: { type: "text", text: "hello" } }] });
  * s.rules.length; // 1
  * ```
@@ -217,7 +217,7 @@ export function parseMockScript(v: unknown): MockScript {
  *
  * @example
  * ```ts
- * import { loadMockScript } from "./mock_api.ts";
+ * import { loadMockScript } from "./server.ts";
  * const script = await loadMockScript("tests/fixtures/mock_script.json");
  * ```
  */
@@ -288,7 +288,7 @@ function textOf(content: unknown): string[] {
  *
  * @example
  * ```ts
- * import { readConversation } from "./mock_api.ts";
+ * import { readConversation } from "./server.ts";
  * readConversation({ messages: [{ role: "user", content: "What is 2+2?" }] }).prompt; // "What is 2+2?"
  * ```
  */
@@ -445,7 +445,7 @@ export class MockApiServer {
    *
    * @example
    * ```ts
-   * import { MockApiServer } from "./mock_api.ts";
+   * import { MockApiServer } from "./server.ts";
    * const api = MockApiServer.start({ port: 0 });
    * console.log(api.port > 0); // true
    * await api.shutdown();
@@ -749,7 +749,7 @@ function defaultMessage(status: number): string {
  *
  * @example
  * ```ts
- * import { mockApiEnv } from "./mock_api.ts";
+ * import { mockApiEnv } from "./server.ts";
  * mockApiEnv("http://127.0.0.1:9999").ANTHROPIC_BASE_URL; // "http://127.0.0.1:9999"
  * ```
  */
