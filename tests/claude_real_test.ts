@@ -1,7 +1,7 @@
 /**
  * The real-CLI tier: `ccx exec` and `ccx stress` run the real Claude Code CLI (a pinned
  * `@anthropic-ai/claude-code`, installed once into `.cache/claude-code/`, see real_claude.ts)
- * against the project's mock Messages API (lib/mock_api.ts). Only the model is mocked: the
+ * against the project's mock Messages API (lib/claude/mock_api/). Only the model is mocked: the
  * CLI's flags, texts, exit codes, retries, root refusal and tools are the real ones.
  */
 
