@@ -50,7 +50,8 @@ import {
   type TestResult,
   writeReports,
 } from "../stress/report.ts";
-import { connectRedis, type HistoryStore, openHistory, redactUrl } from "../claude/history.ts";
+import { type HistoryStore, openHistory } from "../claude/history.ts";
+import { connectRedis, redactUrl } from "../common/redis.ts";
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
 import { ConfigError, readPemFile } from "../common/config.ts";
 

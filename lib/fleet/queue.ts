@@ -26,7 +26,7 @@
 
 import { join } from "node:path";
 import { Queue, QueueEvents } from "bullmq";
-import { connectRedis, redactUrl } from "../claude/history.ts";
+import { connectRedis, redactUrl } from "../common/redis.ts";
 import {
   type InstanceRun,
   pickInstances,
