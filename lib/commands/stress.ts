@@ -33,7 +33,7 @@ import {
   RUNS_DIR,
 } from "../stress/rerun.ts";
 import { preflight, serverUrl } from "../stress/preflight.ts";
-import { processesInGroups } from "../serve/supervisor.ts";
+import { processesInGroups } from "../common/proc.ts";
 import { planRuns, runTasks, type ServerTarget } from "../stress/runner.ts";
 import {
   CANCELED_BEFORE_START,
