@@ -23,7 +23,7 @@ import * as os from "node:os";
 import { dirname, join } from "node:path";
 import type { Redis } from "ioredis";
 import { stateDir } from "../common/config.ts";
-import { errorText } from "../common/format.ts";
+import { errorText, formatSeconds } from "../common/format.ts";
 import { connectRedis, redactUrl } from "../common/redis.ts";
 
 // ---------------------------------------------------------------------------
@@ -376,10 +376,6 @@ export function systemLoad(): SystemLoad {
   return { load1: os.loadavg()[0] ?? 0, cores: cores > 0 ? cores : 1 };
 }
 
-function fmtS(s: number): string {
-  return `${Number(s.toFixed(1))}s`;
-}
-
 /**
  * Estimate a timeout from past runs of one class: the `percentile` (0.9) of
  * successful durations × `safety` (2) × {@linkcode loadFactor}, clamped to
@@ -425,14 +421,14 @@ export function estimateTimeout(runs: readonly RunRecord[], opts: EstimateOption
     raw = defaultS * lf;
     source = "default";
     basis = `${durations.length} of ${minSamples} successes needed; default ${
-      fmtS(defaultS)
+      formatSeconds(defaultS)
     }${loadNote}`;
   } else {
     const base = percentile(durations, p)!;
     raw = base * safety * lf;
     source = "history";
     basis = `p${Math.round(p * 100)} of ${durations.length} successes ${
-      fmtS(base)
+      formatSeconds(base)
     } × safety ${safety}${loadNote}`;
   }
   const clamped = Math.min(maxS, Math.max(minS, raw));

@@ -18,7 +18,6 @@ import type { KeepPolicy } from "../serve/workspace.ts";
 import {
   buildTaskCommand,
   filterTasks,
-  formatTimestamp,
   loadSuite,
   resolveMarker,
   SuiteError,
@@ -54,6 +53,7 @@ import { type HistoryStore, openHistory } from "../claude/history.ts";
 import { connectRedis, redactUrl } from "../common/redis.ts";
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
 import { ConfigError, readPemFile } from "../common/config.ts";
+import { formatTimestamp, newRunId } from "../common/format.ts";
 
 /** Options of `ccx stress`. */
 export interface StressOptions {
@@ -155,11 +155,6 @@ export function autoTimeoutScale(load1 = loadavg()[0]): number {
 
 /** The suite `ccx stress` runs when given none. */
 export const DEFAULT_SUITE = "tasks/unified_stress_test_tasks.json";
-
-/** A run id: local timestamp plus a short random suffix, safe in file names. */
-function newRunId(d = new Date()): string {
-  return `${formatTimestamp(d)}_${crypto.randomUUID().slice(0, 6)}`;
-}
 
 /**
  * Runs the suite; resolves with the exit code: 0 graduated, 1 ran but did not graduate, 2 bad

@@ -45,12 +45,12 @@ import {
   buildTaskCommand,
   type BuiltCommand,
   type ExpectedFile,
-  formatTimestamp,
   resolveMarker,
   type SuiteTask,
 } from "./suite.ts";
 import { type HistoryStore, type Outcome, taskClass } from "../claude/history.ts";
 import { limitWaitMs, sleepUnlessAborted } from "../common/backoff.ts";
+import { formatTimestamp } from "../common/format.ts";
 
 /** A server to run tasks on. */
 export interface ServerTarget {
