@@ -41,6 +41,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
+/** Options of {@linkcode MockApiServer.start}. */
 export interface MockApiOptions {
   /** Port (default 0: any free port). */
   port?: number;
