@@ -1,5 +1,5 @@
 /**
- * `ccx exec` (lib/exec.ts and lib/commands/exec.ts) against the stand-in Claude CLI, through a
+ * `ccx exec` (lib/exec/exec.ts and lib/commands/exec.ts) against the stand-in Claude CLI, through a
  * real in-process server and real processes.
  */
 

@@ -3,7 +3,7 @@
  * ../shared/CLAUDE_CLI.md says the real CLI does, where ccx depends on it (texts, exit codes,
  * stdout/stderr placement, stream fields, signals, stdin), and its directives do what
  * tests/fixtures/README.md promises. These tests check the fixture, not ccx: ccx's own tests
- * (claude_test.ts, exec_test.ts, runner_test.ts, …) rely on it.
+ * (classify_test.ts, exec_test.ts, runner_test.ts, …) rely on it.
  */
 
 import assert from "node:assert/strict";
