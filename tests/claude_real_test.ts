@@ -1,20 +1,17 @@
 /**
  * The real-CLI tier: `ccx exec` and `ccx stress` run the real Claude Code CLI (a pinned
  * `@anthropic-ai/claude-code`, installed once into `.cache/claude-code/`, see real_claude.ts)
- * against the project's mock Messages API (lib/claude/mock_api.ts). Only the model is mocked: the
+ * against the project's mock Messages API (lib/claude/mock_api/). Only the model is mocked: the
  * CLI's flags, texts, exit codes, retries, root refusal and tools are the real ones.
  */
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type ExecOptions, execTask } from "../lib/exec/exec.ts";
-import { mockApiEnv, MockApiServer } from "../lib/claude/mock_api.ts";
-import {
-  buildClaudeArgv,
-  classifyFailure,
-  type ClaudeTranscript,
-  parseClaudeOutput,
-} from "../lib/claude/claude.ts";
+import { mockApiEnv, MockApiServer } from "../lib/claude/mock_api/server.ts";
+import { buildClaudeArgv } from "../lib/claude/argv.ts";
+import { classifyFailure } from "../lib/claude/classify.ts";
+import { type ClaudeTranscript, parseClaudeOutput } from "../lib/claude/stream.ts";
 import { cli, pidsMatching, uniqueTag } from "./_util/helpers.ts";
 import { realClaude } from "./_util/real_claude.ts";
 

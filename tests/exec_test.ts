@@ -1,12 +1,12 @@
 /**
- * `ccx exec` (lib/exec.ts and lib/commands/exec.ts) against the stand-in Claude CLI, through a
+ * `ccx exec` (lib/exec/exec.ts and lib/commands/exec.ts) against the stand-in Claude CLI, through a
  * real in-process server and real processes.
  */
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
+import { ExecInputError } from "../lib/claude/argv.ts";
 import {
-  ExecInputError,
   type ExecOptions,
   type ExecResult,
   execTask,

@@ -15,7 +15,7 @@ import {
 } from "./_util/helpers.ts";
 import { RawSession } from "./_util/ws.ts";
 import { execTask } from "../lib/exec/exec.ts";
-import { mockApiEnv, MockApiServer } from "../lib/claude/mock_api.ts";
+import { mockApiEnv, MockApiServer } from "../lib/claude/mock_api/server.ts";
 import { realClaude } from "./_util/real_claude.ts";
 
 const bwrap = (() => {

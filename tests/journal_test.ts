@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { JobJournal, processStartTime, reapOrphans } from "../lib/serve/journal.ts";
+import { JobJournal, reapOrphans } from "../lib/serve/journal.ts";
+import { processStartTime } from "../lib/common/proc.ts";
 import {
   listenUrl,
   pidsMatching,

@@ -1,14 +1,10 @@
-/** The mock Messages API (lib/claude/mock_api.ts) over real HTTP on 127.0.0.1, and `ccx mock-api`. */
+/** The mock Messages API (lib/claude/mock_api/) over real HTTP on 127.0.0.1, and `ccx mock-api`. */
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import {
-  loadMockScript,
-  mockApiEnv,
-  MockApiServer,
-  parseMockScript,
-  readConversation,
-} from "../lib/claude/mock_api.ts";
+import { mockApiEnv, MockApiServer } from "../lib/claude/mock_api/server.ts";
+import { loadMockScript, parseMockScript } from "../lib/claude/mock_api/script.ts";
+import { readConversation } from "../lib/claude/mock_api/wire.ts";
 import { cli } from "./_util/helpers.ts";
 
 /** Posts a Messages API request; resolves with the response. */

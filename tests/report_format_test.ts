@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatDuration, formatRatioLine, oneLine } from "../lib/stress/report/format.ts";
+import { formatRatioLine, oneLine } from "../lib/stress/report/format.ts";
 import { summarize } from "../lib/stress/report/model.ts";
 import { many } from "./_util/report.ts";
 
@@ -20,14 +20,6 @@ Deno.test("formatRatioLine() has one decimal, truncated so it never overstates",
 Deno.test("formatRatioLine() names the threshold it was given", () => {
   const s = summarize([...many(4, "passed"), ...many(1, "failed")], 5);
   assert.equal(formatRatioLine(s, 5), "Success ratio: 4.0:1 (need 5:1 to graduate)");
-});
-
-Deno.test("formatDuration() reads like the seed's report", () => {
-  assert.equal(formatDuration(0.42), "0.4s");
-  assert.equal(formatDuration(59.96), "1m 00.0s");
-  assert.equal(formatDuration(123.5), "2m 03.5s");
-  assert.equal(formatDuration(3723), "1h 02m 03s");
-  assert.equal(formatDuration(-1), "0.0s");
 });
 
 Deno.test("oneLine() strips ANSI and control characters and joins lines", () => {

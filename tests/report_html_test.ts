@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { formatDuration } from "../lib/stress/report/format.ts";
+import { formatDuration } from "../lib/common/format.ts";
 import { toHtml } from "../lib/stress/report/html.ts";
 import { escapeHtml } from "../lib/stress/report/html_template.ts";
 import type {

@@ -3,21 +3,21 @@
  * ../shared/CLAUDE_CLI.md says the real CLI does, where ccx depends on it (texts, exit codes,
  * stdout/stderr placement, stream fields, signals, stdin), and its directives do what
  * tests/fixtures/README.md promises. These tests check the fixture, not ccx: ccx's own tests
- * (claude_test.ts, exec_test.ts, runner_test.ts, …) rely on it.
+ * (classify_test.ts, exec_test.ts, runner_test.ts, …) rely on it.
  */
 
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
 import { join } from "node:path";
+import { buildClaudeArgv } from "../lib/claude/argv.ts";
+import { classifyFailure } from "../lib/claude/classify.ts";
+import { detectClaudeLimit } from "../lib/claude/limits.ts";
 import {
-  buildClaudeArgv,
-  classifyFailure,
   ClaudeStreamParser,
   type ClaudeTranscript,
-  detectClaudeLimit,
   modelText,
   parseClaudeOutput,
-} from "../lib/claude/claude.ts";
+} from "../lib/claude/stream.ts";
 
 const FAKE = fileURLToPath(new URL("./fixtures/claude", import.meta.url));
 

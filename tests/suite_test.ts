@@ -5,7 +5,6 @@ import {
   DEFAULT_TIMEOUT_S,
   EVALUATION_CRITERIA,
   filterTasks,
-  formatTimestamp,
   isEvaluationCriterion,
   loadSuite,
   parseSuite,
@@ -891,10 +890,6 @@ Deno.test("resolveMarker() fills ${TIMESTAMP}, or derives a marker from the id",
   assert.equal(resolveMarker(withMarker, "20250101_000000"), "MATH_20250101_000000");
   const off = onlyTask(seed({ verification: { marker: false } }));
   assert.equal(resolveMarker(off, "20250101_000000"), "");
-});
-
-Deno.test("formatTimestamp() uses the seed's YYYYMMDD_HHMMSS", () => {
-  assert.equal(formatTimestamp(new Date(2025, 5, 27, 9, 5, 3)), "20250627_090503");
 });
 
 Deno.test("shellQuote() leaves safe words alone and single-quotes the rest", () => {

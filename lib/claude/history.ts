@@ -21,8 +21,10 @@ import { DatabaseSync } from "node:sqlite";
 import { mkdirSync } from "node:fs";
 import * as os from "node:os";
 import { dirname, join } from "node:path";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { stateDir } from "../common/config.ts";
+import { errorText, formatSeconds } from "../common/format.ts";
+import { connectRedis, redactUrl } from "../common/redis.ts";
 
 // ---------------------------------------------------------------------------
 // Task classes
@@ -374,10 +376,6 @@ export function systemLoad(): SystemLoad {
   return { load1: os.loadavg()[0] ?? 0, cores: cores > 0 ? cores : 1 };
 }
 
-function fmtS(s: number): string {
-  return `${Number(s.toFixed(1))}s`;
-}
-
 /**
  * Estimate a timeout from past runs of one class: the `percentile` (0.9) of
  * successful durations × `safety` (2) × {@linkcode loadFactor}, clamped to
@@ -423,14 +421,14 @@ export function estimateTimeout(runs: readonly RunRecord[], opts: EstimateOption
     raw = defaultS * lf;
     source = "default";
     basis = `${durations.length} of ${minSamples} successes needed; default ${
-      fmtS(defaultS)
+      formatSeconds(defaultS)
     }${loadNote}`;
   } else {
     const base = percentile(durations, p)!;
     raw = base * safety * lf;
     source = "history";
     basis = `p${Math.round(p * 100)} of ${durations.length} successes ${
-      fmtS(base)
+      formatSeconds(base)
     } × safety ${safety}${loadNote}`;
   }
   const clamped = Math.min(maxS, Math.max(minS, raw));
@@ -710,108 +708,6 @@ export interface RedisHistoryOptions {
   maxRunsPerClass?: number;
   /** Milliseconds to wait for the first connection (default 5000). */
   connectTimeoutMs?: number;
-}
-
-/**
- * A Redis URL with any password replaced by `***`, for messages.
- *
- * @example
- * ```ts
- * import { redactUrl } from "./history.ts";
- * console.log(redactUrl("rediss://ci:s3cret@redis.lan:6380")); // rediss://ci:***@redis.lan:6380
- * ```
- */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return url;
-  }
-}
-
-function errorText(e: unknown): string {
-  if (e instanceof AggregateError && e.errors.length > 0) {
-    return e.errors.map(errorText).join("; ");
-  }
-  if (e instanceof Error) {
-    const code = (e as { code?: unknown }).code;
-    return e.message || (typeof code === "string" ? code : e.name);
-  }
-  return String(e);
-}
-
-/**
- * Options of {@linkcode connectRedis}.
- *
- * @example
- * ```ts
- * import type { ConnectRedisOptions } from "./history.ts";
- * const opts: ConnectRedisOptions = { connectTimeoutMs: 2000 };
- * console.log(opts);
- * ```
- */
-export interface ConnectRedisOptions {
-  /** Milliseconds to wait for the first connection (default 5000). */
-  connectTimeoutMs?: number;
-  /**
-   * For long-lived clients such as BullMQ's: commands wait through reconnects
-   * (`maxRetriesPerRequest: null`, which BullMQ workers require) and, once
-   * connected, reconnecting never gives up. Otherwise commands fail after a few
-   * attempts and reconnecting stops after about a minute.
-   */
-  blocking?: boolean;
-}
-
-/**
- * Connects an ioredis client to a `redis://` or `rediss://` URL, failing with an
- * error that names the URL (password hidden) when the server cannot be reached,
- * instead of retrying forever at startup. Once connected, a dropped connection
- * is retried with backoff (50 ms doubling to 2 s) for about a minute. The one
- * Redis client of ccx: the history and the fleet queue both use it.
- *
- * @internal The client is an ioredis `Redis`, whose types live outside ccx.
- *
- * @example
- * ```ts
- * import { connectRedis } from "./history.ts";
- * const redis = await connectRedis("redis://127.0.0.1:6379");
- * console.log(await redis.ping());
- * await redis.quit();
- * ```
- */
-export async function connectRedis(url: string, opts: ConnectRedisOptions = {}): Promise<Redis> {
-  const location = redactUrl(url);
-  let ready = false;
-  let lastError: unknown;
-  let client: Redis;
-  try {
-    client = new Redis(url, {
-      lazyConnect: true,
-      connectTimeout: opts.connectTimeoutMs ?? 5000,
-      maxRetriesPerRequest: opts.blocking ? null : 3,
-      enableOfflineQueue: true,
-      // A long-lived (blocking) client rides out a Redis restart; others give up after ~1 min.
-      retryStrategy: (times: number) =>
-        ready && (opts.blocking || times < 40) ? Math.min(50 * 2 ** times, 2000) : null,
-    });
-  } catch (e) {
-    throw new Error(`cannot use Redis at ${location}: ${errorText(e)}`, { cause: e });
-  }
-  // Without a listener, node's EventEmitter would throw the error and crash ccx.
-  client.on("error", (e: unknown) => lastError = e);
-  client.on("ready", () => ready = true);
-  try {
-    await client.connect();
-    await client.ping();
-  } catch (e) {
-    client.disconnect();
-    throw new Error(`cannot connect to Redis at ${location}: ${errorText(lastError ?? e)}`, {
-      cause: e,
-    });
-  }
-  return client;
 }
 
 /**

@@ -19,7 +19,8 @@
 import { parseTaskRequest } from "../verdict/criteria.ts";
 import { type HistoryStore, openHistory } from "../claude/history.ts";
 import type { EvaluationCriterion } from "../verdict/pick.ts";
-import { ExecInputError, type ExecOptions, execTask, parsePick } from "../exec/exec.ts";
+import { ExecInputError } from "../claude/argv.ts";
+import { type ExecOptions, execTask, parsePick } from "../exec/exec.ts";
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
 import { ConfigError } from "../common/config.ts";
 import { serverUrl } from "../stress/preflight.ts";

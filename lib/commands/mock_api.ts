@@ -16,7 +16,8 @@
 
 import { ConfigError } from "../common/config.ts";
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
-import { loadMockScript, mockApiEnv, MockApiServer, MockScriptError } from "../claude/mock_api.ts";
+import { mockApiEnv, MockApiServer } from "../claude/mock_api/server.ts";
+import { loadMockScript, MockScriptError } from "../claude/mock_api/script.ts";
 
 /**
  * Options of `ccx mock-api`.

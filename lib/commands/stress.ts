@@ -18,7 +18,6 @@ import type { KeepPolicy } from "../serve/workspace.ts";
 import {
   buildTaskCommand,
   filterTasks,
-  formatTimestamp,
   loadSuite,
   resolveMarker,
   SuiteError,
@@ -33,7 +32,7 @@ import {
   RUNS_DIR,
 } from "../stress/rerun.ts";
 import { preflight, serverUrl } from "../stress/preflight.ts";
-import { processesInGroups } from "../serve/supervisor.ts";
+import { processesInGroups } from "../common/proc.ts";
 import { planRuns, runTasks, type ServerTarget } from "../stress/runner.ts";
 import {
   CANCELED_BEFORE_START,
@@ -46,9 +45,11 @@ import { formatRatioLine } from "../stress/report/format.ts";
 import { formatSummaryTable } from "../stress/report/console.ts";
 import { type RunReport, summarize, type TestResult } from "../stress/report/model.ts";
 import { writeReports } from "../stress/report/files.ts";
-import { connectRedis, type HistoryStore, openHistory, redactUrl } from "../claude/history.ts";
+import { type HistoryStore, openHistory } from "../claude/history.ts";
+import { connectRedis, redactUrl } from "../common/redis.ts";
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
 import { ConfigError, readPemFile } from "../common/config.ts";
+import { formatTimestamp, newRunId } from "../common/format.ts";
 
 /** Options of `ccx stress`. */
 export interface StressOptions {
@@ -150,11 +151,6 @@ export function autoTimeoutScale(load1 = loadavg()[0]): number {
 
 /** The suite `ccx stress` runs when given none. */
 export const DEFAULT_SUITE = "tasks/unified_stress_test_tasks.json";
-
-/** A run id: local timestamp plus a short random suffix, safe in file names. */
-function newRunId(d = new Date()): string {
-  return `${formatTimestamp(d)}_${crypto.randomUUID().slice(0, 6)}`;
-}
 
 /**
  * Runs the suite; resolves with the exit code: 0 graduated, 1 ran but did not graduate, 2 bad

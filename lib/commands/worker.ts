@@ -13,7 +13,7 @@
 
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
 import { ConfigError } from "../common/config.ts";
-import { redactUrl } from "../claude/history.ts";
+import { redactUrl } from "../common/redis.ts";
 import { checkQueueUrl, DEFAULT_QUEUE_NAME } from "../fleet/queue.ts";
 import {
   DEFAULT_DRAIN_S,

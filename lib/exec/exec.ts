@@ -40,17 +40,15 @@ import {
   runToEnd,
 } from "../client/client.ts";
 import { CcxServer } from "../serve/server.ts";
+import { buildClaudeArgv, chooseTools, claudeNotFound, ExecInputError } from "../claude/argv.ts";
 import {
-  buildClaudeArgv,
-  chooseTools,
   classifyFailure,
   type ClaudeFailure,
   type ClaudeFailureKind,
-  ClaudeLiveWatch,
-  ClaudeStreamParser,
-  type ClaudeTranscript,
   FAILURE_POLICIES,
-} from "../claude/claude.ts";
+} from "../claude/classify.ts";
+import { ClaudeLiveWatch } from "../claude/live_watch.ts";
+import { ClaudeStreamParser, type ClaudeTranscript } from "../claude/stream.ts";
 import {
   type Evidence,
   type FileAccess,
@@ -251,25 +249,6 @@ export interface ExecOptions {
   signal?: AbortSignal;
 }
 
-/**
- * Bad input for `ccx exec`: a missing Claude executable, an unknown `pick`, a bad number. The
- * command exits 2 on it.
- *
- * @example
- * ```ts
- * import { ExecInputError } from "./exec.ts";
- * const e = new ExecInputError("instances must be a positive integer");
- * e.name; // "ExecInputError"
- * ```
- */
-export class ExecInputError extends Error {
-  /** Creates the error; `message` is shown to the user as is. */
-  constructor(message: string) {
-    super(message);
-    this.name = "ExecInputError";
-  }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Small helpers
 // ---------------------------------------------------------------------------------------------
@@ -307,26 +286,6 @@ export function findExecutable(
     if (isExec(p)) return isAbsolute(p) ? p : resolve(p);
   }
   return undefined;
-}
-
-/**
- * The error for a Claude executable that cannot be found, saying how to point at it.
- *
- * @example
- * ```ts
- * import { claudeNotFound } from "./exec.ts";
- * claudeNotFound("claude").message; // "Claude CLI not found: \"claude\" is not on PATH. …"
- * ```
- */
-export function claudeNotFound(claude: string, detail?: string): ExecInputError {
-  const where = claude.includes("/")
-    ? `${JSON.stringify(claude)} does not exist or is not executable`
-    : `${JSON.stringify(claude)} is not on PATH`;
-  return new ExecInputError(
-    `Claude CLI not found: ${detail ?? where}. Install Claude Code ` +
-      "(npm install -g @anthropic-ai/claude-code) or point ccx at the executable with " +
-      "--claude PATH or the CCX_CLAUDE environment variable.",
-  );
 }
 
 /**

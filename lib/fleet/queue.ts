@@ -26,7 +26,7 @@
 
 import { join } from "node:path";
 import { Queue, QueueEvents } from "bullmq";
-import { connectRedis, redactUrl } from "../claude/history.ts";
+import { connectRedis, redactUrl } from "../common/redis.ts";
 import {
   type InstanceRun,
   pickInstances,
@@ -34,7 +34,8 @@ import {
   type TaskOptions,
 } from "../stress/runner.ts";
 import type { HistoryStore } from "../claude/history.ts";
-import { formatTimestamp, resolveMarker, type SuiteTask } from "../stress/suite.ts";
+import { resolveMarker, type SuiteTask } from "../stress/suite.ts";
+import { formatTimestamp, newRunId } from "../common/format.ts";
 import type { TestResult } from "../stress/report/model.ts";
 
 /**
@@ -279,7 +280,7 @@ export const MAX_HANDED_BACK_BYTES = 16 * 1024 * 1024;
 export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Promise<TestResult[]> {
   checkQueueUrl(opts.url);
   const queueName = opts.queueName ?? DEFAULT_QUEUE_NAME;
-  const runId = opts.runId ?? `${formatTimestamp()}_${crypto.randomUUID().slice(0, 6)}`;
+  const runId = opts.runId ?? newRunId();
   const keys = fleetKeys(queueName);
   const repeat = Math.max(1, opts.repeat ?? 1);
   const settings: FleetTaskSettings = {

@@ -25,7 +25,8 @@ import { basename, join } from "node:path";
 import { type Job, WaitingError, Worker } from "bullmq";
 import { CcxClient } from "../client/client.ts";
 import { type CcxServer, startInProcessServer } from "../serve/server.ts";
-import { connectRedis, type HistoryStore, RedisHistory } from "../claude/history.ts";
+import { type HistoryStore, RedisHistory } from "../claude/history.ts";
+import { connectRedis } from "../common/redis.ts";
 import { runInstance, runTask, ServerLostError, type TaskOptions } from "../stress/runner.ts";
 import {
   CANCELED_BEFORE_START,

@@ -26,6 +26,7 @@
  */
 
 import { join } from "node:path";
+import { countGroupProcesses, processStartTime, procStat } from "../common/proc.ts";
 import { endProcessGroup } from "./supervisor.ts";
 import type { Logger } from "../common/log.ts";
 
@@ -49,39 +50,6 @@ export interface ReapedGroup extends JournalEntry {
   processes: number;
 }
 
-interface ProcStat {
-  state: string;
-  pgid: number;
-  start: number;
-}
-
-/** `/proc/PID/stat` of one process: state, pgid and start time (field 22); undefined if gone. */
-function procStat(pid: number | string): ProcStat | undefined {
-  let text: string;
-  try {
-    text = Deno.readTextFileSync(`/proc/${pid}/stat`);
-  } catch {
-    return undefined;
-  }
-  // Fields after "(comm)": state is field 3, pgid field 5, starttime field 22.
-  const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  return { state: f[0], pgid: Number(f[2]), start: Number(f[19]) };
-}
-
-/**
- * The start time of a process in clock ticks since boot (`/proc/PID/stat` field
- * 22); undefined when there is no such process (or no `/proc`).
- *
- * @example
- * ```ts
- * import { processStartTime } from "./journal.ts";
- * processStartTime(Deno.pid); // e.g. 1234567
- * ```
- */
-export function processStartTime(pid: number): number | undefined {
-  return procStat(pid)?.start;
-}
-
 /**
  * True when process `pid` runs and started at `start`: the same process, not a
  * later one that was given the pid. A zombie (`Z`, killed but not yet reaped by
@@ -90,18 +58,6 @@ export function processStartTime(pid: number): number | undefined {
 function alive(pid: number, start: number): boolean {
   const st = procStat(pid);
   return st !== undefined && st.state !== "Z" && st.state !== "X" && st.start === start;
-}
-
-/** Live (not zombie) members of group `pgid` started at or after `since`. */
-function groupMembers(pgid: number, since: number): number {
-  let n = 0;
-  for (const e of Deno.readDirSync("/proc")) {
-    const c = e.name.charCodeAt(0);
-    if (c < 48 || c > 57) continue;
-    const st = procStat(e.name);
-    if (st && st.pgid === pgid && st.state !== "Z" && st.start >= since) n++;
-  }
-  return n;
 }
 
 /**
@@ -114,7 +70,7 @@ function ourProcesses(e: JournalEntry): number {
   const leader = procStat(e.pgid);
   if (leader && leader.start !== e.start) return 0; // the pid was reused
   if (leader && leader.pgid !== e.pgid) return 0;
-  return groupMembers(e.pgid, e.start);
+  return countGroupProcesses(new Set([e.pgid]), { since: e.start });
 }
 
 const encoder = new TextEncoder();

@@ -43,7 +43,7 @@ import { stateDir } from "../common/config.ts";
 import { dirname, join } from "node:path";
 import { existsSync } from "node:fs";
 import { type Job, type JobResult, StartError, startJob } from "./supervisor.ts";
-import { detectClaudeLimits } from "../claude/claude.ts";
+import { detectClaudeLimits } from "../claude/limits.ts";
 import { DEFAULT_PASS_ENV, passEnvProblem } from "./job_env.ts";
 import {
   ConnectionGate,

@@ -16,6 +16,7 @@
  */
 
 import { isAbsolute, join } from "node:path";
+import { countGroupProcesses } from "../common/proc.ts";
 import { jobEnvironment } from "./job_env.ts";
 import { runAsArgv, runAsEnv, type RunAsUser } from "./run_as.ts";
 
@@ -196,19 +197,7 @@ export function signalGroup(pgid: number, signal: Deno.Signal): boolean {
 function groupAlive(pgid: number): boolean {
   if (!signalGroup(pgid, "SIGCONT")) return false;
   try {
-    for (const e of Deno.readDirSync("/proc")) {
-      const c = e.name.charCodeAt(0);
-      if (c < 48 || c > 57) continue;
-      let stat: string;
-      try {
-        stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
-      } catch {
-        continue; // ended while we looked
-      }
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ", 3);
-      if (Number(f[2]) === pgid && f[0] !== "Z") return true;
-    }
-    return false;
+    return countGroupProcesses(new Set([pgid]), { stopAt: 1 }) > 0;
   } catch {
     return true; // no /proc: trust kill(2)
   }
@@ -731,36 +720,4 @@ export function startJob(opts: JobOptions, sink: JobSink): Job {
     throw new StartError(`${field}: could not start ${argv[0]}: ${(e as Error).message}`, field);
   }
   return new Job(child, opts, sink);
-}
-
-/**
- * How many live (not zombie) processes the given process groups hold on this host, from
- * `/proc`; `undefined` without `/proc`. The live line of `ccx stress` shows it.
- *
- * @example
- * ```ts
- * import { processesInGroups } from "./supervisor.ts";
- * processesInGroups(new Set([Deno.pid])); // 0 unless this process leads its group
- * ```
- */
-export function processesInGroups(pgids: ReadonlySet<number>): number | undefined {
-  if (pgids.size === 0) return 0;
-  let n = 0;
-  try {
-    for (const e of Deno.readDirSync("/proc")) {
-      const c = e.name.charCodeAt(0);
-      if (c < 48 || c > 57) continue;
-      let stat: string;
-      try {
-        stat = Deno.readTextFileSync(`/proc/${e.name}/stat`);
-      } catch {
-        continue;
-      }
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ", 3);
-      if (f[0] !== "Z" && pgids.has(Number(f[2]))) n++;
-    }
-    return n;
-  } catch {
-    return undefined;
-  }
 }

@@ -16,7 +16,7 @@
 
 import { CcxClient, ClientError, runToEnd } from "../client/client.ts";
 import { ConfigError } from "../common/config.ts";
-import { claudeNotFound } from "../exec/exec.ts";
+import { claudeNotFound } from "../claude/argv.ts";
 
 /**
  * Parses a `--server` value: a `ws://` or `wss://` URL. Anything else is a

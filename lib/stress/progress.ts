@@ -26,9 +26,10 @@
  * @module
  */
 
-import { formatDuration, oneLine } from "./report/format.ts";
+import { oneLine } from "./report/format.ts";
 import { statusWord } from "./report/console.ts";
 import type { TestStatus } from "./report/model.ts";
+import { formatDuration, formatElapsed } from "../common/format.ts";
 
 /** A synchronous byte sink such as `Deno.stderr`. */
 export interface SyncWriter {
@@ -203,14 +204,14 @@ export class Progress {
 
   /** The live status line for the current state, cut to the terminal width. */
   #liveLine(): string {
-    const elapsed = shortElapsed((performance.now() - this.#t0) / 1000);
+    const elapsed = formatElapsed((performance.now() - this.#t0) / 1000);
     let line = `[${this.#done}/${this.#total}] ${this.#passed} passed, ${this.#failed} failed, ` +
       `${this.#errors} errors · ${elapsed}`;
     if (this.#running.size) {
       const now = performance.now();
       // Longest-running first: a hung task is the first thing on the line.
       const ids = [...this.#running.values()].sort((a, b) => a.since - b.since)
-        .map((r) => `${oneLine(r.label, 60)} ${shortElapsed((now - r.since) / 1000)}`).join(", ");
+        .map((r) => `${oneLine(r.label, 60)} ${formatElapsed((now - r.since) / 1000)}`).join(", ");
       const procs = this.#procs(now);
       const what = procs === undefined
         ? `${this.#running.size}`
@@ -274,14 +275,6 @@ export class Progress {
       this.#broken = true; // a closed stderr must not crash the run
     }
   }
-}
-
-/** `12s`, `3m 05s`, `1h 02m`: whole seconds, for the live line. */
-function shortElapsed(seconds: number): string {
-  const secs = Math.max(0, Math.floor(seconds));
-  if (secs < 60) return `${secs}s`;
-  if (secs < 3600) return `${Math.floor(secs / 60)}m ${String(secs % 60).padStart(2, "0")}s`;
-  return `${Math.floor(secs / 3600)}h ${String(Math.floor(secs % 3600 / 60)).padStart(2, "0")}m`;
 }
 
 function isTerminalOf(out: ProgressOutput): boolean {

@@ -29,15 +29,9 @@ import {
 import { type FileAccess, localFiles } from "../verdict/criteria.ts";
 import type { KeepPolicy } from "../serve/workspace.ts";
 import type { WorkspaceParam } from "../common/protocol.ts";
-import {
-  classifyFailure,
-  type ClaudeFailure,
-  ClaudeLiveWatch,
-  ClaudeStreamParser,
-  FAILURE_POLICIES,
-  modelText,
-  parseClaudeOutput,
-} from "../claude/claude.ts";
+import { classifyFailure, type ClaudeFailure, FAILURE_POLICIES } from "../claude/classify.ts";
+import { ClaudeLiveWatch } from "../claude/live_watch.ts";
+import { ClaudeStreamParser, modelText, parseClaudeOutput } from "../claude/stream.ts";
 import { type Candidate, pickBest, type PickOptions } from "../verdict/pick.ts";
 import { matchPatterns } from "../verdict/patterns.ts";
 import { type RunFacts, runFacts } from "../verdict/answer.ts";
@@ -47,12 +41,12 @@ import {
   buildTaskCommand,
   type BuiltCommand,
   type ExpectedFile,
-  formatTimestamp,
   resolveMarker,
   type SuiteTask,
 } from "./suite.ts";
 import { type HistoryStore, type Outcome, taskClass } from "../claude/history.ts";
 import { limitWaitMs, sleepUnlessAborted } from "../common/backoff.ts";
+import { formatTimestamp } from "../common/format.ts";
 
 /** A server to run tasks on. */
 export interface ServerTarget {

@@ -1186,21 +1186,6 @@ export function resolveMarker(task: SuiteTask, timestamp: string): string {
 }
 
 /**
- * The seed's timestamp format, `YYYYMMDD_HHMMSS` in local time, for `${TIMESTAMP}`.
- *
- * @example
- * ```ts
- * import { formatTimestamp } from "./suite.ts";
- * formatTimestamp(new Date(2025, 5, 27, 9, 5, 3)); // "20250627_090503"
- * ```
- */
-export function formatTimestamp(date: Date = new Date()): string {
-  const p = (n: number) => String(n).padStart(2, "0");
-  return `${date.getFullYear()}${p(date.getMonth() + 1)}${p(date.getDate())}_` +
-    `${p(date.getHours())}${p(date.getMinutes())}${p(date.getSeconds())}`;
-}
-
-/**
  * Selects tasks: those in any of `categories` (case-insensitive names; all when absent or
  * empty) whose id or name matches the regular expression `filter` (case-insensitive; plain text
  * matches as a substring; all when absent or empty) and matches none of `exclude`, in suite

@@ -1,7 +1,7 @@
 /**
  * What one run said, for the reports: the model's final answer, the tail of
  * stderr, and, when the output is Claude's stream-json, the model, turns,
- * tokens and cost from its `system`/`result` lines (parsed by `claude.ts`).
+ * tokens and cost from its `system`/`result` lines (parsed by `stream.ts`).
  *
  * @example
  * ```ts
@@ -16,7 +16,7 @@
  * @module
  */
 
-import { ClaudeStreamParser, looksLikeStreamJson } from "../claude/claude.ts";
+import { ClaudeStreamParser, looksLikeStreamJson } from "../claude/stream.ts";
 
 /** Tokens a Claude run used (`usage` of its result line). */
 export interface TokenCounts {

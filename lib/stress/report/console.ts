@@ -8,7 +8,6 @@
 
 import {
   excerpt,
-  formatDuration,
   formatRatioLine,
   formatTotalsLine,
   oneLine,
@@ -16,6 +15,7 @@ import {
   truncate,
 } from "./format.ts";
 import { categorySummaries, type RunReport, summarize, type TestStatus, totals } from "./model.ts";
+import { formatDuration } from "../../common/format.ts";
 
 const SGR: Record<TestStatus, string> = {
   passed: "\x1b[32m",

@@ -87,31 +87,6 @@ export function formatRatioLine(summary: Summary, threshold: number): string {
   return `Success ratio: ${x}:1 (need ${threshold}:1 to graduate)`;
 }
 
-/**
- * Human duration: `0.4s`, `12.3s`, `2m 03.5s`, `1h 02m 03s`.
- *
- * @example
- * ```ts
- * import { formatDuration } from "./format.ts";
- * console.log(formatDuration(0.42), formatDuration(123.5)); // 0.4s 2m 03.5s
- * ```
- */
-export function formatDuration(seconds: number): string {
-  if (!Number.isFinite(seconds) || seconds < 0) seconds = 0;
-  const tenths = Math.round(seconds * 10);
-  if (tenths < 600) return `${(tenths / 10).toFixed(1)}s`;
-  const whole = Math.floor(tenths / 10);
-  if (whole < 3600) {
-    const m = Math.floor(whole / 60);
-    const s = ((tenths - m * 600) / 10).toFixed(1).padStart(4, "0");
-    return `${m}m ${s}s`;
-  }
-  const h = Math.floor(whole / 3600);
-  const m = Math.floor((whole % 3600) / 60);
-  const s = whole % 60;
-  return `${h}h ${String(m).padStart(2, "0")}m ${String(s).padStart(2, "0")}s`;
-}
-
 // deno-lint-ignore no-control-regex
 const ANSI = /\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-_]/g;
 // Characters XML 1.0 forbids: C0 controls other than tab/LF/CR, U+FFFE/U+FFFF, lone surrogates.

@@ -14,7 +14,6 @@ import { pathToFileURL } from "node:url";
 import {
   excerpt,
   factLines,
-  formatDuration,
   formatRatioLine,
   formatTotalsLine,
   oneLine,
@@ -32,6 +31,7 @@ import {
   type TestStatus,
   totals,
 } from "./model.ts";
+import { formatDuration } from "../../common/format.ts";
 
 const STATUS_ORDER: Record<TestStatus, number> = { failed: 0, error: 1, passed: 2 };
 

@@ -6,8 +6,9 @@
  * @module
  */
 
-import { clean, factLines, formatDuration } from "./format.ts";
+import { clean, factLines } from "./format.ts";
 import { type RunReport, type SkippedTask, summarize, type TestResult } from "./model.ts";
+import { formatDuration } from "../../common/format.ts";
 
 /** Escape for XML text and attribute values (after {@linkcode clean}). */
 function esc(text: string): string {

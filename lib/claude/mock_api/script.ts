@@ -1,0 +1,422 @@
+/**
+ * The mock's script language: the replies it can give ({@linkcode MockReply}), the rules of a
+ * script file and their checks, the `[[mock:…]]` directives a prompt can carry, and the
+ * {@linkcode MockReplier} that picks the reply for each request.
+ *
+ * How a reply is picked, for each request: the rules of the script, in order (the first whose
+ * `match` is found in the conversation's user text, and whose `times` is not used up); else a
+ * `[[mock:…]]` directive in the prompt; else the script's default; else a small built-in answerer
+ * (`What is 2+2?` → `2 + 2 = 4`, otherwise `You asked: …`). Every `[marker:…]` of the prompt is
+ * echoed at the end of a text answer.
+ *
+ * Directives (`[[mock:NAME]]` or `[[mock:NAME:ARG]]` in the prompt):
+ * `answer:TEXT`, `write:PATH=CONTENT`, `bash:COMMAND`, `401`, `403`, `429` (`429:SECONDS` sets
+ * `retry-after`), `529`, `500`, `cut`, `max-tokens`, `hang` (no response at all), `stall`
+ * (the stream starts, then nothing), and `fail-first:N:NAME[:ARG]` (the first N requests of this
+ * prompt get NAME, later ones are answered normally; counted per prompt, markers and refinements
+ * ignored).
+ *
+ * @example
+ * ```ts
+ * import { MockReplier, parseMockScript } from "./script.ts";
+ * const replier = new MockReplier(
+ *   parseMockScript({ rules: [{ match: "capital of France", reply: { type: "text", text: "Paris" } }] }),
+ * );
+ * const conv = { userText: "What is the capital of France?", prompt: "What is the capital of France?", afterTool: false };
+ * replier.choose(conv); // { type: "text", text: "Paris" }
+ * ```
+ * @module
+ */
+
+/**
+ * One reply of the mock: a text answer; a tool call (answered, once the CLI sends the tool's
+ * result, by `then`); an HTTP error; a stream cut in the middle; a `max_tokens` stop; a request
+ * never answered (`hang`); or a stream that starts and then stalls.
+ *
+ * @example
+ * ```ts
+ * import type { MockReply } from "./script.ts";
+ * const r: MockReply = { type: "tool", name: "Write", input: { file_path: "a.txt", content: "x" }, then: "Done." };
+ * ```
+ */
+export type MockReply =
+  | { type: "text"; text: string }
+  | { type: "tool"; name: string; input: Record<string, unknown>; then: string }
+  | { type: "error"; status: number; message?: string; retryAfter?: number }
+  | { type: "cut"; text?: string }
+  | { type: "max_tokens"; text?: string }
+  | { type: "hang" }
+  | { type: "stall" };
+
+/**
+ * One rule of a script: when `match` is found in the conversation's user text (a substring,
+ * case-insensitive, or `/regex/flags`), reply with `reply`, at most `times` times (default: every
+ * time).
+ *
+ * @example
+ * ```ts
+ * import type { MockRule } from "./script.ts";
+ * const rule: MockRule = { match: "capital of France", reply: { type: "text", text: "Paris" } };
+ * ```
+ */
+export interface MockRule {
+  /** Substring (case-insensitive) or `/regex/flags`. */
+  match: string;
+  /** What to answer. */
+  reply: MockReply;
+  /** How many times the rule applies (default: always). */
+  times?: number;
+}
+
+/**
+ * A script: rules tried in order, and an optional default reply for requests no rule matches
+ * (without one, directives and the built-in answerer decide).
+ *
+ * @example
+ * ```ts
+ * import type { MockScript } from "./script.ts";
+ * const s: MockScript = { rules: [{ match: "2+2", reply: { type: "text", text: "4" } }] };
+ * ```
+ */
+export interface MockScript {
+  /** Tried in order. */
+  rules: MockRule[];
+  /** The reply when no rule matches. */
+  default?: MockReply;
+}
+
+/**
+ * A script that does not have the expected shape; the message names the JSON path.
+ *
+ * @example
+ * ```ts
+ * import { MockScriptError } from "./script.ts";
+ * new MockScriptError("rules[0].reply.type: expected one of text, tool, …").name; // "MockScriptError"
+ * ```
+ */
+export class MockScriptError extends Error {
+  /** Creates the error. */
+  constructor(message: string) {
+    super(message);
+    this.name = "MockScriptError";
+  }
+}
+
+const REPLY_TYPES = ["text", "tool", "error", "cut", "max_tokens", "hang", "stall"] as const;
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function parseReply(v: unknown, path: string): MockReply {
+  if (!isRecord(v)) throw new MockScriptError(`${path}: expected an object`);
+  const type = v.type;
+  const str = (key: string, required: boolean): string | undefined => {
+    const x = v[key];
+    if (x === undefined && !required) return undefined;
+    if (typeof x !== "string") throw new MockScriptError(`${path}.${key}: expected a string`);
+    return x;
+  };
+  switch (type) {
+    case "text":
+      return { type, text: str("text", true)! };
+    case "tool": {
+      if (!isRecord(v.input)) throw new MockScriptError(`${path}.input: expected an object`);
+      return {
+        type,
+        name: str("name", true)!,
+        input: v.input,
+        then: str("then", false) ?? "Done.",
+      };
+    }
+    case "error": {
+      const status = v.status;
+      if (typeof status !== "number" || !Number.isInteger(status) || status < 400 || status > 599) {
+        throw new MockScriptError(`${path}.status: expected an HTTP error status (400-599)`);
+      }
+      const ra = v.retry_after ?? v.retryAfter;
+      if (ra !== undefined && (typeof ra !== "number" || !(ra >= 0))) {
+        throw new MockScriptError(`${path}.retry_after: expected seconds (a number >= 0)`);
+      }
+      return {
+        type,
+        status,
+        ...(str("message", false) !== undefined ? { message: str("message", false) } : {}),
+        ...(ra !== undefined ? { retryAfter: ra as number } : {}),
+      };
+    }
+    case "cut":
+    case "max_tokens": {
+      const text = str("text", false);
+      return text === undefined ? { type } : { type, text };
+    }
+    case "hang":
+    case "stall":
+      return { type };
+  }
+  throw new MockScriptError(
+    `${path}.type: expected one of ${REPLY_TYPES.join(", ")}, got ${JSON.stringify(type)}`,
+  );
+}
+
+/**
+ * Checks a parsed script file and returns it typed; throws {@linkcode MockScriptError} naming
+ * the JSON path of the first problem.
+ *
+ * @example
+ * ```ts
+ * import { parseMockScript } from "./script.ts";
+ * const s = parseMockScript({ rules: [{ match: "hi", reply: { type: "text", text: "hello" } }] });
+ * s.rules.length; // 1
+ * ```
+ */
+export function parseMockScript(v: unknown): MockScript {
+  if (!isRecord(v)) throw new MockScriptError("script: expected an object with rules[]");
+  for (const key of Object.keys(v)) {
+    if (key !== "rules" && key !== "default") {
+      throw new MockScriptError(`${key}: unknown key (expected rules, default)`);
+    }
+  }
+  const rulesIn = v.rules ?? [];
+  if (!Array.isArray(rulesIn)) throw new MockScriptError("rules: expected an array");
+  const rules = rulesIn.map((r, i): MockRule => {
+    const path = `rules[${i}]`;
+    if (!isRecord(r)) throw new MockScriptError(`${path}: expected an object`);
+    if (typeof r.match !== "string" || r.match === "") {
+      throw new MockScriptError(`${path}.match: expected a non-empty string`);
+    }
+    matcher(r.match, `${path}.match`);
+    const times = r.times;
+    if (
+      times !== undefined && (typeof times !== "number" || !Number.isInteger(times) || times < 1)
+    ) {
+      throw new MockScriptError(`${path}.times: expected a positive integer`);
+    }
+    return {
+      match: r.match,
+      reply: parseReply(r.reply, `${path}.reply`),
+      ...(times !== undefined ? { times } : {}),
+    };
+  });
+  return {
+    rules,
+    ...(v.default !== undefined ? { default: parseReply(v.default, "default") } : {}),
+  };
+}
+
+/**
+ * Reads and checks a script file (JSON).
+ *
+ * @example
+ * ```ts
+ * import { loadMockScript } from "./script.ts";
+ * const path = Deno.makeTempFileSync({ suffix: ".json" });
+ * Deno.writeTextFileSync(path, '{"rules": [{"match": "hi", "reply": {"type": "text", "text": "hello"}}]}');
+ * (await loadMockScript(path)).rules.length; // 1
+ * ```
+ */
+export async function loadMockScript(path: string): Promise<MockScript> {
+  let text: string;
+  try {
+    text = await Deno.readTextFile(path);
+  } catch (e) {
+    throw new MockScriptError(`${path}: cannot read it (${(e as Error).message})`);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new MockScriptError(`${path}: not JSON (${(e as Error).message})`);
+  }
+  try {
+    return parseMockScript(json);
+  } catch (e) {
+    throw new MockScriptError(`${path}: ${(e as Error).message}`);
+  }
+}
+
+/**
+ * The test of a rule's `match`: a case-insensitive substring, or `/regex/flags`. Throws
+ * {@linkcode MockScriptError} naming `path` for a bad regular expression.
+ *
+ * @example
+ * ```ts
+ * import { matcher } from "./script.ts";
+ * matcher("paris")("Is it PARIS?"); // true
+ * matcher("/^what/i")("What is 2+2?"); // true
+ * ```
+ */
+export function matcher(m: string, path = "match"): (text: string) => boolean {
+  const re = m.match(/^\/(.*)\/([a-z]*)$/s);
+  if (re) {
+    let r: RegExp;
+    try {
+      r = new RegExp(re[1], re[2]);
+    } catch (e) {
+      throw new MockScriptError(`${path}: bad regular expression (${(e as Error).message})`);
+    }
+    return (t) => r.test(t);
+  }
+  const lower = m.toLowerCase();
+  return (t) => t.toLowerCase().includes(lower);
+}
+
+/** The conversation of a Messages API request, as the mock reads it. */
+export interface MockConversation {
+  /** Every text of every user message, in order (the prompt first). */
+  userText: string;
+  /** The prompt: the first user message's text. */
+  prompt: string;
+  /** The last message is a user message carrying a `tool_result`. */
+  afterTool: boolean;
+  /** The tool call the last `tool_result` answers (its `tool_use_id`). */
+  toolUseId?: string;
+}
+
+const DIRECTIVE_RE = /\[\[mock:([a-z0-9-]+)(?::([\s\S]*?))?\]\]/g;
+
+function directiveReply(name: string, arg: string | undefined): MockReply | undefined {
+  switch (name) {
+    case "answer":
+      return { type: "text", text: (arg ?? "").replaceAll("\\n", "\n") };
+    case "write": {
+      const s = arg ?? "";
+      const eq = s.indexOf("=");
+      const path = eq < 0 ? s : s.slice(0, eq);
+      const content = eq < 0 ? "" : s.slice(eq + 1).replaceAll("\\n", "\n");
+      return {
+        type: "tool",
+        name: "Write",
+        input: { file_path: path, content },
+        then: `I created ${path}.`,
+      };
+    }
+    case "bash":
+      return {
+        type: "tool",
+        name: "Bash",
+        input: { command: arg ?? "true", description: "Run the command" },
+        then: "I ran the command.",
+      };
+    case "401":
+    case "403":
+    case "429":
+    case "529":
+    case "500": {
+      const status = Number(name);
+      const ra = arg !== undefined && arg !== "" ? Number(arg) : undefined;
+      return {
+        type: "error",
+        status,
+        ...(ra !== undefined && Number.isFinite(ra) ? { retryAfter: ra } : {}),
+      };
+    }
+    case "cut":
+      return { type: "cut" };
+    case "max-tokens":
+      return { type: "max_tokens" };
+    case "hang":
+      return { type: "hang" };
+    case "stall":
+      return { type: "stall" };
+  }
+  return undefined;
+}
+
+/** The prompt without markers and refinements: what `fail-first` counts by. */
+function promptKey(prompt: string): string {
+  return prompt.replace(/\[marker:[^\]\s]*\]/g, "").replace(/\n\s*IMPORTANT:[\s\S]*$/, "").trim();
+}
+
+function builtInAnswer(prompt: string): string {
+  const q = prompt.replace(DIRECTIVE_RE, " ").replace(/\[[A-Za-z_][\w-]*:[^\]\n]*\]/g, " ")
+    .replace(/Repeat this marker at the end of your final answer\./, " ").replace(/\s+/g, " ")
+    .trim();
+  const m = q.match(/(-?\d+(?:\.\d+)?)\s*([-+*/×x])\s*(-?\d+(?:\.\d+)?)/);
+  if (m) {
+    const a = Number(m[1]), b = Number(m[3]);
+    const op = m[2] === "×" || m[2] === "x" ? "*" : m[2];
+    const r = op === "+" ? a + b : op === "-" ? a - b : op === "*" ? a * b : a / b;
+    return `${m[1]} ${op} ${m[3]} = ${Number.isInteger(r) ? r : Number(r.toFixed(4))}`;
+  }
+  return `You asked: ${q.slice(0, 200)}`;
+}
+
+/**
+ * `text` with every `[marker:…]` of `prompt` that it does not already hold appended, so a
+ * task's marker check passes on the mock's answers.
+ *
+ * @example
+ * ```ts
+ * import { withMarkers } from "./script.ts";
+ * withMarkers("4", "[marker:abc] What is 2+2?"); // "4\n\n[marker:abc]"
+ * ```
+ */
+export function withMarkers(text: string, prompt: string): string {
+  const markers = [...prompt.matchAll(/\[marker:[^\]\s]+\]/g)].map((m) => m[0]);
+  const missing = markers.filter((m) => !text.includes(m));
+  return missing.length ? `${text}\n\n${missing.join(" ")}` : text;
+}
+
+/**
+ * Picks the reply to each new request (not a tool result: the server answers those itself)
+ * from a script, the prompt's directives and the built-in answerer, keeping count of each rule's
+ * uses and of each prompt's `fail-first` requests.
+ *
+ * @example
+ * ```ts
+ * import { MockReplier } from "./script.ts";
+ * const replier = new MockReplier();
+ * const conv = { userText: "[[mock:fail-first:1:429]] hi", prompt: "[[mock:fail-first:1:429]] hi", afterTool: false };
+ * replier.choose(conv).type; // "error"
+ * replier.choose(conv).type; // "text"
+ * ```
+ */
+export class MockReplier {
+  #script?: MockScript;
+  #used = new Map<number, number>();
+  #failCounts = new Map<string, number>();
+
+  /** A replier for `script` (none: directives and the built-in answerer only). */
+  constructor(script?: MockScript) {
+    this.#script = script;
+  }
+
+  /** The reply for a conversation that does not end with a tool result. */
+  choose(conv: MockConversation): MockReply {
+    const rules = this.#script?.rules ?? [];
+    for (let i = 0; i < rules.length; i++) {
+      const r = rules[i];
+      if (!matcher(r.match)(conv.userText)) continue;
+      const used = this.#used.get(i) ?? 0;
+      if (r.times !== undefined && used >= r.times) continue;
+      this.#used.set(i, used + 1);
+      return this.#finish(r.reply, conv.prompt);
+    }
+    const directives = [...conv.prompt.matchAll(DIRECTIVE_RE)];
+    const failFirst = directives.find((d) => d[1] === "fail-first");
+    if (failFirst) {
+      const m = (failFirst[2] ?? "").match(/^(\d+):([a-z0-9-]+)(?::([\s\S]*))?$/);
+      const key = promptKey(conv.prompt);
+      const n = this.#failCounts.get(key) ?? 0;
+      this.#failCounts.set(key, n + 1);
+      if (m && n < Number(m[1])) {
+        const r = directiveReply(m[2], m[3]);
+        if (r) return this.#finish(r, conv.prompt);
+      }
+    }
+    for (const d of directives) {
+      if (d[1] === "fail-first") continue;
+      const r = directiveReply(d[1], d[2]);
+      if (r) return this.#finish(r, conv.prompt);
+    }
+    if (this.#script?.default) return this.#finish(this.#script.default, conv.prompt);
+    return { type: "text", text: withMarkers(builtInAnswer(conv.prompt), conv.prompt) };
+  }
+
+  #finish(r: MockReply, prompt: string): MockReply {
+    if (r.type === "text") return { type: "text", text: withMarkers(r.text, prompt) };
+    if (r.type === "tool") return { ...r, then: withMarkers(r.then, prompt) };
+    return r;
+  }
+}

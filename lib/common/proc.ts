@@ -1,0 +1,121 @@
+/**
+ * What `/proc` says about processes on this host (Linux): one process's state, process group and
+ * start time, and how many live processes given process groups still hold. The supervisor asks
+ * whether a group it is ending is gone, `ccx stress` counts its jobs' processes for the live line,
+ * and the crash journal tells a job's group from a pid reused by another program.
+ *
+ * @example
+ * ```ts
+ * import { countGroupProcesses, procStat } from "./proc.ts";
+ * const self = procStat(Deno.pid);
+ * console.log(self?.state, self?.pgid); // e.g. "R" 4242
+ * console.log(countGroupProcesses(new Set([self!.pgid])) >= 1); // true: this process is in it
+ * ```
+ * @module
+ */
+
+/** One process as `/proc/PID/stat` describes it. */
+export interface ProcStat {
+  /** Field 3: `R` running, `S` sleeping, `D` disk wait, `T` stopped, `Z` zombie, … */
+  state: string;
+  /** Field 5: the process group id. */
+  pgid: number;
+  /** Field 22: the start time, in clock ticks since boot. */
+  start: number;
+}
+
+/**
+ * `/proc/PID/stat` of one process: state, pgid and start time (field 22); `undefined` when there
+ * is no such process (it ended, or there is no `/proc`).
+ *
+ * @example
+ * ```ts
+ * import { procStat } from "./proc.ts";
+ * procStat(Deno.pid)?.state; // "R" or "S"
+ * procStat(2 ** 30); // undefined: no such process
+ * ```
+ */
+export function procStat(pid: number | string): ProcStat | undefined {
+  let text: string;
+  try {
+    text = Deno.readTextFileSync(`/proc/${pid}/stat`);
+  } catch {
+    return undefined;
+  }
+  // Fields after "(comm)": state is field 3, pgid field 5, starttime field 22.
+  const f = text.slice(text.lastIndexOf(")") + 2).split(" ", 20);
+  return { state: f[0], pgid: Number(f[2]), start: Number(f[19]) };
+}
+
+/**
+ * The start time of a process in clock ticks since boot (`/proc/PID/stat` field 22); `undefined`
+ * when there is no such process (or no `/proc`). With the pid, it names a process for good: a
+ * reused pid has a later start time.
+ *
+ * @example
+ * ```ts
+ * import { processStartTime } from "./proc.ts";
+ * processStartTime(Deno.pid); // e.g. 1234567
+ * ```
+ */
+export function processStartTime(pid: number): number | undefined {
+  return procStat(pid)?.start;
+}
+
+/** Options of {@linkcode countGroupProcesses}. */
+export interface CountGroupOptions {
+  /** Count only processes started at or after this start time (clock ticks since boot). */
+  since?: number;
+  /** Stop walking once this many are counted (1: "is there any?"). */
+  stopAt?: number;
+}
+
+/**
+ * How many live (not zombie) processes on this host are in one of the process groups `pgids`
+ * (started no earlier than `since`, when given), from one walk of `/proc`. A zombie stays in its
+ * group until its parent reaps it, so it is not counted. Throws when `/proc` cannot be read.
+ *
+ * @example
+ * ```ts
+ * import { countGroupProcesses, procStat } from "./proc.ts";
+ * const pgid = procStat(Deno.pid)!.pgid;
+ * countGroupProcesses(new Set([pgid]), { stopAt: 1 }); // 1
+ * countGroupProcesses(new Set([pgid]), { since: Number.MAX_SAFE_INTEGER }); // 0
+ * ```
+ */
+export function countGroupProcesses(
+  pgids: ReadonlySet<number>,
+  opts: CountGroupOptions = {},
+): number {
+  const stopAt = opts.stopAt ?? Infinity;
+  let n = 0;
+  for (const e of Deno.readDirSync("/proc")) {
+    const c = e.name.charCodeAt(0);
+    if (c < 48 || c > 57) continue;
+    const st = procStat(e.name); // undefined: it ended while we looked
+    if (!st || st.state === "Z" || !pgids.has(st.pgid)) continue;
+    if (opts.since !== undefined && !(st.start >= opts.since)) continue;
+    if (++n >= stopAt) break;
+  }
+  return n;
+}
+
+/**
+ * How many live (not zombie) processes the given process groups hold on this host, from
+ * `/proc`; `undefined` without `/proc`. The live line of `ccx stress` shows it.
+ *
+ * @example
+ * ```ts
+ * import { processesInGroups } from "./proc.ts";
+ * processesInGroups(new Set()); // 0
+ * processesInGroups(new Set([Deno.pid])); // 0 unless this process leads its group
+ * ```
+ */
+export function processesInGroups(pgids: ReadonlySet<number>): number | undefined {
+  if (pgids.size === 0) return 0;
+  try {
+    return countGroupProcesses(pgids);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * The one Redis connection of ccx: a `redis://` or `rediss://` URL to a connected ioredis
+ * client that fails fast, naming the URL (password hidden), when the server cannot be reached.
+ * The timeout history (`claude/history.ts`) and the fleet queue (`fleet/`) both connect here.
+ *
+ * @example
+ * ```ts
+ * import { redactUrl } from "./redis.ts";
+ * redactUrl("redis://ci:s3cret@127.0.0.1:6379/0"); // "redis://ci:***@127.0.0.1:6379/0"
+ * ```
+ * @module
+ */
+
+import { Redis } from "ioredis";
+import { errorText } from "./format.ts";
+
+/**
+ * A Redis URL with any password replaced by `***`, for messages.
+ *
+ * @example
+ * ```ts
+ * import { redactUrl } from "./redis.ts";
+ * console.log(redactUrl("rediss://ci:s3cret@redis.lan:6380")); // rediss://ci:***@redis.lan:6380
+ * ```
+ */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = "***";
+    return u.toString();
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * Options of {@linkcode connectRedis}.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectRedisOptions } from "./redis.ts";
+ * const opts: ConnectRedisOptions = { connectTimeoutMs: 2000 };
+ * console.log(opts);
+ * ```
+ */
+export interface ConnectRedisOptions {
+  /** Milliseconds to wait for the first connection (default 5000). */
+  connectTimeoutMs?: number;
+  /**
+   * For long-lived clients such as BullMQ's: commands wait through reconnects
+   * (`maxRetriesPerRequest: null`, which BullMQ workers require) and, once
+   * connected, reconnecting never gives up. Otherwise commands fail after a few
+   * attempts and reconnecting stops after about a minute.
+   */
+  blocking?: boolean;
+}
+
+/**
+ * Connects an ioredis client to a `redis://` or `rediss://` URL, failing with an
+ * error that names the URL (password hidden) when the server cannot be reached,
+ * instead of retrying forever at startup. Once connected, a dropped connection
+ * is retried with backoff (50 ms doubling to 2 s) for about a minute. The one
+ * Redis client of ccx: the history and the fleet queue both use it.
+ *
+ * @internal The client is an ioredis `Redis`, whose types live outside ccx.
+ *
+ * @example
+ * ```ts
+ * import { connectRedis } from "./redis.ts";
+ * const redis = await connectRedis("redis://127.0.0.1:6379");
+ * console.log(await redis.ping());
+ * await redis.quit();
+ * ```
+ */
+export async function connectRedis(url: string, opts: ConnectRedisOptions = {}): Promise<Redis> {
+  const location = redactUrl(url);
+  let ready = false;
+  let lastError: unknown;
+  let client: Redis;
+  try {
+    client = new Redis(url, {
+      lazyConnect: true,
+      connectTimeout: opts.connectTimeoutMs ?? 5000,
+      maxRetriesPerRequest: opts.blocking ? null : 3,
+      enableOfflineQueue: true,
+      // A long-lived (blocking) client rides out a Redis restart; others give up after ~1 min.
+      retryStrategy: (times: number) =>
+        ready && (opts.blocking || times < 40) ? Math.min(50 * 2 ** times, 2000) : null,
+    });
+  } catch (e) {
+    throw new Error(`cannot use Redis at ${location}: ${errorText(e)}`, { cause: e });
+  }
+  // Without a listener, node's EventEmitter would throw the error and crash ccx.
+  client.on("error", (e: unknown) => lastError = e);
+  client.on("ready", () => ready = true);
+  try {
+    await client.connect();
+    await client.ping();
+  } catch (e) {
+    client.disconnect();
+    throw new Error(`cannot connect to Redis at ${location}: ${errorText(lastError ?? e)}`, {
+      cause: e,
+    });
+  }
+  return client;
+}
