@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { instanceSettings, judgeRun, type RunnerOptions, runTasks } from "../lib/stress/runner.ts";
+import { instanceSettings, judgeRun, type RunnerOptions, runTasks } from "../lib/stress/task.ts";
 import { parseSuite } from "../lib/stress/suite.ts";
 import { limitWaitMs } from "../lib/common/backoff.ts";
 import type { TestResult } from "../lib/stress/report/model.ts";

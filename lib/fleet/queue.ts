@@ -32,7 +32,7 @@ import {
   pickInstances,
   recordOutcome,
   type TaskOptions,
-} from "../stress/runner.ts";
+} from "../stress/task.ts";
 import type { HistoryStore } from "../claude/history.ts";
 import { resolveMarker, type SuiteTask } from "../stress/suite.ts";
 import { formatTimestamp, newRunId } from "../common/format.ts";

@@ -27,7 +27,7 @@ import { CcxClient } from "../client/client.ts";
 import { type CcxServer, startInProcessServer } from "../serve/server.ts";
 import { type HistoryStore, RedisHistory } from "../claude/history.ts";
 import { connectRedis } from "../common/redis.ts";
-import { runInstance, runTask, ServerLostError, type TaskOptions } from "../stress/runner.ts";
+import { runInstance, runTask, ServerLostError, type TaskOptions } from "../stress/task.ts";
 import {
   CANCELED_BEFORE_START,
   checkQueueUrl,

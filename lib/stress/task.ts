@@ -5,7 +5,7 @@
  *
  * @example
  * ```ts
- * import { runTasks } from "./runner.ts";
+ * import { runTasks } from "./task.ts";
  * import { loadSuite } from "./suite.ts";
  * const suite = await loadSuite("tasks/selftest.json");
  * const results = await runTasks(suite.tasks, {
@@ -128,7 +128,7 @@ export interface RunnerOptions {
  *
  * @example
  * ```ts
- * import type { TaskOptions } from "./runner.ts";
+ * import type { TaskOptions } from "./task.ts";
  * const opts: TaskOptions = { outDir: "test_outputs/demo", claude: "claude" };
  * console.log(opts.outDir);
  * ```
@@ -146,7 +146,7 @@ export type TaskOptions = Omit<
  *
  * @example
  * ```ts
- * import { ServerLostError } from "./runner.ts";
+ * import { ServerLostError } from "./task.ts";
  * const e = new ServerLostError("ws://10.0.0.7:8004/ws", "connection closed (code 1006)");
  * console.log(e.message); // server ws://10.0.0.7:8004/ws lost: connection closed (code 1006)
  * ```
@@ -205,7 +205,7 @@ const MODEL_KINDS = new Set(["token_limit", "max_turns"]);
  *
  * @example
  * ```ts
- * import { runsClaude } from "./runner.ts";
+ * import { runsClaude } from "./task.ts";
  * runsClaude({ template: "claude -p hi" }); // true
  * runsClaude({ template: "echo hi" }); // false
  * ```
@@ -222,7 +222,7 @@ export function runsClaude(task: Pick<SuiteTask, "template">): boolean {
  *
  * @example
  * ```ts
- * import { judgeRun } from "./runner.ts";
+ * import { judgeRun } from "./task.ts";
  * // judgeRun(task, run, "all") → { status: "passed", reason: "exit 0, 2/2 patterns", ... }
  * ```
  */
@@ -480,7 +480,7 @@ function workspaceFor(task: SuiteTask, opts: TaskOptions): WorkspaceParam | unde
  *
  * @example
  * ```ts
- * import { judgeExpectedFiles } from "./runner.ts";
+ * import { judgeExpectedFiles } from "./task.ts";
  * // await judgeExpectedFiles([{ path: "config.py", contains: "DATABASE_URL" }], run, client)
  * // → [] or ['config.py does not contain "DATABASE_URL"']
  * ```
@@ -571,7 +571,7 @@ async function recordRun(
  * @example
  * ```ts
  * import { openHistory } from "../claude/history.ts";
- * import { recordOutcome } from "./runner.ts";
+ * import { recordOutcome } from "./task.ts";
  * import { loadSuite } from "./suite.ts";
  * const [task] = (await loadSuite("tasks/selftest.json")).tasks;
  * const history = await openHistory({ path: "/tmp/ccx-history.sqlite" });
@@ -628,7 +628,7 @@ export interface PlannedRun {
  *
  * @example
  * ```ts
- * import { planRuns } from "./runner.ts";
+ * import { planRuns } from "./task.ts";
  * import { parseSuite } from "./suite.ts";
  * const s = parseSuite({ tests: [{ id: "a", command: "true" }] }, "inline");
  * planRuns(s.tasks, 2).map((p) => p.rid); // ["a.r1", "a.r2"]
@@ -757,7 +757,7 @@ async function runWithFailover(
  * @example
  * ```ts
  * import { CcxClient } from "../client/client.ts";
- * import { runTask } from "./runner.ts";
+ * import { runTask } from "./task.ts";
  * import { loadSuite } from "./suite.ts";
  * const [task] = (await loadSuite("tasks/selftest.json")).tasks;
  * const url = "ws://127.0.0.1:8004/ws";
@@ -932,7 +932,7 @@ export interface InstanceRun {
  * @example
  * ```ts
  * import { CcxClient } from "../client/client.ts";
- * import { runInstance } from "./runner.ts";
+ * import { runInstance } from "./task.ts";
  * import { loadSuite } from "./suite.ts";
  * const task = (await loadSuite("tasks/selftest.json")).tasks.find((t) => t.concurrent)!;
  * const url = "ws://127.0.0.1:8004/ws";
@@ -1050,7 +1050,7 @@ async function runConcurrent(
  *
  * @example
  * ```ts
- * import { type InstanceRun, pickInstances } from "./runner.ts";
+ * import { type InstanceRun, pickInstances } from "./task.ts";
  * import { loadSuite } from "./suite.ts";
  * const task = (await loadSuite("tasks/selftest.json")).tasks.find((t) => t.concurrent)!;
  * const runs: InstanceRun[] = []; // from runInstance(), here or on fleet workers
