@@ -14,7 +14,7 @@
 
 import { join } from "node:path";
 import { runOnQueue } from "../lib/fleet/queue.ts";
-import { runTasks } from "../lib/stress/task.ts";
+import { runTasks } from "../lib/stress/runner.ts";
 import { parseSuite, type SuiteTask } from "../lib/stress/suite.ts";
 import { DEFAULT_LOCK_S } from "../lib/fleet/worker.ts";
 import { check, fixed, progress, type Section } from "./report.ts";

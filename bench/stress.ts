@@ -13,7 +13,7 @@
  */
 
 import { CcxServer } from "../lib/serve/server.ts";
-import { runTasks } from "../lib/stress/task.ts";
+import { runTasks } from "../lib/stress/runner.ts";
 import { buildTaskCommand, parseSuite, type SuiteTask } from "../lib/stress/suite.ts";
 import { check, fixed, mean, median, progress, type Section } from "./report.ts";
 import { FAKE_CLAUDE } from "./proc.ts";

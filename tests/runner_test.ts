@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { instanceSettings, judgeRun, type RunnerOptions, runTasks } from "../lib/stress/task.ts";
+import { type RunnerOptions, runTasks } from "../lib/stress/runner.ts";
+import { instanceSettings } from "../lib/stress/task.ts";
+import { judgeRun } from "../lib/stress/judge.ts";
 import { parseSuite } from "../lib/stress/suite.ts";
 import { limitWaitMs } from "../lib/common/backoff.ts";
 import type { TestResult } from "../lib/stress/report/model.ts";

@@ -33,7 +33,7 @@ import {
 } from "../stress/rerun.ts";
 import { preflight, serverUrl } from "../stress/preflight.ts";
 import { processesInGroups } from "../common/proc.ts";
-import { planRuns, runTasks, type ServerTarget } from "../stress/task.ts";
+import { planRuns, runTasks, type ServerTarget } from "../stress/runner.ts";
 import {
   CANCELED_BEFORE_START,
   checkQueueUrl,

@@ -1,71 +1,54 @@
 /**
- * The stress runner: runs suite tasks through one or more ccx servers with
- * bounded concurrency, judges each run, retries rate-limited ones, runs
- * concurrent tasks' instances and picks the best, and saves every output.
+ * Running one suite task to its verdict on a server: its command (or its concurrent instances
+ * and the pick among them), its graders, rate-limit retries, the timeout history and the output
+ * file. `runner.ts` schedules tasks over servers; the fleet worker runs them through here too.
  *
  * @example
  * ```ts
- * import { runTasks } from "./task.ts";
+ * import { CcxClient } from "../client/client.ts";
+ * import { runTask } from "./task.ts";
  * import { loadSuite } from "./suite.ts";
- * const suite = await loadSuite("tasks/selftest.json");
- * const results = await runTasks(suite.tasks, {
- *   servers: [{ url: "ws://127.0.0.1:8004/ws" }],
- *   concurrency: 4,
+ * const [task] = (await loadSuite("tasks/selftest.json")).tasks;
+ * const url = "ws://127.0.0.1:8004/ws";
+ * const client = await CcxClient.connect(url);
+ * const result = await runTask(task, task.id, () => Promise.resolve({ client, url }), {
  *   outDir: "test_outputs/demo",
  *   claude: "claude",
  * });
+ * console.log(result.status, result.reason);
+ * await client.close();
  * ```
  * @module
  */
 
-import { join, resolve as resolvePath } from "node:path";
-import {
-  CcxClient,
-  ClientError,
-  type CollectedRun,
-  remoteFiles,
-  runToEnd,
-} from "../client/client.ts";
-import { type FileAccess, localFiles } from "../verdict/criteria.ts";
+import { join } from "node:path";
+import { type CcxClient, ClientError, type CollectedRun, runToEnd } from "../client/client.ts";
 import type { KeepPolicy } from "../serve/workspace.ts";
 import type { WorkspaceParam } from "../common/protocol.ts";
-import { classifyFailure, type ClaudeFailure, FAILURE_POLICIES } from "../claude/classify.ts";
+import { type ClaudeFailure, FAILURE_POLICIES } from "../claude/classify.ts";
 import { ClaudeLiveWatch } from "../claude/live_watch.ts";
-import { ClaudeStreamParser, modelText, parseClaudeOutput } from "../claude/stream.ts";
+import { ClaudeStreamParser, modelText } from "../claude/stream.ts";
 import { type Candidate, pickBest, type PickOptions } from "../verdict/pick.ts";
-import { matchPatterns } from "../verdict/patterns.ts";
 import { type RunFacts, runFacts } from "../verdict/answer.ts";
 import { writeOutputFile } from "./report/files.ts";
-import type { InstanceResult, TestResult, TestStatus } from "./report/model.ts";
-import {
-  buildTaskCommand,
-  type BuiltCommand,
-  type ExpectedFile,
-  resolveMarker,
-  type SuiteTask,
-} from "./suite.ts";
+import type { InstanceResult, TestResult } from "./report/model.ts";
+import { buildTaskCommand, type BuiltCommand, resolveMarker, type SuiteTask } from "./suite.ts";
 import { type HistoryStore, type Outcome, taskClass } from "../claude/history.ts";
 import { limitWaitMs, sleepUnlessAborted } from "../common/backoff.ts";
 import { formatTimestamp } from "../common/format.ts";
-
-/** A server to run tasks on. */
-export interface ServerTarget {
-  /** WebSocket URL, e.g. `ws://127.0.0.1:8004/ws`. */
-  url: string;
-  /** Token, for servers that require one. */
-  token?: string;
-  /** PEM text of a private CA (or self-signed certificate) to trust for `wss://`. */
-  ca?: string;
-}
-
-/** Options of {@linkcode runTasks}. */
-export interface RunnerOptions {
-  /** Servers; tasks are dealt to them in turn. */
-  servers: ServerTarget[];
-  /** Tasks running at once (default 1). */
-  concurrency?: number;
-  /** Run every task this many times (default 1). */
-  repeat?: number;
+import { checkFiles, judgeRun, runsClaude, type Verdict } from "./judge.ts";
+/**
+ * What running one task needs (the runner's options without the scheduling ones). Shared by
+ * `runTasks` and the fleet worker, so both judge, retry and save output alike.
+ *
+ * @example
+ * ```ts
+ * import type { TaskOptions } from "./task.ts";
+ * const opts: TaskOptions = { outDir: "test_outputs/demo", claude: "claude" };
+ * console.log(opts.outDir);
+ * ```
+ */
+export interface TaskOptions {
   /** Whether all expected patterns must be found, or any one (default all). */
   patternMode?: "all" | "any";
   /** Multiplies every timeout and stall timeout (default 1). */
@@ -89,14 +72,6 @@ export interface RunnerOptions {
   signal?: AbortSignal;
   /** Linter for BEST_CODE_QUALITY (default: deno lint). */
   lint?: PickOptions["lint"];
-  /** Result ids not to run (already finished: `ccx stress --resume`). */
-  skip?: Set<string>;
-  /** Checked before each task starts; `true` starts no more (`--max-fail`). */
-  stop?(): boolean;
-  /** Called when a task run starts (its result id: the task id, `.rN` with `repeat`). */
-  onStart?(id: string): void;
-  /** Called with each result as soon as it is known. */
-  onFinish?(result: TestResult): void;
   /** Called with each chunk of a task's live output (its result id, stdout/stderr, text). */
   onOutput?(id: string, type: "stdout" | "stderr", data: string): void;
   /**
@@ -123,25 +98,9 @@ export interface RunnerOptions {
 }
 
 /**
- * What running one task needs: the runner's options without the scheduling ones. Shared by
- * {@linkcode runTasks} and the fleet worker, so both judge, retry and save output alike.
- *
- * @example
- * ```ts
- * import type { TaskOptions } from "./task.ts";
- * const opts: TaskOptions = { outDir: "test_outputs/demo", claude: "claude" };
- * console.log(opts.outDir);
- * ```
- */
-export type TaskOptions = Omit<
-  RunnerOptions,
-  "servers" | "concurrency" | "repeat" | "onStart" | "onFinish"
->;
-
-/**
  * The server a task ran on went away before the task finished: the connection
  * could not be opened or was lost, or the server shut down and ended the job.
- * Not the task's fault; {@linkcode runTasks} reruns such a task once on another
+ * Not the task's fault; `runTasks` reruns such a task once on another
  * live server.
  *
  * @example
@@ -165,201 +124,6 @@ export class ServerLostError extends Error {
   }
 }
 
-/** The verdict on one run. */
-export interface Verdict {
-  /** passed, failed (ran, check failed) or error (could not be judged). */
-  status: TestStatus;
-  /** One line saying why. */
-  reason: string;
-  /** Expected patterns found (case-insensitively) in what the model said. */
-  patternsFound: string[];
-  /** Expected patterns not found. */
-  patternsMissing: string[];
-  /** What the patterns were matched against. */
-  text: string;
-  /**
-   * Set when the run failed in a way worth a wait and the same run again (a usage/rate limit,
-   * an overloaded API, an unreachable API: the classifier's `backoff` policy).
-   */
-  rateLimited?: { resetTimestamp?: number; retryAfter?: number; message: string };
-  /** The Claude failure kind (see `FAILURE_POLICIES`), when Claude or its API failed. */
-  kind?: string;
-  /** One line saying what to do about `kind`, when there is one. */
-  fix?: string;
-}
-
-/** What {@linkcode judgeRun} knows about a task that runs the Claude CLI. */
-export interface ClaudeRunInfo {
-  /** The task runs Claude: its failures are classified (auth, network, root, …). */
-  isClaude: boolean;
-  /** The failure the live watch ended the run for, if it did. */
-  liveFailure?: ClaudeFailure;
-}
-
-/** Model-side failures: counted against the model (`failed`), not as errors of Claude itself. */
-const MODEL_KINDS = new Set(["token_limit", "max_turns"]);
-
-/**
- * Whether a task runs the Claude CLI: the seed's default command (no template), or a template
- * that calls `claude`.
- *
- * @example
- * ```ts
- * import { runsClaude } from "./task.ts";
- * runsClaude({ template: "claude -p hi" }); // true
- * runsClaude({ template: "echo hi" }); // false
- * ```
- */
-export function runsClaude(task: Pick<SuiteTask, "template">): boolean {
-  return task.template === undefined || /(?:^|[\s;&|(`$'"])claude\b/.test(task.template);
-}
-
-/**
- * Judges one finished run of a task. Patterns are matched (see `patterns.ts`:
- * case-insensitive substrings, `word:`, `regex:`) against what the model said
- * (for Claude's stream-json: assistant and result text, never the JSON envelope)
- * plus stderr, with every `[marker:…]` and the run's `markers` removed first.
- *
- * @example
- * ```ts
- * import { judgeRun } from "./task.ts";
- * // judgeRun(task, run, "all") → { status: "passed", reason: "exit 0, 2/2 patterns", ... }
- * ```
- */
-export function judgeRun(
-  task: Pick<
-    SuiteTask,
-    "expectedPatterns" | "expectNonZeroExit" | "timeoutS" | "stallTimeoutS" | "wholeWord"
-  >,
-  run: Pick<CollectedRun, "status" | "exitCode" | "signal" | "stdout" | "stderr" | "limits">,
-  patternMode: "all" | "any",
-  timeouts: { timeoutS?: number; stallTimeoutS?: number } = {},
-  markers: string[] = [],
-  claude: ClaudeRunInfo = { isClaude: false },
-): Verdict {
-  const text = modelText(run.stdout) + (run.stderr ? `\n${run.stderr}` : "");
-  const { found, missing } = matchPatterns(text, task.expectedPatterns, {
-    wholeWord: task.wholeWord,
-    markers,
-  });
-  const base = { patternsFound: found, patternsMissing: missing, text };
-  // When Claude itself failed, its error text is not an answer: no pattern is matched against it.
-  const unjudged = { patternsFound: [], patternsMissing: [...task.expectedPatterns], text };
-  const failure = claude.liveFailure ??
-    (claude.isClaude && !task.expectNonZeroExit
-      ? classifyFailure(parseClaudeOutput(run.stdout), {
-        exitCode: run.exitCode,
-        status: run.status,
-        stderr: run.stderr,
-        signal: run.signal,
-      })
-      : undefined);
-  const claudeFailed = failure !== undefined && failure.kind !== "error" &&
-    !((failure.kind === "timeout" || failure.kind === "stall" || failure.kind === "canceled") &&
-      !claude.liveFailure);
-  if (failure && claudeFailed) {
-    const fix = FAILURE_POLICIES[failure.kind].fix;
-    const v: Verdict = {
-      ...unjudged,
-      status: MODEL_KINDS.has(failure.kind) ? "failed" : "error",
-      reason: `${failure.kind}: ${failure.message}`,
-      kind: failure.kind,
-      ...(fix ? { fix } : {}),
-    };
-    if (failure.retry === "backoff") {
-      v.rateLimited = {
-        message: failure.message,
-        ...(failure.resetTimestamp !== undefined ? { resetTimestamp: failure.resetTimestamp } : {}),
-        ...(failure.retryAfter !== undefined ? { retryAfter: failure.retryAfter } : {}),
-      };
-    }
-    return v;
-  }
-  const rate = run.limits.find((l) => l.kind === "rate_limit");
-  if (rate) {
-    return {
-      ...unjudged,
-      status: "error",
-      reason: `rate limited: ${rate.message}`,
-      rateLimited: { ...rate },
-      kind: "rate_limit",
-      fix: FAILURE_POLICIES.rate_limit.fix,
-    };
-  }
-  switch (run.status) {
-    case "timeout":
-      return {
-        ...base,
-        status: "error",
-        reason: `timed out after ${timeouts.timeoutS ?? "?"}s`,
-        ...(claude.isClaude ? { kind: "timeout", fix: FAILURE_POLICIES.timeout.fix } : {}),
-      };
-    case "stalled":
-      return {
-        ...base,
-        status: "error",
-        reason: `stalled: no output for ${timeouts.stallTimeoutS ?? "?"}s`,
-        ...(claude.isClaude ? { kind: "stall", fix: FAILURE_POLICIES.stall.fix } : {}),
-      };
-    case "canceled":
-      return { ...base, status: "error", reason: "interrupted" };
-  }
-  const token = run.limits.find((l) => l.kind === "token_limit");
-  const code = run.exitCode;
-  const exitOk = task.expectNonZeroExit ? code !== 0 : code === 0;
-  if (!exitOk) {
-    const how = run.signal ? `killed by ${run.signal}` : `exit code ${code}`;
-    const want = task.expectNonZeroExit ? "a non-zero exit" : "exit 0";
-    const why = token ? ` (${token.message})` : "";
-    return { ...base, status: "failed", reason: `${how}, expected ${want}${why}` };
-  }
-  const need = task.expectedPatterns.length;
-  const patternsOk = need === 0 ||
-    (patternMode === "all" ? missing.length === 0 : found.length > 0);
-  if (!patternsOk) {
-    return {
-      ...base,
-      status: "failed",
-      reason: `missing pattern${missing.length > 1 ? "s" : ""}: ${missing.join(", ")}` +
-        (patternMode === "any" ? " (none of them found)" : ""),
-    };
-  }
-  const exitWord = run.signal ? `killed by ${run.signal}` : `exit ${code}`;
-  return {
-    ...base,
-    status: "passed",
-    reason: need ? `${exitWord}, ${found.length}/${need} patterns` : exitWord,
-  };
-}
-
-/** Connections a worker keeps, one per server, reopened when lost. */
-class Connections {
-  #clients = new Map<number, Promise<CcxClient>>();
-  constructor(private readonly servers: ServerTarget[]) {}
-
-  async get(index: number): Promise<CcxClient> {
-    const have = this.#clients.get(index);
-    if (have) {
-      const c = await have.catch(() => undefined);
-      if (c && !c.closed) return c;
-    }
-    const s = this.servers[index];
-    const p = CcxClient.connect(s.url, { token: s.token, ca: s.ca });
-    this.#clients.set(index, p);
-    try {
-      return await p;
-    } catch (e) {
-      throw new ServerLostError(s.url, (e as Error).message);
-    }
-  }
-
-  async closeAll(): Promise<void> {
-    const all = [...this.#clients.values()];
-    this.#clients.clear();
-    await Promise.all(all.map((p) => p.then((c) => c.close()).catch(() => {})));
-  }
-}
-
 function scaled(s: number | undefined, scale: number): number | undefined {
   return s === undefined ? undefined : Math.round(s * scale * 1000) / 1000;
 }
@@ -369,9 +133,6 @@ function outcomeOf(v: Pick<Verdict, "status" | "reason">): Outcome {
   if (v.status === "failed") return "failure";
   return v.reason.startsWith("timed out") ? "timeout" : "error";
 }
-
-/** How long an abort waits for canceled jobs to end before dropping the connections. */
-const ABORT_FALLBACK_MS = 10_000;
 
 /** How long a job's connection may stay open after the job was `killed`, if the server is going away. */
 const SHUTDOWN_CLOSE_MS = 1000;
@@ -472,76 +233,6 @@ function workspaceFor(task: SuiteTask, opts: TaskOptions): WorkspaceParam | unde
   };
 }
 
-/**
- * Judges a task's `expected_files` on what its run left: in the run's workspace through
- * the server's `files` method (so a remote server or a fleet worker is judged on its own
- * disk), or, for a run without a workspace, on this machine's disk under the current
- * directory. Resolves with one line per problem; none means every file is there.
- *
- * @example
- * ```ts
- * import { judgeExpectedFiles } from "./task.ts";
- * // await judgeExpectedFiles([{ path: "config.py", contains: "DATABASE_URL" }], run, client)
- * // → [] or ['config.py does not contain "DATABASE_URL"']
- * ```
- */
-export async function judgeExpectedFiles(
-  files: readonly ExpectedFile[],
-  run: Pick<CollectedRun, "jobId" | "workspace">,
-  client: CcxClient,
-): Promise<string[]> {
-  const base = run.workspace?.path ?? Deno.cwd();
-  const access: FileAccess = run.workspace
-    ? remoteFiles(client, run.jobId, run.workspace.path)
-    : localFiles;
-  const problems: string[] = [];
-  for (const f of files) {
-    const abs = resolvePath(base, f.path);
-    const st = await access.stat(abs);
-    if (!st) {
-      problems.push(`missing file ${f.path}`);
-      continue;
-    }
-    if (f.contains === undefined) continue; // a directory counts as there
-    if (!st.isFile) {
-      problems.push(`${f.path} is not a file`);
-      continue;
-    }
-    const text = (await access.readText(abs)) ?? "";
-    if (!text.toLowerCase().includes(f.contains.toLowerCase())) {
-      problems.push(`${f.path} does not contain ${JSON.stringify(f.contains)}`);
-    }
-  }
-  return problems;
-}
-
-/**
- * Applies `expected_files` to a verdict: a run that passed otherwise fails when a file is
- * missing or lacks its text; a workspace that cannot be read makes it an error.
- */
-async function checkFiles(
-  v: Verdict,
-  task: SuiteTask,
-  run: CollectedRun,
-  client: CcxClient,
-): Promise<void> {
-  if (!task.expectedFiles?.length || v.status !== "passed") return;
-  let problems: string[];
-  try {
-    problems = await judgeExpectedFiles(task.expectedFiles, run, client);
-  } catch (e) {
-    v.status = "error";
-    v.reason = `could not read the workspace: ${(e as Error).message}`;
-    return;
-  }
-  if (problems.length === 0) {
-    v.reason += `, ${task.expectedFiles.length}/${task.expectedFiles.length} files`;
-    return;
-  }
-  v.status = "failed";
-  v.reason = problems.join("; ");
-}
-
 /** What a result says about the run's workspace: files created, and where it is when kept. */
 function workspaceFields(run: CollectedRun): Pick<TestResult, "filesCreated" | "workspace"> {
   const ws = run.workspace;
@@ -592,159 +283,6 @@ export async function recordOutcome(
     at: Date.now(),
     source: "stress",
   }).catch(() => {});
-}
-
-/** Which servers are alive; tasks go round-robin over the live ones. */
-class Fleet {
-  #dead = new Set<number>();
-  #dealt = 0;
-  constructor(readonly servers: ServerTarget[]) {}
-
-  /** The next live server other than `except`, or undefined when none is left. */
-  pick(except?: number): number | undefined {
-    const n = this.servers.length;
-    for (let k = 0; k < n; k++) {
-      const i = this.#dealt++ % n;
-      if (!this.#dead.has(i) && i !== except) return i;
-    }
-    return undefined;
-  }
-
-  markDead(i: number): void {
-    this.#dead.add(i);
-  }
-}
-
-/** One planned run of a task. */
-export interface PlannedRun {
-  /** The task. */
-  task: SuiteTask;
-  /** Its result id: the task id, or `<id>.r<N>` with `repeat`. */
-  rid: string;
-}
-
-/**
- * Every run of a run: each task `repeat` times (rounds in suite order), with its result id.
- *
- * @example
- * ```ts
- * import { planRuns } from "./task.ts";
- * import { parseSuite } from "./suite.ts";
- * const s = parseSuite({ tests: [{ id: "a", command: "true" }] }, "inline");
- * planRuns(s.tasks, 2).map((p) => p.rid); // ["a.r1", "a.r2"]
- * ```
- */
-export function planRuns(tasks: SuiteTask[], repeat = 1): PlannedRun[] {
-  const n = Math.max(1, repeat);
-  const out: PlannedRun[] = [];
-  for (let r = 1; r <= n; r++) {
-    for (const task of tasks) out.push({ task, rid: n > 1 ? `${task.id}.r${r}` : task.id });
-  }
-  return out;
-}
-
-/** Runs tasks and resolves with their results, in suite order. */
-export async function runTasks(tasks: SuiteTask[], opts: RunnerOptions): Promise<TestResult[]> {
-  if (opts.servers.length === 0) throw new Error("runTasks: no server to run on");
-  const jobs = planRuns(tasks, opts.repeat)
-    .filter((j) => !opts.skip?.has(j.rid))
-    .map((j, order) => ({ ...j, order }));
-  const results: (TestResult | undefined)[] = new Array(jobs.length);
-  let next = 0;
-  const fleet = new Fleet(opts.servers);
-  await Deno.mkdir(opts.outDir, { recursive: true });
-  const workers = Math.max(1, Math.min(opts.concurrency ?? 1, jobs.length));
-  const connections: Connections[] = [];
-  // Aborting cancels each running job (see runToEnd), so its output up to then is kept. Should a
-  // server not answer, dropping the connections ends the jobs anyway.
-  let fallback: ReturnType<typeof setTimeout> | undefined;
-  const abort = () => {
-    fallback = setTimeout(() => connections.forEach((c) => void c.closeAll()), ABORT_FALLBACK_MS);
-  };
-  opts.signal?.addEventListener("abort", abort, { once: true });
-  try {
-    await Promise.all(Array.from({ length: workers }, async () => {
-      const conns = new Connections(opts.servers);
-      connections.push(conns);
-      try {
-        while (next < jobs.length && !opts.signal?.aborted && !opts.stop?.()) {
-          const j = jobs[next++];
-          opts.onStart?.(j.rid);
-          const result = await runWithFailover(j.task, j.rid, fleet, conns, opts);
-          results[j.order] = result;
-          opts.onFinish?.(result);
-        }
-      } finally {
-        await conns.closeAll();
-      }
-    }));
-  } finally {
-    opts.signal?.removeEventListener("abort", abort);
-    clearTimeout(fallback);
-  }
-  return results.filter((r): r is TestResult => r !== undefined);
-}
-
-/**
- * Runs a task on a live server; when that server is lost before the task ended, marks it dead
- * (it gets no more tasks) and reruns the task once on another live server. The result notes
- * the rerun; a task that cannot be rerun is an `error`, never `failed`.
- */
-async function runWithFailover(
-  task: SuiteTask,
-  rid: string,
-  fleet: Fleet,
-  conns: Connections,
-  opts: RunnerOptions,
-): Promise<TestResult> {
-  const t0 = performance.now();
-  const startedAt = Date.now();
-  let lost: ServerLostError | undefined;
-  let lostOn: number | undefined;
-  for (let attempt = 0; attempt < 2; attempt++) {
-    const server = fleet.pick(lostOn);
-    if (server === undefined) break;
-    try {
-      const r = await runTask(task, rid, () =>
-        conns.get(server).then((client) => ({
-          client,
-          url: opts.servers[server].url,
-        })), opts);
-      if (lost) {
-        r.rerun = `${lost.message}; rerun on ${opts.servers[server].url}`;
-        r.reason += ` (rerun: ${r.rerun})`;
-        r.attempts += 1;
-        r.startedAt = startedAt;
-        r.durationS = (performance.now() - t0) / 1000;
-      }
-      return r;
-    } catch (e) {
-      if (!(e instanceof ServerLostError)) throw e;
-      fleet.markDead(server);
-      lostOn = server;
-      lost = lost ? new ServerLostError(e.url, `${e.why}, after ${lost.message} before it`) : e;
-      if (opts.signal?.aborted) break;
-    }
-  }
-  const why = opts.signal?.aborted
-    ? "interrupted"
-    : lost
-    ? `${lost.message}; no live server left to rerun it on`
-    : "no live server left: every --server was lost earlier in this run";
-  return {
-    id: rid,
-    name: task.name,
-    category: task.category,
-    startedAt,
-    status: "error",
-    reason: why,
-    durationS: (performance.now() - t0) / 1000,
-    exitCode: null,
-    patternsFound: [],
-    patternsMissing: [...task.expectedPatterns],
-    attempts: 1,
-    rerun: lost ? lost.message : undefined,
-  };
 }
 
 /**
