@@ -298,7 +298,34 @@ export interface WorkspaceParam {
   template?: string;
   /** What is removed after the job: `always` kept, `never` kept, or kept when it `failed` (default). */
   keep?: "always" | "never" | "failed";
+  /**
+   * Run in the workspace of this finished job of the same session instead of a fresh one
+   * (while the server still has it: until the session ends, or for good when it was kept).
+   * Its keep policy stays; a job that fails in it keeps it under `failed`. Not with
+   * `template` or `keep`.
+   */
+  reuse?: string;
+  /**
+   * Files written into the workspace before the job starts (after the template), replacing
+   * whatever is at their paths: what `ccx stress` ships as a task's hidden tests.
+   */
+  files?: WorkspaceFile[];
 }
+
+/** One file of `workspace.files`. */
+export interface WorkspaceFile {
+  /** Path relative to the workspace, `/`-separated, without `..`. */
+  path: string;
+  /** The content: text, or base64 with `encoding: "base64"`. */
+  content: string;
+  /** `utf-8` (default) or `base64`. */
+  encoding?: "utf-8" | "base64";
+  /** Permission bits, e.g. `0o755` (default `0o644`). */
+  mode?: number;
+}
+
+/** Most files one `workspace.files` may carry. */
+export const MAX_WORKSPACE_FILES = 1000;
 
 /** Validated parameters of `files`. */
 export interface FilesParams {
@@ -425,38 +452,120 @@ export function validateExecute(params: unknown): ExecuteParams {
   }
   const ws = p.workspace;
   if (ws !== undefined && ws !== null && ws !== false) {
-    if (ws === true) out.workspace = {};
-    else if (!isRecord(ws)) {
-      throw invalid("workspace", "expected true or an object {template?, keep?}");
-    } else {
-      for (const k of Object.keys(ws)) {
-        if (k !== "template" && k !== "keep") {
-          throw invalid(`workspace.${k}`, "unknown key (known: template, keep)");
-        }
-      }
-      const w: WorkspaceParam = {};
-      if (ws.template !== undefined && ws.template !== null) {
-        if (typeof ws.template !== "string" || ws.template === "") {
-          throw invalid("workspace.template", "expected a directory path");
-        }
-        w.template = ws.template;
-      }
-      if (ws.keep !== undefined && ws.keep !== null) {
-        if (ws.keep !== "always" && ws.keep !== "never" && ws.keep !== "failed") {
-          throw invalid(
-            "workspace.keep",
-            `expected always, never or failed, got ${JSON.stringify(ws.keep)}`,
-          );
-        }
-        w.keep = ws.keep;
-      }
-      out.workspace = w;
-    }
+    out.workspace = validateWorkspace(ws);
     if (out.cwd !== undefined) {
       throw invalid("cwd", "give either cwd or workspace: a workspace is the job's directory");
     }
   }
   return out;
+}
+
+const WORKSPACE_KEYS = ["template", "keep", "reuse", "files"];
+
+/** Validates the `workspace` param of `execute` (`true` becomes `{}`). */
+function validateWorkspace(ws: unknown): WorkspaceParam {
+  if (ws === true) return {};
+  if (!isRecord(ws)) {
+    throw invalid("workspace", "expected true or an object {template?, keep?, reuse?, files?}");
+  }
+  for (const k of Object.keys(ws)) {
+    if (!WORKSPACE_KEYS.includes(k)) {
+      throw invalid(`workspace.${k}`, `unknown key (known: ${WORKSPACE_KEYS.join(", ")})`);
+    }
+  }
+  const w: WorkspaceParam = {};
+  if (ws.template !== undefined && ws.template !== null) {
+    if (typeof ws.template !== "string" || ws.template === "") {
+      throw invalid("workspace.template", "expected a directory path");
+    }
+    w.template = ws.template;
+  }
+  if (ws.keep !== undefined && ws.keep !== null) {
+    if (ws.keep !== "always" && ws.keep !== "never" && ws.keep !== "failed") {
+      throw invalid(
+        "workspace.keep",
+        `expected always, never or failed, got ${JSON.stringify(ws.keep)}`,
+      );
+    }
+    w.keep = ws.keep;
+  }
+  if (ws.reuse !== undefined && ws.reuse !== null) {
+    if (typeof ws.reuse !== "string" || !JOB_ID.test(ws.reuse)) {
+      throw invalid("workspace.reuse", "expected the job_id of a finished job of this session");
+    }
+    const other = w.template !== undefined ? "template" : w.keep !== undefined ? "keep" : "";
+    if (other) {
+      throw invalid(
+        `workspace.${other}`,
+        "not with reuse: the reused workspace exists and keeps its own policy",
+      );
+    }
+    w.reuse = ws.reuse;
+  }
+  if (ws.files !== undefined && ws.files !== null) {
+    if (!Array.isArray(ws.files)) {
+      throw invalid("workspace.files", "expected an array of {path, content, encoding?, mode?}");
+    }
+    if (ws.files.length > MAX_WORKSPACE_FILES) {
+      throw invalid(
+        "workspace.files",
+        `at most ${MAX_WORKSPACE_FILES} files, got ${ws.files.length}`,
+      );
+    }
+    const seen = new Set<string>();
+    w.files = ws.files.map((f, i) => {
+      const at = `workspace.files[${i}]`;
+      if (!isRecord(f)) throw invalid(at, "expected an object {path, content, encoding?, mode?}");
+      for (const k of Object.keys(f)) {
+        if (!["path", "content", "encoding", "mode"].includes(k)) {
+          throw invalid(`${at}.${k}`, "unknown key (known: path, content, encoding, mode)");
+        }
+      }
+      const path = f.path;
+      if (typeof path !== "string" || path === "") {
+        throw invalid(`${at}.path`, "expected a path relative to the workspace");
+      }
+      noNul(`${at}.path`, path);
+      const parts = path.split("/");
+      if (
+        path.startsWith("/") || parts.includes("..") || parts.every((x) => x === "" || x === ".")
+      ) {
+        throw invalid(
+          `${at}.path`,
+          `expected a relative path without "..", got ${JSON.stringify(path)}`,
+        );
+      }
+      const key = parts.filter((x) => x !== "" && x !== ".").join("/");
+      if (seen.has(key)) throw invalid(`${at}.path`, `${path} is given twice`);
+      seen.add(key);
+      if (typeof f.content !== "string") {
+        throw invalid(`${at}.content`, `expected a string, got ${typeof f.content}`);
+      }
+      const file: WorkspaceFile = { path, content: f.content };
+      if (f.encoding !== undefined && f.encoding !== null) {
+        if (f.encoding !== "utf-8" && f.encoding !== "base64") {
+          throw invalid(
+            `${at}.encoding`,
+            `expected utf-8 or base64, got ${JSON.stringify(f.encoding)}`,
+          );
+        }
+        file.encoding = f.encoding;
+      }
+      if (f.mode !== undefined && f.mode !== null) {
+        if (
+          typeof f.mode !== "number" || !Number.isInteger(f.mode) || f.mode < 0 || f.mode > 0o777
+        ) {
+          throw invalid(
+            `${at}.mode`,
+            `expected permission bits 0-0o777, got ${JSON.stringify(f.mode)}`,
+          );
+        }
+        file.mode = f.mode;
+      }
+      return file;
+    });
+  }
+  return w;
 }
 
 /**

@@ -32,6 +32,7 @@ import {
   VERSION,
 } from "../common/protocol.ts";
 import { readWorkspace, type Workspace, WorkspaceError, WorkspaceManager } from "./workspace.ts";
+import { writeWorkspaceFiles } from "./workspace_files.ts";
 import {
   bwrapArgv,
   checkBwrap,
@@ -237,6 +238,8 @@ interface JobEntry {
   /** Resolves once `process.completed` and `process.exit` have been sent. */
   sent?: Promise<void>;
   ws?: Workspace;
+  /** `ws` is another finished job's (`workspace.reuse`), not made for this one. */
+  reused?: boolean;
   observed?: ObservedRecord;
 }
 
@@ -512,9 +515,14 @@ class Session implements DrainSession {
     const wsSpec = p.workspace ?? (isolated ? {} : undefined);
     let ws: Workspace | undefined;
     if (wsSpec) {
+      entry.reused = wsSpec.reuse !== undefined;
       try {
-        ws = this.server.workspaces.create(id, wsSpec);
+        ws = wsSpec.reuse !== undefined
+          ? this.#reusable(wsSpec.reuse)
+          : this.server.workspaces.create(id, wsSpec);
+        if (wsSpec.files?.length) writeWorkspaceFiles(ws.path, wsSpec.files);
       } catch (e) {
+        if (ws && !entry.reused) this.server.workspaces.release(ws);
         if (!(e instanceof WorkspaceError)) throw e;
         throw new RpcError(ErrorCode.InvalidParams, e.message, { field: e.field, job_id: id });
       }
@@ -547,7 +555,7 @@ class Session implements DrainSession {
         ready: this.ready,
       });
     } catch (e) {
-      if (ws) this.server.workspaces.release(ws);
+      if (ws && !entry.reused) this.server.workspaces.release(ws);
       if (e instanceof StartError) {
         after.push(() =>
           this.send(notification("process.error", { job_id: id, message: e.message }))
@@ -557,6 +565,7 @@ class Session implements DrainSession {
       throw e;
     }
     entry.job = job;
+    if (ws) ws.users++;
     this.server.journal?.add(job.pgid, this.id, id);
     this.jobs.set(id, entry);
     entry.observed = this.server.observers.started({
@@ -648,9 +657,13 @@ class Session implements DrainSession {
     if (r.invalidUtf8Chunks > 0) params.invalid_utf8_chunks = r.invalidUtf8Chunks;
     const ws = entry.ws;
     if (ws) {
+      ws.users--;
       const changes = ws.changes();
       params.workspace = ws.path;
-      params.workspace_kept = this.server.workspaces.finish(ws, r.status);
+      // A reused workspace already kept stays so; one that was not is kept when this job fails.
+      params.workspace_kept = entry.reused && ws.kept
+        ? !ws.removed
+        : this.server.workspaces.finish(ws, r.status);
       params.files = changes.files;
       params.files_total = changes.total;
       if (changes.truncated) params.files_truncated = true;
@@ -744,6 +757,41 @@ class Session implements DrainSession {
         if (e.ws) this.server.workspaces.release(e.ws);
       }
     }
+  }
+
+  /**
+   * The workspace `workspace.reuse` names: a finished job of this session whose workspace the
+   * server still has. Throws the RpcError that says why not.
+   */
+  #reusable(jobId: string): Workspace {
+    const other = this.jobs.get(jobId);
+    const field = "workspace.reuse";
+    if (!other) {
+      throw new RpcError(ErrorCode.JobNotFound, `${field}: no job ${jobId} in this session`, {
+        field,
+        job_id: jobId,
+      });
+    }
+    if (!other.result) {
+      throw new RpcError(ErrorCode.InvalidParams, `${field}: job ${jobId} is still running`, {
+        field,
+      });
+    }
+    if (!other.ws) {
+      throw new RpcError(
+        ErrorCode.InvalidParams,
+        `${field}: job ${jobId} ran without a workspace (execute with "workspace": true)`,
+        { field },
+      );
+    }
+    if (other.ws.removed) {
+      throw new RpcError(
+        ErrorCode.JobNotFound,
+        `${field}: the workspace of job ${jobId} was removed (keep policy or --workspace-max-mb)`,
+        { field, job_id: jobId },
+      );
+    }
+    return other.ws;
   }
 
   #files(p: FilesParams): unknown {

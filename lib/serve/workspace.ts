@@ -162,6 +162,8 @@ export class Workspace {
   removed = false;
   /** Bytes on disk when the job ended (0 before). */
   bytes = 0;
+  /** Jobs running in it now (its own, then any that reuse it); it is not removed meanwhile. */
+  users = 0;
   readonly #before: Map<string, string>;
   readonly #maxListed: number;
 
@@ -331,9 +333,12 @@ export class WorkspaceManager {
     return ws.kept && !ws.removed;
   }
 
-  /** Removes the workspace unless it is kept (the owner no longer needs to read it). */
+  /**
+   * Removes the workspace unless it is kept (the owner no longer needs to read it) or a job
+   * runs in it.
+   */
   release(ws: Workspace): void {
-    if (ws.kept || ws.removed) return;
+    if (ws.kept || ws.removed || ws.users > 0) return;
     this.#remove(ws.dir);
     ws.removed = true;
   }
