@@ -60,3 +60,53 @@ Deno.test("formatSummaryTable() shows what the model said, why, and what it cost
   assert.match(text, /later\s+other\s+SKIP\s+--max-fail 1 reached/);
   assert.match(text, /4 tests: 1 passed, 1 failed, 2 errors, 1 skipped in/);
 });
+
+Deno.test("console: a failed task's checks (exit, time, the end of their output) and rubric; what ran, repeats, comparison", async () => {
+  const { compareRuns } = await import("../lib/stress/compare.ts");
+  const bad = result("add.r1", "failed", {
+    reason: 'check "sh test_add.sh" exited 1: AssertionError',
+    checks: [{
+      command: "sh test_add.sh",
+      status: "failed",
+      exitCode: 1,
+      durationS: 0.25,
+      stdoutTail: "running\nAssertionError: add 2 3 gave -1",
+    }],
+    rubric: {
+      status: "failed",
+      statements: ["s"],
+      reason: "add subtracts",
+      durationS: 1,
+      model: "j",
+    },
+    claudeVersion: "2.1.197",
+    model: "claude-x",
+  });
+  const before = run([result("add.r1", "passed"), result("add.r2", "passed")], { repeat: 2 });
+  const report = run([bad, result("add.r2", "passed")], {
+    repeat: 2,
+    meta: { ccxVersion: "0.1.0", host: "box", commandLine: ["stress"], suiteHash: "sha256:x" },
+  });
+  report.comparison = compareRuns(before, report, "prev/report.json");
+  const text = formatSummaryTable(report, { color: false });
+  assert.match(
+    text,
+    /\n {2}check "sh test_add\.sh": FAIL, exit 1, 0\.3s\n {4}\| running\n {4}\| AssertionError: add 2 3 gave -1\n/,
+  );
+  assert.match(text, /\n {2}rubric \(1 statement, judge j\): FAIL: add subtracts\n/);
+  assert.match(
+    text,
+    /\nRun: ccx 0\.1\.0 on box; Claude Code 2\.1\.197; models claude-x; suite sha256:x\n/,
+  );
+  assert.match(
+    text,
+    /\nRepeats: 2 runs a task; pass@1 50\.0%; flaky \(1\): add\n {2}add: 1\/2 passed \(flaky\)\n/,
+  );
+  assert.match(text, /\nCompared with run-42 \(prev\/report\.json\):\n {2}ratio ∞:1 → 1\.0:1/);
+  assert.match(
+    text,
+    /\n {2}REGRESSED \(1\): add \(passed → flaky: check "sh test_add\.sh" exited 1: AssertionError\)\n/,
+  );
+  // The ratio line stays last.
+  assert.match(text.trimEnd().split("\n").at(-1)!, /^Success ratio: /);
+});

@@ -160,7 +160,32 @@ function everyField(text: (field: string) => string): RunReport {
     turns: 3,
     tokens: { input: 1, output: 2, cacheRead: 3, cacheCreation: 4 },
     costUsd: 0.01,
+    claudeVersion: text(`${at}.claudeVersion`),
+    checks: [{
+      command: text(`${at}.checks.0.command`),
+      status: "failed",
+      exitCode: 1,
+      durationS: 0.5,
+      stdoutTail: text(`${at}.checks.0.stdoutTail`),
+      stderrTail: text(`${at}.checks.0.stderrTail`),
+      reason: text(`${at}.checks.0.reason`),
+    }],
+    rubric: {
+      status: "failed",
+      statements: [text(`${at}.rubric.statements.0`)],
+      reason: text(`${at}.rubric.reason`),
+      model: text(`${at}.rubric.model`),
+      durationS: 1,
+      costUsd: 0.001,
+    },
   });
+  const compared = (what: string) => ({
+    id: text(`comparison.${what}.id`),
+    before: text(`comparison.${what}.before`),
+    after: text(`comparison.${what}.after`),
+    reason: text(`comparison.${what}.reason`),
+  });
+  const summary = { total: 2, passed: 1, failed: 1, errors: 0, ratio: 1, graduated: false };
   const skipped: Required<SkippedTask> = {
     id: text("skipped.id"),
     name: text("skipped.name"),
@@ -176,6 +201,31 @@ function everyField(text: (field: string) => string): RunReport {
     interrupted: true,
     threshold: 10,
     skipped: [skipped],
+    meta: {
+      ccxVersion: text("meta.ccxVersion"),
+      host: text("meta.host"),
+      commandLine: [text("meta.commandLine.0")],
+      suiteHash: text("meta.suiteHash"),
+      model: text("meta.model"),
+      judgeModel: text("meta.judgeModel"),
+    },
+    repeat: 1,
+    comparison: {
+      baseline: {
+        runId: text("comparison.baseline.runId"),
+        suite: text("comparison.baseline.suite"),
+        startedAt: new Date(T0),
+        path: text("comparison.baseline.path"),
+      },
+      regressed: [compared("regressed")],
+      fixed: [compared("fixed")],
+      stillFailing: [compared("stillFailing")],
+      added: [compared("added")],
+      gone: [compared("gone")],
+      before: summary,
+      after: summary,
+      differences: [text("comparison.differences.0")],
+    },
   };
   return report;
 }
@@ -187,8 +237,11 @@ function everyField(text: (field: string) => string): RunReport {
  */
 function shownAsText(label: string): boolean {
   if (/\.(rerun|worker)$|\.instances\.\d\.outputFile$/.test(label)) return false;
+  // The rubric's line counts its statements; a baseline is named by its run and path.
+  if (/\.rubric\.statements\.|^comparison\.baseline\.suite$/.test(label)) return false;
   if (/^(\/out\/)?passed\./.test(label)) {
-    return /^passed\.(id|name|category|reason|answer|stderrTail)$/.test(label);
+    // What ran (model, Claude Code version) is in the header for every task.
+    return /^passed\.(id|name|category|reason|answer|stderrTail|model|claudeVersion)$/.test(label);
   }
   return true;
 }

@@ -41,7 +41,11 @@ Deno.test("toJson() has the documented snake_case shape", () => {
     "duration_s",
     "interrupted",
     "threshold",
+    "repeat",
+    "run",
     "summary",
+    "repeats",
+    "comparison",
     "categories",
     "errors_by_kind",
     "tests",
@@ -60,7 +64,21 @@ Deno.test("toJson() has the documented snake_case shape", () => {
     graduated: false,
     cost_usd: null,
     tokens: null,
+    pass_at_1: null,
+    flaky: [],
   });
+  assert.deepEqual(j.run, {
+    ccx_version: null,
+    host: null,
+    command_line: null,
+    suite_hash: null,
+    model: null,
+    judge_model: null,
+    claude_code_versions: [],
+    models: [],
+  });
+  assert.equal(j.comparison, null);
+  assert.deepEqual(j.repeats, []);
   assert.deepEqual(j.tests[0], {
     id: "simple_1",
     name: "name of simple_1",
@@ -84,6 +102,9 @@ Deno.test("toJson() has the documented snake_case shape", () => {
     started_at: j.tests[0].started_at,
     files_created: [],
     workspace: null,
+    claude_version: null,
+    checks: [],
+    rubric: null,
   });
   assert.equal(j.tests[1].attempts, 2);
   assert.equal(j.tests[1].output_file, "out/concurrent_1.txt");
@@ -173,4 +194,69 @@ Deno.test("fromJson() reads back what toJson() wrote, skipped tasks included", (
   assert.deepEqual(back.skipped, rep.skipped);
   assert.equal(back.runId, "run-42");
   assert.throws(() => fromJson("{}"), /not a ccx stress report/);
+});
+
+Deno.test("toJson() and fromJson(): checks, rubric, what ran and repeats survive the round trip", () => {
+  const graded = result("add.r1", "failed", {
+    claudeVersion: "2.1.197",
+    model: "claude-x",
+    checks: [{
+      command: "sh test_add.sh",
+      status: "failed",
+      exitCode: 1,
+      durationS: 0.25,
+      stdoutTail: "AssertionError: add 2 3 gave -1",
+    }],
+    rubric: { status: "passed", statements: ["add adds"], reason: "it adds", durationS: 2 },
+  });
+  const report = run([
+    graded,
+    result("add.r2", "passed"),
+    result("b.r1", "passed"),
+    result("b.r2", "passed"),
+  ], {
+    repeat: 2,
+    meta: {
+      ccxVersion: "0.1.0",
+      host: "box",
+      commandLine: ["stress", "s.json", "--repeat", "2"],
+      suiteHash: "sha256:abc",
+      model: "claude-x",
+    },
+  });
+  const text = toJson(report);
+  const j = JSON.parse(text);
+  assert.deepEqual(j.tests[0].checks, [{
+    command: "sh test_add.sh",
+    status: "failed",
+    exit_code: 1,
+    duration_s: 0.25,
+    stdout_tail: "AssertionError: add 2 3 gave -1",
+    stderr_tail: null,
+    reason: null,
+  }]);
+  assert.deepEqual(j.tests[0].rubric, {
+    status: "passed",
+    statements: ["add adds"],
+    reason: "it adds",
+    model: null,
+    duration_s: 2,
+    cost_usd: null,
+  });
+  assert.deepEqual(j.run.claude_code_versions, ["2.1.197"]);
+  assert.deepEqual(j.run.models, ["claude-x"]);
+  assert.equal(j.run.suite_hash, "sha256:abc");
+  assert.equal(j.repeat, 2);
+  assert.equal(j.summary.pass_at_1, 0.75);
+  assert.deepEqual(j.summary.flaky, ["add"]);
+  assert.deepEqual(j.repeats, [
+    { id: "add", category: "simple", runs: 2, passed: 1, flaky: true },
+    { id: "b", category: "simple", runs: 2, passed: 2, flaky: false },
+  ]);
+  const back = fromJson(text);
+  assert.deepEqual(back.results[0].checks, graded.checks);
+  assert.deepEqual(back.results[0].rubric, graded.rubric);
+  assert.equal(back.results[0].claudeVersion, "2.1.197");
+  assert.deepEqual(back.meta, report.meta);
+  assert.equal(back.repeat, 2);
 });

@@ -109,3 +109,33 @@ Deno.test("the junit-10.xsd rules catch what the Jenkins plugin rejects", () => 
   const badTime = parseXml('<testsuites time="1e3"></testsuites>');
   assert.throws(() => assertJunit10(badTime), /time/);
 });
+
+Deno.test("JUnit: a failed check is in the failure message and body, its output in system-out; what ran in properties", () => {
+  const t = result("add", "failed", {
+    reason: 'check "sh test_add.sh" exited 1: AssertionError: add 2 3 gave -1',
+    checks: [{
+      command: "sh test_add.sh",
+      status: "failed",
+      exitCode: 1,
+      durationS: 0.25,
+      stdoutTail: "AssertionError: add 2 3 gave -1",
+      stderrTail: "warning",
+    }],
+    claudeVersion: "2.1.197",
+  });
+  const xml = toJunit(
+    run([t], { meta: { ccxVersion: "0.1.0", host: "box", commandLine: ["stress"] } }),
+  );
+  assert.match(
+    xml,
+    /<failure message="check &quot;sh test_add\.sh&quot; exited 1: AssertionError: add 2 3 gave -1"/,
+  );
+  assert.match(xml, /check &quot;sh test_add\.sh&quot;: FAIL, exit 1, 0\.3s<\/failure>/);
+  assert.match(
+    xml,
+    /<system-out>[^<]*check &quot;sh test_add\.sh&quot; stdout:\nAssertionError: add 2 3 gave -1/,
+  );
+  assert.match(xml, /<property name="claude_code_versions" value="2\.1\.197"\/>/);
+  assert.match(xml, /<property name="ccx_version" value="0\.1\.0"\/>/);
+  assertJunit10(parseXml(xml));
+});

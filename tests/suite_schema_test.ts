@@ -20,12 +20,14 @@ Deno.test("every key the declaration allows is one parseSuite reads, with the ty
     execution_config: {},
     defaults: { timeout: 5, stall_timeout: 4 },
     workspace_template: "templates/base",
+    check_files: "tests",
     categories: {
       c: {
         description: "d",
         timeout: 6,
         stall_timeout: 3,
         workspace_template: "templates/cat",
+        check_files: "tasks",
         tasks: [{
           id: "t1",
           name: "n",
@@ -41,6 +43,10 @@ Deno.test("every key the declaration allows is one parseSuite reads, with the ty
             expect_non_zero_exit: false,
             save_output: false,
             expected_files: [{ path: "a.py", contains: "x" }],
+            check: "python3 -m pytest -q",
+            check_timeout: 30,
+            check_files: "tests/fixtures",
+            rubric: "add() adds",
           },
           workspace_template: "/srv/tpl",
           concurrent_instances: 2,
@@ -59,6 +65,8 @@ Deno.test("every key the declaration allows is one parseSuite reads, with the ty
           expect_non_zero_exit: false,
           save_output: true,
           expected_files: [{ path: "out/b.txt" }],
+          check: ["true", "sh t.sh"],
+          rubric: ["a", "b"],
           concurrent_instances: 1,
           models: ["m"],
           temperature_range: [0, 0],
@@ -66,7 +74,7 @@ Deno.test("every key the declaration allows is one parseSuite reads, with the ty
         }],
       },
     },
-    tests: [{ id: "t3", command: "true", expected_patterns: ["x"] }],
+    tests: [{ id: "t3", command: "true", expected_patterns: ["x"], check: "true" }],
   };
   const suite = parseSuite(doc, "inline");
   assert.deepEqual(suite.tasks.map((t) => t.id), ["t1", "t2", "t3"]);
@@ -77,6 +85,15 @@ Deno.test("every key the declaration allows is one parseSuite reads, with the ty
   assert.equal(suite.tasks[0].workspaceTemplate, "/srv/tpl");
   assert.equal(suite.tasks[1].workspaceTemplate, resolve("templates/cat"));
   assert.equal(suite.tasks[2].workspaceTemplate, resolve("templates/base"));
+  // Graders: check and rubric as a string or a list; check_files inherited like a template.
+  assert.deepEqual(suite.tasks[0].checks, ["python3 -m pytest -q"]);
+  assert.equal(suite.tasks[0].checkTimeoutS, 30);
+  assert.deepEqual(suite.tasks[0].rubric, ["add() adds"]);
+  assert.equal(suite.tasks[0].checkFiles, resolve("tests/fixtures"));
+  assert.deepEqual(suite.tasks[1].checks, ["true", "sh t.sh"]);
+  assert.deepEqual(suite.tasks[1].rubric, ["a", "b"]);
+  assert.equal(suite.tasks[1].checkFiles, resolve("tasks"));
+  assert.equal(suite.tasks[2].checkFiles, resolve("tests"));
   // Every declared key was used above (so the declaration has no key the parser ignores).
   const used = new Set<string>();
   const collect = (x: unknown) => {

@@ -1119,3 +1119,44 @@ Deno.test("expected_files and workspace_template are refused with their JSON pat
     /expected a string/,
   );
 });
+
+Deno.test("graders: a bad check, rubric, check_timeout or check_files is refused with its path", () => {
+  const problems = problemsOf({
+    check_files: "no/such/dir/anywhere",
+    categories: {
+      c: {
+        tasks: [
+          { id: "a", natural_language_request: "x", verification: { check: [] } },
+          { id: "b", natural_language_request: "x", verification: { check: "true", rubric: 5 } },
+          { id: "c", natural_language_request: "x", verification: { check_timeout: 5 } },
+          {
+            id: "d",
+            natural_language_request: "x",
+            verification: { check: ["true", ""], check_timeout: -1 },
+          },
+        ],
+        tests: [{ id: "e", command: "true", check_files: "tests", rubric: [] }],
+      },
+    },
+  });
+  const at = (path: string) => problems.find((p) => p.path === path)?.message;
+  assert.match(at("check_files") ?? "", /expected a directory, got "no\/such\/dir\/anywhere"/);
+  assert.match(at("categories.c.tasks[0].verification.check") ?? "", /non-empty array/);
+  assert.match(at("categories.c.tasks[1].verification.rubric") ?? "", /expected a string or/);
+  assert.match(at("categories.c.tasks[2].verification.check_timeout") ?? "", /without a check/);
+  assert.match(at("categories.c.tasks[3].verification.check[1]") ?? "", /non-empty string/);
+  assert.match(at("categories.c.tasks[3].verification.check_timeout") ?? "", /positive number/);
+  assert.match(at("categories.c.tests[0].check_files") ?? "", /without a check/);
+  assert.match(at("categories.c.tests[0].rubric") ?? "", /non-empty array/);
+});
+
+Deno.test("graders: a task with only a check or a rubric is not warned about checking nothing", () => {
+  const s = parseSuite({
+    tests: [
+      { id: "a", command: "true", check: "true" },
+      { id: "b", command: "true", rubric: "it is fine" },
+      { id: "c", command: "true" },
+    ],
+  }, "inline");
+  assert.deepEqual(s.warnings?.map((w) => w.path), ["tests[2]"]);
+});

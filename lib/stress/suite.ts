@@ -29,6 +29,7 @@ import { basename, dirname, resolve as resolvePath } from "node:path";
 import { EVALUATION_CRITERIA, type EvaluationCriterion } from "../verdict/pick.ts";
 import { patternProblem } from "../verdict/patterns.ts";
 import { joinPath as join, unknownKeys } from "./suite_schema.ts";
+import type { WorkspaceFile } from "../common/protocol.ts";
 
 export { EVALUATION_CRITERIA, type EvaluationCriterion };
 
@@ -214,6 +215,22 @@ export interface SuiteTask {
   workspaceTemplate?: string;
   /** `expected_files`: files the task must leave in its workspace. */
   expectedFiles?: ExpectedFile[];
+  /** `check`: shell commands run in the task's workspace after it ended; each must exit 0. */
+  checks?: string[];
+  /** `check_timeout`: seconds each check may run (default 120). */
+  checkTimeoutS?: number;
+  /**
+   * `check_files` of the task, else its category, else the suite, resolved against the suite
+   * file's directory: hidden tests copied into the workspace before the checks run.
+   */
+  checkFiles?: string;
+  /** `rubric`: statements a judge model decides on the task's request, answer and files. */
+  rubric?: string[];
+  /**
+   * The files of `checkFiles`, read on this machine before a run (`withCheckFiles`): they
+   * travel with the task to the server, or to a fleet worker, that runs it.
+   */
+  checkFileData?: WorkspaceFile[];
 }
 
 /**
@@ -422,6 +439,7 @@ export function parseSuite(json: unknown, source: string, opts: SuiteOptions = {
   }
   v.base = source;
   defaults.template = v.templateDir(json, "");
+  defaults.checkFiles = v.checkFilesDir(json, "");
   const ids = new Map<string, string>();
   const collect = (tasks: SuiteTask[]) => suite.tasks.push(...tasks);
 
@@ -440,6 +458,7 @@ export function parseSuite(json: unknown, source: string, opts: SuiteOptions = {
           timeout: v.optDuration(body, "timeout", cpath) ?? defaults.timeout,
           stall: v.optDuration(body, "stall_timeout", cpath) ?? defaults.stall,
           template: v.templateDir(body, cpath) ?? defaults.template,
+          checkFiles: v.checkFilesDir(body, cpath) ?? defaults.checkFiles,
         };
         if (body.tasks === undefined && body.tests === undefined) {
           v.problem(cpath, 'expected a "tasks" array (seed schema) or a "tests" array');
@@ -474,6 +493,8 @@ interface Timeouts {
   stall?: number;
   /** The inherited `workspace_template`, already resolved. */
   template?: string;
+  /** The inherited `check_files`, already resolved. */
+  checkFiles?: string;
 }
 
 type Obj = Record<string, unknown>;
@@ -512,6 +533,75 @@ class Validator {
       return undefined;
     }
     return resolvePath(dirname(this.base), t);
+  }
+
+  /**
+   * `check_files`: a directory on this machine (relative: to the suite file), whose files
+   * `ccx stress` ships into a task's workspace before its checks run.
+   */
+  checkFilesDir(o: Obj, at: string): string | undefined {
+    const t = this.optText(o, "check_files", at);
+    if (t === undefined) return undefined;
+    const dir = t === "" ? "" : resolvePath(dirname(this.base), t);
+    let isDir = false;
+    try {
+      isDir = dir !== "" && Deno.statSync(dir).isDirectory;
+    } catch { /* reported below */ }
+    if (!isDir) {
+      this.problem(
+        join(at, "check_files"),
+        `expected a directory, got ${JSON.stringify(t)} (${dir || "empty"})`,
+      );
+      return undefined;
+    }
+    return dir;
+  }
+
+  /**
+   * The graders of a task (`check`, `check_timeout`, `check_files`, `rubric`), read from `o`:
+   * a seed task's `verification`, or an upstream test itself.
+   */
+  graders(o: Obj, at: string, defaults: Timeouts): Partial<SuiteTask> {
+    const checks = this.textList(o, "check", at);
+    const rubric = this.textList(o, "rubric", at);
+    const timeout = this.optDuration(o, "check_timeout", at);
+    const files = this.checkFilesDir(o, at) ?? defaults.checkFiles;
+    if (timeout !== undefined && !checks) {
+      this.problem(join(at, "check_timeout"), "given without a check");
+    }
+    if (o.check_files !== undefined && !checks) {
+      this.problem(join(at, "check_files"), "given without a check to run the hidden files");
+    }
+    return {
+      ...(checks ? { checks } : {}),
+      ...(timeout !== undefined ? { checkTimeoutS: timeout } : {}),
+      ...(files !== undefined && checks ? { checkFiles: files } : {}),
+      ...(rubric ? { rubric } : {}),
+    };
+  }
+
+  /** A non-empty string or a non-empty array of them (`check`, `rubric`), without NUL. */
+  textList(o: Obj, key: string, at: string): string[] | undefined {
+    const x = o[key];
+    if (x === undefined) return undefined;
+    const path = join(at, key);
+    const list = typeof x === "string" ? [x] : x;
+    if (!Array.isArray(list) || list.length === 0) {
+      this.problem(path, `expected a string or a non-empty array of strings, got ${describe(x)}`);
+      return undefined;
+    }
+    let ok = true;
+    list.forEach((item, i) => {
+      const ip = typeof x === "string" ? path : `${path}[${i}]`;
+      if (typeof item !== "string" || item.trim() === "") {
+        this.problem(ip, `expected a non-empty string, got ${describe(item)}`);
+        ok = false;
+      } else if (item.includes("\0")) {
+        this.problem(ip, "contains a NUL character, which cannot be passed to a program");
+        ok = false;
+      }
+    });
+    return ok ? list as string[] : undefined;
   }
 
   /** `expected_files`: `[{path, contains?}]` with relative paths that stay inside. */
@@ -660,11 +750,14 @@ class Validator {
       }
       if (this.problems.length !== before) return;
       out.push(task);
-      if (task.expectedPatterns.length === 0 && !task.expectNonZeroExit && !task.concurrent) {
+      if (
+        task.expectedPatterns.length === 0 && !task.expectNonZeroExit && !task.concurrent &&
+        !task.checks && !task.rubric
+      ) {
         this.warnings.push({
           path: at,
           message: `task ${JSON.stringify(task.id)} checks nothing but exit code 0; ` +
-            "add expected_patterns",
+            "add expected_patterns, a check or a rubric",
         });
       }
     });
@@ -715,6 +808,7 @@ class Validator {
     let expectFail: boolean | undefined;
     let save: boolean | undefined;
     let files: ExpectedFile[] | undefined;
+    let graders = this.graders({}, at, defaults);
     if (o.verification !== undefined) {
       const vp = join(at, "verification");
       if (!isObject(o.verification)) {
@@ -729,6 +823,7 @@ class Validator {
         expectFail = this.optBoolean(ver, "expect_non_zero_exit", vp);
         save = this.optBoolean(ver, "save_output", vp);
         files = this.expectedFiles(ver, vp);
+        graders = this.graders(ver, vp, defaults);
       }
     }
     const workspaceTemplate = this.templateDir(o, at) ?? defaults.template;
@@ -750,6 +845,7 @@ class Validator {
       ...(concurrent !== undefined ? { concurrent } : {}),
       ...(workspaceTemplate !== undefined ? { workspaceTemplate } : {}),
       ...(files?.length ? { expectedFiles: files } : {}),
+      ...graders,
     };
   }
 
@@ -764,6 +860,7 @@ class Validator {
     const expectFail = this.optBoolean(o, "expect_non_zero_exit", at);
     const save = this.optBoolean(o, "save_output", at);
     const files = this.expectedFiles(o, at);
+    const graders = this.graders(o, at, defaults);
     const workspaceTemplate = this.templateDir(o, at) ?? defaults.template;
     const concurrent = this.concurrent(o, at);
     return {
@@ -780,6 +877,7 @@ class Validator {
       ...(concurrent !== undefined ? { concurrent } : {}),
       ...(workspaceTemplate !== undefined ? { workspaceTemplate } : {}),
       ...(files?.length ? { expectedFiles: files } : {}),
+      ...graders,
     };
   }
 

@@ -102,6 +102,46 @@ const expectedFiles: Field = {
   description: "Files the task must leave in its workspace, judged on the server through " +
     "`files` (so remote servers and fleet workers work too).",
 };
+const checkFiles: Field = {
+  type: "string",
+  minLength: 1,
+  description: "Hidden tests: a directory on the machine running ccx stress (relative: to the " +
+    "suite file) whose files are copied into the task's workspace after the task ended and " +
+    "before its checks run, replacing files of the same paths. The agent never sees them. The " +
+    "task, else its category, else the suite decides; only tasks with a check use them.",
+};
+const graders: Record<string, Field> = {
+  check: {
+    anyOf: [
+      { type: "string", minLength: 1, description: "A shell command." },
+      {
+        type: "array",
+        items: { type: "string", minLength: 1, description: "A shell command." },
+        minItems: 1,
+        description: "Shell commands, run in order.",
+      },
+    ],
+    description: "Checks: shell commands run after the task ended, in its workspace, on the " +
+      "server where it ran (same isolation). The task passes only when each exits 0; one " +
+      "that cannot start or times out makes the task an error.",
+  },
+  check_timeout: seconds("Seconds each check may run (default 120)."),
+  check_files: checkFiles,
+  rubric: {
+    anyOf: [
+      { type: "string", minLength: 1, description: "A statement." },
+      {
+        type: "array",
+        items: { type: "string", minLength: 1, description: "A statement." },
+        minItems: 1,
+        description: "Statements; all must hold.",
+      },
+    ],
+    description: "Statements a judge model (the Claude CLI, no tools, --judge-model) decides " +
+      "from the task's request, final answer and changed files; its reason is reported. A " +
+      "judge without a verdict makes the task an error.",
+  },
+};
 const concurrent: Record<string, Field> = {
   concurrent_instances: {
     type: "integer",
@@ -161,6 +201,7 @@ export const SUITE_OBJECTS: Record<ObjectName, ObjectDecl> = {
       },
       defaults: { ref: "defaults", description: "Timeouts for every task that gives none." },
       workspace_template: workspaceTemplate,
+      check_files: checkFiles,
       categories: { map: "category", description: "Categories by name." },
       tests: { type: "array", items: { ref: "test" }, description: "Tests outside categories." },
       task_list_id: { type: "string", description: "From the seed's format; ignored." },
@@ -178,6 +219,7 @@ export const SUITE_OBJECTS: Record<ObjectName, ObjectDecl> = {
       timeout,
       stall_timeout: stall,
       workspace_template: workspaceTemplate,
+      check_files: checkFiles,
       tasks: { type: "array", items: { ref: "task" }, description: "Seed-schema tasks." },
       tests: { type: "array", items: { ref: "test" }, description: "Upstream-schema tests." },
     },
@@ -221,6 +263,7 @@ export const SUITE_OBJECTS: Record<ObjectName, ObjectDecl> = {
       expect_non_zero_exit: expectFail,
       save_output: save,
       expected_files: expectedFiles,
+      ...graders,
     },
   },
   expected_file: {
@@ -258,6 +301,7 @@ export const SUITE_OBJECTS: Record<ObjectName, ObjectDecl> = {
       save_output: save,
       expected_files: expectedFiles,
       workspace_template: workspaceTemplate,
+      ...graders,
       ...concurrent,
     },
   },

@@ -37,6 +37,7 @@ import { type HistoryStore, type Outcome, taskClass } from "../claude/history.ts
 import { limitWaitMs, sleepUnlessAborted } from "../common/backoff.ts";
 import { formatTimestamp } from "../common/format.ts";
 import { checkFiles, judgeRun, runsClaude, type Verdict } from "./judge.ts";
+import { type Graded, gradeRun } from "./grade.ts";
 /**
  * What running one task needs (the runner's options without the scheduling ones). Shared by
  * `runTasks` and the fleet worker, so both judge, retry and save output alike.
@@ -95,6 +96,16 @@ export interface TaskOptions {
   startupGraceS?: number;
   /** Network retries a Claude task may spend before it ends as `network` (default 30 s). */
   networkGiveUpS?: number;
+  /**
+   * `ccx stress --model`: the model of every Claude task (the default command's `--model`,
+   * `${MODEL}` in templates, `ANTHROPIC_MODEL` for templates that name none; concurrent tasks'
+   * `models` too).
+   */
+  model?: string;
+  /** `--judge-model`: the model of rubric judges (default: the CLI's). */
+  judgeModel?: string;
+  /** Seconds a rubric's judge may run, before the timeout scale (default 300). */
+  judgeTimeoutS?: number;
 }
 
 /**
@@ -155,7 +166,13 @@ async function runBuilt(
   t: { timeoutS?: number; stallTimeoutS?: number },
   opts: Pick<
     TaskOptions,
-    "signal" | "onOutput" | "onJobStarted" | "sandbox" | "startupGraceS" | "networkGiveUpS"
+    | "signal"
+    | "onOutput"
+    | "onJobStarted"
+    | "sandbox"
+    | "startupGraceS"
+    | "networkGiveUpS"
+    | "model"
   >,
   rid: string,
   workspace?: WorkspaceParam,
@@ -166,6 +183,8 @@ async function runBuilt(
   // silent startup. It gets IS_SANDBOX=1 with `opts.sandbox`.
   const env = { ...built.env };
   if (isClaude && (opts.sandbox || Deno.env.get("IS_SANDBOX") === "1")) env.IS_SANDBOX ??= "1";
+  // --model reaches templates that name no model through the CLI's own variable.
+  if (isClaude && opts.model) env.ANTHROPIC_MODEL ??= opts.model;
   const stop = new AbortController();
   const onAbort = () => stop.abort();
   opts.signal?.addEventListener("abort", onAbort, { once: true });
@@ -333,7 +352,9 @@ export async function runTask(
       attempts++;
       const timestamp = formatTimestamp();
       const marker = resolveMarker(task, timestamp);
-      const built = buildTaskCommand(task, { marker, timestamp }, { claude: opts.claude });
+      const built = buildTaskCommand(task, { marker, timestamp, model: opts.model }, {
+        claude: opts.claude,
+      });
       const isClaude = runsClaude(task);
       const conn = await connect();
       const run = await runBuilt(
@@ -354,6 +375,7 @@ export async function runTask(
         { isClaude, liveFailure: run.liveFailure },
       );
       await checkFiles(v, task, run, conn.client);
+      const graded = await gradeRun(v, task, run, conn, opts, rid);
       if (opts.signal?.aborted && run.status === "canceled") v.reason = "interrupted";
       await recordRun(opts, task, run, v);
       if (v.rateLimited && attempts <= retries && !opts.signal?.aborted) {
@@ -393,6 +415,7 @@ export async function runTask(
         ...(v.fix ? { fix: v.fix } : {}),
         ...runFacts(run.stdout, run.stderr),
         ...workspaceFields(run),
+        ...graded,
       };
     }
   } catch (e) {
@@ -460,6 +483,8 @@ export interface InstanceRun {
   workspace?: string;
   /** What the run's output says: answer, stderr tail, model, turns, tokens, cost. */
   facts?: RunFacts;
+  /** What its graders found (checks, rubric), when the task has any and they ran. */
+  graded?: Pick<Graded, "checks" | "rubric">;
 }
 
 /**
@@ -499,7 +524,7 @@ export async function runInstance(
   const own = `${shared.marker}_i${i + 1}`;
   const built = buildTaskCommand(
     task,
-    { marker: own, timestamp: shared.timestamp, ...settings },
+    { marker: own, timestamp: shared.timestamp, ...settings, model: opts.model ?? settings.model },
     { claude: opts.claude },
   );
   const conn = await connect();
@@ -518,6 +543,7 @@ export async function runInstance(
     liveFailure: run.liveFailure,
   });
   await checkFiles(v, task, run, conn.client);
+  const graded = await gradeRun(v, task, run, conn, opts, `${rid}.i${i + 1}`);
   if (opts.signal?.aborted && run.status === "canceled") v.reason = "interrupted";
   const outputFile = task.saveOutput ? join(opts.outDir, `${rid}.i${i + 1}.txt`) : undefined;
   if (outputFile) {
@@ -550,6 +576,10 @@ export async function runInstance(
     outputFile,
     facts: runFacts(run.stdout, run.stderr),
     ...workspaceFields(run),
+    ...(graded.workspace ? { workspace: graded.workspace } : {}),
+    ...(graded.checks || graded.rubric
+      ? { graded: { checks: graded.checks, rubric: graded.rubric } }
+      : {}),
   };
 }
 
@@ -674,5 +704,7 @@ export async function pickInstances(
     ...best.facts,
     ...(best.filesCreated ? { filesCreated: best.filesCreated } : {}),
     ...(best.workspace ? { workspace: best.workspace } : {}),
+    ...(best.graded?.checks ? { checks: best.graded.checks } : {}),
+    ...(best.graded?.rubric ? { rubric: best.graded.rubric } : {}),
   };
 }

@@ -38,6 +38,8 @@ export interface RunFacts {
   stderrTail?: string;
   /** The model the CLI reported. */
   model?: string;
+  /** The Claude Code version the CLI reported (`claude_code_version` of its init line). */
+  claudeVersion?: string;
   /** `num_turns`. */
   turns?: number;
   /** Token counts. */
@@ -96,6 +98,7 @@ export function runFacts(stdout: string, stderr: string): RunFacts {
     const t = p.transcript();
     answer = t.result?.text ?? t.assistantText[t.assistantText.length - 1];
     if (t.init?.model) facts.model = t.init.model;
+    if (t.init?.version) facts.claudeVersion = t.init.version;
     if (t.result?.numTurns !== undefined) facts.turns = t.result.numTurns;
     if (t.result?.costUsd !== undefined) facts.costUsd = t.result.costUsd;
     if (usage) {

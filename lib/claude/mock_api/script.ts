@@ -16,6 +16,13 @@
  * prompt get NAME, later ones are answered normally; counted per prompt, markers and refinements
  * ignored).
  *
+ * A ccx rubric judge's prompt ({@linkcode isJudgePrompt}) is answered as a judge: by a rule (a
+ * `judge` reply gives the verdict JSON, or none), else by a `judge` directive found in it
+ * (`[[mock:judge:pass:REASON]]`, `[[mock:judge:fail:REASON]]`, `[[mock:judge:none]]` for an
+ * answer without a verdict, `[[mock:judge:if:TEXT]]` to pass when the judged answer holds TEXT),
+ * usually carried there by the task's own request; else with `pass`. Its other directives are
+ * the task's, quoted, and are ignored.
+ *
  * @example
  * ```ts
  * import { MockReplier, parseMockScript } from "./script.ts";
@@ -46,7 +53,31 @@ export type MockReply =
   | { type: "cut"; text?: string }
   | { type: "max_tokens"; text?: string }
   | { type: "hang" }
-  | { type: "stall" };
+  | { type: "stall" }
+  | MockJudgeReply;
+
+/**
+ * A judge's answer to a ccx rubric prompt (see {@linkcode isJudgePrompt}): the JSON object
+ * `{"verdict", "reason"}` a judge must give, or, for `verdict: "none"`, an answer without one.
+ * With `if` (a substring, case-insensitive, or `/regex/flags`) the verdict is decided on the
+ * task's answer shown to the judge: `pass` when it matches, else `fail`.
+ *
+ * @example
+ * ```ts
+ * import type { MockJudgeReply } from "./script.ts";
+ * const r: MockJudgeReply = { type: "judge", if: "2 + 2 = 4", reason: "the answer says 4" };
+ * ```
+ */
+export interface MockJudgeReply {
+  /** A judge's reply. */
+  type: "judge";
+  /** The verdict (default `pass`; ignored with `if`); `none`: an answer without a verdict. */
+  verdict?: "pass" | "fail" | "none";
+  /** Decide on the answer: `pass` when it holds this text (or matches `/regex/`). */
+  if?: string;
+  /** The reason given (default: one saying what the mock decided on). */
+  reason?: string;
+}
 
 /**
  * One rule of a script: when `match` is found in the conversation's user text (a substring,
@@ -102,7 +133,16 @@ export class MockScriptError extends Error {
   }
 }
 
-const REPLY_TYPES = ["text", "tool", "error", "cut", "max_tokens", "hang", "stall"] as const;
+const REPLY_TYPES = [
+  "text",
+  "tool",
+  "error",
+  "cut",
+  "max_tokens",
+  "hang",
+  "stall",
+  "judge",
+] as const;
 
 function isRecord(v: unknown): v is Record<string, unknown> {
   return typeof v === "object" && v !== null && !Array.isArray(v);
@@ -153,6 +193,21 @@ function parseReply(v: unknown, path: string): MockReply {
     case "hang":
     case "stall":
       return { type };
+    case "judge": {
+      const verdict = v.verdict;
+      if (verdict !== undefined && verdict !== "pass" && verdict !== "fail" && verdict !== "none") {
+        throw new MockScriptError(`${path}.verdict: expected pass, fail or none`);
+      }
+      const cond = str("if", false);
+      if (cond !== undefined) matcher(cond, `${path}.if`);
+      const reason = str("reason", false);
+      return {
+        type,
+        ...(verdict !== undefined ? { verdict } : {}),
+        ...(cond !== undefined ? { if: cond } : {}),
+        ...(reason !== undefined ? { reason } : {}),
+      };
+    }
   }
   throw new MockScriptError(
     `${path}.type: expected one of ${REPLY_TYPES.join(", ")}, got ${JSON.stringify(type)}`,
@@ -323,6 +378,63 @@ function directiveReply(name: string, arg: string | undefined): MockReply | unde
   return undefined;
 }
 
+/**
+ * The first line of a ccx judge's prompt (`JUDGE_PROMPT_TAG` of `lib/verdict/rubric.ts`, which
+ * the mock cannot import: it sits below the verdict layer; a test keeps the two the same).
+ */
+const JUDGE_TAG = "[ccx rubric judge]";
+
+/**
+ * Whether a prompt is a ccx rubric judge's. In one, the task's request and answer are quoted
+ * material: of their `[[mock:…]]` directives only `judge` ones count, and markers are not
+ * echoed.
+ *
+ * @example
+ * ```ts
+ * import { isJudgePrompt } from "./script.ts";
+ * isJudgePrompt("[ccx rubric judge]\nYou are grading…"); // true
+ * ```
+ */
+export function isJudgePrompt(prompt: string): boolean {
+  return prompt.startsWith(JUDGE_TAG);
+}
+
+/** The task's answer quoted in a judge prompt (between its fence lines), or `""`. */
+function judgedAnswer(prompt: string): string {
+  const m = prompt.match(
+    /^----- answer \(([^)\n]+)\) -----\n([\s\S]*?)\n----- end of answer \(\1\) -----$/m,
+  );
+  return m ? m[2] : "";
+}
+
+/** The text a judge reply stands for, decided (for `if`) on the prompt's answer. */
+function judgeText(r: MockJudgeReply, prompt: string): string {
+  if (r.verdict === "none" && r.if === undefined) {
+    return r.reason ?? "I looked at the work but cannot say whether the statements hold.";
+  }
+  let verdict = r.verdict ?? "pass";
+  let reason = r.reason;
+  if (r.if !== undefined) {
+    const hit = matcher(r.if)(judgedAnswer(prompt));
+    verdict = hit ? "pass" : "fail";
+    reason ??= `the answer ${hit ? "contains" : "does not contain"} ${JSON.stringify(r.if)}`;
+  }
+  reason ??= `the mock judge says ${verdict}`;
+  return JSON.stringify({ verdict, reason });
+}
+
+/** A `[[mock:judge:…]]` directive's reply: `pass[:REASON]`, `fail[:REASON]`, `none`, `if:TEXT`. */
+function judgeDirective(arg: string | undefined): MockJudgeReply | undefined {
+  const m = (arg ?? "").match(/^(pass|fail|none|if)(?::([\s\S]*))?$/);
+  if (!m) return undefined;
+  if (m[1] === "if") return { type: "judge", if: m[2] ?? "" };
+  return {
+    type: "judge",
+    verdict: m[1] as "pass" | "fail" | "none",
+    ...(m[2] ? { reason: m[2] } : {}),
+  };
+}
+
 /** The prompt without markers and refinements: what `fail-first` counts by. */
 function promptKey(prompt: string): string {
   return prompt.replace(/\[marker:[^\]\s]*\]/g, "").replace(/\n\s*IMPORTANT:[\s\S]*$/, "").trim();
@@ -394,6 +506,11 @@ export class MockReplier {
       return this.#finish(r.reply, conv.prompt);
     }
     const directives = [...conv.prompt.matchAll(DIRECTIVE_RE)];
+    if (isJudgePrompt(conv.prompt)) {
+      // The request and answer in it are material to judge: only `judge` directives count.
+      const d = directives.find((d) => d[1] === "judge" && judgeDirective(d[2]));
+      return this.#finish(judgeDirective(d?.[2]) ?? { type: "judge" }, conv.prompt);
+    }
     const failFirst = directives.find((d) => d[1] === "fail-first");
     if (failFirst) {
       const m = (failFirst[2] ?? "").match(/^(\d+):([a-z0-9-]+)(?::([\s\S]*))?$/);
@@ -415,6 +532,7 @@ export class MockReplier {
   }
 
   #finish(r: MockReply, prompt: string): MockReply {
+    if (r.type === "judge") return { type: "text", text: judgeText(r, prompt) };
     if (r.type === "text") return { type: "text", text: withMarkers(r.text, prompt) };
     if (r.type === "tool") return { ...r, then: withMarkers(r.then, prompt) };
     return r;

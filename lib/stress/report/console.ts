@@ -7,14 +7,26 @@
  */
 
 import {
+  checkLines,
+  comparisonLines,
   excerpt,
   formatRatioLine,
   formatTotalsLine,
   oneLine,
+  repeatLines,
+  rubricLine,
+  runFactLines,
   STATUS_WORD,
   truncate,
 } from "./format.ts";
-import { categorySummaries, type RunReport, summarize, type TestStatus, totals } from "./model.ts";
+import {
+  categorySummaries,
+  repeatSummary,
+  type RunReport,
+  summarize,
+  type TestStatus,
+  totals,
+} from "./model.ts";
 import { formatDuration } from "../../common/format.ts";
 
 const SGR: Record<TestStatus, string> = {
@@ -36,6 +48,12 @@ const RESET = "\x1b[0m";
 export function statusWord(status: TestStatus, color: boolean, width = 0): string {
   const w = STATUS_WORD[status].padEnd(width);
   return color ? `${SGR[status]}${w}${RESET}` : w;
+}
+
+/** {@linkcode oneLine} that keeps the line's indentation. */
+function indented(line: string, max = 1000): string {
+  const ind = /^ */.exec(line)![0];
+  return ind + oneLine(line, max);
 }
 
 /** Options of {@linkcode formatSummaryTable}. */
@@ -111,6 +129,17 @@ export function formatSummaryTable(report: RunReport, opts: TableOptions): strin
     if (t.answer !== undefined) out.push(`  answer: ${oneLine(excerpt(t.answer, 200, 3), 200)}`);
     const err = t.stderrTail?.split("\n").filter((l) => l.trim()).at(-1);
     if (err) out.push(`  stderr: ${oneLine(err, 200)}`);
+    // What its checks did: each check's exit and time, and the end of what a failing one printed.
+    for (const [i, line] of checkLines(t).entries()) {
+      out.push(`  ${oneLine(line, 200)}`);
+      const c = t.checks![i];
+      if (c.status === "passed") continue;
+      const tail = [c.stdoutTail, c.stderrTail].filter((x) => x).join("\n").split("\n")
+        .filter((l) => l.trim()).slice(-5);
+      for (const l of tail) out.push(`    | ${oneLine(l, 200)}`);
+    }
+    const rubric = rubricLine(t);
+    if (rubric) out.push(`  ${oneLine(rubric, 300)}`);
   }
   if (bad.length > 20) out.push(`… and ${bad.length - 20} more (see the reports)`);
   if (bad.length) out.push("");
@@ -126,6 +155,11 @@ export function formatSummaryTable(report: RunReport, opts: TableOptions): strin
   }
   const totalsLine = formatTotalsLine(totals(report.results));
   if (totalsLine) out.push(totalsLine);
+  const facts = runFactLines(report).filter((l) => !l.startsWith("command: "));
+  if (facts.length) out.push(`Run: ${oneLine(facts.join("; "), 400)}`);
+  const repeats = repeatSummary(report);
+  if (repeats) out.push(...repeatLines(repeats).map((l) => indented(l, 400)));
+  if (report.comparison) out.push(...comparisonLines(report.comparison).map((l) => indented(l)));
   const s = summarize(report.results, report.threshold);
   const verdict = s.graduated ? "GRADUATED" : "NOT GRADUATED";
   const colored = opts.color

@@ -15,7 +15,18 @@
  * @module
  */
 
-import type { Summary, TestResult, TestStatus, Totals } from "./model.ts";
+import {
+  type ComparedTask,
+  type Comparison,
+  type RepeatSummary,
+  runFactsOf,
+  type RunReport,
+  type Summary,
+  type TestResult,
+  type TestStatus,
+  type Totals,
+} from "./model.ts";
+import { formatDuration } from "../../common/format.ts";
 
 /**
  * The first `max` characters of an answer, on at most `lines` lines, with `…` when cut.
@@ -175,3 +186,144 @@ export const STATUS_WORD: Record<TestStatus, string> = {
   failed: "FAIL",
   error: "ERROR",
 };
+
+/**
+ * One line per check of a result: its command, status, exit code, duration and, for an
+ * error, why.
+ *
+ * @example
+ * ```ts
+ * import { checkLines } from "./format.ts";
+ * checkLines({ checks: [{ command: "pytest -q", status: "failed", exitCode: 1, durationS: 0.4 }] });
+ * // ['check "pytest -q": FAIL, exit 1, 400ms']
+ * ```
+ */
+export function checkLines(t: Pick<TestResult, "checks">): string[] {
+  return (t.checks ?? []).map((c) =>
+    `check ${JSON.stringify(c.command)}: ${STATUS_WORD[c.status]}, ` +
+    `exit ${c.exitCode ?? "none"}, ${formatDuration(c.durationS)}` +
+    (c.reason ? `, ${c.reason}` : "")
+  );
+}
+
+/**
+ * The rubric's line of a result: its verdict, the judge's model and reason; `undefined` without
+ * a rubric.
+ *
+ * @example
+ * ```ts
+ * import { rubricLine } from "./format.ts";
+ * rubricLine({ rubric: { status: "failed", statements: ["s"], reason: "add subtracts", durationS: 2, model: "m" } });
+ * // "rubric (1 statement, judge m): FAIL: add subtracts"
+ * ```
+ */
+export function rubricLine(t: Pick<TestResult, "rubric">): string | undefined {
+  const r = t.rubric;
+  if (!r) return undefined;
+  const n = r.statements.length;
+  return `rubric (${n} statement${n === 1 ? "" : "s"}${r.model ? `, judge ${r.model}` : ""}): ` +
+    `${STATUS_WORD[r.status]}: ${r.reason}`;
+}
+
+/**
+ * What was run, one fact a line: ccx and host, Claude Code versions, models, the suite's hash,
+ * the command line.
+ *
+ * @example
+ * ```ts
+ * import { runFactLines } from "./format.ts";
+ * runFactLines({ results: [], meta: { ccxVersion: "0.1.0", host: "box", commandLine: ["stress"] } });
+ * // ["ccx 0.1.0 on box", "command: ccx stress"]
+ * ```
+ */
+export function runFactLines(report: Pick<RunReport, "results" | "meta">): string[] {
+  const f = runFactsOf(report.results);
+  const m = report.meta;
+  const out: string[] = [];
+  if (m) out.push(`ccx ${m.ccxVersion} on ${m.host}`);
+  if (f.claudeVersions.length) out.push(`Claude Code ${f.claudeVersions.join(", ")}`);
+  if (f.models.length || m?.model) {
+    out.push(
+      `models ${f.models.join(", ") || "unknown"}${m?.model ? ` (--model ${m.model})` : ""}`,
+    );
+  }
+  if (m?.judgeModel) out.push(`judge model ${m.judgeModel}`);
+  if (m?.suiteHash) out.push(`suite ${m.suiteHash}`);
+  if (m) out.push(`command: ccx ${m.commandLine.join(" ")}`);
+  return out;
+}
+
+function taskList(ts: ComparedTask[], max = 10, withReason = false): string {
+  const shown = ts.slice(0, max).map((t) =>
+    `${t.id} (${t.before ?? "new"} → ${t.after ?? "gone"}` +
+    (withReason && t.reason ? `: ${oneLine(t.reason, 80)}` : "") + ")"
+  );
+  return shown.join(", ") + (ts.length > max ? `, … ${ts.length - max} more` : "");
+}
+
+/** The ratio of a summary, as `X:1` (truncated, `∞` when nothing failed). */
+function ratioText(s: Summary): string {
+  return formatRatioLine(s, 0).replace(/^Success ratio: /, "").replace(/ \(need .*$/, "");
+}
+
+/**
+ * The comparison with a baseline, as lines: which run, the ratio before and after, the tasks
+ * that regressed, were fixed, still fail, are new or gone, and what differs in what was run.
+ *
+ * @example
+ * ```ts
+ * import { comparisonLines } from "./format.ts";
+ * // comparisonLines(report.comparison) →
+ * // ["Compared with 20260101_000000_ab12cd (test_outputs/…/report.json):",
+ * //  "  ratio 10.0:1 → 4.0:1 (11 → 10 tests: 10 → 8 passed, 1 → 2 failed, 0 → 0 errors)",
+ * //  "  REGRESSED (1): simple_3 (passed → failed: missing pattern: 4)", …]
+ * ```
+ */
+export function comparisonLines(c: Comparison): string[] {
+  const b = c.before, a = c.after;
+  const out = [
+    `Compared with ${c.baseline.runId || "a run"}${
+      c.baseline.path ? ` (${c.baseline.path})` : ""
+    }:`,
+    `  ratio ${ratioText(b)} → ${ratioText(a)} (${b.total} → ${a.total} tests: ` +
+    `${b.passed} → ${a.passed} passed, ${b.failed} → ${a.failed} failed, ` +
+    `${b.errors} → ${a.errors} errors)`,
+  ];
+  const part = (label: string, ts: ComparedTask[], reason = false) => {
+    if (ts.length) out.push(`  ${label} (${ts.length}): ${taskList(ts, 10, reason)}`);
+  };
+  part("REGRESSED", c.regressed, true);
+  part("fixed", c.fixed);
+  part("still failing", c.stillFailing);
+  part("new", c.added);
+  part("gone", c.gone);
+  if (!c.regressed.length && !c.fixed.length && !c.stillFailing.length) {
+    out.push("  no task changed its verdict");
+  }
+  for (const d of c.differences) out.push(`  differs: ${d}`);
+  return out;
+}
+
+/**
+ * What `--repeat N` found: pass@1, the flaky tasks, and k/N per task that did not always pass.
+ *
+ * @example
+ * ```ts
+ * import { repeatLines } from "./format.ts";
+ * repeatLines({ repeat: 3, passAt1: 0.667, flaky: ["a"], tasks: [
+ *   { id: "a", category: "c", runs: 3, passed: 2, flaky: true },
+ * ] });
+ * // ["Repeats: 3 runs a task; pass@1 66.7%; flaky (1): a", "  a: 2/3 passed (flaky)"]
+ * ```
+ */
+export function repeatLines(r: RepeatSummary): string[] {
+  const out = [
+    `Repeats: ${r.repeat} runs a task; pass@1 ${(r.passAt1 * 100).toFixed(1)}%; ` +
+    (r.flaky.length ? `flaky (${r.flaky.length}): ${r.flaky.join(", ")}` : "no flaky task"),
+  ];
+  for (const t of r.tasks) {
+    if (t.passed === t.runs) continue;
+    out.push(`  ${t.id}: ${t.passed}/${t.runs} passed${t.flaky ? " (flaky)" : ""}`);
+  }
+  return out;
+}

@@ -12,18 +12,24 @@
 import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import {
+  comparisonLines,
   excerpt,
   factLines,
   formatRatioLine,
   formatTotalsLine,
   oneLine,
+  rubricLine,
+  runFactLines,
   STATUS_WORD,
 } from "./format.ts";
 import { type Markup, markup, type MarkupValue, raw } from "./html_template.ts";
 import {
   categorySummaries,
+  type ComparedTask,
+  type Comparison,
   errorGroups,
   type InstanceResult,
+  repeatSummary,
   type RunReport,
   type SkippedTask,
   summarize,
@@ -113,6 +119,8 @@ export function toHtml(report: RunReport, opts: HtmlOptions = {}): string {
   const href = (file: string) => outputHref(file, opts.htmlPath);
   const page: Markup[] = [
     ...header(report),
+    ...comparisonSection(report.comparison),
+    ...repeatSection(report),
     ...categoryTable(report),
     ...errorKinds(report.results),
     ...durationBars(report, sorted),
@@ -180,6 +188,9 @@ function header(report: RunReport): Markup[] {
       markup`</dd>`,
     ),
     ...(totalsLine ? [markup`<dt>Totals</dt><dd>${totalsLine}</dd>`] : []),
+    ...(runFactLines(report).length
+      ? [markup`<dt>What ran</dt><dd>${runFactLines(report).join(" · ")}</dd>`]
+      : []),
     markup`</dl>`,
     markup`<p class="ratio">${formatRatioLine(s, report.threshold)}</p>`,
     markup`</header>`,
@@ -318,11 +329,104 @@ function failureCards(bad: Indexed[], href: (file: string) => string): Markup[] 
     if (t.workspace) {
       out.push(markup`<p>Workspace kept: <span class="mono">${t.workspace}</span></p>`);
     }
+    if (t.checks?.length) out.push(...checkTable(t));
+    const rubric = rubricLine(t);
+    if (rubric) out.push(markup`<p><strong>Rubric</strong>: ${rubric}</p>`);
     if (t.instances?.length) out.push(...instanceTable(t.instances, href));
     out.push(markup`</article>`);
   }
   out.push(markup`</section>`);
   return out;
+}
+
+/** A task's checks: command, status, exit code, duration, and the tail of what each printed. */
+function checkTable(t: TestResult): Markup[] {
+  const out = [
+    join(
+      markup`<table class="inst"><thead><tr><th>Check</th><th>Status</th><th>Exit</th>`,
+      markup`<th>Duration</th><th>Why</th></tr></thead><tbody>`,
+    ),
+    ...(t.checks ?? []).map((c) =>
+      join(
+        markup`<tr><td class="mono">${c.command}</td>`,
+        markup`<td class="s-${c.status}">${STATUS_WORD[c.status]}</td>`,
+        markup`<td>${c.exitCode ?? "none"}</td><td>${formatDuration(c.durationS)}</td>`,
+        markup`<td>${c.reason ?? ""}</td></tr>`,
+      )
+    ),
+    markup`</tbody></table>`,
+  ];
+  for (const c of t.checks ?? []) {
+    if (c.status === "passed") continue;
+    for (const [name, text] of [["stdout", c.stdoutTail], ["stderr", c.stderrTail]] as const) {
+      if (!text) continue;
+      out.push(
+        markup`<p class="muted">check <code>${c.command}</code>, ${name} (last lines)</p>`,
+        markup`<pre>${text}</pre>`,
+      );
+    }
+  }
+  return out;
+}
+
+/** The comparison with the baseline run, when there is one. */
+function comparisonSection(c: Comparison | undefined): Markup[] {
+  if (!c) return [];
+  const [head, ratio] = comparisonLines(c);
+  const list = (label: string, cls: string, ts: ComparedTask[]) =>
+    ts.length
+      ? [
+        markup`<h3 class="${cls}">${label} (${ts.length})</h3>`,
+        markup`<ul>`,
+        ...ts.map((t) =>
+          join(
+            markup`<li><code>${t.id}</code> ${t.before ?? "new"} → ${t.after ?? "gone"}`,
+            t.reason && t.after !== "passed"
+              ? markup` <span class="muted">${oneLine(t.reason, 200)}</span>`
+              : "",
+            markup`</li>`,
+          )
+        ),
+        markup`</ul>`,
+      ]
+      : [];
+  return [
+    markup`<section id="comparison">`,
+    markup`<h2>${head.replace(/:$/, "")}</h2>`,
+    markup`<p class="ratio">${ratio.trim()}</p>`,
+    ...c.differences.map((d) => markup`<p><strong>Differs:</strong> ${d}</p>`),
+    ...list("Regressed", "s-failed", c.regressed),
+    ...list("Fixed", "s-passed", c.fixed),
+    ...list("Still failing", "s-error", c.stillFailing),
+    ...list("New", "muted", c.added),
+    ...list("Gone", "muted", c.gone),
+    ...(c.regressed.length + c.fixed.length + c.stillFailing.length === 0
+      ? [markup`<p class="muted">No task changed its verdict.</p>`]
+      : []),
+    markup`</section>`,
+  ];
+}
+
+/** k/N per task and the flaky ones, for a run with `--repeat N`. */
+function repeatSection(report: RunReport): Markup[] {
+  const r = repeatSummary(report);
+  if (!r) return [];
+  return [
+    markup`<section id="repeats">`,
+    markup`<h2>Repeats: ${r.repeat} runs a task, pass@1 ${(r.passAt1 * 100).toFixed(1)}%</h2>`,
+    join(
+      markup`<table class="inst"><thead><tr><th>Task</th><th>Passed</th><th>Flaky</th>`,
+      markup`</tr></thead><tbody>`,
+    ),
+    ...r.tasks.map((t) =>
+      join(
+        markup`<tr><td><code>${t.id}</code></td><td>${t.passed}/${t.runs}</td>`,
+        markup`<td class="${t.flaky ? "s-error" : ""}">${t.flaky ? "flaky" : ""}</td></tr>`,
+      )
+    ),
+    markup`</tbody></table>`,
+    markup`</section>`,
+  ];
 }
 
 /** The instances of a concurrent task, one row each. */

@@ -8,14 +8,22 @@
 
 import {
   categorySummaries,
+  type ComparedTask,
+  type Comparison,
   errorGroups,
+  repeatSummary,
+  runFactsOf,
+  type RunMeta,
   type RunReport,
   type SkippedTask,
   summarize,
+  type Summary,
   type TestResult,
   type Totals,
   totals,
 } from "./model.ts";
+import type { CheckResult } from "../../verdict/check.ts";
+import type { RubricResult } from "../../verdict/rubric.ts";
 
 const round3 = (n: number): number => Math.round(n * 1000) / 1000;
 
@@ -46,6 +54,9 @@ export function toJson(report: RunReport): string {
         cache_creation: t.cacheCreation,
       }
       : null;
+  const facts = runFactsOf(report.results);
+  const m = report.meta;
+  const repeats = repeatSummary(report);
   const obj = {
     run_id: report.runId,
     suite: report.suite,
@@ -53,6 +64,17 @@ export function toJson(report: RunReport): string {
     duration_s: round3(report.durationS),
     interrupted: report.interrupted,
     threshold: report.threshold,
+    repeat: report.repeat ?? 1,
+    run: {
+      ccx_version: m?.ccxVersion ?? null,
+      host: m?.host ?? null,
+      command_line: m?.commandLine ?? null,
+      suite_hash: m?.suiteHash ?? null,
+      model: m?.model ?? null,
+      judge_model: m?.judgeModel ?? null,
+      claude_code_versions: facts.claudeVersions,
+      models: facts.models,
+    },
     summary: {
       total: s.total,
       passed: s.passed,
@@ -63,7 +85,11 @@ export function toJson(report: RunReport): string {
       graduated: s.graduated,
       cost_usd: tot.costUsd,
       tokens: tokens(tot.tokens),
+      pass_at_1: repeats?.passAt1 ?? null,
+      flaky: repeats?.flaky ?? [],
     },
+    repeats: repeats?.tasks ?? [],
+    comparison: report.comparison ? comparisonJson(report.comparison) : null,
     categories: categorySummaries(report),
     errors_by_kind: errorGroups(report.results).map((g) => ({
       kind: g.kind,
@@ -96,6 +122,9 @@ export function toJson(report: RunReport): string {
           started_at: Number.isFinite(t.startedAt) ? new Date(t.startedAt).toISOString() : null,
           files_created: t.filesCreated ?? [],
           workspace: t.workspace ?? null,
+          claude_version: t.claudeVersion ?? null,
+          checks: (t.checks ?? []).map(checkJson),
+          rubric: t.rubric ? rubricJson(t.rubric) : null,
         };
         if (t.rerun !== undefined) o.rerun = t.rerun;
         if (t.worker !== undefined) o.worker = t.worker;
@@ -125,6 +154,110 @@ export function toJson(report: RunReport): string {
     ],
   };
   return JSON.stringify(obj, null, 2) + "\n";
+}
+
+function checkJson(c: CheckResult): Record<string, unknown> {
+  return {
+    command: c.command,
+    status: c.status,
+    exit_code: c.exitCode,
+    duration_s: round3(c.durationS),
+    stdout_tail: c.stdoutTail ?? null,
+    stderr_tail: c.stderrTail ?? null,
+    reason: c.reason ?? null,
+  };
+}
+
+function rubricJson(r: RubricResult): Record<string, unknown> {
+  return {
+    status: r.status,
+    statements: r.statements,
+    reason: r.reason,
+    model: r.model ?? null,
+    duration_s: round3(r.durationS),
+    cost_usd: r.costUsd ?? null,
+  };
+}
+
+function summaryJson(s: Summary): Record<string, unknown> {
+  return {
+    total: s.total,
+    passed: s.passed,
+    failed: s.failed,
+    errors: s.errors,
+    ratio: s.ratio,
+    graduated: s.graduated,
+  };
+}
+
+function comparisonJson(c: Comparison): Record<string, unknown> {
+  const tasks = (ts: ComparedTask[]) =>
+    ts.map((t) => ({
+      id: t.id,
+      before: t.before ?? null,
+      after: t.after ?? null,
+      reason: t.reason ?? null,
+    }));
+  return {
+    baseline: {
+      run_id: c.baseline.runId,
+      suite: c.baseline.suite,
+      started_at: c.baseline.startedAt.toISOString(),
+      path: c.baseline.path ?? null,
+    },
+    regressed: tasks(c.regressed),
+    fixed: tasks(c.fixed),
+    still_failing: tasks(c.stillFailing),
+    new: tasks(c.added),
+    gone: tasks(c.gone),
+    before: summaryJson(c.before),
+    after: summaryJson(c.after),
+    differences: c.differences,
+  };
+}
+
+function readCheck(x: unknown): CheckResult | undefined {
+  if (typeof x !== "object" || x === null) return undefined;
+  const c = x as Record<string, unknown>;
+  if (typeof c.command !== "string") return undefined;
+  const status = c.status === "passed" || c.status === "failed" ? c.status : "error";
+  return {
+    command: c.command,
+    status,
+    exitCode: typeof c.exit_code === "number" ? c.exit_code : null,
+    durationS: typeof c.duration_s === "number" ? c.duration_s : 0,
+    ...(typeof c.stdout_tail === "string" ? { stdoutTail: c.stdout_tail } : {}),
+    ...(typeof c.stderr_tail === "string" ? { stderrTail: c.stderr_tail } : {}),
+    ...(typeof c.reason === "string" ? { reason: c.reason } : {}),
+  };
+}
+
+function readRubric(x: unknown): RubricResult | undefined {
+  if (typeof x !== "object" || x === null) return undefined;
+  const r = x as Record<string, unknown>;
+  const status = r.status === "passed" || r.status === "failed" ? r.status : "error";
+  return {
+    status,
+    statements: Array.isArray(r.statements) ? r.statements.map(String) : [],
+    reason: typeof r.reason === "string" ? r.reason : "",
+    durationS: typeof r.duration_s === "number" ? r.duration_s : 0,
+    ...(typeof r.model === "string" ? { model: r.model } : {}),
+    ...(typeof r.cost_usd === "number" ? { costUsd: r.cost_usd } : {}),
+  };
+}
+
+function readMeta(x: unknown): RunMeta | undefined {
+  if (typeof x !== "object" || x === null) return undefined;
+  const m = x as Record<string, unknown>;
+  if (typeof m.ccx_version !== "string") return undefined;
+  return {
+    ccxVersion: m.ccx_version,
+    host: typeof m.host === "string" ? m.host : "",
+    commandLine: Array.isArray(m.command_line) ? m.command_line.map(String) : [],
+    ...(typeof m.suite_hash === "string" ? { suiteHash: m.suite_hash } : {}),
+    ...(typeof m.model === "string" ? { model: m.model } : {}),
+    ...(typeof m.judge_model === "string" ? { judgeModel: m.judge_model } : {}),
+  };
 }
 
 /**
@@ -190,6 +323,14 @@ export function fromJson(text: string): RunReport {
           : undefined,
       ],
       ["worker", str(t.worker)],
+      ["claudeVersion", str(t.claude_version)],
+      [
+        "checks",
+        Array.isArray(t.checks) && t.checks.length
+          ? t.checks.map(readCheck).filter((c) => c !== undefined)
+          : undefined,
+      ],
+      ["rubric", readRubric(t.rubric)],
       [
         "tokens",
         tk && typeof tk === "object"
@@ -228,5 +369,7 @@ export function fromJson(text: string): RunReport {
     interrupted: o.interrupted === true,
     threshold: num(o.threshold, 10),
     skipped,
+    ...(readMeta(o.run) ? { meta: readMeta(o.run) } : {}),
+    ...(num(o.repeat, 1) > 1 ? { repeat: num(o.repeat, 1) } : {}),
   };
 }

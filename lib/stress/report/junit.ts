@@ -6,8 +6,15 @@
  * @module
  */
 
-import { clean, factLines } from "./format.ts";
-import { type RunReport, type SkippedTask, summarize, type TestResult } from "./model.ts";
+import { checkLines, clean, factLines, rubricLine } from "./format.ts";
+import {
+  repeatSummary,
+  runFactsOf,
+  type RunReport,
+  type SkippedTask,
+  summarize,
+  type TestResult,
+} from "./model.ts";
 import { formatDuration } from "../../common/format.ts";
 
 /** Escape for XML text and attribute values (after {@linkcode clean}). */
@@ -32,6 +39,9 @@ function detailLines(t: TestResult): string[] {
   if (t.patternsMissing.length) lines.push(`patterns missing: ${t.patternsMissing.join(", ")}`);
   if (t.filesCreated?.length) lines.push(`files created: ${t.filesCreated.join(", ")}`);
   if (t.workspace) lines.push(`workspace kept: ${t.workspace}`);
+  lines.push(...checkLines(t));
+  const rubric = rubricLine(t);
+  if (rubric) lines.push(rubric);
   for (const i of t.instances ?? []) {
     const bits = [`instance ${i.index}${i.picked ? " (picked)" : ""}: ${i.status}`];
     if (i.model) bits.push(`model ${i.model}`);
@@ -85,6 +95,21 @@ export function toJunit(report: RunReport): string {
     return e;
   };
   for (const r of report.results) cat(r.category).results.push(r);
+  // What was run, and what repeats found, on every suite.
+  const repeats = repeatSummary(report);
+  const facts = runFactsOf(report.results);
+  const m = report.meta;
+  const runProperties: [string, string][] = [
+    ...(m ? [["ccx_version", m.ccxVersion], ["host", m.host]] as [string, string][] : []),
+    ["claude_code_versions", facts.claudeVersions.join(" ")],
+    ["models", facts.models.join(" ")],
+    ...(m?.suiteHash ? [["suite_hash", m.suiteHash]] as [string, string][] : []),
+    ...(m ? [["command_line", `ccx ${m.commandLine.join(" ")}`]] as [string, string][] : []),
+  ];
+  if (repeats) {
+    runProperties.push(["pass_at_1", String(repeats.passAt1)]);
+    runProperties.push(["flaky", repeats.flaky.join(" ")]);
+  }
   for (const t of skipped) cat(t.category).skipped.push(t);
   for (const [category, { results: tests, skipped: notRun }] of cats) {
     const s = summarize(tests, report.threshold);
@@ -101,6 +126,7 @@ export function toJunit(report: RunReport): string {
         ["suite", report.suite],
         ["interrupted", String(report.interrupted)],
         ["threshold", String(report.threshold)],
+        ...runProperties,
       ]
     ) out.push(`      <property name="${k}" value="${escAttr(v)}"/>`);
     out.push("    </properties>");
@@ -121,6 +147,14 @@ export function toJunit(report: RunReport): string {
       const sysout = [`name: ${t.name}`, `output file: ${t.outputFile ?? "(none)"}`];
       for (const f of factLines(t)) sysout.push(f);
       if (t.status === "passed") sysout.push(...detailLines(t).slice(1));
+      for (const c of t.checks ?? []) {
+        if (c.stdoutTail) {
+          sysout.push("", `check ${JSON.stringify(c.command)} stdout:`, c.stdoutTail);
+        }
+        if (c.stderrTail) {
+          sysout.push("", `check ${JSON.stringify(c.command)} stderr:`, c.stderrTail);
+        }
+      }
       if (t.answer !== undefined) sysout.push("", "answer:", t.answer);
       out.push(`      <system-out>${esc(sysout.join("\n"))}</system-out>`);
       if (t.stderrTail) out.push(`      <system-err>${esc(t.stderrTail)}</system-err>`);

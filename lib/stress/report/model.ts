@@ -22,6 +22,8 @@
  */
 
 import type { RunFacts } from "../../verdict/answer.ts";
+import type { CheckResult } from "../../verdict/check.ts";
+import type { RubricResult } from "../../verdict/rubric.ts";
 
 /** Outcome of one task: `passed`, `failed` (ran, did not meet its criteria), `error` (could not run or judge). */
 export type TestStatus = "passed" | "failed" | "error";
@@ -100,6 +102,10 @@ export interface TestResult extends RunFacts {
   filesCreated?: string[];
   /** Where the task's workspace is on the server's host, when the server kept it. */
   workspace?: string;
+  /** What each of its checks did (`verification.check`), when it has checks and they ran. */
+  checks?: CheckResult[];
+  /** What its rubric's judge decided (`verification.rubric`), when it ran. */
+  rubric?: RubricResult;
 }
 
 /** A task of the run that has no result: not started, or stopped before it ran. */
@@ -132,6 +138,168 @@ export interface RunReport {
   threshold: number;
   /** Tasks of the run without a result (listed as skipped in every report). */
   skipped?: SkippedTask[];
+  /** What was run (ccx, host, suite hash, command line, models asked for). */
+  meta?: RunMeta;
+  /** `--repeat N`: each task ran N times (results `<id>.r1` … `<id>.rN`). */
+  repeat?: number;
+  /** The comparison with a baseline run (`--baseline`), when one was asked for. */
+  comparison?: Comparison;
+}
+
+/**
+ * What was run, so two runs can be told apart: the ccx version, the host, the suite's hash,
+ * the command line, and the models asked for. The Claude Code versions and the models that
+ * answered come from the results ({@linkcode runFactsOf}).
+ */
+export interface RunMeta {
+  /** ccx's version. */
+  ccxVersion: string;
+  /** The host that ran `ccx stress`. */
+  host: string;
+  /** The command line, arguments as given. */
+  commandLine: string[];
+  /** `sha256:` of the suite file's bytes. */
+  suiteHash?: string;
+  /** `--model`, when given. */
+  model?: string;
+  /** `--judge-model`, when given. */
+  judgeModel?: string;
+}
+
+/** What the results say was run: Claude Code versions and the models that answered. */
+export interface ResultFacts {
+  /** Distinct Claude Code versions (from each run's init line), sorted. */
+  claudeVersions: string[];
+  /** Distinct models (from each run's init line), sorted. */
+  models: string[];
+}
+
+/**
+ * The Claude Code versions and models the results report, each once, sorted.
+ *
+ * @example
+ * ```ts
+ * import { runFactsOf } from "./model.ts";
+ * runFactsOf([]); // { claudeVersions: [], models: [] }
+ * ```
+ */
+export function runFactsOf(results: readonly TestResult[]): ResultFacts {
+  const versions = new Set<string>();
+  const models = new Set<string>();
+  for (const r of results) {
+    if (r.claudeVersion) versions.add(r.claudeVersion);
+    if (r.model) models.add(r.model);
+  }
+  return { claudeVersions: [...versions].sort(), models: [...models].sort() };
+}
+
+/** One task of a run with `--repeat N`: how many of its runs passed. */
+export interface RepeatedTask {
+  /** The task id (without `.rN`). */
+  id: string;
+  /** Its category. */
+  category: string;
+  /** Runs with a result. */
+  runs: number;
+  /** Of them, passed. */
+  passed: number;
+  /** It both passed and did not: flaky. */
+  flaky: boolean;
+}
+
+/** What repeats say (see {@linkcode repeatSummary}). */
+export interface RepeatSummary {
+  /** N of `--repeat N`. */
+  repeat: number;
+  /** Each task, in run order. */
+  tasks: RepeatedTask[];
+  /** The ids of the flaky tasks. */
+  flaky: string[];
+  /** pass@1: the chance one run of a task passes, averaged over the tasks (0 to 1). */
+  passAt1: number;
+}
+
+/**
+ * Per task of a `--repeat N` run: k of N passed, flaky when it both passed and did not, and
+ * pass@1 over the tasks; `undefined` for a run without repeats.
+ *
+ * @example
+ * ```ts
+ * import { repeatSummary } from "./model.ts";
+ * repeatSummary({ results: [], repeat: 1 }); // undefined
+ * ```
+ */
+export function repeatSummary(
+  report: Pick<RunReport, "results" | "repeat">,
+): RepeatSummary | undefined {
+  if (!report.repeat || report.repeat < 2) return undefined;
+  const byTask = new Map<string, RepeatedTask>();
+  for (const r of report.results) {
+    const id = taskIdOf(r.id, report.repeat);
+    let t = byTask.get(id);
+    if (!t) byTask.set(id, t = { id, category: r.category, runs: 0, passed: 0, flaky: false });
+    t.runs++;
+    if (r.status === "passed") t.passed++;
+  }
+  const tasks = [...byTask.values()];
+  for (const t of tasks) t.flaky = t.passed > 0 && t.passed < t.runs;
+  const passAt1 = tasks.length
+    ? tasks.reduce((a, t) => a + t.passed / t.runs, 0) / tasks.length
+    : 0;
+  return {
+    repeat: report.repeat,
+    tasks,
+    flaky: tasks.filter((t) => t.flaky).map((t) => t.id),
+    passAt1: Math.round(passAt1 * 1000) / 1000,
+  };
+}
+
+/**
+ * The task id of a result id: without its `.rN` when the run repeated its tasks.
+ *
+ * @example
+ * ```ts
+ * import { taskIdOf } from "./model.ts";
+ * taskIdOf("simple_1.r2", 3); // "simple_1"
+ * taskIdOf("v1.r2", 1); // "v1.r2"
+ * ```
+ */
+export function taskIdOf(resultId: string, repeat = 1): string {
+  return repeat > 1 ? resultId.replace(/\.r\d+$/, "") : resultId;
+}
+
+/** One task in a {@linkcode Comparison}: its status before and after. */
+export interface ComparedTask {
+  /** The task id (the result id; without `.rN` for repeated runs). */
+  id: string;
+  /** Its status in the baseline (`flaky` for a repeated task that both passed and not). */
+  before?: string;
+  /** Its status now. */
+  after?: string;
+  /** Why it has its status now, when it did not pass. */
+  reason?: string;
+}
+
+/** A run compared with a baseline run (`ccx stress --baseline`, `ccx report diff`). */
+export interface Comparison {
+  /** The baseline: its run id, suite, start and where it was read from. */
+  baseline: { runId: string; suite: string; startedAt: Date; path?: string };
+  /** Passed before, not now. */
+  regressed: ComparedTask[];
+  /** Not passed before, passed now. */
+  fixed: ComparedTask[];
+  /** Not passed before nor now. */
+  stillFailing: ComparedTask[];
+  /** Only in this run. */
+  added: ComparedTask[];
+  /** Only in the baseline. */
+  gone: ComparedTask[];
+  /** The baseline's counts and ratio. */
+  before: Summary;
+  /** This run's. */
+  after: Summary;
+  /** What differs in what was run: Claude Code versions, models, ccx, suite, host. */
+  differences: string[];
 }
 
 /** Counts and graduation verdict of a run (see {@linkcode summarize}). */

@@ -1,0 +1,218 @@
+/**
+ * Running a task's graders through a ccx client, on the server where the task ran: its checks
+ * ({@linkcode runChecks}: shell commands in the task's workspace, after its hidden files were
+ * written in) and its rubric ({@linkcode runJudge}: the Claude CLI as a judge, with no tools,
+ * in a fresh empty workspace). Each is one more `execute` of the task's own session, so
+ * `--server`, fleet workers (whose in-process server runs the task) and `--isolate bwrap` apply
+ * to them as to the task. `ccx exec` and `ccx stress` both grade through here; what a result
+ * means is `lib/verdict/check.ts` and `lib/verdict/rubric.ts`.
+ *
+ * @example
+ * ```ts
+ * import { CcxClient, runToEnd } from "../client/client.ts";
+ * import { runChecks } from "./graders.ts";
+ * const client = await CcxClient.connect("ws://127.0.0.1:8004/ws");
+ * const task = await runToEnd(client, { command: "echo 'print(1)' > a.py", workspace: true });
+ * const { checks } = await runChecks(client, { jobId: task.jobId }, ["python3 a.py"], {
+ *   timeoutS: 60,
+ * });
+ * console.log(checks[0].status); // "passed"
+ * await client.close();
+ * ```
+ * @module
+ */
+
+import { type CcxClient, ClientError, runToEnd } from "../client/client.ts";
+import type { WorkspaceFile } from "../common/protocol.ts";
+import { checkNotRun, type CheckResult, checkResult } from "../verdict/check.ts";
+import {
+  JUDGE_MAX_FILE,
+  JUDGE_MAX_LISTED,
+  judgeArgv,
+  type JudgeFile,
+  judgeOutcome,
+  type RubricInput,
+  rubricPrompt,
+  type RubricResult,
+} from "../verdict/rubric.ts";
+import type { FileAccess } from "../verdict/criteria.ts";
+
+/**
+ * Where a task ran: the finished job whose workspace its graders use (`jobId`), or, for a run
+ * without a workspace, the directory it ran in (`cwd`, on the server's host).
+ */
+export type GradeTarget = { jobId: string; cwd?: undefined } | { jobId?: undefined; cwd?: string };
+
+/** Options of {@linkcode runChecks}. */
+export interface CheckOptions {
+  /** Seconds each check may run. */
+  timeoutS: number;
+  /** Hidden files written into the workspace before the first check (`check_files`). */
+  files?: readonly WorkspaceFile[];
+  /** Extra environment of the checks. */
+  env?: Record<string, string>;
+  /** Aborting cancels the running check; the rest do not run. */
+  signal?: AbortSignal;
+  /** Called when a check's job started (its process group on the server's host). */
+  onJobStarted?(pgid: number): void;
+}
+
+/** What {@linkcode runChecks} found. */
+export interface ChecksRun {
+  /** One result per check that ran (they stop at the first `error`). */
+  checks: CheckResult[];
+  /** The server keeps the workspace now (a check failed in it under keep `failed`). */
+  workspaceKept: boolean;
+}
+
+/**
+ * Runs `checks` one after the other in the task's workspace (or its directory), the hidden
+ * `files` written in before the first; resolves with one result per check that ran. The checks
+ * stop at the first one that cannot run or finish (an `error`: nothing after it would say
+ * more). Never throws for a check's own failure; a lost connection or an abort makes the
+ * running check an `error`.
+ */
+export async function runChecks(
+  client: CcxClient,
+  target: GradeTarget,
+  checks: readonly string[],
+  opts: CheckOptions,
+): Promise<ChecksRun> {
+  const out: CheckResult[] = [];
+  let workspaceKept = false;
+  if (opts.files?.length && target.jobId === undefined) {
+    return {
+      checks: [
+        checkNotRun(
+          checks[0] ?? "(hidden files)",
+          "check_files need the task to run in a workspace (not --no-workspace)",
+        ),
+      ],
+      workspaceKept,
+    };
+  }
+  for (const [i, command] of checks.entries()) {
+    const where = target.jobId !== undefined
+      ? {
+        workspace: {
+          reuse: target.jobId,
+          ...(i === 0 && opts.files?.length ? { files: [...opts.files] } : {}),
+        },
+      }
+      : target.cwd !== undefined
+      ? { cwd: target.cwd }
+      : {};
+    let r: CheckResult;
+    try {
+      const run = await runToEnd(client, {
+        command,
+        ...where,
+        timeout: opts.timeoutS,
+        ...(opts.env && Object.keys(opts.env).length ? { env: opts.env } : {}),
+      }, {
+        onEvent(method, params) {
+          if (method === "process.started" && typeof params.pgid === "number") {
+            opts.onJobStarted?.(params.pgid);
+          }
+        },
+      }, opts.signal);
+      r = checkResult(command, run, opts.timeoutS);
+      if (run.workspace?.kept) workspaceKept = true;
+    } catch (e) {
+      r = opts.signal?.aborted
+        ? { ...checkNotRun(command, ""), reason: "interrupted" }
+        : checkNotRun(command, e instanceof ClientError ? e.message : String(e));
+    }
+    out.push(r);
+    if (r.status === "error") break;
+  }
+  return { checks: out, workspaceKept };
+}
+
+/**
+ * The files a task changed, for the judge: each path with its size, and the text of those
+ * small enough (read through `access`, i.e. from the server's disk for a workspace).
+ *
+ * @example
+ * ```ts
+ * import { localFiles } from "../verdict/criteria.ts";
+ * import { judgeFiles } from "./graders.ts";
+ * const dir = Deno.makeTempDirSync();
+ * Deno.writeTextFileSync(`${dir}/a.py`, "print(1)\n");
+ * await judgeFiles(localFiles, dir, [{ path: "a.py", size: 9 }]);
+ * // [{ path: "a.py", size: 9, text: "print(1)\n" }]
+ * ```
+ */
+export async function judgeFiles(
+  access: FileAccess,
+  base: string,
+  files: readonly { path: string; size: number }[],
+): Promise<JudgeFile[]> {
+  const out: JudgeFile[] = [];
+  for (const f of files.slice(0, JUDGE_MAX_LISTED)) {
+    const j: JudgeFile = { path: f.path, size: f.size };
+    if (f.size <= JUDGE_MAX_FILE) {
+      const text = await access.readText(`${base}/${f.path}`).catch(() => undefined);
+      // Binary files arrive as U+FFFD soup: leave them out.
+      if (text !== undefined && !text.includes("\uFFFD") && !text.includes("\0")) j.text = text;
+    }
+    out.push(j);
+  }
+  return out;
+}
+
+/** Options of {@linkcode runJudge}. */
+export interface JudgeOptions {
+  /** The Claude executable, on the server's host. */
+  claude: string;
+  /** `--judge-model`; the CLI's default when absent. */
+  model?: string;
+  /** Seconds the judge may run. */
+  timeoutS: number;
+  /** Run the judge in a fresh, empty workspace (default true: nothing of the task's reaches it). */
+  workspace?: boolean;
+  /** Extra environment of the judge's CLI. */
+  env?: Record<string, string>;
+  /** Aborting cancels the judge. */
+  signal?: AbortSignal;
+  /** Called when the judge's job started (its process group on the server's host). */
+  onJobStarted?(pgid: number): void;
+}
+
+/**
+ * Asks the Claude CLI on the task's server whether the rubric's statements hold for what the
+ * task did, and resolves with its decision ({@linkcode judgeOutcome}): `passed`, `failed`, or
+ * `error` when the judge failed or answered without a verdict. Never throws.
+ */
+export async function runJudge(
+  client: CcxClient,
+  input: RubricInput,
+  opts: JudgeOptions,
+): Promise<RubricResult> {
+  const t0 = performance.now();
+  try {
+    const run = await runToEnd(client, {
+      argv: judgeArgv(opts.claude, opts.model),
+      stdin: rubricPrompt(input),
+      timeout: opts.timeoutS,
+      ...(opts.workspace !== false ? { workspace: { keep: "never" as const } } : {}),
+      ...(opts.env && Object.keys(opts.env).length ? { env: opts.env } : {}),
+    }, {
+      onEvent(method, params) {
+        if (method === "process.started" && typeof params.pgid === "number") {
+          opts.onJobStarted?.(params.pgid);
+        }
+      },
+    }, opts.signal);
+    return judgeOutcome(input.statements, run, opts.timeoutS);
+  } catch (e) {
+    return {
+      status: "error",
+      statements: [...input.statements],
+      reason: opts.signal?.aborted
+        ? "judge: interrupted"
+        : `judge: could not start: ${e instanceof Error ? e.message : String(e)}`,
+      durationS: Math.round(performance.now() - t0) / 1000,
+    };
+  }
+}
