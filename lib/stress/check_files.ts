@@ -25,7 +25,7 @@ import { MAX_WORKSPACE_FILES, type WorkspaceFile } from "../common/protocol.ts";
 import type { SuiteTask } from "./suite.ts";
 
 /** Most files one `check_files` directory may hold. */
-export const MAX_CHECK_FILES = MAX_WORKSPACE_FILES;
+export const MAX_CHECK_FILES: number = MAX_WORKSPACE_FILES;
 
 /** Most bytes one `check_files` directory may hold (its files' contents together). */
 export const MAX_CHECK_FILES_BYTES = 2 * 1024 * 1024;
