@@ -11,7 +11,7 @@
  * @module
  */
 
-import { loadavg } from "node:os";
+import { hostname, loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { type CcxServer, startInProcessServer } from "../serve/server.ts";
 import type { KeepPolicy } from "../serve/workspace.ts";
@@ -21,10 +21,16 @@ import {
   loadSuite,
   resolveMarker,
   SuiteError,
+  type SuiteTask,
   usesClaude,
 } from "../stress/suite.ts";
+import { withCheckFiles } from "../stress/check_files.ts";
+import { compareRuns } from "../stress/compare.ts";
+import { DEFAULT_CHECK_TIMEOUT_S } from "../verdict/check.ts";
+import { VERSION } from "../common/protocol.ts";
 import {
   findLastRun,
+  findLastRunOf,
   LiveReport,
   readRun,
   rememberLastRun,
@@ -43,7 +49,12 @@ import {
 import { colorEnabled, Progress } from "../stress/progress.ts";
 import { formatRatioLine } from "../stress/report/format.ts";
 import { formatSummaryTable } from "../stress/report/console.ts";
-import { type RunReport, summarize, type TestResult } from "../stress/report/model.ts";
+import {
+  type RunMeta,
+  type RunReport,
+  summarize,
+  type TestResult,
+} from "../stress/report/model.ts";
 import { writeReports } from "../stress/report/files.ts";
 import { type HistoryStore, openHistory } from "../claude/history.ts";
 import { connectRedis, redactUrl } from "../common/redis.ts";
@@ -111,6 +122,16 @@ export interface StressOptions {
   validate?: boolean;
   /** `--sandbox` (or `CCX_SANDBOX=1`): Claude tasks get `IS_SANDBOX=1` (root on a sandbox box). */
   sandbox?: boolean;
+  /** `--model`: the model of every Claude task. */
+  model?: string;
+  /** `--judge-model`: the model of rubric judges (default: the CLI's). */
+  judgeModel?: string;
+  /** `--baseline PATH|last`: compare with an earlier run (a report.json or a run directory). */
+  baseline?: string;
+  /** `--fail-on-regression`: exit 1 when a task that passed in the baseline does not now. */
+  failOnRegression?: boolean;
+  /** The command line, recorded in the reports (default `Deno.args`). */
+  commandLine?: string[];
 }
 
 /**
@@ -147,6 +168,51 @@ export function fixLines(results: { kind?: string; fix?: string }[]): string[] {
  */
 export function autoTimeoutScale(load1 = loadavg()[0]): number {
   return load1 > 14 ? 3 : 1;
+}
+
+/**
+ * The graders of a task as `--list` shows them: its checks (with the hidden files they get and
+ * their timeout) and its rubric.
+ *
+ * @example
+ * ```ts
+ * import { graderLines } from "./stress.ts";
+ * graderLines({ checks: ["sh test.sh"], rubric: ["it adds"] });
+ * // ["check: sh test.sh (timeout 120 s)", "rubric: it adds"]
+ * ```
+ */
+export function graderLines(
+  task: Pick<SuiteTask, "checks" | "checkFiles" | "checkTimeoutS" | "rubric">,
+): string[] {
+  const out: string[] = [];
+  const hidden = task.checkFiles ? `, hidden files from ${task.checkFiles}` : "";
+  for (const c of task.checks ?? []) {
+    out.push(`check: ${c} (timeout ${task.checkTimeoutS ?? DEFAULT_CHECK_TIMEOUT_S} s${hidden})`);
+  }
+  for (const r of task.rubric ?? []) out.push(`rubric: ${r}`);
+  return out;
+}
+
+/** `, 3 with checks (2 with hidden files), 1 with a rubric` for `--validate`; `""` for none. */
+function graderCounts(tasks: readonly SuiteTask[]): string {
+  const checks = tasks.filter((t) => t.checks).length;
+  const hidden = tasks.filter((t) => t.checks && t.checkFiles).length;
+  const rubric = tasks.filter((t) => t.rubric).length;
+  const parts: string[] = [];
+  if (checks) parts.push(`${checks} with checks${hidden ? ` (${hidden} with hidden files)` : ""}`);
+  if (rubric) parts.push(`${rubric} with a rubric`);
+  return parts.length ? `, ${parts.join(", ")}` : "";
+}
+
+/** `sha256:<hex>` of the suite file's bytes, or `undefined` when it cannot be read. */
+async function suiteHash(path: string): Promise<string | undefined> {
+  try {
+    const bytes = await Deno.readFile(path);
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+    return `sha256:${Array.from(digest, (b) => b.toString(16).padStart(2, "0")).join("")}`;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The suite `ccx stress` runs when given none. */
@@ -212,7 +278,9 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     console.log(
       `${suitePath}: valid, ${suite.tasks.length} tasks in ${cats} categor${
         cats === 1 ? "y" : "ies"
-      }${suite.warnings?.length ? `, ${suite.warnings.length} warnings` : ""}`,
+      }${graderCounts(suite.tasks)}${
+        suite.warnings?.length ? `, ${suite.warnings.length} warnings` : ""
+      }`,
     );
     return 0;
   }
@@ -241,14 +309,24 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       return 0;
     }
   }
+  // Hidden tests are read here and shipped with each task to the server that runs it.
+  try {
+    tasks = await withCheckFiles(tasks);
+  } catch (e) {
+    console.error(`ccx stress: ${(e as Error).message}`);
+    return 2;
+  }
   const planned = planRuns(tasks, opts.repeat);
   if (opts.list) {
     const ts = formatTimestamp();
     for (const { task, rid } of planned) {
-      const built = buildTaskCommand(task, { marker: resolveMarker(task, ts), timestamp: ts }, {
-        claude: suite.claude,
-      });
+      const built = buildTaskCommand(
+        task,
+        { marker: resolveMarker(task, ts), timestamp: ts, model: opts.model },
+        { claude: suite.claude },
+      );
       console.log(`${rid}  [${task.category}]  ${built.display}`);
+      for (const line of graderLines(task)) console.log(`    ${line}`);
     }
     console.log(`${planned.length} task runs from ${suitePath}`);
     return 0;
@@ -265,6 +343,34 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       .map((r) => [r.id, r]),
   );
   const toRun = planned.filter((p) => !done.has(p.rid));
+  // The baseline to compare with, read now: the run about to start must not be its own.
+  let baseline: { report: RunReport; path: string } | undefined;
+  if (opts.baseline !== undefined) {
+    const path = opts.baseline === "last"
+      ? await findLastRunOf(suite.source, RUNS_DIR, jsonPath)
+      : opts.baseline;
+    if (path === undefined) {
+      console.error(
+        `ccx stress: --baseline last: no earlier run of ${suite.source} under ${RUNS_DIR}/; ` +
+          "nothing to compare with",
+      );
+    } else {
+      try {
+        baseline = { report: await readRun(path), path: await reportPathOf(path) };
+      } catch (e) {
+        console.error(`ccx stress: --baseline: ${(e as Error).message}`);
+        return 2;
+      }
+    }
+  }
+  const meta: RunMeta = {
+    ccxVersion: VERSION,
+    host: hostname(),
+    commandLine: opts.commandLine ?? Deno.args,
+    suiteHash: await suiteHash(suite.source),
+    ...(opts.model ? { model: opts.model } : {}),
+    ...(opts.judgeModel ? { judgeModel: opts.judgeModel } : {}),
+  };
   const scale = opts.timeoutScale === "auto" || opts.timeoutScale === undefined
     ? (opts.timeoutScale === "auto" ? autoTimeoutScale() : 1)
     : opts.timeoutScale;
@@ -380,6 +486,8 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     })),
     interrupted: controller.signal.aborted,
     threshold,
+    meta,
+    ...((opts.repeat ?? 1) > 1 ? { repeat: opts.repeat } : {}),
   });
   const live = new LiveReport(jsonPath);
   live.update(snapshot);
@@ -423,6 +531,8 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         history,
         workspace: !opts.noWorkspace,
         keepWorkspaces: opts.keepWorkspaces,
+        model: opts.model,
+        judgeModel: opts.judgeModel,
         signal: controller.signal,
         onStart,
         onFinish,
@@ -437,6 +547,8 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         claude: suite.claude,
         history,
         sandbox: opts.sandbox,
+        model: opts.model,
+        judgeModel: opts.judgeModel,
         workspace: !opts.noWorkspace,
         keepWorkspaces: opts.keepWorkspaces,
         signal: controller.signal,
@@ -458,6 +570,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     console.error(`ccx stress: ${jsonPath} not kept current: ${(e as Error).message}`);
   });
   const report = snapshot();
+  if (baseline) report.comparison = compareRuns(baseline.report, report, baseline.path);
   const results = report.results;
   const written = await writeReports(report, {
     json: jsonPath,
@@ -491,6 +604,14 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       "Nothing could run: every task ended in a Claude or infrastructure failure (exit 3).",
     );
     return 3;
+  }
+  const regressed = report.comparison?.regressed.length ?? 0;
+  if (opts.failOnRegression && regressed > 0) {
+    console.log(
+      `${regressed} task${regressed === 1 ? "" : "s"} regressed since the baseline ` +
+        "(--fail-on-regression): exit 1.",
+    );
+    return 1;
   }
   return summary.graduated ? 0 : 1;
 }
@@ -630,6 +751,28 @@ export const stress: Command = defineCommand({
       help: "which task workspaces the server keeps: failed (exit not 0), always, never",
     },
     validate: { type: "boolean", help: "check the suite and exit (0 valid, 2 not); runs nothing" },
+    model: {
+      type: "string",
+      arg: "M",
+      help: "the model of every Claude task (--model, ${MODEL}, ANTHROPIC_MODEL); recorded",
+    },
+    "judge-model": {
+      type: "string",
+      arg: "M",
+      defaultText: "the CLI's",
+      help: "the model that judges rubrics",
+    },
+    baseline: {
+      type: "string",
+      arg: "PATH|last",
+      help: "compare with an earlier run: its report.json or run directory; last = the " +
+        "previous run of this suite",
+    },
+    "fail-on-regression": {
+      type: "boolean",
+      help: "exit 1 when a task that passed in the baseline does not now, even if the run " +
+        "graduates",
+    },
   },
   notes: [
     "Exit: 0 when the ratio meets the threshold and nothing errored; 1 ran but did not graduate;",
@@ -639,6 +782,9 @@ export const stress: Command = defineCommand({
     "With --queue the tasks run on `ccx worker` boxes (their concurrency applies, not",
     "--concurrency); runs are recorded in --redis, else by the workers in the queue's Redis.",
     "Ctrl+C removes the run's waiting tasks and cancels its running ones on the workers.",
+    "Graders (suite fields check, check_files, rubric) run on the server where the task ran;",
+    "a check that cannot run or a judge without a verdict makes the task an error.",
+    "--fail-on-regression needs --baseline; with it, any regression exits 1.",
   ],
   run(o, positionals) {
     if (positionals.length > 1) {
@@ -674,6 +820,10 @@ export const stress: Command = defineCommand({
       noWorkspace: o["no-workspace"],
       keepWorkspaces: o["keep-workspaces"],
       validate: o.validate,
+      model: o.model,
+      judgeModel: o["judge-model"],
+      baseline: o.baseline,
+      failOnRegression: o["fail-on-regression"],
     });
   },
 });

@@ -72,6 +72,10 @@ export interface FleetTaskSettings {
   workspace?: boolean;
   /** What the worker keeps of those workspaces (default `failed`). */
   keepWorkspaces?: TaskOptions["keepWorkspaces"];
+  /** `--model`: the model of every Claude task. */
+  model?: string;
+  /** `--judge-model`: the model of rubric judges. */
+  judgeModel?: string;
 }
 
 /**
@@ -200,9 +204,17 @@ export function checkQueueUrl(url: string, flag = "--queue"): void {
  * console.log(o.url);
  * ```
  */
-export interface QueueRunOptions
-  extends
-    Pick<TaskOptions, "patternMode" | "timeoutScale" | "lint" | "workspace" | "keepWorkspaces"> {
+export interface QueueRunOptions extends
+  Pick<
+    TaskOptions,
+    | "patternMode"
+    | "timeoutScale"
+    | "lint"
+    | "workspace"
+    | "keepWorkspaces"
+    | "model"
+    | "judgeModel"
+  > {
   /** `redis://` or `rediss://` URL of the queue's Redis. */
   url: string;
   /** Queue name (default {@linkcode DEFAULT_QUEUE_NAME}). */
@@ -290,6 +302,8 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
     record: (opts.record ?? true) && !opts.history,
     workspace: opts.workspace,
     keepWorkspaces: opts.keepWorkspaces,
+    ...(opts.model ? { model: opts.model } : {}),
+    ...(opts.judgeModel ? { judgeModel: opts.judgeModel } : {}),
   };
   await Deno.mkdir(opts.outDir, { recursive: true });
 

@@ -276,6 +276,8 @@ export class FleetWorker {
       history: d.settings.record ? this.#history : undefined,
       workspace: d.settings.workspace,
       keepWorkspaces: d.settings.keepWorkspaces,
+      model: d.settings.model,
+      judgeModel: d.settings.judgeModel,
       sandbox: Deno.env.get("CCX_SANDBOX") === "1",
       signal,
       onOutput: (_id, _type, data) => {

@@ -13,7 +13,7 @@
  * @module
  */
 
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { fromJson } from "./report/json.ts";
 import { writeReports } from "./report/files.ts";
 import type { RunReport } from "./report/model.ts";
@@ -91,6 +91,45 @@ export async function findLastRun(root = RUNS_DIR): Promise<string | undefined> 
       const st = await Deno.stat(p).catch(() => undefined);
       const mtime = st?.mtime?.getTime() ?? 0;
       if (st?.isFile && (!best || mtime > best.mtime)) best = { path: p, mtime };
+    }
+  } catch {
+    return undefined;
+  }
+  return best?.path;
+}
+
+/**
+ * The newest earlier run of the suite at `suite` (`--baseline last`): the `report.json` under
+ * `root` whose suite is the same file, newest first by start time, other than `except`;
+ * `undefined` when there is none.
+ *
+ * @example
+ * ```ts
+ * import { findLastRunOf } from "./rerun.ts";
+ * await findLastRunOf("tasks/selftest.json", "/tmp/nowhere"); // undefined
+ * ```
+ */
+export async function findLastRunOf(
+  suite: string,
+  root = RUNS_DIR,
+  except?: string,
+): Promise<string | undefined> {
+  let best: { path: string; at: number } | undefined;
+  const want = resolve(suite);
+  try {
+    for await (const e of Deno.readDir(root)) {
+      if (!e.isDirectory) continue;
+      const p = join(root, e.name, "report.json");
+      if (except !== undefined && resolve(p) === resolve(except)) continue;
+      let o: { suite?: unknown; started_at?: unknown };
+      try {
+        o = JSON.parse(await Deno.readTextFile(p));
+      } catch {
+        continue;
+      }
+      if (typeof o.suite !== "string" || resolve(o.suite) !== want) continue;
+      const at = typeof o.started_at === "string" ? Date.parse(o.started_at) : 0;
+      if (!best || at > best.at) best = { path: p, at };
     }
   } catch {
     return undefined;

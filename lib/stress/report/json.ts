@@ -190,7 +190,17 @@ function summaryJson(s: Summary): Record<string, unknown> {
   };
 }
 
-function comparisonJson(c: Comparison): Record<string, unknown> {
+/**
+ * A comparison with a baseline as the JSON report's `comparison` (and `ccx report diff --json`)
+ * writes it: snake_case keys, every key present.
+ *
+ * @example
+ * ```ts
+ * import { comparisonJson } from "./json.ts";
+ * // comparisonJson(compareRuns(before, after)).regressed → [{ id, before, after, reason }]
+ * ```
+ */
+export function comparisonJson(c: Comparison): Record<string, unknown> {
   const tasks = (ts: ComparedTask[]) =>
     ts.map((t) => ({
       id: t.id,
