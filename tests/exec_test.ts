@@ -6,13 +6,8 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { ExecInputError } from "../lib/claude/argv.ts";
-import {
-  type ExecOptions,
-  type ExecResult,
-  execTask,
-  findExecutable,
-  parsePick,
-} from "../lib/exec/exec.ts";
+import { type ExecOptions, type ExecResult, execTask } from "../lib/exec/exec.ts";
+import { findExecutable, parsePick } from "../lib/exec/setup.ts";
 import { parseTools, saysNoRetry } from "../lib/commands/exec.ts";
 import { SqliteHistory } from "../lib/claude/history.ts";
 import { sleepUnlessAborted } from "../lib/common/backoff.ts";
@@ -778,5 +773,51 @@ Deno.test("execTask() passes --max-turns 0 on, as the real CLI accepts it", asyn
     const r = await run(dir, { task: "What is 2+2?", maxTurns: 0, retries: 0 });
     assert.deepEqual(r.attempts.map((a) => a.error_type), ["max_turns"]);
     assert.match(r.attempts[0].prompt, /What is 2\+2\?/);
+  });
+});
+
+Deno.test("execTask() --check: a failing check fails the attempt, and its output goes into the next prompt", async () => {
+  await inTmp(async (dir) => {
+    await Deno.writeTextFile(
+      join(dir, "t.sh"),
+      'out=$(sh add.sh 2 3); [ "$out" = 5 ] || { echo "AssertionError: add 2 3 gave $out"; exit 1; }\n',
+    );
+    const r = await run(dir, {
+      task: "Create add.sh [[write:add.sh=echo $(($1 - $2))]]",
+      checks: ["sh t.sh"],
+      retries: 1,
+    });
+    assert.equal(r.success, false);
+    assert.deepEqual(r.attempts.map((a) => a.error_type), ["check_failed", "check_failed"]);
+    assert.deepEqual(r.checks, [{
+      command: "sh t.sh",
+      status: "failed",
+      exit_code: 1,
+      duration_s: r.checks![0].duration_s,
+      output_tail: "AssertionError: add 2 3 gave -1",
+    }]);
+    assert.match(
+      r.attempts[1].prompt,
+      /\n\nIMPORTANT:\n- The check `sh t\.sh` failed \(exit 1\); its output ends with:\n {4}AssertionError: add 2 3 gave -1$/,
+    );
+    assert.ok(
+      r.lines.some((l) => /check "sh t\.sh" exited 1: AssertionError/.test(l)),
+      r.lines.join("\n"),
+    );
+    // The right code passes; a check that cannot finish stops without a retry.
+    const ok = await run(dir, {
+      task: "Create add.sh [[write:add.sh=echo $(($1 + $2))]]",
+      checks: ["sh t.sh"],
+    });
+    assert.equal(ok.success, true, ok.lines.join("\n"));
+    assert.equal(ok.checks?.[0].status, "passed");
+    const slow = await run(dir, {
+      task: "Create add.sh [[write:add.sh=echo 5]]",
+      checks: ["sleep 5"],
+      checkTimeoutS: 0.3,
+      retries: 2,
+    });
+    assert.deepEqual(slow.attempts.map((a) => a.error_type), ["check_error"]);
+    assert.ok(slow.lines.some((l) => /stopping: check "sleep 5" timed out after 0\.3 s/.test(l)));
   });
 });

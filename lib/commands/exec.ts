@@ -20,7 +20,8 @@ import { parseTaskRequest } from "../verdict/criteria.ts";
 import { type HistoryStore, openHistory } from "../claude/history.ts";
 import type { EvaluationCriterion } from "../verdict/pick.ts";
 import { ExecInputError } from "../claude/argv.ts";
-import { type ExecOptions, execTask, parsePick } from "../exec/exec.ts";
+import { type ExecOptions, execTask } from "../exec/exec.ts";
+import { parsePick } from "../exec/setup.ts";
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
 import { ConfigError } from "../common/config.ts";
 import { serverUrl } from "../stress/preflight.ts";
@@ -69,6 +70,14 @@ export interface ExecCommandOptions {
   redisUrl?: string;
   /** `--sandbox` (or `CCX_SANDBOX=1`): set `IS_SANDBOX=1` for the CLI (root on a sandbox box). */
   sandbox?: boolean;
+  /** `--check CMD`, repeatable: shell commands that must exit 0 in the run's directory. */
+  checks?: string[];
+  /** `--check-timeout S` (default 120). */
+  checkTimeoutS?: number;
+  /** `--rubric TEXT`, repeatable: statements a judge model decides. */
+  rubric?: string[];
+  /** `--judge-model M`. */
+  judgeModel?: string;
 }
 
 const encoder = new TextEncoder();
@@ -185,6 +194,10 @@ export async function execCommand(opts: ExecCommandOptions): Promise<number> {
     pick,
     history,
     sandbox: opts.sandbox,
+    checks: opts.checks?.length ? opts.checks : undefined,
+    checkTimeoutS: opts.checkTimeoutS,
+    rubric: opts.rubric?.length ? opts.rubric : undefined,
+    judgeModel: opts.judgeModel,
     signal: controller.signal,
     onProgress: (line) => writeErr(`ccx exec: ${line}`),
   };
@@ -196,9 +209,15 @@ export async function execCommand(opts: ExecCommandOptions): Promise<number> {
     if (opts.json) console.log(JSON.stringify(result, null, 2));
     else if (result.result !== "") console.log(result.result);
     const met = result.criteria.filter((c) => c.met).length;
+    const checks = result.checks ?? [];
     writeErr(
       `ccx exec: ${result.success ? "success" : "FAILED"}: ` +
         (result.criteria.length ? `${met}/${result.criteria.length} criteria met, ` : "") +
+        (checks.length
+          ? `${checks.filter((c) => c.status === "passed").length}/${checks.length} checks ` +
+            "passed, "
+          : "") +
+        (result.rubric ? `rubric ${result.rubric.status}, ` : "") +
         `${result.attempts.length} attempt(s), ${result.duration_s.toFixed(1)} s`,
     );
     if (controller.signal.aborted) return 130;
@@ -230,6 +249,29 @@ export const exec: Command = defineCommand({
       type: "list",
       arg: "TEXT",
       help: "a success criterion, added to those in TASK",
+    },
+    check: {
+      type: "list",
+      arg: "CMD",
+      help: "a shell command run after the attempt in its directory; must exit 0 (repeatable)",
+    },
+    "check-timeout": {
+      type: "number",
+      min: 0.001,
+      arg: "S",
+      defaultText: "120",
+      help: "seconds each --check may run",
+    },
+    rubric: {
+      type: "list",
+      arg: "TEXT",
+      help: "a statement a judge model (the Claude CLI, no tools) decides on the work",
+    },
+    "judge-model": {
+      type: "string",
+      arg: "M",
+      defaultText: "the CLI's",
+      help: "the model that judges --rubric",
     },
     timeout: {
       type: "number",
@@ -313,7 +355,11 @@ export const exec: Command = defineCommand({
         "root; as root without it, exec stops before running (exit 2)",
     },
   },
-  notes: ["Exit: 0 when every criterion is met, 1 otherwise, 2 for bad input."],
+  notes: [
+    "Exit: 0 when every criterion is met (and every --check passed, and the --rubric judge",
+    "said pass), 1 otherwise, 2 for bad input. A failed check's output tail goes into the",
+    "next attempt's prompt; a check that cannot run or a judge without a verdict stops.",
+  ],
   run(o, positionals) {
     if (positionals.length === 0) throw new ConfigError("no TASK given (ccx exec TASK)");
     if (o.server) serverUrl(o.server);
@@ -336,6 +382,10 @@ export const exec: Command = defineCommand({
       pick: o.pick,
       redisUrl: o.redis,
       sandbox: o.sandbox,
+      checks: o.check,
+      checkTimeoutS: o["check-timeout"],
+      rubric: o.rubric,
+      judgeModel: o["judge-model"],
     });
   },
 });

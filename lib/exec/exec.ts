@@ -31,7 +31,7 @@
  * @module
  */
 
-import { isAbsolute, join, resolve } from "node:path";
+import { resolve } from "node:path";
 import {
   CcxClient,
   ClientError,
@@ -57,22 +57,26 @@ import {
   localFiles,
   refinePrompt,
 } from "../verdict/criteria.ts";
-import {
-  type Candidate,
-  EVALUATION_CRITERIA,
-  type EvaluationCriterion,
-  pickBest,
-} from "../verdict/pick.ts";
-import {
-  DEFAULT_TIMEOUT_S,
-  estimateForPrompt,
-  estimateTimeout,
-  type HistoryStore,
-  type Outcome,
-  systemLoad,
-  taskClass,
-} from "../claude/history.ts";
+import { type Candidate, type EvaluationCriterion, pickBest } from "../verdict/pick.ts";
+import { type HistoryStore, type Outcome, taskClass } from "../claude/history.ts";
 import { limitWaitMs, sleepUnlessAborted } from "../common/backoff.ts";
+import {
+  addImportant,
+  type CheckResult,
+  checksVerdict,
+  refineWithChecks,
+} from "../verdict/check.ts";
+import type { RubricResult } from "../verdict/rubric.ts";
+import { type ExecCheck, execCheck, type ExecRubric, execRubric, gradeAttempt } from "./graders.ts";
+import {
+  currentUid,
+  findExecutable,
+  parsePick,
+  resolveTimeout,
+  rootRefusal,
+  validCount,
+  validSeconds,
+} from "./setup.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Types
@@ -93,8 +97,9 @@ export type TimeoutSource = "flag" | "task" | "history" | "default";
 
 /**
  * Why an attempt failed: a Claude failure kind, `criteria_not_met` (the run ended well but a
- * criterion was not met), or `start_error` (the server could not start the CLI or the connection
- * was lost).
+ * criterion was not met), `start_error` (the server could not start the CLI or the connection
+ * was lost), `check_failed` / `check_error` (a `--check` did not exit 0 / could not run or
+ * finish), `rubric_failed` / `judge_error` (the `--rubric` judge said fail / gave no verdict).
  *
  * @example
  * ```ts
@@ -102,7 +107,14 @@ export type TimeoutSource = "flag" | "task" | "history" | "default";
  * const e: AttemptErrorType = "token_limit";
  * ```
  */
-export type AttemptErrorType = ClaudeFailureKind | "criteria_not_met" | "start_error";
+export type AttemptErrorType =
+  | ClaudeFailureKind
+  | "criteria_not_met"
+  | "start_error"
+  | "check_failed"
+  | "check_error"
+  | "rubric_failed"
+  | "judge_error";
 
 /**
  * One attempt, as `--json` reports it.
@@ -133,6 +145,10 @@ export interface ExecAttempt {
   cost_usd: number | null;
   /** The server's workspace the attempt ran in (with `--server` and no `--cwd`). */
   workspace?: string;
+  /** What each `--check` did, when the attempt got that far. */
+  checks?: ExecCheck[];
+  /** What the `--rubric` judge decided, when the attempt got that far. */
+  rubric?: ExecRubric;
 }
 
 /**
@@ -154,6 +170,10 @@ export interface ExecResult {
   result: string;
   /** The kept attempt's verdict on every criterion. */
   criteria: Judgement[];
+  /** The kept attempt's checks (`--check`), when it got that far. */
+  checks?: ExecCheck[];
+  /** The kept attempt's rubric verdict (`--rubric`), when it got that far. */
+  rubric?: ExecRubric;
   /** Every attempt, in order (N per round with `instances`). */
   attempts: ExecAttempt[];
   /**
@@ -183,6 +203,20 @@ export interface ExecOptions {
   task: string;
   /** Success criteria, judged on evidence. None: success = the run ended without a Claude error. */
   criteria?: string[];
+  /**
+   * `--check`: shell commands run after an attempt that met its criteria, in its directory (its
+   * workspace on the server), each of which must exit 0; a failed one's output tail goes into
+   * the next attempt's prompt.
+   */
+  checks?: string[];
+  /** Seconds each check may run (default 120). */
+  checkTimeoutS?: number;
+  /** `--rubric`: statements the Claude CLI, as a judge, decides on the attempt's work. */
+  rubric?: string[];
+  /** `--judge-model` (default: the CLI's). */
+  judgeModel?: string;
+  /** Seconds the judge may run (default 300). */
+  judgeTimeoutS?: number;
   /** Whole-run timeout per attempt in seconds, or `"auto"` to estimate it from history. */
   timeout?: number | "auto";
   /** The timeout the task text asked for; used when `timeout` is not given. */
@@ -253,96 +287,6 @@ export interface ExecOptions {
 // Small helpers
 // ---------------------------------------------------------------------------------------------
 
-/**
- * The absolute path of an executable: `name` itself when it contains a `/` (resolved against
- * the current directory), else the first match on `PATH`. `undefined` when there is none.
- *
- * @example
- * ```ts
- * import { findExecutable } from "./exec.ts";
- * findExecutable("sh"); // "/usr/bin/sh" (or wherever PATH finds it)
- * findExecutable("no-such-program-here"); // undefined
- * ```
- */
-export function findExecutable(
-  name: string,
-  path: string = Deno.env.get("PATH") ?? "",
-): string | undefined {
-  const isExec = (p: string) => {
-    try {
-      const st = Deno.statSync(p);
-      return st.isFile && (st.mode === null || (st.mode & 0o111) !== 0);
-    } catch {
-      return false;
-    }
-  };
-  if (name === "") return undefined;
-  if (name.includes("/")) {
-    const abs = resolve(name);
-    return isExec(abs) ? abs : undefined;
-  }
-  for (const dir of path.split(":")) {
-    const p = join(dir === "" ? "." : dir, name);
-    if (isExec(p)) return isAbsolute(p) ? p : resolve(p);
-  }
-  return undefined;
-}
-
-/**
- * The root pre-check: the real CLI refuses `--dangerously-skip-permissions` as root unless
- * `IS_SANDBOX` is exactly `1` in its environment. Returns the error to stop with (naming both
- * fixes) when that refusal is certain, else `undefined`.
- *
- * @example
- * ```ts
- * import { rootRefusal } from "./exec.ts";
- * rootRefusal({ isRoot: true, skipPermissions: true, env: {} })?.message.includes("IS_SANDBOX"); // true
- * rootRefusal({ isRoot: true, skipPermissions: true, env: { IS_SANDBOX: "1" } }); // undefined
- * ```
- */
-export function rootRefusal(
-  o: { isRoot: boolean; skipPermissions: boolean; env: Record<string, string | undefined> },
-): ExecInputError | undefined {
-  if (!o.isRoot || !o.skipPermissions || o.env.IS_SANDBOX === "1") return undefined;
-  const had = o.env.IS_SANDBOX === undefined
-    ? ""
-    : ` (IS_SANDBOX=${JSON.stringify(o.env.IS_SANDBOX)} does not count: only 1 does)`;
-  return new ExecInputError(
-    "running as root: Claude Code refuses --dangerously-skip-permissions as root/sudo unless " +
-      `IS_SANDBOX=1${had}. Nothing was run. Either this box is a sandbox: pass --sandbox (or set ` +
-      "CCX_SANDBOX=1, or IS_SANDBOX=1), or run ccx as a non-root user.",
-  );
-}
-
-function currentUid(): number | null {
-  try {
-    return Deno.uid();
-  } catch {
-    return null;
-  }
-}
-
-/**
- * Parses a `--pick` value, case-insensitively; throws {@linkcode ExecInputError} listing the
- * valid names for anything else.
- *
- * @example
- * ```ts
- * import { parsePick } from "./exec.ts";
- * parsePick("fastest"); // "FASTEST"
- * ```
- */
-export function parsePick(value: string): EvaluationCriterion {
-  const up = value.trim().toUpperCase().replaceAll("-", "_");
-  const found = EVALUATION_CRITERIA.find((c) => c === up);
-  if (!found) {
-    throw new ExecInputError(
-      `unknown --pick ${JSON.stringify(value)}; valid values: ${EVALUATION_CRITERIA.join(", ")}`,
-    );
-  }
-  return found;
-}
-
 /** The instruction that carries an attempt's marker, at the start of its prompt. */
 function markedPrompt(marker: string, body: string): string {
   return `[marker:${marker}] Repeat this marker at the end of your final answer.\n\n${body}`;
@@ -395,67 +339,6 @@ function outcomeOf(a: AttemptOutcome): Outcome {
   }
 }
 
-function validCount(name: string, v: number | undefined, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  if (!Number.isInteger(v) || v < min) {
-    throw new ExecInputError(`${name} must be an integer >= ${min}, got ${v}`);
-  }
-  return v;
-}
-
-function validSeconds(name: string, v: number | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  if (!(Number.isFinite(v) && v > 0)) {
-    throw new ExecInputError(`${name} must be a positive number of seconds, got ${v}`);
-  }
-  return v;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Timeout
-// ---------------------------------------------------------------------------------------------
-
-/**
- * The per-attempt timeout and where it came from: a number `timeout` (`flag`); else, unless
- * `timeout` is `"auto"`, the task's own timeout (`task`); else an estimate from the history
- * store's runs of the task's class (`history`, or `default` with too little history or no store).
- *
- * @example
- * ```ts
- * import { resolveTimeout } from "./exec.ts";
- * await resolveTimeout({ task: "What is 2+2?", timeout: 30 });
- * // { timeoutS: 30, source: "flag", basis: "--timeout 30" }
- * ```
- */
-export async function resolveTimeout(
-  opts: Pick<ExecOptions, "task" | "timeout" | "taskTimeoutS" | "history">,
-): Promise<{ timeoutS: number; source: TimeoutSource; basis: string }> {
-  if (typeof opts.timeout === "number") {
-    return { timeoutS: opts.timeout, source: "flag", basis: `--timeout ${opts.timeout}` };
-  }
-  if (opts.timeout === undefined && opts.taskTimeoutS !== undefined) {
-    return {
-      timeoutS: opts.taskTimeoutS,
-      source: "task",
-      basis: `the task asks for ${opts.taskTimeoutS} s`,
-    };
-  }
-  if (opts.history) {
-    try {
-      const est = await estimateForPrompt(opts.history, opts.task);
-      return { timeoutS: est.timeoutS, source: est.source, basis: est.basis };
-    } catch {
-      // The store went away; fall through to the default.
-    }
-  }
-  const cls = taskClass(opts.task);
-  const est = estimateTimeout([], {
-    defaultS: DEFAULT_TIMEOUT_S[cls.complexity],
-    load: systemLoad(),
-  });
-  return { timeoutS: est.timeoutS, source: "default", basis: `no history; ${est.basis}` };
-}
-
 // ---------------------------------------------------------------------------------------------
 // One attempt
 // ---------------------------------------------------------------------------------------------
@@ -477,6 +360,11 @@ interface AttemptOutcome {
   /** Of `files`, those that existed when the attempt ended. */
   existing: string[];
   marker: string;
+  /** The graders' results (`--check`, `--rubric`), when the attempt got that far. */
+  checks?: CheckResult[];
+  rubric?: RubricResult;
+  /** A check or the judge could not give a verdict: a retry cannot help. */
+  graderError?: string;
 }
 
 interface Context {
@@ -606,14 +494,37 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
     if ((await access.stat(f).catch(() => undefined))?.isFile) existing.push(f);
   }
   const allMet = judgements.every((j) => j.met);
-  const success = !startError && !failure && allMet;
+  // The graders judge the work only once it ended well and met its criteria.
+  const graded = !startError && !failure && allMet && run
+    ? await gradeAttempt(ctx.client, run, {
+      ...ctx.opts,
+      cwd: ctx.cwd,
+      task: ctx.task,
+      answer: withoutMarker(answer, marker),
+      files,
+      claude: ctx.claude,
+      env: ctx.env,
+      signal: ctx.signal,
+      progress: ctx.progress,
+    })
+    : {};
+  const gradeError = graded.checks?.some((c) => c.status === "error")
+    ? "check_error"
+    : graded.checks?.some((c) => c.status === "failed")
+    ? "check_failed"
+    : graded.rubric?.status === "error"
+    ? "judge_error"
+    : graded.rubric?.status === "failed"
+    ? "rubric_failed"
+    : undefined;
+  const success = !startError && !failure && allMet && !gradeError;
   const errorType: AttemptErrorType | null = startError
     ? "start_error"
     : failure
     ? failure.kind
-    : allMet
-    ? null
-    : "criteria_not_met";
+    : !allMet
+    ? "criteria_not_met"
+    : gradeError ?? null;
   return {
     index,
     record: {
@@ -625,6 +536,8 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
       marker_seen: t.text.includes(marker),
       cost_usd: t.result?.costUsd ?? null,
       ...(ws ? { workspace: ws.path } : {}),
+      ...(graded.checks ? { checks: graded.checks.map(execCheck) } : {}),
+      ...(graded.rubric ? { rubric: execRubric(graded.rubric) } : {}),
     },
     failure,
     startError,
@@ -635,6 +548,14 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
     files,
     existing,
     marker,
+    ...graded,
+    ...(gradeError === "check_error" || gradeError === "judge_error"
+      ? {
+        graderError: gradeError === "check_error"
+          ? checksVerdict(graded.checks!).reason
+          : graded.rubric!.reason,
+      }
+      : {}),
   };
 }
 
@@ -855,6 +776,10 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
         progress(`stopping: ${kept.startError}`);
         break;
       }
+      if (kept.graderError) {
+        progress(`stopping: ${kept.graderError} (a retry of the task cannot fix its grader)`);
+        break;
+      }
       const f = kept.failure;
       const policy = f ? FAILURE_POLICIES[f.kind] : undefined;
       if (f && policy?.retry === "never") {
@@ -907,7 +832,15 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
       }
       refinementsLeft--;
       const failed = kept.judgements.filter((j) => !j.met);
-      body = refinePrompt(task, failed, f ? { kind: f.kind } : undefined);
+      body = refineWithChecks(
+        refinePrompt(task, failed, f ? { kind: f.kind } : undefined),
+        kept.checks ?? [],
+      );
+      if (kept.rubric?.status === "failed") {
+        body = addImportant(body, [
+          `- A reviewer judged the work and found: ${kept.rubric.reason}`,
+        ]);
+      }
       progress(
         `retrying with a refined prompt (${retries - refinementsLeft} of ${retries}): ` +
           body.slice(task.length).trim().replace(/\n/g, " "),
@@ -928,6 +861,8 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
     result: kept ? withoutMarker(answer, kept.marker) : "",
     criteria: kept?.judgements ??
       criteria.map((c) => ({ criterion: c, met: false, evidence: "the task did not run" })),
+    ...(kept?.record.checks ? { checks: kept.record.checks } : {}),
+    ...(kept?.record.rubric ? { rubric: kept.record.rubric } : {}),
     attempts: attempts.map((a) => a.record),
     files_created: files,
     duration_s: round3((performance.now() - t0) / 1000),

@@ -22,9 +22,22 @@
  * @module
  */
 
-import { type CcxClient, ClientError, runToEnd } from "../client/client.ts";
+import { relative } from "node:path";
+import {
+  type CcxClient,
+  ClientError,
+  type CollectedRun,
+  remoteFiles,
+  runToEnd,
+} from "../client/client.ts";
 import type { WorkspaceFile } from "../common/protocol.ts";
-import { checkNotRun, type CheckResult, checkResult } from "../verdict/check.ts";
+import {
+  checkNotRun,
+  type CheckResult,
+  checkResult,
+  DEFAULT_CHECK_TIMEOUT_S,
+  describeCheck,
+} from "../verdict/check.ts";
 import {
   JUDGE_MAX_FILE,
   JUDGE_MAX_LISTED,
@@ -35,7 +48,7 @@ import {
   rubricPrompt,
   type RubricResult,
 } from "../verdict/rubric.ts";
-import type { FileAccess } from "../verdict/criteria.ts";
+import { type FileAccess, localFiles } from "../verdict/criteria.ts";
 
 /**
  * Where a task ran: the finished job whose workspace its graders use (`jobId`), or, for a run
@@ -215,4 +228,166 @@ export async function runJudge(
       durationS: Math.round(performance.now() - t0) / 1000,
     };
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// ccx exec
+
+/** What {@linkcode gradeAttempt} needs of an attempt of `ccx exec` and of its options. */
+export interface AttemptGrading {
+  /** `--check` commands. */
+  checks?: string[];
+  /** Seconds each check may run (default 120). */
+  checkTimeoutS?: number;
+  /** `--rubric` statements. */
+  rubric?: string[];
+  /** `--judge-model`. */
+  judgeModel?: string;
+  /** Seconds the judge may run (default 300). */
+  judgeTimeoutS?: number;
+  /** The attempt's directory when it ran without a workspace. */
+  cwd: string;
+  /** The task as asked. */
+  task: string;
+  /** The attempt's answer, its marker removed. */
+  answer: string;
+  /** Absolute paths its Write/Edit tool uses targeted (the judge's files without a workspace). */
+  files: string[];
+  /** The Claude executable (the judge). */
+  claude: string;
+  /** The CLI's extra environment. */
+  env?: Record<string, string>;
+  /** Aborting cancels the graders. */
+  signal?: AbortSignal;
+  /** Progress lines. */
+  progress(line: string): void;
+}
+
+/**
+ * An attempt's checks and rubric (`ccx exec --check/--rubric`), run on its server in its
+ * workspace, or in its directory when it had none. The rubric is asked only when every check
+ * passed.
+ */
+export async function gradeAttempt(
+  client: CcxClient,
+  run: CollectedRun,
+  g: AttemptGrading,
+): Promise<{ checks?: CheckResult[]; rubric?: RubricResult }> {
+  const out: { checks?: CheckResult[]; rubric?: RubricResult } = {};
+  const ws = run.workspace;
+  if (g.checks?.length) {
+    g.progress(`checking: ${g.checks.join("; ")}`);
+    const target = ws ? { jobId: run.jobId } : { cwd: g.cwd };
+    out.checks = (await runChecks(client, target, g.checks, {
+      timeoutS: g.checkTimeoutS ?? DEFAULT_CHECK_TIMEOUT_S,
+      signal: g.signal,
+    })).checks;
+    for (const c of out.checks) g.progress(`  ${describeCheck(c)}`);
+    if (out.checks.some((c) => c.status !== "passed")) return out;
+  }
+  if (g.rubric?.length) {
+    const base = ws?.path ?? g.cwd;
+    const access: FileAccess = ws ? remoteFiles(client, run.jobId, ws.path) : localFiles;
+    const changed = ws ? ws.files : await Promise.all(g.files.map(async (abs) => ({
+      path: relative(base, abs),
+      size: (await access.stat(abs).catch(() => undefined))?.size ?? 0,
+    })));
+    out.rubric = await runJudge(client, {
+      statements: g.rubric,
+      request: g.task,
+      answer: g.answer,
+      files: await judgeFiles(access, base, changed),
+      filesTotal: ws?.filesTotal,
+    }, {
+      claude: g.claude,
+      model: g.judgeModel,
+      timeoutS: g.judgeTimeoutS ?? 300,
+      workspace: ws !== undefined,
+      env: g.env,
+      signal: g.signal,
+    });
+    g.progress(`  rubric: ${out.rubric.status}: ${out.rubric.reason}`);
+  }
+  return out;
+}
+
+/**
+ * One `--check` of an attempt, as `--json` reports it.
+ *
+ * @example
+ * ```ts
+ * import type { ExecCheck } from "./graders.ts";
+ * const c: ExecCheck = {
+ *   command: "python3 -m pytest -q", status: "failed", exit_code: 1, duration_s: 0.8,
+ *   output_tail: "E   assert -1 == 5\n1 failed",
+ * };
+ * ```
+ */
+export interface ExecCheck {
+  /** The command. */
+  command: string;
+  /** `passed`, `failed` or `error` (could not run or finish). */
+  status: string;
+  /** Its exit code. */
+  exit_code: number | null;
+  /** Seconds it ran. */
+  duration_s: number;
+  /** The last lines of what it printed (stdout, then stderr). */
+  output_tail: string | null;
+  /** Why it is an error, when it is one. */
+  reason?: string;
+}
+
+/**
+ * The `--rubric` judge's decision on an attempt, as `--json` reports it.
+ *
+ * @example
+ * ```ts
+ * import type { ExecRubric } from "./graders.ts";
+ * const r: ExecRubric = { status: "failed", reason: "add() subtracts", model: "claude-haiku" };
+ * ```
+ */
+export interface ExecRubric {
+  /** `passed`, `failed` or `error` (no verdict). */
+  status: string;
+  /** The judge's reason, or why there is no verdict. */
+  reason: string;
+  /** The judge's model, as its CLI reported it. */
+  model: string | null;
+}
+
+/**
+ * A check as `ccx exec --json` reports it (snake_case, the output tails joined).
+ *
+ * @example
+ * ```ts
+ * import { execCheck } from "./graders.ts";
+ * execCheck({ command: "true", status: "passed", exitCode: 0, durationS: 0.01 });
+ * // { command: "true", status: "passed", exit_code: 0, duration_s: 0.01, output_tail: null }
+ * ```
+ */
+export function execCheck(c: CheckResult): ExecCheck {
+  const tail = [c.stdoutTail, c.stderrTail].filter((x) => x !== undefined).join("\n");
+  return {
+    command: c.command,
+    status: c.status,
+    exit_code: c.exitCode,
+    duration_s: c.durationS,
+    output_tail: tail || null,
+    ...(c.reason ? { reason: c.reason } : {}),
+  };
+}
+
+/**
+ * A rubric's decision as `ccx exec --json` reports it.
+ *
+ * @example
+ * ```ts
+ * import { execRubric } from "./graders.ts";
+ * execRubric({ status: "failed", statements: ["s"], reason: "no", durationS: 1 });
+ * // { status: "failed", reason: "no", model: null }
+ * ```
+ */
+export function execRubric(r: RubricResult): ExecRubric {
+  return { status: r.status, reason: r.reason, model: r.model ?? null };
 }

@@ -205,6 +205,21 @@ export function refineWithChecks(
     return `- The check \`${c.command}\` failed (${c.reason ?? `exit ${c.exitCode}`})` +
       (end.trim() ? `; its output ends with:\n${end}` : ".");
   });
+  return addImportant(prompt, items);
+}
+
+/**
+ * `prompt` with `items` (each a `- …` line, continuation lines indented) added to its
+ * `IMPORTANT:` block at the end, made when it has none; unchanged without items.
+ *
+ * @example
+ * ```ts
+ * import { addImportant } from "./check.ts";
+ * addImportant("Write add.py", ["- A reviewer found: add() subtracts."]);
+ * // "Write add.py\n\nIMPORTANT:\n- A reviewer found: add() subtracts."
+ * ```
+ */
+export function addImportant(prompt: string, items: readonly string[]): string {
   if (items.length === 0) return prompt;
   const head = /\n\nIMPORTANT:\n/.test(prompt)
     ? prompt.trimEnd()
