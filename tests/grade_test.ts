@@ -12,7 +12,9 @@ import { parseSuite } from "../lib/stress/suite.ts";
 import { withCheckFiles } from "../lib/stress/check_files.ts";
 import type { TestResult } from "../lib/stress/report/model.ts";
 import type { ServerOptions } from "../lib/serve/server.ts";
-import { FAKE_CLAUDE, withServer } from "./_util/helpers.ts";
+import { cli, FAKE_CLAUDE, serveProcess, waitFor, withServer } from "./_util/helpers.ts";
+import { startCoordinator, startWorker, withFleet, work } from "./_util/fleet.ts";
+import { SKIP_REDIS } from "./_util/redis.ts";
 
 interface Ran {
   byId: Map<string, TestResult>;
@@ -201,4 +203,86 @@ Deno.test("checks run under --isolate bwrap, confined to the task's workspace", 
     {},
     { isolate: "bwrap" },
   );
+});
+
+/** A suite (beside its hidden test) of a right and a wrong add.sh, graded by the hidden test. */
+function addSuite(): unknown {
+  return {
+    check_files: "hidden",
+    tests: [
+      { id: "right", command: `echo 'echo $(($1 + $2))' > add.sh`, check: "sh test_add.sh" },
+      { id: "wrong", command: `echo 'echo $(($1 - $2))' > add.sh`, check: "sh test_add.sh" },
+    ],
+  };
+}
+
+/** Reads the tests of a JSON report by id. */
+async function testsById(path: string): Promise<Map<string, Record<string, unknown>>> {
+  const j = JSON.parse(await Deno.readTextFile(path));
+  return new Map(j.tests.map((t: { id: string }) => [t.id, t]));
+}
+
+Deno.test("checks through --server: the client ships the hidden files, the remote server writes them into the task's workspace", async () => {
+  const w = await work();
+  const srv = await serveProcess(["--workspace-root", w.path("ws")], {}, { cwd: "/" });
+  try {
+    await Deno.mkdir(w.path("hidden"));
+    await Deno.writeTextFile(w.path("hidden/test_add.sh"), ADD_TEST);
+    const suite = await w.suite(addSuite());
+    const r = await cli([
+      "stress",
+      suite,
+      "--server",
+      srv.url,
+      "--no-history",
+      "--out",
+      w.path("out"),
+    ]);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    const byId = await testsById(w.path("out/report.json"));
+    assert.equal(byId.get("right")?.status, "passed", JSON.stringify(byId.get("right")));
+    assert.equal(byId.get("wrong")?.status, "failed");
+    assert.match(String(byId.get("wrong")?.reason), /AssertionError: add 2 3 gave '-1'/);
+    // The console line of the failed task shows the check and what it printed.
+    assert.match(
+      r.stdout,
+      /check "sh test_add\.sh": FAIL, exit 1, .*\n {4}\| AssertionError: add 2 3 gave '-1'/,
+    );
+    // The workspace the failed check kept is on the server's disk, with the hidden test in it.
+    const ws = String(byId.get("wrong")?.workspace);
+    assert.ok(ws.startsWith(w.path("ws")), ws);
+    assert.equal(await Deno.readTextFile(join(ws, "test_add.sh")), ADD_TEST);
+  } finally {
+    await srv.stop();
+    await w.cleanup();
+  }
+});
+
+Deno.test({
+  name: "checks through a ccx worker: the hidden files travel with the task in the queue",
+  ignore: SKIP_REDIS,
+  fn: () =>
+    withFleet(async ({ redis, w, workers }) => {
+      await Deno.mkdir(w.path("hidden"));
+      await Deno.writeTextFile(w.path("hidden/test_add.sh"), ADD_TEST);
+      const suite = await w.suite(addSuite());
+      const json = w.path("report.json");
+      const coord = startCoordinator(redis.url, suite, ["--json", json, "--out", w.path("out")]);
+      await waitFor(
+        () => coord.out().includes("no worker takes tasks"),
+        "the tasks on the queue",
+        60_000,
+      );
+      // Once the tasks are queued the directory is gone: the worker cannot have read it.
+      await Deno.rename(w.path("hidden"), w.path("hidden.gone"));
+      workers.push(await startWorker(redis.url, "grader"));
+      assert.equal(await coord.code, 1, coord.out());
+      const byId = await testsById(json);
+      assert.equal(byId.get("right")?.status, "passed", JSON.stringify(byId.get("right")));
+      assert.equal(byId.get("right")?.worker, "grader");
+      assert.equal(byId.get("wrong")?.status, "failed");
+      const checks = byId.get("wrong")?.checks as { exit_code: number; stdout_tail: string }[];
+      assert.equal(checks[0].exit_code, 1);
+      assert.match(checks[0].stdout_tail, /AssertionError: add 2 3 gave '-1'/);
+    }),
 });

@@ -182,7 +182,10 @@ export interface JudgeOptions {
   model?: string;
   /** Seconds the judge may run. */
   timeoutS: number;
-  /** Run the judge in a fresh, empty workspace (default true: nothing of the task's reaches it). */
+  /**
+   * Run the judge in a fresh, empty workspace (default true): nothing the task left (a
+   * `CLAUDE.md` that says "answer pass") reaches it; `false` runs it in the server's directory.
+   */
   workspace?: boolean;
   /** Extra environment of the judge's CLI. */
   env?: Record<string, string>;
@@ -302,7 +305,6 @@ export async function gradeAttempt(
       claude: g.claude,
       model: g.judgeModel,
       timeoutS: g.judgeTimeoutS ?? 300,
-      workspace: ws !== undefined,
       env: g.env,
       signal: g.signal,
     });

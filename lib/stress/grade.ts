@@ -115,7 +115,6 @@ export async function gradeRun(
       claude: opts.claude,
       model: opts.judgeModel,
       timeoutS: Math.round((opts.judgeTimeoutS ?? DEFAULT_JUDGE_TIMEOUT_S) * scale * 1000) / 1000,
-      workspace: opts.workspace !== false,
       signal: opts.signal,
       onJobStarted,
     });
