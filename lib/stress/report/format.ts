@@ -297,7 +297,7 @@ export function comparisonLines(c: Comparison): string[] {
   part("still failing", c.stillFailing);
   part("new", c.added);
   part("gone", c.gone);
-  if (!c.regressed.length && !c.fixed.length && !c.stillFailing.length) {
+  if (!c.regressed.length && !c.fixed.length) {
     out.push("  no task changed its verdict");
   }
   for (const d of c.differences) out.push(`  differs: ${d}`);

@@ -400,7 +400,7 @@ function comparisonSection(c: Comparison | undefined): Markup[] {
     ...list("Still failing", "s-error", c.stillFailing),
     ...list("New", "muted", c.added),
     ...list("Gone", "muted", c.gone),
-    ...(c.regressed.length + c.fixed.length + c.stillFailing.length === 0
+    ...(c.regressed.length + c.fixed.length === 0
       ? [markup`<p class="muted">No task changed its verdict.</p>`]
       : []),
     markup`</section>`,
