@@ -11,7 +11,7 @@ import { join } from "node:path";
 import { mockApiEnv, MockApiServer } from "../lib/claude/mock_api/server.ts";
 import { parseMockScript } from "../lib/claude/mock_api/script.ts";
 import { execTask } from "../lib/exec/exec.ts";
-import { cli } from "./_util/helpers.ts";
+import { cli, ROOT } from "./_util/helpers.ts";
 import { realClaude } from "./_util/real_claude.ts";
 
 const real = await realClaude();
@@ -229,4 +229,66 @@ Deno.test({
         }],
       },
     ),
+});
+
+const hasPython = (() => {
+  try {
+    return new Deno.Command("python3", { args: ["-c", "pass"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+})();
+
+Deno.test({
+  name:
+    "the shipped example suite (tasks/examples/graded.json) grades real code offline: a good mock passes, a worse one regresses against it",
+  ignore: ignore || !hasPython,
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "ccx_graders_example_" });
+    const run = async (script: string, extra: string[] = []) => {
+      const path = join(ROOT, "tasks", "examples", script);
+      const api = MockApiServer.start({
+        script: parseMockScript(JSON.parse(await Deno.readTextFile(path))),
+      });
+      try {
+        return await cli([
+          "stress",
+          join(ROOT, "tasks", "examples", "graded.json"),
+          "--claude",
+          CLAUDE,
+          "--sandbox",
+          "--no-history",
+          ...extra,
+        ], {
+          cwd: dir,
+          env: { ...mockApiEnv(api.url, 0), HOME: dir, CCX_STATE_DIR: join(dir, "state") },
+        });
+      } finally {
+        await api.shutdown();
+      }
+    };
+    try {
+      const good = await run("graded.mock.json");
+      assert.equal(good.code, 0, good.stdout + good.stderr);
+      assert.match(good.stdout, /3 tests: 3 passed, 0 failed, 0 errors/);
+      const worse = await run("graded.buggy.mock.json", [
+        "--baseline",
+        "last",
+        "--fail-on-regression",
+      ]);
+      assert.equal(worse.code, 1, worse.stdout);
+      assert.match(
+        worse.stdout,
+        /AssertionError: slugify\('ccx 0\.1 -- release'\) returned 'ccx-release'/,
+      );
+      assert.match(worse.stdout, /\n {2}REGRESSED \(3\): slugify \(passed → failed/);
+      assert.match(
+        worse.stdout,
+        /3 tasks regressed since the baseline \(--fail-on-regression\): exit 1\./,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

@@ -112,9 +112,19 @@ Deno.test("every key the declaration allows is one parseSuite reads, with the ty
 });
 
 Deno.test("the shipped suites name the schema and use only declared keys", async () => {
-  for (const f of ["tasks/selftest.json", "tasks/unified_stress_test_tasks.json"]) {
+  for (
+    const f of [
+      "tasks/selftest.json",
+      "tasks/unified_stress_test_tasks.json",
+      "tasks/examples/graded.json",
+    ]
+  ) {
     const doc = JSON.parse(await Deno.readTextFile(join(ROOT, f)));
-    assert.equal(doc.$schema, "./suite.schema.json", f);
+    assert.equal(
+      doc.$schema,
+      f.includes("examples/") ? "../suite.schema.json" : "./suite.schema.json",
+      f,
+    );
     assert.deepEqual(unknownKeys(doc), [], f);
     const suite = await loadSuite(join(ROOT, f));
     assert.deepEqual(suite.warnings, [], `${f} has a task that checks nothing`);

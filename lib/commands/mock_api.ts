@@ -107,6 +107,9 @@ export const mockApi: Command = defineCommand({
     "Replies: the script's first matching rule; else a [[mock:NAME[:ARG]]] directive in the",
     "prompt (answer:TEXT, write:PATH=CONTENT, bash:CMD, 401, 403, 429[:RETRY_AFTER], 529, 500,",
     "cut, max-tokens, hang, stall, fail-first:N:NAME); else `What is 2+2?` → `2 + 2 = 4`.",
+    "A ccx rubric judge's prompt is answered as a judge: a rule (reply type judge), else a",
+    "judge directive in it (judge:pass[:REASON], judge:fail[:REASON], judge:none for no",
+    "verdict, judge:if:TEXT to pass when the judged answer holds TEXT), else pass.",
   ],
   run(o) {
     return mockApiCommand({ port: o.port, host: o.host, script: o.script, quiet: o.quiet });
