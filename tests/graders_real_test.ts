@@ -98,6 +98,13 @@ Deno.test({
                   rubric,
                 ),
                 task("no_verdict", "What is 2+2? [[mock:judge:none]]", rubric),
+                // A template that names no model gets --model through ANTHROPIC_MODEL.
+                {
+                  id: "template",
+                  command_template: "claude -p 'What is 2+2?' --output-format stream-json " +
+                    "--verbose --dangerously-skip-permissions",
+                  verification: { expected_patterns: ["2 + 2 = 4"] },
+                },
               ],
             },
           },
@@ -164,6 +171,7 @@ Deno.test({
       assert.match(String(t("no_verdict").reason), /^judge: answered without a verdict: "I looked/);
       // --model reached every task's CLI, --judge-model the judge's; what ran is recorded.
       assert.equal(t("right").model, "claude-task-model");
+      assert.equal(t("template").model, "claude-task-model");
       assert.equal(judged("rubric_pass").model, "claude-judge-model");
       assert.deepEqual(report.run.claude_code_versions, ["2.1.197"]);
       assert.deepEqual(report.run.models, ["claude-task-model"]);

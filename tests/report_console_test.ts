@@ -96,7 +96,7 @@ Deno.test("console: a failed task's checks (exit, time, the end of their output)
   assert.match(text, /\n {2}rubric \(1 statement, judge j\): FAIL: add subtracts\n/);
   assert.match(
     text,
-    /\nRun: ccx 0\.1\.0 on box; Claude Code 2\.1\.197; models claude-x; suite sha256:x\n/,
+    /\nRun: ccx 0\.1\.0 on box; Claude Code 2\.1\.197; models claude-x; suite sha256:x; command: ccx stress\n/,
   );
   assert.match(
     text,

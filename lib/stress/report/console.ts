@@ -155,7 +155,7 @@ export function formatSummaryTable(report: RunReport, opts: TableOptions): strin
   }
   const totalsLine = formatTotalsLine(totals(report.results));
   if (totalsLine) out.push(totalsLine);
-  const facts = runFactLines(report).filter((l) => !l.startsWith("command: "));
+  const facts = runFactLines(report);
   if (facts.length) out.push(`Run: ${oneLine(facts.join("; "), 400)}`);
   const repeats = repeatSummary(report);
   if (repeats) out.push(...repeatLines(repeats).map((l) => indented(l, 400)));
