@@ -123,6 +123,8 @@ const TEST_KEYS = [
   "answer",
   "attempts",
   "category",
+  "checks",
+  "claude_version",
   "cost_usd",
   "duration_s",
   "exit_code",
@@ -136,6 +138,7 @@ const TEST_KEYS = [
   "patterns_found",
   "patterns_missing",
   "reason",
+  "rubric",
   "started_at",
   "status",
   "stderr_tail",
@@ -553,9 +556,13 @@ Deno.test("ccx stress writes JSON, JUnit, HTML and per-task output files that ag
     const report = await readReport(json);
     assert.deepEqual(Object.keys(report).sort(), [
       "categories",
+      "comparison",
       "duration_s",
       "errors_by_kind",
       "interrupted",
+      "repeat",
+      "repeats",
+      "run",
       "run_id",
       "started_at",
       "suite",
@@ -573,6 +580,8 @@ Deno.test("ccx stress writes JSON, JUnit, HTML and per-task output files that ag
       graduated: false,
       cost_usd: null,
       tokens: null,
+      pass_at_1: null,
+      flaky: [],
     });
     assert.equal(report.interrupted, false);
     assert.ok(!Number.isNaN(Date.parse(report.started_at)));
