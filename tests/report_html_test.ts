@@ -240,8 +240,12 @@ function shownAsText(label: string): boolean {
   // The rubric's line counts its statements; a baseline is named by its run and path.
   if (/\.rubric\.statements\.|^comparison\.baseline\.suite$/.test(label)) return false;
   if (/^(\/out\/)?passed\./.test(label)) {
-    // What ran (model, Claude Code version) is in the header for every task.
-    return /^passed\.(id|name|category|reason|answer|stderrTail|model|claudeVersion)$/.test(label);
+    // What ran (model, Claude Code version) is in the header for every task; each task's
+    // checks (commands JSON-quoted) and rubric are under its answer.
+    return /^passed\.(id|name|category|reason|answer|stderrTail|model|claudeVersion)$/.test(
+      label,
+    ) ||
+      /^passed\.(checks\.0\.reason|rubric\.(reason|model))$/.test(label);
   }
   return true;
 }

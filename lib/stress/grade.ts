@@ -125,7 +125,7 @@ export async function gradeRun(
     } else if (r.status === "failed") {
       v.status = "failed";
       v.reason = `rubric failed: ${r.reason}`;
-    } else v.reason += ", rubric passed";
+    } else v.reason += `, rubric passed: ${r.reason}`;
   }
   return out;
 }

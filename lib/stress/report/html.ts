@@ -12,6 +12,7 @@
 import { dirname, isAbsolute, relative, resolve, sep } from "node:path";
 import { pathToFileURL } from "node:url";
 import {
+  checkLines,
   comparisonLines,
   excerpt,
   factLines,
@@ -484,6 +485,9 @@ function answers(results: TestResult[], href: (file: string) => string): Markup[
       ),
       markup`<pre class="answer">${t.answer ?? "(no answer)"}</pre>`,
       ...(t.stderrTail ? [markup`<pre class="muted">${t.stderrTail}</pre>`] : []),
+      ...[...checkLines(t), rubricLine(t) ?? ""].filter((l) => l).map((l) =>
+        markup`<p class="muted">${l}</p>`
+      ),
       markup`</details>`,
     );
   }
