@@ -253,7 +253,7 @@ export const exec: Command = defineCommand({
     check: {
       type: "list",
       arg: "CMD",
-      help: "a shell command run after the attempt in its directory; must exit 0 (repeatable)",
+      help: "a shell command run after the attempt in its directory; must exit 0",
     },
     "check-timeout": {
       type: "number",

@@ -235,6 +235,12 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   const claude = opts.claude?.includes("/") && !opts.servers?.length
     ? resolve(opts.claude)
     : opts.claude;
+  if (opts.failOnRegression && opts.baseline === undefined) {
+    console.error(
+      "ccx stress: --fail-on-regression needs --baseline PATH|last: there is nothing to regress from",
+    );
+    return 2;
+  }
   if (opts.resume !== undefined && opts.lastFailed) {
     console.error("ccx stress: --resume and --last-failed do not go together: pick one");
     return 2;
@@ -784,7 +790,7 @@ export const stress: Command = defineCommand({
     "Ctrl+C removes the run's waiting tasks and cancels its running ones on the workers.",
     "Graders (suite fields check, check_files, rubric) run on the server where the task ran;",
     "a check that cannot run or a judge without a verdict makes the task an error.",
-    "--fail-on-regression needs --baseline; with it, any regression exits 1.",
+    "--fail-on-regression needs --baseline (exit 2 without); with it, any regression exits 1.",
   ],
   run(o, positionals) {
     if (positionals.length > 1) {
