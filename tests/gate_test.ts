@@ -486,6 +486,14 @@ Deno.test("TLS: --cert/--key serve wss://; ccx run and stress --ca trust the pri
     });
     assert.equal(ok.stdout, "over tls\n", ok.stderr);
     assert.equal(ok.code, 0);
+    // A wrong token is said to be refused (not Deno's "Didn't receive h2 alpn"), exit 125 as on ws://.
+    const wrong = await cli(
+      ["run", "--server", srv.url, "--ca", cert, "--token", "wrong", "--", "echo", "no"],
+    );
+    assert.equal(wrong.code, 125, wrong.stderr);
+    assert.equal(wrong.stdout, "");
+    assert.match(wrong.stderr, /wss:\/\/127\.0\.0\.1:\d+\/ws refused the token: check --token/);
+    assert.doesNotMatch(wrong.stderr, /alpn/i);
     // Without the CA the certificate is not trusted: nothing runs.
     const untrusted = await cli(["run", "--server", srv.url, "--", "echo", "no"], {
       env: { CCX_TOKEN: "tls-tok" },
