@@ -37,6 +37,43 @@ export class ClientError extends Error {
   }
 }
 
+/**
+ * Why a WebSocket connection failed, said as plainly as the handshake allows.
+ * Over `wss://`, Deno retries a refused HTTP/1.1 upgrade as HTTP/2 and reports
+ * only that retry's failure ("Didn't receive h2 alpn"); the status the server
+ * gave is then learnt by asking the same URL once more without an upgrade
+ * (a ccx server checks the token before the upgrade), and said in the words
+ * Deno uses for `ws://` ("Invalid status code: 401"). A 401 says whether the
+ * token was refused or missing.
+ */
+async function refusal(url: string, why: string, opts: ConnectOptions): Promise<string> {
+  if (url.startsWith("wss:") && /h2 alpn/i.test(why)) {
+    const http = new URL(url);
+    http.protocol = "https:";
+    const client = opts.ca ? Deno.createHttpClient({ caCerts: [opts.ca] }) : undefined;
+    try {
+      const res = await fetch(http, {
+        client,
+        headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {},
+        signal: AbortSignal.timeout(5000),
+      });
+      await res.body?.cancel();
+      // 426 "expected a WebSocket upgrade": the upgrade itself was not what failed.
+      if (res.status !== 426) {
+        why = `failed to connect to WebSocket: Invalid status code: ${res.status}`;
+      }
+    } catch {
+      /* no answer: keep Deno's words */
+    } finally {
+      client?.close();
+    }
+  }
+  if (/status code:? 401\b/i.test(why)) {
+    why += opts.token ? ": the server refused the token" : ": the server requires a token";
+  }
+  return why;
+}
+
 /** A Claude limit the server noticed in a job's output (sent as `error.*` notifications). */
 export type LimitNotice = ClaudeLimit;
 
@@ -218,11 +255,14 @@ export class CcxClient {
         clearTimeout(timer);
         reject(new ClientError(`could not connect to ${url}: ${why}`));
       };
+      let erred = false;
       ws.addEventListener("error", (ev) => {
-        fail((ev as ErrorEvent).message || "connection refused or rejected");
+        erred = true;
+        const why = (ev as ErrorEvent).message || "connection refused or rejected";
+        void refusal(url, why, opts).then(fail);
       });
       ws.addEventListener("close", (ev) => {
-        fail(ev.reason || `closed with code ${ev.code}`);
+        if (!erred) fail(ev.reason || `closed with code ${ev.code}`);
       });
       client.onNotification = (method, params) => {
         if (method === "connected") {

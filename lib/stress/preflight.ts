@@ -173,7 +173,8 @@ export async function preflight(opts: PreflightOptions): Promise<string[]> {
 }
 
 /**
- * A connection error said plainly: a 401 names `--token`/`CCX_TOKEN`, a refused
+ * A connection error said plainly: a 401 names `--token`/`CCX_TOKEN` (and says
+ * the token was refused when the client says it sent one), a refused
  * connection names `--server`; anything else is returned as it is.
  *
  * @example
@@ -185,6 +186,9 @@ export async function preflight(opts: PreflightOptions): Promise<string[]> {
  */
 export function explainConnectError(message: string, url: string): string {
   if (/status code:? 401\b/i.test(message)) {
+    if (/refused the token/.test(message)) {
+      return `${url} refused the token: check --token or CCX_TOKEN`;
+    }
     return `${url} refused the connection: a valid token is required (--token or CCX_TOKEN)`;
   }
   if (/tcp connect error|connection refused|dns error|failed to lookup/i.test(message)) {
