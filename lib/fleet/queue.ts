@@ -199,9 +199,11 @@ export function checkQueueUrl(url: string, flag = "--queue"): void {
  * console.log(o.url);
  * ```
  */
-export interface QueueRunOptions
-  extends
-    Pick<TaskOptions, "patternMode" | "timeoutScale" | "lint" | "workspace" | "keepWorkspaces"> {
+export interface QueueRunOptions extends
+  Pick<
+    TaskOptions,
+    "patternMode" | "timeoutScale" | "lint" | "workspace" | "keepWorkspaces" | "onNotWritten"
+  > {
   /** `redis://` or `rediss://` URL of the queue's Redis. */
   url: string;
   /** Queue name (default {@linkcode DEFAULT_QUEUE_NAME}). */
@@ -364,10 +366,23 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
       if (!p) return;
       pending.delete(jobId);
       const worker = value?.worker ?? p.workers.at(-1) ?? "?";
+      // An output that cannot be written here (a full disk) leaves the verdict as it is.
+      const saved = new Set<string>();
       for (const [name, text] of Object.entries(value?.files ?? {})) {
-        await Deno.writeTextFile(join(opts.outDir, name), text);
+        const path = join(opts.outDir, name);
+        try {
+          await Deno.writeTextFile(path, text);
+          saved.add(name);
+        } catch (e) {
+          await Deno.remove(path).catch(() => {});
+          if (opts.onNotWritten) opts.onNotWritten(path, e as Error);
+          else console.error(`ccx: output file ${path} not written: ${(e as Error).message}`);
+        }
       }
-      const local = (f?: string) => f ? join(opts.outDir, f.split("/").pop()!) : undefined;
+      const local = (f?: string) => {
+        const name = f?.split("/").pop();
+        return name && saved.has(name) ? join(opts.outDir, name) : undefined;
+      };
       const rerun = rerunNote(p, worker, value?.deliveries ?? 1);
       if (p.instance !== undefined) {
         const got = instanceRuns.get(p.rid)!;
