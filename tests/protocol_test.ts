@@ -65,6 +65,24 @@ Deno.test("parseIncoming() keeps the id's type: string, number, null", () => {
   assert.equal(bad.kind, "invalid");
 });
 
+Deno.test("parseIncoming() keeps an id past a double's range (1e400) as the client wrote it", () => {
+  for (const text of ["1e400", "-1E+400"]) {
+    const item = parseIncoming(`{"jsonrpc":"2.0","id":${text},"method":"ping"}`).items[0];
+    assert.equal(item.kind, "request", "a valid JSON number is a valid id");
+    if (item.kind !== "request") continue;
+    assert.equal(
+      JSON.stringify(response(item.id, {})),
+      `{"jsonrpc":"2.0","id":${text},"result":{}}`,
+    );
+  }
+  const v1 = parseIncoming('{"jsonrpc":"1.0","id":1e400,"method":"ping"}').items[0];
+  assert.equal(v1.kind, "invalid");
+  assert.match(
+    JSON.stringify(errorResponse(v1.kind === "invalid" ? v1.id : null, new RpcError(1, "x"))),
+    /"id":1e400,/,
+  );
+});
+
 Deno.test("validateExecute() accepts command or argv and the optional fields", () => {
   assert.deepEqual(validateExecute({ command: "echo hi" }).command, "echo hi");
   const p = validateExecute({

@@ -187,6 +187,50 @@ Deno.test("a NUL in an env value, argv or command is -32602 naming that field", 
   });
 });
 
+Deno.test("an env too large to start a program is -32602 naming env, not command", async () => {
+  await withServer({}, async (server) => {
+    const s = await RawSession.open(server.url);
+    const many = Object.fromEntries(
+      Array.from({ length: 40 }, (_, i) => [`V${i}`, "y".repeat(100_000)]),
+    );
+    const cases: [Record<string, unknown>, string, RegExp][] = [
+      // One string over Linux's MAX_ARG_STRLEN (128 KiB).
+      [{ command: "true", env: { BIG: "x".repeat(200_000) } }, "env.BIG", /^env\.BIG: .*131072/],
+      // Each string fits, together they are over ARG_MAX.
+      [{ command: "true", env: many }, "env", /^env: env \(\d+ bytes\)/],
+      [{ argv: ["true"], env: many }, "env", /^env: /],
+      // And a command that is itself too long is still reported against command.
+      [{ command: `: ${"z".repeat(200_000)}` }, "command", /^command: /],
+      [{ argv: ["true", "z".repeat(200_000)] }, "argv[1]", /^argv\[1\]: /],
+    ];
+    let id = 1;
+    for (const [params, field, message] of cases) {
+      const r = await s.call(id++, "execute", params);
+      assert.equal(r.error?.code, -32602, JSON.stringify(r));
+      assert.equal(r.error?.data?.field, field, r.error?.message);
+      assert.match(r.error!.message, message);
+    }
+    await started(s, id, { command: "true" }); // the session still works
+    await s.close();
+  });
+});
+
+Deno.test("an id past a double's range (1e400) is answered with the id as sent", async () => {
+  await withServer({}, async (server) => {
+    const ws = new WebSocket(server.url);
+    const texts: string[] = [];
+    ws.onmessage = (ev) => texts.push(String(ev.data));
+    await new Promise((r) => ws.onopen = r);
+    ws.send(`{"jsonrpc":"2.0","id":1e400,"method":"ping"}`);
+    ws.send(`[{"jsonrpc":"2.0","id":-1E+400,"method":"ping"}]`);
+    await waitFor(() => texts.length >= 3, "the replies");
+    assert.match(texts[1], /^\{"jsonrpc":"2.0","id":1e400,"result":\{"pong":true/);
+    assert.match(texts[2], /^\[\{"jsonrpc":"2.0","id":-1E\+400,"result":\{"pong":true/);
+    ws.close();
+    await new Promise((r) => ws.onclose = r);
+  });
+});
+
 Deno.test("timeouts of any size up to 365 days work; longer ones are -32602", async () => {
   await withServer({ defaultTimeoutS: 3_000_000 }, async (server) => {
     const s = await RawSession.open(server.url);

@@ -1356,3 +1356,86 @@ Deno.test("ccx stress exits 3 when every task ended in a Claude failure: the mod
   });
   assertNoneLeft(tag);
 });
+
+// ---------------------------------------------------------------------------------------------
+// a full --out disk
+
+/**
+ * Mounts a tmpfs of `size` on `dir` (root only) and returns how to unmount it, or the reason it
+ * could not be mounted.
+ */
+async function mountTmpfs(dir: string, size: string): Promise<(() => Promise<void>) | string> {
+  const r = await new Deno.Command("mount", {
+    args: ["-t", "tmpfs", "-o", `size=${size}`, "tmpfs", dir],
+    stdout: "null",
+    stderr: "piped",
+  }).output().catch((e) => ({ success: false, stderr: new TextEncoder().encode(String(e)) }));
+  if (!r.success) return new TextDecoder().decode(r.stderr).trim() || "mount failed";
+  return async () => {
+    const u = await new Deno.Command("umount", { args: [dir] }).output();
+    assert.ok(u.success, `umount ${dir}: ${new TextDecoder().decode(u.stderr)}`);
+  };
+}
+
+Deno.test("a full --out disk: verdicts stand, the summary is printed, what was not written is named, exit 3", async () => {
+  const tag = newTag();
+  await withWork(async (w) => {
+    const out = w.path("out");
+    await Deno.mkdir(out);
+    const unmount = await mountTmpfs(out, "256k");
+    if (typeof unmount === "string") {
+      // Mounting needs root (CAP_SYS_ADMIN); CI runs as root, so there it is a failure.
+      const why = `cannot simulate a full disk: mount -t tmpfs failed: ${unmount}`;
+      if (Deno.env.get("CI") === "true") assert.fail(`${why} (CI runs as root and must mount)`);
+      console.warn(`SKIPPED (not CI): ${why}`);
+      return;
+    }
+    try {
+      // The first task fills the disk as it runs; each task earns a pass.
+      const task = (id: string, fill = "") => ({
+        id,
+        command: `: ${tag}; echo ok-${id}${fill}`,
+        expected_patterns: [`ok-${id}`],
+      });
+      const suite = await w.suite({
+        tests: [
+          task("a", `; head -c 4000000 /dev/zero >${out}/fill 2>/dev/null; echo filled`),
+          task("b"),
+          task("c"),
+        ],
+      });
+      const junit = w.path("junit.xml"); // not on the full disk: it is still written
+      const r = await stress(w, [suite, "--out", out, "--no-workspace", "--junit", junit]);
+      const all = r.stdout + r.stderr;
+      assert.equal(r.code, 3, all);
+      assert.doesNotMatch(all, /runner:|Uncaught|No space left on device \(os error/, all);
+      // The console summary, with the verdicts the tasks earned.
+      for (const id of ["a", "b", "c"]) {
+        assert.match(r.stdout, new RegExp(`^${id}\\s+tests\\s+PASS`, "m"));
+      }
+      assert.match(r.stdout, /3 passed, 0 failed, 0 errors/);
+      assert.match(r.stdout, new RegExp(`Reports: ${junit}$`, "m"));
+      // The message: the disk is full, and what was not written.
+      assert.match(
+        r.stderr,
+        new RegExp(
+          `the disk is full \\(No space left on device\\): not written: ${out}/report\\.json ` +
+            `\\(an earlier state of the run is left there\\); 3 task output files ` +
+            `\\(${out}/a\\.txt, ${out}/b\\.txt, ${out}/c\\.txt\\)`,
+        ),
+      );
+      assert.match(r.stderr, /\(exit 3\)/);
+      const xml = await Deno.readTextFile(junit);
+      assert.match(xml, /tests="3"/);
+      assert.match(xml, /failures="0"/);
+      assert.match(xml, /errors="0"/);
+      // No truncated output file is left behind.
+      for (const id of ["a", "b", "c"]) {
+        assert.equal(await Deno.stat(`${out}/${id}.txt`).catch(() => undefined), undefined);
+      }
+    } finally {
+      await unmount();
+    }
+  });
+  assertNoneLeft(tag);
+});

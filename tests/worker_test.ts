@@ -126,6 +126,66 @@ Deno.test({
     }),
 });
 
+Deno.test({
+  name: "ccx worker: Redis unreachable longer than --lock-s runs no task twice; the report says so",
+  ignore: SKIP_REDIS,
+  fn: () =>
+    withFleet(async ({ redis, w, tag, go, workers }) => {
+      for (const n of ["w1", "w2"]) {
+        workers.push(await startWorker(redis.url, n, ["--lock-s", "1", "-c", "2"]));
+      }
+      // t1 and t2 end while Redis is unreachable; t3 and t4 are still running when their locks
+      // run out. Each task appends its id to `runs` as it ends: the count of its runs.
+      const early = w.path("early");
+      const runs = w.path("runs");
+      const suite = await w.suite({
+        tests: [1, 2, 3, 4].map((k) => ({
+          id: `t${k}`,
+          command: `: ${tag}; echo up; while [ ! -e '${k <= 2 ? early : go}' ]; do sleep 0.05; ` +
+            `done; echo t${k} >>'${runs}'; echo done-${k}`,
+          expected_patterns: [`done-${k}`],
+          timeout: 120,
+        })),
+      });
+      const json = w.path("report.json");
+      const c = startCoordinator(redis.url, suite, ["--json", json, "--out", w.path("out")]);
+      await waitFor(() => pidsMatching(tag).length === 4, "four tasks running", 60_000);
+      redis.pause();
+      const outageStart = Date.now();
+      try {
+        await Deno.writeTextFile(early, "");
+        // The workers stop t3 and t4 once their 1 s locks have surely run out, Redis still down.
+        await waitFor(() => pidsMatching(tag).length === 0, "the workers to stop t3, t4", 15_000);
+        // Down longer than the lock, whatever the machine's speed.
+        const left = 2000 - (Date.now() - outageStart);
+        if (left > 0) await new Promise((r) => setTimeout(r, left));
+      } finally {
+        redis.resume();
+      }
+      await Deno.writeTextFile(go, "");
+      assert.equal(await c.code, 0, c.out());
+      const ran = (await Deno.readTextFile(runs)).split("\n").filter(Boolean).sort();
+      assert.deepEqual(ran, ["t1", "t2", "t3", "t4"], "every task ran to its end exactly once");
+      const tests = await readTests(json);
+      for (const t of tests) {
+        assert.equal(t.status, "passed", `${t.id}: ${t.reason}`);
+        assert.match(t.reason, /Redis was unreachable for \d+\.\d s/, `${t.id}: ${t.reason}`);
+        assert.doesNotMatch(t.reason, /lost mid-task/, t.reason);
+      }
+      const [t1, t2, t3, t4] = tests;
+      for (const t of [t1, t2]) {
+        assert.match(t.reason, /the result of its one run is kept, the task did not run again/);
+        assert.equal(t.rerun, undefined, `${t.id} did not run again`);
+      }
+      for (const t of [t3, t4]) {
+        assert.match(
+          t.rerun!,
+          /^Redis was unreachable for \d+\.\d s \(worker (w[12])'s lock lasts 1\.0 s\); worker \1 stopped the task rather than let it run twice; redelivered to w[12]$/,
+        );
+      }
+    }),
+});
+
 Deno.test("ccx worker without --queue or CCX_QUEUE exits 2 saying what is missing", async () => {
   const r = await cli(["worker"], { env: { CCX_QUEUE: "" } });
   assert.equal(r.code, 2);

@@ -47,6 +47,7 @@ import { type RunReport, summarize, type TestResult } from "../stress/report/mod
 import { writeReports } from "../stress/report/files.ts";
 import { type HistoryStore, openHistory } from "../claude/history.ts";
 import { connectRedis, redactUrl } from "../common/redis.ts";
+import { Unwritten } from "../stress/unwritten.ts";
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
 import { ConfigError, readPemFile } from "../common/config.ts";
 import { formatTimestamp, newRunId } from "../common/format.ts";
@@ -381,6 +382,9 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     interrupted: controller.signal.aborted,
     threshold,
   });
+  // Files the run could not write (a full --out disk): the verdicts stand, the run exits 3.
+  const unwritten = new Unwritten();
+  const onNotWritten = (path: string, e: Error) => unwritten.add(path, "output", e);
   const live = new LiveReport(jsonPath);
   live.update(snapshot);
   await rememberLastRun(jsonPath).catch(() => {});
@@ -426,6 +430,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         signal: controller.signal,
         onStart,
         onFinish,
+        onNotWritten,
       })
       : runTasks(tasks, {
         servers,
@@ -445,6 +450,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         onJobStarted: (id, pgid) => groups.set(`${id}#${pgid}`, pgid),
         onStart: (id) => onStart(id),
         onFinish,
+        onNotWritten,
       }));
   } finally {
     progress.stop();
@@ -454,21 +460,33 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     // Only kept workspaces stay; an empty directory says nothing.
     if (local) await Deno.remove(join(outDir, "workspaces")).catch(() => {});
   }
-  await live.flush().catch((e) => {
-    console.error(`ccx stress: ${jsonPath} not kept current: ${(e as Error).message}`);
-  });
+  // A live write that failed is retried by the final one, which says what it could not write.
+  await live.flush().catch(() => {});
   const report = snapshot();
   const results = report.results;
-  const written = await writeReports(report, {
-    json: jsonPath,
-    junit: opts.junit,
-    html: opts.html,
-  });
+  // Each report on its own: one that cannot be written does not keep the others from it.
+  const written: string[] = [];
+  for (
+    const [path, paths] of [
+      [jsonPath, { json: jsonPath }],
+      [opts.junit, { junit: opts.junit }],
+      [opts.html, { html: opts.html }],
+    ] as const
+  ) {
+    if (path === undefined) continue;
+    if (await unwritten.write(path, "report", () => writeReports(report, paths))) {
+      written.push(path);
+    } else if (path === jsonPath && await Deno.stat(path).then(() => true, () => false)) {
+      unwritten.files.at(-1)!.stale = true;
+    }
+  }
   const color = colorEnabled(Deno.stdout.isTerminal());
   console.log(formatSummaryTable(report, { color }));
   const summary = summarize(results, threshold);
   for (const line of fixLines(results)) console.log(`Fix: ${line}`);
-  console.log(`Reports: ${written.join(", ")}`);
+  if (written.length > 0) console.log(`Reports: ${written.join(", ")}`);
+  const notWritten = unwritten.lines();
+  for (const line of notWritten) console.error(`ccx stress: ${line}`);
   if (report.interrupted) {
     console.log(`Interrupted after ${results.length} of ${planned.length} task runs.`);
     console.log(`Continue with: ccx stress --resume ${outDir}`);
@@ -484,6 +502,13 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   // The table ends with the ratio line already; repeat it only if it does not.
   const ratio = formatRatioLine(summary, threshold);
   if (!formatSummaryTable(report, { color: false }).includes(ratio)) console.log(ratio);
+  if (notWritten.length > 0) {
+    console.error(
+      "ccx stress: the verdicts above are the tasks' own; the files listed were not written " +
+        "(exit 3).",
+    );
+    return 3;
+  }
   // Every task ended in a Claude or infrastructure failure (not logged in, CLI refused to start,
   // …): the model was never asked, so this is "could not run", not a regression.
   if (results.length > 0 && results.every((r) => r.status === "error" && r.kind !== undefined)) {

@@ -125,9 +125,12 @@ function classify(v: unknown, rawIds?: RawIds): Incoming {
     };
   }
   const raw = typeof v.id === "number" ? rawIds?.get(v) : undefined;
+  // A number past a double's range (`1e400`, which JSON.parse makes Infinity) is still a
+  // valid JSON number: like any number id it is echoed as the client wrote it.
+  const overflow = raw !== undefined && !Number.isFinite(v.id);
   // Only a number whose text JSON.stringify would change keeps its text.
-  const id: RpcId = "id" in v && validId(v.id)
-    ? (raw !== undefined && raw !== String(v.id) ? rawNumber(raw) : v.id)
+  const id: RpcId = "id" in v && (overflow || validId(v.id))
+    ? (raw !== undefined && raw !== String(v.id) ? rawNumber(raw) : v.id as RpcId)
     : null;
   if (v.jsonrpc !== "2.0") {
     return {
@@ -136,7 +139,7 @@ function classify(v: unknown, rawIds?: RawIds): Incoming {
       error: new RpcError(ErrorCode.InvalidRequest, 'jsonrpc must be "2.0"', { field: "jsonrpc" }),
     };
   }
-  if ("id" in v && !validId(v.id)) {
+  if ("id" in v && !overflow && !validId(v.id)) {
     return {
       kind: "invalid",
       id: null,

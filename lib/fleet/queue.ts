@@ -7,7 +7,9 @@
  *
  * Keys: BullMQ's own, under the default `bull:` prefix (`bull:<queue>:…`, so a standard BullMQ
  * dashboard shows the queue), plus `ccx:fleet:<queue>:cancel:<run>` and the pub/sub channel
- * `ccx:fleet:<queue>:cancel` for Ctrl+C of a run.
+ * `ccx:fleet:<queue>:cancel` for Ctrl+C of a run, and `ccx:fleet:<queue>:job:<job>`, a hash a
+ * worker keeps while the queue may not have heard the end of its run (Redis unreachable), and
+ * `ccx:fleet:<queue>:alive:<worker>`, which a live worker renews every quarter lock.
  *
  * @example
  * ```ts
@@ -120,6 +122,14 @@ export interface FleetJobResult {
   files: Record<string, string>;
   /** How many times the queue gave the job to a worker (1 unless it was redelivered). */
   deliveries: number;
+  /**
+   * Why an earlier delivery did not end the job: `Redis was unreachable for 3.1 s (worker
+   * box1's lock lasts 1.0 s); worker box1 stopped the task …`, or, with `kept`, why the result of
+   * that run comes through a later delivery.
+   */
+  outage?: string;
+  /** The result is that of the earlier delivery's run, handed back without running again. */
+  kept?: boolean;
 }
 
 /**
@@ -155,9 +165,18 @@ export interface FleetProgress {
 export function fleetKeys(queueName: string): {
   cancelChannel: string;
   cancelKey: (runId: string) => string;
+  /** A hash kept for a job whose lock may run out: `done` (its result), `lost` (why stopped). */
+  job: (jobId: string) => string;
+  /** Set by a live worker, expiring after one lock period. */
+  alive: (worker: string) => string;
 } {
   const base = `ccx:fleet:${queueName}`;
-  return { cancelChannel: `${base}:cancel`, cancelKey: (runId) => `${base}:cancel:${runId}` };
+  return {
+    cancelChannel: `${base}:cancel`,
+    cancelKey: (runId) => `${base}:cancel:${runId}`,
+    job: (jobId) => `${base}:job:${jobId}`,
+    alive: (worker) => `${base}:alive:${worker}`,
+  };
 }
 
 /** BullMQ job ids may not contain `:`. */
@@ -200,9 +219,11 @@ export function checkQueueUrl(url: string, flag = "--queue"): void {
  * console.log(o.url);
  * ```
  */
-export interface QueueRunOptions
-  extends
-    Pick<TaskOptions, "patternMode" | "timeoutScale" | "lint" | "workspace" | "keepWorkspaces"> {
+export interface QueueRunOptions extends
+  Pick<
+    TaskOptions,
+    "patternMode" | "timeoutScale" | "lint" | "workspace" | "keepWorkspaces" | "onNotWritten"
+  > {
   /** `redis://` or `rediss://` URL of the queue's Redis. */
   url: string;
   /** Queue name (default {@linkcode DEFAULT_QUEUE_NAME}). */
@@ -365,11 +386,28 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
       if (!p) return;
       pending.delete(jobId);
       const worker = value?.worker ?? p.workers.at(-1) ?? "?";
+      // An output that cannot be written here (a full disk) leaves the verdict as it is.
+      const saved = new Set<string>();
       for (const [name, text] of Object.entries(value?.files ?? {})) {
-        await Deno.writeTextFile(join(opts.outDir, name), text);
+        const path = join(opts.outDir, name);
+        try {
+          await Deno.writeTextFile(path, text);
+          saved.add(name);
+        } catch (e) {
+          await Deno.remove(path).catch(() => {});
+          if (opts.onNotWritten) opts.onNotWritten(path, e as Error);
+          else console.error(`ccx: output file ${path} not written: ${(e as Error).message}`);
+        }
       }
-      const local = (f?: string) => f ? join(opts.outDir, f.split("/").pop()!) : undefined;
-      const rerun = rerunNote(p, worker, value?.deliveries ?? 1);
+      const local = (f?: string) => {
+        const name = f?.split("/").pop();
+        return name && saved.has(name) ? join(opts.outDir, name) : undefined;
+      };
+      // A result kept from a run whose answer the queue lost (Redis unreachable) ran once.
+      const kept = value?.kept ? ` (fleet: ${value.outage})` : "";
+      const rerun = kept ? undefined : rerunNote(p, worker, value?.deliveries ?? 1, value?.outage);
+      if (kept && value?.instance) value.instance.v.reason += kept;
+      if (kept && value?.result) value.result.reason += kept;
       if (p.instance !== undefined) {
         const got = instanceRuns.get(p.rid)!;
         got.push(
@@ -538,8 +576,17 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
   return results.filter((r): r is TestResult => r !== undefined);
 }
 
-/** Says how a job came to run more than once, or undefined when it ran once. */
-function rerunNote(p: Pending, worker: string, deliveries: number): string | undefined {
+/**
+ * Says how a job came to run more than once, or undefined when it ran once; `outage` is the
+ * word of the worker that stopped it (Redis unreachable), which beats guessing from events.
+ */
+function rerunNote(
+  p: Pending,
+  worker: string,
+  deliveries: number,
+  outage?: string,
+): string | undefined {
+  if (outage) return `${outage}; redelivered to ${worker}`;
   if (deliveries <= 1 && !p.stalled && new Set(p.workers).size <= 1) return undefined;
   const before = p.workers.filter((w) => w !== worker);
   const lost = before.length ? `worker ${[...new Set(before)].join(", ")}` : "a worker";

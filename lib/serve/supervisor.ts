@@ -636,7 +636,7 @@ export class Job {
 
 /** A job that could not be started; `field` names the option at fault. */
 export class StartError extends Error {
-  /** `argv`, `command` or `cwd`. */
+  /** `argv`, `argv[i]`, `command`, `cwd`, `env` or `env.NAME`. */
   readonly field: string;
   /** Creates the error; {@linkcode startJob} starts `message` with `field` (`cwd: no such …`). */
   constructor(message: string, field: string) {
@@ -659,6 +659,52 @@ function findProgram(program: string, path: string | undefined, cwd?: string): b
     return isFile(isAbsolute(program) ? program : join(cwd ?? ".", program));
   }
   return (path ?? "").split(":").some((d) => d !== "" && isFile(join(d, program)));
+}
+
+/**
+ * The longest single argument or `NAME=value` string Linux passes to a program
+ * (`MAX_ARG_STRLEN`, 32 pages of 4 KiB); longer ones make `execve` fail with E2BIG.
+ */
+export const MAX_ARG_STRLEN = 131072;
+
+const utf8Bytes = (s: string) => new TextEncoder().encode(s).length + 1; // + its NUL
+
+/**
+ * Says which part of a request made `execve` fail with E2BIG ("Argument list too long"):
+ * a single string over {@linkcode MAX_ARG_STRLEN} (`env.NAME`, `command`, `argv[i]`), else
+ * whichever of the request's `env` and its command/argv is larger, so an oversized `env`
+ * is never reported against `command`.
+ */
+function tooBig(argv: string[], env: Record<string, string>, cmdField: string): StartError {
+  const why = "the system refuses to start a program with more (E2BIG)";
+  for (const [k, v] of Object.entries(env)) {
+    const n = utf8Bytes(`${k}=${v}`);
+    if (n > MAX_ARG_STRLEN) {
+      return new StartError(
+        `env.${k}: variable of ${n} bytes is over the ${MAX_ARG_STRLEN}-byte limit of one ` +
+          `environment string; ${why}`,
+        `env.${k}`,
+      );
+    }
+  }
+  for (const [i, a] of argv.entries()) {
+    const n = utf8Bytes(a);
+    if (n > MAX_ARG_STRLEN) {
+      const f = cmdField === "argv" ? `argv[${i}]` : "command";
+      return new StartError(
+        `${f}: ${n} bytes is over the ${MAX_ARG_STRLEN}-byte limit of one argument; ${why}`,
+        f,
+      );
+    }
+  }
+  const envBytes = Object.entries(env).reduce((n, [k, v]) => n + utf8Bytes(`${k}=${v}`), 0);
+  const argBytes = argv.reduce((n, a) => n + utf8Bytes(a), 0);
+  const f = envBytes >= argBytes ? "env" : cmdField;
+  return new StartError(
+    `${f}: env (${envBytes} bytes) and ${cmdField} (${argBytes} bytes) together are over the ` +
+      `system's limit on arguments plus environment; ${why}`,
+    f,
+  );
 }
 
 /**
@@ -711,6 +757,9 @@ export function startJob(opts: JobOptions, sink: JobSink): Job {
     }).spawn();
   } catch (e) {
     const field = opts.argv ? "argv" : "command";
+    if (/Argument list too long|os error 7\b/.test((e as Error).message)) {
+      throw tooBig(opts.argv ?? [opts.command ?? ""], opts.env ?? {}, field);
+    }
     if (e instanceof Deno.errors.NotFound) {
       throw new StartError(`${field}: program not found: ${argv[0]}`, field);
     }

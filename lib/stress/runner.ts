@@ -36,6 +36,7 @@ import { type Candidate, pickBest, type PickOptions } from "../verdict/pick.ts";
 import { matchPatterns } from "../verdict/patterns.ts";
 import { type RunFacts, runFacts } from "../verdict/answer.ts";
 import { writeOutputFile } from "./report/files.ts";
+import type { OutputHeader } from "./report/files.ts";
 import type { InstanceResult, TestResult, TestStatus } from "./report/model.ts";
 import {
   buildTaskCommand,
@@ -120,6 +121,11 @@ export interface RunnerOptions {
   startupGraceS?: number;
   /** Network retries a Claude task may spend before it ends as `network` (default 30 s). */
   networkGiveUpS?: number;
+  /**
+   * Called when a task's output file could not be written (a full disk): the task keeps the
+   * verdict it earned and its result names no output file. Default: a line on stderr.
+   */
+  onNotWritten?(path: string, error: Error): void;
 }
 
 /**
@@ -827,20 +833,18 @@ export async function runTask(
         if (opts.signal?.aborted) v.reason = `interrupted while waiting: ${v.reason}`;
       }
       if (v.rateLimited && attempts > 1) v.reason += ` (after ${attempts} attempts)`;
-      const outputFile = task.saveOutput ? join(opts.outDir, `${rid}.txt`) : undefined;
       const durationS = (performance.now() - t0) / 1000;
-      if (outputFile) {
-        await writeOutputFile(outputFile, {
-          task: rid,
-          name: task.name,
-          status: v.status,
-          durationS,
-          exitCode: run.exitCode,
-          timestamp: new Date(startedAt),
-          command: built.display,
-          reason: v.reason,
-        }, outputBody(run));
-      }
+      const outputFile = task.saveOutput &&
+          await saveOutput(opts, join(opts.outDir, `${rid}.txt`), {
+            task: rid,
+            name: task.name,
+            status: v.status,
+            durationS,
+            exitCode: run.exitCode,
+            timestamp: new Date(startedAt),
+            command: built.display,
+            reason: v.reason,
+          }, outputBody(run)) || undefined;
       return {
         ...base,
         status: v.status,
@@ -875,6 +879,27 @@ export async function runTask(
       attempts: 1,
       ...(missing ? { kind: "cli_missing", fix: FAILURE_POLICIES.cli_missing.fix } : {}),
     };
+  }
+}
+
+/**
+ * Saves a task's output file and resolves with its path; when that fails (a full disk) it
+ * removes what was left, tells `onNotWritten` and resolves `undefined`: the verdict stands.
+ */
+async function saveOutput(
+  opts: TaskOptions,
+  path: string,
+  header: OutputHeader,
+  body: string,
+): Promise<string | undefined> {
+  try {
+    await writeOutputFile(path, header, body);
+    return path;
+  } catch (e) {
+    await Deno.remove(path).catch(() => {});
+    if (opts.onNotWritten) opts.onNotWritten(path, e as Error);
+    else console.error(`ccx: output file ${path} not written: ${(e as Error).message}`);
+    return undefined;
   }
 }
 
@@ -981,19 +1006,17 @@ export async function runInstance(
   });
   await checkFiles(v, task, run, conn.client);
   if (opts.signal?.aborted && run.status === "canceled") v.reason = "interrupted";
-  const outputFile = task.saveOutput ? join(opts.outDir, `${rid}.i${i + 1}.txt`) : undefined;
-  if (outputFile) {
-    await writeOutputFile(outputFile, {
-      task: `${rid} instance ${i + 1}`,
-      name: task.name,
-      status: v.status,
-      durationS: run.executionTime,
-      exitCode: run.exitCode,
-      timestamp: new Date(),
-      command: built.display,
-      reason: v.reason,
-    }, outputBody(run));
-  }
+  const outputFile = task.saveOutput &&
+      await saveOutput(opts, join(opts.outDir, `${rid}.i${i + 1}.txt`), {
+        task: `${rid} instance ${i + 1}`,
+        name: task.name,
+        status: v.status,
+        durationS: run.executionTime,
+        exitCode: run.exitCode,
+        timestamp: new Date(),
+        command: built.display,
+        reason: v.reason,
+      }, outputBody(run)) || undefined;
   await recordRun(opts, task, run, v);
   return {
     i,
