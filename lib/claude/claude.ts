@@ -16,6 +16,8 @@
  * @module
  */
 
+import { isRecord } from "../common/json.ts";
+
 // ---------------------------------------------------------------------------------------------
 // Types
 // ---------------------------------------------------------------------------------------------
@@ -177,9 +179,6 @@ export interface ClaudeTranscript {
 // Parsing
 // ---------------------------------------------------------------------------------------------
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 function str(v: unknown): string | undefined {
   return typeof v === "string" ? v : undefined;
 }

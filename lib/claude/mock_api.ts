@@ -32,6 +32,8 @@
  * @module
  */
 
+import { isRecord } from "../common/json.ts";
+
 // ---------------------------------------------------------------------------------------------
 // Replies and scripts
 // ---------------------------------------------------------------------------------------------
@@ -111,10 +113,6 @@ export class MockScriptError extends Error {
 }
 
 const REPLY_TYPES = ["text", "tool", "error", "cut", "max_tokens", "hang", "stall"] as const;
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 function parseReply(v: unknown, path: string): MockReply {
   if (!isRecord(v)) throw new MockScriptError(`${path}: expected an object`);
