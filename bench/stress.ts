@@ -14,7 +14,7 @@
 
 import { CcxServer } from "../lib/serve/server.ts";
 import { runTasks } from "../lib/stress/runner.ts";
-import { buildTaskCommand, parseSuite, type SuiteTask } from "../lib/stress/suite.ts";
+import { buildTaskCommand, parseSuite, type SuiteTask } from "../lib/stress/suite_load.ts";
 import { check, fixed, mean, median, progress, type Section } from "./report.ts";
 import { FAKE_CLAUDE } from "./proc.ts";
 

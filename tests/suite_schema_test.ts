@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { join, resolve } from "node:path";
 import { SUITE_OBJECTS, suiteJsonSchema, unknownKeys } from "../lib/stress/suite_schema.ts";
-import { loadSuite, parseSuite } from "../lib/stress/suite.ts";
+import { loadSuite, parseSuite } from "../lib/stress/suite_load.ts";
 import { ROOT } from "./_util/helpers.ts";
 
 Deno.test("tasks/suite.schema.json is the schema generated from the declaration (deno task schema)", async () => {

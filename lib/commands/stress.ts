@@ -23,7 +23,7 @@ import {
   resolveMarker,
   SuiteError,
   usesClaude,
-} from "../stress/suite.ts";
+} from "../stress/suite_load.ts";
 import {
   findLastRun,
   LiveReport,

@@ -12,7 +12,7 @@
  * @example
  * ```ts
  * import { runOnQueue } from "./queue.ts";
- * import { loadSuite } from "../stress/suite.ts";
+ * import { loadSuite } from "../stress/suite_load.ts";
  * const suite = await loadSuite("tasks/selftest.json");
  * const results = await runOnQueue(suite.tasks, {
  *   url: "redis://127.0.0.1:6379",
@@ -34,7 +34,7 @@ import {
   type TaskOptions,
 } from "../stress/runner.ts";
 import type { HistoryStore } from "../claude/history.ts";
-import { formatTimestamp, resolveMarker, type SuiteTask } from "../stress/suite.ts";
+import { formatTimestamp, resolveMarker, type SuiteTask } from "../stress/suite_load.ts";
 import type { TestResult } from "../stress/report.ts";
 
 /**
@@ -263,7 +263,7 @@ export const MAX_HANDED_BACK_BYTES = 16 * 1024 * 1024;
  * @example
  * ```ts
  * import { runOnQueue } from "./queue.ts";
- * import { loadSuite } from "../stress/suite.ts";
+ * import { loadSuite } from "../stress/suite_load.ts";
  * const suite = await loadSuite("tasks/selftest.json");
  * const ac = new AbortController();
  * const results = await runOnQueue(suite.tasks, {

@@ -37,7 +37,7 @@ export { EVALUATION_CRITERIA, type EvaluationCriterion };
  *
  * @example
  * ```ts
- * import { isEvaluationCriterion } from "./suite.ts";
+ * import { isEvaluationCriterion } from "./suite_load.ts";
  * isEvaluationCriterion("CONSENSUS"); // true
  * isEvaluationCriterion("consensus"); // false
  * ```
@@ -53,7 +53,7 @@ export function isEvaluationCriterion(value: unknown): value is EvaluationCriter
  *
  * @example
  * ```ts
- * import { TEMPLATE_VARIABLES } from "./suite.ts";
+ * import { TEMPLATE_VARIABLES } from "./suite_load.ts";
  * console.log(TEMPLATE_VARIABLES.map((v) => "${" + v + "}").join(" "));
  * ```
  */
@@ -71,7 +71,7 @@ export const TEMPLATE_VARIABLES = [
  *
  * @example
  * ```ts
- * import type { TemplateVariable } from "./suite.ts";
+ * import type { TemplateVariable } from "./suite_load.ts";
  * const v: TemplateVariable = "REQUEST";
  * ```
  */
@@ -83,7 +83,7 @@ export type TemplateVariable = typeof TEMPLATE_VARIABLES[number];
  *
  * @example
  * ```ts
- * import { DEFAULT_TIMEOUT_S } from "./suite.ts";
+ * import { DEFAULT_TIMEOUT_S } from "./suite_load.ts";
  * console.log(`tasks without a timeout get ${DEFAULT_TIMEOUT_S} s`);
  * ```
  */
@@ -95,7 +95,7 @@ export const DEFAULT_TIMEOUT_S = 120;
  *
  * @example
  * ```ts
- * import type { SuiteProblem } from "./suite.ts";
+ * import type { SuiteProblem } from "./suite_load.ts";
  * const p: SuiteProblem = { path: "categories", message: "required" };
  * ```
  */
@@ -112,7 +112,7 @@ export interface SuiteProblem {
  *
  * @example
  * ```ts
- * import { parseSuite, SuiteError } from "./suite.ts";
+ * import { parseSuite, SuiteError } from "./suite_load.ts";
  * try {
  *   parseSuite({ categories: { a: { tests: [{ id: "x" }] } } }, "inline");
  * } catch (e) {
@@ -149,7 +149,7 @@ export class SuiteError extends Error {
  *
  * @example
  * ```ts
- * import type { ConcurrentSpec } from "./suite.ts";
+ * import type { ConcurrentSpec } from "./suite_load.ts";
  * const spec: ConcurrentSpec = { instances: 3, models: ["sonnet", "haiku"], criteria: "FASTEST" };
  * ```
  */
@@ -169,7 +169,7 @@ export interface ConcurrentSpec {
  *
  * @example
  * ```ts
- * import { parseSuite, type SuiteTask } from "./suite.ts";
+ * import { parseSuite, type SuiteTask } from "./suite_load.ts";
  * const suite = parseSuite({ tests: [{ id: "echo", command: "echo hi", expected_patterns: ["hi"] }] }, "inline");
  * const task: SuiteTask = suite.tasks[0];
  * console.log(task.timeoutS, task.expectedPatterns);
@@ -221,7 +221,7 @@ export interface SuiteTask {
  *
  * @example
  * ```ts
- * import type { ExpectedFile } from "./suite.ts";
+ * import type { ExpectedFile } from "./suite_load.ts";
  * const f: ExpectedFile = { path: "config.py", contains: "DATABASE_URL" };
  * ```
  */
@@ -237,7 +237,7 @@ export interface ExpectedFile {
  *
  * @example
  * ```ts
- * import { loadSuite, type Suite } from "./suite.ts";
+ * import { loadSuite, type Suite } from "./suite_load.ts";
  * const suite: Suite = await loadSuite("tasks/selftest.json");
  * console.log(suite.name, suite.tasks.length);
  * ```
@@ -264,7 +264,7 @@ export interface Suite {
  *
  * @example
  * ```ts
- * import type { SuiteOptions } from "./suite.ts";
+ * import type { SuiteOptions } from "./suite_load.ts";
  * const opts: SuiteOptions = { claude: "./tests/fixtures/fake_claude" };
  * ```
  */
@@ -278,7 +278,7 @@ export interface SuiteOptions {
  *
  * @example
  * ```ts
- * import type { CommandVars } from "./suite.ts";
+ * import type { CommandVars } from "./suite_load.ts";
  * const vars: CommandVars = { marker: "MATH_20250101_120000", timestamp: "20250101_120000", model: "haiku" };
  * ```
  */
@@ -300,7 +300,7 @@ export interface CommandVars {
  *
  * @example
  * ```ts
- * import type { BuiltCommand } from "./suite.ts";
+ * import type { BuiltCommand } from "./suite_load.ts";
  * const built: BuiltCommand = { command: 'echo "${CCX_REQUEST}"', env: { CCX_REQUEST: "hi" }, display: 'echo "hi"' };
  * ```
  */
@@ -324,7 +324,7 @@ export interface BuiltCommand {
  *
  * @example
  * ```ts
- * import { loadSuite } from "./suite.ts";
+ * import { loadSuite } from "./suite_load.ts";
  * const suite = await loadSuite("tasks/unified_stress_test_tasks.json", { claude: "claude" });
  * console.log(`${suite.tasks.length} tasks`);
  * ```
@@ -375,7 +375,7 @@ function describeJsonError(e: unknown, text: string): string {
  *
  * @example
  * ```ts
- * import { parseSuite } from "./suite.ts";
+ * import { parseSuite } from "./suite_load.ts";
  * const suite = parseSuite({
  *   categories: {
  *     simple: {
@@ -1053,7 +1053,7 @@ function placeholderNames(template: string): string[] {
  *
  * @example
  * ```ts
- * import { shellQuote } from "./suite.ts";
+ * import { shellQuote } from "./suite_load.ts";
  * shellQuote("claude"); // claude
  * shellQuote("it's"); // 'it'\''s'
  * ```
@@ -1085,7 +1085,7 @@ export function shellQuote(word: string): string {
  *
  * @example
  * ```ts
- * import { buildTaskCommand, parseSuite } from "./suite.ts";
+ * import { buildTaskCommand, parseSuite } from "./suite_load.ts";
  * const suite = parseSuite({ categories: { simple: { tasks: [{
  *   id: "simple_1",
  *   natural_language_request: "What is 2+2?",
@@ -1159,7 +1159,7 @@ export function buildTaskCommand(
  *
  * @example
  * ```ts
- * import { parseSuite, usesClaude } from "./suite.ts";
+ * import { parseSuite, usesClaude } from "./suite_load.ts";
  * const s = parseSuite({ tests: [{ id: "a", command: "echo hi | claude -p x" }] }, "inline");
  * usesClaude(s.tasks[0]); // true
  * ```
@@ -1174,7 +1174,7 @@ export function usesClaude(task: SuiteTask): boolean {
  *
  * @example
  * ```ts
- * import { parseSuite, resolveMarker } from "./suite.ts";
+ * import { parseSuite, resolveMarker } from "./suite_load.ts";
  * const [task] = parseSuite({ tests: [{ id: "t", command: "true" }] }, "inline").tasks;
  * resolveMarker(task, "20250101_000000"); // "t_20250101_000000"
  * ```
@@ -1190,7 +1190,7 @@ export function resolveMarker(task: SuiteTask, timestamp: string): string {
  *
  * @example
  * ```ts
- * import { formatTimestamp } from "./suite.ts";
+ * import { formatTimestamp } from "./suite_load.ts";
  * formatTimestamp(new Date(2025, 5, 27, 9, 5, 3)); // "20250627_090503"
  * ```
  */
@@ -1210,7 +1210,7 @@ export function formatTimestamp(date: Date = new Date()): string {
  *
  * @example
  * ```ts
- * import { filterTasks, loadSuite } from "./suite.ts";
+ * import { filterTasks, loadSuite } from "./suite_load.ts";
  * const suite = await loadSuite("tasks/unified_stress_test_tasks.json");
  * const math = filterTasks(suite, { categories: ["simple"], filter: "math|fib", exclude: ["quick"] });
  * console.log(math.map((t) => t.id));

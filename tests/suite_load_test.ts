@@ -15,7 +15,7 @@ import {
   SuiteError,
   type SuiteProblem,
   type SuiteTask,
-} from "../lib/stress/suite.ts";
+} from "../lib/stress/suite_load.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const UNIFIED = `${ROOT}tasks/unified_stress_test_tasks.json`;
