@@ -17,13 +17,13 @@ import { type CcxServer, startInProcessServer } from "../serve/server.ts";
 import type { KeepPolicy } from "../serve/workspace.ts";
 import {
   buildTaskCommand,
-  filterTasks,
   formatTimestamp,
-  loadSuite,
   resolveMarker,
-  SuiteError,
   usesClaude,
-} from "../stress/suite_load.ts";
+} from "../stress/task_command.ts";
+import { filterTasks } from "../stress/task_filter.ts";
+import { loadSuite } from "../stress/suite_load.ts";
+import { SuiteError } from "../stress/suite_model.ts";
 import {
   findLastRun,
   LiveReport,

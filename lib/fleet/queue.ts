@@ -34,7 +34,8 @@ import {
   type TaskOptions,
 } from "../stress/runner.ts";
 import type { HistoryStore } from "../claude/history.ts";
-import { formatTimestamp, resolveMarker, type SuiteTask } from "../stress/suite_load.ts";
+import { formatTimestamp, resolveMarker } from "../stress/task_command.ts";
+import type { SuiteTask } from "../stress/suite_model.ts";
 import type { TestResult } from "../stress/report.ts";
 
 /**

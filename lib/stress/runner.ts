@@ -50,11 +50,10 @@ import {
 import {
   buildTaskCommand,
   type BuiltCommand,
-  type ExpectedFile,
   formatTimestamp,
   resolveMarker,
-  type SuiteTask,
-} from "./suite_load.ts";
+} from "./task_command.ts";
+import type { ExpectedFile, SuiteTask } from "./suite_model.ts";
 import { type HistoryStore, type Outcome, taskClass } from "../claude/history.ts";
 import { limitWaitMs, sleepUnlessAborted } from "../common/backoff.ts";
 
