@@ -502,7 +502,11 @@ Deno.test("a category must be an object with a tasks[] or tests[] array", () => 
 Deno.test("ids are required strings of safe characters", () => {
   assertProblem(seed({ id: undefined }), "categories.simple.tasks[0].id", "required");
   assertProblem(seed({ id: 1 }), "categories.simple.tasks[0].id", "expected a string, got 1");
-  assertProblem(seed({ id: "" }), "categories.simple.tasks[0].id", /is not a valid id/);
+  assertProblem(
+    seed({ id: "" }),
+    "categories.simple.tasks[0].id",
+    'expected a non-empty string, got ""',
+  );
   assertProblem(seed({ id: "a/b" }), "categories.simple.tasks[0].id", /"a\/b" is not a valid id/);
   assertProblem(upstream({ id: undefined }), "categories.simple.tests[0].id", "required");
 });
@@ -564,7 +568,7 @@ Deno.test("seed task fields are type-checked", () => {
   assertProblem(
     seed({ verification: { expected_patterns: [""] } }),
     `${at}.verification.expected_patterns[0]`,
-    "expected a non-empty string",
+    'expected a non-empty string, got ""',
   );
   assertProblem(
     seed({ verification: { marker: 5 } }),
