@@ -14,7 +14,9 @@
 
 import { CcxServer } from "../lib/serve/server.ts";
 import { runTasks } from "../lib/stress/runner.ts";
-import { buildTaskCommand, parseSuite, type SuiteTask } from "../lib/stress/suite.ts";
+import { buildTaskCommand } from "../lib/stress/task_command.ts";
+import { parseSuite } from "../lib/stress/suite_load.ts";
+import type { SuiteTask } from "../lib/stress/suite_model.ts";
 import { check, fixed, mean, median, progress, type Section } from "./report.ts";
 import { FAKE_CLAUDE } from "./proc.ts";
 

@@ -128,6 +128,31 @@ Deno.test("validateExecute() names the offending field", () => {
   }
 });
 
+Deno.test("validateExecute() messages say the path, what was expected and what was found", () => {
+  const message = (p: unknown) => {
+    try {
+      validateExecute(p);
+    } catch (e) {
+      assert.ok(e instanceof RpcError);
+      return e.message;
+    }
+    assert.fail("accepted");
+  };
+  assert.equal(message({ command: 5 }), "command: expected a string, got 5");
+  assert.equal(message({ argv: ["a", 1] }), "argv[1]: expected a string, got 1");
+  assert.equal(message({ argv: [] }), "argv: expected at least one string, got an empty array");
+  assert.equal(message({ command: "a", timeout: "5" }), 'timeout: expected a number, got "5"');
+  assert.equal(
+    message({ command: "a", stall_timeout: 0 }),
+    "stall_timeout: expected a positive number of seconds, got 0",
+  );
+  assert.equal(message({ command: "a", env: { X: 1 } }), "env.X: expected a string, got 1");
+  assert.equal(message({ command: "a", env: [] }), "env: expected an object, got an array");
+  assert.match(message({ command: "a", cwd: "/x\0" }), /^cwd: contains a NUL character/);
+  // null means "not given", as before.
+  assert.equal(validateExecute({ command: "a", cwd: null, timeout: null }).cwd, undefined);
+});
+
 Deno.test("validateControl() accepts the three types, case-insensitively", () => {
   assert.equal(validateControl({ type: "pause" }).type, "PAUSE");
   assert.equal(validateControl({ type: "RESUME", job_id: "j" }).job_id, "j");

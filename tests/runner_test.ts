@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { instanceSettings, judgeRun, type RunnerOptions, runTasks } from "../lib/stress/runner.ts";
-import { parseSuite } from "../lib/stress/suite.ts";
+import { parseSuite } from "../lib/stress/suite_load.ts";
 import { limitWaitMs } from "../lib/common/backoff.ts";
 import type { TestResult } from "../lib/stress/report/model.ts";
 import {

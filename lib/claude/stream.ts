@@ -179,9 +179,6 @@ export interface ClaudeTranscript {
 // Parsing
 // ---------------------------------------------------------------------------------------------
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 function str(v: unknown): string | undefined {
   return typeof v === "string" ? v : undefined;
 }
@@ -514,6 +511,7 @@ export function looksLikeStreamJson(text: string): boolean {
  * modelText("plain output\n"); // "plain output\n"
  * ```
  */
+import { isRecord } from "../common/json.ts";
 export function modelText(output: string): string {
   if (!looksLikeStreamJson(output)) return output;
   const t = parseClaudeOutput(output);

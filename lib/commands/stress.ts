@@ -15,14 +15,10 @@ import { loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { type CcxServer, startInProcessServer } from "../serve/server.ts";
 import type { KeepPolicy } from "../serve/workspace.ts";
-import {
-  buildTaskCommand,
-  filterTasks,
-  loadSuite,
-  resolveMarker,
-  SuiteError,
-  usesClaude,
-} from "../stress/suite.ts";
+import { buildTaskCommand, resolveMarker, usesClaude } from "../stress/task_command.ts";
+import { filterTasks } from "../stress/task_filter.ts";
+import { loadSuite } from "../stress/suite_load.ts";
+import { SuiteError } from "../stress/suite_model.ts";
 import {
   findLastRun,
   LiveReport,

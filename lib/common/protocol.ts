@@ -12,6 +12,20 @@
  * @module
  */
 
+import {
+  isRecord,
+  joinPath,
+  type JsonObject,
+  JsonShapeError,
+  NUL_MESSAGE,
+  optNumber,
+  optRecord,
+  optString,
+  type ReadOptions,
+  readString,
+  readStringArray,
+} from "./json.ts";
+
 /** The version string sent in `connected`, `/health` and `--version`. */
 export const VERSION = "0.1.0";
 
@@ -100,10 +114,6 @@ export interface ParsedMessage {
   batch: boolean;
   /** Set when the text is not JSON at all or an empty batch: answer with this error, id null. */
   error?: RpcError;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 function validId(v: unknown): v is RpcId {
@@ -330,7 +340,7 @@ function invalid(field: string, message: string): RpcError {
   return new RpcError(ErrorCode.InvalidParams, `${field}: ${message}`, { field });
 }
 
-function paramsObject(params: unknown, method: string): Record<string, unknown> {
+function paramsObject(params: unknown, method: string): JsonObject {
   if (params === undefined || params === null) return {};
   if (!isRecord(params)) {
     throw new RpcError(ErrorCode.InvalidParams, `${method} takes its params as an object`, {
@@ -340,26 +350,28 @@ function paramsObject(params: unknown, method: string): Record<string, unknown> 
   return params;
 }
 
-function optSeconds(p: Record<string, unknown>, field: string): number | undefined {
-  const v = p[field];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
-    throw invalid(field, `expected a positive number of seconds, got ${JSON.stringify(v)}`);
+/** JSON-RPC clients send `null` for "not given": every param reads it as absent. */
+const PARAM: ReadOptions = { nullIsAbsent: true };
+
+/**
+ * Runs a validator; a {@linkcode JsonShapeError} becomes -32602 naming its JSON path in the
+ * message and in `data.field` (or `field`, when given).
+ */
+function params<T>(read: () => T, field?: string): T {
+  try {
+    return read();
+  } catch (e) {
+    if (!(e instanceof JsonShapeError)) throw e;
+    if (field === undefined) throw invalid(e.path, e.detail);
+    throw new RpcError(ErrorCode.InvalidParams, e.message, { field });
   }
-  if (v > MAX_TIMEOUT_S) {
+}
+
+function optSeconds(p: JsonObject, field: string): number | undefined {
+  const v = optNumber(p, field, "", { ...PARAM, above: 0, unit: "seconds" });
+  if (v !== undefined && v > MAX_TIMEOUT_S) {
     throw invalid(field, `at most ${MAX_TIMEOUT_S} seconds (365 days), got ${v}`);
   }
-  return v;
-}
-
-function noNul(field: string, v: string): void {
-  if (v.includes("\0")) throw invalid(field, "contains a NUL character");
-}
-
-function optString(p: Record<string, unknown>, field: string): string | undefined {
-  const v = p[field];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== "string") throw invalid(field, `expected a string, got ${typeof v}`);
   return v;
 }
 
@@ -374,47 +386,45 @@ const JOB_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * validateExecute({ argv: ["echo", "hi"], timeout: 5 }); // { argv: [...], timeout: 5 }
  * ```
  */
-export function validateExecute(params: unknown): ExecuteParams {
-  const p = paramsObject(params, "execute");
+export function validateExecute(raw: unknown): ExecuteParams {
+  return params(() => readExecute(paramsObject(raw, "execute")));
+}
+
+function readExecute(p: JsonObject): ExecuteParams {
   const out: ExecuteParams = {};
   if (p.command !== undefined && p.argv !== undefined) {
     throw invalid("command", "give either command or argv, not both");
   }
   if (p.argv !== undefined) {
-    if (
-      !Array.isArray(p.argv) || p.argv.length === 0 ||
-      !p.argv.every((a) => typeof a === "string")
-    ) {
-      throw invalid("argv", "expected a non-empty array of strings");
-    }
-    if (p.argv[0] === "") throw invalid("argv", "argv[0] must name a program");
-    (p.argv as string[]).forEach((a, i) => noNul(`argv[${i}]`, a));
-    out.argv = p.argv as string[];
+    // data.field stays "argv" for a malformed array (the message names the item).
+    const argv = params(() => readStringArray(p, "argv", "", { minItems: 1 }), "argv");
+    argv.forEach((a, i) => {
+      if (a.includes("\0")) throw invalid(`argv[${i}]`, NUL_MESSAGE);
+    });
+    if (argv[0] === "") throw invalid("argv", "argv[0] must name a program");
+    out.argv = argv;
   } else {
-    const command = optString(p, "command");
+    const command = optString(p, "command", "", { ...PARAM, noNul: true });
     if (command === undefined || command.trim() === "") {
       throw invalid("command", "expected a non-empty string (or give argv)");
     }
-    noNul("command", command);
     out.command = command;
   }
-  out.cwd = optString(p, "cwd");
-  if (out.cwd !== undefined) noNul("cwd", out.cwd);
-  out.stdin = optString(p, "stdin");
-  if (p.env !== undefined && p.env !== null) {
-    if (!isRecord(p.env)) throw invalid("env", "expected an object of strings");
-    for (const [k, v] of Object.entries(p.env)) {
-      if (typeof v !== "string") throw invalid(`env.${k}`, `expected a string, got ${typeof v}`);
+  out.cwd = optString(p, "cwd", "", { ...PARAM, noNul: true });
+  out.stdin = optString(p, "stdin", "", PARAM);
+  const env = optRecord(p, "env", "", PARAM);
+  if (env !== undefined) {
+    for (const k of Object.keys(env)) {
+      readString(env, k, "env", { noNul: true });
       if (k === "" || k.includes("=") || k.includes("\0")) {
-        throw invalid(`env.${k}`, "not a valid variable name");
+        throw invalid(joinPath("env", k), "not a valid variable name");
       }
-      noNul(`env.${k}`, v);
     }
-    out.env = p.env as Record<string, string>;
+    out.env = env as Record<string, string>;
   }
   out.timeout = optSeconds(p, "timeout");
   out.stall_timeout = optSeconds(p, "stall_timeout");
-  const jobId = optString(p, "job_id");
+  const jobId = optString(p, "job_id", "", PARAM);
   if (jobId !== undefined && !JOB_ID.test(jobId)) {
     throw invalid("job_id", "expected 1-128 characters of A-Z a-z 0-9 . _ : -");
   }
@@ -438,11 +448,10 @@ export function validateExecute(params: unknown): ExecuteParams {
         }
       }
       const w: WorkspaceParam = {};
-      if (ws.template !== undefined && ws.template !== null) {
-        if (typeof ws.template !== "string" || ws.template === "") {
-          throw invalid("workspace.template", "expected a directory path");
-        }
-        w.template = ws.template;
+      const template = optString(ws, "template", "workspace", PARAM);
+      if (template !== undefined) {
+        if (template === "") throw invalid("workspace.template", "expected a directory path");
+        w.template = template;
       }
       if (ws.keep !== undefined && ws.keep !== null) {
         if (ws.keep !== "always" && ws.keep !== "never" && ws.keep !== "failed") {
@@ -472,14 +481,16 @@ export function validateExecute(params: unknown): ExecuteParams {
  * validateFiles({ job_id: "j1", path: "src/main.py" }); // { job_id: "j1", path: "src/main.py" }
  * ```
  */
-export function validateFiles(params: unknown): FilesParams {
-  const p = paramsObject(params, "files");
-  const jobId = optString(p, "job_id");
-  if (jobId === undefined || jobId === "") throw invalid("job_id", "required");
-  const out: FilesParams = { job_id: jobId, path: optString(p, "path") };
-  const sessionId = optString(p, "session_id");
-  if (sessionId !== undefined) out.session_id = sessionId;
-  return out;
+export function validateFiles(raw: unknown): FilesParams {
+  const p = paramsObject(raw, "files");
+  return params(() => {
+    const jobId = optString(p, "job_id", "", PARAM);
+    if (jobId === undefined || jobId === "") throw invalid("job_id", "required");
+    const out: FilesParams = { job_id: jobId, path: optString(p, "path", "", PARAM) };
+    const sessionId = optString(p, "session_id", "", PARAM);
+    if (sessionId !== undefined) out.session_id = sessionId;
+    return out;
+  });
 }
 
 /**
@@ -491,17 +502,19 @@ export function validateFiles(params: unknown): FilesParams {
  * validateControl({ type: "CANCEL" }); // { type: "CANCEL", job_id: undefined }
  * ```
  */
-export function validateControl(params: unknown): ControlParams {
-  const p = paramsObject(params, "control");
+export function validateControl(raw: unknown): ControlParams {
+  const p = paramsObject(raw, "control");
   const type = typeof p.type === "string" ? p.type.toUpperCase() : p.type;
   if (type !== "PAUSE" && type !== "RESUME" && type !== "CANCEL") {
     throw invalid("type", `expected PAUSE, RESUME or CANCEL, got ${JSON.stringify(p.type)}`);
   }
-  const out: ControlParams = { type, job_id: optString(p, "job_id") };
-  const sessionId = optString(p, "session_id");
-  if (sessionId !== undefined) {
-    if (out.job_id === undefined) throw invalid("job_id", "required with session_id");
-    out.session_id = sessionId;
-  }
-  return out;
+  return params(() => {
+    const out: ControlParams = { type, job_id: optString(p, "job_id", "", PARAM) };
+    const sessionId = optString(p, "session_id", "", PARAM);
+    if (sessionId !== undefined) {
+      if (out.job_id === undefined) throw invalid("job_id", "required with session_id");
+      out.session_id = sessionId;
+    }
+    return out;
+  });
 }

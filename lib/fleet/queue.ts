@@ -14,7 +14,7 @@
  * @example
  * ```ts
  * import { runOnQueue } from "./queue.ts";
- * import { loadSuite } from "../stress/suite.ts";
+ * import { loadSuite } from "../stress/suite_load.ts";
  * const suite = await loadSuite("tasks/selftest.json");
  * const results = await runOnQueue(suite.tasks, {
  *   url: "redis://127.0.0.1:6379",
@@ -36,8 +36,9 @@ import {
   type TaskOptions,
 } from "../stress/runner.ts";
 import type { HistoryStore } from "../claude/history.ts";
-import { resolveMarker, type SuiteTask } from "../stress/suite.ts";
+import { resolveMarker } from "../stress/task_command.ts";
 import { formatTimestamp, newRunId } from "../common/format.ts";
+import type { SuiteTask } from "../stress/suite_model.ts";
 import type { TestResult } from "../stress/report/model.ts";
 
 /**
@@ -285,7 +286,7 @@ export const MAX_HANDED_BACK_BYTES = 16 * 1024 * 1024;
  * @example
  * ```ts
  * import { runOnQueue } from "./queue.ts";
- * import { loadSuite } from "../stress/suite.ts";
+ * import { loadSuite } from "../stress/suite_load.ts";
  * const suite = await loadSuite("tasks/selftest.json");
  * const ac = new AbortController();
  * const results = await runOnQueue(suite.tasks, {

@@ -19,6 +19,7 @@
  */
 
 import { ErrorCode, notification, RpcError } from "../common/protocol.ts";
+import { isRecord } from "../common/json.ts";
 import { type ClassSummary, type HistoryStore, systemLoad } from "../claude/history.ts";
 import type { JobResult, JobState } from "./supervisor.ts";
 
@@ -175,10 +176,6 @@ export type ObservedRecord = Record_;
 
 function jobKey(sessionId: string, jobId: string): string {
   return `${sessionId}/${jobId}`;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /**

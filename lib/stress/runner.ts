@@ -6,7 +6,7 @@
  * @example
  * ```ts
  * import { runTasks } from "./runner.ts";
- * import { loadSuite } from "./suite.ts";
+ * import { loadSuite } from "./suite_load.ts";
  * const suite = await loadSuite("tasks/selftest.json");
  * const results = await runTasks(suite.tasks, {
  *   servers: [{ url: "ws://127.0.0.1:8004/ws" }],
@@ -38,13 +38,8 @@ import { type RunFacts, runFacts } from "../verdict/answer.ts";
 import { writeOutputFile } from "./report/files.ts";
 import type { OutputHeader } from "./report/files.ts";
 import type { InstanceResult, TestResult, TestStatus } from "./report/model.ts";
-import {
-  buildTaskCommand,
-  type BuiltCommand,
-  type ExpectedFile,
-  resolveMarker,
-  type SuiteTask,
-} from "./suite.ts";
+import { buildTaskCommand, type BuiltCommand, resolveMarker } from "./task_command.ts";
+import type { ExpectedFile, SuiteTask } from "./suite_model.ts";
 import { type HistoryStore, type Outcome, taskClass } from "../claude/history.ts";
 import { limitWaitMs, sleepUnlessAborted } from "../common/backoff.ts";
 import { formatTimestamp } from "../common/format.ts";
@@ -578,7 +573,7 @@ async function recordRun(
  * ```ts
  * import { openHistory } from "../claude/history.ts";
  * import { recordOutcome } from "./runner.ts";
- * import { loadSuite } from "./suite.ts";
+ * import { loadSuite } from "./suite_load.ts";
  * const [task] = (await loadSuite("tasks/selftest.json")).tasks;
  * const history = await openHistory({ path: "/tmp/ccx-history.sqlite" });
  * await recordOutcome(history, task, 1.5, { status: "passed", reason: "exit 0" });
@@ -635,7 +630,7 @@ export interface PlannedRun {
  * @example
  * ```ts
  * import { planRuns } from "./runner.ts";
- * import { parseSuite } from "./suite.ts";
+ * import { parseSuite } from "./suite_load.ts";
  * const s = parseSuite({ tests: [{ id: "a", command: "true" }] }, "inline");
  * planRuns(s.tasks, 2).map((p) => p.rid); // ["a.r1", "a.r2"]
  * ```
@@ -764,7 +759,7 @@ async function runWithFailover(
  * ```ts
  * import { CcxClient } from "../client/client.ts";
  * import { runTask } from "./runner.ts";
- * import { loadSuite } from "./suite.ts";
+ * import { loadSuite } from "./suite_load.ts";
  * const [task] = (await loadSuite("tasks/selftest.json")).tasks;
  * const url = "ws://127.0.0.1:8004/ws";
  * const client = await CcxClient.connect(url);
@@ -958,7 +953,7 @@ export interface InstanceRun {
  * ```ts
  * import { CcxClient } from "../client/client.ts";
  * import { runInstance } from "./runner.ts";
- * import { loadSuite } from "./suite.ts";
+ * import { loadSuite } from "./suite_load.ts";
  * const task = (await loadSuite("tasks/selftest.json")).tasks.find((t) => t.concurrent)!;
  * const url = "ws://127.0.0.1:8004/ws";
  * const client = await CcxClient.connect(url);
@@ -1074,7 +1069,7 @@ async function runConcurrent(
  * @example
  * ```ts
  * import { type InstanceRun, pickInstances } from "./runner.ts";
- * import { loadSuite } from "./suite.ts";
+ * import { loadSuite } from "./suite_load.ts";
  * const task = (await loadSuite("tasks/selftest.json")).tasks.find((t) => t.concurrent)!;
  * const runs: InstanceRun[] = []; // from runInstance(), here or on fleet workers
  * const base = { id: task.id, name: task.name, category: task.category, startedAt: Date.now() };

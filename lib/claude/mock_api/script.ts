@@ -104,10 +104,6 @@ export class MockScriptError extends Error {
 
 const REPLY_TYPES = ["text", "tool", "error", "cut", "max_tokens", "hang", "stall"] as const;
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 function parseReply(v: unknown, path: string): MockReply {
   if (!isRecord(v)) throw new MockScriptError(`${path}: expected an object`);
   const type = v.type;
@@ -372,6 +368,7 @@ export function withMarkers(text: string, prompt: string): string {
  * replier.choose(conv).type; // "text"
  * ```
  */
+import { isRecord } from "../../common/json.ts";
 export class MockReplier {
   #script?: MockScript;
   #used = new Map<number, number>();
