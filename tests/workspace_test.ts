@@ -172,15 +172,17 @@ Deno.test("keep: always stays, never goes when the session ends, failed keeps on
   Deno.removeSync(root, { recursive: true });
 });
 
-Deno.test("--workspace-max-mb removes the oldest kept workspaces first", () => {
+Deno.test("--workspace-max-mb removes the oldest kept workspaces first", async () => {
   const root = tempRoot();
   const spaces = new WorkspaceManager({ root, maxBytes: 2500 });
-  const made = [1, 2, 3].map((i) => {
+  const made = [];
+  for (const i of [1, 2, 3]) {
     const ws = spaces.create(`j${i}`, { keep: "always" });
     Deno.writeFileSync(join(ws.path, "data"), new Uint8Array(1000));
-    spaces.finish(ws, "completed");
-    return ws;
-  });
+    await spaces.finish(ws, "completed");
+    made.push(ws);
+  }
+  await spaces.idle();
   assert.deepEqual(made.map((w) => existsSync(w.dir)), [false, true, true]);
   assert.equal(made[0].removed, true);
   assert.equal(spaces.keptBytes, 2000);
@@ -188,6 +190,8 @@ Deno.test("--workspace-max-mb removes the oldest kept workspaces first", () => {
   Deno.utimeSync(made[1].dir, new Date(1000), new Date(1000));
   Deno.utimeSync(made[2].dir, new Date(2000), new Date(2000));
   const again = new WorkspaceManager({ root, maxBytes: 1500 });
+  await again.ready;
+  await again.idle();
   assert.equal(again.keptBytes, 1000);
   assert.deepEqual(made.map((w) => existsSync(w.dir)), [false, false, true]);
   Deno.removeSync(root, { recursive: true });
@@ -200,7 +204,7 @@ Deno.test("a template is copied in; only files the job created or changed are re
   Deno.writeTextFileSync(join(template, "edit.txt"), "old");
   Deno.mkdirSync(join(template, "pkg"));
   Deno.writeTextFileSync(join(template, "pkg", "a.py"), "a = 1\n");
-  await withServer({ workspaceRoot: root }, async (server) => {
+  await withServer({ workspaceRoot: root, templateRoots: [template] }, async (server) => {
     const s = await RawSession.open(server.url);
     const done = await run(s, "t", {
       command: "cat keep.txt pkg/a.py && echo newer > edit.txt && echo n > new.txt",
@@ -224,12 +228,12 @@ Deno.test("a template is copied in; only files the job created or changed are re
   Deno.removeSync(template, { recursive: true });
 });
 
-Deno.test("the list of changed files is bounded and says how many there were", () => {
+Deno.test("the list of changed files is bounded and says how many there were", async () => {
   const root = tempRoot();
   const spaces = new WorkspaceManager({ root, maxListed: 3 });
   const ws = spaces.create("many", {});
   for (let i = 0; i < 10; i++) Deno.writeTextFileSync(join(ws.path, `f${i}`), "x");
-  const c = ws.changes();
+  const c = await ws.changes();
   assert.equal(c.files.length, 3);
   assert.equal(c.total, 10);
   assert.equal(c.truncated, true);
@@ -253,7 +257,7 @@ Deno.test("execute validates workspace: keys, keep values, and not together with
   assert.equal(field({ command: "true", workspace: true, cwd: "/tmp" }), "cwd");
 });
 
-Deno.test("resolveInside and readWorkspace confine paths and bound file size", () => {
+Deno.test("resolveInside and readWorkspace confine paths and bound file size", async () => {
   const root = tempRoot();
   Deno.writeTextFileSync(join(root, "big.txt"), "é".repeat(100));
   Deno.symlinkSync("/nonexistent-outside", join(root, "dangling"));
@@ -265,7 +269,7 @@ Deno.test("resolveInside and readWorkspace confine paths and bound file size", (
   refuse("dangling/below");
   refuse("nul\0byte");
   assert.equal(resolveInside(root, "new/dir/file"), join(Deno.realPathSync(root), "new/dir/file"));
-  const r = readWorkspace(root, "big.txt", { maxBytes: 51 });
+  const r = await readWorkspace(root, "big.txt", { maxBytes: 51 });
   assert.ok(r.exists && r.type === "file");
   if (r.exists && r.type === "file") {
     assert.equal(r.truncated, true);

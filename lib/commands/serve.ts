@@ -15,6 +15,7 @@ import { ConfigError, readPemFile } from "../common/config.ts";
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
 import { MAX_TIMEOUT_S } from "../common/protocol.ts";
 import { createLogger } from "../common/log.ts";
+import { resolve } from "node:path";
 
 /** Reads `--cert`/`--key`; both or neither. */
 function readTls(cert?: string, key?: string): { cert: string; key: string } | undefined {
@@ -23,6 +24,20 @@ function readTls(cert?: string, key?: string): { cert: string; key: string } | u
     throw new ConfigError(`--cert and --key go together; ${cert ? "--key" : "--cert"} is missing`);
   }
   return { cert: readPemFile("cert", cert)!, key: readPemFile("key", key)! };
+}
+
+/** `--template-root` (or `CCX_TEMPLATE_ROOT`): directories that exist, made absolute. */
+function templateRoots(dirs: string[]): string[] {
+  return dirs.map((dir) => {
+    let isDir = false;
+    try {
+      isDir = Deno.statSync(dir).isDirectory;
+    } catch { /* reported below */ }
+    if (!isDir) {
+      throw new ConfigError(`--template-root (CCX_TEMPLATE_ROOT): no such directory: ${dir}`);
+    }
+    return resolve(dir);
+  });
 }
 
 /** Starts the server, prints where it listens, and resolves with the exit code after a signal. */
@@ -169,6 +184,13 @@ export const serve: Command = defineCommand({
       arg: "DIR",
       help: "where job workspaces are made",
     },
+    "template-root": {
+      type: "list",
+      env: "CCX_TEMPLATE_ROOT",
+      arg: "DIR",
+      help: "a directory clients may name workspace templates from (with what is below it); " +
+        "default none: templates are refused",
+    },
     "workspace-max-mb": {
       type: "number",
       env: "CCX_WORKSPACE_MAX_MB",
@@ -265,6 +287,7 @@ export const serve: Command = defineCommand({
       passEnv: o["pass-env"].flatMap((n) => n.split(",")).map((n) => n.trim()).filter(Boolean),
       workspaceRoot: o["workspace-root"],
       workspaceMaxMb: o["workspace-max-mb"],
+      templateRoots: templateRoots(o["template-root"]),
       isolate: o.isolate,
       isolateNet: o["isolate-net"],
       slowClientS: o["slow-client-s"],
