@@ -645,7 +645,9 @@ Deno.test("ccx serve takes template roots from CCX_TEMPLATE_ROOT and refuses a m
 Deno.test("a second session's ping is answered while a big template is still being copied", async () => {
   const root = tempRoot();
   const template = tempRoot();
-  for (let i = 0; i < 4; i++) Deno.writeFileSync(join(template, `big${i}`), new Uint8Array(48 << 20));
+  for (let i = 0; i < 4; i++) {
+    Deno.writeFileSync(join(template, `big${i}`), new Uint8Array(48 << 20));
+  }
   for (let d = 0; d < 5; d++) {
     Deno.mkdirSync(join(template, `d${d}`));
     for (let i = 0; i < 200; i++) Deno.writeTextFileSync(join(template, `d${d}`, `f${i}`), "x");
