@@ -335,7 +335,7 @@ Deno.test("a server starting on a root removes what a dead server was due to rem
   const log = await new Response(second.stderr).text();
   await second.status;
   assert.equal(existsSync(dirs.done), false, "a finished job's workspace not kept");
-  assert.equal(existsSync(dirs.never), false, "keep never");
+  assert.equal(existsSync(dirs.never), false, "keep never: " + log);
   assert.equal(existsSync(dirs.failed), true, "a job that died with its server is a failure: kept");
   assert.equal(existsSync(join(dirs.failed, "..", "owner.json")), false, "adopted as kept");
   assert.match(log, /removed 2 workspaces left by a server that died/);

@@ -64,6 +64,13 @@ export async function serveCommand(opts: ServerOptions): Promise<number> {
     }
     throw e;
   }
+  const stop = () => {
+    log("shutting down: ending every job", { event: "shutdown" });
+    void server.shutdown();
+  };
+  // Before the banner: whoever reads it may signal at once, and start-up work (removing what a
+  // dead server left) runs on after it; a default-action SIGTERM would cut that short.
+  const release = onStopSignals(stop);
   const auth = opts.token ? " (token required)" : "";
   if (!isLoopback(server.hostname) && !opts.tls) {
     // Said even with --quiet: it is about the server, not a job.
@@ -78,11 +85,6 @@ export async function serveCommand(opts: ServerOptions): Promise<number> {
     `ccx serve listening on ${server.url} and /ws/mcp, health at ${server.httpUrl}/health${auth}`,
   );
   console.log(`web page at ${server.httpUrl}/`);
-  const stop = () => {
-    log("shutting down: ending every job", { event: "shutdown" });
-    void server.shutdown();
-  };
-  const release = onStopSignals(stop);
   await server.finished;
   release();
   return 0;

@@ -24,7 +24,7 @@
  * @module
  */
 
-import { join, relative, sep } from "node:path";
+import { join, relative, resolve, sep } from "node:path";
 
 /** Longest stretch, in ms, that a tree operation keeps the event loop before it yields. */
 export const SLICE_MS = 8;
@@ -46,8 +46,12 @@ const SMALL_FILE = 64 * 1024;
 export class Slices {
   #since = performance.now();
   #calls = 0;
-  /** @param ms Length of a slice (default {@linkcode SLICE_MS}). */
-  constructor(readonly ms: number = SLICE_MS) {}
+  /** Length of a slice in ms. */
+  readonly ms: number;
+  /** Starts the first slice; `ms` is its length (default {@linkcode SLICE_MS}). */
+  constructor(ms: number = SLICE_MS) {
+    this.ms = ms;
+  }
 
   /** Undefined while the slice lasts; once spent, a promise that resolves after yielding. */
   pause(): Promise<void> | undefined {
@@ -88,34 +92,35 @@ export async function walkTree(
   visit: (e: TreeEntry) => boolean | void | Promise<boolean | void>,
   opts: { base?: string; slices?: Slices; strict?: boolean } = {},
 ): Promise<boolean> {
-  const base = opts.base ?? dir;
+  const base = resolve(opts.base ?? dir);
+  const start = resolve(dir);
   const slices = opts.slices ?? new Slices();
-  const stack = [dir];
+  // Paths are built by concatenation: node:path's join and relative per entry cost more than
+  // the lstat itself.
+  const stack: [abs: string, rel: string][] = [[start, relative(base, start).split(sep).join("/")]];
   while (stack.length > 0) {
-    const d = stack.pop()!;
+    const [d, rel] = stack.pop()!;
     let names: string[];
     try {
       names = [];
       for await (const e of Deno.readDir(d)) names.push(e.name);
     } catch (e) {
-      if (opts.strict) {
-        const path = relative(base, d).split(sep).join("/") || ".";
-        throw new Error(`${path}: ${(e as Error).message}`, { cause: e });
-      }
+      if (opts.strict) throw new Error(`${rel || "."}: ${(e as Error).message}`, { cause: e });
       continue; // removed meanwhile, or unreadable
     }
+    const prefix = d.endsWith("/") ? d : `${d}/`;
     for (const name of names) {
-      const abs = join(d, name);
+      const abs = prefix + name;
       let info: Deno.FileInfo;
       try {
         info = Deno.lstatSync(abs);
       } catch {
         continue;
       }
-      const path = relative(base, abs).split(sep).join("/");
+      const path = rel === "" ? name : `${rel}/${name}`;
       const r = visit({ path, abs, info });
       if ((r instanceof Promise ? await r : r) === false) return false;
-      if (info.isDirectory) stack.push(abs);
+      if (info.isDirectory) stack.push([abs, path]);
       const p = slices.pause();
       if (p) await p;
     }

@@ -165,20 +165,42 @@ export class Workspace {
    * that changed count). Every file is looked at, in slices that yield.
    */
   async changes(): Promise<Changes> {
+    return (await this.scan()).changes;
+  }
+
+  /** @internal {@linkcode changes}, and the bytes of `path` found on the way (one walk for both). */
+  async scan(): Promise<{ changes: Changes; bytes: number }> {
     const max = this.#maxListed;
     // The first `max` paths in order, without holding a list of every changed file.
     const cap = Math.max(1000, 4 * max);
     let listed: FileEntry[] = [];
     let total = 0;
+    let bytes = 0;
     await walkTree(this.path, (e) => {
-      if (e.info.isDirectory || this.#before.get(e.path) === stamp(e.info)) return;
+      if (e.info.isDirectory) return;
+      bytes += e.info.size;
+      if (this.#before.get(e.path) === stamp(e.info)) return;
       total++;
       listed.push({ path: e.path, size: e.info.size });
       if (listed.length > cap) listed = listed.sort(byPath).slice(0, max);
     });
     listed.sort(byPath);
-    return { files: listed.slice(0, max), total, truncated: total > max };
+    return { changes: { files: listed.slice(0, max), total, truncated: total > max }, bytes };
   }
+}
+
+/** Bytes of a workspace's dir outside `work` (`home`, and whatever a job put beside them). */
+async function bytesBesideWork(ws: Workspace): Promise<number> {
+  let n = 0;
+  try {
+    for await (const e of Deno.readDir(ws.dir)) {
+      if (e.name === "work") continue;
+      const abs = join(ws.dir, e.name);
+      const info = await Deno.lstat(abs).catch(() => undefined);
+      if (info) n += info.isDirectory ? await treeBytes(abs) : info.size;
+    }
+  } catch { /* gone meanwhile */ }
+  return n;
 }
 
 /** Options of {@linkcode WorkspaceManager}. */
@@ -408,14 +430,14 @@ export class WorkspaceManager {
 
   async #finish(ws: Workspace, status: string): Promise<Finished> {
     try {
-      const changes = await ws.changes();
+      const { changes, bytes } = await ws.scan();
       ws.kept = ws.keep === "always" || (ws.keep === "failed" && status !== "completed");
       // Should this server die before releasing it, the next one on this root knows its fate.
       if (ws.kept) {
         try {
           Deno.removeSync(join(ws.dir, OWNER_FILE));
         } catch { /* already gone, or read-only */ }
-        if (this.maxBytes !== undefined) ws.bytes = await treeBytes(ws.dir);
+        if (this.maxBytes !== undefined) ws.bytes = bytes + await bytesBesideWork(ws);
         if (!ws.removed) {
           this.#kept.push({ dir: ws.dir, bytes: ws.bytes, ws });
           this.#enforce();
