@@ -395,7 +395,15 @@ export class WorkspaceManager {
    * `workspace.template`) when the template is not a directory under an allowed
    * root (see {@linkcode templateDir}) or cannot be copied.
    */
-  async createFromTemplate(
+  createFromTemplate(
+    jobId: string,
+    spec: WorkspaceSpec & { template: string },
+  ): Promise<Workspace> {
+    // Tracked, so that a server shutting down waits for the copy (and removes what it made).
+    return this.#track(this.#createFromTemplate(jobId, spec));
+  }
+
+  async #createFromTemplate(
     jobId: string,
     spec: WorkspaceSpec & { template: string },
   ): Promise<Workspace> {
