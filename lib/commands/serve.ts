@@ -190,8 +190,7 @@ export const serve: Command = defineCommand({
       type: "list",
       env: "CCX_TEMPLATE_ROOT",
       arg: "DIR",
-      help: "a directory clients may name workspace templates from (with what is below it); " +
-        "default none: templates are refused",
+      help: "clients may take workspace templates from DIR and below (none given: no templates)",
     },
     "workspace-max-mb": {
       type: "number",
