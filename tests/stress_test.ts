@@ -1439,3 +1439,54 @@ Deno.test("a full --out disk: verdicts stand, the summary is printed, what was n
   });
   assertNoneLeft(tag);
 });
+
+/** Whether this machine can make a file immutable (root, and a file system that supports it). */
+function canChattr(): boolean {
+  const d = Deno.makeTempDirSync();
+  try {
+    Deno.writeTextFileSync(`${d}/f`, "");
+    const on = new Deno.Command("chattr", { args: ["+i", `${d}/f`], stderr: "null" }).outputSync();
+    if (on.success) new Deno.Command("chattr", { args: ["-i", `${d}/f`] }).outputSync();
+    return on.success;
+  } catch {
+    return false;
+  } finally {
+    Deno.removeSync(d, { recursive: true });
+  }
+}
+
+Deno.test({
+  name: "ccx stress copies the suite's workspace_template and survives a workspace it cannot " +
+    "remove: moved aside, said on stderr, the run still graduates",
+  ignore: !canChattr(),
+  async fn() {
+    const tag = newTag();
+    await withWork(async (w) => {
+      await Deno.mkdir(w.path("tpl"));
+      await Deno.writeTextFile(w.path("tpl/seed.txt"), "seeded-from-template\n");
+      const suite = await w.suite({
+        workspace_template: "tpl",
+        tests: [{
+          id: "frozen",
+          command: `: ${tag}; cat seed.txt; echo x > f && chattr +i f`,
+          expected_patterns: ["seeded-from-template"],
+        }],
+      });
+      try {
+        const r = await stress(w, [suite, "--out", w.path("out")]);
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.match(r.stdout, /GRADUATED/);
+        assert.doesNotMatch(r.stderr, /Uncaught|PermissionDenied/);
+        const aside = [...Deno.readDirSync(w.path("out/workspaces/.unremovable"))];
+        assert.equal(aside.length, 1);
+        assert.match(
+          r.stderr,
+          new RegExp(`ccx stress: workspace .* cannot be removed .*moved to .*${aside[0].name}`),
+        );
+      } finally {
+        new Deno.Command("chattr", { args: ["-R", "-i", w.dir], stderr: "null" }).outputSync();
+      }
+    });
+    assertNoneLeft(tag);
+  },
+});

@@ -6,6 +6,7 @@
  */
 
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { cli, pidsMatching, waitFor } from "./_util/helpers.ts";
 import { freePort, SKIP_REDIS } from "./_util/redis.ts";
 import { gatedSuite, readTests, startCoordinator, startWorker, withFleet } from "./_util/fleet.ts";
@@ -190,6 +191,59 @@ Deno.test("ccx worker without --queue or CCX_QUEUE exits 2 saying what is missin
   const r = await cli(["worker"], { env: { CCX_QUEUE: "" } });
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--queue URL is required \(or CCX_QUEUE/);
+});
+
+/** Whether this machine can make a file immutable (root, and a file system that supports it). */
+function canChattr(): boolean {
+  const d = Deno.makeTempDirSync();
+  try {
+    Deno.writeTextFileSync(`${d}/f`, "");
+    const on = new Deno.Command("chattr", { args: ["+i", `${d}/f`], stderr: "null" }).outputSync();
+    if (on.success) new Deno.Command("chattr", { args: ["-i", `${d}/f`] }).outputSync();
+    return on.success;
+  } catch {
+    return false;
+  } finally {
+    Deno.removeSync(d, { recursive: true });
+  }
+}
+
+Deno.test({
+  name: "ccx worker copies a task's workspace_template and stops cleanly over a workspace it " +
+    "cannot remove: moved aside and logged",
+  ignore: SKIP_REDIS || !canChattr(),
+  fn: () =>
+    withFleet(async ({ redis, w, tag, workers }) => {
+      const state = w.path("state");
+      const w1 = await startWorker(redis.url, "w1", [], { CCX_STATE_DIR: state });
+      workers.push(w1);
+      await Deno.mkdir(w.path("tpl"));
+      await Deno.writeTextFile(w.path("tpl/seed.txt"), "seeded-from-template\n");
+      const suite = await w.suite({
+        workspace_template: "tpl",
+        tests: [{
+          id: "frozen",
+          command: `: ${tag}; cat seed.txt; echo x > f && chattr +i f`,
+          expected_patterns: ["seeded-from-template"],
+        }],
+      });
+      const json = w.path("report.json");
+      try {
+        const c = startCoordinator(redis.url, suite, ["--json", json, "--out", w.path("out")]);
+        assert.equal(await c.code, 0, c.out());
+        const [t] = await readTests(json);
+        assert.equal(t.status, "passed", t.reason);
+        // The worker's session ends as it stops: the workspace, not kept, goes then.
+        w1.child.kill("SIGTERM");
+        assert.equal((await w1.status).code, 0, w1.log());
+        assert.doesNotMatch(w1.log(), /Uncaught|PermissionDenied/);
+        const aside = [...Deno.readDirSync(join(state, "workspaces", ".unremovable"))];
+        assert.equal(aside.length, 1);
+        assert.match(w1.log(), new RegExp(`cannot be removed .*moved to .*${aside[0].name}`));
+      } finally {
+        new Deno.Command("chattr", { args: ["-R", "-i", w.dir], stderr: "null" }).outputSync();
+      }
+    }),
 });
 
 Deno.test("ccx worker --queue with a non-Redis URL exits 2 naming the flag", async () => {

@@ -295,8 +295,15 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   } else if (opts.servers?.length) {
     servers = opts.servers.map((url) => ({ url, token: opts.token, ca: opts.ca }));
   } else {
-    // Kept workspaces end up beside the run's reports.
-    local = startInProcessServer({ workspaceRoot: join(outDir, "workspaces") });
+    // Kept workspaces end up beside the run's reports. Templates: the ones the suite names.
+    local = startInProcessServer({
+      workspaceRoot: join(outDir, "workspaces"),
+      templateRoots: [...new Set(tasks.flatMap((t) => t.workspaceTemplate ?? []))],
+      log: (line, fields) => {
+        // The server is quiet, but a workspace it could not remove is the user's to know.
+        if (fields?.event === "workspace_unremovable") console.error(`ccx stress: ${line}`);
+      },
+    });
     servers = [{ url: local.url }];
   }
   const problems = await preflight({

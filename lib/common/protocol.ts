@@ -307,7 +307,10 @@ export interface ExecuteParams {
 
 /** The `workspace` param of `execute`, validated (`true` becomes `{}`). */
 export interface WorkspaceParam {
-  /** A directory on the server copied into the workspace before the job starts. */
+  /**
+   * A directory on the server copied into the workspace before the job starts; it must be
+   * under one of the server's `--template-root` directories.
+   */
   template?: string;
   /** What is removed after the job: `always` kept, `never` kept, or kept when it `failed` (default). */
   keep?: "always" | "never" | "failed";

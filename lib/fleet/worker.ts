@@ -140,7 +140,14 @@ export class FleetWorker {
     this.#sub = sub;
     this.#history = history;
     this.#log = opts.log ?? (() => {});
-    this.#server = startInProcessServer();
+    this.#server = startInProcessServer({
+      // Quiet, but a workspace it could not remove is the operator's to know.
+      log: (line, fields) => {
+        if (fields?.event === "workspace_unremovable") {
+          this.#log(`ccx worker ${this.name}: ${line}`);
+        }
+      },
+    });
     this.stopped = new Promise((r) => this.#resolveStopped = r);
   }
 
@@ -309,6 +316,11 @@ export class FleetWorker {
     }
     this.#active.set(jobId, d.runId);
     const slot = this.#watch.track(jobId);
+    // The queue names the task's template (a path on this host, as its suite resolved it): the
+    // worker's own server takes it from there, and from nowhere else.
+    if (d.task.workspaceTemplate !== undefined && d.settings.workspace !== false) {
+      this.#server.workspaces.allowTemplateRoot(d.task.workspaceTemplate);
+    }
     this.#log(`${d.rid}${d.instance === undefined ? "" : ` instance ${d.instance + 1}`} started`);
     // Outputs are written here, handed back, and removed; nothing to write, no directory.
     const outDir = d.task.saveOutput

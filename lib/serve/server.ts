@@ -111,6 +111,11 @@ export interface ServerOptions {
   workspaceRoot?: string;
   /** Bound on the megabytes of kept workspaces, the oldest removed first (default: none). */
   workspaceMaxMb?: number;
+  /**
+   * Directories a job's `workspace.template` may come from, they and everything
+   * below them (`--template-root`); default none: templates are refused (-32602).
+   */
+  templateRoots?: string[];
   /** Largest file `files` returns, in bytes; longer ones come truncated (default 1 MiB). */
   filesMaxBytes?: number;
   /** `bwrap`: every job runs confined to a workspace under bubblewrap (default `none`). */
@@ -249,6 +254,8 @@ const MAX_FINISHED_KEPT = 200;
 class Session implements DrainSession {
   readonly id = crypto.randomUUID();
   readonly jobs = new Map<string, JobEntry>();
+  /** Job ids whose workspace template is being copied: the job starts once it is in. */
+  readonly #starting = new Set<string>();
   #drain: Promise<void> | undefined;
   #closed = false;
   #released = false;
@@ -410,7 +417,8 @@ class Session implements DrainSession {
       } else if (replies.length > 0) this.send(replies[0]);
       for (const f of after) f();
     };
-    // Only a method that reads a store (`history`) answers later; the rest answer at once.
+    // Methods that read a store (`history`), a workspace (`files`) or copy a template
+    // (`execute` with one) answer later; the rest answer at once.
     if (replies.some((r) => r instanceof Promise)) void Promise.all(replies).then(settle);
     else settle(replies);
   }
@@ -475,15 +483,16 @@ class Session implements DrainSession {
   #execute(p: ExecuteParams, after: (() => void)[]): unknown {
     if (this.#closed) throw new RpcError(ErrorCode.Internal, "session is closing");
     if (this.server.closing) throw new RpcError(ErrorCode.Internal, "server is shutting down");
-    if (this.running >= this.server.maxJobsPerSession) {
+    const running = this.running + this.#starting.size;
+    if (running >= this.server.maxJobsPerSession) {
       throw new RpcError(
         ErrorCode.LimitExceeded,
-        `this session already runs ${this.running} jobs (limit ${this.server.maxJobsPerSession})`,
+        `this session already runs ${running} jobs (limit ${this.server.maxJobsPerSession})`,
         { limit: "max_jobs_per_session", max: this.server.maxJobsPerSession },
       );
     }
     const id = p.job_id ?? crypto.randomUUID();
-    if (this.jobs.has(id)) {
+    if (this.jobs.has(id) || this.#starting.has(id)) {
       throw new RpcError(ErrorCode.InvalidParams, `job_id: ${id} is already used in this session`, {
         field: "job_id",
       });
@@ -510,16 +519,45 @@ class Session implements DrainSession {
       );
     }
     const wsSpec = p.workspace ?? (isolated ? {} : undefined);
+    const template = wsSpec?.template;
+    if (template !== undefined) {
+      // The copy runs off the event loop; the job starts, and execute answers, once it is in.
+      const spaces = this.server.workspaces;
+      this.#starting.add(id);
+      return spaces.createFromTemplate(id, { ...wsSpec, template }).then((ws) => {
+        this.#starting.delete(id);
+        entry.ws = ws;
+        if (this.#closed || this.server.closing) {
+          spaces.release(ws);
+          throw new RpcError(ErrorCode.Internal, "session is closing");
+        }
+        return this.#start(entry, p, ws, after);
+      }, (e) => {
+        this.#starting.delete(id);
+        throw workspaceRpcError(e, id);
+      });
+    }
     let ws: Workspace | undefined;
     if (wsSpec) {
       try {
         ws = this.server.workspaces.create(id, wsSpec);
       } catch (e) {
-        if (!(e instanceof WorkspaceError)) throw e;
-        throw new RpcError(ErrorCode.InvalidParams, e.message, { field: e.field, job_id: id });
+        throw workspaceRpcError(e, id);
       }
       entry.ws = ws;
     }
+    return this.#start(entry, p, ws, after);
+  }
+
+  /** Starts the job of `execute` (its workspace, if any, made) and registers it. */
+  #start(
+    entry: JobEntry,
+    p: ExecuteParams,
+    ws: Workspace | undefined,
+    after: (() => void)[],
+  ): Record<string, unknown> {
+    const id = entry.id;
+    const isolated = this.server.isolate === "bwrap";
     const runAs = this.server.runAs;
     let job: Job;
     try {
@@ -541,7 +579,7 @@ class Session implements DrainSession {
         graceMs: this.server.graceMs,
         passEnv: this.server.passEnv,
         maxChunkBytes: this.server.maxChunkBytes,
-        outputMode,
+        outputMode: entry.outputMode,
       }, {
         output: (stream, text, raw) => this.#output(entry, stream, text, raw),
         ready: this.ready,
@@ -563,7 +601,7 @@ class Session implements DrainSession {
       sessionId: this.id,
       remote: this.remote,
       jobId: id,
-      command,
+      command: entry.command,
       pid: job.pid,
       state: () => job.state,
       bytes: () => job.bytesRead,
@@ -571,6 +609,7 @@ class Session implements DrainSession {
       control: (type, after) => this.controlEntry(entry, type, after),
     });
     this.#trimFinished();
+    const command = entry.command;
     this.server.log(`job ${id} started pid=${job.pid} session=${this.id.slice(0, 8)} ${command}`, {
       event: "job_started",
       job_id: id,
@@ -617,7 +656,7 @@ class Session implements DrainSession {
     }
   }
 
-  #completed(entry: JobEntry, r: JobResult): void {
+  #completed(entry: JobEntry, r: JobResult): Promise<void> | void {
     entry.result = r;
     this.server.journal?.remove(entry.job.pgid);
     this.server.log(
@@ -647,15 +686,30 @@ class Session implements DrainSession {
     };
     if (r.invalidUtf8Chunks > 0) params.invalid_utf8_chunks = r.invalidUtf8Chunks;
     const ws = entry.ws;
-    if (ws) {
-      const changes = ws.changes();
+    if (!ws) return this.#sendCompleted(entry, r, params);
+    // The workspace is looked at off the event loop; completed follows once it has been.
+    const spaces = this.server.workspaces;
+    return spaces.finish(ws, r.status).then(({ kept, changes }) => {
       params.workspace = ws.path;
-      params.workspace_kept = this.server.workspaces.finish(ws, r.status);
+      params.workspace_kept = kept;
       params.files = changes.files;
       params.files_total = changes.total;
       if (changes.truncated) params.files_truncated = true;
-      if (this.#released) this.server.workspaces.release(ws);
-    }
+    }, (e) => {
+      params.workspace = ws.path;
+      params.workspace_kept = ws.kept && !ws.removed;
+      this.server.log(`job ${entry.id}: its workspace could not be listed: ${e}`, {
+        level: "warn",
+        event: "workspace_unlisted",
+        job_id: entry.id,
+      });
+    }).then(() => {
+      if (this.#released) spaces.release(ws);
+      this.#sendCompleted(entry, r, params);
+    });
+  }
+
+  #sendCompleted(entry: JobEntry, r: JobResult, params: Record<string, unknown>): void {
     this.send(notification("process.completed", params));
     // The seed's clients wait for process.exit {exitCode}; it always follows completed.
     this.send(notification("process.exit", {
@@ -772,15 +826,15 @@ class Session implements DrainSession {
         { job_id: p.job_id },
       );
     }
-    try {
-      const read = readWorkspace(ws.path, p.path ?? "", { maxBytes: this.server.filesMaxBytes });
-      return { job_id: p.job_id, workspace: ws.path, ...read };
-    } catch (e) {
-      if (e instanceof WorkspaceError) {
-        throw new RpcError(ErrorCode.InvalidParams, e.message, { field: e.field });
-      }
-      throw e;
-    }
+    return readWorkspace(ws.path, p.path ?? "", { maxBytes: this.server.filesMaxBytes }).then(
+      (read) => ({ job_id: p.job_id, workspace: ws.path, ...read }),
+      (e) => {
+        if (e instanceof WorkspaceError) {
+          throw new RpcError(ErrorCode.InvalidParams, e.message, { field: e.field });
+        }
+        throw e;
+      },
+    );
   }
 
   /**
@@ -835,6 +889,12 @@ function subprotocolToken(req: Request): string | null {
   } catch {
     return null;
   }
+}
+
+/** A workspace that cannot be made, as the -32602 answer naming the param at fault. */
+function workspaceRpcError(e: unknown, jobId: string): unknown {
+  if (!(e instanceof WorkspaceError)) return e;
+  return new RpcError(ErrorCode.InvalidParams, e.message, { field: e.field, job_id: jobId });
 }
 
 function describeJob(e: JobEntry): Record<string, unknown> {
@@ -972,6 +1032,7 @@ export class CcxServer {
   #workspaces: WorkspaceManager | undefined;
   readonly #workspaceRoot: string;
   readonly #workspaceMaxBytes?: number;
+  readonly #templateRoots: string[];
 
   private constructor(opts: ServerOptions) {
     const host = opts.host ?? "127.0.0.1";
@@ -1007,6 +1068,7 @@ export class CcxServer {
     this.isolateNet = opts.isolateNet ?? "host";
     this.filesMaxBytes = opts.filesMaxBytes ?? 1024 * 1024;
     this.#workspaceRoot = opts.workspaceRoot ?? join(stateDir(), "workspaces");
+    this.#templateRoots = opts.templateRoots ?? [];
     if (opts.workspaceMaxMb !== undefined) {
       this.#workspaceMaxBytes = Math.round(opts.workspaceMaxMb * 1024 * 1024);
     }
@@ -1024,13 +1086,15 @@ export class CcxServer {
     }
     // A root that exists may hold what a dead server left: sweep it now, not at the first job.
     if (this.isolate === "bwrap" || this.runAs || existsSync(this.#workspaceRoot)) {
-      this.#workspaces = this.#makeWorkspaces();
-      if (this.#workspaces.swept > 0) {
-        this.log(`removed ${this.#workspaces.swept} workspaces left by a server that died`, {
+      const spaces = this.#workspaces = this.#makeWorkspaces();
+      // Removed off the event loop; what cannot be is moved aside and logged, never refused.
+      void spaces.ready.then(() => {
+        if (spaces.swept === 0) return;
+        this.log(`removed ${spaces.swept} workspaces left by a server that died`, {
           event: "workspaces_swept",
-          count: this.#workspaces.swept,
+          count: spaces.swept,
         });
-      }
+      });
     }
     if (this.runAs) {
       const why = reachProblem(this.runAs, this.workspaces.root);
@@ -1119,7 +1183,12 @@ export class CcxServer {
 
   #makeWorkspaces(): WorkspaceManager {
     try {
-      return new WorkspaceManager({ root: this.#workspaceRoot, maxBytes: this.#workspaceMaxBytes });
+      return new WorkspaceManager({
+        root: this.#workspaceRoot,
+        maxBytes: this.#workspaceMaxBytes,
+        templateRoots: this.#templateRoots,
+        log: this.log,
+      });
     } catch (e) {
       throw new ServerConfigError(
         `--workspace-root: cannot use ${this.#workspaceRoot}: ${(e as Error).message}`,
@@ -1446,6 +1515,8 @@ export class CcxServer {
         await this.#server.shutdown();
         this.#removeSocketDir();
         await this.reaped;
+        // Workspace removals under way finish (or are moved aside) before the server is gone.
+        await this.#workspaces?.idle();
         this.journal?.close();
       },
     });
