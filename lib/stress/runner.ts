@@ -53,6 +53,7 @@ import {
 } from "./suite.ts";
 import { type HistoryStore, type Outcome, taskClass } from "../claude/history.ts";
 import { limitWaitMs, sleepUnlessAborted } from "../common/backoff.ts";
+import { type JobTag, taskJobTag } from "./job_tag.ts";
 
 /** A server to run tasks on. */
 export interface ServerTarget {
@@ -126,6 +127,8 @@ export interface RunnerOptions {
   startupGraceS?: number;
   /** Network retries a Claude task may spend before it ends as `network` (default 30 s). */
   networkGiveUpS?: number;
+  /** Put in every job's `meta` (see `job_tag.ts`): the run's suite, id and size. */
+  jobMeta?: Record<string, unknown>;
 }
 
 /**
@@ -397,7 +400,7 @@ interface Conn {
 async function runBuilt(
   conn: Conn,
   built: BuiltCommand,
-  t: { timeoutS?: number; stallTimeoutS?: number },
+  t: { timeoutS?: number; stallTimeoutS?: number; tag?: JobTag },
   opts: Pick<
     TaskOptions,
     "signal" | "onOutput" | "onJobStarted" | "sandbox" | "startupGraceS" | "networkGiveUpS"
@@ -435,6 +438,7 @@ async function runBuilt(
         timeout: t.timeoutS,
         ...(isClaude ? {} : { stall_timeout: t.stallTimeoutS }),
         ...(workspace ? { workspace } : {}),
+        ...t.tag,
       },
       {
         onOutput: (type, data) => {
@@ -807,7 +811,7 @@ export async function runTask(
       const run = await runBuilt(
         conn,
         built,
-        { timeoutS, stallTimeoutS },
+        { timeoutS, stallTimeoutS, tag: taskJobTag(task, rid, opts.jobMeta) },
         opts,
         rid,
         workspaceFor(task, opts),
@@ -975,7 +979,7 @@ export async function runInstance(
   const run = await runBuilt(
     conn,
     built,
-    { timeoutS, stallTimeoutS },
+    { timeoutS, stallTimeoutS, tag: taskJobTag(task, rid, opts.jobMeta, i) },
     opts,
     `${rid}.i${i + 1}`,
     workspaceFor(task, opts),
