@@ -7,6 +7,7 @@ import {
   parseIncoming,
   response,
   RpcError,
+  toLabel,
   validateControl,
   validateExecute,
 } from "../lib/common/protocol.ts";
@@ -195,4 +196,12 @@ Deno.test("response builders produce JSON-RPC 2.0 objects", () => {
     method: "heartbeat",
     params: { timestamp: 1 },
   });
+});
+
+Deno.test("toLabel() makes any text a valid label", () => {
+  assert.equal(toLabel("Write a haiku\n\tabout pipes"), "Write a haiku about pipes");
+  assert.equal(toLabel("\n"), "(no label)");
+  const long = toLabel("x".repeat(500));
+  assert.equal(long.length, 200);
+  assert.equal(validateExecute({ command: "true", label: long }).label, long);
 });

@@ -350,6 +350,21 @@ export function clip(text: string, max: number): string {
   return chars.length <= max ? text : chars.slice(0, Math.max(0, max - 1)).join("") + "…";
 }
 
+/**
+ * Makes any text a valid `label`: runs of control characters (a newline, a tab) become one
+ * space, and it is clipped to {@linkcode MAX_LABEL_CHARS} characters.
+ *
+ * @example
+ * ```ts
+ * import { toLabel } from "./protocol.ts";
+ * toLabel("Write a haiku\nabout pipes"); // "Write a haiku about pipes"
+ * ```
+ */
+export function toLabel(text: string): string {
+  const one = text.replace(/[\p{Cc}\u2028\u2029]+/gu, " ").trim();
+  return clip(one === "" ? "(no label)" : one, MAX_LABEL_CHARS);
+}
+
 /** The `workspace` param of `execute`, validated (`true` becomes `{}`). */
 export interface WorkspaceParam {
   /** A directory on the server copied into the workspace before the job starts. */

@@ -75,6 +75,7 @@ import {
   taskClass,
 } from "../claude/history.ts";
 import { limitWaitMs, sleepUnlessAborted } from "../common/backoff.ts";
+import { clip, toLabel } from "../common/protocol.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Types
@@ -534,6 +535,8 @@ interface Context {
   client: CcxClient;
   progress: (line: string) => void;
   signal?: AbortSignal;
+  /** Groups this run's attempts on the page (`meta.run_id` of their jobs). */
+  runId: string;
 }
 
 function toolsFor(ctx: Context, body: string): string[] | "none" {
@@ -578,6 +581,8 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
       ...(ctx.workspace ? { workspace: { keep: "always" as const } } : { cwd: ctx.cwd }),
       env: ctx.env,
       timeout: ctx.timeoutS,
+      label: `${toLabel(clip(ctx.task, 150))} · attempt ${index}`,
+      meta: { suite: "ccx exec", run_id: ctx.runId, attempt: index, prompt: clip(body, 2000) },
     }, {
       onOutput(type, data) {
         if (type === "stderr") return watch.output([]);
@@ -853,6 +858,7 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
       client,
       progress,
       signal: opts.signal,
+      runId: `exec_${crypto.randomUUID().slice(0, 8)}`,
     };
     const cls = taskClass(task);
     const sleep = opts.sleep ?? sleepUnlessAborted;

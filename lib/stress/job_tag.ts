@@ -13,7 +13,7 @@
  * @module
  */
 
-import { clip, type JobMeta, MAX_LABEL_CHARS } from "../common/protocol.ts";
+import { clip, type JobMeta, toLabel } from "../common/protocol.ts";
 import type { SuiteTask } from "./suite.ts";
 
 /** The `label` and `meta` params of a task's `execute`. */
@@ -51,6 +51,5 @@ export function taskJobTag(
   if (instance !== undefined) meta.instance = instance + 1;
   if (task.request) meta.prompt = clip(task.request, PROMPT_CHARS);
   if (task.expectNonZeroExit) meta.expect_exit = "non-zero";
-  // Control characters are not allowed in a label: a name is one line.
-  return { label: clip(label.replace(/[\p{Cc}\u2028\u2029]+/gu, " "), MAX_LABEL_CHARS), meta };
+  return { label: toLabel(label), meta };
 }
