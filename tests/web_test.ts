@@ -209,7 +209,17 @@ Deno.test("the page in Chromium: jobs of other clients, live output, conversatio
         assert.match(text!, /running/);
         assert.match(text!, new RegExp(String(r.pid)));
         assert.match(text!, /echo listed; sleep 30/);
-        assert.match(text!, new RegExp(`127\\.0\\.0\\.1:\\d+ · ${sid.slice(0, 8)}`));
+        // The only running job is chosen by itself; its header says who started it.
+        await p.locator('#jobs-body tr.sel[data-job-id="listed"]').waitFor();
+        await p.locator("#out").filter({ hasText: "listed" }).waitFor();
+        assert.match(
+          (await p.locator("#detail-meta").textContent())!,
+          new RegExp(
+            `job listed · pid ${r.pid} · started by 127\\.0\\.0\\.1:\\d+ · session ${
+              sid.slice(0, 8)
+            }`,
+          ),
+        );
         await other.call("c1", "control", { type: "CANCEL", job_id: "listed" });
         await row(p, "listed").locator(".st.canceled").waitFor();
       },
@@ -394,7 +404,10 @@ Deno.test("the page reconnects by itself when the server comes back, and drops j
     await row(p, "after-restart").waitFor();
     await p.locator("#conn.up").waitFor();
     assert.equal(await row(p, "before-restart").count(), 0);
-    assert.ok(await p.locator("#detail-empty").isVisible());
+    // The chosen job is gone; the only running job now is chosen instead.
+    await p.locator('#jobs-body tr.sel[data-job-id="after-restart"]').waitFor();
+    await p.locator("#out").filter({ hasText: "new" }).waitFor();
+    assert.doesNotMatch((await p.locator("#out").textContent())!, /old/);
     assert.ok(!(await p.locator("#gate").isVisible()));
     await s2.close();
   } finally {
