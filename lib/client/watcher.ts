@@ -196,12 +196,7 @@ export class Watcher {
       // The tail is sent right after the reply: a ping answered later means it is all here.
       await this.#request("ping");
       if (!live || last.state === "done") return last;
-      // The connection may end first (the server shut down): then that is the answer.
-      const lost = this.#client.closedWithin(2 ** 31 - 1).then((): never => {
-        throw new WatcherError("connect", this.#lostMessage());
-      });
-      lost.catch(() => {});
-      return await Promise.race([end, lost]);
+      return await Promise.race([end, this.#lost()]);
     } finally {
       this.#listeners.delete(listener);
     }
@@ -236,7 +231,7 @@ export class Watcher {
         throw this.#refused(e);
       }
       const late = new Promise<undefined>((r) => timer = setTimeout(() => r(undefined), waitMs));
-      return await Promise.race([end, late]);
+      return await Promise.race([end, late, this.#lost()]);
     } finally {
       clearTimeout(timer);
       this.#listeners.delete(listener);
@@ -256,8 +251,18 @@ export class Watcher {
     }
   }
 
+  /** Rejects once the connection is closed (the server shut down): the end of any wait. */
+  #lost(): Promise<never> {
+    const lost = this.#client.closedWithin(2 ** 31 - 1).then((): never => {
+      throw new WatcherError("connect", this.#lostMessage());
+    });
+    lost.catch(() => {});
+    return lost;
+  }
+
   #refused(e: unknown): unknown {
     if (!(e instanceof ClientError)) return e;
+    if (e.code === -32003) return new WatcherError("job", e.message);
     if (e.code === -32002) {
       return new WatcherError(
         "connect",
