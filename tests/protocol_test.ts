@@ -146,7 +146,8 @@ Deno.test("validateExecute() takes a label and a meta object, within their limit
 
 Deno.test("validateExecute() refuses a bad label or meta with -32602 naming the field and the limit", () => {
   const cases: [unknown, string, RegExp][] = [
-    [{ label: 5 }, "label", /^label: expected a string, got number$/],
+    [{ label: 5 }, "label", /^label: expected a string, got 5$/],
+    [{ label: ["a"] }, "label", /^label: expected a string, got an array$/],
     [{ label: "" }, "label", /^label: expected a non-blank string$/],
     [{ label: "  " }, "label", /^label: expected a non-blank string$/],
     [{ label: "a".repeat(201) }, "label", /^label: at most 200 characters, got 201$/],
@@ -157,7 +158,7 @@ Deno.test("validateExecute() refuses a bad label or meta with -32602 naming the 
     ],
     [{ label: "tab\there" }, "label", /U\+0009/],
     [{ meta: [] }, "meta", /^meta: expected an object, got an array$/],
-    [{ meta: "run 1" }, "meta", /^meta: expected an object, got string$/],
+    [{ meta: "run 1" }, "meta", /^meta: expected an object, got "run 1"$/],
     [
       { meta: { prompt: "x".repeat(16 * 1024) } },
       "meta",

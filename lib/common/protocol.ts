@@ -529,13 +529,21 @@ export function validateExecute(params: unknown): ExecuteParams {
       throw invalid("cwd", "give either cwd or workspace: a workspace is the job's directory");
     }
   }
-  const label = optString(p, "label");
-  if (label !== undefined) out.label = checkLabel(label);
+  if (p.label !== undefined && p.label !== null) out.label = checkLabel(p.label);
   if (p.meta !== undefined && p.meta !== null) out.meta = checkMeta(p.meta);
   return out;
 }
 
-function checkLabel(label: string): string {
+/** What a value is, for "expected X, got Y": `an array`, `an object`, else its JSON (cut). */
+function got(v: unknown): string {
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "object" && v !== null) return "an object";
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > 40 ? `${text.slice(0, 39)}…` : text;
+}
+
+function checkLabel(label: unknown): string {
+  if (typeof label !== "string") throw invalid("label", `expected a string, got ${got(label)}`);
   const n = [...label].length;
   if (n === 0 || label.trim() === "") throw invalid("label", "expected a non-blank string");
   if (n > MAX_LABEL_CHARS) {
@@ -552,10 +560,7 @@ function checkLabel(label: string): string {
 }
 
 function checkMeta(meta: unknown): JobMeta {
-  if (!isRecord(meta)) {
-    const got = Array.isArray(meta) ? "an array" : typeof meta;
-    throw invalid("meta", `expected an object, got ${got}`);
-  }
+  if (!isRecord(meta)) throw invalid("meta", `expected an object, got ${got(meta)}`);
   const bytes = new TextEncoder().encode(JSON.stringify(meta)).length;
   if (bytes > MAX_META_BYTES) {
     throw invalid("meta", `at most ${MAX_META_BYTES} bytes as JSON, got ${bytes}`);
