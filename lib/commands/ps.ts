@@ -58,7 +58,7 @@ export const OBSERVE_OPTIONS = {
 
 /** The exit-code notes the three observer commands share. */
 export const OBSERVE_EXIT_NOTE =
-  "3: the server could not be observed (not running, token needed or refused, connection lost).";
+  "3 the server could not be observed (not running, token needed or refused, connection lost).";
 
 /**
  * Connects to the server of `o` as an observer, runs `fn`, and closes. A {@linkcode WatcherError}
@@ -294,7 +294,7 @@ export const ps: Command = defineCommand({
   notes: [
     "JOB is the job's id (its first 12 characters); ccx logs and ccx cancel take it, any unique",
     "prefix of it, SESSION/JOB, or the job's label.",
-    `Exit: 0 listed; ${OBSERVE_EXIT_NOTE}`,
+    `Exit: 0 listed; 2 bad usage; ${OBSERVE_EXIT_NOTE}`,
   ],
   run(o, positionals) {
     if (positionals.length > 0) throw new ConfigError(`unexpected argument ${positionals[0]}`);
