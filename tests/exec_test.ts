@@ -26,6 +26,7 @@ import {
   waitFor,
   withServer,
 } from "./_util/helpers.ts";
+import { RawSession } from "./_util/ws.ts";
 
 /** Runs `fn` in a fresh temp dir (also the fake's FAKE_CLAUDE_STATE), removed afterwards. */
 async function inTmp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
@@ -129,6 +130,31 @@ Deno.test("execTask() does not take a claimed but missing file as met, and retri
     assert.deepEqual(r.files_created, []);
     assert.ok(r.lines.some((l) => l.startsWith("retrying with a refined prompt")));
   });
+});
+
+Deno.test("execTask() labels each attempt's job for observers; the attempts share a run", async () => {
+  await inTmp((dir) =>
+    withServer({}, async (server) => {
+      const watcher = await RawSession.open(server.url);
+      await watcher.call(1, "watch", {});
+      const task = "Create a config.py file\nwith DATABASE_URL [[claim-write:config.py]]";
+      await run(dir, { task, criteria: ["File config.py exists"], retries: 1, server: server.url });
+      const jobs = watcher.messages
+        .filter((m) => m.method === "observe.job" && m.params?.event === "started")
+        .map((m) => m.params?.job as { label: string; meta: Record<string, unknown> });
+      assert.deepEqual(jobs.map((j) => j.label), [
+        "Create a config.py file with DATABASE_URL [[claim-write:config.py]] · attempt 1",
+        "Create a config.py file with DATABASE_URL [[claim-write:config.py]] · attempt 2",
+      ]);
+      assert.equal(jobs[0].meta.suite, "ccx exec");
+      assert.match(String(jobs[0].meta.run_id), /^exec_[0-9a-f]{8}$/);
+      assert.equal(jobs[1].meta.run_id, jobs[0].meta.run_id);
+      assert.deepEqual(jobs.map((j) => j.meta.attempt), [1, 2]);
+      assert.equal(jobs[0].meta.prompt, task);
+      assert.match(String(jobs[1].meta.prompt), /^Create a config\.py file\n.*\n\nIMPORTANT:/s);
+      await watcher.close();
+    })
+  );
 });
 
 Deno.test("execTask() takes a file really written as met, and lists it in files_created", async () => {

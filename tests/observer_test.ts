@@ -122,6 +122,68 @@ Deno.test("watch output: the tail so far, then live output, of the chosen job on
   });
 });
 
+Deno.test("label and meta of execute reach jobs, watch, observe.job and the server log; output carries when", async () => {
+  const lines: { msg: string; fields: Record<string, unknown> }[] = [];
+  await withServer(
+    { log: (msg, fields) => lines.push({ msg, fields: fields ?? {} }) },
+    async (server) => {
+      const owner = await RawSession.open(server.url);
+      const sid = await sessionId(owner);
+      const watcher = await RawSession.open(server.url);
+      await watcher.call("w0", "watch", {});
+      const meta = { suite: "demo", run_id: "run-1", run_total: 2, task_id: "t1", prompt: "Hi?" };
+      const before = Date.now() / 1000;
+      const r = await owner.call("e1", "execute", {
+        job_id: "tagged",
+        argv: ["sh", "-c", "echo out; sleep 30"],
+        label: "t1 · the first task",
+        meta,
+      });
+      assert.ok(r.result, JSON.stringify(r.error));
+      const st = await watcher.next(jobEvent("started", "tagged"));
+      const job = st.params?.job as Job;
+      assert.equal(job.label, "t1 · the first task");
+      assert.deepEqual(job.meta, meta);
+      assert.deepEqual(job.argv, ["sh", "-c", "echo out; sleep 30"]);
+      // The owner's `jobs` says it too.
+      const own = await owner.call("j", "jobs");
+      const listed = (own.result?.jobs as Job[]).find((j) => j.job_id === "tagged")!;
+      assert.equal(listed.label, "t1 · the first task");
+      assert.deepEqual(listed.meta, meta);
+      // So does a new watch snapshot, and the followed output says when it was read.
+      await owner.next((m) => m.method === "process.output" && m.params?.job_id === "tagged");
+      const w = await watcher.call("w1", "watch", {
+        output: [{ session_id: sid, job_id: "tagged" }],
+      });
+      const snap = (w.result?.jobs as Job[]).find((j) => j.job_id === "tagged")!;
+      assert.equal(snap.label, "t1 · the first task");
+      const out = await watcher.next((m) => m.method === "observe.output");
+      const at = Number(out.params?.at);
+      assert.ok(at >= before - 1 && at <= Date.now() / 1000 + 1, `at ${at}`);
+      // The server log names the job by its label, and its fields carry label and meta.
+      const started = lines.find((l) =>
+        l.fields.event === "job_started" && l.fields.job_id === "tagged"
+      )!;
+      assert.match(
+        started.msg,
+        /^job tagged started pid=\d+ session=\w+ label="t1 · the first task" /,
+      );
+      assert.equal(started.fields.label, "t1 · the first task");
+      assert.deepEqual(started.fields.meta, meta);
+      // A job without them has neither.
+      await start(owner, "plain", "true");
+      const plain = (await watcher.next(jobEvent("started", "plain"))).params?.job as Job;
+      assert.equal("label" in plain || "meta" in plain || "argv" in plain, false);
+      const bad = await owner.call("e2", "execute", { command: "true", label: "x".repeat(201) });
+      assert.equal(bad.error?.code, -32602);
+      assert.equal(bad.error?.data?.field, "label");
+      assert.match(bad.error!.message, /^label: at most 200 characters, got 201$/);
+      await owner.close();
+      await watcher.close();
+    },
+  );
+});
+
 Deno.test("an observer pauses, resumes and cancels another session's job; its group is gone", async () => {
   await withServer({ graceMs: 300 }, async (server) => {
     const owner = await RawSession.open(server.url);

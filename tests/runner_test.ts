@@ -14,6 +14,7 @@ import {
   waitFor,
   withServer,
 } from "./_util/helpers.ts";
+import { RawSession } from "./_util/ws.ts";
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -694,6 +695,70 @@ Deno.test("runTasks() on abort cancels running tasks, keeps their output, and st
       assert.equal(await bodyOf(byId.get("slow")!.outputFile), "slow-began\n");
       assert.match(await bodyOf(byId.get("hang")!.outputFile), /"subtype":"init"/);
       assert.equal(started.includes("never"), false);
+    });
+  } finally {
+    await Deno.remove(outDir, { recursive: true });
+  }
+  assertNoneLeft(tag);
+});
+
+Deno.test("runTasks() names every job: label and meta (run, task, instance) as observers see them", async () => {
+  const tag = newTag();
+  const { tasks } = parseSuite(
+    {
+      categories: {
+        plain: {
+          tasks: [{ id: "one", name: "first task", command_template: `: ${tag}; echo hi` }],
+        },
+        concurrent_execution: {
+          tasks: [{
+            id: "many",
+            natural_language_request: "pick one",
+            command_template: `: ${tag}; echo hi`,
+            concurrent_instances: 2,
+            evaluation_criteria: "FASTEST",
+          }],
+        },
+      },
+    },
+    "inline",
+    { claude: FAKE_CLAUDE },
+  );
+  const outDir = await Deno.makeTempDir({ prefix: "ccx_runner_test_" });
+  try {
+    await withServer({}, async (server) => {
+      const watcher = await RawSession.open(server.url);
+      await watcher.call(1, "watch", {});
+      await runTasks(tasks, {
+        servers: [{ url: server.url }],
+        outDir,
+        claude: FAKE_CLAUDE,
+        repeat: 2,
+        jobMeta: { suite: "inline", run_id: "run-7", run_total: 4 },
+      });
+      const started = watcher.messages
+        .filter((m) => m.method === "observe.job" && m.params?.event === "started")
+        .map((m) => m.params?.job as { label: string; meta: Record<string, unknown> });
+      assert.deepEqual(started.map((j) => j.label).sort(), [
+        "many.r1.i1",
+        "many.r1.i2",
+        "many.r2.i1",
+        "many.r2.i2",
+        "one.r1 · first task",
+        "one.r2 · first task",
+      ]);
+      const inst = started.find((j) => j.label === "many.r2.i2")!;
+      assert.deepEqual(inst.meta, {
+        suite: "inline",
+        run_id: "run-7",
+        run_total: 4,
+        task_id: "many",
+        result_id: "many.r2",
+        category: "concurrent_execution",
+        instance: 2,
+        prompt: "pick one",
+      });
+      await watcher.close();
     });
   } finally {
     await Deno.remove(outDir, { recursive: true });

@@ -13,7 +13,7 @@ import {
   withServer,
 } from "./_util/helpers.ts";
 import { assertJunit10, descendants, parseXml } from "./_util/xml.ts";
-import { autoTimeoutScale } from "../lib/commands/stress.ts";
+import { autoTimeoutScale, pageNote } from "../lib/commands/stress.ts";
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -1489,4 +1489,27 @@ Deno.test({
     });
     assertNoneLeft(tag);
   },
+});
+
+Deno.test("ccx stress --page names the page to open; with --queue it is refused before anything runs", async () => {
+  assert.equal(
+    pageNote({ httpUrl: "http://127.0.0.1:43117" }, []),
+    "ccx stress: live page: http://127.0.0.1:43117/ (this run's own server: it stops when the run ends)",
+  );
+  assert.equal(
+    pageNote(undefined, [{ url: "ws://10.0.0.7:8004/ws" }, { url: "wss://box:8443/ws" }]),
+    "ccx stress: live pages: http://10.0.0.7:8004/ https://box:8443/",
+  );
+  const r = await cli([
+    "stress",
+    "tasks/selftest.json",
+    "--page",
+    "--queue",
+    "redis://127.0.0.1:1",
+  ]);
+  assert.equal(r.code, 2);
+  assert.match(
+    r.stderr,
+    /^ccx stress: --page shows the jobs of this machine's server; with --queue/,
+  );
 });

@@ -209,7 +209,17 @@ Deno.test("the page in Chromium: jobs of other clients, live output, conversatio
         assert.match(text!, /running/);
         assert.match(text!, new RegExp(String(r.pid)));
         assert.match(text!, /echo listed; sleep 30/);
-        assert.match(text!, new RegExp(`127\\.0\\.0\\.1:\\d+ · ${sid.slice(0, 8)}`));
+        // The only running job is chosen by itself; its header says who started it.
+        await p.locator('#jobs-body tr.sel[data-job-id="listed"]').waitFor();
+        await p.locator("#out").filter({ hasText: "listed" }).waitFor();
+        assert.match(
+          (await p.locator("#detail-meta").textContent())!,
+          new RegExp(
+            `job listed · pid ${r.pid} · started by 127\\.0\\.0\\.1:\\d+ · session ${
+              sid.slice(0, 8)
+            }`,
+          ),
+        );
         await other.call("c1", "control", { type: "CANCEL", job_id: "listed" });
         await row(p, "listed").locator(".st.canceled").waitFor();
       },
@@ -394,7 +404,10 @@ Deno.test("the page reconnects by itself when the server comes back, and drops j
     await row(p, "after-restart").waitFor();
     await p.locator("#conn.up").waitFor();
     assert.equal(await row(p, "before-restart").count(), 0);
-    assert.ok(await p.locator("#detail-empty").isVisible());
+    // The chosen job is gone; the only running job now is chosen instead.
+    await p.locator('#jobs-body tr.sel[data-job-id="after-restart"]').waitFor();
+    await p.locator("#out").filter({ hasText: "new" }).waitFor();
+    assert.doesNotMatch((await p.locator("#out").textContent())!, /old/);
     assert.ok(!(await p.locator("#gate").isVisible()));
     await s2.close();
   } finally {
@@ -438,6 +451,380 @@ Deno.test("over TLS the page connects with wss://, and its CANCEL ends another c
   } finally {
     await browser.close();
     await srv.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/** A `document.querySelector` expression for an element of a job's row. */
+function sel(jobId: string, inRow: string): string {
+  return `document.querySelector('#jobs-body tr[data-job-id="${jobId}"] ${inRow}')`;
+}
+
+/** Horizontal overflow of the jobs table's box and of the whole page, in pixels (0: none). */
+async function overflow(p: Page): Promise<{ table: number; page: number }> {
+  return await p.evaluate(`(() => {
+    const box = document.querySelector("#jobs").parentElement;
+    const doc = document.documentElement;
+    return { table: box.scrollWidth - box.clientWidth, page: doc.scrollWidth - doc.clientWidth };
+  })()`) as { table: number; page: number };
+}
+
+Deno.test("the page names its tasks: labels, shell lines, runs with progress, expected failures, no stray scrollbar", async (t) => {
+  const srv = await Serve.start();
+  const browser = await launch();
+  const other = await RawSession.open(srv.wsUrl);
+  try {
+    const p = await browser.newPage({ viewport: { width: 1400, height: 860 } });
+    const errors: string[] = [];
+    p.on("pageerror", (e) => errors.push(e.message));
+    await p.goto(srv.httpUrl + "/");
+    await p.locator("#conn.up").waitFor();
+    // Evaluated in one go in the page: the rows are redrawn often, a handle may be stale.
+    const inPage = async <T>(expr: string) => await p.evaluate(expr) as T;
+    const run = (result_id: string, extra: Record<string, unknown> = {}) => ({
+      suite: "unified_stress_test_tasks",
+      run_id: "20260101_120000_abc123",
+      run_total: 4,
+      result_id,
+      ...extra,
+    });
+    const longName = "simple_2 · " + "a task with a very long name ".repeat(6).trim();
+    await started(other, {
+      job_id: "j1",
+      command: "echo one",
+      label: "simple_1 · basic_math",
+      meta: run("simple_1"),
+    });
+    await started(other, {
+      job_id: "j2",
+      command: "echo two; exit 3",
+      label: "failure_1 · exit_code",
+      meta: run("failure_1", { expect_exit: "non-zero" }),
+    });
+    await started(other, {
+      job_id: "j3",
+      command: "exit 5",
+      label: "failure_2 · wrong",
+      meta: run("failure_2"),
+    });
+    await other.completed("j1");
+    await other.completed("j2");
+    await other.completed("j3");
+    await started(other, {
+      job_id: "j4",
+      command: "sleep 60",
+      label: longName,
+      meta: run("simple_2"),
+    });
+    const argv = ["sh", "-c", "echo 'a quoted word'; sleep 60 # " + "x".repeat(40)];
+    await started(other, { job_id: "plain-argv", argv });
+
+    await t.step(
+      "a job's title is its label, else its command as a shell line, whole",
+      async () => {
+        await row(p, "j4").waitFor();
+        assert.equal(await row(p, "j1").locator("td.title").textContent(), "simple_1 · basic_math");
+        assert.equal(await row(p, "j4").locator("td.title").textContent(), longName);
+        const title = await row(p, "plain-argv").locator("td.title").textContent();
+        assert.equal(title, `sh -c 'echo '\\''a quoted word'\\''; sleep 60 # ${"x".repeat(40)}'`);
+        assert.doesNotMatch((await p.locator("#jobs-body").textContent())!, /\["sh"/);
+      },
+    );
+
+    await t.step("jobs are grouped by run, with the run's progress", async () => {
+      const head = p.locator('#jobs-body tr.run[data-run="20260101_120000_abc123"]');
+      await head.filter({ hasText: "3 of 4 done · 1 running" }).waitFor();
+      assert.match(
+        (await head.textContent())!,
+        /^unified_stress_test_tasks · run 20260101_120000_abc123 · 3 of 4 done · 1 running$/,
+      );
+      assert.equal(await head.locator(".bar i").getAttribute("style"), "width: 75%;");
+      // The run's jobs follow its header, running first; jobs of no run come last, apart.
+      const order = await p.locator("#jobs-body tr").evaluateAll((trs) =>
+        trs.map((tr) => tr.getAttribute("data-job-id") ?? `[${tr.textContent}]`)
+      );
+      assert.deepEqual(order.slice(1), ["j4", "j3", "j2", "j1", "[other jobs]", "plain-argv"]);
+      assert.match(order[0], /^\[unified_stress_test_tasks · run /);
+      // Progress moves as the run does.
+      await other.call("c-j4", "control", { type: "CANCEL", job_id: "j4" });
+      await head.filter({ hasText: "4 of 4 done · 0 running" }).waitFor();
+    });
+
+    await t.step("an expected failure that passed is not red; a real failure is", async () => {
+      const expected = row(p, "j2").locator(".st");
+      assert.equal(await expected.textContent(), "failed (expected)");
+      assert.equal(await expected.getAttribute("class"), "st expected");
+      const red = "rgb(240, 97, 109)";
+      const color = (jobId: string) =>
+        inPage<string>(`getComputedStyle(${sel(jobId, ".st")}).color`);
+      assert.notEqual(await color("j2"), red);
+      assert.equal(await color("j3"), red);
+      assert.equal(await row(p, "j3").locator(".st").textContent(), "failed");
+    });
+
+    await t.step("the jobs table has no scrollbar, wide or narrow", async () => {
+      assert.deepEqual(await overflow(p), { table: 0, page: 0 });
+      // Cut with an ellipsis, the whole text in the tooltip.
+      const cell = row(p, "j4").locator("td.title");
+      const cut = await inPage<boolean>(
+        `(() => { const e = ${sel("j4", "td.title")}; return e.scrollWidth > e.clientWidth; })()`,
+      );
+      assert.ok(cut, "the long label is wider than its cell");
+      assert.match((await cell.getAttribute("title"))!, /^simple_2 · a task with .*\njob j4$/s);
+      for (const width of [1100, 900, 700]) {
+        await p.setViewportSize({ width, height: 800 });
+        assert.deepEqual(await overflow(p), { table: 0, page: 0 }, `at ${width} px`);
+      }
+    });
+    assert.deepEqual(errors, []);
+  } finally {
+    await other.close();
+    await browser.close();
+    await srv.stop();
+  }
+});
+
+/** A job that prints Claude's stream-json lines `lines`, then stays silent until canceled. */
+function streamJsonJob(lines: unknown[]): string {
+  const q = (s: string) => `'${s.replaceAll("'", `'\\''`)}'`;
+  return lines.map((l) => `echo ${q(JSON.stringify(l))}`).join("; ") + "; sleep 60";
+}
+
+Deno.test("a Claude job: its prompt first, system events in one line, a silent tool call with its time", async (t) => {
+  const srv = await Serve.start();
+  const browser = await launch();
+  const other = await RawSession.open(srv.wsUrl);
+  try {
+    const p = await browser.newPage({ viewport: { width: 1400, height: 860 } });
+    const errors: string[] = [];
+    p.on("pageerror", (e) => errors.push(e.message));
+    await p.goto(srv.httpUrl + "/");
+    await p.locator("#conn.up").waitFor();
+
+    await t.step("the prompt of a claude -p argv heads its conversation", async () => {
+      const cwd = await Deno.makeTempDir();
+      await started(other, {
+        job_id: "claude-argv",
+        argv: [
+          FAKE_CLAUDE,
+          "-p",
+          "What is 2+2? [[no-marker]]",
+          "--output-format",
+          "stream-json",
+          "--verbose",
+        ],
+        cwd,
+      });
+      await other.completed("claude-argv");
+      await row(p, "claude-argv").click();
+      const first = p.locator("#conversation .msg").first();
+      await p.locator("#conversation .msg.result").waitFor();
+      assert.equal(await first.getAttribute("class"), "msg prompt");
+      assert.equal(await first.textContent(), "promptWhat is 2+2? [[no-marker]]");
+      await Deno.remove(cwd, { recursive: true });
+    });
+
+    const init = {
+      type: "system",
+      subtype: "init",
+      model: "claude-sonnet-4-5",
+      cwd: "/w",
+      tools: ["Bash", "Read"],
+      permissionMode: "bypassPermissions",
+      session_id: "s-1",
+    };
+    const retry = {
+      type: "system",
+      subtype: "api_retry",
+      attempt: 2,
+      max_retries: 10,
+      retry_delay_ms: 1200,
+      error_status: 429,
+      error: "rate_limit",
+      session_id: "s-1",
+    };
+    const hook = {
+      type: "system",
+      subtype: "hook_response",
+      hook_name: "SessionStart",
+      exit_code: 0,
+      stdout: "ok",
+      output: { big: "x".repeat(500) },
+    };
+    const bash = {
+      type: "assistant",
+      message: {
+        content: [{ type: "tool_use", id: "tu_1", name: "Bash", input: { command: "sleep 40" } }],
+      },
+    };
+
+    await t.step("system events are one-line summaries, the JSON only in a tooltip", async () => {
+      await started(other, {
+        job_id: "sys",
+        command: streamJsonJob([init, retry, hook]),
+        label: "medium_1 · summarize",
+        meta: { prompt: "Summarize the notes." },
+      });
+      await row(p, "sys").click();
+      const lines = p.locator("#conversation .msg.system.line");
+      await lines.nth(2).waitFor();
+      assert.deepEqual(await lines.allTextContents(), [
+        "sessionmodel claude-sonnet-4-5 · cwd /w · 2 tools · bypassPermissions",
+        "systemapi_retry · attempt 2 of 10 · next in 1.2 s · HTTP 429 · error rate_limit",
+        "systemhook_response · hook_name SessionStart · exit_code 0 · stdout ok",
+      ]);
+      // One line each (no card of JSON), and no JSON in the conversation's text.
+      const heights = await p.evaluate(
+        `[...document.querySelectorAll("#conversation .msg.system.line")]` +
+          `.map((l) => l.getBoundingClientRect().height)`,
+      ) as number[];
+      assert.equal(heights.length, 3);
+      for (const h of heights) {
+        assert.ok(h < 30, `a system line is ${h} px high`);
+      }
+      assert.doesNotMatch((await p.locator("#conversation").textContent())!, /[{"]/);
+      assert.match((await lines.nth(1).getAttribute("title"))!, /"retry_delay_ms": 1200/);
+      // The prompt given in meta heads it.
+      assert.equal(
+        await p.locator("#conversation .msg").first().textContent(),
+        "promptSummarize the notes.",
+      );
+      await other.call("c-sys", "control", { type: "CANCEL", job_id: "sys" });
+    });
+
+    await t.step(
+      "a tool call that has not answered says 'running Bash for N s', from when it was made",
+      async () => {
+        await started(other, {
+          job_id: "silent",
+          command: streamJsonJob([init, bash]),
+          label: "complex_1 · tests",
+        });
+        // Chosen only after 2 s of silence: the time counts from the call, not from the page's look.
+        await other.next((m) =>
+          m.method === "process.output" && m.params?.job_id === "silent" &&
+          String(m.params?.data).includes("tool_use")
+        );
+        const calledAt = performance.now();
+        await new Promise((r) => setTimeout(r, 2100));
+        await row(p, "silent").click();
+        const live = p.locator("#tool-live");
+        await live.filter({ hasText: /^running Bash for \d+ s$/ }).waitFor();
+        const secs = () => live.textContent().then((s) => Number(s!.match(/for (\d+) s/)![1]));
+        const first = await secs();
+        assert.ok(
+          first >= 2,
+          `running for ${first} s, chosen ${
+            (performance.now() - calledAt) / 1000
+          } s after the call`,
+        );
+        assert.equal(await live.getAttribute("title"), "sleep 40");
+        // It keeps counting.
+        await live.filter({
+          hasText: new RegExp(`^running Bash for (${first + 1}|${first + 2}|${first + 3}) s$`),
+        }).waitFor({ timeout: 10000 });
+        // Once the job ended it is gone.
+        await other.call("c-silent", "control", { type: "CANCEL", job_id: "silent" });
+        await row(p, "silent").locator(".st.canceled").waitFor();
+        await live.waitFor({ state: "hidden" });
+      },
+    );
+    assert.deepEqual(errors, []);
+  } finally {
+    await other.close();
+    await browser.close();
+    await srv.stop();
+  }
+});
+
+Deno.test("ccx stress --page: its own server's page shows the run's tasks by label, grouped, as it goes", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ccx-web-stress-" });
+  const browser = await launch();
+  let child: Deno.ChildProcess | undefined;
+  try {
+    const gate = (i: number) => `${dir}/go${i}`;
+    const task = (i: number, name: string) => ({
+      id: `t${i}`,
+      name,
+      command: `echo up-${i}; while [ ! -e '${gate(i)}' ]; do sleep 0.05; done; echo done-${i}`,
+      expected_patterns: [`done-${i}`],
+      timeout: 120,
+    });
+    await Deno.writeTextFile(
+      `${dir}/watched.json`,
+      JSON.stringify({ tests: [task(1, "first"), task(2, "second"), task(3, "third")] }),
+    );
+    child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${ROOT}main.ts`,
+        "stress",
+        "watched.json",
+        "--page",
+        "-c",
+        "2",
+        "--no-history",
+      ],
+      cwd: dir,
+      env: { CCX_STATE_DIR: `${dir}/state`, NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const reader = child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+    let said = "";
+    while (!/live page: \S+/.test(said)) {
+      const { value, done } = await reader.read();
+      if (done) throw new Error(`ccx stress ended before printing its page: ${said}`);
+      said += value;
+    }
+    const url = said.match(/live page: (\S+)/)![1];
+    assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+    const stderr = (async () => {
+      while (true) {
+        const { value, done } = await reader.read();
+        if (done) return said;
+        said += value;
+      }
+    })();
+    const p = await browser.newPage({ viewport: { width: 1400, height: 860 } });
+    await p.goto(url);
+    const runId = said.match(/outputs in test_outputs\/(\S+)/)?.[1] ??
+      (await (async () => {
+        await p.locator("#jobs-body tr.run").first().waitFor();
+        return (await p.locator("#jobs-body tr.run").getAttribute("data-run"))!;
+      })());
+    const head = p.locator(`#jobs-body tr.run[data-run="${runId}"]`);
+    await head.filter({ hasText: "0 of 3 done · 2 running" }).waitFor();
+    assert.match(
+      (await head.textContent())!,
+      new RegExp(`^watched · run ${runId} · 0 of 3 done · 2 running$`),
+    );
+    const titles = () => p.locator("#jobs-body tr.job td.title").allTextContents();
+    assert.deepEqual((await titles()).sort(), ["t1 · first", "t2 · second"]);
+    await Deno.writeTextFile(gate(1), "");
+    await head.filter({ hasText: "1 of 3 done · 2 running" }).waitFor();
+    assert.deepEqual((await titles()).sort(), ["t1 · first", "t2 · second", "t3 · third"]);
+    // A job's header says which run and task it belongs to.
+    await p.locator('#jobs-body tr.job:has(td.title:text-is("t3 · third"))').click();
+    await p.locator("#out").filter({ hasText: "up-3" }).waitFor();
+    assert.match(
+      (await p.locator("#detail-meta").textContent())!,
+      new RegExp(`suite watched · run ${runId} · task t3$`),
+    );
+    await Deno.writeTextFile(gate(2), "");
+    await Deno.writeTextFile(gate(3), "");
+    const status = await child.status;
+    await child.stdout.cancel();
+    assert.equal(status.code, 0, await stderr);
+  } finally {
+    if (child) {
+      try {
+        child.kill("SIGKILL");
+      } catch { /* ended */ }
+    }
+    await browser.close();
     await Deno.remove(dir, { recursive: true });
   }
 });

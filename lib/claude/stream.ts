@@ -18,6 +18,8 @@
  * @module
  */
 
+import { isRecord } from "../common/json.ts";
+
 // ---------------------------------------------------------------------------------------------
 // Types
 // ---------------------------------------------------------------------------------------------
@@ -511,7 +513,6 @@ export function looksLikeStreamJson(text: string): boolean {
  * modelText("plain output\n"); // "plain output\n"
  * ```
  */
-import { isRecord } from "../common/json.ts";
 export function modelText(output: string): string {
   if (!looksLikeStreamJson(output)) return output;
   const t = parseClaudeOutput(output);

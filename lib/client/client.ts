@@ -165,7 +165,11 @@ export class RemoteJob {
   }
 }
 
-type WebSocketOptions = { headers: Record<string, string>; client?: Deno.HttpClient };
+type WebSocketOptions = {
+  headers: Record<string, string>;
+  protocols?: string[];
+  client?: Deno.HttpClient;
+};
 
 interface Pending {
   resolve: (v: unknown) => void;
@@ -183,6 +187,11 @@ export interface ConnectOptions {
    * to trust for `wss://`, besides the system's roots.
    */
   ca?: string;
+  /**
+   * How `token` is sent: `bearer` (an `Authorization` header, the default), or `subprotocol`
+   * as the web page sends it (the WebSocket subprotocols `ccx` and `ccx.token.<base64url>`).
+   */
+  tokenAs?: "bearer" | "subprotocol";
 }
 
 /**
@@ -239,11 +248,18 @@ export class CcxClient {
   /** Connects and waits for the server's `connected` notification. */
   static connect(url: string, opts: ConnectOptions = {}): Promise<CcxClient> {
     const headers: Record<string, string> = {};
-    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+    let protocols: string[] | undefined;
+    if (opts.token && opts.tokenAs === "subprotocol") {
+      const b64 = new TextEncoder().encode(opts.token).toBase64({
+        alphabet: "base64url",
+        omitPadding: true,
+      });
+      protocols = ["ccx", `ccx.token.${b64}`];
+    } else if (opts.token) headers.authorization = `Bearer ${opts.token}`;
     // Deno's WebSocket takes a `client` (an HttpClient) like fetch does: that is how a
     // private CA is trusted for wss://.
     const http = opts.ca ? Deno.createHttpClient({ caCerts: [opts.ca] }) : undefined;
-    const ws = new WebSocket(url, { headers, client: http } as WebSocketOptions);
+    const ws = new WebSocket(url, { headers, protocols, client: http } as WebSocketOptions);
     if (http) ws.addEventListener("close", () => http.close());
     const client = new CcxClient(ws);
     return new Promise((resolve, reject) => {

@@ -108,6 +108,8 @@ export interface StressOptions {
   validate?: boolean;
   /** `--sandbox` (or `CCX_SANDBOX=1`): Claude tasks get `IS_SANDBOX=1` (root on a sandbox box). */
   sandbox?: boolean;
+  /** `--page`: print the URL of the web page that shows the run live. */
+  page?: boolean;
 }
 
 /**
@@ -148,6 +150,28 @@ export function autoTimeoutScale(load1 = loadavg()[0]): number {
 
 /** The suite `ccx stress` runs when given none. */
 export const DEFAULT_SUITE = "tasks/unified_stress_test_tasks.json";
+
+/**
+ * The `--page` line: the in-process server's page (loopback), or the page of each `--server`.
+ *
+ * @example
+ * ```ts
+ * import { pageNote } from "./stress.ts";
+ * pageNote(undefined, [{ url: "wss://box:8004/ws" }]); // "ccx stress: live page: https://box:8004/"
+ * ```
+ */
+export function pageNote(
+  local: Pick<CcxServer, "httpUrl"> | undefined,
+  servers: Pick<ServerTarget, "url">[],
+): string {
+  const urls = local ? [`${local.httpUrl}/`] : servers.map((s) => {
+    const u = new URL(s.url);
+    u.protocol = u.protocol === "wss:" ? "https:" : "http:";
+    return `${u.origin}/`;
+  });
+  const more = local ? " (this run's own server: it stops when the run ends)" : "";
+  return `ccx stress: live page${urls.length > 1 ? "s" : ""}: ${urls.join(" ")}${more}`;
+}
 
 /**
  * Runs the suite; resolves with the exit code: 0 graduated, 1 ran but did not graduate, 2 bad
@@ -267,6 +291,13 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     : opts.timeoutScale;
 
   if (opts.queue) {
+    if (opts.page) {
+      console.error(
+        "ccx stress: --page shows the jobs of this machine's server; with --queue the tasks run " +
+          "on the workers' own servers: leave out --page",
+      );
+      return 2;
+    }
     if (opts.servers?.length) {
       console.error(
         "ccx stress: --queue and --server exclude each other: the fleet's workers run the tasks",
@@ -352,6 +383,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     : local
     ? "an in-process server"
     : servers.map((s) => s.url).join(", ");
+  if (opts.page) progress.note(pageNote(local, servers));
   progress.note(
     `ccx stress: ${total} task runs from ${suite.name} on ${where}` +
       `${opts.queue ? "" : `, concurrency ${opts.concurrency ?? 1}`}` +
@@ -447,6 +479,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         sandbox: opts.sandbox,
         workspace: !opts.noWorkspace,
         keepWorkspaces: opts.keepWorkspaces,
+        jobMeta: { suite: suite.name, run_id: runId, run_total: total },
         signal: controller.signal,
         skip: new Set(done.keys()),
         stop: stopped,
@@ -658,6 +691,11 @@ export const stress: Command = defineCommand({
       help: "which task workspaces the server keeps: failed (exit not 0), always, never",
     },
     validate: { type: "boolean", help: "check the suite and exit (0 valid, 2 not); runs nothing" },
+    page: {
+      type: "boolean",
+      env: "CCX_PAGE",
+      help: "print the URL of a web page that shows the run live (its tasks by name, grouped)",
+    },
   },
   notes: [
     "Exit: 0 when the ratio meets the threshold and nothing errored; 1 ran but did not graduate;",
@@ -702,6 +740,7 @@ export const stress: Command = defineCommand({
       noWorkspace: o["no-workspace"],
       keepWorkspaces: o["keep-workspaces"],
       validate: o.validate,
+      page: o.page,
     });
   },
 });

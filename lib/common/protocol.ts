@@ -303,6 +303,79 @@ export interface ExecuteParams {
    * `{template, keep}` (see {@linkcode WorkspaceParam}). Not together with `cwd`.
    */
   workspace?: WorkspaceParam;
+  /**
+   * What observers (the page, `ccx ps`, `jobs`) and the server log call the job, e.g.
+   * `simple_1 · basic_math`: 1-{@linkcode MAX_LABEL_CHARS} characters, no control characters.
+   */
+  label?: string;
+  /**
+   * Free facts about the job shown to observers and logged, at most
+   * {@linkcode MAX_META_BYTES} bytes as JSON. The page reads the keys of {@linkcode JobMeta}.
+   */
+  meta?: JobMeta;
+}
+
+/** Longest `label` of `execute`, in characters. */
+export const MAX_LABEL_CHARS = 200;
+
+/** Largest `meta` of `execute`, in bytes of its JSON text (UTF-8). */
+export const MAX_META_BYTES = 16 * 1024;
+
+/**
+ * The `meta` object of `execute`: free JSON, of which the page understands these keys (all
+ * optional). `ccx stress` and `ccx exec` set them.
+ */
+export interface JobMeta {
+  /** The suite the job's task comes from (`ccx stress`). */
+  suite?: string;
+  /** The run the job belongs to: the page groups jobs by it. */
+  run_id?: string;
+  /** Task runs in that run, for the page's progress of the run (`3 of 10 done`). */
+  run_total?: number;
+  /** The task's id in its suite. */
+  task_id?: string;
+  /** The task run's id in its report (`task_id`, with `.rN` under `--repeat`). */
+  result_id?: string;
+  /** The instance of a concurrent task, from 1. */
+  instance?: number;
+  /** The attempt of `ccx exec`, from 1. */
+  attempt?: number;
+  /** What the job asks Claude, shown at the top of its conversation. */
+  prompt?: string;
+  /** `non-zero`: the task passes when the command fails, so a failure is not shown as one. */
+  expect_exit?: "non-zero";
+  /** Anything else. */
+  [key: string]: unknown;
+}
+
+/**
+ * Shortens text to at most `max` characters (an ellipsis ends it when cut), for a `label` or a
+ * `meta` value that must stay within the `execute` limits.
+ *
+ * @example
+ * ```ts
+ * import { clip } from "./protocol.ts";
+ * clip("abcdef", 4); // "abc…"
+ * ```
+ */
+export function clip(text: string, max: number): string {
+  const chars = [...text];
+  return chars.length <= max ? text : chars.slice(0, Math.max(0, max - 1)).join("") + "…";
+}
+
+/**
+ * Makes any text a valid `label`: runs of control characters (a newline, a tab) become one
+ * space, and it is clipped to {@linkcode MAX_LABEL_CHARS} characters.
+ *
+ * @example
+ * ```ts
+ * import { toLabel } from "./protocol.ts";
+ * toLabel("Write a haiku\nabout pipes"); // "Write a haiku about pipes"
+ * ```
+ */
+export function toLabel(text: string): string {
+  const one = text.replace(/[\p{Cc}\u2028\u2029]+/gu, " ").trim();
+  return clip(one === "" ? "(no label)" : one, MAX_LABEL_CHARS);
 }
 
 /** The `workspace` param of `execute`, validated (`true` becomes `{}`). */
@@ -471,7 +544,43 @@ function readExecute(p: JsonObject): ExecuteParams {
       throw invalid("cwd", "give either cwd or workspace: a workspace is the job's directory");
     }
   }
+  if (p.label !== undefined && p.label !== null) out.label = checkLabel(p.label);
+  if (p.meta !== undefined && p.meta !== null) out.meta = checkMeta(p.meta);
   return out;
+}
+
+/** What a value is, for "expected X, got Y": `an array`, `an object`, else its JSON (cut). */
+function got(v: unknown): string {
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "object" && v !== null) return "an object";
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > 40 ? `${text.slice(0, 39)}…` : text;
+}
+
+function checkLabel(label: unknown): string {
+  if (typeof label !== "string") throw invalid("label", `expected a string, got ${got(label)}`);
+  const n = [...label].length;
+  if (n === 0 || label.trim() === "") throw invalid("label", "expected a non-blank string");
+  if (n > MAX_LABEL_CHARS) {
+    throw invalid("label", `at most ${MAX_LABEL_CHARS} characters, got ${n}`);
+  }
+  // One line in the log and on the page: no newline, tab or other control character.
+  // deno-lint-ignore no-control-regex
+  const bad = label.match(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
+  if (bad) {
+    const code = bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
+    throw invalid("label", `contains the control character U+${code} at index ${bad.index}`);
+  }
+  return label;
+}
+
+function checkMeta(meta: unknown): JobMeta {
+  if (!isRecord(meta)) throw invalid("meta", `expected an object, got ${got(meta)}`);
+  const bytes = new TextEncoder().encode(JSON.stringify(meta)).length;
+  if (bytes > MAX_META_BYTES) {
+    throw invalid("meta", `at most ${MAX_META_BYTES} bytes as JSON, got ${bytes}`);
+  }
+  return meta as JobMeta;
 }
 
 /**

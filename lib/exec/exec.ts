@@ -73,6 +73,7 @@ import {
   taskClass,
 } from "../claude/history.ts";
 import { limitWaitMs, sleepUnlessAborted } from "../common/backoff.ts";
+import { clip, toLabel } from "../common/protocol.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Types
@@ -493,6 +494,8 @@ interface Context {
   client: CcxClient;
   progress: (line: string) => void;
   signal?: AbortSignal;
+  /** Groups this run's attempts on the page (`meta.run_id` of their jobs). */
+  runId: string;
 }
 
 function toolsFor(ctx: Context, body: string): string[] | "none" {
@@ -537,6 +540,8 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
       ...(ctx.workspace ? { workspace: { keep: "always" as const } } : { cwd: ctx.cwd }),
       env: ctx.env,
       timeout: ctx.timeoutS,
+      label: `${toLabel(clip(ctx.task, 150))} · attempt ${index}`,
+      meta: { suite: "ccx exec", run_id: ctx.runId, attempt: index, prompt: clip(body, 2000) },
     }, {
       onOutput(type, data) {
         if (type === "stderr") return watch.output([]);
@@ -812,6 +817,7 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
       client,
       progress,
       signal: opts.signal,
+      runId: `exec_${crypto.randomUUID().slice(0, 8)}`,
     };
     const cls = taskClass(task);
     const sleep = opts.sleep ?? sleepUnlessAborted;

@@ -18,7 +18,7 @@
  * @module
  */
 
-import { ErrorCode, notification, RpcError } from "../common/protocol.ts";
+import { ErrorCode, type JobMeta, notification, RpcError } from "../common/protocol.ts";
 import { isRecord } from "../common/json.ts";
 import { type ClassSummary, type HistoryStore, systemLoad } from "../claude/history.ts";
 import type { JobResult, JobState } from "./supervisor.ts";
@@ -41,6 +41,12 @@ export interface JobStart {
   jobId: string;
   /** The shell command, or the argv as JSON. */
   command: string;
+  /** The argument vector, when the job was started with one (no shell). */
+  argv?: string[];
+  /** The `execute` param `label`, if given. */
+  label?: string;
+  /** The `execute` param `meta`, if given. */
+  meta?: JobMeta;
   /** The leader's pid (also the process group id). */
   pid: number;
   /** Current state of the job. */
@@ -61,6 +67,12 @@ export interface ObservedJob {
   job_id: string;
   /** The shell command, or the argv as JSON. */
   command: string;
+  /** The argument vector, when the job was started with one (no shell). */
+  argv?: string[];
+  /** What the job is called (`execute`'s `label`), when it was given one. */
+  label?: string;
+  /** Facts about the job (`execute`'s `meta`: suite, run, task, …), when given. */
+  meta?: JobMeta;
   /** Leader pid, also the process group id. */
   pid: number;
   /** running, paused, ending or done. */
@@ -122,10 +134,12 @@ interface Chunk {
   type: "stdout" | "stderr";
   data: string;
   seq: number;
+  /** When it was read, epoch seconds (a late observer's page tells how long a tool call ran). */
+  at: number;
 }
 
 /** What a slot of a tail holds once its chunk was dropped (until the array is compacted). */
-const DROPPED: Chunk = Object.freeze({ type: "stdout", data: "", seq: -1 });
+const DROPPED: Chunk = Object.freeze({ type: "stdout", data: "", seq: -1, at: 0 });
 
 /** One listed job with its tail and its output watchers. */
 class Record_ {
@@ -161,6 +175,9 @@ class Record_ {
       stderr_bytes: bytes.stderr,
       started_by: { session_id: s.sessionId, remote: s.remote },
     };
+    if (s.argv) d.argv = s.argv;
+    if (s.label !== undefined) d.label = s.label;
+    if (s.meta !== undefined) d.meta = s.meta;
     if (r) {
       d.status = r.status;
       d.exit_code = r.exitCode;
@@ -263,7 +280,8 @@ export class ObserverHub {
 
   /** Keeps a chunk in the job's tail and sends it to the observers following the job. */
   output(rec: ObservedRecord, type: "stdout" | "stderr", data: string, seq: number): void {
-    rec.tail.push({ type, data, seq });
+    const at = Date.now() / 1000;
+    rec.tail.push({ type, data, seq, at });
     rec.tailChars += data.length;
     // In lines mode this runs once per line: Array#shift on a tail of thousands of
     // short lines copies the whole array each time, so the front is an index instead,
@@ -291,6 +309,7 @@ export class ObserverHub {
         type,
         data,
         seq,
+        at,
       };
       if (w.dropped > 0) {
         params.dropped_chars = w.dropped;
@@ -365,6 +384,7 @@ export class ObserverHub {
               type: c.type,
               data: c.data,
               seq: c.seq,
+              at: c.at,
               backlog: true,
             };
             if (i === 0 && truncated) params.truncated = true;

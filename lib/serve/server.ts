@@ -232,6 +232,8 @@ interface JobEntry {
   id: string;
   job: Job;
   command: string;
+  /** The `execute` params `label` and `meta`, as given. */
+  tag: Pick<ExecuteParams, "label" | "meta">;
   /** `lines` or `chunks` (the `execute` param `output_mode`). */
   outputMode: "lines" | "chunks";
   /** The start of this job's `process.output` JSON text, by stream, up to `"data":`. */
@@ -505,6 +507,7 @@ class Session implements DrainSession {
     const entry = {
       id,
       command,
+      tag: { label: p.label, meta: p.meta },
       outputMode,
       heads: { stdout: head("stdout"), stderr: head("stderr") },
       seq: 0,
@@ -602,6 +605,8 @@ class Session implements DrainSession {
       remote: this.remote,
       jobId: id,
       command: entry.command,
+      argv: p.argv,
+      ...entry.tag,
       pid: job.pid,
       state: () => job.state,
       bytes: () => job.bytesRead,
@@ -610,14 +615,19 @@ class Session implements DrainSession {
     });
     this.#trimFinished();
     const command = entry.command;
-    this.server.log(`job ${id} started pid=${job.pid} session=${this.id.slice(0, 8)} ${command}`, {
-      event: "job_started",
-      job_id: id,
-      pid: job.pid,
-      pgid: job.pgid,
-      session: this.id,
-      command,
-    });
+    const label = p.label === undefined ? "" : ` label=${JSON.stringify(p.label)}`;
+    this.server.log(
+      `job ${id} started pid=${job.pid} session=${this.id.slice(0, 8)}${label} ${command}`,
+      {
+        event: "job_started",
+        job_id: id,
+        pid: job.pid,
+        pgid: job.pgid,
+        session: this.id,
+        command,
+        ...entry.tag,
+      },
+    );
     const started: Record<string, unknown> = {
       job_id: id,
       status: "running",
@@ -907,6 +917,8 @@ function describeJob(e: JobEntry): Record<string, unknown> {
     elapsed: e.result ? e.result.executionTime : e.job.elapsed,
     output_mode: e.outputMode,
   };
+  if (e.tag.label !== undefined) d.label = e.tag.label;
+  if (e.tag.meta !== undefined) d.meta = e.tag.meta;
   if (e.result) {
     d.status = e.result.status;
     d.exit_code = e.result.exitCode;

@@ -131,7 +131,11 @@ async function checkClaude(
   let client: CcxClient | undefined;
   try {
     client = await CcxClient.connect(s.url, { token: s.token, ca: s.ca });
-    const r = await runToEnd(client, { argv: [claude, "--version"], timeout: timeoutMs / 1000 });
+    const r = await runToEnd(client, {
+      argv: [claude, "--version"],
+      timeout: timeoutMs / 1000,
+      label: "pre-flight: claude --version",
+    });
     if (r.exitCode === 126 || r.exitCode === 127) {
       return claudeNotFound(claude, `the server ${s.url} could not start it (exit ${r.exitCode})`)
         .message;

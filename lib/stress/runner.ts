@@ -43,6 +43,7 @@ import type { ExpectedFile, SuiteTask } from "./suite_model.ts";
 import { type HistoryStore, type Outcome, taskClass } from "../claude/history.ts";
 import { limitWaitMs, sleepUnlessAborted } from "../common/backoff.ts";
 import { formatTimestamp } from "../common/format.ts";
+import { type JobTag, taskJobTag } from "./job_tag.ts";
 
 /** A server to run tasks on. */
 export interface ServerTarget {
@@ -121,6 +122,8 @@ export interface RunnerOptions {
    * verdict it earned and its result names no output file. Default: a line on stderr.
    */
   onNotWritten?(path: string, error: Error): void;
+  /** Put in every job's `meta` (see `job_tag.ts`): the run's suite, id and size. */
+  jobMeta?: Record<string, unknown>;
 }
 
 /**
@@ -392,7 +395,7 @@ interface Conn {
 async function runBuilt(
   conn: Conn,
   built: BuiltCommand,
-  t: { timeoutS?: number; stallTimeoutS?: number },
+  t: { timeoutS?: number; stallTimeoutS?: number; tag?: JobTag },
   opts: Pick<
     TaskOptions,
     "signal" | "onOutput" | "onJobStarted" | "sandbox" | "startupGraceS" | "networkGiveUpS"
@@ -430,6 +433,7 @@ async function runBuilt(
         timeout: t.timeoutS,
         ...(isClaude ? {} : { stall_timeout: t.stallTimeoutS }),
         ...(workspace ? { workspace } : {}),
+        ...t.tag,
       },
       {
         onOutput: (type, data) => {
@@ -802,7 +806,7 @@ export async function runTask(
       const run = await runBuilt(
         conn,
         built,
-        { timeoutS, stallTimeoutS },
+        { timeoutS, stallTimeoutS, tag: taskJobTag(task, rid, opts.jobMeta) },
         opts,
         rid,
         workspaceFor(task, opts),
@@ -989,7 +993,7 @@ export async function runInstance(
   const run = await runBuilt(
     conn,
     built,
-    { timeoutS, stallTimeoutS },
+    { timeoutS, stallTimeoutS, tag: taskJobTag(task, rid, opts.jobMeta, i) },
     opts,
     `${rid}.i${i + 1}`,
     workspaceFor(task, opts),
