@@ -18,10 +18,10 @@
  * @module
  */
 
-import { ErrorCode, notification, RpcError } from "../common/protocol.ts";
+import { ErrorCode, type JobResult, notification, RpcError } from "../common/protocol.ts";
 import { isRecord } from "../common/json.ts";
 import { type ClassSummary, type HistoryStore, systemLoad } from "../claude/history.ts";
-import type { JobResult, JobState } from "./supervisor.ts";
+import type { JobState } from "./supervisor.ts";
 
 /** A session that receives observer notifications. */
 export interface Observer {

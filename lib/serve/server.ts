@@ -20,6 +20,7 @@ import {
   type ExecuteParams,
   type FilesParams,
   type Incoming,
+  type JobResult,
   MAX_TIMEOUT_S,
   notification,
   parseIncoming,
@@ -42,7 +43,7 @@ import {
 import { stateDir } from "../common/config.ts";
 import { dirname, join } from "node:path";
 import { existsSync } from "node:fs";
-import { type Job, type JobResult, StartError, startJob } from "./supervisor.ts";
+import { type Job, StartError, startJob } from "./supervisor.ts";
 import { detectClaudeLimits } from "../claude/limits.ts";
 import { DEFAULT_PASS_ENV, passEnvProblem } from "./job_env.ts";
 import {
