@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { CcxServer, isLoopback, ServerConfigError, tokenMatches } from "../lib/serve/server.ts";
+import { CcxServer, tokenMatches } from "../lib/serve/server.ts";
+import { isLoopback, ServerConfigError } from "../lib/serve/options.ts";
 import { closeFrame } from "../lib/serve/gate.ts";
 import {
   Gate,

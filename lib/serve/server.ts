@@ -21,7 +21,6 @@ import {
   type FilesParams,
   type Incoming,
   type JobResult,
-  MAX_TIMEOUT_S,
   notification,
   parseIncoming,
   response,
@@ -40,12 +39,10 @@ import {
   type IsolateMode,
   type IsolateNet,
 } from "./isolate.ts";
-import { stateDir } from "../common/config.ts";
 import { dirname, join } from "node:path";
 import { existsSync } from "node:fs";
 import { type Job, StartError, startJob } from "./supervisor.ts";
 import { detectClaudeLimits } from "../claude/limits.ts";
-import { DEFAULT_PASS_ENV, passEnvProblem } from "./job_env.ts";
 import {
   ConnectionGate,
   defaultMaxConnections,
@@ -56,119 +53,10 @@ import {
 import { JobJournal, type ReapedGroup, reapOrphans } from "./journal.ts";
 import { chownTree, reachProblem, resolveRunAs, type RunAsUser } from "./run_as.ts";
 import { type DrainSession, orderlyShutdown } from "./shutdown.ts";
-import { createLogger, type LogFields, type LogFormat, type Logger } from "../common/log.ts";
+import type { LogFields, Logger } from "../common/log.ts";
 import { type ObservedRecord, type Observer, ObserverHub, validateWatch } from "./observer.ts";
-import { type HistoryStore, openHistory } from "../claude/history.ts";
 import { page } from "./web/page.ts";
-
-/** Server settings. Every field has a default. */
-export interface ServerOptions {
-  /** Address to bind (default 127.0.0.1). Anything but loopback requires `token`. */
-  host?: string;
-  /** Port (default 8004; 0 picks a free one). */
-  port?: number;
-  /** Shared secret required from clients (Bearer header or `?token=`). */
-  token?: string;
-  /** Browser origins allowed to connect (besides the server's own). */
-  allowOrigins?: string[];
-  /** Concurrent WebSocket sessions (default 64). */
-  maxSessions?: number;
-  /** Running jobs per session (default 32). */
-  maxJobsPerSession?: number;
-  /** Grace between SIGTERM and SIGKILL in ms (default 2000). */
-  graceMs?: number;
-  /**
-   * Seconds clients have after the grace, at shutdown, to read their jobs' last output and
-   * completion before they are dropped (default 5): the shutdown ends within grace + this.
-   */
-  drainS?: number;
-  /**
-   * Seconds of silence after which a session with running jobs gets a heartbeat;
-   * 0 turns them off (default 20). Sessions without running jobs get none.
-   */
-  heartbeatS?: number;
-  /** Largest accepted incoming message in bytes (default 4 MiB). */
-  maxMessageBytes?: number;
-  /** Whole-run timeout in seconds for jobs that give none (default 3600). */
-  defaultTimeoutS?: number;
-  /**
-   * Server variables jobs may see, besides {@linkcode DEFAULT_PASS_ENV} (names,
-   * or prefixes ending in `*`). `CCX_*` names are refused: they never reach a job.
-   */
-  passEnv?: string[];
-  /**
-   * Seconds a session's socket may stay at or above the high-water mark (its
-   * client not reading) before the session is closed (1008) and its jobs are
-   * canceled (default 60).
-   */
-  slowClientS?: number;
-  /** Stop reading a job's pipes when this much output waits on the socket (default 4 MiB). */
-  highWaterBytes?: number;
-  /** Resume reading when the socket's queue falls below this (default 1 MiB). */
-  lowWaterBytes?: number;
-  /** Largest output chunk in bytes (default 256 KiB). */
-  maxChunkBytes?: number;
-  /** Where job workspaces are made (default: `workspaces` in the state directory). */
-  workspaceRoot?: string;
-  /** Bound on the megabytes of kept workspaces, the oldest removed first (default: none). */
-  workspaceMaxMb?: number;
-  /**
-   * Directories a job's `workspace.template` may come from, they and everything
-   * below them (`--template-root`); default none: templates are refused (-32602).
-   */
-  templateRoots?: string[];
-  /** Largest file `files` returns, in bytes; longer ones come truncated (default 1 MiB). */
-  filesMaxBytes?: number;
-  /** `bwrap`: every job runs confined to a workspace under bubblewrap (default `none`). */
-  isolate?: IsolateMode;
-  /** Network of confined jobs: the host's (default) or `none`. */
-  isolateNet?: IsolateNet;
-  /**
-   * Run every job as this user (a name or uid), not the server's: it then cannot
-   * read the server's `/proc` entries or private files. Needs a server running as
-   * root and a workspace root that user can enter. Checked at start.
-   */
-  runAs?: string;
-  /** Log sink for job start/end lines (default: stderr). Pass `() => {}` for silence. */
-  log?: Logger;
-  /** Format of the default log: `text` (timestamped lines) or `json` (one object a line). */
-  logFormat?: LogFormat;
-  /**
-   * Where warnings about the server's own safety go, which a silenced `log` must not
-   * hide: the crash journal cannot be written, jobs can read the server's secrets
-   * (default: `log`).
-   */
-  alert?: Logger;
-  /**
-   * Directory of the crash journal (default `jobs` in the state directory); `false`
-   * for none. At start the server ends the job groups that dead servers left there.
-   */
-  journalDir?: string | false;
-  /**
-   * PEM certificate chain and private key (their text, not file names): the
-   * server then speaks TLS only (`wss://`, `https://`).
-   */
-  tls?: { cert: string; key: string };
-  /** Connections open at once (default: from the open-file limit, see `defaultMaxConnections`). */
-  maxConnections?: number;
-  /** Seconds a connection has for its TLS handshake and request head (default 10). */
-  requestTimeoutS?: number;
-  /**
-   * Largest WebSocket message a client may start sending; larger ones are closed
-   * with 1009 before their payload is read (default 4 × `maxMessageBytes`,
-   * between 1 MiB and 64 MiB). Messages between `maxMessageBytes` and this are
-   * answered -32004.
-   */
-  maxFrameBytes?: number;
-  /** Called once the server listens. */
-  onListen?: (addr: { hostname: string; port: number }) => void;
-  /** Finished jobs that stay listed for observers (`watch`), at most (default 100). */
-  keepFinished?: number;
-  /** Seconds a finished job stays listed for observers (default 1800). */
-  keepFinishedS?: number;
-  /** Opens the timeout history that the `history` method reports (default: {@linkcode openHistory}). */
-  openHistory?: () => Promise<HistoryStore>;
-}
+import { isLoopback, ServerConfigError, type ServerOptions, serverSettings } from "./options.ts";
 
 /** What `GET /health` answers: the server's counts and the connection gate's counters. */
 export interface Health extends GateStats {
@@ -184,30 +72,6 @@ export interface Health extends GateStats {
   running_jobs: number;
   /** Whole seconds since the server started (rounded). */
   uptime_seconds: number;
-}
-
-/** The error thrown when the server refuses to start; the message says how to fix it. */
-export class ServerConfigError extends Error {
-  /** Creates the error; `message` should say what to change. */
-  constructor(message: string) {
-    super(message);
-    this.name = "ServerConfigError";
-  }
-}
-
-/**
- * True for loopback addresses (127.0.0.0/8, ::1, localhost).
- *
- * @example
- * ```ts
- * import { isLoopback } from "./server.ts";
- * isLoopback("127.0.0.1"); // true
- * isLoopback("0.0.0.0"); // false
- * ```
- */
-export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
-  return h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
 }
 
 function digest(s: string): Uint8Array {
@@ -1032,47 +896,32 @@ export class CcxServer {
   #finish!: () => void;
   #workspaces: WorkspaceManager | undefined;
   readonly #workspaceRoot: string;
-  readonly #workspaceMaxBytes?: number;
+  readonly #workspaceMaxBytes: number | undefined;
   readonly #templateRoots: string[];
 
   private constructor(opts: ServerOptions) {
-    const host = opts.host ?? "127.0.0.1";
-    if (!isLoopback(host) && !opts.token) {
-      throw new ServerConfigError(
-        `refusing to listen on ${host} without a token: anyone who can reach it could run ` +
-          `commands. Set one with --token or the CCX_TOKEN environment variable ` +
-          `(e.g. CCX_TOKEN=$(openssl rand -hex 32)), or bind 127.0.0.1.`,
-      );
-    }
-    const envProblem = passEnvProblem(opts.passEnv ?? []);
-    if (envProblem) throw new ServerConfigError(`--pass-env: ${envProblem}`);
-    this.passEnv = [...DEFAULT_PASS_ENV, ...opts.passEnv ?? []];
-    if ((opts.defaultTimeoutS ?? 0) > MAX_TIMEOUT_S) {
-      throw new ServerConfigError(
-        `--default-timeout: at most ${MAX_TIMEOUT_S} s (365 days), got ${opts.defaultTimeoutS}`,
-      );
-    }
-    this.#token = opts.token || undefined;
-    this.maxSessions = opts.maxSessions ?? 64;
-    this.maxJobsPerSession = opts.maxJobsPerSession ?? 32;
-    this.graceMs = opts.graceMs ?? 2000;
-    this.drainMs = (opts.drainS ?? 5) * 1000;
-    this.maxMessageBytes = opts.maxMessageBytes ?? 4 * 1024 * 1024;
-    this.defaultTimeoutS = opts.defaultTimeoutS ?? 3600;
-    this.highWater = opts.highWaterBytes ?? 4 * 1024 * 1024;
-    this.slowClientS = opts.slowClientS ?? 60;
-    this.lowWater = opts.lowWaterBytes ?? 1024 * 1024;
-    this.maxChunkBytes = opts.maxChunkBytes ?? 256 * 1024;
-    this.log = opts.log ?? createLogger(opts.logFormat);
-    this.alert = opts.alert ?? this.log;
-    this.isolate = opts.isolate ?? "none";
-    this.isolateNet = opts.isolateNet ?? "host";
-    this.filesMaxBytes = opts.filesMaxBytes ?? 1024 * 1024;
-    this.#workspaceRoot = opts.workspaceRoot ?? join(stateDir(), "workspaces");
-    this.#templateRoots = opts.templateRoots ?? [];
-    if (opts.workspaceMaxMb !== undefined) {
-      this.#workspaceMaxBytes = Math.round(opts.workspaceMaxMb * 1024 * 1024);
-    }
+    const s = serverSettings(opts);
+    this.passEnv = s.passEnv;
+    this.#token = s.token;
+    this.maxSessions = s.maxSessions;
+    this.maxJobsPerSession = s.maxJobsPerSession;
+    this.graceMs = s.graceMs;
+    this.drainMs = s.drainMs;
+    this.maxMessageBytes = s.maxMessageBytes;
+    this.defaultTimeoutS = s.defaultTimeoutS;
+    this.highWater = s.highWater;
+    this.slowClientS = s.slowClientS;
+    this.lowWater = s.lowWater;
+    this.maxChunkBytes = s.maxChunkBytes;
+    this.heartbeatS = s.heartbeatS;
+    this.log = s.log;
+    this.alert = s.alert;
+    this.isolate = s.isolate;
+    this.isolateNet = s.isolateNet;
+    this.filesMaxBytes = s.filesMaxBytes;
+    this.#workspaceRoot = s.workspaceRoot;
+    this.#templateRoots = s.templateRoots;
+    this.#workspaceMaxBytes = s.workspaceMaxBytes;
     if (this.isolate === "bwrap") {
       try {
         checkBwrap();
@@ -1107,10 +956,9 @@ export class CcxServer {
         );
       }
     }
-    const journalDir = opts.journalDir ?? join(stateDir(), "jobs");
     let journal: JobJournal | undefined;
-    if (journalDir !== false) {
-      this.reaped = reapOrphans(journalDir, {
+    if (s.journalDir !== false) {
+      this.reaped = reapOrphans(s.journalDir, {
         graceMs: this.graceMs,
         log: this.alert,
         onReap: (g) =>
@@ -1121,7 +969,7 @@ export class CcxServer {
           ),
       });
       // Never throws: a journal it cannot write is said (even with --quiet) and retried.
-      journal = JobJournal.open(journalDir, { log: this.alert });
+      journal = JobJournal.open(s.journalDir, { log: this.alert });
     } else this.reaped = Promise.resolve([]);
     this.journal = journal;
     // Deno.serve listens on a private Unix socket; the gate owns the public port.
@@ -1132,14 +980,13 @@ export class CcxServer {
     this.tls = opts.tls !== undefined;
     try {
       this.#gate = ConnectionGate.listen({
-        hostname: host,
-        port: opts.port ?? 8004,
+        hostname: s.host,
+        port: s.port,
         upstreamPath: path,
         tls: opts.tls,
         maxConnections: opts.maxConnections ?? defaultMaxConnections(),
-        requestTimeoutMs: (opts.requestTimeoutS ?? 10) * 1000,
-        maxFrameBytes: opts.maxFrameBytes ??
-          Math.min(64 << 20, Math.max(1 << 20, 4 * this.maxMessageBytes)),
+        requestTimeoutMs: s.requestTimeoutMs,
+        maxFrameBytes: s.maxFrameBytes,
         // Messages over the limit are buffered only to be refused (-32004); together they
         // hold at most twice the frame cap, whatever the number of connections.
         largeMessageBytes: this.maxMessageBytes,
@@ -1156,16 +1003,15 @@ export class CcxServer {
     this.hostname = this.#gate.addr.hostname;
     this.port = this.#gate.addr.port;
     opts.onListen?.({ hostname: this.hostname, port: this.port });
-    this.#origins = new Set(opts.allowOrigins ?? []);
+    this.#origins = new Set(s.allowOrigins);
     for (const h of [this.hostname, "localhost", "127.0.0.1", "[::1]"]) {
       this.#origins.add(`${this.tls ? "https" : "http"}://${h}:${this.port}`);
     }
-    this.heartbeatS = opts.heartbeatS ?? 20;
     this.observers = new ObserverHub({
       facts: () => this.facts(),
       keepFinished: opts.keepFinished,
       keepFinishedS: opts.keepFinishedS,
-      openHistory: opts.openHistory ?? (() => openHistory({})),
+      openHistory: s.openHistory,
     });
     // Finished means shut down entirely: jobs ended, journal removed, sockets closed.
     this.finished = new Promise((resolve) => this.#finish = resolve);
