@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { CcxServer, tokenMatches } from "../lib/serve/server.ts";
+import { CcxServer } from "../lib/serve/server.ts";
+import { tokenMatches } from "../lib/serve/routes.ts";
 import { isLoopback, ServerConfigError } from "../lib/serve/options.ts";
 import { closeFrame } from "../lib/serve/gate.ts";
 import {

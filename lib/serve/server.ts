@@ -12,7 +12,6 @@
  * @module
  */
 
-import { createHash, timingSafeEqual } from "node:crypto";
 import {
   type ControlParams,
   ErrorCode,
@@ -43,55 +42,14 @@ import { dirname, join } from "node:path";
 import { existsSync } from "node:fs";
 import { type Job, StartError, startJob } from "./supervisor.ts";
 import { detectClaudeLimits } from "../claude/limits.ts";
-import {
-  ConnectionGate,
-  defaultMaxConnections,
-  GATE_CONN_HEADER,
-  gatePeer,
-  type GateStats,
-} from "./gate.ts";
+import { ConnectionGate, defaultMaxConnections } from "./gate.ts";
 import { JobJournal, type ReapedGroup, reapOrphans } from "./journal.ts";
 import { chownTree, reachProblem, resolveRunAs, type RunAsUser } from "./run_as.ts";
 import { type DrainSession, orderlyShutdown } from "./shutdown.ts";
 import type { LogFields, Logger } from "../common/log.ts";
 import { type ObservedRecord, type Observer, ObserverHub, validateWatch } from "./observer.ts";
-import { page } from "./web/page.ts";
-import { isLoopback, ServerConfigError, type ServerOptions, serverSettings } from "./options.ts";
-
-/** What `GET /health` answers: the server's counts and the connection gate's counters. */
-export interface Health extends GateStats {
-  /** `ok`, or `shutting_down` once {@linkcode CcxServer.shutdown} has begun. */
-  status: "ok" | "shutting_down";
-  /** The server's version ({@linkcode VERSION}). */
-  version: string;
-  /** WebSocket sessions connected now. */
-  active_sessions: number;
-  /** The session limit ({@linkcode ServerOptions.maxSessions}). */
-  max_sessions: number;
-  /** Jobs running now, across sessions. */
-  running_jobs: number;
-  /** Whole seconds since the server started (rounded). */
-  uptime_seconds: number;
-}
-
-function digest(s: string): Uint8Array {
-  return createHash("sha256").update(s).digest();
-}
-
-/**
- * Compares a presented token with the expected one in constant time.
- *
- * @example
- * ```ts
- * import { tokenMatches } from "./server.ts";
- * tokenMatches("s3cret", "s3cret"); // true
- * ```
- */
-export function tokenMatches(presented: string | null, expected: string): boolean {
-  // Hashing first makes the comparison length-independent as well.
-  const ok = timingSafeEqual(digest(presented ?? ""), digest(expected));
-  return ok && presented !== null;
-}
+import { ServerConfigError, type ServerOptions, serverSettings } from "./options.ts";
+import { allowedOrigins, type Health, route, type RouteHost } from "./routes.ts";
 
 interface JobEntry {
   id: string;
@@ -735,27 +693,6 @@ class Session implements DrainSession {
   }
 }
 
-/** The WebSocket subprotocol a browser offers to carry the token (see README, Security). */
-const SUBPROTOCOL = "ccx";
-const TOKEN_PREFIX = "ccx.token.";
-
-function offeredSubprotocols(req: Request): string[] {
-  const h = req.headers.get("sec-websocket-protocol");
-  return h ? h.split(",").map((p) => p.trim()).filter((p) => p !== "") : [];
-}
-
-/** The token a browser offered as subprotocol `ccx.token.<base64url of its UTF-8>`, if any. */
-function subprotocolToken(req: Request): string | null {
-  const p = offeredSubprotocols(req).find((p) => p.startsWith(TOKEN_PREFIX));
-  if (p === undefined) return null;
-  try {
-    const bytes = Uint8Array.fromBase64(p.slice(TOKEN_PREFIX.length), { alphabet: "base64url" });
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    return null;
-  }
-}
-
 /** A workspace that cannot be made, as the -32602 answer naming the param at fault. */
 function workspaceRpcError(e: unknown, jobId: string): unknown {
   if (!(e instanceof WorkspaceError)) return e;
@@ -890,7 +827,8 @@ export class CcxServer {
   /** True when the server speaks TLS (`wss://`). */
   readonly tls: boolean;
   readonly #token?: string;
-  readonly #origins: Set<string>;
+  /** What the HTTP routes need of the server (set once it listens). */
+  readonly #routes: RouteHost;
   readonly #startedAt = performance.now();
   #shutdown: Promise<void> | undefined;
   #finish!: () => void;
@@ -1003,10 +941,19 @@ export class CcxServer {
     this.hostname = this.#gate.addr.hostname;
     this.port = this.#gate.addr.port;
     opts.onListen?.({ hostname: this.hostname, port: this.port });
-    this.#origins = new Set(s.allowOrigins);
-    for (const h of [this.hostname, "localhost", "127.0.0.1", "[::1]"]) {
-      this.#origins.add(`${this.tls ? "https" : "http"}://${h}:${this.port}`);
-    }
+    this.#routes = {
+      token: this.#token,
+      origins: allowedOrigins(s.allowOrigins, this),
+      closing: () => this.closing,
+      health: () => this.health(),
+      upgraded: (socket, peer) => {
+        const session = this.#accept(socket, peer.remote, peer.mayObserve);
+        const connId = peer.connId;
+        if (session && connId) {
+          session.abort = (code, reason) => this.#gate.closeWith(connId, code, reason);
+        }
+      },
+    };
     this.observers = new ObserverHub({
       facts: () => this.facts(),
       keepFinished: opts.keepFinished,
@@ -1095,7 +1042,7 @@ export class CcxServer {
    * file descriptors), it is started again rather than taking the process down.
    */
   #serveInner(path: string): Deno.HttpServer<Deno.UnixAddr> {
-    const server = Deno.serve({ path, onListen: () => {} }, (req) => this.#route(req));
+    const server = Deno.serve({ path, onListen: () => {} }, (req) => route(req, this.#routes));
     server.finished.catch((e) => {
       if (this.closing) return;
       this.log(`HTTP server failed: ${(e as Error).message}; restarting it`, {
@@ -1183,79 +1130,6 @@ export class CcxServer {
 
   /** @internal */
   jobEnded(): void {}
-
-  #authorized(req: Request, url: URL): boolean {
-    if (!this.#token) return true;
-    const auth = req.headers.get("authorization");
-    const bearer = auth?.match(/^Bearer\s+(.+)$/i)?.[1] ?? null;
-    const presented = bearer ?? subprotocolToken(req) ?? url.searchParams.get("token");
-    return tokenMatches(presented, this.#token);
-  }
-
-  #route(req: Request): Response {
-    const url = new URL(req.url);
-    if (url.pathname === "/health" && (req.method === "GET" || req.method === "HEAD")) {
-      return Response.json(this.health());
-    }
-    if (url.pathname === "/" && (req.method === "GET" || req.method === "HEAD")) {
-      // The page holds no data: it shows nothing until it has connected to /ws (with the token).
-      const { html, csp } = page();
-      return new Response(req.method === "HEAD" ? null : html, {
-        headers: {
-          "content-type": "text/html; charset=utf-8",
-          "cache-control": "no-store",
-          "content-security-policy": csp,
-          "referrer-policy": "no-referrer",
-          "x-content-type-options": "nosniff",
-          "x-frame-options": "DENY",
-        },
-      });
-    }
-    if (url.pathname !== "/ws" && url.pathname !== "/ws/mcp") {
-      return Response.json({
-        error: "not found",
-        endpoints: ["/", "/ws", "/ws/mcp", "/health"],
-      }, { status: 404 });
-    }
-    const origin = req.headers.get("origin");
-    if (origin !== null && !this.#origins.has(origin)) {
-      return Response.json({ error: `origin ${origin} is not allowed (see --allow-origin)` }, {
-        status: 403,
-      });
-    }
-    if (!this.#authorized(req, url)) {
-      return Response.json(
-        { error: "a valid token is required (Authorization: Bearer … or ?token=…)" },
-        { status: 401, headers: { "www-authenticate": "Bearer" } },
-      );
-    }
-    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return Response.json({ error: "expected a WebSocket upgrade" }, { status: 426 });
-    }
-    if (this.closing) return Response.json({ error: "shutting down" }, { status: 503 });
-    // The gate names the connection and its real peer (Deno.serve sees only the Unix socket);
-    // read both before the upgrade consumes the request.
-    const connId = req.headers.get(GATE_CONN_HEADER);
-    const peer = gatePeer(req);
-    // A browser cannot set headers on a WebSocket: it offers `ccx` (and the token as
-    // `ccx.token.<base64url>`), and the server must then answer with `ccx`.
-    const offersCcx = offeredSubprotocols(req).includes(SUBPROTOCOL);
-    const { socket, response: res } = Deno.upgradeWebSocket(req, {
-      idleTimeout: 120,
-      ...(offersCcx ? { protocol: SUBPROTOCOL } : {}),
-    });
-    const remote = `${
-      peer.hostname.includes(":") ? `[${peer.hostname}]` : peer.hostname
-    }:${peer.port}`;
-    // Observing every session's jobs: with a token, whoever presented it; without one (the
-    // server is then on loopback), only loopback peers.
-    const mayObserve = this.#token !== undefined || isLoopback(peer.hostname);
-    const session = this.#accept(socket, remote, mayObserve);
-    if (session && connId) {
-      session.abort = (code, reason) => this.#gate.closeWith(connId, code, reason);
-    }
-    return res;
-  }
 
   #accept(ws: WebSocket, remote: string, mayObserve: boolean): Session | undefined {
     if (this.#sessions.size >= this.maxSessions) {
