@@ -12,14 +12,12 @@
  * @module
  */
 
+import { dirname, join } from "node:path";
+import { existsSync } from "node:fs";
 import {
-  type ControlParams,
   ErrorCode,
   errorResponse,
-  type ExecuteParams,
-  type FilesParams,
   type Incoming,
-  type JobResult,
   notification,
   parseIncoming,
   response,
@@ -30,58 +28,29 @@ import {
   validateFiles,
   VERSION,
 } from "../common/protocol.ts";
-import { readWorkspace, type Workspace, WorkspaceError, WorkspaceManager } from "./workspace.ts";
-import {
-  bwrapArgv,
-  checkBwrap,
-  claudeCredentials,
-  type IsolateMode,
-  type IsolateNet,
-} from "./isolate.ts";
-import { dirname, join } from "node:path";
-import { existsSync } from "node:fs";
-import { type Job, StartError, startJob } from "./supervisor.ts";
-import { detectClaudeLimits } from "../claude/limits.ts";
+import type { LogFields, Logger } from "../common/log.ts";
+import { WorkspaceManager } from "./workspace.ts";
+import { checkBwrap, type IsolateMode, type IsolateNet } from "./isolate.ts";
 import { ConnectionGate, defaultMaxConnections } from "./gate.ts";
 import { JobJournal, type ReapedGroup, reapOrphans } from "./journal.ts";
-import { chownTree, reachProblem, resolveRunAs, type RunAsUser } from "./run_as.ts";
+import { reachProblem, resolveRunAs, type RunAsUser } from "./run_as.ts";
 import { type DrainSession, orderlyShutdown } from "./shutdown.ts";
-import type { LogFields, Logger } from "../common/log.ts";
-import { type ObservedRecord, type Observer, ObserverHub, validateWatch } from "./observer.ts";
+import { type Observer, ObserverHub, validateWatch } from "./observer.ts";
 import { ServerConfigError, type ServerOptions, serverSettings } from "./options.ts";
 import { allowedOrigins, type Health, route, type RouteHost } from "./routes.ts";
-
-interface JobEntry {
-  id: string;
-  job: Job;
-  command: string;
-  /** `lines` or `chunks` (the `execute` param `output_mode`). */
-  outputMode: "lines" | "chunks";
-  /** The start of this job's `process.output` JSON text, by stream, up to `"data":`. */
-  heads: { stdout: string; stderr: string };
-  seq: number;
-  limitsSent: Set<string>;
-  result?: JobResult;
-  /** Resolves once `process.completed` and `process.exit` have been sent. */
-  sent?: Promise<void>;
-  ws?: Workspace;
-  observed?: ObservedRecord;
-}
+import { type JobEntry, type JobSession, SessionJobs } from "./jobs.ts";
 
 const OPEN = 1;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const METHODS = ["execute", "control", "jobs", "ping", "files"];
-const MAX_FINISHED_KEPT = 200;
 
 /** One WebSocket connection and its jobs; what a shutdown drains ({@linkcode DrainSession}). */
-class Session implements DrainSession {
+class Session implements DrainSession, JobSession {
   readonly id = crypto.randomUUID();
-  readonly jobs = new Map<string, JobEntry>();
-  /** Job ids whose workspace template is being copied: the job starts once it is in. */
-  readonly #starting = new Set<string>();
+  /** The session's jobs. */
+  readonly jobs: SessionJobs;
   #drain: Promise<void> | undefined;
   #closed = false;
-  #released = false;
   /**
    * When this session last sent a message (for its heartbeat), from Date.now():
    * it runs once per message, and performance.now() is a call into the runtime.
@@ -108,6 +77,12 @@ class Session implements DrainSession {
     readonly mayObserve: boolean,
   ) {
     this.closed = new Promise((r) => ws.addEventListener("close", () => r()));
+    this.jobs = new SessionJobs(this, server);
+  }
+
+  /** True once the session is closing (client gone): no job starts any more. */
+  get closing(): boolean {
+    return this.#closed;
   }
 
   queued(): number {
@@ -119,7 +94,7 @@ class Session implements DrainSession {
   }
 
   settled(): Promise<unknown> {
-    return Promise.all([...this.jobs.values()].map((e) => e.sent));
+    return this.jobs.settled();
   }
 
   close(code: number, reason: string): void {
@@ -133,9 +108,7 @@ class Session implements DrainSession {
   }
 
   get running(): number {
-    let n = 0;
-    for (const e of this.jobs.values()) if (!e.result) n++;
-    return n;
+    return this.jobs.running;
   }
 
   send(msg: unknown): void {
@@ -270,20 +243,20 @@ class Session implements DrainSession {
   #call(method: string, params: unknown, after: (() => void)[]): unknown {
     switch (method) {
       case "execute":
-        return this.#execute(validateExecute(params), after);
+        return this.jobs.execute(validateExecute(params), after);
       case "control":
-        return this.#control(validateControl(params), after);
+        return this.jobs.control(validateControl(params), after);
       case "jobs":
-        return { jobs: [...this.jobs.values()].map(describeJob) };
+        return this.jobs.list();
       case "ping":
         return { pong: true, timestamp: Date.now() / 1000 };
       case "files":
-        return this.#files(validateFiles(params));
+        return this.jobs.files(validateFiles(params));
       case "watch":
-        this.#mustObserve(method);
+        this.mustObserve(method);
         return this.server.observers.watch(this.asObserver, validateWatch(params), after);
       case "history":
-        this.#mustObserve(method);
+        this.mustObserve(method);
         return this.server.observers.history();
       default:
         throw new RpcError(ErrorCode.MethodNotFound, `method not found: ${method}`, {
@@ -293,7 +266,8 @@ class Session implements DrainSession {
     }
   }
 
-  #mustObserve(what: string): void {
+  /** Throws -32002 unless the session may observe every session's jobs. */
+  mustObserve(what: string): void {
     if (this.mayObserve) return;
     throw new RpcError(
       ErrorCode.CommandNotAllowed,
@@ -303,418 +277,12 @@ class Session implements DrainSession {
     );
   }
 
-  #execute(p: ExecuteParams, after: (() => void)[]): unknown {
-    if (this.#closed) throw new RpcError(ErrorCode.Internal, "session is closing");
-    if (this.server.closing) throw new RpcError(ErrorCode.Internal, "server is shutting down");
-    const running = this.running + this.#starting.size;
-    if (running >= this.server.maxJobsPerSession) {
-      throw new RpcError(
-        ErrorCode.LimitExceeded,
-        `this session already runs ${running} jobs (limit ${this.server.maxJobsPerSession})`,
-        { limit: "max_jobs_per_session", max: this.server.maxJobsPerSession },
-      );
-    }
-    const id = p.job_id ?? crypto.randomUUID();
-    if (this.jobs.has(id) || this.#starting.has(id)) {
-      throw new RpcError(ErrorCode.InvalidParams, `job_id: ${id} is already used in this session`, {
-        field: "job_id",
-      });
-    }
-    const command = p.command ?? JSON.stringify(p.argv);
-    const outputMode = p.output_mode ?? "lines";
-    const head = (type: string) =>
-      `{"jsonrpc":"2.0","method":"process.output","params":{"job_id":${JSON.stringify(id)},` +
-      `"type":"${type}","data":`;
-    const entry = {
-      id,
-      command,
-      outputMode,
-      heads: { stdout: head("stdout"), stderr: head("stderr") },
-      seq: 0,
-      limitsSent: new Set<string>(),
-    } as JobEntry;
-    const isolated = this.server.isolate === "bwrap";
-    if (isolated && p.cwd !== undefined) {
-      throw new RpcError(
-        ErrorCode.InvalidParams,
-        "cwd: this server confines jobs (--isolate bwrap); they run in their workspace",
-        { field: "cwd" },
-      );
-    }
-    const wsSpec = p.workspace ?? (isolated ? {} : undefined);
-    const template = wsSpec?.template;
-    if (template !== undefined) {
-      // The copy runs off the event loop; the job starts, and execute answers, once it is in.
-      const spaces = this.server.workspaces;
-      this.#starting.add(id);
-      return spaces.createFromTemplate(id, { ...wsSpec, template }).then((ws) => {
-        this.#starting.delete(id);
-        entry.ws = ws;
-        if (this.#closed || this.server.closing) {
-          spaces.release(ws);
-          throw new RpcError(ErrorCode.Internal, "session is closing");
-        }
-        return this.#start(entry, p, ws, after);
-      }, (e) => {
-        this.#starting.delete(id);
-        throw workspaceRpcError(e, id);
-      });
-    }
-    let ws: Workspace | undefined;
-    if (wsSpec) {
-      try {
-        ws = this.server.workspaces.create(id, wsSpec);
-      } catch (e) {
-        throw workspaceRpcError(e, id);
-      }
-      entry.ws = ws;
-    }
-    return this.#start(entry, p, ws, after);
-  }
-
-  /** Starts the job of `execute` (its workspace, if any, made) and registers it. */
-  #start(
-    entry: JobEntry,
-    p: ExecuteParams,
-    ws: Workspace | undefined,
-    after: (() => void)[],
-  ): Record<string, unknown> {
-    const id = entry.id;
-    const isolated = this.server.isolate === "bwrap";
-    const runAs = this.server.runAs;
-    let job: Job;
-    try {
-      const argv = isolated
-        ? this.server.confine(p.argv ?? ["/bin/sh", "-c", p.command!], ws!)
-        : p.argv;
-      // The job's user owns its workspace (after confine() has put the Claude login in it).
-      if (ws && runAs) this.server.giveWorkspace(ws, runAs);
-      job = startJob({
-        command: isolated ? undefined : p.command,
-        argv,
-        cwd: ws?.path ?? p.cwd,
-        // Confined, setpriv runs inside bwrap (see isolate.ts); unconfined, startJob wraps.
-        runAs: isolated ? undefined : runAs,
-        env: p.env,
-        stdin: p.stdin,
-        timeoutS: p.timeout ?? this.server.defaultTimeoutS,
-        stallTimeoutS: p.stall_timeout,
-        graceMs: this.server.graceMs,
-        passEnv: this.server.passEnv,
-        maxChunkBytes: this.server.maxChunkBytes,
-        outputMode: entry.outputMode,
-      }, {
-        output: (stream, text, raw) => this.#output(entry, stream, text, raw),
-        ready: this.ready,
-      });
-    } catch (e) {
-      if (ws) this.server.workspaces.release(ws);
-      if (e instanceof StartError) {
-        after.push(() =>
-          this.send(notification("process.error", { job_id: id, message: e.message }))
-        );
-        throw new RpcError(ErrorCode.InvalidParams, e.message, { field: e.field, job_id: id });
-      }
-      throw e;
-    }
-    entry.job = job;
-    this.server.journal?.add(job.pgid, this.id, id);
-    this.jobs.set(id, entry);
-    entry.observed = this.server.observers.started({
-      sessionId: this.id,
-      remote: this.remote,
-      jobId: id,
-      command: entry.command,
-      pid: job.pid,
-      state: () => job.state,
-      bytes: () => job.bytesRead,
-      elapsed: () => job.elapsed,
-      control: (type, after) => this.controlEntry(entry, type, after),
-    });
-    this.#trimFinished();
-    const command = entry.command;
-    this.server.log(`job ${id} started pid=${job.pid} session=${this.id.slice(0, 8)} ${command}`, {
-      event: "job_started",
-      job_id: id,
-      pid: job.pid,
-      pgid: job.pgid,
-      session: this.id,
-      command,
-    });
-    const started: Record<string, unknown> = {
-      job_id: id,
-      status: "running",
-      pid: job.pid,
-      pgid: job.pgid,
-      command,
-    };
-    if (ws) started.workspace = ws.path;
-    after.push(() => this.send(notification("process.started", started)));
-    entry.sent = job.done.then((r) => this.#completed(entry, r));
-    this.armHeartbeat();
-    return { status: "started", job_id: id, pid: job.pid, pgid: job.pgid };
-  }
-
-  #output(entry: JobEntry, stream: "stdout" | "stderr", text: string, raw?: Uint8Array): void {
-    // {"jsonrpc":"2.0","method":"process.output","params":{job_id,type,data,seq[,data_base64]}},
-    // written by hand: in lines mode this runs once per line, and building an object for
-    // JSON.stringify to walk costs more than the rest of the message.
-    const b64 = raw ? `,"data_base64":"${raw.toBase64()}"` : "";
-    this.sendText(`${entry.heads[stream]}${JSON.stringify(text)},"seq":${entry.seq++}${b64}}}`);
-    if (entry.observed) this.server.observers.output(entry.observed, stream, text, entry.seq - 1);
-    for (const limit of detectClaudeLimits(text)) {
-      if (entry.limitsSent.has(limit.kind)) continue;
-      entry.limitsSent.add(limit.kind);
-      const method = limit.kind === "rate_limit"
-        ? "error.rate_limit_exceeded"
-        : "error.token_limit_exceeded";
-      this.send(notification(method, {
-        job_id: entry.id,
-        error_type: limit.errorType,
-        message: limit.message,
-        reset_timestamp: limit.resetTimestamp,
-        retry_after: limit.retryAfter,
-        recoverable: limit.recoverable,
-      }));
-    }
-  }
-
-  #completed(entry: JobEntry, r: JobResult): Promise<void> | void {
-    entry.result = r;
-    this.server.journal?.remove(entry.job.pgid);
-    this.server.log(
-      `job ${entry.id} ${r.status} pid=${entry.job.pid} exit=${r.exitCode}` +
-        `${r.signal ? ` signal=${r.signal}` : ""} ${r.executionTime.toFixed(2)}s`,
-      {
-        event: "job_ended",
-        job_id: entry.id,
-        status: r.status,
-        pid: entry.job.pid,
-        exit_code: r.exitCode,
-        signal: r.signal,
-        execution_time: r.executionTime,
-        session: this.id,
-      },
-    );
-    const params: Record<string, unknown> = {
-      job_id: entry.id,
-      status: r.status,
-      exit_code: r.exitCode,
-      signal: r.signal,
-      execution_time: r.executionTime,
-      stdout_bytes: r.stdoutBytes,
-      stderr_bytes: r.stderrBytes,
-      pid: entry.job.pid,
-      pgid: entry.job.pgid,
-    };
-    if (r.invalidUtf8Chunks > 0) params.invalid_utf8_chunks = r.invalidUtf8Chunks;
-    const ws = entry.ws;
-    if (!ws) return this.#sendCompleted(entry, r, params);
-    // The workspace is looked at off the event loop; completed follows once it has been.
-    const spaces = this.server.workspaces;
-    return spaces.finish(ws, r.status).then(({ kept, changes }) => {
-      params.workspace = ws.path;
-      params.workspace_kept = kept;
-      params.files = changes.files;
-      params.files_total = changes.total;
-      if (changes.truncated) params.files_truncated = true;
-    }, (e) => {
-      params.workspace = ws.path;
-      params.workspace_kept = ws.kept && !ws.removed;
-      this.server.log(`job ${entry.id}: its workspace could not be listed: ${e}`, {
-        level: "warn",
-        event: "workspace_unlisted",
-        job_id: entry.id,
-      });
-    }).then(() => {
-      if (this.#released) spaces.release(ws);
-      this.#sendCompleted(entry, r, params);
-    });
-  }
-
-  #sendCompleted(entry: JobEntry, r: JobResult, params: Record<string, unknown>): void {
-    this.send(notification("process.completed", params));
-    // The seed's clients wait for process.exit {exitCode}; it always follows completed.
-    this.send(notification("process.exit", {
-      job_id: entry.id,
-      exitCode: r.exitCode,
-      exit_code: r.exitCode,
-    }));
-    if (entry.observed) this.server.observers.completed(entry.observed, r);
-    if (this.running === 0) this.stopHeartbeat();
-    this.server.jobEnded();
-  }
-
-  #control(p: ControlParams, after: (() => void)[]): unknown {
-    if (p.session_id !== undefined && p.session_id !== this.id) {
-      this.#mustObserve("control of another session's job");
-      return this.server.observers.find(p.session_id, p.job_id!).start.control(p.type, after);
-    }
-    return this.controlEntry(this.#findJob(p.job_id), p.type, after);
-  }
-
-  /** PAUSE, RESUME or CANCEL one of this session's jobs; the owner is told through `after`. */
-  controlEntry(
-    entry: JobEntry,
-    type: ControlParams["type"],
-    after: (() => void)[],
-  ): Record<string, unknown> {
-    const job = entry.job;
-    if (entry.result || job.state === "ending") {
-      throw new RpcError(ErrorCode.JobNotFound, `job ${entry.id} has already ended`, {
-        job_id: entry.id,
-      });
-    }
-    const id = entry.id;
-    const hub = this.server.observers;
-    // The seed's fields: the job's state after the action, and its process ids.
-    const notify = (method: string, status: string) =>
-      after.push(() =>
-        this.send(notification(method, { job_id: id, status, pid: job.pid, pgid: job.pgid }))
-      );
-    if (type === "PAUSE") {
-      job.pause();
-      if (entry.observed) hub.event(entry.observed, "paused");
-      notify("process.paused", "paused");
-      return { status: "paused", job_id: id };
-    }
-    if (type === "RESUME") {
-      job.resume();
-      if (entry.observed) hub.event(entry.observed, "resumed");
-      notify("process.resumed", "running");
-      return { status: "resumed", job_id: id };
-    }
-    void job.cancel("canceled");
-    if (entry.observed) hub.event(entry.observed, "canceled");
-    notify("process.canceled", "canceled");
-    return { status: "canceled", job_id: id };
-  }
-
-  #findJob(jobId: string | undefined): JobEntry {
-    if (jobId !== undefined) {
-      const e = this.jobs.get(jobId);
-      if (!e) {
-        throw new RpcError(ErrorCode.JobNotFound, `no job ${jobId} in this session`, {
-          job_id: jobId,
-        });
-      }
-      return e;
-    }
-    const live = [...this.jobs.values()].filter((e) => !e.result);
-    if (live.length === 1) return live[0];
-    if (live.length === 0) {
-      throw new RpcError(ErrorCode.JobNotFound, "this session has no running job");
-    }
-    throw new RpcError(
-      ErrorCode.InvalidParams,
-      `job_id: required, this session runs ${live.length} jobs`,
-      { field: "job_id" },
-    );
-  }
-
-  #trimFinished(): void {
-    if (this.jobs.size <= MAX_FINISHED_KEPT) return;
-    for (const [id, e] of this.jobs) {
-      if (this.jobs.size <= MAX_FINISHED_KEPT) break;
-      if (e.result) {
-        this.jobs.delete(id);
-        if (e.ws) this.server.workspaces.release(e.ws);
-      }
-    }
-  }
-
-  #files(p: FilesParams): unknown {
-    let entry: JobEntry | undefined;
-    if (p.session_id !== undefined && p.session_id !== this.id) {
-      this.#mustObserve("files of another session's job");
-      entry = this.server.sessionJob(p.session_id, p.job_id);
-    } else entry = this.jobs.get(p.job_id);
-    if (!entry) {
-      throw new RpcError(ErrorCode.JobNotFound, `no job ${p.job_id} in this session`, {
-        job_id: p.job_id,
-      });
-    }
-    const ws = entry.ws;
-    if (!ws) {
-      throw new RpcError(
-        ErrorCode.InvalidParams,
-        `job_id: job ${p.job_id} ran without a workspace (execute with "workspace": true)`,
-        { field: "job_id" },
-      );
-    }
-    if (ws.removed) {
-      throw new RpcError(
-        ErrorCode.JobNotFound,
-        `the workspace of job ${p.job_id} was removed (keep policy or --workspace-max-mb)`,
-        { job_id: p.job_id },
-      );
-    }
-    return readWorkspace(ws.path, p.path ?? "", { maxBytes: this.server.filesMaxBytes }).then(
-      (read) => ({ job_id: p.job_id, workspace: ws.path, ...read }),
-      (e) => {
-        if (e instanceof WorkspaceError) {
-          throw new RpcError(ErrorCode.InvalidParams, e.message, { field: e.field });
-        }
-        throw e;
-      },
-    );
-  }
-
-  /**
-   * Removes the workspaces of this session's finished jobs that are not kept
-   * (running jobs' are removed as they finish). Called when the session ends.
-   */
-  releaseWorkspaces(): void {
-    this.#released = true;
-    for (const e of this.jobs.values()) {
-      if (e.result && e.ws) this.server.workspaces.release(e.ws);
-    }
-  }
-
   /** Ends every job of the session (client gone). */
   endAll(reason: "canceled"): Promise<unknown> {
     this.#closed = true;
     this.stopHeartbeat();
-    return Promise.all(this.#live().map((e) => e.job.cancel(reason)));
+    return this.jobs.cancelAll(reason);
   }
-
-  /**
-   * Ends the process group of every job (server shutting down); resolves with their
-   * number once the groups are gone. Their output keeps flowing to the client.
-   */
-  async killAll(): Promise<number> {
-    const live = this.#live();
-    await Promise.all(live.map((e) => e.job.end("killed")));
-    return live.length;
-  }
-
-  #live(): JobEntry[] {
-    return [...this.jobs.values()].filter((e) => !e.result);
-  }
-}
-
-/** A workspace that cannot be made, as the -32602 answer naming the param at fault. */
-function workspaceRpcError(e: unknown, jobId: string): unknown {
-  if (!(e instanceof WorkspaceError)) return e;
-  return new RpcError(ErrorCode.InvalidParams, e.message, { field: e.field, job_id: jobId });
-}
-
-function describeJob(e: JobEntry): Record<string, unknown> {
-  const d: Record<string, unknown> = {
-    job_id: e.id,
-    pid: e.job.pid,
-    pgid: e.job.pgid,
-    command: e.command,
-    state: e.job.state,
-    elapsed: e.result ? e.result.executionTime : e.job.elapsed,
-    output_mode: e.outputMode,
-  };
-  if (e.result) {
-    d.status = e.result.status;
-    d.exit_code = e.result.exitCode;
-  }
-  if (e.ws) d.workspace = e.ws.path;
-  return d;
 }
 
 /**
@@ -990,37 +558,6 @@ export class CcxServer {
     }
   }
 
-  /** @internal The bwrap command line confining `argv` to the workspace `ws`. */
-  confine(argv: string[], ws: Workspace): string[] {
-    const creds = claudeCredentials();
-    // Under --run-as the server's credentials file (mode 600) is unreadable to the job's
-    // user: it gets its own copy, which giveWorkspace() then hands over.
-    const copies = this.runAs ? [...creds.copies, ...creds.readOnly] : creds.copies;
-    if (creds.readOnly.length > 0) Deno.mkdirSync(join(ws.home, ".claude"), { recursive: true });
-    for (const [src, rel] of copies) {
-      try {
-        Deno.copyFileSync(src, join(ws.home, rel));
-      } catch { /* unreadable: the CLI will say it is not logged in */ }
-    }
-    return bwrapArgv(argv, {
-      dir: ws.dir,
-      work: ws.path,
-      home: ws.home,
-      hide: [this.workspaces.root],
-      net: this.isolateNet,
-      readOnly: this.runAs ? [] : creds.readOnly,
-      runAs: this.runAs,
-    });
-  }
-
-  /** @internal Hands a fresh workspace's `work` and `home` to the user jobs run as. */
-  giveWorkspace(ws: Workspace, user: RunAsUser): void {
-    for (const d of [ws.path, ws.home]) chownTree(d, user.uid, user.gid);
-    // Under a umask of 077 the workspace's own directory would bar the way to them.
-    const mode = Deno.statSync(ws.dir).mode ?? 0o755;
-    if ((mode & 0o001) === 0) Deno.chmodSync(ws.dir, (mode & 0o7777) | 0o011);
-  }
-
   /** @internal A live session's job, for an observer's `files`. */
   sessionJob(sessionId: string, jobId: string): JobEntry | undefined {
     for (const s of this.#sessions) if (s.id === sessionId) return s.jobs.get(jobId);
@@ -1175,7 +712,7 @@ export class CcxServer {
     if (!this.#sessions.delete(session)) return;
     this.observers.unwatch(session.asObserver);
     void session.endAll("canceled");
-    session.releaseWorkspaces();
+    session.jobs.releaseWorkspaces();
   }
 
   /**
@@ -1223,12 +760,12 @@ export class CcxServer {
       log: this.log,
       sessions,
       endJobs: async () =>
-        (await Promise.all(sessions.map((s) => s.killAll()))).reduce(
+        (await Promise.all(sessions.map((s) => s.jobs.killAll()))).reduce(
           (a, b) => a + b,
           0,
         ),
       release: async () => {
-        for (const s of sessions) s.releaseWorkspaces();
+        for (const s of sessions) s.jobs.releaseWorkspaces();
         // Dropped clients had their close frame queued at a frame boundary: a moment for it.
         await Promise.race([Promise.all(sessions.map((s) => s.closed)), sleep(300)]);
         await this.#gate.close(true);
