@@ -14,276 +14,21 @@
 
 import { dirname, join } from "node:path";
 import { existsSync } from "node:fs";
-import {
-  ErrorCode,
-  errorResponse,
-  type Incoming,
-  notification,
-  parseIncoming,
-  response,
-  RpcError,
-  type RpcId,
-  validateControl,
-  validateExecute,
-  validateFiles,
-  VERSION,
-} from "../common/protocol.ts";
+import { ErrorCode, errorResponse, notification, RpcError, VERSION } from "../common/protocol.ts";
 import type { LogFields, Logger } from "../common/log.ts";
 import { WorkspaceManager } from "./workspace.ts";
 import { checkBwrap, type IsolateMode, type IsolateNet } from "./isolate.ts";
 import { ConnectionGate, defaultMaxConnections } from "./gate.ts";
 import { JobJournal, type ReapedGroup, reapOrphans } from "./journal.ts";
 import { reachProblem, resolveRunAs, type RunAsUser } from "./run_as.ts";
-import { type DrainSession, orderlyShutdown } from "./shutdown.ts";
-import { type Observer, ObserverHub, validateWatch } from "./observer.ts";
+import { orderlyShutdown } from "./shutdown.ts";
+import { ObserverHub } from "./observer.ts";
 import { ServerConfigError, type ServerOptions, serverSettings } from "./options.ts";
 import { allowedOrigins, type Health, route, type RouteHost } from "./routes.ts";
-import { type JobEntry, type JobSession, SessionJobs } from "./jobs.ts";
+import type { JobEntry } from "./jobs.ts";
+import { methodNames, Session } from "./session.ts";
 
-const OPEN = 1;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const METHODS = ["execute", "control", "jobs", "ping", "files"];
-
-/** One WebSocket connection and its jobs; what a shutdown drains ({@linkcode DrainSession}). */
-class Session implements DrainSession, JobSession {
-  readonly id = crypto.randomUUID();
-  /** The session's jobs. */
-  readonly jobs: SessionJobs;
-  #drain: Promise<void> | undefined;
-  #closed = false;
-  /**
-   * When this session last sent a message (for its heartbeat), from Date.now():
-   * it runs once per message, and performance.now() is a call into the runtime.
-   */
-  #lastSent = Date.now();
-  #heartbeat: ReturnType<typeof setTimeout> | undefined;
-
-  /** Ends the underlying connection at once (set by the connection gate). */
-  abort?: (code: number, reason: string) => void;
-
-  /** This session as an observer: what `watch` registers with the hub. */
-  readonly asObserver: Observer = {
-    send: (msg) => this.send(msg),
-    congested: () => this.ws.bufferedAmount >= this.server.highWater,
-  };
-
-  /** Resolves once the socket is closed. */
-  readonly closed: Promise<void>;
-
-  constructor(
-    readonly ws: WebSocket,
-    private readonly server: CcxServer,
-    readonly remote: string,
-    readonly mayObserve: boolean,
-  ) {
-    this.closed = new Promise((r) => ws.addEventListener("close", () => r()));
-    this.jobs = new SessionJobs(this, server);
-  }
-
-  /** True once the session is closing (client gone): no job starts any more. */
-  get closing(): boolean {
-    return this.#closed;
-  }
-
-  queued(): number {
-    return this.ws.bufferedAmount;
-  }
-
-  unfinished(): number {
-    return this.running;
-  }
-
-  settled(): Promise<unknown> {
-    return this.jobs.settled();
-  }
-
-  close(code: number, reason: string): void {
-    try {
-      this.ws.close(code, reason);
-    } catch { /* already closing */ }
-  }
-
-  drop(code: number, reason: string, fields: LogFields): void {
-    this.server.dropSession(this, code, reason, fields);
-  }
-
-  get running(): number {
-    return this.jobs.running;
-  }
-
-  send(msg: unknown): void {
-    this.sendText(JSON.stringify(msg));
-  }
-
-  /** Sends JSON text that is already serialized. */
-  sendText(text: string): void {
-    if (this.ws.readyState !== OPEN) return;
-    this.ws.send(text);
-    this.#lastSent = Date.now();
-  }
-
-  /**
-   * Heartbeats go only to a session with running jobs, after `heartbeatS` in
-   * which it was sent nothing else: an idle session goes quiet (seed clients read
-   * until the connection has been silent for a while).
-   */
-  armHeartbeat(): void {
-    const ms = this.server.heartbeatS * 1000;
-    if (ms <= 0 || this.#heartbeat !== undefined || this.#closed) return;
-    const check = () => {
-      this.#heartbeat = undefined;
-      if (this.#closed || this.ws.readyState > OPEN || this.running === 0) return;
-      const quiet = Date.now() - this.#lastSent;
-      if (quiet >= ms) {
-        this.send(notification("heartbeat", {
-          timestamp: Date.now() / 1000,
-          running_jobs: this.server.runningJobs,
-        }));
-        this.#heartbeat = setTimeout(check, ms);
-      } else this.#heartbeat = setTimeout(check, ms - quiet);
-    };
-    this.#heartbeat = setTimeout(check, ms);
-  }
-
-  /** Stops the heartbeat timer (session closing or server shutting down). */
-  stopHeartbeat(): void {
-    if (this.#heartbeat !== undefined) clearTimeout(this.#heartbeat);
-    this.#heartbeat = undefined;
-  }
-
-  /** Backpressure gate shared by all of this session's jobs. */
-  ready = (): Promise<void> | undefined => {
-    if (this.#closed || this.ws.bufferedAmount < this.server.highWater) return undefined;
-    this.#drain ??= this.#waitDrain();
-    return this.#drain;
-  };
-
-  async #waitDrain(): Promise<void> {
-    let wait = 1;
-    let since = performance.now();
-    // Progress is the queue shrinking by a quarter of the gap between the marks: a
-    // queue that hovers just under the high mark (lines mode stops within 256 lines
-    // of it, and the kernel takes a little more) is a client that is not reading.
-    const step = Math.max(1, (this.server.highWater - this.server.lowWater) / 4);
-    let mark = this.ws.bufferedAmount;
-    while (!this.#closed && this.ws.readyState === OPEN) {
-      const queued = this.ws.bufferedAmount;
-      if (queued <= this.server.lowWater) break;
-      if (queued <= mark - step) {
-        mark = queued;
-        since = performance.now();
-      } else if (performance.now() - since >= this.server.slowClientS * 1000) {
-        // The peer has not taken its output for too long: drop it as for a disconnect.
-        this.server.dropSession(this, 1008, "client too slow: output unread", {
-          event: "slow_client_dropped",
-          queued_bytes: queued,
-        });
-        break;
-      }
-      await new Promise((r) => setTimeout(r, wait));
-      wait = Math.min(wait * 2, 20);
-    }
-    this.#drain = undefined;
-  }
-
-  onMessage(data: unknown): void {
-    if (typeof data !== "string") {
-      const err = new RpcError(ErrorCode.InvalidRequest, "only text frames carry JSON-RPC");
-      return this.send(errorResponse(null, err));
-    }
-    if (data.length > this.server.maxMessageBytes) {
-      const err = new RpcError(
-        ErrorCode.LimitExceeded,
-        `message of ${data.length} bytes exceeds the limit of ${this.server.maxMessageBytes}`,
-        { limit: "max_message_bytes", max: this.server.maxMessageBytes },
-      );
-      return this.send(errorResponse(null, err));
-    }
-    const parsed = parseIncoming(data);
-    if (parsed.error) return this.send(errorResponse(null, parsed.error));
-    const after: (() => void)[] = [];
-    const replies: unknown[] = [];
-    for (const item of parsed.items) {
-      const reply = this.#handle(item, after);
-      if (reply) replies.push(reply);
-    }
-    const settle = (replies: unknown[]) => {
-      if (parsed.batch) {
-        if (replies.length > 0) this.send(replies);
-      } else if (replies.length > 0) this.send(replies[0]);
-      for (const f of after) f();
-    };
-    // Methods that read a store (`history`), a workspace (`files`) or copy a template
-    // (`execute` with one) answer later; the rest answer at once.
-    if (replies.some((r) => r instanceof Promise)) void Promise.all(replies).then(settle);
-    else settle(replies);
-  }
-
-  #handle(item: Incoming, after: (() => void)[]): unknown {
-    if (item.kind === "response") return undefined;
-    if (item.kind === "invalid") return errorResponse(item.id, item.error);
-    const id: RpcId = item.kind === "request" ? item.id : null;
-    const fail = (e: unknown) => {
-      if (item.kind !== "request") return undefined;
-      if (e instanceof RpcError) return errorResponse(id, e);
-      const err = new RpcError(ErrorCode.Internal, `internal error: ${(e as Error).message}`);
-      return errorResponse(id, err);
-    };
-    try {
-      const result = this.#call(item.method, item.params, after);
-      if (result instanceof Promise) {
-        return result.then((r) => item.kind === "request" ? response(id, r) : undefined, fail);
-      }
-      return item.kind === "request" ? response(id, result) : undefined;
-    } catch (e) {
-      return fail(e);
-    }
-  }
-
-  #call(method: string, params: unknown, after: (() => void)[]): unknown {
-    switch (method) {
-      case "execute":
-        return this.jobs.execute(validateExecute(params), after);
-      case "control":
-        return this.jobs.control(validateControl(params), after);
-      case "jobs":
-        return this.jobs.list();
-      case "ping":
-        return { pong: true, timestamp: Date.now() / 1000 };
-      case "files":
-        return this.jobs.files(validateFiles(params));
-      case "watch":
-        this.mustObserve(method);
-        return this.server.observers.watch(this.asObserver, validateWatch(params), after);
-      case "history":
-        this.mustObserve(method);
-        return this.server.observers.history();
-      default:
-        throw new RpcError(ErrorCode.MethodNotFound, `method not found: ${method}`, {
-          method,
-          methods: this.server.methods(this.mayObserve),
-        });
-    }
-  }
-
-  /** Throws -32002 unless the session may observe every session's jobs. */
-  mustObserve(what: string): void {
-    if (this.mayObserve) return;
-    throw new RpcError(
-      ErrorCode.CommandNotAllowed,
-      `${what} is for observers: connect with the server's token (a server without a token ` +
-        `allows it only from loopback)`,
-      { method: what },
-    );
-  }
-
-  /** Ends every job of the session (client gone). */
-  endAll(reason: "canceled"): Promise<unknown> {
-    this.#closed = true;
-    this.stopHeartbeat();
-    return this.jobs.cancelAll(reason);
-  }
-}
 
 /**
  * Removes the socket directories (`ccx-serve-PID-…`) of server processes that are gone. A PID
@@ -662,7 +407,7 @@ export class CcxServer {
 
   /** The methods a session may call (`watch` and `history` only for observers). */
   methods(observer: boolean): string[] {
-    return observer ? [...METHODS, "watch", "history"] : METHODS;
+    return methodNames(observer);
   }
 
   /** @internal */
