@@ -123,6 +123,17 @@ export interface JobSession {
   mustObserve(what: string): void;
 }
 
+/**
+ * What a method answers: its `result`, or the `error` it fails with, and `after`, what to
+ * do once the answer has been sent (the notifications that must follow it, such as
+ * `process.started` after `execute`'s result). The session's method table
+ * (session.ts) sends the answer, then runs `after`. Not named `then`: an object with a
+ * `then` method is a thenable, and a promise resolved with it would call it.
+ */
+export type Answer =
+  | { result: unknown; after?: () => void }
+  | { error: RpcError; after?: () => void };
+
 /** Finished jobs a session keeps listed (for `jobs` and `files`), at most. */
 const MAX_FINISHED_KEPT = 200;
 
@@ -165,7 +176,7 @@ export class SessionJobs {
    * `execute`: checks the session's limit and the job id, makes the workspace (a template's
    * copy off the event loop, the answer then a promise) and starts the job.
    */
-  execute(p: ExecuteParams, after: (() => void)[]): unknown {
+  execute(p: ExecuteParams): Answer | Promise<Answer> {
     if (this.session.closing) throw new RpcError(ErrorCode.Internal, "session is closing");
     if (this.server.closing) throw new RpcError(ErrorCode.Internal, "server is shutting down");
     const running = this.running + this.#starting.size;
@@ -216,7 +227,7 @@ export class SessionJobs {
           spaces.release(ws);
           throw new RpcError(ErrorCode.Internal, "session is closing");
         }
-        return this.#start(entry, p, ws, after);
+        return this.#start(entry, p, ws);
       }, (e) => {
         this.#starting.delete(id);
         throw workspaceRpcError(e, id);
@@ -231,16 +242,14 @@ export class SessionJobs {
       }
       entry.ws = ws;
     }
-    return this.#start(entry, p, ws, after);
+    return this.#start(entry, p, ws);
   }
 
-  /** Starts the job of `execute` (its workspace, if any, made) and registers it. */
-  #start(
-    entry: JobEntry,
-    p: ExecuteParams,
-    ws: Workspace | undefined,
-    after: (() => void)[],
-  ): Record<string, unknown> {
+  /**
+   * Starts the job of `execute` (its workspace, if any, made) and registers it; `after`
+   * sends `process.started` (or, when it could not start, `process.error`).
+   */
+  #start(entry: JobEntry, p: ExecuteParams, ws: Workspace | undefined): Answer {
     const id = entry.id;
     const isolated = this.server.isolate === "bwrap";
     const runAs = this.server.runAs;
@@ -272,10 +281,11 @@ export class SessionJobs {
     } catch (e) {
       if (ws) this.server.workspaces.release(ws);
       if (e instanceof StartError) {
-        after.push(() =>
-          this.session.send(notification("process.error", { job_id: id, message: e.message }))
-        );
-        throw new RpcError(ErrorCode.InvalidParams, e.message, { field: e.field, job_id: id });
+        return {
+          error: new RpcError(ErrorCode.InvalidParams, e.message, { field: e.field, job_id: id }),
+          after: () =>
+            this.session.send(notification("process.error", { job_id: id, message: e.message })),
+        };
       }
       throw e;
     }
@@ -291,7 +301,7 @@ export class SessionJobs {
       state: () => job.state,
       bytes: () => job.bytesRead,
       elapsed: () => job.elapsed,
-      control: (type, after) => this.controlEntry(entry, type, after),
+      control: (type) => this.controlEntry(entry, type),
     });
     this.#trimFinished();
     const command = entry.command;
@@ -314,10 +324,12 @@ export class SessionJobs {
       command,
     };
     if (ws) started.workspace = ws.path;
-    after.push(() => this.session.send(notification("process.started", started)));
     entry.sent = job.done.then((r) => this.#completed(entry, r));
     this.session.armHeartbeat();
-    return { status: "started", job_id: id, pid: job.pid, pgid: job.pgid };
+    return {
+      result: { status: "started", job_id: id, pid: job.pid, pgid: job.pgid },
+      after: () => this.session.send(notification("process.started", started)),
+    };
   }
 
   #output(entry: JobEntry, stream: "stdout" | "stderr", text: string, raw?: Uint8Array): void {
@@ -413,20 +425,19 @@ export class SessionJobs {
   }
 
   /** `control`: one of this session's jobs, or (observers) another session's. */
-  control(p: ControlParams, after: (() => void)[]): unknown {
+  control(p: ControlParams): Answer {
     if (p.session_id !== undefined && p.session_id !== this.session.id) {
       this.session.mustObserve("control of another session's job");
-      return this.server.observers.find(p.session_id, p.job_id!).start.control(p.type, after);
+      return this.server.observers.find(p.session_id, p.job_id!).start.control(p.type);
     }
-    return this.controlEntry(this.#findJob(p.job_id), p.type, after);
+    return this.controlEntry(this.#findJob(p.job_id), p.type);
   }
 
-  /** PAUSE, RESUME or CANCEL one of this session's jobs; the owner is told through `after`. */
+  /** PAUSE, RESUME or CANCEL one of this session's jobs; `after` tells the owner. */
   controlEntry(
     entry: JobEntry,
     type: ControlParams["type"],
-    after: (() => void)[],
-  ): Record<string, unknown> {
+  ): { result: Record<string, unknown>; after: () => void } {
     const job = entry.job;
     if (entry.result || job.state === "ending") {
       throw new RpcError(ErrorCode.JobNotFound, `job ${entry.id} has already ended`, {
@@ -436,28 +447,30 @@ export class SessionJobs {
     const id = entry.id;
     const hub = this.server.observers;
     // The seed's fields: the job's state after the action, and its process ids.
-    const notify = (method: string, status: string) =>
-      after.push(() =>
-        this.session.send(
-          notification(method, { job_id: id, status, pid: job.pid, pgid: job.pgid }),
-        )
-      );
+    const notify = (method: string, status: string) => () =>
+      this.session.send(notification(method, { job_id: id, status, pid: job.pid, pgid: job.pgid }));
     if (type === "PAUSE") {
       job.pause();
       if (entry.observed) hub.event(entry.observed, "paused");
-      notify("process.paused", "paused");
-      return { status: "paused", job_id: id };
+      return {
+        result: { status: "paused", job_id: id },
+        after: notify("process.paused", "paused"),
+      };
     }
     if (type === "RESUME") {
       job.resume();
       if (entry.observed) hub.event(entry.observed, "resumed");
-      notify("process.resumed", "running");
-      return { status: "resumed", job_id: id };
+      return {
+        result: { status: "resumed", job_id: id },
+        after: notify("process.resumed", "running"),
+      };
     }
     void job.cancel("canceled");
     if (entry.observed) hub.event(entry.observed, "canceled");
-    notify("process.canceled", "canceled");
-    return { status: "canceled", job_id: id };
+    return {
+      result: { status: "canceled", job_id: id },
+      after: notify("process.canceled", "canceled"),
+    };
   }
 
   #findJob(jobId: string | undefined): JobEntry {
@@ -494,7 +507,7 @@ export class SessionJobs {
   }
 
   /** `files`: reads the workspace of one of this session's jobs, or (observers) another's. */
-  files(p: FilesParams): unknown {
+  files(p: FilesParams): Promise<Answer> {
     let entry: JobEntry | undefined;
     if (p.session_id !== undefined && p.session_id !== this.session.id) {
       this.session.mustObserve("files of another session's job");
@@ -521,7 +534,7 @@ export class SessionJobs {
       );
     }
     return readWorkspace(ws.path, p.path ?? "", { maxBytes: this.server.filesMaxBytes }).then(
-      (read) => ({ job_id: p.job_id, workspace: ws.path, ...read }),
+      (read) => ({ result: { job_id: p.job_id, workspace: ws.path, ...read } }),
       (e) => {
         if (e instanceof WorkspaceError) {
           throw new RpcError(ErrorCode.InvalidParams, e.message, { field: e.field });

@@ -27,7 +27,7 @@ import {
 import type { LogFields } from "../common/log.ts";
 import type { DrainSession } from "./shutdown.ts";
 import { type Observer, validateWatch } from "./observer.ts";
-import { type JobServer, type JobSession, SessionJobs } from "./jobs.ts";
+import { type Answer, type JobServer, type JobSession, SessionJobs } from "./jobs.ts";
 
 /** What a session needs of the server, besides what its jobs need. */
 export interface SessionServer extends JobServer {
@@ -48,7 +48,37 @@ export interface SessionServer extends JobServer {
 }
 
 const OPEN = 1;
-const METHODS = ["execute", "control", "jobs", "ping", "files"];
+
+/** One method of the table: its handler, and whether only observers may call it. */
+interface Method {
+  /**
+   * Only for a session that may observe every session's jobs; any other is answered
+   * -32002 before the params are looked at.
+   */
+  observer?: true;
+  /** Checks the raw `params` and answers (later, for a promise). */
+  handler(session: Session, params: unknown, server: SessionServer): Answer | Promise<Answer>;
+}
+
+/**
+ * Every method a session answers, in the order `connected` lists them. A handler that
+ * throws fails the call (an {@linkcode RpcError} as it is, anything else as -32603).
+ */
+const METHODS: Record<string, Method> = {
+  execute: { handler: (s, params) => s.jobs.execute(validateExecute(params)) },
+  control: { handler: (s, params) => s.jobs.control(validateControl(params)) },
+  jobs: { handler: (s) => ({ result: s.jobs.list() }) },
+  ping: { handler: () => ({ result: { pong: true, timestamp: Date.now() / 1000 } }) },
+  files: { handler: (s, params) => s.jobs.files(validateFiles(params)) },
+  watch: {
+    observer: true,
+    handler: (s, params, server) => server.observers.watch(s.asObserver, validateWatch(params)),
+  },
+  history: {
+    observer: true,
+    handler: (_s, _params, server) => server.observers.history().then((result) => ({ result })),
+  },
+};
 
 /**
  * The methods a session may call (`watch` and `history` only for observers).
@@ -60,7 +90,13 @@ const METHODS = ["execute", "control", "jobs", "ping", "files"];
  * ```
  */
 export function methodNames(observer: boolean): string[] {
-  return observer ? [...METHODS, "watch", "history"] : METHODS;
+  return Object.keys(METHODS).filter((name) => observer || !METHODS[name].observer);
+}
+
+/** One item of a message, handled: the reply to send (if any) and what follows it. */
+interface Handled {
+  reply?: unknown;
+  after?: () => void;
 }
 
 /** One WebSocket connection and its jobs; what a shutdown drains ({@linkcode DrainSession}). */
@@ -228,10 +264,17 @@ export class Session implements DrainSession, JobSession {
     }
     const parsed = parseIncoming(data);
     if (parsed.error) return this.send(errorResponse(null, parsed.error));
+    // What follows each answer runs once all of the message's replies have been sent: those
+    // answered at once first, in the message's order, then the later ones as they answer.
     const after: (() => void)[] = [];
+    const keep = (h: Handled) => {
+      if (h.after) after.push(h.after);
+      return h.reply;
+    };
     const replies: unknown[] = [];
     for (const item of parsed.items) {
-      const reply = this.#handle(item, after);
+      const handled = this.#handle(item);
+      const reply = handled instanceof Promise ? handled.then(keep) : keep(handled);
       if (reply) replies.push(reply);
     }
     const settle = (replies: unknown[]) => {
@@ -246,51 +289,43 @@ export class Session implements DrainSession, JobSession {
     else settle(replies);
   }
 
-  #handle(item: Incoming, after: (() => void)[]): unknown {
-    if (item.kind === "response") return undefined;
-    if (item.kind === "invalid") return errorResponse(item.id, item.error);
-    const id: RpcId = item.kind === "request" ? item.id : null;
-    const fail = (e: unknown) => {
-      if (item.kind !== "request") return undefined;
-      if (e instanceof RpcError) return errorResponse(id, e);
+  /** One item of a message: its reply (none for a notification) and what follows it. */
+  #handle(item: Incoming): Handled | Promise<Handled> {
+    if (item.kind === "response") return {};
+    if (item.kind === "invalid") return { reply: errorResponse(item.id, item.error) };
+    const request = item.kind === "request";
+    const id: RpcId = request ? item.id : null;
+    const fail = (e: unknown): Handled => {
+      if (!request) return {};
+      if (e instanceof RpcError) return { reply: errorResponse(id, e) };
       const err = new RpcError(ErrorCode.Internal, `internal error: ${(e as Error).message}`);
-      return errorResponse(id, err);
+      return { reply: errorResponse(id, err) };
+    };
+    const answered = (a: Answer): Handled => {
+      if ("error" in a) {
+        return { reply: request ? errorResponse(id, a.error) : undefined, after: a.after };
+      }
+      return { reply: request ? response(id, a.result) : undefined, after: a.after };
     };
     try {
-      const result = this.#call(item.method, item.params, after);
-      if (result instanceof Promise) {
-        return result.then((r) => item.kind === "request" ? response(id, r) : undefined, fail);
-      }
-      return item.kind === "request" ? response(id, result) : undefined;
+      const answer = this.#call(item.method, item.params);
+      return answer instanceof Promise ? answer.then(answered, fail) : answered(answer);
     } catch (e) {
       return fail(e);
     }
   }
 
-  #call(method: string, params: unknown, after: (() => void)[]): unknown {
-    switch (method) {
-      case "execute":
-        return this.jobs.execute(validateExecute(params), after);
-      case "control":
-        return this.jobs.control(validateControl(params), after);
-      case "jobs":
-        return this.jobs.list();
-      case "ping":
-        return { pong: true, timestamp: Date.now() / 1000 };
-      case "files":
-        return this.jobs.files(validateFiles(params));
-      case "watch":
-        this.mustObserve(method);
-        return this.server.observers.watch(this.asObserver, validateWatch(params), after);
-      case "history":
-        this.mustObserve(method);
-        return this.server.observers.history();
-      default:
-        throw new RpcError(ErrorCode.MethodNotFound, `method not found: ${method}`, {
-          method,
-          methods: methodNames(this.mayObserve),
-        });
+  /** Looks `name` up in the method table and calls its handler. */
+  #call(name: string, params: unknown): Answer | Promise<Answer> {
+    const method = Object.hasOwn(METHODS, name) ? METHODS[name] : undefined;
+    if (!method) {
+      throw new RpcError(ErrorCode.MethodNotFound, `method not found: ${name}`, {
+        method: name,
+        methods: methodNames(this.mayObserve),
+      });
     }
+    if (method.observer) this.mustObserve(name);
+    return method.handler(this, params, this.server);
   }
 
   /** Throws -32002 unless the session may observe every session's jobs. */
