@@ -1,6 +1,10 @@
 /**
- * The ccx WebSocket JSON-RPC server: sessions, jobs, streaming with backpressure,
- * security (token, Origin allow-list, limits) and orderly shutdown.
+ * The ccx WebSocket JSON-RPC server, put together: it checks its options (options.ts),
+ * sweeps what dead servers left (workspaces, job groups in the crash journal, socket
+ * directories), listens behind the connection gate (gate.ts) with the HTTP routes of
+ * routes.ts, makes each upgraded WebSocket a {@linkcode Session} (session.ts, its jobs in
+ * jobs.ts) within the session limit, answers `/health`, and shuts down in order
+ * (shutdown.ts).
  *
  * @example
  * ```ts
@@ -96,7 +100,7 @@ export class CcxServer {
   readonly maxMessageBytes: number;
   /** Whole-run timeout in seconds for jobs that give none (default 3600). */
   readonly defaultTimeoutS: number;
-  /** Server variables jobs see: {@linkcode DEFAULT_PASS_ENV} plus `--pass-env`. */
+  /** Server variables jobs see: `DEFAULT_PASS_ENV` (job_env.ts) plus `--pass-env`. */
   readonly passEnv: readonly string[];
   /** Socket queue in bytes at which a session's job pipes stop being read (default 4 MiB). */
   readonly highWater: number;
