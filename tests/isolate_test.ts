@@ -2,7 +2,8 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { bwrapArgv, checkBwrap } from "../lib/serve/isolate.ts";
-import { CcxServer, ServerConfigError } from "../lib/serve/server.ts";
+import { CcxServer } from "../lib/serve/server.ts";
+import { ServerConfigError } from "../lib/serve/options.ts";
 import { CcxClient } from "../lib/client/client.ts";
 import {
   listenUrl,

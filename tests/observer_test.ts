@@ -406,7 +406,7 @@ function startedJob(hub: ObserverHub) {
     state: () => "running",
     bytes: () => ({ stdout: 0, stderr: 0 }),
     elapsed: () => 0,
-    control: () => ({}),
+    control: () => ({ result: {} }),
   });
 }
 
@@ -415,11 +415,11 @@ Deno.test("ObserverHub keeps a bounded tail and says when it was cut", () => {
   const rec = startedJob(hub);
   for (let i = 0; i < 5; i++) hub.output(rec, "stdout", `line${i}\n`, i);
   const sent: Msg[] = [];
-  const after: (() => void)[] = [];
-  hub.watch({ send: (m) => sent.push(m as Msg), congested: () => false }, {
+  const { after } = hub.watch({ send: (m) => sent.push(m as Msg), congested: () => false }, {
     output: [{ session_id: "s", job_id: "j" }],
-  }, after);
-  after.forEach((f) => f());
+  });
+  assert.equal(sent.length, 0, "the backlog waits for the reply");
+  after();
   assert.deepEqual(sent.map((m) => m.params?.data), ["line4\n"]);
   assert.equal(sent[0].params?.truncated, true);
   hub.close();

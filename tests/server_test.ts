@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { CcxServer, isLoopback, ServerConfigError, tokenMatches } from "../lib/serve/server.ts";
+import { CcxServer } from "../lib/serve/server.ts";
+import { tokenMatches } from "../lib/serve/routes.ts";
+import { isLoopback, ServerConfigError } from "../lib/serve/options.ts";
 import { closeFrame } from "../lib/serve/gate.ts";
 import {
   Gate,
@@ -443,6 +445,59 @@ Deno.test("a batch gets one array of responses; notifications in it get none", a
     const jobId = (arr[2].result as { job_id: string }).job_id;
     await s.completed(jobId);
     assert.equal(s.output(jobId), "batched\n");
+    await s.close();
+  });
+});
+
+Deno.test("a method named like a property every object has is -32601, as any unknown one", async () => {
+  await withServer({}, async (server) => {
+    const s = await RawSession.open(server.url);
+    const names = ["toString", "constructor", "__proto__", "hasOwnProperty", "valueOf"];
+    for (const [i, name] of names.entries()) {
+      const r = await s.call(i, name);
+      assert.equal(r.error?.code, -32601, `${name}: ${JSON.stringify(r)}`);
+      assert.equal(r.error?.data?.method, name);
+    }
+    assert.equal((await s.call(99, "ping")).result?.pong, true);
+    await s.close();
+  });
+});
+
+Deno.test("what follows an answer (process.started, .error, .paused…) comes after all of a batch's replies, in order", async () => {
+  await withServer({}, async (server) => {
+    const s = await RawSession.open(server.url);
+    await s.next((m) => m.method === "connected");
+    const from = s.messages.length;
+    s.send([
+      { jsonrpc: "2.0", id: 1, method: "execute", params: { command: "sleep 30", job_id: "a" } },
+      { jsonrpc: "2.0", id: 2, method: "execute", params: { argv: ["/no/such"], job_id: "b" } },
+      { jsonrpc: "2.0", method: "execute", params: { command: "sleep 30", job_id: "c" } },
+      { jsonrpc: "2.0", id: 3, method: "ping" },
+    ]);
+    await s.next((m) => m.method === "process.started" && m.params?.job_id === "c", 5000, from);
+    const seen = () => s.messages.slice(from).map((m) => Array.isArray(m) ? "replies" : m.method);
+    assert.deepEqual(seen(), ["replies", "process.started", "process.error", "process.started"]);
+    const replies = s.messages[from] as unknown as Msg[];
+    assert.deepEqual(replies.map((r) => r.id), [1, 2, 3]);
+    assert.equal(replies[1].error?.data?.field, "argv");
+    const at = s.messages.length;
+    s.send([
+      { jsonrpc: "2.0", id: 4, method: "control", params: { type: "PAUSE", job_id: "a" } },
+      { jsonrpc: "2.0", id: 5, method: "control", params: { type: "RESUME", job_id: "a" } },
+      { jsonrpc: "2.0", id: 6, method: "control", params: { type: "CANCEL", job_id: "c" } },
+    ]);
+    await s.next((m) => m.method === "process.canceled", 5000, at);
+    assert.deepEqual(
+      s.messages.slice(at, at + 4).map((m) => Array.isArray(m) ? "replies" : m.method),
+      [
+        "replies",
+        "process.paused",
+        "process.resumed",
+        "process.canceled",
+      ],
+    );
+    await s.call(7, "control", { type: "CANCEL", job_id: "a" });
+    await s.completed("a");
     await s.close();
   });
 });

@@ -15,10 +15,15 @@
  * @module
  */
 
-import type { ExecuteParams, RpcErrorObject } from "../common/protocol.ts";
-import type { JobResult, JobStatus } from "../serve/supervisor.ts";
+import type {
+  ExecuteParams,
+  FileEntry,
+  JobResult,
+  JobStatus,
+  RpcErrorObject,
+  WorkspaceRead,
+} from "../common/protocol.ts";
 import type { ClaudeLimit } from "../claude/limits.ts";
-import type { FileEntry, WorkspaceRead } from "../serve/workspace.ts";
 import type { FileAccess } from "../verdict/criteria.ts";
 import { isAbsolute, relative, resolve } from "node:path";
 

@@ -11,7 +11,8 @@
  * @module
  */
 
-import { CcxServer, isLoopback, type ServerOptions } from "../serve/server.ts";
+import { CcxServer } from "../serve/server.ts";
+import { isLoopback, type ServerOptions } from "../serve/options.ts";
 import { ConfigError, dotEnvOpenToOthers, readDotEnv, readPemFile } from "../common/config.ts";
 import { type HeldSecret, heldSecrets, secretWarnings } from "../serve/job_env.ts";
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";

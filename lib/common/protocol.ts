@@ -271,6 +271,63 @@ export function notification(method: string, params: unknown): Record<string, un
   return { jsonrpc: "2.0", method, params };
 }
 
+/** The final status of a job: exactly one of these. */
+export type JobStatus = "completed" | "failed" | "timeout" | "stalled" | "canceled" | "killed";
+
+/** How a job ended. */
+export interface JobResult {
+  /** How the job ended (see {@linkcode JobStatus}). */
+  status: JobStatus;
+  /** Exit code; 128 + signal number when a signal ended the leader. */
+  exitCode: number | null;
+  /** The signal that ended the leader process, if any. */
+  signal: string | null;
+  /** Wall-clock seconds from start to end. */
+  executionTime: number;
+  /** Bytes read from the job's stdout. */
+  stdoutBytes: number;
+  /** Bytes read from the job's stderr. */
+  stderrBytes: number;
+  /** Chunks (lines, in lines mode) that held bytes which were not valid UTF-8. */
+  invalidUtf8Chunks: number;
+}
+
+/** One file in a listing. Paths are relative to the workspace and use `/`. */
+export interface FileEntry {
+  /** Path relative to the workspace. */
+  path: string;
+  /** Size in bytes (for a symlink: the length of its target). */
+  size: number;
+  /** Only in listings of `files`: `file`, `dir` or `symlink`. */
+  type?: "file" | "dir" | "symlink";
+}
+
+/** What the `files` method answers about a path of a job's workspace (besides `job_id`, `workspace`). */
+export type WorkspaceRead =
+  | { path: string; exists: false }
+  | {
+    path: string;
+    exists: true;
+    type: "dir";
+    /** Entries below `path`, recursively, relative to the workspace. */
+    entries: FileEntry[];
+    /** True when the listing was cut at its bound. */
+    truncated: boolean;
+  }
+  | {
+    path: string;
+    exists: true;
+    type: "file";
+    /** Size of the whole file. */
+    size: number;
+    /** `utf-8` for text, `base64` for anything that is not valid UTF-8. */
+    encoding: "utf-8" | "base64";
+    /** The content (at most `maxBytes` of it). */
+    content: string;
+    /** True when only the first `maxBytes` bytes are in `content`. */
+    truncated: boolean;
+  };
+
 /** Validated parameters of `execute`. */
 export interface ExecuteParams {
   /** A shell command, run by `/bin/sh -c`. Exactly one of command/argv. */

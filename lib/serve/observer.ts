@@ -11,17 +11,23 @@
  * import { ObserverHub } from "./observer.ts";
  * const hub = new ObserverHub({ facts: () => ({ version: "0.1.0" }) });
  * const seen: unknown[] = [];
- * const snapshot = hub.watch({ send: (m) => seen.push(m), congested: () => false }, {});
- * console.log(snapshot.jobs.length); // 0
+ * const { result } = hub.watch({ send: (m) => seen.push(m), congested: () => false }, {});
+ * console.log(result.jobs.length); // 0
  * hub.close();
  * ```
  * @module
  */
 
-import { ErrorCode, type JobMeta, notification, RpcError } from "../common/protocol.ts";
+import {
+  ErrorCode,
+  type JobMeta,
+  type JobResult,
+  notification,
+  RpcError,
+} from "../common/protocol.ts";
 import { isRecord } from "../common/json.ts";
 import { type ClassSummary, type HistoryStore, systemLoad } from "../claude/history.ts";
-import type { JobResult, JobState } from "./supervisor.ts";
+import type { JobState } from "./supervisor.ts";
 
 /** A session that receives observer notifications. */
 export interface Observer {
@@ -55,8 +61,11 @@ export interface JobStart {
   bytes: () => { stdout: number; stderr: number };
   /** Seconds since the job started. */
   elapsed: () => number;
-  /** Controls the job as its owner would; `after` collects sends to run after the reply. */
-  control: (type: "PAUSE" | "RESUME" | "CANCEL", after: (() => void)[]) => unknown;
+  /**
+   * Controls the job as its owner would: the reply's `result`, and `after`, what to send
+   * once the reply has gone.
+   */
+  control: (type: "PAUSE" | "RESUME" | "CANCEL") => { result: unknown; after?: () => void };
 }
 
 /** One job as observers see it (`observe.job` and the `watch` snapshot). */
@@ -350,13 +359,14 @@ export class ObserverHub {
   }
 
   /**
-   * Makes `obs` an observer (or changes what it follows) and answers with the snapshot. The
-   * tails of newly followed jobs are pushed onto `after`, to be sent after the reply.
+   * Makes `obs` an observer (or changes what it follows) and answers with the snapshot as
+   * `result`; `after` sends the tails of newly followed jobs, once the reply has gone.
    */
-  watch(obs: Observer, p: WatchParams, after: (() => void)[] = []): WatchSnapshot {
+  watch(obs: Observer, p: WatchParams): { result: WatchSnapshot; after: () => void } {
     this.#prune();
     // Resolve the chosen jobs first: an unknown one fails the call without subscribing.
     const wanted = p.output?.map((o) => this.find(o.session_id, o.job_id));
+    const backlogs: (() => void)[] = [];
     let following = this.#observers.get(obs);
     if (!following) {
       following = new Set();
@@ -376,7 +386,7 @@ export class ObserverHub {
         rec.watchers.set(obs, { dropped: 0 });
         const backlog = rec.tail.slice(rec.tailHead);
         const truncated = rec.truncated;
-        after.push(() => {
+        backlogs.push(() => {
           backlog.forEach((c, i) => {
             const params: Record<string, unknown> = {
               session_id: rec.start.sessionId,
@@ -393,7 +403,10 @@ export class ObserverHub {
         });
       }
     }
-    return { server: this.#facts(), jobs: this.list() };
+    return {
+      result: { server: this.#facts(), jobs: this.list() },
+      after: () => backlogs.forEach((f) => f()),
+    };
   }
 
   /** Stops sending to `obs` (its session closed). */

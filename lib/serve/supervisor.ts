@@ -16,12 +16,10 @@
  */
 
 import { isAbsolute, join } from "node:path";
+import type { JobResult, JobStatus } from "../common/protocol.ts";
 import { countGroupProcesses } from "../common/proc.ts";
 import { jobEnvironment } from "./job_env.ts";
 import { runAsArgv, runAsEnv, type RunAsUser } from "./run_as.ts";
-
-/** The final status of a job: exactly one of these. */
-export type JobStatus = "completed" | "failed" | "timeout" | "stalled" | "canceled" | "killed";
 
 /** Why the supervisor itself ended a job. */
 export type EndReason = "timeout" | "stalled" | "canceled" | "killed";
@@ -90,24 +88,6 @@ export interface JobSink {
    * not read until it settles (the job then blocks on its own writes).
    */
   ready?(): Promise<void> | undefined;
-}
-
-/** How a job ended. */
-export interface JobResult {
-  /** How the job ended (see {@linkcode JobStatus}). */
-  status: JobStatus;
-  /** Exit code; 128 + signal number when a signal ended the leader. */
-  exitCode: number | null;
-  /** The signal that ended the leader process, if any. */
-  signal: string | null;
-  /** Wall-clock seconds from start to end. */
-  executionTime: number;
-  /** Bytes read from the job's stdout. */
-  stdoutBytes: number;
-  /** Bytes read from the job's stderr. */
-  stderrBytes: number;
-  /** Chunks (lines, in lines mode) that held bytes which were not valid UTF-8. */
-  invalidUtf8Chunks: number;
 }
 
 const SIGNAL_NUMBERS: Record<string, number> = {

@@ -34,6 +34,7 @@
 import { existsSync } from "node:fs";
 import { basename, isAbsolute, join, normalize, resolve, sep } from "node:path";
 import type { Logger } from "../common/log.ts";
+import type { FileEntry, WorkspaceRead } from "../common/protocol.ts";
 import { copyTree, removeTree, treeBytes, walkTree } from "./tree.ts";
 
 /** What happens to a workspace once its job has ended. */
@@ -58,16 +59,6 @@ export interface WorkspaceSpec {
   template?: string;
   /** What to remove after the job (default `failed`: keep only failed jobs' workspaces). */
   keep?: KeepPolicy;
-}
-
-/** One file in a listing. Paths are relative to the workspace and use `/`. */
-export interface FileEntry {
-  /** Path relative to the workspace. */
-  path: string;
-  /** Size in bytes (for a symlink: the length of its target). */
-  size: number;
-  /** Only in listings of `files`: `file`, `dir` or `symlink`. */
-  type?: "file" | "dir" | "symlink";
 }
 
 /** The files a job created or changed, bounded. */
@@ -635,32 +626,6 @@ export function resolveInside(root: string, path: string): string {
     probe = join(probe, "..");
   }
 }
-
-/** What {@linkcode readWorkspace} answers (the `files` method's result). */
-export type WorkspaceRead =
-  | { path: string; exists: false }
-  | {
-    path: string;
-    exists: true;
-    type: "dir";
-    /** Entries below `path`, recursively, relative to the workspace. */
-    entries: FileEntry[];
-    /** True when the listing was cut at its bound. */
-    truncated: boolean;
-  }
-  | {
-    path: string;
-    exists: true;
-    type: "file";
-    /** Size of the whole file. */
-    size: number;
-    /** `utf-8` for text, `base64` for anything that is not valid UTF-8. */
-    encoding: "utf-8" | "base64";
-    /** The content (at most `maxBytes` of it). */
-    content: string;
-    /** True when only the first `maxBytes` bytes are in `content`. */
-    truncated: boolean;
-  };
 
 const fatal = new TextDecoder("utf-8", { fatal: true });
 

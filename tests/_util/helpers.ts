@@ -6,7 +6,8 @@
 
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { CcxServer, type ServerOptions } from "../../lib/serve/server.ts";
+import { CcxServer } from "../../lib/serve/server.ts";
+import type { ServerOptions } from "../../lib/serve/options.ts";
 
 /** Absolute path of the repository root. */
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
