@@ -15,7 +15,7 @@
  */
 
 import { CcxClient, ClientError } from "./client.ts";
-import type { ObservedJob, WatchSnapshot } from "../serve/observer.ts";
+import type { ObservedJob, WatchSnapshot } from "../common/protocol.ts";
 
 export type { ObservedJob, WatchSnapshot };
 

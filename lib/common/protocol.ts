@@ -687,3 +687,52 @@ export function validateControl(raw: unknown): ControlParams {
     return out;
   });
 }
+
+/** What a job is doing now. */
+export type JobState = "running" | "paused" | "ending" | "done";
+
+/** One job as observers see it (`observe.job` and the `watch` snapshot). */
+export interface ObservedJob {
+  /** The owning session's id. */
+  session_id: string;
+  /** The job's id in that session. */
+  job_id: string;
+  /** The shell command, or the argv as JSON. */
+  command: string;
+  /** The argument vector, when the job was started with one (no shell). */
+  argv?: string[];
+  /** What the job is called (`execute`'s `label`), when it was given one. */
+  label?: string;
+  /** Facts about the job (`execute`'s `meta`: suite, run, task, …), when given. */
+  meta?: JobMeta;
+  /** Leader pid, also the process group id. */
+  pid: number;
+  /** running, paused, ending or done. */
+  state: JobState;
+  /** Final status once done (`completed`, `failed`, `timeout`, `stalled`, `canceled`, `killed`). */
+  status?: string;
+  /** Exit code once done (`null` when the exit was not observed). */
+  exit_code?: number | null;
+  /** The signal that ended the leader, if any. */
+  signal?: string | null;
+  /** When the job started, epoch seconds. */
+  started_at: number;
+  /** When it ended, epoch seconds. */
+  ended_at?: number;
+  /** Seconds run so far (or in all, once done). */
+  elapsed: number;
+  /** Bytes the job wrote to stdout. */
+  stdout_bytes: number;
+  /** Bytes the job wrote to stderr. */
+  stderr_bytes: number;
+  /** Who started it: the session id and the peer address of that session. */
+  started_by: { session_id: string; remote: string };
+}
+
+/** The `watch` result: server facts and every listed job. */
+export interface WatchSnapshot {
+  /** Server facts (version, uptime, sessions, running jobs, memory, …). */
+  server: Record<string, unknown>;
+  /** Every running job and every finished job still kept, oldest first. */
+  jobs: ObservedJob[];
+}

@@ -16,16 +16,13 @@
  */
 
 import { isAbsolute, join } from "node:path";
-import type { JobResult, JobStatus } from "../common/protocol.ts";
+import type { JobResult, JobState, JobStatus } from "../common/protocol.ts";
 import { countGroupProcesses } from "../common/proc.ts";
 import { jobEnvironment } from "./job_env.ts";
 import { runAsArgv, runAsEnv, type RunAsUser } from "./run_as.ts";
 
 /** Why the supervisor itself ended a job. */
 export type EndReason = "timeout" | "stalled" | "canceled" | "killed";
-
-/** What a job is doing now. */
-export type JobState = "running" | "paused" | "ending" | "done";
 
 /** How a job is started. Exactly one of `command` and `argv`. */
 export interface JobOptions {
