@@ -16,12 +16,11 @@ import {
   parseClaudeOutput,
 } from "../lib/claude/claude.ts";
 import { cli, pidsMatching, uniqueTag } from "./_util/helpers.ts";
-import { realClaude } from "./_util/real_claude.ts";
+import { claudeTier } from "./_util/real_claude.ts";
 
-const real = await realClaude();
-if (real.skip) console.warn(`real-CLI tier skipped: ${real.skip}`);
-const CLAUDE = real.path ?? "claude";
-const ignore = real.skip !== undefined;
+const real = await claudeTier();
+const CLAUDE = real ?? "claude";
+const ignore = real === undefined;
 const isRoot = Deno.uid() === 0;
 
 /** A temp dir (also the CLI's HOME) and a mock, both gone afterwards. */

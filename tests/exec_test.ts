@@ -16,6 +16,7 @@ import {
 import { parseTools, saysNoRetry } from "../lib/commands/exec.ts";
 import { SqliteHistory } from "../lib/claude/history.ts";
 import { sleepUnlessAborted } from "../lib/common/backoff.ts";
+import { bwrapTier } from "./_util/tier.ts";
 import {
   cli,
   FAKE_CLAUDE,
@@ -26,6 +27,8 @@ import {
   waitFor,
   withServer,
 } from "./_util/helpers.ts";
+
+const bwrapIgnore = bwrapTier();
 
 /** Runs `fn` in a fresh temp dir (also the fake's FAKE_CLAUDE_STATE), removed afterwards. */
 async function inTmp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
@@ -740,7 +743,7 @@ Deno.test("ccx exec exits 2 for an unknown --pick or a missing Claude CLI", asyn
 
 Deno.test({
   name: "execTask() with --server judges file criteria on the server's workspace through files",
-  ignore: !findExecutable("bwrap"),
+  ignore: bwrapIgnore,
   fn: async () => {
     const server = await remoteDiskServer();
     try {

@@ -8,14 +8,18 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { cli, FAKE_CLAUDE, pidsMatching, waitFor } from "./_util/helpers.ts";
-import { freePort, SKIP_REDIS } from "./_util/redis.ts";
+import { freePort } from "./_util/redis.ts";
+import { redisTier } from "./_util/tier.ts";
 import { gatedSuite, readTests, startCoordinator, startWorker, withFleet } from "./_util/fleet.ts";
 import { checkQueueUrl, fleetKeys } from "../lib/fleet/queue.ts";
+
+// The tier rule of tests/_util/tier.ts: a skip with one line, or a failure under CI=true.
+const redisIgnore = redisTier();
 
 Deno.test({
   name:
     "ccx stress --queue: Ctrl+C removes waiting tasks, cancels running ones, reports, exits 130",
-  ignore: SKIP_REDIS,
+  ignore: redisIgnore,
   fn: () =>
     withFleet(async ({ redis, w, tag, workers }) => {
       const r = new Redis(redis.url);
@@ -66,7 +70,7 @@ Deno.test({
 
 Deno.test({
   name: "ccx stress --queue: two coordinators share a queue and each gets only its own results",
-  ignore: SKIP_REDIS,
+  ignore: redisIgnore,
   fn: () =>
     withFleet(async ({ redis, w, tag, go, workers }) => {
       await Deno.writeTextFile(go, "");
@@ -116,7 +120,7 @@ Deno.test({
 
 Deno.test({
   name: "ccx stress --queue spreads a concurrent task's instances over workers, picks one",
-  ignore: SKIP_REDIS,
+  ignore: redisIgnore,
   fn: () =>
     withFleet(async ({ redis, w, tag, workers }) => {
       for (const n of ["w1", "w2", "w3"]) workers.push(await startWorker(redis.url, n));

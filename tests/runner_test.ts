@@ -3,6 +3,7 @@ import { instanceSettings, judgeRun, type RunnerOptions, runTasks } from "../lib
 import { parseSuite } from "../lib/stress/suite.ts";
 import { limitWaitMs } from "../lib/common/backoff.ts";
 import type { TestResult } from "../lib/stress/report/model.ts";
+import { bwrapTier } from "./_util/tier.ts";
 import {
   assertNoneLeft,
   FAKE_CLAUDE,
@@ -14,6 +15,8 @@ import {
   waitFor,
   withServer,
 } from "./_util/helpers.ts";
+
+const bwrapIgnore = bwrapTier();
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -935,7 +938,7 @@ Deno.test("--no-workspace runs tasks in the server's directory, workspaces elsew
 
 Deno.test({
   name: "expected_files passes and fails as it should against a server whose disk we cannot see",
-  ignore: !new Deno.Command("sh", { args: ["-c", "command -v bwrap"] }).outputSync().success,
+  ignore: bwrapIgnore,
   fn: async () => {
     const server = await remoteDiskServer();
     const outDir = await Deno.makeTempDir({ prefix: "ccx_runner_test_" });

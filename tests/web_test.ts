@@ -16,19 +16,14 @@ import {
   waitForPause,
 } from "./_util/helpers.ts";
 import { RawSession } from "./_util/ws.ts";
+import { CHROMIUM, chromiumTier } from "./_util/tier.ts";
 
-const CHROMIUM = Deno.env.get("CHROMIUM_BIN") ?? "/usr/bin/chromium";
+// The tier rule of tests/_util/tier.ts: without Chromium the browser tests are skipped with one
+// line, or fail under CI=true / CCX_REQUIRE=chromium.
+const browserIgnore = chromiumTier();
 
 /** Chromium with a fresh profile (playwright makes a temporary one and removes it on close). */
 async function launch(): Promise<Browser> {
-  try {
-    await Deno.stat(CHROMIUM);
-  } catch {
-    throw new Error(
-      `no Chromium at ${CHROMIUM}: install Debian's chromium (apt-get install chromium, as ` +
-        `.ci/run does) or set CHROMIUM_BIN`,
-    );
-  }
   return await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -169,165 +164,175 @@ Deno.test("ccx serve --keep-finished bounds the finished jobs observers see", as
   }
 });
 
-Deno.test("the page in Chromium: jobs of other clients, live output, conversation, CANCEL, screenshot", async (t) => {
-  const state = await Deno.makeTempDir({ prefix: "ccx-web-state-" });
-  const history = new SqliteHistory({ path: `${state}/history.sqlite` });
-  const cls = taskClass("Write a haiku about process groups");
-  for (const d of [12, 15, 19]) {
-    await history.record({ ...cls, durationS: d, outcome: "success", at: Date.now() });
-  }
-  await history.close();
-  const srv = await Serve.start({}, state);
-  const browser = await launch();
-  const other = await RawSession.open(srv.wsUrl);
-  try {
-    const p = await browser.newPage({ viewport: { width: 1400, height: 860 } });
-    const errors: string[] = [];
-    p.on("pageerror", (e) => errors.push(e.message));
-    p.on("dialog", (d) => void d.accept());
-    await p.goto(srv.httpUrl + "/");
-    await p.locator("#conn.up").waitFor();
+Deno.test(
+  "the page in Chromium: jobs of other clients, live output, conversation, CANCEL, screenshot",
+  { ignore: browserIgnore },
+  async (t) => {
+    const state = await Deno.makeTempDir({ prefix: "ccx-web-state-" });
+    const history = new SqliteHistory({ path: `${state}/history.sqlite` });
+    const cls = taskClass("Write a haiku about process groups");
+    for (const d of [12, 15, 19]) {
+      await history.record({ ...cls, durationS: d, outcome: "success", at: Date.now() });
+    }
+    await history.close();
+    const srv = await Serve.start({}, state);
+    const browser = await launch();
+    const other = await RawSession.open(srv.wsUrl);
+    try {
+      const p = await browser.newPage({ viewport: { width: 1400, height: 860 } });
+      const errors: string[] = [];
+      p.on("pageerror", (e) => errors.push(e.message));
+      p.on("dialog", (d) => void d.accept());
+      await p.goto(srv.httpUrl + "/");
+      await p.locator("#conn.up").waitFor();
 
-    await t.step("server facts and the timeout history are shown", async () => {
-      await p.locator('#facts [data-fact="version"] b').filter({ hasText: "0.1.0" }).waitFor();
-      await p.locator('#facts [data-fact="memory"] b').filter({ hasText: /MiB/ }).waitFor();
-      const h = p.locator("#history-body tr").first();
-      await h.waitFor();
-      assert.equal(await h.locator("td").nth(0).textContent(), cls.label);
-      assert.equal(await h.locator("td").nth(2).textContent(), "3");
-    });
-
-    await t.step(
-      "it lists a job started by another client, with pid and who started it",
-      async () => {
-        const connected = await other.next((m) => m.method === "connected");
-        const sid = String(connected.params?.session_id);
-        const r = await started(other, { job_id: "listed", command: "echo listed; sleep 30" });
-        const tr = row(p, "listed");
-        await tr.waitFor();
-        const text = await tr.textContent();
-        assert.match(text!, /running/);
-        assert.match(text!, new RegExp(String(r.pid)));
-        assert.match(text!, /echo listed; sleep 30/);
-        assert.match(text!, new RegExp(`127\\.0\\.0\\.1:\\d+ · ${sid.slice(0, 8)}`));
-        await other.call("c1", "control", { type: "CANCEL", job_id: "listed" });
-        await row(p, "listed").locator(".st.canceled").waitFor();
-      },
-    );
-
-    await t.step("it shows the chosen job's output as it arrives", async () => {
-      const gate = `${state}/gate`;
-      await started(other, {
-        job_id: "live",
-        command: `echo first-line; while [ ! -e ${gate} ]; do sleep 0.02; done; ` +
-          `echo second-line; echo to-stderr >&2; sleep 30`,
+      await t.step("server facts and the timeout history are shown", async () => {
+        await p.locator('#facts [data-fact="version"] b').filter({ hasText: "0.1.0" }).waitFor();
+        await p.locator('#facts [data-fact="memory"] b').filter({ hasText: /MiB/ }).waitFor();
+        const h = p.locator("#history-body tr").first();
+        await h.waitFor();
+        assert.equal(await h.locator("td").nth(0).textContent(), cls.label);
+        assert.equal(await h.locator("td").nth(2).textContent(), "3");
       });
-      await row(p, "live").click();
-      await p.locator("#out").filter({ hasText: "first-line" }).waitFor();
-      assert.doesNotMatch((await p.locator("#out").textContent())!, /second-line/);
-      await Deno.writeTextFile(gate, "");
-      // stdout and stderr are separate pipes: each keeps its order, not their interleaving.
-      await p.locator("#out .stderr").filter({ hasText: "to-stderr" }).waitFor();
-      await p.locator("#out .stdout").filter({ hasText: "second-line" }).waitFor();
-      const stdout = await p.locator("#out .stdout").allTextContents();
-      assert.equal(stdout.join(""), "first-line\nsecond-line\n");
-      await other.call("c2", "control", { type: "CANCEL", job_id: "live" });
-    });
 
-    await t.step("Claude's stream-json is rendered as the conversation", async () => {
-      const cwd = await Deno.makeTempDir();
-      await started(other, {
-        job_id: "claude-run",
-        argv: [
-          FAKE_CLAUDE,
-          "-p",
-          "What is 2+2? [[write:notes.txt=hello]] [[no-marker]]",
-          "--output-format",
-          "stream-json",
-          "--verbose",
-          "--dangerously-skip-permissions",
-        ],
-        env: { IS_SANDBOX: "1" }, // as root the CLI refuses without it
-        cwd,
-      });
-      await other.completed("claude-run");
-      await row(p, "claude-run").click();
-      const conv = p.locator("#conversation");
-      await conv.locator(".msg.result").waitFor();
-      assert.ok(await conv.isVisible());
-      assert.ok(!(await p.locator("#out").isVisible()));
-      assert.match((await conv.locator(".msg.system").first().textContent())!, /model claude-/);
-      await conv.locator(".msg.tool-call").filter({ hasText: "Write" }).filter({
-        hasText: "notes.txt",
-      }).waitFor();
-      await conv.locator(".msg.tool-result").filter({ hasText: "notes.txt" }).waitFor();
-      await conv.locator(".msg.assistant").filter({ hasText: "2 + 2 = 4" }).first().waitFor();
-      assert.match((await conv.locator(".msg.result").textContent())!, /success.*2 \+ 2 = 4/s);
-      // Rendered, not raw: no JSON line is shown as such.
-      assert.doesNotMatch((await conv.textContent())!, /"type"\s*:/);
-      // The raw view has the JSON lines.
-      await p.locator("#tab-raw").click();
-      assert.match((await p.locator("#out").textContent())!, /"type":"result"/);
-      await p.locator("#tab-conv").click();
-      await Deno.remove(cwd, { recursive: true });
-    });
-
-    await t.step("PAUSE, RESUME, and CANCEL ends the job: its process group is gone", async () => {
-      const r = await started(other, {
-        job_id: "runaway",
-        command: `trap '' TERM; sh -c "trap '' TERM; sleep 1000" & echo ready; sleep 1000; wait`,
-      });
-      await waitFor(
-        () => processesInGroup(r.pid).filter((x) => x.cmd === "sleep").length === 2,
-        "the runaway job's two sleeps",
-        15000,
+      await t.step(
+        "it lists a job started by another client, with pid and who started it",
+        async () => {
+          const connected = await other.next((m) => m.method === "connected");
+          const sid = String(connected.params?.session_id);
+          const r = await started(other, { job_id: "listed", command: "echo listed; sleep 30" });
+          const tr = row(p, "listed");
+          await tr.waitFor();
+          const text = await tr.textContent();
+          assert.match(text!, /running/);
+          assert.match(text!, new RegExp(String(r.pid)));
+          assert.match(text!, /echo listed; sleep 30/);
+          assert.match(text!, new RegExp(`127\\.0\\.0\\.1:\\d+ · ${sid.slice(0, 8)}`));
+          await other.call("c1", "control", { type: "CANCEL", job_id: "listed" });
+          await row(p, "listed").locator(".st.canceled").waitFor();
+        },
       );
-      await row(p, "runaway").click();
-      await p.locator("#out").filter({ hasText: "ready" }).waitFor();
-      await p.locator("#pause").click();
-      await row(p, "runaway").locator(".st.paused").waitFor();
-      await waitForPause(r.pid, 15000);
-      await p.locator("#resume").click();
-      await row(p, "runaway").locator(".st.running").waitFor();
-      await p.locator("#cancel").click();
-      const done = await other.completed("runaway");
-      assert.equal(done.params?.status, "canceled");
-      assert.deepEqual(processesInGroup(r.pid), []);
-      await row(p, "runaway").locator(".st.canceled").waitFor();
-      assert.ok(await p.locator("#cancel").isDisabled());
-    });
 
-    await t.step(
-      "a screenshot of the page is not blank (and the check fails on a blank page)",
-      async () => {
+      await t.step("it shows the chosen job's output as it arrives", async () => {
+        const gate = `${state}/gate`;
         await started(other, {
-          job_id: "build-42",
-          command: "for i in 1 2 3; do echo step $i; done; sleep 30",
+          job_id: "live",
+          command: `echo first-line; while [ ! -e ${gate} ]; do sleep 0.02; done; ` +
+            `echo second-line; echo to-stderr >&2; sleep 30`,
         });
-        await row(p, "build-42").locator(".st.running").waitFor();
-        await row(p, "claude-run").click();
-        await p.locator("#conversation .msg.result").waitFor();
-        const shot = await p.screenshot();
-        await other.call("c3", "control", { type: "CANCEL", job_id: "build-42" });
-        const where = Deno.env.get("CCX_PAGE_SCREENSHOT");
-        if (where) await Deno.writeFile(where, shot);
-        const seen = await inkOf(browser, shot);
-        assert.ok(seen.ink > 0.1 && seen.colors > 50, `looks blank: ${JSON.stringify(seen)}`);
-        const blank = await browser.newPage({ viewport: { width: 1400, height: 860 } });
-        const empty = await inkOf(browser, await blank.screenshot());
-        await blank.close();
-        assert.ok(empty.ink < 0.01 && empty.colors < 5, `blank page: ${JSON.stringify(empty)}`);
-      },
-    );
-    assert.deepEqual(errors, []);
-  } finally {
-    await other.close();
-    await browser.close();
-    await srv.stop();
-  }
-});
+        await row(p, "live").click();
+        await p.locator("#out").filter({ hasText: "first-line" }).waitFor();
+        assert.doesNotMatch((await p.locator("#out").textContent())!, /second-line/);
+        await Deno.writeTextFile(gate, "");
+        // stdout and stderr are separate pipes: each keeps its order, not their interleaving.
+        await p.locator("#out .stderr").filter({ hasText: "to-stderr" }).waitFor();
+        await p.locator("#out .stdout").filter({ hasText: "second-line" }).waitFor();
+        const stdout = await p.locator("#out .stdout").allTextContents();
+        assert.equal(stdout.join(""), "first-line\nsecond-line\n");
+        await other.call("c2", "control", { type: "CANCEL", job_id: "live" });
+      });
 
-Deno.test("with a token the page shows nothing until it is given; it stays out of URLs", async () => {
+      await t.step("Claude's stream-json is rendered as the conversation", async () => {
+        const cwd = await Deno.makeTempDir();
+        await started(other, {
+          job_id: "claude-run",
+          argv: [
+            FAKE_CLAUDE,
+            "-p",
+            "What is 2+2? [[write:notes.txt=hello]] [[no-marker]]",
+            "--output-format",
+            "stream-json",
+            "--verbose",
+            "--dangerously-skip-permissions",
+          ],
+          env: { IS_SANDBOX: "1" }, // as root the CLI refuses without it
+          cwd,
+        });
+        await other.completed("claude-run");
+        await row(p, "claude-run").click();
+        const conv = p.locator("#conversation");
+        await conv.locator(".msg.result").waitFor();
+        assert.ok(await conv.isVisible());
+        assert.ok(!(await p.locator("#out").isVisible()));
+        assert.match((await conv.locator(".msg.system").first().textContent())!, /model claude-/);
+        await conv.locator(".msg.tool-call").filter({ hasText: "Write" }).filter({
+          hasText: "notes.txt",
+        }).waitFor();
+        await conv.locator(".msg.tool-result").filter({ hasText: "notes.txt" }).waitFor();
+        await conv.locator(".msg.assistant").filter({ hasText: "2 + 2 = 4" }).first().waitFor();
+        assert.match((await conv.locator(".msg.result").textContent())!, /success.*2 \+ 2 = 4/s);
+        // Rendered, not raw: no JSON line is shown as such.
+        assert.doesNotMatch((await conv.textContent())!, /"type"\s*:/);
+        // The raw view has the JSON lines.
+        await p.locator("#tab-raw").click();
+        assert.match((await p.locator("#out").textContent())!, /"type":"result"/);
+        await p.locator("#tab-conv").click();
+        await Deno.remove(cwd, { recursive: true });
+      });
+
+      await t.step(
+        "PAUSE, RESUME, and CANCEL ends the job: its process group is gone",
+        async () => {
+          const r = await started(other, {
+            job_id: "runaway",
+            command:
+              `trap '' TERM; sh -c "trap '' TERM; sleep 1000" & echo ready; sleep 1000; wait`,
+          });
+          await waitFor(
+            () => processesInGroup(r.pid).filter((x) => x.cmd === "sleep").length === 2,
+            "the runaway job's two sleeps",
+            15000,
+          );
+          await row(p, "runaway").click();
+          await p.locator("#out").filter({ hasText: "ready" }).waitFor();
+          await p.locator("#pause").click();
+          await row(p, "runaway").locator(".st.paused").waitFor();
+          await waitForPause(r.pid, 15000);
+          await p.locator("#resume").click();
+          await row(p, "runaway").locator(".st.running").waitFor();
+          await p.locator("#cancel").click();
+          const done = await other.completed("runaway");
+          assert.equal(done.params?.status, "canceled");
+          assert.deepEqual(processesInGroup(r.pid), []);
+          await row(p, "runaway").locator(".st.canceled").waitFor();
+          assert.ok(await p.locator("#cancel").isDisabled());
+        },
+      );
+
+      await t.step(
+        "a screenshot of the page is not blank (and the check fails on a blank page)",
+        async () => {
+          await started(other, {
+            job_id: "build-42",
+            command: "for i in 1 2 3; do echo step $i; done; sleep 30",
+          });
+          await row(p, "build-42").locator(".st.running").waitFor();
+          await row(p, "claude-run").click();
+          await p.locator("#conversation .msg.result").waitFor();
+          const shot = await p.screenshot();
+          await other.call("c3", "control", { type: "CANCEL", job_id: "build-42" });
+          const where = Deno.env.get("CCX_PAGE_SCREENSHOT");
+          if (where) await Deno.writeFile(where, shot);
+          const seen = await inkOf(browser, shot);
+          assert.ok(seen.ink > 0.1 && seen.colors > 50, `looks blank: ${JSON.stringify(seen)}`);
+          const blank = await browser.newPage({ viewport: { width: 1400, height: 860 } });
+          const empty = await inkOf(browser, await blank.screenshot());
+          await blank.close();
+          assert.ok(empty.ink < 0.01 && empty.colors < 5, `blank page: ${JSON.stringify(empty)}`);
+        },
+      );
+      assert.deepEqual(errors, []);
+    } finally {
+      await other.close();
+      await browser.close();
+      await srv.stop();
+    }
+  },
+);
+
+Deno.test("with a token the page shows nothing until it is given; it stays out of URLs", {
+  ignore: browserIgnore,
+}, async () => {
   const token = "t0k-" + crypto.randomUUID();
   const srv = await Serve.start({ CCX_TOKEN: token });
   const browser = await launch();
@@ -373,37 +378,43 @@ Deno.test("with a token the page shows nothing until it is given; it stays out o
   }
 });
 
-Deno.test("the page reconnects by itself when the server comes back, and drops jobs that are gone", async () => {
-  const first = await Serve.start();
-  const port = new URL(first.httpUrl).port;
-  const browser = await launch();
-  let second: Serve | undefined;
-  try {
-    const s1 = await RawSession.open(first.wsUrl);
-    await started(s1, { job_id: "before-restart", command: "echo old; sleep 300" });
-    const p = await browser.newPage();
-    await p.goto(first.httpUrl + "/");
-    await row(p, "before-restart").click();
-    await p.locator("#out").filter({ hasText: "old" }).waitFor();
-    await first.stop();
-    await s1.closed;
-    await p.locator("#conn").filter({ hasText: /retrying/ }).waitFor();
-    second = await Serve.start({}, undefined, ["--port", port]);
-    const s2 = await RawSession.open(second.wsUrl);
-    await started(s2, { job_id: "after-restart", command: "echo new; sleep 300" });
-    await row(p, "after-restart").waitFor();
-    await p.locator("#conn.up").waitFor();
-    assert.equal(await row(p, "before-restart").count(), 0);
-    assert.ok(await p.locator("#detail-empty").isVisible());
-    assert.ok(!(await p.locator("#gate").isVisible()));
-    await s2.close();
-  } finally {
-    await browser.close();
-    await second?.stop();
-  }
-});
+Deno.test(
+  "the page reconnects by itself when the server comes back, and drops jobs that are gone",
+  { ignore: browserIgnore },
+  async () => {
+    const first = await Serve.start();
+    const port = new URL(first.httpUrl).port;
+    const browser = await launch();
+    let second: Serve | undefined;
+    try {
+      const s1 = await RawSession.open(first.wsUrl);
+      await started(s1, { job_id: "before-restart", command: "echo old; sleep 300" });
+      const p = await browser.newPage();
+      await p.goto(first.httpUrl + "/");
+      await row(p, "before-restart").click();
+      await p.locator("#out").filter({ hasText: "old" }).waitFor();
+      await first.stop();
+      await s1.closed;
+      await p.locator("#conn").filter({ hasText: /retrying/ }).waitFor();
+      second = await Serve.start({}, undefined, ["--port", port]);
+      const s2 = await RawSession.open(second.wsUrl);
+      await started(s2, { job_id: "after-restart", command: "echo new; sleep 300" });
+      await row(p, "after-restart").waitFor();
+      await p.locator("#conn.up").waitFor();
+      assert.equal(await row(p, "before-restart").count(), 0);
+      assert.ok(await p.locator("#detail-empty").isVisible());
+      assert.ok(!(await p.locator("#gate").isVisible()));
+      await s2.close();
+    } finally {
+      await browser.close();
+      await second?.stop();
+    }
+  },
+);
 
-Deno.test("over TLS the page connects with wss://, and its CANCEL ends another client's job", async () => {
+Deno.test("over TLS the page connects with wss://, and its CANCEL ends another client's job", {
+  ignore: browserIgnore,
+}, async () => {
   const dir = await Deno.makeTempDir({ prefix: "ccx-web-tls-" });
   const { cert, key } = await selfSignedCert(dir);
   const token = "tls-" + crypto.randomUUID();
