@@ -172,6 +172,26 @@ export function gatedSuite(tag: string, go: string, n: number, word = "done"): u
   };
 }
 
+/**
+ * The tasks of a {@linkcode gatedSuite} (tagged `tag`, answering `word`) that have a live process
+ * now: their numbers, read from the command lines (`… echo word-N`), so a task that shows up as
+ * more than one process still counts once.
+ */
+export function runningTasks(tag: string, word = "done"): Set<number> {
+  const out = new Set<number>();
+  const re = new RegExp(`echo ${word}-(\\d+)`);
+  for (const pid of pidsMatching(tag)) {
+    try {
+      const cmd = Deno.readTextFileSync(`/proc/${pid}/cmdline`).replaceAll("\0", " ");
+      const m = cmd.match(re);
+      if (m) out.add(Number(m[1]));
+    } catch {
+      // gone
+    }
+  }
+  return out;
+}
+
 /** What {@linkcode withFleet} gives a test. */
 export interface Fleet {
   /** A throwaway redis-server. */
