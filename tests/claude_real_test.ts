@@ -15,7 +15,7 @@ import {
   type ClaudeTranscript,
   parseClaudeOutput,
 } from "../lib/claude/claude.ts";
-import { cli, pidsMatching, uniqueTag } from "./_util/helpers.ts";
+import { cli, FAKE_CLAUDE, pidsMatching, uniqueTag } from "./_util/helpers.ts";
 import { claudeTier } from "./_util/real_claude.ts";
 
 const real = await claudeTier();
@@ -199,6 +199,42 @@ Deno.test({
         "none",
       ]);
       assert.ok((allowed.t.init?.tools.length ?? 0) > 10, "none is not a keyword");
+    }),
+});
+
+Deno.test({
+  name: "the stand-in agrees with the real CLI: Not logged in without a key, the same 24 tools",
+  ignore,
+  fn: () =>
+    withMock(async (api, dir) => {
+      const argv = (claude: string) =>
+        buildClaudeArgv({ claude, prompt: "What is 2+2?", skipPermissions: true });
+      const noKey = {
+        ANTHROPIC_API_KEY: "",
+        ANTHROPIC_AUTH_TOKEN: "",
+        CLAUDE_CODE_OAUTH_TOKEN: "",
+      };
+      const [real, stand] = await Promise.all([
+        direct(api, dir, argv(CLAUDE), noKey),
+        direct(api, dir, argv(FAKE_CLAUDE), noKey),
+      ]);
+      for (const [who, r] of [["real", real], ["stand-in", stand]] as const) {
+        assert.equal(r.code, 1, `${who}: ${r.stdout}`);
+        assert.equal(r.stderr, "", who);
+        assert.equal(r.t.result?.text, "Not logged in · Please run /login", who);
+        assert.equal(r.t.result?.isError, true, who);
+        assert.equal(r.t.result?.subtype, "success", who);
+        assert.deepEqual(r.t.assistantErrors, ["authentication_failed"], who);
+      }
+      assert.equal(api.requests.length, 0, "neither called the API");
+      // With a key: the same init.tools, in the same order.
+      const [realTools, standTools] = await Promise.all([
+        direct(api, dir, argv(CLAUDE)),
+        direct(api, dir, argv(FAKE_CLAUDE)),
+      ]);
+      assert.equal(realTools.code, 0, realTools.stdout);
+      assert.deepEqual(standTools.t.init?.tools, realTools.t.init?.tools);
+      assert.equal(realTools.t.init?.tools.length, 24);
     }),
 });
 

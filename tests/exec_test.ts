@@ -20,9 +20,11 @@ import { bwrapTier } from "./_util/tier.ts";
 import {
   cli,
   FAKE_CLAUDE,
+  KEY_ENV,
   OverlapLog,
   pidsMatching,
   remoteDiskServer,
+  serverEnvWithKey,
   uniqueTag,
   waitFor,
   withServer,
@@ -49,11 +51,12 @@ async function run(
   const r = await execTask({
     claude: FAKE_CLAUDE,
     cwd: dir,
-    env: { FAKE_CLAUDE_STATE: join(dir, ".fake_state") },
     onProgress: (l) => lines.push(l),
     // Tests run as root on CI boxes, where the CLI needs IS_SANDBOX=1 (see the root tests).
     sandbox: true,
     ...opts,
+    // The stand-in, like the real CLI, needs a key.
+    env: { ...KEY_ENV, FAKE_CLAUDE_STATE: join(dir, ".fake_state"), ...opts.env },
   });
   return { ...r, lines };
 }
@@ -380,7 +383,12 @@ Deno.test(
   },
   async () => {
     await inTmp(async (dir) => {
-      const env = { CCX_STATE_DIR: join(dir, "state"), IS_SANDBOX: "", CCX_SANDBOX: "" };
+      const env = {
+        CCX_STATE_DIR: join(dir, "state"),
+        IS_SANDBOX: "",
+        CCX_SANDBOX: "",
+        ...KEY_ENV,
+      };
       const r = await cli(["exec", "What is 2+2?", "--claude", FAKE_CLAUDE, "--cwd", dir], { env });
       assert.equal(r.code, 2);
       assert.match(r.stderr, /running as root: .*IS_SANDBOX=1.*--sandbox.*non-root user/s);
@@ -403,7 +411,7 @@ Deno.test(
           claude: FAKE_CLAUDE,
           cwd: dir,
           server: server.url,
-          env: { IS_SANDBOX: "" },
+          env: { IS_SANDBOX: "", ...KEY_ENV },
           onProgress: (l) => lines.push(l),
         });
         assert.deepEqual(remote.attempts.map((a) => a.error_type), ["root_refused"]);
@@ -415,7 +423,7 @@ Deno.test(
 
 Deno.test("ccx exec finds criteria anywhere in TASK and refuses criteria it cannot read", async () => {
   await inTmp(async (dir) => {
-    const env = { CCX_STATE_DIR: join(dir, "state"), CCX_SANDBOX: "1" };
+    const env = { CCX_STATE_DIR: join(dir, "state"), CCX_SANDBOX: "1", ...KEY_ENV };
     const args = ["--claude", FAKE_CLAUDE, "--cwd", dir, "--retries", "0", "--json"];
     const found = await cli([
       "exec",
@@ -659,7 +667,7 @@ Deno.test("ccx exec parses a seed-style request, prints JSON and exits 0 when ev
       "Expect a timeout of 45 seconds. Evaluate the response based on: 1) File config.py exists, " +
       "2) Contains DATABASE_URL. If the task fails, retry with more specific instructions.";
     const r = await cli(["exec", task, "--json", "--claude", FAKE_CLAUDE, "--cwd", dir], {
-      env: { CCX_STATE_DIR: join(dir, "state"), CCX_SANDBOX: "1" },
+      env: { CCX_STATE_DIR: join(dir, "state"), CCX_SANDBOX: "1", ...KEY_ENV },
     });
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
@@ -682,7 +690,8 @@ Deno.test("ccx exec --server sends --cwd: the CLI runs in that directory on the 
     // The CLI notes where it runs, then answers as the stand-in.
     const claude = await script(dir, "claude", `pwd > '${dir}/pwd'\nexec "${FAKE_CLAUDE}" "$@"`);
     const log: string[] = [];
-    await withServer({ log: (l) => log.push(l) }, async (server) => {
+    // The server's environment has the key (the job's allow-list passes ANTHROPIC_*).
+    await withServer({ log: (l) => log.push(l), env: serverEnvWithKey() }, async (server) => {
       const r = await cli([
         "exec",
         "What is 2+2?",
@@ -717,7 +726,7 @@ Deno.test("ccx exec prints the answer on stdout and exits 1 when a criterion is 
       FAKE_CLAUDE,
       "--cwd",
       dir,
-    ], { env: { CCX_STATE_DIR: join(dir, "state"), CCX_SANDBOX: "1" } });
+    ], { env: { CCX_STATE_DIR: join(dir, "state"), CCX_SANDBOX: "1", ...KEY_ENV } });
     assert.equal(r.code, 1);
     assert.equal(r.stdout.trim(), "2 + 2 = 4");
     assert.match(r.stderr, /not met: File answer.txt exists/);
@@ -758,6 +767,7 @@ Deno.test({
         ],
         retries: 0,
         sandbox: true, // the server runs as root: the CLI needs IS_SANDBOX=1
+        env: { ...KEY_ENV },
       });
       assert.deepEqual(
         r.criteria.map((c) => c.met),

@@ -12,6 +12,7 @@ import {
   pidsMatching,
   remoteDiskServer,
   serveProcess,
+  serverEnvWithKey,
   waitFor,
   withServer,
 } from "./_util/helpers.ts";
@@ -44,14 +45,18 @@ async function runSuite(
   const { tasks } = parseSuite(suite, "inline", { claude: FAKE_CLAUDE });
   const outDir = await Deno.makeTempDir({ prefix: "ccx_runner_test_" });
   try {
-    const results = await withServer({ graceMs: 200 }, (server) =>
-      runTasks(tasks, {
-        servers: [{ url: server.url }],
-        outDir,
-        claude: FAKE_CLAUDE,
-        sandbox: true, // tests run as root, where the CLI needs IS_SANDBOX=1
-        ...opts,
-      }));
+    // The server's environment carries the key, as an operator's would: the stand-in needs one.
+    const results = await withServer(
+      { graceMs: 200, env: serverEnvWithKey() },
+      (server) =>
+        runTasks(tasks, {
+          servers: [{ url: server.url }],
+          outDir,
+          claude: FAKE_CLAUDE,
+          sandbox: true, // tests run as root, where the CLI needs IS_SANDBOX=1
+          ...opts,
+        }),
+    );
     await check({ results, outDir, byId: new Map(results.map((r) => [r.id, r])) });
   } finally {
     await Deno.remove(outDir, { recursive: true });
@@ -665,7 +670,7 @@ Deno.test("runTasks() on abort cancels running tasks, keeps their output, and st
     ],
   }, "inline");
   try {
-    await withServer({ graceMs: 200 }, async (server) => {
+    await withServer({ graceMs: 200, env: serverEnvWithKey() }, async (server) => {
       const results = await runTasks(tasks, {
         servers: [{ url: server.url }],
         outDir,

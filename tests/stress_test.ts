@@ -5,10 +5,12 @@ import {
   atMost,
   cli,
   FAKE_CLAUDE,
+  KEY_ENV,
   newTag,
   OverlapLog,
   pidsMatching,
   ROOT,
+  serverEnvWithKey,
   waitFor,
   withServer,
 } from "./_util/helpers.ts";
@@ -51,8 +53,8 @@ async function withWork(fn: (w: Work) => Promise<void>): Promise<void> {
 function stress(w: Work, args: string[], env: Record<string, string> = {}) {
   return cli(["stress", ...args, "--claude", FAKE_CLAUDE], {
     cwd: w.dir,
-    // Tests run as root, where the CLI needs IS_SANDBOX=1.
-    env: { CCX_STATE_DIR: w.state, CCX_SANDBOX: "1", ...env },
+    // Tests run as root, where the CLI needs IS_SANDBOX=1; the stand-in needs a key.
+    env: { CCX_STATE_DIR: w.state, CCX_SANDBOX: "1", ...KEY_ENV, ...env },
   });
 }
 
@@ -689,7 +691,7 @@ Deno.test("ccx stress --claude tests/fixtures/claude runs the shipped Claude sui
       w.path("out"),
       "--json",
       json,
-    ], { cwd: ROOT, env: { CCX_STATE_DIR: w.state, CCX_SANDBOX: "1" } });
+    ], { cwd: ROOT, env: { CCX_STATE_DIR: w.state, CCX_SANDBOX: "1", ...KEY_ENV } });
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const report = await readReport(json);
     assert.ok(report.summary.total >= 20, `only ${report.summary.total} tasks`);
@@ -1070,7 +1072,7 @@ async function interruptRun(tag: string, server?: string): Promise<void> {
         ...(server ? ["--server", server] : []),
       ],
       cwd: w.dir,
-      env: { NO_COLOR: "1", CCX_STATE_DIR: w.state, CCX_SANDBOX: "1" },
+      env: { NO_COLOR: "1", CCX_STATE_DIR: w.state, CCX_SANDBOX: "1", ...KEY_ENV },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -1153,7 +1155,10 @@ Deno.test("ccx stress on Ctrl+C cancels running tasks, writes partial reports an
 
 Deno.test("ccx stress --server on Ctrl+C cancels the tasks running on that server", async () => {
   const tag = newTag();
-  await withServer({ graceMs: 500 }, (server) => interruptRun(tag, server.url));
+  await withServer(
+    { graceMs: 500, env: serverEnvWithKey() },
+    (server) => interruptRun(tag, server.url),
+  );
   assertNoneLeft(tag);
 });
 

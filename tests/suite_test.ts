@@ -21,6 +21,8 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const UNIFIED = `${ROOT}tasks/unified_stress_test_tasks.json`;
 const SELFTEST = `${ROOT}tasks/selftest.json`;
 const FAKE_CLAUDE = `${ROOT}tests/fixtures/claude`;
+/** The stand-in, like the real CLI, needs a key (see tests/_util/helpers.ts). */
+const KEY_ENV = { ANTHROPIC_API_KEY: "sk-ant-stand-in-test" };
 
 // ---------------------------------------------------------------------------------------------
 // helpers

@@ -96,6 +96,11 @@ export interface ServerOptions {
    */
   passEnv?: string[];
   /**
+   * The environment the job allow-list picks from, as if the server had been started with it
+   * (default: this process's own). For a server embedded in another program, such as a test.
+   */
+  env?: Record<string, string>;
+  /**
    * Seconds a session's socket may stay at or above the high-water mark (its
    * client not reading) before the session is closed (1008) and its jobs are
    * canceled (default 60).
@@ -540,6 +545,7 @@ class Session implements DrainSession {
         stallTimeoutS: p.stall_timeout,
         graceMs: this.server.graceMs,
         passEnv: this.server.passEnv,
+        serverEnv: this.server.serverEnv,
         maxChunkBytes: this.server.maxChunkBytes,
         outputMode,
       }, {
@@ -825,6 +831,16 @@ function offeredSubprotocols(req: Request): string[] {
   return h ? h.split(",").map((p) => p.trim()).filter((p) => p !== "") : [];
 }
 
+/**
+ * How a request presented its token (`bearer` header, `subprotocol`, `query` parameter), or
+ * `none`; for the session log, which never holds the token itself.
+ */
+function tokenVia(req: Request, url: URL): "bearer" | "subprotocol" | "query" | "none" {
+  if (/^Bearer\s+\S/i.test(req.headers.get("authorization") ?? "")) return "bearer";
+  if (offeredSubprotocols(req).some((p) => p.startsWith(TOKEN_PREFIX))) return "subprotocol";
+  return url.searchParams.has("token") ? "query" : "none";
+}
+
 /** The token a browser offered as subprotocol `ccx.token.<base64url of its UTF-8>`, if any. */
 function subprotocolToken(req: Request): string | null {
   const p = offeredSubprotocols(req).find((p) => p.startsWith(TOKEN_PREFIX));
@@ -923,6 +939,8 @@ export class CcxServer {
   readonly defaultTimeoutS: number;
   /** Server variables jobs see: {@linkcode DEFAULT_PASS_ENV} plus `--pass-env`. */
   readonly passEnv: readonly string[];
+  /** The environment jobs' allow-list picks from (undefined: this process's own). */
+  readonly serverEnv?: Readonly<Record<string, string>>;
   /** Socket queue in bytes at which a session's job pipes stop being read (default 4 MiB). */
   readonly highWater: number;
   /** Socket queue in bytes at or below which reading resumes (default 1 MiB). */
@@ -985,6 +1003,7 @@ export class CcxServer {
     const envProblem = passEnvProblem(opts.passEnv ?? []);
     if (envProblem) throw new ServerConfigError(`--pass-env: ${envProblem}`);
     this.passEnv = [...DEFAULT_PASS_ENV, ...opts.passEnv ?? []];
+    this.serverEnv = opts.env;
     if ((opts.defaultTimeoutS ?? 0) > MAX_TIMEOUT_S) {
       throw new ServerConfigError(
         `--default-timeout: at most ${MAX_TIMEOUT_S} s (365 days), got ${opts.defaultTimeoutS}`,
@@ -1323,7 +1342,9 @@ export class CcxServer {
     const peer = gatePeer(req);
     // A browser cannot set headers on a WebSocket: it offers `ccx` (and the token as
     // `ccx.token.<base64url>`), and the server must then answer with `ccx`.
-    const offersCcx = offeredSubprotocols(req).includes(SUBPROTOCOL);
+    const offered = offeredSubprotocols(req);
+    const offersCcx = offered.includes(SUBPROTOCOL);
+    const via = tokenVia(req, url);
     const { socket, response: res } = Deno.upgradeWebSocket(req, {
       idleTimeout: 120,
       ...(offersCcx ? { protocol: SUBPROTOCOL } : {}),
@@ -1335,6 +1356,16 @@ export class CcxServer {
     // server is then on loopback), only loopback peers.
     const mayObserve = this.#token !== undefined || isLoopback(peer.hostname);
     const session = this.#accept(socket, remote, mayObserve);
+    // What the handshake asked for, never a secret: the path, the names of its query parameters,
+    // the offered subprotocols (a token one shown by its prefix) and how the token came.
+    this.log(`session ${session?.id.slice(0, 8) ?? "refused"} from ${remote} on ${url.pathname}`, {
+      event: "session_open",
+      session: session?.id,
+      path: url.pathname,
+      query_keys: [...url.searchParams.keys()],
+      subprotocols: offered.map((p) => p.startsWith(TOKEN_PREFIX) ? `${TOKEN_PREFIX}…` : p),
+      token_via: via,
+    });
     if (session && connId) {
       session.abort = (code, reason) => this.#gate.closeWith(connId, code, reason);
     }

@@ -5,7 +5,7 @@
  */
 
 import { join } from "node:path";
-import { newTag, pidsMatching, ROOT, waitFor } from "./helpers.ts";
+import { KEY_ENV, newTag, pidsMatching, ROOT, waitFor } from "./helpers.ts";
 import { startRedis, type TestRedis } from "./redis.ts";
 
 /** A `ccx worker` process. */
@@ -37,8 +37,9 @@ export async function startWorker(
 ): Promise<WorkerProc> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}main.ts`, "worker", "--name", name, ...args],
-    // Tests run as root, where the CLI needs IS_SANDBOX=1.
-    env: { CCX_QUEUE: url, NO_COLOR: "1", CCX_SANDBOX: "1" },
+    // Tests run as root, where the CLI needs IS_SANDBOX=1; the stand-in needs a key, which the
+    // worker's jobs get from its environment (the allow-list passes ANTHROPIC_*).
+    env: { CCX_QUEUE: url, NO_COLOR: "1", CCX_SANDBOX: "1", ...KEY_ENV },
     stdin: "null",
     stdout: "null",
     stderr: "piped",
