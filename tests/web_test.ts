@@ -9,6 +9,7 @@ import { SqliteHistory, taskClass } from "../lib/claude/history.ts";
 import {
   cli,
   FAKE_CLAUDE,
+  KEY_ENV,
   processesInGroup,
   ROOT,
   selfSignedCert,
@@ -45,21 +46,50 @@ class Serve {
     readonly child: Deno.ChildProcess,
     readonly httpUrl: string,
     readonly stateDir: string,
+    /** Its operator log, one JSON object a line, as it comes (only with `log: true`). */
+    readonly log: Record<string, unknown>[],
   ) {}
+
+  /** The server's `session_open` log entries: how each accepted handshake looked. */
+  sessions(): SessionOpen[] {
+    return this.log.filter((e) => e.event === "session_open") as unknown as SessionOpen[];
+  }
 
   static async start(
     env: Record<string, string> = {},
     stateDir?: string,
     args: string[] = [],
+    opts: { log?: boolean } = {},
   ): Promise<Serve> {
     const dir = stateDir ?? await Deno.makeTempDir({ prefix: "ccx-web-state-" });
+    const logFlags = opts.log ? ["--log-format", "json"] : ["--quiet"];
     const child = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", `${ROOT}main.ts`, "serve", "--port", "0", "--quiet", ...args],
+      args: ["run", "-A", `${ROOT}main.ts`, "serve", "--port", "0", ...logFlags, ...args],
       env: { CCX_STATE_DIR: dir, REDIS_URL: "", ...env },
       stdin: "null",
       stdout: "piped",
-      stderr: "inherit",
+      stderr: opts.log ? "piped" : "inherit",
     }).spawn();
+    const log: Record<string, unknown>[] = [];
+    if (opts.log) {
+      let buf = "";
+      void child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+        new WritableStream({
+          write(chunk) {
+            buf += chunk;
+            const lines = buf.split("\n");
+            buf = lines.pop()!;
+            for (const l of lines) {
+              try {
+                log.push(JSON.parse(l));
+              } catch {
+                log.push({ text: l });
+              }
+            }
+          },
+        }),
+      ).catch(() => {});
+    }
     const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
     let text = "";
     while (!/health at (\S+)\/health/.test(text)) {
@@ -71,7 +101,7 @@ class Serve {
     void (async () => {
       while (!(await reader.read()).done) { /* drain */ }
     })().catch(() => {});
-    return new Serve(child, text.match(/health at (\S+)\/health/)![1], dir);
+    return new Serve(child, text.match(/health at (\S+)\/health/)![1], dir, log);
   }
 
   get wsUrl(): string {
@@ -83,6 +113,30 @@ class Serve {
     assert.equal((await this.child.status).code, 0);
     await Deno.remove(this.stateDir, { recursive: true });
   }
+}
+
+/** A `session_open` line of the server's log (lib/serve/server.ts): a handshake it accepted. */
+interface SessionOpen {
+  path: string;
+  query_keys: string[];
+  subprotocols: string[];
+  token_via: "bearer" | "subprotocol" | "query" | "none";
+}
+
+/**
+ * Where `token` leaked into a URL: any of the browser's `urls` (page requests and WebSocket
+ * handshakes) that holds it, and any handshake the server logged with a `token` query parameter
+ * or a token that came by query. Empty when none did.
+ */
+function tokenLeaks(token: string, urls: string[], sessions: SessionOpen[]): string[] {
+  const out: string[] = [];
+  for (const u of urls) if (u.includes(token)) out.push(`browser URL holds the token: ${u}`);
+  for (const s of sessions) {
+    if (s.token_via === "query" || s.query_keys.includes("token")) {
+      out.push(`the server saw the token in the URL of ${s.path} (${JSON.stringify(s)})`);
+    }
+  }
+  return out;
 }
 
 async function started(s: RawSession, params: Record<string, unknown>) {
@@ -245,7 +299,7 @@ Deno.test(
             "--verbose",
             "--dangerously-skip-permissions",
           ],
-          env: { IS_SANDBOX: "1" }, // as root the CLI refuses without it
+          env: { IS_SANDBOX: "1", ...KEY_ENV }, // as root the CLI refuses without it; and a key
           cwd,
         });
         await other.completed("claude-run");
@@ -334,15 +388,19 @@ Deno.test("with a token the page shows nothing until it is given; it stays out o
   ignore: browserIgnore,
 }, async () => {
   const token = "t0k-" + crypto.randomUUID();
-  const srv = await Serve.start({ CCX_TOKEN: token });
+  const srv = await Serve.start({ CCX_TOKEN: token }, undefined, [], { log: true });
   const browser = await launch();
   const client = await RawSession.open(srv.wsUrl, { authorization: `Bearer ${token}` });
   try {
     await started(client, { job_id: "hidden-job", command: "echo secret-output; sleep 30" });
     const ctx = await browser.newContext();
     const p = await ctx.newPage();
+    // Every URL the browser asks for: `request` sees page loads but never a WebSocket handshake,
+    // which only `websocket` reports.
     const requests: string[] = [];
+    const sockets: string[] = [];
     p.on("request", (r) => requests.push(r.url()));
+    p.on("websocket", (ws) => sockets.push(ws.url()));
     await p.goto(srv.httpUrl + "/");
     await p.locator("#gate").waitFor();
     assert.ok(!(await p.locator("#app").isVisible()));
@@ -362,10 +420,40 @@ Deno.test("with a token the page shows nothing until it is given; it stays out o
     // A reload in the same tab reconnects with the kept token, without asking again.
     await p.reload();
     await row(p, "hidden-job").waitFor();
-    // The token never appeared in a URL the browser asked for.
+    // The token never appeared in a URL: not in the browser's requests, not in its WebSocket
+    // handshakes, not in any handshake the server logged. The page's handshakes (the server saw
+    // one for each accepted socket: the first, the one after the reload) carried the token as
+    // the `ccx.token.*` subprotocol, beside `ccx`.
     assert.ok(requests.length > 0);
-    for (const u of requests) assert.ok(!u.includes(token), `token in URL: ${u}`);
-    assert.ok(!p.url().includes(token));
+    await waitFor(() => sockets.length >= 3, "the page's three WebSockets (wrong, right, reload)");
+    const pageSessions = () => srv.sessions().filter((x) => x.token_via !== "bearer");
+    await waitFor(() => pageSessions().length >= 2, "the server's log of the page's sessions");
+    for (const x of pageSessions()) {
+      assert.equal(x.token_via, "subprotocol", JSON.stringify(x));
+      assert.deepEqual(x.subprotocols.sort(), ["ccx", "ccx.token.…"], JSON.stringify(x));
+      assert.equal(x.path, "/ws");
+    }
+    assert.deepEqual(tokenLeaks(token, [...requests, ...sockets, p.url()], srv.sessions()), []);
+
+    // The check sees a leak when there is one: a page that puts the token in its WebSocket URL.
+    const bad = await ctx.newPage();
+    const badSockets: string[] = [];
+    bad.on("websocket", (ws) => badSockets.push(ws.url()));
+    await bad.goto(srv.httpUrl + "/health");
+    const before = srv.sessions().length;
+    const opened = await bad.evaluate(`new Promise((resolve) => {
+      const ws = new WebSocket(location.origin.replace(/^http/, "ws") + "/ws?token=" +
+        encodeURIComponent(${JSON.stringify(token)}));
+      ws.onopen = () => { ws.close(); resolve("open"); };
+      ws.onerror = () => resolve("error");
+    })`);
+    assert.equal(opened, "open", "the server takes ?token= (for clients that cannot set headers)");
+    await waitFor(() => srv.sessions().length > before, "the server's log of the leaking session");
+    const leaks = tokenLeaks(token, badSockets, srv.sessions().slice(before));
+    assert.equal(leaks.length, 2, leaks.join("\n"));
+    assert.match(leaks[0], /^browser URL holds the token: ws:\/\/.*\/ws\?token=/);
+    assert.match(leaks[1], /^the server saw the token in the URL of \/ws/);
+    await bad.close();
     // A new tab (new session storage) asks again.
     const p2 = await ctx.newPage();
     await p2.goto(srv.httpUrl + "/");
