@@ -1064,6 +1064,7 @@ export class CcxServer {
     const journalDir = opts.journalDir ?? join(stateDir(), "jobs");
     let journal: JobJournal | undefined;
     if (journalDir !== false) {
+      const reapStart = performance.now();
       this.reaped = reapOrphans(journalDir, {
         graceMs: this.graceMs,
         log: this.alert,
@@ -1073,6 +1074,17 @@ export class CcxServer {
               `${g.session.slice(0, 8)}) left by dead server pid ${g.owner_pid}`,
             { level: "warn", event: "orphan_reaped", ...g },
           ),
+      }).then((groups) => {
+        // When the last orphan group was gone, measured from the start (README: 0.5 s + grace).
+        if (groups.length > 0) {
+          const ms = Math.round(performance.now() - reapStart);
+          this.log(`reaped ${groups.length} orphan job groups in ${ms} ms`, {
+            event: "orphans_gone",
+            groups: groups.length,
+            elapsed_ms: ms,
+          });
+        }
+        return groups;
       });
       // Never throws: a journal it cannot write is said (even with --quiet) and retried.
       journal = JobJournal.open(journalDir, { log: this.alert });
