@@ -15,7 +15,7 @@ import {
   type ClaudeTranscript,
   parseClaudeOutput,
 } from "../lib/claude/claude.ts";
-import { cli, FAKE_CLAUDE, pidsMatching, uniqueTag } from "./_util/helpers.ts";
+import { cli, FAKE_CLAUDE, pidsMatching, uniqueTag, waitFor } from "./_util/helpers.ts";
 import { claudeTier } from "./_util/real_claude.ts";
 
 const real = await claudeTier();
@@ -366,7 +366,7 @@ Deno.test({
         stderr: "piped",
       }).spawn();
       // Wait until the request is in (the mock holds it), then interrupt.
-      while (api.requests.length === 0) await new Promise((r) => setTimeout(r, 20));
+      await waitFor(() => api.requests.length > 0, "the CLI's request at the mock", 60_000);
       child.kill("SIGINT");
       const o = await child.output();
       const stdout = new TextDecoder().decode(o.stdout);

@@ -168,7 +168,10 @@ Deno.test("a missing program under `command` is exit 127 from /bin/sh, status fa
     const done = await s.completed(r.job_id);
     assert.equal(done.params?.exit_code, 127);
     assert.equal(done.params?.status, "failed");
-    assert.match(s.output(r.job_id, "stderr"), /ccx-no-such-program-here: (not found|No such file)/);
+    assert.match(
+      s.output(r.job_id, "stderr"),
+      /ccx-no-such-program-here: (not found|No such file)/,
+    );
     assert.equal(s.forJob(r.job_id, "process.error").length, 0);
     await s.close();
   });
@@ -292,8 +295,9 @@ Deno.test("PAUSE, RESUME and CANCEL control a job and notify", async () => {
 Deno.test("PAUSE does not stop the whole-run timeout: a paused job still times out", async () => {
   await withServer({ graceMs: 200 }, async (server) => {
     const s = await RawSession.open(server.url);
-    // 3 s: time enough to see the job start and pause it on a loaded machine.
-    const r = await started(s, 1, { command: "echo ready; sleep 1000", timeout: 3 });
+    // 8 s: time enough to see the job start and pause it on a loaded machine (the pause is
+    // confirmed below before the timeout can matter); the test then waits for the timeout.
+    const r = await started(s, 1, { command: "echo ready; sleep 1000", timeout: 8 });
     await waitFor(() => s.output(r.job_id).includes("ready"), "ready");
     assert.equal((await s.call(2, "control", { type: "PAUSE" })).result?.status, "paused");
     await waitForPause(r.pgid);
@@ -735,7 +739,12 @@ Deno.test("the no-TLS warning: said for a non-loopback bind, not for 127.0.0.0/8
 Deno.test("the default heartbeat: 20 s after the last message while a job runs, not before", async () => {
   // Not withServer: its servers turn heartbeats off; this one keeps the default.
   const root = await Deno.makeTempDir({ prefix: "ccx-hb-ws-" });
-  const server = CcxServer.start({ port: 0, log: () => {}, journalDir: false, workspaceRoot: root });
+  const server = CcxServer.start({
+    port: 0,
+    log: () => {},
+    journalDir: false,
+    workspaceRoot: root,
+  });
   try {
     const s = await RawSession.open(server.url);
     const r = await started(s, 1, { command: "echo began; sleep 60" });

@@ -15,6 +15,7 @@ import {
   selfSignedCert,
   waitFor,
   waitForPause,
+  waitForResume,
 } from "./_util/helpers.ts";
 import { RawSession } from "./_util/ws.ts";
 import { CHROMIUM, chromiumTier } from "./_util/tier.ts";
@@ -344,6 +345,8 @@ Deno.test(
           await waitForPause(r.pid, 15000);
           await p.locator("#resume").click();
           await row(p, "runaway").locator(".st.running").waitFor();
+          // RESUME really ran the group again: no process of it is stopped any more.
+          await waitForResume(r.pid, 15000);
           await p.locator("#cancel").click();
           const done = await other.completed("runaway");
           assert.equal(done.params?.status, "canceled");
