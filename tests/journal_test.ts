@@ -67,6 +67,81 @@ Deno.test("reapOrphans ends groups of a dead owner only when the start time matc
   }
 });
 
+/** Kills and awaits test children, whatever state they are in. */
+async function endAll(children: Deno.ChildProcess[]): Promise<void> {
+  for (const c of children) {
+    try {
+      c.kill("SIGKILL");
+    } catch { /* gone */ }
+    await c.status;
+  }
+}
+
+Deno.test("fault paths: a journal cut mid-line by the crash is read up to the cut; a live pid that is another process now counts as a dead owner", async () => {
+  const dir = await Deno.makeTempDir();
+  const job = detachedSleep("journal_cut");
+  const impostor = detachedSleep("journal_impostor"); // holds the owner's pid, not its start
+  try {
+    await waitFor(
+      () => processStartTime(job.pid) !== undefined && processStartTime(impostor.pid) !== undefined,
+      "the sleeps",
+    );
+    const owner = { pid: impostor.pid, start: processStartTime(impostor.pid)! - 7 };
+    const text = [
+      JSON.stringify({ owner }),
+      JSON.stringify({
+        add: { pgid: job.pid, start: processStartTime(job.pid), session: "s", job_id: "cut" },
+      }),
+      // The server died while writing this line.
+      '{"add":{"pgid":12',
+    ].join("\n");
+    await Deno.writeTextFile(join(dir, `${impostor.pid}-1-x.journal`), text);
+    const reaped = await reapOrphans(dir, { graceMs: 200 });
+    assert.deepEqual(reaped.map((g) => [g.job_id, g.owner_pid]), [["cut", impostor.pid]]);
+    assert.deepEqual(processesInGroup(job.pid), [], "the whole entry before the cut was reaped");
+    assert.equal(processesInGroup(impostor.pid).length, 1, "the impostor owner is not touched");
+    assert.deepEqual([...Deno.readDirSync(dir)], [], "the journal is removed");
+  } finally {
+    await endAll([job, impostor]);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fault paths: an entry whose pgid is now a process of another group is left alone", async () => {
+  const dir = await Deno.makeTempDir();
+  // Not detached: its pid is not a process group (it is in this test process's group).
+  const other = new Deno.Command("/bin/sh", {
+    args: ["-c", ": journal_not_a_group; exec sleep 1000"],
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    await waitFor(() => processStartTime(other.pid) !== undefined, "the sleep");
+    const lines = [
+      { owner: { pid: 999_999_997, start: 1 } },
+      {
+        add: {
+          pgid: other.pid,
+          start: processStartTime(other.pid),
+          session: "s",
+          job_id: "mismatch",
+        },
+      },
+    ];
+    await Deno.writeTextFile(
+      join(dir, "999999997-1-x.journal"),
+      lines.map((l) => JSON.stringify(l)).join("\n"),
+    );
+    const reaped = await reapOrphans(dir, { graceMs: 200 });
+    assert.deepEqual(reaped, [], "no group of that pgid: nothing to reap");
+    const st = Deno.readTextFileSync(`/proc/${other.pid}/stat`);
+    assert.notEqual(st.slice(st.lastIndexOf(")") + 2)[0], "Z", "the process still runs");
+  } finally {
+    await endAll([other]);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a live server's journal is never reaped; a closed journal is deleted", async () => {
   const dir = await Deno.makeTempDir();
   const child = detachedSleep("journal_live");

@@ -199,7 +199,7 @@ Deno.test("the unified suite's failure tasks fail against the stand-in claude", 
     });
     const out = await new Deno.Command("/bin/sh", {
       args: ["-c", built.command!],
-      env: { ...built.env, DENO_BIN: Deno.execPath(), IS_SANDBOX: "1" },
+      env: { ...built.env, DENO_BIN: Deno.execPath(), IS_SANDBOX: "1", ...KEY_ENV },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
