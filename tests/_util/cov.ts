@@ -17,6 +17,8 @@ const test = await new Deno.Command(Deno.execPath(), {
   cwd: ROOT,
   env: { DENO_COVERAGE_DIR: dir },
   stdin: "null",
+  stdout: "inherit",
+  stderr: "inherit",
 }).output();
 if (!test.success) {
   console.error(`deno task cov: the tests failed (exit ${test.code}); coverage not reported`);
@@ -26,5 +28,7 @@ const report = await new Deno.Command(Deno.execPath(), {
   args: ["coverage", dir, `--include=^file://${ROOT}lib/`, ...Deno.args],
   cwd: ROOT,
   stdin: "null",
+  stdout: "inherit",
+  stderr: "inherit",
 }).output();
 Deno.exit(report.code);
