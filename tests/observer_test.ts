@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { ObserverHub, validateWatch } from "../lib/serve/observer.ts";
 import { SqliteHistory, taskClass } from "../lib/claude/history.ts";
-import { processesInGroup, waitFor, waitForPause, withServer } from "./_util/helpers.ts";
+import {
+  processesInGroup,
+  waitFor,
+  waitForPause,
+  waitForResume,
+  withServer,
+} from "./_util/helpers.ts";
 import { handshakeStatus, type Msg, RawSession } from "./_util/ws.ts";
 
 type Job = Record<string, unknown> & { session_id: string; job_id: string };
@@ -205,6 +211,8 @@ Deno.test("an observer pauses, resumes and cancels another session's job; its gr
     const q = await watcher.call(3, "control", { type: "RESUME", session_id: sid, job_id: "long" });
     assert.equal(q.result?.status, "resumed");
     await watcher.next(jobEvent("resumed", "long"));
+    // The processes run again (none stopped), not just a notification saying so.
+    await waitForResume(r.pid);
 
     const c = await watcher.call(4, "control", { type: "CANCEL", session_id: sid, job_id: "long" });
     assert.equal(c.result?.status, "canceled");

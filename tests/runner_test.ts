@@ -3,6 +3,7 @@ import { instanceSettings, judgeRun, type RunnerOptions, runTasks } from "../lib
 import { parseSuite } from "../lib/stress/suite_load.ts";
 import { limitWaitMs } from "../lib/common/backoff.ts";
 import type { TestResult } from "../lib/stress/report/model.ts";
+import { bwrapTier } from "./_util/tier.ts";
 import {
   assertNoneLeft,
   FAKE_CLAUDE,
@@ -11,10 +12,13 @@ import {
   pidsMatching,
   remoteDiskServer,
   serveProcess,
+  serverEnvWithKey,
   waitFor,
   withServer,
 } from "./_util/helpers.ts";
 import { RawSession } from "./_util/ws.ts";
+
+const bwrapIgnore = bwrapTier();
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -42,14 +46,18 @@ async function runSuite(
   const { tasks } = parseSuite(suite, "inline", { claude: FAKE_CLAUDE });
   const outDir = await Deno.makeTempDir({ prefix: "ccx_runner_test_" });
   try {
-    const results = await withServer({ graceMs: 200 }, (server) =>
-      runTasks(tasks, {
-        servers: [{ url: server.url }],
-        outDir,
-        claude: FAKE_CLAUDE,
-        sandbox: true, // tests run as root, where the CLI needs IS_SANDBOX=1
-        ...opts,
-      }));
+    // The server's environment carries the key, as an operator's would: the stand-in needs one.
+    const results = await withServer(
+      { graceMs: 200, env: serverEnvWithKey() },
+      (server) =>
+        runTasks(tasks, {
+          servers: [{ url: server.url }],
+          outDir,
+          claude: FAKE_CLAUDE,
+          sandbox: true, // tests run as root, where the CLI needs IS_SANDBOX=1
+          ...opts,
+        }),
+    );
     await check({ results, outDir, byId: new Map(results.map((r) => [r.id, r])) });
   } finally {
     await Deno.remove(outDir, { recursive: true });
@@ -663,7 +671,7 @@ Deno.test("runTasks() on abort cancels running tasks, keeps their output, and st
     ],
   }, "inline");
   try {
-    await withServer({ graceMs: 200 }, async (server) => {
+    await withServer({ graceMs: 200, env: serverEnvWithKey() }, async (server) => {
       const results = await runTasks(tasks, {
         servers: [{ url: server.url }],
         outDir,
@@ -1000,7 +1008,7 @@ Deno.test("--no-workspace runs tasks in the server's directory, workspaces elsew
 
 Deno.test({
   name: "expected_files passes and fails as it should against a server whose disk we cannot see",
-  ignore: !new Deno.Command("sh", { args: ["-c", "command -v bwrap"] }).outputSync().success,
+  ignore: bwrapIgnore,
   fn: async () => {
     const server = await remoteDiskServer();
     const outDir = await Deno.makeTempDir({ prefix: "ccx_runner_test_" });

@@ -12,6 +12,8 @@ const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const UNIFIED = `${ROOT}tasks/unified_stress_test_tasks.json`;
 const SELFTEST = `${ROOT}tasks/selftest.json`;
 const FAKE_CLAUDE = `${ROOT}tests/fixtures/claude`;
+/** The stand-in, like the real CLI, needs a key (see tests/_util/helpers.ts). */
+const KEY_ENV = { ANTHROPIC_API_KEY: "sk-ant-stand-in-test" };
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -121,7 +123,7 @@ Deno.test("the unified suite's failure tasks fail against the stand-in claude", 
     });
     const out = await new Deno.Command("/bin/sh", {
       args: ["-c", built.command!],
-      env: { ...built.env, DENO_BIN: Deno.execPath(), IS_SANDBOX: "1" },
+      env: { ...built.env, DENO_BIN: Deno.execPath(), IS_SANDBOX: "1", ...KEY_ENV },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

@@ -8,13 +8,17 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { cli, pidsMatching, waitFor } from "./_util/helpers.ts";
-import { freePort, SKIP_REDIS } from "./_util/redis.ts";
+import { freePort } from "./_util/redis.ts";
+import { redisTier } from "./_util/tier.ts";
 import { gatedSuite, readTests, startCoordinator, startWorker, withFleet } from "./_util/fleet.ts";
 import { passwordOnCommandLine } from "../lib/commands/worker.ts";
 
+// The tier rule of tests/_util/tier.ts: a skip with one line, or a failure under CI=true.
+const redisIgnore = redisTier();
+
 Deno.test({
   name: "ccx worker: a worker killed with SIGKILL mid-task loses nothing; every task once, passed",
-  ignore: SKIP_REDIS,
+  ignore: redisIgnore,
   fn: () =>
     withFleet(async ({ redis, w, tag, go, workers }) => {
       for (const n of ["w1", "w2", "w3"]) {
@@ -56,7 +60,7 @@ Deno.test({
 
 Deno.test({
   name: "ccx worker: SIGTERM finishes a task within --drain-s, or hands it back to another worker",
-  ignore: SKIP_REDIS,
+  ignore: redisIgnore,
   fn: () =>
     withFleet(async ({ redis, w, tag, go, workers }) => {
       // w1 finishes its task after SIGTERM (the gate opens within its drain bound);
@@ -95,7 +99,7 @@ Deno.test({
 
 Deno.test({
   name: "ccx worker: a second SIGTERM stops waiting for the running task and hands it back at once",
-  ignore: SKIP_REDIS,
+  ignore: redisIgnore,
   fn: () =>
     withFleet(async ({ redis, w, tag, go, workers }) => {
       // It would wait 10 minutes for its task; the second signal must cut that short.
@@ -129,7 +133,7 @@ Deno.test({
 
 Deno.test({
   name: "ccx worker: Redis unreachable longer than --lock-s runs no task twice; the report says so",
-  ignore: SKIP_REDIS,
+  ignore: redisIgnore,
   fn: () =>
     withFleet(async ({ redis, w, tag, go, workers }) => {
       for (const n of ["w1", "w2"]) {
@@ -211,7 +215,7 @@ function canChattr(): boolean {
 Deno.test({
   name: "ccx worker copies a task's workspace_template and stops cleanly over a workspace it " +
     "cannot remove: moved aside and logged",
-  ignore: SKIP_REDIS || !canChattr(),
+  ignore: redisIgnore || !canChattr(),
   fn: () =>
     withFleet(async ({ redis, w, tag, workers }) => {
       const state = w.path("state");

@@ -87,6 +87,8 @@ export interface JobServer {
   readonly graceMs: number;
   /** Server variables jobs see. */
   readonly passEnv: readonly string[];
+  /** The environment jobs' allow-list picks from (undefined: this process's own). */
+  readonly serverEnv?: Readonly<Record<string, string>>;
   /** Largest output chunk, in bytes. */
   readonly maxChunkBytes: number;
   /** Largest file `files` returns whole, in bytes. */
@@ -275,6 +277,7 @@ export class SessionJobs {
         stallTimeoutS: p.stall_timeout,
         graceMs: this.server.graceMs,
         passEnv: this.server.passEnv,
+        serverEnv: this.server.serverEnv,
         maxChunkBytes: this.server.maxChunkBytes,
         outputMode: entry.outputMode,
       }, {

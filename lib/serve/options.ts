@@ -57,6 +57,11 @@ export interface ServerOptions {
    */
   passEnv?: string[];
   /**
+   * The environment the job allow-list picks from, as if the server had been started with it
+   * (default: this process's own). For a server embedded in another program, such as a test.
+   */
+  env?: Record<string, string>;
+  /**
    * Seconds a session's socket may stay at or above the high-water mark (its
    * client not reading) before the session is closed (1008) and its jobs are
    * canceled (default 60).

@@ -51,6 +51,17 @@ export interface UpgradePeer {
   mayObserve: boolean;
   /** The gate's name for the connection (to close it at once), if the gate gave one. */
   connId: string | null;
+  /**
+   * What the handshake asked for, never a secret (for the `session_open` log line): the path,
+   * the names of its query parameters, the offered subprotocols (a token one shown by its
+   * prefix) and how the token came.
+   */
+  handshake: {
+    path: string;
+    query_keys: string[];
+    subprotocols: string[];
+    token_via: "bearer" | "subprotocol" | "query" | "none";
+  };
 }
 
 /** What the routes need of the server. */
@@ -114,6 +125,16 @@ const TOKEN_PREFIX = "ccx.token.";
 function offeredSubprotocols(req: Request): string[] {
   const h = req.headers.get("sec-websocket-protocol");
   return h ? h.split(",").map((p) => p.trim()).filter((p) => p !== "") : [];
+}
+
+/**
+ * How a request presented its token (`bearer` header, `subprotocol`, `query` parameter), or
+ * `none`; for the session log, which never holds the token itself.
+ */
+function tokenVia(req: Request, url: URL): "bearer" | "subprotocol" | "query" | "none" {
+  if (/^Bearer\s+\S/i.test(req.headers.get("authorization") ?? "")) return "bearer";
+  if (offeredSubprotocols(req).some((p) => p.startsWith(TOKEN_PREFIX))) return "subprotocol";
+  return url.searchParams.has("token") ? "query" : "none";
 }
 
 /** The token a browser offered as subprotocol `ccx.token.<base64url of its UTF-8>`, if any. */
@@ -188,7 +209,14 @@ export function route(req: Request, host: RouteHost): Response {
   const peer = gatePeer(req);
   // A browser cannot set headers on a WebSocket: it offers `ccx` (and the token as
   // `ccx.token.<base64url>`), and the server must then answer with `ccx`.
-  const offersCcx = offeredSubprotocols(req).includes(SUBPROTOCOL);
+  const offered = offeredSubprotocols(req);
+  const offersCcx = offered.includes(SUBPROTOCOL);
+  const handshake = {
+    path: url.pathname,
+    query_keys: [...url.searchParams.keys()],
+    subprotocols: offered.map((p) => p.startsWith(TOKEN_PREFIX) ? `${TOKEN_PREFIX}…` : p),
+    token_via: tokenVia(req, url),
+  };
   const { socket, response: res } = Deno.upgradeWebSocket(req, {
     idleTimeout: 120,
     ...(offersCcx ? { protocol: SUBPROTOCOL } : {}),
@@ -199,6 +227,6 @@ export function route(req: Request, host: RouteHost): Response {
   // Observing every session's jobs: with a token, whoever presented it; without one (the
   // server is then on loopback), only loopback peers.
   const mayObserve = host.token !== undefined || isLoopback(peer.hostname);
-  host.upgraded(socket, { remote, mayObserve, connId });
+  host.upgraded(socket, { remote, mayObserve, connId, handshake });
   return res;
 }

@@ -102,6 +102,8 @@ export class CcxServer {
   readonly defaultTimeoutS: number;
   /** Server variables jobs see: `DEFAULT_PASS_ENV` (job_env.ts) plus `--pass-env`. */
   readonly passEnv: readonly string[];
+  /** The environment jobs' allow-list picks from (undefined: this process's own). */
+  readonly serverEnv?: Readonly<Record<string, string>>;
   /** Socket queue in bytes at which a session's job pipes stop being read (default 4 MiB). */
   readonly highWater: number;
   /** Socket queue in bytes at or below which reading resumes (default 1 MiB). */
@@ -157,6 +159,7 @@ export class CcxServer {
   private constructor(opts: ServerOptions) {
     const s = serverSettings(opts);
     this.passEnv = s.passEnv;
+    this.serverEnv = opts.env;
     this.#token = s.token;
     this.maxSessions = s.maxSessions;
     this.maxJobsPerSession = s.maxJobsPerSession;
@@ -213,6 +216,7 @@ export class CcxServer {
     }
     let journal: JobJournal | undefined;
     if (s.journalDir !== false) {
+      const reapStart = performance.now();
       this.reaped = reapOrphans(s.journalDir, {
         graceMs: this.graceMs,
         log: this.alert,
@@ -222,6 +226,17 @@ export class CcxServer {
               `${g.session.slice(0, 8)}) left by dead server pid ${g.owner_pid}`,
             { level: "warn", event: "orphan_reaped", ...g },
           ),
+      }).then((groups) => {
+        // When the last orphan group was gone, measured from the start (docs: 0.5 s + grace).
+        if (groups.length > 0) {
+          const ms = Math.round(performance.now() - reapStart);
+          this.log(`reaped ${groups.length} orphan job groups in ${ms} ms`, {
+            event: "orphans_gone",
+            groups: groups.length,
+            elapsed_ms: ms,
+          });
+        }
+        return groups;
       });
       // Never throws: a journal it cannot write is said (even with --quiet) and retried.
       journal = JobJournal.open(s.journalDir, { log: this.alert });
@@ -265,6 +280,11 @@ export class CcxServer {
       health: () => this.health(),
       upgraded: (socket, peer) => {
         const session = this.#accept(socket, peer.remote, peer.mayObserve);
+        this.log(
+          `session ${session?.id.slice(0, 8) ?? "refused"} from ${peer.remote} on ` +
+            peer.handshake.path,
+          { event: "session_open", session: session?.id, ...peer.handshake },
+        );
         const connId = peer.connId;
         if (session && connId) {
           session.abort = (code, reason) => this.#gate.closeWith(connId, code, reason);

@@ -40,6 +40,8 @@ export interface JobOptions {
   env?: Record<string, string>;
   /** Server variables a job may see (default `DEFAULT_PASS_ENV` of job_env.ts); `CCX_*` never. */
   passEnv?: readonly string[];
+  /** The server's environment the allow-list picks from (default: this process's own). */
+  serverEnv?: Readonly<Record<string, string>>;
   /** Text written to stdin, which is then closed. Without it stdin is /dev/null. */
   stdin?: string;
   /** Whole-run timeout in seconds. */
@@ -707,7 +709,7 @@ export function startJob(opts: JobOptions, sink: JobSink): Job {
     if (!isDir) throw new StartError(`cwd: no such directory: ${opts.cwd}`, "cwd");
   }
   const env = jobEnvironment(
-    Deno.env.toObject(),
+    { ...(opts.serverEnv ?? Deno.env.toObject()) },
     opts.runAs ? { ...runAsEnv(opts.runAs), ...opts.env } : opts.env,
     opts.passEnv,
   );

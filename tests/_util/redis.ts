@@ -26,9 +26,6 @@ export function onPath(bin: string): boolean {
   return false;
 }
 
-/** `CCX_SKIP_REDIS=1` skips the tests that need a real redis-server. */
-export const SKIP_REDIS = Deno.env.get("CCX_SKIP_REDIS") === "1";
-
 /** A running throwaway redis-server. */
 export interface TestRedis {
   /** `redis://127.0.0.1:PORT` */
