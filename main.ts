@@ -21,6 +21,9 @@ import { history } from "./lib/commands/history.ts";
 import { worker } from "./lib/commands/worker.ts";
 import { mockApi } from "./lib/commands/mock_api.ts";
 import { report } from "./lib/commands/report.ts";
+import { ps } from "./lib/commands/ps.ts";
+import { logs } from "./lib/commands/logs.ts";
+import { cancel } from "./lib/commands/cancel.ts";
 
 /** Every command, in the order `ccx --help` lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -29,6 +32,9 @@ export const COMMANDS: readonly Command[] = [
   stress,
   report,
   exec,
+  ps,
+  logs,
+  cancel,
   history,
   worker,
   mockApi,

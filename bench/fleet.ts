@@ -15,7 +15,8 @@
 import { join } from "node:path";
 import { runOnQueue } from "../lib/fleet/queue.ts";
 import { runTasks } from "../lib/stress/runner.ts";
-import { parseSuite, type SuiteTask } from "../lib/stress/suite.ts";
+import { parseSuite } from "../lib/stress/suite_load.ts";
+import type { SuiteTask } from "../lib/stress/suite_model.ts";
 import { DEFAULT_LOCK_S } from "../lib/fleet/worker.ts";
 import { check, fixed, progress, type Section } from "./report.ts";
 import {

@@ -37,6 +37,20 @@ export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));
  */
 export const FAKE_CLAUDE: string = `${ROOT}tests/fixtures/claude`;
 
+/**
+ * The environment a stand-in run needs besides its prompt: like the real CLI, the stand-in says
+ * `Not logged in` and exits 1 without an API key (any non-empty one does).
+ *
+ * @example
+ * ```ts
+ * import { STAND_IN_ENV } from "./proc.ts";
+ * console.log(Object.keys(STAND_IN_ENV)); // ["ANTHROPIC_API_KEY"]
+ * ```
+ */
+export const STAND_IN_ENV: Readonly<Record<string, string>> = {
+  ANTHROPIC_API_KEY: "sk-ant-stand-in-bench",
+};
+
 const live = new Map<number, () => Promise<void>>();
 
 /**

@@ -14,9 +14,11 @@
 
 import { CcxServer } from "../lib/serve/server.ts";
 import { runTasks } from "../lib/stress/runner.ts";
-import { buildTaskCommand, parseSuite, type SuiteTask } from "../lib/stress/suite.ts";
+import { buildTaskCommand } from "../lib/stress/task_command.ts";
+import { parseSuite } from "../lib/stress/suite_load.ts";
+import type { SuiteTask } from "../lib/stress/suite_model.ts";
 import { check, fixed, mean, median, progress, type Section } from "./report.ts";
-import { FAKE_CLAUDE } from "./proc.ts";
+import { FAKE_CLAUDE, STAND_IN_ENV } from "./proc.ts";
 
 /**
  * Options of {@linkcode benchStress}.
@@ -63,7 +65,7 @@ async function standIn(task: SuiteTask): Promise<{ ms: number; lines: number }> 
   const t0 = performance.now();
   const out = await new Deno.Command(argv[0], {
     args: argv.slice(1),
-    env: { IS_SANDBOX: "1" },
+    env: { IS_SANDBOX: "1", ...STAND_IN_ENV },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -136,6 +138,8 @@ export async function benchStress(opts: StressOptions = {}): Promise<Section> {
   const server = CcxServer.start({
     port: 0,
     heartbeatS: 0,
+    // Jobs take the key from the server's environment, as from an operator's.
+    env: { ...Deno.env.toObject(), ...STAND_IN_ENV },
     log: (line) => {
       const now = performance.now();
       const m = line.match(/^job (\S+) (\S+)/);

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { MAX_ANSWER_CHARS, runFacts, tail } from "../lib/verdict/answer.ts";
-import { FAKE_CLAUDE } from "./_util/helpers.ts";
+import { FAKE_CLAUDE, KEY_ENV } from "./_util/helpers.ts";
 
 Deno.test("runFacts() takes the answer, model, turns, tokens and cost from the stand-in's stream-json", async () => {
   const out = await new Deno.Command(FAKE_CLAUDE, {
     args: ["-p", "What is 2+2?", "--output-format", "stream-json", "--verbose", "--model", "haiku"],
+    env: { ...KEY_ENV },
     stdout: "piped",
     stderr: "piped",
   }).output();

@@ -4,7 +4,7 @@
  */
 
 import assert from "node:assert/strict";
-import { FAKE_CLAUDE } from "./_util/helpers.ts";
+import { FAKE_CLAUDE, KEY_ENV } from "./_util/helpers.ts";
 import { buildClaudeArgv } from "../lib/claude/argv.ts";
 import { classifyFailure, FAILURE_POLICIES, retryFailure } from "../lib/claude/classify.ts";
 import { type ClaudeTranscript, modelText, parseClaudeOutput } from "../lib/claude/stream.ts";
@@ -382,7 +382,7 @@ Deno.test("classifyFailure() on the stand-in's real processes: each scenario of 
     const argv = buildClaudeArgv({ claude: FAKE_CLAUDE, prompt: `What is 2+2? ${d}` });
     const o = await new Deno.Command(argv[0], {
       args: argv.slice(1),
-      env: { FAKE_CLAUDE_MODE: "" },
+      env: { FAKE_CLAUDE_MODE: "", ...KEY_ENV },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

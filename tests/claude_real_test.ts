@@ -12,13 +12,12 @@ import { mockApiEnv, MockApiServer } from "../lib/claude/mock_api/server.ts";
 import { buildClaudeArgv } from "../lib/claude/argv.ts";
 import { classifyFailure } from "../lib/claude/classify.ts";
 import { type ClaudeTranscript, parseClaudeOutput } from "../lib/claude/stream.ts";
-import { cli, pidsMatching, uniqueTag } from "./_util/helpers.ts";
-import { realClaude } from "./_util/real_claude.ts";
+import { cli, FAKE_CLAUDE, pidsMatching, uniqueTag, waitFor } from "./_util/helpers.ts";
+import { claudeTier } from "./_util/real_claude.ts";
 
-const real = await realClaude();
-if (real.skip) console.warn(`real-CLI tier skipped: ${real.skip}`);
-const CLAUDE = real.path ?? "claude";
-const ignore = real.skip !== undefined;
+const real = await claudeTier();
+const CLAUDE = real ?? "claude";
+const ignore = real === undefined;
 const isRoot = Deno.uid() === 0;
 
 /** A temp dir (also the CLI's HOME) and a mock, both gone afterwards. */
@@ -201,6 +200,42 @@ Deno.test({
 });
 
 Deno.test({
+  name: "the stand-in agrees with the real CLI: Not logged in without a key, the same 24 tools",
+  ignore,
+  fn: () =>
+    withMock(async (api, dir) => {
+      const argv = (claude: string) =>
+        buildClaudeArgv({ claude, prompt: "What is 2+2?", skipPermissions: true });
+      const noKey = {
+        ANTHROPIC_API_KEY: "",
+        ANTHROPIC_AUTH_TOKEN: "",
+        CLAUDE_CODE_OAUTH_TOKEN: "",
+      };
+      const [real, stand] = await Promise.all([
+        direct(api, dir, argv(CLAUDE), noKey),
+        direct(api, dir, argv(FAKE_CLAUDE), noKey),
+      ]);
+      for (const [who, r] of [["real", real], ["stand-in", stand]] as const) {
+        assert.equal(r.code, 1, `${who}: ${r.stdout}`);
+        assert.equal(r.stderr, "", who);
+        assert.equal(r.t.result?.text, "Not logged in · Please run /login", who);
+        assert.equal(r.t.result?.isError, true, who);
+        assert.equal(r.t.result?.subtype, "success", who);
+        assert.deepEqual(r.t.assistantErrors, ["authentication_failed"], who);
+      }
+      assert.equal(api.requests.length, 0, "neither called the API");
+      // With a key: the same init.tools, in the same order.
+      const [realTools, standTools] = await Promise.all([
+        direct(api, dir, argv(CLAUDE)),
+        direct(api, dir, argv(FAKE_CLAUDE)),
+      ]);
+      assert.equal(realTools.code, 0, realTools.stdout);
+      assert.deepEqual(standTools.t.init?.tools, realTools.t.init?.tools);
+      assert.equal(realTools.t.init?.tools.length, 24);
+    }),
+});
+
+Deno.test({
   name: "real CLI: as root without IS_SANDBOX its refusal is root_refused",
   ignore: ignore || !isRoot,
   fn: () =>
@@ -328,7 +363,7 @@ Deno.test({
         stderr: "piped",
       }).spawn();
       // Wait until the request is in (the mock holds it), then interrupt.
-      while (api.requests.length === 0) await new Promise((r) => setTimeout(r, 20));
+      await waitFor(() => api.requests.length > 0, "the CLI's request at the mock", 60_000);
       child.kill("SIGINT");
       const o = await child.output();
       const stdout = new TextDecoder().decode(o.stdout);

@@ -3,6 +3,7 @@ import { CcxClient, ClientError, runToEnd } from "../lib/client/client.ts";
 import { CcxServer } from "../lib/serve/server.ts";
 import {
   processesInGroup,
+  selfSignedCert,
   waitFor,
   waitForPause,
   waitForResume,
@@ -106,6 +107,50 @@ Deno.test("a token is sent as a Bearer header; a wrong one fails to connect", as
     assert.equal((await ok.request("ping") as { pong: boolean }).pong, true);
     await ok.close();
     await assert.rejects(() => CcxClient.connect(server.url, { token: "bad" }), ClientError);
+  });
+});
+
+Deno.test("wss://: a wrong or missing token is reported as the 401 it was, not as Deno's HTTP/2 retry", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const files = await selfSignedCert(dir);
+    const cert = await Deno.readTextFile(files.cert);
+    const tls = { cert, key: await Deno.readTextFile(files.key) };
+    await withServer({ token: "t0k", tls }, async (server) => {
+      assert.match(server.url, /^wss:/);
+      const ok = await CcxClient.connect(server.url, { token: "t0k", ca: cert });
+      await ok.close();
+      await assert.rejects(
+        () => CcxClient.connect(server.url, { token: "bad", ca: cert }),
+        (e: unknown) =>
+          e instanceof ClientError &&
+          /Invalid status code: 401: the server refused the token$/.test(e.message),
+      );
+      await assert.rejects(
+        () => CcxClient.connect(server.url, { ca: cert }),
+        (e: unknown) =>
+          e instanceof ClientError &&
+          /Invalid status code: 401: the server requires a token$/.test(e.message),
+      );
+      // Another refusal is reported by its status too.
+      await assert.rejects(
+        () => CcxClient.connect(server.url.replace(/\/ws$/, "/nope"), { token: "t0k", ca: cert }),
+        (e: unknown) => e instanceof ClientError && /Invalid status code: 404$/.test(e.message),
+      );
+    });
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("ws://: a wrong token is said to be refused", async () => {
+  await withServer({ token: "t0k" }, async (server) => {
+    await assert.rejects(
+      () => CcxClient.connect(server.url, { token: "bad" }),
+      (e: unknown) =>
+        e instanceof ClientError &&
+        /Invalid status code: 401: the server refused the token$/.test(e.message),
+    );
   });
 });
 

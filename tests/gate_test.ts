@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { defaultMaxConnections } from "../lib/serve/gate.ts";
+import { ConnectionGate, defaultMaxConnections } from "../lib/serve/gate.ts";
 import { cli, listenUrl, ROOT, selfSignedCert, waitFor, withServer } from "./_util/helpers.ts";
 import { RawSession, readCloseFrame, readFrameUntil } from "./_util/ws.ts";
 
@@ -171,6 +171,210 @@ function frameHeader(opcode: number, len: number, fin = true): Uint8Array {
   return new Uint8Array([...h, 0, 0, 0, 0]); // mask key 0: the payload goes as is
 }
 
+/** A request head with `Upgrade: websocket` for `path`, plus `extra` header lines. */
+function upgradeHead(path: string, port: number, extra = ""): string {
+  return `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
+    `Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
+    `Sec-WebSocket-Version: 13\r\n${extra}\r\n`;
+}
+
+/**
+ * Reads what the server sends until it ends the connection; throws if it is still open after
+ * `ms` (a connection the gate forgot stays open for good).
+ */
+async function readToEnd(conn: Deno.Conn, ms = 5000): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  const buf = new Uint8Array(65536);
+  const timer = setTimeout(() => conn.close(), ms);
+  let ended = false;
+  try {
+    while (true) {
+      const n = await conn.read(buf);
+      if (n === null) break;
+      chunks.push(buf.slice(0, n));
+    }
+    ended = true;
+  } catch (e) {
+    // A reset is an end too; a close by our own timer is not.
+    ended = !(e instanceof Deno.errors.BadResource || e instanceof Deno.errors.Interrupted);
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch { /* closed */ }
+  }
+  const text = new TextDecoder("latin1").decode(
+    new Uint8Array(chunks.flatMap((c) => [...c])),
+  );
+  if (!ended) throw new Error(`the connection was still open after ${ms} ms; it got: ${text}`);
+  return text;
+}
+
+/** Status lines of the HTTP responses in `text`. */
+function statusLines(text: string): string[] {
+  return text.match(/HTTP\/1\.1 \d{3}[^\r]*/g) ?? [];
+}
+
+/** A gate in front of a Deno.serve that records every request head it gets. */
+async function recordingGate(
+  fn: (port: number, heads: Headers[], gate: ConnectionGate) => Promise<void>,
+) {
+  const dir = await Deno.makeTempDir();
+  const path = `${dir}/http.sock`;
+  const heads: Headers[] = [];
+  const http = Deno.serve({ path, onListen() {} }, (req) => {
+    heads.push(new Headers(req.headers));
+    if (new URL(req.url).pathname === "/ws") {
+      const { socket, response } = Deno.upgradeWebSocket(req);
+      socket.onmessage = (e) => socket.send(String(e.data));
+      return response;
+    }
+    return Response.json({ ok: true });
+  });
+  const gate = ConnectionGate.listen({ hostname: "127.0.0.1", port: 0, upstreamPath: path });
+  try {
+    await fn(gate.addr.port, heads, gate);
+  } finally {
+    await gate.close();
+    await http.shutdown();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+Deno.test("a request that is not a completed upgrade ends its connection; a second head never reaches the server", async () => {
+  await recordingGate(async (port, heads, gate) => {
+    const spoof = "x-ccx-gate-conn: spoofed\r\nx-ccx-gate-peer: 6.6.6.6 1\r\n";
+    // Pipelined: GET /health asking for an upgrade, then a real upgrade with forged gate headers.
+    const a = await Deno.connect({ hostname: "127.0.0.1", port });
+    await writeAll(
+      a,
+      new TextEncoder().encode(upgradeHead("/health", port) + upgradeHead("/ws", port, spoof)),
+    );
+    assert.deepEqual(statusLines(await readToEnd(a)), ["HTTP/1.1 200 OK"]);
+    // The same, the second head sent after the first answer (keep-alive).
+    const b = await Deno.connect({ hostname: "127.0.0.1", port });
+    await writeAll(b, new TextEncoder().encode(upgradeHead("/health", port)));
+    const first = new Uint8Array(4096);
+    assert.match(
+      new TextDecoder().decode(first.subarray(0, await b.read(first) ?? 0)),
+      /^HTTP\/1\.1 200/,
+    );
+    await writeAll(b, new TextEncoder().encode(upgradeHead("/ws", port, spoof))).catch(() => {});
+    assert.deepEqual(statusLines(await readToEnd(b)), []);
+    // A plain request (no upgrade) followed by an upgrade: one answer, then closed.
+    const c = await Deno.connect({ hostname: "127.0.0.1", port });
+    await writeAll(
+      c,
+      new TextEncoder().encode(
+        `GET /health HTTP/1.1\r\nHost: x\r\n\r\n` + upgradeHead("/ws", port, spoof),
+      ),
+    );
+    assert.deepEqual(statusLines(await readToEnd(c)), ["HTTP/1.1 200 OK"]);
+    // Whatever reached the server carried the gate's own headers only.
+    for (const h of heads) {
+      assert.doesNotMatch(h.get("x-ccx-gate-conn") ?? "", /spoofed/);
+      assert.doesNotMatch(h.get("x-ccx-gate-peer") ?? "", /6\.6\.6\.6/);
+      assert.match(h.get("x-ccx-gate-conn") ?? "", /^[0-9a-f-]{36}$/);
+    }
+    assert.equal(heads.length, 3);
+    // A client that sends a frame without waiting for the 101 it will not get: nothing past the
+    // head is forwarded (nor taken for a frame) unless the server upgrades.
+    const d = await Deno.connect({ hostname: "127.0.0.1", port });
+    await writeAll(d, new TextEncoder().encode(upgradeHead("/health", port)));
+    await writeAll(d, frameHeader(1, 100_000_000));
+    const sending = writeAll(d, new Uint8Array(1 << 20).fill(0x61)).catch(() => {});
+    assert.deepEqual(statusLines(await readToEnd(d)), ["HTTP/1.1 200 OK"]);
+    await sending;
+    assert.equal(gate.stats().frame_violations, 0);
+    assert.equal(heads.length, 4);
+    // A 101 says `Connection: Upgrade` once and nothing else (some clients keep only the last
+    // Connection header, and the gate asks the server to close after any other answer).
+    const up = await rawUpgrade(port);
+    const head = new Uint8Array(4096);
+    const answer = new TextDecoder().decode(head.subarray(0, await up.read(head) ?? 0));
+    up.close();
+    assert.match(answer, /^HTTP\/1\.1 101 /);
+    assert.deepEqual(answer.match(/^connection:.*$/gim), ["connection: Upgrade"]);
+    // A real upgrade still works, and its frames go both ways.
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`);
+    const echoed = new Promise<string>((resolve, reject) => {
+      ws.onmessage = (e) => resolve(String(e.data));
+      ws.onerror = (e) => reject(new Error((e as ErrorEvent).message));
+    });
+    ws.onopen = () => ws.send("still upgrades");
+    assert.equal(await echoed, "still upgrades");
+    const closed = new Promise((r) => ws.onclose = r);
+    ws.close();
+    await closed;
+  });
+});
+
+Deno.test("connections that asked for an upgrade and got /health do not fill the cap", async () => {
+  await withServer({ maxConnections: 4 }, async (server) => {
+    // Three times the cap, one after the other, none closed by the client: the server must close
+    // each after its answer (else the fifth would get 503, and so would every later client).
+    for (let i = 0; i < 12; i++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+      await writeAll(c, new TextEncoder().encode(upgradeHead("/health", server.port)));
+      assert.deepEqual(statusLines(await readToEnd(c)), ["HTTP/1.1 200 OK"]);
+    }
+    // A fresh client gets in.
+    const s = await RawSession.open(server.url);
+    assert.equal((await s.call(1, "ping")).result?.pong, true);
+    assert.equal(server.health().refused_connections, 0);
+    await s.close();
+  });
+});
+
+/**
+ * Opens a connection with `GET /health` asking for an upgrade, reads its answer, then asks for
+ * `/ws` on the same connection.
+ */
+async function upgradeBehindHealth(port: number): Promise<Deno.Conn> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  await writeAll(conn, new TextEncoder().encode(upgradeHead("/health", port)));
+  const buf = new Uint8Array(4096);
+  const got = new TextDecoder("latin1").decode(buf.subarray(0, await conn.read(buf) ?? 0));
+  assert.match(got, /^HTTP\/1\.1 200 /);
+  await writeAll(conn, new TextEncoder().encode(upgradeHead("/ws", port))).catch(() => {});
+  return conn;
+}
+
+/**
+ * How the connection ends after the frames: the gate's close code when the second request was
+ * upgraded, "ended" when it was not (the connection closed with no 101).
+ */
+async function afterFrames(conn: Deno.Conn): Promise<number | "ended"> {
+  const reply = await readToEnd(conn);
+  if (!/101 Switching Protocols/.test(reply)) return "ended";
+  const bytes = Uint8Array.from(reply, (ch) => ch.charCodeAt(0));
+  for (let i = 0; i + 3 < bytes.length; i++) {
+    if (bytes[i] === 0x88 && bytes[i + 1] >= 2 && bytes[i + 1] < 126) {
+      return (bytes[i + 2] << 8) | bytes[i + 3];
+    }
+  }
+  throw new Error(`upgraded, but the gate sent no close frame: ${JSON.stringify(reply)}`);
+}
+
+Deno.test("an upgrade behind GET /health on one connection is never let through unchecked", async () => {
+  await withServer({}, async (server) => {
+    const port = server.port;
+    // 100 MB announced: closed 1009 before the server buffers it, or no upgrade at all.
+    const big = await upgradeBehindHealth(port);
+    await writeAll(big, frameHeader(1, 100_000_000)).catch(() => {});
+    const sending = writeAll(big, new Uint8Array(8 << 20).fill(0x61)).catch(() => {});
+    const bigEnd = await afterFrames(big);
+    await sending;
+    assert.ok(bigEnd === 1009 || bigEnd === "ended", `got ${bigEnd}`);
+    // Invalid UTF-8 behind the same trick: 1007, or no upgrade at all.
+    const bad = await upgradeBehindHealth(port);
+    await writeAll(bad, new Uint8Array([...frameHeader(1, 3), 0x7b, 0xff, 0x7d])).catch(() => {});
+    const badEnd = await afterFrames(bad);
+    assert.ok(badEnd === 1007 || badEnd === "ended", `got ${badEnd}`);
+    assert.equal(server.health().active_sessions, 0);
+  });
+});
+
 Deno.test("frames: 100 MB → close 1009 before it is read, bad UTF-8 → 1007, other sessions unaffected", async () => {
   await withServer({}, async (server) => {
     const other = await RawSession.open(server.url);
@@ -282,6 +486,14 @@ Deno.test("TLS: --cert/--key serve wss://; ccx run and stress --ca trust the pri
     });
     assert.equal(ok.stdout, "over tls\n", ok.stderr);
     assert.equal(ok.code, 0);
+    // A wrong token is said to be refused (not Deno's "Didn't receive h2 alpn"), exit 125 as on ws://.
+    const wrong = await cli(
+      ["run", "--server", srv.url, "--ca", cert, "--token", "wrong", "--", "echo", "no"],
+    );
+    assert.equal(wrong.code, 125, wrong.stderr);
+    assert.equal(wrong.stdout, "");
+    assert.match(wrong.stderr, /wss:\/\/127\.0\.0\.1:\d+\/ws refused the token: check --token/);
+    assert.doesNotMatch(wrong.stderr, /alpn/i);
     // Without the CA the certificate is not trusted: nothing runs.
     const untrusted = await cli(["run", "--server", srv.url, "--", "echo", "no"], {
       env: { CCX_TOKEN: "tls-tok" },
@@ -307,6 +519,17 @@ Deno.test("TLS: --cert/--key serve wss://; ccx run and stress --ca trust the pri
     );
     assert.equal(stressNoCa.code, 3, stressNoCa.stderr);
     assert.match(stressNoCa.stderr, /cannot run: --server wss:.*no answer from https:/);
+    // Over TLS too, a request that asked for an upgrade and got /health ends its connection.
+    const tlsConn = await Deno.connectTls({
+      hostname: "127.0.0.1",
+      port: srv.port,
+      caCerts: [await Deno.readTextFile(cert)],
+    });
+    await writeAll(
+      tlsConn,
+      new TextEncoder().encode(upgradeHead("/health", srv.port) + upgradeHead("/ws", srv.port)),
+    );
+    assert.deepEqual(statusLines(await readToEnd(tlsConn)), ["HTTP/1.1 200 OK"]);
     // A peer that never starts its TLS handshake is closed at the request deadline.
     const silent = await Deno.connect({ hostname: "127.0.0.1", port: srv.port });
     const t0 = performance.now();

@@ -8,13 +8,16 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type RunnerOptions, runTasks } from "../lib/stress/runner.ts";
-import { parseSuite } from "../lib/stress/suite.ts";
+import { parseSuite } from "../lib/stress/suite_load.ts";
 import { withCheckFiles } from "../lib/stress/check_files.ts";
 import type { TestResult } from "../lib/stress/report/model.ts";
-import type { ServerOptions } from "../lib/serve/server.ts";
+import type { ServerOptions } from "../lib/serve/options.ts";
 import { cli, FAKE_CLAUDE, serveProcess, waitFor, withServer } from "./_util/helpers.ts";
 import { startCoordinator, startWorker, withFleet, work } from "./_util/fleet.ts";
-import { SKIP_REDIS } from "./_util/redis.ts";
+import { bwrapTier, redisTier } from "./_util/tier.ts";
+
+const bwrapIgnore = bwrapTier();
+const redisIgnore = redisTier();
 
 interface Ran {
   byId: Map<string, TestResult>;
@@ -171,14 +174,7 @@ Deno.test("a check cannot start without the task's workspace: hidden files with 
 });
 
 Deno.test("checks run under --isolate bwrap, confined to the task's workspace", {
-  ignore: (() => {
-    try {
-      return !new Deno.Command("bwrap", { args: ["--version"], stdout: "null", stderr: "null" })
-        .outputSync().success;
-    } catch {
-      return true;
-    }
-  })(),
+  ignore: bwrapIgnore,
 }, async () => {
   await runGraded(
     {
@@ -203,6 +199,33 @@ Deno.test("checks run under --isolate bwrap, confined to the task's workspace", 
     {},
     { isolate: "bwrap" },
   );
+});
+
+Deno.test("a check's job is named after the task it grades: its label and meta, grader check", async () => {
+  const started: Record<string, unknown>[] = [];
+  await runGraded(
+    { tests: [{ id: "t1", name: "adds", command: "true", check: ["true", "test -d ."] }] },
+    {},
+    ({ byId }) => assert.equal(byId.get("t1")?.status, "passed", byId.get("t1")?.reason),
+    { jobMeta: { suite: "graded", run_id: "r1" } },
+    {
+      log: (_msg, fields) => {
+        if (fields?.event === "job_started") started.push(fields as Record<string, unknown>);
+      },
+    },
+  );
+  assert.deepEqual(started.map((f) => f.label), [
+    "t1 · adds",
+    "t1 · adds · check: true",
+    "t1 · adds · check: test -d .",
+  ]);
+  const meta = started.map((f) => f.meta as Record<string, unknown>);
+  assert.equal(meta[0].grader, undefined);
+  for (const m of meta.slice(1)) {
+    assert.equal(m.grader, "check");
+    assert.equal(m.result_id, "t1");
+    assert.equal(m.run_id, "r1");
+  }
 });
 
 /** A suite (beside its hidden test) of a right and a wrong add.sh, graded by the hidden test. */
@@ -260,7 +283,7 @@ Deno.test("checks through --server: the client ships the hidden files, the remot
 
 Deno.test({
   name: "checks through a ccx worker: the hidden files travel with the task in the queue",
-  ignore: SKIP_REDIS,
+  ignore: redisIgnore,
   fn: () =>
     withFleet(async ({ redis, w, workers }) => {
       await Deno.mkdir(w.path("hidden"));

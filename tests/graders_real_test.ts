@@ -12,12 +12,11 @@ import { mockApiEnv, MockApiServer } from "../lib/claude/mock_api/server.ts";
 import { parseMockScript } from "../lib/claude/mock_api/script.ts";
 import { execTask } from "../lib/exec/exec.ts";
 import { cli, ROOT } from "./_util/helpers.ts";
-import { realClaude } from "./_util/real_claude.ts";
+import { claudeTier } from "./_util/real_claude.ts";
 
-const real = await realClaude();
-if (real.skip) console.warn(`real-CLI graders tier skipped: ${real.skip}`);
-const CLAUDE = real.path ?? "claude";
-const ignore = real.skip !== undefined;
+const real = await claudeTier();
+const CLAUDE = real ?? "claude";
+const ignore = real === undefined;
 
 /** A temp dir (also the CLI's HOME) and a mock with `script`, both gone afterwards. */
 async function withMock<T>(

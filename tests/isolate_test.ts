@@ -1,10 +1,10 @@
 import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { bwrapArgv, checkBwrap } from "../lib/serve/isolate.ts";
-import { CcxServer, ServerConfigError } from "../lib/serve/server.ts";
+import { bwrapArgv } from "../lib/serve/isolate.ts";
 import { CcxClient } from "../lib/client/client.ts";
 import {
+  cli,
   listenUrl,
   newTag,
   pidsMatching,
@@ -16,17 +16,12 @@ import {
 import { RawSession } from "./_util/ws.ts";
 import { execTask } from "../lib/exec/exec.ts";
 import { mockApiEnv, MockApiServer } from "../lib/claude/mock_api/server.ts";
-import { realClaude } from "./_util/real_claude.ts";
+import { claudeTier } from "./_util/real_claude.ts";
+import { bwrapTier } from "./_util/tier.ts";
 
-const bwrap = (() => {
-  try {
-    return checkBwrap();
-  } catch {
-    return undefined;
-  }
-})();
-// .ci/run installs bubblewrap, so CI never skips; a developer without it sees the tests ignored.
-const ignore = bwrap === undefined;
+// The tier rule (tests/_util/tier.ts): missing bwrap is a skip with one line, or a failure under
+// CI=true / CCX_REQUIRE=bwrap; a bwrap that cannot make a sandbox is always a failure.
+const ignore = bwrapTier();
 
 /** Sleep processes carrying `tag` (bwrap's own command line carries it too). */
 function sleeps(tag: string): number {
@@ -198,19 +193,14 @@ Deno.test("bwrapArgv: read-only root, private /tmp, the workspace bound, PID nam
 
 Deno.test({
   name: "--isolate bwrap refuses to start when bwrap cannot run",
-  ignore,
-  fn: () => {
-    const path = Deno.env.get("PATH")!;
-    Deno.env.set("PATH", "/nonexistent");
-    try {
-      assert.throws(
-        () => CcxServer.start({ port: 0, isolate: "bwrap", log: () => {} }),
-        (e: Error) =>
-          e instanceof ServerConfigError && /apt-get install bubblewrap/.test(e.message),
-      );
-    } finally {
-      Deno.env.set("PATH", path);
-    }
+  fn: async () => {
+    // A server process whose PATH has no bwrap (this process's PATH, shared by every test file
+    // running beside this one, is left alone).
+    const r = await cli(["serve", "--port", "0", "--isolate", "bwrap"], {
+      env: { PATH: "/nonexistent" },
+    });
+    assert.equal(r.code, 2, r.stderr);
+    assert.match(r.stderr, /--isolate bwrap: bwrap is not installed.*apt-get install bubblewrap/);
   },
 });
 
@@ -269,13 +259,12 @@ Deno.test({
 
 // The real Claude CLI (tests/real_claude.ts installs the pinned one) inside a confined workspace,
 // against the mock model: only the model is mocked; the CLI and its Write and Bash tools are real.
-const real = ignore ? undefined : await realClaude();
-if (real?.skip) console.warn(`real-CLI test skipped: ${real.skip}`);
+const real = await claudeTier();
 
 Deno.test({
   name:
     "real Claude CLI completes a Write tool call inside a confined workspace against the mock model",
-  ignore: ignore || real?.path === undefined,
+  ignore: ignore || real === undefined,
   fn: async () => {
     const root = Deno.makeTempDirSync({ prefix: "ccx-iso-real-" });
     const outside = `/var/tmp/ccx-real-outside-${newTag()}`;
@@ -284,7 +273,7 @@ Deno.test({
       await withServer({ workspaceRoot: root, isolate: "bwrap" }, async (server) => {
         const lines: string[] = [];
         const r = await execTask({
-          claude: real!.path!,
+          claude: real!,
           server: server.url,
           task: "Create notes.txt [[mock:write:notes.txt=hello from the sandbox]]",
           criteria: ["File notes.txt exists", "notes.txt contains sandbox"],
@@ -307,7 +296,7 @@ Deno.test({
 
         // Its Bash tool cannot write outside the workspace.
         const bash = await execTask({
-          claude: real!.path!,
+          claude: real!,
           server: server.url,
           task:
             `Write inside and outside [[mock:bash:echo in > bash_inside.txt; echo x > ${outside}]]`,

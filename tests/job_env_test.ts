@@ -6,7 +6,12 @@ import {
   passEnvProblem,
   secretWarnings,
 } from "../lib/serve/job_env.ts";
-import { ROOT } from "./_util/helpers.ts";
+import { FAKE_CLAUDE, ROOT, serveProcess, TEST_API_KEY } from "./_util/helpers.ts";
+import { RawSession } from "./_util/ws.ts";
+import { parseClaudeOutput } from "../lib/claude/stream.ts";
+import { bwrapTier } from "./_util/tier.ts";
+
+const bwrapIgnore = bwrapTier();
 
 Deno.test("jobEnvironment keeps allow-listed names and prefixes, never CCX_*", () => {
   const server = {
@@ -115,4 +120,105 @@ Deno.test("secretWarnings says which setups leave secrets within a job's reach",
     secretWarnings(dot, { isolate: "bwrap", runAs: "nobody", dotEnvOpenToOthers: true }).join(),
     /chmod 600 \.env/,
   );
+});
+
+/**
+ * Runs the stand-in as a job of a `ccx serve` process started with `serverEnv` (plus `flags`),
+ * the request adding `requestEnv`; returns its exit code and parsed transcript.
+ */
+async function claudeJob(
+  serverEnv: Record<string, string>,
+  requestEnv: Record<string, string> = {},
+  flags: string[] = [],
+  params: Record<string, unknown> = {},
+) {
+  const srv = await serveProcess(flags, serverEnv);
+  try {
+    const s = await RawSession.open(srv.url);
+    try {
+      const r = await s.call(1, "execute", {
+        job_id: "c",
+        argv: [
+          FAKE_CLAUDE,
+          "-p",
+          "What is 2+2?",
+          "--output-format",
+          "stream-json",
+          "--verbose",
+          "--dangerously-skip-permissions",
+        ],
+        env: { IS_SANDBOX: "1", ...requestEnv },
+        ...params,
+      });
+      assert.equal(r.error, undefined, JSON.stringify(r.error));
+      const done = await s.completed("c", 60_000);
+      const stdout = s.output("c");
+      return {
+        exit: done.params?.exit_code as number,
+        t: parseClaudeOutput(stdout),
+        stdout,
+        stderr: s.output("c", "stderr"),
+      };
+    } finally {
+      await s.close();
+    }
+  } finally {
+    await srv.stop();
+  }
+}
+
+/** A server environment with no credentials in it (the test process may have some). */
+const NO_KEY = {
+  ANTHROPIC_API_KEY: "",
+  ANTHROPIC_AUTH_TOKEN: "",
+  CLAUDE_CODE_OAUTH_TOKEN: "",
+  CLAUDE_CONFIG_DIR: "",
+};
+
+Deno.test("a Claude job succeeds only when the key reaches it: from the server's allow-listed environment or the request", async () => {
+  const home = await Deno.makeTempDir({ prefix: "ccx-nokey-home-" }); // no login in it either
+  try {
+    const bare = { ...NO_KEY, HOME: home };
+    const without = await claudeJob(bare);
+    assert.equal(without.exit, 1, without.stdout + without.stderr);
+    assert.equal(without.t.result?.text, "Not logged in · Please run /login");
+
+    const fromServer = await claudeJob({ ...bare, ANTHROPIC_API_KEY: TEST_API_KEY });
+    assert.equal(fromServer.exit, 0, fromServer.stdout + fromServer.stderr);
+    assert.equal(fromServer.t.result?.text, "2 + 2 = 4");
+
+    const fromRequest = await claudeJob(bare, { ANTHROPIC_API_KEY: TEST_API_KEY });
+    assert.equal(fromRequest.exit, 0, fromRequest.stdout + fromRequest.stderr);
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "under --isolate bwrap a Claude job in its workspace succeeds only when the key reaches it",
+  ignore: bwrapIgnore,
+  fn: async () => {
+    const root = await Deno.makeTempDir({ prefix: "ccx-key-iso-" });
+    const home = await Deno.makeTempDir({ prefix: "ccx-nokey-home-" });
+    try {
+      const flags = ["--isolate", "bwrap", "--workspace-root", root];
+      const bare = { ...NO_KEY, HOME: home };
+      const without = await claudeJob(bare, {}, flags, { workspace: true });
+      assert.equal(without.exit, 1, without.stdout + without.stderr);
+      assert.equal(without.t.result?.text, "Not logged in · Please run /login");
+      const keyed = await claudeJob(
+        { ...bare, ANTHROPIC_API_KEY: TEST_API_KEY },
+        {},
+        flags,
+        { workspace: true },
+      );
+      assert.equal(keyed.exit, 0, keyed.stdout + keyed.stderr);
+      assert.equal(keyed.t.result?.text, "2 + 2 = 4");
+      // It ran confined: its cwd was the workspace the server made, under the root.
+      assert.ok(keyed.t.init?.cwd?.startsWith(root), keyed.t.init?.cwd);
+    } finally {
+      await Deno.remove(root, { recursive: true });
+      await Deno.remove(home, { recursive: true });
+    }
+  },
 });

@@ -1,7 +1,13 @@
 import assert from "node:assert/strict";
 import { ObserverHub, validateWatch } from "../lib/serve/observer.ts";
 import { SqliteHistory, taskClass } from "../lib/claude/history.ts";
-import { processesInGroup, waitFor, waitForPause, withServer } from "./_util/helpers.ts";
+import {
+  processesInGroup,
+  waitFor,
+  waitForPause,
+  waitForResume,
+  withServer,
+} from "./_util/helpers.ts";
 import { handshakeStatus, type Msg, RawSession } from "./_util/ws.ts";
 
 type Job = Record<string, unknown> & { session_id: string; job_id: string };
@@ -122,6 +128,68 @@ Deno.test("watch output: the tail so far, then live output, of the chosen job on
   });
 });
 
+Deno.test("label and meta of execute reach jobs, watch, observe.job and the server log; output carries when", async () => {
+  const lines: { msg: string; fields: Record<string, unknown> }[] = [];
+  await withServer(
+    { log: (msg, fields) => lines.push({ msg, fields: fields ?? {} }) },
+    async (server) => {
+      const owner = await RawSession.open(server.url);
+      const sid = await sessionId(owner);
+      const watcher = await RawSession.open(server.url);
+      await watcher.call("w0", "watch", {});
+      const meta = { suite: "demo", run_id: "run-1", run_total: 2, task_id: "t1", prompt: "Hi?" };
+      const before = Date.now() / 1000;
+      const r = await owner.call("e1", "execute", {
+        job_id: "tagged",
+        argv: ["sh", "-c", "echo out; sleep 30"],
+        label: "t1 · the first task",
+        meta,
+      });
+      assert.ok(r.result, JSON.stringify(r.error));
+      const st = await watcher.next(jobEvent("started", "tagged"));
+      const job = st.params?.job as Job;
+      assert.equal(job.label, "t1 · the first task");
+      assert.deepEqual(job.meta, meta);
+      assert.deepEqual(job.argv, ["sh", "-c", "echo out; sleep 30"]);
+      // The owner's `jobs` says it too.
+      const own = await owner.call("j", "jobs");
+      const listed = (own.result?.jobs as Job[]).find((j) => j.job_id === "tagged")!;
+      assert.equal(listed.label, "t1 · the first task");
+      assert.deepEqual(listed.meta, meta);
+      // So does a new watch snapshot, and the followed output says when it was read.
+      await owner.next((m) => m.method === "process.output" && m.params?.job_id === "tagged");
+      const w = await watcher.call("w1", "watch", {
+        output: [{ session_id: sid, job_id: "tagged" }],
+      });
+      const snap = (w.result?.jobs as Job[]).find((j) => j.job_id === "tagged")!;
+      assert.equal(snap.label, "t1 · the first task");
+      const out = await watcher.next((m) => m.method === "observe.output");
+      const at = Number(out.params?.at);
+      assert.ok(at >= before - 1 && at <= Date.now() / 1000 + 1, `at ${at}`);
+      // The server log names the job by its label, and its fields carry label and meta.
+      const started = lines.find((l) =>
+        l.fields.event === "job_started" && l.fields.job_id === "tagged"
+      )!;
+      assert.match(
+        started.msg,
+        /^job tagged started pid=\d+ session=\w+ label="t1 · the first task" /,
+      );
+      assert.equal(started.fields.label, "t1 · the first task");
+      assert.deepEqual(started.fields.meta, meta);
+      // A job without them has neither.
+      await start(owner, "plain", "true");
+      const plain = (await watcher.next(jobEvent("started", "plain"))).params?.job as Job;
+      assert.equal("label" in plain || "meta" in plain || "argv" in plain, false);
+      const bad = await owner.call("e2", "execute", { command: "true", label: "x".repeat(201) });
+      assert.equal(bad.error?.code, -32602);
+      assert.equal(bad.error?.data?.field, "label");
+      assert.match(bad.error!.message, /^label: at most 200 characters, got 201$/);
+      await owner.close();
+      await watcher.close();
+    },
+  );
+});
+
 Deno.test("an observer pauses, resumes and cancels another session's job; its group is gone", async () => {
   await withServer({ graceMs: 300 }, async (server) => {
     const owner = await RawSession.open(server.url);
@@ -143,6 +211,8 @@ Deno.test("an observer pauses, resumes and cancels another session's job; its gr
     const q = await watcher.call(3, "control", { type: "RESUME", session_id: sid, job_id: "long" });
     assert.equal(q.result?.status, "resumed");
     await watcher.next(jobEvent("resumed", "long"));
+    // The processes run again (none stopped), not just a notification saying so.
+    await waitForResume(r.pid);
 
     const c = await watcher.call(4, "control", { type: "CANCEL", session_id: sid, job_id: "long" });
     assert.equal(c.result?.status, "canceled");
@@ -344,7 +414,7 @@ function startedJob(hub: ObserverHub) {
     state: () => "running",
     bytes: () => ({ stdout: 0, stderr: 0 }),
     elapsed: () => 0,
-    control: () => ({}),
+    control: () => ({ result: {} }),
   });
 }
 
@@ -353,11 +423,11 @@ Deno.test("ObserverHub keeps a bounded tail and says when it was cut", () => {
   const rec = startedJob(hub);
   for (let i = 0; i < 5; i++) hub.output(rec, "stdout", `line${i}\n`, i);
   const sent: Msg[] = [];
-  const after: (() => void)[] = [];
-  hub.watch({ send: (m) => sent.push(m as Msg), congested: () => false }, {
+  const { after } = hub.watch({ send: (m) => sent.push(m as Msg), congested: () => false }, {
     output: [{ session_id: "s", job_id: "j" }],
-  }, after);
-  after.forEach((f) => f());
+  });
+  assert.equal(sent.length, 0, "the backlog waits for the reply");
+  after();
   assert.deepEqual(sent.map((m) => m.params?.data), ["line4\n"]);
   assert.equal(sent[0].params?.truncated, true);
   hub.close();

@@ -46,6 +46,10 @@ Deno.test("explainConnectError() names --token for a 401 and --server for a refu
     explainConnectError("… Invalid status code: 401", "ws://h/ws"),
     /--token or CCX_TOKEN/,
   );
+  assert.equal(
+    explainConnectError("… Invalid status code: 401: the server refused the token", "wss://h/ws"),
+    "wss://h/ws refused the token: check --token or CCX_TOKEN",
+  );
   assert.match(explainConnectError("… tcp connect error", "ws://h/ws"), /check --server/);
   assert.equal(explainConnectError("other", "ws://h/ws"), "other");
 });

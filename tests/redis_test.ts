@@ -6,7 +6,10 @@
 
 import assert from "node:assert/strict";
 import { connectRedis, redactUrl } from "../lib/common/redis.ts";
-import { freePort, SKIP_REDIS, startRedis } from "./_util/redis.ts";
+import { freePort, startRedis } from "./_util/redis.ts";
+import { redisTier } from "./_util/tier.ts";
+
+const redisIgnore = redisTier();
 
 Deno.test("redactUrl() hides the password only, and leaves what is not a URL alone", () => {
   assert.equal(redactUrl("rediss://ci:s3cret@redis.lan:6380"), "rediss://ci:***@redis.lan:6380");
@@ -32,7 +35,7 @@ Deno.test("connectRedis() fails fast naming the URL (password hidden) when nothi
 
 Deno.test({
   name: "connectRedis() gives a connected client; `blocking` lets commands wait through reconnects",
-  ignore: SKIP_REDIS,
+  ignore: redisIgnore,
   async fn() {
     const redis = await startRedis();
     try {

@@ -1,5 +1,4 @@
 import assert from "node:assert/strict";
-import { checkBwrap } from "../lib/serve/isolate.ts";
 import { resolveRunAs, RunAsError } from "../lib/serve/run_as.ts";
 import {
   cli,
@@ -13,17 +12,11 @@ import {
   withServer,
 } from "./_util/helpers.ts";
 import { RawSession } from "./_util/ws.ts";
+import { bwrapTier } from "./_util/tier.ts";
 
 // Switching user needs root; .ci/run runs the tests as root, so CI never skips these.
 const notRoot = Deno.uid() !== 0 && Deno.env.get("CI") !== "true";
-const bwrapMissing = (() => {
-  try {
-    checkBwrap();
-    return false;
-  } catch {
-    return true;
-  }
-})();
+const bwrapMissing = bwrapTier();
 
 /** A workspace root that `nobody` can enter (temp dirs are made with mode 700). */
 async function openRoot(): Promise<string> {

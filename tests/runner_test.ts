@@ -2,9 +2,10 @@ import assert from "node:assert/strict";
 import { type RunnerOptions, runTasks } from "../lib/stress/runner.ts";
 import { instanceSettings } from "../lib/stress/task.ts";
 import { judgeRun } from "../lib/stress/judge.ts";
-import { parseSuite } from "../lib/stress/suite.ts";
+import { parseSuite } from "../lib/stress/suite_load.ts";
 import { limitWaitMs } from "../lib/common/backoff.ts";
 import type { TestResult } from "../lib/stress/report/model.ts";
+import { bwrapTier } from "./_util/tier.ts";
 import {
   assertNoneLeft,
   FAKE_CLAUDE,
@@ -13,9 +14,13 @@ import {
   pidsMatching,
   remoteDiskServer,
   serveProcess,
+  serverEnvWithKey,
   waitFor,
   withServer,
 } from "./_util/helpers.ts";
+import { RawSession } from "./_util/ws.ts";
+
+const bwrapIgnore = bwrapTier();
 
 // ---------------------------------------------------------------------------------------------
 // helpers
@@ -43,14 +48,18 @@ async function runSuite(
   const { tasks } = parseSuite(suite, "inline", { claude: FAKE_CLAUDE });
   const outDir = await Deno.makeTempDir({ prefix: "ccx_runner_test_" });
   try {
-    const results = await withServer({ graceMs: 200 }, (server) =>
-      runTasks(tasks, {
-        servers: [{ url: server.url }],
-        outDir,
-        claude: FAKE_CLAUDE,
-        sandbox: true, // tests run as root, where the CLI needs IS_SANDBOX=1
-        ...opts,
-      }));
+    // The server's environment carries the key, as an operator's would: the stand-in needs one.
+    const results = await withServer(
+      { graceMs: 200, env: serverEnvWithKey() },
+      (server) =>
+        runTasks(tasks, {
+          servers: [{ url: server.url }],
+          outDir,
+          claude: FAKE_CLAUDE,
+          sandbox: true, // tests run as root, where the CLI needs IS_SANDBOX=1
+          ...opts,
+        }),
+    );
     await check({ results, outDir, byId: new Map(results.map((r) => [r.id, r])) });
   } finally {
     await Deno.remove(outDir, { recursive: true });
@@ -664,7 +673,7 @@ Deno.test("runTasks() on abort cancels running tasks, keeps their output, and st
     ],
   }, "inline");
   try {
-    await withServer({ graceMs: 200 }, async (server) => {
+    await withServer({ graceMs: 200, env: serverEnvWithKey() }, async (server) => {
       const results = await runTasks(tasks, {
         servers: [{ url: server.url }],
         outDir,
@@ -696,6 +705,70 @@ Deno.test("runTasks() on abort cancels running tasks, keeps their output, and st
       assert.equal(await bodyOf(byId.get("slow")!.outputFile), "slow-began\n");
       assert.match(await bodyOf(byId.get("hang")!.outputFile), /"subtype":"init"/);
       assert.equal(started.includes("never"), false);
+    });
+  } finally {
+    await Deno.remove(outDir, { recursive: true });
+  }
+  assertNoneLeft(tag);
+});
+
+Deno.test("runTasks() names every job: label and meta (run, task, instance) as observers see them", async () => {
+  const tag = newTag();
+  const { tasks } = parseSuite(
+    {
+      categories: {
+        plain: {
+          tasks: [{ id: "one", name: "first task", command_template: `: ${tag}; echo hi` }],
+        },
+        concurrent_execution: {
+          tasks: [{
+            id: "many",
+            natural_language_request: "pick one",
+            command_template: `: ${tag}; echo hi`,
+            concurrent_instances: 2,
+            evaluation_criteria: "FASTEST",
+          }],
+        },
+      },
+    },
+    "inline",
+    { claude: FAKE_CLAUDE },
+  );
+  const outDir = await Deno.makeTempDir({ prefix: "ccx_runner_test_" });
+  try {
+    await withServer({}, async (server) => {
+      const watcher = await RawSession.open(server.url);
+      await watcher.call(1, "watch", {});
+      await runTasks(tasks, {
+        servers: [{ url: server.url }],
+        outDir,
+        claude: FAKE_CLAUDE,
+        repeat: 2,
+        jobMeta: { suite: "inline", run_id: "run-7", run_total: 4 },
+      });
+      const started = watcher.messages
+        .filter((m) => m.method === "observe.job" && m.params?.event === "started")
+        .map((m) => m.params?.job as { label: string; meta: Record<string, unknown> });
+      assert.deepEqual(started.map((j) => j.label).sort(), [
+        "many.r1.i1",
+        "many.r1.i2",
+        "many.r2.i1",
+        "many.r2.i2",
+        "one.r1 · first task",
+        "one.r2 · first task",
+      ]);
+      const inst = started.find((j) => j.label === "many.r2.i2")!;
+      assert.deepEqual(inst.meta, {
+        suite: "inline",
+        run_id: "run-7",
+        run_total: 4,
+        task_id: "many",
+        result_id: "many.r2",
+        category: "concurrent_execution",
+        instance: 2,
+        prompt: "pick one",
+      });
+      await watcher.close();
     });
   } finally {
     await Deno.remove(outDir, { recursive: true });
@@ -937,7 +1010,7 @@ Deno.test("--no-workspace runs tasks in the server's directory, workspaces elsew
 
 Deno.test({
   name: "expected_files passes and fails as it should against a server whose disk we cannot see",
-  ignore: !new Deno.Command("sh", { args: ["-c", "command -v bwrap"] }).outputSync().success,
+  ignore: bwrapIgnore,
   fn: async () => {
     const server = await remoteDiskServer();
     const outDir = await Deno.makeTempDir({ prefix: "ccx_runner_test_" });

@@ -19,6 +19,8 @@ import {
   parseClaudeOutput,
 } from "../lib/claude/stream.ts";
 
+import { KEY_ENV } from "./_util/helpers.ts";
+
 const FAKE = fileURLToPath(new URL("./fixtures/claude", import.meta.url));
 
 // ---------------------------------------------------------------------------------------------
@@ -40,7 +42,7 @@ async function run(
   const cmd = new Deno.Command(argv[0], {
     args: argv.slice(1),
     cwd: opts.cwd,
-    env: { FAKE_CLAUDE_MODE: "", IS_SANDBOX: "1", ...opts.env },
+    env: { FAKE_CLAUDE_MODE: "", IS_SANDBOX: "1", ...KEY_ENV, ...opts.env },
     stdin: opts.stdin === undefined ? "null" : "piped",
     stdout: "piped",
     stderr: "piped",
@@ -323,7 +325,7 @@ Deno.test("fake claude: reads the prompt from stdin only when none is given, and
 function spawnStandIn(prompt: string, opts: { detached?: boolean } = {}): Deno.ChildProcess {
   return new Deno.Command(FAKE, {
     args: claude(prompt).slice(1),
-    env: { FAKE_CLAUDE_MODE: "", IS_SANDBOX: "1" },
+    env: { FAKE_CLAUDE_MODE: "", IS_SANDBOX: "1", ...KEY_ENV },
     stdin: "null",
     stdout: "piped",
     stderr: "null",
@@ -465,6 +467,7 @@ Deno.test("stand-in: as root it refuses to skip permissions unless IS_SANDBOX is
 
 Deno.test("stand-in: --allowedTools none keeps every tool; --tools restricts them", async () => {
   const none = await run([...claude("What is 2+2?"), "--allowedTools", "none"]);
+  // 24 in 2.1.197, as the real CLI lists them (claude_real_test.ts compares the two lists).
   assert.equal(none.transcript.init?.tools.length, 24);
   const empty = await run(claude("What is 2+2?", { tools: "none" }));
   assert.deepEqual(empty.transcript.init?.tools, []);
@@ -480,37 +483,171 @@ Deno.test("stand-in: a prompt after --allowedTools is swallowed, as by the real 
 });
 
 Deno.test("stand-in: API errors print the real texts on stdout with their structured fields", async () => {
-  const cases: [string, RegExp, number | null, string][] = [
-    ["[[auth-fail]]", /^Invalid API key · Fix external API key$/, 401, "authentication_failed"],
-    ["[[auth-403]]", /^Failed to authenticate\. API Error: 403 /, 403, "authentication_failed"],
-    ["[[rate-limit-429]]", /^API Error: Request rejected \(429\) · /, 429, "rate_limit"],
-    ["[[overloaded]]", /^API Error: 529 Overloaded\./, 529, "server_error"],
-    ["[[server-error]]", /^API Error: 500 Internal server error\./, 500, "server_error"],
+  // directive, result text, api_error_status, the assistant line's error, api_error_type
+  const cases: [string, RegExp, number | null, string, string | undefined][] = [
+    [
+      "[[auth-fail]]",
+      /^Invalid API key · Fix external API key$/,
+      401,
+      "authentication_failed",
+      "authentication_error",
+    ],
+    [
+      "[[auth-403]]",
+      /^Failed to authenticate\. API Error: 403 /,
+      403,
+      "authentication_failed",
+      "permission_error",
+    ],
+    [
+      "[[rate-limit-429]]",
+      /^API Error: Request rejected \(429\) · /,
+      429,
+      "rate_limit",
+      "rate_limit_error",
+    ],
+    ["[[overloaded]]", /^API Error: 529 Overloaded\./, 529, "server_error", "overloaded_error"],
+    [
+      "[[server-error]]",
+      /^API Error: 500 Internal server error\./,
+      500,
+      "server_error",
+      "api_error",
+    ],
+    [
+      "[[prompt-too-long]]",
+      /^Prompt is too long · /,
+      400,
+      "invalid_request",
+      "invalid_request_error",
+    ],
     [
       "[[network:ENOTFOUND]]",
       /Can't reach the API server .*\(ENOTFOUND\)$/,
       null,
       "connection_failed",
+      undefined,
     ],
     [
       "[[network:ECONNREFUSED]]",
       /^API Error: Connection refused .*\(ECONNREFUSED\)$/,
       null,
       "connection_failed",
+      undefined,
     ],
-    ["[[not-logged-in]]", /^Not logged in · Please run \/login$/, null, "authentication_failed"],
+    [
+      "[[not-logged-in]]",
+      /^Not logged in · Please run \/login$/,
+      null,
+      "authentication_failed",
+      undefined,
+    ],
+    [
+      "[[request-timeout]]",
+      /^Request timed out\. No data arrived for more than 5 minutes/,
+      null,
+      "unknown",
+      undefined,
+    ],
+    [
+      "[[stream-truncated]]",
+      /^API Error: Connection to the API was lost \(StreamTruncated\)\. /,
+      null,
+      "server_error",
+      undefined,
+    ],
   ];
   const runs = await Promise.all(cases.map(([d]) => run(claude(`What is 2+2? ${d}`))));
   runs.forEach((r, i) => {
-    const [d, text, status, error] = cases[i];
+    const [d, text, status, error, type] = cases[i];
     assert.equal(r.code, 1, d);
     assert.equal(r.stderr, "", d);
     assert.equal(r.transcript.result?.subtype, "success", d);
     assert.equal(r.transcript.result?.isError, true, d);
     assert.match(r.transcript.result?.text ?? "", text, d);
     assert.equal(r.transcript.result?.apiErrorStatus ?? null, status, d);
+    assert.equal(r.transcript.result?.apiErrorType, type, d);
     assert.deepEqual(r.transcript.assistantErrors, [error], d);
   });
+});
+
+/** An environment with no credentials at all: no key, no token, an empty HOME. */
+async function withoutCredentials<T>(fn: (env: Record<string, string>) => Promise<T>): Promise<T> {
+  const home = await Deno.makeTempDir({ prefix: "ccx_no_login_" });
+  try {
+    return await fn({
+      ANTHROPIC_API_KEY: "",
+      ANTHROPIC_AUTH_TOKEN: "",
+      CLAUDE_CODE_OAUTH_TOKEN: "",
+      CLAUDE_CONFIG_DIR: "",
+      HOME: home,
+    });
+  } finally {
+    await Deno.remove(home, { recursive: true });
+  }
+}
+
+Deno.test("stand-in: without a key or a login it says Not logged in and exits 1, as the real CLI", async () => {
+  await withoutCredentials(async (env) => {
+    const r = await run(claude("What is 2+2? [[write:x.txt=y]]"), { env, cwd: env.HOME });
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, "");
+    assert.equal(JSON.parse(r.stdout.split("\n")[0]).apiKeySource, "none");
+    assert.deepEqual(r.transcript.assistantErrors, ["authentication_failed"]);
+    assert.equal(r.transcript.result?.subtype, "success");
+    assert.equal(r.transcript.result?.isError, true);
+    assert.equal(r.transcript.result?.text, "Not logged in · Please run /login");
+    assert.equal(r.transcript.toolUses.length, 0, "no tool ran");
+    assert.equal(await exists(join(env.HOME, "x.txt")), false, "nothing was written");
+    // In text format, the same sentence on stdout.
+    const text = await run([FAKE, "-p", "What is 2+2?"], { env });
+    assert.deepEqual([text.code, text.stdout], [1, "Not logged in · Please run /login\n"]);
+
+    // A key (any non-empty one) or a login file is enough.
+    const keyed = await run(claude("What is 2+2?"), { env: { ...env, ...KEY_ENV } });
+    assert.equal(keyed.code, 0, keyed.stdout);
+    assert.equal(keyed.transcript.result?.text, "2 + 2 = 4");
+    assert.equal(JSON.parse(keyed.stdout.split("\n")[0]).apiKeySource, "ANTHROPIC_API_KEY");
+    await Deno.mkdir(join(env.HOME, ".claude"));
+    await Deno.writeTextFile(join(env.HOME, ".claude", ".credentials.json"), "{}");
+    const login = await run(claude("What is 2+2?"), { env });
+    assert.equal(login.code, 0, login.stdout);
+  });
+});
+
+Deno.test("stand-in: an unknown --model is warned about on stderr and the run goes on", async () => {
+  const r = await run(claude("What is 2+2?", { model: "gpt-9" }));
+  assert.equal(r.code, 0);
+  assert.match(r.stderr, /^\[claude-code:unrecognized_model\] "gpt-9" /);
+  assert.equal(r.transcript.init?.model, "gpt-9");
+  for (const known of ["sonnet", "opus", "claude-sonnet-4-5-20250929"]) {
+    const k = await run(claude("What is 2+2?", { model: known }));
+    assert.equal(k.stderr, "", known);
+  }
+});
+
+Deno.test("stand-in: API_TIMEOUT_MS shortens Request timed out and names itself", async () => {
+  const r = await run(claude("What is 2+2? [[request-timeout]]"), {
+    env: { API_TIMEOUT_MS: "50" },
+  });
+  assert.equal(r.code, 1);
+  assert.equal(
+    r.transcript.result?.text,
+    "Request timed out. If the API is slow to answer, set API_TIMEOUT_MS above 50.",
+  );
+});
+
+Deno.test("stand-in: the output-token limit names CLAUDE_CODE_MAX_OUTPUT_TOKENS and its value", async () => {
+  const def = await run(claude("What is 2+2? [[token-limit]]"));
+  assert.match(def.transcript.result?.text ?? "", /exceeded the 32000 output token maximum/);
+  const set = await run(claude("What is 2+2? [[token-limit]]"), {
+    env: { CLAUDE_CODE_MAX_OUTPUT_TOKENS: "1234" },
+  });
+  assert.equal(set.code, 1);
+  assert.match(
+    set.transcript.result?.text ?? "",
+    /^API Error: Claude's response exceeded the 1234 output token maximum\. .*set the CLAUDE_CODE_MAX_OUTPUT_TOKENS environment variable\.$/,
+  );
 });
 
 Deno.test("stand-in: with CLAUDE_CODE_MAX_RETRIES it prints api_retry lines naming the cause first", async () => {
@@ -551,7 +688,7 @@ Deno.test("stand-in: SIGTERM ends it with 143 and SIGINT with 0, neither with a 
 Deno.test("stand-in: an open stdin pipe that sends nothing costs 3 s and a warning", async () => {
   const child = new Deno.Command(FAKE, {
     args: ["-p", "What is 2+2?"],
-    env: { FAKE_CLAUDE_MODE: "", IS_SANDBOX: "1" },
+    env: { FAKE_CLAUDE_MODE: "", IS_SANDBOX: "1", ...KEY_ENV },
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",

@@ -6,14 +6,19 @@
  */
 
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { cli, pidsMatching, waitFor } from "./_util/helpers.ts";
-import { freePort, SKIP_REDIS } from "./_util/redis.ts";
+import { freePort } from "./_util/redis.ts";
+import { redisTier } from "./_util/tier.ts";
 import { gatedSuite, readTests, startCoordinator, startWorker, withFleet } from "./_util/fleet.ts";
 import { passwordOnCommandLine } from "../lib/commands/worker.ts";
 
+// The tier rule of tests/_util/tier.ts: a skip with one line, or a failure under CI=true.
+const redisIgnore = redisTier();
+
 Deno.test({
   name: "ccx worker: a worker killed with SIGKILL mid-task loses nothing; every task once, passed",
-  ignore: SKIP_REDIS,
+  ignore: redisIgnore,
   fn: () =>
     withFleet(async ({ redis, w, tag, go, workers }) => {
       for (const n of ["w1", "w2", "w3"]) {
@@ -55,7 +60,7 @@ Deno.test({
 
 Deno.test({
   name: "ccx worker: SIGTERM finishes a task within --drain-s, or hands it back to another worker",
-  ignore: SKIP_REDIS,
+  ignore: redisIgnore,
   fn: () =>
     withFleet(async ({ redis, w, tag, go, workers }) => {
       // w1 finishes its task after SIGTERM (the gate opens within its drain bound);
@@ -94,7 +99,7 @@ Deno.test({
 
 Deno.test({
   name: "ccx worker: a second SIGTERM stops waiting for the running task and hands it back at once",
-  ignore: SKIP_REDIS,
+  ignore: redisIgnore,
   fn: () =>
     withFleet(async ({ redis, w, tag, go, workers }) => {
       // It would wait 10 minutes for its task; the second signal must cut that short.
@@ -126,10 +131,123 @@ Deno.test({
     }),
 });
 
+Deno.test({
+  name: "ccx worker: Redis unreachable longer than --lock-s runs no task twice; the report says so",
+  ignore: redisIgnore,
+  fn: () =>
+    withFleet(async ({ redis, w, tag, go, workers }) => {
+      for (const n of ["w1", "w2"]) {
+        workers.push(await startWorker(redis.url, n, ["--lock-s", "1", "-c", "2"]));
+      }
+      // t1 and t2 end while Redis is unreachable; t3 and t4 are still running when their locks
+      // run out. Each task appends its id to `runs` as it ends: the count of its runs.
+      const early = w.path("early");
+      const runs = w.path("runs");
+      const suite = await w.suite({
+        tests: [1, 2, 3, 4].map((k) => ({
+          id: `t${k}`,
+          command: `: ${tag}; echo up; while [ ! -e '${k <= 2 ? early : go}' ]; do sleep 0.05; ` +
+            `done; echo t${k} >>'${runs}'; echo done-${k}`,
+          expected_patterns: [`done-${k}`],
+          timeout: 120,
+        })),
+      });
+      const json = w.path("report.json");
+      const c = startCoordinator(redis.url, suite, ["--json", json, "--out", w.path("out")]);
+      await waitFor(() => pidsMatching(tag).length === 4, "four tasks running", 60_000);
+      redis.pause();
+      const outageStart = Date.now();
+      try {
+        await Deno.writeTextFile(early, "");
+        // The workers stop t3 and t4 once their 1 s locks have surely run out, Redis still down.
+        await waitFor(() => pidsMatching(tag).length === 0, "the workers to stop t3, t4", 15_000);
+        // Down longer than the lock, whatever the machine's speed.
+        const left = 2000 - (Date.now() - outageStart);
+        if (left > 0) await new Promise((r) => setTimeout(r, left));
+      } finally {
+        redis.resume();
+      }
+      await Deno.writeTextFile(go, "");
+      assert.equal(await c.code, 0, c.out());
+      const ran = (await Deno.readTextFile(runs)).split("\n").filter(Boolean).sort();
+      assert.deepEqual(ran, ["t1", "t2", "t3", "t4"], "every task ran to its end exactly once");
+      const tests = await readTests(json);
+      for (const t of tests) {
+        assert.equal(t.status, "passed", `${t.id}: ${t.reason}`);
+        assert.match(t.reason, /Redis was unreachable for \d+\.\d s/, `${t.id}: ${t.reason}`);
+        assert.doesNotMatch(t.reason, /lost mid-task/, t.reason);
+      }
+      const [t1, t2, t3, t4] = tests;
+      for (const t of [t1, t2]) {
+        assert.match(t.reason, /the result of its one run is kept, the task did not run again/);
+        assert.equal(t.rerun, undefined, `${t.id} did not run again`);
+      }
+      for (const t of [t3, t4]) {
+        assert.match(
+          t.rerun!,
+          /^Redis was unreachable for \d+\.\d s \(worker (w[12])'s lock lasts 1\.0 s\); worker \1 stopped the task rather than let it run twice; redelivered to w[12]$/,
+        );
+      }
+    }),
+});
+
 Deno.test("ccx worker without --queue or CCX_QUEUE exits 2 saying what is missing", async () => {
   const r = await cli(["worker"], { env: { CCX_QUEUE: "" } });
   assert.equal(r.code, 2);
   assert.match(r.stderr, /--queue URL is required \(or CCX_QUEUE/);
+});
+
+/** Whether this machine can make a file immutable (root, and a file system that supports it). */
+function canChattr(): boolean {
+  const d = Deno.makeTempDirSync();
+  try {
+    Deno.writeTextFileSync(`${d}/f`, "");
+    const on = new Deno.Command("chattr", { args: ["+i", `${d}/f`], stderr: "null" }).outputSync();
+    if (on.success) new Deno.Command("chattr", { args: ["-i", `${d}/f`] }).outputSync();
+    return on.success;
+  } catch {
+    return false;
+  } finally {
+    Deno.removeSync(d, { recursive: true });
+  }
+}
+
+Deno.test({
+  name: "ccx worker copies a task's workspace_template and stops cleanly over a workspace it " +
+    "cannot remove: moved aside and logged",
+  ignore: redisIgnore || !canChattr(),
+  fn: () =>
+    withFleet(async ({ redis, w, tag, workers }) => {
+      const state = w.path("state");
+      const w1 = await startWorker(redis.url, "w1", [], { CCX_STATE_DIR: state });
+      workers.push(w1);
+      await Deno.mkdir(w.path("tpl"));
+      await Deno.writeTextFile(w.path("tpl/seed.txt"), "seeded-from-template\n");
+      const suite = await w.suite({
+        workspace_template: "tpl",
+        tests: [{
+          id: "frozen",
+          command: `: ${tag}; cat seed.txt; echo x > f && chattr +i f`,
+          expected_patterns: ["seeded-from-template"],
+        }],
+      });
+      const json = w.path("report.json");
+      try {
+        const c = startCoordinator(redis.url, suite, ["--json", json, "--out", w.path("out")]);
+        assert.equal(await c.code, 0, c.out());
+        const [t] = await readTests(json);
+        assert.equal(t.status, "passed", t.reason);
+        // The worker's session ends as it stops: the workspace, not kept, goes then.
+        w1.child.kill("SIGTERM");
+        assert.equal((await w1.status).code, 0, w1.log());
+        assert.doesNotMatch(w1.log(), /Uncaught|PermissionDenied/);
+        const aside = [...Deno.readDirSync(join(state, "workspaces", ".unremovable"))];
+        assert.equal(aside.length, 1);
+        assert.match(w1.log(), new RegExp(`cannot be removed .*moved to .*${aside[0].name}`));
+      } finally {
+        new Deno.Command("chattr", { args: ["-R", "-i", w.dir], stderr: "null" }).outputSync();
+      }
+    }),
 });
 
 Deno.test("ccx worker --queue with a non-Redis URL exits 2 naming the flag", async () => {

@@ -23,7 +23,7 @@ async function run(s: RawSession, id: string, params: Record<string, unknown>): 
   return await s.completed(id);
 }
 
-Deno.test("writeWorkspaceFiles replaces what is at each path and never writes through a symlink", () => {
+Deno.test("writeWorkspaceFiles replaces what is at each path and never writes through a symlink", async () => {
   const root = tempRoot();
   const outside = tempRoot();
   try {
@@ -34,7 +34,7 @@ Deno.test("writeWorkspaceFiles replaces what is at each path and never writes th
     Deno.symlinkSync(join(outside, "victim.txt"), join(root, "link.txt"));
     Deno.mkdirSync(join(root, "dir_in_the_way", "deep"), { recursive: true });
     Deno.writeTextFileSync(join(root, "test_add.py"), "assert True  # the agent's own test\n");
-    const bytes = writeWorkspaceFiles(root, [
+    const bytes = await writeWorkspaceFiles(root, [
       { path: "tests/victim.txt", content: "hidden" },
       { path: "link.txt", content: "replaced" },
       { path: "dir_in_the_way", content: "now a file" },
@@ -56,7 +56,7 @@ Deno.test("writeWorkspaceFiles replaces what is at each path and never writes th
     assert.equal(Deno.statSync(join(root, "bin", "run.sh")).mode! & 0o777, 0o755);
     assert.equal(Deno.statSync(join(root, "test_add.py")).mode! & 0o777, 0o644);
     assert.ok(bytes > 0);
-    assert.throws(
+    await assert.rejects(
       () =>
         writeWorkspaceFiles(root, [{ path: "ok.txt", content: "" }, { path: "../x", content: "" }]),
       (e: unknown) => e instanceof WorkspaceError && e.field === "workspace.files[1].path",

@@ -4,11 +4,22 @@ import { join } from "node:path";
 import {
   readWorkspace,
   resolveInside,
+  UNREMOVABLE_DIR,
   WorkspaceError,
   WorkspaceManager,
 } from "../lib/serve/workspace.ts";
 import { validateExecute } from "../lib/common/protocol.ts";
-import { listenUrl, newTag, pidsMatching, ROOT, withServer } from "./_util/helpers.ts";
+import {
+  cli,
+  listenUrl,
+  newTag,
+  pidsMatching,
+  ROOT,
+  serveProcess,
+  STATE_DIR,
+  waitFor,
+  withServer,
+} from "./_util/helpers.ts";
 import { type Msg, RawSession } from "./_util/ws.ts";
 
 /** Reads a `ccx serve` banner from its stdout and returns the WebSocket URL. */
@@ -162,25 +173,26 @@ Deno.test("keep: always stays, never goes when the session ends, failed keeps on
     const r = await s.call(1, "files", { job_id: "never-bad", path: "f.txt" });
     assert.equal(r.result!.content, "x\n");
     await s.close();
-    // The server removes what is not kept once the session has gone.
-    const deadline = Date.now() + 5000;
-    while (existsSync(paths["failed-ok"]) && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
+    // The server removes what is not kept once the session has gone (each off the event loop,
+    // in no particular order).
+    const going = cases.filter((c) => !c[3]).map((c) => paths[c[0]]);
+    await waitFor(() => !going.some(existsSync), "the workspaces not kept to go", 5000);
     for (const [id, , , kept] of cases) assert.equal(existsSync(paths[id]), kept, id);
   });
   Deno.removeSync(root, { recursive: true });
 });
 
-Deno.test("--workspace-max-mb removes the oldest kept workspaces first", () => {
+Deno.test("--workspace-max-mb removes the oldest kept workspaces first", async () => {
   const root = tempRoot();
   const spaces = new WorkspaceManager({ root, maxBytes: 2500 });
-  const made = [1, 2, 3].map((i) => {
+  const made = [];
+  for (const i of [1, 2, 3]) {
     const ws = spaces.create(`j${i}`, { keep: "always" });
     Deno.writeFileSync(join(ws.path, "data"), new Uint8Array(1000));
-    spaces.finish(ws, "completed");
-    return ws;
-  });
+    await spaces.finish(ws, "completed");
+    made.push(ws);
+  }
+  await spaces.idle();
   assert.deepEqual(made.map((w) => existsSync(w.dir)), [false, true, true]);
   assert.equal(made[0].removed, true);
   assert.equal(spaces.keptBytes, 2000);
@@ -188,6 +200,8 @@ Deno.test("--workspace-max-mb removes the oldest kept workspaces first", () => {
   Deno.utimeSync(made[1].dir, new Date(1000), new Date(1000));
   Deno.utimeSync(made[2].dir, new Date(2000), new Date(2000));
   const again = new WorkspaceManager({ root, maxBytes: 1500 });
+  await again.ready;
+  await again.idle();
   assert.equal(again.keptBytes, 1000);
   assert.deepEqual(made.map((w) => existsSync(w.dir)), [false, false, true]);
   Deno.removeSync(root, { recursive: true });
@@ -200,7 +214,7 @@ Deno.test("a template is copied in; only files the job created or changed are re
   Deno.writeTextFileSync(join(template, "edit.txt"), "old");
   Deno.mkdirSync(join(template, "pkg"));
   Deno.writeTextFileSync(join(template, "pkg", "a.py"), "a = 1\n");
-  await withServer({ workspaceRoot: root }, async (server) => {
+  await withServer({ workspaceRoot: root, templateRoots: [template] }, async (server) => {
     const s = await RawSession.open(server.url);
     const done = await run(s, "t", {
       command: "cat keep.txt pkg/a.py && echo newer > edit.txt && echo n > new.txt",
@@ -224,12 +238,12 @@ Deno.test("a template is copied in; only files the job created or changed are re
   Deno.removeSync(template, { recursive: true });
 });
 
-Deno.test("the list of changed files is bounded and says how many there were", () => {
+Deno.test("the list of changed files is bounded and says how many there were", async () => {
   const root = tempRoot();
   const spaces = new WorkspaceManager({ root, maxListed: 3 });
   const ws = spaces.create("many", {});
   for (let i = 0; i < 10; i++) Deno.writeTextFileSync(join(ws.path, `f${i}`), "x");
-  const c = ws.changes();
+  const c = await ws.changes();
   assert.equal(c.files.length, 3);
   assert.equal(c.total, 10);
   assert.equal(c.truncated, true);
@@ -253,7 +267,7 @@ Deno.test("execute validates workspace: keys, keep values, and not together with
   assert.equal(field({ command: "true", workspace: true, cwd: "/tmp" }), "cwd");
 });
 
-Deno.test("resolveInside and readWorkspace confine paths and bound file size", () => {
+Deno.test("resolveInside and readWorkspace confine paths and bound file size", async () => {
   const root = tempRoot();
   Deno.writeTextFileSync(join(root, "big.txt"), "é".repeat(100));
   Deno.symlinkSync("/nonexistent-outside", join(root, "dangling"));
@@ -265,7 +279,7 @@ Deno.test("resolveInside and readWorkspace confine paths and bound file size", (
   refuse("dangling/below");
   refuse("nul\0byte");
   assert.equal(resolveInside(root, "new/dir/file"), join(Deno.realPathSync(root), "new/dir/file"));
-  const r = readWorkspace(root, "big.txt", { maxBytes: 51 });
+  const r = await readWorkspace(root, "big.txt", { maxBytes: 51 });
   assert.ok(r.exists && r.type === "file");
   if (r.exists && r.type === "file") {
     assert.equal(r.truncated, true);
@@ -320,11 +334,396 @@ Deno.test("a server starting on a root removes what a dead server was due to rem
   const log = await new Response(second.stderr).text();
   await second.status;
   assert.equal(existsSync(dirs.done), false, "a finished job's workspace not kept");
-  assert.equal(existsSync(dirs.never), false, "keep never");
+  assert.equal(existsSync(dirs.never), false, "keep never: " + log);
   assert.equal(existsSync(dirs.failed), true, "a job that died with its server is a failure: kept");
   assert.equal(existsSync(join(dirs.failed, "..", "owner.json")), false, "adopted as kept");
   assert.match(log, /removed 2 workspaces left by a server that died/);
   // The second server's crash journal reaps the first one's jobs; make sure before leaving.
   for (const pid of pidsMatching(tag)) Deno.kill(pid, "SIGKILL");
   Deno.removeSync(state, { recursive: true });
+});
+
+// ---------------------------------------------------------------------------------------------
+// What a job leaves that cannot be removed (issue 17, point 1). As root, permissions do not stop
+// a removal; what does: an immutable file (chattr +i), a mount point inside the workspace, and,
+// for a server without CAP_DAC_OVERRIDE (any non-root user), a read-only directory with files
+// in it: Go's module cache.
+
+/** Whether this machine can make a file immutable (root, and a file system that supports it). */
+function canChattr(): boolean {
+  const d = Deno.makeTempDirSync();
+  try {
+    Deno.writeTextFileSync(`${d}/f`, "");
+    const on = new Deno.Command("chattr", { args: ["+i", `${d}/f`], stderr: "null" }).outputSync();
+    if (!on.success) return false;
+    new Deno.Command("chattr", { args: ["-i", `${d}/f`] }).outputSync();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    Deno.removeSync(d, { recursive: true });
+  }
+}
+
+/** Whether this process may bind-mount (root in its own mount namespace's owner). */
+function canBindMount(): boolean {
+  const d = Deno.makeTempDirSync();
+  try {
+    Deno.mkdirSync(`${d}/a`);
+    Deno.mkdirSync(`${d}/b`);
+    const m = new Deno.Command("mount", { args: ["--bind", `${d}/a`, `${d}/b`], stderr: "null" })
+      .outputSync();
+    if (!m.success) return false;
+    new Deno.Command("umount", { args: [`${d}/b`] }).outputSync();
+    return true;
+  } catch {
+    return false;
+  } finally {
+    Deno.removeSync(d, { recursive: true });
+  }
+}
+
+/** Whether `setpriv` can start a process without CAP_DAC_OVERRIDE (permissions then bind root). */
+function canDropDac(): boolean {
+  try {
+    return new Deno.Command("setpriv", {
+      args: ["--bounding-set=-dac_override,-dac_read_search", "true"],
+      stderr: "null",
+    }).outputSync().success;
+  } catch {
+    return false;
+  }
+}
+
+const CHATTR = canChattr();
+const MOUNT = canBindMount();
+const NO_DAC = canDropDac();
+
+/** Clears the immutable flag of every file below `dir` (test clean-up). */
+function unfreeze(dir: string): void {
+  new Deno.Command("chattr", { args: ["-R", "-i", dir], stderr: "null" }).outputSync();
+}
+
+/** The entries of `ROOT/.unremovable` (empty when it does not exist). */
+function movedAside(root: string): string[] {
+  try {
+    return [...Deno.readDirSync(join(root, UNREMOVABLE_DIR))].map((e) => e.name);
+  } catch {
+    return [];
+  }
+}
+
+Deno.test({
+  name: "a read-only directory a job leaves (Go's module cache) is made writable and removed " +
+    "when its client leaves; the server lives on",
+  ignore: !NO_DAC,
+  async fn() {
+    const root = tempRoot();
+    // A server bound by permissions, as any non-root user is.
+    const child = new Deno.Command("setpriv", {
+      args: [
+        "--bounding-set=-dac_override,-dac_read_search",
+        Deno.execPath(),
+        "run",
+        "-A",
+        `${ROOT}main.ts`,
+        "serve",
+        "--port",
+        "0",
+        "--workspace-root",
+        root,
+      ],
+      env: { CCX_STATE_DIR: STATE_DIR },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const stderr = new Response(child.stderr).text();
+    try {
+      const url = await bannerUrl(child.stdout);
+      const s = await RawSession.open(url);
+      const done = await run(s, "gomod", {
+        command: "mkdir -p pkg/mod/x@v1/sub && echo 'package x' > pkg/mod/x@v1/sub/x.go && " +
+          "chmod -R a-w pkg/mod",
+        workspace: { keep: "never" },
+      });
+      const dir = join(String(done.params!.workspace), "..");
+      assert.ok(existsSync(dir));
+      await s.close();
+      await waitFor(() => !existsSync(dir), "the workspace removed");
+      // Still serving: a new session is answered.
+      const again = await RawSession.open(url);
+      assert.equal((await again.call(1, "ping")).result?.pong, true);
+      await again.close();
+      assert.deepEqual(movedAside(root), [], "removed, not moved aside");
+    } finally {
+      try {
+        child.kill("SIGTERM");
+      } catch { /* already gone */ }
+      await child.status;
+    }
+    const log = await stderr;
+    assert.doesNotMatch(log, /Uncaught|PermissionDenied/);
+    Deno.removeSync(root, { recursive: true });
+  },
+});
+
+Deno.test({
+  name: "an immutable file in a workspace: moved to .unremovable and logged once, never thrown, " +
+    "under --workspace-max-mb as at a client's leaving",
+  ignore: !CHATTR,
+  async fn() {
+    const root = tempRoot();
+    const logs: string[] = [];
+    try {
+      await withServer({
+        workspaceRoot: root,
+        workspaceMaxMb: 0,
+        log: (line, f) => void (f?.event === "workspace_unremovable" && logs.push(line)),
+      }, async (server) => {
+        const s = await RawSession.open(server.url);
+        // Kept (policy always), then at once over the bound of 0 MiB: removed at completion.
+        const kept = await run(s, "kept", {
+          command: "echo x > f && chattr +i f",
+          workspace: { keep: "always" },
+        });
+        assert.equal(kept.params!.workspace_kept, false, "taken by the bound");
+        // Not kept: removed when the session ends.
+        const gone = await run(s, "gone", {
+          command: "echo x > f && chattr +i f",
+          workspace: { keep: "never" },
+        });
+        await s.close();
+        const names = [kept, gone].map((m) => String(m.params!.workspace).split("/").at(-2)!);
+        await waitFor(() => movedAside(root).length === 2, "both moved aside");
+        assert.deepEqual(movedAside(root).sort(), names.sort());
+        for (const n of names) assert.ok(!existsSync(join(root, n)), n);
+        // The server still answers.
+        const again = await RawSession.open(server.url);
+        assert.equal((await again.call(1, "ping")).result?.pong, true);
+        await again.close();
+      });
+      assert.equal(logs.length, 2, logs.join("\n"));
+      for (const line of logs) assert.match(line, /cannot be removed .*: moved to .*\.unremovable/);
+    } finally {
+      unfreeze(root);
+      Deno.removeSync(root, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "ccx serve --workspace-max-mb starts over an old workspace it cannot remove",
+  ignore: !CHATTR,
+  async fn() {
+    const root = tempRoot();
+    // What an earlier server kept: a workspace with an immutable file, over a bound of 0 MiB.
+    const old = join(root, "20260101T000000-old-0123abcd");
+    Deno.mkdirSync(join(old, "work"), { recursive: true });
+    Deno.writeTextFileSync(join(old, "work", "f"), "x");
+    new Deno.Command("chattr", { args: ["+i", join(old, "work", "f")] }).outputSync();
+    try {
+      const server = await serveProcess(
+        ["--port", "0", "--workspace-root", root, "--workspace-max-mb", "0"],
+        undefined,
+        { bare: true },
+      );
+      const s = await RawSession.open(server.url);
+      assert.equal((await s.call(1, "ping")).result?.pong, true);
+      await waitFor(() => movedAside(root).length === 1, "moved aside");
+      await s.close();
+      const status = await server.stop();
+      assert.equal(status.code, 0, "stopped by its signal, not by an error");
+      assert.deepEqual(movedAside(root), ["20260101T000000-old-0123abcd"]);
+      assert.ok(!existsSync(old));
+    } finally {
+      unfreeze(root);
+      Deno.removeSync(root, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name: "a mount inside a workspace is not descended into: the mounted files survive, the " +
+    "workspace is moved aside",
+  ignore: !MOUNT,
+  async fn() {
+    const root = tempRoot();
+    const outside = tempRoot();
+    Deno.writeTextFileSync(join(outside, "precious.txt"), "keep me");
+    const logs: string[] = [];
+    let mountPoint = "";
+    try {
+      await withServer({
+        workspaceRoot: root,
+        log: (line, f) => void (f?.event === "workspace_unremovable" && logs.push(line)),
+      }, async (server) => {
+        const s = await RawSession.open(server.url);
+        const done = await run(s, "m", {
+          command: `mkdir m && mount --bind '${outside}' m`,
+          workspace: { keep: "never" },
+        });
+        const name = String(done.params!.workspace).split("/").at(-2)!;
+        await s.close();
+        await waitFor(() => movedAside(root).length === 1, "moved aside");
+        assert.deepEqual(movedAside(root), [name]);
+        mountPoint = join(root, UNREMOVABLE_DIR, name, "work", "m");
+      });
+      assert.equal(Deno.readTextFileSync(join(outside, "precious.txt")), "keep me");
+      assert.equal(logs.length, 1);
+      assert.match(logs[0], /holds a mount point/);
+    } finally {
+      if (mountPoint) new Deno.Command("umount", { args: [mountPoint] }).outputSync();
+      Deno.removeSync(root, { recursive: true });
+      Deno.removeSync(outside, { recursive: true });
+    }
+  },
+});
+
+// ---------------------------------------------------------------------------------------------
+// Templates only from where the operator allows (issue 17, point 5).
+
+Deno.test("a template outside --template-root is refused -32602 naming workspace.template", async () => {
+  const root = tempRoot();
+  const allowed = tempRoot();
+  Deno.mkdirSync(join(allowed, "py"));
+  Deno.writeTextFileSync(join(allowed, "py", "main.py"), "print(1)\n");
+  Deno.symlinkSync("/etc", join(allowed, "etc"));
+  const refused = async (roots: string[] | undefined, template: string, why: RegExp) => {
+    await withServer({ workspaceRoot: root, templateRoots: roots }, async (server) => {
+      const s = await RawSession.open(server.url);
+      const r = await s.call(1, "execute", { command: "true", workspace: { template } });
+      assert.equal(r.error?.code, -32602, `${template}: ${JSON.stringify(r)}`);
+      assert.equal(r.error?.data?.field, "workspace.template", template);
+      assert.match(r.error!.message, why, template);
+      await s.close();
+    });
+  };
+  await refused(undefined, "/", /takes no templates .*--template-root/);
+  await refused(undefined, join(allowed, "py"), /takes no templates/);
+  await refused([allowed], "/", /not under a template root/);
+  await refused([allowed], join(allowed, ".."), /not under a template root/);
+  await refused([allowed], join(allowed, "etc"), /leads out of the template roots/);
+  await refused([allowed], join(allowed, "nope"), /no such directory/);
+  // Below a root is fine.
+  await withServer({ workspaceRoot: root, templateRoots: [allowed] }, async (server) => {
+    const s = await RawSession.open(server.url);
+    await run(s, "ok", { command: "cat main.py", workspace: { template: join(allowed, "py") } });
+    assert.equal(s.output("ok"), "print(1)\n");
+    await s.close();
+  });
+  Deno.removeSync(root, { recursive: true });
+  Deno.removeSync(allowed, { recursive: true });
+});
+
+Deno.test("ccx serve takes template roots from CCX_TEMPLATE_ROOT and refuses a missing one", async () => {
+  const allowed = tempRoot();
+  Deno.writeTextFileSync(join(allowed, "t.txt"), "from the template\n");
+  const root = tempRoot();
+  const server = await serveProcess(["--workspace-root", root], { CCX_TEMPLATE_ROOT: allowed });
+  const s = await RawSession.open(server.url);
+  await run(s, "t", { command: "cat t.txt", workspace: { template: allowed } });
+  assert.equal(s.output("t"), "from the template\n");
+  const r = await s.call(2, "execute", { command: "true", workspace: { template: ROOT } });
+  assert.equal(r.error?.data?.field, "workspace.template");
+  await s.close();
+  await server.stop();
+  const bad = await cli(["serve", "--port", "0", "--template-root", join(allowed, "nope")]);
+  assert.equal(bad.code, 2, bad.stderr);
+  assert.match(bad.stderr, /--template-root.*no such directory: .*nope/);
+  Deno.removeSync(root, { recursive: true });
+  Deno.removeSync(allowed, { recursive: true });
+});
+
+// ---------------------------------------------------------------------------------------------
+// Nothing holds the event loop for other sessions (issue 17, point 5). The server runs in its
+// own process; a second session's ping must be answered while the first one's big workspace is
+// being copied or walked, which a server that does it in one go cannot do: it answers the ping
+// only after the job's own message.
+
+Deno.test("a second session's ping is answered while a big template is still being copied", async () => {
+  const root = tempRoot();
+  const template = tempRoot();
+  for (let i = 0; i < 4; i++) {
+    Deno.writeFileSync(join(template, `big${i}`), new Uint8Array(48 << 20));
+  }
+  for (let d = 0; d < 5; d++) {
+    Deno.mkdirSync(join(template, `d${d}`));
+    for (let i = 0; i < 200; i++) Deno.writeTextFileSync(join(template, `d${d}`, `f${i}`), "x");
+  }
+  const server = await serveProcess(["--workspace-root", root, "--template-root", template]);
+  try {
+    const a = await RawSession.open(server.url);
+    const b = await RawSession.open(server.url);
+    a.send({
+      jsonrpc: "2.0",
+      id: "copy",
+      method: "execute",
+      params: { job_id: "copy", command: "true", workspace: { template, keep: "never" } },
+    });
+    // The copy has begun once the workspace holds something.
+    const copying = () =>
+      [...Deno.readDirSync(root)].some((e) => {
+        try {
+          return e.isDirectory && [...Deno.readDirSync(join(root, e.name, "work"))].length > 0;
+        } catch {
+          return false;
+        }
+      });
+    await waitFor(copying, "the copy to begin", 30_000);
+    const pong = await b.call("p", "ping");
+    assert.equal(pong.result?.pong, true);
+    const answered = a.messages.some((m) => m.id === "copy");
+    assert.equal(answered, false, "the ping was answered only once the copy was over");
+    const r = await a.next((m) => m.id === "copy", 60_000);
+    assert.equal(r.error, undefined, JSON.stringify(r.error));
+    await a.completed("copy");
+    await a.close();
+    await b.close();
+  } finally {
+    await server.stop();
+    Deno.removeSync(root, { recursive: true });
+    Deno.removeSync(template, { recursive: true });
+  }
+});
+
+Deno.test("a 100,000-file workspace: pings are answered while it is walked; files_total counts every file", async () => {
+  const root = tempRoot();
+  // Not --quiet: the "job … completed" line says the walk is about to begin.
+  const server = await serveProcess(["--port", "0", "--workspace-root", root], undefined, {
+    bare: true,
+  });
+  const lines = server.child.stderr.pipeThrough(new TextDecoderStream()).getReader();
+  try {
+    const a = await RawSession.open(server.url);
+    const b = await RawSession.open(server.url);
+    const r = await a.call(1, "execute", {
+      job_id: "many",
+      command: "mkdir d && cd d && seq 1 100000 | xargs touch",
+      workspace: { keep: "never" },
+      timeout: 120,
+    });
+    assert.equal(r.error, undefined, JSON.stringify(r.error));
+    let log = "";
+    while (!/job many completed/.test(log)) {
+      const { value, done } = await lines.read();
+      if (done) throw new Error(`the server ended: ${log}`);
+      log += value;
+    }
+    const pong = await b.call("p", "ping");
+    assert.equal(pong.result?.pong, true);
+    assert.equal(a.forJob("many", "process.completed").length, 0, "answered only after the walk");
+    const done = await a.completed("many", 120_000);
+    assert.equal(done.params!.status, "completed");
+    assert.equal(done.params!.files_total, 100_000);
+    assert.equal((done.params!.files as unknown[]).length, 100);
+    assert.equal(done.params!.files_truncated, true);
+    assert.deepEqual((done.params!.files as { path: string }[])[0], { path: "d/1", size: 0 });
+    await a.close();
+    await b.close();
+  } finally {
+    await lines.cancel().catch(() => {});
+    await server.stop();
+    Deno.removeSync(root, { recursive: true });
+  }
 });

@@ -18,6 +18,8 @@
  * @module
  */
 
+import { isRecord } from "../common/json.ts";
+
 // ---------------------------------------------------------------------------------------------
 // Types
 // ---------------------------------------------------------------------------------------------
@@ -179,9 +181,6 @@ export interface ClaudeTranscript {
 // Parsing
 // ---------------------------------------------------------------------------------------------
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 function str(v: unknown): string | undefined {
   return typeof v === "string" ? v : undefined;
 }

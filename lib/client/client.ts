@@ -15,10 +15,15 @@
  * @module
  */
 
-import type { ExecuteParams, RpcErrorObject } from "../common/protocol.ts";
-import type { JobResult, JobStatus } from "../serve/supervisor.ts";
+import type {
+  ExecuteParams,
+  FileEntry,
+  JobResult,
+  JobStatus,
+  RpcErrorObject,
+  WorkspaceRead,
+} from "../common/protocol.ts";
 import type { ClaudeLimit } from "../claude/limits.ts";
-import type { FileEntry, WorkspaceRead } from "../serve/workspace.ts";
 import type { FileAccess } from "../verdict/criteria.ts";
 import { isAbsolute, relative, resolve } from "node:path";
 
@@ -35,6 +40,43 @@ export class ClientError extends Error {
     this.code = code;
     this.data = data;
   }
+}
+
+/**
+ * Why a WebSocket connection failed, said as plainly as the handshake allows.
+ * Over `wss://`, Deno retries a refused HTTP/1.1 upgrade as HTTP/2 and reports
+ * only that retry's failure ("Didn't receive h2 alpn"); the status the server
+ * gave is then learnt by asking the same URL once more without an upgrade
+ * (a ccx server checks the token before the upgrade), and said in the words
+ * Deno uses for `ws://` ("Invalid status code: 401"). A 401 says whether the
+ * token was refused or missing.
+ */
+async function refusal(url: string, why: string, opts: ConnectOptions): Promise<string> {
+  if (url.startsWith("wss:") && /h2 alpn/i.test(why)) {
+    const http = new URL(url);
+    http.protocol = "https:";
+    const client = opts.ca ? Deno.createHttpClient({ caCerts: [opts.ca] }) : undefined;
+    try {
+      const res = await fetch(http, {
+        client,
+        headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {},
+        signal: AbortSignal.timeout(5000),
+      });
+      await res.body?.cancel();
+      // 426 "expected a WebSocket upgrade": the upgrade itself was not what failed.
+      if (res.status !== 426) {
+        why = `failed to connect to WebSocket: Invalid status code: ${res.status}`;
+      }
+    } catch {
+      /* no answer: keep Deno's words */
+    } finally {
+      client?.close();
+    }
+  }
+  if (/status code:? 401\b/i.test(why)) {
+    why += opts.token ? ": the server refused the token" : ": the server requires a token";
+  }
+  return why;
 }
 
 /** A Claude limit the server noticed in a job's output (sent as `error.*` notifications). */
@@ -128,7 +170,11 @@ export class RemoteJob {
   }
 }
 
-type WebSocketOptions = { headers: Record<string, string>; client?: Deno.HttpClient };
+type WebSocketOptions = {
+  headers: Record<string, string>;
+  protocols?: string[];
+  client?: Deno.HttpClient;
+};
 
 interface Pending {
   resolve: (v: unknown) => void;
@@ -146,6 +192,11 @@ export interface ConnectOptions {
    * to trust for `wss://`, besides the system's roots.
    */
   ca?: string;
+  /**
+   * How `token` is sent: `bearer` (an `Authorization` header, the default), or `subprotocol`
+   * as the web page sends it (the WebSocket subprotocols `ccx` and `ccx.token.<base64url>`).
+   */
+  tokenAs?: "bearer" | "subprotocol";
 }
 
 /**
@@ -202,11 +253,18 @@ export class CcxClient {
   /** Connects and waits for the server's `connected` notification. */
   static connect(url: string, opts: ConnectOptions = {}): Promise<CcxClient> {
     const headers: Record<string, string> = {};
-    if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+    let protocols: string[] | undefined;
+    if (opts.token && opts.tokenAs === "subprotocol") {
+      const b64 = new TextEncoder().encode(opts.token).toBase64({
+        alphabet: "base64url",
+        omitPadding: true,
+      });
+      protocols = ["ccx", `ccx.token.${b64}`];
+    } else if (opts.token) headers.authorization = `Bearer ${opts.token}`;
     // Deno's WebSocket takes a `client` (an HttpClient) like fetch does: that is how a
     // private CA is trusted for wss://.
     const http = opts.ca ? Deno.createHttpClient({ caCerts: [opts.ca] }) : undefined;
-    const ws = new WebSocket(url, { headers, client: http } as WebSocketOptions);
+    const ws = new WebSocket(url, { headers, protocols, client: http } as WebSocketOptions);
     if (http) ws.addEventListener("close", () => http.close());
     const client = new CcxClient(ws);
     return new Promise((resolve, reject) => {
@@ -218,11 +276,14 @@ export class CcxClient {
         clearTimeout(timer);
         reject(new ClientError(`could not connect to ${url}: ${why}`));
       };
+      let erred = false;
       ws.addEventListener("error", (ev) => {
-        fail((ev as ErrorEvent).message || "connection refused or rejected");
+        erred = true;
+        const why = (ev as ErrorEvent).message || "connection refused or rejected";
+        void refusal(url, why, opts).then(fail);
       });
       ws.addEventListener("close", (ev) => {
-        fail(ev.reason || `closed with code ${ev.code}`);
+        if (!erred) fail(ev.reason || `closed with code ${ev.code}`);
       });
       client.onNotification = (method, params) => {
         if (method === "connected") {

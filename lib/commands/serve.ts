@@ -11,12 +11,14 @@
  * @module
  */
 
-import { CcxServer, isLoopback, type ServerOptions } from "../serve/server.ts";
+import { CcxServer } from "../serve/server.ts";
+import { isLoopback, type ServerOptions } from "../serve/options.ts";
 import { ConfigError, dotEnvOpenToOthers, readDotEnv, readPemFile } from "../common/config.ts";
 import { type HeldSecret, heldSecrets, secretWarnings } from "../serve/job_env.ts";
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
 import { MAX_TIMEOUT_S } from "../common/protocol.ts";
 import { createLogger } from "../common/log.ts";
+import { resolve } from "node:path";
 
 /** Reads `--cert`/`--key`; both or neither. */
 function readTls(cert?: string, key?: string): { cert: string; key: string } | undefined {
@@ -25,6 +27,20 @@ function readTls(cert?: string, key?: string): { cert: string; key: string } | u
     throw new ConfigError(`--cert and --key go together; ${cert ? "--key" : "--cert"} is missing`);
   }
   return { cert: readPemFile("cert", cert)!, key: readPemFile("key", key)! };
+}
+
+/** `--template-root` (or `CCX_TEMPLATE_ROOT`): directories that exist, made absolute. */
+function templateRoots(dirs: string[]): string[] {
+  return dirs.map((dir) => {
+    let isDir = false;
+    try {
+      isDir = Deno.statSync(dir).isDirectory;
+    } catch { /* reported below */ }
+    if (!isDir) {
+      throw new ConfigError(`--template-root (CCX_TEMPLATE_ROOT): no such directory: ${dir}`);
+    }
+    return resolve(dir);
+  });
 }
 
 /**
@@ -61,6 +77,13 @@ export async function serveCommand(
     }
     throw e;
   }
+  const stop = (signal: string) => {
+    log(`${signal} received: shutting down`, { event: "shutdown", signal });
+    void server.shutdown();
+  };
+  // Before the banner: whoever reads it may signal at once, and start-up work (removing what a
+  // dead server left) runs on after it; a default-action SIGTERM would cut that short.
+  const release = onStopSignals(stop);
   const auth = opts.token ? " (token required)" : "";
   if (!isLoopback(server.hostname) && !opts.tls) {
     // Said even with --quiet: it is about the server, not a job.
@@ -81,11 +104,6 @@ export async function serveCommand(
     `ccx serve listening on ${server.url} and /ws/mcp, health at ${server.httpUrl}/health${auth}`,
   );
   console.log(`web page at ${server.httpUrl}/`);
-  const stop = (signal: string) => {
-    log(`${signal} received: shutting down`, { event: "shutdown", signal });
-    void server.shutdown();
-  };
-  const release = onStopSignals(stop);
   await server.finished;
   release();
   return 0;
@@ -195,6 +213,12 @@ export const serve: Command = defineCommand({
       defaultText: "<state dir>/workspaces",
       arg: "DIR",
       help: "where job workspaces are made",
+    },
+    "template-root": {
+      type: "list",
+      env: "CCX_TEMPLATE_ROOT",
+      arg: "DIR",
+      help: "clients may take workspace templates from DIR and below (none given: no templates)",
     },
     "workspace-max-mb": {
       type: "number",
@@ -306,6 +330,7 @@ export const serve: Command = defineCommand({
       passEnv: o["pass-env"].flatMap((n) => n.split(",")).map((n) => n.trim()).filter(Boolean),
       workspaceRoot: o["workspace-root"],
       workspaceMaxMb: o["workspace-max-mb"],
+      templateRoots: templateRoots(o["template-root"]),
       isolate: o.isolate,
       isolateNet: o["isolate-net"],
       runAs: o["run-as"],

@@ -15,18 +15,13 @@ import { hostname, loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { type CcxServer, startInProcessServer } from "../serve/server.ts";
 import type { KeepPolicy } from "../serve/workspace.ts";
-import {
-  buildTaskCommand,
-  filterTasks,
-  loadSuite,
-  resolveMarker,
-  SuiteError,
-  type SuiteTask,
-  usesClaude,
-} from "../stress/suite.ts";
+import { buildTaskCommand, resolveMarker, usesClaude } from "../stress/task_command.ts";
+import { filterTasks } from "../stress/task_filter.ts";
+import { loadSuite } from "../stress/suite_load.ts";
+import { SuiteError } from "../stress/suite_model.ts";
 import { withCheckFiles } from "../stress/check_files.ts";
 import { compareRuns } from "../stress/compare.ts";
-import { DEFAULT_CHECK_TIMEOUT_S } from "../verdict/check.ts";
+import { graderCounts, graderLines } from "../stress/grade.ts";
 import { VERSION } from "../common/protocol.ts";
 import {
   findLastRun,
@@ -58,6 +53,7 @@ import {
 import { writeReports } from "../stress/report/files.ts";
 import { type HistoryStore, openHistory } from "../claude/history.ts";
 import { connectRedis, redactUrl } from "../common/redis.ts";
+import { Unwritten } from "../stress/unwritten.ts";
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
 import { ConfigError, readPemFile } from "../common/config.ts";
 import { formatTimestamp, newRunId } from "../common/format.ts";
@@ -132,6 +128,8 @@ export interface StressOptions {
   failOnRegression?: boolean;
   /** The command line, recorded in the reports (default `Deno.args`). */
   commandLine?: string[];
+  /** `--page`: print the URL of the web page that shows the run live. */
+  page?: boolean;
 }
 
 /**
@@ -170,40 +168,6 @@ export function autoTimeoutScale(load1 = loadavg()[0]): number {
   return load1 > 14 ? 3 : 1;
 }
 
-/**
- * The graders of a task as `--list` shows them: its checks (with the hidden files they get and
- * their timeout) and its rubric.
- *
- * @example
- * ```ts
- * import { graderLines } from "./stress.ts";
- * graderLines({ checks: ["sh test.sh"], rubric: ["it adds"] });
- * // ["check: sh test.sh (timeout 120 s)", "rubric: it adds"]
- * ```
- */
-export function graderLines(
-  task: Pick<SuiteTask, "checks" | "checkFiles" | "checkTimeoutS" | "rubric">,
-): string[] {
-  const out: string[] = [];
-  const hidden = task.checkFiles ? `, hidden files from ${task.checkFiles}` : "";
-  for (const c of task.checks ?? []) {
-    out.push(`check: ${c} (timeout ${task.checkTimeoutS ?? DEFAULT_CHECK_TIMEOUT_S} s${hidden})`);
-  }
-  for (const r of task.rubric ?? []) out.push(`rubric: ${r}`);
-  return out;
-}
-
-/** `, 3 with checks (2 with hidden files), 1 with a rubric` for `--validate`; `""` for none. */
-function graderCounts(tasks: readonly SuiteTask[]): string {
-  const checks = tasks.filter((t) => t.checks).length;
-  const hidden = tasks.filter((t) => t.checks && t.checkFiles).length;
-  const rubric = tasks.filter((t) => t.rubric).length;
-  const parts: string[] = [];
-  if (checks) parts.push(`${checks} with checks${hidden ? ` (${hidden} with hidden files)` : ""}`);
-  if (rubric) parts.push(`${rubric} with a rubric`);
-  return parts.length ? `, ${parts.join(", ")}` : "";
-}
-
 /** `sha256:<hex>` of the suite file's bytes, or `undefined` when it cannot be read. */
 async function suiteHash(path: string): Promise<string | undefined> {
   try {
@@ -217,6 +181,28 @@ async function suiteHash(path: string): Promise<string | undefined> {
 
 /** The suite `ccx stress` runs when given none. */
 export const DEFAULT_SUITE = "tasks/unified_stress_test_tasks.json";
+
+/**
+ * The `--page` line: the in-process server's page (loopback), or the page of each `--server`.
+ *
+ * @example
+ * ```ts
+ * import { pageNote } from "./stress.ts";
+ * pageNote(undefined, [{ url: "wss://box:8004/ws" }]); // "ccx stress: live page: https://box:8004/"
+ * ```
+ */
+export function pageNote(
+  local: Pick<CcxServer, "httpUrl"> | undefined,
+  servers: Pick<ServerTarget, "url">[],
+): string {
+  const urls = local ? [`${local.httpUrl}/`] : servers.map((s) => {
+    const u = new URL(s.url);
+    u.protocol = u.protocol === "wss:" ? "https:" : "http:";
+    return `${u.origin}/`;
+  });
+  const more = local ? " (this run's own server: it stops when the run ends)" : "";
+  return `ccx stress: live page${urls.length > 1 ? "s" : ""}: ${urls.join(" ")}${more}`;
+}
 
 /**
  * Runs the suite; resolves with the exit code: 0 graduated, 1 ran but did not graduate, 2 bad
@@ -382,6 +368,13 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     : opts.timeoutScale;
 
   if (opts.queue) {
+    if (opts.page) {
+      console.error(
+        "ccx stress: --page shows the jobs of this machine's server; with --queue the tasks run " +
+          "on the workers' own servers: leave out --page",
+      );
+      return 2;
+    }
     if (opts.servers?.length) {
       console.error(
         "ccx stress: --queue and --server exclude each other: the fleet's workers run the tasks",
@@ -410,8 +403,15 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   } else if (opts.servers?.length) {
     servers = opts.servers.map((url) => ({ url, token: opts.token, ca: opts.ca }));
   } else {
-    // Kept workspaces end up beside the run's reports.
-    local = startInProcessServer({ workspaceRoot: join(outDir, "workspaces") });
+    // Kept workspaces end up beside the run's reports. Templates: the ones the suite names.
+    local = startInProcessServer({
+      workspaceRoot: join(outDir, "workspaces"),
+      templateRoots: [...new Set(tasks.flatMap((t) => t.workspaceTemplate ?? []))],
+      log: (line, fields) => {
+        // The server is quiet, but a workspace it could not remove is the user's to know.
+        if (fields?.event === "workspace_unremovable") console.error(`ccx stress: ${line}`);
+      },
+    });
     servers = [{ url: local.url }];
   }
   const problems = await preflight({
@@ -460,6 +460,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     : local
     ? "an in-process server"
     : servers.map((s) => s.url).join(", ");
+  if (opts.page) progress.note(pageNote(local, servers));
   progress.note(
     `ccx stress: ${total} task runs from ${suite.name} on ${where}` +
       `${opts.queue ? "" : `, concurrency ${opts.concurrency ?? 1}`}` +
@@ -495,6 +496,9 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     meta,
     ...((opts.repeat ?? 1) > 1 ? { repeat: opts.repeat } : {}),
   });
+  // Files the run could not write (a full --out disk): the verdicts stand, the run exits 3.
+  const unwritten = new Unwritten();
+  const onNotWritten = (path: string, e: Error) => unwritten.add(path, "output", e);
   const live = new LiveReport(jsonPath);
   live.update(snapshot);
   await rememberLastRun(jsonPath).catch(() => {});
@@ -542,6 +546,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         signal: controller.signal,
         onStart,
         onFinish,
+        onNotWritten,
       })
       : runTasks(tasks, {
         servers,
@@ -557,12 +562,14 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         judgeModel: opts.judgeModel,
         workspace: !opts.noWorkspace,
         keepWorkspaces: opts.keepWorkspaces,
+        jobMeta: { suite: suite.name, run_id: runId, run_total: total },
         signal: controller.signal,
         skip: new Set(done.keys()),
         stop: stopped,
         onJobStarted: (id, pgid) => groups.set(`${id}#${pgid}`, pgid),
         onStart: (id) => onStart(id),
         onFinish,
+        onNotWritten,
       }));
   } finally {
     progress.stop();
@@ -572,22 +579,34 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     // Only kept workspaces stay; an empty directory says nothing.
     if (local) await Deno.remove(join(outDir, "workspaces")).catch(() => {});
   }
-  await live.flush().catch((e) => {
-    console.error(`ccx stress: ${jsonPath} not kept current: ${(e as Error).message}`);
-  });
+  // A live write that failed is retried by the final one, which says what it could not write.
+  await live.flush().catch(() => {});
   const report = snapshot();
   if (baseline) report.comparison = compareRuns(baseline.report, report, baseline.path);
   const results = report.results;
-  const written = await writeReports(report, {
-    json: jsonPath,
-    junit: opts.junit,
-    html: opts.html,
-  });
+  // Each report on its own: one that cannot be written does not keep the others from it.
+  const written: string[] = [];
+  for (
+    const [path, paths] of [
+      [jsonPath, { json: jsonPath }],
+      [opts.junit, { junit: opts.junit }],
+      [opts.html, { html: opts.html }],
+    ] as const
+  ) {
+    if (path === undefined) continue;
+    if (await unwritten.write(path, "report", () => writeReports(report, paths))) {
+      written.push(path);
+    } else if (path === jsonPath && await Deno.stat(path).then(() => true, () => false)) {
+      unwritten.files.at(-1)!.stale = true;
+    }
+  }
   const color = colorEnabled(Deno.stdout.isTerminal());
   console.log(formatSummaryTable(report, { color }));
   const summary = summarize(results, threshold);
   for (const line of fixLines(results)) console.log(`Fix: ${line}`);
-  console.log(`Reports: ${written.join(", ")}`);
+  if (written.length > 0) console.log(`Reports: ${written.join(", ")}`);
+  const notWritten = unwritten.lines();
+  for (const line of notWritten) console.error(`ccx stress: ${line}`);
   if (report.interrupted) {
     console.log(`Interrupted after ${results.length} of ${planned.length} task runs.`);
     console.log(`Continue with: ccx stress --resume ${outDir}`);
@@ -603,6 +622,13 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   // The table ends with the ratio line already; repeat it only if it does not.
   const ratio = formatRatioLine(summary, threshold);
   if (!formatSummaryTable(report, { color: false }).includes(ratio)) console.log(ratio);
+  if (notWritten.length > 0) {
+    console.error(
+      "ccx stress: the verdicts above are the tasks' own; the files listed were not written " +
+        "(exit 3).",
+    );
+    return 3;
+  }
   // Every task ended in a Claude or infrastructure failure (not logged in, CLI refused to start,
   // …): the model was never asked, so this is "could not run", not a regression.
   if (results.length > 0 && results.every((r) => r.status === "error" && r.kind !== undefined)) {
@@ -779,6 +805,11 @@ export const stress: Command = defineCommand({
       help: "exit 1 when a task that passed in the baseline does not now, even if the run " +
         "graduates",
     },
+    page: {
+      type: "boolean",
+      env: "CCX_PAGE",
+      help: "print the URL of a web page that shows the run live (its tasks by name, grouped)",
+    },
   },
   notes: [
     "Exit: 0 when the ratio meets the threshold and nothing errored; 1 ran but did not graduate;",
@@ -830,6 +861,7 @@ export const stress: Command = defineCommand({
       judgeModel: o["judge-model"],
       baseline: o.baseline,
       failOnRegression: o["fail-on-regression"],
+      page: o.page,
     });
   },
 });

@@ -142,6 +142,9 @@ export const worker: Command = defineCommand({
     "SIGTERM or Ctrl+C: take no more tasks, let running ones finish for --drain-s seconds,",
     "then cancel and hand back the rest; a second signal hands back at once.",
     "SIGKILL or a lost box: after the lock period another worker takes its tasks again.",
+    "Redis unreachable longer than the lock: a running task is stopped (the queue gives it to",
+    "a worker again, so it never runs twice at once); one that ended meanwhile keeps its",
+    "result and is not run again. The report says Redis was unreachable.",
   ],
   run(o, positionals) {
     if (positionals.length) throw new ConfigError(`unexpected argument: ${positionals[0]}`);

@@ -12,6 +12,20 @@
  * @module
  */
 
+import {
+  isRecord,
+  joinPath,
+  type JsonObject,
+  JsonShapeError,
+  NUL_MESSAGE,
+  optNumber,
+  optRecord,
+  optString,
+  type ReadOptions,
+  readString,
+  readStringArray,
+} from "./json.ts";
+
 /** The version string sent in `connected`, `/health` and `--version`. */
 export const VERSION = "0.1.0";
 
@@ -102,10 +116,6 @@ export interface ParsedMessage {
   error?: RpcError;
 }
 
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
 function validId(v: unknown): v is RpcId {
   return v === null || typeof v === "string" || (typeof v === "number" && Number.isFinite(v));
 }
@@ -125,9 +135,12 @@ function classify(v: unknown, rawIds?: RawIds): Incoming {
     };
   }
   const raw = typeof v.id === "number" ? rawIds?.get(v) : undefined;
+  // A number past a double's range (`1e400`, which JSON.parse makes Infinity) is still a
+  // valid JSON number: like any number id it is echoed as the client wrote it.
+  const overflow = raw !== undefined && !Number.isFinite(v.id);
   // Only a number whose text JSON.stringify would change keeps its text.
-  const id: RpcId = "id" in v && validId(v.id)
-    ? (raw !== undefined && raw !== String(v.id) ? rawNumber(raw) : v.id)
+  const id: RpcId = "id" in v && (overflow || validId(v.id))
+    ? (raw !== undefined && raw !== String(v.id) ? rawNumber(raw) : v.id as RpcId)
     : null;
   if (v.jsonrpc !== "2.0") {
     return {
@@ -136,7 +149,7 @@ function classify(v: unknown, rawIds?: RawIds): Incoming {
       error: new RpcError(ErrorCode.InvalidRequest, 'jsonrpc must be "2.0"', { field: "jsonrpc" }),
     };
   }
-  if ("id" in v && !validId(v.id)) {
+  if ("id" in v && !overflow && !validId(v.id)) {
     return {
       kind: "invalid",
       id: null,
@@ -258,6 +271,63 @@ export function notification(method: string, params: unknown): Record<string, un
   return { jsonrpc: "2.0", method, params };
 }
 
+/** The final status of a job: exactly one of these. */
+export type JobStatus = "completed" | "failed" | "timeout" | "stalled" | "canceled" | "killed";
+
+/** How a job ended. */
+export interface JobResult {
+  /** How the job ended (see {@linkcode JobStatus}). */
+  status: JobStatus;
+  /** Exit code; 128 + signal number when a signal ended the leader. */
+  exitCode: number | null;
+  /** The signal that ended the leader process, if any. */
+  signal: string | null;
+  /** Wall-clock seconds from start to end. */
+  executionTime: number;
+  /** Bytes read from the job's stdout. */
+  stdoutBytes: number;
+  /** Bytes read from the job's stderr. */
+  stderrBytes: number;
+  /** Chunks (lines, in lines mode) that held bytes which were not valid UTF-8. */
+  invalidUtf8Chunks: number;
+}
+
+/** One file in a listing. Paths are relative to the workspace and use `/`. */
+export interface FileEntry {
+  /** Path relative to the workspace. */
+  path: string;
+  /** Size in bytes (for a symlink: the length of its target). */
+  size: number;
+  /** Only in listings of `files`: `file`, `dir` or `symlink`. */
+  type?: "file" | "dir" | "symlink";
+}
+
+/** What the `files` method answers about a path of a job's workspace (besides `job_id`, `workspace`). */
+export type WorkspaceRead =
+  | { path: string; exists: false }
+  | {
+    path: string;
+    exists: true;
+    type: "dir";
+    /** Entries below `path`, recursively, relative to the workspace. */
+    entries: FileEntry[];
+    /** True when the listing was cut at its bound. */
+    truncated: boolean;
+  }
+  | {
+    path: string;
+    exists: true;
+    type: "file";
+    /** Size of the whole file. */
+    size: number;
+    /** `utf-8` for text, `base64` for anything that is not valid UTF-8. */
+    encoding: "utf-8" | "base64";
+    /** The content (at most `maxBytes` of it). */
+    content: string;
+    /** True when only the first `maxBytes` bytes are in `content`. */
+    truncated: boolean;
+  };
+
 /** Validated parameters of `execute`. */
 export interface ExecuteParams {
   /** A shell command, run by `/bin/sh -c`. Exactly one of command/argv. */
@@ -290,11 +360,87 @@ export interface ExecuteParams {
    * `{template, keep}` (see {@linkcode WorkspaceParam}). Not together with `cwd`.
    */
   workspace?: WorkspaceParam;
+  /**
+   * What observers (the page, `ccx ps`, `jobs`) and the server log call the job, e.g.
+   * `simple_1 · basic_math`: 1-{@linkcode MAX_LABEL_CHARS} characters, no control characters.
+   */
+  label?: string;
+  /**
+   * Free facts about the job shown to observers and logged, at most
+   * {@linkcode MAX_META_BYTES} bytes as JSON. The page reads the keys of {@linkcode JobMeta}.
+   */
+  meta?: JobMeta;
+}
+
+/** Longest `label` of `execute`, in characters. */
+export const MAX_LABEL_CHARS = 200;
+
+/** Largest `meta` of `execute`, in bytes of its JSON text (UTF-8). */
+export const MAX_META_BYTES = 16 * 1024;
+
+/**
+ * The `meta` object of `execute`: free JSON, of which the page understands these keys (all
+ * optional). `ccx stress` and `ccx exec` set them.
+ */
+export interface JobMeta {
+  /** The suite the job's task comes from (`ccx stress`). */
+  suite?: string;
+  /** The run the job belongs to: the page groups jobs by it. */
+  run_id?: string;
+  /** Task runs in that run, for the page's progress of the run (`3 of 10 done`). */
+  run_total?: number;
+  /** The task's id in its suite. */
+  task_id?: string;
+  /** The task run's id in its report (`task_id`, with `.rN` under `--repeat`). */
+  result_id?: string;
+  /** The instance of a concurrent task, from 1. */
+  instance?: number;
+  /** The attempt of `ccx exec`, from 1. */
+  attempt?: number;
+  /** What the job asks Claude, shown at the top of its conversation. */
+  prompt?: string;
+  /** `non-zero`: the task passes when the command fails, so a failure is not shown as one. */
+  expect_exit?: "non-zero";
+  /** Anything else. */
+  [key: string]: unknown;
+}
+
+/**
+ * Shortens text to at most `max` characters (an ellipsis ends it when cut), for a `label` or a
+ * `meta` value that must stay within the `execute` limits.
+ *
+ * @example
+ * ```ts
+ * import { clip } from "./protocol.ts";
+ * clip("abcdef", 4); // "abc…"
+ * ```
+ */
+export function clip(text: string, max: number): string {
+  const chars = [...text];
+  return chars.length <= max ? text : chars.slice(0, Math.max(0, max - 1)).join("") + "…";
+}
+
+/**
+ * Makes any text a valid `label`: runs of control characters (a newline, a tab) become one
+ * space, and it is clipped to {@linkcode MAX_LABEL_CHARS} characters.
+ *
+ * @example
+ * ```ts
+ * import { toLabel } from "./protocol.ts";
+ * toLabel("Write a haiku\nabout pipes"); // "Write a haiku about pipes"
+ * ```
+ */
+export function toLabel(text: string): string {
+  const one = text.replace(/[\p{Cc}\u2028\u2029]+/gu, " ").trim();
+  return clip(one === "" ? "(no label)" : one, MAX_LABEL_CHARS);
 }
 
 /** The `workspace` param of `execute`, validated (`true` becomes `{}`). */
 export interface WorkspaceParam {
-  /** A directory on the server copied into the workspace before the job starts. */
+  /**
+   * A directory on the server copied into the workspace before the job starts; it must be
+   * under one of the server's `--template-root` directories.
+   */
   template?: string;
   /** What is removed after the job: `always` kept, `never` kept, or kept when it `failed` (default). */
   keep?: "always" | "never" | "failed";
@@ -354,7 +500,7 @@ function invalid(field: string, message: string): RpcError {
   return new RpcError(ErrorCode.InvalidParams, `${field}: ${message}`, { field });
 }
 
-function paramsObject(params: unknown, method: string): Record<string, unknown> {
+function paramsObject(params: unknown, method: string): JsonObject {
   if (params === undefined || params === null) return {};
   if (!isRecord(params)) {
     throw new RpcError(ErrorCode.InvalidParams, `${method} takes its params as an object`, {
@@ -364,26 +510,28 @@ function paramsObject(params: unknown, method: string): Record<string, unknown> 
   return params;
 }
 
-function optSeconds(p: Record<string, unknown>, field: string): number | undefined {
-  const v = p[field];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0) {
-    throw invalid(field, `expected a positive number of seconds, got ${JSON.stringify(v)}`);
+/** JSON-RPC clients send `null` for "not given": every param reads it as absent. */
+const PARAM: ReadOptions = { nullIsAbsent: true };
+
+/**
+ * Runs a validator; a {@linkcode JsonShapeError} becomes -32602 naming its JSON path in the
+ * message and in `data.field` (or `field`, when given).
+ */
+function params<T>(read: () => T, field?: string): T {
+  try {
+    return read();
+  } catch (e) {
+    if (!(e instanceof JsonShapeError)) throw e;
+    if (field === undefined) throw invalid(e.path, e.detail);
+    throw new RpcError(ErrorCode.InvalidParams, e.message, { field });
   }
-  if (v > MAX_TIMEOUT_S) {
+}
+
+function optSeconds(p: JsonObject, field: string): number | undefined {
+  const v = optNumber(p, field, "", { ...PARAM, above: 0, unit: "seconds" });
+  if (v !== undefined && v > MAX_TIMEOUT_S) {
     throw invalid(field, `at most ${MAX_TIMEOUT_S} seconds (365 days), got ${v}`);
   }
-  return v;
-}
-
-function noNul(field: string, v: string): void {
-  if (v.includes("\0")) throw invalid(field, "contains a NUL character");
-}
-
-function optString(p: Record<string, unknown>, field: string): string | undefined {
-  const v = p[field];
-  if (v === undefined || v === null) return undefined;
-  if (typeof v !== "string") throw invalid(field, `expected a string, got ${typeof v}`);
   return v;
 }
 
@@ -398,47 +546,45 @@ const JOB_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  * validateExecute({ argv: ["echo", "hi"], timeout: 5 }); // { argv: [...], timeout: 5 }
  * ```
  */
-export function validateExecute(params: unknown): ExecuteParams {
-  const p = paramsObject(params, "execute");
+export function validateExecute(raw: unknown): ExecuteParams {
+  return params(() => readExecute(paramsObject(raw, "execute")));
+}
+
+function readExecute(p: JsonObject): ExecuteParams {
   const out: ExecuteParams = {};
   if (p.command !== undefined && p.argv !== undefined) {
     throw invalid("command", "give either command or argv, not both");
   }
   if (p.argv !== undefined) {
-    if (
-      !Array.isArray(p.argv) || p.argv.length === 0 ||
-      !p.argv.every((a) => typeof a === "string")
-    ) {
-      throw invalid("argv", "expected a non-empty array of strings");
-    }
-    if (p.argv[0] === "") throw invalid("argv", "argv[0] must name a program");
-    (p.argv as string[]).forEach((a, i) => noNul(`argv[${i}]`, a));
-    out.argv = p.argv as string[];
+    // data.field stays "argv" for a malformed array (the message names the item).
+    const argv = params(() => readStringArray(p, "argv", "", { minItems: 1 }), "argv");
+    argv.forEach((a, i) => {
+      if (a.includes("\0")) throw invalid(`argv[${i}]`, NUL_MESSAGE);
+    });
+    if (argv[0] === "") throw invalid("argv", "argv[0] must name a program");
+    out.argv = argv;
   } else {
-    const command = optString(p, "command");
+    const command = optString(p, "command", "", { ...PARAM, noNul: true });
     if (command === undefined || command.trim() === "") {
       throw invalid("command", "expected a non-empty string (or give argv)");
     }
-    noNul("command", command);
     out.command = command;
   }
-  out.cwd = optString(p, "cwd");
-  if (out.cwd !== undefined) noNul("cwd", out.cwd);
-  out.stdin = optString(p, "stdin");
-  if (p.env !== undefined && p.env !== null) {
-    if (!isRecord(p.env)) throw invalid("env", "expected an object of strings");
-    for (const [k, v] of Object.entries(p.env)) {
-      if (typeof v !== "string") throw invalid(`env.${k}`, `expected a string, got ${typeof v}`);
+  out.cwd = optString(p, "cwd", "", { ...PARAM, noNul: true });
+  out.stdin = optString(p, "stdin", "", PARAM);
+  const env = optRecord(p, "env", "", PARAM);
+  if (env !== undefined) {
+    for (const k of Object.keys(env)) {
+      readString(env, k, "env", { noNul: true });
       if (k === "" || k.includes("=") || k.includes("\0")) {
-        throw invalid(`env.${k}`, "not a valid variable name");
+        throw invalid(joinPath("env", k), "not a valid variable name");
       }
-      noNul(`env.${k}`, v);
     }
-    out.env = p.env as Record<string, string>;
+    out.env = env as Record<string, string>;
   }
   out.timeout = optSeconds(p, "timeout");
   out.stall_timeout = optSeconds(p, "stall_timeout");
-  const jobId = optString(p, "job_id");
+  const jobId = optString(p, "job_id", "", PARAM);
   if (jobId !== undefined && !JOB_ID.test(jobId)) {
     throw invalid("job_id", "expected 1-128 characters of A-Z a-z 0-9 . _ : -");
   }
@@ -457,7 +603,43 @@ export function validateExecute(params: unknown): ExecuteParams {
       throw invalid("cwd", "give either cwd or workspace: a workspace is the job's directory");
     }
   }
+  if (p.label !== undefined && p.label !== null) out.label = checkLabel(p.label);
+  if (p.meta !== undefined && p.meta !== null) out.meta = checkMeta(p.meta);
   return out;
+}
+
+/** What a value is, for "expected X, got Y": `an array`, `an object`, else its JSON (cut). */
+function got(v: unknown): string {
+  if (Array.isArray(v)) return "an array";
+  if (typeof v === "object" && v !== null) return "an object";
+  const text = JSON.stringify(v) ?? String(v);
+  return text.length > 40 ? `${text.slice(0, 39)}…` : text;
+}
+
+function checkLabel(label: unknown): string {
+  if (typeof label !== "string") throw invalid("label", `expected a string, got ${got(label)}`);
+  const n = [...label].length;
+  if (n === 0 || label.trim() === "") throw invalid("label", "expected a non-blank string");
+  if (n > MAX_LABEL_CHARS) {
+    throw invalid("label", `at most ${MAX_LABEL_CHARS} characters, got ${n}`);
+  }
+  // One line in the log and on the page: no newline, tab or other control character.
+  // deno-lint-ignore no-control-regex
+  const bad = label.match(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/);
+  if (bad) {
+    const code = bad[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, "0");
+    throw invalid("label", `contains the control character U+${code} at index ${bad.index}`);
+  }
+  return label;
+}
+
+function checkMeta(meta: unknown): JobMeta {
+  if (!isRecord(meta)) throw invalid("meta", `expected an object, got ${got(meta)}`);
+  const bytes = new TextEncoder().encode(JSON.stringify(meta)).length;
+  if (bytes > MAX_META_BYTES) {
+    throw invalid("meta", `at most ${MAX_META_BYTES} bytes as JSON, got ${bytes}`);
+  }
+  return meta as JobMeta;
 }
 
 const WORKSPACE_KEYS = ["template", "keep", "reuse", "files"];
@@ -474,11 +656,10 @@ function validateWorkspace(ws: unknown): WorkspaceParam {
     }
   }
   const w: WorkspaceParam = {};
-  if (ws.template !== undefined && ws.template !== null) {
-    if (typeof ws.template !== "string" || ws.template === "") {
-      throw invalid("workspace.template", "expected a directory path");
-    }
-    w.template = ws.template;
+  const template = optString(ws, "template", "workspace", PARAM);
+  if (template !== undefined) {
+    if (template === "") throw invalid("workspace.template", "expected a directory path");
+    w.template = template;
   }
   if (ws.keep !== undefined && ws.keep !== null) {
     if (ws.keep !== "always" && ws.keep !== "never" && ws.keep !== "failed") {
@@ -521,11 +702,8 @@ function validateWorkspace(ws: unknown): WorkspaceParam {
           throw invalid(`${at}.${k}`, "unknown key (known: path, content, encoding, mode)");
         }
       }
-      const path = f.path;
-      if (typeof path !== "string" || path === "") {
-        throw invalid(`${at}.path`, "expected a path relative to the workspace");
-      }
-      noNul(`${at}.path`, path);
+      const path = readString(f, "path", at, { noNul: true });
+      if (path === "") throw invalid(`${at}.path`, "expected a path relative to the workspace");
       const parts = path.split("/");
       if (
         path.startsWith("/") || parts.includes("..") || parts.every((x) => x === "" || x === ".")
@@ -538,10 +716,8 @@ function validateWorkspace(ws: unknown): WorkspaceParam {
       const key = parts.filter((x) => x !== "" && x !== ".").join("/");
       if (seen.has(key)) throw invalid(`${at}.path`, `${path} is given twice`);
       seen.add(key);
-      if (typeof f.content !== "string") {
-        throw invalid(`${at}.content`, `expected a string, got ${typeof f.content}`);
-      }
-      const file: WorkspaceFile = { path, content: f.content };
+      readString(f, "content", at);
+      const file: WorkspaceFile = { path, content: f.content as string };
       if (f.encoding !== undefined && f.encoding !== null) {
         if (f.encoding !== "utf-8" && f.encoding !== "base64") {
           throw invalid(
@@ -578,14 +754,16 @@ function validateWorkspace(ws: unknown): WorkspaceParam {
  * validateFiles({ job_id: "j1", path: "src/main.py" }); // { job_id: "j1", path: "src/main.py" }
  * ```
  */
-export function validateFiles(params: unknown): FilesParams {
-  const p = paramsObject(params, "files");
-  const jobId = optString(p, "job_id");
-  if (jobId === undefined || jobId === "") throw invalid("job_id", "required");
-  const out: FilesParams = { job_id: jobId, path: optString(p, "path") };
-  const sessionId = optString(p, "session_id");
-  if (sessionId !== undefined) out.session_id = sessionId;
-  return out;
+export function validateFiles(raw: unknown): FilesParams {
+  const p = paramsObject(raw, "files");
+  return params(() => {
+    const jobId = optString(p, "job_id", "", PARAM);
+    if (jobId === undefined || jobId === "") throw invalid("job_id", "required");
+    const out: FilesParams = { job_id: jobId, path: optString(p, "path", "", PARAM) };
+    const sessionId = optString(p, "session_id", "", PARAM);
+    if (sessionId !== undefined) out.session_id = sessionId;
+    return out;
+  });
 }
 
 /**
@@ -597,17 +775,68 @@ export function validateFiles(params: unknown): FilesParams {
  * validateControl({ type: "CANCEL" }); // { type: "CANCEL", job_id: undefined }
  * ```
  */
-export function validateControl(params: unknown): ControlParams {
-  const p = paramsObject(params, "control");
+export function validateControl(raw: unknown): ControlParams {
+  const p = paramsObject(raw, "control");
   const type = typeof p.type === "string" ? p.type.toUpperCase() : p.type;
   if (type !== "PAUSE" && type !== "RESUME" && type !== "CANCEL") {
     throw invalid("type", `expected PAUSE, RESUME or CANCEL, got ${JSON.stringify(p.type)}`);
   }
-  const out: ControlParams = { type, job_id: optString(p, "job_id") };
-  const sessionId = optString(p, "session_id");
-  if (sessionId !== undefined) {
-    if (out.job_id === undefined) throw invalid("job_id", "required with session_id");
-    out.session_id = sessionId;
-  }
-  return out;
+  return params(() => {
+    const out: ControlParams = { type, job_id: optString(p, "job_id", "", PARAM) };
+    const sessionId = optString(p, "session_id", "", PARAM);
+    if (sessionId !== undefined) {
+      if (out.job_id === undefined) throw invalid("job_id", "required with session_id");
+      out.session_id = sessionId;
+    }
+    return out;
+  });
+}
+
+/** What a job is doing now. */
+export type JobState = "running" | "paused" | "ending" | "done";
+
+/** One job as observers see it (`observe.job` and the `watch` snapshot). */
+export interface ObservedJob {
+  /** The owning session's id. */
+  session_id: string;
+  /** The job's id in that session. */
+  job_id: string;
+  /** The shell command, or the argv as JSON. */
+  command: string;
+  /** The argument vector, when the job was started with one (no shell). */
+  argv?: string[];
+  /** What the job is called (`execute`'s `label`), when it was given one. */
+  label?: string;
+  /** Facts about the job (`execute`'s `meta`: suite, run, task, …), when given. */
+  meta?: JobMeta;
+  /** Leader pid, also the process group id. */
+  pid: number;
+  /** running, paused, ending or done. */
+  state: JobState;
+  /** Final status once done (`completed`, `failed`, `timeout`, `stalled`, `canceled`, `killed`). */
+  status?: string;
+  /** Exit code once done (`null` when the exit was not observed). */
+  exit_code?: number | null;
+  /** The signal that ended the leader, if any. */
+  signal?: string | null;
+  /** When the job started, epoch seconds. */
+  started_at: number;
+  /** When it ended, epoch seconds. */
+  ended_at?: number;
+  /** Seconds run so far (or in all, once done). */
+  elapsed: number;
+  /** Bytes the job wrote to stdout. */
+  stdout_bytes: number;
+  /** Bytes the job wrote to stderr. */
+  stderr_bytes: number;
+  /** Who started it: the session id and the peer address of that session. */
+  started_by: { session_id: string; remote: string };
+}
+
+/** The `watch` result: server facts and every listed job. */
+export interface WatchSnapshot {
+  /** Server facts (version, uptime, sessions, running jobs, memory, …). */
+  server: Record<string, unknown>;
+  /** Every running job and every finished job still kept, oldest first. */
+  jobs: ObservedJob[];
 }

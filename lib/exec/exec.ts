@@ -77,6 +77,7 @@ import {
   validCount,
   validSeconds,
 } from "./setup.ts";
+import { clip, toLabel } from "../common/protocol.ts";
 
 // ---------------------------------------------------------------------------------------------
 // Types
@@ -381,6 +382,13 @@ interface Context {
   client: CcxClient;
   progress: (line: string) => void;
   signal?: AbortSignal;
+  /** Groups this run's attempts on the page (`meta.run_id` of their jobs). */
+  runId: string;
+}
+
+/** The page's name for attempt `index` (and its graders' jobs). */
+function attemptLabel(ctx: Context, index: number): string {
+  return `${toLabel(clip(ctx.task, 150))} · attempt ${index}`;
 }
 
 function toolsFor(ctx: Context, body: string): string[] | "none" {
@@ -425,6 +433,8 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
       ...(ctx.workspace ? { workspace: { keep: "always" as const } } : { cwd: ctx.cwd }),
       env: ctx.env,
       timeout: ctx.timeoutS,
+      label: attemptLabel(ctx, index),
+      meta: { suite: "ccx exec", run_id: ctx.runId, attempt: index, prompt: clip(body, 2000) },
     }, {
       onOutput(type, data) {
         if (type === "stderr") return watch.output([]);
@@ -506,6 +516,10 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
       env: ctx.env,
       signal: ctx.signal,
       progress: ctx.progress,
+      tag: {
+        label: attemptLabel(ctx, index),
+        meta: { suite: "ccx exec", run_id: ctx.runId, attempt: index },
+      },
     })
     : {};
   const gradeError = graded.checks?.some((c) => c.status === "error")
@@ -733,6 +747,7 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
       client,
       progress,
       signal: opts.signal,
+      runId: `exec_${crypto.randomUUID().slice(0, 8)}`,
     };
     const cls = taskClass(task);
     const sleep = opts.sleep ?? sleepUnlessAborted;

@@ -12,7 +12,7 @@
  * import { CcxClient, runToEnd } from "../client/client.ts";
  * import { runChecks } from "./graders.ts";
  * const client = await CcxClient.connect("ws://127.0.0.1:8004/ws");
- * const task = await runToEnd(client, { command: "echo 'print(1)' > a.py", workspace: true });
+ * const task = await runToEnd(client, { command: "echo 'print(1)' > a.py", workspace: {} });
  * const { checks } = await runChecks(client, { jobId: task.jobId }, ["python3 a.py"], {
  *   timeoutS: 60,
  * });
@@ -30,7 +30,7 @@ import {
   remoteFiles,
   runToEnd,
 } from "../client/client.ts";
-import type { WorkspaceFile } from "../common/protocol.ts";
+import { type JobMeta, toLabel, type WorkspaceFile } from "../common/protocol.ts";
 import {
   checkNotRun,
   type CheckResult,
@@ -51,6 +51,34 @@ import {
 import { type FileAccess, localFiles } from "../verdict/criteria.ts";
 
 /**
+ * How the graded run's job is named on the server (its `execute` `label` and `meta`): a
+ * grader's job takes the same, its label followed by what it is (`· check: make test`,
+ * `· judge`) and its meta with `grader: "check"` or `"judge"`, so the page and `ccx ps` show
+ * it beside the run it grades.
+ *
+ * @example
+ * ```ts
+ * import type { GraderTag } from "./graders.ts";
+ * const tag: GraderTag = { label: "slugify · Slugify", meta: { run_id: "20260101_000000_abc" } };
+ * ```
+ */
+export interface GraderTag {
+  /** The graded run's label. */
+  label: string;
+  /** The graded run's meta. */
+  meta?: JobMeta;
+}
+
+function graderTag(
+  tag: GraderTag | undefined,
+  what: string,
+  grader: "check" | "judge",
+): { label?: string; meta?: JobMeta } {
+  if (!tag) return {};
+  return { label: toLabel(`${tag.label} · ${what}`), meta: { ...tag.meta, grader } };
+}
+
+/**
  * Where a task ran: the finished job whose workspace its graders use (`jobId`), or, for a run
  * without a workspace, the directory it ran in (`cwd`, on the server's host).
  */
@@ -68,6 +96,8 @@ export interface CheckOptions {
   signal?: AbortSignal;
   /** Called when a check's job started (its process group on the server's host). */
   onJobStarted?(pgid: number): void;
+  /** The graded run's label and meta, for the checks' jobs. */
+  tag?: GraderTag;
 }
 
 /** What {@linkcode runChecks} found. */
@@ -122,6 +152,7 @@ export async function runChecks(
         ...where,
         timeout: opts.timeoutS,
         ...(opts.env && Object.keys(opts.env).length ? { env: opts.env } : {}),
+        ...graderTag(opts.tag, `check: ${command}`, "check"),
       }, {
         onEvent(method, params) {
           if (method === "process.started" && typeof params.pgid === "number") {
@@ -193,6 +224,8 @@ export interface JudgeOptions {
   signal?: AbortSignal;
   /** Called when the judge's job started (its process group on the server's host). */
   onJobStarted?(pgid: number): void;
+  /** The graded run's label and meta, for the judge's job. */
+  tag?: GraderTag;
 }
 
 /**
@@ -213,6 +246,7 @@ export async function runJudge(
       timeout: opts.timeoutS,
       ...(opts.workspace !== false ? { workspace: { keep: "never" as const } } : {}),
       ...(opts.env && Object.keys(opts.env).length ? { env: opts.env } : {}),
+      ...graderTag(opts.tag, "judge", "judge"),
     }, {
       onEvent(method, params) {
         if (method === "process.started" && typeof params.pgid === "number") {
@@ -264,6 +298,8 @@ export interface AttemptGrading {
   signal?: AbortSignal;
   /** Progress lines. */
   progress(line: string): void;
+  /** The attempt's label and meta, for the graders' jobs. */
+  tag?: GraderTag;
 }
 
 /**
@@ -284,6 +320,7 @@ export async function gradeAttempt(
     out.checks = (await runChecks(client, target, g.checks, {
       timeoutS: g.checkTimeoutS ?? DEFAULT_CHECK_TIMEOUT_S,
       signal: g.signal,
+      tag: g.tag,
     })).checks;
     for (const c of out.checks) g.progress(`  ${describeCheck(c)}`);
     if (out.checks.some((c) => c.status !== "passed")) return out;
@@ -307,6 +344,7 @@ export async function gradeAttempt(
       timeoutS: g.judgeTimeoutS ?? 300,
       env: g.env,
       signal: g.signal,
+      tag: g.tag,
     });
     g.progress(`  rubric: ${out.rubric.status}: ${out.rubric.reason}`);
   }

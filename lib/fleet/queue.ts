@@ -7,12 +7,14 @@
  *
  * Keys: BullMQ's own, under the default `bull:` prefix (`bull:<queue>:…`, so a standard BullMQ
  * dashboard shows the queue), plus `ccx:fleet:<queue>:cancel:<run>` and the pub/sub channel
- * `ccx:fleet:<queue>:cancel` for Ctrl+C of a run.
+ * `ccx:fleet:<queue>:cancel` for Ctrl+C of a run, and `ccx:fleet:<queue>:job:<job>`, a hash a
+ * worker keeps while the queue may not have heard the end of its run (Redis unreachable), and
+ * `ccx:fleet:<queue>:alive:<worker>`, which a live worker renews every quarter lock.
  *
  * @example
  * ```ts
  * import { runOnQueue } from "./queue.ts";
- * import { loadSuite } from "../stress/suite.ts";
+ * import { loadSuite } from "../stress/suite_load.ts";
  * const suite = await loadSuite("tasks/selftest.json");
  * const results = await runOnQueue(suite.tasks, {
  *   url: "redis://127.0.0.1:6379",
@@ -34,8 +36,9 @@ import {
   type TaskOptions,
 } from "../stress/task.ts";
 import type { HistoryStore } from "../claude/history.ts";
-import { resolveMarker, type SuiteTask } from "../stress/suite.ts";
+import { resolveMarker } from "../stress/task_command.ts";
 import { formatTimestamp, newRunId } from "../common/format.ts";
+import type { SuiteTask } from "../stress/suite_model.ts";
 import type { TestResult } from "../stress/report/model.ts";
 
 /**
@@ -124,6 +127,14 @@ export interface FleetJobResult {
   files: Record<string, string>;
   /** How many times the queue gave the job to a worker (1 unless it was redelivered). */
   deliveries: number;
+  /**
+   * Why an earlier delivery did not end the job: `Redis was unreachable for 3.1 s (worker
+   * box1's lock lasts 1.0 s); worker box1 stopped the task …`, or, with `kept`, why the result of
+   * that run comes through a later delivery.
+   */
+  outage?: string;
+  /** The result is that of the earlier delivery's run, handed back without running again. */
+  kept?: boolean;
 }
 
 /**
@@ -159,9 +170,18 @@ export interface FleetProgress {
 export function fleetKeys(queueName: string): {
   cancelChannel: string;
   cancelKey: (runId: string) => string;
+  /** A hash kept for a job whose lock may run out: `done` (its result), `lost` (why stopped). */
+  job: (jobId: string) => string;
+  /** Set by a live worker, expiring after one lock period. */
+  alive: (worker: string) => string;
 } {
   const base = `ccx:fleet:${queueName}`;
-  return { cancelChannel: `${base}:cancel`, cancelKey: (runId) => `${base}:cancel:${runId}` };
+  return {
+    cancelChannel: `${base}:cancel`,
+    cancelKey: (runId) => `${base}:cancel:${runId}`,
+    job: (jobId) => `${base}:job:${jobId}`,
+    alive: (worker) => `${base}:alive:${worker}`,
+  };
 }
 
 /** BullMQ job ids may not contain `:`. */
@@ -214,6 +234,7 @@ export interface QueueRunOptions extends
     | "keepWorkspaces"
     | "model"
     | "judgeModel"
+    | "onNotWritten"
   > {
   /** `redis://` or `rediss://` URL of the queue's Redis. */
   url: string;
@@ -276,7 +297,7 @@ export const MAX_HANDED_BACK_BYTES = 16 * 1024 * 1024;
  * @example
  * ```ts
  * import { runOnQueue } from "./queue.ts";
- * import { loadSuite } from "../stress/suite.ts";
+ * import { loadSuite } from "../stress/suite_load.ts";
  * const suite = await loadSuite("tasks/selftest.json");
  * const ac = new AbortController();
  * const results = await runOnQueue(suite.tasks, {
@@ -379,11 +400,28 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
       if (!p) return;
       pending.delete(jobId);
       const worker = value?.worker ?? p.workers.at(-1) ?? "?";
+      // An output that cannot be written here (a full disk) leaves the verdict as it is.
+      const saved = new Set<string>();
       for (const [name, text] of Object.entries(value?.files ?? {})) {
-        await Deno.writeTextFile(join(opts.outDir, name), text);
+        const path = join(opts.outDir, name);
+        try {
+          await Deno.writeTextFile(path, text);
+          saved.add(name);
+        } catch (e) {
+          await Deno.remove(path).catch(() => {});
+          if (opts.onNotWritten) opts.onNotWritten(path, e as Error);
+          else console.error(`ccx: output file ${path} not written: ${(e as Error).message}`);
+        }
       }
-      const local = (f?: string) => f ? join(opts.outDir, f.split("/").pop()!) : undefined;
-      const rerun = rerunNote(p, worker, value?.deliveries ?? 1);
+      const local = (f?: string) => {
+        const name = f?.split("/").pop();
+        return name && saved.has(name) ? join(opts.outDir, name) : undefined;
+      };
+      // A result kept from a run whose answer the queue lost (Redis unreachable) ran once.
+      const kept = value?.kept ? ` (fleet: ${value.outage})` : "";
+      const rerun = kept ? undefined : rerunNote(p, worker, value?.deliveries ?? 1, value?.outage);
+      if (kept && value?.instance) value.instance.v.reason += kept;
+      if (kept && value?.result) value.result.reason += kept;
       if (p.instance !== undefined) {
         const got = instanceRuns.get(p.rid)!;
         got.push(
@@ -552,8 +590,17 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
   return results.filter((r): r is TestResult => r !== undefined);
 }
 
-/** Says how a job came to run more than once, or undefined when it ran once. */
-function rerunNote(p: Pending, worker: string, deliveries: number): string | undefined {
+/**
+ * Says how a job came to run more than once, or undefined when it ran once; `outage` is the
+ * word of the worker that stopped it (Redis unreachable), which beats guessing from events.
+ */
+function rerunNote(
+  p: Pending,
+  worker: string,
+  deliveries: number,
+  outage?: string,
+): string | undefined {
+  if (outage) return `${outage}; redelivered to ${worker}`;
   if (deliveries <= 1 && !p.stalled && new Set(p.workers).size <= 1) return undefined;
   const before = p.workers.filter((w) => w !== worker);
   const lost = before.length ? `worker ${[...new Set(before)].join(", ")}` : "a worker";

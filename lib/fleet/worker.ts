@@ -10,6 +10,12 @@
  * A worker that dies without stopping (SIGKILL, a lost box) stops renewing its locks; after
  * `lockS` seconds BullMQ's stalled-job check, run by the other workers, puts its tasks back.
  *
+ * Redis unreachable for longer than the lock: every lock runs out, and the queue gives each
+ * running task to a worker again once Redis is back. So a worker whose lock is surely gone
+ * stops that task (see `lock_watch.ts`) and leaves word why in `ccx:fleet:<queue>:job:<job>`;
+ * a task that ended meanwhile leaves its result there, and the next delivery hands that
+ * result back instead of running the task a second time.
+ *
  * @example
  * ```ts
  * import { FleetWorker } from "./worker.ts";
@@ -39,6 +45,7 @@ import {
   MAX_HANDED_BACK_BYTES,
 } from "./queue.ts";
 import type { TestResult } from "../stress/report/model.ts";
+import { type LockSlot, LockWatch } from "./lock_watch.ts";
 
 type RedisClient = Awaited<ReturnType<typeof connectRedis>>;
 
@@ -111,6 +118,11 @@ export class FleetWorker {
   #history?: HistoryStore;
   #opts: FleetWorkerOptions;
   #active = new Map<string, string>(); // jobId → runId
+  #watch!: LockWatch;
+  /** Runs of jobs still being processed here, by job id (a redelivery waits for its own). */
+  #runs = new Map<string, Promise<unknown>>();
+  #keys!: ReturnType<typeof fleetKeys>;
+  #lockMs = DEFAULT_LOCK_S * 1000;
   #handBack = false;
   #stopping?: Promise<void>;
   #drained?: () => void;
@@ -128,7 +140,14 @@ export class FleetWorker {
     this.#sub = sub;
     this.#history = history;
     this.#log = opts.log ?? (() => {});
-    this.#server = startInProcessServer();
+    this.#server = startInProcessServer({
+      // Quiet, but a workspace it could not remove is the operator's to know.
+      log: (line, fields) => {
+        if (fields?.event === "workspace_unremovable") {
+          this.#log(`ccx worker ${this.name}: ${line}`);
+        }
+      },
+    });
     this.stopped = new Promise((r) => this.#resolveStopped = r);
   }
 
@@ -150,9 +169,28 @@ export class FleetWorker {
     await sub.subscribe(keys.cancelChannel);
     sub.on("message", (_channel: string, runId: string) => w.#cancelRun(runId));
     const lockMs = Math.round((opts.lockS ?? DEFAULT_LOCK_S) * 1000);
+    w.#keys = keys;
+    w.#lockMs = lockMs;
+    // A task whose lock is surely gone is stopped: the queue gives it to another worker.
+    w.#watch = new LockWatch({
+      name: w.name,
+      lockMs,
+      // Each answer also says this worker is alive, for a lock period.
+      ping: () => redis.set(keys.alive(w.name), "1", "PX", lockMs),
+      onLost: (jobId, note) => {
+        w.#log(`${jobId}: lock lost (${note}); stopping the task so it does not run twice`);
+        w.#worker.cancelJob(jobId, "lock lost");
+      },
+    });
     w.#worker = new Worker<FleetJobData, FleetJobResult>(
       queueName,
-      (job, token, signal) => w.#process(job, token, signal, keys.cancelKey(job.data.runId)),
+      (job, token, signal) => {
+        const run = w.#process(job, token, signal, keys.cancelKey(job.data.runId));
+        const settled = run.catch(() => {});
+        w.#runs.set(job.id!, settled);
+        settled.then(() => w.#runs.get(job.id!) === settled && w.#runs.delete(job.id!));
+        return run;
+      },
       {
         connection: redis,
         concurrency: Math.max(1, opts.concurrency ?? 1),
@@ -163,6 +201,11 @@ export class FleetWorker {
       },
     );
     w.#worker.on("error", (e) => w.#log(`queue error: ${(e as Error).message}`));
+    w.#worker.on("locksRenewed", ({ jobIds }) => w.#watch.renewed(jobIds));
+    w.#worker.on("lockRenewalFailed", (jobIds) => w.#watch.failed(jobIds));
+    // Delivered: the copy of the result kept for a redelivery is no longer needed.
+    w.#worker.on("completed", (job) => void redis.del(w.#keys.job(job.id!)).catch(() => {}));
+    w.#watch.start();
     await w.#worker.waitUntilReady();
     w.#log(
       `ccx worker ${w.name} taking tasks from queue ${queueName}, concurrency ` +
@@ -203,6 +246,7 @@ export class FleetWorker {
         await closing;
       }
       clearTimeout(timer);
+      this.#watch.stop();
       await this.#sub.quit().catch(() => this.#sub.disconnect());
       await this.#history?.close().catch(() => {});
       const c = await this.#client?.catch(() => undefined);
@@ -240,6 +284,17 @@ export class FleetWorker {
     const deliveries = Math.max(1, job.attemptsStarted ?? 1);
     const progress = (p: Omit<FleetProgress, "worker">) =>
       job.updateProgress({ worker: this.name, ...p }).catch(() => {});
+    // Taken again: the worker that had it may have finished it, or stopped it, while Redis was
+    // unreachable. A finished one is not run again.
+    let before: string | undefined;
+    if (deliveries > 1) {
+      const prior = await this.#prior(job);
+      if (prior.done) {
+        this.#log(`${d.rid}: not run again: ${prior.done.outage}`);
+        return { ...prior.done, kept: true };
+      }
+      before = prior.lost;
+    }
     // One round trip for both: is the run canceled, and who has the task.
     const [canceled] = await Promise.all([
       this.#redis.exists(cancelKey),
@@ -260,6 +315,12 @@ export class FleetWorker {
         : { worker: this.name, result: r, files: {}, deliveries };
     }
     this.#active.set(jobId, d.runId);
+    const slot = this.#watch.track(jobId);
+    // The queue names the task's template (a path on this host, as its suite resolved it): the
+    // worker's own server takes it from there, and from nowhere else.
+    if (d.task.workspaceTemplate !== undefined && d.settings.workspace !== false) {
+      this.#server.workspaces.allowTemplateRoot(d.task.workspaceTemplate);
+    }
     this.#log(`${d.rid}${d.instance === undefined ? "" : ` instance ${d.instance + 1}`} started`);
     // Outputs are written here, handed back, and removed; nothing to write, no directory.
     const outDir = d.task.saveOutput
@@ -292,26 +353,119 @@ export class FleetWorker {
     };
     try {
       const files: Record<string, string> = {};
+      let value: FleetJobResult;
       if (d.instance !== undefined) {
         const run = await runInstance(d.task, d.rid, d.instance, this.#connect, opts, d.shared!);
+        this.#watch.untrack(slot);
         if (this.#handBack && signal?.aborted) return await this.#giveBack(job, token);
+        if (slot.lost && run.v.reason.startsWith("interrupted")) {
+          return await this.#lost(job, token, slot);
+        }
         await collect(files, run.outputFile);
         this.#log(`${d.rid} instance ${d.instance + 1} ${run.v.status}`);
-        return { worker: this.name, instance: run, files, deliveries };
+        value = { worker: this.name, instance: run, files, deliveries };
+      } else {
+        const result = await runTask(d.task, d.rid, this.#connect, opts);
+        this.#watch.untrack(slot);
+        if (this.#handBack && signal?.aborted) return await this.#giveBack(job, token);
+        if (slot.lost && result.reason.startsWith("interrupted")) {
+          return await this.#lost(job, token, slot);
+        }
+        await collect(files, result.outputFile);
+        for (const i of result.instances ?? []) await collect(files, i.outputFile);
+        this.#log(`${d.rid} ${result.status}`);
+        value = { worker: this.name, result, files, deliveries };
       }
-      const result = await runTask(d.task, d.rid, this.#connect, opts);
-      if (this.#handBack && signal?.aborted) return await this.#giveBack(job, token);
-      await collect(files, result.outputFile);
-      for (const i of result.instances ?? []) await collect(files, i.outputFile);
-      this.#log(`${d.rid} ${result.status}`);
-      return { worker: this.name, result, files, deliveries };
+      if (before) value.outage = before;
+      return await this.#keep(jobId, value, slot);
     } catch (e) {
       // Our own server went away (shutting down): not the task's fault, another worker takes it.
       if (e instanceof ServerLostError) return await this.#giveBack(job, token);
       throw e;
     } finally {
+      this.#watch.untrack(slot);
       this.#active.delete(jobId);
       if (d.task.saveOutput) await Deno.remove(outDir, { recursive: true }).catch(() => {});
+    }
+  }
+
+  /**
+   * Keeps a copy of a finished task's result in Redis until the queue has it: should the
+   * lock have run out meanwhile (Redis unreachable), the job's next delivery hands this
+   * result back instead of running the task again. Waits for Redis to answer.
+   */
+  async #keep(jobId: string, value: FleetJobResult, slot: LockSlot): Promise<FleetJobResult> {
+    const silent = await this.#watch.silenceSince(slot.startedAt);
+    const kept: FleetJobResult = { ...value };
+    if (silent > this.#lockMs / 2 || slot.lost) {
+      kept.outage = `${this.#watch.describe(silent)} as the task ended; the result of its ` +
+        "one run is kept, the task did not run again";
+    }
+    const key = this.#keys.job(jobId);
+    await this.#redis.multi().hset(key, "done", JSON.stringify(kept)).pexpire(key, KEEP_MS)
+      .exec();
+    return value;
+  }
+
+  /**
+   * The task was stopped because its lock is gone: say why for the worker that runs it next,
+   * hand the job back if the queue still counts it as ours, and let go of it.
+   */
+  async #lost(
+    job: Job<FleetJobData, FleetJobResult>,
+    token: string | undefined,
+    slot: LockSlot,
+  ): Promise<never> {
+    const silent = await this.#watch.silenceSince(slot.startedAt);
+    const note = `${this.#watch.describe(silent)}; worker ${this.name} stopped the task ` +
+      "rather than let it run twice";
+    const key = this.#keys.job(job.id!);
+    await this.#redis.multi().hset(key, "lost", note).pexpire(key, KEEP_MS).exec();
+    this.#log(`${job.data.rid} stopped: ${note}`);
+    // Most often the lock has expired and this fails: the queue's stalled check puts it back.
+    await job.moveToWait(token).catch(() => {});
+    throw new WaitingError();
+  }
+
+  /**
+   * For a job given to this worker again: what the worker that had it left (its result, or
+   * why it stopped). While that worker may be alive and reconnecting to Redis, waits for its
+   * word up to {@linkcode PRIOR_WAIT_MS} plus half a lock; then the task counts as lost with
+   * its worker.
+   */
+  async #prior(job: Job<FleetJobData, FleetJobResult>): Promise<{
+    done?: FleetJobResult;
+    lost?: string;
+  }> {
+    const jobId = job.id!;
+    // This worker's own earlier run of it is still ending: stop it and wait for its word.
+    const mine = this.#watch.slot(jobId);
+    if (mine) this.#watch.lose(mine);
+    await this.#runs.get(jobId);
+    // Wait for the worker that had it only if it may be alive: it says so in Redis, or Redis
+    // was silent here lately (it may be reconnecting). A dead worker's task runs at once.
+    const had = job.progress as Partial<FleetProgress> | undefined;
+    const owner = typeof had?.worker === "string" && had.state !== "handed-back" &&
+        had.worker !== this.name
+      ? had.worker
+      : undefined;
+    const alive = owner !== undefined && (
+      this.#watch.silentWithin(2 * this.#lockMs + PRIOR_WAIT_MS) ||
+      await this.#redis.exists(this.#keys.alive(owner)) === 1
+    );
+    const wait = alive ? PRIOR_WAIT_MS + this.#lockMs / 2 : 0;
+    const deadline = Date.now() + wait;
+    for (;;) {
+      const rec = await this.#redis.hgetall(this.#keys.job(jobId));
+      if (rec.done) {
+        const done = JSON.parse(rec.done) as FleetJobResult;
+        done.outage ??= `the queue lost worker ${done.worker}'s answer as the task ended; ` +
+          "the result of its one run is kept, the task did not run again";
+        return { done };
+      }
+      if (rec.lost) return { lost: rec.lost };
+      if (Date.now() >= deadline) return {};
+      await new Promise((r) => setTimeout(r, 100));
     }
   }
 
@@ -322,6 +476,15 @@ export class FleetWorker {
     throw new WaitingError();
   }
 }
+
+/** How long a finished task's result (or why its run stopped) is kept for a redelivery. */
+const KEEP_MS = 24 * 3600 * 1000;
+
+/**
+ * How long a redelivered task waits for the word of the worker that had it, when that one may
+ * be alive and reconnecting to Redis (its client retries at least every 2 s), plus half a lock.
+ */
+const PRIOR_WAIT_MS = 3000;
 
 /** Reads a saved output into `files` by its base name, cut at {@linkcode MAX_HANDED_BACK_BYTES}. */
 async function collect(files: Record<string, string>, path?: string): Promise<void> {

@@ -6,6 +6,9 @@
  * server on a Unix socket, adding what an operator of a shared box needs:
  *
  * - a deadline for the TLS handshake and the request head (408, then closed);
+ * - one request per connection: every connection that is not a completed
+ *   WebSocket upgrade is closed after its response, and nothing a client sends
+ *   after an upgrade request reaches the server unless it answered 101;
  * - a cap on open connections below the fd limit: a new connection takes the
  *   place of the oldest one still without a request, else gets 503 (logged
  *   once per episode); accept errors (EMFILE…) are retried, never fatal;
@@ -246,6 +249,13 @@ function headEnd(b: Uint8Array): number {
   return -1;
 }
 
+/** The bytes of a latin1 string (an HTTP head as the gate decoded it). */
+function latin1(s: string): Uint8Array {
+  const out = new Uint8Array(s.length);
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i) & 0xff;
+  return out;
+}
+
 function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
   const out = new Uint8Array(a.length + b.length);
   out.set(a);
@@ -406,6 +416,11 @@ class ServerFrames {
   /** True once the response was something else than 101: no frames follow. */
   raw = false;
 
+  /** True once the response head has been read (then `raw` tells whether it was a 101). */
+  get answered(): boolean {
+    return this.#headDone;
+  }
+
   /** True when the stream is between two frames. */
   get atBoundary(): boolean {
     return this.#headDone && !this.raw && !this.#inPayload && this.#hdrLen === 0;
@@ -473,6 +488,9 @@ class GatedConn {
   #frames: ClientFrames | undefined;
   #wake!: () => void;
   readonly #woken = new Promise<"wake">((r) => this.#wake = () => r("wake"));
+  /** Settles `#upgraded`: true once the server answered 101, false on anything else. */
+  #settleUpgrade!: (upgraded: boolean) => void;
+  readonly #upgraded = new Promise<boolean>((r) => this.#settleUpgrade = r);
 
   constructor(readonly conn: RelayConn, private readonly gate: ConnectionGate) {}
 
@@ -480,6 +498,7 @@ class GatedConn {
   abort(): void {
     if (this.#ended) return;
     this.#ended = true;
+    this.#settleUpgrade(false);
     tryClose(this.conn);
     tryClose(this.upstream);
   }
@@ -542,7 +561,15 @@ class GatedConn {
     );
   }
 
-  /** The head with our connection id added, clients' copies of it removed, and plain requests closed after one response. */
+  /**
+   * The head with our connection id added, clients' copies of it removed, and
+   * `connection: close` added: the server ends the connection after one
+   * response, unless that response is a 101 (an upgrade keeps its `Upgrade`
+   * token and proceeds). A request that asks for an upgrade and gets an
+   * ordinary answer (`GET /health` with `Upgrade: websocket`) would otherwise
+   * keep its connection, with no deadline, outside the cap's eviction, and any
+   * later request on it unchecked.
+   */
   #rewrite(raw: Uint8Array): { head: Uint8Array; upgrade: boolean } {
     const text = new TextDecoder("latin1").decode(raw);
     const lines = text.split("\r\n").slice(0, -2);
@@ -554,15 +581,25 @@ class GatedConn {
     const peer = this.conn.remoteAddr as Deno.NetAddr;
     keep.splice(1, 0, `${GATE_CONN_HEADER}: ${this.id}`);
     keep.splice(2, 0, `${GATE_PEER_HEADER}: ${peer.hostname} ${peer.port}`);
-    if (!upgrade) keep.push("connection: close");
-    const out = new Uint8Array(keep.join("\r\n").length + 4);
-    const s = keep.join("\r\n") + "\r\n\r\n";
-    for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i) & 0xff;
-    return { head: out, upgrade };
+    keep.push("connection: close");
+    return { head: latin1(keep.join("\r\n") + "\r\n\r\n"), upgrade };
   }
 
-  /** Client to server: frames checked as they pass. */
+  /**
+   * Client to server: frames checked as they pass. After an upgrade request
+   * nothing more is read or forwarded until the server has answered (a client
+   * must wait for the 101 anyway, RFC 6455 §4.1); on any other answer nothing
+   * more ever is: no second request reaches the server on this connection.
+   * What the client still sends is read and dropped while the answer goes out,
+   * so that closing does not reset the connection under it. (The server never
+   * waits for a body before answering an upgrade request.)
+   */
   async #up(first: Uint8Array, upgrade: boolean): Promise<void> {
+    if (upgrade && !(await this.#upgraded)) {
+      const drop = new Uint8Array(16 * 1024);
+      while (!this.#ended && (await this.conn.read(drop)) !== null) { /* dropped */ }
+      return;
+    }
     const frames = upgrade
       ? new ClientFrames(this.gate.maxFrameBytes, this.gate.largeMessages)
       : undefined;
@@ -597,25 +634,57 @@ class GatedConn {
     const buf = new Uint8Array(64 * 1024);
     let reading: Promise<number | null> | undefined;
     let giveUp: Promise<"give_up"> | undefined;
-    while (!this.#ended) {
+    let answer = upgrade ? await this.#answerHead() : undefined;
+    while (!this.#ended && answer !== null) {
       if (this.#violation && (!frames || frames.raw || frames.atBoundary)) break;
-      reading ??= this.upstream!.read(buf);
-      if (this.#violation) giveUp ??= sleep(2000).then(() => "give_up" as const);
-      const r = await Promise.race([reading, giveUp ?? this.#woken]);
-      if (r === "give_up") return this.abort(); // no frame boundary came: just end it
-      if (r === "wake") continue;
-      reading = undefined;
-      if (r === null) break;
-      let chunk = buf.subarray(0, r);
+      let chunk: Uint8Array;
+      if (answer) {
+        [chunk, answer] = [answer, undefined];
+      } else {
+        reading ??= this.upstream!.read(buf);
+        if (this.#violation) giveUp ??= sleep(2000).then(() => "give_up" as const);
+        const r = await Promise.race([reading, giveUp ?? this.#woken]);
+        if (r === "give_up") return this.abort(); // no frame boundary came: just end it
+        if (r === "wake") continue;
+        reading = undefined;
+        if (r === null) break;
+        chunk = buf.subarray(0, r);
+      }
       if (frames) chunk = chunk.subarray(0, frames.advance(chunk, this.#violation !== undefined));
       await writeAll(this.conn, chunk);
+      if (frames?.answered) this.#settleUpgrade(!frames.raw);
     }
+    this.#settleUpgrade(false);
     if (this.#violation && frames && !frames.raw) {
       await writeAll(this.conn, closeFrame(this.#violation.code, this.#violation.reason));
     }
     tryClose(this.upstream);
     if (this.#violation) await this.#linger();
     this.abort();
+  }
+
+  /**
+   * The server's answer to an upgrade request up to the end of its head (with
+   * whatever came along), or null when the server ended first. A 101 loses the
+   * `connection: close` the server added because the gate asked it to close
+   * after any other answer: some clients keep only the last `Connection`
+   * header and would take it for a refusal.
+   */
+  async #answerHead(): Promise<Uint8Array | null> {
+    let got: Uint8Array = new Uint8Array(0);
+    const buf = new Uint8Array(16 * 1024);
+    let end = -1;
+    while (end < 0) {
+      const n = await this.upstream!.read(buf);
+      if (n === null) return got.length > 0 ? got : null;
+      got = concat(got, buf.subarray(0, n));
+      end = headEnd(got);
+      if (end < 0 && got.length > 64 * 1024) return got; // not an answer we know: as it is
+    }
+    const head = new TextDecoder("latin1").decode(got.subarray(0, end));
+    if (!/^HTTP\/1\.1 101 /.test(head)) return got;
+    const lines = head.split("\r\n").filter((l) => !/^connection:\s*close\s*$/i.test(l));
+    return concat(latin1(lines.join("\r\n")), got.subarray(end));
   }
 
   #violate(v: Violation): void {

@@ -11,16 +11,25 @@
  * import { ObserverHub } from "./observer.ts";
  * const hub = new ObserverHub({ facts: () => ({ version: "0.1.0" }) });
  * const seen: unknown[] = [];
- * const snapshot = hub.watch({ send: (m) => seen.push(m), congested: () => false }, {});
- * console.log(snapshot.jobs.length); // 0
+ * const { result } = hub.watch({ send: (m) => seen.push(m), congested: () => false }, {});
+ * console.log(result.jobs.length); // 0
  * hub.close();
  * ```
  * @module
  */
 
-import { ErrorCode, notification, RpcError } from "../common/protocol.ts";
+import {
+  ErrorCode,
+  type JobMeta,
+  type JobResult,
+  type JobState,
+  notification,
+  type ObservedJob,
+  RpcError,
+  type WatchSnapshot,
+} from "../common/protocol.ts";
+import { isRecord } from "../common/json.ts";
 import { type ClassSummary, type HistoryStore, systemLoad } from "../claude/history.ts";
-import type { JobResult, JobState } from "./supervisor.ts";
 
 /** A session that receives observer notifications. */
 export interface Observer {
@@ -40,6 +49,12 @@ export interface JobStart {
   jobId: string;
   /** The shell command, or the argv as JSON. */
   command: string;
+  /** The argument vector, when the job was started with one (no shell). */
+  argv?: string[];
+  /** The `execute` param `label`, if given. */
+  label?: string;
+  /** The `execute` param `meta`, if given. */
+  meta?: JobMeta;
   /** The leader's pid (also the process group id). */
   pid: number;
   /** Current state of the job. */
@@ -48,40 +63,11 @@ export interface JobStart {
   bytes: () => { stdout: number; stderr: number };
   /** Seconds since the job started. */
   elapsed: () => number;
-  /** Controls the job as its owner would; `after` collects sends to run after the reply. */
-  control: (type: "PAUSE" | "RESUME" | "CANCEL", after: (() => void)[]) => unknown;
-}
-
-/** One job as observers see it (`observe.job` and the `watch` snapshot). */
-export interface ObservedJob {
-  /** The owning session's id. */
-  session_id: string;
-  /** The job's id in that session. */
-  job_id: string;
-  /** The shell command, or the argv as JSON. */
-  command: string;
-  /** Leader pid, also the process group id. */
-  pid: number;
-  /** running, paused, ending or done. */
-  state: JobState;
-  /** Final status once done (`completed`, `failed`, `timeout`, `stalled`, `canceled`, `killed`). */
-  status?: string;
-  /** Exit code once done (`null` when the exit was not observed). */
-  exit_code?: number | null;
-  /** The signal that ended the leader, if any. */
-  signal?: string | null;
-  /** When the job started, epoch seconds. */
-  started_at: number;
-  /** When it ended, epoch seconds. */
-  ended_at?: number;
-  /** Seconds run so far (or in all, once done). */
-  elapsed: number;
-  /** Bytes the job wrote to stdout. */
-  stdout_bytes: number;
-  /** Bytes the job wrote to stderr. */
-  stderr_bytes: number;
-  /** Who started it: the session id and the peer address of that session. */
-  started_by: { session_id: string; remote: string };
+  /**
+   * Controls the job as its owner would: the reply's `result`, and `after`, what to send
+   * once the reply has gone.
+   */
+  control: (type: "PAUSE" | "RESUME" | "CANCEL") => { result: unknown; after?: () => void };
 }
 
 /** Validated params of `watch`. */
@@ -109,22 +95,16 @@ export interface ObserverHubOptions {
   openHistory?: () => Promise<HistoryStore>;
 }
 
-/** The `watch` result: server facts and every listed job. */
-export interface WatchSnapshot {
-  /** Server facts (version, uptime, sessions, running jobs, memory, …). */
-  server: Record<string, unknown>;
-  /** Every running job and every finished job still kept, oldest first. */
-  jobs: ObservedJob[];
-}
-
 interface Chunk {
   type: "stdout" | "stderr";
   data: string;
   seq: number;
+  /** When it was read, epoch seconds (a late observer's page tells how long a tool call ran). */
+  at: number;
 }
 
 /** What a slot of a tail holds once its chunk was dropped (until the array is compacted). */
-const DROPPED: Chunk = Object.freeze({ type: "stdout", data: "", seq: -1 });
+const DROPPED: Chunk = Object.freeze({ type: "stdout", data: "", seq: -1, at: 0 });
 
 /** One listed job with its tail and its output watchers. */
 class Record_ {
@@ -160,6 +140,9 @@ class Record_ {
       stderr_bytes: bytes.stderr,
       started_by: { session_id: s.sessionId, remote: s.remote },
     };
+    if (s.argv) d.argv = s.argv;
+    if (s.label !== undefined) d.label = s.label;
+    if (s.meta !== undefined) d.meta = s.meta;
     if (r) {
       d.status = r.status;
       d.exit_code = r.exitCode;
@@ -175,10 +158,6 @@ export type ObservedRecord = Record_;
 
 function jobKey(sessionId: string, jobId: string): string {
   return `${sessionId}/${jobId}`;
-}
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }
 
 /**
@@ -266,7 +245,8 @@ export class ObserverHub {
 
   /** Keeps a chunk in the job's tail and sends it to the observers following the job. */
   output(rec: ObservedRecord, type: "stdout" | "stderr", data: string, seq: number): void {
-    rec.tail.push({ type, data, seq });
+    const at = Date.now() / 1000;
+    rec.tail.push({ type, data, seq, at });
     rec.tailChars += data.length;
     // In lines mode this runs once per line: Array#shift on a tail of thousands of
     // short lines copies the whole array each time, so the front is an index instead,
@@ -294,6 +274,7 @@ export class ObserverHub {
         type,
         data,
         seq,
+        at,
       };
       if (w.dropped > 0) {
         params.dropped_chars = w.dropped;
@@ -334,13 +315,14 @@ export class ObserverHub {
   }
 
   /**
-   * Makes `obs` an observer (or changes what it follows) and answers with the snapshot. The
-   * tails of newly followed jobs are pushed onto `after`, to be sent after the reply.
+   * Makes `obs` an observer (or changes what it follows) and answers with the snapshot as
+   * `result`; `after` sends the tails of newly followed jobs, once the reply has gone.
    */
-  watch(obs: Observer, p: WatchParams, after: (() => void)[] = []): WatchSnapshot {
+  watch(obs: Observer, p: WatchParams): { result: WatchSnapshot; after: () => void } {
     this.#prune();
     // Resolve the chosen jobs first: an unknown one fails the call without subscribing.
     const wanted = p.output?.map((o) => this.find(o.session_id, o.job_id));
+    const backlogs: (() => void)[] = [];
     let following = this.#observers.get(obs);
     if (!following) {
       following = new Set();
@@ -360,7 +342,7 @@ export class ObserverHub {
         rec.watchers.set(obs, { dropped: 0 });
         const backlog = rec.tail.slice(rec.tailHead);
         const truncated = rec.truncated;
-        after.push(() => {
+        backlogs.push(() => {
           backlog.forEach((c, i) => {
             const params: Record<string, unknown> = {
               session_id: rec.start.sessionId,
@@ -368,6 +350,7 @@ export class ObserverHub {
               type: c.type,
               data: c.data,
               seq: c.seq,
+              at: c.at,
               backlog: true,
             };
             if (i === 0 && truncated) params.truncated = true;
@@ -376,7 +359,10 @@ export class ObserverHub {
         });
       }
     }
-    return { server: this.#facts(), jobs: this.list() };
+    return {
+      result: { server: this.#facts(), jobs: this.list() },
+      after: () => backlogs.forEach((f) => f()),
+    };
   }
 
   /** Stops sending to `obs` (its session closed). */

@@ -1,6 +1,10 @@
 /**
- * The ccx WebSocket JSON-RPC server: sessions, jobs, streaming with backpressure,
- * security (token, Origin allow-list, limits) and orderly shutdown.
+ * The ccx WebSocket JSON-RPC server, put together: it checks its options (options.ts),
+ * sweeps what dead servers left (workspaces, job groups in the crash journal, socket
+ * directories), listens behind the connection gate (gate.ts) with the HTTP routes of
+ * routes.ts, makes each upgraded WebSocket a {@linkcode Session} (session.ts, its jobs in
+ * jobs.ts) within the session limit, answers `/health`, and shuts down in order
+ * (shutdown.ts).
  *
  * @example
  * ```ts
@@ -12,896 +16,23 @@
  * @module
  */
 
-import { createHash, timingSafeEqual } from "node:crypto";
-import {
-  type ControlParams,
-  ErrorCode,
-  errorResponse,
-  type ExecuteParams,
-  type FilesParams,
-  type Incoming,
-  MAX_TIMEOUT_S,
-  notification,
-  parseIncoming,
-  response,
-  RpcError,
-  type RpcId,
-  validateControl,
-  validateExecute,
-  validateFiles,
-  VERSION,
-} from "../common/protocol.ts";
-import { readWorkspace, type Workspace, WorkspaceError, WorkspaceManager } from "./workspace.ts";
-import { writeWorkspaceFiles } from "./workspace_files.ts";
-import {
-  bwrapArgv,
-  checkBwrap,
-  claudeCredentials,
-  type IsolateMode,
-  type IsolateNet,
-} from "./isolate.ts";
-import { stateDir } from "../common/config.ts";
 import { dirname, join } from "node:path";
 import { existsSync } from "node:fs";
-import { type Job, type JobResult, StartError, startJob } from "./supervisor.ts";
-import { detectClaudeLimits } from "../claude/limits.ts";
-import { DEFAULT_PASS_ENV, passEnvProblem } from "./job_env.ts";
-import {
-  ConnectionGate,
-  defaultMaxConnections,
-  GATE_CONN_HEADER,
-  gatePeer,
-  type GateStats,
-} from "./gate.ts";
+import { ErrorCode, errorResponse, notification, RpcError, VERSION } from "../common/protocol.ts";
+import type { LogFields, Logger } from "../common/log.ts";
+import { WorkspaceManager } from "./workspace.ts";
+import { checkBwrap, type IsolateMode, type IsolateNet } from "./isolate.ts";
+import { ConnectionGate, defaultMaxConnections } from "./gate.ts";
 import { JobJournal, type ReapedGroup, reapOrphans } from "./journal.ts";
-import { chownTree, reachProblem, resolveRunAs, type RunAsUser } from "./run_as.ts";
-import { type DrainSession, orderlyShutdown } from "./shutdown.ts";
-import { createLogger, type LogFields, type LogFormat, type Logger } from "../common/log.ts";
-import { type ObservedRecord, type Observer, ObserverHub, validateWatch } from "./observer.ts";
-import { type HistoryStore, openHistory } from "../claude/history.ts";
-import { page } from "./web/page.ts";
+import { reachProblem, resolveRunAs, type RunAsUser } from "./run_as.ts";
+import { orderlyShutdown } from "./shutdown.ts";
+import { ObserverHub } from "./observer.ts";
+import { ServerConfigError, type ServerOptions, serverSettings } from "./options.ts";
+import { allowedOrigins, type Health, route, type RouteHost } from "./routes.ts";
+import type { JobEntry } from "./jobs.ts";
+import { methodNames, Session } from "./session.ts";
 
-/** Server settings. Every field has a default. */
-export interface ServerOptions {
-  /** Address to bind (default 127.0.0.1). Anything but loopback requires `token`. */
-  host?: string;
-  /** Port (default 8004; 0 picks a free one). */
-  port?: number;
-  /** Shared secret required from clients (Bearer header or `?token=`). */
-  token?: string;
-  /** Browser origins allowed to connect (besides the server's own). */
-  allowOrigins?: string[];
-  /** Concurrent WebSocket sessions (default 64). */
-  maxSessions?: number;
-  /** Running jobs per session (default 32). */
-  maxJobsPerSession?: number;
-  /** Grace between SIGTERM and SIGKILL in ms (default 2000). */
-  graceMs?: number;
-  /**
-   * Seconds clients have after the grace, at shutdown, to read their jobs' last output and
-   * completion before they are dropped (default 5): the shutdown ends within grace + this.
-   */
-  drainS?: number;
-  /**
-   * Seconds of silence after which a session with running jobs gets a heartbeat;
-   * 0 turns them off (default 20). Sessions without running jobs get none.
-   */
-  heartbeatS?: number;
-  /** Largest accepted incoming message in bytes (default 4 MiB). */
-  maxMessageBytes?: number;
-  /** Whole-run timeout in seconds for jobs that give none (default 3600). */
-  defaultTimeoutS?: number;
-  /**
-   * Server variables jobs may see, besides {@linkcode DEFAULT_PASS_ENV} (names,
-   * or prefixes ending in `*`). `CCX_*` names are refused: they never reach a job.
-   */
-  passEnv?: string[];
-  /**
-   * Seconds a session's socket may stay at or above the high-water mark (its
-   * client not reading) before the session is closed (1008) and its jobs are
-   * canceled (default 60).
-   */
-  slowClientS?: number;
-  /** Stop reading a job's pipes when this much output waits on the socket (default 4 MiB). */
-  highWaterBytes?: number;
-  /** Resume reading when the socket's queue falls below this (default 1 MiB). */
-  lowWaterBytes?: number;
-  /** Largest output chunk in bytes (default 256 KiB). */
-  maxChunkBytes?: number;
-  /** Where job workspaces are made (default: `workspaces` in the state directory). */
-  workspaceRoot?: string;
-  /** Bound on the megabytes of kept workspaces, the oldest removed first (default: none). */
-  workspaceMaxMb?: number;
-  /** Largest file `files` returns, in bytes; longer ones come truncated (default 1 MiB). */
-  filesMaxBytes?: number;
-  /** `bwrap`: every job runs confined to a workspace under bubblewrap (default `none`). */
-  isolate?: IsolateMode;
-  /** Network of confined jobs: the host's (default) or `none`. */
-  isolateNet?: IsolateNet;
-  /**
-   * Run every job as this user (a name or uid), not the server's: it then cannot
-   * read the server's `/proc` entries or private files. Needs a server running as
-   * root and a workspace root that user can enter. Checked at start.
-   */
-  runAs?: string;
-  /** Log sink for job start/end lines (default: stderr). Pass `() => {}` for silence. */
-  log?: Logger;
-  /** Format of the default log: `text` (timestamped lines) or `json` (one object a line). */
-  logFormat?: LogFormat;
-  /**
-   * Where warnings about the server's own safety go, which a silenced `log` must not
-   * hide: the crash journal cannot be written, jobs can read the server's secrets
-   * (default: `log`).
-   */
-  alert?: Logger;
-  /**
-   * Directory of the crash journal (default `jobs` in the state directory); `false`
-   * for none. At start the server ends the job groups that dead servers left there.
-   */
-  journalDir?: string | false;
-  /**
-   * PEM certificate chain and private key (their text, not file names): the
-   * server then speaks TLS only (`wss://`, `https://`).
-   */
-  tls?: { cert: string; key: string };
-  /** Connections open at once (default: from the open-file limit, see `defaultMaxConnections`). */
-  maxConnections?: number;
-  /** Seconds a connection has for its TLS handshake and request head (default 10). */
-  requestTimeoutS?: number;
-  /**
-   * Largest WebSocket message a client may start sending; larger ones are closed
-   * with 1009 before their payload is read (default 4 × `maxMessageBytes`,
-   * between 1 MiB and 64 MiB). Messages between `maxMessageBytes` and this are
-   * answered -32004.
-   */
-  maxFrameBytes?: number;
-  /** Called once the server listens. */
-  onListen?: (addr: { hostname: string; port: number }) => void;
-  /** Finished jobs that stay listed for observers (`watch`), at most (default 100). */
-  keepFinished?: number;
-  /** Seconds a finished job stays listed for observers (default 1800). */
-  keepFinishedS?: number;
-  /** Opens the timeout history that the `history` method reports (default: {@linkcode openHistory}). */
-  openHistory?: () => Promise<HistoryStore>;
-}
-
-/** What `GET /health` answers: the server's counts and the connection gate's counters. */
-export interface Health extends GateStats {
-  /** `ok`, or `shutting_down` once {@linkcode CcxServer.shutdown} has begun. */
-  status: "ok" | "shutting_down";
-  /** The server's version ({@linkcode VERSION}). */
-  version: string;
-  /** WebSocket sessions connected now. */
-  active_sessions: number;
-  /** The session limit ({@linkcode ServerOptions.maxSessions}). */
-  max_sessions: number;
-  /** Jobs running now, across sessions. */
-  running_jobs: number;
-  /** Whole seconds since the server started (rounded). */
-  uptime_seconds: number;
-}
-
-/** The error thrown when the server refuses to start; the message says how to fix it. */
-export class ServerConfigError extends Error {
-  /** Creates the error; `message` should say what to change. */
-  constructor(message: string) {
-    super(message);
-    this.name = "ServerConfigError";
-  }
-}
-
-/**
- * True for loopback addresses (127.0.0.0/8, ::1, localhost).
- *
- * @example
- * ```ts
- * import { isLoopback } from "./server.ts";
- * isLoopback("127.0.0.1"); // true
- * isLoopback("0.0.0.0"); // false
- * ```
- */
-export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, "").toLowerCase();
-  return h === "localhost" || h === "::1" || /^127\.\d+\.\d+\.\d+$/.test(h);
-}
-
-function digest(s: string): Uint8Array {
-  return createHash("sha256").update(s).digest();
-}
-
-/**
- * Compares a presented token with the expected one in constant time.
- *
- * @example
- * ```ts
- * import { tokenMatches } from "./server.ts";
- * tokenMatches("s3cret", "s3cret"); // true
- * ```
- */
-export function tokenMatches(presented: string | null, expected: string): boolean {
-  // Hashing first makes the comparison length-independent as well.
-  const ok = timingSafeEqual(digest(presented ?? ""), digest(expected));
-  return ok && presented !== null;
-}
-
-interface JobEntry {
-  id: string;
-  job: Job;
-  command: string;
-  /** `lines` or `chunks` (the `execute` param `output_mode`). */
-  outputMode: "lines" | "chunks";
-  /** The start of this job's `process.output` JSON text, by stream, up to `"data":`. */
-  heads: { stdout: string; stderr: string };
-  seq: number;
-  limitsSent: Set<string>;
-  result?: JobResult;
-  /** Resolves once `process.completed` and `process.exit` have been sent. */
-  sent?: Promise<void>;
-  ws?: Workspace;
-  /** `ws` is another finished job's (`workspace.reuse`), not made for this one. */
-  reused?: boolean;
-  observed?: ObservedRecord;
-}
-
-const OPEN = 1;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-const METHODS = ["execute", "control", "jobs", "ping", "files"];
-const MAX_FINISHED_KEPT = 200;
-
-/** One WebSocket connection and its jobs; what a shutdown drains ({@linkcode DrainSession}). */
-class Session implements DrainSession {
-  readonly id = crypto.randomUUID();
-  readonly jobs = new Map<string, JobEntry>();
-  #drain: Promise<void> | undefined;
-  #closed = false;
-  #released = false;
-  /**
-   * When this session last sent a message (for its heartbeat), from Date.now():
-   * it runs once per message, and performance.now() is a call into the runtime.
-   */
-  #lastSent = Date.now();
-  #heartbeat: ReturnType<typeof setTimeout> | undefined;
-
-  /** Ends the underlying connection at once (set by the connection gate). */
-  abort?: (code: number, reason: string) => void;
-
-  /** This session as an observer: what `watch` registers with the hub. */
-  readonly asObserver: Observer = {
-    send: (msg) => this.send(msg),
-    congested: () => this.ws.bufferedAmount >= this.server.highWater,
-  };
-
-  /** Resolves once the socket is closed. */
-  readonly closed: Promise<void>;
-
-  constructor(
-    readonly ws: WebSocket,
-    private readonly server: CcxServer,
-    readonly remote: string,
-    readonly mayObserve: boolean,
-  ) {
-    this.closed = new Promise((r) => ws.addEventListener("close", () => r()));
-  }
-
-  queued(): number {
-    return this.ws.bufferedAmount;
-  }
-
-  unfinished(): number {
-    return this.running;
-  }
-
-  settled(): Promise<unknown> {
-    return Promise.all([...this.jobs.values()].map((e) => e.sent));
-  }
-
-  close(code: number, reason: string): void {
-    try {
-      this.ws.close(code, reason);
-    } catch { /* already closing */ }
-  }
-
-  drop(code: number, reason: string, fields: LogFields): void {
-    this.server.dropSession(this, code, reason, fields);
-  }
-
-  get running(): number {
-    let n = 0;
-    for (const e of this.jobs.values()) if (!e.result) n++;
-    return n;
-  }
-
-  send(msg: unknown): void {
-    this.sendText(JSON.stringify(msg));
-  }
-
-  /** Sends JSON text that is already serialized. */
-  sendText(text: string): void {
-    if (this.ws.readyState !== OPEN) return;
-    this.ws.send(text);
-    this.#lastSent = Date.now();
-  }
-
-  /**
-   * Heartbeats go only to a session with running jobs, after `heartbeatS` in
-   * which it was sent nothing else: an idle session goes quiet (seed clients read
-   * until the connection has been silent for a while).
-   */
-  armHeartbeat(): void {
-    const ms = this.server.heartbeatS * 1000;
-    if (ms <= 0 || this.#heartbeat !== undefined || this.#closed) return;
-    const check = () => {
-      this.#heartbeat = undefined;
-      if (this.#closed || this.ws.readyState > OPEN || this.running === 0) return;
-      const quiet = Date.now() - this.#lastSent;
-      if (quiet >= ms) {
-        this.send(notification("heartbeat", {
-          timestamp: Date.now() / 1000,
-          running_jobs: this.server.runningJobs,
-        }));
-        this.#heartbeat = setTimeout(check, ms);
-      } else this.#heartbeat = setTimeout(check, ms - quiet);
-    };
-    this.#heartbeat = setTimeout(check, ms);
-  }
-
-  /** Stops the heartbeat timer (session closing or server shutting down). */
-  stopHeartbeat(): void {
-    if (this.#heartbeat !== undefined) clearTimeout(this.#heartbeat);
-    this.#heartbeat = undefined;
-  }
-
-  /** Backpressure gate shared by all of this session's jobs. */
-  ready = (): Promise<void> | undefined => {
-    if (this.#closed || this.ws.bufferedAmount < this.server.highWater) return undefined;
-    this.#drain ??= this.#waitDrain();
-    return this.#drain;
-  };
-
-  async #waitDrain(): Promise<void> {
-    let wait = 1;
-    let since = performance.now();
-    // Progress is the queue shrinking by a quarter of the gap between the marks: a
-    // queue that hovers just under the high mark (lines mode stops within 256 lines
-    // of it, and the kernel takes a little more) is a client that is not reading.
-    const step = Math.max(1, (this.server.highWater - this.server.lowWater) / 4);
-    let mark = this.ws.bufferedAmount;
-    while (!this.#closed && this.ws.readyState === OPEN) {
-      const queued = this.ws.bufferedAmount;
-      if (queued <= this.server.lowWater) break;
-      if (queued <= mark - step) {
-        mark = queued;
-        since = performance.now();
-      } else if (performance.now() - since >= this.server.slowClientS * 1000) {
-        // The peer has not taken its output for too long: drop it as for a disconnect.
-        this.server.dropSession(this, 1008, "client too slow: output unread", {
-          event: "slow_client_dropped",
-          queued_bytes: queued,
-        });
-        break;
-      }
-      await new Promise((r) => setTimeout(r, wait));
-      wait = Math.min(wait * 2, 20);
-    }
-    this.#drain = undefined;
-  }
-
-  onMessage(data: unknown): void {
-    if (typeof data !== "string") {
-      const err = new RpcError(ErrorCode.InvalidRequest, "only text frames carry JSON-RPC");
-      return this.send(errorResponse(null, err));
-    }
-    if (data.length > this.server.maxMessageBytes) {
-      const err = new RpcError(
-        ErrorCode.LimitExceeded,
-        `message of ${data.length} bytes exceeds the limit of ${this.server.maxMessageBytes}`,
-        { limit: "max_message_bytes", max: this.server.maxMessageBytes },
-      );
-      return this.send(errorResponse(null, err));
-    }
-    const parsed = parseIncoming(data);
-    if (parsed.error) return this.send(errorResponse(null, parsed.error));
-    const after: (() => void)[] = [];
-    const replies: unknown[] = [];
-    for (const item of parsed.items) {
-      const reply = this.#handle(item, after);
-      if (reply) replies.push(reply);
-    }
-    const settle = (replies: unknown[]) => {
-      if (parsed.batch) {
-        if (replies.length > 0) this.send(replies);
-      } else if (replies.length > 0) this.send(replies[0]);
-      for (const f of after) f();
-    };
-    // Only a method that reads a store (`history`) answers later; the rest answer at once.
-    if (replies.some((r) => r instanceof Promise)) void Promise.all(replies).then(settle);
-    else settle(replies);
-  }
-
-  #handle(item: Incoming, after: (() => void)[]): unknown {
-    if (item.kind === "response") return undefined;
-    if (item.kind === "invalid") return errorResponse(item.id, item.error);
-    const id: RpcId = item.kind === "request" ? item.id : null;
-    const fail = (e: unknown) => {
-      if (item.kind !== "request") return undefined;
-      if (e instanceof RpcError) return errorResponse(id, e);
-      const err = new RpcError(ErrorCode.Internal, `internal error: ${(e as Error).message}`);
-      return errorResponse(id, err);
-    };
-    try {
-      const result = this.#call(item.method, item.params, after);
-      if (result instanceof Promise) {
-        return result.then((r) => item.kind === "request" ? response(id, r) : undefined, fail);
-      }
-      return item.kind === "request" ? response(id, result) : undefined;
-    } catch (e) {
-      return fail(e);
-    }
-  }
-
-  #call(method: string, params: unknown, after: (() => void)[]): unknown {
-    switch (method) {
-      case "execute":
-        return this.#execute(validateExecute(params), after);
-      case "control":
-        return this.#control(validateControl(params), after);
-      case "jobs":
-        return { jobs: [...this.jobs.values()].map(describeJob) };
-      case "ping":
-        return { pong: true, timestamp: Date.now() / 1000 };
-      case "files":
-        return this.#files(validateFiles(params));
-      case "watch":
-        this.#mustObserve(method);
-        return this.server.observers.watch(this.asObserver, validateWatch(params), after);
-      case "history":
-        this.#mustObserve(method);
-        return this.server.observers.history();
-      default:
-        throw new RpcError(ErrorCode.MethodNotFound, `method not found: ${method}`, {
-          method,
-          methods: this.server.methods(this.mayObserve),
-        });
-    }
-  }
-
-  #mustObserve(what: string): void {
-    if (this.mayObserve) return;
-    throw new RpcError(
-      ErrorCode.CommandNotAllowed,
-      `${what} is for observers: connect with the server's token (a server without a token ` +
-        `allows it only from loopback)`,
-      { method: what },
-    );
-  }
-
-  #execute(p: ExecuteParams, after: (() => void)[]): unknown {
-    if (this.#closed) throw new RpcError(ErrorCode.Internal, "session is closing");
-    if (this.server.closing) throw new RpcError(ErrorCode.Internal, "server is shutting down");
-    if (this.running >= this.server.maxJobsPerSession) {
-      throw new RpcError(
-        ErrorCode.LimitExceeded,
-        `this session already runs ${this.running} jobs (limit ${this.server.maxJobsPerSession})`,
-        { limit: "max_jobs_per_session", max: this.server.maxJobsPerSession },
-      );
-    }
-    const id = p.job_id ?? crypto.randomUUID();
-    if (this.jobs.has(id)) {
-      throw new RpcError(ErrorCode.InvalidParams, `job_id: ${id} is already used in this session`, {
-        field: "job_id",
-      });
-    }
-    const command = p.command ?? JSON.stringify(p.argv);
-    const outputMode = p.output_mode ?? "lines";
-    const head = (type: string) =>
-      `{"jsonrpc":"2.0","method":"process.output","params":{"job_id":${JSON.stringify(id)},` +
-      `"type":"${type}","data":`;
-    const entry = {
-      id,
-      command,
-      outputMode,
-      heads: { stdout: head("stdout"), stderr: head("stderr") },
-      seq: 0,
-      limitsSent: new Set<string>(),
-    } as JobEntry;
-    const isolated = this.server.isolate === "bwrap";
-    if (isolated && p.cwd !== undefined) {
-      throw new RpcError(
-        ErrorCode.InvalidParams,
-        "cwd: this server confines jobs (--isolate bwrap); they run in their workspace",
-        { field: "cwd" },
-      );
-    }
-    const wsSpec = p.workspace ?? (isolated ? {} : undefined);
-    let ws: Workspace | undefined;
-    if (wsSpec) {
-      entry.reused = wsSpec.reuse !== undefined;
-      try {
-        ws = wsSpec.reuse !== undefined
-          ? this.#reusable(wsSpec.reuse)
-          : this.server.workspaces.create(id, wsSpec);
-        if (wsSpec.files?.length) writeWorkspaceFiles(ws.path, wsSpec.files);
-      } catch (e) {
-        if (ws && !entry.reused) this.server.workspaces.release(ws);
-        if (!(e instanceof WorkspaceError)) throw e;
-        throw new RpcError(ErrorCode.InvalidParams, e.message, { field: e.field, job_id: id });
-      }
-      entry.ws = ws;
-    }
-    const runAs = this.server.runAs;
-    let job: Job;
-    try {
-      const argv = isolated
-        ? this.server.confine(p.argv ?? ["/bin/sh", "-c", p.command!], ws!)
-        : p.argv;
-      // The job's user owns its workspace (after confine() has put the Claude login in it).
-      if (ws && runAs) this.server.giveWorkspace(ws, runAs);
-      job = startJob({
-        command: isolated ? undefined : p.command,
-        argv,
-        cwd: ws?.path ?? p.cwd,
-        // Confined, setpriv runs inside bwrap (see isolate.ts); unconfined, startJob wraps.
-        runAs: isolated ? undefined : runAs,
-        env: p.env,
-        stdin: p.stdin,
-        timeoutS: p.timeout ?? this.server.defaultTimeoutS,
-        stallTimeoutS: p.stall_timeout,
-        graceMs: this.server.graceMs,
-        passEnv: this.server.passEnv,
-        maxChunkBytes: this.server.maxChunkBytes,
-        outputMode,
-      }, {
-        output: (stream, text, raw) => this.#output(entry, stream, text, raw),
-        ready: this.ready,
-      });
-    } catch (e) {
-      if (ws && !entry.reused) this.server.workspaces.release(ws);
-      if (e instanceof StartError) {
-        after.push(() =>
-          this.send(notification("process.error", { job_id: id, message: e.message }))
-        );
-        throw new RpcError(ErrorCode.InvalidParams, e.message, { field: e.field, job_id: id });
-      }
-      throw e;
-    }
-    entry.job = job;
-    if (ws) ws.users++;
-    this.server.journal?.add(job.pgid, this.id, id);
-    this.jobs.set(id, entry);
-    entry.observed = this.server.observers.started({
-      sessionId: this.id,
-      remote: this.remote,
-      jobId: id,
-      command,
-      pid: job.pid,
-      state: () => job.state,
-      bytes: () => job.bytesRead,
-      elapsed: () => job.elapsed,
-      control: (type, after) => this.controlEntry(entry, type, after),
-    });
-    this.#trimFinished();
-    this.server.log(`job ${id} started pid=${job.pid} session=${this.id.slice(0, 8)} ${command}`, {
-      event: "job_started",
-      job_id: id,
-      pid: job.pid,
-      pgid: job.pgid,
-      session: this.id,
-      command,
-    });
-    const started: Record<string, unknown> = {
-      job_id: id,
-      status: "running",
-      pid: job.pid,
-      pgid: job.pgid,
-      command,
-    };
-    if (ws) started.workspace = ws.path;
-    after.push(() => this.send(notification("process.started", started)));
-    entry.sent = job.done.then((r) => this.#completed(entry, r));
-    this.armHeartbeat();
-    return { status: "started", job_id: id, pid: job.pid, pgid: job.pgid };
-  }
-
-  #output(entry: JobEntry, stream: "stdout" | "stderr", text: string, raw?: Uint8Array): void {
-    // {"jsonrpc":"2.0","method":"process.output","params":{job_id,type,data,seq[,data_base64]}},
-    // written by hand: in lines mode this runs once per line, and building an object for
-    // JSON.stringify to walk costs more than the rest of the message.
-    const b64 = raw ? `,"data_base64":"${raw.toBase64()}"` : "";
-    this.sendText(`${entry.heads[stream]}${JSON.stringify(text)},"seq":${entry.seq++}${b64}}}`);
-    if (entry.observed) this.server.observers.output(entry.observed, stream, text, entry.seq - 1);
-    for (const limit of detectClaudeLimits(text)) {
-      if (entry.limitsSent.has(limit.kind)) continue;
-      entry.limitsSent.add(limit.kind);
-      const method = limit.kind === "rate_limit"
-        ? "error.rate_limit_exceeded"
-        : "error.token_limit_exceeded";
-      this.send(notification(method, {
-        job_id: entry.id,
-        error_type: limit.errorType,
-        message: limit.message,
-        reset_timestamp: limit.resetTimestamp,
-        retry_after: limit.retryAfter,
-        recoverable: limit.recoverable,
-      }));
-    }
-  }
-
-  #completed(entry: JobEntry, r: JobResult): void {
-    entry.result = r;
-    this.server.journal?.remove(entry.job.pgid);
-    this.server.log(
-      `job ${entry.id} ${r.status} pid=${entry.job.pid} exit=${r.exitCode}` +
-        `${r.signal ? ` signal=${r.signal}` : ""} ${r.executionTime.toFixed(2)}s`,
-      {
-        event: "job_ended",
-        job_id: entry.id,
-        status: r.status,
-        pid: entry.job.pid,
-        exit_code: r.exitCode,
-        signal: r.signal,
-        execution_time: r.executionTime,
-        session: this.id,
-      },
-    );
-    const params: Record<string, unknown> = {
-      job_id: entry.id,
-      status: r.status,
-      exit_code: r.exitCode,
-      signal: r.signal,
-      execution_time: r.executionTime,
-      stdout_bytes: r.stdoutBytes,
-      stderr_bytes: r.stderrBytes,
-      pid: entry.job.pid,
-      pgid: entry.job.pgid,
-    };
-    if (r.invalidUtf8Chunks > 0) params.invalid_utf8_chunks = r.invalidUtf8Chunks;
-    const ws = entry.ws;
-    if (ws) {
-      ws.users--;
-      const changes = ws.changes();
-      params.workspace = ws.path;
-      // A reused workspace already kept stays so; one that was not is kept when this job fails.
-      params.workspace_kept = entry.reused && ws.kept
-        ? !ws.removed
-        : this.server.workspaces.finish(ws, r.status);
-      params.files = changes.files;
-      params.files_total = changes.total;
-      if (changes.truncated) params.files_truncated = true;
-      if (this.#released) this.server.workspaces.release(ws);
-    }
-    this.send(notification("process.completed", params));
-    // The seed's clients wait for process.exit {exitCode}; it always follows completed.
-    this.send(notification("process.exit", {
-      job_id: entry.id,
-      exitCode: r.exitCode,
-      exit_code: r.exitCode,
-    }));
-    if (entry.observed) this.server.observers.completed(entry.observed, r);
-    if (this.running === 0) this.stopHeartbeat();
-    this.server.jobEnded();
-  }
-
-  #control(p: ControlParams, after: (() => void)[]): unknown {
-    if (p.session_id !== undefined && p.session_id !== this.id) {
-      this.#mustObserve("control of another session's job");
-      return this.server.observers.find(p.session_id, p.job_id!).start.control(p.type, after);
-    }
-    return this.controlEntry(this.#findJob(p.job_id), p.type, after);
-  }
-
-  /** PAUSE, RESUME or CANCEL one of this session's jobs; the owner is told through `after`. */
-  controlEntry(
-    entry: JobEntry,
-    type: ControlParams["type"],
-    after: (() => void)[],
-  ): Record<string, unknown> {
-    const job = entry.job;
-    if (entry.result || job.state === "ending") {
-      throw new RpcError(ErrorCode.JobNotFound, `job ${entry.id} has already ended`, {
-        job_id: entry.id,
-      });
-    }
-    const id = entry.id;
-    const hub = this.server.observers;
-    // The seed's fields: the job's state after the action, and its process ids.
-    const notify = (method: string, status: string) =>
-      after.push(() =>
-        this.send(notification(method, { job_id: id, status, pid: job.pid, pgid: job.pgid }))
-      );
-    if (type === "PAUSE") {
-      job.pause();
-      if (entry.observed) hub.event(entry.observed, "paused");
-      notify("process.paused", "paused");
-      return { status: "paused", job_id: id };
-    }
-    if (type === "RESUME") {
-      job.resume();
-      if (entry.observed) hub.event(entry.observed, "resumed");
-      notify("process.resumed", "running");
-      return { status: "resumed", job_id: id };
-    }
-    void job.cancel("canceled");
-    if (entry.observed) hub.event(entry.observed, "canceled");
-    notify("process.canceled", "canceled");
-    return { status: "canceled", job_id: id };
-  }
-
-  #findJob(jobId: string | undefined): JobEntry {
-    if (jobId !== undefined) {
-      const e = this.jobs.get(jobId);
-      if (!e) {
-        throw new RpcError(ErrorCode.JobNotFound, `no job ${jobId} in this session`, {
-          job_id: jobId,
-        });
-      }
-      return e;
-    }
-    const live = [...this.jobs.values()].filter((e) => !e.result);
-    if (live.length === 1) return live[0];
-    if (live.length === 0) {
-      throw new RpcError(ErrorCode.JobNotFound, "this session has no running job");
-    }
-    throw new RpcError(
-      ErrorCode.InvalidParams,
-      `job_id: required, this session runs ${live.length} jobs`,
-      { field: "job_id" },
-    );
-  }
-
-  #trimFinished(): void {
-    if (this.jobs.size <= MAX_FINISHED_KEPT) return;
-    for (const [id, e] of this.jobs) {
-      if (this.jobs.size <= MAX_FINISHED_KEPT) break;
-      if (e.result) {
-        this.jobs.delete(id);
-        if (e.ws) this.server.workspaces.release(e.ws);
-      }
-    }
-  }
-
-  /**
-   * The workspace `workspace.reuse` names: a finished job of this session whose workspace the
-   * server still has. Throws the RpcError that says why not.
-   */
-  #reusable(jobId: string): Workspace {
-    const other = this.jobs.get(jobId);
-    const field = "workspace.reuse";
-    if (!other) {
-      throw new RpcError(ErrorCode.JobNotFound, `${field}: no job ${jobId} in this session`, {
-        field,
-        job_id: jobId,
-      });
-    }
-    if (!other.result) {
-      throw new RpcError(ErrorCode.InvalidParams, `${field}: job ${jobId} is still running`, {
-        field,
-      });
-    }
-    if (!other.ws) {
-      throw new RpcError(
-        ErrorCode.InvalidParams,
-        `${field}: job ${jobId} ran without a workspace (execute with "workspace": true)`,
-        { field },
-      );
-    }
-    if (other.ws.removed) {
-      throw new RpcError(
-        ErrorCode.JobNotFound,
-        `${field}: the workspace of job ${jobId} was removed (keep policy or --workspace-max-mb)`,
-        { field, job_id: jobId },
-      );
-    }
-    return other.ws;
-  }
-
-  #files(p: FilesParams): unknown {
-    let entry: JobEntry | undefined;
-    if (p.session_id !== undefined && p.session_id !== this.id) {
-      this.#mustObserve("files of another session's job");
-      entry = this.server.sessionJob(p.session_id, p.job_id);
-    } else entry = this.jobs.get(p.job_id);
-    if (!entry) {
-      throw new RpcError(ErrorCode.JobNotFound, `no job ${p.job_id} in this session`, {
-        job_id: p.job_id,
-      });
-    }
-    const ws = entry.ws;
-    if (!ws) {
-      throw new RpcError(
-        ErrorCode.InvalidParams,
-        `job_id: job ${p.job_id} ran without a workspace (execute with "workspace": true)`,
-        { field: "job_id" },
-      );
-    }
-    if (ws.removed) {
-      throw new RpcError(
-        ErrorCode.JobNotFound,
-        `the workspace of job ${p.job_id} was removed (keep policy or --workspace-max-mb)`,
-        { job_id: p.job_id },
-      );
-    }
-    try {
-      const read = readWorkspace(ws.path, p.path ?? "", { maxBytes: this.server.filesMaxBytes });
-      return { job_id: p.job_id, workspace: ws.path, ...read };
-    } catch (e) {
-      if (e instanceof WorkspaceError) {
-        throw new RpcError(ErrorCode.InvalidParams, e.message, { field: e.field });
-      }
-      throw e;
-    }
-  }
-
-  /**
-   * Removes the workspaces of this session's finished jobs that are not kept
-   * (running jobs' are removed as they finish). Called when the session ends.
-   */
-  releaseWorkspaces(): void {
-    this.#released = true;
-    for (const e of this.jobs.values()) {
-      if (e.result && e.ws) this.server.workspaces.release(e.ws);
-    }
-  }
-
-  /** Ends every job of the session (client gone). */
-  endAll(reason: "canceled"): Promise<unknown> {
-    this.#closed = true;
-    this.stopHeartbeat();
-    return Promise.all(this.#live().map((e) => e.job.cancel(reason)));
-  }
-
-  /**
-   * Ends the process group of every job (server shutting down); resolves with their
-   * number once the groups are gone. Their output keeps flowing to the client.
-   */
-  async killAll(): Promise<number> {
-    const live = this.#live();
-    await Promise.all(live.map((e) => e.job.end("killed")));
-    return live.length;
-  }
-
-  #live(): JobEntry[] {
-    return [...this.jobs.values()].filter((e) => !e.result);
-  }
-}
-
-/** The WebSocket subprotocol a browser offers to carry the token (see README, Security). */
-const SUBPROTOCOL = "ccx";
-const TOKEN_PREFIX = "ccx.token.";
-
-function offeredSubprotocols(req: Request): string[] {
-  const h = req.headers.get("sec-websocket-protocol");
-  return h ? h.split(",").map((p) => p.trim()).filter((p) => p !== "") : [];
-}
-
-/** The token a browser offered as subprotocol `ccx.token.<base64url of its UTF-8>`, if any. */
-function subprotocolToken(req: Request): string | null {
-  const p = offeredSubprotocols(req).find((p) => p.startsWith(TOKEN_PREFIX));
-  if (p === undefined) return null;
-  try {
-    const bytes = Uint8Array.fromBase64(p.slice(TOKEN_PREFIX.length), { alphabet: "base64url" });
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    return null;
-  }
-}
-
-function describeJob(e: JobEntry): Record<string, unknown> {
-  const d: Record<string, unknown> = {
-    job_id: e.id,
-    pid: e.job.pid,
-    pgid: e.job.pgid,
-    command: e.command,
-    state: e.job.state,
-    elapsed: e.result ? e.result.executionTime : e.job.elapsed,
-    output_mode: e.outputMode,
-  };
-  if (e.result) {
-    d.status = e.result.status;
-    d.exit_code = e.result.exitCode;
-  }
-  if (e.ws) d.workspace = e.ws.path;
-  return d;
-}
 
 /**
  * Removes the socket directories (`ccx-serve-PID-…`) of server processes that are gone. A PID
@@ -969,8 +100,10 @@ export class CcxServer {
   readonly maxMessageBytes: number;
   /** Whole-run timeout in seconds for jobs that give none (default 3600). */
   readonly defaultTimeoutS: number;
-  /** Server variables jobs see: {@linkcode DEFAULT_PASS_ENV} plus `--pass-env`. */
+  /** Server variables jobs see: `DEFAULT_PASS_ENV` (job_env.ts) plus `--pass-env`. */
   readonly passEnv: readonly string[];
+  /** The environment jobs' allow-list picks from (undefined: this process's own). */
+  readonly serverEnv?: Readonly<Record<string, string>>;
   /** Socket queue in bytes at which a session's job pipes stop being read (default 4 MiB). */
   readonly highWater: number;
   /** Socket queue in bytes at or below which reading resumes (default 1 MiB). */
@@ -1013,51 +146,40 @@ export class CcxServer {
   /** True when the server speaks TLS (`wss://`). */
   readonly tls: boolean;
   readonly #token?: string;
-  readonly #origins: Set<string>;
+  /** What the HTTP routes need of the server (set once it listens). */
+  readonly #routes: RouteHost;
   readonly #startedAt = performance.now();
   #shutdown: Promise<void> | undefined;
   #finish!: () => void;
   #workspaces: WorkspaceManager | undefined;
   readonly #workspaceRoot: string;
-  readonly #workspaceMaxBytes?: number;
+  readonly #workspaceMaxBytes: number | undefined;
+  readonly #templateRoots: string[];
 
   private constructor(opts: ServerOptions) {
-    const host = opts.host ?? "127.0.0.1";
-    if (!isLoopback(host) && !opts.token) {
-      throw new ServerConfigError(
-        `refusing to listen on ${host} without a token: anyone who can reach it could run ` +
-          `commands. Set one with --token or the CCX_TOKEN environment variable ` +
-          `(e.g. CCX_TOKEN=$(openssl rand -hex 32)), or bind 127.0.0.1.`,
-      );
-    }
-    const envProblem = passEnvProblem(opts.passEnv ?? []);
-    if (envProblem) throw new ServerConfigError(`--pass-env: ${envProblem}`);
-    this.passEnv = [...DEFAULT_PASS_ENV, ...opts.passEnv ?? []];
-    if ((opts.defaultTimeoutS ?? 0) > MAX_TIMEOUT_S) {
-      throw new ServerConfigError(
-        `--default-timeout: at most ${MAX_TIMEOUT_S} s (365 days), got ${opts.defaultTimeoutS}`,
-      );
-    }
-    this.#token = opts.token || undefined;
-    this.maxSessions = opts.maxSessions ?? 64;
-    this.maxJobsPerSession = opts.maxJobsPerSession ?? 32;
-    this.graceMs = opts.graceMs ?? 2000;
-    this.drainMs = (opts.drainS ?? 5) * 1000;
-    this.maxMessageBytes = opts.maxMessageBytes ?? 4 * 1024 * 1024;
-    this.defaultTimeoutS = opts.defaultTimeoutS ?? 3600;
-    this.highWater = opts.highWaterBytes ?? 4 * 1024 * 1024;
-    this.slowClientS = opts.slowClientS ?? 60;
-    this.lowWater = opts.lowWaterBytes ?? 1024 * 1024;
-    this.maxChunkBytes = opts.maxChunkBytes ?? 256 * 1024;
-    this.log = opts.log ?? createLogger(opts.logFormat);
-    this.alert = opts.alert ?? this.log;
-    this.isolate = opts.isolate ?? "none";
-    this.isolateNet = opts.isolateNet ?? "host";
-    this.filesMaxBytes = opts.filesMaxBytes ?? 1024 * 1024;
-    this.#workspaceRoot = opts.workspaceRoot ?? join(stateDir(), "workspaces");
-    if (opts.workspaceMaxMb !== undefined) {
-      this.#workspaceMaxBytes = Math.round(opts.workspaceMaxMb * 1024 * 1024);
-    }
+    const s = serverSettings(opts);
+    this.passEnv = s.passEnv;
+    this.serverEnv = opts.env;
+    this.#token = s.token;
+    this.maxSessions = s.maxSessions;
+    this.maxJobsPerSession = s.maxJobsPerSession;
+    this.graceMs = s.graceMs;
+    this.drainMs = s.drainMs;
+    this.maxMessageBytes = s.maxMessageBytes;
+    this.defaultTimeoutS = s.defaultTimeoutS;
+    this.highWater = s.highWater;
+    this.slowClientS = s.slowClientS;
+    this.lowWater = s.lowWater;
+    this.maxChunkBytes = s.maxChunkBytes;
+    this.heartbeatS = s.heartbeatS;
+    this.log = s.log;
+    this.alert = s.alert;
+    this.isolate = s.isolate;
+    this.isolateNet = s.isolateNet;
+    this.filesMaxBytes = s.filesMaxBytes;
+    this.#workspaceRoot = s.workspaceRoot;
+    this.#templateRoots = s.templateRoots;
+    this.#workspaceMaxBytes = s.workspaceMaxBytes;
     if (this.isolate === "bwrap") {
       try {
         checkBwrap();
@@ -1072,13 +194,15 @@ export class CcxServer {
     }
     // A root that exists may hold what a dead server left: sweep it now, not at the first job.
     if (this.isolate === "bwrap" || this.runAs || existsSync(this.#workspaceRoot)) {
-      this.#workspaces = this.#makeWorkspaces();
-      if (this.#workspaces.swept > 0) {
-        this.log(`removed ${this.#workspaces.swept} workspaces left by a server that died`, {
+      const spaces = this.#workspaces = this.#makeWorkspaces();
+      // Removed off the event loop; what cannot be is moved aside and logged, never refused.
+      void spaces.ready.then(() => {
+        if (spaces.swept === 0) return;
+        this.log(`removed ${spaces.swept} workspaces left by a server that died`, {
           event: "workspaces_swept",
-          count: this.#workspaces.swept,
+          count: spaces.swept,
         });
-      }
+      });
     }
     if (this.runAs) {
       const why = reachProblem(this.runAs, this.workspaces.root);
@@ -1090,10 +214,10 @@ export class CcxServer {
         );
       }
     }
-    const journalDir = opts.journalDir ?? join(stateDir(), "jobs");
     let journal: JobJournal | undefined;
-    if (journalDir !== false) {
-      this.reaped = reapOrphans(journalDir, {
+    if (s.journalDir !== false) {
+      const reapStart = performance.now();
+      this.reaped = reapOrphans(s.journalDir, {
         graceMs: this.graceMs,
         log: this.alert,
         onReap: (g) =>
@@ -1102,9 +226,20 @@ export class CcxServer {
               `${g.session.slice(0, 8)}) left by dead server pid ${g.owner_pid}`,
             { level: "warn", event: "orphan_reaped", ...g },
           ),
+      }).then((groups) => {
+        // When the last orphan group was gone, measured from the start (docs: 0.5 s + grace).
+        if (groups.length > 0) {
+          const ms = Math.round(performance.now() - reapStart);
+          this.log(`reaped ${groups.length} orphan job groups in ${ms} ms`, {
+            event: "orphans_gone",
+            groups: groups.length,
+            elapsed_ms: ms,
+          });
+        }
+        return groups;
       });
       // Never throws: a journal it cannot write is said (even with --quiet) and retried.
-      journal = JobJournal.open(journalDir, { log: this.alert });
+      journal = JobJournal.open(s.journalDir, { log: this.alert });
     } else this.reaped = Promise.resolve([]);
     this.journal = journal;
     // Deno.serve listens on a private Unix socket; the gate owns the public port.
@@ -1115,14 +250,13 @@ export class CcxServer {
     this.tls = opts.tls !== undefined;
     try {
       this.#gate = ConnectionGate.listen({
-        hostname: host,
-        port: opts.port ?? 8004,
+        hostname: s.host,
+        port: s.port,
         upstreamPath: path,
         tls: opts.tls,
         maxConnections: opts.maxConnections ?? defaultMaxConnections(),
-        requestTimeoutMs: (opts.requestTimeoutS ?? 10) * 1000,
-        maxFrameBytes: opts.maxFrameBytes ??
-          Math.min(64 << 20, Math.max(1 << 20, 4 * this.maxMessageBytes)),
+        requestTimeoutMs: s.requestTimeoutMs,
+        maxFrameBytes: s.maxFrameBytes,
         // Messages over the limit are buffered only to be refused (-32004); together they
         // hold at most twice the frame cap, whatever the number of connections.
         largeMessageBytes: this.maxMessageBytes,
@@ -1139,16 +273,29 @@ export class CcxServer {
     this.hostname = this.#gate.addr.hostname;
     this.port = this.#gate.addr.port;
     opts.onListen?.({ hostname: this.hostname, port: this.port });
-    this.#origins = new Set(opts.allowOrigins ?? []);
-    for (const h of [this.hostname, "localhost", "127.0.0.1", "[::1]"]) {
-      this.#origins.add(`${this.tls ? "https" : "http"}://${h}:${this.port}`);
-    }
-    this.heartbeatS = opts.heartbeatS ?? 20;
+    this.#routes = {
+      token: this.#token,
+      origins: allowedOrigins(s.allowOrigins, this),
+      closing: () => this.closing,
+      health: () => this.health(),
+      upgraded: (socket, peer) => {
+        const session = this.#accept(socket, peer.remote, peer.mayObserve);
+        this.log(
+          `session ${session?.id.slice(0, 8) ?? "refused"} from ${peer.remote} on ` +
+            peer.handshake.path,
+          { event: "session_open", session: session?.id, ...peer.handshake },
+        );
+        const connId = peer.connId;
+        if (session && connId) {
+          session.abort = (code, reason) => this.#gate.closeWith(connId, code, reason);
+        }
+      },
+    };
     this.observers = new ObserverHub({
       facts: () => this.facts(),
       keepFinished: opts.keepFinished,
       keepFinishedS: opts.keepFinishedS,
-      openHistory: opts.openHistory ?? (() => openHistory({})),
+      openHistory: s.openHistory,
     });
     // Finished means shut down entirely: jobs ended, journal removed, sockets closed.
     this.finished = new Promise((resolve) => this.#finish = resolve);
@@ -1167,43 +314,17 @@ export class CcxServer {
 
   #makeWorkspaces(): WorkspaceManager {
     try {
-      return new WorkspaceManager({ root: this.#workspaceRoot, maxBytes: this.#workspaceMaxBytes });
+      return new WorkspaceManager({
+        root: this.#workspaceRoot,
+        maxBytes: this.#workspaceMaxBytes,
+        templateRoots: this.#templateRoots,
+        log: this.log,
+      });
     } catch (e) {
       throw new ServerConfigError(
         `--workspace-root: cannot use ${this.#workspaceRoot}: ${(e as Error).message}`,
       );
     }
-  }
-
-  /** @internal The bwrap command line confining `argv` to the workspace `ws`. */
-  confine(argv: string[], ws: Workspace): string[] {
-    const creds = claudeCredentials();
-    // Under --run-as the server's credentials file (mode 600) is unreadable to the job's
-    // user: it gets its own copy, which giveWorkspace() then hands over.
-    const copies = this.runAs ? [...creds.copies, ...creds.readOnly] : creds.copies;
-    if (creds.readOnly.length > 0) Deno.mkdirSync(join(ws.home, ".claude"), { recursive: true });
-    for (const [src, rel] of copies) {
-      try {
-        Deno.copyFileSync(src, join(ws.home, rel));
-      } catch { /* unreadable: the CLI will say it is not logged in */ }
-    }
-    return bwrapArgv(argv, {
-      dir: ws.dir,
-      work: ws.path,
-      home: ws.home,
-      hide: [this.workspaces.root],
-      net: this.isolateNet,
-      readOnly: this.runAs ? [] : creds.readOnly,
-      runAs: this.runAs,
-    });
-  }
-
-  /** @internal Hands a fresh workspace's `work` and `home` to the user jobs run as. */
-  giveWorkspace(ws: Workspace, user: RunAsUser): void {
-    for (const d of [ws.path, ws.home]) chownTree(d, user.uid, user.gid);
-    // Under a umask of 077 the workspace's own directory would bar the way to them.
-    const mode = Deno.statSync(ws.dir).mode ?? 0o755;
-    if ((mode & 0o001) === 0) Deno.chmodSync(ws.dir, (mode & 0o7777) | 0o011);
   }
 
   /** @internal A live session's job, for an observer's `files`. */
@@ -1227,7 +348,7 @@ export class CcxServer {
    * file descriptors), it is started again rather than taking the process down.
    */
   #serveInner(path: string): Deno.HttpServer<Deno.UnixAddr> {
-    const server = Deno.serve({ path, onListen: () => {} }, (req) => this.#route(req));
+    const server = Deno.serve({ path, onListen: () => {} }, (req) => route(req, this.#routes));
     server.finished.catch((e) => {
       if (this.closing) return;
       this.log(`HTTP server failed: ${(e as Error).message}; restarting it`, {
@@ -1310,84 +431,11 @@ export class CcxServer {
 
   /** The methods a session may call (`watch` and `history` only for observers). */
   methods(observer: boolean): string[] {
-    return observer ? [...METHODS, "watch", "history"] : METHODS;
+    return methodNames(observer);
   }
 
   /** @internal */
   jobEnded(): void {}
-
-  #authorized(req: Request, url: URL): boolean {
-    if (!this.#token) return true;
-    const auth = req.headers.get("authorization");
-    const bearer = auth?.match(/^Bearer\s+(.+)$/i)?.[1] ?? null;
-    const presented = bearer ?? subprotocolToken(req) ?? url.searchParams.get("token");
-    return tokenMatches(presented, this.#token);
-  }
-
-  #route(req: Request): Response {
-    const url = new URL(req.url);
-    if (url.pathname === "/health" && (req.method === "GET" || req.method === "HEAD")) {
-      return Response.json(this.health());
-    }
-    if (url.pathname === "/" && (req.method === "GET" || req.method === "HEAD")) {
-      // The page holds no data: it shows nothing until it has connected to /ws (with the token).
-      const { html, csp } = page();
-      return new Response(req.method === "HEAD" ? null : html, {
-        headers: {
-          "content-type": "text/html; charset=utf-8",
-          "cache-control": "no-store",
-          "content-security-policy": csp,
-          "referrer-policy": "no-referrer",
-          "x-content-type-options": "nosniff",
-          "x-frame-options": "DENY",
-        },
-      });
-    }
-    if (url.pathname !== "/ws" && url.pathname !== "/ws/mcp") {
-      return Response.json({
-        error: "not found",
-        endpoints: ["/", "/ws", "/ws/mcp", "/health"],
-      }, { status: 404 });
-    }
-    const origin = req.headers.get("origin");
-    if (origin !== null && !this.#origins.has(origin)) {
-      return Response.json({ error: `origin ${origin} is not allowed (see --allow-origin)` }, {
-        status: 403,
-      });
-    }
-    if (!this.#authorized(req, url)) {
-      return Response.json(
-        { error: "a valid token is required (Authorization: Bearer … or ?token=…)" },
-        { status: 401, headers: { "www-authenticate": "Bearer" } },
-      );
-    }
-    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return Response.json({ error: "expected a WebSocket upgrade" }, { status: 426 });
-    }
-    if (this.closing) return Response.json({ error: "shutting down" }, { status: 503 });
-    // The gate names the connection and its real peer (Deno.serve sees only the Unix socket);
-    // read both before the upgrade consumes the request.
-    const connId = req.headers.get(GATE_CONN_HEADER);
-    const peer = gatePeer(req);
-    // A browser cannot set headers on a WebSocket: it offers `ccx` (and the token as
-    // `ccx.token.<base64url>`), and the server must then answer with `ccx`.
-    const offersCcx = offeredSubprotocols(req).includes(SUBPROTOCOL);
-    const { socket, response: res } = Deno.upgradeWebSocket(req, {
-      idleTimeout: 120,
-      ...(offersCcx ? { protocol: SUBPROTOCOL } : {}),
-    });
-    const remote = `${
-      peer.hostname.includes(":") ? `[${peer.hostname}]` : peer.hostname
-    }:${peer.port}`;
-    // Observing every session's jobs: with a token, whoever presented it; without one (the
-    // server is then on loopback), only loopback peers.
-    const mayObserve = this.#token !== undefined || isLoopback(peer.hostname);
-    const session = this.#accept(socket, remote, mayObserve);
-    if (session && connId) {
-      session.abort = (code, reason) => this.#gate.closeWith(connId, code, reason);
-    }
-    return res;
-  }
 
   #accept(ws: WebSocket, remote: string, mayObserve: boolean): Session | undefined {
     if (this.#sessions.size >= this.maxSessions) {
@@ -1433,7 +481,7 @@ export class CcxServer {
     if (!this.#sessions.delete(session)) return;
     this.observers.unwatch(session.asObserver);
     void session.endAll("canceled");
-    session.releaseWorkspaces();
+    session.jobs.releaseWorkspaces();
   }
 
   /**
@@ -1481,12 +529,12 @@ export class CcxServer {
       log: this.log,
       sessions,
       endJobs: async () =>
-        (await Promise.all(sessions.map((s) => s.killAll()))).reduce(
+        (await Promise.all(sessions.map((s) => s.jobs.killAll()))).reduce(
           (a, b) => a + b,
           0,
         ),
       release: async () => {
-        for (const s of sessions) s.releaseWorkspaces();
+        for (const s of sessions) s.jobs.releaseWorkspaces();
         // Dropped clients had their close frame queued at a frame boundary: a moment for it.
         await Promise.race([Promise.all(sessions.map((s) => s.closed)), sleep(300)]);
         await this.#gate.close(true);
@@ -1494,6 +542,8 @@ export class CcxServer {
         await this.#server.shutdown();
         this.#removeSocketDir();
         await this.reaped;
+        // Workspace removals under way finish (or are moved aside) before the server is gone.
+        await this.#workspaces?.idle();
         this.journal?.close();
       },
     });

@@ -16,18 +16,13 @@
  */
 
 import { isAbsolute, join } from "node:path";
+import type { JobResult, JobState, JobStatus } from "../common/protocol.ts";
 import { countGroupProcesses } from "../common/proc.ts";
 import { jobEnvironment } from "./job_env.ts";
 import { runAsArgv, runAsEnv, type RunAsUser } from "./run_as.ts";
 
-/** The final status of a job: exactly one of these. */
-export type JobStatus = "completed" | "failed" | "timeout" | "stalled" | "canceled" | "killed";
-
 /** Why the supervisor itself ended a job. */
 export type EndReason = "timeout" | "stalled" | "canceled" | "killed";
-
-/** What a job is doing now. */
-export type JobState = "running" | "paused" | "ending" | "done";
 
 /** How a job is started. Exactly one of `command` and `argv`. */
 export interface JobOptions {
@@ -45,6 +40,8 @@ export interface JobOptions {
   env?: Record<string, string>;
   /** Server variables a job may see (default `DEFAULT_PASS_ENV` of job_env.ts); `CCX_*` never. */
   passEnv?: readonly string[];
+  /** The server's environment the allow-list picks from (default: this process's own). */
+  serverEnv?: Readonly<Record<string, string>>;
   /** Text written to stdin, which is then closed. Without it stdin is /dev/null. */
   stdin?: string;
   /** Whole-run timeout in seconds. */
@@ -90,24 +87,6 @@ export interface JobSink {
    * not read until it settles (the job then blocks on its own writes).
    */
   ready?(): Promise<void> | undefined;
-}
-
-/** How a job ended. */
-export interface JobResult {
-  /** How the job ended (see {@linkcode JobStatus}). */
-  status: JobStatus;
-  /** Exit code; 128 + signal number when a signal ended the leader. */
-  exitCode: number | null;
-  /** The signal that ended the leader process, if any. */
-  signal: string | null;
-  /** Wall-clock seconds from start to end. */
-  executionTime: number;
-  /** Bytes read from the job's stdout. */
-  stdoutBytes: number;
-  /** Bytes read from the job's stderr. */
-  stderrBytes: number;
-  /** Chunks (lines, in lines mode) that held bytes which were not valid UTF-8. */
-  invalidUtf8Chunks: number;
 }
 
 const SIGNAL_NUMBERS: Record<string, number> = {
@@ -636,7 +615,7 @@ export class Job {
 
 /** A job that could not be started; `field` names the option at fault. */
 export class StartError extends Error {
-  /** `argv`, `command` or `cwd`. */
+  /** `argv`, `argv[i]`, `command`, `cwd`, `env` or `env.NAME`. */
   readonly field: string;
   /** Creates the error; {@linkcode startJob} starts `message` with `field` (`cwd: no such …`). */
   constructor(message: string, field: string) {
@@ -662,6 +641,52 @@ function findProgram(program: string, path: string | undefined, cwd?: string): b
 }
 
 /**
+ * The longest single argument or `NAME=value` string Linux passes to a program
+ * (`MAX_ARG_STRLEN`, 32 pages of 4 KiB); longer ones make `execve` fail with E2BIG.
+ */
+export const MAX_ARG_STRLEN = 131072;
+
+const utf8Bytes = (s: string) => new TextEncoder().encode(s).length + 1; // + its NUL
+
+/**
+ * Says which part of a request made `execve` fail with E2BIG ("Argument list too long"):
+ * a single string over {@linkcode MAX_ARG_STRLEN} (`env.NAME`, `command`, `argv[i]`), else
+ * whichever of the request's `env` and its command/argv is larger, so an oversized `env`
+ * is never reported against `command`.
+ */
+function tooBig(argv: string[], env: Record<string, string>, cmdField: string): StartError {
+  const why = "the system refuses to start a program with more (E2BIG)";
+  for (const [k, v] of Object.entries(env)) {
+    const n = utf8Bytes(`${k}=${v}`);
+    if (n > MAX_ARG_STRLEN) {
+      return new StartError(
+        `env.${k}: variable of ${n} bytes is over the ${MAX_ARG_STRLEN}-byte limit of one ` +
+          `environment string; ${why}`,
+        `env.${k}`,
+      );
+    }
+  }
+  for (const [i, a] of argv.entries()) {
+    const n = utf8Bytes(a);
+    if (n > MAX_ARG_STRLEN) {
+      const f = cmdField === "argv" ? `argv[${i}]` : "command";
+      return new StartError(
+        `${f}: ${n} bytes is over the ${MAX_ARG_STRLEN}-byte limit of one argument; ${why}`,
+        f,
+      );
+    }
+  }
+  const envBytes = Object.entries(env).reduce((n, [k, v]) => n + utf8Bytes(`${k}=${v}`), 0);
+  const argBytes = argv.reduce((n, a) => n + utf8Bytes(a), 0);
+  const f = envBytes >= argBytes ? "env" : cmdField;
+  return new StartError(
+    `${f}: env (${envBytes} bytes) and ${cmdField} (${argBytes} bytes) together are over the ` +
+      `system's limit on arguments plus environment; ${why}`,
+    f,
+  );
+}
+
+/**
  * Starts a job in its own process group. Throws {@linkcode StartError} when the
  * program or the working directory does not exist.
  *
@@ -684,7 +709,7 @@ export function startJob(opts: JobOptions, sink: JobSink): Job {
     if (!isDir) throw new StartError(`cwd: no such directory: ${opts.cwd}`, "cwd");
   }
   const env = jobEnvironment(
-    Deno.env.toObject(),
+    { ...(opts.serverEnv ?? Deno.env.toObject()) },
     opts.runAs ? { ...runAsEnv(opts.runAs), ...opts.env } : opts.env,
     opts.passEnv,
   );
@@ -711,6 +736,9 @@ export function startJob(opts: JobOptions, sink: JobSink): Job {
     }).spawn();
   } catch (e) {
     const field = opts.argv ? "argv" : "command";
+    if (/Argument list too long|os error 7\b/.test((e as Error).message)) {
+      throw tooBig(opts.argv ?? [opts.command ?? ""], opts.env ?? {}, field);
+    }
     if (e instanceof Deno.errors.NotFound) {
       throw new StartError(`${field}: program not found: ${argv[0]}`, field);
     }

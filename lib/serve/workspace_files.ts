@@ -13,7 +13,7 @@
  * ```ts
  * import { writeWorkspaceFiles } from "./workspace_files.ts";
  * const root = Deno.makeTempDirSync();
- * writeWorkspaceFiles(root, [{ path: "tests/test_add.py", content: "assert True\n" }]);
+ * await writeWorkspaceFiles(root, [{ path: "tests/test_add.py", content: "assert True\n" }]);
  * Deno.readTextFileSync(`${root}/tests/test_add.py`); // "assert True\n"
  * ```
  * @module
@@ -23,9 +23,9 @@ import { join } from "node:path";
 import type { WorkspaceFile } from "../common/protocol.ts";
 import { WorkspaceError } from "./workspace.ts";
 
-function lstat(path: string): Deno.FileInfo | undefined {
+async function lstat(path: string): Promise<Deno.FileInfo | undefined> {
   try {
-    return Deno.lstatSync(path);
+    return await Deno.lstat(path);
   } catch (e) {
     if (e instanceof Deno.errors.NotFound) return undefined;
     throw e;
@@ -34,21 +34,26 @@ function lstat(path: string): Deno.FileInfo | undefined {
 
 /**
  * Writes `files` under `root` (a workspace's working directory), replacing whatever is at
- * their paths and making the directories they need; returns the bytes written. Paths are relative and `/`-separated (checked again here: no `..`, not absolute).
- * Throws {@linkcode WorkspaceError} naming `workspace.files[i]` when one cannot be written.
+ * their paths and making the directories they need, off the event loop; resolves with the
+ * bytes written. Paths are relative and `/`-separated (checked again here: no `..`, not
+ * absolute). Rejects with a {@linkcode WorkspaceError} naming `workspace.files[i]` when one
+ * cannot be written (the files before it are written, the ones after it are not).
  *
  * @example
  * ```ts
  * import { writeWorkspaceFiles } from "./workspace_files.ts";
  * const root = Deno.makeTempDirSync();
  * Deno.symlinkSync("/etc", `${root}/tests`); // left by the job: never written through
- * writeWorkspaceFiles(root, [{ path: "tests/t.sh", content: "exit 0\n", mode: 0o755 }]);
+ * await writeWorkspaceFiles(root, [{ path: "tests/t.sh", content: "exit 0\n", mode: 0o755 }]);
  * Deno.lstatSync(`${root}/tests`).isDirectory; // true
  * ```
  */
-export function writeWorkspaceFiles(root: string, files: readonly WorkspaceFile[]): number {
+export async function writeWorkspaceFiles(
+  root: string,
+  files: readonly WorkspaceFile[],
+): Promise<number> {
   let bytes = 0;
-  files.forEach((f, i) => {
+  for (const [i, f] of files.entries()) {
     const field = `workspace.files[${i}]`;
     const parts = f.path.split("/").filter((p) => p !== "" && p !== ".");
     if (f.path.startsWith("/") || parts.length === 0 || parts.includes("..")) {
@@ -58,24 +63,24 @@ export function writeWorkspaceFiles(root: string, files: readonly WorkspaceFile[
       let dir = root;
       for (const part of parts.slice(0, -1)) {
         dir = join(dir, part);
-        const st = lstat(dir);
+        const st = await lstat(dir);
         if (st?.isDirectory) continue;
-        if (st) Deno.removeSync(dir); // a file or a symlink where a directory goes
-        Deno.mkdirSync(dir);
+        if (st) await Deno.remove(dir); // a file or a symlink where a directory goes
+        await Deno.mkdir(dir);
       }
       const abs = join(dir, parts[parts.length - 1]);
-      if (lstat(abs)) Deno.removeSync(abs, { recursive: true });
+      if (await lstat(abs)) await Deno.remove(abs, { recursive: true });
       const data = f.encoding === "base64"
         ? Uint8Array.fromBase64(f.content)
         : new TextEncoder().encode(f.content);
       const mode = f.mode ?? 0o644;
-      Deno.writeFileSync(abs, data, { createNew: true, mode });
-      Deno.chmodSync(abs, mode); // past the umask
+      await Deno.writeFile(abs, data, { createNew: true, mode });
+      await Deno.chmod(abs, mode); // past the umask
       bytes += data.length;
     } catch (e) {
       if (e instanceof WorkspaceError) throw e;
       throw new WorkspaceError(field, `cannot write ${f.path}: ${(e as Error).message}`);
     }
-  });
+  }
   return bytes;
 }

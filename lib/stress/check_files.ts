@@ -22,7 +22,7 @@
 
 import { join, relative, sep } from "node:path";
 import { MAX_WORKSPACE_FILES, type WorkspaceFile } from "../common/protocol.ts";
-import type { SuiteTask } from "./suite.ts";
+import type { SuiteTask } from "./suite_model.ts";
 
 /** Most files one `check_files` directory may hold. */
 export const MAX_CHECK_FILES: number = MAX_WORKSPACE_FILES;
@@ -89,7 +89,7 @@ export async function loadCheckFiles(dir: string): Promise<WorkspaceFile[]> {
  * @example
  * ```ts
  * import { withCheckFiles } from "./check_files.ts";
- * import { parseSuite } from "./suite.ts";
+ * import { parseSuite } from "./suite_load.ts";
  * const { tasks } = parseSuite({ tests: [{ id: "a", command: "true", check: "true" }] }, "inline");
  * (await withCheckFiles(tasks))[0].checkFileData; // undefined: no check_files
  * ```

@@ -7,6 +7,7 @@
  * run when the run passed or failed otherwise (so the report shows what they found either way);
  * the rubric, which costs a model call, only when everything else passed. A check that cannot
  * start or finish, or a judge without a verdict, makes the task an `error`, never `failed`.
+ * Also how `ccx stress --list` and `--validate` show a suite's graders.
  *
  * @example
  * ```ts
@@ -24,8 +25,9 @@ import type { RubricResult } from "../verdict/rubric.ts";
 import { runFacts } from "../verdict/answer.ts";
 import { loadCheckFiles } from "./check_files.ts";
 import type { Verdict } from "./judge.ts";
-import type { SuiteTask } from "./suite.ts";
+import type { SuiteTask } from "./suite_model.ts";
 import type { TaskOptions } from "./task.ts";
+import type { JobTag } from "./job_tag.ts";
 
 /** Seconds a rubric's judge may run (before `--timeout-scale`). */
 export const DEFAULT_JUDGE_TIMEOUT_S = 300;
@@ -49,7 +51,8 @@ function requestOf(task: SuiteTask): string {
  * Runs the graders of `task` on `run` (on the connection it ran on) and folds their verdict
  * into `v`: a failed check fails it (its reason names the check and the last line it printed),
  * an erroring check or judge makes it an `error`, a failed rubric fails it with the judge's
- * reason. Resolves with the graders' results for the report.
+ * reason. Resolves with the graders' results for the report. The graders' jobs are named after
+ * the run's (`tag`).
  */
 export async function gradeRun(
   v: Verdict,
@@ -58,6 +61,7 @@ export async function gradeRun(
   conn: { client: CcxClient; url: string },
   opts: TaskOptions,
   rid: string,
+  tag?: JobTag,
 ): Promise<Graded> {
   const out: Graded = {};
   if (v.status === "error" || opts.signal?.aborted || (!task.checks && !task.rubric)) return out;
@@ -77,6 +81,7 @@ export async function gradeRun(
         files,
         signal: opts.signal,
         onJobStarted,
+        tag,
       }));
     } catch (e) {
       checks = [{
@@ -117,6 +122,7 @@ export async function gradeRun(
       timeoutS: Math.round((opts.judgeTimeoutS ?? DEFAULT_JUDGE_TIMEOUT_S) * scale * 1000) / 1000,
       signal: opts.signal,
       onJobStarted,
+      tag,
     });
     out.rubric = r;
     if (r.status === "error") {
@@ -128,4 +134,49 @@ export async function gradeRun(
     } else v.reason += `, rubric passed: ${r.reason}`;
   }
   return out;
+}
+
+/**
+ * The graders of a task as `--list` shows them: its checks (with the hidden files they get and
+ * their timeout) and its rubric.
+ *
+ * @example
+ * ```ts
+ * import { graderLines } from "./grade.ts";
+ * graderLines({ checks: ["sh test.sh"], rubric: ["it adds"] });
+ * // ["check: sh test.sh (timeout 120 s)", "rubric: it adds"]
+ * ```
+ */
+export function graderLines(
+  task: Pick<SuiteTask, "checks" | "checkFiles" | "checkTimeoutS" | "rubric">,
+): string[] {
+  const out: string[] = [];
+  const hidden = task.checkFiles ? `, hidden files from ${task.checkFiles}` : "";
+  for (const c of task.checks ?? []) {
+    out.push(`check: ${c} (timeout ${task.checkTimeoutS ?? DEFAULT_CHECK_TIMEOUT_S} s${hidden})`);
+  }
+  for (const r of task.rubric ?? []) out.push(`rubric: ${r}`);
+  return out;
+}
+
+/**
+ * `, 3 with checks (2 with hidden files), 1 with a rubric` for `--validate`; `""` for none.
+ *
+ * @example
+ * ```ts
+ * import { graderCounts } from "./grade.ts";
+ * graderCounts([{ checks: ["make test"] }, { rubric: ["it adds"] }]);
+ * // ", 1 with checks, 1 with a rubric"
+ * ```
+ */
+export function graderCounts(
+  tasks: readonly Pick<SuiteTask, "checks" | "checkFiles" | "rubric">[],
+): string {
+  const checks = tasks.filter((t) => t.checks).length;
+  const hidden = tasks.filter((t) => t.checks && t.checkFiles).length;
+  const rubric = tasks.filter((t) => t.rubric).length;
+  const parts: string[] = [];
+  if (checks) parts.push(`${checks} with checks${hidden ? ` (${hidden} with hidden files)` : ""}`);
+  if (rubric) parts.push(`${rubric} with a rubric`);
+  return parts.length ? `, ${parts.join(", ")}` : "";
 }

@@ -18,7 +18,7 @@ import { classifyFailure, type ClaudeFailure, FAILURE_POLICIES } from "../claude
 import { modelText, parseClaudeOutput } from "../claude/stream.ts";
 import { matchPatterns } from "../verdict/patterns.ts";
 import type { TestStatus } from "./report/model.ts";
-import type { ExpectedFile, SuiteTask } from "./suite.ts";
+import type { ExpectedFile, SuiteTask } from "./suite_model.ts";
 
 /** The verdict on one run. */
 export interface Verdict {
@@ -60,7 +60,7 @@ const MODEL_KINDS = new Set(["token_limit", "max_turns"]);
  *
  * @example
  * ```ts
- * import { runsClaude } from "./task.ts";
+ * import { runsClaude } from "./judge.ts";
  * runsClaude({ template: "claude -p hi" }); // true
  * runsClaude({ template: "echo hi" }); // false
  * ```
@@ -77,7 +77,7 @@ export function runsClaude(task: Pick<SuiteTask, "template">): boolean {
  *
  * @example
  * ```ts
- * import { judgeRun } from "./task.ts";
+ * import { judgeRun } from "./judge.ts";
  * // judgeRun(task, run, "all") → { status: "passed", reason: "exit 0, 2/2 patterns", ... }
  * ```
  */
@@ -195,7 +195,7 @@ export function judgeRun(
  *
  * @example
  * ```ts
- * import { judgeExpectedFiles } from "./task.ts";
+ * import { judgeExpectedFiles } from "./judge.ts";
  * // await judgeExpectedFiles([{ path: "config.py", contains: "DATABASE_URL" }], run, client)
  * // → [] or ['config.py does not contain "DATABASE_URL"']
  * ```

@@ -131,7 +131,11 @@ async function checkClaude(
   let client: CcxClient | undefined;
   try {
     client = await CcxClient.connect(s.url, { token: s.token, ca: s.ca });
-    const r = await runToEnd(client, { argv: [claude, "--version"], timeout: timeoutMs / 1000 });
+    const r = await runToEnd(client, {
+      argv: [claude, "--version"],
+      timeout: timeoutMs / 1000,
+      label: "pre-flight: claude --version",
+    });
     if (r.exitCode === 126 || r.exitCode === 127) {
       return claudeNotFound(claude, `the server ${s.url} could not start it (exit ${r.exitCode})`)
         .message;
@@ -173,7 +177,8 @@ export async function preflight(opts: PreflightOptions): Promise<string[]> {
 }
 
 /**
- * A connection error said plainly: a 401 names `--token`/`CCX_TOKEN`, a refused
+ * A connection error said plainly: a 401 names `--token`/`CCX_TOKEN` (and says
+ * the token was refused when the client says it sent one), a refused
  * connection names `--server`; anything else is returned as it is.
  *
  * @example
@@ -185,6 +190,9 @@ export async function preflight(opts: PreflightOptions): Promise<string[]> {
  */
 export function explainConnectError(message: string, url: string): string {
   if (/status code:? 401\b/i.test(message)) {
+    if (/refused the token/.test(message)) {
+      return `${url} refused the token: check --token or CCX_TOKEN`;
+    }
     return `${url} refused the connection: a valid token is required (--token or CCX_TOKEN)`;
   }
   if (/tcp connect error|connection refused|dns error|failed to lookup/i.test(message)) {

@@ -7,7 +7,7 @@
  * @example
  * ```ts
  * import { runTasks } from "./runner.ts";
- * import { loadSuite } from "./suite.ts";
+ * import { loadSuite } from "./suite_load.ts";
  * const suite = await loadSuite("tasks/selftest.json");
  * const results = await runTasks(suite.tasks, {
  *   servers: [{ url: "ws://127.0.0.1:8004/ws" }],
@@ -21,7 +21,7 @@
 
 import { CcxClient } from "../client/client.ts";
 import type { TestResult } from "./report/model.ts";
-import type { SuiteTask } from "./suite.ts";
+import type { SuiteTask } from "./suite_model.ts";
 import { runTask, ServerLostError, type TaskOptions } from "./task.ts";
 
 /** A server to run tasks on. */
@@ -117,8 +117,8 @@ export interface PlannedRun {
  *
  * @example
  * ```ts
- * import { planRuns } from "./task.ts";
- * import { parseSuite } from "./suite.ts";
+ * import { planRuns } from "./runner.ts";
+ * import { parseSuite } from "./suite_load.ts";
  * const s = parseSuite({ tests: [{ id: "a", command: "true" }] }, "inline");
  * planRuns(s.tasks, 2).map((p) => p.rid); // ["a.r1", "a.r2"]
  * ```

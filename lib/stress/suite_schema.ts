@@ -1,41 +1,68 @@
 /**
  * The suite format, declared once: every object of a suite file with its keys,
- * their types and what they mean. From this one declaration come the
- * unknown-key errors (with "did you mean") of `parseSuite` and the published
- * JSON Schema `tasks/suite.schema.json` (a test keeps the file in sync), which
- * editors use to complete and check suites that name it in `$schema`.
+ * their types, their bounds and what they mean. From this one declaration come
+ * the structural checks of `parseSuite` (types, required keys, enums, bounds,
+ * unknown keys with "did you mean": `suite_shape.ts` interprets it) and the
+ * published JSON Schema `tasks/suite.schema.json` (a test keeps the file in
+ * sync), which editors use to complete and check suites that name it in
+ * `$schema`. So the validator and the published schema cannot drift apart.
  *
  * @example
  * ```ts
- * import { suiteJsonSchema, unknownKeys } from "./suite_schema.ts";
- * unknownKeys({ tests: [{ id: "a", command: "true", timout: 5 }] });
- * // [{ path: "tests[0].timout", message: 'unknown key "timout" (did you mean "timeout"?)' }]
+ * import { SUITE_OBJECTS, suiteJsonSchema } from "./suite_schema.ts";
+ * Object.keys(SUITE_OBJECTS.test.fields); // ["id", "name", "command", ...]
  * suiteJsonSchema().$defs.test.properties.command.description;
  * ```
  * @module
  */
 
 import { EVALUATION_CRITERIA } from "../verdict/pick.ts";
-import { didYouMean } from "../common/suggest.ts";
+
+/**
+ * How messages name a key's value; not part of the published JSON Schema.
+ *
+ * @example
+ * ```ts
+ * import type { Wording } from "./suite_schema.ts";
+ * const w: Wording = { noun: "criterion" }; // unknown criterion "BEST"; expected one of …
+ * ```
+ */
+export interface Wording {
+  /**
+   * What one value is called: `criterion` (unknown criterion "X"), `model` (expected at
+   * least one model), `directory path` (expected a non-empty directory path).
+   */
+  noun?: string;
+  /**
+   * The whole of what the key holds, in place of the generated phrase in its messages:
+   * `[low, high]` (expected [low, high], got 0.5).
+   */
+  expected?: string;
+  /** What a number counts: `seconds` (expected a positive number of seconds). */
+  unit?: string;
+}
 
 /** The type of one key: a JSON Schema fragment, or a reference to a declared object. */
 export type Field =
-  | { type: "string"; description: string; minLength?: number }
-  | { type: "boolean"; description: string }
-  | { type: "object"; description: string }
-  | { type: "number"; description: string; exclusiveMinimum?: number; minimum?: number }
-  | { type: "integer"; description: string; minimum?: number }
-  | {
-    type: "array";
-    description: string;
-    items: Field | { enum: readonly string[] } | Ref;
-    minItems?: number;
-    maxItems?: number;
-  }
-  | { anyOf: Field[]; description: string }
-  | { enum: readonly string[]; description: string }
-  | Ref
-  | { map: ObjectName; description: string };
+  & Wording
+  & (
+    | { type: "string"; description: string; minLength?: number }
+    | { type: "boolean"; description: string }
+    | { type: "object"; description: string }
+    | { type: "number"; description: string; exclusiveMinimum?: number; minimum?: number }
+    | { type: "integer"; description: string; minimum?: number }
+    | {
+      type: "array";
+      description: string;
+      items: Field;
+      minItems?: number;
+      maxItems?: number;
+    }
+    | { anyOf: Field[]; description: string }
+    | { enum: readonly string[]; description: string }
+    | Ref
+    | { map: ObjectName; description: string }
+  );
 
 /** A key holding one of the declared objects. */
 export type Ref = { ref: ObjectName; description?: string };
@@ -64,6 +91,7 @@ const seconds = (what: string): Field => ({
   type: "number",
   exclusiveMinimum: 0,
   description: what,
+  unit: "seconds",
 });
 const timeout = seconds(
   "Whole-run timeout in seconds (task, else category, else suite defaults, else 120).",
@@ -92,19 +120,22 @@ const save: Field = {
 const workspaceTemplate: Field = {
   type: "string",
   minLength: 1,
+  noun: "directory path",
   description: "A directory copied into every task's workspace before it runs (relative: to " +
     "the suite file). It must exist where the server runs. The task, else its category, else " +
     "the suite decides.",
 };
 const expectedFiles: Field = {
   type: "array",
-  items: { ref: "expected_file" },
+  items: { ref: "expected_file", expected: "an object {path, contains?}" },
+  expected: "an array of {path, contains?}",
   description: "Files the task must leave in its workspace, judged on the server through " +
     "`files` (so remote servers and fleet workers work too).",
 };
 const checkFiles: Field = {
   type: "string",
   minLength: 1,
+  noun: "directory path",
   description: "Hidden tests: a directory on the machine running ccx stress (relative: to the " +
     "suite file) whose files are copied into the task's workspace after the task ended and " +
     "before its checks run, replacing files of the same paths. The agent never sees them. The " +
@@ -113,10 +144,10 @@ const checkFiles: Field = {
 const graders: Record<string, Field> = {
   check: {
     anyOf: [
-      { type: "string", minLength: 1, description: "A shell command." },
+      { type: "string", minLength: 1, noun: "command", description: "A shell command." },
       {
         type: "array",
-        items: { type: "string", minLength: 1, description: "A shell command." },
+        items: { type: "string", minLength: 1, noun: "command", description: "A shell command." },
         minItems: 1,
         description: "Shell commands, run in order.",
       },
@@ -129,10 +160,10 @@ const graders: Record<string, Field> = {
   check_files: checkFiles,
   rubric: {
     anyOf: [
-      { type: "string", minLength: 1, description: "A statement." },
+      { type: "string", minLength: 1, noun: "statement", description: "A statement." },
       {
         type: "array",
-        items: { type: "string", minLength: 1, description: "A statement." },
+        items: { type: "string", minLength: 1, noun: "statement", description: "A statement." },
         minItems: 1,
         description: "Statements; all must hold.",
       },
@@ -150,20 +181,22 @@ const concurrent: Record<string, Field> = {
   },
   models: {
     type: "array",
-    items: { type: "string", minLength: 1, description: "A model." },
+    items: { type: "string", minLength: 1, description: "A model.", noun: "model" },
     minItems: 1,
     description: "Models the instances use, in turn.",
   },
   temperature_range: {
     type: "array",
-    items: { type: "number", minimum: 0, description: "A temperature." },
+    items: { type: "number", minimum: 0, description: "A temperature.", noun: "temperature" },
     minItems: 2,
     maxItems: 2,
+    expected: "[low, high]",
     description: "[low, high]: temperatures spread over the instances.",
   },
   evaluation_criteria: {
     enum: EVALUATION_CRITERIA,
     description: "How the best instance is picked.",
+    noun: "criterion",
   },
 };
 const identity: Record<string, Field> = {
@@ -238,6 +271,7 @@ export const SUITE_OBJECTS: Record<ObjectName, ObjectDecl> = {
       command_template: {
         type: "string",
         minLength: 1,
+        noun: "command",
         description: "A shell command with ${MARKER} ${TIMESTAMP} ${REQUEST} ${METATAGS} " +
           "${MODEL} ${TEMPERATURE} ${INSTANCE} placeholders, passed as quoted variables.",
       },
@@ -273,6 +307,7 @@ export const SUITE_OBJECTS: Record<ObjectName, ObjectDecl> = {
       path: {
         type: "string",
         minLength: 1,
+        noun: "path",
         description: "Path relative to the workspace (no `..`); without `contains` a " +
           "directory counts too.",
       },
@@ -291,6 +326,7 @@ export const SUITE_OBJECTS: Record<ObjectName, ObjectDecl> = {
       command: {
         type: "string",
         minLength: 1,
+        noun: "command",
         description: "The shell command (`claude` in it becomes the configured Claude CLI).",
       },
       expected_patterns: patterns,
@@ -307,73 +343,11 @@ export const SUITE_OBJECTS: Record<ObjectName, ObjectDecl> = {
   },
 };
 
-/** A problem found by {@linkcode unknownKeys}. */
-export interface KeyProblem {
-  /** JSON path of the key. */
-  path: string;
-  /** What is wrong, with a suggestion when one is close. */
-  message: string;
-}
-
-function isObj(x: unknown): x is Record<string, unknown> {
-  return typeof x === "object" && x !== null && !Array.isArray(x);
-}
-
-/** Appends a key to a JSON path: `a.b`, or `a["odd key"]`. */
-export function joinPath(path: string, key: string): string {
-  const seg = /^[A-Za-z_$][A-Za-z0-9_$-]*$/.test(key) ? key : `[${JSON.stringify(key)}]`;
-  if (path === "" || path === "$") return seg.startsWith("[") ? `$${seg}` : seg;
-  return seg.startsWith("[") ? path + seg : `${path}.${seg}`;
-}
-
-function walk(x: unknown, f: Field, path: string, out: KeyProblem[]): void {
-  if ("ref" in f) check(x, f.ref, path, out);
-  else if ("map" in f) {
-    if (isObj(x)) {
-      for (const [k, v] of Object.entries(x)) check(v, f.map, joinPath(path, k), out);
-    }
-  } else if ("type" in f && f.type === "array" && Array.isArray(x)) {
-    x.forEach((item, i) => walk(item, f.items as Field, `${path}[${i}]`, out));
-  }
-}
-
-function check(x: unknown, name: ObjectName, path: string, out: KeyProblem[]): void {
-  if (!isObj(x)) return; // a type problem, reported by parseSuite
-  const decl = SUITE_OBJECTS[name];
-  const keys = Object.keys(decl.fields);
-  for (const [k, v] of Object.entries(x)) {
-    const f = decl.fields[k];
-    if (f === undefined) {
-      out.push({
-        path: joinPath(path, k),
-        message: `unknown key ${JSON.stringify(k)}${didYouMean(k, keys)}`,
-      });
-    } else walk(v, f, joinPath(path, k), out);
-  }
-}
-
-/**
- * Every key of a suite document that its object does not declare, with a "did
- * you mean" for likely misspellings. Values of the wrong type are skipped (the
- * parser reports them).
- *
- * @example
- * ```ts
- * import { unknownKeys } from "./suite_schema.ts";
- * unknownKeys({ categories: { a: { tasks: [{ id: "x", verification: { expected_pattern: [] } }] } } });
- * // [{ path: "categories.a.tasks[0].verification.expected_pattern", message: '… (did you mean "expected_patterns"?)' }]
- * ```
- */
-export function unknownKeys(doc: unknown): KeyProblem[] {
-  const out: KeyProblem[] = [];
-  check(doc, "suite", "", out);
-  return out;
-}
-
 /** A JSON object. */
 export type Json = Record<string, unknown>;
 
-function fieldSchema(f: Field | { enum: readonly string[] }): Json {
+function fieldSchema(field: Field): Json {
+  const { noun: _noun, unit: _unit, expected: _expected, ...f } = field; // for messages only
   if ("ref" in f) {
     return { $ref: `#/$defs/${f.ref}`, ...(f.description ? { description: f.description } : {}) };
   }

@@ -7,7 +7,7 @@
  * ```ts
  * import { CcxClient } from "../client/client.ts";
  * import { runTask } from "./task.ts";
- * import { loadSuite } from "./suite.ts";
+ * import { loadSuite } from "./suite_load.ts";
  * const [task] = (await loadSuite("tasks/selftest.json")).tasks;
  * const url = "ws://127.0.0.1:8004/ws";
  * const client = await CcxClient.connect(url);
@@ -30,14 +30,17 @@ import { ClaudeLiveWatch } from "../claude/live_watch.ts";
 import { ClaudeStreamParser, modelText } from "../claude/stream.ts";
 import { type Candidate, pickBest, type PickOptions } from "../verdict/pick.ts";
 import { type RunFacts, runFacts } from "../verdict/answer.ts";
-import { writeOutputFile } from "./report/files.ts";
+import { type OutputHeader, writeOutputFile } from "./report/files.ts";
 import type { InstanceResult, TestResult } from "./report/model.ts";
-import { buildTaskCommand, type BuiltCommand, resolveMarker, type SuiteTask } from "./suite.ts";
+import { buildTaskCommand, type BuiltCommand, resolveMarker } from "./task_command.ts";
+import type { SuiteTask } from "./suite_model.ts";
 import { type HistoryStore, type Outcome, taskClass } from "../claude/history.ts";
 import { limitWaitMs, sleepUnlessAborted } from "../common/backoff.ts";
 import { formatTimestamp } from "../common/format.ts";
 import { checkFiles, judgeRun, runsClaude, type Verdict } from "./judge.ts";
 import { type Graded, gradeRun } from "./grade.ts";
+import { type JobTag, taskJobTag } from "./job_tag.ts";
+
 /**
  * What running one task needs (the runner's options without the scheduling ones). Shared by
  * `runTasks` and the fleet worker, so both judge, retry and save output alike.
@@ -106,6 +109,13 @@ export interface TaskOptions {
   judgeModel?: string;
   /** Seconds a rubric's judge may run, before the timeout scale (default 300). */
   judgeTimeoutS?: number;
+  /**
+   * Called when a task's output file could not be written (a full disk): the task keeps the
+   * verdict it earned and its result names no output file. Default: a line on stderr.
+   */
+  onNotWritten?(path: string, error: Error): void;
+  /** Put in every job's `meta` (see `job_tag.ts`): the run's suite, id and size. */
+  jobMeta?: Record<string, unknown>;
 }
 
 /**
@@ -163,7 +173,7 @@ interface Conn {
 async function runBuilt(
   conn: Conn,
   built: BuiltCommand,
-  t: { timeoutS?: number; stallTimeoutS?: number },
+  t: { timeoutS?: number; stallTimeoutS?: number; tag?: JobTag },
   opts: Pick<
     TaskOptions,
     | "signal"
@@ -209,6 +219,7 @@ async function runBuilt(
         timeout: t.timeoutS,
         ...(isClaude ? {} : { stall_timeout: t.stallTimeoutS }),
         ...(workspace ? { workspace } : {}),
+        ...t.tag,
       },
       {
         onOutput: (type, data) => {
@@ -282,7 +293,7 @@ async function recordRun(
  * ```ts
  * import { openHistory } from "../claude/history.ts";
  * import { recordOutcome } from "./task.ts";
- * import { loadSuite } from "./suite.ts";
+ * import { loadSuite } from "./suite_load.ts";
  * const [task] = (await loadSuite("tasks/selftest.json")).tasks;
  * const history = await openHistory({ path: "/tmp/ccx-history.sqlite" });
  * await recordOutcome(history, task, 1.5, { status: "passed", reason: "exit 0" });
@@ -315,7 +326,7 @@ export async function recordOutcome(
  * ```ts
  * import { CcxClient } from "../client/client.ts";
  * import { runTask } from "./task.ts";
- * import { loadSuite } from "./suite.ts";
+ * import { loadSuite } from "./suite_load.ts";
  * const [task] = (await loadSuite("tasks/selftest.json")).tasks;
  * const url = "ws://127.0.0.1:8004/ws";
  * const client = await CcxClient.connect(url);
@@ -357,10 +368,11 @@ export async function runTask(
       });
       const isClaude = runsClaude(task);
       const conn = await connect();
+      const tag = taskJobTag(task, rid, opts.jobMeta);
       const run = await runBuilt(
         conn,
         built,
-        { timeoutS, stallTimeoutS },
+        { timeoutS, stallTimeoutS, tag },
         opts,
         rid,
         workspaceFor(task, opts),
@@ -375,7 +387,7 @@ export async function runTask(
         { isClaude, liveFailure: run.liveFailure },
       );
       await checkFiles(v, task, run, conn.client);
-      const graded = await gradeRun(v, task, run, conn, opts, rid);
+      const graded = await gradeRun(v, task, run, conn, opts, rid, tag);
       if (opts.signal?.aborted && run.status === "canceled") v.reason = "interrupted";
       await recordRun(opts, task, run, v);
       if (v.rateLimited && attempts <= retries && !opts.signal?.aborted) {
@@ -387,20 +399,18 @@ export async function runTask(
         if (opts.signal?.aborted) v.reason = `interrupted while waiting: ${v.reason}`;
       }
       if (v.rateLimited && attempts > 1) v.reason += ` (after ${attempts} attempts)`;
-      const outputFile = task.saveOutput ? join(opts.outDir, `${rid}.txt`) : undefined;
       const durationS = (performance.now() - t0) / 1000;
-      if (outputFile) {
-        await writeOutputFile(outputFile, {
-          task: rid,
-          name: task.name,
-          status: v.status,
-          durationS,
-          exitCode: run.exitCode,
-          timestamp: new Date(startedAt),
-          command: built.display,
-          reason: v.reason,
-        }, outputBody(run));
-      }
+      const outputFile = task.saveOutput &&
+          await saveOutput(opts, join(opts.outDir, `${rid}.txt`), {
+            task: rid,
+            name: task.name,
+            status: v.status,
+            durationS,
+            exitCode: run.exitCode,
+            timestamp: new Date(startedAt),
+            command: built.display,
+            reason: v.reason,
+          }, outputBody(run)) || undefined;
       return {
         ...base,
         status: v.status,
@@ -436,6 +446,27 @@ export async function runTask(
       attempts: 1,
       ...(missing ? { kind: "cli_missing", fix: FAILURE_POLICIES.cli_missing.fix } : {}),
     };
+  }
+}
+
+/**
+ * Saves a task's output file and resolves with its path; when that fails (a full disk) it
+ * removes what was left, tells `onNotWritten` and resolves `undefined`: the verdict stands.
+ */
+async function saveOutput(
+  opts: TaskOptions,
+  path: string,
+  header: OutputHeader,
+  body: string,
+): Promise<string | undefined> {
+  try {
+    await writeOutputFile(path, header, body);
+    return path;
+  } catch (e) {
+    await Deno.remove(path).catch(() => {});
+    if (opts.onNotWritten) opts.onNotWritten(path, e as Error);
+    else console.error(`ccx: output file ${path} not written: ${(e as Error).message}`);
+    return undefined;
   }
 }
 
@@ -496,7 +527,7 @@ export interface InstanceRun {
  * ```ts
  * import { CcxClient } from "../client/client.ts";
  * import { runInstance } from "./task.ts";
- * import { loadSuite } from "./suite.ts";
+ * import { loadSuite } from "./suite_load.ts";
  * const task = (await loadSuite("tasks/selftest.json")).tasks.find((t) => t.concurrent)!;
  * const url = "ws://127.0.0.1:8004/ws";
  * const client = await CcxClient.connect(url);
@@ -529,10 +560,11 @@ export async function runInstance(
   );
   const conn = await connect();
   const isClaude = runsClaude(task);
+  const tag = taskJobTag(task, rid, opts.jobMeta, i);
   const run = await runBuilt(
     conn,
     built,
-    { timeoutS, stallTimeoutS },
+    { timeoutS, stallTimeoutS, tag },
     opts,
     `${rid}.i${i + 1}`,
     workspaceFor(task, opts),
@@ -543,21 +575,19 @@ export async function runInstance(
     liveFailure: run.liveFailure,
   });
   await checkFiles(v, task, run, conn.client);
-  const graded = await gradeRun(v, task, run, conn, opts, `${rid}.i${i + 1}`);
+  const graded = await gradeRun(v, task, run, conn, opts, `${rid}.i${i + 1}`, tag);
   if (opts.signal?.aborted && run.status === "canceled") v.reason = "interrupted";
-  const outputFile = task.saveOutput ? join(opts.outDir, `${rid}.i${i + 1}.txt`) : undefined;
-  if (outputFile) {
-    await writeOutputFile(outputFile, {
-      task: `${rid} instance ${i + 1}`,
-      name: task.name,
-      status: v.status,
-      durationS: run.executionTime,
-      exitCode: run.exitCode,
-      timestamp: new Date(),
-      command: built.display,
-      reason: v.reason,
-    }, outputBody(run));
-  }
+  const outputFile = task.saveOutput &&
+      await saveOutput(opts, join(opts.outDir, `${rid}.i${i + 1}.txt`), {
+        task: `${rid} instance ${i + 1}`,
+        name: task.name,
+        status: v.status,
+        durationS: run.executionTime,
+        exitCode: run.exitCode,
+        timestamp: new Date(),
+        command: built.display,
+        reason: v.reason,
+      }, outputBody(run)) || undefined;
   await recordRun(opts, task, run, v);
   return {
     i,
@@ -619,7 +649,7 @@ async function runConcurrent(
  * @example
  * ```ts
  * import { type InstanceRun, pickInstances } from "./task.ts";
- * import { loadSuite } from "./suite.ts";
+ * import { loadSuite } from "./suite_load.ts";
  * const task = (await loadSuite("tasks/selftest.json")).tasks.find((t) => t.concurrent)!;
  * const runs: InstanceRun[] = []; // from runInstance(), here or on fleet workers
  * const base = { id: task.id, name: task.name, category: task.category, startedAt: Date.now() };

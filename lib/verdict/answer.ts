@@ -17,6 +17,7 @@
  */
 
 import { ClaudeStreamParser, looksLikeStreamJson } from "../claude/stream.ts";
+import { isRecord } from "../common/json.ts";
 
 /** Tokens a Claude run used (`usage` of its result line). */
 export interface TokenCounts {
@@ -91,9 +92,7 @@ export function runFacts(stdout: string, stderr: string): RunFacts {
     const p = new ClaudeStreamParser();
     let usage: Record<string, unknown> | undefined;
     for (const ev of [...p.push(stdout), ...p.end()]) {
-      if (ev.type === "result" && typeof ev.raw.usage === "object" && ev.raw.usage !== null) {
-        usage = ev.raw.usage as Record<string, unknown>;
-      }
+      if (ev.type === "result" && isRecord(ev.raw.usage)) usage = ev.raw.usage;
     }
     const t = p.transcript();
     answer = t.result?.text ?? t.assistantText[t.assistantText.length - 1];

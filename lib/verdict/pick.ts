@@ -43,6 +43,21 @@ export const EVALUATION_CRITERIA = [
 export type EvaluationCriterion = typeof EVALUATION_CRITERIA[number];
 
 /**
+ * Whether `value` names an evaluation criterion (exact and case-sensitive, as in the seed).
+ *
+ * @example
+ * ```ts
+ * import { isEvaluationCriterion } from "./pick.ts";
+ * isEvaluationCriterion("CONSENSUS"); // true
+ * isEvaluationCriterion("consensus"); // false
+ * ```
+ */
+export function isEvaluationCriterion(value: unknown): value is EvaluationCriterion {
+  return typeof value === "string" &&
+    (EVALUATION_CRITERIA as readonly string[]).includes(value);
+}
+
+/**
  * One response among the N concurrent ones.
  *
  * @example

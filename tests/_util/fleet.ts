@@ -5,7 +5,7 @@
  */
 
 import { join } from "node:path";
-import { newTag, pidsMatching, ROOT, waitFor } from "./helpers.ts";
+import { KEY_ENV, newTag, pidsMatching, ROOT, waitFor } from "./helpers.ts";
 import { startRedis, type TestRedis } from "./redis.ts";
 
 /** A `ccx worker` process. */
@@ -28,17 +28,20 @@ function drain(stream: ReadableStream<Uint8Array>, sink: (s: string) => void): P
 }
 
 /**
- * Starts `ccx worker --queue URL --name NAME ARGS` and resolves once it takes tasks.
+ * Starts `ccx worker --queue URL --name NAME ARGS` and resolves once it takes tasks. `env` adds
+ * to its environment (e.g. `CCX_STATE_DIR`, where its server makes workspaces).
  */
 export async function startWorker(
   url: string,
   name: string,
   args: string[] = [],
+  env: Record<string, string> = {},
 ): Promise<WorkerProc> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}main.ts`, "worker", "--name", name, ...args],
-    // Tests run as root, where the CLI needs IS_SANDBOX=1.
-    env: { CCX_QUEUE: url, NO_COLOR: "1", CCX_SANDBOX: "1" },
+    // Tests run as root, where the CLI needs IS_SANDBOX=1; the stand-in needs a key, which the
+    // worker's jobs get from its environment (the allow-list passes ANTHROPIC_*).
+    env: { CCX_QUEUE: url, NO_COLOR: "1", CCX_SANDBOX: "1", ...KEY_ENV, ...env },
     stdin: "null",
     stdout: "null",
     stderr: "piped",
@@ -170,6 +173,26 @@ export function gatedSuite(tag: string, go: string, n: number, word = "done"): u
       timeout: 120,
     })),
   };
+}
+
+/**
+ * The tasks of a {@linkcode gatedSuite} (tagged `tag`, answering `word`) that have a live process
+ * now: their numbers, read from the command lines (`… echo word-N`), so a task that shows up as
+ * more than one process still counts once.
+ */
+export function runningTasks(tag: string, word = "done"): Set<number> {
+  const out = new Set<number>();
+  const re = new RegExp(`echo ${word}-(\\d+)`);
+  for (const pid of pidsMatching(tag)) {
+    try {
+      const cmd = Deno.readTextFileSync(`/proc/${pid}/cmdline`).replaceAll("\0", " ");
+      const m = cmd.match(re);
+      if (m) out.add(Number(m[1]));
+    } catch {
+      // gone
+    }
+  }
+  return out;
 }
 
 /** What {@linkcode withFleet} gives a test. */

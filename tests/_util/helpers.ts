@@ -6,7 +6,8 @@
 
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import { CcxServer, type ServerOptions } from "../../lib/serve/server.ts";
+import { CcxServer } from "../../lib/serve/server.ts";
+import type { ServerOptions } from "../../lib/serve/options.ts";
 
 /** Absolute path of the repository root. */
 export const ROOT = fileURLToPath(new URL("../..", import.meta.url));
@@ -30,6 +31,23 @@ globalThis.addEventListener("unload", () => {
 
 /** Absolute path of the stand-in Claude CLI. */
 export const FAKE_CLAUDE = `${ROOT}tests/fixtures/claude`;
+
+/**
+ * The API key every test that runs the stand-in passes it: like the real CLI, the stand-in says
+ * `Not logged in` and exits 1 without a key or a login (it checks only that one is set).
+ */
+export const TEST_API_KEY = "sk-ant-stand-in-test";
+
+/** `{ ANTHROPIC_API_KEY: TEST_API_KEY }`: spread it into the environment of a stand-in run. */
+export const KEY_ENV: Readonly<Record<string, string>> = { ANTHROPIC_API_KEY: TEST_API_KEY };
+
+/**
+ * The environment of an in-process server whose jobs run the stand-in: this process's own, plus
+ * the key (see `ServerOptions.env`), as an operator would start `ccx serve` with the key set.
+ */
+export function serverEnvWithKey(): Record<string, string> {
+  return { ...Deno.env.toObject(), ...KEY_ENV };
+}
 
 /** A process seen in /proc. */
 export interface ProcInfo {

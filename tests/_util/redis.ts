@@ -26,9 +26,6 @@ export function onPath(bin: string): boolean {
   return false;
 }
 
-/** `CCX_SKIP_REDIS=1` skips the tests that need a real redis-server. */
-export const SKIP_REDIS = Deno.env.get("CCX_SKIP_REDIS") === "1";
-
 /** A running throwaway redis-server. */
 export interface TestRedis {
   /** `redis://127.0.0.1:PORT` */
@@ -37,6 +34,10 @@ export interface TestRedis {
   port: number;
   /** Ends it (SIGTERM) and removes its directory. */
   stop: () => Promise<void>;
+  /** Freezes it (SIGSTOP): clients stay connected and get no answer, as in an outage. */
+  pause: () => void;
+  /** Lets a paused server go on (SIGCONT); what it was sent meanwhile is then served. */
+  resume: () => void;
 }
 
 /** Starts a throwaway `redis-server` on a free loopback port; `stop()` ends it and cleans up. */
@@ -71,8 +72,12 @@ export async function startRedis(): Promise<TestRedis> {
     exited = true;
     return s;
   });
+  const signal = (sig: Deno.Signal) => {
+    if (!exited) child.kill(sig);
+  };
   const stop = async () => {
-    if (!exited) child.kill("SIGTERM");
+    signal("SIGCONT"); // a paused server would not act on SIGTERM
+    signal("SIGTERM");
     await status;
     await Deno.remove(dir, { recursive: true });
   };
@@ -92,5 +97,11 @@ export async function startRedis(): Promise<TestRedis> {
     await stop();
     throw e;
   }
-  return { url: `redis://127.0.0.1:${port}`, port, stop };
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    stop,
+    pause: () => signal("SIGSTOP"),
+    resume: () => signal("SIGCONT"),
+  };
 }

@@ -35,6 +35,8 @@
  * @module
  */
 
+import { isRecord } from "../../common/json.ts";
+
 /**
  * One reply of the mock: a text answer; a tool call (answered, once the CLI sends the tool's
  * result, by `then`); an HTTP error; a stream cut in the middle; a `max_tokens` stop; a request
@@ -143,10 +145,6 @@ const REPLY_TYPES = [
   "stall",
   "judge",
 ] as const;
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
 
 function parseReply(v: unknown, path: string): MockReply {
   if (!isRecord(v)) throw new MockScriptError(`${path}: expected an object`);

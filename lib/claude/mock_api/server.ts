@@ -36,10 +36,7 @@ import {
   readConversation,
   streamResponse,
 } from "./wire.ts";
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
+import { isRecord } from "../../common/json.ts";
 
 /** Options of {@linkcode MockApiServer.start}. */
 export interface MockApiOptions {

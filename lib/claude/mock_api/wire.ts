@@ -15,10 +15,7 @@
  */
 
 import type { MockConversation, MockReply } from "./script.ts";
-
-function isRecord(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
+import { isRecord } from "../../common/json.ts";
 
 function textOf(content: unknown): string[] {
   if (typeof content === "string") return [content];

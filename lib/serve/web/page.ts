@@ -45,12 +45,22 @@ th, td { text-align:left; padding:5px 8px; border-bottom:1px solid var(--line);
   white-space:nowrap; }
 th { color:var(--dim); font-weight:500; font-size:11px; }
 .scroll { overflow-x:auto; }
-td.cmd { max-width:220px; overflow:hidden; text-overflow:ellipsis;
-  font-family:ui-monospace, Menlo, Consolas, monospace; font-size:12px; }
+/* Fixed columns: a long label or command is cut with an ellipsis, never widens the table. */
+#jobs { table-layout:fixed; }
+#jobs col.c-status { width:124px; } #jobs col.c-pid { width:64px; }
+#jobs col.c-elapsed { width:72px; } #jobs col.c-exit { width:44px; }
+#jobs col.c-out { width:78px; }
+#jobs td { overflow:hidden; text-overflow:ellipsis; }
+td.title.cmd { font-family:ui-monospace, Menlo, Consolas, monospace; font-size:12px; }
 td.num { text-align:right; font-variant-numeric:tabular-nums; }
-#jobs tbody tr { cursor:pointer; }
-#jobs tbody tr:hover { background:#1c242d; }
+#jobs tbody tr.job { cursor:pointer; }
+#jobs tbody tr.job:hover { background:#1c242d; }
 #jobs tbody tr.sel { background:#1d3246; }
+#jobs tr.run td { background:#121920; color:var(--dim); font-size:12px; padding:6px 8px 4px; }
+#jobs tr.run b { color:var(--fg); font-weight:600; }
+#jobs tr.run .bar { height:3px; background:#243140; border-radius:2px; margin-top:4px;
+  overflow:hidden; }
+#jobs tr.run .bar i { display:block; height:100%; background:var(--ok); }
 .st { display:inline-block; padding:0 6px; border-radius:9px; font-size:11px; font-weight:600; }
 .st.running { background:#173a2b; color:var(--ok); }
 .st.paused { background:#2e2340; color:var(--paused); }
@@ -58,11 +68,14 @@ td.num { text-align:right; font-variant-numeric:tabular-nums; }
 .st.completed { background:#1b2a22; color:#8fd6b0; }
 .st.failed, .st.killed { background:#3a1a1e; color:var(--bad); }
 .st.timeout, .st.stalled, .st.canceled { background:#3a3017; color:var(--warn); }
+.st.expected { background:#1b2a22; color:#8fd6b0; }
 .empty { color:var(--dim); padding:14px 12px; }
 #detail-head { padding:8px 12px; border-bottom:1px solid var(--line); display:flex; gap:8px;
   align-items:center; flex-wrap:wrap; }
-#detail-head code { font-size:12px; color:var(--dim); overflow:hidden; text-overflow:ellipsis;
-  white-space:nowrap; max-width:100%; }
+#detail-head code, #detail-meta { font-size:12px; color:var(--dim); overflow:hidden;
+  text-overflow:ellipsis; white-space:nowrap; max-width:100%; }
+#detail-title { overflow:hidden; text-overflow:ellipsis; white-space:nowrap; max-width:100%; }
+#detail-meta { flex-basis:100%; }
 button { background:#223040; color:var(--fg); border:1px solid #34465a; border-radius:4px;
   padding:4px 12px; font:inherit; font-weight:600; cursor:pointer; }
 button:hover:not(:disabled) { background:#2b3d52; }
@@ -82,6 +95,11 @@ button.danger { border-color:#7a2f37; color:#ffb3ba; }
 .msg .who { display:block; font-size:11px; font-weight:700; letter-spacing:.5px;
   text-transform:uppercase; color:var(--dim); margin-bottom:3px; }
 .msg.system { background:#141a20; color:var(--dim); }
+.msg.line { white-space:nowrap; overflow:hidden; text-overflow:ellipsis; padding:3px 10px;
+  font-size:12px; margin-bottom:6px; }
+.msg.line .who { display:inline; margin:0 6px 0 0; }
+.msg.prompt { background:#1a1f2e; border-color:#3b4d7a; }
+#tool-live { padding:4px 12px 8px; color:var(--warn); font-style:italic; }
 .msg.assistant { background:#17232f; border-color:#23405a; }
 .msg.tool-call { background:#1b1a2b; border-color:#3a3260;
   font-family:ui-monospace, Menlo, Consolas, monospace; font-size:12px; }
@@ -99,6 +117,8 @@ button.danger { border-color:#7a2f37; color:#ffb3ba; }
 #gate input { width:100%; padding:7px 9px; margin:6px 0 10px; background:#0b0f13;
   color:var(--fg); border:1px solid #34465a; border-radius:4px; font:inherit; }
 #gate .err { color:var(--bad); min-height:1.4em; }
+/* Narrow windows: the jobs table takes the whole width, the chosen job's output goes below it. */
+@media (max-width: 1100px) { main { grid-template-columns:minmax(0, 1fr); } }
 .hidden { display:none !important; }
 .wide { grid-column:1 / -1; }
 `;
@@ -112,6 +132,7 @@ const SCRIPT = String.raw`
   var ws = null, nextId = 1, pending = {}, retry = null;
   var jobs = new Map(); // key -> job
   var selected = null; // key
+  var autoPicked = false; // the selection was made by the page (the only running job), not a click
   var view = "auto"; // auto | conversation | raw
   var buffers = new Map(); // key -> {chunks:[], partial:"", items:[], streamJson:false, lastSeq:-1}
   var clockSkew = 0; // server time - browser time, seconds
@@ -123,6 +144,37 @@ const SCRIPT = String.raw`
     return e;
   }
   function keyOf(j) { return j.session_id + "/" + j.job_id; }
+  function shellWord(a) {
+    return /^[\w@%+=:,.\/-]+$/.test(a) ? a : "'" + a.replace(/'/g, "'\\''") + "'";
+  }
+  // What a job is called: its label, else its command as a shell line (an argv is quoted).
+  function titleOf(j) {
+    if (j.label) return j.label;
+    return j.argv ? j.argv.map(shellWord).join(" ") : j.command;
+  }
+  function commandOf(j) { return j.argv ? j.argv.map(shellWord).join(" ") : j.command; }
+  function metaOf(j) { return j.meta && typeof j.meta === "object" ? j.meta : {}; }
+  // What a Claude job asks: meta.prompt, else the prompt of a "claude -p PROMPT" argv.
+  function promptOf(j) {
+    var m = metaOf(j);
+    if (typeof m.prompt === "string" && m.prompt !== "") return m.prompt;
+    var a = j.argv;
+    if (!a) return "";
+    var dd = a.indexOf("--");
+    if (dd > 0 && dd + 1 < a.length) return a[dd + 1];
+    for (var i = 1; i + 1 < a.length; i++) {
+      if ((a[i] === "-p" || a[i] === "--print") && a[i + 1].charAt(0) !== "-") return a[i + 1];
+    }
+    return "";
+  }
+  // A task that must fail (expect_exit non-zero) and did: not shown as a failure.
+  function statusOf(j) {
+    if (j.state !== "done") return { cls: j.state, text: j.state };
+    if (j.status === "failed" && metaOf(j).expect_exit === "non-zero") {
+      return { cls: "expected", text: "failed (expected)" };
+    }
+    return { cls: j.status, text: j.status };
+  }
   function fmtBytes(n) {
     if (n === undefined || n === null) return "";
     if (n < 1024) return n + " B";
@@ -224,7 +276,7 @@ const SCRIPT = String.raw`
       } else {
         jobs.set(k, j);
       }
-      renderJobs(); renderDetailHead();
+      renderJobs(); renderDetailHead(); autoSelect();
     } else if (m.method === "observe.output") {
       addOutput(params.session_id + "/" + params.job_id, params);
     } else if (m.method === "observe.server") {
@@ -242,7 +294,8 @@ const SCRIPT = String.raw`
       var seen = new Set();
       snap.jobs.forEach(function (j) { var k = keyOf(j); seen.add(k); jobs.set(k, j); });
       Array.from(jobs.keys()).forEach(function (k) { if (!seen.has(k)) jobs.delete(k); });
-      renderJobs(); renderDetailHead();
+      if (selected && !jobs.has(selected)) { selected = null; renderOutput(); }
+      renderJobs(); renderDetailHead(); autoSelect();
     }, function (e) {
       if (output.length > 0 && ws && ws.readyState === 1) {
         // The chosen job is gone (e.g. the server restarted): list again without it.
@@ -284,38 +337,108 @@ const SCRIPT = String.raw`
     if (j.state === "done" || j.ended_at) return j.elapsed;
     return Math.max(j.elapsed, Date.now() / 1000 + clockSkew - j.started_at);
   }
+  function metaStr(j, key) {
+    var v = metaOf(j)[key];
+    return typeof v === "string" && v !== "" ? v : undefined;
+  }
+  // Jobs by run (meta.run_id), each with its progress: a task run (meta.result_id, else the job)
+  // is done when all of its jobs are. Runs with running jobs first, then the newest.
+  function groupsOf(list) {
+    var byRun = new Map();
+    list.forEach(function (j) {
+      var id = metaStr(j, "run_id");
+      var g = byRun.get(id);
+      if (!g) { g = { id: id, jobs: [], running: 0, newest: 0 }; byRun.set(id, g); }
+      g.jobs.push(j);
+      if (!g.suite) g.suite = metaStr(j, "suite");
+      if (typeof metaOf(j).run_total === "number") g.total = metaOf(j).run_total;
+      if (j.state !== "done") g.running++;
+      g.newest = Math.max(g.newest, j.started_at);
+    });
+    var out = Array.from(byRun.values());
+    out.forEach(function (g) {
+      var tasks = new Map();
+      g.jobs.forEach(function (j) {
+        var t = metaStr(j, "result_id") || keyOf(j);
+        tasks.set(t, (tasks.has(t) ? tasks.get(t) : true) && j.state === "done");
+      });
+      g.done = Array.from(tasks.values()).filter(function (d) { return d; }).length;
+      g.jobs.sort(function (a, b) {
+        var ar = a.state === "done" ? 1 : 0, br = b.state === "done" ? 1 : 0;
+        return ar - br || b.started_at - a.started_at;
+      });
+    });
+    return out.sort(function (a, b) {
+      if ((a.id === undefined) !== (b.id === undefined)) return a.id === undefined ? 1 : -1;
+      return (b.running > 0) - (a.running > 0) || b.newest - a.newest;
+    });
+  }
+  function runRow(g) {
+    var tr = el("tr", "run");
+    tr.setAttribute("data-run", g.id || "");
+    var td = el("td");
+    td.colSpan = 6;
+    if (g.id === undefined) {
+      td.textContent = "other jobs";
+    } else {
+      if (g.suite) td.appendChild(el("b", "", g.suite));
+      td.appendChild(document.createTextNode((g.suite ? " · " : "") + "run " + g.id + " · "));
+      var prog = el("span", "progress",
+        g.done + (g.total !== undefined ? " of " + g.total : "") + " done · " + g.running + " running");
+      td.appendChild(prog);
+      if (g.total) {
+        var bar = el("div", "bar"), fill = el("i");
+        fill.style.width = Math.min(100, Math.round(100 * g.done / g.total)) + "%";
+        bar.appendChild(fill); td.appendChild(bar);
+      }
+    }
+    td.title = td.textContent;
+    tr.appendChild(td);
+    return tr;
+  }
+  function jobRow(j) {
+    var k = keyOf(j);
+    var tr = el("tr", "job");
+    tr.setAttribute("data-key", k);
+    tr.setAttribute("data-job-id", j.job_id);
+    if (k === selected) tr.className = "job sel";
+    var st = statusOf(j);
+    var pill = el("span", "st " + st.cls, st.text);
+    if (st.cls === "expected") pill.title = "this task passes when its command fails";
+    var c1 = el("td"); c1.appendChild(pill); tr.appendChild(c1);
+    var title = el("td", "title" + (j.label ? "" : " cmd"), titleOf(j));
+    title.title = (j.label ? j.label + "\n" : "") + commandOf(j) + "\njob " + j.job_id;
+    tr.appendChild(title);
+    tr.appendChild(el("td", "num", j.pid));
+    tr.appendChild(el("td", "num elapsed", fmtSecs(elapsedOf(j))));
+    tr.appendChild(el("td", "num", j.exit_code === undefined || j.exit_code === null ? "" : j.exit_code));
+    tr.appendChild(el("td", "num", fmtBytes(j.stdout_bytes + j.stderr_bytes)));
+    tr.onclick = function () { select(k, false); };
+    return tr;
+  }
   function renderJobs() {
     var tbody = $("jobs-body");
     tbody.textContent = "";
-    var list = Array.from(jobs.values()).sort(function (a, b) {
-      var ar = a.state === "done" ? 1 : 0, br = b.state === "done" ? 1 : 0;
-      return ar - br || b.started_at - a.started_at;
-    });
+    var list = Array.from(jobs.values());
     $("jobs-empty").classList.toggle("hidden", list.length > 0);
     $("jobs-count").textContent = list.length ? "(" + list.length + ")" : "";
-    list.forEach(function (j) {
-      var k = keyOf(j);
-      var tr = el("tr");
-      tr.setAttribute("data-key", k);
-      tr.setAttribute("data-job-id", j.job_id);
-      if (k === selected) tr.className = "sel";
-      var status = j.state === "done" ? j.status : j.state;
-      var st = el("span", "st " + status, status);
-      var c1 = el("td"); c1.appendChild(st); tr.appendChild(c1);
-      tr.appendChild(el("td", "", j.job_id.length > 14 ? j.job_id.slice(0, 13) + "…" : j.job_id));
-      var cmd = el("td", "cmd", j.command); cmd.title = j.command; tr.appendChild(cmd);
-      tr.appendChild(el("td", "num", j.pid));
-      tr.appendChild(el("td", "num elapsed", fmtSecs(elapsedOf(j))));
-      tr.appendChild(el("td", "num", j.exit_code === undefined ? "" : j.exit_code));
-      tr.appendChild(el("td", "num", fmtBytes(j.stdout_bytes + j.stderr_bytes)));
-      var by = el("td", "", j.started_by.remote + " · " + j.started_by.session_id.slice(0, 8));
-      by.title = "session " + j.started_by.session_id;
-      tr.appendChild(by);
-      tr.onclick = function () { select(k); };
-      tbody.appendChild(tr);
+    var groups = groupsOf(list);
+    var named = groups.some(function (g) { return g.id !== undefined; });
+    groups.forEach(function (g) {
+      if (named) tbody.appendChild(runRow(g));
+      g.jobs.forEach(function (j) { tbody.appendChild(jobRow(j)); });
     });
   }
-  function select(k) {
+  // Nothing chosen (or only by the page itself) and exactly one job runs: follow that one.
+  function autoSelect() {
+    if (selected && !autoPicked && jobs.has(selected)) return;
+    var live = Array.from(jobs.values()).filter(function (j) { return j.state !== "done"; });
+    if (live.length !== 1) return;
+    var k = keyOf(live[0]);
+    if (k !== selected) select(k, true);
+  }
+  function select(k, auto) {
+    autoPicked = !!auto;
     if (selected === k) return;
     selected = k;
     buffers.delete(k); // the server sends its tail again when a job is followed anew
@@ -328,7 +451,9 @@ const SCRIPT = String.raw`
   function bufferOf(k) {
     var b = buffers.get(k);
     if (!b) {
-      b = { chunks: [], partial: "", items: [], streamJson: false, lastSeq: -1, chars: 0 };
+      // pending: tool calls without a result yet, by id: {name, at} (at: server epoch seconds)
+      b = { chunks: [], partial: "", items: [], streamJson: false, lastSeq: -1, chars: 0,
+        pending: new Map(), at: 0 };
       buffers.set(k, b);
     }
     return b;
@@ -343,6 +468,7 @@ const SCRIPT = String.raw`
     b.chars += p.data.length;
     while (b.chars > 2000000 && b.chunks.length > 1) b.chars -= b.chunks.shift().data.length;
     var fresh = [];
+    b.at = typeof p.at === "number" ? p.at : Date.now() / 1000 + clockSkew;
     if (p.type === "stdout") {
       var text = b.partial + p.data, lines = text.split("\n");
       b.partial = lines.pop();
@@ -358,6 +484,27 @@ const SCRIPT = String.raw`
     var s = typeof v === "string" ? v : JSON.stringify(v, null, 2);
     return s.length > n ? s.slice(0, n) + "… (" + s.length + " characters)" : s;
   }
+  // One line for a system event: its subtype and its plain fields (api_retry: attempt N of M,
+  // the wait and the error), never the raw JSON (kept as the line's tooltip).
+  function systemSummary(o) {
+    var bits = [o.subtype || "event"];
+    if (o.subtype === "api_retry") {
+      if (o.attempt !== undefined) bits.push("attempt " + o.attempt + (o.max_retries !== undefined ? " of " + o.max_retries : ""));
+      if (typeof o.retry_delay_ms === "number") bits.push("next in " + (o.retry_delay_ms / 1000).toFixed(1) + " s");
+      if (o.error_status !== undefined && o.error_status !== null) bits.push("HTTP " + o.error_status);
+      if (o.error) bits.push("error " + (typeof o.error === "string" ? o.error : JSON.stringify(o.error)));
+      return bits.join(" · ");
+    }
+    Object.keys(o).forEach(function (k) {
+      if (k === "type" || k === "subtype" || k === "session_id" || k === "uuid") return;
+      var v = o[k];
+      if (v === null || typeof v === "object") return;
+      var t = String(v);
+      bits.push(k + " " + (t.length > 60 ? t.slice(0, 59) + "…" : t));
+    });
+    var line = bits.slice(0, 7).join(" · ");
+    return line.length > 240 ? line.slice(0, 239) + "…" : line;
+  }
   function parseLine(line, b) {
     if (line.trim() === "") return null;
     var o = null;
@@ -366,12 +513,13 @@ const SCRIPT = String.raw`
     var content = o.message && Array.isArray(o.message.content) ? o.message.content : [];
     if (o.type === "system") {
       b.streamJson = true;
+      var full = short(o, 4000);
       if (o.subtype === "init") {
-        return { kind: "system", who: "session", text: "model " + (o.model || "?") + " · cwd " +
-          (o.cwd || "?") + " · " + ((o.tools || []).length) + " tools" +
-          (o.permissionMode ? " · " + o.permissionMode : "") };
+        return { kind: "system line", who: "session", full: full, text: "model " +
+          (o.model || "?") + " · cwd " + (o.cwd || "?") + " · " + ((o.tools || []).length) +
+          " tools" + (o.permissionMode ? " · " + o.permissionMode : "") };
       }
-      return { kind: "system", who: "system " + (o.subtype || ""), text: short(o, 400) };
+      return { kind: "system line", who: "system", full: full, text: systemSummary(o) };
     }
     if (o.type === "assistant") {
       b.streamJson = true;
@@ -379,6 +527,7 @@ const SCRIPT = String.raw`
       content.forEach(function (c) {
         if (c.type === "text" && c.text) parts.push({ kind: "assistant", who: "assistant", text: c.text });
         else if (c.type === "tool_use") {
+          if (c.id) b.pending.set(c.id, { name: c.name || "a tool", at: b.at, input: c.input });
           parts.push({ kind: "tool-call", who: "tool call · " + c.name, text: short(c.input || {}, 1200) });
         } else if (c.type === "thinking" && c.thinking) {
           parts.push({ kind: "system", who: "thinking", text: c.thinking });
@@ -391,6 +540,7 @@ const SCRIPT = String.raw`
       var res = [];
       content.forEach(function (c) {
         if (c.type !== "tool_result") return;
+        b.pending.delete(c.tool_use_id);
         var t = typeof c.content === "string" ? c.content : Array.isArray(c.content) ?
           c.content.map(function (x) { return x.text || ""; }).join("\n") : "";
         res.push({ kind: "tool-result" + (c.is_error ? " error" : ""),
@@ -400,6 +550,7 @@ const SCRIPT = String.raw`
     }
     if (o.type === "result") {
       b.streamJson = true;
+      b.pending.clear();
       var bits = [o.subtype || "result"];
       if (o.num_turns !== undefined) bits.push(o.num_turns + " turns");
       var cost = o.total_cost_usd !== undefined ? o.total_cost_usd : o.cost_usd;
@@ -417,8 +568,36 @@ const SCRIPT = String.raw`
       var d = el("div", "msg " + x.kind);
       if (x.who) d.appendChild(el("span", "who", x.who));
       d.appendChild(document.createTextNode(x.text));
+      if (x.full) d.title = x.full;
       box.appendChild(d);
     });
+  }
+  // The prompt of the chosen job, first in its conversation.
+  function renderPrompt(conv) {
+    var j = selected ? jobs.get(selected) : null;
+    var text = j ? promptOf(j) : "";
+    if (!text) return;
+    var d = el("div", "msg prompt");
+    d.appendChild(el("span", "who", "prompt"));
+    d.appendChild(document.createTextNode(text));
+    conv.appendChild(d);
+  }
+  // "running Bash for 40 s" while the chosen job waits on a tool call that has not answered.
+  function renderToolLive() {
+    var box = $("tool-live");
+    var j = selected ? jobs.get(selected) : null;
+    var b = selected ? buffers.get(selected) : null;
+    var last = null;
+    if (j && b && j.state !== "done" && b.pending.size > 0 && showConversation(b)) {
+      b.pending.forEach(function (t) { last = t; });
+    }
+    box.classList.toggle("hidden", !last);
+    if (!last) { box.textContent = ""; return; }
+    var secs = Math.max(0, Date.now() / 1000 + clockSkew - last.at);
+    box.textContent = "running " + last.name + " for " + Math.floor(secs) + " s";
+    var inp = last.input || {};
+    var what = inp.command || inp.file_path || inp.pattern || inp.url || "";
+    box.title = what ? String(what) : "";
   }
   function stick(box, fn) {
     var atEnd = box.scrollHeight - box.scrollTop - box.clientHeight < 40;
@@ -430,6 +609,7 @@ const SCRIPT = String.raw`
     out.textContent = ""; conv.textContent = "";
     var b = selected ? buffers.get(selected) : null;
     $("detail-empty").classList.toggle("hidden", !!selected);
+    renderToolLive();
     if (!selected) { out.classList.add("hidden"); conv.classList.add("hidden"); return; }
     var convo = b ? showConversation(b) : false;
     out.classList.toggle("hidden", convo);
@@ -438,7 +618,9 @@ const SCRIPT = String.raw`
     $("tab-raw").classList.toggle("on", !convo);
     if (!b) return;
     b.chunks.slice(-MAX_NODES).forEach(function (c) { out.appendChild(el("span", c.type, c.data)); });
+    renderPrompt(conv);
     b.items.forEach(function (it) { renderItem(conv, it); });
+    renderToolLive();
     out.scrollTop = out.scrollHeight; conv.scrollTop = conv.scrollHeight;
   }
   function appendOutput(b, p, fresh) {
@@ -453,13 +635,29 @@ const SCRIPT = String.raw`
       fresh.forEach(function (it) { renderItem(conv, it); });
       while (conv.childNodes.length > MAX_NODES) conv.removeChild(conv.firstChild);
     });
+    renderToolLive();
   }
 
   // ---- the chosen job's header and buttons ----------------------------------------------------
   function renderDetailHead() {
     var j = selected ? jobs.get(selected) : null;
-    $("detail-title").textContent = j ? j.job_id : "";
-    $("detail-cmd").textContent = j ? j.command : "";
+    $("detail-title").textContent = j ? titleOf(j) : "";
+    $("detail-title").title = j ? titleOf(j) : "";
+    $("detail-cmd").textContent = j ? commandOf(j) : "";
+    $("detail-cmd").title = j ? commandOf(j) : "";
+    var facts = [];
+    if (j) {
+      var m = metaOf(j);
+      facts.push("job " + j.job_id, "pid " + j.pid,
+        "started by " + j.started_by.remote + " · session " + j.started_by.session_id.slice(0, 8));
+      if (m.suite) facts.push("suite " + m.suite);
+      if (m.run_id) facts.push("run " + m.run_id);
+      if (m.task_id) facts.push("task " + m.task_id);
+      if (m.instance !== undefined) facts.push("instance " + m.instance);
+      if (m.attempt !== undefined) facts.push("attempt " + m.attempt);
+    }
+    $("detail-meta").textContent = facts.join(" · ");
+    $("detail-meta").title = j ? JSON.stringify(metaOf(j), null, 2) : "";
     var live = j && j.state !== "done" && j.state !== "ending";
     $("pause").disabled = !(live && j.state === "running");
     $("resume").disabled = !(live && j.state === "paused");
@@ -469,7 +667,7 @@ const SCRIPT = String.raw`
   function control(type) {
     var j = selected ? jobs.get(selected) : null;
     if (!j) return;
-    if (type === "CANCEL" && !confirm("Cancel job " + j.job_id + " (pid " + j.pid + ")? Its whole process group is ended.")) return;
+    if (type === "CANCEL" && !confirm("Cancel " + titleOf(j) + " (job " + j.job_id + ", pid " + j.pid + ")? Its whole process group is ended.")) return;
     call("control", { type: type, session_id: j.session_id, job_id: j.job_id }).catch(function (e) {
       alert(type + " failed: " + e.message);
     });
@@ -522,10 +720,11 @@ const SCRIPT = String.raw`
     if (ws && ws.readyState === 1) watch();
   }, 3000);
   setInterval(function () {
-    document.querySelectorAll("#jobs-body tr").forEach(function (tr) {
+    document.querySelectorAll("#jobs-body tr.job").forEach(function (tr) {
       var j = jobs.get(tr.getAttribute("data-key"));
       if (j && j.state !== "done") tr.querySelector(".elapsed").textContent = fmtSecs(elapsedOf(j));
     });
+    renderToolLive();
   }, 1000);
   setInterval(function () { if (ws && ws.readyState === 1) loadHistory(); }, 30000);
   renderOutput();
@@ -555,8 +754,10 @@ const BODY = String.raw`
       <button id="forget" title="Disconnect and forget the token in this tab"
         style="margin-left:auto;font-weight:500;padding:1px 8px">Forget token</button></h2>
     <div class="scroll"><table id="jobs">
-      <thead><tr><th>status</th><th>job</th><th>command</th><th>pid</th><th>elapsed</th>
-        <th>exit</th><th>output</th><th>started by</th></tr></thead>
+      <colgroup><col class="c-status"><col class="c-title"><col class="c-pid"><col class="c-elapsed">
+        <col class="c-exit"><col class="c-out"></colgroup>
+      <thead><tr><th>status</th><th>task</th><th>pid</th><th>elapsed</th>
+        <th>exit</th><th>output</th></tr></thead>
       <tbody id="jobs-body"></tbody>
     </table></div>
     <div id="jobs-empty" class="empty">No jobs yet. Jobs of every session appear here.</div>
@@ -571,10 +772,12 @@ const BODY = String.raw`
       </span>
       <span class="tabs"><button id="tab-conv">Conversation</button><button id="tab-raw">Raw</button></span>
       <code id="detail-cmd"></code>
+      <div id="detail-meta"></div>
     </div>
     <div id="detail-empty" class="empty">Choose a job to follow its output.</div>
     <pre id="out" class="hidden"></pre>
     <div id="conversation" class="hidden"></div>
+    <div id="tool-live" class="hidden"></div>
   </section>
   <section class="wide">
     <h2>Timeout history <span id="history-where" style="text-transform:none;letter-spacing:0"></span>

@@ -1,31 +1,25 @@
 import assert from "node:assert/strict";
 import { fileURLToPath } from "node:url";
-import {
-  buildTaskCommand,
-  DEFAULT_TIMEOUT_S,
-  EVALUATION_CRITERIA,
-  filterTasks,
-  isEvaluationCriterion,
-  loadSuite,
-  parseSuite,
-  resolveMarker,
-  shellQuote,
-  type Suite,
-  SuiteError,
-  type SuiteProblem,
-  type SuiteTask,
-} from "../lib/stress/suite.ts";
+import type { JsonProblem } from "../lib/common/json.ts";
+import { loadSuite, parseSuite } from "../lib/stress/suite_load.ts";
+import { DEFAULT_TIMEOUT_S, SuiteError } from "../lib/stress/suite_model.ts";
+import { buildTaskCommand, resolveMarker } from "../lib/stress/task_command.ts";
+import { filterTasks } from "../lib/stress/task_filter.ts";
+import { EVALUATION_CRITERIA, isEvaluationCriterion } from "../lib/verdict/pick.ts";
+import { onlyTask, seed, upstream } from "./_util/suite.ts";
 
 const ROOT = fileURLToPath(new URL("..", import.meta.url));
 const UNIFIED = `${ROOT}tasks/unified_stress_test_tasks.json`;
 const SELFTEST = `${ROOT}tasks/selftest.json`;
 const FAKE_CLAUDE = `${ROOT}tests/fixtures/claude`;
+/** The stand-in, like the real CLI, needs a key (see tests/_util/helpers.ts). */
+const KEY_ENV = { ANTHROPIC_API_KEY: "sk-ant-stand-in-test" };
 
 // ---------------------------------------------------------------------------------------------
 // helpers
 
 /** The problems parseSuite reports for `json` (fails when it accepts the suite). */
-function problemsOf(json: unknown): SuiteProblem[] {
+function problemsOf(json: unknown): JsonProblem[] {
   try {
     parseSuite(json, "inline");
   } catch (e) {
@@ -43,73 +37,6 @@ function assertProblem(json: unknown, path: string, message: RegExp | string): v
   if (typeof message === "string") assert.equal(problems[0].message, message);
   else assert.match(problems[0].message, message);
 }
-
-/** A one-task seed-schema suite; `task` overrides the defaults of a valid task. */
-function seed(task: Record<string, unknown>, category = "simple"): unknown {
-  return {
-    categories: {
-      [category]: {
-        tasks: [{
-          id: "simple_1",
-          name: "basic_math",
-          natural_language_request: "What is 2+2?",
-          verification: { timeout: 120, expected_patterns: ["4"] },
-          ...task,
-        }],
-      },
-    },
-  };
-}
-
-/** A one-test upstream-schema suite. */
-function upstream(test: Record<string, unknown>): unknown {
-  return {
-    categories: {
-      simple: { tests: [{ id: "echo", command: "echo hi", expected_patterns: ["hi"], ...test }] },
-    },
-  };
-}
-
-function onlyTask(json: unknown): SuiteTask {
-  const suite = parseSuite(json, "inline");
-  assert.equal(suite.tasks.length, 1);
-  return suite.tasks[0];
-}
-
-/** A fresh temp dir holding an executable (with a space in its path) that prints argv NUL-separated. */
-async function argvPrinter(): Promise<{ dir: string; exe: string }> {
-  const dir = await Deno.makeTempDir({ prefix: "ccx_suite_test_" });
-  const exe = `${dir}/argv printer`;
-  await Deno.writeTextFile(exe, `#!/bin/sh\nfor a in "$@"; do printf '%s\\0' "$a"; done\n`);
-  await Deno.chmod(exe, 0o755);
-  return { dir, exe };
-}
-
-/** Runs a built command (shell or argv) the way the server would, returns the printed argv. */
-async function runBuilt(
-  built: { command?: string; argv?: string[]; env?: Record<string, string> },
-  cwd: string,
-): Promise<string[]> {
-  const [program, args] = built.command !== undefined
-    ? ["/bin/sh", ["-c", built.command]]
-    : [built.argv![0], built.argv!.slice(1)];
-  const out = await new Deno.Command(program, {
-    args,
-    cwd,
-    env: built.env ?? {},
-    stdin: "null",
-    stdout: "piped",
-    stderr: "piped",
-    signal: AbortSignal.timeout(10_000),
-  }).output();
-  const stderr = new TextDecoder().decode(out.stderr);
-  assert.equal(out.code, 0, `command failed: ${stderr}`);
-  const parts = new TextDecoder().decode(out.stdout).split("\0");
-  assert.equal(parts.pop(), "", "output ends with a NUL");
-  return parts;
-}
-
-const VARS = { marker: "M_1", timestamp: "20250627_120000" };
 
 // ---------------------------------------------------------------------------------------------
 // the shipped suites
@@ -196,7 +123,7 @@ Deno.test("the unified suite's failure tasks fail against the stand-in claude", 
     });
     const out = await new Deno.Command("/bin/sh", {
       args: ["-c", built.command!],
-      env: { ...built.env, DENO_BIN: Deno.execPath(), IS_SANDBOX: "1" },
+      env: { ...built.env, DENO_BIN: Deno.execPath(), IS_SANDBOX: "1", ...KEY_ENV },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -577,7 +504,11 @@ Deno.test("a category must be an object with a tasks[] or tests[] array", () => 
 Deno.test("ids are required strings of safe characters", () => {
   assertProblem(seed({ id: undefined }), "categories.simple.tasks[0].id", "required");
   assertProblem(seed({ id: 1 }), "categories.simple.tasks[0].id", "expected a string, got 1");
-  assertProblem(seed({ id: "" }), "categories.simple.tasks[0].id", /is not a valid id/);
+  assertProblem(
+    seed({ id: "" }),
+    "categories.simple.tasks[0].id",
+    'expected a non-empty string, got ""',
+  );
   assertProblem(seed({ id: "a/b" }), "categories.simple.tasks[0].id", /"a\/b" is not a valid id/);
   assertProblem(upstream({ id: undefined }), "categories.simple.tests[0].id", "required");
 });
@@ -639,7 +570,7 @@ Deno.test("seed task fields are type-checked", () => {
   assertProblem(
     seed({ verification: { expected_patterns: [""] } }),
     `${at}.verification.expected_patterns[0]`,
-    "expected a non-empty string",
+    'expected a non-empty string, got ""',
   );
   assertProblem(
     seed({ verification: { marker: 5 } }),
@@ -832,261 +763,6 @@ Deno.test("loadSuite() accepts a UTF-8 byte order mark", async () => {
   }
 });
 
-// ---------------------------------------------------------------------------------------------
-// filtering, markers, timestamps
-
-function sampleSuite(): Suite {
-  return parseSuite({
-    categories: {
-      simple: {
-        tasks: [
-          { id: "simple_1", name: "basic_math", natural_language_request: "What is 2+2?" },
-          { id: "simple_3", name: "quick_math", natural_language_request: "What is 1+1?" },
-        ],
-      },
-      Creative: {
-        tasks: [{ id: "creative_1", name: "haikus", natural_language_request: "What is a haiku?" }],
-      },
-      failure: { tests: [{ id: "failure_1", name: "Invalid flag", command: "false" }] },
-    },
-  }, "sample.json");
-}
-
-Deno.test("filterTasks() with no selection returns every task in order", () => {
-  const suite = sampleSuite();
-  assert.deepEqual(filterTasks(suite, {}).map((t) => t.id), suite.tasks.map((t) => t.id));
-  assert.equal(filterTasks(suite, { categories: [], filter: "" }).length, 4);
-});
-
-Deno.test("filterTasks() selects categories case-insensitively", () => {
-  const ids = filterTasks(sampleSuite(), { categories: ["creative", "FAILURE"] }).map((t) => t.id);
-  assert.deepEqual(ids, ["creative_1", "failure_1"]);
-});
-
-Deno.test("filterTasks() matches the filter against id or name, case-insensitively", () => {
-  const suite = sampleSuite();
-  assert.deepEqual(filterTasks(suite, { filter: "MATH" }).map((t) => t.id), [
-    "simple_1",
-    "simple_3",
-  ]);
-  assert.deepEqual(filterTasks(suite, { filter: "_3" }).map((t) => t.id), ["simple_3"]);
-  assert.deepEqual(filterTasks(suite, { filter: "invalid flag" }).map((t) => t.id), ["failure_1"]);
-  assert.deepEqual(filterTasks(suite, { categories: ["creative"], filter: "math" }), []);
-});
-
-Deno.test("filterTasks() refuses an unknown category, naming the known ones", () => {
-  assert.throws(
-    () => filterTasks(sampleSuite(), { categories: ["simple", "nope"] }),
-    (e: unknown) =>
-      e instanceof RangeError &&
-      e.message === 'unknown category "nope" in sample.json; it has: simple, Creative, failure',
-  );
-});
-
-Deno.test("resolveMarker() fills ${TIMESTAMP}, or derives a marker from the id", () => {
-  const [plain] = parseSuite({ tests: [{ id: "t1", command: "true" }] }, "x").tasks;
-  assert.equal(resolveMarker(plain, "20250101_000000"), "t1_20250101_000000");
-  const withMarker = onlyTask(seed({ verification: { marker: "MATH_${TIMESTAMP}" } }));
-  assert.equal(resolveMarker(withMarker, "20250101_000000"), "MATH_20250101_000000");
-  const off = onlyTask(seed({ verification: { marker: false } }));
-  assert.equal(resolveMarker(off, "20250101_000000"), "");
-});
-
-Deno.test("shellQuote() leaves safe words alone and single-quotes the rest", () => {
-  assert.equal(shellQuote("/usr/bin/claude"), "/usr/bin/claude");
-  assert.equal(shellQuote("a b"), "'a b'");
-  assert.equal(shellQuote("it's"), `'it'\\''s'`);
-  assert.equal(shellQuote(""), "''");
-});
-
-// ---------------------------------------------------------------------------------------------
-// command building
-
-Deno.test("a task without a template gets the seed's default claude argv", () => {
-  const task = onlyTask(seed({ metatags: "[category:stress_test]" }));
-  const built = buildTaskCommand(task, VARS, { claude: "/opt/claude" });
-  assert.equal(built.command, undefined);
-  assert.deepEqual(built.argv, [
-    "/opt/claude",
-    "-p",
-    "[marker:M_1] [category:stress_test] What is 2+2?",
-    "--output-format",
-    "stream-json",
-    "--verbose",
-    "--dangerously-skip-permissions",
-  ]);
-  assert.equal(
-    built.display,
-    "/opt/claude -p '[marker:M_1] [category:stress_test] What is 2+2?' --output-format " +
-      "stream-json --verbose --dangerously-skip-permissions",
-  );
-});
-
-Deno.test("the default argv adds --model when a model is given and skips empty parts", () => {
-  const task = onlyTask(seed({}));
-  const built = buildTaskCommand(task, { marker: "", timestamp: "T", model: "haiku" }, {
-    claude: "claude",
-  });
-  assert.deepEqual(built.argv!.slice(0, 3), ["claude", "-p", "What is 2+2?"]);
-  assert.deepEqual(built.argv!.slice(-2), ["--model", "haiku"]);
-});
-
-Deno.test("a template's placeholders become quoted environment references", () => {
-  const task = onlyTask(seed({
-    metatags: "[m]",
-    command_template:
-      `claude -p "[marker:\${MARKER}] \${METATAGS} \${REQUEST}" --model \${MODEL} ` +
-      `--x '\${TEMPERATURE}' --ts \${TIMESTAMP}`,
-  }));
-  const built = buildTaskCommand(task, { ...VARS, model: "haiku", temperature: 0.7 }, {
-    claude: "claude",
-  });
-  assert.equal(
-    built.command,
-    'claude -p "[marker:${CCX_MARKER}] ${CCX_METATAGS} ${CCX_REQUEST}" --model "${CCX_MODEL}" ' +
-      `--x ''"\${CCX_TEMPERATURE}"'' --ts "\${CCX_TIMESTAMP}"`,
-  );
-  assert.deepEqual(built.env, {
-    CCX_MARKER: "M_1",
-    CCX_METATAGS: "[m]",
-    CCX_REQUEST: "What is 2+2?",
-    CCX_MODEL: "haiku",
-    CCX_TEMPERATURE: "0.7",
-    CCX_TIMESTAMP: "20250627_120000",
-  });
-  assert.equal(
-    built.display,
-    `claude -p "[marker:M_1] [m] What is 2+2?" --model haiku --x '0.7' --ts 20250627_120000`,
-  );
-});
-
-Deno.test("the leading claude word is replaced by the configured executable", () => {
-  const task = onlyTask(seed({
-    command_template: 'claude -p "${REQUEST}" && echo claude; (claude --version) | claude-x',
-  }));
-  const built = buildTaskCommand(task, VARS, { claude: "/my dir/fake claude" });
-  assert.equal(
-    built.command,
-    `'/my dir/fake claude' -p "\${CCX_REQUEST}" && echo claude; ` +
-      `('/my dir/fake claude' --version) | claude-x`,
-  );
-});
-
-const HOSTILE = [
-  "He said \"hi\" and 'bye'",
-  "$(touch PWNED_1)",
-  "`touch PWNED_2`",
-  "'; touch PWNED_3; echo '",
-  '"; touch PWNED_4; echo "',
-  'back\\slash \\" \\$HOME \\',
-  "line one\nline two\n",
-  "${HOME} $HOME $(( 1 + 1 )) * ? [a] ~",
-  "-rf --help",
-  "unicode 🚀 中文 ñ",
-  "  spaced   out  ",
-  "",
-];
-
-Deno.test("hostile requests reach the program verbatim and execute nothing (seed template)", async () => {
-  const { dir, exe } = await argvPrinter();
-  try {
-    for (const request of HOSTILE) {
-      const task = onlyTask(seed({
-        natural_language_request: request,
-        metatags: "[tag:$(touch PWNED_5)]",
-        command_template:
-          'claude -p "[marker:${MARKER}] ${METATAGS} ${REQUEST}" --output-format stream-json --verbose',
-      }));
-      const built = buildTaskCommand(task, { ...VARS, marker: "M`touch PWNED_6`" }, {
-        claude: exe,
-      });
-      const argv = await runBuilt(built, dir);
-      assert.deepEqual(argv, [
-        "-p",
-        `[marker:M\`touch PWNED_6\`] [tag:$(touch PWNED_5)] ${request}`,
-        "--output-format",
-        "stream-json",
-        "--verbose",
-      ]);
-    }
-    const created = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) =>
-      n !== "argv printer"
-    );
-    assert.deepEqual(created, [], "no payload created a file");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
-Deno.test("hostile requests stay verbatim in single-quoted, bare and mixed positions", async () => {
-  const { dir, exe } = await argvPrinter();
-  try {
-    const templates: [string, (r: string) => string[]][] = [
-      ["claude '${REQUEST}'", (r) => [r]],
-      ["claude ${REQUEST}", (r) => [r]],
-      ["claude x${REQUEST}y", (r) => [`x${r}y`]],
-      [`claude "a'\${REQUEST}'b" 'c"\${REQUEST}"d'`, (r) => [`a'${r}'b`, `c"${r}"d`]],
-      ["claude --req=${REQUEST} '--req=${REQUEST}'", (r) => [`--req=${r}`, `--req=${r}`]],
-      ["claude \"$(printf '%s' ${REQUEST})x\"", (r) => [`${r.replace(/\n+$/, "")}x`]],
-      ['claude "`printf %s ${REQUEST}`x"', (r) => [`${r.replace(/\n+$/, "")}x`]],
-      ['claude "${REQUEST}" # it\'s a comment', (r) => [r]],
-      [`claude "\\\${REQUEST}" \${REQUEST}`, (r) => ["${REQUEST}", r]],
-    ];
-    for (const [template, expected] of templates) {
-      for (const request of HOSTILE) {
-        const task = onlyTask(
-          seed({ natural_language_request: request, command_template: template }),
-        );
-        const built = buildTaskCommand(task, VARS, { claude: exe });
-        assert.deepEqual(await runBuilt(built, dir), expected(request), `${template} / ${request}`);
-      }
-    }
-    const created = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) =>
-      n !== "argv printer"
-    );
-    assert.deepEqual(created, [], "no payload created a file");
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
-Deno.test("hostile requests in the default argv reach claude verbatim without a shell", async () => {
-  const { dir, exe } = await argvPrinter();
-  try {
-    for (const request of HOSTILE) {
-      const task = onlyTask(seed({ natural_language_request: request, metatags: undefined }));
-      const built = buildTaskCommand(task, { marker: "", timestamp: "T", model: "$(touch X)" }, {
-        claude: exe,
-      });
-      const argv = await runBuilt(built, dir);
-      assert.equal(argv[1], request);
-      assert.deepEqual(argv.slice(-2), ["--model", "$(touch X)"]);
-    }
-    const created = [...Deno.readDirSync(dir)].map((e) => e.name).filter((n) =>
-      n !== "argv printer"
-    );
-    assert.deepEqual(created, []);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
-Deno.test("an upstream command runs as written, its own shell variables intact", async () => {
-  const { dir, exe } = await argvPrinter();
-  try {
-    const task = onlyTask(upstream({ command: 'claude "${CCX_SUITE_TEST_VAR}" "${MARKER}"' }));
-    const built = buildTaskCommand(task, VARS, { claude: exe });
-    assert.deepEqual(built.env, { CCX_MARKER: "M_1" });
-    const argv = await runBuilt(
-      { ...built, env: { ...built.env, CCX_SUITE_TEST_VAR: "from-env" } },
-      dir,
-    );
-    assert.deepEqual(argv, ["from-env", "M_1"]);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-});
-
 Deno.test("expected_files and workspace_template are refused with their JSON paths when malformed", () => {
   const test = (extra: Record<string, unknown>) => ({
     tests: [{ id: "t", command: "true", ...extra }],
@@ -1141,13 +817,16 @@ Deno.test("graders: a bad check, rubric, check_timeout or check_files is refused
   });
   const at = (path: string) => problems.find((p) => p.path === path)?.message;
   assert.match(at("check_files") ?? "", /expected a directory, got "no\/such\/dir\/anywhere"/);
-  assert.match(at("categories.c.tasks[0].verification.check") ?? "", /non-empty array/);
+  assert.match(
+    at("categories.c.tasks[0].verification.check") ?? "",
+    /expected at least one command, got an empty array/,
+  );
   assert.match(at("categories.c.tasks[1].verification.rubric") ?? "", /expected a string or/);
   assert.match(at("categories.c.tasks[2].verification.check_timeout") ?? "", /without a check/);
-  assert.match(at("categories.c.tasks[3].verification.check[1]") ?? "", /non-empty string/);
+  assert.match(at("categories.c.tasks[3].verification.check[1]") ?? "", /non-empty command/);
   assert.match(at("categories.c.tasks[3].verification.check_timeout") ?? "", /positive number/);
   assert.match(at("categories.c.tests[0].check_files") ?? "", /without a check/);
-  assert.match(at("categories.c.tests[0].rubric") ?? "", /non-empty array/);
+  assert.match(at("categories.c.tests[0].rubric") ?? "", /at least one statement/);
 });
 
 Deno.test("graders: a task with only a check or a rubric is not warned about checking nothing", () => {
