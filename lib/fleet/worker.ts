@@ -26,7 +26,7 @@ import { type Job, WaitingError, Worker } from "bullmq";
 import { CcxClient } from "../client/client.ts";
 import { type CcxServer, startInProcessServer } from "../serve/server.ts";
 import { type HistoryStore, RedisHistory } from "../claude/history.ts";
-import { connectRedis } from "../common/redis.ts";
+import { connectRedis, redactUrl } from "../common/redis.ts";
 import { runInstance, runTask, ServerLostError, type TaskOptions } from "../stress/runner.ts";
 import {
   CANCELED_BEFORE_START,
@@ -39,6 +39,7 @@ import {
   MAX_HANDED_BACK_BYTES,
 } from "./queue.ts";
 import type { TestResult } from "../stress/report/model.ts";
+import { formatDuration } from "../common/format.ts";
 
 type RedisClient = Awaited<ReturnType<typeof connectRedis>>;
 
@@ -92,6 +93,11 @@ export interface FleetWorkerOptions {
   claude?: string;
   /** Do not record runs in the queue's timeout history. */
   noHistory?: boolean;
+  /**
+   * This box is a sandbox (`--sandbox`, default `CCX_SANDBOX=1`): Claude tasks get
+   * `IS_SANDBOX=1`. A run enqueued with `ccx stress --sandbox` gets it on every worker.
+   */
+  sandbox?: boolean;
   /** One line per event (default: none). */
   log?: (line: string) => void;
 }
@@ -164,9 +170,20 @@ export class FleetWorker {
     );
     w.#worker.on("error", (e) => w.#log(`queue error: ${(e as Error).message}`));
     await w.#worker.waitUntilReady();
+    const sandbox = opts.sandbox ?? Deno.env.get("CCX_SANDBOX") === "1";
+    let root = false;
+    try {
+      root = Deno.uid() === 0;
+    } catch { /* no uid on this platform */ }
     w.#log(
-      `ccx worker ${w.name} taking tasks from queue ${queueName}, concurrency ` +
-        `${opts.concurrency ?? 1}, lock ${lockMs / 1000}s`,
+      `${w.name} taking tasks from queue ${queueName} at ${redactUrl(opts.url)}, concurrency ` +
+        `${opts.concurrency ?? 1}, lock ${lockMs / 1000}s` +
+        (sandbox
+          ? ", sandbox (IS_SANDBOX=1 for Claude tasks)"
+          : root
+          ? "; as root without --sandbox: Claude tasks that skip permissions are refused " +
+            "unless their run passes --sandbox"
+          : ""),
     );
     return w;
   }
@@ -189,7 +206,7 @@ export class FleetWorker {
       return this.#stopping;
     }
     this.#stopping = (async () => {
-      this.#log(`ccx worker ${this.name}: stopping, ${this.running} task(s) running`);
+      this.#log(`stopping, ${this.running} task(s) running`);
       const closing = this.#worker.close();
       let timer: ReturnType<typeof setTimeout> | undefined;
       const late = new Promise<"late">((r) => {
@@ -197,7 +214,7 @@ export class FleetWorker {
         timer = setTimeout(() => r("late"), drainS * 1000);
       });
       if (await Promise.race([closing.then(() => "closed" as const), late]) === "late") {
-        this.#log(`ccx worker ${this.name}: handing back ${this.running} task(s)`);
+        this.#log(`handing back ${this.running} task(s)`);
         this.#handBack = true;
         this.#worker.cancelAllJobs("worker stopping");
         await closing;
@@ -260,7 +277,10 @@ export class FleetWorker {
         : { worker: this.name, result: r, files: {}, deliveries };
     }
     this.#active.set(jobId, d.runId);
-    this.#log(`${d.rid}${d.instance === undefined ? "" : ` instance ${d.instance + 1}`} started`);
+    this.#log(
+      `${d.rid}${d.instance === undefined ? "" : ` instance ${d.instance + 1}`} started ` +
+        `(run ${d.runId}${deliveries > 1 ? `, delivery ${deliveries}` : ""})`,
+    );
     // Outputs are written here, handed back, and removed; nothing to write, no directory.
     const outDir = d.task.saveOutput
       ? await Deno.makeTempDir({ prefix: "ccx-worker-" })
@@ -276,7 +296,8 @@ export class FleetWorker {
       history: d.settings.record ? this.#history : undefined,
       workspace: d.settings.workspace,
       keepWorkspaces: d.settings.keepWorkspaces,
-      sandbox: Deno.env.get("CCX_SANDBOX") === "1",
+      sandbox: d.settings.sandbox === true ||
+        (this.#opts.sandbox ?? Deno.env.get("CCX_SANDBOX") === "1"),
       signal,
       onOutput: (_id, _type, data) => {
         bytes += data.length;
@@ -294,14 +315,18 @@ export class FleetWorker {
         const run = await runInstance(d.task, d.rid, d.instance, this.#connect, opts, d.shared!);
         if (this.#handBack && signal?.aborted) return await this.#giveBack(job, token);
         await collect(files, run.outputFile);
-        this.#log(`${d.rid} instance ${d.instance + 1} ${run.v.status}`);
+        if (run.v.kind === "root_refused") run.v.fix = this.#rootFix();
+        this.#log(
+          `${d.rid} instance ${d.instance + 1} ${run.v.status} in ${formatDuration(run.durationS)}`,
+        );
         return { worker: this.name, instance: run, files, deliveries };
       }
       const result = await runTask(d.task, d.rid, this.#connect, opts);
       if (this.#handBack && signal?.aborted) return await this.#giveBack(job, token);
       await collect(files, result.outputFile);
       for (const i of result.instances ?? []) await collect(files, i.outputFile);
-      this.#log(`${d.rid} ${result.status}`);
+      if (result.kind === "root_refused") result.fix = this.#rootFix();
+      this.#log(`${d.rid} ${result.status} in ${formatDuration(result.durationS)}`);
       return { worker: this.name, result, files, deliveries };
     } catch (e) {
       // Our own server went away (shutting down): not the task's fault, another worker takes it.
@@ -311,6 +336,14 @@ export class FleetWorker {
       this.#active.delete(jobId);
       if (d.task.saveOutput) await Deno.remove(outDir, { recursive: true }).catch(() => {});
     }
+  }
+
+  /** The fix of a `root_refused` task run here: what this worker needs. */
+  #rootFix(): string {
+    return `worker ${this.name} runs Claude tasks as root without IS_SANDBOX=1, which the CLI ` +
+      "refuses with --dangerously-skip-permissions: on a sandbox box start the worker with " +
+      "--sandbox (or CCX_SANDBOX=1), or pass --sandbox to this `ccx stress --queue` run; else " +
+      "run the worker as a non-root user";
   }
 
   async #giveBack(job: Job<FleetJobData, FleetJobResult>, token?: string): Promise<never> {

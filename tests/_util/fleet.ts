@@ -28,17 +28,19 @@ function drain(stream: ReadableStream<Uint8Array>, sink: (s: string) => void): P
 }
 
 /**
- * Starts `ccx worker --queue URL --name NAME ARGS` and resolves once it takes tasks.
+ * Starts `ccx worker --queue URL --name NAME ARGS` and resolves once it takes tasks. `env` adds
+ * to (or overrides) its environment.
  */
 export async function startWorker(
   url: string,
   name: string,
   args: string[] = [],
+  env: Record<string, string> = {},
 ): Promise<WorkerProc> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", `${ROOT}main.ts`, "worker", "--name", name, ...args],
     // Tests run as root, where the CLI needs IS_SANDBOX=1.
-    env: { CCX_QUEUE: url, NO_COLOR: "1", CCX_SANDBOX: "1" },
+    env: { CCX_QUEUE: url, NO_COLOR: "1", CCX_SANDBOX: "1", ...env },
     stdin: "null",
     stdout: "null",
     stderr: "piped",
