@@ -660,7 +660,10 @@ class Validator {
       }
       if (this.problems.length !== before) return;
       out.push(task);
-      if (task.expectedPatterns.length === 0 && !task.expectNonZeroExit && !task.concurrent) {
+      if (
+        task.expectedPatterns.length === 0 && !task.expectNonZeroExit && !task.concurrent &&
+        !task.expectedFiles?.length
+      ) {
         this.warnings.push({
           path: at,
           message: `task ${JSON.stringify(task.id)} checks nothing but exit code 0; ` +
