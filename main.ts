@@ -20,9 +20,19 @@ import { exec } from "./lib/commands/exec.ts";
 import { history } from "./lib/commands/history.ts";
 import { worker } from "./lib/commands/worker.ts";
 import { mockApi } from "./lib/commands/mock_api.ts";
+import { report } from "./lib/commands/report.ts";
 
 /** Every command, in the order `ccx --help` lists them. */
-export const COMMANDS: readonly Command[] = [serve, run, stress, exec, history, worker, mockApi];
+export const COMMANDS: readonly Command[] = [
+  serve,
+  run,
+  stress,
+  exec,
+  report,
+  history,
+  worker,
+  mockApi,
+];
 
 /** Parses `args` and runs the command; resolves with the exit code. */
 export function main(args: string[]): Promise<number> {
