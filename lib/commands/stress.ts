@@ -414,7 +414,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     ? "an in-process server"
     : servers.map((s) => s.url).join(", ");
   progress.note(
-    `ccx stress: ${total} task runs from ${suite.name} on ${where}` +
+    `ccx stress: ${plural(total, "task run")} from ${suite.name} on ${where}` +
       `${opts.queue ? "" : `, concurrency ${opts.concurrency ?? 1}`}` +
       `${scale !== 1 ? `, timeouts x${scale}` : ""}; outputs in ${outDir}`,
   );
