@@ -96,8 +96,8 @@ export async function reportIndex(opts: ReportIndexOptions): Promise<number> {
   return 0;
 }
 
-/** The options every form of `ccx report` takes. */
-const OPTIONS = {
+/** The options every form of `ccx report` takes (a subcommand reads the ones it needs). */
+export const REPORT_OPTIONS = {
   out: {
     type: "string",
     short: "o",
@@ -111,10 +111,13 @@ const OPTIONS = {
  * Subcommands of `ccx report`, by name: `ccx report NAME ARGS…` runs the one named with the
  * arguments after its name. `ccx report DIR` (no subcommand) writes the index.
  */
-export const REPORT_SUBCOMMANDS: Record<
-  string,
-  (o: OptionValues<typeof OPTIONS>, args: string[]) => Promise<number>
-> = {};
+export const REPORT_SUBCOMMANDS: Record<string, ReportSubcommand> = {};
+
+/** A subcommand of `ccx report`: the parsed options and the arguments after its name. */
+export type ReportSubcommand = (
+  o: OptionValues<typeof REPORT_OPTIONS>,
+  args: string[],
+) => Promise<number>;
 
 /** The `ccx report` declaration. */
 export const report: Command = defineCommand({
@@ -124,7 +127,7 @@ export const report: Command = defineCommand({
   positionals: [
     ["DIR", "a directory of runs (test_outputs): every report.json under it is listed"],
   ],
-  options: OPTIONS,
+  options: REPORT_OPTIONS,
   notes: [
     "Writes DIR/index.html: one row per run, newest first (date, suite, ratio and verdict,",
     "cost, Claude Code version, model, duration), linking each run's report.html, which is",
