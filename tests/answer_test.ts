@@ -51,6 +51,7 @@ Deno.test("runFacts() shows the answer without the [marker:…] tag the harness'
   // The stand-in echoes the prompt's marker at the end of its answer, as the seed's prompts ask.
   const real = await new Deno.Command(FAKE_CLAUDE, {
     args: ["-p", "[marker:M_1] What is 2+2?", "--output-format", "stream-json", "--verbose"],
+    env: { ANTHROPIC_API_KEY: "sk-ant-stand-in-test" },
     stdout: "piped",
     stderr: "piped",
     stdin: "null",

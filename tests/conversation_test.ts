@@ -22,6 +22,7 @@ async function standIn(prompt: string, cwd: string): Promise<string> {
       "acceptEdits",
     ],
     cwd,
+    env: { ANTHROPIC_API_KEY: "sk-ant-stand-in-test" },
     stdin: "null",
     stdout: "piped",
     stderr: "piped",

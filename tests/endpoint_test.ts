@@ -97,6 +97,7 @@ Deno.test("ccx stress and ccx exec stop (exit 3) naming a Claude API that refuse
       ALL_PROXY: "",
       CCX_SANDBOX: "1",
       CCX_STATE_DIR: join(dir, "state"),
+      ANTHROPIC_API_KEY: "sk-ant-stand-in-test",
     });
     const args = ["stress", suite, "--claude", FAKE_CLAUDE, "--no-history"];
     const down = await cli([...args, "--out", join(dir, "o1")], { cwd: dir, env: env(closed) });

@@ -95,7 +95,12 @@ Deno.test({
       );
       const out = join(dir, "out");
       // CCX_SANDBOX and IS_SANDBOX cleared: the tests' own environment may set them.
-      const env = { CCX_SANDBOX: "", IS_SANDBOX: "", CCX_STATE_DIR: join(dir, "state") };
+      const env = {
+        CCX_SANDBOX: "",
+        IS_SANDBOX: "",
+        CCX_STATE_DIR: join(dir, "state"),
+        ANTHROPIC_API_KEY: "sk-ant-stand-in-test", // the stand-in wants a key, as the real CLI does
+      };
       const r = await cli(["stress", suite, "--claude", FAKE_CLAUDE, "--out", out], {
         cwd: dir,
         env,

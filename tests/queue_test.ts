@@ -209,6 +209,7 @@ Deno.test({
         await startWorker(redis.url, "rootbox", ["--claude", FAKE_CLAUDE], {
           CCX_SANDBOX: "",
           IS_SANDBOX: "",
+          ANTHROPIC_API_KEY: "sk-ant-stand-in-test",
         }),
       );
       const suite = await w.suite({

@@ -252,7 +252,14 @@ Deno.test("ccx stress --html shows each task's conversation from its saved strea
     const html = join(dir, "r.html");
     const r = await cli(
       ["stress", suite, "--claude", FAKE_CLAUDE, "--html", html, "--out", join(dir, "out")],
-      { cwd: dir, env: { CCX_SANDBOX: "1", CCX_STATE_DIR: join(dir, "state") } },
+      {
+        cwd: dir,
+        env: {
+          CCX_SANDBOX: "1",
+          CCX_STATE_DIR: join(dir, "state"),
+          ANTHROPIC_API_KEY: "sk-ant-stand-in-test",
+        },
+      },
     );
     assert.equal(r.code, 0, r.stdout + r.stderr);
     const page = await Deno.readTextFile(html);

@@ -33,7 +33,11 @@ Deno.test("ccx report DIR indexes past runs (date, suite, ratio, cost, version, 
         tests: [{ id: "s", command: "echo s", expected_patterns: ["s"] }],
       }),
     );
-    const env = { CCX_SANDBOX: "1", CCX_STATE_DIR: join(dir, "state") };
+    const env = {
+      CCX_SANDBOX: "1",
+      CCX_STATE_DIR: join(dir, "state"),
+      ANTHROPIC_API_KEY: "sk-ant-stand-in-test",
+    };
     const a = await cli(["stress", claudeSuite, "--claude", FAKE_CLAUDE, "--no-history"], {
       cwd: dir,
       env,

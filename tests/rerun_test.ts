@@ -132,6 +132,7 @@ Deno.test("the --last-failed hint of ccx stress repeats every flag, quoted, and 
       IS_SANDBOX: "",
       CCX_CLAUDE: "",
       FAKE_CLAUDE_STATE: join(dir, "fake_state"),
+      ANTHROPIC_API_KEY: "sk-ant-stand-in-test",
       CCX_STATE_DIR: join(dir, "state"),
     };
     const first = await cli(

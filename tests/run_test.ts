@@ -195,7 +195,7 @@ Deno.test({
   ignore: Deno.uid() !== 0,
   async fn() {
     const argv = [FAKE_CLAUDE, "-p", "What is 2+2?", "--dangerously-skip-permissions"];
-    const env = { CCX_SANDBOX: "", IS_SANDBOX: "" };
+    const env = { CCX_SANDBOX: "", IS_SANDBOX: "", ANTHROPIC_API_KEY: "sk-ant-stand-in-test" };
     const refused = await cli(["run", "--", ...argv], { env });
     assert.equal(refused.code, 1);
     assert.match(refused.stderr, /cannot be used with root\/sudo privileges/);
