@@ -23,6 +23,7 @@ import { mockApi } from "./lib/commands/mock_api.ts";
 import { ps } from "./lib/commands/ps.ts";
 import { logs } from "./lib/commands/logs.ts";
 import { cancel } from "./lib/commands/cancel.ts";
+import { report } from "./lib/commands/report.ts";
 
 /** Every command, in the order `ccx --help` lists them. */
 export const COMMANDS: readonly Command[] = [
@@ -33,6 +34,7 @@ export const COMMANDS: readonly Command[] = [
   ps,
   logs,
   cancel,
+  report,
   history,
   worker,
   mockApi,

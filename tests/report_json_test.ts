@@ -79,6 +79,8 @@ Deno.test("toJson() has the documented snake_case shape", () => {
     turns: null,
     tokens: null,
     cost_usd: null,
+    claude_code_version: null,
+    request: null,
     kind: null,
     fix: null,
     started_at: j.tests[0].started_at,

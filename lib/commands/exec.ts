@@ -24,6 +24,7 @@ import { type ExecOptions, execTask, parsePick } from "../exec/exec.ts";
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
 import { ConfigError } from "../common/config.ts";
 import { serverUrl } from "../stress/preflight.ts";
+import { checkApiEndpoint } from "../claude/endpoint.ts";
 
 /**
  * Options of `ccx exec`, as `main.ts` passes them.
@@ -69,6 +70,8 @@ export interface ExecCommandOptions {
   redisUrl?: string;
   /** `--sandbox` (or `CCX_SANDBOX=1`): set `IS_SANDBOX=1` for the CLI (root on a sandbox box). */
   sandbox?: boolean;
+  /** `--no-api-check`: do not check that the Claude API endpoint accepts a connection. */
+  noApiCheck?: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -151,6 +154,17 @@ export async function execCommand(opts: ExecCommandOptions): Promise<number> {
   }
   const criteria = [...new Set([...req.criteria, ...opts.criteria])];
   const retries = opts.retries ?? (saysNoRetry(opts.task, req.task) ? 0 : undefined);
+
+  // The in-process server runs the CLI here: an unreachable API would cost minutes of silent
+  // retries, so it is checked first.
+  if (opts.server === undefined && !opts.noApiCheck) {
+    const api = await checkApiEndpoint(Deno.env.toObject());
+    if (api) {
+      writeErr(`ccx exec: cannot run: ${api}`);
+      writeErr("ccx exec: nothing was run (exit 3).");
+      return 3;
+    }
+  }
 
   let history: HistoryStore | undefined;
   try {
@@ -312,8 +326,17 @@ export const exec: Command = defineCommand({
       help: "this box is a sandbox: IS_SANDBOX=1 for the CLI, so it may skip permissions as " +
         "root; as root without it, exec stops before running (exit 2)",
     },
+    "no-api-check": {
+      type: "boolean",
+      env: "CCX_NO_API_CHECK",
+      help: "do not check that the Claude API (ANTHROPIC_BASE_URL, else api.anthropic.com) " +
+        "accepts a connection before running (in-process server only)",
+    },
   },
-  notes: ["Exit: 0 when every criterion is met, 1 otherwise, 2 for bad input."],
+  notes: [
+    "Exit: 0 when every criterion is met, 1 otherwise, 2 for bad input, 3 when the Claude API",
+    "does not accept a connection (checked first, without --server), 130 after Ctrl+C.",
+  ],
   run(o, positionals) {
     if (positionals.length === 0) throw new ConfigError("no TASK given (ccx exec TASK)");
     if (o.server) serverUrl(o.server);
@@ -336,6 +359,7 @@ export const exec: Command = defineCommand({
       pick: o.pick,
       redisUrl: o.redis,
       sandbox: o.sandbox,
+      noApiCheck: o["no-api-check"],
     });
   },
 });

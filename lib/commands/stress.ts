@@ -19,15 +19,18 @@ import { buildTaskCommand, resolveMarker, usesClaude } from "../stress/task_comm
 import { filterTasks } from "../stress/task_filter.ts";
 import { loadSuite } from "../stress/suite_load.ts";
 import { SuiteError } from "../stress/suite_model.ts";
+import { shellQuote } from "../stress/shell_template.ts";
 import {
   findLastRun,
   LiveReport,
   readRun,
   rememberLastRun,
   reportPathOf,
+  rerunArgs,
   RUNS_DIR,
 } from "../stress/rerun.ts";
-import { preflight, serverUrl } from "../stress/preflight.ts";
+import { preflight, rootStop, serverUrl } from "../stress/preflight.ts";
+import { checkApiEndpoint } from "../claude/endpoint.ts";
 import { processesInGroups } from "../common/proc.ts";
 import { planRuns, runTasks, type ServerTarget } from "../stress/runner.ts";
 import {
@@ -44,9 +47,9 @@ import { writeReports } from "../stress/report/files.ts";
 import { type HistoryStore, openHistory } from "../claude/history.ts";
 import { connectRedis, redactUrl } from "../common/redis.ts";
 import { Unwritten } from "../stress/unwritten.ts";
-import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
+import { type Command, defineCommand, onStopSignals, type OptionDecls } from "../common/cli.ts";
 import { ConfigError, readPemFile } from "../common/config.ts";
-import { formatTimestamp, newRunId } from "../common/format.ts";
+import { formatTimestamp, newRunId, plural } from "../common/format.ts";
 
 /** Options of `ccx stress`. */
 export interface StressOptions {
@@ -110,6 +113,44 @@ export interface StressOptions {
   sandbox?: boolean;
   /** `--page`: print the URL of the web page that shows the run live. */
   page?: boolean;
+  /** `--strict`: any failed or errored task exits 1, whatever the ratio. */
+  strict?: boolean;
+  /** `--no-api-check`: do not check that the Claude API endpoint accepts a connection. */
+  noApiCheck?: boolean;
+  /**
+   * `--progress-every S`: on a non-terminal, a line for every running task each S seconds
+   * (default 30; 0 never).
+   */
+  progressEveryS?: number;
+  /** Whether ccx runs as root (default: `Deno.uid() === 0`); the root pre-flight reads it. */
+  isRoot?: boolean;
+  /** The command line after `stress`, as given: the rerun hints repeat its flags. */
+  args?: readonly string[];
+}
+
+/**
+ * The command that reruns a run: `ccx stress FLAG…` followed by the flags and arguments the run
+ * was given (`args`), shell-quoted, without `--resume`, `--last-failed`, `--out` and `--json`
+ * (the rerun gets a run directory of its own, so the first run's report stays) and without
+ * secrets, which the environment or `./.env` must hold (a note says so).
+ *
+ * @example
+ * ```ts
+ * import { rerunHint, stress } from "./stress.ts";
+ * rerunHint(["--last-failed"], ["tasks/t.json", "--sandbox", "--claude", "my claude"], stress.decl.options);
+ * // "ccx stress --last-failed tasks/t.json --sandbox --claude 'my claude'"
+ * ```
+ */
+export function rerunHint(
+  lead: string[],
+  args: readonly string[] | undefined,
+  options: OptionDecls,
+): string {
+  const kept = rerunArgs(args ?? [], options, ["resume", "last-failed", "out", "json"]);
+  const line = ["ccx", "stress", ...lead, ...kept.args].map(shellQuote).join(" ");
+  if (!kept.secrets.length) return line;
+  return `${line}\n  (${kept.secrets.join(", ")} not repeated: ccx never prints a secret; set it ` +
+    "in the environment or ./.env, e.g. CCX_TOKEN, CCX_QUEUE, REDIS_URL)";
 }
 
 /**
@@ -231,9 +272,9 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   if (opts.validate) {
     const cats = new Set(suite.tasks.map((t) => t.category)).size;
     console.log(
-      `${suitePath}: valid, ${suite.tasks.length} tasks in ${cats} categor${
+      `${suitePath}: valid, ${plural(suite.tasks.length, "task")} in ${cats} categor${
         cats === 1 ? "y" : "ies"
-      }${suite.warnings?.length ? `, ${suite.warnings.length} warnings` : ""}`,
+      }${suite.warnings?.length ? `, ${plural(suite.warnings.length, "warning")}` : ""}`,
     );
     return 0;
   }
@@ -319,6 +360,25 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       return 3;
     }
   }
+  // On the in-process server the Claude CLI runs as this user, here: a refusal as root and an
+  // unreachable API are certain before any task starts.
+  const here = !opts.queue && !opts.servers?.length;
+  const claudeHere = here ? toRun.map((p) => p.task).filter(usesClaude) : [];
+  const stamp = formatTimestamp();
+  const refused = claudeHere.length === 0 ? undefined : rootStop({
+    isRoot: opts.isRoot ?? Deno.uid() === 0,
+    sandbox: opts.sandbox === true || Deno.env.get("IS_SANDBOX") === "1",
+    commands: claudeHere.map((t) =>
+      buildTaskCommand(t, { marker: resolveMarker(t, stamp), timestamp: stamp }, {
+        claude: suite.claude,
+      })
+    ),
+  });
+  if (refused) {
+    console.error(`ccx stress: cannot run: ${refused}`);
+    console.error("ccx stress: nothing was run (exit 3).");
+    return 3;
+  }
   let local: CcxServer | undefined;
   let servers: ServerTarget[] = [];
   if (opts.queue) {
@@ -342,6 +402,10 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     claude: suite.claude,
     needClaude: tasks.some(usesClaude),
   });
+  if (problems.length === 0 && claudeHere.length > 0 && !opts.noApiCheck) {
+    const api = await checkApiEndpoint(Deno.env.toObject());
+    if (api) problems.push(api);
+  }
   if (problems.length > 0) {
     await local?.shutdown();
     for (const p of problems) console.error(`ccx stress: cannot run: ${p}`);
@@ -371,6 +435,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   const progress = new Progress({
     total,
     processes: local ? () => processesInGroups(new Set(groups.values())) : undefined,
+    stillRunningEveryS: opts.progressEveryS ?? 30,
   });
   if (resumed) {
     progress.note(
@@ -385,7 +450,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     : servers.map((s) => s.url).join(", ");
   if (opts.page) progress.note(pageNote(local, servers));
   progress.note(
-    `ccx stress: ${total} task runs from ${suite.name} on ${where}` +
+    `ccx stress: ${plural(total, "task run")} from ${suite.name} on ${where}` +
       `${opts.queue ? "" : `, concurrency ${opts.concurrency ?? 1}`}` +
       `${scale !== 1 ? `, timeouts x${scale}` : ""}; outputs in ${outDir}`,
   );
@@ -429,8 +494,10 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       progress.start(id, worker);
       live.update(snapshot);
     };
+    const taskOf = new Map(planned.map((p) => [p.rid, p.task]));
     const onFinish = (r: TestResult) => {
       running.delete(r.id);
+      r.request ??= taskOf.get(r.id)?.request; // the report shows it atop the conversation
       // A worker that took the task as the run was canceled handed it back unstarted: it stays
       // among the skipped ones rather than counting as an error.
       if (r.reason === CANCELED_BEFORE_START) return live.update(snapshot);
@@ -442,6 +509,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     };
     await (opts.queue
       ? runOnQueue(tasks.filter((t) => toRun.some((p) => p.task === t)), {
+        onOutput: (id, bytes, tail) => progress.outputSoFar(id, bytes, tail),
         onReady: (workers) => {
           if (workers === 0) {
             progress.note(
@@ -462,6 +530,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         history,
         workspace: !opts.noWorkspace,
         keepWorkspaces: opts.keepWorkspaces,
+        sandbox: opts.sandbox,
         signal: controller.signal,
         onStart,
         onFinish,
@@ -484,6 +553,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         skip: new Set(done.keys()),
         stop: stopped,
         onJobStarted: (id, pgid) => groups.set(`${id}#${pgid}`, pgid),
+        onOutput: (id, type, data) => progress.output(id, type, data),
         onStart: (id) => onStart(id),
         onFinish,
         onNotWritten,
@@ -525,7 +595,9 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   for (const line of notWritten) console.error(`ccx stress: ${line}`);
   if (report.interrupted) {
     console.log(`Interrupted after ${results.length} of ${planned.length} task runs.`);
-    console.log(`Continue with: ccx stress --resume ${outDir}`);
+    console.log(
+      `Continue with: ${rerunHint(["--resume", outDir], opts.args, stress.decl.options)}`,
+    );
     return 130;
   }
   if (stopped() && report.skipped?.length) {
@@ -534,7 +606,11 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         `${report.skipped.length} task runs skipped.`,
     );
   }
-  if (bad > 0) console.log("Rerun the failures with: ccx stress --last-failed");
+  if (bad > 0) {
+    console.log(
+      `Rerun the failures with: ${rerunHint(["--last-failed"], opts.args, stress.decl.options)}`,
+    );
+  }
   // The table ends with the ratio line already; repeat it only if it does not.
   const ratio = formatRatioLine(summary, threshold);
   if (!formatSummaryTable(report, { color: false }).includes(ratio)) console.log(ratio);
@@ -552,6 +628,12 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       "Nothing could run: every task ended in a Claude or infrastructure failure (exit 3).",
     );
     return 3;
+  }
+  if (opts.strict && summary.failed + summary.errors > 0) {
+    console.log(
+      `--strict: ${summary.failed} failed and ${summary.errors} errored (exit 1, whatever the ratio)`,
+    );
+    return 1;
   }
   return summary.graduated ? 0 : 1;
 }
@@ -696,17 +778,38 @@ export const stress: Command = defineCommand({
       env: "CCX_PAGE",
       help: "print the URL of a web page that shows the run live (its tasks by name, grouped)",
     },
+    strict: {
+      type: "boolean",
+      env: "CCX_STRICT",
+      help: "exit 1 when any task failed or errored, whatever the ratio (as pytest does)",
+    },
+    "no-api-check": {
+      type: "boolean",
+      env: "CCX_NO_API_CHECK",
+      help: "do not check that the Claude API (ANTHROPIC_BASE_URL, else api.anthropic.com) " +
+        "accepts a connection before the first Claude task",
+    },
+    "progress-every": {
+      type: "number",
+      env: "CCX_PROGRESS_EVERY",
+      default: 30,
+      min: 0,
+      arg: "S",
+      help: "not on a terminal: a line for every running task each S seconds (0 never)",
+    },
   },
   notes: [
-    "Exit: 0 when the ratio meets the threshold and nothing errored; 1 ran but did not graduate;",
-    "2 bad input; 3 could not run (server down, token refused, Claude CLI missing: checked",
-    "before any task starts; or every task ended in a Claude/infrastructure failure);",
-    "130 after Ctrl+C (reports are still written).",
+    "Exit: 0 when the run graduates: passed >= R x (failed + errors), R being --threshold",
+    "(10), and no task errored; so 10 passed and 1 failed exits 0 (10:1), 10 passed and 1",
+    "error exits 1. --strict exits 1 on any failure or error. 1 ran but did not graduate;",
+    "2 bad input; 3 could not run (server down, token refused, Claude CLI missing, root",
+    "without --sandbox, the Claude API unreachable: checked before any task starts; or every",
+    "task ended in a Claude/infrastructure failure); 130 after Ctrl+C (reports are written).",
     "With --queue the tasks run on `ccx worker` boxes (their concurrency applies, not",
     "--concurrency); runs are recorded in --redis, else by the workers in the queue's Redis.",
     "Ctrl+C removes the run's waiting tasks and cancels its running ones on the workers.",
   ],
-  run(o, positionals) {
+  run(o, positionals, args) {
     if (positionals.length > 1) {
       throw new ConfigError(`one suite at a time, got ${positionals.length}`);
     }
@@ -741,6 +844,10 @@ export const stress: Command = defineCommand({
       keepWorkspaces: o["keep-workspaces"],
       validate: o.validate,
       page: o.page,
+      strict: o.strict,
+      noApiCheck: o["no-api-check"],
+      progressEveryS: o["progress-every"],
+      args,
     });
   },
 });

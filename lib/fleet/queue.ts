@@ -75,6 +75,11 @@ export interface FleetTaskSettings {
   workspace?: boolean;
   /** What the worker keeps of those workspaces (default `failed`). */
   keepWorkspaces?: TaskOptions["keepWorkspaces"];
+  /**
+   * `ccx stress --queue … --sandbox`: the boxes of this run are sandboxes, so Claude tasks get
+   * `IS_SANDBOX=1` on every worker (as with the worker's own `--sandbox`) for this run only.
+   */
+  sandbox?: boolean;
 }
 
 /**
@@ -223,7 +228,13 @@ export function checkQueueUrl(url: string, flag = "--queue"): void {
 export interface QueueRunOptions extends
   Pick<
     TaskOptions,
-    "patternMode" | "timeoutScale" | "lint" | "workspace" | "keepWorkspaces" | "onNotWritten"
+    | "patternMode"
+    | "timeoutScale"
+    | "lint"
+    | "workspace"
+    | "keepWorkspaces"
+    | "onNotWritten"
+    | "sandbox"
   > {
   /** `redis://` or `rediss://` URL of the queue's Redis. */
   url: string;
@@ -258,6 +269,8 @@ export interface QueueRunOptions extends
   onReady?(workers: number | undefined): void;
   /** Called when a worker takes a task (its result id and the worker's name). */
   onStart?(id: string, worker: string): void;
+  /** Called as a worker reports a task's output: its result id, bytes so far, the last line. */
+  onOutput?(id: string, bytes: number, lastLine?: string): void;
   /** Called with each result as soon as it is known. */
   onFinish?(result: TestResult): void;
 }
@@ -312,6 +325,7 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
     record: (opts.record ?? true) && !opts.history,
     workspace: opts.workspace,
     keepWorkspaces: opts.keepWorkspaces,
+    ...(opts.sandbox ? { sandbox: true } : {}),
   };
   await Deno.mkdir(opts.outDir, { recursive: true });
 
@@ -497,6 +511,8 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
           opts.onStart?.(p.rid, d.worker);
         }
         if (p.workers.at(-1) !== d.worker || p.stalled) p.workers.push(d.worker);
+      } else if (d.state === "output" && typeof d.bytes === "number") {
+        opts.onOutput?.(p.rid, d.bytes, d.tail);
       }
     });
     events.on("stalled", ({ jobId }) => {

@@ -342,7 +342,10 @@ function normalize(doc: JsonObject, source: string, opts: SuiteOptions): Suite {
     (list as JsonObject[] | undefined)?.forEach((o, i) => {
       const task = toTask(o, seed, category, from, template);
       suite.tasks.push(task);
-      if (task.expectedPatterns.length === 0 && !task.expectNonZeroExit && !task.concurrent) {
+      if (
+        task.expectedPatterns.length === 0 && !task.expectNonZeroExit && !task.concurrent &&
+        !task.expectedFiles?.length
+      ) {
         warnings.push({
           path: join(path, i),
           message: `task ${JSON.stringify(task.id)} checks nothing but exit code 0; ` +

@@ -98,6 +98,8 @@ export interface TestResult extends RunFacts {
   fix?: string;
   /** Files the task created or changed in its workspace (the server's bounded list). */
   filesCreated?: string[];
+  /** The task's request (`natural_language_request`): the reports show it atop the conversation. */
+  request?: string;
   /** Where the task's workspace is on the server's host, when the server kept it. */
   workspace?: string;
 }
