@@ -20,21 +20,21 @@ import { exec } from "./lib/commands/exec.ts";
 import { history } from "./lib/commands/history.ts";
 import { worker } from "./lib/commands/worker.ts";
 import { mockApi } from "./lib/commands/mock_api.ts";
-import { report } from "./lib/commands/report.ts";
 import { ps } from "./lib/commands/ps.ts";
 import { logs } from "./lib/commands/logs.ts";
 import { cancel } from "./lib/commands/cancel.ts";
+import { report } from "./lib/commands/report.ts";
 
 /** Every command, in the order `ccx --help` lists them. */
 export const COMMANDS: readonly Command[] = [
   serve,
   run,
   stress,
-  report,
   exec,
   ps,
   logs,
   cancel,
+  report,
   history,
   worker,
   mockApi,

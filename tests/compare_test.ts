@@ -47,7 +47,7 @@ Deno.test("compareRuns: tasks that regressed, were fixed, still fail, are new or
 
 Deno.test("compareRuns: repeats fold per task (flaky is not passing); what ran differs is said", () => {
   const before = run([
-    result("a.r1", "passed", { claudeVersion: "2.1.197", model: "claude-a" }),
+    result("a.r1", "passed", { cliVersion: "2.1.197", model: "claude-a" }),
     result("a.r2", "passed"),
     result("b.r1", "passed"),
     result("b.r2", "passed"),
@@ -56,7 +56,7 @@ Deno.test("compareRuns: repeats fold per task (flaky is not passing); what ran d
     meta: { ccxVersion: "0.1.0", host: "box1", commandLine: [], suiteHash: "sha256:1" },
   });
   const after = run([
-    result("a.r1", "passed", { claudeVersion: "2.1.200", model: "claude-b" }),
+    result("a.r1", "passed", { cliVersion: "2.1.200", model: "claude-b" }),
     result("a.r2", "failed"),
     result("b.r1", "passed"),
     result("b.r2", "passed"),

@@ -228,6 +228,29 @@ Deno.test("a check's job is named after the task it grades: its label and meta, 
   }
 });
 
+Deno.test("a rubric's judge is the Claude CLI: a suite of shell tasks with a rubric needs it before any task runs", async () => {
+  const w = await work();
+  try {
+    const suite = await w.suite({
+      tests: [{ id: "says_hi", command: "echo hi", rubric: "The answer greets." }],
+    });
+    const r = await cli([
+      "stress",
+      suite,
+      "--claude",
+      w.path("no-such-claude"),
+      "--no-history",
+      "--out",
+      w.path("out"),
+    ]);
+    assert.equal(r.code, 3, r.stdout + r.stderr);
+    assert.match(r.stderr, /cannot run: .*no-such-claude/);
+    assert.match(r.stderr, /nothing was run \(exit 3\)/);
+  } finally {
+    await w.cleanup();
+  }
+});
+
 /** A suite (beside its hidden test) of a right and a wrong add.sh, graded by the hidden test. */
 function addSuite(): unknown {
   return {

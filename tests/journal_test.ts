@@ -303,7 +303,9 @@ Deno.test("a journal whose first line is unreadable is judged by its file name",
 /** A process that has exited but that its parent never reaps (a zombie), and that parent. */
 async function zombie(): Promise<{ pid: number; parent: Deno.ChildProcess }> {
   const parent = new Deno.Command("/bin/sh", {
-    args: ["-c", "(exit 0) & echo $!; exec sleep 1000"],
+    // The child outlives the exec (so the shell, which would reap it, is gone by then) and ends
+    // under `sleep 1000`, which never reaps: a zombie, even on a loaded machine.
+    args: ["-c", "sleep 0.5 & echo $!; exec sleep 1000"],
     stdout: "piped",
     stderr: "null",
   }).spawn();
@@ -313,7 +315,7 @@ async function zombie(): Promise<{ pid: number; parent: Deno.ChildProcess }> {
   await reader.cancel();
   const pid = Number(text.trim());
   const state = () => Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1][0];
-  await waitFor(() => state() === "Z", "the zombie");
+  await waitFor(() => state() === "Z", "the zombie", 15_000);
   return { pid, parent };
 }
 

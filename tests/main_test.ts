@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { cli, withServer } from "./_util/helpers.ts";
+import { cli, ROOT, withServer } from "./_util/helpers.ts";
 
 Deno.test("ccx --version and --help", async () => {
   const v = await cli(["--version"]);
@@ -81,4 +81,28 @@ Deno.test("a server URL that is not ws:// or wss:// is exit 2 naming --server", 
   const s = await cli(["stress", "--server", "https://box:8004/ws", "--list"]);
   assert.equal(s.code, 2);
   assert.match(s.stderr, /--server: .* \(did you mean wss:\/\/box:8004\/ws\?\)/);
+});
+
+Deno.test("a first run (empty Deno cache) prints no 'Ignored build scripts' box for msgpackr-extract", async () => {
+  const denoDir = await Deno.makeTempDir({ prefix: "ccx_empty_deno_dir_" });
+  try {
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}main.ts`, "--version"],
+      cwd: ROOT,
+      env: { DENO_DIR: denoDir, NO_COLOR: "1" },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    const stderr = new TextDecoder().decode(r.stderr);
+    if (r.code !== 0 && /registry\.npmjs\.org|error sending request|dns error/i.test(stderr)) {
+      console.warn("skipped: the npm registry cannot be reached to fill an empty Deno cache");
+      return;
+    }
+    assert.equal(r.code, 0, stderr);
+    assert.match(stderr, /Download .*msgpackr-extract/, "the cache really started empty");
+    assert.doesNotMatch(stderr, /Ignored build scripts|msgpackr-extract@/);
+  } finally {
+    await Deno.remove(denoDir, { recursive: true });
+  }
 });

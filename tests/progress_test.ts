@@ -1,5 +1,7 @@
 import assert from "node:assert/strict";
-import { colorEnabled, Progress } from "../lib/stress/progress.ts";
+import { join } from "node:path";
+import { colorEnabled, lastToolCall, Progress } from "../lib/stress/progress.ts";
+import { Gate, ROOT, STATE_DIR, waitFor } from "./_util/helpers.ts";
 
 /** The progress display's output sink: records everything written to it. */
 class Sink {
@@ -253,4 +255,104 @@ Deno.test("Progress keeps going when its sink breaks", () => {
   p.finish({ id: "b", status: "passed", durationS: 1, reason: "" });
   p.stop();
   assert.equal(calls, 1);
+});
+
+/** One stream-json line of the model calling a tool. */
+const TOOL_LINE = JSON.stringify({
+  type: "assistant",
+  message: { content: [{ type: "tool_use", id: "t1", name: "Bash", input: { command: "make" } }] },
+});
+
+Deno.test("lastToolCall() names the tool and its input of a stream-json tool call, nothing else", () => {
+  assert.equal(lastToolCall(TOOL_LINE), 'Bash {"command":"make"}');
+  assert.equal(lastToolCall('{"type":"user","message":{"content":[]}}'), undefined);
+  assert.equal(lastToolCall("tool_use is a word"), undefined);
+});
+
+Deno.test("Progress off a terminal prints a still-running line per running task, with its output and last tool call", async () => {
+  const out = new Sink();
+  const p = new Progress({ total: 2, out, isTerminal: false, stillRunningEveryS: 0.05 });
+  try {
+    p.start("slow");
+    p.start("quiet");
+    p.output("slow", "stdout", `{"type":"system","subtype":"init"}\n${TOOL_LINE.slice(0, 20)}`);
+    p.output("slow", "stdout", `${TOOL_LINE.slice(20)}\n`);
+    await waitFor(() => /still running: quiet/.test(out.text), "a still-running line", 10_000);
+    assert.match(
+      out.text,
+      /… still running: slow for \d+s, \d+ B of output, last tool call Bash \{"command":"make"\}\n/,
+    );
+    assert.match(out.text, /… still running: quiet for \d+s, no output yet\n/);
+    p.finish({ id: "slow", status: "passed", durationS: 1, reason: "" });
+    p.finish({ id: "quiet", status: "error", durationS: 1, reason: "x" });
+    const n = out.text.length;
+    await new Promise((r) => setTimeout(r, 200));
+    assert.equal(out.text.length, n, "nothing is still running: no more lines");
+  } finally {
+    p.stop();
+  }
+});
+
+Deno.test("Progress's live line says 1 error, not 1 errors", () => {
+  const out = new Sink();
+  const p = new Progress({ total: 2, out, isTerminal: true, columns: 200, color: false });
+  p.finish({ id: "e", status: "error", durationS: 1, reason: "x" });
+  p.stop();
+  assert.match(out.text, /0 passed, 0 failed, 1 error ·/);
+});
+
+Deno.test("ccx stress in a CI log (not a terminal) names each running task every --progress-every seconds", async () => {
+  using gate = new Gate();
+  const dir = await Deno.makeTempDir({ prefix: "ccx_still_running_" });
+  try {
+    const suite = join(dir, "suite.json");
+    const tool = TOOL_LINE.replaceAll("'", "");
+    await Deno.writeTextFile(
+      suite,
+      JSON.stringify({
+        tests: [{
+          id: "slow",
+          command: `echo '${tool}'; ${gate.wait}; echo done`,
+          expected_patterns: ["done"],
+        }],
+      }),
+    );
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${ROOT}main.ts`,
+        "stress",
+        suite,
+        "--progress-every",
+        "0.2",
+        "--no-history",
+        "--out",
+        join(dir, "out"),
+      ],
+      cwd: dir,
+      env: { NO_COLOR: "1", CCX_STATE_DIR: STATE_DIR },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    let err = "";
+    const pump = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+      new WritableStream({ write: (s) => void (err += s) }),
+    );
+    const stdout = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    try {
+      await waitFor(() => /still running: slow/.test(err), "a still-running line", 60_000);
+    } finally {
+      gate.open();
+    }
+    const status = await child.status;
+    await pump;
+    let text = "";
+    for (let r = await stdout.read(); !r.done; r = await stdout.read()) text += r.value;
+    assert.equal(status.code, 0, err + text);
+    assert.match(err, /… still running: slow for \d+s, \d+ B of output, last tool call Bash /);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

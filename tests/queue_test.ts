@@ -224,3 +224,49 @@ Deno.test("checkQueueUrl() accepts redis:// and rediss:// only, hiding passwords
       /^--redis: https:\/\/u:\*\*\*@x\.example/.test(e.message) && !/pw@/.test(e.message),
   );
 });
+
+Deno.test({
+  name:
+    "ccx stress --queue --sandbox reaches a worker without it; without it, the fix names the worker",
+  ignore: redisIgnore || Deno.uid() !== 0,
+  fn: () =>
+    withFleet(async ({ redis, w, tag, workers }) => {
+      // A root worker that is not told it runs on a sandbox box.
+      workers.push(
+        await startWorker(redis.url, "rootbox", ["--claude", FAKE_CLAUDE], {
+          CCX_SANDBOX: "",
+          IS_SANDBOX: "",
+          ANTHROPIC_API_KEY: "sk-ant-stand-in-test",
+        }),
+      );
+      const suite = await w.suite({
+        categories: {
+          c: {
+            tasks: [{
+              id: "math",
+              natural_language_request: `${tag} What is 2+2?`,
+              verification: { expected_patterns: ["4"] },
+            }],
+          },
+        },
+      });
+      const refused = startCoordinator(redis.url, suite, ["--json", w.path("a.json")]);
+      assert.equal(await refused.code, 3, refused.out());
+      const [r] = await readTests(w.path("a.json"));
+      assert.equal(r.status, "error", r.reason);
+      assert.match(r.reason, /^root_refused: /);
+      assert.match(
+        refused.out(),
+        /Fix: root_refused \(1 task\): worker rootbox runs Claude tasks as root without IS_SANDBOX=1.*start the worker with --sandbox \(or CCX_SANDBOX=1\), or pass --sandbox to this `ccx stress --queue` run/,
+      );
+      const sandboxed = startCoordinator(redis.url, suite, [
+        "--json",
+        w.path("b.json"),
+        "--sandbox",
+      ]);
+      assert.equal(await sandboxed.code, 0, sandboxed.out());
+      const [ok] = await readTests(w.path("b.json"));
+      assert.equal(ok.status, "passed", ok.reason);
+      assert.equal(ok.worker, "rootbox");
+    }),
+});

@@ -24,7 +24,7 @@ Deno.test("formatSummaryTable() without colour has no escape codes and ends with
   );
   assert.match(lines[3], /^simple_2\s+simple\s+FAIL\s+1\.0s\s+missing 4 second line\s+-$/);
   assert.match(lines[4], /^simple_3\s+simple\s+ERROR\s+1\.0s\s+could not connect/);
-  assert.equal(lines.at(-2), "3 tests: 1 passed, 1 failed, 1 errors in 12.3s — NOT GRADUATED");
+  assert.equal(lines.at(-2), "3 tests: 1 passed, 1 failed, 1 error in 12.3s — NOT GRADUATED");
   assert.equal(lines.at(-1), "Success ratio: 0.5:1 (need 10:1 to graduate)");
   // Columns line up.
   assert.equal(lines[2].indexOf("PASS"), lines[0].indexOf("Status"));
@@ -57,7 +57,7 @@ Deno.test("formatSummaryTable() shows what the model said, why, and what it cost
   assert.doesNotMatch(text, /run claude \/login/);
   assert.match(text, /By category: simple 0\/3 \(1 failed, 2 errors\); other 1\/2/);
   assert.match(text, /Cost \$0\.0150; tokens 150 in, 30 out/);
-  assert.match(text, /later\s+other\s+SKIP\s+--max-fail 1 reached/);
+  assert.match(text, /later\s+other\s+SKIP\s+-\s+--max-fail 1 reached/);
   assert.match(text, /4 tests: 1 passed, 1 failed, 2 errors, 1 skipped in/);
 });
 
@@ -79,7 +79,7 @@ Deno.test("console: a failed task's checks (exit, time, the end of their output)
       durationS: 1,
       model: "j",
     },
-    claudeVersion: "2.1.197",
+    cliVersion: "2.1.197",
     model: "claude-x",
   });
   const before = run([result("add.r1", "passed"), result("add.r2", "passed")], { repeat: 2 });
@@ -109,4 +109,26 @@ Deno.test("console: a failed task's checks (exit, time, the end of their output)
   );
   // The ratio line stays last.
   assert.match(text.trimEnd().split("\n").at(-1)!, /^Success ratio: /);
+});
+
+Deno.test("formatSummaryTable() puts a skipped task's row in the table's columns, and counts in the singular", () => {
+  const rep = modelSaid();
+  rep.results = rep.results.filter((r) => r.id !== "e2");
+  rep.skipped = [
+    ...rep.skipped ?? [],
+    { id: "a_much_longer_task_id", name: "x", category: "other", reason: "interrupted" },
+  ];
+  const lines = formatSummaryTable(rep, { color: false }).split("\n");
+  const header = lines[0];
+  // Where each column starts in the header is where it starts in every row, SKIP rows included.
+  const starts = ["Category", "Status", "Duration", "Info", "Output"].map((h) => header.indexOf(h));
+  const rows = lines.slice(2, lines.indexOf(""));
+  assert.equal(rows.filter((l) => l.includes(" SKIP ")).length, 2);
+  for (const row of rows) {
+    for (const at of starts) {
+      assert.equal(row[at - 1], " ", `column at ${at} of ${JSON.stringify(row)}`);
+      assert.notEqual(row[at], " ", `column at ${at} of ${JSON.stringify(row)}`);
+    }
+  }
+  assert.match(lines.join("\n"), /simple 0\/2 \(1 failed, 1 error\)/);
 });

@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { join } from "node:path";
 import { formatDuration } from "../lib/common/format.ts";
 import { toHtml } from "../lib/stress/report/html.ts";
 import { escapeHtml } from "../lib/stress/report/html_template.ts";
@@ -10,6 +11,7 @@ import type {
   TestStatus,
 } from "../lib/stress/report/model.ts";
 import { many, modelSaid, NASTY, result, run, T0 } from "./_util/report.ts";
+import { cli, FAKE_CLAUDE } from "./_util/helpers.ts";
 
 Deno.test("toHtml() escapes task data everywhere and contains no script at all", () => {
   const html = toHtml(run([
@@ -160,7 +162,8 @@ function everyField(text: (field: string) => string): RunReport {
     turns: 3,
     tokens: { input: 1, output: 2, cacheRead: 3, cacheCreation: 4 },
     costUsd: 0.01,
-    claudeVersion: text(`${at}.claudeVersion`),
+    cliVersion: text(`${at}.cliVersion`),
+    request: text(`${at}.request`),
     checks: [{
       command: text(`${at}.checks.0.command`),
       status: "failed",
@@ -241,8 +244,8 @@ function shownAsText(label: string): boolean {
   if (/\.rubric\.statements\.|^comparison\.baseline\.suite$/.test(label)) return false;
   if (/^(\/out\/)?passed\./.test(label)) {
     // What ran (model, Claude Code version) is in the header for every task; each task's
-    // checks (commands JSON-quoted) and rubric are under its answer.
-    return /^passed\.(id|name|category|reason|answer|stderrTail|model|claudeVersion)$/.test(
+    // request is in its conversation, its checks (commands JSON-quoted) and rubric under it.
+    return /^passed\.(id|name|category|reason|answer|stderrTail|model|cliVersion|request)$/.test(
       label,
     ) ||
       /^passed\.(checks\.0\.reason|rubric\.(reason|model))$/.test(label);
@@ -275,5 +278,71 @@ Deno.test("toHtml() escapes model output in every text field: nothing injected, 
       const shown = html.includes(escapeHtml(label + PAYLOAD));
       assert.equal(shown, shownAsText(label), `${label} shown (escaped): ${shown}`);
     }
+  }
+});
+
+Deno.test("ccx stress --html shows each task's conversation from its saved stream: request, tool calls and results, answer", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ccx_html_convo_" });
+  try {
+    const suite = join(dir, "suite.json");
+    const request =
+      "Write <hello.py> & say so [[write:hello.py=print('hi')]] [[answer:Done <ok>.]]";
+    await Deno.writeTextFile(
+      suite,
+      JSON.stringify({
+        categories: {
+          c: {
+            tasks: [{
+              id: "writer",
+              natural_language_request: request,
+              verification: { expected_patterns: ["Done"] },
+            }, {
+              id: "shell",
+              command_template: "echo plain-output",
+              verification: { expected_patterns: ["plain-output"] },
+            }],
+          },
+        },
+      }),
+    );
+    const html = join(dir, "r.html");
+    const r = await cli(
+      ["stress", suite, "--claude", FAKE_CLAUDE, "--html", html, "--out", join(dir, "out")],
+      {
+        cwd: dir,
+        env: {
+          CCX_SANDBOX: "1",
+          CCX_STATE_DIR: join(dir, "state"),
+          ANTHROPIC_API_KEY: "sk-ant-stand-in-test",
+        },
+      },
+    );
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    const page = await Deno.readTextFile(html);
+    const details = page.slice(page.indexOf('<details id="o0">'), page.indexOf("</details>"));
+    const whos = [...details.matchAll(/<span class="who">([^<]*)<\/span>/g)].map((m) => m[1]);
+    assert.deepEqual(whos.map((w) => w.replace(/ · .*/, "")), [
+      "request",
+      "session",
+      "assistant",
+      "tool call",
+      "tool result",
+      "assistant",
+      "result",
+    ]);
+    assert.ok(details.includes(escapeHtml(request)), "the request, escaped");
+    assert.match(
+      details,
+      /tool call · Write<\/span><pre>\{\n {2}&quot;file_path&quot;: &quot;[^&]*hello\.py&quot;/,
+    );
+    assert.match(details, /tool result · Write<\/span><pre>File created successfully/);
+    assert.match(details, /result · success · 2 turns[^<]*<\/span><pre>Done &lt;ok&gt;\./);
+    assert.doesNotMatch(details, /\[marker:/, "the harness's marker is not shown as the answer");
+    // A plain task shows its output.
+    const shell = page.slice(page.indexOf('<details id="o1">'));
+    assert.match(shell, /<span class="who">output<\/span><pre>plain-output<\/pre>/);
+    assert.doesNotMatch(page, /<script/i);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -97,12 +97,13 @@ Deno.test("toJson() has the documented snake_case shape", () => {
     turns: null,
     tokens: null,
     cost_usd: null,
+    claude_code_version: null,
+    request: null,
     kind: null,
     fix: null,
     started_at: j.tests[0].started_at,
     files_created: [],
     workspace: null,
-    claude_version: null,
     checks: [],
     rubric: null,
   });
@@ -198,7 +199,7 @@ Deno.test("fromJson() reads back what toJson() wrote, skipped tasks included", (
 
 Deno.test("toJson() and fromJson(): checks, rubric, what ran and repeats survive the round trip", () => {
   const graded = result("add.r1", "failed", {
-    claudeVersion: "2.1.197",
+    cliVersion: "2.1.197",
     model: "claude-x",
     checks: [{
       command: "sh test_add.sh",
@@ -256,7 +257,7 @@ Deno.test("toJson() and fromJson(): checks, rubric, what ran and repeats survive
   const back = fromJson(text);
   assert.deepEqual(back.results[0].checks, graded.checks);
   assert.deepEqual(back.results[0].rubric, graded.rubric);
-  assert.equal(back.results[0].claudeVersion, "2.1.197");
+  assert.equal(back.results[0].cliVersion, "2.1.197");
   assert.deepEqual(back.meta, report.meta);
   assert.equal(back.repeat, 2);
 });

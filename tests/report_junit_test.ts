@@ -121,7 +121,7 @@ Deno.test("JUnit: a failed check is in the failure message and body, its output 
       stdoutTail: "AssertionError: add 2 3 gave -1",
       stderrTail: "warning",
     }],
-    claudeVersion: "2.1.197",
+    cliVersion: "2.1.197",
   });
   const xml = toJunit(
     run([t], { meta: { ccxVersion: "0.1.0", host: "box", commandLine: ["stress"] } }),

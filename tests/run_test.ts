@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { exitCodeFor, ownFailureCode } from "../lib/commands/run.ts";
 import {
   cli,
+  FAKE_CLAUDE,
   pidsMatching,
   ROOT,
   serveProcess,
@@ -157,4 +158,49 @@ Deno.test("ownFailureCode() follows timeout(1)", () => {
   assert.equal(ownFailureCode("argv: program not found: x"), 127);
   assert.equal(ownFailureCode("argv: permission denied: ./x"), 126);
   assert.equal(ownFailureCode("could not connect"), 125);
+});
+
+Deno.test("ccx run --env K=V and --sandbox reach the job on top of the server's allow-list", async () => {
+  // A real `ccx serve`: its own SECRET_X is not allow-listed, so the job never sees it.
+  const srv = await serveProcess([], { SECRET_X: "server-only" });
+  try {
+    const r = await cli([
+      "run",
+      "--server",
+      srv.url,
+      "--env",
+      "FOO=bar",
+      "--env",
+      "EQ=a=b",
+      "--sandbox",
+      "--",
+      "sh",
+      "-c",
+      'echo "$FOO|$EQ|$IS_SANDBOX|${SECRET_X:-unset}"',
+    ], { env: { CCX_SANDBOX: "" } });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "bar|a=b|1|unset\n");
+    // Asking for a server variable by name is not how a job gets it: the error says whose rule.
+    const byName = await cli(["run", "--server", srv.url, "--env", "SECRET_X", "--", "true"]);
+    assert.equal(byName.code, 125);
+    assert.match(byName.stderr, /--env "SECRET_X": expected NAME=VALUE; .*ccx serve --pass-env/);
+  } finally {
+    await srv.stop();
+  }
+});
+
+Deno.test({
+  name:
+    "ccx run --sandbox lets the Claude CLI skip permissions as root; without it the CLI refuses",
+  ignore: Deno.uid() !== 0,
+  async fn() {
+    const argv = [FAKE_CLAUDE, "-p", "What is 2+2?", "--dangerously-skip-permissions"];
+    const env = { CCX_SANDBOX: "", IS_SANDBOX: "", ANTHROPIC_API_KEY: "sk-ant-stand-in-test" };
+    const refused = await cli(["run", "--", ...argv], { env });
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /cannot be used with root\/sudo privileges/);
+    const ok = await cli(["run", "--sandbox", "--", ...argv], { env });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, /4/);
+  },
 });

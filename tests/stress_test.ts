@@ -126,7 +126,7 @@ const TEST_KEYS = [
   "attempts",
   "category",
   "checks",
-  "claude_version",
+  "claude_code_version",
   "cost_usd",
   "duration_s",
   "exit_code",
@@ -140,6 +140,7 @@ const TEST_KEYS = [
   "patterns_found",
   "patterns_missing",
   "reason",
+  "request",
   "rubric",
   "started_at",
   "status",
@@ -365,7 +366,7 @@ Deno.test("ccx stress --validate refuses a misspelled key with a suggestion and 
     const good = await w.suite({ tests: [{ id: "t", command: "true" }] }, "good.json");
     const g = await stress(w, ["--validate", good]);
     assert.equal(g.code, 0, g.stderr);
-    assert.match(g.stdout, /good\.json: valid, 1 tasks in 1 category, 1 warnings/);
+    assert.match(g.stdout, /good\.json: valid, 1 task in 1 category, 1 warning\n/);
     assert.match(g.stderr, /warning: .*tests\[0\]: task "t" checks nothing but exit code 0/);
     await assert.rejects(Deno.stat(w.path("ran.txt")));
   });
@@ -1086,7 +1087,14 @@ async function interruptRun(tag: string, server?: string): Promise<void> {
         ...(server ? ["--server", server] : []),
       ],
       cwd: w.dir,
-      env: { NO_COLOR: "1", CCX_STATE_DIR: w.state, CCX_SANDBOX: "1", ...KEY_ENV },
+      // No API check: the stand-in calls no API (see cli() in _util/helpers.ts).
+      env: {
+        NO_COLOR: "1",
+        CCX_STATE_DIR: w.state,
+        CCX_SANDBOX: "1",
+        CCX_NO_API_CHECK: "1",
+        ...KEY_ENV,
+      },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",
@@ -1283,7 +1291,7 @@ Deno.test("--last-failed reruns only the failed and errored tasks of the last ru
     await Deno.writeTextFile(fixed, "");
     const again = await stress(w, ["--last-failed", suite, "--no-history"]);
     assert.equal(again.code, 0, again.stdout + again.stderr);
-    assert.match(again.stdout, /1 tests: 1 passed/);
+    assert.match(again.stdout, /1 test: 1 passed/);
     assert.deepEqual([runsOf(count("ok")), runsOf(count("flaky"))], [1, 2]);
     // The last run had no failure: nothing to rerun.
     const none = await stress(w, ["--last-failed", suite, "--no-history"]);
@@ -1531,4 +1539,36 @@ Deno.test("ccx stress --page names the page to open; with --queue it is refused 
     r.stderr,
     /^ccx stress: --page shows the jobs of this machine's server; with --queue/,
   );
+});
+
+Deno.test("ccx stress: 10 passed and 1 failed graduates (exit 0) at 10:1; --strict exits 1; --help says both", async () => {
+  await withWork(async (w) => {
+    const suite = await w.suite({
+      tests: [
+        ...Array.from({ length: 10 }, (_, i) => ({
+          id: `ok${i}`,
+          command: `echo ok${i}`,
+          expected_patterns: [`ok${i}`],
+        })),
+        { id: "bad", command: "echo no", expected_patterns: ["yes"] },
+      ],
+    });
+    const plain = await stress(w, [suite, "-c", "4", "--no-history", "--out", w.path("a")]);
+    assert.equal(plain.code, 0, plain.stdout + plain.stderr);
+    assert.match(plain.stdout, /Success ratio: 10\.0:1 \(need 10:1 to graduate\)/);
+    const strict = await stress(w, [
+      suite,
+      "-c",
+      "4",
+      "--no-history",
+      "--strict",
+      "--out",
+      w.path("b"),
+    ]);
+    assert.equal(strict.code, 1, strict.stdout + strict.stderr);
+    assert.match(strict.stdout, /--strict: 1 failed and 0 errored \(exit 1, whatever the ratio\)/);
+    const help = await cli(["stress", "--help"]);
+    assert.match(help.stdout, /10 passed and 1 failed exits 0 \(10:1\)/);
+    assert.match(help.stdout, /--strict\s+exit 1 when any task failed or errored/);
+  });
 });

@@ -388,6 +388,13 @@ Deno.test("parseSuite() warns about a task that checks nothing but its exit code
   assert.match(suite.warnings![0].message, /"nothing" checks nothing but exit code 0/);
 });
 
+Deno.test("parseSuite() does not say a task with expected_files checks nothing but its exit code", () => {
+  const suite = parseSuite({
+    tests: [{ id: "writes", command: "echo x > a.txt", expected_files: [{ path: "a.txt" }] }],
+  }, "inline");
+  assert.deepEqual(suite.warnings ?? [], []);
+});
+
 Deno.test("parseSuite() refuses a regex: pattern that does not compile", () => {
   const problems = problemsOf({
     tests: [{ id: "r", command: "true", expected_patterns: ["regex:(a"] }],

@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cli, pidsMatching, waitFor } from "./_util/helpers.ts";
+import { cli, pidsMatching, ROOT, waitFor } from "./_util/helpers.ts";
 import { freePort } from "./_util/redis.ts";
 import { redisTier } from "./_util/tier.ts";
 import { gatedSuite, readTests, startCoordinator, startWorker, withFleet } from "./_util/fleet.ts";
@@ -281,4 +281,56 @@ Deno.test("passwordOnCommandLine() warns only for a password typed as an argumen
     passwordOnCommandLine("redis://redis.lan", ["--queue", "redis://redis.lan"]),
     undefined,
   );
+});
+
+Deno.test({
+  name: "ccx worker says it started once, and logs each task with a timestamp and its duration",
+  ignore: redisIgnore,
+  fn: () =>
+    withFleet(async ({ redis, w, tag, go, workers }) => {
+      const w1 = await startWorker(redis.url, "w1");
+      workers.push(w1);
+      const suite = await w.suite(gatedSuite(tag, go, 1));
+      await Deno.writeTextFile(go, "");
+      const c = startCoordinator(redis.url, suite, ["--json", w.path("r.json")]);
+      assert.equal(await c.code, 0, c.out());
+      await waitFor(() => / t1 passed in /.test(w1.log()), "the task's end in the log", 10_000);
+      w1.child.kill("SIGTERM");
+      await w1.status;
+      const lines = w1.log().trimEnd().split("\n");
+      const stamp = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ccx worker: /;
+      for (const l of lines) assert.match(l, stamp);
+      assert.equal(lines.filter((l) => l.includes("taking tasks")).length, 1, w1.log());
+      assert.match(
+        lines[0],
+        /: w1 taking tasks from queue ccx at redis:\/\/127\.0\.0\.1:\d+, concurrency 1/,
+      );
+      assert.match(w1.log(), /: t1 started \(run \d{8}_\d{6}_[0-9a-f]+\)\n/);
+      assert.match(w1.log(), /: t1 passed in \d+(\.\d+)?m?s\n/);
+    }),
+});
+
+Deno.test({
+  name: "ccx worker prints nothing on stdout: its one start line is in its log",
+  ignore: redisIgnore,
+  fn: () =>
+    withFleet(async ({ redis }) => {
+      const child = new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", `${ROOT}main.ts`, "worker", "--name", "quiet"],
+        env: { CCX_QUEUE: redis.url, NO_COLOR: "1" },
+        stdin: "null",
+        stdout: "piped",
+        stderr: "piped",
+      }).spawn();
+      let err = "";
+      const pump = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+        new WritableStream({ write: (s) => void (err += s) }),
+      );
+      const out = new Response(child.stdout).text();
+      await waitFor(() => err.includes("taking tasks"), "the worker to start", 60_000);
+      child.kill("SIGTERM");
+      assert.equal((await child.status).code, 0, err);
+      await pump;
+      assert.equal(await out, "");
+    }),
 });

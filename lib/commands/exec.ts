@@ -25,6 +25,7 @@ import { parsePick } from "../exec/setup.ts";
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
 import { ConfigError } from "../common/config.ts";
 import { serverUrl } from "../stress/preflight.ts";
+import { checkApiEndpoint } from "../claude/endpoint.ts";
 
 /**
  * Options of `ccx exec`, as `main.ts` passes them.
@@ -78,6 +79,8 @@ export interface ExecCommandOptions {
   rubric?: string[];
   /** `--judge-model M`. */
   judgeModel?: string;
+  /** `--no-api-check`: do not check that the Claude API endpoint accepts a connection. */
+  noApiCheck?: boolean;
 }
 
 const encoder = new TextEncoder();
@@ -160,6 +163,17 @@ export async function execCommand(opts: ExecCommandOptions): Promise<number> {
   }
   const criteria = [...new Set([...req.criteria, ...opts.criteria])];
   const retries = opts.retries ?? (saysNoRetry(opts.task, req.task) ? 0 : undefined);
+
+  // The in-process server runs the CLI here: an unreachable API would cost minutes of silent
+  // retries, so it is checked first.
+  if (opts.server === undefined && !opts.noApiCheck) {
+    const api = await checkApiEndpoint(Deno.env.toObject());
+    if (api) {
+      writeErr(`ccx exec: cannot run: ${api}`);
+      writeErr("ccx exec: nothing was run (exit 3).");
+      return 3;
+    }
+  }
 
   let history: HistoryStore | undefined;
   try {
@@ -354,11 +368,19 @@ export const exec: Command = defineCommand({
       help: "this box is a sandbox: IS_SANDBOX=1 for the CLI, so it may skip permissions as " +
         "root; as root without it, exec stops before running (exit 2)",
     },
+    "no-api-check": {
+      type: "boolean",
+      env: "CCX_NO_API_CHECK",
+      help: "do not check that the Claude API (ANTHROPIC_BASE_URL, else api.anthropic.com) " +
+        "accepts a connection before running (in-process server only)",
+    },
   },
   notes: [
     "Exit: 0 when every criterion is met (and every --check passed, and the --rubric judge",
-    "said pass), 1 otherwise, 2 for bad input. A failed check's output tail goes into the",
-    "next attempt's prompt; a check that cannot run or a judge without a verdict stops.",
+    "said pass), 1 otherwise, 2 for bad input, 3 when the Claude API does not accept a",
+    "connection (checked first, without --server), 130 after Ctrl+C. A failed check's output",
+    "tail goes into the next attempt's prompt; a check that cannot run or a judge without a",
+    "verdict stops.",
   ],
   run(o, positionals) {
     if (positionals.length === 0) throw new ConfigError("no TASK given (ccx exec TASK)");
@@ -386,6 +408,7 @@ export const exec: Command = defineCommand({
       checkTimeoutS: o["check-timeout"],
       rubric: o.rubric,
       judgeModel: o["judge-model"],
+      noApiCheck: o["no-api-check"],
     });
   },
 });

@@ -1,28 +1,118 @@
 /**
- * `ccx report diff A B`: compares two existing runs of `ccx stress` (each a `report.json` or a
+ * `ccx report`: reports about past runs. `ccx report DIR` writes one HTML index of every run
+ * under DIR (its `report.json` files): date, suite, ratio, cost, Claude Code version, model, and
+ * a link to each run's HTML report, which it writes beside the `report.json` of a run that has
+ * none (with each task's conversation from the saved outputs).
+ *
+ * `ccx report diff A B` compares two existing runs of `ccx stress` (each a `report.json` or a
  * run directory), A the baseline and B the later one, and prints what `--baseline` shows: the
  * tasks that regressed, were fixed, still fail, are new or gone, the ratio before and after,
  * and what differs in what was run (Claude Code versions, models, ccx, the suite).
  *
+ * The first argument may instead name a subcommand ({@linkcode REPORT_SUBCOMMANDS}), so that
+ * `ccx report diff A B` and the like live under the same command; a directory whose name is a
+ * subcommand's is given as `./NAME`.
+ *
  * @example
  * ```ts
- * import { reportCommand } from "./report.ts";
- * const code = await reportCommand({ action: "diff", paths: ["runs/a", "runs/b"], json: false });
+ * import { reportIndex } from "./report.ts";
+ * const code = await reportIndex({ dir: "test_outputs" }); // writes test_outputs/index.html
+ * ```
+ *
+ * @example
+ * ```ts
+ * import { reportDiff } from "./report.ts";
+ * const code = await reportDiff({ paths: ["runs/a", "runs/b"], json: false });
  * ```
  * @module
  */
 
+import { basename, dirname, join } from "node:path";
+import { type Command, defineCommand, type OptionValues } from "../common/cli.ts";
+import { ConfigError } from "../common/config.ts";
+import { plural } from "../common/format.ts";
+import { findRuns, toIndexHtml } from "../stress/report/index_page.ts";
+import { writeReports } from "../stress/report/files.ts";
+import type { RunReport } from "../stress/report/model.ts";
 import { readRun, reportPathOf } from "../stress/rerun.ts";
 import { compareRuns } from "../stress/compare.ts";
 import { comparisonJson } from "../stress/report/json.ts";
 import { comparisonLines } from "../stress/report/format.ts";
-import { type Command, defineCommand } from "../common/cli.ts";
-import { ConfigError } from "../common/config.ts";
 
-/** Options of `ccx report`. */
-export interface ReportCommandOptions {
-  /** What to do: `diff`. */
-  action: string;
+/** Options of {@linkcode reportIndex}. */
+export interface ReportIndexOptions {
+  /** The directory whose runs are listed. */
+  dir: string;
+  /** Where the index goes (default `DIR/index.html`). */
+  out?: string;
+}
+
+/** Where a path recorded in a report points now: as recorded, else beside the report. */
+async function located(path: string, reportDir: string): Promise<string | undefined> {
+  for (const p of [path, join(reportDir, basename(path))]) {
+    if ((await Deno.stat(p).catch(() => undefined))?.isFile) return p;
+  }
+  return undefined;
+}
+
+/**
+ * A run's report with its output files found again: the paths a report records are relative
+ * to where `ccx stress` ran, which need not be here; a file not found there is looked for beside
+ * the report (where `ccx stress` puts it).
+ */
+async function relocated(report: RunReport, reportDir: string): Promise<RunReport> {
+  const results = await Promise.all(report.results.map(async (r) => {
+    if (!r.outputFile) return r;
+    const at = await located(r.outputFile, reportDir);
+    return at ? { ...r, outputFile: at } : r;
+  }));
+  return { ...report, results };
+}
+
+/**
+ * Writes the index of the runs under `opts.dir`, and an HTML report for each run that has none;
+ * resolves with the exit code: 0 written, 2 when `dir` is not a directory.
+ *
+ * @example
+ * ```ts
+ * import { reportIndex } from "./report.ts";
+ * await reportIndex({ dir: "test_outputs", out: "runs.html" });
+ * ```
+ */
+export async function reportIndex(opts: ReportIndexOptions): Promise<number> {
+  const st = await Deno.stat(opts.dir).catch(() => undefined);
+  if (!st?.isDirectory) {
+    console.error(`ccx report: ${opts.dir}: not a directory (ccx report DIR)`);
+    return 2;
+  }
+  const out = opts.out ?? join(opts.dir, "index.html");
+  const runs = await findRuns(opts.dir);
+  let made = 0;
+  for (const run of runs) {
+    if (run.html) continue;
+    const html = join(dirname(run.json), "report.html");
+    try {
+      await writeReports(await relocated(run.report, dirname(run.json)), { html });
+      run.html = html;
+      made++;
+    } catch (e) {
+      console.error(`ccx report: ${html} not written: ${(e as Error).message}`);
+    }
+  }
+  await Deno.mkdir(dirname(out), { recursive: true });
+  await Deno.writeTextFile(out, toIndexHtml(runs, { title: opts.dir, indexPath: out }));
+  for (const u of runs.unreadable ?? []) {
+    console.error(`ccx report: skipped ${u.json}: ${u.error}`);
+  }
+  console.log(
+    `${out}: ${plural(runs.length, "run")} under ${opts.dir}` +
+      (made ? ` (${plural(made, "HTML report")} written beside their report.json)` : ""),
+  );
+  return 0;
+}
+
+/** Options of {@linkcode reportDiff}. */
+export interface ReportDiffOptions {
   /** The two runs: baseline, then the later one. */
   paths: string[];
   /** `--json`: print the comparison as JSON. */
@@ -34,15 +124,17 @@ export interface ReportCommandOptions {
 }
 
 /**
- * Runs `ccx report`; resolves with the exit code: 0, 1 with `--fail-on-regression` when a task
- * regressed, 2 for bad input (an unknown action, a run that cannot be read).
+ * `ccx report diff A B`; resolves with the exit code: 0, 1 with `--fail-on-regression` when a
+ * task regressed, 2 for bad input (not two runs, a run that cannot be read).
+ *
+ * @example
+ * ```ts
+ * import { reportDiff } from "./report.ts";
+ * await reportDiff({ paths: ["runs/a/report.json", "runs/b"], json: true });
+ * ```
  */
-export async function reportCommand(opts: ReportCommandOptions): Promise<number> {
+export async function reportDiff(opts: ReportDiffOptions): Promise<number> {
   const out = opts.out ?? ((line: string) => console.log(line));
-  if (opts.action !== "diff") {
-    console.error(`ccx report: unknown action ${JSON.stringify(opts.action)}; known: diff`);
-    return 2;
-  }
   if (opts.paths.length !== 2) {
     console.error(
       `ccx report diff: give two runs (a report.json or a run directory each), got ` +
@@ -65,26 +157,68 @@ export async function reportCommand(opts: ReportCommandOptions): Promise<number>
   return opts.failOnRegression && c.regressed.length > 0 ? 1 : 0;
 }
 
+/** The options every form of `ccx report` takes (a subcommand reads the ones it needs). */
+export const REPORT_OPTIONS = {
+  out: {
+    type: "string",
+    short: "o",
+    arg: "FILE",
+    defaultText: "DIR/index.html",
+    help: "where the index goes",
+  },
+  json: { type: "boolean", help: "diff: print the comparison as JSON" },
+  "fail-on-regression": {
+    type: "boolean",
+    help: "diff: exit 1 when a task regressed",
+  },
+} as const;
+
+/**
+ * Subcommands of `ccx report`, by name: `ccx report NAME ARGS…` runs the one named with the
+ * arguments after its name. `ccx report DIR` (no subcommand) writes the index.
+ */
+export const REPORT_SUBCOMMANDS: Record<string, ReportSubcommand> = {
+  diff: (o, args) =>
+    reportDiff({ paths: args, json: o.json, failOnRegression: o["fail-on-regression"] }),
+};
+
+/** A subcommand of `ccx report`: the parsed options and the arguments after its name. */
+export type ReportSubcommand = (
+  o: OptionValues<typeof REPORT_OPTIONS>,
+  args: string[],
+) => Promise<number>;
+
 /** The `ccx report` declaration. */
 export const report: Command = defineCommand({
   name: "report",
-  summary: "compare two runs of ccx stress: ccx report diff BASELINE RUN",
-  args: "diff A B",
+  summary: "past runs: an HTML index of the runs under a directory; diff two runs",
+  args: "DIR | diff A B",
   positionals: [
+    ["DIR", "a directory of runs (test_outputs): every report.json under it is listed"],
     ["diff A B", "compare run B with run A (each a report.json or a run directory)"],
   ],
-  options: {
-    json: { type: "boolean", help: "print the comparison as JSON" },
-    "fail-on-regression": { type: "boolean", help: "exit 1 when a task regressed" },
-  },
-  notes: ["Exit: 0; 1 with --fail-on-regression when a task regressed; 2 for bad input."],
+  options: REPORT_OPTIONS,
+  notes: [
+    "Writes DIR/index.html: one row per run, newest first (date, suite, ratio and verdict,",
+    "cost, Claude Code version, model, duration), linking each run's report.html, which is",
+    "written beside its report.json when missing (each task's conversation included).",
+    "diff A B prints what ccx stress --baseline A shows for run B: regressed, fixed, still",
+    "failing, new and gone tasks, and what differs in what ran.",
+    "Exit: 0; 1 for diff --fail-on-regression when a task regressed; 2 for bad input.",
+  ],
   run(o, positionals) {
-    if (positionals.length === 0) throw new ConfigError("no action given (ccx report diff A B)");
-    return reportCommand({
-      action: positionals[0],
-      paths: positionals.slice(1),
-      json: o.json,
-      failOnRegression: o["fail-on-regression"],
-    });
+    const [first, ...rest] = positionals;
+    const sub = first === undefined ? undefined : REPORT_SUBCOMMANDS[first];
+    if (sub) return sub(o, rest);
+    if (first === undefined) throw new ConfigError("no DIR given (ccx report DIR)");
+    if (rest.length) {
+      throw new ConfigError(
+        `one DIR at a time, got ${positionals.length} arguments` +
+          (Object.keys(REPORT_SUBCOMMANDS).length
+            ? ` (subcommands: ${Object.keys(REPORT_SUBCOMMANDS).join(", ")})`
+            : ""),
+      );
+    }
+    return reportIndex({ dir: first, out: o.out });
   },
 });

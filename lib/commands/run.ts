@@ -34,6 +34,43 @@ export interface RunOptions {
   stallTimeoutS?: number;
   /** Working directory of the job (default: the server's). */
   cwd?: string;
+  /** Variables the job gets on top of what the server passes it (`--env K=V`). */
+  env?: Record<string, string>;
+  /** `--sandbox`: the job gets `IS_SANDBOX=1`, so a Claude CLI in it may skip permissions as root. */
+  sandbox?: boolean;
+}
+
+/**
+ * Parses `--env` values (`NAME=VALUE`, repeatable; the value may be empty or hold `=`) into an
+ * object. A value without `=` is a {@linkcode ConfigError}: a job gets the server's own
+ * variables only through the server's allow-list (`ccx serve --pass-env`), never by name from
+ * a client.
+ *
+ * @example
+ * ```ts
+ * import { parseEnvFlags } from "./run.ts";
+ * parseEnvFlags(["A=1", "B=x=y"]); // { A: "1", B: "x=y" }
+ * ```
+ */
+export function parseEnvFlags(values: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const v of values) {
+    const eq = v.indexOf("=");
+    if (eq < 0) {
+      throw new ConfigError(
+        `--env ${JSON.stringify(v)}: expected NAME=VALUE; which of the server's own variables a ` +
+          "job sees is the server's allow-list (ccx serve --pass-env), not a client's to ask for",
+      );
+    }
+    const name = v.slice(0, eq);
+    if (name === "" || name.includes("\0")) {
+      throw new ConfigError(
+        `--env ${JSON.stringify(v)}: ${JSON.stringify(name)} is not a variable name`,
+      );
+    }
+    out[name] = v.slice(eq + 1);
+  }
+  return out;
 }
 
 /**
@@ -116,8 +153,10 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   try {
     client = await CcxClient.connect(url, { token: opts.token, ca: opts.ca });
     Deno.addSignalListener("SIGINT", onInt);
+    const env = { ...opts.env, ...(opts.sandbox ? { IS_SANDBOX: "1" } : {}) };
     job = await client.execute({
       ...(opts.shell ? { command: opts.argv.join(" ") } : { argv: opts.argv }),
+      ...(Object.keys(env).length ? { env } : {}),
       timeout: opts.timeoutS,
       stall_timeout: opts.stallTimeoutS,
       cwd: opts.cwd,
@@ -205,6 +244,17 @@ export const run: Command = defineCommand({
     },
     cwd: { type: "string", arg: "DIR", help: "working directory of the command" },
     shell: { type: "boolean", help: "run CMD ARGS... as one /bin/sh -c command line" },
+    env: {
+      type: "list",
+      arg: "K=V",
+      help: "set K=V in the job's environment, on top of the server's allow-listed variables",
+    },
+    sandbox: {
+      type: "boolean",
+      env: "CCX_SANDBOX",
+      help: "this box is a sandbox: the job gets IS_SANDBOX=1, so Claude Code may skip " +
+        "permissions as root",
+    },
   },
   usageExit: 125,
   notes: [
@@ -223,6 +273,8 @@ export const run: Command = defineCommand({
       timeoutS: o.timeout,
       stallTimeoutS: o["stall-timeout"],
       cwd: o.cwd,
+      env: parseEnvFlags(o.env),
+      sandbox: o.sandbox,
     });
   },
 });

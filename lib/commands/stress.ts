@@ -23,6 +23,7 @@ import { withCheckFiles } from "../stress/check_files.ts";
 import { compareRuns } from "../stress/compare.ts";
 import { graderCounts, graderLines } from "../stress/grade.ts";
 import { VERSION } from "../common/protocol.ts";
+import { shellQuote } from "../stress/shell_template.ts";
 import {
   findLastRun,
   findLastRunOf,
@@ -30,9 +31,11 @@ import {
   readRun,
   rememberLastRun,
   reportPathOf,
+  rerunArgs,
   RUNS_DIR,
 } from "../stress/rerun.ts";
-import { preflight, serverUrl } from "../stress/preflight.ts";
+import { preflight, rootStop, serverUrl } from "../stress/preflight.ts";
+import { checkApiEndpoint } from "../claude/endpoint.ts";
 import { processesInGroups } from "../common/proc.ts";
 import { planRuns, runTasks, type ServerTarget } from "../stress/runner.ts";
 import {
@@ -54,9 +57,10 @@ import { writeReports } from "../stress/report/files.ts";
 import { type HistoryStore, openHistory } from "../claude/history.ts";
 import { connectRedis, redactUrl } from "../common/redis.ts";
 import { Unwritten } from "../stress/unwritten.ts";
-import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
+import { type Command, defineCommand, onStopSignals, type OptionDecls } from "../common/cli.ts";
 import { ConfigError, readPemFile } from "../common/config.ts";
-import { formatTimestamp, newRunId } from "../common/format.ts";
+import { STRESS_OPTIONS } from "./stress_flags.ts";
+import { formatTimestamp, newRunId, plural } from "../common/format.ts";
 
 /** Options of `ccx stress`. */
 export interface StressOptions {
@@ -126,10 +130,49 @@ export interface StressOptions {
   baseline?: string;
   /** `--fail-on-regression`: exit 1 when a task that passed in the baseline does not now. */
   failOnRegression?: boolean;
-  /** The command line, recorded in the reports (default `Deno.args`). */
-  commandLine?: string[];
   /** `--page`: print the URL of the web page that shows the run live. */
   page?: boolean;
+  /** `--strict`: any failed or errored task exits 1, whatever the ratio. */
+  strict?: boolean;
+  /** `--no-api-check`: do not check that the Claude API endpoint accepts a connection. */
+  noApiCheck?: boolean;
+  /**
+   * `--progress-every S`: on a non-terminal, a line for every running task each S seconds
+   * (default 30; 0 never).
+   */
+  progressEveryS?: number;
+  /** Whether ccx runs as root (default: `Deno.uid() === 0`); the root pre-flight reads it. */
+  isRoot?: boolean;
+  /**
+   * The command line after `stress`, as given: the rerun hints repeat its flags and the
+   * reports record it (default: `Deno.args`).
+   */
+  args?: readonly string[];
+}
+
+/**
+ * The command that reruns a run: `ccx stress FLAG…` followed by the flags and arguments the run
+ * was given (`args`), shell-quoted, without `--resume`, `--last-failed`, `--out` and `--json`
+ * (the rerun gets a run directory of its own, so the first run's report stays) and without
+ * secrets, which the environment or `./.env` must hold (a note says so).
+ *
+ * @example
+ * ```ts
+ * import { rerunHint, stress } from "./stress.ts";
+ * rerunHint(["--last-failed"], ["tasks/t.json", "--sandbox", "--claude", "my claude"], stress.decl.options);
+ * // "ccx stress --last-failed tasks/t.json --sandbox --claude 'my claude'"
+ * ```
+ */
+export function rerunHint(
+  lead: string[],
+  args: readonly string[] | undefined,
+  options: OptionDecls,
+): string {
+  const kept = rerunArgs(args ?? [], options, ["resume", "last-failed", "out", "json"]);
+  const line = ["ccx", "stress", ...lead, ...kept.args].map(shellQuote).join(" ");
+  if (!kept.secrets.length) return line;
+  return `${line}\n  (${kept.secrets.join(", ")} not repeated: ccx never prints a secret; set it ` +
+    "in the environment or ./.env, e.g. CCX_TOKEN, CCX_QUEUE, REDIS_URL)";
 }
 
 /**
@@ -268,10 +311,10 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   if (opts.validate) {
     const cats = new Set(suite.tasks.map((t) => t.category)).size;
     console.log(
-      `${suitePath}: valid, ${suite.tasks.length} tasks in ${cats} categor${
+      `${suitePath}: valid, ${plural(suite.tasks.length, "task")} in ${cats} categor${
         cats === 1 ? "y" : "ies"
       }${graderCounts(suite.tasks)}${
-        suite.warnings?.length ? `, ${suite.warnings.length} warnings` : ""
+        suite.warnings?.length ? `, ${plural(suite.warnings.length, "warning")}` : ""
       }`,
     );
     return 0;
@@ -358,7 +401,8 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   const meta: RunMeta = {
     ccxVersion: VERSION,
     host: hostname(),
-    commandLine: opts.commandLine ?? Deno.args,
+    // Recorded in the reports: the command line as given (`args`), else this process's.
+    commandLine: opts.args ? ["stress", ...opts.args] : [...Deno.args],
     suiteHash: await suiteHash(suite.source),
     ...(opts.model ? { model: opts.model } : {}),
     ...(opts.judgeModel ? { judgeModel: opts.judgeModel } : {}),
@@ -396,6 +440,25 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       return 3;
     }
   }
+  // On the in-process server the Claude CLI runs as this user, here: a refusal as root and an
+  // unreachable API are certain before any task starts.
+  const here = !opts.queue && !opts.servers?.length;
+  const claudeHere = here ? toRun.map((p) => p.task).filter(usesClaude) : [];
+  const stamp = formatTimestamp();
+  const refused = claudeHere.length === 0 ? undefined : rootStop({
+    isRoot: opts.isRoot ?? Deno.uid() === 0,
+    sandbox: opts.sandbox === true || Deno.env.get("IS_SANDBOX") === "1",
+    commands: claudeHere.map((t) =>
+      buildTaskCommand(t, { marker: resolveMarker(t, stamp), timestamp: stamp }, {
+        claude: suite.claude,
+      })
+    ),
+  });
+  if (refused) {
+    console.error(`ccx stress: cannot run: ${refused}`);
+    console.error("ccx stress: nothing was run (exit 3).");
+    return 3;
+  }
   let local: CcxServer | undefined;
   let servers: ServerTarget[] = [];
   if (opts.queue) {
@@ -414,11 +477,17 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     });
     servers = [{ url: local.url }];
   }
+  // A rubric's judge is the Claude CLI too, on the server where its task ran.
+  const judged = toRun.some((p) => p.task.rubric !== undefined);
   const problems = await preflight({
     servers,
     claude: suite.claude,
-    needClaude: tasks.some(usesClaude),
+    needClaude: judged || tasks.some(usesClaude),
   });
+  if (problems.length === 0 && (claudeHere.length > 0 || (here && judged)) && !opts.noApiCheck) {
+    const api = await checkApiEndpoint(Deno.env.toObject());
+    if (api) problems.push(api);
+  }
   if (problems.length > 0) {
     await local?.shutdown();
     for (const p of problems) console.error(`ccx stress: cannot run: ${p}`);
@@ -448,6 +517,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   const progress = new Progress({
     total,
     processes: local ? () => processesInGroups(new Set(groups.values())) : undefined,
+    stillRunningEveryS: opts.progressEveryS ?? 30,
   });
   if (resumed) {
     progress.note(
@@ -462,7 +532,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     : servers.map((s) => s.url).join(", ");
   if (opts.page) progress.note(pageNote(local, servers));
   progress.note(
-    `ccx stress: ${total} task runs from ${suite.name} on ${where}` +
+    `ccx stress: ${plural(total, "task run")} from ${suite.name} on ${where}` +
       `${opts.queue ? "" : `, concurrency ${opts.concurrency ?? 1}`}` +
       `${scale !== 1 ? `, timeouts x${scale}` : ""}; outputs in ${outDir}`,
   );
@@ -508,8 +578,10 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       progress.start(id, worker);
       live.update(snapshot);
     };
+    const taskOf = new Map(planned.map((p) => [p.rid, p.task]));
     const onFinish = (r: TestResult) => {
       running.delete(r.id);
+      r.request ??= taskOf.get(r.id)?.request; // the report shows it atop the conversation
       // A worker that took the task as the run was canceled handed it back unstarted: it stays
       // among the skipped ones rather than counting as an error.
       if (r.reason === CANCELED_BEFORE_START) return live.update(snapshot);
@@ -521,6 +593,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     };
     await (opts.queue
       ? runOnQueue(tasks.filter((t) => toRun.some((p) => p.task === t)), {
+        onOutput: (id, bytes, tail) => progress.outputSoFar(id, bytes, tail),
         onReady: (workers) => {
           if (workers === 0) {
             progress.note(
@@ -543,6 +616,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         keepWorkspaces: opts.keepWorkspaces,
         model: opts.model,
         judgeModel: opts.judgeModel,
+        sandbox: opts.sandbox,
         signal: controller.signal,
         onStart,
         onFinish,
@@ -567,6 +641,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         skip: new Set(done.keys()),
         stop: stopped,
         onJobStarted: (id, pgid) => groups.set(`${id}#${pgid}`, pgid),
+        onOutput: (id, type, data) => progress.output(id, type, data),
         onStart: (id) => onStart(id),
         onFinish,
         onNotWritten,
@@ -609,7 +684,9 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   for (const line of notWritten) console.error(`ccx stress: ${line}`);
   if (report.interrupted) {
     console.log(`Interrupted after ${results.length} of ${planned.length} task runs.`);
-    console.log(`Continue with: ccx stress --resume ${outDir}`);
+    console.log(
+      `Continue with: ${rerunHint(["--resume", outDir], opts.args, stress.decl.options)}`,
+    );
     return 130;
   }
   if (stopped() && report.skipped?.length) {
@@ -618,7 +695,11 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
         `${report.skipped.length} task runs skipped.`,
     );
   }
-  if (bad > 0) console.log("Rerun the failures with: ccx stress --last-failed");
+  if (bad > 0) {
+    console.log(
+      `Rerun the failures with: ${rerunHint(["--last-failed"], opts.args, stress.decl.options)}`,
+    );
+  }
   // The table ends with the ratio line already; repeat it only if it does not.
   const ratio = formatRatioLine(summary, threshold);
   if (!formatSummaryTable(report, { color: false }).includes(ratio)) console.log(ratio);
@@ -645,6 +726,12 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     );
     return 1;
   }
+  if (opts.strict && summary.failed + summary.errors > 0) {
+    console.log(
+      `--strict: ${summary.failed} failed and ${summary.errors} errored (exit 1, whatever the ratio)`,
+    );
+    return 1;
+  }
   return summary.graduated ? 0 : 1;
 }
 
@@ -657,165 +744,14 @@ export const stress: Command = defineCommand({
     "SUITE",
     "suite file (default: the resumed run's, else tasks/unified_stress_test_tasks.json)",
   ]],
-  options: {
-    server: {
-      type: "list",
-      short: "s",
-      env: "CCX_SERVER",
-      arg: "URL",
-      defaultText: "in-process",
-      help: "a ccx server; repeat to spread tasks over several",
-    },
-    token: { type: "string", env: "CCX_TOKEN", arg: "T", help: "token for the servers" },
-    ca: {
-      type: "string",
-      env: "CCX_CA",
-      arg: "FILE",
-      help: "PEM certificate of a private CA to trust for wss://",
-    },
-    concurrency: {
-      type: "int",
-      short: "c",
-      default: 1,
-      min: 1,
-      max: 1024,
-      arg: "N",
-      help: "tasks at once",
-    },
-    repeat: { type: "int", default: 1, min: 1, arg: "N", help: "run every task N times" },
-    category: { type: "list", arg: "NAME", help: "only this category" },
-    filter: {
-      type: "string",
-      arg: "RE",
-      help: "only tasks whose id or name matches RE (a regular expression, case-insensitive)",
-    },
-    exclude: { type: "list", arg: "RE", help: "leave out tasks whose id or name matches RE" },
-    list: { type: "boolean", help: "print the task runs and their commands; run nothing" },
-    "max-fail": {
-      type: "int",
-      min: 1,
-      arg: "N",
-      help: "start no more tasks after N failed or errored (the rest are skipped)",
-    },
-    exitfirst: { type: "boolean", short: "x", help: "stop after the first failure: --max-fail 1" },
-    resume: {
-      type: "string",
-      arg: "DIR",
-      help: "continue an interrupted run in DIR (its report.json) without rerunning what finished",
-    },
-    "last-failed": {
-      type: "boolean",
-      help: "rerun only the failed and errored tasks of the last run",
-    },
-    out: {
-      type: "string",
-      arg: "DIR",
-      defaultText: "test_outputs/<run-id>",
-      help: "task outputs; report.json goes there too",
-    },
-    json: { type: "string", arg: "FILE", help: "JSON report" },
-    junit: { type: "string", arg: "FILE", help: "JUnit XML report" },
-    html: { type: "string", arg: "FILE", help: "one-page HTML report" },
-    "pattern-mode": {
-      type: "string",
-      choices: ["all", "any"],
-      default: "all",
-      arg: "M",
-      help: "whether all or any expected pattern must be found",
-    },
-    threshold: {
-      type: "number",
-      default: 10,
-      min: 0,
-      arg: "R",
-      help: "pass ratio needed to graduate; 10 means 10:1",
-    },
-    "timeout-scale": {
-      type: "number",
-      default: 1,
-      min: 0.01,
-      words: ["auto"],
-      arg: "X",
-      help: "multiply timeouts by X, or auto: x3 when the load average exceeds 14",
-    },
-    claude: {
-      type: "string",
-      env: "CCX_CLAUDE",
-      arg: "CMD",
-      defaultText: "claude on PATH",
-      help: "the Claude executable",
-    },
-    redis: {
-      type: "string",
-      env: "REDIS_URL",
-      arg: "URL",
-      help: "record runs in a shared Redis history",
-    },
-    "no-history": { type: "boolean", help: "do not record runs in the timeout history" },
-    sandbox: {
-      type: "boolean",
-      env: "CCX_SANDBOX",
-      help: "this box is a sandbox: Claude tasks get IS_SANDBOX=1, so the CLI may skip " +
-        "permissions as root",
-    },
-    queue: {
-      type: "string",
-      env: "CCX_QUEUE",
-      arg: "URL",
-      help: "run on the fleet: enqueue tasks in this redis:// or rediss:// queue for `ccx worker`s",
-    },
-    "queue-name": {
-      type: "string",
-      env: "CCX_QUEUE_NAME",
-      default: DEFAULT_QUEUE_NAME,
-      arg: "Q",
-      help: "queue name, shared with `ccx worker --queue-name`",
-    },
-    "no-workspace": {
-      type: "boolean",
-      help: "run tasks in the server's directory, not each in its own workspace",
-    },
-    "keep-workspaces": {
-      type: "string",
-      choices: ["failed", "always", "never"] as const,
-      default: "failed",
-      arg: "WHEN",
-      help: "which task workspaces the server keeps: failed (exit not 0), always, never",
-    },
-    validate: { type: "boolean", help: "check the suite and exit (0 valid, 2 not); runs nothing" },
-    model: {
-      type: "string",
-      arg: "M",
-      help: "the model of every Claude task (--model, ${MODEL}, ANTHROPIC_MODEL); recorded",
-    },
-    "judge-model": {
-      type: "string",
-      arg: "M",
-      defaultText: "the CLI's",
-      help: "the model that judges rubrics",
-    },
-    baseline: {
-      type: "string",
-      arg: "PATH|last",
-      help: "compare with an earlier run: its report.json or run directory; last = the " +
-        "previous run of this suite",
-    },
-    "fail-on-regression": {
-      type: "boolean",
-      help: "exit 1 when a task that passed in the baseline does not now, even if the run " +
-        "graduates",
-    },
-    page: {
-      type: "boolean",
-      env: "CCX_PAGE",
-      help: "print the URL of a web page that shows the run live (its tasks by name, grouped)",
-    },
-  },
+  options: STRESS_OPTIONS,
   notes: [
-    "Exit: 0 when the ratio meets the threshold and nothing errored; 1 ran but did not graduate;",
-    "2 bad input; 3 could not run (server down, token refused, Claude CLI missing: checked",
-    "before any task starts; or every task ended in a Claude/infrastructure failure);",
-    "130 after Ctrl+C (reports are still written).",
+    "Exit: 0 when the run graduates: passed >= R x (failed + errors), R being --threshold",
+    "(10), and no task errored; so 10 passed and 1 failed exits 0 (10:1), 10 passed and 1",
+    "error exits 1. --strict exits 1 on any failure or error. 1 ran but did not graduate;",
+    "2 bad input; 3 could not run (server down, token refused, Claude CLI missing, root",
+    "without --sandbox, the Claude API unreachable: checked before any task starts; or every",
+    "task ended in a Claude/infrastructure failure); 130 after Ctrl+C (reports are written).",
     "With --queue the tasks run on `ccx worker` boxes (their concurrency applies, not",
     "--concurrency); runs are recorded in --redis, else by the workers in the queue's Redis.",
     "Ctrl+C removes the run's waiting tasks and cancels its running ones on the workers.",
@@ -823,7 +759,7 @@ export const stress: Command = defineCommand({
     "a check that cannot run or a judge without a verdict makes the task an error.",
     "--fail-on-regression needs --baseline (exit 2 without); with it, any regression exits 1.",
   ],
-  run(o, positionals) {
+  run(o, positionals, args) {
     if (positionals.length > 1) {
       throw new ConfigError(`one suite at a time, got ${positionals.length}`);
     }
@@ -862,6 +798,10 @@ export const stress: Command = defineCommand({
       baseline: o.baseline,
       failOnRegression: o["fail-on-regression"],
       page: o.page,
+      strict: o.strict,
+      noApiCheck: o["no-api-check"],
+      progressEveryS: o["progress-every"],
+      args,
     });
   },
 });

@@ -13,7 +13,6 @@
 
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
 import { ConfigError } from "../common/config.ts";
-import { redactUrl } from "../common/redis.ts";
 import { checkQueueUrl, DEFAULT_QUEUE_NAME } from "../fleet/queue.ts";
 import {
   DEFAULT_DRAIN_S,
@@ -44,20 +43,30 @@ export function passwordOnCommandLine(url: string, args: string[]): string | und
     "can read it (ps); set CCX_QUEUE in the environment or in ./.env instead";
 }
 
+/**
+ * One line of the worker's log (stderr): an ISO timestamp, then what happened, so a journal or
+ * a CI log shows when each task started and ended.
+ *
+ * @example
+ * ```ts
+ * import { workerLogLine } from "./worker.ts";
+ * workerLogLine("simple_1 passed in 1.2s", new Date(0));
+ * // "1970-01-01T00:00:00.000Z ccx worker: simple_1 passed in 1.2s"
+ * ```
+ */
+export function workerLogLine(line: string, at: Date = new Date()): string {
+  return `${at.toISOString()} ccx worker: ${line}`;
+}
+
 /** Runs a worker until SIGINT/SIGTERM; resolves with the exit code. */
 export async function workerCommand(opts: FleetWorkerOptions): Promise<number> {
   let worker: FleetWorker;
   try {
-    worker = await FleetWorker.start({ log: (l) => console.error(`[ccx worker] ${l}`), ...opts });
+    worker = await FleetWorker.start({ log: (l) => console.error(workerLogLine(l)), ...opts });
   } catch (e) {
-    console.error(`ccx worker: ${(e as Error).message}`);
+    console.error(workerLogLine((e as Error).message));
     return 1;
   }
-  console.log(
-    `ccx worker ${worker.name} on ${redactUrl(opts.url)} queue ${
-      opts.queueName ?? DEFAULT_QUEUE_NAME
-    }`,
-  );
   let signals = 0;
   const stop = () => {
     // A second signal gives up waiting: hand everything back now.
@@ -133,6 +142,12 @@ export const worker: Command = defineCommand({
       type: "boolean",
       help: "do not record runs in the timeout history (in the queue's Redis)",
     },
+    sandbox: {
+      type: "boolean",
+      env: "CCX_SANDBOX",
+      help: "this box is a sandbox: Claude tasks get IS_SANDBOX=1, so the CLI may skip " +
+        "permissions as root (a run's `ccx stress --queue --sandbox` does it for that run)",
+    },
   },
   notes: [
     "The worker connects out to Redis only; it needs no inbound port. It runs each task",
@@ -168,6 +183,7 @@ export const worker: Command = defineCommand({
       drainS: o["drain-s"],
       claude: o.claude,
       noHistory: o["no-history"],
+      sandbox: o.sandbox,
     });
   },
 });

@@ -97,8 +97,12 @@ export interface CommandDecl<O extends OptionDecls> {
   takesCommand?: boolean;
   /** Exit code for usage errors and {@linkcode ConfigError}s (default 2). */
   usageExit?: number;
-  /** Runs the command; resolves with the exit code. Throw {@linkcode ConfigError} for bad input. */
-  run(values: OptionValues<O>, positionals: string[]): Promise<number>;
+  /**
+   * Runs the command; resolves with the exit code. Throw {@linkcode ConfigError} for bad input.
+   * `args` is the command's own part of the command line as given (everything after its name),
+   * for messages that repeat it (`ccx stress`'s rerun hint).
+   */
+  run(values: OptionValues<O>, positionals: string[], args: readonly string[]): Promise<number>;
 }
 
 /** A declared command, ready for {@linkcode dispatch}. */
@@ -406,6 +410,7 @@ export async function dispatch(
     return await d.run(
       values as OptionValues<OptionDecls>,
       d.takesCommand ? command : parsed.positionals,
+      rest,
     );
   } catch (e) {
     if (e instanceof ConfigError || (e as Error).name === "ServerConfigError") {

@@ -122,3 +122,38 @@ export function formatTimestamp(date: Date = new Date()): string {
 export function newRunId(d: Date = new Date()): string {
   return `${formatTimestamp(d)}_${crypto.randomUUID().slice(0, 6)}`;
 }
+
+/**
+ * A count with its noun, singular for exactly one: `1 error`, `2 errors`, `0 errors`. `many`
+ * gives an irregular plural.
+ *
+ * @example
+ * ```ts
+ * import { plural } from "./format.ts";
+ * console.log(plural(1, "warning"), plural(3, "category", "categories")); // 1 warning 3 categories
+ * ```
+ */
+export function plural(n: number, one: string, many = `${one}s`): string {
+  return `${n} ${n === 1 ? one : many}`;
+}
+
+/**
+ * A byte count for people: `512 B`, `2.1 KB`, `3.4 MB`, `1.2 GB` (powers of 1024).
+ *
+ * @example
+ * ```ts
+ * import { formatBytes } from "./format.ts";
+ * console.log(formatBytes(2150)); // 2.1 KB
+ * ```
+ */
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  const units = ["KB", "MB", "GB", "TB"];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}

@@ -79,6 +79,11 @@ export interface FleetTaskSettings {
   model?: string;
   /** `--judge-model`: the model of rubric judges. */
   judgeModel?: string;
+  /**
+   * `ccx stress --queue … --sandbox`: the boxes of this run are sandboxes, so Claude tasks get
+   * `IS_SANDBOX=1` on every worker (as with the worker's own `--sandbox`) for this run only.
+   */
+  sandbox?: boolean;
 }
 
 /**
@@ -235,6 +240,7 @@ export interface QueueRunOptions extends
     | "model"
     | "judgeModel"
     | "onNotWritten"
+    | "sandbox"
   > {
   /** `redis://` or `rediss://` URL of the queue's Redis. */
   url: string;
@@ -269,6 +275,8 @@ export interface QueueRunOptions extends
   onReady?(workers: number | undefined): void;
   /** Called when a worker takes a task (its result id and the worker's name). */
   onStart?(id: string, worker: string): void;
+  /** Called as a worker reports a task's output: its result id, bytes so far, the last line. */
+  onOutput?(id: string, bytes: number, lastLine?: string): void;
   /** Called with each result as soon as it is known. */
   onFinish?(result: TestResult): void;
 }
@@ -325,6 +333,7 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
     keepWorkspaces: opts.keepWorkspaces,
     ...(opts.model ? { model: opts.model } : {}),
     ...(opts.judgeModel ? { judgeModel: opts.judgeModel } : {}),
+    ...(opts.sandbox ? { sandbox: true } : {}),
   };
   await Deno.mkdir(opts.outDir, { recursive: true });
 
@@ -510,6 +519,8 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
           opts.onStart?.(p.rid, d.worker);
         }
         if (p.workers.at(-1) !== d.worker || p.stalled) p.workers.push(d.worker);
+      } else if (d.state === "output" && typeof d.bytes === "number") {
+        opts.onOutput?.(p.rid, d.bytes, d.tail);
       }
     });
     events.on("stalled", ({ jobId }) => {

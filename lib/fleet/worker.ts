@@ -32,7 +32,7 @@ import { type Job, WaitingError, Worker } from "bullmq";
 import { CcxClient } from "../client/client.ts";
 import { type CcxServer, startInProcessServer } from "../serve/server.ts";
 import { type HistoryStore, RedisHistory } from "../claude/history.ts";
-import { connectRedis } from "../common/redis.ts";
+import { connectRedis, redactUrl } from "../common/redis.ts";
 import { runInstance, runTask, ServerLostError, type TaskOptions } from "../stress/task.ts";
 import {
   CANCELED_BEFORE_START,
@@ -46,6 +46,7 @@ import {
 } from "./queue.ts";
 import type { TestResult } from "../stress/report/model.ts";
 import { type LockSlot, LockWatch } from "./lock_watch.ts";
+import { formatDuration } from "../common/format.ts";
 
 type RedisClient = Awaited<ReturnType<typeof connectRedis>>;
 
@@ -99,6 +100,11 @@ export interface FleetWorkerOptions {
   claude?: string;
   /** Do not record runs in the queue's timeout history. */
   noHistory?: boolean;
+  /**
+   * This box is a sandbox (`--sandbox`, default `CCX_SANDBOX=1`): Claude tasks get
+   * `IS_SANDBOX=1`. A run enqueued with `ccx stress --sandbox` gets it on every worker.
+   */
+  sandbox?: boolean;
   /** One line per event (default: none). */
   log?: (line: string) => void;
 }
@@ -207,9 +213,20 @@ export class FleetWorker {
     w.#worker.on("completed", (job) => void redis.del(w.#keys.job(job.id!)).catch(() => {}));
     w.#watch.start();
     await w.#worker.waitUntilReady();
+    const sandbox = opts.sandbox ?? Deno.env.get("CCX_SANDBOX") === "1";
+    let root = false;
+    try {
+      root = Deno.uid() === 0;
+    } catch { /* no uid on this platform */ }
     w.#log(
-      `ccx worker ${w.name} taking tasks from queue ${queueName}, concurrency ` +
-        `${opts.concurrency ?? 1}, lock ${lockMs / 1000}s`,
+      `${w.name} taking tasks from queue ${queueName} at ${redactUrl(opts.url)}, concurrency ` +
+        `${opts.concurrency ?? 1}, lock ${lockMs / 1000}s` +
+        (sandbox
+          ? ", sandbox (IS_SANDBOX=1 for Claude tasks)"
+          : root
+          ? "; as root without --sandbox: Claude tasks that skip permissions are refused " +
+            "unless their run passes --sandbox"
+          : ""),
     );
     return w;
   }
@@ -232,7 +249,7 @@ export class FleetWorker {
       return this.#stopping;
     }
     this.#stopping = (async () => {
-      this.#log(`ccx worker ${this.name}: stopping, ${this.running} task(s) running`);
+      this.#log(`stopping, ${this.running} task(s) running`);
       const closing = this.#worker.close();
       let timer: ReturnType<typeof setTimeout> | undefined;
       const late = new Promise<"late">((r) => {
@@ -240,7 +257,7 @@ export class FleetWorker {
         timer = setTimeout(() => r("late"), drainS * 1000);
       });
       if (await Promise.race([closing.then(() => "closed" as const), late]) === "late") {
-        this.#log(`ccx worker ${this.name}: handing back ${this.running} task(s)`);
+        this.#log(`handing back ${this.running} task(s)`);
         this.#handBack = true;
         this.#worker.cancelAllJobs("worker stopping");
         await closing;
@@ -321,7 +338,10 @@ export class FleetWorker {
     if (d.task.workspaceTemplate !== undefined && d.settings.workspace !== false) {
       this.#server.workspaces.allowTemplateRoot(d.task.workspaceTemplate);
     }
-    this.#log(`${d.rid}${d.instance === undefined ? "" : ` instance ${d.instance + 1}`} started`);
+    this.#log(
+      `${d.rid}${d.instance === undefined ? "" : ` instance ${d.instance + 1}`} started ` +
+        `(run ${d.runId}${deliveries > 1 ? `, delivery ${deliveries}` : ""})`,
+    );
     // Outputs are written here, handed back, and removed; nothing to write, no directory.
     const outDir = d.task.saveOutput
       ? await Deno.makeTempDir({ prefix: "ccx-worker-" })
@@ -339,7 +359,8 @@ export class FleetWorker {
       keepWorkspaces: d.settings.keepWorkspaces,
       model: d.settings.model,
       judgeModel: d.settings.judgeModel,
-      sandbox: Deno.env.get("CCX_SANDBOX") === "1",
+      sandbox: d.settings.sandbox === true ||
+        (this.#opts.sandbox ?? Deno.env.get("CCX_SANDBOX") === "1"),
       signal,
       onOutput: (_id, _type, data) => {
         bytes += data.length;
@@ -362,7 +383,10 @@ export class FleetWorker {
           return await this.#lost(job, token, slot);
         }
         await collect(files, run.outputFile);
-        this.#log(`${d.rid} instance ${d.instance + 1} ${run.v.status}`);
+        if (run.v.kind === "root_refused") run.v.fix = this.#rootFix();
+        this.#log(
+          `${d.rid} instance ${d.instance + 1} ${run.v.status} in ${formatDuration(run.durationS)}`,
+        );
         value = { worker: this.name, instance: run, files, deliveries };
       } else {
         const result = await runTask(d.task, d.rid, this.#connect, opts);
@@ -373,7 +397,8 @@ export class FleetWorker {
         }
         await collect(files, result.outputFile);
         for (const i of result.instances ?? []) await collect(files, i.outputFile);
-        this.#log(`${d.rid} ${result.status}`);
+        if (result.kind === "root_refused") result.fix = this.#rootFix();
+        this.#log(`${d.rid} ${result.status} in ${formatDuration(result.durationS)}`);
         value = { worker: this.name, result, files, deliveries };
       }
       if (before) value.outage = before;
@@ -467,6 +492,14 @@ export class FleetWorker {
       if (Date.now() >= deadline) return {};
       await new Promise((r) => setTimeout(r, 100));
     }
+  }
+
+  /** The fix of a `root_refused` task run here: what this worker needs. */
+  #rootFix(): string {
+    return `worker ${this.name} runs Claude tasks as root without IS_SANDBOX=1, which the CLI ` +
+      "refuses with --dangerously-skip-permissions: on a sandbox box start the worker with " +
+      "--sandbox (or CCX_SANDBOX=1), or pass --sandbox to this `ccx stress --queue` run; else " +
+      "run the worker as a non-root user";
   }
 
   async #giveBack(job: Job<FleetJobData, FleetJobResult>, token?: string): Promise<never> {

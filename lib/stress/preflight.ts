@@ -200,3 +200,46 @@ export function explainConnectError(message: string, url: string): string {
   }
   return message;
 }
+
+/** What {@linkcode rootStop} looks at. */
+export interface RootStopInput {
+  /** Whether the CLI will run as root (ccx's own user, on the in-process server). */
+  isRoot: boolean;
+  /** `--sandbox`, `CCX_SANDBOX=1` or `IS_SANDBOX=1`: the CLI gets `IS_SANDBOX=1`. */
+  sandbox: boolean;
+  /** The commands of the Claude tasks about to run (`display`, `command` or `argv` is read). */
+  commands: { display: string; command?: string; argv?: string[] }[];
+}
+
+/** A command that asks the CLI to skip permissions and does not set `IS_SANDBOX=1` itself. */
+function skipsPermissions(c: RootStopInput["commands"][number]): boolean {
+  const text = c.argv ? c.argv.join(" ") : (c.command ?? c.display);
+  return /--dangerously-skip-permissions\b|--permission-mode[= ]+["']?bypassPermissions/.test(
+    text,
+  ) &&
+    !/\bIS_SANDBOX=1\b/.test(text);
+}
+
+/**
+ * The root pre-flight of a run: Claude Code refuses `--dangerously-skip-permissions` (and
+ * `--permission-mode bypassPermissions`) as root unless `IS_SANDBOX=1`, so when the tasks will
+ * run as root without `--sandbox` and any of them skips permissions, every such task would end
+ * `root_refused`. Returns the one message to stop with, naming the fix, or `undefined`.
+ *
+ * @example
+ * ```ts
+ * import { rootStop } from "./preflight.ts";
+ * const commands = [{ display: "claude -p hi --dangerously-skip-permissions" }];
+ * rootStop({ isRoot: true, sandbox: false, commands }); // "running as root, and 1 Claude task …"
+ * rootStop({ isRoot: true, sandbox: true, commands }); // undefined
+ * ```
+ */
+export function rootStop(o: RootStopInput): string | undefined {
+  if (!o.isRoot || o.sandbox) return undefined;
+  const n = o.commands.filter(skipsPermissions).length;
+  if (n === 0) return undefined;
+  return `running as root, and ${n} Claude task${n === 1 ? "" : "s"} pass${n === 1 ? "es" : ""} ` +
+    "--dangerously-skip-permissions, which Claude Code refuses as root unless IS_SANDBOX=1. " +
+    "Fix: on a sandbox box (one you would reimage), pass --sandbox (or set CCX_SANDBOX=1); " +
+    "else run ccx as a non-root user";
+}

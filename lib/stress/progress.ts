@@ -11,7 +11,11 @@
  * ```text
  * [12/50] PASS simple_1 (0.4s)
  * [13/50] FAIL simple_2 (1.2s) — missing pattern "4"
+ * … still running: simple_3 for 1m 30s, 2.1 KB of output, last tool call Bash {"command":"make"}
  * ```
+ *
+ * and, there, every `stillRunningEveryS` seconds (default 30), one `still running` line per task
+ * that is still running, so a long or stuck task is never silent in a CI log.
  *
  * Writes to stderr by default, so stdout stays free for the summary table and the ratio line.
  *
@@ -29,7 +33,7 @@
 import { oneLine } from "./report/format.ts";
 import { statusWord } from "./report/console.ts";
 import type { TestStatus } from "./report/model.ts";
-import { formatDuration, formatElapsed } from "../common/format.ts";
+import { formatBytes, formatDuration, formatElapsed, plural } from "../common/format.ts";
 
 /** A synchronous byte sink such as `Deno.stderr`. */
 export interface SyncWriter {
@@ -57,6 +61,11 @@ export interface ProgressOptions {
    * second); `undefined` when unknown (tasks on another host).
    */
   processes?: () => number | undefined;
+  /**
+   * Not on a terminal: print a `still running` line for every running task this often, in
+   * seconds (0: never). Default 0.
+   */
+  stillRunningEveryS?: number;
 }
 
 /** What {@linkcode Progress.finish} needs about a finished task. */
@@ -121,6 +130,9 @@ export class Progress {
   readonly #enc = new TextEncoder();
   /** Running task ids, each with how the live line shows it (`id` or `id@worker`) and when it started. */
   readonly #running = new Map<string, { label: string; since: number }>();
+  /** Output seen per running task: bytes, the unfinished last line, the last tool call. */
+  readonly #activity = new Map<string, { bytes: number; partial: string; tool?: string }>();
+  #stillTimer?: ReturnType<typeof setInterval>;
   readonly #processes?: () => number | undefined;
   #procCount?: number;
   #procAt = -Infinity;
@@ -143,6 +155,11 @@ export class Progress {
     this.#color = opts.color ?? colorEnabled(this.#terminal);
     this.#columns = opts.columns;
     this.#processes = opts.processes;
+    const every = opts.stillRunningEveryS ?? 0;
+    if (!this.#terminal && every > 0) {
+      this.#stillTimer = setInterval(() => this.#stillRunning(), every * 1000);
+      Deno.unrefTimer(this.#stillTimer);
+    }
     if ("writeSync" in out) {
       this.#write = (bytes) => {
         let off = 0;
@@ -169,9 +186,62 @@ export class Progress {
     if (performance.now() - this.#lastDraw >= REDRAW_MS) this.#emit("");
   }
 
+  /**
+   * Output of a running task (its id, or `id.iN` for an instance of a concurrent task): counted
+   * for the `still running` lines, which also name the last tool call its stream-json made.
+   */
+  output(id: string, type: "stdout" | "stderr", data: string): void {
+    const a = this.#activityOf(id);
+    if (!a) return;
+    a.bytes += this.#enc.encode(data).length;
+    if (type !== "stdout") return;
+    const lines = (a.partial + data).split("\n");
+    a.partial = lines.pop() ?? "";
+    if (a.partial.length > 1_000_000) a.partial = ""; // not a stream-json line worth waiting for
+    for (const line of lines) a.tool = lastToolCall(line) ?? a.tool;
+  }
+
+  /**
+   * What a fleet worker reported of a running task: its output so far in bytes, and its last
+   * line (a tool call there is remembered).
+   */
+  outputSoFar(id: string, bytes: number, lastLine?: string): void {
+    const a = this.#activityOf(id);
+    if (!a) return;
+    a.bytes = Math.max(a.bytes, bytes);
+    if (lastLine) a.tool = lastToolCall(lastLine) ?? a.tool;
+  }
+
+  #activityOf(id: string) {
+    if (this.#stillTimer === undefined) return undefined; // nobody will print it
+    const key = this.#running.has(id) ? id : id.replace(/\.i\d+$/, "");
+    if (!this.#running.has(key)) return undefined;
+    let a = this.#activity.get(key);
+    if (!a) this.#activity.set(key, a = { bytes: 0, partial: "" });
+    return a;
+  }
+
+  /** One line per running task: how long, how much output, the last tool call. */
+  #stillRunning(): void {
+    if (this.#stopped) return;
+    const now = performance.now();
+    const running = [...this.#running].sort((a, b) => a[1].since - b[1].since);
+    for (const [id, r] of running) {
+      const a = this.#activity.get(id);
+      const out = a?.bytes ? `${formatBytes(a.bytes)} of output` : "no output yet";
+      const tool = a?.tool ? `, last tool call ${a.tool}` : "";
+      this.#emit(
+        `… still running: ${oneLine(r.label, 200)} for ${
+          formatElapsed((now - r.since) / 1000)
+        }, ${out}${tool}\n`,
+      );
+    }
+  }
+
   /** A task finished: counts it and prints its permanent line. */
   finish(result: FinishedTask): void {
     this.#running.delete(result.id);
+    this.#activity.delete(result.id);
     this.#done++;
     if (result.status === "passed") this.#passed++;
     else if (result.status === "failed") this.#failed++;
@@ -197,6 +267,8 @@ export class Progress {
     this.#stopped = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#timer = undefined;
+    if (this.#stillTimer !== undefined) clearInterval(this.#stillTimer);
+    this.#stillTimer = undefined;
     if (this.#terminal && this.#drawn !== "") this.#send(CLEAR);
     this.#drawn = "";
     this.#release();
@@ -206,7 +278,7 @@ export class Progress {
   #liveLine(): string {
     const elapsed = formatElapsed((performance.now() - this.#t0) / 1000);
     let line = `[${this.#done}/${this.#total}] ${this.#passed} passed, ${this.#failed} failed, ` +
-      `${this.#errors} errors · ${elapsed}`;
+      `${plural(this.#errors, "error")} · ${elapsed}`;
     if (this.#running.size) {
       const now = performance.now();
       // Longest-running first: a hung task is the first thing on the line.
@@ -274,6 +346,31 @@ export class Progress {
     } catch {
       this.#broken = true; // a closed stderr must not crash the run
     }
+  }
+}
+
+/**
+ * The last tool call on one line of Claude's stream-json (an `assistant` message with a
+ * `tool_use` block) as `Name {input}`, cut to 120 characters; `undefined` for any other line.
+ *
+ * @example
+ * ```ts
+ * import { lastToolCall } from "./progress.ts";
+ * lastToolCall('{"type":"assistant","message":{"content":[{"type":"tool_use","name":"Bash","input":{"command":"ls"}}]}}');
+ * // 'Bash {"command":"ls"}'
+ * ```
+ */
+export function lastToolCall(line: string): string | undefined {
+  if (!line.includes('"tool_use"') || !line.trimStart().startsWith("{")) return undefined;
+  try {
+    const o = JSON.parse(line);
+    const content = o?.type === "assistant" ? o.message?.content : undefined;
+    if (!Array.isArray(content)) return undefined;
+    const use = content.filter((c) => c?.type === "tool_use").at(-1);
+    if (!use) return undefined;
+    return oneLine(`${String(use.name ?? "?")} ${JSON.stringify(use.input ?? {})}`, 120);
+  } catch {
+    return undefined;
   }
 }
 

@@ -14,6 +14,7 @@
  */
 
 import { dirname, join, resolve } from "node:path";
+import type { OptionDecls } from "../common/cli.ts";
 import { fromJson } from "./report/json.ts";
 import { writeReports } from "./report/files.ts";
 import type { RunReport } from "./report/model.ts";
@@ -208,4 +209,81 @@ export class LiveReport {
     while (this.#writing) await this.#writing;
     if (this.#error) throw this.#error;
   }
+}
+
+/** What {@linkcode rerunArgs} keeps of a command line, and which secrets it left out. */
+export interface RerunArgs {
+  /** The arguments to repeat, unquoted, in the order given. */
+  args: string[];
+  /** Flags left out because their value is a secret (`--token`, a URL with a password). */
+  secrets: string[];
+}
+
+/** A URL with a password in it (`redis://:pw@host`), which is never printed back. */
+function hasPassword(value: string): boolean {
+  try {
+    return new URL(value).password !== "";
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The arguments of a `ccx stress` command line to repeat in a rerun hint (`ccx stress
+ * --last-failed …`, `ccx stress --resume DIR …`): every flag and argument as given, except the
+ * flags named in `drop` (with their values) and the secrets: `--token` and any value that is a
+ * URL with a password are left out and named in `secrets` (the environment or `./.env` should
+ * hold them). Flags are recognized from the command's `options`, so `--out DIR`, `--out=DIR` and
+ * `-c 4` keep or lose their value with them.
+ *
+ * @example
+ * ```ts
+ * import { rerunArgs } from "./rerun.ts";
+ * const options = {
+ *   sandbox: { type: "boolean", help: "" },
+ *   out: { type: "string", help: "" },
+ *   token: { type: "string", help: "" },
+ * } as const;
+ * rerunArgs(["s.json", "--sandbox", "--out", "x", "--token", "t"], options, ["out"]);
+ * // { args: ["s.json", "--sandbox"], secrets: ["--token"] }
+ * ```
+ */
+export function rerunArgs(
+  args: readonly string[],
+  options: OptionDecls,
+  drop: readonly string[],
+): RerunArgs {
+  const out: string[] = [];
+  const secrets: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    let name: string | undefined;
+    let inline: string | undefined;
+    if (a.startsWith("--")) {
+      const eq = a.indexOf("=");
+      name = eq < 0 ? a.slice(2) : a.slice(2, eq);
+      if (eq >= 0) inline = a.slice(eq + 1);
+    } else if (/^-[^-]$/.test(a)) {
+      name = Object.entries(options).find(([, d]) => d.short === a[1])?.[0];
+    }
+    const decl = name === undefined ? undefined : options[name];
+    if (name === undefined || decl === undefined) {
+      out.push(a); // a positional, or something the parser will judge again
+      continue;
+    }
+    const takesValue = decl.type !== "boolean";
+    const value = takesValue ? (inline ?? args[i + 1]) : undefined;
+    const words = takesValue && inline === undefined && i + 1 < args.length ? [a, args[++i]] : [a];
+    if (drop.includes(name)) continue;
+    if (name === "token" || (value !== undefined && hasPassword(value))) {
+      secrets.push(`--${name}`);
+      continue;
+    }
+    out.push(...words);
+  }
+  return { args: out, secrets };
 }

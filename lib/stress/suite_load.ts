@@ -403,7 +403,7 @@ function normalize(doc: JsonObject, source: string, opts: SuiteOptions): Suite {
       suite.tasks.push(task);
       if (
         task.expectedPatterns.length === 0 && !task.expectNonZeroExit && !task.concurrent &&
-        !task.checks && !task.rubric
+        !task.checks && !task.rubric && !task.expectedFiles?.length
       ) {
         warnings.push({
           path: join(path, i),

@@ -19,6 +19,24 @@
 import { ClaudeStreamParser, looksLikeStreamJson } from "../claude/stream.ts";
 import { isRecord } from "../common/json.ts";
 
+/**
+ * `text` without its `[marker:…]` tags (and the blanks that set them off), as reports show an
+ * answer.
+ *
+ * @example
+ * ```ts
+ * import { stripMarkerTags } from "./answer.ts";
+ * stripMarkerTags("2 + 2 = 4\n\n[marker:MATH_20260101_120000]"); // "2 + 2 = 4"
+ * ```
+ */
+export function stripMarkerTags(text: string): string {
+  if (!/\[marker:/i.test(text)) return text;
+  return text.replace(
+    /([ \t]*)\[marker:[^\]\n]*\]([ \t]*)/gi,
+    (_m, before, after) => before && after ? " " : "",
+  ).trimEnd();
+}
+
 /** Tokens a Claude run used (`usage` of its result line). */
 export interface TokenCounts {
   /** `input_tokens`. */
@@ -39,14 +57,14 @@ export interface RunFacts {
   stderrTail?: string;
   /** The model the CLI reported. */
   model?: string;
-  /** The Claude Code version the CLI reported (`claude_code_version` of its init line). */
-  claudeVersion?: string;
   /** `num_turns`. */
   turns?: number;
   /** Token counts. */
   tokens?: TokenCounts;
   /** `total_cost_usd`. */
   costUsd?: number;
+  /** The Claude Code version the CLI reported (`claude_code_version` of its `init` line). */
+  cliVersion?: string;
 }
 
 /** Longest answer kept (characters); the rest is cut with a note. */
@@ -97,7 +115,7 @@ export function runFacts(stdout: string, stderr: string): RunFacts {
     const t = p.transcript();
     answer = t.result?.text ?? t.assistantText[t.assistantText.length - 1];
     if (t.init?.model) facts.model = t.init.model;
-    if (t.init?.version) facts.claudeVersion = t.init.version;
+    if (t.init?.version) facts.cliVersion = t.init.version;
     if (t.result?.numTurns !== undefined) facts.turns = t.result.numTurns;
     if (t.result?.costUsd !== undefined) facts.costUsd = t.result.costUsd;
     if (usage) {
@@ -111,6 +129,9 @@ export function runFacts(stdout: string, stderr: string): RunFacts {
   } else {
     answer = stdout.trimEnd();
   }
+  // The `[marker:…]` a task's prompt carries and the answer echoes is the harness's, not the
+  // model's answer: reports show the answer without it.
+  if (answer !== undefined) answer = stripMarkerTags(answer);
   if (answer !== undefined && answer.trim() !== "") {
     facts.answer = answer.length > MAX_ANSWER_CHARS
       ? answer.slice(0, MAX_ANSWER_CHARS) + `\n… (${answer.length - MAX_ANSWER_CHARS} more chars)`

@@ -249,7 +249,12 @@ export async function serveProcess(
  */
 const STARTING_HOME = Deno.env.get("HOME");
 
-/** Runs `deno run -A main.ts ARGS` and collects its output. */
+/**
+ * Runs `deno run -A main.ts ARGS` and collects its output. The Claude API check of `ccx stress`
+ * and `ccx exec` is off (`CCX_NO_API_CHECK=1`): the stand-in CLI calls no API, and a test must
+ * never connect to Anthropic's; a test of the check turns it on with `CCX_NO_API_CHECK: ""` and
+ * a loopback `ANTHROPIC_BASE_URL`.
+ */
 export async function cli(
   args: string[],
   opts: { cwd?: string; env?: Record<string, string>; stdin?: string } = {},
@@ -260,6 +265,7 @@ export async function cli(
     env: {
       NO_COLOR: "1",
       CCX_STATE_DIR: STATE_DIR,
+      CCX_NO_API_CHECK: "1",
       ...(STARTING_HOME ? { HOME: STARTING_HOME } : {}),
       ...opts.env,
     },

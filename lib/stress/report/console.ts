@@ -27,7 +27,7 @@ import {
   type TestStatus,
   totals,
 } from "./model.ts";
-import { formatDuration } from "../../common/format.ts";
+import { formatDuration, plural } from "../../common/format.ts";
 
 const SGR: Record<TestStatus, string> = {
   passed: "\x1b[32m",
@@ -101,8 +101,16 @@ export function formatSummaryTable(report: RunReport, opts: TableOptions): strin
       ].map((c, i) => truncate(c, caps[i])),
     };
   });
+  // A task that did not run gets a row in the same columns: SKIP, and why in Info.
+  const skipped = report.skipped ?? [];
+  const skipRows = skipped.map((t) =>
+    [oneLine(t.id), oneLine(t.category), "SKIP", "-", oneLine(t.reason), "-"].map((c, i) =>
+      truncate(c, caps[i])
+    )
+  );
+  const all = [...rows.map((r) => r.cells), ...skipRows];
   const widths = head.map((h, i) =>
-    Math.min(caps[i], Math.max(h.length, ...rows.map((r) => Array.from(r.cells[i]).length)))
+    Math.min(caps[i], Math.max(h.length, ...all.map((cells) => Array.from(cells[i]).length)))
   );
   const pad = (s: string, w: number) => s + " ".repeat(Math.max(0, w - Array.from(s).length));
   const line = (cells: string[], status?: TestStatus) =>
@@ -117,10 +125,7 @@ export function formatSummaryTable(report: RunReport, opts: TableOptions): strin
   out.push(bold(line(head)), line(widths.map((w) => "-".repeat(w))));
   if (rows.length === 0) out.push("(no tests ran)");
   for (const r of rows) out.push(line(r.cells, r.status));
-  const skipped = report.skipped ?? [];
-  for (const t of skipped) {
-    out.push(`${oneLine(t.id, 40)}  ${oneLine(t.category, 24)}  SKIP  ${oneLine(t.reason, 60)}`);
-  }
+  for (const cells of skipRows) out.push(line(cells));
   out.push("");
   // What the failing tasks said, so a failure needs no file-digging.
   const bad = report.results.filter((t) => t.status !== "passed");
@@ -149,7 +154,7 @@ export function formatSummaryTable(report: RunReport, opts: TableOptions): strin
     out.push(
       "By category: " + cats.map((c) =>
         `${oneLine(c.name, 30)} ${c.passed}/${c.total}` +
-        (c.failed + c.errors ? ` (${c.failed} failed, ${c.errors} errors)` : "")
+        (c.failed + c.errors ? ` (${c.failed} failed, ${plural(c.errors, "error")})` : "")
       ).join("; "),
     );
   }
@@ -166,9 +171,9 @@ export function formatSummaryTable(report: RunReport, opts: TableOptions): strin
     ? `${s.graduated ? SGR.passed : SGR.failed}${verdict}${RESET}`
     : verdict;
   out.push(
-    `${s.total} tests: ${s.passed} passed, ${s.failed} failed, ${s.errors} errors${
-      skipped.length ? `, ${skipped.length} skipped` : ""
-    } in ${formatDuration(report.durationS)}${
+    `${plural(s.total, "test")}: ${s.passed} passed, ${s.failed} failed, ${
+      plural(s.errors, "error")
+    }${skipped.length ? `, ${skipped.length} skipped` : ""} in ${formatDuration(report.durationS)}${
       report.interrupted ? " (interrupted)" : ""
     } — ${colored}`,
   );

@@ -7,6 +7,7 @@
 
 import { dirname } from "node:path";
 import { toHtml } from "./html.ts";
+import { type ConversationItem, readConversation } from "./conversation.ts";
 import { toJson } from "./json.ts";
 import { toJunit } from "./junit.ts";
 import type { RunReport } from "./model.ts";
@@ -62,7 +63,13 @@ export async function writeReports(report: RunReport, opts: ReportPaths): Promis
     written.push(opts.junit);
   }
   if (opts.html !== undefined) {
-    await writeAtomic(opts.html, toHtml(report, { htmlPath: opts.html }));
+    // Each task's conversation comes from its saved output.
+    const conversations = new Map<string, ConversationItem[]>();
+    for (const r of report.results) {
+      const c = r.outputFile ? await readConversation(r.outputFile) : undefined;
+      if (c) conversations.set(r.id, c);
+    }
+    await writeAtomic(opts.html, toHtml(report, { htmlPath: opts.html, conversations }));
     written.push(opts.html);
   }
   return written;

@@ -168,6 +168,7 @@ export function clean(text: string): string {
 export function factLines(t: TestResult): string[] {
   const out: string[] = [];
   if (t.model) out.push(`model: ${t.model}`);
+  if (t.cliVersion) out.push(`Claude Code ${t.cliVersion}`);
   if (t.turns !== undefined) out.push(`turns: ${t.turns}`);
   if (t.tokens) {
     out.push(

@@ -24,6 +24,7 @@ import {
   STATUS_WORD,
 } from "./format.ts";
 import { type Markup, markup, type MarkupValue, raw } from "./html_template.ts";
+import type { ConversationItem } from "./conversation.ts";
 import {
   categorySummaries,
   type ComparedTask,
@@ -38,7 +39,7 @@ import {
   type TestStatus,
   totals,
 } from "./model.ts";
-import { formatDuration } from "../../common/format.ts";
+import { formatDuration, plural } from "../../common/format.ts";
 
 const STATUS_ORDER: Record<TestStatus, number> = { failed: 0, error: 1, passed: 2 };
 
@@ -46,6 +47,11 @@ const STATUS_ORDER: Record<TestStatus, number> = { failed: 0, error: 1, passed: 
 export interface HtmlOptions {
   /** Where the page will be written; output-file links are made relative to its directory. */
   htmlPath?: string;
+  /**
+   * Each task's conversation by result id, read from its saved output (see
+   * `conversation.ts`); a task without one shows its answer alone.
+   */
+  conversations?: ReadonlyMap<string, ConversationItem[]>;
 }
 
 /** The href for an output file, relative to the HTML file's directory when known. */
@@ -94,6 +100,15 @@ table.inst{border-collapse:collapse;margin:.5rem 0;font-size:.9em}
 table.inst th,table.inst td{border:1px solid var(--line);padding:.2rem .5rem;text-align:left}
 .muted{color:var(--muted)}a{color:inherit}
 details{margin:.2rem 0}details pre{margin-left:1rem}
+.convo{margin:.3rem 0 .8rem 1rem}
+.msg{border-left:3px solid var(--line);padding:.1rem .6rem;margin:.35rem 0}
+.msg pre{margin:.15rem 0;padding:.3rem .5rem;white-space:pre-wrap;word-break:break-word;
+background:var(--track);border-radius:.2rem}
+.msg .who{font-size:.8rem;color:var(--muted);font-weight:600}
+.msg.k-request{border-left-color:var(--fg)}.msg.k-assistant{border-left-color:var(--pass)}
+.msg.k-tool-call{border-left-color:#5c7cfa}.msg.k-tool-result{border-left-color:#adb5bd}
+.msg.k-result{border-left-color:var(--pass)}.msg.bad{border-left-color:var(--fail)}
+.msg.k-system .who,.msg.k-system pre{font-size:.8rem}
 `.trim());
 
 /**
@@ -127,7 +142,7 @@ export function toHtml(report: RunReport, opts: HtmlOptions = {}): string {
     ...durationBars(report, sorted),
     ...failureCards(sorted.filter(({ t }) => t.status !== "passed"), href),
     ...skippedList(report.skipped ?? []),
-    ...answers(report.results, href),
+    ...answers(report.results, href, opts.conversations),
     markup`</main>`,
     markup`</body>`,
     markup`</html>`,
@@ -181,10 +196,10 @@ function header(report: RunReport): Markup[] {
     markup`<dt>Started</dt><dd><time datetime="${started}">${started}</time></dd>`,
     markup`<dt>Duration</dt><dd>${formatDuration(report.durationS)}</dd>`,
     join(
-      markup`<dt>Results</dt><dd>${s.total} tests: `,
+      markup`<dt>Results</dt><dd>${plural(s.total, "test")}: `,
       markup`<span class="s-passed">${s.passed} passed</span>, `,
       markup`<span class="s-failed">${s.failed} failed</span>, `,
-      markup`<span class="s-error">${s.errors} errors</span>`,
+      markup`<span class="s-error">${plural(s.errors, "error")}</span>`,
       skipped ? markup`, <span class="muted">${skipped} skipped</span>` : "",
       markup`</dd>`,
     ),
@@ -470,26 +485,50 @@ function skippedList(skipped: SkippedTask[]): Markup[] {
   ];
 }
 
-/** Every task's whole answer (and stderr tail), folded, in run order. */
-function answers(results: TestResult[], href: (file: string) => string): Markup[] {
-  const out = [markup`<section id="outputs">`, markup`<h2>Every task's answer</h2>`];
+/** One entry of a conversation: who said it, then the text. */
+function message(kind: string, who: string, text: string, bad = false): Markup {
+  return join(
+    markup`<div class="msg k-${kind}${bad ? " bad" : ""}"><span class="who">${who}</span>`,
+    markup`<pre>${text}</pre></div>`,
+  );
+}
+
+/**
+ * Every task, folded, in run order: its request and conversation (what the model said, each
+ * tool call and result, the final answer) from its saved output, else its answer and stderr.
+ */
+function answers(
+  results: TestResult[],
+  href: (file: string) => string,
+  conversations?: ReadonlyMap<string, ConversationItem[]>,
+): Markup[] {
+  const out = [markup`<section id="outputs">`, markup`<h2>Every task's conversation</h2>`];
   for (const [i, t] of results.entries()) {
     const link = t.outputFile
       ? markup` · <a class="mono" href="${href(t.outputFile)}">raw output</a>`
       : "";
+    const convo = conversations?.get(t.id);
     out.push(
       join(
         markup`<details id="o${i}"><summary>`,
         markup`<span class="s-${t.status}">${STATUS_WORD[t.status]}</span> `,
         markup`<code>${t.id}</code> ${t.name}${link}</summary>`,
       ),
-      markup`<pre class="answer">${t.answer ?? "(no answer)"}</pre>`,
-      ...(t.stderrTail ? [markup`<pre class="muted">${t.stderrTail}</pre>`] : []),
-      ...[...checkLines(t), rubricLine(t) ?? ""].filter((l) => l).map((l) =>
-        markup`<p class="muted">${l}</p>`
-      ),
-      markup`</details>`,
+      markup`<div class="convo">`,
+      ...(t.request !== undefined ? [message("request", "request", t.request)] : []),
     );
+    if (convo?.length) {
+      out.push(...convo.map((c) => message(c.kind, c.who, c.text, c.isError === true)));
+    } else {
+      out.push(message("result", "answer", t.answer ?? "(no answer)"));
+      if (t.stderrTail) out.push(message("stderr", "stderr (last lines)", t.stderrTail));
+    }
+    out.push(markup`</div>`);
+    // What graded it: each check (command, exit, the end of a failing one's output) and the rubric.
+    for (const line of [...checkLines(t), rubricLine(t) ?? ""].filter((l) => l)) {
+      out.push(markup`<p class="muted">${line}</p>`);
+    }
+    out.push(markup`</details>`);
   }
   out.push(markup`</section>`);
   return out;

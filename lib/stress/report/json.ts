@@ -117,12 +117,13 @@ export function toJson(report: RunReport): string {
           turns: t.turns ?? null,
           tokens: tokens(t.tokens),
           cost_usd: t.costUsd ?? null,
+          claude_code_version: t.cliVersion ?? null,
+          request: t.request ?? null,
           kind: t.kind ?? null,
           fix: t.fix ?? null,
           started_at: Number.isFinite(t.startedAt) ? new Date(t.startedAt).toISOString() : null,
           files_created: t.filesCreated ?? [],
           workspace: t.workspace ?? null,
-          claude_version: t.claudeVersion ?? null,
           checks: (t.checks ?? []).map(checkJson),
           rubric: t.rubric ? rubricJson(t.rubric) : null,
         };
@@ -322,6 +323,8 @@ export function fromJson(text: string): RunReport {
       ["model", str(t.model)],
       ["turns", typeof t.turns === "number" ? t.turns : undefined],
       ["costUsd", typeof t.cost_usd === "number" ? t.cost_usd : undefined],
+      ["cliVersion", str(t.claude_code_version)],
+      ["request", str(t.request)],
       ["kind", str(t.kind)],
       ["fix", str(t.fix)],
       ["rerun", str(t.rerun)],
@@ -333,7 +336,6 @@ export function fromJson(text: string): RunReport {
           : undefined,
       ],
       ["worker", str(t.worker)],
-      ["claudeVersion", str(t.claude_version)],
       [
         "checks",
         Array.isArray(t.checks) && t.checks.length

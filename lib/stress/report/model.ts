@@ -100,6 +100,8 @@ export interface TestResult extends RunFacts {
   fix?: string;
   /** Files the task created or changed in its workspace (the server's bounded list). */
   filesCreated?: string[];
+  /** The task's request (`natural_language_request`): the reports show it atop the conversation. */
+  request?: string;
   /** Where the task's workspace is on the server's host, when the server kept it. */
   workspace?: string;
   /** What each of its checks did (`verification.check`), when it has checks and they ran. */
@@ -187,7 +189,7 @@ export function runFactsOf(results: readonly TestResult[]): ResultFacts {
   const versions = new Set<string>();
   const models = new Set<string>();
   for (const r of results) {
-    if (r.claudeVersion) versions.add(r.claudeVersion);
+    if (r.cliVersion) versions.add(r.cliVersion);
     if (r.model) models.add(r.model);
   }
   return { claudeVersions: [...versions].sort(), models: [...models].sort() };
