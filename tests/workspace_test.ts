@@ -343,6 +343,95 @@ Deno.test("a server starting on a root removes what a dead server was due to rem
   Deno.removeSync(state, { recursive: true });
 });
 
+// A server killed with SIGKILL whose parent has not reaped it yet is a zombie: its /proc entry
+// stays, but it is gone, and its workspaces must be swept like any dead server's (issue 17: the
+// crash journal had the same flaw).
+
+/** The state letter of a process (`R`, `S`, `Z`, …), from /proc/PID/stat; "" once it is gone. */
+function procState(pid: number): string {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1][0];
+  } catch {
+    return "";
+  }
+}
+
+Deno.test("a killed server that is still a zombie has its workspaces swept by the next start", async () => {
+  const root = tempRoot();
+  const state = tempRoot();
+  const tag = newTag();
+  // The server's parent becomes `sleep` (the shell execs it), which never reaps it: once
+  // killed, the server stays a zombie as long as this parent lives.
+  const parent = new Deno.Command("/bin/sh", {
+    args: [
+      "-c",
+      `"$0" run -A "$1" serve --port 0 --quiet --workspace-root "$2" & exec sleep 1000.${tag}`,
+      Deno.execPath(),
+      join(ROOT, "main.ts"),
+      root,
+    ],
+    env: { CCX_STATE_DIR: state },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    const url = await bannerUrl(parent.stdout);
+    const server = pidsMatching(join(ROOT, "main.ts")).find((p) =>
+      Deno.readTextFileSync(`/proc/${p}/stat`).split(") ")[1].split(" ")[1] === String(parent.pid)
+    );
+    assert.ok(server, "the server under the shell");
+    const s = await RawSession.open(url);
+    const r = await s.call(1, "execute", {
+      job_id: "j",
+      command: `sleep 1001.${tag}`,
+      workspace: { keep: "never" },
+    });
+    assert.equal(r.error, undefined, JSON.stringify(r.error));
+    const started = await s.next((m) => m.method === "process.started");
+    const dir = String(started.params?.workspace).replace(/\/work$/, "");
+    assert.ok(existsSync(join(dir, "owner.json")), "the workspace names its server");
+    Deno.kill(server, "SIGKILL");
+    await waitFor(() => procState(server) === "Z", "the killed server to be a zombie");
+    await s.closed;
+    const next = new WorkspaceManager({ root });
+    await next.ready;
+    assert.equal(procState(server), "Z", "its server was still a zombie when it was judged");
+    assert.equal(next.swept, 1, "the zombie's workspace is swept");
+    assert.ok(!existsSync(dir), `${dir} removed`);
+  } finally {
+    parent.kill("SIGKILL");
+    await parent.status;
+    for (const pid of pidsMatching(tag)) Deno.kill(pid, "SIGKILL");
+    Deno.removeSync(root, { recursive: true });
+    Deno.removeSync(state, { recursive: true });
+  }
+});
+
+Deno.test("a workspace whose server's pid now belongs to another process is swept", async () => {
+  const root = tempRoot();
+  const dir = join(root, "20260101T000000-reused-0123abcd");
+  Deno.mkdirSync(join(dir, "work"), { recursive: true });
+  // Pid 1 is alive, but it did not start at tick 1: the server that wrote this is gone.
+  Deno.writeTextFileSync(
+    join(dir, "owner.json"),
+    JSON.stringify({ pid: 1, start: 1, keep: "never", remove: true }),
+  );
+  // An older server's file has no start time: then any live process with the pid counts.
+  const older = join(root, "20260101T000000-older-0123abcd");
+  Deno.mkdirSync(join(older, "work"), { recursive: true });
+  Deno.writeTextFileSync(
+    join(older, "owner.json"),
+    JSON.stringify({ pid: 1, keep: "never", remove: true }),
+  );
+  const spaces = new WorkspaceManager({ root });
+  await spaces.ready;
+  assert.equal(spaces.swept, 1);
+  assert.ok(!existsSync(dir), "the reused pid's workspace is removed");
+  assert.ok(existsSync(older), "a live pid without a start time is taken at its word");
+  Deno.removeSync(root, { recursive: true });
+});
+
 // ---------------------------------------------------------------------------------------------
 // What a job leaves that cannot be removed (issue 17, point 1). As root, permissions do not stop
 // a removal; what does: an immutable file (chattr +i), a mount point inside the workspace, and,
