@@ -12,6 +12,7 @@ import {
   waitFor,
 } from "./_util/helpers.ts";
 import { RawSession } from "./_util/ws.ts";
+import { HINTS, probeTmpfsMount, requireCapability } from "./_util/capability.ts";
 
 /** A detached `sleep` (its own group) carrying `tag` in its command line. */
 function detachedSleep(tag: string): Deno.ChildProcess {
@@ -96,39 +97,17 @@ Deno.test("a live server's journal is never reaped; a closed journal is deleted"
 });
 
 /**
- * Why a small tmpfs cannot be mounted here, or undefined when it can (root or CAP_SYS_ADMIN).
- * A full disk is simulated with one.
+ * A full disk is simulated with a small tmpfs: mounting one needs root or CAP_SYS_ADMIN. Under CI
+ * (or CCX_REQUIRE=mount) a box that cannot mount fails these tests and says why.
  */
-const mountProblem = (() => {
-  const dir = Deno.makeTempDirSync({ prefix: "ccx-tmpfs-probe-" });
-  try {
-    const out = new Deno.Command("mount", {
-      args: ["-t", "tmpfs", "-o", "size=16k", "tmpfs", dir],
-      stdout: "null",
-      stderr: "piped",
-    }).outputSync();
-    if (!out.success) return new TextDecoder().decode(out.stderr).trim() || `exit ${out.code}`;
-    new Deno.Command("umount", { args: [dir] }).outputSync();
-    return undefined;
-  } catch (e) {
-    return (e as Error).message;
-  } finally {
-    Deno.removeSync(dir);
-  }
-})();
-/** Under CI=true these tests never skip: a box that cannot mount must fail them, and say why. */
-const noMount = mountProblem !== undefined && Deno.env.get("CI") !== "true";
+const TMPFS = requireCapability("mount", probeTmpfsMount, HINTS.mount);
 
 /**
  * Runs `fn` with a 64 KiB tmpfs mounted on a fresh directory and filled to the last byte; `free`
  * makes room again. The tmpfs is unmounted whatever happens.
  */
 async function withFullDisk(fn: (dir: string, free: () => void) => Promise<void>): Promise<void> {
-  if (mountProblem !== undefined) {
-    throw new Error(
-      `cannot mount a tmpfs to simulate a full disk (needs root or CAP_SYS_ADMIN): ${mountProblem}`,
-    );
-  }
+  TMPFS.need();
   const dir = await Deno.makeTempDir({ prefix: "ccx-full-" });
   const mount = await new Deno.Command("mount", {
     args: ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir],
@@ -158,7 +137,7 @@ async function withFullDisk(fn: (dir: string, free: () => void) => Promise<void>
 
 Deno.test({
   name: "a journal that cannot be written says so, retries, and is whole once there is room",
-  ignore: noMount,
+  ignore: TMPFS.ignore,
   fn: () =>
     withFullDisk(async (state, free) => {
       const child = detachedSleep("journal_full");
@@ -359,7 +338,7 @@ function journals(state: string): string[] {
 Deno.test({
   name:
     "a server whose state directory is full says so, writes its journal once there is room, and a kill -9 then leaves no orphan",
-  ignore: noMount,
+  ignore: TMPFS.ignore,
   fn: () =>
     withFullDisk(async (state, free) => {
       const tag = `reapfull_${crypto.randomUUID().slice(0, 8)}`;

@@ -13,6 +13,7 @@ import {
   withServer,
 } from "./_util/helpers.ts";
 import { assertJunit10, descendants, parseXml } from "./_util/xml.ts";
+import { HINTS, probeChattr, probeTmpfsMount, requireCapability } from "./_util/capability.ts";
 import { autoTimeoutScale } from "../lib/commands/stress.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -1377,19 +1378,21 @@ async function mountTmpfs(dir: string, size: string): Promise<(() => Promise<voi
   };
 }
 
-Deno.test("a full --out disk: verdicts stand, the summary is printed, what was not written is named, exit 3", async () => {
+/** A full disk is simulated with a small tmpfs: mounting one needs root (CAP_SYS_ADMIN). */
+const TMPFS = requireCapability("mount", probeTmpfsMount, HINTS.mount);
+
+Deno.test({
+  name: "a full --out disk: verdicts stand, the summary is printed, what was not written is " +
+    "named, exit 3",
+  ignore: TMPFS.ignore,
+}, async () => {
+  TMPFS.need();
   const tag = newTag();
   await withWork(async (w) => {
     const out = w.path("out");
     await Deno.mkdir(out);
     const unmount = await mountTmpfs(out, "256k");
-    if (typeof unmount === "string") {
-      // Mounting needs root (CAP_SYS_ADMIN); CI runs as root, so there it is a failure.
-      const why = `cannot simulate a full disk: mount -t tmpfs failed: ${unmount}`;
-      if (Deno.env.get("CI") === "true") assert.fail(`${why} (CI runs as root and must mount)`);
-      console.warn(`SKIPPED (not CI): ${why}`);
-      return;
-    }
+    if (typeof unmount === "string") throw new Error(`mount -t tmpfs failed: ${unmount}`);
     try {
       // The first task fills the disk as it runs; each task earns a pass.
       const task = (id: string, fill = "") => ({
@@ -1440,26 +1443,14 @@ Deno.test("a full --out disk: verdicts stand, the summary is printed, what was n
   assertNoneLeft(tag);
 });
 
-/** Whether this machine can make a file immutable (root, and a file system that supports it). */
-function canChattr(): boolean {
-  const d = Deno.makeTempDirSync();
-  try {
-    Deno.writeTextFileSync(`${d}/f`, "");
-    const on = new Deno.Command("chattr", { args: ["+i", `${d}/f`], stderr: "null" }).outputSync();
-    if (on.success) new Deno.Command("chattr", { args: ["-i", `${d}/f`] }).outputSync();
-    return on.success;
-  } catch {
-    return false;
-  } finally {
-    Deno.removeSync(d, { recursive: true });
-  }
-}
+const CHATTR = requireCapability("chattr", probeChattr, HINTS.chattr);
 
 Deno.test({
   name: "ccx stress copies the suite's workspace_template and survives a workspace it cannot " +
     "remove: moved aside, said on stderr, the run still graduates",
-  ignore: !canChattr(),
+  ignore: CHATTR.ignore,
   async fn() {
+    CHATTR.need();
     const tag = newTag();
     await withWork(async (w) => {
       await Deno.mkdir(w.path("tpl"));

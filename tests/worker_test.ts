@@ -11,6 +11,7 @@ import { cli, pidsMatching, waitFor } from "./_util/helpers.ts";
 import { freePort, SKIP_REDIS } from "./_util/redis.ts";
 import { gatedSuite, readTests, startCoordinator, startWorker, withFleet } from "./_util/fleet.ts";
 import { passwordOnCommandLine } from "../lib/commands/worker.ts";
+import { HINTS, probeChattr, requireCapability } from "./_util/capability.ts";
 
 Deno.test({
   name: "ccx worker: a worker killed with SIGKILL mid-task loses nothing; every task once, passed",
@@ -193,27 +194,15 @@ Deno.test("ccx worker without --queue or CCX_QUEUE exits 2 saying what is missin
   assert.match(r.stderr, /--queue URL is required \(or CCX_QUEUE/);
 });
 
-/** Whether this machine can make a file immutable (root, and a file system that supports it). */
-function canChattr(): boolean {
-  const d = Deno.makeTempDirSync();
-  try {
-    Deno.writeTextFileSync(`${d}/f`, "");
-    const on = new Deno.Command("chattr", { args: ["+i", `${d}/f`], stderr: "null" }).outputSync();
-    if (on.success) new Deno.Command("chattr", { args: ["-i", `${d}/f`] }).outputSync();
-    return on.success;
-  } catch {
-    return false;
-  } finally {
-    Deno.removeSync(d, { recursive: true });
-  }
-}
+const CHATTR = requireCapability("chattr", probeChattr, HINTS.chattr);
 
 Deno.test({
   name: "ccx worker copies a task's workspace_template and stops cleanly over a workspace it " +
     "cannot remove: moved aside and logged",
-  ignore: SKIP_REDIS || !canChattr(),
+  ignore: SKIP_REDIS || CHATTR.ignore,
   fn: () =>
     withFleet(async ({ redis, w, tag, workers }) => {
+      CHATTR.need();
       const state = w.path("state");
       const w1 = await startWorker(redis.url, "w1", [], { CCX_STATE_DIR: state });
       workers.push(w1);

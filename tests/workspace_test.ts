@@ -21,6 +21,7 @@ import {
   withServer,
 } from "./_util/helpers.ts";
 import { type Msg, RawSession } from "./_util/ws.ts";
+import { HINTS, probeBindMount, probeChattr, requireCapability } from "./_util/capability.ts";
 
 /** Reads a `ccx serve` banner from its stdout and returns the WebSocket URL. */
 async function bannerUrl(stdout: ReadableStream<Uint8Array>): Promise<string> {
@@ -438,55 +439,18 @@ Deno.test("a workspace whose server's pid now belongs to another process is swep
 // for a server without CAP_DAC_OVERRIDE (any non-root user), a read-only directory with files
 // in it: Go's module cache.
 
-/** Whether this machine can make a file immutable (root, and a file system that supports it). */
-function canChattr(): boolean {
-  const d = Deno.makeTempDirSync();
-  try {
-    Deno.writeTextFileSync(`${d}/f`, "");
-    const on = new Deno.Command("chattr", { args: ["+i", `${d}/f`], stderr: "null" }).outputSync();
-    if (!on.success) return false;
-    new Deno.Command("chattr", { args: ["-i", `${d}/f`] }).outputSync();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    Deno.removeSync(d, { recursive: true });
-  }
+/** `setpriv` starts a process without CAP_DAC_OVERRIDE (permissions then bind root). */
+function probeDropDac(): true | string {
+  const out = new Deno.Command("setpriv", {
+    args: ["--bounding-set=-dac_override,-dac_read_search", "true"],
+    stderr: "piped",
+  }).outputSync();
+  return out.success || `setpriv --bounding-set: ${new TextDecoder().decode(out.stderr).trim()}`;
 }
 
-/** Whether this process may bind-mount (root in its own mount namespace's owner). */
-function canBindMount(): boolean {
-  const d = Deno.makeTempDirSync();
-  try {
-    Deno.mkdirSync(`${d}/a`);
-    Deno.mkdirSync(`${d}/b`);
-    const m = new Deno.Command("mount", { args: ["--bind", `${d}/a`, `${d}/b`], stderr: "null" })
-      .outputSync();
-    if (!m.success) return false;
-    new Deno.Command("umount", { args: [`${d}/b`] }).outputSync();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    Deno.removeSync(d, { recursive: true });
-  }
-}
-
-/** Whether `setpriv` can start a process without CAP_DAC_OVERRIDE (permissions then bind root). */
-function canDropDac(): boolean {
-  try {
-    return new Deno.Command("setpriv", {
-      args: ["--bounding-set=-dac_override,-dac_read_search", "true"],
-      stderr: "null",
-    }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
-const CHATTR = canChattr();
-const MOUNT = canBindMount();
-const NO_DAC = canDropDac();
+const CHATTR = requireCapability("chattr", probeChattr, HINTS.chattr);
+const MOUNT = requireCapability("mount", probeBindMount, HINTS.mount);
+const NO_DAC = requireCapability("setpriv", probeDropDac, HINTS.setpriv);
 
 /** Clears the immutable flag of every file below `dir` (test clean-up). */
 function unfreeze(dir: string): void {
@@ -505,8 +469,9 @@ function movedAside(root: string): string[] {
 Deno.test({
   name: "a read-only directory a job leaves (Go's module cache) is made writable and removed " +
     "when its client leaves; the server lives on",
-  ignore: !NO_DAC,
+  ignore: NO_DAC.ignore,
   async fn() {
+    NO_DAC.need();
     const root = tempRoot();
     // A server bound by permissions, as any non-root user is.
     const child = new Deno.Command("setpriv", {
@@ -560,8 +525,9 @@ Deno.test({
 Deno.test({
   name: "an immutable file in a workspace: moved to .unremovable and logged once, never thrown, " +
     "under --workspace-max-mb as at a client's leaving",
-  ignore: !CHATTR,
+  ignore: CHATTR.ignore,
   async fn() {
+    CHATTR.need();
     const root = tempRoot();
     const logs: string[] = [];
     try {
@@ -603,8 +569,9 @@ Deno.test({
 
 Deno.test({
   name: "ccx serve --workspace-max-mb starts over an old workspace it cannot remove",
-  ignore: !CHATTR,
+  ignore: CHATTR.ignore,
   async fn() {
+    CHATTR.need();
     const root = tempRoot();
     // What an earlier server kept: a workspace with an immutable file, over a bound of 0 MiB.
     const old = join(root, "20260101T000000-old-0123abcd");
@@ -635,8 +602,9 @@ Deno.test({
 Deno.test({
   name: "a mount inside a workspace is not descended into: the mounted files survive, the " +
     "workspace is moved aside",
-  ignore: !MOUNT,
+  ignore: MOUNT.ignore,
   async fn() {
+    MOUNT.need();
     const root = tempRoot();
     const outside = tempRoot();
     Deno.writeTextFileSync(join(outside, "precious.txt"), "keep me");
