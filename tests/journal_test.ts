@@ -12,7 +12,7 @@ import {
   waitFor,
 } from "./_util/helpers.ts";
 import { RawSession } from "./_util/ws.ts";
-import { HINTS, probeTmpfsMount, requireCapability } from "./_util/capability.ts";
+import { FULL_DISK, withFullDisk } from "./_util/full_disk.ts";
 
 /** A detached `sleep` (its own group) carrying `tag` in its command line. */
 function detachedSleep(tag: string): Deno.ChildProcess {
@@ -96,48 +96,9 @@ Deno.test("a live server's journal is never reaped; a closed journal is deleted"
   }
 });
 
-/**
- * A full disk is simulated with a small tmpfs: mounting one needs root or CAP_SYS_ADMIN. Under CI
- * (or CCX_REQUIRE=mount) a box that cannot mount fails these tests and says why.
- */
-const TMPFS = requireCapability("mount", probeTmpfsMount, HINTS.mount);
-
-/**
- * Runs `fn` with a 64 KiB tmpfs mounted on a fresh directory and filled to the last byte; `free`
- * makes room again. The tmpfs is unmounted whatever happens.
- */
-async function withFullDisk(fn: (dir: string, free: () => void) => Promise<void>): Promise<void> {
-  TMPFS.need();
-  const dir = await Deno.makeTempDir({ prefix: "ccx-full-" });
-  const mount = await new Deno.Command("mount", {
-    args: ["-t", "tmpfs", "-o", "size=64k", "tmpfs", dir],
-    stderr: "piped",
-  }).output();
-  try {
-    assert.ok(mount.success, `mount: ${new TextDecoder().decode(mount.stderr)}`);
-    Deno.mkdirSync(join(dir, "jobs"));
-    const filler = join(dir, "filler");
-    const f = Deno.openSync(filler, { write: true, create: true });
-    try {
-      for (const block = new Uint8Array(4096);;) f.writeSync(block);
-    } catch (e) {
-      assert.match((e as Error).message, /No space left/);
-    } finally {
-      f.close();
-    }
-    await fn(dir, () => Deno.removeSync(filler));
-  } finally {
-    if (mount.success) {
-      const um = await new Deno.Command("umount", { args: ["-l", dir] }).output();
-      assert.ok(um.success, `umount ${dir} failed`);
-    }
-    await Deno.remove(dir, { recursive: true });
-  }
-}
-
 Deno.test({
   name: "a journal that cannot be written says so, retries, and is whole once there is room",
-  ignore: TMPFS.ignore,
+  ignore: FULL_DISK.ignore,
   fn: () =>
     withFullDisk(async (state, free) => {
       const child = detachedSleep("journal_full");
@@ -306,10 +267,8 @@ Deno.test("kill -9 of a server with running, paused and TERM-proof jobs: the nex
     assert.ok(took < 500 + 1000 + 4000, `reaping took ${Math.round(took)} ms`);
     for (const j of jobs) assert.deepEqual(processesInGroup(j.pgid), []);
     second.child.kill("SIGTERM");
-    const [, err] = await Promise.all([
-      second.child.status,
-      new Response(second.child.stderr).text(),
-    ]);
+    await second.child.status;
+    const err = await second.stderrEnded;
     for (const j of jobs) {
       assert.match(err, new RegExp(`reaping job ${j.job_id} \\(pgid ${j.pgid}`));
     }
@@ -338,7 +297,7 @@ function journals(state: string): string[] {
 Deno.test({
   name:
     "a server whose state directory is full says so, writes its journal once there is room, and a kill -9 then leaves no orphan",
-  ignore: TMPFS.ignore,
+  ignore: FULL_DISK.ignore,
   fn: () =>
     withFullDisk(async (state, free) => {
       const tag = `reapfull_${crypto.randomUUID().slice(0, 8)}`;
@@ -362,7 +321,7 @@ Deno.test({
         first.child.kill("SIGKILL");
         await first.child.status;
         await s.closed;
-        const err = await new Response(first.child.stderr).text();
+        const err = await first.stderrEnded;
         assert.match(err, /cannot write the crash journal .*No space left on device/);
         assert.match(err, /crash journal .* written again \(2 running job groups noted\)/);
         second = await serve(state, ["--grace-ms", "500", "--quiet"]);

@@ -106,7 +106,7 @@ Deno.test({
           srv.child.kill("SIGTERM");
           const [, err] = await Promise.all([
             srv.child.status,
-            new Response(srv.child.stderr).text(),
+            srv.stderrEnded,
           ]);
           if (runAs) {
             assert.match(out, /uid=65534 /);

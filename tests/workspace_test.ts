@@ -750,7 +750,6 @@ Deno.test("a 100,000-file workspace: pings are answered while it is walked; file
   const server = await serveProcess(["--port", "0", "--workspace-root", root], undefined, {
     bare: true,
   });
-  const lines = server.child.stderr.pipeThrough(new TextDecoderStream()).getReader();
   try {
     const a = await RawSession.open(server.url);
     const b = await RawSession.open(server.url);
@@ -761,12 +760,7 @@ Deno.test("a 100,000-file workspace: pings are answered while it is walked; file
       timeout: 120,
     });
     assert.equal(r.error, undefined, JSON.stringify(r.error));
-    let log = "";
-    while (!/job many completed/.test(log)) {
-      const { value, done } = await lines.read();
-      if (done) throw new Error(`the server ended: ${log}`);
-      log += value;
-    }
+    await server.waitStderr(/job many completed/, 120_000);
     const pong = await b.call("p", "ping");
     assert.equal(pong.result?.pong, true);
     assert.equal(a.forJob("many", "process.completed").length, 0, "answered only after the walk");
@@ -779,7 +773,6 @@ Deno.test("a 100,000-file workspace: pings are answered while it is walked; file
     await a.close();
     await b.close();
   } finally {
-    await lines.cancel().catch(() => {});
     await server.stop();
     Deno.removeSync(root, { recursive: true });
   }

@@ -181,12 +181,19 @@ export async function listenUrl(reader: ReadableStreamDefaultReader<string>): Pr
 
 /** A `ccx serve` process started by {@linkcode serveProcess}. */
 export interface ServeProcess {
+  /** The process. Its stderr is read by the helper from the start: use `stderr()`. */
   child: Deno.ChildProcess;
   /** Reads the rest of its stdout (cancel it when done). */
   reader: ReadableStreamDefaultReader<string>;
   /** Its WebSocket URL, as it printed it. */
   url: string;
   port: number;
+  /** What it wrote to stderr so far (its log). */
+  stderr(): string;
+  /** Resolves with all it wrote to stderr, once it has exited and its stderr has ended. */
+  stderrEnded: Promise<string>;
+  /** Waits (up to `ms`) until its stderr matches `pattern`; throws with what it wrote. */
+  waitStderr(pattern: RegExp, ms?: number): Promise<string>;
   /** Sends `signal` (if it still runs), waits for its exit and releases its pipes. */
   stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
 }
@@ -210,18 +217,47 @@ export async function serveProcess(
     stderr: "piped",
     stdin: "null",
   }).spawn();
+  // Its log is read from the start, whether a test looks at it or not: a server that writes
+  // more than a pipe holds (64 KiB) to an unread stderr would block on it.
+  let err = "";
+  const stderrEnded = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+    new WritableStream({ write: (chunk) => void (err += chunk) }),
+  ).catch(() => {}).then(() => err);
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const url = await listenUrl(reader);
+  let url: string;
+  try {
+    url = await listenUrl(reader);
+  } catch (e) {
+    await child.status;
+    throw new Error(`${(e as Error).message}; stderr: ${await stderrEnded}`);
+  }
   const stop = async (signal: Deno.Signal = "SIGTERM") => {
     try {
       child.kill(signal);
     } catch { /* already exited */ }
     const status = await child.status;
     await reader.cancel().catch(() => {});
-    await child.stderr.cancel().catch(() => {});
+    await stderrEnded;
     return status;
   };
-  return { child, reader, url, port: Number(new URL(url).port), stop };
+  const waitStderr = async (pattern: RegExp, ms = 10_000) => {
+    try {
+      await waitFor(() => pattern.test(err), `${pattern} on the server's stderr`, ms);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; it wrote: ${err}`);
+    }
+    return err;
+  };
+  return {
+    child,
+    reader,
+    url,
+    port: Number(new URL(url).port),
+    stderr: () => err,
+    stderrEnded,
+    waitStderr,
+    stop,
+  };
 }
 
 /**
