@@ -2,9 +2,11 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   assertNoneLeft,
+  assertTokenRequired,
   atMost,
   cli,
   FAKE_CLAUDE,
+  listeningPorts,
   newTag,
   OverlapLog,
   pidsMatching,
@@ -13,7 +15,8 @@ import {
   withServer,
 } from "./_util/helpers.ts";
 import { assertJunit10, descendants, parseXml } from "./_util/xml.ts";
-import { HINTS, probeChattr, probeTmpfsMount, requireCapability } from "./_util/capability.ts";
+import { HINTS, probeChattr, requireCapability } from "./_util/capability.ts";
+import { FULL_DISK, withFullDisk } from "./_util/full_disk.ts";
 import { autoTimeoutScale } from "../lib/commands/stress.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -1378,15 +1381,12 @@ async function mountTmpfs(dir: string, size: string): Promise<(() => Promise<voi
   };
 }
 
-/** A full disk is simulated with a small tmpfs: mounting one needs root (CAP_SYS_ADMIN). */
-const TMPFS = requireCapability("mount", probeTmpfsMount, HINTS.mount);
-
 Deno.test({
   name: "a full --out disk: verdicts stand, the summary is printed, what was not written is " +
     "named, exit 3",
-  ignore: TMPFS.ignore,
+  ignore: FULL_DISK.ignore,
 }, async () => {
-  TMPFS.need();
+  FULL_DISK.need();
   const tag = newTag();
   await withWork(async (w) => {
     const out = w.path("out");
@@ -1480,4 +1480,64 @@ Deno.test({
     });
     assertNoneLeft(tag);
   },
+});
+
+Deno.test({
+  name: "ccx stress says when its in-process server cannot write its crash journal; the run " +
+    "still graduates",
+  ignore: FULL_DISK.ignore,
+  async fn() {
+    await withFullDisk((state) =>
+      withWork(async (w) => {
+        const suite = await w.suite({
+          tests: [{ id: "t", command: "echo fine", expected_patterns: ["fine"] }],
+        });
+        const r = await stress(w, [suite, "--out", w.path("out"), "--no-history"], {
+          CCX_STATE_DIR: state,
+        });
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.match(r.stdout, /GRADUATED/);
+        assert.match(
+          r.stderr,
+          /ccx stress: cannot write the crash journal .*No space left on device/,
+        );
+      })
+    );
+  },
+});
+
+Deno.test("ccx stress's in-process server refuses a connection without its token while the run goes on", async () => {
+  const tag = newTag();
+  await withWork(async (w) => {
+    const go = w.path("go");
+    const suite = await w.suite({
+      tests: [{
+        id: "t",
+        command: `: ${tag}; echo up; while [ ! -e '${go}' ]; do sleep 0.05; done; echo done`,
+        expected_patterns: ["done"],
+      }],
+    });
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}main.ts`, "stress", suite, "--no-history", "--out", w.path("o")],
+      cwd: w.dir,
+      env: { NO_COLOR: "1", CCX_STATE_DIR: w.state },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const output = child.output();
+    try {
+      await waitFor(() => pidsMatching(tag).length > 0, "the task to run", 30_000);
+      const ports = listeningPorts(child.pid);
+      assert.equal(ports.length, 1, `one port: ${ports}`);
+      await assertTokenRequired(ports[0]);
+    } finally {
+      await Deno.writeTextFile(go, "");
+    }
+    const r = await output;
+    const text = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
+    assert.equal(r.code, 0, text);
+    assert.match(text, /GRADUATED/);
+  });
+  assertNoneLeft(tag);
 });

@@ -7,11 +7,18 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cli, pidsMatching, waitFor } from "./_util/helpers.ts";
+import {
+  assertTokenRequired,
+  cli,
+  listeningPorts,
+  pidsMatching,
+  waitFor,
+} from "./_util/helpers.ts";
 import { freePort, SKIP_REDIS } from "./_util/redis.ts";
 import { gatedSuite, readTests, startCoordinator, startWorker, withFleet } from "./_util/fleet.ts";
 import { passwordOnCommandLine } from "../lib/commands/worker.ts";
 import { HINTS, probeChattr, requireCapability } from "./_util/capability.ts";
+import { FULL_DISK, withFullDisk } from "./_util/full_disk.ts";
 
 Deno.test({
   name: "ccx worker: a worker killed with SIGKILL mid-task loses nothing; every task once, passed",
@@ -266,4 +273,34 @@ Deno.test("passwordOnCommandLine() warns only for a password typed as an argumen
     passwordOnCommandLine("redis://redis.lan", ["--queue", "redis://redis.lan"]),
     undefined,
   );
+});
+
+Deno.test({
+  name: "ccx worker says when its in-process server cannot write its crash journal",
+  ignore: SKIP_REDIS || FULL_DISK.ignore,
+  fn: () =>
+    withFullDisk((state) =>
+      withFleet(async ({ redis, workers }) => {
+        const w1 = await startWorker(redis.url, "w1", [], { CCX_STATE_DIR: state });
+        workers.push(w1);
+        await waitFor(() => /cannot write the crash journal/.test(w1.log()), "the warning");
+        assert.match(
+          w1.log(),
+          /\[ccx worker\] ccx worker w1: cannot write the crash journal .*No space left on device/,
+        );
+      })
+    ),
+});
+
+Deno.test({
+  name: "ccx worker's in-process server refuses a connection without its token",
+  ignore: SKIP_REDIS,
+  fn: () =>
+    withFleet(async ({ redis, workers }) => {
+      const w1 = await startWorker(redis.url, "w1");
+      workers.push(w1);
+      const ports = listeningPorts(w1.child.pid);
+      assert.equal(ports.length, 1, `one port: ${ports}`);
+      await assertTokenRequired(ports[0]);
+    }),
 });

@@ -11,7 +11,8 @@
  */
 
 import { CcxClient, ClientError, type Completion } from "../client/client.ts";
-import { CcxServer } from "../serve/server.ts";
+import type { CcxServer } from "../serve/server.ts";
+import { startLocalServer } from "../serve/local.ts";
 import { explainConnectError, serverUrl } from "../stress/preflight.ts";
 import { type Command, defineCommand } from "../common/cli.ts";
 import { ConfigError, readPemFile } from "../common/config.ts";
@@ -98,10 +99,17 @@ const SHUTDOWN_CLOSE_MS = 1000;
 export async function runCommand(opts: RunOptions): Promise<number> {
   let server: CcxServer | undefined;
   let url = opts.server;
+  let token = opts.token;
   if (url) serverUrl(url);
   if (!url) {
-    server = CcxServer.start({ port: 0, log: () => {}, heartbeatS: 0, passEnv: ["*"] });
-    url = server.url;
+    // Only this process knows its token: no other local user runs commands through it.
+    const own = startLocalServer({
+      heartbeatS: 0,
+      warn: (line) => console.error(`ccx run: ${line}`),
+    });
+    server = own.server;
+    url = own.url;
+    token = own.token;
   }
   const out = new OrderedWriter(Deno.stdout);
   const err = new OrderedWriter(Deno.stderr);
@@ -114,7 +122,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   };
   let job: Awaited<ReturnType<CcxClient["execute"]>> | undefined;
   try {
-    client = await CcxClient.connect(url, { token: opts.token, ca: opts.ca });
+    client = await CcxClient.connect(url, { token, ca: opts.ca });
     Deno.addSignalListener("SIGINT", onInt);
     job = await client.execute({
       ...(opts.shell ? { command: opts.argv.join(" ") } : { argv: opts.argv }),

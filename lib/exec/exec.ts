@@ -39,7 +39,8 @@ import {
   remoteFiles,
   runToEnd,
 } from "../client/client.ts";
-import { CcxServer } from "../serve/server.ts";
+import type { CcxServer } from "../serve/server.ts";
+import { startLocalServer } from "../serve/local.ts";
 import { buildClaudeArgv, chooseTools, claudeNotFound, ExecInputError } from "../claude/argv.ts";
 import {
   classifyFailure,
@@ -783,23 +784,25 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
 
   let local: CcxServer | undefined;
   let url = opts.server;
+  let token = opts.token;
   if (url === undefined) {
-    local = CcxServer.start({
-      port: 0,
-      log: () => {},
+    // In-process jobs are the user's own children: their environment, less CCX_*. Only this
+    // process knows the server's token: no other local user runs commands through it.
+    const own = startLocalServer({
       heartbeatS: 0,
-      // In-process jobs are the user's own children: their environment, less CCX_*.
-      passEnv: ["*"],
-      maxJobsPerSession: Math.max(32, instances),
+      maxJobsPerSession: Math.max(256, instances),
+      warn: (line) => progress(`warning: ${line}`),
     });
-    url = local.url;
+    local = own.server;
+    url = own.url;
+    token = own.token;
   }
   let client: CcxClient | undefined;
   const attempts: AttemptOutcome[] = [];
   let kept: AttemptOutcome | undefined;
   let historyWarned = false;
   try {
-    client = await CcxClient.connect(url, { token: opts.token });
+    client = await CcxClient.connect(url, { token });
     const ctx: Context = {
       task,
       criteria,

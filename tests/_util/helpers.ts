@@ -508,3 +508,97 @@ export async function selfSignedCert(dir: string): Promise<{ cert: string; key: 
   assert.ok(made.success, "openssl made a certificate");
   return { cert, key };
 }
+
+/**
+ * The TCP ports process `pid` listens on: its socket inodes (from `/proc/PID/fd`) matched with
+ * the listening sockets of `/proc/PID/net/tcp` and `tcp6`. How a test finds the port of a
+ * server that a ccx process started inside itself and does not print.
+ */
+export function listeningPorts(pid: number): number[] {
+  const inodes = new Set<string>();
+  for (const e of Deno.readDirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = Deno.readLinkSync(`/proc/${pid}/fd/${e.name}`).match(/^socket:\[(\d+)\]$/);
+      if (m) inodes.add(m[1]);
+    } catch { /* closed meanwhile */ }
+  }
+  const ports = new Set<number>();
+  for (const table of ["tcp", "tcp6"]) {
+    let text = "";
+    try {
+      text = Deno.readTextFileSync(`/proc/${pid}/net/${table}`);
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || f[3] !== "0A" || !inodes.has(f[9])) continue;
+      ports.add(parseInt(f[1].split(":")[1], 16));
+    }
+  }
+  return [...ports];
+}
+
+/** Waits until process `pid` listens on some TCP port, and returns the ports. */
+export async function waitListening(pid: number, ms = 30_000): Promise<number[]> {
+  let ports: number[] = [];
+  await waitFor(() => (ports = listeningPorts(pid)).length > 0, `process ${pid} to listen`, ms);
+  return ports;
+}
+
+/**
+ * The status line (`HTTP/1.1 401 Unauthorized`, …) that a bare WebSocket upgrade of
+ * `ws://127.0.0.1:PORT/ws` gets, sent with `headers` (e.g. an `Authorization`).
+ */
+export async function upgradeStatus(
+  port: number,
+  headers: Record<string, string> = {},
+): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  // A server that never answers: the read ends when the connection is closed under it.
+  const timer = setTimeout(() => conn.close(), 10_000);
+  try {
+    const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+    await conn.write(
+      new TextEncoder().encode(
+        `GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
+          `Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
+          `Sec-WebSocket-Version: 13\r\n${extra}\r\n`,
+      ),
+    );
+    const buf = new Uint8Array(4096);
+    let text = "";
+    while (!text.includes("\r\n")) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    return text.split("\r\n")[0];
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch { /* closed by the timer */ }
+  }
+}
+
+/**
+ * Asserts that the ccx server on loopback port `port` (its `/health` answers) refuses a
+ * WebSocket upgrade without its token, and with a wrong or empty one: 401.
+ */
+export async function assertTokenRequired(port: number): Promise<void> {
+  const health = await (await fetch(`http://127.0.0.1:${port}/health`)).json();
+  assert.equal(health.status, "ok", `port ${port} is a ccx server: ${JSON.stringify(health)}`);
+  assert.match(await upgradeStatus(port), /^HTTP\/1\.1 401\b/, "no token");
+  assert.match(
+    await upgradeStatus(port, { Authorization: "Bearer guessed" }),
+    /^HTTP\/1\.1 401\b/,
+    "a wrong token",
+  );
+  assert.match(
+    await upgradeStatus(port, { Authorization: "Bearer " }),
+    /^HTTP\/1\.1 401\b/,
+    "an empty token",
+  );
+}
