@@ -12,7 +12,8 @@
  */
 
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
-import { ConfigError } from "../common/config.ts";
+import { ConfigError, dotEnvOpenToOthers, readDotEnv } from "../common/config.ts";
+import { type HeldSecret, heldSecrets, secretWarnings } from "../serve/job_env.ts";
 import { redactUrl } from "../common/redis.ts";
 import { checkQueueUrl, DEFAULT_QUEUE_NAME } from "../fleet/queue.ts";
 import {
@@ -44,15 +45,31 @@ export function passwordOnCommandLine(url: string, args: string[]): string | und
     "can read it (ps); set CCX_QUEUE in the environment or in ./.env instead";
 }
 
-/** Runs a worker until SIGINT/SIGTERM; resolves with the exit code. */
-export async function workerCommand(opts: FleetWorkerOptions): Promise<number> {
+/**
+ * Runs a worker until SIGINT/SIGTERM; resolves with the exit code. `secrets` are what this
+ * process holds (see `heldSecrets`: the queue's password): once the worker has started, a
+ * warning says when its tasks could read them. Settings its server refuses (a `runAs` user it
+ * cannot switch to) throw `ServerConfigError` (exit 2).
+ */
+export async function workerCommand(
+  opts: FleetWorkerOptions,
+  secrets: readonly HeldSecret[] = [],
+): Promise<number> {
   let worker: FleetWorker;
   try {
     worker = await FleetWorker.start({ log: (l) => console.error(`[ccx worker] ${l}`), ...opts });
   } catch (e) {
+    if ((e as Error).name === "ServerConfigError") throw e;
     console.error(`ccx worker: ${(e as Error).message}`);
     return 1;
   }
+  const warnings = secretWarnings(secrets, {
+    isolate: opts.isolate ?? "none",
+    runAs: opts.runAs,
+    dotEnvOpenToOthers: dotEnvOpenToOthers(Deno.cwd()),
+    who: "worker",
+  });
+  for (const w of warnings) console.error(`ccx worker: ${w}`);
   console.log(
     `ccx worker ${worker.name} on ${redactUrl(opts.url)} queue ${
       opts.queueName ?? DEFAULT_QUEUE_NAME
@@ -133,6 +150,28 @@ export const worker: Command = defineCommand({
       type: "boolean",
       help: "do not record runs in the timeout history (in the queue's Redis)",
     },
+    "run-as": {
+      type: "string",
+      env: "CCX_RUN_AS",
+      arg: "USER",
+      help: "run tasks as this user (name or uid; the worker runs as root), so they cannot " +
+        "read its /proc entries (the queue's password) and private files",
+    },
+    isolate: {
+      type: "string",
+      env: "CCX_ISOLATE",
+      choices: ["none", "bwrap"] as const,
+      default: "none",
+      arg: "MODE",
+      help: "bwrap: every task runs in a workspace under bubblewrap",
+    },
+    "workspace-root": {
+      type: "string",
+      env: "CCX_WORKSPACE_ROOT",
+      defaultText: "<state dir>/workspaces",
+      arg: "DIR",
+      help: "where task workspaces are made (with --run-as: one that user can enter)",
+    },
   },
   notes: [
     "The worker connects out to Redis only; it needs no inbound port. It runs each task",
@@ -145,6 +184,10 @@ export const worker: Command = defineCommand({
     "Redis unreachable longer than the lock: a running task is stopped (the queue gives it to",
     "a worker again, so it never runs twice at once); one that ended meanwhile keeps its",
     "result and is not run again. The report says Redis was unreachable.",
+    "Tasks run as the worker's own user unless --run-as: such a task can read the worker's",
+    "/proc/PID/environ (the queue's password) and its ./.env; the worker warns at start. Keep",
+    "the password from tasks with --run-as USER (the worker as root), or --isolate bwrap and",
+    "the password in the environment rather than in ./.env.",
   ],
   run(o, positionals) {
     if (positionals.length) throw new ConfigError(`unexpected argument: ${positionals[0]}`);
@@ -159,6 +202,11 @@ export const worker: Command = defineCommand({
     }
     const warn = passwordOnCommandLine(url, Deno.args);
     if (warn) console.error(`ccx worker: ${warn}`);
+    const secrets = heldSecrets({
+      args: Deno.args,
+      env: Deno.env.toObject(),
+      dotEnv: readDotEnv(Deno.cwd()),
+    });
     return workerCommand({
       url,
       queueName: o["queue-name"],
@@ -168,6 +216,9 @@ export const worker: Command = defineCommand({
       drainS: o["drain-s"],
       claude: o.claude,
       noHistory: o["no-history"],
-    });
+      runAs: o["run-as"],
+      isolate: o.isolate,
+      workspaceRoot: o["workspace-root"],
+    }, secrets);
   },
 });
