@@ -822,3 +822,27 @@ Deno.test("ccx exec's in-process server refuses a connection without its token w
     assert.deepEqual(pidsMatching(tag), [], "the CLI ended with it");
   });
 });
+
+Deno.test("execTask() says the server shut down when its shutdown ends an attempt, and retries nothing", async () => {
+  await inTmp(async (dir) => {
+    const tag = uniqueTag();
+    await withServer({ graceMs: 200 }, async (server) => {
+      const running = run(dir, {
+        task: `What is 2+2? [[hang]] ${tag}`,
+        criteria: ["Contains 4"],
+        server: server.url,
+      });
+      await waitFor(() => pidsMatching(tag).length > 0, "the CLI to run", 30_000);
+      await server.shutdown();
+      const r = await running;
+      assert.equal(r.success, false);
+      assert.equal(r.attempts.length, 1, r.lines.join("\n"));
+      assert.equal(r.attempts[0].error_type, "start_error");
+      assert.match(
+        r.lines.join("\n"),
+        /stopping: the server shut down while attempt 1 ran \(close 1001: server shutting down\)/,
+      );
+    });
+    assert.deepEqual(pidsMatching(tag), []);
+  });
+});

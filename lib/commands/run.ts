@@ -92,9 +92,6 @@ export function ownFailureCode(message: string): 125 | 126 | 127 {
   return 125;
 }
 
-/** How long the connection may stay open after a `killed` job, if the server is shutting down. */
-const SHUTDOWN_CLOSE_MS = 1000;
-
 /** Runs the command and resolves with the exit code for the process. */
 export async function runCommand(opts: RunOptions): Promise<number> {
   let server: CcxServer | undefined;
@@ -139,11 +136,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     const end = await job.done;
     await out.flush();
     await err.flush();
-    // A shutdown kills every job, sends its completion, then closes with 1001 at once.
-    if (
-      end.status === "killed" && !interrupted && await client.closedWithin(SHUTDOWN_CLOSE_MS) &&
-      client.serverShutDown
-    ) {
+    // A shutdown kills every job, sends its completion, then closes with 1001.
+    if (end.status === "killed" && !interrupted && await client.endedByShutdown()) {
       console.error(
         `ccx run: the server shut down while the job ran and killed it ` +
           `(${end.signal ?? `exit ${end.exitCode}`}); all its output up to then is above`,

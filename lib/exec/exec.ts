@@ -94,8 +94,8 @@ export type TimeoutSource = "flag" | "task" | "history" | "default";
 
 /**
  * Why an attempt failed: a Claude failure kind, `criteria_not_met` (the run ended well but a
- * criterion was not met), or `start_error` (the server could not start the CLI or the connection
- * was lost).
+ * criterion was not met), or `start_error` (the server could not start the CLI, the connection
+ * was lost, or the server shut down while the attempt ran).
  *
  * @example
  * ```ts
@@ -563,6 +563,13 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
   } finally {
     watch.stop();
     ctx.signal?.removeEventListener("abort", onAbort);
+  }
+  // The server ended the CLI because it shut down (it closes with 1001): not the model's
+  // failure, and no retry can run there.
+  if (run?.status === "killed" && !ctx.signal?.aborted && await ctx.client.endedByShutdown()) {
+    const c = ctx.client.closeInfo;
+    startError = `the server shut down while attempt ${index} ran (close ${c?.code}` +
+      `${c?.reason ? `: ${c.reason}` : ""})`;
   }
   parser.end();
   const t = parser.transcript();
