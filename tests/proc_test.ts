@@ -75,9 +75,10 @@ Deno.test("processAlive(): this process is; a zombie, a missing pid and a reused
   assert.equal(processAlive(Deno.pid, processStartTime(Deno.pid)), true);
   assert.equal(processAlive(Deno.pid, processStartTime(Deno.pid)! - 1), false, "another start");
   assert.equal(processAlive(2 ** 30), false);
-  // As above: the backgrounded `sleep 0` stays a zombie under `sleep 30`, which never reaps it.
+  // The backgrounded `sleep 0.2` ends after the shell has exec'd `sleep 30`, which never reaps
+  // it: a zombie (one that ends at once may be reaped by the shell before its exec).
   const child = new Deno.Command("sh", {
-    args: ["-c", "sleep 0 & exec sleep 30"],
+    args: ["-c", "sleep 0.2 & exec sleep 30"],
     detached: true,
     stdin: "null",
     stdout: "null",
