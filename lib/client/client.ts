@@ -228,6 +228,10 @@ export class CcxClient {
   #nextId = 1;
   #closed: Promise<void>;
   #isClosed = false;
+  /** Jobs the server has started on this connection (execute answered). */
+  #started = 0;
+  /** Waiters of {@linkcode endedByShutdown}, woken when jobs start or end, or on close. */
+  readonly #changed = new Set<() => void>();
 
   private constructor(ws: WebSocket) {
     this.#ws = ws;
@@ -245,6 +249,7 @@ export class CcxClient {
         for (const j of this.#jobs.values()) j.settle(err);
         this.#jobs.clear();
         resolve();
+        this.#poke();
       });
     });
     ws.addEventListener("message", (ev) => this.#onMessage(ev.data));
@@ -309,6 +314,11 @@ export class CcxClient {
     return this.#isClosed;
   }
 
+  /** Resolves once the connection is closed (by either side, for any reason). */
+  whenClosed(): Promise<void> {
+    return this.#closed;
+  }
+
   /**
    * True once the server has closed the connection because it shut down (close code
    * 1001, going away): it first ended every job and sent each one's completion, unless
@@ -319,19 +329,46 @@ export class CcxClient {
   }
 
   /**
-   * Resolves `true` once the connection is closed, or `false` when it is still
-   * open after `ms` milliseconds. Tells a server that is going away (it ends
-   * its jobs, then closes every connection) from one job killed by a signal.
+   * After a job of this connection ended `killed`: whether the server shut down (and so
+   * ended it), told by the close code. A server that shuts down ends every job, sends each
+   * one's completion, and closes each connection with 1001 once that connection's jobs have
+   * all ended and their output is delivered. So this resolves `true` once the connection
+   * closes with 1001, and `false` once it closes with another code, once it is still open
+   * `settleMs` (default 1 s) after this connection's last job ended, once the server starts
+   * a new job here (a server shutting down starts none), or after `maxMs` (default 10 s, more
+   * than the default grace plus drain of `ccx serve`) in all, while other jobs of this
+   * connection still run.
    */
-  async closedWithin(ms: number): Promise<boolean> {
-    if (this.#isClosed) return true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<false>((r) => timer = setTimeout(() => r(false), ms));
-    try {
-      return await Promise.race([this.#closed.then(() => true as const), late]);
-    } finally {
-      clearTimeout(timer);
+  async endedByShutdown(opts: { settleMs?: number; maxMs?: number } = {}): Promise<boolean> {
+    const settleMs = opts.settleMs ?? 1000;
+    const deadline = performance.now() + (opts.maxMs ?? 10_000);
+    const started = this.#started;
+    let idleSince: number | undefined;
+    while (!this.#isClosed) {
+      if (this.#started !== started) return false;
+      const now = performance.now();
+      if (this.#jobs.size > 0) idleSince = undefined;
+      else idleSince ??= now;
+      const until = Math.min(deadline, idleSince === undefined ? deadline : idleSince + settleMs);
+      if (now >= until) return false;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          this.#changed.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, until - now);
+        this.#changed.add(done);
+      });
     }
+    return this.serverShutDown;
+  }
+
+  /** Wakes {@linkcode endedByShutdown}: a job started or ended, or the connection closed. */
+  #poke(): void {
+    const waiters = [...this.#changed];
+    this.#changed.clear();
+    for (const w of waiters) w();
   }
 
   /** Sends a request and resolves with its result (rejects with {@linkcode ClientError}). */
@@ -365,9 +402,12 @@ export class CcxClient {
       };
       job.pid = r.pid;
       job.pgid = r.pgid;
+      this.#started++;
     } catch (e) {
       this.#jobs.delete(jobId);
       throw e;
+    } finally {
+      this.#poke();
     }
     return job;
   }
@@ -425,6 +465,7 @@ export class CcxClient {
         return;
       case "process.completed":
         this.#jobs.delete(job.jobId);
+        this.#poke();
         job.handlers.onEvent?.(method, params);
         job.settle({
           status: params.status as JobStatus,

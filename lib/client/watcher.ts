@@ -253,7 +253,7 @@ export class Watcher {
 
   /** Rejects once the connection is closed (the server shut down): the end of any wait. */
   #lost(): Promise<never> {
-    const lost = this.#client.closedWithin(2 ** 31 - 1).then((): never => {
+    const lost = this.#client.whenClosed().then((): never => {
       throw new WatcherError("connect", this.#lostMessage());
     });
     lost.catch(() => {});

@@ -11,7 +11,8 @@
  */
 
 import { CcxClient, ClientError, type Completion } from "../client/client.ts";
-import { CcxServer } from "../serve/server.ts";
+import type { CcxServer } from "../serve/server.ts";
+import { startLocalServer } from "../serve/local.ts";
 import { explainConnectError, serverUrl } from "../stress/preflight.ts";
 import { type Command, defineCommand } from "../common/cli.ts";
 import { ConfigError, readPemFile } from "../common/config.ts";
@@ -128,17 +129,21 @@ export function ownFailureCode(message: string): 125 | 126 | 127 {
   return 125;
 }
 
-/** How long the connection may stay open after a `killed` job, if the server is shutting down. */
-const SHUTDOWN_CLOSE_MS = 1000;
-
 /** Runs the command and resolves with the exit code for the process. */
 export async function runCommand(opts: RunOptions): Promise<number> {
   let server: CcxServer | undefined;
   let url = opts.server;
+  let token = opts.token;
   if (url) serverUrl(url);
   if (!url) {
-    server = CcxServer.start({ port: 0, log: () => {}, heartbeatS: 0, passEnv: ["*"] });
-    url = server.url;
+    // Only this process knows its token: no other local user runs commands through it.
+    const own = startLocalServer({
+      heartbeatS: 0,
+      warn: (line) => console.error(`ccx run: ${line}`),
+    });
+    server = own.server;
+    url = own.url;
+    token = own.token;
   }
   const out = new OrderedWriter(Deno.stdout);
   const err = new OrderedWriter(Deno.stderr);
@@ -151,7 +156,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   };
   let job: Awaited<ReturnType<CcxClient["execute"]>> | undefined;
   try {
-    client = await CcxClient.connect(url, { token: opts.token, ca: opts.ca });
+    client = await CcxClient.connect(url, { token, ca: opts.ca });
     Deno.addSignalListener("SIGINT", onInt);
     const env = { ...opts.env, ...(opts.sandbox ? { IS_SANDBOX: "1" } : {}) };
     job = await client.execute({
@@ -170,11 +175,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     const end = await job.done;
     await out.flush();
     await err.flush();
-    // A shutdown kills every job, sends its completion, then closes with 1001 at once.
-    if (
-      end.status === "killed" && !interrupted && await client.closedWithin(SHUTDOWN_CLOSE_MS) &&
-      client.serverShutDown
-    ) {
+    // A shutdown kills every job, sends its completion, then closes with 1001.
+    if (end.status === "killed" && !interrupted && await client.endedByShutdown()) {
       console.error(
         `ccx run: the server shut down while the job ran and killed it ` +
           `(${end.signal ?? `exit ${end.exitCode}`}); all its output up to then is above`,

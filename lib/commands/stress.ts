@@ -13,7 +13,8 @@
 
 import { loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { type CcxServer, startInProcessServer } from "../serve/server.ts";
+import type { CcxServer } from "../serve/server.ts";
+import { startLocalServer } from "../serve/local.ts";
 import type { KeepPolicy } from "../serve/workspace.ts";
 import { buildTaskCommand, resolveMarker, usesClaude } from "../stress/task_command.ts";
 import { filterTasks } from "../stress/task_filter.ts";
@@ -387,15 +388,15 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     servers = opts.servers.map((url) => ({ url, token: opts.token, ca: opts.ca }));
   } else {
     // Kept workspaces end up beside the run's reports. Templates: the ones the suite names.
-    local = startInProcessServer({
+    // Only this process knows its token: no other local user runs commands through it.
+    const own = startLocalServer({
       workspaceRoot: join(outDir, "workspaces"),
       templateRoots: [...new Set(tasks.flatMap((t) => t.workspaceTemplate ?? []))],
-      log: (line, fields) => {
-        // The server is quiet, but a workspace it could not remove is the user's to know.
-        if (fields?.event === "workspace_unremovable") console.error(`ccx stress: ${line}`);
-      },
+      // Quiet about jobs; what is wrong with the server itself is the user's to know.
+      warn: (line) => console.error(`ccx stress: ${line}`),
     });
-    servers = [{ url: local.url }];
+    local = own.server;
+    servers = [{ url: own.url, token: own.token }];
   }
   const problems = await preflight({
     servers,

@@ -66,3 +66,28 @@ export function createLogger(
     }
   };
 }
+
+/**
+ * A logger that passes on to `log` only the lines `keep` accepts, judged by message and fields:
+ * how `ccx serve --quiet` leaves out per-job lines, and how a silent in-process server still
+ * says what is wrong with it.
+ *
+ * @example
+ * ```ts
+ * import { createLogger, filterLogger } from "./log.ts";
+ * const lines: string[] = [];
+ * const warnings = filterLogger(createLogger("text", (l) => lines.push(l)), (_msg, f) =>
+ *   f.level === "warn" || f.level === "error");
+ * warnings("job j1 started", { event: "job_started" }); // left out
+ * warnings("disk full", { level: "warn", event: "journal_unwritable" }); // written
+ * lines.length; // 1
+ * ```
+ */
+export function filterLogger(
+  log: Logger,
+  keep: (msg: string, fields: LogFields) => boolean,
+): Logger {
+  return (msg, fields = {}) => {
+    if (keep(msg, fields)) log(msg, fields);
+  };
+}

@@ -62,6 +62,27 @@ export function processStartTime(pid: number): number | undefined {
   return procStat(pid)?.start;
 }
 
+/**
+ * True when process `pid` is alive: it exists and is neither a zombie (`Z`: it ended and
+ * its parent has not reaped it yet, as a `kill -9`ed server whose parent never waits) nor
+ * dead (`X`). With `start` (its start time, `/proc/PID/stat` field 22), it must also be that
+ * very process, not a later one given the same pid. The one rule by which the crash journal
+ * and the workspace sweep decide whether a server that left something behind is gone.
+ *
+ * @example
+ * ```ts
+ * import { processAlive, processStartTime } from "./proc.ts";
+ * processAlive(Deno.pid); // true
+ * processAlive(Deno.pid, processStartTime(Deno.pid)); // true
+ * processAlive(Deno.pid, 1); // false: another process once had this pid
+ * ```
+ */
+export function processAlive(pid: number, start?: number): boolean {
+  const st = procStat(pid);
+  if (st === undefined || st.state === "Z" || st.state === "X") return false;
+  return start === undefined || st.start === start;
+}
+
 /** Options of {@linkcode countGroupProcesses}. */
 export interface CountGroupOptions {
   /** Count only processes started at or after this start time (clock ticks since boot). */

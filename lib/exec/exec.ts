@@ -39,7 +39,8 @@ import {
   remoteFiles,
   runToEnd,
 } from "../client/client.ts";
-import { CcxServer } from "../serve/server.ts";
+import type { CcxServer } from "../serve/server.ts";
+import { startLocalServer } from "../serve/local.ts";
 import { buildClaudeArgv, chooseTools, claudeNotFound, ExecInputError } from "../claude/argv.ts";
 import {
   classifyFailure,
@@ -94,8 +95,8 @@ export type TimeoutSource = "flag" | "task" | "history" | "default";
 
 /**
  * Why an attempt failed: a Claude failure kind, `criteria_not_met` (the run ended well but a
- * criterion was not met), or `start_error` (the server could not start the CLI or the connection
- * was lost).
+ * criterion was not met), or `start_error` (the server could not start the CLI, the connection
+ * was lost, or the server shut down while the attempt ran).
  *
  * @example
  * ```ts
@@ -568,6 +569,13 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
     watch.stop();
     ctx.signal?.removeEventListener("abort", onAbort);
   }
+  // The server ended the CLI because it shut down (it closes with 1001): not the model's
+  // failure, and no retry can run there.
+  if (run?.status === "killed" && !ctx.signal?.aborted && await ctx.client.endedByShutdown()) {
+    const c = ctx.client.closeInfo;
+    startError = `the server shut down while attempt ${index} ran (close ${c?.code}` +
+      `${c?.reason ? `: ${c.reason}` : ""})`;
+  }
   parser.end();
   const t = parser.transcript();
   const stderr = run?.stderr ?? "";
@@ -788,23 +796,25 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
 
   let local: CcxServer | undefined;
   let url = opts.server;
+  let token = opts.token;
   if (url === undefined) {
-    local = CcxServer.start({
-      port: 0,
-      log: () => {},
+    // In-process jobs are the user's own children: their environment, less CCX_*. Only this
+    // process knows the server's token: no other local user runs commands through it.
+    const own = startLocalServer({
       heartbeatS: 0,
-      // In-process jobs are the user's own children: their environment, less CCX_*.
-      passEnv: ["*"],
-      maxJobsPerSession: Math.max(32, instances),
+      maxJobsPerSession: Math.max(256, instances),
+      warn: (line) => progress(`warning: ${line}`),
     });
-    url = local.url;
+    local = own.server;
+    url = own.url;
+    token = own.token;
   }
   let client: CcxClient | undefined;
   const attempts: AttemptOutcome[] = [];
   let kept: AttemptOutcome | undefined;
   let historyWarned = false;
   try {
-    client = await CcxClient.connect(url, { token: opts.token });
+    client = await CcxClient.connect(url, { token });
     const ctx: Context = {
       task,
       criteria,

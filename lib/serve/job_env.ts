@@ -194,9 +194,16 @@ export function heldSecrets(src: {
  */
 export function secretWarnings(
   secrets: readonly HeldSecret[],
-  how: { isolate: "none" | "bwrap"; runAs?: string; dotEnvOpenToOthers?: boolean },
+  how: {
+    isolate: "none" | "bwrap";
+    runAs?: string;
+    dotEnvOpenToOthers?: boolean;
+    /** Whose secrets, in the warnings' words: `server` (default), or `worker` for `ccx worker`. */
+    who?: string;
+  },
 ): string[] {
   if (secrets.length === 0) return [];
+  const who = how.who ?? "server";
   const at = {
     "command line": "on the command line",
     environment: "in the environment",
@@ -205,7 +212,7 @@ export function secretWarnings(
   const list = (s: readonly HeldSecret[]) => s.map((x) => `${x.what} ${at[x.where]}`).join(", ");
   if (how.isolate === "none" && how.runAs === undefined) {
     return [
-      `warning: jobs run unconfined as the server's own user, so they can read its secrets ` +
+      `warning: jobs run unconfined as the ${who}'s own user, so they can read its secrets ` +
       `(${list(secrets)}) in /proc/$PPID/environ, /proc/$PPID/cmdline or ./.env. Run them as ` +
       `another user (--run-as USER) and/or confine them (--isolate bwrap)`,
     ];
@@ -214,7 +221,7 @@ export function secretWarnings(
   const inDotEnv = secrets.filter((s) => s.where === ".env");
   if (how.runAs === undefined && inDotEnv.length > 0) {
     out.push(
-      `warning: confined jobs run as the server's own user over a read-only view of the ` +
+      `warning: confined jobs run as the ${who}'s own user over a read-only view of the ` +
         `files, so they can read ./.env (${list(inDotEnv)}). Add --run-as USER, or pass the ` +
         `secret in the environment instead`,
     );

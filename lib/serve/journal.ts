@@ -26,7 +26,7 @@
  */
 
 import { join } from "node:path";
-import { countGroupProcesses, processStartTime, procStat } from "../common/proc.ts";
+import { countGroupProcesses, processAlive, processStartTime, procStat } from "../common/proc.ts";
 import { endProcessGroup } from "./supervisor.ts";
 import type { Logger } from "../common/log.ts";
 
@@ -48,16 +48,6 @@ export interface ReapedGroup extends JournalEntry {
   owner_pid: number;
   /** Processes that were still alive in the group before it was ended. */
   processes: number;
-}
-
-/**
- * True when process `pid` runs and started at `start`: the same process, not a
- * later one that was given the pid. A zombie (`Z`, killed but not yet reaped by
- * its parent) or a dead (`X`) process is not alive.
- */
-function alive(pid: number, start: number): boolean {
-  const st = procStat(pid);
-  return st !== undefined && st.state !== "Z" && st.state !== "X" && st.start === start;
 }
 
 /**
@@ -281,9 +271,7 @@ function readJournal(
  * name and an unreadable first line) any live process with its pid counts.
  */
 function ownerAlive(owner: { pid: number; start?: number }): boolean {
-  if (owner.start !== undefined) return alive(owner.pid, owner.start);
-  const st = procStat(owner.pid);
-  return st !== undefined && st.state !== "Z" && st.state !== "X";
+  return processAlive(owner.pid, owner.start);
 }
 
 /**

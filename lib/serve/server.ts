@@ -550,28 +550,3 @@ export class CcxServer {
     this.#finish();
   }
 }
-
-/**
- * The in-process server of this machine's own runs (`ccx stress` without `--server`, and
- * each `ccx worker`): loopback on a free port, quiet, roomy limits; jobs are the user's own
- * children and get this process's environment, less `CCX_*` (so never a queue password).
- * `opts` adds to or overrides these, e.g. `workspaceRoot`.
- *
- * @example
- * ```ts
- * import { startInProcessServer } from "./server.ts";
- * const server = startInProcessServer();
- * console.log(server.url);
- * await server.shutdown();
- * ```
- */
-export function startInProcessServer(opts: Partial<ServerOptions> = {}): CcxServer {
-  return CcxServer.start({
-    port: 0,
-    log: () => {},
-    passEnv: ["*"],
-    maxJobsPerSession: 256,
-    maxSessions: 1024,
-    ...opts,
-  });
-}

@@ -1,10 +1,10 @@
 /**
  * The server's orderly shutdown, phase by phase: every job's group is ended
- * (SIGCONT, SIGTERM, grace, SIGKILL), then each session is drained (everything
- * queued for it, its `process.completed` and `process.exit` included, reaches the
- * client) and closed with 1001, up to a deadline of grace + drain after the
- * signal; a client that has not read its output by then is dropped, and the log
- * says so.
+ * (SIGCONT, SIGTERM, grace, SIGKILL), and each session, as soon as its own jobs
+ * have ended, is drained (everything queued for it, its `process.completed` and
+ * `process.exit` included, reaches the client) and closed with 1001, up to a
+ * deadline of grace + drain after the signal; a client that has not read its
+ * output by then is dropped, and the log says so.
  *
  * @example
  * ```ts
@@ -148,9 +148,9 @@ export interface ShutdownSteps {
 }
 
 /**
- * Runs the shutdown: ends every job's group, drains and closes every session (see
- * {@linkcode drainSessions}) by the deadline of grace + drain after the start, then
- * releases the rest. Each phase is logged with `elapsed_ms` since the start (events
+ * Runs the shutdown: ends every job's group and, meanwhile, drains and closes each
+ * session once its own jobs have ended (see {@linkcode drainSessions}), by the deadline of
+ * grace + drain after the start; then releases the rest. Each phase is logged with `elapsed_ms` since the start (events
  * `shutdown_started`, `shutdown_jobs_ended`, `shutdown_drained`, `shutdown_done`),
  * so a test reads its timing from the server's own log.
  *
@@ -183,13 +183,17 @@ export async function orderlyShutdown(steps: ShutdownSteps): Promise<void> {
       sessions: sessions.length,
     },
   );
+  // Each session is drained and closed as soon as its own jobs have ended: a client whose
+  // jobs died at SIGTERM is told at once (close 1001), not once another client's job that
+  // ignores SIGTERM has lasted the whole grace.
+  const draining = drainSessions(sessions, deadline);
   const jobs = await steps.endJobs();
   log(`shutdown: ${jobs} jobs ended`, {
     event: "shutdown_jobs_ended",
     elapsed_ms: elapsed(),
     jobs,
   });
-  const r = await drainSessions(sessions, deadline);
+  const r = await draining;
   log(
     `shutdown: ${r.delivered} clients got all their output and were closed 1001` +
       `${r.gone > 0 ? `, ${r.gone} had gone` : ""}` +

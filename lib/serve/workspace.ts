@@ -35,6 +35,7 @@ import { existsSync } from "node:fs";
 import { basename, isAbsolute, join, normalize, resolve, sep } from "node:path";
 import type { Logger } from "../common/log.ts";
 import type { FileEntry, WorkspaceRead } from "../common/protocol.ts";
+import { processAlive, processStartTime } from "../common/proc.ts";
 import { copyTree, removeTree, treeBytes, walkTree } from "./tree.ts";
 
 /** What happens to a workspace once its job has ended. */
@@ -275,8 +276,9 @@ export class WorkspaceManager {
       const dir = join(this.root, e.name);
       const owner = readOwner(dir);
       if (owner) {
-        // In use by a live server (this one included): not ours to judge.
-        if (owner.pid === Deno.pid || existsSync(`/proc/${owner.pid}`)) continue;
+        // In use by a live server (this one included): not ours to judge. A server killed
+        // but not yet reaped by its parent (a zombie) is gone, as is one whose pid was reused.
+        if (owner.pid === Deno.pid || processAlive(owner.pid, owner.start)) continue;
         // Its server died: a finished job's workspace that was waiting to go, or a job that
         // died with the server (a failure: kept unless its policy is never).
         if (owner.remove || owner.keep === "never") {
@@ -364,7 +366,7 @@ export class WorkspaceManager {
     const dir = join(this.root, `${t}-${safe}-${crypto.randomUUID().slice(0, 8)}`);
     Deno.mkdirSync(join(dir, "work"), { recursive: true });
     Deno.mkdirSync(join(dir, "home"));
-    writeOwner(dir, { pid: Deno.pid, keep });
+    writeOwner(dir, { pid: Deno.pid, start: SELF_START, keep });
     return dir;
   }
 
@@ -441,7 +443,7 @@ export class WorkspaceManager {
           this.#kept.push({ dir: ws.dir, bytes: ws.bytes, ws });
           this.#enforce();
         }
-      } else writeOwner(ws.dir, { pid: Deno.pid, keep: ws.keep, remove: true });
+      } else writeOwner(ws.dir, { pid: Deno.pid, start: SELF_START, keep: ws.keep, remove: true });
       return { kept: ws.kept && !ws.removed, changes };
     } finally {
       ws.state = "ended";
@@ -548,9 +550,14 @@ const OWNER_FILE = "owner.json";
 
 interface Owner {
   pid: number;
+  /** The server's start time (`/proc/PID/stat` field 22); absent in files of older servers. */
+  start?: number;
   keep: KeepPolicy;
   remove?: boolean;
 }
+
+/** This process's start time: with the pid, it names this server for good. */
+const SELF_START = processStartTime(Deno.pid);
 
 function writeOwner(dir: string, owner: Owner): void {
   try {
@@ -561,7 +568,8 @@ function writeOwner(dir: string, owner: Owner): void {
 function readOwner(dir: string): Owner | undefined {
   try {
     const o = JSON.parse(Deno.readTextFileSync(join(dir, OWNER_FILE)));
-    return typeof o?.pid === "number" ? o as Owner : undefined;
+    if (typeof o?.pid !== "number") return undefined;
+    return { ...o, start: Number.isInteger(o.start) ? o.start : undefined } as Owner;
   } catch {
     return undefined;
   }

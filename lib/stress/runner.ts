@@ -377,8 +377,14 @@ function outcomeOf(v: Pick<Verdict, "status" | "reason">): Outcome {
 /** How long an abort waits for canceled jobs to end before dropping the connections. */
 const ABORT_FALLBACK_MS = 10_000;
 
-/** How long a job's connection may stay open after the job was `killed`, if the server is going away. */
-const SHUTDOWN_CLOSE_MS = 1000;
+/** What a server that is shutting down answers an `execute` (or a session's request). */
+const SHUTTING_DOWN = /^(server is shutting down|session is closing)$/;
+
+/** ` (close 1001: REASON)`, how the server closed the connection, for a message. */
+function closeNote(conn: Conn): string {
+  const c = conn.client.closeInfo;
+  return c ? ` (close ${c.code}${c.reason ? `: ${c.reason}` : ""})` : "";
+}
 
 /** A server connection of a task: the client and the URL it is named by in messages. */
 interface Conn {
@@ -388,9 +394,10 @@ interface Conn {
 
 /**
  * Runs a built task command with the task's (scaled) timeouts. Throws
- * {@linkcode ServerLostError} when the connection drops before the job ended, or
- * when the job was `killed` and the server then closed the connection (a
- * shutdown ends every job that way): not the task's fault, so never `failed`.
+ * {@linkcode ServerLostError} when the connection drops before the job ended, when the
+ * server refuses the job because it is shutting down, or when the job was `killed` and
+ * the server then closed the connection with 1001 (a shutdown ends every job that way,
+ * see `CcxClient.endedByShutdown`): not the task's fault, so never `failed`.
  */
 async function runBuilt(
   conn: Conn,
@@ -452,16 +459,19 @@ async function runBuilt(
     if (e instanceof ClientError && conn.client.closed && !opts.signal?.aborted) {
       throw new ServerLostError(conn.url, e.message);
     }
+    if (e instanceof ClientError && SHUTTING_DOWN.test(e.message) && !opts.signal?.aborted) {
+      throw new ServerLostError(conn.url, "the server shut down before the task started");
+    }
     throw e;
   } finally {
     watch?.stop();
     opts.signal?.removeEventListener("abort", onAbort);
   }
-  if (
-    run.status === "killed" && !opts.signal?.aborted &&
-    await conn.client.closedWithin(SHUTDOWN_CLOSE_MS)
-  ) {
-    throw new ServerLostError(conn.url, "server shut down while the task ran");
+  if (run.status === "killed" && !opts.signal?.aborted && await conn.client.endedByShutdown()) {
+    throw new ServerLostError(
+      conn.url,
+      `the server shut down while the task ran${closeNote(conn)}`,
+    );
   }
   // The live stall clock ended it: report a stall as the server would have.
   if (watch?.failure?.kind === "stall") return { ...run, status: "stalled" };
