@@ -843,7 +843,7 @@ Deno.test("ccx exec's in-process server refuses a connection without its token w
         "--timeout",
         "60",
       ],
-      env: { NO_COLOR: "1", CCX_STATE_DIR: join(dir, "state"), CCX_SANDBOX: "1" },
+      env: { NO_COLOR: "1", CCX_STATE_DIR: join(dir, "state"), CCX_SANDBOX: "1", ...KEY_ENV },
       stdin: "null",
       stdout: "piped",
       stderr: "piped",

@@ -357,7 +357,7 @@ Deno.test({
         await waitFor(() => /cannot write the crash journal/.test(w1.log()), "the warning");
         assert.match(
           w1.log(),
-          /\[ccx worker\] ccx worker w1: cannot write the crash journal .*No space left on device/,
+          /Z ccx worker: w1: cannot write the crash journal .*No space left on device/,
         );
       })
     ),

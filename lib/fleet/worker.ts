@@ -185,7 +185,7 @@ export class FleetWorker {
       isolate: opts.isolate,
       runAs: opts.runAs,
       // Quiet about jobs; what is wrong with the server itself is the operator's to know.
-      warn: (line) => log(`ccx worker ${workerName(opts)}: ${line}`),
+      warn: (line) => log(`${workerName(opts)}: ${line}`),
     });
     let redis: RedisClient | undefined;
     let w: FleetWorker;
