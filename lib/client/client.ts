@@ -504,7 +504,7 @@ export async function runToEnd(
  * ```ts
  * import { CcxClient, remoteFiles, runToEnd } from "./client.ts";
  * const c = await CcxClient.connect("ws://127.0.0.1:8004/ws");
- * const r = await runToEnd(c, { command: "echo hi > a.txt", workspace: true });
+ * const r = await runToEnd(c, { command: "echo hi > a.txt", workspace: {} });
  * const fa = remoteFiles(c, r.jobId, r.workspace!.path);
  * console.log(await fa.readText(`${r.workspace!.path}/a.txt`)); // "hi\n"
  * ```
