@@ -5,8 +5,21 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { stressCommand } from "./stress.ts";
- * const code = await stressCommand({ suite: "tasks/selftest.json", concurrency: 4 });
+ * const dir = Deno.makeTempDirSync();
+ * Deno.writeTextFileSync(`${dir}/suite.json`, JSON.stringify({
+ *   tests: [{ id: "hello", command: "echo hello", expected_patterns: ["hello"] }],
+ * }));
+ * const cwd = Deno.cwd();
+ * Deno.chdir(dir); // runs go to ./test_outputs/<run-id>/
+ * try {
+ *   assert.equal(await stressCommand({ suite: "suite.json", concurrency: 4, noHistory: true }), 0); // graduated
+ * } finally {
+ *   Deno.chdir(cwd);
+ * }
+ * assert.ok(Deno.statSync(`${dir}/test_outputs/.last-run`).isFile); // what --last-failed reruns
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  * @module
  */
@@ -116,9 +129,11 @@ export interface StressOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fixLines } from "./stress.ts";
- * fixLines([{ kind: "auth", fix: "check ANTHROPIC_API_KEY" }]);
- * // ["auth (1 task): check ANTHROPIC_API_KEY"]
+ * assert.deepEqual(fixLines([{ kind: "auth", fix: "check ANTHROPIC_API_KEY" }, { kind: "auth", fix: "…" }]), [
+ *   "auth (2 tasks): check ANTHROPIC_API_KEY",
+ * ]);
  * ```
  */
 export function fixLines(results: { kind?: string; fix?: string }[]): string[] {
@@ -138,8 +153,10 @@ export function fixLines(results: { kind?: string; fix?: string }[]): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { autoTimeoutScale } from "./stress.ts";
- * autoTimeoutScale(20); // 3
+ * assert.equal(autoTimeoutScale(20), 3);
+ * assert.equal(autoTimeoutScale(2), 1);
  * ```
  */
 export function autoTimeoutScale(load1 = loadavg()[0]): number {

@@ -5,8 +5,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { workerCommand } from "./worker.ts";
- * const code = await workerCommand({ url: "redis://127.0.0.1:6379", concurrency: 2 });
+ * // Needs the queue's Redis and runs until SIGINT/SIGTERM, so the doc tests only type-check it.
+ * Deno.test({ name: "workerCommand (needs Redis)", ignore: true }, async () => {
+ *   assert.equal(await workerCommand({ url: "redis://127.0.0.1:6379", concurrency: 2 }), 0);
+ * });
  * ```
  * @module
  */
@@ -28,8 +32,10 @@ import {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { passwordOnCommandLine } from "./worker.ts";
- * passwordOnCommandLine("redis://:pw@h:6379", ["--queue", "redis://:pw@h:6379"]); // a warning
+ * assert.match(passwordOnCommandLine("redis://:pw@h:6379", ["--queue", "redis://:pw@h:6379"])!, /^warning: /);
+ * assert.equal(passwordOnCommandLine("redis://:pw@h:6379", []), undefined); // from CCX_QUEUE: fine
  * ```
  */
 export function passwordOnCommandLine(url: string, args: string[]): string | undefined {
