@@ -4,9 +4,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CcxServer } from "./server.ts";
- * const server = CcxServer.start({ port: 0 });
- * console.log(server.url); // ws://127.0.0.1:PORT/ws
+ * const server = CcxServer.start({ port: 0, log: () => {} }); // `ccx serve` listens on 8004
+ * assert.match(server.url, /^ws:\/\/127\.0\.0\.1:\d+\/ws$/);
  * await server.shutdown();
  * ```
  * @module
@@ -199,9 +200,11 @@ export class ServerConfigError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isLoopback } from "./server.ts";
- * isLoopback("127.0.0.1"); // true
- * isLoopback("0.0.0.0"); // false
+ * assert.equal(isLoopback("127.0.0.1"), true);
+ * assert.equal(isLoopback("[::1]"), true);
+ * assert.equal(isLoopback("0.0.0.0"), false); // binding it needs a token
  * ```
  */
 export function isLoopback(host: string): boolean {
@@ -218,8 +221,11 @@ function digest(s: string): Uint8Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tokenMatches } from "./server.ts";
- * tokenMatches("s3cret", "s3cret"); // true
+ * assert.equal(tokenMatches("s3cret", "s3cret"), true);
+ * assert.equal(tokenMatches("guess", "s3cret"), false);
+ * assert.equal(tokenMatches(null, "s3cret"), false); // no token presented
  * ```
  */
 export function tokenMatches(presented: string | null, expected: string): boolean {
@@ -957,10 +963,12 @@ async function removeStaleSocketDirs(tmp: string): Promise<void> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CcxServer } from "./server.ts";
  * const server = CcxServer.start({ port: 0, log: () => {} });
  * const health = await (await fetch(server.httpUrl + "/health")).json();
- * console.log(health.status); // "ok"
+ * assert.equal(health.status, "ok");
+ * assert.equal(health.running_jobs, 0);
  * await server.shutdown();
  * ```
  */
@@ -1532,9 +1540,11 @@ export class CcxServer {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { startInProcessServer } from "./server.ts";
- * const server = startInProcessServer();
- * console.log(server.url);
+ * const server = startInProcessServer(); // quiet, loopback, a free port
+ * assert.equal(server.hostname, "127.0.0.1");
+ * assert.match(server.url, /^ws:\/\/127\.0\.0\.1:\d+\/ws$/);
  * await server.shutdown();
  * ```
  */
