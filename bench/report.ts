@@ -272,7 +272,7 @@ export function mean(values: number[]): number {
  * @example
  * ```ts
  * import { progress } from "./report.ts";
- * progress("throughput: ccx run 1/3"); // on stderr: "· throughput: ccx run 1/3"
+ * progress("throughput: ccx run 1/3"); // prints "[bench] throughput: ccx run 1/3" on stderr
  * ```
  */
 export function progress(line: string): void {
