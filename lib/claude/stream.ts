@@ -19,6 +19,8 @@
  * @module
  */
 
+import { isRecord } from "../common/json.ts";
+
 // ---------------------------------------------------------------------------------------------
 // Types
 // ---------------------------------------------------------------------------------------------
@@ -517,7 +519,6 @@ export function looksLikeStreamJson(text: string): boolean {
  * assert.equal(modelText("plain output\n"), "plain output\n");
  * ```
  */
-import { isRecord } from "../common/json.ts";
 export function modelText(output: string): string {
   if (!looksLikeStreamJson(output)) return output;
   const t = parseClaudeOutput(output);

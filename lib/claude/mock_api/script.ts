@@ -29,6 +29,8 @@
  * @module
  */
 
+import { isRecord } from "../../common/json.ts";
+
 /**
  * One reply of the mock: a text answer; a tool call (answered, once the CLI sends the tool's
  * result, by `then`); an HTTP error; a stream cut in the middle; a `max_tokens` stop; a request
@@ -386,7 +388,6 @@ export function withMarkers(text: string, prompt: string): string {
  * assert.equal(replier.choose(conv).type, "text");
  * ```
  */
-import { isRecord } from "../../common/json.ts";
 export class MockReplier {
   #script?: MockScript;
   #used = new Map<number, number>();
