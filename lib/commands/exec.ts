@@ -132,21 +132,25 @@ export function parseTools(value: string | undefined): "auto" | "none" | string[
  * @example
  * ```ts
  * import assert from "node:assert/strict";
+ * import { CcxServer } from "../serve/server.ts";
  * import { execCommand } from "./exec.ts";
  * // A stand-in for Claude's CLI that answers as the real one does with stream-json output.
  * const dir = Deno.makeTempDirSync();
  * const claude = `${dir}/claude`;
  * const answer = '{"type":"result","subtype":"success","is_error":false,"result":"2 + 2 = 4"}';
  * Deno.writeTextFileSync(claude, `#!/bin/sh\necho '${answer}'\n`, { mode: 0o755 });
+ * const server = CcxServer.start({ port: 0, log: () => {} }); // or `ccx serve` on a box with Claude
  * const code = await execCommand({
  *   task: "What is 2+2? Do not retry.",
  *   criteria: ["Contains 4"],
+ *   server: server.url,
  *   claude,
  *   cwd: dir,
  *   sandbox: true,
  *   json: true, // prints the result document on stdout
  * });
  * assert.equal(code, 0); // every criterion met
+ * await server.shutdown();
  * Deno.removeSync(dir, { recursive: true });
  * ```
  */
