@@ -4,13 +4,21 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxServer } from "../serve/server.ts";
  * import { CcxClient } from "./client.ts";
- * const client = await CcxClient.connect("ws://127.0.0.1:8004/ws");
+ * const server = CcxServer.start({ port: 0, log: () => {} }); // or a `ccx serve` elsewhere
+ * const client = await CcxClient.connect(server.url); // ws://127.0.0.1:PORT/ws
+ * const output: string[] = [];
  * const job = await client.execute({ argv: ["echo", "hi"] }, {
- *   onOutput: (type, data) => console.log(type, data),
+ *   onOutput: (type, data) => output.push(`${type}: ${data}`),
  * });
- * const end = await job.done; // { status: "completed", exitCode: 0, ... }
+ * const end = await job.done;
+ * assert.equal(end.status, "completed");
+ * assert.equal(end.exitCode, 0);
+ * assert.deepEqual(output, ["stdout: hi\n"]);
  * await client.close();
+ * await server.shutdown();
  * ```
  * @module
  */
@@ -204,10 +212,15 @@ export interface ConnectOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxServer } from "../serve/server.ts";
  * import { CcxClient } from "./client.ts";
- * const c = await CcxClient.connect("ws://127.0.0.1:8004/ws", { token: Deno.env.get("CCX_TOKEN") });
- * console.log(await c.request("ping"));
+ * const server = CcxServer.start({ port: 0, token: "s3cret", log: () => {} });
+ * await assert.rejects(CcxClient.connect(server.url)); // no token: refused
+ * const c = await CcxClient.connect(server.url, { token: "s3cret" });
+ * assert.equal((await c.request("ping") as { pong: boolean }).pong, true);
  * await c.close();
+ * await server.shutdown();
  * ```
  */
 export class CcxClient {
@@ -520,10 +533,15 @@ export interface CollectedRun extends Completion {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxServer } from "../serve/server.ts";
  * import { CcxClient, runToEnd } from "./client.ts";
- * const c = await CcxClient.connect("ws://127.0.0.1:8004/ws");
- * const r = await runToEnd(c, { command: "echo hi" });
- * console.log(r.stdout, r.status); // "hi\n" "completed"
+ * const server = CcxServer.start({ port: 0, log: () => {} });
+ * const c = await CcxClient.connect(server.url);
+ * const r = await runToEnd(c, { command: "echo hi; echo oops >&2; exit 3" });
+ * assert.deepEqual([r.stdout, r.stderr, r.status, r.exitCode], ["hi\n", "oops\n", "failed", 3]);
+ * await c.close();
+ * await server.shutdown();
  * ```
  */
 export async function runToEnd(
@@ -564,11 +582,19 @@ export async function runToEnd(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxServer } from "../serve/server.ts";
  * import { CcxClient, remoteFiles, runToEnd } from "./client.ts";
- * const c = await CcxClient.connect("ws://127.0.0.1:8004/ws");
- * const r = await runToEnd(c, { command: "echo hi > a.txt", workspace: true });
+ * const workspaceRoot = Deno.makeTempDirSync();
+ * const server = CcxServer.start({ port: 0, log: () => {}, workspaceRoot });
+ * const c = await CcxClient.connect(server.url);
+ * const r = await runToEnd(c, { command: "echo hi > a.txt", workspace: { keep: "always" } });
  * const fa = remoteFiles(c, r.jobId, r.workspace!.path);
- * console.log(await fa.readText(`${r.workspace!.path}/a.txt`)); // "hi\n"
+ * assert.equal(await fa.readText(`${r.workspace!.path}/a.txt`), "hi\n");
+ * assert.equal(await fa.readText("/etc/passwd"), undefined); // outside the workspace: missing
+ * await c.close();
+ * await server.shutdown();
+ * Deno.removeSync(workspaceRoot, { recursive: true });
  * ```
  */
 export function remoteFiles(client: CcxClient, jobId: string, workspace: string): FileAccess {

@@ -10,8 +10,18 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { writeReports } from "../stress/report/files.ts";
  * import { reportIndex } from "./report.ts";
- * const code = await reportIndex({ dir: "test_outputs" }); // writes test_outputs/index.html
+ * const dir = Deno.makeTempDirSync(); // `ccx stress` puts its runs in test_outputs/
+ * await writeReports({
+ *   runId: "20260101_120000_ab12cd", suite: "demo", startedAt: new Date(0), durationS: 1, results: [],
+ *   interrupted: false, threshold: 10,
+ * }, { json: `${dir}/20260101_120000_ab12cd/report.json` });
+ * assert.equal(await reportIndex({ dir }), 0);
+ * assert.ok(Deno.statSync(`${dir}/index.html`).isFile);
+ * assert.ok(Deno.statSync(`${dir}/20260101_120000_ab12cd/report.html`).isFile); // written where missing
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  * @module
  */
@@ -60,8 +70,13 @@ async function relocated(report: RunReport, reportDir: string): Promise<RunRepor
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { reportIndex } from "./report.ts";
- * await reportIndex({ dir: "test_outputs", out: "runs.html" });
+ * const dir = Deno.makeTempDirSync();
+ * assert.equal(await reportIndex({ dir, out: `${dir}/runs.html` }), 0);
+ * assert.ok(Deno.readTextFileSync(`${dir}/runs.html`).startsWith("<!"));
+ * assert.equal(await reportIndex({ dir: `${dir}/nowhere` }), 2);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export async function reportIndex(opts: ReportIndexOptions): Promise<number> {

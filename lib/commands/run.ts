@@ -4,8 +4,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runCommand } from "./run.ts";
- * const code = await runCommand({ argv: ["echo", "hi"] }); // prints "hi", returns 0
+ * assert.equal(await runCommand({ argv: ["echo", "hi"] }), 0); // prints "hi"
+ * assert.equal(await runCommand({ argv: ["exit 3"], shell: true }), 3);
  * ```
  * @module
  */
@@ -49,8 +51,9 @@ export interface RunOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseEnvFlags } from "./run.ts";
- * parseEnvFlags(["A=1", "B=x=y"]); // { A: "1", B: "x=y" }
+ * assert.deepEqual(parseEnvFlags(["A=1", "B=x=y"]), { A: "1", B: "x=y" });
  * ```
  */
 export function parseEnvFlags(values: readonly string[]): Record<string, string> {
@@ -80,8 +83,10 @@ export function parseEnvFlags(values: readonly string[]): Record<string, string>
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { exitCodeFor } from "./run.ts";
- * exitCodeFor({ status: "timeout", exitCode: 143 } as never); // 124
+ * assert.equal(exitCodeFor({ status: "timeout", exitCode: 143 }), 124);
+ * assert.equal(exitCodeFor({ status: "failed", exitCode: 3 }), 3);
  * ```
  */
 export function exitCodeFor(c: Pick<Completion, "status" | "exitCode">): number {
@@ -119,8 +124,9 @@ class OrderedWriter {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ownFailureCode } from "./run.ts";
- * ownFailureCode("argv: program not found: nope"); // 127
+ * assert.equal(ownFailureCode("argv: program not found: nope"), 127);
  * ```
  */
 export function ownFailureCode(message: string): 125 | 126 | 127 {

@@ -5,8 +5,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { serveCommand } from "./serve.ts";
- * const code = await serveCommand({ port: 8004 }); // returns after a signal
+ * // Serves until SIGINT/SIGTERM (`ccx serve`), so the doc tests only type-check it.
+ * Deno.test({ name: "serveCommand (runs until a signal)", ignore: true }, async () => {
+ *   assert.equal(await serveCommand({ port: 8004 }), 0);
+ * });
  * ```
  * @module
  */

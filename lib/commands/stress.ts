@@ -5,8 +5,21 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { stressCommand } from "./stress.ts";
- * const code = await stressCommand({ suite: "tasks/selftest.json", concurrency: 4 });
+ * const dir = Deno.makeTempDirSync();
+ * Deno.writeTextFileSync(`${dir}/suite.json`, JSON.stringify({
+ *   tests: [{ id: "hello", command: "echo hello", expected_patterns: ["hello"] }],
+ * }));
+ * const cwd = Deno.cwd();
+ * Deno.chdir(dir); // runs go to ./test_outputs/<run-id>/
+ * try {
+ *   assert.equal(await stressCommand({ suite: "suite.json", concurrency: 4, noHistory: true }), 0); // graduated
+ * } finally {
+ *   Deno.chdir(cwd);
+ * }
+ * assert.ok(Deno.statSync(`${dir}/test_outputs/.last-run`).isFile); // what --last-failed reruns
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  * @module
  */
@@ -137,9 +150,12 @@ export interface StressOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rerunHint, stress } from "./stress.ts";
- * rerunHint(["--last-failed"], ["tasks/t.json", "--sandbox", "--claude", "my claude"], stress.decl.options);
- * // "ccx stress --last-failed tasks/t.json --sandbox --claude 'my claude'"
+ * assert.equal(
+ *   rerunHint(["--last-failed"], ["tasks/t.json", "--sandbox", "--claude", "my claude"], stress.decl.options),
+ *   "ccx stress --last-failed tasks/t.json --sandbox --claude 'my claude'",
+ * );
  * ```
  */
 export function rerunHint(
@@ -160,9 +176,11 @@ export function rerunHint(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fixLines } from "./stress.ts";
- * fixLines([{ kind: "auth", fix: "check ANTHROPIC_API_KEY" }]);
- * // ["auth (1 task): check ANTHROPIC_API_KEY"]
+ * assert.deepEqual(fixLines([{ kind: "auth", fix: "check ANTHROPIC_API_KEY" }, { kind: "auth", fix: "…" }]), [
+ *   "auth (2 tasks): check ANTHROPIC_API_KEY",
+ * ]);
  * ```
  */
 export function fixLines(results: { kind?: string; fix?: string }[]): string[] {
@@ -182,8 +200,10 @@ export function fixLines(results: { kind?: string; fix?: string }[]): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { autoTimeoutScale } from "./stress.ts";
- * autoTimeoutScale(20); // 3
+ * assert.equal(autoTimeoutScale(20), 3);
+ * assert.equal(autoTimeoutScale(2), 1);
  * ```
  */
 export function autoTimeoutScale(load1 = loadavg()[0]): number {
@@ -198,8 +218,9 @@ export const DEFAULT_SUITE = "tasks/unified_stress_test_tasks.json";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { pageNote } from "./stress.ts";
- * pageNote(undefined, [{ url: "wss://box:8004/ws" }]); // "ccx stress: live page: https://box:8004/"
+ * assert.equal(pageNote(undefined, [{ url: "wss://box:8004/ws" }]), "ccx stress: live page: https://box:8004/");
  * ```
  */
 export function pageNote(

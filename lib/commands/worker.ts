@@ -5,8 +5,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { workerCommand } from "./worker.ts";
- * const code = await workerCommand({ url: "redis://127.0.0.1:6379", concurrency: 2 });
+ * // Needs the queue's Redis and runs until SIGINT/SIGTERM, so the doc tests only type-check it.
+ * Deno.test({ name: "workerCommand (needs Redis)", ignore: true }, async () => {
+ *   assert.equal(await workerCommand({ url: "redis://127.0.0.1:6379", concurrency: 2 }), 0);
+ * });
  * ```
  * @module
  */
@@ -28,8 +32,10 @@ import {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { passwordOnCommandLine } from "./worker.ts";
- * passwordOnCommandLine("redis://:pw@h:6379", ["--queue", "redis://:pw@h:6379"]); // a warning
+ * assert.match(passwordOnCommandLine("redis://:pw@h:6379", ["--queue", "redis://:pw@h:6379"])!, /^warning: /);
+ * assert.equal(passwordOnCommandLine("redis://:pw@h:6379", []), undefined); // from CCX_QUEUE: fine
  * ```
  */
 export function passwordOnCommandLine(url: string, args: string[]): string | undefined {
@@ -50,9 +56,12 @@ export function passwordOnCommandLine(url: string, args: string[]): string | und
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { workerLogLine } from "./worker.ts";
- * workerLogLine("simple_1 passed in 1.2s", new Date(0));
- * // "1970-01-01T00:00:00.000Z ccx worker: simple_1 passed in 1.2s"
+ * assert.equal(
+ *   workerLogLine("simple_1 passed in 1.2s", new Date(0)),
+ *   "1970-01-01T00:00:00.000Z ccx worker: simple_1 passed in 1.2s",
+ * );
  * ```
  */
 export function workerLogLine(line: string, at: Date = new Date()): string {

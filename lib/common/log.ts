@@ -5,10 +5,15 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createLogger } from "./log.ts";
- * const log = createLogger("json", (line) => console.log(line));
+ * const lines: string[] = [];
+ * const log = createLogger("json", (line) => lines.push(line));
  * log("job j1 started", { event: "job_started", job_id: "j1", pid: 42 });
  * // {"ts":"2026-…Z","level":"info","msg":"job j1 started","event":"job_started","job_id":"j1","pid":42}
+ * const { ts, ...rest } = JSON.parse(lines[0]);
+ * assert.match(ts, /^\d{4}-\d\d-\d\dT.*Z$/);
+ * assert.deepEqual(rest, { level: "info", msg: "job j1 started", event: "job_started", job_id: "j1", pid: 42 });
  * ```
  * @module
  */
@@ -45,11 +50,12 @@ function toStderr(line: string): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createLogger } from "./log.ts";
  * const lines: string[] = [];
  * const log = createLogger("text", (l) => lines.push(l));
  * log("listening", { event: "listening" });
- * lines[0]; // "2026-12-01T14:45:33.123Z [ccx] listening"
+ * assert.match(lines[0], /^\d{4}-\d\d-\d\dT[\d:.]+Z \[ccx\] listening$/); // 2026-12-01T14:45:33.123Z [ccx] listening
  * ```
  */
 export function createLogger(

@@ -19,14 +19,20 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { execTask } from "./exec.ts";
- * const r = await execTask({
- *   task: "Create a config.py file with DATABASE_URL",
- *   criteria: ["File config.py exists", "Contains DATABASE_URL"],
- *   cwd: "/tmp/work",
- *   onProgress: (line) => console.error(line),
+ * // Needs Claude's CLI, logged in, so the doc tests only type-check it.
+ * Deno.test({ name: "execTask (needs the Claude CLI)", ignore: true }, async () => {
+ *   const cwd = Deno.makeTempDirSync();
+ *   const r = await execTask({
+ *     task: "Create a config.py file with DATABASE_URL",
+ *     criteria: ["File config.py exists", "Contains DATABASE_URL"],
+ *     cwd,
+ *     onProgress: (line) => console.error(line),
+ *   });
+ *   assert.equal(r.success, true);
+ *   assert.deepEqual(r.files_created, [`${cwd}/config.py`]);
  * });
- * console.log(r.success, r.attempts.length, r.files_created);
  * ```
  * @module
  */
@@ -87,8 +93,10 @@ import { clip, toLabel } from "../common/protocol.ts";
  *
  * @example
  * ```ts
- * import type { TimeoutSource } from "./exec.ts";
- * const s: TimeoutSource = "history";
+ * import assert from "node:assert/strict";
+ * import { resolveTimeout, type TimeoutSource } from "./exec.ts";
+ * const s: TimeoutSource = (await resolveTimeout({ task: "What is 2+2?", taskTimeoutS: 90 })).source;
+ * assert.equal(s, "task");
  * ```
  */
 export type TimeoutSource = "flag" | "task" | "history" | "default";
@@ -100,8 +108,11 @@ export type TimeoutSource = "flag" | "task" | "history" | "default";
  *
  * @example
  * ```ts
- * import type { AttemptErrorType } from "./exec.ts";
+ * import assert from "node:assert/strict";
+ * import type { AttemptErrorType, ExecAttempt } from "./exec.ts";
  * const e: AttemptErrorType = "token_limit";
+ * const a: Pick<ExecAttempt, "status" | "error_type"> = { status: "completed", error_type: e };
+ * assert.equal(a.error_type, "token_limit");
  * ```
  */
 export type AttemptErrorType = ClaudeFailureKind | "criteria_not_met" | "start_error";
@@ -111,11 +122,13 @@ export type AttemptErrorType = ClaudeFailureKind | "criteria_not_met" | "start_e
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ExecAttempt } from "./exec.ts";
  * const a: ExecAttempt = {
  *   prompt: "[marker:…] What is 2+2?", status: "completed", exit_code: 0, duration_s: 1.2,
  *   error_type: null, marker_seen: true, cost_usd: 0.01,
  * };
+ * assert.equal(JSON.parse(JSON.stringify(a)).error_type, null); // as `ccx exec --json` prints it
  * ```
  */
 export interface ExecAttempt {
@@ -142,11 +155,13 @@ export interface ExecAttempt {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ExecResult } from "./exec.ts";
  * const r: ExecResult = {
  *   success: true, result: "2 + 2 = 4", criteria: [], attempts: [], files_created: [],
  *   duration_s: 1.3, timeout_s: 120, timeout_source: "default",
  * };
+ * assert.ok(r.success);
  * ```
  */
 export interface ExecResult {
@@ -176,8 +191,10 @@ export interface ExecResult {
  *
  * @example
  * ```ts
- * import type { ExecOptions } from "./exec.ts";
- * const o: ExecOptions = { task: "What is 2+2?", criteria: ["Contains 4"], timeout: "auto" };
+ * import assert from "node:assert/strict";
+ * import { type ExecOptions, resolveTimeout } from "./exec.ts";
+ * const o: ExecOptions = { task: "What is 2+2?", criteria: ["Contains 4"], timeout: 45 };
+ * assert.equal((await resolveTimeout(o)).timeoutS, 45);
  * ```
  */
 export interface ExecOptions {
@@ -261,9 +278,11 @@ export interface ExecOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { findExecutable } from "./exec.ts";
- * findExecutable("sh"); // "/usr/bin/sh" (or wherever PATH finds it)
- * findExecutable("no-such-program-here"); // undefined
+ * assert.match(findExecutable("sh")!, /\/sh$/); // e.g. "/usr/bin/sh": wherever PATH finds it
+ * assert.equal(findExecutable("sh", "/nowhere"), undefined);
+ * assert.equal(findExecutable("no-such-program-here"), undefined);
  * ```
  */
 export function findExecutable(
@@ -297,9 +316,11 @@ export function findExecutable(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rootRefusal } from "./exec.ts";
- * rootRefusal({ isRoot: true, skipPermissions: true, env: {} })?.message.includes("IS_SANDBOX"); // true
- * rootRefusal({ isRoot: true, skipPermissions: true, env: { IS_SANDBOX: "1" } }); // undefined
+ * assert.match(rootRefusal({ isRoot: true, skipPermissions: true, env: {} })!.message, /IS_SANDBOX=1/);
+ * assert.equal(rootRefusal({ isRoot: true, skipPermissions: true, env: { IS_SANDBOX: "1" } }), undefined);
+ * assert.equal(rootRefusal({ isRoot: false, skipPermissions: true, env: {} }), undefined);
  * ```
  */
 export function rootRefusal(
@@ -330,8 +351,11 @@ function currentUid(): number | null {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parsePick } from "./exec.ts";
- * parsePick("fastest"); // "FASTEST"
+ * assert.equal(parsePick("fastest"), "FASTEST");
+ * assert.equal(parsePick("best-code-quality"), "BEST_CODE_QUALITY");
+ * assert.throws(() => parsePick("best"), /^ExecInputError: unknown --pick "best"; valid values: FASTEST, /);
  * ```
  */
 export function parsePick(value: string): EvaluationCriterion {
@@ -424,9 +448,13 @@ function validSeconds(name: string, v: number | undefined): number | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveTimeout } from "./exec.ts";
- * await resolveTimeout({ task: "What is 2+2?", timeout: 30 });
- * // { timeoutS: 30, source: "flag", basis: "--timeout 30" }
+ * assert.deepEqual(await resolveTimeout({ task: "What is 2+2?", timeout: 30 }), {
+ *   timeoutS: 30,
+ *   source: "flag",
+ *   basis: "--timeout 30",
+ * });
  * ```
  */
 export async function resolveTimeout(
@@ -738,9 +766,26 @@ async function choose(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { execTask } from "./exec.ts";
- * const r = await execTask({ task: "What is 2+2?", criteria: ["Contains 4"], retries: 1 });
- * console.log(r.success ? r.result : r.criteria);
+ * // A stand-in for Claude's CLI that answers as the real one does with stream-json output.
+ * const dir = Deno.makeTempDirSync();
+ * const claude = `${dir}/claude`;
+ * const answer = '{"type":"result","subtype":"success","is_error":false,"result":"2 + 2 = 4"}';
+ * Deno.writeTextFileSync(claude, `#!/bin/sh\necho '${answer}'\n`, { mode: 0o755 });
+ * const r = await execTask({
+ *   task: "What is 2+2?",
+ *   criteria: ["Contains 4"],
+ *   retries: 1,
+ *   claude,
+ *   cwd: dir,
+ *   sandbox: true, // this box may run it as root
+ * });
+ * assert.equal(r.success, true);
+ * assert.equal(r.result, "2 + 2 = 4");
+ * assert.deepEqual(r.criteria.map((c) => c.met), [true]);
+ * assert.equal(r.attempts.length, 1);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export async function execTask(opts: ExecOptions): Promise<ExecResult> {

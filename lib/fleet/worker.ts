@@ -18,10 +18,17 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FleetWorker } from "./worker.ts";
- * const w = await FleetWorker.start({ url: "redis://127.0.0.1:6379", concurrency: 2 });
- * Deno.addSignalListener("SIGTERM", () => void w.stop());
- * await w.stopped;
+ * // Needs the queue's Redis, so the doc tests only type-check it.
+ * Deno.test({ name: "FleetWorker (needs Redis)", ignore: true }, async () => {
+ *   const w = await FleetWorker.start({ url: "redis://127.0.0.1:6379", concurrency: 2 });
+ *   const stop = () => void w.stop(); // finish or hand back the running tasks
+ *   Deno.addSignalListener("SIGTERM", stop);
+ *   await w.stopped;
+ *   Deno.removeSignalListener("SIGTERM", stop);
+ *   assert.ok(w.name);
+ * });
  * ```
  * @module
  */
@@ -58,8 +65,9 @@ type RedisClient = Awaited<ReturnType<typeof connectRedis>>;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DEFAULT_LOCK_S } from "./worker.ts";
- * console.log(DEFAULT_LOCK_S); // 10
+ * assert.equal(DEFAULT_LOCK_S, 10);
  * ```
  */
 export const DEFAULT_LOCK_S = 10;
@@ -69,8 +77,9 @@ export const DEFAULT_LOCK_S = 10;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DEFAULT_DRAIN_S } from "./worker.ts";
- * console.log(DEFAULT_DRAIN_S); // 30
+ * assert.equal(DEFAULT_DRAIN_S, 30);
  * ```
  */
 export const DEFAULT_DRAIN_S = 30;
@@ -80,9 +89,11 @@ export const DEFAULT_DRAIN_S = 30;
  *
  * @example
  * ```ts
- * import type { FleetWorkerOptions } from "./worker.ts";
- * const o: FleetWorkerOptions = { url: "rediss://w:secret@redis.lan:6380", concurrency: 4 };
- * console.log(o.concurrency);
+ * import assert from "node:assert/strict";
+ * import { FleetWorker, type FleetWorkerOptions } from "./worker.ts";
+ * const o: FleetWorkerOptions = { url: "redis://127.0.0.1:1", concurrency: 4, log: () => {} };
+ * // Nothing listens on port 1: start fails at once, naming the Redis it tried.
+ * await assert.rejects(FleetWorker.start(o), /redis:\/\/127\.0\.0\.1:1/);
  * ```
  */
 export interface FleetWorkerOptions {

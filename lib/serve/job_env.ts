@@ -7,12 +7,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { jobEnvironment } from "./job_env.ts";
  * const env = jobEnvironment(
  *   { PATH: "/usr/bin", CCX_TOKEN: "s3cret", AWS_SECRET_ACCESS_KEY: "x" },
  *   { FOO: "bar" },
  * );
- * console.log(env); // { PATH: "/usr/bin", FOO: "bar" }
+ * assert.deepEqual(env, { PATH: "/usr/bin", FOO: "bar" });
  * ```
  * @module
  */
@@ -63,9 +64,10 @@ function isCcxSetting(name: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { passEnvProblem } from "./job_env.ts";
- * passEnvProblem(["GOPATH", "AWS_*"]); // undefined
- * passEnvProblem(["CCX_TOKEN"]); // "CCX_TOKEN: CCX_* settings are never passed to jobs"
+ * assert.equal(passEnvProblem(["GOPATH", "AWS_*"]), undefined);
+ * assert.equal(passEnvProblem(["CCX_TOKEN"]), "CCX_TOKEN: CCX_* settings are never passed to jobs");
  * ```
  */
 export function passEnvProblem(names: readonly string[]): string | undefined {
@@ -97,9 +99,11 @@ function allowed(name: string, list: readonly string[]): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DEFAULT_PASS_ENV, jobEnvironment } from "./job_env.ts";
- * jobEnvironment({ GOPATH: "/go", PATH: "/bin" }, {}, [...DEFAULT_PASS_ENV, "GOPATH"]);
- * // { GOPATH: "/go", PATH: "/bin" }
+ * const server = { GOPATH: "/go", PATH: "/bin", CCX_TOKEN: "s3cret" };
+ * assert.deepEqual(jobEnvironment(server, {}, [...DEFAULT_PASS_ENV, "GOPATH"]), { GOPATH: "/go", PATH: "/bin" });
+ * assert.deepEqual(jobEnvironment(server, {}, ["*"]), { GOPATH: "/go", PATH: "/bin" }); // never CCX_*
  * ```
  */
 export function jobEnvironment(
@@ -140,9 +144,13 @@ function urlWithPassword(value: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { heldSecrets } from "./job_env.ts";
- * heldSecrets({ token: "s3cret", args: ["serve"], env: { CCX_TOKEN: "s3cret" }, dotEnv: {} });
- * // [{ what: "the token (CCX_TOKEN)", where: "environment" }]
+ * assert.deepEqual(
+ *   heldSecrets({ token: "s3cret", args: ["serve"], env: { CCX_TOKEN: "s3cret" }, dotEnv: {} }),
+ *   [{ what: "the token (CCX_TOKEN)", where: "environment" }],
+ * );
+ * assert.deepEqual(heldSecrets({ args: ["serve"], env: {}, dotEnv: {} }), []);
  * ```
  */
 export function heldSecrets(src: {
@@ -186,10 +194,12 @@ export function heldSecrets(src: {
  *
  * @example
  * ```ts
- * import { secretWarnings } from "./job_env.ts";
- * secretWarnings([{ what: "the token (CCX_TOKEN)", where: "environment" }], {
- *   isolate: "none",
- * }); // one warning: suggest --run-as or --isolate bwrap
+ * import assert from "node:assert/strict";
+ * import { type HeldSecret, secretWarnings } from "./job_env.ts";
+ * const secrets: HeldSecret[] = [{ what: "the token (CCX_TOKEN)", where: "environment" }];
+ * const [warning] = secretWarnings(secrets, { isolate: "none" });
+ * assert.match(warning, /--run-as/); // it suggests running jobs as another user
+ * assert.deepEqual(secretWarnings([], { isolate: "none" }), []);
  * ```
  */
 export function secretWarnings(

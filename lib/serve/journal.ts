@@ -14,13 +14,20 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { JobJournal, reapOrphans } from "./journal.ts";
- * const dir = Deno.makeTempDirSync();
- * await reapOrphans(dir, { graceMs: 2000 }); // nothing to reap in a fresh directory
+ * const dir = Deno.makeTempDirSync(); // a server uses <state dir>/jobs
+ * assert.deepEqual(await reapOrphans(dir, { graceMs: 2000 }), []); // nothing to reap in a fresh directory
  * const journal = JobJournal.open(dir);
- * journal.add(4242, "session-1", "job-1");
- * journal.remove(4242);
+ * const job = new Deno.Command("sleep", { args: ["30"], detached: true }).spawn(); // pgid = pid
+ * journal.add(job.pid, "session-1", "job-1");
+ * assert.equal(Deno.readDirSync(dir).toArray().length, 1);
+ * job.kill();
+ * await job.status;
+ * journal.remove(job.pid);
  * journal.close(); // a clean stop leaves no journal behind
+ * assert.equal(Deno.readDirSync(dir).toArray().length, 0);
+ * Deno.removeSync(dir);
  * ```
  * @module
  */
@@ -285,9 +292,23 @@ function ownerAlive(owner: { pid: number; start?: number }): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { processStartTime } from "../common/proc.ts";
  * import { reapOrphans } from "./journal.ts";
- * const reaped = await reapOrphans("/var/lib/ccx/jobs", { graceMs: 2000 });
- * for (const g of reaped) console.log(`ended ${g.processes} processes of ${g.job_id}`);
+ * const dir = Deno.makeTempDirSync();
+ * // A server killed with SIGKILL left a job group running and its journal naming it.
+ * const job = new Deno.Command("sleep", { args: ["30"], detached: true }).spawn();
+ * const dead = { pid: job.pid + 1, start: 1 }; // no process has this pid and start time
+ * const entry = { pgid: job.pid, start: processStartTime(job.pid), session: "s1", job_id: "job-1" };
+ * Deno.writeTextFileSync(
+ *   `${dir}/${dead.pid}-${dead.start}-a1b2c3d4.journal`,
+ *   `${JSON.stringify({ owner: dead })}\n${JSON.stringify({ add: entry })}\n`,
+ * );
+ * const reaped = await reapOrphans(dir, { graceMs: 2000 }); // what the next server does at start
+ * assert.deepEqual(reaped.map((g) => [g.job_id, g.processes]), [["job-1", 1]]);
+ * assert.equal((await job.status).signal, "SIGTERM");
+ * assert.equal(Deno.readDirSync(dir).toArray().length, 0); // the journal is gone too
+ * Deno.removeSync(dir);
  * ```
  */
 export async function reapOrphans(

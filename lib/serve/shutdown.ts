@@ -8,9 +8,22 @@
  *
  * @example
  * ```ts
- * import { drainSessions } from "./shutdown.ts";
- * const r = await drainSessions([], performance.now() + 5000);
- * console.log(r); // { delivered: 0, gone: 0, dropped: 0 }
+ * import assert from "node:assert/strict";
+ * import { type DrainSession, drainSessions } from "./shutdown.ts";
+ * // A session whose client answers the close at once, and one that never reads.
+ * const session = (answers: boolean): DrainSession => {
+ *   const closed = Promise.withResolvers<void>();
+ *   return {
+ *     queued: () => (answers ? 0 : 4096),
+ *     unfinished: () => 0,
+ *     settled: () => Promise.resolve(),
+ *     close: () => answers && closed.resolve(),
+ *     closed: closed.promise,
+ *     drop: () => closed.resolve(),
+ *   };
+ * };
+ * const r = await drainSessions([session(true), session(false)], performance.now() + 100);
+ * assert.deepEqual(r, { delivered: 1, gone: 0, dropped: 1 });
  * ```
  * @module
  */
@@ -72,9 +85,9 @@ export interface DrainResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { drainSessions } from "./shutdown.ts";
- * await drainSessions([], performance.now() + 1000);
- * // { delivered: 0, gone: 0, dropped: 0 }
+ * assert.deepEqual(await drainSessions([], performance.now() + 1000), { delivered: 0, gone: 0, dropped: 0 });
  * ```
  */
 export async function drainSessions(
@@ -156,15 +169,18 @@ export interface ShutdownSteps {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { orderlyShutdown } from "./shutdown.ts";
+ * const events: unknown[] = [];
  * await orderlyShutdown({
  *   graceMs: 2000,
  *   drainMs: 5000,
- *   log: console.log,
+ *   log: (_line, fields) => events.push(fields?.event),
  *   sessions: [],
  *   endJobs: () => Promise.resolve(0),
  *   release: () => Promise.resolve(),
  * });
+ * assert.deepEqual(events, ["shutdown_started", "shutdown_jobs_ended", "shutdown_drained", "shutdown_done"]);
  * ```
  */
 export async function orderlyShutdown(steps: ShutdownSteps): Promise<void> {

@@ -18,15 +18,19 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { WorkspaceManager } from "./workspace.ts";
  * const root = Deno.makeTempDirSync();
  * const spaces = new WorkspaceManager({ root });
  * const ws = spaces.create("job-1", { keep: "never" });
  * Deno.writeTextFileSync(`${ws.path}/out.txt`, "hello\n");
- * const { changes } = await spaces.finish(ws, "completed");
- * console.log(changes.files); // [{ path: "out.txt", size: 6 }]
+ * const { kept, changes } = await spaces.finish(ws, "completed");
+ * assert.equal(kept, false);
+ * assert.deepEqual(changes.files, [{ path: "out.txt", size: 6 }]);
  * spaces.release(ws); // not kept: removed
  * await spaces.idle();
+ * assert.throws(() => Deno.statSync(ws.dir), Deno.errors.NotFound);
+ * Deno.removeSync(root, { recursive: true });
  * ```
  * @module
  */
@@ -109,9 +113,14 @@ async function fingerprint(base: string): Promise<Map<string, string>> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { WorkspaceManager } from "./workspace.ts";
- * const ws = new WorkspaceManager({ root: Deno.makeTempDirSync() }).create("j", {});
- * console.log(ws.path, ws.home, ws.keep); // …/work …/home "failed"
+ * const root = Deno.makeTempDirSync();
+ * const ws = new WorkspaceManager({ root }).create("j", {});
+ * assert.equal(ws.path, `${ws.dir}/work`);
+ * assert.equal(ws.home, `${ws.dir}/home`);
+ * assert.equal(ws.keep, "failed"); // the default policy
+ * Deno.removeSync(root, { recursive: true });
  * ```
  */
 export class Workspace {
@@ -226,10 +235,17 @@ export interface Finished {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { WorkspaceManager } from "./workspace.ts";
- * const spaces = new WorkspaceManager({ root: Deno.makeTempDirSync(), maxBytes: 100 * 2 ** 20 });
+ * const root = Deno.makeTempDirSync();
+ * const spaces = new WorkspaceManager({ root, maxBytes: 100 * 2 ** 20 });
  * const ws = spaces.create("j1", { keep: "always" });
- * await spaces.finish(ws, "failed"); // kept (policy always); the oldest kept go beyond 100 MiB
+ * // Kept (policy always); the oldest kept ones go once they pass 100 MiB in all.
+ * assert.equal((await spaces.finish(ws, "failed")).kept, true);
+ * spaces.release(ws);
+ * await spaces.idle();
+ * assert.ok(Deno.statSync(ws.path).isDirectory);
+ * Deno.removeSync(root, { recursive: true });
  * ```
  */
 export class WorkspaceManager {
@@ -588,10 +604,14 @@ function inside(root: string, p: string): boolean {
  *
  * @example
  * ```ts
- * import { resolveInside } from "./workspace.ts";
- * const root = Deno.makeTempDirSync();
- * resolveInside(root, "src/main.py"); // `${root}/src/main.py`
- * // resolveInside(root, "../../etc/passwd") throws WorkspaceError "path: … leaves the workspace"
+ * import assert from "node:assert/strict";
+ * import { resolveInside, WorkspaceError } from "./workspace.ts";
+ * const root = Deno.realPathSync(Deno.makeTempDirSync());
+ * assert.equal(resolveInside(root, "src/main.py"), `${root}/src/main.py`);
+ * assert.throws(() => resolveInside(root, "../../etc/passwd"), WorkspaceError);
+ * Deno.symlinkSync("/etc", `${root}/etc`);
+ * assert.throws(() => resolveInside(root, "etc/passwd"), /leaves the workspace through a symlink/);
+ * Deno.removeSync(root, { recursive: true });
  * ```
  */
 export function resolveInside(root: string, path: string): string {
@@ -644,11 +664,17 @@ const fatal = new TextDecoder("utf-8", { fatal: true });
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readWorkspace } from "./workspace.ts";
  * const root = Deno.makeTempDirSync();
  * Deno.writeTextFileSync(`${root}/a.txt`, "hi");
- * await readWorkspace(root, "a.txt"); // { path: "a.txt", exists: true, type: "file", content: "hi", … }
- * await readWorkspace(root); // { path: "", exists: true, type: "dir", entries: [{ path: "a.txt", … }] }
+ * const file = await readWorkspace(root, "a.txt");
+ * assert.deepEqual(file, { path: "a.txt", exists: true, type: "file", size: 2, encoding: "utf-8", content: "hi", truncated: false });
+ * const dir = await readWorkspace(root);
+ * assert.ok(dir.exists && dir.type === "dir");
+ * assert.deepEqual(dir.entries.map((e) => e.path), ["a.txt"]);
+ * assert.deepEqual(await readWorkspace(root, "b.txt"), { path: "b.txt", exists: false });
+ * Deno.removeSync(root, { recursive: true });
  * ```
  */
 export async function readWorkspace(

@@ -5,15 +5,26 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxServer } from "../serve/server.ts";
  * import { runTasks } from "./runner.ts";
- * import { loadSuite } from "./suite_load.ts";
- * const suite = await loadSuite("tasks/selftest.json");
+ * import { parseSuite } from "./suite_load.ts";
+ * const suite = parseSuite({ tests: [ // or loadSuite("tasks/selftest.json")
+ *   { id: "echo", command: "echo hello", expected_patterns: ["hello"] },
+ *   { id: "exit", command: "exit 3" },
+ * ] }, "inline");
+ * const server = CcxServer.start({ port: 0, log: () => {} }); // or `ccx serve` boxes
+ * const outDir = Deno.makeTempDirSync();
  * const results = await runTasks(suite.tasks, {
- *   servers: [{ url: "ws://127.0.0.1:8004/ws" }],
+ *   servers: [{ url: server.url }],
  *   concurrency: 4,
- *   outDir: "test_outputs/demo",
+ *   outDir,
  *   claude: "claude",
+ *   keepWorkspaces: "never",
  * });
+ * assert.deepEqual(results.map((r) => [r.id, r.status]), [["echo", "passed"], ["exit", "failed"]]);
+ * await server.shutdown();
+ * Deno.removeSync(outDir, { recursive: true });
  * ```
  * @module
  */
@@ -132,9 +143,10 @@ export interface RunnerOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { TaskOptions } from "./runner.ts";
- * const opts: TaskOptions = { outDir: "test_outputs/demo", claude: "claude" };
- * console.log(opts.outDir);
+ * const opts: TaskOptions = { outDir: "test_outputs/demo", claude: "claude", timeoutScale: 3 };
+ * assert.equal(opts.timeoutScale, 3);
  * ```
  */
 export type TaskOptions = Omit<
@@ -150,9 +162,10 @@ export type TaskOptions = Omit<
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ServerLostError } from "./runner.ts";
  * const e = new ServerLostError("ws://10.0.0.7:8004/ws", "connection closed (code 1006)");
- * console.log(e.message); // server ws://10.0.0.7:8004/ws lost: connection closed (code 1006)
+ * assert.equal(e.message, "server ws://10.0.0.7:8004/ws lost: connection closed (code 1006)");
  * ```
  */
 export class ServerLostError extends Error {
@@ -209,9 +222,11 @@ const MODEL_KINDS = new Set(["token_limit", "max_turns"]);
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runsClaude } from "./runner.ts";
- * runsClaude({ template: "claude -p hi" }); // true
- * runsClaude({ template: "echo hi" }); // false
+ * assert.equal(runsClaude({ template: "claude -p hi" }), true);
+ * assert.equal(runsClaude({ template: "echo hi" }), false);
+ * assert.equal(runsClaude({ template: undefined }), true); // a request without a template
  * ```
  */
 export function runsClaude(task: Pick<SuiteTask, "template">): boolean {
@@ -226,8 +241,17 @@ export function runsClaude(task: Pick<SuiteTask, "template">): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { judgeRun } from "./runner.ts";
- * // judgeRun(task, run, "all") → { status: "passed", reason: "exit 0, 2/2 patterns", ... }
+ * import { parseSuite } from "./suite_load.ts";
+ * const [task] = parseSuite({ tests: [{ id: "t", command: "echo 4", expected_patterns: ["4", "word:four"] }] }, "inline").tasks;
+ * const run: Parameters<typeof judgeRun>[1] = {
+ *   status: "completed", exitCode: 0, signal: null, stdout: "2 + 2 = 4\n", stderr: "", limits: [],
+ * };
+ * assert.equal(judgeRun(task, run, "all").status, "failed");
+ * const v = judgeRun(task, run, "any");
+ * assert.equal(v.status, "passed");
+ * assert.deepEqual([v.patternsFound, v.patternsMissing], [["4"], ["word:four"]]);
  * ```
  */
 export function judgeRun(
@@ -495,9 +519,20 @@ function workspaceFor(task: SuiteTask, opts: TaskOptions): WorkspaceParam | unde
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxClient, runToEnd } from "../client/client.ts";
+ * import { CcxServer } from "../serve/server.ts";
  * import { judgeExpectedFiles } from "./runner.ts";
- * // await judgeExpectedFiles([{ path: "config.py", contains: "DATABASE_URL" }], run, client)
- * // → [] or ['config.py does not contain "DATABASE_URL"']
+ * const workspaceRoot = Deno.makeTempDirSync();
+ * const server = CcxServer.start({ port: 0, log: () => {}, workspaceRoot });
+ * const client = await CcxClient.connect(server.url);
+ * const run = await runToEnd(client, { command: "echo 'DATABASE_URL = 1' > config.py", workspace: { keep: "always" } });
+ * assert.deepEqual(await judgeExpectedFiles([{ path: "config.py", contains: "DATABASE_URL" }], run, client), []);
+ * const problems = await judgeExpectedFiles([{ path: "config.py", contains: "SECRET_KEY" }], run, client);
+ * assert.equal(problems.length, 1); // ['config.py does not contain "SECRET_KEY"']
+ * await client.close();
+ * await server.shutdown();
+ * Deno.removeSync(workspaceRoot, { recursive: true });
  * ```
  */
 export async function judgeExpectedFiles(
@@ -585,13 +620,18 @@ async function recordRun(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openHistory } from "../claude/history.ts";
  * import { recordOutcome } from "./runner.ts";
- * import { loadSuite } from "./suite_load.ts";
- * const [task] = (await loadSuite("tasks/selftest.json")).tasks;
- * const history = await openHistory({ path: "/tmp/ccx-history.sqlite" });
+ * import { parseSuite } from "./suite_load.ts";
+ * const [task] = parseSuite({ tests: [{ id: "t", command: "echo hi" }] }, "inline").tasks;
+ * const dir = Deno.makeTempDirSync();
+ * const history = await openHistory({ path: `${dir}/history.sqlite` });
  * await recordOutcome(history, task, 1.5, { status: "passed", reason: "exit 0" });
+ * const [cls] = await history.classes();
+ * assert.deepEqual([cls.count, cls.successes], [1, 1]);
  * await history.close();
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export async function recordOutcome(
@@ -643,10 +683,12 @@ export interface PlannedRun {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { planRuns } from "./runner.ts";
  * import { parseSuite } from "./suite_load.ts";
- * const s = parseSuite({ tests: [{ id: "a", command: "true" }] }, "inline");
- * planRuns(s.tasks, 2).map((p) => p.rid); // ["a.r1", "a.r2"]
+ * const s = parseSuite({ tests: [{ id: "a", command: "true" }, { id: "b", command: "true" }] }, "inline");
+ * assert.deepEqual(planRuns(s.tasks, 2).map((p) => p.rid), ["a.r1", "b.r1", "a.r2", "b.r2"]);
+ * assert.deepEqual(planRuns(s.tasks).map((p) => p.rid), ["a", "b"]);
  * ```
  */
 export function planRuns(tasks: SuiteTask[], repeat = 1): PlannedRun[] {
@@ -771,18 +813,25 @@ async function runWithFailover(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CcxClient } from "../client/client.ts";
+ * import { CcxServer } from "../serve/server.ts";
  * import { runTask } from "./runner.ts";
- * import { loadSuite } from "./suite_load.ts";
- * const [task] = (await loadSuite("tasks/selftest.json")).tasks;
- * const url = "ws://127.0.0.1:8004/ws";
+ * import { parseSuite } from "./suite_load.ts";
+ * const [task] = parseSuite({ tests: [{ id: "hi", command: "echo hi", expected_patterns: ["hi"] }] }, "inline").tasks;
+ * const server = CcxServer.start({ port: 0, log: () => {} });
+ * const url = server.url;
  * const client = await CcxClient.connect(url);
+ * const outDir = Deno.makeTempDirSync();
  * const result = await runTask(task, task.id, () => Promise.resolve({ client, url }), {
- *   outDir: "test_outputs/demo",
+ *   outDir,
  *   claude: "claude",
  * });
- * console.log(result.status, result.reason);
+ * assert.equal(result.status, "passed");
+ * assert.deepEqual(result.patternsFound, ["hi"]);
  * await client.close();
+ * await server.shutdown();
+ * Deno.removeSync(outDir, { recursive: true });
  * ```
  */
 export async function runTask(
@@ -965,18 +1014,28 @@ export interface InstanceRun {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CcxClient } from "../client/client.ts";
+ * import { CcxServer } from "../serve/server.ts";
  * import { runInstance } from "./runner.ts";
- * import { loadSuite } from "./suite_load.ts";
- * const task = (await loadSuite("tasks/selftest.json")).tasks.find((t) => t.concurrent)!;
- * const url = "ws://127.0.0.1:8004/ws";
+ * import { parseSuite } from "./suite_load.ts";
+ * const [task] = parseSuite({ categories: { concurrent: { tasks: [{
+ *   id: "c1", natural_language_request: "say hi", concurrent_instances: 2, evaluation_criteria: "FASTEST",
+ *   command_template: "echo hi ${MARKER}", verification: { expected_patterns: ["hi"] },
+ * }] } } }, "inline").tasks;
+ * const server = CcxServer.start({ port: 0, log: () => {} });
+ * const url = server.url;
  * const client = await CcxClient.connect(url);
+ * const outDir = Deno.makeTempDirSync();
  * const run = await runInstance(task, task.id, 0, () => Promise.resolve({ client, url }), {
- *   outDir: "test_outputs/demo",
+ *   outDir,
  *   claude: "claude",
  * }, { marker: "m", timestamp: "20260101_000000" });
- * console.log(run.v.status);
+ * assert.equal(run.v.status, "passed");
+ * assert.equal(run.text, "hi m_i1\n"); // each instance gets its own marker
  * await client.close();
+ * await server.shutdown();
+ * Deno.removeSync(outDir, { recursive: true });
  * ```
  */
 export async function runInstance(
@@ -1082,12 +1141,17 @@ async function runConcurrent(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { type InstanceRun, pickInstances } from "./runner.ts";
- * import { loadSuite } from "./suite_load.ts";
- * const task = (await loadSuite("tasks/selftest.json")).tasks.find((t) => t.concurrent)!;
+ * import { parseSuite } from "./suite_load.ts";
+ * const [task] = parseSuite({ categories: { concurrent: { tasks: [{
+ *   id: "c1", natural_language_request: "say hi", concurrent_instances: 2, evaluation_criteria: "FASTEST",
+ *   command_template: "echo hi", verification: { expected_patterns: ["hi"] },
+ * }] } } }, "inline").tasks;
  * const runs: InstanceRun[] = []; // from runInstance(), here or on fleet workers
  * const base = { id: task.id, name: task.name, category: task.category, startedAt: Date.now() };
- * console.log((await pickInstances(task, runs, {}, base, 1.5, "m")).status); // "error"
+ * const result = await pickInstances(task, runs, {}, base, 1.5, "m");
+ * assert.equal(result.status, "error"); // no instance ran
  * ```
  */
 export async function pickInstances(

@@ -7,10 +7,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatRatioLine } from "./format.ts";
  * import { summarize } from "./model.ts";
  * const s = summarize([], 10);
- * console.log(formatRatioLine(s, 10)); // Success ratio: 0.0:1 (need 10:1 to graduate)
+ * assert.equal(formatRatioLine(s, 10), "Success ratio: 0.0:1 (need 10:1 to graduate)");
  * ```
  * @module
  */
@@ -22,8 +23,9 @@ import type { Summary, TestResult, TestStatus, Totals } from "./model.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { excerpt } from "./format.ts";
- * excerpt("a\nb\nc", 100, 2); // "a\nb …"
+ * assert.equal(excerpt("a\nb\nc", 100, 2), "a\nb …");
  * ```
  */
 export function excerpt(text: string, max = 300, lines = 6): string {
@@ -46,9 +48,12 @@ function formatCost(c: number): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatTotalsLine } from "./format.ts";
- * formatTotalsLine({ costUsd: 0.0123, tokens: { input: 1200, output: 340, cacheRead: 0, cacheCreation: 0 } });
- * // "Cost $0.0123; tokens 1200 in, 340 out, 0 cache read, 0 cache write"
+ * assert.equal(
+ *   formatTotalsLine({ costUsd: 0.0123, tokens: { input: 1200, output: 340, cacheRead: 0, cacheCreation: 0 } }),
+ *   "Cost $0.0123; tokens 1200 in, 340 out, 0 cache read, 0 cache write",
+ * );
  * ```
  */
 export function formatTotalsLine(t: Totals): string {
@@ -69,9 +74,10 @@ export function formatTotalsLine(t: Totals): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatRatioLine } from "./format.ts";
  * const s = { total: 23, passed: 20, failed: 3, errors: 0, ratio: 20 / 3, graduated: false };
- * console.log(formatRatioLine(s, 10)); // Success ratio: 6.6:1 (need 10:1 to graduate)
+ * assert.equal(formatRatioLine(s, 10), "Success ratio: 6.6:1 (need 10:1 to graduate)");
  * ```
  */
 export function formatRatioLine(summary: Summary, threshold: number): string {
@@ -102,8 +108,9 @@ const CONTROL = /[\x00-\x1f\x7f-\x9f]/g;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { oneLine } from "./format.ts";
- * console.log(oneLine("\x1b[31mexit 1\x1b[0m\nstderr:\tboom")); // exit 1 stderr: boom
+ * assert.equal(oneLine("\x1b[31mexit 1\x1b[0m\nstderr:\tboom"), "exit 1 stderr: boom");
  * ```
  */
 export function oneLine(text: string, max = 500): string {
@@ -117,8 +124,10 @@ export function oneLine(text: string, max = 500): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { truncate } from "./format.ts";
- * truncate("abcdef", 4); // "abc…"
+ * assert.equal(truncate("abcdef", 4), "abc…");
+ * assert.equal(truncate("abc", 4), "abc");
  * ```
  */
 export function truncate(s: string, max: number): string {
@@ -134,8 +143,9 @@ export function truncate(s: string, max: number): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { clean } from "./format.ts";
- * clean("\x1b[31mred\x1b[0m\x00!"); // "red!"
+ * assert.equal(clean("\x1b[31mred\x1b[0m\x00!"), "red!");
  * ```
  */
 export function clean(text: string): string {
@@ -147,11 +157,12 @@ export function clean(text: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { factLines } from "./format.ts";
- * factLines({
+ * assert.deepEqual(factLines({
  *   id: "t", name: "t", category: "c", status: "passed", reason: "", durationS: 1, exitCode: 0,
  *   patternsFound: [], patternsMissing: [], attempts: 1, startedAt: 0, model: "haiku", turns: 2,
- * }); // ["model: haiku", "turns: 2"]
+ * }), ["model: haiku", "turns: 2"]);
  * ```
  */
 export function factLines(t: TestResult): string[] {

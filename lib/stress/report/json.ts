@@ -26,12 +26,13 @@ const round3 = (n: number): number => Math.round(n * 1000) / 1000;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toJson } from "./json.ts";
  * const json = toJson({
  *   runId: "r1", suite: "smoke", startedAt: new Date(0), durationS: 1, results: [],
  *   interrupted: false, threshold: 10,
  * });
- * console.log(JSON.parse(json).summary.graduated); // false
+ * assert.equal(JSON.parse(json).summary.graduated, false);
  * ```
  */
 export function toJson(report: RunReport): string {
@@ -136,12 +137,15 @@ export function toJson(report: RunReport): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fromJson, toJson } from "./json.ts";
  * const r = fromJson(toJson({
  *   runId: "r1", suite: "s", startedAt: new Date(0), durationS: 1, results: [],
  *   interrupted: true, threshold: 10, skipped: [{ id: "a", name: "a", category: "c", reason: "interrupted" }],
  * }));
- * r.skipped?.length; // 1
+ * assert.equal(r.skipped?.length, 1);
+ * assert.deepEqual(r.startedAt, new Date(0));
+ * assert.throws(() => fromJson("{}"));
  * ```
  */
 export function fromJson(text: string): RunReport {

@@ -14,9 +14,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { summarize } from "./model.ts";
  * const s = summarize([], 10);
- * console.log(s.ratio, s.graduated); // 0 false
+ * assert.deepEqual([s.ratio, s.graduated], [0, false]);
  * ```
  * @module
  */
@@ -157,13 +158,14 @@ export interface Summary {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { summarize, type TestResult } from "./model.ts";
  * const r = (status: TestResult["status"]): TestResult => ({
  *   id: "t", name: "t", category: "c", status, reason: "", durationS: 1, exitCode: 0,
  *   patternsFound: [], patternsMissing: [], attempts: 1, startedAt: 0,
  * });
  * const s = summarize([...Array(10)].map(() => r("passed")).concat(r("failed")), 10);
- * console.log(s.ratio, s.graduated); // 10 true
+ * assert.deepEqual([s.ratio, s.graduated], [10, true]);
  * ```
  */
 export function summarize(results: TestResult[], threshold: number): Summary {
@@ -201,8 +203,9 @@ export interface Totals {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { totals } from "./model.ts";
- * totals([]); // { costUsd: null, tokens: null }
+ * assert.deepEqual(totals([]), { costUsd: null, tokens: null });
  * ```
  */
 export function totals(results: TestResult[]): Totals {
@@ -242,9 +245,11 @@ export interface CategorySummary {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { categorySummaries } from "./model.ts";
- * categorySummaries({ results: [], skipped: [{ id: "a", name: "a", category: "c", reason: "" }] });
- * // [{ name: "c", total: 1, passed: 0, failed: 0, errors: 0, skipped: 1 }]
+ * assert.deepEqual(categorySummaries({ results: [], skipped: [{ id: "a", name: "a", category: "c", reason: "" }] }), [
+ *   { name: "c", total: 1, passed: 0, failed: 0, errors: 0, skipped: 1 },
+ * ]);
  * ```
  */
 export function categorySummaries(
@@ -283,8 +288,16 @@ export interface ErrorGroup {
  *
  * @example
  * ```ts
- * import { errorGroups } from "./model.ts";
- * errorGroups([]); // []
+ * import assert from "node:assert/strict";
+ * import { errorGroups, type TestResult } from "./model.ts";
+ * const err = (id: string, kind: string, fix?: string): TestResult => ({
+ *   id, name: id, category: "c", status: "error", reason: kind, durationS: 1, exitCode: 1,
+ *   patternsFound: [], patternsMissing: [], attempts: 1, startedAt: 0, kind, fix,
+ * });
+ * assert.deepEqual(errorGroups([err("a", "auth", "claude /login"), err("b", "network"), err("c", "auth")]), [
+ *   { kind: "auth", fix: "claude /login", ids: ["a", "c"] },
+ *   { kind: "network", fix: undefined, ids: ["b"] },
+ * ]);
  * ```
  */
 export function errorGroups(results: TestResult[]): ErrorGroup[] {
