@@ -6,8 +6,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { benchFleet } from "./fleet.ts";
- * const section = await benchFleet({ tasks: 200 });
+ * // A full benchmark run (a redis-server, workers, minutes of CPU): `deno task bench --only fleet`.
+ * Deno.test({ name: "benchFleet, full size (a benchmark run)", ignore: true }, async () => {
+ *   const section = await benchFleet({ tasks: 200 });
+ *   assert.equal(section.id, "fleet");
+ * });
  * ```
  * @module
  */
@@ -34,8 +39,10 @@ import {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { FleetOptions } from "./fleet.ts";
  * const o: FleetOptions = { tasks: 1000, workers: [1, 4] };
+ * assert.deepEqual(o.workers, [1, 4]); // one run per worker count
  * ```
  */
 export interface FleetOptions {
@@ -52,8 +59,10 @@ export interface FleetOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { FleetRun } from "./fleet.ts";
  * const r: FleetRun = { how: "queue", parallel: 4, tasks: 1000, passed: 1000, wallMs: 9000 };
+ * assert.equal(r.tasks / (r.wallMs / 1000), 1000 / 9); // tasks per second
  * ```
  */
 export interface FleetRun {
@@ -205,8 +214,12 @@ async function redelivery(url: string, lockS: number, dir: string): Promise<numb
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { benchFleet } from "./fleet.ts";
- * const section = await benchFleet({ tasks: 100, workers: [1, 2] });
+ * // Starts its own redis-server (it must be installed) and workers; a smoke-size run.
+ * const section = await benchFleet({ tasks: 4, workers: [1], lockS: 1 });
+ * assert.equal(section.id, "fleet");
+ * assert.ok(section.checks.length > 0);
  * ```
  */
 export async function benchFleet(opts: FleetOptions = {}): Promise<Section> {

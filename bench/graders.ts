@@ -10,15 +10,15 @@
  * Usage: `deno run -A bench/graders.ts [--runs 20] [--claude PATH]`
  *
  * @example
- * ```ts
- * // deno run -A bench/graders.ts --runs 20
+ * ```sh
+ * deno run -A bench/graders.ts --runs 20
  * ```
  * @module
  */
 
 import { parseArgs } from "node:util";
 import { join } from "node:path";
-import { startInProcessServer } from "../lib/serve/server.ts";
+import { startLocalServer } from "../lib/serve/local.ts";
 import { CcxClient, runToEnd } from "../lib/client/client.ts";
 import { runChecks, runJudge } from "../lib/exec/graders.ts";
 import { mockApiEnv, MockApiServer } from "../lib/claude/mock_api/server.ts";
@@ -49,9 +49,9 @@ if (import.meta.main) {
   const runs = Number(values.runs);
   const claude = Deno.realPathSync(values.claude!);
   const dir = await Deno.makeTempDir({ prefix: "ccx_bench_graders_" });
-  const server = startInProcessServer({ workspaceRoot: join(dir, "ws") });
+  const local = startLocalServer({ workspaceRoot: join(dir, "ws") });
   const api = MockApiServer.start();
-  const client = await CcxClient.connect(server.url);
+  const client = await CcxClient.connect(local.url, { token: local.token });
   const env = { ...mockApiEnv(api.url, 0), HOME: dir, IS_SANDBOX: "1" };
   const hidden = [{ path: "test.sh", content: "grep -q 'print' a.py\n" }];
   const rows: [string, number[]][] = [
@@ -113,7 +113,7 @@ if (import.meta.main) {
     }
   } finally {
     await client.close();
-    await server.shutdown();
+    await local.server.shutdown();
     await api.shutdown();
     await Deno.remove(dir, { recursive: true });
   }

@@ -11,8 +11,9 @@
  * quotes each figure's median run, with the range seen.
  *
  * @example
- * ```ts
- * // deno run -A bench/main.ts --only overhead,stress --json bench.json
+ * ```sh
+ * deno run -A bench/main.ts --only overhead,stress --json bench.json
+ * deno task bench --quick
  * ```
  * @module
  */
@@ -32,8 +33,14 @@ import { benchFleet } from "./fleet.ts";
  *
  * @example
  * ```ts
- * import { BENCHMARKS } from "./main.ts";
- * const section = await BENCHMARKS.overhead();
+ * import assert from "node:assert/strict";
+ * import { BENCHMARKS, QUICK } from "./main.ts";
+ * // A full benchmark run: `deno task bench --only overhead` (a smoke-size run of each: QUICK).
+ * Deno.test({ name: "BENCHMARKS.overhead (a benchmark run)", ignore: true }, async () => {
+ *   const section = await BENCHMARKS.overhead();
+ *   assert.equal(section.id, "overhead");
+ * });
+ * assert.deepEqual(Object.keys(BENCHMARKS), Object.keys(QUICK));
  * ```
  */
 export const BENCHMARKS: Record<string, () => Promise<Section>> = {
@@ -52,8 +59,10 @@ export const BENCHMARKS: Record<string, () => Promise<Section>> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { QUICK } from "./main.ts";
- * const section = await QUICK.overhead();
+ * const section = await QUICK.overhead(); // its figures mean nothing; that it runs does
+ * assert.equal(section.id, "overhead");
  * ```
  */
 export const QUICK: Record<string, () => Promise<Section>> = {
@@ -82,8 +91,11 @@ const USAGE = `usage: deno task bench [--quick] [--runs N] [--only NAME[,NAME...
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { machine } from "./main.ts";
- * console.log(machine().cpus);
+ * const m = machine(); // { deno: "2.9.6", os: "linux …", cpus: 2, cpu: "…", memoryGiB: 7.8, … }
+ * assert.equal(m.deno, Deno.version.deno);
+ * assert.equal(m.cpus, navigator.hardwareConcurrency);
  * ```
  */
 export function machine(): Record<string, string | number> {
@@ -119,10 +131,13 @@ export function machine(): Record<string, string | number> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { medianChecks } from "./main.ts";
  * const c = (v: string) => [{ name: "median", value: v, target: "< 5 ms", ok: true }];
- * medianChecks([c("4.1 ms"), c("6.0 ms"), c("4.8 ms")])[0].value;
- * // "4.8 ms (median of 3; range 4.1 ms – 6.0 ms)"
+ * assert.equal(
+ *   medianChecks([c("4.1 ms"), c("6.0 ms"), c("4.8 ms")])[0].value,
+ *   "4.8 ms (median of 3; range 4.1 ms – 6.0 ms)",
+ * );
  * ```
  */
 export function medianChecks(runs: Check[][]): Check[] {
@@ -151,8 +166,16 @@ export function medianChecks(runs: Check[][]): Check[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { main } from "./main.ts";
- * const code = await main(["--only", "overhead"]);
+ * import { check, type Section } from "./report.ts";
+ * const demo = (): Promise<Section> => Promise.resolve({
+ *   id: "demo", title: "Demo", columns: [], rows: [], checks: [check("speed", "1 s", "< 2 s", true)],
+ *   notes: [], data: {},
+ * });
+ * // `tables` stands in for the benchmarks; `deno task bench` passes none.
+ * assert.equal(await main(["--only", "demo"], { full: { demo }, quick: { demo } }), 0); // prints the tables
+ * assert.equal(await main(["--only", "nope"], { full: { demo }, quick: { demo } }), 2);
  * ```
  */
 export async function main(

@@ -7,8 +7,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { benchMemory } from "./memory.ts";
- * const section = await benchMemory({ bytesPerSecond: 25e6 });
+ * // A full benchmark run (minutes of output at 25 MB/s): `deno task bench --only memory`.
+ * Deno.test({ name: "benchMemory, full size (a benchmark run)", ignore: true }, async () => {
+ *   const section = await benchMemory({ bytesPerSecond: 25e6 });
+ *   assert.equal(section.id, "memory");
+ * });
  * ```
  * @module
  */
@@ -22,8 +27,10 @@ import { RawWsClient } from "./ws_raw.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { MemoryOptions } from "./memory.ts";
  * const o: MemoryOptions = { bytesPerSecond: 25e6, maxSeconds: 120 };
+ * assert.equal(o.bytesPerSecond! * o.maxSeconds!, 3e9); // at most 3 GB read, slowly
  * ```
  */
 export interface MemoryOptions {
@@ -44,8 +51,10 @@ export interface MemoryOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { benchMemory } from "./memory.ts";
- * const section = await benchMemory();
+ * const section = await benchMemory({ bytes: 20e6, bytesPerSecond: 100e6, maxSeconds: 30 }); // smoke size
+ * assert.equal(section.id, "memory");
  * ```
  */
 export async function benchMemory(opts: MemoryOptions = {}): Promise<Section> {

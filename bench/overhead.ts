@@ -5,8 +5,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { benchOverhead } from "./overhead.ts";
- * const section = await benchOverhead({ sequential: 200, burst: 100 });
+ * // A full benchmark run: `deno task bench --only overhead`.
+ * Deno.test({ name: "benchOverhead, full size (a benchmark run)", ignore: true }, async () => {
+ *   const section = await benchOverhead({ sequential: 200, burst: 100 });
+ *   assert.equal(section.id, "overhead");
+ * });
  * ```
  * @module
  */
@@ -20,8 +25,10 @@ import { startServerProcess } from "./proc.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { OverheadOptions } from "./overhead.ts";
  * const o: OverheadOptions = { sequential: 200, burst: 100, warmup: 10 };
+ * assert.equal(o.warmup, 10); // jobs run first and not timed
  * ```
  */
 export interface OverheadOptions {
@@ -66,8 +73,11 @@ function stats(ms: number[]): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { benchOverhead } from "./overhead.ts";
- * const section = await benchOverhead();
+ * const section = await benchOverhead({ sequential: 20, burst: 10, warmup: 2 }); // smoke size
+ * assert.equal(section.id, "overhead");
+ * assert.ok(section.checks.length > 0);
  * ```
  */
 export async function benchOverhead(opts: OverheadOptions = {}): Promise<Section> {

@@ -5,9 +5,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { startServerProcess } from "./proc.ts";
- * const server = await startServerProcess();
- * console.log(server.url, server.pid);
+ * const server = await startServerProcess(); // deno run -A main.ts serve --port 0 --quiet
+ * assert.match(server.url, /^ws:\/\/127\.0\.0\.1:\d+\/ws$/);
+ * assert.equal((await (await fetch(`http://127.0.0.1:${server.port}/health`)).json()).status, "ok");
  * await server.stop();
  * ```
  * @module
@@ -20,8 +22,9 @@ import { fileURLToPath } from "node:url";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ROOT } from "./proc.ts";
- * console.log(`${ROOT}main.ts`);
+ * assert.ok(Deno.statSync(`${ROOT}main.ts`).isFile);
  * ```
  */
 export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));
@@ -31,8 +34,10 @@ export const ROOT: string = fileURLToPath(new URL("..", import.meta.url));
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FAKE_CLAUDE } from "./proc.ts";
- * console.log(FAKE_CLAUDE);
+ * assert.ok(FAKE_CLAUDE.endsWith("/tests/fixtures/claude"));
+ * assert.ok(Deno.statSync(FAKE_CLAUDE).isFile);
  * ```
  */
 export const FAKE_CLAUDE: string = `${ROOT}tests/fixtures/claude`;
@@ -58,8 +63,11 @@ const live = new Map<number, () => Promise<void>>();
  *
  * @example
  * ```ts
- * import { stopAll } from "./proc.ts";
- * await stopAll();
+ * import assert from "node:assert/strict";
+ * import { startGroup, stopAll } from "./proc.ts";
+ * const p = startGroup("sleep", ["30"]);
+ * await stopAll(); // what bench/main.ts does on exit and on Ctrl-C
+ * assert.equal((await p.status).signal, "SIGTERM");
  * ```
  */
 export async function stopAll(): Promise<void> {
@@ -80,9 +88,11 @@ function signal(pid: number, sig: Deno.Signal): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { endChild } from "./proc.ts";
  * const child = new Deno.Command("sleep", { args: ["100"] }).spawn();
- * await endChild(child);
+ * await endChild(child); // SIGTERM, then SIGKILL after 5 s
+ * assert.equal((await child.status).signal, "SIGTERM");
  * ```
  */
 export async function endChild(
@@ -114,8 +124,10 @@ function register(pid: number, stop: () => Promise<void>): () => void {
  *
  * @example
  * ```ts
- * import { startServerProcess, type ServerProcess } from "./proc.ts";
+ * import assert from "node:assert/strict";
+ * import { type ServerProcess, startServerProcess } from "./proc.ts";
  * const s: ServerProcess = await startServerProcess(["--max-jobs-per-session", "128"]);
+ * assert.ok(s.port > 0);
  * await s.stop();
  * ```
  */
@@ -136,8 +148,14 @@ export interface ServerProcess {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { startServerProcess } from "./proc.ts";
  * const server = await startServerProcess();
+ * const ws = new WebSocket(server.url);
+ * const connected = await new Promise<{ method: string }>((resolve) => ws.onmessage = (e) => resolve(JSON.parse(e.data)));
+ * assert.equal(connected.method, "connected");
+ * ws.close();
+ * await new Promise((resolve) => ws.onclose = resolve);
  * await server.stop();
  * ```
  */
@@ -199,8 +217,12 @@ async function spawnServer(args: string[]): Promise<ServerProcess> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { freePort } from "./proc.ts";
  * const port = freePort();
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port }); // free: this works
+ * assert.equal((listener.addr as Deno.NetAddr).port, port);
+ * listener.close();
  * ```
  */
 export function freePort(): number {
@@ -215,8 +237,13 @@ export function freePort(): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { waitForPort } from "./proc.ts";
- * // await waitForPort(8004, 5000);
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const { port } = listener.addr as Deno.NetAddr;
+ * await waitForPort(port, 5000); // resolves at once: something listens
+ * listener.close();
+ * await assert.rejects(waitForPort(port, 100), /nothing listens on 127\.0\.0\.1:/);
  * ```
  */
 export async function waitForPort(port: number, timeoutMs: number): Promise<void> {
@@ -238,9 +265,11 @@ export async function waitForPort(port: number, timeoutMs: number): Promise<void
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { startGroup } from "./proc.ts";
  * const p = startGroup("sleep", ["100"]);
- * await p.stop();
+ * await p.stop(); // SIGTERM to the whole group
+ * assert.equal((await p.status).signal, "SIGTERM");
  * ```
  */
 export interface GroupProcess {
@@ -257,9 +286,12 @@ export interface GroupProcess {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { startGroup } from "./proc.ts";
- * const p = startGroup("websocketd", ["--port", "9000", "--address", "127.0.0.1", "seq", "3"]);
+ * // A shell and its child in one group: stop() ends both.
+ * const p = startGroup("sh", ["-c", "sleep 100 & wait"]);
  * await p.stop();
+ * assert.equal((await p.status).signal, "SIGTERM");
  * ```
  */
 export function startGroup(cmd: string, args: string[]): GroupProcess {
@@ -284,8 +316,11 @@ export function startGroup(cmd: string, args: string[]): GroupProcess {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { timeShell } from "./proc.ts";
- * const { seconds } = await timeShell("seq 1 2000000 > /dev/null");
+ * const { seconds, code } = await timeShell("seq 1 20000 > /dev/null");
+ * assert.equal(code, 0);
+ * assert.ok(seconds > 0);
  * ```
  */
 export async function timeShell(script: string): Promise<{ seconds: number; code: number }> {
@@ -304,8 +339,10 @@ export async function timeShell(script: string): Promise<{ seconds: number; code
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { which } from "./proc.ts";
- * which("websocketd"); // "/usr/bin/websocketd" or undefined
+ * assert.match(which("sh")!, /\/sh$/); // e.g. "/usr/bin/sh"
+ * assert.equal(which("no-such-program-here"), undefined); // websocketd, where it is not installed
  * ```
  */
 export function which(name: string): string | undefined {
@@ -328,8 +365,10 @@ export function which(name: string): string | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { vmKiB } from "./proc.ts";
- * vmKiB(Deno.pid); // e.g. 45000
+ * assert.ok(vmKiB(Deno.pid)! > 1000); // e.g. 45000
+ * assert.equal(vmKiB(2 ** 30), undefined);
  * ```
  */
 export function vmKiB(pid: number, field = "VmRSS"): number | undefined {
@@ -349,8 +388,10 @@ export function vmKiB(pid: number, field = "VmRSS"): number | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { cpuSeconds } from "./proc.ts";
- * cpuSeconds(Deno.pid); // e.g. 0.42
+ * assert.ok(cpuSeconds(Deno.pid)! >= 0); // e.g. 0.42
+ * assert.equal(cpuSeconds(2 ** 30), undefined);
  * ```
  */
 export function cpuSeconds(pid: number): number | undefined {

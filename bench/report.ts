@@ -5,6 +5,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { check, formatSection, type Section } from "./report.ts";
  * const s: Section = {
  *   id: "demo",
@@ -15,7 +16,12 @@
  *   notes: [],
  *   data: { seconds: 1 },
  * };
- * console.log(formatSection(s));
+ * assert.equal(
+ *   formatSection(s),
+ *   "Demo\n\n" +
+ *     "  run   seconds\n  ---   -------\n  ccx      1.00\n\n" +
+ *     "  figure   measured   target   ok\n  ------   --------   ------   --\n  speed      1.00 s    < 2 s    ✓",
+ * );
  * ```
  * @module
  */
@@ -25,8 +31,10 @@
  *
  * @example
  * ```ts
- * import type { Check } from "./report.ts";
+ * import assert from "node:assert/strict";
+ * import { type Check, formatChecks } from "./report.ts";
  * const c: Check = { name: "median", value: "1.2 ms", target: "< 5 ms", ok: true };
+ * assert.match(formatChecks([c]), /median +1\.2 ms +< 5 ms +✓/);
  * ```
  */
 export interface Check {
@@ -45,8 +53,10 @@ export interface Check {
  *
  * @example
  * ```ts
- * import type { Section } from "./report.ts";
+ * import assert from "node:assert/strict";
+ * import { formatSection, type Section } from "./report.ts";
  * const s: Section = { id: "x", title: "X", columns: [], rows: [], checks: [], notes: [], data: {} };
+ * assert.ok(formatSection(s).startsWith("X\n"));
  * ```
  */
 export interface Section {
@@ -71,8 +81,11 @@ export interface Section {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { check } from "./report.ts";
- * check("median", "1.2 ms", "< 5 ms", 1.2 < 5); // { name: "median", ..., ok: true }
+ * assert.deepEqual(check("median", "1.2 ms", "< 5 ms", 1.2 < 5), {
+ *   name: "median", value: "1.2 ms", target: "< 5 ms", ok: true,
+ * });
  * ```
  */
 export function check(name: string, value: string, target: string, ok: boolean | null): Check {
@@ -84,8 +97,10 @@ export function check(name: string, value: string, target: string, ok: boolean |
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mark } from "./report.ts";
- * mark(true); // "✓"
+ * assert.equal(mark(true), "✓");
+ * assert.equal(mark(false), "✗");
  * ```
  */
 export function mark(ok: boolean | null): string {
@@ -103,8 +118,12 @@ function width(s: string): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatTable } from "./report.ts";
- * console.log(formatTable(["run", "s"], [["ccx", "1.0"], ["raw", "0.1"]]));
+ * assert.equal(
+ *   formatTable(["run", "s"], [["ccx", "1.0"], ["raw", "0.1"]]),
+ *   "  run     s\n  ---   ---\n  ccx   1.0\n  raw   0.1",
+ * );
  * ```
  */
 export function formatTable(columns: string[], rows: string[][], indent = "  "): string {
@@ -129,8 +148,12 @@ export function formatTable(columns: string[], rows: string[][], indent = "  "):
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { check, formatChecks } from "./report.ts";
- * console.log(formatChecks([check("median", "1.2 ms", "< 5 ms", true)]));
+ * assert.equal(
+ *   formatChecks([check("median", "1.2 ms", "< 5 ms", true)]),
+ *   "  figure   measured   target   ok\n  ------   --------   ------   --\n  median     1.2 ms   < 5 ms    ✓",
+ * );
  * ```
  */
 export function formatChecks(checks: Check[], indent = "  "): string {
@@ -146,8 +169,14 @@ export function formatChecks(checks: Check[], indent = "  "): string {
  *
  * @example
  * ```ts
- * import { formatSection } from "./report.ts";
- * // console.log(formatSection(await benchOverhead()));
+ * import assert from "node:assert/strict";
+ * import { check, formatSection } from "./report.ts";
+ * const text = formatSection({
+ *   id: "overhead", title: "Per-job overhead", columns: ["jobs", "median"], rows: [["200", "4.1 ms"]],
+ *   checks: [check("median", "4.1 ms", "< 5 ms", true)], notes: ["one server process"], data: {},
+ * });
+ * assert.ok(text.startsWith("Per-job overhead\n"));
+ * assert.ok(text.includes("one server process"));
  * ```
  */
 export function formatSection(s: Section): string {
@@ -162,8 +191,9 @@ export function formatSection(s: Section): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { si } from "./report.ts";
- * si(1_840_000); // "1.84M"
+ * assert.equal(si(1_840_000), "1.84M");
  * ```
  */
 export function si(n: number): string {
@@ -178,8 +208,10 @@ export function si(n: number): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fixed } from "./report.ts";
- * fixed(3.14159, 2); // "3.14"
+ * assert.equal(fixed(3.14159, 2), "3.14");
+ * assert.equal(fixed(undefined, 2), "-");
  * ```
  */
 export function fixed(n: number | undefined, digits: number): string {
@@ -191,8 +223,9 @@ export function fixed(n: number | undefined, digits: number): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { quantile } from "./report.ts";
- * quantile([1, 2, 3, 4], 0.5); // 2
+ * assert.equal(quantile([1, 2, 3, 4], 0.5), 2);
  * ```
  */
 export function quantile(values: number[], q: number): number {
@@ -207,8 +240,9 @@ export function quantile(values: number[], q: number): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { median } from "./report.ts";
- * median([1, 2, 3, 4]); // 2.5
+ * assert.equal(median([1, 2, 3, 4]), 2.5);
  * ```
  */
 export function median(values: number[]): number {
@@ -223,8 +257,9 @@ export function median(values: number[]): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mean } from "./report.ts";
- * mean([1, 2, 3]); // 2
+ * assert.equal(mean([1, 2, 3]), 2);
  * ```
  */
 export function mean(values: number[]): number {
@@ -237,7 +272,7 @@ export function mean(values: number[]): number {
  * @example
  * ```ts
  * import { progress } from "./report.ts";
- * progress("throughput: ccx run 1/3");
+ * progress("throughput: ccx run 1/3"); // prints "[bench] throughput: ccx run 1/3" on stderr
  * ```
  */
 export function progress(line: string): void {

@@ -6,8 +6,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { benchStress } from "./stress.ts";
- * const section = await benchStress({ tasks: 50, concurrency: [1, 10] });
+ * // A full benchmark run: `deno task bench --only stress`.
+ * Deno.test({ name: "benchStress, full size (a benchmark run)", ignore: true }, async () => {
+ *   const section = await benchStress({ tasks: 50, concurrency: [1, 10] });
+ *   assert.equal(section.id, "stress");
+ * });
  * ```
  * @module
  */
@@ -25,8 +30,10 @@ import { FAKE_CLAUDE, STAND_IN_ENV } from "./proc.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { StressOptions } from "./stress.ts";
  * const o: StressOptions = { tasks: 50, concurrency: [1, 10], callMs: 200 };
+ * assert.equal(o.concurrency!.length, 2); // one run at each
  * ```
  */
 export interface StressOptions {
@@ -86,10 +93,12 @@ async function measureCall(task: SuiteTask, runs: number): Promise<{ ms: number;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { StressRun } from "./stress.ts";
  * const r: StressRun = {
  *   concurrency: 1, tasks: 50, passed: 50, wallMs: 11000, jobMs: [], overheadMsPerTask: 5,
  * };
+ * assert.equal(r.passed / r.tasks, 1);
  * ```
  */
 export interface StressRun {
@@ -118,8 +127,10 @@ export interface StressRun {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { benchStress } from "./stress.ts";
- * const section = await benchStress();
+ * const section = await benchStress({ tasks: 4, concurrency: [1, 2], callMs: 20 }); // smoke size
+ * assert.equal(section.id, "stress");
  * ```
  */
 export async function benchStress(opts: StressOptions = {}): Promise<Section> {

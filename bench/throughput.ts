@@ -9,9 +9,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { benchBulk, benchSeq } from "./throughput.ts";
- * const lines = await benchSeq();
- * const bulk = await benchBulk();
+ * // Full benchmark runs: `deno task bench --only throughput`.
+ * Deno.test({ name: "benchSeq and benchBulk, full size (benchmark runs)", ignore: true }, async () => {
+ *   const lines = await benchSeq();
+ *   const bulk = await benchBulk();
+ *   assert.deepEqual([lines.id, bulk.id], ["seq", "bulk"]);
+ * });
  * ```
  * @module
  */
@@ -34,8 +39,10 @@ import {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { Transfer } from "./throughput.ts";
  * const t: Transfer = { seconds: 1, lines: 2e6, bytes: 14888896, messages: 57 };
+ * assert.equal(t.lines / t.seconds, 2e6); // lines per second
  * ```
  */
 export interface Transfer {
@@ -62,8 +69,13 @@ export interface Transfer {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxServer } from "../lib/serve/server.ts";
  * import { ccxTransfer } from "./throughput.ts";
- * // const t = await ccxTransfer("ws://127.0.0.1:8004/ws", "seq 1 1000", "lines");
+ * const server = CcxServer.start({ port: 0, log: () => {} });
+ * const t = await ccxTransfer(server.url, "seq 1 1000", "lines");
+ * assert.deepEqual([t.lines, t.messages, t.bytes, t.problem], [1000, 1000, 3893, undefined]);
+ * await server.shutdown();
  * ```
  */
 export async function ccxTransfer(
@@ -108,8 +120,13 @@ export async function ccxTransfer(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxServer } from "../lib/serve/server.ts";
  * import { ccxRawLinesTransfer } from "./throughput.ts";
- * // const t = await ccxRawLinesTransfer("ws://127.0.0.1:8004/ws", "seq 1 1000");
+ * const server = CcxServer.start({ port: 0, log: () => {} });
+ * const t = await ccxRawLinesTransfer(server.url, "seq 1 1000");
+ * assert.deepEqual([t.lines, t.bytes, t.problem], [1000, 3893, undefined]);
+ * await server.shutdown();
  * ```
  */
 export async function ccxRawLinesTransfer(
@@ -160,8 +177,13 @@ export async function ccxRawLinesTransfer(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { websocketdTransfer } from "./throughput.ts";
- * // const t = await websocketdTransfer(["seq", "1", "1000"]);
+ * // Needs websocketd on PATH (the comparison server), so the doc tests only type-check it.
+ * Deno.test({ name: "websocketdTransfer (needs websocketd)", ignore: true }, async () => {
+ *   const t = await websocketdTransfer(["seq", "1", "1000"]);
+ *   assert.equal(t.lines, 1000);
+ * });
  * ```
  */
 export async function websocketdTransfer(argv: string[], timeoutMs = 180000): Promise<Transfer> {
@@ -260,8 +282,10 @@ const COLUMNS = ["run", "seconds", "lines/s", "MB/s", "messages", "% of raw"];
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ThroughputOptions } from "./throughput.ts";
  * const o: ThroughputOptions = { runs: 3 };
+ * assert.equal(o.runs, 3); // the median of 3 runs is reported
  * ```
  */
 export interface ThroughputOptions {
@@ -280,8 +304,10 @@ export interface ThroughputOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { benchSeq } from "./throughput.ts";
- * const section = await benchSeq({ runs: 3 });
+ * const section = await benchSeq({ runs: 1, lines: 20_000, websocketd: false }); // smoke size
+ * assert.equal(section.id, "seq");
  * ```
  */
 export async function benchSeq(opts: ThroughputOptions = {}): Promise<Section> {
@@ -410,8 +436,10 @@ export async function benchSeq(opts: ThroughputOptions = {}): Promise<Section> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { benchBulk } from "./throughput.ts";
- * const section = await benchBulk({ runs: 3 });
+ * const section = await benchBulk({ runs: 1, lines: 20_000 }); // smoke size
+ * assert.equal(section.id, "bulk");
  * ```
  */
 export async function benchBulk(opts: ThroughputOptions = {}): Promise<Section> {

@@ -6,8 +6,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { benchWorkspace } from "./workspace.ts";
- * const section = await benchWorkspace({ jobs: 100 });
+ * // A full benchmark run: `deno task bench --only workspace`.
+ * Deno.test({ name: "benchWorkspace, full size (a benchmark run)", ignore: true }, async () => {
+ *   const section = await benchWorkspace({ jobs: 100 });
+ *   assert.equal(section.id, "workspace");
+ * });
  * ```
  * @module
  */
@@ -23,8 +28,10 @@ import { startServerProcess } from "./proc.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { WorkspaceBenchOptions } from "./workspace.ts";
  * const o: WorkspaceBenchOptions = { jobs: 100, warmup: 5 };
+ * assert.equal(o.jobs, 100);
  * ```
  */
 export interface WorkspaceBenchOptions {
@@ -82,8 +89,10 @@ function row(name: string, ms: number[]): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { benchWorkspace } from "./workspace.ts";
- * const section = await benchWorkspace();
+ * const section = await benchWorkspace({ jobs: 5, warmup: 1 }); // smoke size
+ * assert.equal(section.id, "workspace");
  * ```
  */
 export async function benchWorkspace(opts: WorkspaceBenchOptions = {}): Promise<Section> {

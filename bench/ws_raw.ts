@@ -11,15 +11,20 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxServer } from "../lib/serve/server.ts";
  * import { RawWsClient } from "./ws_raw.ts";
- * const ws = await RawWsClient.connect("ws://127.0.0.1:8004/ws");
+ * const server = CcxServer.start({ port: 0, log: () => {} });
+ * const ws = await RawWsClient.connect(server.url);
  * await ws.sendText(JSON.stringify({ jsonrpc: "2.0", id: 1, method: "ping" }));
  * const stats = await ws.readUntil({
- *   until: (m) => (m as { id?: number }).id === 1,
- *   bytesPerSecond: 10e6,
+ *   until: (m) => (m as { id?: number }).id === 1, // the ping's answer
+ *   bytesPerSecond: 10e6, // a slow reader: the server sees its socket fill
  * });
- * console.log(stats.messages, stats.wireBytes);
+ * assert.equal(stats.done, true);
+ * assert.equal(stats.messages, 2); // `connected`, then the answer
  * ws.close();
+ * await server.shutdown();
  * ```
  * @module
  */
@@ -32,8 +37,12 @@ const enc = new TextEncoder();
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ReadOptions } from "./ws_raw.ts";
- * const opts: ReadOptions = { until: () => false, bytesPerSecond: 25e6, chunkBytes: 256 * 1024 };
+ * let big = 0;
+ * const opts: ReadOptions = { until: () => false, onMessage: (n) => void (big += n), chunkBytes: 256 * 1024 };
+ * opts.onMessage!(5000);
+ * assert.equal(big, 5000);
  * ```
  */
 export interface ReadOptions {
@@ -56,8 +65,10 @@ export interface ReadOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ReadStats } from "./ws_raw.ts";
  * const s: ReadStats = { wireBytes: 0, payloadBytes: 0, messages: 0, seconds: 0, done: true, closed: false };
+ * assert.equal(s.done, true);
  * ```
  */
 export interface ReadStats {
@@ -111,9 +122,15 @@ async function acceptKey(key: string): Promise<string> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxServer } from "../lib/serve/server.ts";
  * import { RawWsClient } from "./ws_raw.ts";
- * const ws = await RawWsClient.connect("ws://127.0.0.1:8004/ws");
+ * const server = CcxServer.start({ port: 0, log: () => {} });
+ * const ws = await RawWsClient.connect(server.url); // the HTTP upgrade, on a plain TCP socket
+ * const { messages } = await ws.readUntil({ until: (m) => (m as { method?: string }).method === "connected" });
+ * assert.equal(messages, 1);
  * ws.close();
+ * await server.shutdown();
  * ```
  */
 export class RawWsClient {

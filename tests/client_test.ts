@@ -4,6 +4,7 @@ import { CcxServer } from "../lib/serve/server.ts";
 import {
   processesInGroup,
   selfSignedCert,
+  serveProcess,
   waitFor,
   waitForPause,
   waitForResume,
@@ -180,4 +181,61 @@ Deno.test("closing the client rejects its unfinished jobs and the server ends th
     await assert.rejects(() => job.done, ClientError);
     await waitFor(() => processesInGroup(job.pgid).length === 0, "the job's group to end");
   });
+});
+
+Deno.test("endedByShutdown(): a job the server's shutdown killed is told by the close 1001, even when a sibling job lasts the grace", async () => {
+  await withServer({ graceMs: 1500 }, async (server) => {
+    const c = await CcxClient.connect(server.url);
+    const up = new Set<string>();
+    const seen = (id: string) => ({ onOutput: () => void up.add(id) });
+    const quick = await c.execute({ command: "echo up; sleep 100" }, seen("quick"));
+    // Ignores SIGTERM: it lasts the whole grace, until SIGKILL.
+    const stubborn = await c.execute({ command: "trap '' TERM; echo up; sleep 101" }, seen("s"));
+    await waitFor(() => up.size === 2, "both jobs up");
+    const stopping = server.shutdown();
+    assert.equal((await quick.done).status, "killed");
+    const t0 = performance.now();
+    assert.equal(await c.endedByShutdown(), true);
+    // The close came only once the sibling had died, past the grace: later than the 1 s that
+    // the old rule ("closed within 1 s of a killed job") allowed.
+    assert.ok(performance.now() - t0 >= 1000, `closed after ${performance.now() - t0} ms`);
+    assert.deepEqual(c.closeInfo, { code: 1001, reason: "server shutting down" });
+    assert.equal((await stubborn.done).status, "killed");
+    await stopping;
+  });
+});
+
+Deno.test("endedByShutdown(): a job killed by a signal of its own on a live server is no shutdown", async () => {
+  await withServer({ graceMs: 200 }, async (server) => {
+    const c = await CcxClient.connect(server.url);
+    const r = await runToEnd(c, { command: "kill -9 $$" });
+    assert.equal(r.status, "killed");
+    assert.equal(await c.endedByShutdown({ settleMs: 200 }), false, "open, with no job left");
+    assert.equal(c.closed, false);
+    // Another job still runs here: the wait ends as soon as the server starts a new one,
+    // which a server that is shutting down never does.
+    const other = await c.execute({ command: "sleep 100" });
+    assert.equal((await runToEnd(c, { command: "kill -9 $$" })).status, "killed");
+    const waiting = c.endedByShutdown({ maxMs: 60_000 });
+    await c.execute({ command: "true" });
+    assert.equal(await waiting, false);
+    await other.cancel();
+    await c.close();
+  });
+});
+
+Deno.test("endedByShutdown(): a connection that ends without 1001 (the server killed) is no shutdown", async () => {
+  const srv = await serveProcess();
+  try {
+    const c = await CcxClient.connect(srv.url);
+    const other = await c.execute({ command: "sleep 100" });
+    assert.equal((await runToEnd(c, { command: "kill -9 $$" })).status, "killed");
+    const waiting = c.endedByShutdown();
+    srv.child.kill("SIGKILL");
+    assert.equal(await waiting, false);
+    assert.notEqual(c.closeInfo?.code, 1001);
+    await assert.rejects(other.done, ClientError);
+  } finally {
+    await srv.stop("SIGKILL");
+  }
 });

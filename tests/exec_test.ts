@@ -13,12 +13,15 @@ import { SqliteHistory } from "../lib/claude/history.ts";
 import { sleepUnlessAborted } from "../lib/common/backoff.ts";
 import { bwrapTier } from "./_util/tier.ts";
 import {
+  assertTokenRequired,
   cli,
   FAKE_CLAUDE,
   KEY_ENV,
+  listeningPorts,
   OverlapLog,
   pidsMatching,
   remoteDiskServer,
+  ROOT,
   serverEnvWithKey,
   uniqueTag,
   waitFor,
@@ -861,5 +864,68 @@ Deno.test("execTask() --check: a failing check fails the attempt, and its output
     });
     assert.deepEqual(slow.attempts.map((a) => a.error_type), ["check_error"]);
     assert.ok(slow.lines.some((l) => /stopping: check "sleep 5" timed out after 0\.3 s/.test(l)));
+  });
+});
+
+Deno.test("ccx exec's in-process server refuses a connection without its token while the task runs", async () => {
+  await inTmp(async (dir) => {
+    const tag = uniqueTag();
+    const child = new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        `${ROOT}main.ts`,
+        "exec",
+        `What is 2+2? [[hang]] ${tag}`,
+        "--claude",
+        FAKE_CLAUDE,
+        "--cwd",
+        dir,
+        "--timeout",
+        "60",
+      ],
+      env: { NO_COLOR: "1", CCX_STATE_DIR: join(dir, "state"), CCX_SANDBOX: "1", ...KEY_ENV },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const output = child.output();
+    try {
+      // The tag is in this command line too; the CLI is the other process that has it.
+      const cliRuns = () => pidsMatching(tag).some((p) => p !== child.pid);
+      await waitFor(cliRuns, "the CLI to run", 30_000);
+      const ports = listeningPorts(child.pid);
+      assert.equal(ports.length, 1, `one port: ${ports}`);
+      await assertTokenRequired(ports[0]);
+    } finally {
+      child.kill("SIGINT");
+    }
+    const r = await output;
+    assert.equal(r.code, 130, new TextDecoder().decode(r.stderr));
+    assert.deepEqual(pidsMatching(tag), [], "the CLI ended with it");
+  });
+});
+
+Deno.test("execTask() says the server shut down when its shutdown ends an attempt, and retries nothing", async () => {
+  await inTmp(async (dir) => {
+    const tag = uniqueTag();
+    await withServer({ graceMs: 200 }, async (server) => {
+      const running = run(dir, {
+        task: `What is 2+2? [[hang]] ${tag}`,
+        criteria: ["Contains 4"],
+        server: server.url,
+      });
+      await waitFor(() => pidsMatching(tag).length > 0, "the CLI to run", 30_000);
+      await server.shutdown();
+      const r = await running;
+      assert.equal(r.success, false);
+      assert.equal(r.attempts.length, 1, r.lines.join("\n"));
+      assert.equal(r.attempts[0].error_type, "start_error");
+      assert.match(
+        r.lines.join("\n"),
+        /stopping: the server shut down while attempt 1 ran \(close 1001: server shutting down\)/,
+      );
+    });
+    assert.deepEqual(pidsMatching(tag), []);
   });
 });

@@ -23,6 +23,9 @@ async function serveUnderBash(args: string[], opts: { ulimit?: number; state?: s
     stdout: "piped",
     stderr: "piped",
   }).spawn();
+  // Its log is read from the start: a quiet server still writes its warnings (a flood of
+  // rejected frames, say), and more than a pipe holds would block it.
+  const stderrText = new Response(child.stderr).text();
   const out = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
   const url = await listenUrl(out);
   let stopped: Promise<{ status: Deno.CommandStatus; stderr: string }> | undefined;
@@ -31,11 +34,7 @@ async function serveUnderBash(args: string[], opts: { ulimit?: number; state?: s
     try {
       child.kill("SIGTERM");
     } catch { /* exited */ }
-    const [status, stderr] = await Promise.all([
-      child.status,
-      new Response(child.stderr).text(),
-      out.cancel(),
-    ]);
+    const [status, stderr] = await Promise.all([child.status, stderrText, out.cancel()]);
     return { status, stderr };
   };
   return { child, url, port: Number(new URL(url).port), stop };

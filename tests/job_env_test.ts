@@ -120,6 +120,13 @@ Deno.test("secretWarnings says which setups leave secrets within a job's reach",
     secretWarnings(dot, { isolate: "bwrap", runAs: "nobody", dotEnvOpenToOthers: true }).join(),
     /chmod 600 \.env/,
   );
+  // ccx worker says whose secrets they are.
+  const queue = [{ what: "the password in CCX_QUEUE", where: "environment" as const }];
+  assert.match(
+    secretWarnings(queue, { isolate: "none", who: "worker" }).join(),
+    /^warning: jobs run unconfined as the worker's own user, so they can read its secrets \(the password in CCX_QUEUE in the environment\)/,
+  );
+  assert.match(secretWarnings(env, { isolate: "none" }).join(), /as the server's own user/);
 });
 
 /**

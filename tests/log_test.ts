@@ -1,7 +1,9 @@
 import assert from "node:assert/strict";
-import { createLogger } from "../lib/common/log.ts";
+import { createLogger, filterLogger } from "../lib/common/log.ts";
+import { QUIET_EVENTS } from "../lib/commands/serve.ts";
 import { serveProcess } from "./_util/helpers.ts";
-import { RawSession } from "./_util/ws.ts";
+import { RawSession, stalledClient } from "./_util/ws.ts";
+import { HINTS, probeChattr, requireCapability } from "./_util/capability.ts";
 
 const ISO = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/;
 
@@ -25,7 +27,7 @@ Deno.test("json log lines are one object each with ts, level, msg and the fields
 });
 
 Deno.test("ccx serve --log-format json writes one JSON object a line for jobs and shutdown", async () => {
-  const { child, reader: out, url } = await serveProcess(
+  const { child, reader: out, url, stderrEnded } = await serveProcess(
     ["--port", "0", "--log-format", "json"],
     undefined,
     { bare: true },
@@ -37,7 +39,7 @@ Deno.test("ccx serve --log-format json writes one JSON object a line for jobs an
   child.kill("SIGTERM");
   const [status, err] = await Promise.all([
     child.status,
-    new Response(child.stderr).text(),
+    stderrEnded,
     out.cancel(),
   ]);
   assert.equal(status.code, 0);
@@ -46,4 +48,89 @@ Deno.test("ccx serve --log-format json writes one JSON object a line for jobs an
   const events = lines.map((l) => l.event);
   for (const e of ["job_started", "job_ended", "shutdown"]) assert.ok(events.includes(e), e);
   assert.equal(lines.find((l) => l.event === "job_ended").status, "completed");
+});
+
+Deno.test("filterLogger passes on only the lines it keeps, fields and all", () => {
+  const lines: string[] = [];
+  const log = filterLogger(
+    createLogger("json", (l) => lines.push(l)),
+    (_m, f) => f.level === "warn",
+  );
+  log("job j1 started", { event: "job_started" });
+  log("disk full", { level: "warn", event: "journal_unwritable", path: "/x" });
+  assert.equal(lines.length, 1);
+  assert.deepEqual(
+    { ...JSON.parse(lines[0]), ts: "" },
+    { ts: "", level: "warn", msg: "disk full", event: "journal_unwritable", path: "/x" },
+  );
+  assert.deepEqual([...QUIET_EVENTS].sort(), ["job_ended", "job_started"]);
+});
+
+/** The JSON log lines of a server's stderr. */
+function jsonLines(text: string): { level: string; msg: string; event?: string }[] {
+  return text.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+}
+
+Deno.test("ccx serve --quiet leaves out the job lines and keeps the server's: a client dropped at shutdown, the shutdown", async () => {
+  const srv = await serveProcess(
+    ["--quiet", "--log-format", "json", "--grace-ms", "100", "--drain-s", "0.3"],
+  );
+  let stalled: Deno.TcpConn | undefined;
+  try {
+    const s = await RawSession.open(srv.url);
+    const r = await s.call(1, "execute", { command: "echo hi" });
+    await s.completed(String(r.result?.job_id));
+    // A client that never reads its endless output: the shutdown drops it at its deadline.
+    stalled = await stalledClient(
+      srv.port,
+      JSON.stringify({ jsonrpc: "2.0", id: 1, method: "execute", params: { command: "yes" } }),
+    );
+    const end = Date.now() + 10_000;
+    while ((await (await fetch(`http://127.0.0.1:${srv.port}/health`)).json()).running_jobs < 1) {
+      if (Date.now() > end) assert.fail("the unread client's job did not start");
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    srv.child.kill("SIGTERM");
+    assert.equal((await srv.child.status).code, 0);
+    const lines = jsonLines(await srv.stderrEnded);
+    const events = lines.map((l) => l.event);
+    assert.ok(!events.includes("job_started") && !events.includes("job_ended"), events.join());
+    const drop = lines.find((l) => l.event === "shutdown_client_dropped");
+    assert.equal(drop?.level, "warn", JSON.stringify(lines));
+    assert.match(drop!.msg, /output not read by the drain deadline/);
+    for (const e of ["shutdown", "shutdown_drained", "shutdown_done"]) {
+      assert.ok(events.includes(e), `${e} in ${events.join()}`);
+    }
+  } finally {
+    stalled?.close();
+    await srv.stop("SIGKILL");
+  }
+});
+
+const CHATTR = requireCapability("chattr", probeChattr, HINTS.chattr);
+
+Deno.test({
+  name: "ccx serve --quiet still says a workspace cannot be removed",
+  ignore: CHATTR.ignore,
+  async fn() {
+    CHATTR.need();
+    const root = await Deno.makeTempDir({ prefix: "ccx-log-quiet-" });
+    const srv = await serveProcess(["--workspace-root", root]);
+    try {
+      const s = await RawSession.open(srv.url);
+      const r = await s.call(1, "execute", {
+        command: "echo x > f && chattr +i f",
+        workspace: { keep: "never" },
+      });
+      assert.equal(r.error, undefined, JSON.stringify(r.error));
+      await s.completed(String(r.result?.job_id));
+      await s.close();
+      await srv.waitStderr(/warn: workspace .* cannot be removed .*moved to/);
+      assert.doesNotMatch(srv.stderr(), /job .* (started|completed)/);
+    } finally {
+      await srv.stop();
+      new Deno.Command("chattr", { args: ["-R", "-i", root], stderr: "null" }).outputSync();
+      await Deno.remove(root, { recursive: true });
+    }
+  },
 });

@@ -7,6 +7,7 @@
 import assert from "node:assert/strict";
 import {
   countGroupProcesses,
+  processAlive,
   processesInGroups,
   processStartTime,
   procStat,
@@ -67,4 +68,30 @@ Deno.test("countGroupProcesses() counts a group's live members, not its zombie, 
   assert.equal(countGroupProcesses(new Set([pgid])), 0);
   assert.equal(processesInGroups(new Set([pgid])), 0);
   assert.equal(processesInGroups(new Set()), 0);
+});
+
+Deno.test("processAlive(): this process is; a zombie, a missing pid and a reused pid are not", async () => {
+  assert.equal(processAlive(Deno.pid), true);
+  assert.equal(processAlive(Deno.pid, processStartTime(Deno.pid)), true);
+  assert.equal(processAlive(Deno.pid, processStartTime(Deno.pid)! - 1), false, "another start");
+  assert.equal(processAlive(2 ** 30), false);
+  // The backgrounded `sleep 0.2` ends after the shell has exec'd `sleep 30`, which never reaps
+  // it: a zombie (one that ends at once may be reaped by the shell before its exec).
+  const child = new Deno.Command("sh", {
+    args: ["-c", "sleep 0.2 & exec sleep 30"],
+    detached: true,
+    stdin: "null",
+    stdout: "null",
+    stderr: "null",
+  }).spawn();
+  try {
+    await waitFor(() => members(child.pid).some((m) => m.state === "Z"), "the zombie");
+    const zombie = members(child.pid).find((m) => m.state === "Z")!.pid;
+    assert.equal(processAlive(zombie), false);
+    assert.equal(processAlive(zombie, procStat(zombie)!.start), false);
+    assert.equal(processAlive(child.pid), true, "its parent lives");
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+  }
 });

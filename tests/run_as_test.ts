@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { checkBwrap } from "../lib/serve/isolate.ts";
 import { resolveRunAs, RunAsError } from "../lib/serve/run_as.ts";
 import {
   cli,
@@ -12,11 +13,21 @@ import {
   withServer,
 } from "./_util/helpers.ts";
 import { RawSession } from "./_util/ws.ts";
-import { bwrapTier } from "./_util/tier.ts";
+import {
+  HINTS,
+  probeBwrap,
+  probeRoot,
+  probeSetpriv,
+  requireCapability,
+} from "./_util/capability.ts";
 
-// Switching user needs root; .ci/run runs the tests as root, so CI never skips these.
-const notRoot = Deno.uid() !== 0 && Deno.env.get("CI") !== "true";
-const bwrapMissing = bwrapTier();
+// Switching user needs root; .ci/run runs the tests as root, so under CI these fail, never skip.
+const ROOT_USER = requireCapability("root", probeRoot, HINTS.root);
+const SETPRIV = requireCapability("setpriv", probeSetpriv, HINTS.setpriv);
+const BWRAP = requireCapability("bwrap", () => {
+  checkBwrap();
+  return probeBwrap();
+}, HINTS.bwrap);
 
 /** A workspace root that `nobody` can enter (temp dirs are made with mode 700). */
 async function openRoot(): Promise<string> {
@@ -34,8 +45,10 @@ function uidOf(pid: number): number {
 
 Deno.test({
   name: "--run-as is checked at start: an unknown user, the server's own, an unreachable root",
-  ignore: notRoot,
+  ignore: ROOT_USER.ignore || SETPRIV.ignore,
   fn: async () => {
+    ROOT_USER.need();
+    SETPRIV.need();
     assert.throws(() => resolveRunAs("no_such_user_ccx"), RunAsError);
     assert.throws(() => resolveRunAs("root"), /--run-as root: that is the server's own user/);
     const unknown = await cli(["serve", "--port", "0", "--run-as", "no_such_user_ccx"]);
@@ -54,8 +67,10 @@ Deno.test({
 Deno.test({
   name:
     "a job under --run-as cannot read the server's environment and has its uid; without it the token is within reach and the server warns",
-  ignore: notRoot,
+  ignore: ROOT_USER.ignore || SETPRIV.ignore,
   fn: async () => {
+    ROOT_USER.need();
+    SETPRIV.need();
     const root = await openRoot();
     const token = `s3cret-${newTag()}`;
     // Reads the server's (its parent's) environment, as any job could try.
@@ -91,7 +106,7 @@ Deno.test({
           srv.child.kill("SIGTERM");
           const [, err] = await Promise.all([
             srv.child.status,
-            new Response(srv.child.stderr).text(),
+            srv.stderrEnded,
           ]);
           if (runAs) {
             assert.match(out, /uid=65534 /);
@@ -118,8 +133,10 @@ Deno.test({
 
 Deno.test({
   name: "a job under --run-as keeps pid = pgid: pause, resume and cancel reach the whole group",
-  ignore: notRoot,
+  ignore: ROOT_USER.ignore || SETPRIV.ignore,
   fn: async () => {
+    ROOT_USER.need();
+    SETPRIV.need();
     const root = await openRoot();
     const tag = newTag();
     try {
@@ -168,8 +185,11 @@ Deno.test({
 Deno.test({
   name:
     "--isolate bwrap with --run-as: the job is the user inside the sandbox and still writes its workspace, HOME and /tmp",
-  ignore: notRoot || bwrapMissing,
+  ignore: ROOT_USER.ignore || SETPRIV.ignore || BWRAP.ignore,
   fn: async () => {
+    ROOT_USER.need();
+    SETPRIV.need();
+    BWRAP.need();
     const root = await openRoot();
     try {
       await withServer(

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { exitCodeFor, ownFailureCode } from "../lib/commands/run.ts";
 import {
+  assertTokenRequired,
   cli,
   FAKE_CLAUDE,
+  listeningPorts,
   pidsMatching,
   ROOT,
   serveProcess,
@@ -203,4 +205,27 @@ Deno.test({
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /4/);
   },
+});
+
+Deno.test("ccx run's in-process server refuses a connection without its token while the job runs", async () => {
+  const tag = uniqueTag();
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}main.ts`, "run", "--", "sh", "-c", `: ${tag}; sleep 30`],
+    env: { NO_COLOR: "1" },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  const output = child.output();
+  try {
+    // The tag is in this command line too; the job is the other process that has it.
+    await waitFor(() => pidsMatching(tag).some((p) => p !== child.pid), "the job", 30_000);
+    const ports = listeningPorts(child.pid);
+    assert.equal(ports.length, 1, `one port: ${ports}`);
+    await assertTokenRequired(ports[0]);
+  } finally {
+    child.kill("SIGINT");
+  }
+  const r = await output;
+  assert.equal(r.code, 130, new TextDecoder().decode(r.stderr));
 });

@@ -943,7 +943,10 @@ Deno.test("runTasks() reruns, never fails, the tasks a server's shutdown ended",
       const rerun = results.filter((r) => r.rerun).map((r) => r.id);
       assert.deepEqual(rerun, ["t1", "t3"]);
       for (const r of results.filter((r) => r.rerun)) {
-        assert.match(r.rerun!, /lost: server shut down while the task ran; rerun on/);
+        assert.match(
+          r.rerun!,
+          /lost: the server shut down while the task ran \(close 1001: server shutting down\); rerun on/,
+        );
       }
     }));
 });
@@ -969,11 +972,79 @@ Deno.test("runTasks() reports a task `error` when its only server shuts down und
     });
     assert.equal(results.length, 1);
     assert.equal(results[0].status, "error");
-    assert.match(results[0].reason, /lost: server shut down .*no live server left to rerun it on/);
+    assert.match(
+      results[0].reason,
+      /lost: the server shut down .*no live server left to rerun it on/,
+    );
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
   assertNoneLeft(tag);
+});
+
+Deno.test("runTasks() reports the server's shutdown (close 1001) for a task that died at SIGTERM while another lasts the grace", async () => {
+  // Two tasks, each on its lane's own connection: `quick` dies at SIGTERM, `stubborn` ignores it
+  // and lasts the whole grace (1.5 s) until SIGKILL. Each connection is closed with 1001 as soon
+  // as its own job has ended, so `quick` learns of the shutdown at once.
+  const tag = newTag();
+  const dir = await Deno.makeTempDir({ prefix: "ccx_shutdown_close_test_" });
+  try {
+    const up = new Set<string>();
+    const results = await withServer({ graceMs: 1500 }, (a) => {
+      const { tasks } = parseSuite({
+        tests: [
+          { id: "quick", command: `: ${tag}; echo up; sleep 30.${tag}`, expected_patterns: ["x"] },
+          {
+            id: "stubborn",
+            command: `trap '' TERM; : ${tag}; echo up; sleep 31.${tag}`,
+            expected_patterns: ["x"],
+          },
+        ],
+      }, "inline");
+      return runTasks(tasks, {
+        servers: [{ url: a.url }],
+        concurrency: 2,
+        outDir: dir,
+        claude: FAKE_CLAUDE,
+        onOutput(id, _type, data) {
+          if (data.includes("up")) up.add(id);
+          if (up.size === 2) void a.shutdown();
+        },
+      });
+    });
+    assert.deepEqual(results.map((r) => [r.id, r.status]), [["quick", "error"], [
+      "stubborn",
+      "error",
+    ]]);
+    for (const r of results) {
+      assert.match(
+        r.reason,
+        /lost: the server shut down while the task ran \(close 1001: server shutting down\); no live server left/,
+        `${r.id}: ${r.reason}`,
+      );
+    }
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+  assertNoneLeft(tag);
+});
+
+Deno.test("runTasks(): a task killed by a signal of its own on a live server is its own failure, not a shutdown", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "ccx_killed_test_" });
+  try {
+    const results = await withServer({}, (a) => {
+      const { tasks } = parseSuite({
+        tests: [{ id: "self", command: "echo up; kill -9 $$", expected_patterns: ["up"] }],
+      }, "inline");
+      return runTasks(tasks, { servers: [{ url: a.url }], outDir: dir, claude: FAKE_CLAUDE });
+    });
+    assert.equal(results.length, 1);
+    assert.notEqual(results[0].status, "passed");
+    assert.doesNotMatch(results[0].reason, /shut down|lost/, results[0].reason);
+    assert.equal(results[0].rerun, undefined);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 // ---------------------------------------------------------------------------------------------

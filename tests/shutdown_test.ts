@@ -20,7 +20,7 @@ async function serveLogged(
   const srv = await serveProcess(["--port", "0", "--log-format", "json", ...extra], undefined, {
     bare: true,
   });
-  const log = new Response(srv.child.stderr).text().then((t) =>
+  const log = srv.stderrEnded.then((t) =>
     t.split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l) as LogLine)
   );
   return { ...srv, log };

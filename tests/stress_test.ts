@@ -2,10 +2,12 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   assertNoneLeft,
+  assertTokenRequired,
   atMost,
   cli,
   FAKE_CLAUDE,
   KEY_ENV,
+  listeningPorts,
   newTag,
   OverlapLog,
   pidsMatching,
@@ -15,6 +17,8 @@ import {
   withServer,
 } from "./_util/helpers.ts";
 import { assertJunit10, descendants, parseXml } from "./_util/xml.ts";
+import { HINTS, probeChattr, requireCapability } from "./_util/capability.ts";
+import { FULL_DISK, withFullDisk } from "./_util/full_disk.ts";
 import { autoTimeoutScale, pageNote } from "../lib/commands/stress.ts";
 
 // ---------------------------------------------------------------------------------------------
@@ -1404,19 +1408,18 @@ async function mountTmpfs(dir: string, size: string): Promise<(() => Promise<voi
   };
 }
 
-Deno.test("a full --out disk: verdicts stand, the summary is printed, what was not written is named, exit 3", async () => {
+Deno.test({
+  name: "a full --out disk: verdicts stand, the summary is printed, what was not written is " +
+    "named, exit 3",
+  ignore: FULL_DISK.ignore,
+}, async () => {
+  FULL_DISK.need();
   const tag = newTag();
   await withWork(async (w) => {
     const out = w.path("out");
     await Deno.mkdir(out);
     const unmount = await mountTmpfs(out, "256k");
-    if (typeof unmount === "string") {
-      // Mounting needs root (CAP_SYS_ADMIN); CI runs as root, so there it is a failure.
-      const why = `cannot simulate a full disk: mount -t tmpfs failed: ${unmount}`;
-      if (Deno.env.get("CI") === "true") assert.fail(`${why} (CI runs as root and must mount)`);
-      console.warn(`SKIPPED (not CI): ${why}`);
-      return;
-    }
+    if (typeof unmount === "string") throw new Error(`mount -t tmpfs failed: ${unmount}`);
     try {
       // The first task fills the disk as it runs; each task earns a pass.
       const task = (id: string, fill = "") => ({
@@ -1467,26 +1470,14 @@ Deno.test("a full --out disk: verdicts stand, the summary is printed, what was n
   assertNoneLeft(tag);
 });
 
-/** Whether this machine can make a file immutable (root, and a file system that supports it). */
-function canChattr(): boolean {
-  const d = Deno.makeTempDirSync();
-  try {
-    Deno.writeTextFileSync(`${d}/f`, "");
-    const on = new Deno.Command("chattr", { args: ["+i", `${d}/f`], stderr: "null" }).outputSync();
-    if (on.success) new Deno.Command("chattr", { args: ["-i", `${d}/f`] }).outputSync();
-    return on.success;
-  } catch {
-    return false;
-  } finally {
-    Deno.removeSync(d, { recursive: true });
-  }
-}
+const CHATTR = requireCapability("chattr", probeChattr, HINTS.chattr);
 
 Deno.test({
   name: "ccx stress copies the suite's workspace_template and survives a workspace it cannot " +
     "remove: moved aside, said on stderr, the run still graduates",
-  ignore: !canChattr(),
+  ignore: CHATTR.ignore,
   async fn() {
+    CHATTR.need();
     const tag = newTag();
     await withWork(async (w) => {
       await Deno.mkdir(w.path("tpl"));
@@ -1571,4 +1562,64 @@ Deno.test("ccx stress: 10 passed and 1 failed graduates (exit 0) at 10:1; --stri
     assert.match(help.stdout, /10 passed and 1 failed exits 0 \(10:1\)/);
     assert.match(help.stdout, /--strict\s+exit 1 when any task failed or errored/);
   });
+});
+
+Deno.test({
+  name: "ccx stress says when its in-process server cannot write its crash journal; the run " +
+    "still graduates",
+  ignore: FULL_DISK.ignore,
+  async fn() {
+    await withFullDisk((state) =>
+      withWork(async (w) => {
+        const suite = await w.suite({
+          tests: [{ id: "t", command: "echo fine", expected_patterns: ["fine"] }],
+        });
+        const r = await stress(w, [suite, "--out", w.path("out"), "--no-history"], {
+          CCX_STATE_DIR: state,
+        });
+        assert.equal(r.code, 0, r.stdout + r.stderr);
+        assert.match(r.stdout, /GRADUATED/);
+        assert.match(
+          r.stderr,
+          /ccx stress: cannot write the crash journal .*No space left on device/,
+        );
+      })
+    );
+  },
+});
+
+Deno.test("ccx stress's in-process server refuses a connection without its token while the run goes on", async () => {
+  const tag = newTag();
+  await withWork(async (w) => {
+    const go = w.path("go");
+    const suite = await w.suite({
+      tests: [{
+        id: "t",
+        command: `: ${tag}; echo up; while [ ! -e '${go}' ]; do sleep 0.05; done; echo done`,
+        expected_patterns: ["done"],
+      }],
+    });
+    const child = new Deno.Command(Deno.execPath(), {
+      args: ["run", "-A", `${ROOT}main.ts`, "stress", suite, "--no-history", "--out", w.path("o")],
+      cwd: w.dir,
+      env: { NO_COLOR: "1", CCX_STATE_DIR: w.state },
+      stdin: "null",
+      stdout: "piped",
+      stderr: "piped",
+    }).spawn();
+    const output = child.output();
+    try {
+      await waitFor(() => pidsMatching(tag).length > 0, "the task to run", 30_000);
+      const ports = listeningPorts(child.pid);
+      assert.equal(ports.length, 1, `one port: ${ports}`);
+      await assertTokenRequired(ports[0]);
+    } finally {
+      await Deno.writeTextFile(go, "");
+    }
+    const r = await output;
+    const text = new TextDecoder().decode(r.stdout) + new TextDecoder().decode(r.stderr);
+    assert.equal(r.code, 0, text);
+    assert.match(text, /GRADUATED/);
+  });
+  assertNoneLeft(tag);
 });

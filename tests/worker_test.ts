@@ -7,11 +7,34 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { cli, pidsMatching, ROOT, waitFor } from "./_util/helpers.ts";
+import {
+  assertTokenRequired,
+  cli,
+  listeningPorts,
+  pidsMatching,
+  ROOT,
+  waitFor,
+} from "./_util/helpers.ts";
 import { freePort } from "./_util/redis.ts";
 import { redisTier } from "./_util/tier.ts";
-import { gatedSuite, readTests, startCoordinator, startWorker, withFleet } from "./_util/fleet.ts";
+import {
+  gatedSuite,
+  killWorker,
+  readTests,
+  startCoordinator,
+  startWorker,
+  withFleet,
+} from "./_util/fleet.ts";
 import { passwordOnCommandLine } from "../lib/commands/worker.ts";
+import {
+  HINTS,
+  probeBwrap,
+  probeChattr,
+  probeRoot,
+  probeSetpriv,
+  requireCapability,
+} from "./_util/capability.ts";
+import { FULL_DISK, withFullDisk } from "./_util/full_disk.ts";
 
 // The tier rule of tests/_util/tier.ts: a skip with one line, or a failure under CI=true.
 const redisIgnore = redisTier();
@@ -197,27 +220,15 @@ Deno.test("ccx worker without --queue or CCX_QUEUE exits 2 saying what is missin
   assert.match(r.stderr, /--queue URL is required \(or CCX_QUEUE/);
 });
 
-/** Whether this machine can make a file immutable (root, and a file system that supports it). */
-function canChattr(): boolean {
-  const d = Deno.makeTempDirSync();
-  try {
-    Deno.writeTextFileSync(`${d}/f`, "");
-    const on = new Deno.Command("chattr", { args: ["+i", `${d}/f`], stderr: "null" }).outputSync();
-    if (on.success) new Deno.Command("chattr", { args: ["-i", `${d}/f`] }).outputSync();
-    return on.success;
-  } catch {
-    return false;
-  } finally {
-    Deno.removeSync(d, { recursive: true });
-  }
-}
+const CHATTR = requireCapability("chattr", probeChattr, HINTS.chattr);
 
 Deno.test({
   name: "ccx worker copies a task's workspace_template and stops cleanly over a workspace it " +
     "cannot remove: moved aside and logged",
-  ignore: redisIgnore || !canChattr(),
+  ignore: redisIgnore || CHATTR.ignore,
   fn: () =>
     withFleet(async ({ redis, w, tag, workers }) => {
+      CHATTR.need();
       const state = w.path("state");
       const w1 = await startWorker(redis.url, "w1", [], { CCX_STATE_DIR: state });
       workers.push(w1);
@@ -333,4 +344,147 @@ Deno.test({
       await pump;
       assert.equal(await out, "");
     }),
+});
+
+Deno.test({
+  name: "ccx worker says when its in-process server cannot write its crash journal",
+  ignore: redisIgnore || FULL_DISK.ignore,
+  fn: () =>
+    withFullDisk((state) =>
+      withFleet(async ({ redis, workers }) => {
+        const w1 = await startWorker(redis.url, "w1", [], { CCX_STATE_DIR: state });
+        workers.push(w1);
+        await waitFor(() => /cannot write the crash journal/.test(w1.log()), "the warning");
+        assert.match(
+          w1.log(),
+          /Z ccx worker: w1: cannot write the crash journal .*No space left on device/,
+        );
+      })
+    ),
+});
+
+Deno.test({
+  name: "ccx worker's in-process server refuses a connection without its token",
+  ignore: redisIgnore,
+  fn: () =>
+    withFleet(async ({ redis, workers }) => {
+      const w1 = await startWorker(redis.url, "w1");
+      workers.push(w1);
+      const ports = listeningPorts(w1.child.pid);
+      assert.equal(ports.length, 1, `one port: ${ports}`);
+      await assertTokenRequired(ports[0]);
+    }),
+});
+
+const ROOT_USER = requireCapability("root", probeRoot, HINTS.root);
+const SETPRIV = requireCapability("setpriv", probeSetpriv, HINTS.setpriv);
+
+Deno.test({
+  name: "ccx worker --run-as: a task cannot read the queue's password in the worker's " +
+    "/proc/PID/environ; without it the worker warns at start, and a task can",
+  ignore: redisIgnore || ROOT_USER.ignore || SETPRIV.ignore,
+  async fn() {
+    ROOT_USER.need();
+    SETPRIV.need();
+    const password = `pw${crypto.randomUUID().slice(0, 8)}`;
+    await withFleet(async ({ redis, w, tag, workers }) => {
+      // A workspace root that `nobody` can enter (temp dirs are made with mode 700).
+      const root = w.path("ws");
+      await Deno.mkdir(root, { mode: 0o755 });
+      await Deno.chmod(w.dir, 0o755);
+      // The task reads its parent's environment, as any task could try: its parent is the
+      // worker, whose CCX_QUEUE holds the password.
+      const suite = await w.suite({
+        tests: [{
+          id: "probe",
+          command: `: ${tag}; echo uid=$(id -u) parent=$(cat /proc/$PPID/comm); ` +
+            `if tr '\\0' '\\n' < /proc/$PPID/environ | grep -q '${password}'; ` +
+            `then echo secret=LEAKED; else echo secret=hidden; fi`,
+          expected_patterns: ["secret=hidden", "uid=65534"],
+        }],
+      });
+      for (const runAs of [undefined, "nobody"]) {
+        const name = runAs ? "as-nobody" : "as-root";
+        const worker = await startWorker(
+          redis.url,
+          name,
+          ["--workspace-root", root, ...(runAs ? ["--run-as", runAs] : [])],
+          { CCX_STATE_DIR: w.path(`state-${name}`) },
+        );
+        workers.push(worker);
+        const json = w.path(`${name}.json`);
+        const c = startCoordinator(redis.url, suite, ["--json", json, "--out", w.path(name)]);
+        const code = await c.code;
+        const [t] = await readTests(json);
+        const out = await Deno.readTextFile(t.output_file!);
+        assert.equal(t.worker, name);
+        assert.match(out, /parent=deno\b/, "the task's parent is the worker");
+        if (runAs) {
+          assert.equal(code, 0, c.out());
+          assert.equal(t.status, "passed", out);
+          assert.match(out, /uid=65534 .*\nsecret=hidden/);
+          assert.doesNotMatch(worker.log(), /can read its secrets/);
+        } else {
+          assert.equal(t.status, "failed", out);
+          assert.match(out, /uid=0 .*\nsecret=LEAKED/, "CCX_* never reaches a job, /proc does");
+          assert.match(
+            worker.log(),
+            /ccx worker: warning: jobs run unconfined as the worker's own user, so they can read its secrets \(the password in CCX_QUEUE in the environment\).*--run-as USER/,
+          );
+        }
+        await killWorker(worker);
+      }
+    }, { redisPassword: password });
+  },
+});
+
+Deno.test({
+  name: "ccx worker --run-as is checked at start: exit 2 naming the flag",
+  ignore: ROOT_USER.ignore || SETPRIV.ignore,
+  async fn() {
+    ROOT_USER.need();
+    SETPRIV.need();
+    const unknown = await cli(["worker", "--queue", "redis://127.0.0.1:1", "--run-as", "nope_ccx"]);
+    assert.equal(unknown.code, 2, unknown.stderr);
+    assert.match(unknown.stderr, /ccx worker: --run-as nope_ccx: no such user on this machine/);
+    // The tests' state directory is a temp dir of mode 700: its workspaces are closed to nobody.
+    const closed = await cli(["worker", "--queue", "redis://127.0.0.1:1", "--run-as", "nobody"]);
+    assert.equal(closed.code, 2, closed.stderr);
+    assert.match(
+      closed.stderr,
+      /--run-as nobody: nobody cannot enter the workspace root .*--workspace-root/,
+    );
+  },
+});
+
+const BWRAP = requireCapability("bwrap", probeBwrap, HINTS.bwrap);
+
+Deno.test({
+  name: "ccx worker --isolate bwrap: no process a task can see holds the queue's password; " +
+    "no warning",
+  ignore: redisIgnore || BWRAP.ignore,
+  async fn() {
+    BWRAP.need();
+    const password = `pw${crypto.randomUUID().slice(0, 8)}`;
+    await withFleet(async ({ redis, w, tag, workers }) => {
+      const suite = await w.suite({
+        tests: [{
+          id: "probe",
+          command: `: ${tag}; if cat /proc/*/environ 2>/dev/null | tr '\\0' '\\n' | ` +
+            `grep -q '${password}'; then echo secret=LEAKED; else echo secret=hidden; fi`,
+          expected_patterns: ["secret=hidden"],
+        }],
+      });
+      const worker = await startWorker(redis.url, "confined", ["--isolate", "bwrap"], {
+        CCX_STATE_DIR: w.path("state"),
+      });
+      workers.push(worker);
+      const json = w.path("r.json");
+      const c = startCoordinator(redis.url, suite, ["--json", json, "--out", w.path("out")]);
+      assert.equal(await c.code, 0, c.out());
+      const [t] = await readTests(json);
+      assert.equal(t.status, "passed", await Deno.readTextFile(t.output_file!));
+      assert.doesNotMatch(worker.log(), /warning/);
+    }, { redisPassword: password });
+  },
 });

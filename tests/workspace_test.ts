@@ -21,6 +21,7 @@ import {
   withServer,
 } from "./_util/helpers.ts";
 import { type Msg, RawSession } from "./_util/ws.ts";
+import { HINTS, probeBindMount, probeChattr, requireCapability } from "./_util/capability.ts";
 
 /** Reads a `ccx serve` banner from its stdout and returns the WebSocket URL. */
 async function bannerUrl(stdout: ReadableStream<Uint8Array>): Promise<string> {
@@ -343,61 +344,113 @@ Deno.test("a server starting on a root removes what a dead server was due to rem
   Deno.removeSync(state, { recursive: true });
 });
 
+// A server killed with SIGKILL whose parent has not reaped it yet is a zombie: its /proc entry
+// stays, but it is gone, and its workspaces must be swept like any dead server's (issue 17: the
+// crash journal had the same flaw).
+
+/** The state letter of a process (`R`, `S`, `Z`, …), from /proc/PID/stat; "" once it is gone. */
+function procState(pid: number): string {
+  try {
+    return Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1][0];
+  } catch {
+    return "";
+  }
+}
+
+Deno.test("a killed server that is still a zombie has its workspaces swept by the next start", async () => {
+  const root = tempRoot();
+  const state = tempRoot();
+  const tag = newTag();
+  // The server's parent becomes `sleep` (the shell execs it), which never reaps it: once
+  // killed, the server stays a zombie as long as this parent lives.
+  const parent = new Deno.Command("/bin/sh", {
+    args: [
+      "-c",
+      `"$0" run -A "$1" serve --port 0 --quiet --workspace-root "$2" & exec sleep 1000.${tag}`,
+      Deno.execPath(),
+      join(ROOT, "main.ts"),
+      root,
+    ],
+    env: { CCX_STATE_DIR: state },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "null",
+  }).spawn();
+  try {
+    const url = await bannerUrl(parent.stdout);
+    const server = pidsMatching(join(ROOT, "main.ts")).find((p) =>
+      Deno.readTextFileSync(`/proc/${p}/stat`).split(") ")[1].split(" ")[1] === String(parent.pid)
+    );
+    assert.ok(server, "the server under the shell");
+    const s = await RawSession.open(url);
+    const r = await s.call(1, "execute", {
+      job_id: "j",
+      command: `sleep 1001.${tag}`,
+      workspace: { keep: "never" },
+    });
+    assert.equal(r.error, undefined, JSON.stringify(r.error));
+    const started = await s.next((m) => m.method === "process.started");
+    const dir = String(started.params?.workspace).replace(/\/work$/, "");
+    assert.ok(existsSync(join(dir, "owner.json")), "the workspace names its server");
+    Deno.kill(server, "SIGKILL");
+    await waitFor(() => procState(server) === "Z", "the killed server to be a zombie");
+    await s.closed;
+    const next = new WorkspaceManager({ root });
+    await next.ready;
+    assert.equal(procState(server), "Z", "its server was still a zombie when it was judged");
+    assert.equal(next.swept, 1, "the zombie's workspace is swept");
+    assert.ok(!existsSync(dir), `${dir} removed`);
+  } finally {
+    parent.kill("SIGKILL");
+    await parent.status;
+    for (const pid of pidsMatching(tag)) Deno.kill(pid, "SIGKILL");
+    Deno.removeSync(root, { recursive: true });
+    Deno.removeSync(state, { recursive: true });
+  }
+});
+
+Deno.test("a workspace whose server's pid now belongs to another process is swept", async () => {
+  const root = tempRoot();
+  const dir = join(root, "20260101T000000-reused-0123abcd");
+  Deno.mkdirSync(join(dir, "work"), { recursive: true });
+  // Pid 1 is alive, but it did not start at tick 1: the server that wrote this is gone.
+  Deno.writeTextFileSync(
+    join(dir, "owner.json"),
+    JSON.stringify({ pid: 1, start: 1, keep: "never", remove: true }),
+  );
+  // An older server's file has no start time: then any live process with the pid counts.
+  const older = join(root, "20260101T000000-older-0123abcd");
+  Deno.mkdirSync(join(older, "work"), { recursive: true });
+  Deno.writeTextFileSync(
+    join(older, "owner.json"),
+    JSON.stringify({ pid: 1, keep: "never", remove: true }),
+  );
+  const spaces = new WorkspaceManager({ root });
+  await spaces.ready;
+  assert.equal(spaces.swept, 1);
+  assert.ok(!existsSync(dir), "the reused pid's workspace is removed");
+  assert.ok(existsSync(older), "a live pid without a start time is taken at its word");
+  Deno.removeSync(root, { recursive: true });
+});
+
 // ---------------------------------------------------------------------------------------------
 // What a job leaves that cannot be removed (issue 17, point 1). As root, permissions do not stop
 // a removal; what does: an immutable file (chattr +i), a mount point inside the workspace, and,
 // for a server without CAP_DAC_OVERRIDE (any non-root user), a read-only directory with files
 // in it: Go's module cache.
 
-/** Whether this machine can make a file immutable (root, and a file system that supports it). */
-function canChattr(): boolean {
-  const d = Deno.makeTempDirSync();
-  try {
-    Deno.writeTextFileSync(`${d}/f`, "");
-    const on = new Deno.Command("chattr", { args: ["+i", `${d}/f`], stderr: "null" }).outputSync();
-    if (!on.success) return false;
-    new Deno.Command("chattr", { args: ["-i", `${d}/f`] }).outputSync();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    Deno.removeSync(d, { recursive: true });
-  }
+/** `setpriv` starts a process without CAP_DAC_OVERRIDE (permissions then bind root). */
+function probeDropDac(): true | string {
+  const out = new Deno.Command("setpriv", {
+    args: ["--bounding-set=-dac_override,-dac_read_search", "true"],
+    stderr: "piped",
+  }).outputSync();
+  return out.success || `setpriv --bounding-set: ${new TextDecoder().decode(out.stderr).trim()}`;
 }
 
-/** Whether this process may bind-mount (root in its own mount namespace's owner). */
-function canBindMount(): boolean {
-  const d = Deno.makeTempDirSync();
-  try {
-    Deno.mkdirSync(`${d}/a`);
-    Deno.mkdirSync(`${d}/b`);
-    const m = new Deno.Command("mount", { args: ["--bind", `${d}/a`, `${d}/b`], stderr: "null" })
-      .outputSync();
-    if (!m.success) return false;
-    new Deno.Command("umount", { args: [`${d}/b`] }).outputSync();
-    return true;
-  } catch {
-    return false;
-  } finally {
-    Deno.removeSync(d, { recursive: true });
-  }
-}
-
-/** Whether `setpriv` can start a process without CAP_DAC_OVERRIDE (permissions then bind root). */
-function canDropDac(): boolean {
-  try {
-    return new Deno.Command("setpriv", {
-      args: ["--bounding-set=-dac_override,-dac_read_search", "true"],
-      stderr: "null",
-    }).outputSync().success;
-  } catch {
-    return false;
-  }
-}
-
-const CHATTR = canChattr();
-const MOUNT = canBindMount();
-const NO_DAC = canDropDac();
+const CHATTR = requireCapability("chattr", probeChattr, HINTS.chattr);
+const MOUNT = requireCapability("mount", probeBindMount, HINTS.mount);
+const NO_DAC = requireCapability("setpriv", probeDropDac, HINTS.setpriv);
 
 /** Clears the immutable flag of every file below `dir` (test clean-up). */
 function unfreeze(dir: string): void {
@@ -416,8 +469,9 @@ function movedAside(root: string): string[] {
 Deno.test({
   name: "a read-only directory a job leaves (Go's module cache) is made writable and removed " +
     "when its client leaves; the server lives on",
-  ignore: !NO_DAC,
+  ignore: NO_DAC.ignore,
   async fn() {
+    NO_DAC.need();
     const root = tempRoot();
     // A server bound by permissions, as any non-root user is.
     const child = new Deno.Command("setpriv", {
@@ -471,8 +525,9 @@ Deno.test({
 Deno.test({
   name: "an immutable file in a workspace: moved to .unremovable and logged once, never thrown, " +
     "under --workspace-max-mb as at a client's leaving",
-  ignore: !CHATTR,
+  ignore: CHATTR.ignore,
   async fn() {
+    CHATTR.need();
     const root = tempRoot();
     const logs: string[] = [];
     try {
@@ -514,8 +569,9 @@ Deno.test({
 
 Deno.test({
   name: "ccx serve --workspace-max-mb starts over an old workspace it cannot remove",
-  ignore: !CHATTR,
+  ignore: CHATTR.ignore,
   async fn() {
+    CHATTR.need();
     const root = tempRoot();
     // What an earlier server kept: a workspace with an immutable file, over a bound of 0 MiB.
     const old = join(root, "20260101T000000-old-0123abcd");
@@ -546,8 +602,9 @@ Deno.test({
 Deno.test({
   name: "a mount inside a workspace is not descended into: the mounted files survive, the " +
     "workspace is moved aside",
-  ignore: !MOUNT,
+  ignore: MOUNT.ignore,
   async fn() {
+    MOUNT.need();
     const root = tempRoot();
     const outside = tempRoot();
     Deno.writeTextFileSync(join(outside, "precious.txt"), "keep me");
@@ -693,7 +750,6 @@ Deno.test("a 100,000-file workspace: pings are answered while it is walked; file
   const server = await serveProcess(["--port", "0", "--workspace-root", root], undefined, {
     bare: true,
   });
-  const lines = server.child.stderr.pipeThrough(new TextDecoderStream()).getReader();
   try {
     const a = await RawSession.open(server.url);
     const b = await RawSession.open(server.url);
@@ -704,12 +760,7 @@ Deno.test("a 100,000-file workspace: pings are answered while it is walked; file
       timeout: 120,
     });
     assert.equal(r.error, undefined, JSON.stringify(r.error));
-    let log = "";
-    while (!/job many completed/.test(log)) {
-      const { value, done } = await lines.read();
-      if (done) throw new Error(`the server ended: ${log}`);
-      log += value;
-    }
+    await server.waitStderr(/job many completed/, 120_000);
     const pong = await b.call("p", "ping");
     assert.equal(pong.result?.pong, true);
     assert.equal(a.forJob("many", "process.completed").length, 0, "answered only after the walk");
@@ -722,7 +773,6 @@ Deno.test("a 100,000-file workspace: pings are answered while it is walked; file
     await a.close();
     await b.close();
   } finally {
-    await lines.cancel().catch(() => {});
     await server.stop();
     Deno.removeSync(root, { recursive: true });
   }

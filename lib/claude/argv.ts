@@ -4,11 +4,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { buildClaudeArgv, chooseTools } from "./argv.ts";
  * const task = "Create hello.txt";
- * buildClaudeArgv({ claude: "claude", prompt: task, tools: chooseTools(task) });
- * // ["claude", "-p", "Create hello.txt", "--output-format", "stream-json", "--verbose",
- * //  "--tools", "Write,Read"]
+ * assert.deepEqual(buildClaudeArgv({ claude: "claude", prompt: task, tools: chooseTools(task) }), [
+ *   "claude", "-p", "Create hello.txt", "--output-format", "stream-json", "--verbose",
+ *   "--tools", "Write,Read",
+ * ]);
  * ```
  *
  * @module
@@ -44,10 +46,11 @@ export interface ClaudeArgvOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { buildClaudeArgv } from "./argv.ts";
- * buildClaudeArgv({ claude: "claude", prompt: "What is 2+2?", tools: "none" });
- * // ["claude", "-p", "What is 2+2?", "--output-format", "stream-json", "--verbose",
- * //  "--tools", ""]
+ * assert.deepEqual(buildClaudeArgv({ claude: "claude", prompt: "What is 2+2?", tools: "none" }), [
+ *   "claude", "-p", "What is 2+2?", "--output-format", "stream-json", "--verbose", "--tools", "",
+ * ]);
  * ```
  */
 export function buildClaudeArgv(opts: ClaudeArgvOptions): string[] {
@@ -76,9 +79,10 @@ export function buildClaudeArgv(opts: ClaudeArgvOptions): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { chooseTools } from "./argv.ts";
- * chooseTools("Create a config.py file with DATABASE_URL"); // ["Write", "Read"]
- * chooseTools("Run the tests and verify they pass"); // ["Bash", "Read"]
+ * assert.deepEqual(chooseTools("Create a config.py file with DATABASE_URL"), ["Write", "Read"]);
+ * assert.deepEqual(chooseTools("Run the tests and verify they pass"), ["Bash", "Read"]);
  * ```
  */
 export function chooseTools(task: string): string[] {
@@ -103,9 +107,11 @@ export function chooseTools(task: string): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ExecInputError } from "./argv.ts";
  * const e = new ExecInputError("instances must be a positive integer");
- * e.name; // "ExecInputError"
+ * assert.equal(e.name, "ExecInputError");
+ * assert.equal(e.message, "instances must be a positive integer");
  * ```
  */
 export class ExecInputError extends Error {
@@ -121,8 +127,9 @@ export class ExecInputError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { claudeNotFound } from "./argv.ts";
- * claudeNotFound("claude").message; // "Claude CLI not found: \"claude\" is not on PATH. …"
+ * assert.match(claudeNotFound("claude").message, /^Claude CLI not found: "claude" is not on PATH\. /);
  * ```
  */
 export function claudeNotFound(claude: string, detail?: string): ExecInputError {

@@ -5,10 +5,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { classifyFailure } from "./classify.ts";
  * import { parseClaudeOutput } from "./stream.ts";
  * const t = parseClaudeOutput('{"type":"result","subtype":"error_max_turns","is_error":false,"num_turns":3}\n');
- * classifyFailure(t, { exitCode: 0, status: "completed" })?.kind; // "max_turns"
+ * assert.equal(classifyFailure(t, { exitCode: 0, status: "completed" })?.kind, "max_turns");
  * ```
  *
  * @module
@@ -65,10 +66,11 @@ export interface FailurePolicy {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FAILURE_POLICIES } from "./classify.ts";
- * FAILURE_POLICIES.auth.retry; // "never"
- * FAILURE_POLICIES.rate_limit.retry; // "backoff"
- * FAILURE_POLICIES.max_turns.retry; // "refine"
+ * assert.equal(FAILURE_POLICIES.auth.retry, "never");
+ * assert.equal(FAILURE_POLICIES.rate_limit.retry, "backoff");
+ * assert.equal(FAILURE_POLICIES.max_turns.retry, "refine");
  * ```
  */
 export const FAILURE_POLICIES: Readonly<Record<ClaudeFailureKind, FailurePolicy>> = {
@@ -165,8 +167,11 @@ export interface ClaudeExit {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { failureOf } from "./classify.ts";
- * failureOf("auth", "Invalid API key").retry; // "never"
+ * const f = failureOf("auth", "Invalid API key");
+ * assert.equal(f.retry, "never");
+ * assert.equal(f.message, "Invalid API key");
  * ```
  */
 export function failureOf(
@@ -268,8 +273,9 @@ function fromLimit(limit: ClaudeLimit, status?: number): ClaudeFailure {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { retryFailure } from "./classify.ts";
- * retryFailure({ attempt: 1, errorStatus: 401, error: "authentication_failed" })?.kind; // "auth"
+ * assert.equal(retryFailure({ attempt: 1, errorStatus: 401, error: "authentication_failed" })?.kind, "auth");
  * ```
  */
 export function retryFailure(r: ClaudeApiRetry): ClaudeFailure {
@@ -297,6 +303,7 @@ export function retryFailure(r: ClaudeApiRetry): ClaudeFailure {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { classifyFailure } from "./classify.ts";
  * import { parseClaudeOutput } from "./stream.ts";
  * const t = parseClaudeOutput(
@@ -304,8 +311,8 @@ export function retryFailure(r: ClaudeApiRetry): ClaudeFailure {
  *     '"result":"API Error: Request rejected (429) · slow down"}',
  * );
  * const f = classifyFailure(t, { exitCode: 1, status: "failed" });
- * f?.kind; // "rate_limit"
- * f?.retry; // "backoff"
+ * assert.equal(f?.kind, "rate_limit");
+ * assert.equal(f?.retry, "backoff");
  * ```
  */
 export function classifyFailure(t: ClaudeTranscript, exit: ClaudeExit): ClaudeFailure | undefined {

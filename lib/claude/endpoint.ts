@@ -10,11 +10,16 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { apiEndpoint, checkApiEndpoint } from "./endpoint.ts";
- * apiEndpoint({ ANTHROPIC_BASE_URL: "http://127.0.0.1:8088" });
- * // { url: "http://127.0.0.1:8088", host: "127.0.0.1", port: 8088, source: "ANTHROPIC_BASE_URL=http://127.0.0.1:8088" }
+ * assert.deepEqual(apiEndpoint({ ANTHROPIC_BASE_URL: "http://127.0.0.1:8088" }), {
+ *   url: "http://127.0.0.1:8088",
+ *   host: "127.0.0.1",
+ *   port: 8088,
+ *   source: "ANTHROPIC_BASE_URL=http://127.0.0.1:8088",
+ * });
  * const problem = await checkApiEndpoint({ ANTHROPIC_BASE_URL: "http://127.0.0.1:1" });
- * // "the Claude API endpoint 127.0.0.1:1 (ANTHROPIC_BASE_URL=http://127.0.0.1:1) refused the connection …"
+ * assert.match(problem!, /^the Claude API endpoint 127\.0\.0\.1:1 \(ANTHROPIC_BASE_URL=http:\/\/127\.0\.0\.1:1\)/);
  * ```
  * @module
  */
@@ -64,9 +69,10 @@ function portOf(u: URL): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { apiEndpoint } from "./endpoint.ts";
- * apiEndpoint({}).host; // "api.anthropic.com"
- * apiEndpoint({ HTTPS_PROXY: "http://proxy.lan:3128" }).port; // 3128
+ * assert.equal(apiEndpoint({}).host, "api.anthropic.com");
+ * assert.equal(apiEndpoint({ HTTPS_PROXY: "http://proxy.lan:3128" }).port, 3128); // the proxy is what is reached
  * ```
  */
 export function apiEndpoint(env: Record<string, string | undefined>): ApiEndpoint {
@@ -115,8 +121,12 @@ export function apiEndpoint(env: Record<string, string | undefined>): ApiEndpoin
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tcpConnects } from "./endpoint.ts";
- * await tcpConnects("127.0.0.1", 1, 1000); // "connection refused"
+ * assert.equal(await tcpConnects("127.0.0.1", 1, 1000), "connection refused");
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * assert.equal(await tcpConnects("127.0.0.1", (listener.addr as Deno.NetAddr).port, 1000), undefined);
+ * listener.close();
  * ```
  */
 export async function tcpConnects(
@@ -152,8 +162,12 @@ export async function tcpConnects(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { MockApiServer } from "./mock_api/server.ts";
  * import { checkApiEndpoint } from "./endpoint.ts";
- * await checkApiEndpoint({ ANTHROPIC_BASE_URL: "http://127.0.0.1:8088" }); // undefined when the mock runs
+ * const api = MockApiServer.start({ port: 0 }); // `ccx mock-api`
+ * assert.equal(await checkApiEndpoint({ ANTHROPIC_BASE_URL: api.url }), undefined); // something answers
+ * await api.shutdown();
  * ```
  */
 export async function checkApiEndpoint(

@@ -6,13 +6,20 @@
  *
  * @example
  * ```ts
- * import { estimateTimeout, openHistory, systemLoad, taskClass } from "./history.ts";
+ * import assert from "node:assert/strict";
+ * import { estimateTimeout, openHistory, taskClass } from "./history.ts";
+ * const dir = Deno.makeTempDirSync();
+ * const store = await openHistory({ path: `${dir}/history.sqlite` });
  * const cls = taskClass("What is the 10th Fibonacci number?");
- * const store = await openHistory({});
- * await store.record({ ...cls, durationS: 19.1, outcome: "success", at: Date.now() });
- * const est = estimateTimeout(await store.runs(cls.key), { load: systemLoad() });
- * console.log(est.timeoutS, est.source, est.basis);
+ * for (const durationS of [10, 20, 30]) {
+ *   await store.record({ ...cls, durationS, outcome: "success", at: Date.now() });
+ * }
+ * // `ccx exec --timeout auto` also passes { load: systemLoad() }, which scales the estimate.
+ * const est = estimateTimeout(await store.runs(cls.key), { minS: 1 });
+ * assert.equal(est.timeoutS, 56); // p90 of the successes (28 s) × safety 2
+ * assert.equal(est.source, "history");
  * await store.close();
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  * @module
  */
@@ -35,9 +42,10 @@ import { connectRedis, redactUrl } from "../common/redis.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { type Complexity, DEFAULT_TIMEOUT_S } from "./history.ts";
  * const c: Complexity = "medium";
- * console.log(DEFAULT_TIMEOUT_S[c]); // 180
+ * assert.equal(DEFAULT_TIMEOUT_S[c], 180);
  * ```
  */
 export type Complexity = "simple" | "medium" | "complex";
@@ -47,9 +55,11 @@ export type Complexity = "simple" | "medium" | "complex";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { type TaskClass, taskClass } from "./history.ts";
  * const cls: TaskClass = taskClass("What is a Python function to reverse a string?");
- * console.log(cls.key); // "medium:python function reverse string"
+ * assert.equal(cls.key, "medium:python function reverse string");
+ * assert.equal(cls.complexity, "medium");
  * ```
  */
 export interface TaskClass {
@@ -66,8 +76,11 @@ export interface TaskClass {
  *
  * @example
  * ```ts
- * import { CLASS_WORDS } from "./history.ts";
- * console.log(CLASS_WORDS); // 12
+ * import assert from "node:assert/strict";
+ * import { CLASS_WORDS, taskClass } from "./history.ts";
+ * assert.equal(CLASS_WORDS, 12);
+ * const words = Array.from({ length: 20 }, (_, i) => `word${String.fromCharCode(97 + i)}`).join(" ");
+ * assert.equal(taskClass(words).key.split(":")[1].split(" ").length, CLASS_WORDS);
  * ```
  */
 export const CLASS_WORDS = 12;
@@ -134,10 +147,12 @@ function stripMarkers(prompt: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { taskClass } from "./history.ts";
  * const a = taskClass("[marker:LOCAL_1] What is 2+2?");
  * const b = taskClass("What is 17 + 25?");
- * console.log(a.key === b.key, a.key); // true "simple:<n>"
+ * assert.equal(a.key, "simple:<n>");
+ * assert.equal(b.key, a.key);
  * ```
  */
 export function taskClass(prompt: string): TaskClass {
@@ -181,8 +196,11 @@ export function taskClass(prompt: string): TaskClass {
  *
  * @example
  * ```ts
- * import type { Outcome } from "./history.ts";
+ * import assert from "node:assert/strict";
+ * import { estimateTimeout, type Outcome, taskClass } from "./history.ts";
  * const o: Outcome = "timeout";
+ * const run = { ...taskClass("What is 2+2?"), durationS: 120, outcome: o, at: 0 };
+ * assert.equal(estimateTimeout([run, run, run]).source, "default"); // only successes count
  * ```
  */
 export type Outcome = "success" | "failure" | "timeout" | "error";
@@ -192,8 +210,10 @@ export type Outcome = "success" | "failure" | "timeout" | "error";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { type RunRecord, taskClass } from "./history.ts";
  * const r: RunRecord = { ...taskClass("What is 2+2?"), durationS: 8, outcome: "success", at: Date.now() };
+ * assert.equal(r.key, "simple:<n>");
  * ```
  */
 export interface RunRecord {
@@ -218,9 +238,11 @@ export interface RunRecord {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { type ClassSummary, summarize } from "./history.ts";
  * const s: ClassSummary = summarize("simple:x", []);
- * console.log(s.count, s.estimateS); // 0 120
+ * assert.equal(s.count, 0);
+ * assert.equal(s.estimateS, 120);
  * ```
  */
 export interface ClassSummary {
@@ -247,9 +269,10 @@ export interface ClassSummary {
  *
  * @example
  * ```ts
- * import { type SystemLoad, loadFactor } from "./history.ts";
+ * import assert from "node:assert/strict";
+ * import { loadFactor, type SystemLoad } from "./history.ts";
  * const load: SystemLoad = { load1: 12, cores: 4 };
- * console.log(loadFactor(load)); // 3
+ * assert.equal(loadFactor(load), 3);
  * ```
  */
 export interface SystemLoad {
@@ -264,9 +287,10 @@ export interface SystemLoad {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { type EstimateOptions, estimateTimeout } from "./history.ts";
  * const opts: EstimateOptions = { percentile: 0.95, safety: 1.5, minS: 60 };
- * console.log(estimateTimeout([], opts).timeoutS); // 120
+ * assert.equal(estimateTimeout([], opts).timeoutS, 120); // too few runs: the default
  * ```
  */
 export interface EstimateOptions {
@@ -291,9 +315,14 @@ export interface EstimateOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { type Estimate, estimateTimeout } from "./history.ts";
  * const e: Estimate = estimateTimeout([]);
- * console.log(e); // { timeoutS: 120, source: "default", basis: "0 of 3 successes needed; default 120s = 120s" }
+ * assert.deepEqual(e, {
+ *   timeoutS: 120,
+ *   source: "default",
+ *   basis: "0 of 3 successes needed; default 120s = 120s",
+ * });
  * ```
  */
 export interface Estimate {
@@ -311,8 +340,9 @@ export interface Estimate {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DEFAULT_TIMEOUT_S } from "./history.ts";
- * console.log(DEFAULT_TIMEOUT_S.complex); // 240
+ * assert.deepEqual(DEFAULT_TIMEOUT_S, { simple: 120, medium: 180, complex: 240 });
  * ```
  */
 export const DEFAULT_TIMEOUT_S: Readonly<Record<Complexity, number>> = Object.freeze({
@@ -327,8 +357,10 @@ export const DEFAULT_TIMEOUT_S: Readonly<Record<Complexity, number>> = Object.fr
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { percentile } from "./history.ts";
- * console.log(percentile([10, 20, 30, 40], 0.5)); // 25
+ * assert.equal(percentile([10, 20, 30, 40], 0.5), 25);
+ * assert.equal(percentile([], 0.5), undefined);
  * ```
  */
 export function percentile(values: readonly number[], p: number): number | undefined {
@@ -349,8 +381,10 @@ export function percentile(values: readonly number[], p: number): number | undef
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadFactor } from "./history.ts";
- * console.log(loadFactor({ load1: 16, cores: 8 })); // 2
+ * assert.equal(loadFactor({ load1: 16, cores: 8 }), 2);
+ * assert.equal(loadFactor({ load1: 0.5, cores: 8 }), 1); // never below 1
  * ```
  */
 export function loadFactor(load: SystemLoad): number {
@@ -365,8 +399,11 @@ export function loadFactor(load: SystemLoad): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadFactor, systemLoad } from "./history.ts";
- * console.log(loadFactor(systemLoad()));
+ * const load = systemLoad(); // e.g. { load1: 3.2, cores: 2 }
+ * assert.ok(load.cores >= 1);
+ * assert.ok(loadFactor(load) >= 1);
  * ```
  */
 export function systemLoad(): SystemLoad {
@@ -385,12 +422,14 @@ export function systemLoad(): SystemLoad {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { estimateTimeout, type RunRecord } from "./history.ts";
  * const run = (durationS: number): RunRecord => ({
  *   key: "simple:x", label: "x", complexity: "simple", durationS, outcome: "success", at: 0,
  * });
  * const est = estimateTimeout([run(10), run(20), run(30)], { minS: 1 });
- * console.log(est.timeoutS, est.source); // 56 "history"  (p90 = 28 s × 2)
+ * assert.equal(est.timeoutS, 56); // p90 = 28 s × 2
+ * assert.equal(est.source, "history");
  * ```
  */
 export function estimateTimeout(runs: readonly RunRecord[], opts: EstimateOptions = {}): Estimate {
@@ -443,8 +482,9 @@ export function estimateTimeout(runs: readonly RunRecord[], opts: EstimateOption
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { summarize } from "./history.ts";
- * console.log(summarize("simple:x", []).estimateS); // 120
+ * assert.equal(summarize("simple:x", []).estimateS, 120);
  * ```
  */
 export function summarize(
@@ -486,10 +526,15 @@ function complexityOfKey(key: string): Complexity {
  *
  * @example
  * ```ts
- * import { type HistoryStore, openHistory } from "./history.ts";
- * const store: HistoryStore = await openHistory({});
- * console.log(await store.runs("simple:<n>", 10));
+ * import assert from "node:assert/strict";
+ * import { type HistoryStore, openHistory, taskClass } from "./history.ts";
+ * const dir = Deno.makeTempDirSync();
+ * const store: HistoryStore = await openHistory({ path: `${dir}/history.sqlite` });
+ * await store.record({ ...taskClass("What is 2+2?"), durationS: 8, outcome: "success", at: 1 });
+ * const runs = await store.runs("simple:<n>", 10);
+ * assert.deepEqual(runs.map((r) => [r.durationS, r.outcome]), [[8, "success"]]);
  * await store.close();
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export interface HistoryStore {
@@ -510,8 +555,9 @@ export interface HistoryStore {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MAX_RUNS_PER_CLASS } from "./history.ts";
- * console.log(MAX_RUNS_PER_CLASS); // 200
+ * assert.equal(MAX_RUNS_PER_CLASS, 200);
  * ```
  */
 export const MAX_RUNS_PER_CLASS = 200;
@@ -545,8 +591,9 @@ function sortSummaries(list: ClassSummary[]): ClassSummary[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultHistoryPath } from "./history.ts";
- * console.log(defaultHistoryPath({ CCX_STATE_DIR: "/tmp/ccx" })); // /tmp/ccx/history.sqlite
+ * assert.equal(defaultHistoryPath({ CCX_STATE_DIR: "/tmp/ccx" }), "/tmp/ccx/history.sqlite");
  * ```
  */
 export function defaultHistoryPath(
@@ -560,9 +607,17 @@ export function defaultHistoryPath(
  *
  * @example
  * ```ts
- * import { SqliteHistory, type SqliteHistoryOptions } from "./history.ts";
- * const opts: SqliteHistoryOptions = { path: "/tmp/h.sqlite", maxRunsPerClass: 50 };
- * await new SqliteHistory(opts).close();
+ * import assert from "node:assert/strict";
+ * import { SqliteHistory, type SqliteHistoryOptions, taskClass } from "./history.ts";
+ * const dir = Deno.makeTempDirSync();
+ * const opts: SqliteHistoryOptions = { path: `${dir}/h.sqlite`, maxRunsPerClass: 2 };
+ * const store = new SqliteHistory(opts);
+ * for (const at of [1, 2, 3]) {
+ *   await store.record({ ...taskClass("What is 2+2?"), durationS: at, outcome: "success", at });
+ * }
+ * assert.equal((await store.runs("simple:<n>")).length, 2); // the oldest run was dropped
+ * await store.close();
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export interface SqliteHistoryOptions {
@@ -578,10 +633,15 @@ export interface SqliteHistoryOptions {
  *
  * @example
  * ```ts
- * import { SqliteHistory } from "./history.ts";
- * const store = new SqliteHistory({ path: "/tmp/ccx-history.sqlite" });
- * console.log(await store.classes());
+ * import assert from "node:assert/strict";
+ * import { SqliteHistory, taskClass } from "./history.ts";
+ * const dir = Deno.makeTempDirSync();
+ * const store = new SqliteHistory({ path: `${dir}/history.sqlite` });
+ * await store.record({ ...taskClass("What is 2+2?"), durationS: 8, outcome: "success", at: 1 });
+ * const [cls] = await store.classes();
+ * assert.deepEqual([cls.key, cls.count, cls.successes], ["simple:<n>", 1, 1]);
  * await store.close();
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export class SqliteHistory implements HistoryStore {
@@ -694,9 +754,11 @@ function rowToRecord(row: Record<string, unknown>): RunRecord {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { RedisHistory, type RedisHistoryOptions } from "./history.ts";
- * const opts: RedisHistoryOptions = { url: "redis://127.0.0.1:6379/0", prefix: "lab1" };
- * await (await RedisHistory.connect(opts)).close();
+ * const opts: RedisHistoryOptions = { url: "redis://127.0.0.1:1/0", prefix: "lab1", connectTimeoutMs: 500 };
+ * // Nothing listens on port 1: connect fails with an error naming the URL.
+ * await assert.rejects(RedisHistory.connect(opts), /redis:\/\/127\.0\.0\.1:1\/0/);
  * ```
  */
 export interface RedisHistoryOptions {
@@ -717,10 +779,15 @@ export interface RedisHistoryOptions {
  *
  * @example
  * ```ts
- * import { RedisHistory } from "./history.ts";
- * const store = await RedisHistory.connect({ url: "redis://127.0.0.1:6379" });
- * console.log(await store.classes());
- * await store.close();
+ * import assert from "node:assert/strict";
+ * import { RedisHistory, taskClass } from "./history.ts";
+ * // Needs a Redis server on 127.0.0.1:6379, so the doc tests only type-check it.
+ * Deno.test({ name: "RedisHistory (needs a Redis server)", ignore: true }, async () => {
+ *   const store = await RedisHistory.connect({ url: "redis://127.0.0.1:6379", prefix: "demo" });
+ *   await store.record({ ...taskClass("What is 2+2?"), durationS: 8, outcome: "success", at: 1 });
+ *   assert.equal((await store.classes())[0].key, "simple:<n>");
+ *   await store.close();
+ * });
  * ```
  */
 export class RedisHistory implements HistoryStore {
@@ -824,9 +891,14 @@ function parseRecord(text: string): RunRecord | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openHistory, type OpenHistoryOptions } from "./history.ts";
- * const opts: OpenHistoryOptions = { env: { CCX_STATE_DIR: "/tmp/ccx" } };
- * await (await openHistory(opts)).close();
+ * const dir = Deno.makeTempDirSync();
+ * const opts: OpenHistoryOptions = { env: { CCX_STATE_DIR: dir } }; // no REDIS_URL: a SQLite file
+ * const store = await openHistory(opts);
+ * assert.equal(store.location, `${dir}/history.sqlite`);
+ * await store.close();
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export interface OpenHistoryOptions {
@@ -847,10 +919,13 @@ export interface OpenHistoryOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openHistory } from "./history.ts";
- * const store = await openHistory({ path: "/tmp/ccx-history.sqlite" });
- * console.log(store.location);
+ * const dir = Deno.makeTempDirSync();
+ * const store = await openHistory({ path: `${dir}/ccx-history.sqlite` });
+ * assert.equal(store.location, `${dir}/ccx-history.sqlite`);
  * await store.close();
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export async function openHistory(opts: OpenHistoryOptions = {}): Promise<HistoryStore> {
@@ -871,10 +946,15 @@ export async function openHistory(opts: OpenHistoryOptions = {}): Promise<Histor
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { estimateForPrompt, openHistory } from "./history.ts";
- * const store = await openHistory({});
- * console.log(await estimateForPrompt(store, "What is 2+2?"));
+ * const dir = Deno.makeTempDirSync();
+ * const store = await openHistory({ path: `${dir}/history.sqlite` });
+ * const est = await estimateForPrompt(store, "What is 2+2?", { load: { load1: 0, cores: 1 } });
+ * assert.equal(est.taskClass.key, "simple:<n>");
+ * assert.deepEqual([est.timeoutS, est.source], [120, "default"]); // no runs yet: the class default
  * await store.close();
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export async function estimateForPrompt(

@@ -5,8 +5,9 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { detectClaudeLimit } from "./limits.ts";
- * detectClaudeLimit("Claude AI usage limit reached|1751299200")?.kind; // "rate_limit"
+ * assert.equal(detectClaudeLimit("Claude AI usage limit reached|1751299200")?.kind, "rate_limit");
  * ```
  *
  * @module
@@ -58,10 +59,11 @@ function retryAfterOf(text: string): number | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { detectClaudeLimit } from "./limits.ts";
- * detectClaudeLimit('{"result":"Claude AI usage limit reached|1751299200"}')?.resetTimestamp;
- * // 1751299200
- * detectClaudeLimit("Retry with backoff when you hit a rate limit."); // undefined
+ * const limit = detectClaudeLimit('{"result":"Claude AI usage limit reached|1751299200"}');
+ * assert.equal(limit?.resetTimestamp, 1751299200);
+ * assert.equal(detectClaudeLimit("Retry with backoff when you hit a rate limit."), undefined);
  * ```
  */
 export function detectClaudeLimit(text: string): ClaudeLimit | undefined {
@@ -134,10 +136,12 @@ const NO_LIMITS: readonly ClaudeLimit[] = [];
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { detectClaudeLimits } from "./limits.ts";
- * detectClaudeLimits(
+ * const limits = detectClaudeLimits(
  *   "Claude AI usage limit reached|1751299200\nClaude's response exceeded the 32000 output token maximum",
- * ).map((l) => l.kind); // ["rate_limit", "token_limit"]
+ * );
+ * assert.deepEqual(limits.map((l) => l.kind), ["rate_limit", "token_limit"]);
  * ```
  */
 export function detectClaudeLimits(text: string): readonly ClaudeLimit[] {
@@ -160,8 +164,9 @@ export function detectClaudeLimits(text: string): readonly ClaudeLimit[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rateLimitOf } from "./limits.ts";
- * rateLimitOf("HTTP 429, retry-after: 30").retryAfter; // 30
+ * assert.equal(rateLimitOf("HTTP 429, retry-after: 30").retryAfter, 30);
  * ```
  */
 export function rateLimitOf(evidence: string): ClaudeLimit {

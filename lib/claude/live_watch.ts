@@ -5,9 +5,17 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClaudeLiveWatch } from "./live_watch.ts";
- * const watch = new ClaudeLiveWatch({ stallTimeoutS: 600, onFailure: (f) => console.log(f.kind) });
+ * const ended = Promise.withResolvers<string>();
+ * const watch = new ClaudeLiveWatch({
+ *   stallTimeoutS: 0.05,
+ *   startupGraceS: 0,
+ *   onFailure: (f) => ended.resolve(f.kind), // the caller cancels the job here
+ * });
  * watch.output([]); // an output chunk: the stall clock starts over
+ * assert.equal(await ended.promise, "stall"); // then 50 ms of silence
+ * assert.equal(watch.failure?.kind, "stall");
  * watch.stop();
  * ```
  *
@@ -53,13 +61,16 @@ export interface LiveWatchOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClaudeLiveWatch } from "./live_watch.ts";
  * import { ClaudeStreamParser } from "./stream.ts";
  * const parser = new ClaudeStreamParser();
- * const watch = new ClaudeLiveWatch({ onFailure: (f) => console.log(f.kind) });
+ * const kinds: string[] = [];
+ * const watch = new ClaudeLiveWatch({ onFailure: (f) => kinds.push(f.kind) });
  * watch.output(parser.push(
  *   '{"type":"system","subtype":"api_retry","attempt":1,"error_status":401,"error":"authentication_failed"}\n',
- * )); // logs "auth"
+ * ));
+ * assert.deepEqual(kinds, ["auth"]); // at once: a bad key does not heal
  * watch.stop();
  * ```
  */

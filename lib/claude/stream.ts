@@ -10,9 +10,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseClaudeOutput } from "./stream.ts";
  * const t = parseClaudeOutput('{"type":"result","subtype":"success","is_error":false,"result":"4"}\n');
- * console.log(t.result?.text); // "4"
+ * assert.equal(t.result?.text, "4");
  * ```
  *
  * @module
@@ -325,12 +326,13 @@ function parseLine(line: string): ClaudeEvent[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ClaudeStreamParser } from "./stream.ts";
  * const p = new ClaudeStreamParser();
- * p.push('{"type":"assistant","message":{"content":[{"type":"te');
- * p.push('xt","text":"2 + 2 = 4"}]}}\n');
+ * assert.deepEqual(p.push('{"type":"assistant","message":{"content":[{"type":"te'), []); // no full line yet
+ * assert.equal(p.push('xt","text":"2 + 2 = 4"}]}}\n').length, 1);
  * p.end();
- * console.log(p.transcript().text); // "2 + 2 = 4"
+ * assert.equal(p.transcript().text, "2 + 2 = 4");
  * ```
  */
 export class ClaudeStreamParser {
@@ -441,9 +443,11 @@ export class ClaudeStreamParser {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseClaudeOutput } from "./stream.ts";
  * const t = parseClaudeOutput('{"type":"system","subtype":"init","tools":["Write"]}\nnot json\n');
- * console.log(t.init?.tools, t.nonJsonLines); // ["Write"] ["not json"]
+ * assert.deepEqual(t.init?.tools, ["Write"]);
+ * assert.deepEqual(t.nonJsonLines, ["not json"]);
  * ```
  */
 export function parseClaudeOutput(text: string): ClaudeTranscript {
@@ -465,9 +469,10 @@ function isStreamRecord(v: unknown): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { looksLikeStreamJson } from "./stream.ts";
- * looksLikeStreamJson('{"type":"system","subtype":"init"}\n'); // true
- * looksLikeStreamJson("2 + 2 = 4\n"); // false
+ * assert.equal(looksLikeStreamJson('{"type":"system","subtype":"init"}\n'), true);
+ * assert.equal(looksLikeStreamJson("2 + 2 = 4\n"), false);
  * ```
  */
 export function looksLikeStreamJson(text: string): boolean {
@@ -507,10 +512,11 @@ export function looksLikeStreamJson(text: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { modelText } from "./stream.ts";
- * modelText('{"type":"result","subtype":"success","is_error":false,"duration_ms":4444,"result":"Paris"}');
- * // "Paris"
- * modelText("plain output\n"); // "plain output\n"
+ * const out = '{"type":"result","subtype":"success","is_error":false,"duration_ms":4444,"result":"Paris"}';
+ * assert.equal(modelText(out), "Paris"); // not the envelope, where "4" would match the duration
+ * assert.equal(modelText("plain output\n"), "plain output\n");
  * ```
  */
 export function modelText(output: string): string {

@@ -4,13 +4,21 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxServer } from "../serve/server.ts";
  * import { CcxClient } from "./client.ts";
- * const client = await CcxClient.connect("ws://127.0.0.1:8004/ws");
+ * const server = CcxServer.start({ port: 0, log: () => {} }); // or a `ccx serve` elsewhere
+ * const client = await CcxClient.connect(server.url); // ws://127.0.0.1:PORT/ws
+ * const output: string[] = [];
  * const job = await client.execute({ argv: ["echo", "hi"] }, {
- *   onOutput: (type, data) => console.log(type, data),
+ *   onOutput: (type, data) => output.push(`${type}: ${data}`),
  * });
- * const end = await job.done; // { status: "completed", exitCode: 0, ... }
+ * const end = await job.done;
+ * assert.equal(end.status, "completed");
+ * assert.equal(end.exitCode, 0);
+ * assert.deepEqual(output, ["stdout: hi\n"]);
  * await client.close();
+ * await server.shutdown();
  * ```
  * @module
  */
@@ -204,10 +212,15 @@ export interface ConnectOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxServer } from "../serve/server.ts";
  * import { CcxClient } from "./client.ts";
- * const c = await CcxClient.connect("ws://127.0.0.1:8004/ws", { token: Deno.env.get("CCX_TOKEN") });
- * console.log(await c.request("ping"));
+ * const server = CcxServer.start({ port: 0, token: "s3cret", log: () => {} });
+ * await assert.rejects(CcxClient.connect(server.url)); // no token: refused
+ * const c = await CcxClient.connect(server.url, { token: "s3cret" });
+ * assert.equal((await c.request("ping") as { pong: boolean }).pong, true);
  * await c.close();
+ * await server.shutdown();
  * ```
  */
 export class CcxClient {
@@ -228,6 +241,10 @@ export class CcxClient {
   #nextId = 1;
   #closed: Promise<void>;
   #isClosed = false;
+  /** Jobs the server has started on this connection (execute answered). */
+  #started = 0;
+  /** Waiters of {@linkcode endedByShutdown}, woken when jobs start or end, or on close. */
+  readonly #changed = new Set<() => void>();
 
   private constructor(ws: WebSocket) {
     this.#ws = ws;
@@ -245,6 +262,7 @@ export class CcxClient {
         for (const j of this.#jobs.values()) j.settle(err);
         this.#jobs.clear();
         resolve();
+        this.#poke();
       });
     });
     ws.addEventListener("message", (ev) => this.#onMessage(ev.data));
@@ -309,6 +327,11 @@ export class CcxClient {
     return this.#isClosed;
   }
 
+  /** Resolves once the connection is closed (by either side, for any reason). */
+  whenClosed(): Promise<void> {
+    return this.#closed;
+  }
+
   /**
    * True once the server has closed the connection because it shut down (close code
    * 1001, going away): it first ended every job and sent each one's completion, unless
@@ -319,19 +342,46 @@ export class CcxClient {
   }
 
   /**
-   * Resolves `true` once the connection is closed, or `false` when it is still
-   * open after `ms` milliseconds. Tells a server that is going away (it ends
-   * its jobs, then closes every connection) from one job killed by a signal.
+   * After a job of this connection ended `killed`: whether the server shut down (and so
+   * ended it), told by the close code. A server that shuts down ends every job, sends each
+   * one's completion, and closes each connection with 1001 once that connection's jobs have
+   * all ended and their output is delivered. So this resolves `true` once the connection
+   * closes with 1001, and `false` once it closes with another code, once it is still open
+   * `settleMs` (default 1 s) after this connection's last job ended, once the server starts
+   * a new job here (a server shutting down starts none), or after `maxMs` (default 10 s, more
+   * than the default grace plus drain of `ccx serve`) in all, while other jobs of this
+   * connection still run.
    */
-  async closedWithin(ms: number): Promise<boolean> {
-    if (this.#isClosed) return true;
-    let timer: ReturnType<typeof setTimeout> | undefined;
-    const late = new Promise<false>((r) => timer = setTimeout(() => r(false), ms));
-    try {
-      return await Promise.race([this.#closed.then(() => true as const), late]);
-    } finally {
-      clearTimeout(timer);
+  async endedByShutdown(opts: { settleMs?: number; maxMs?: number } = {}): Promise<boolean> {
+    const settleMs = opts.settleMs ?? 1000;
+    const deadline = performance.now() + (opts.maxMs ?? 10_000);
+    const started = this.#started;
+    let idleSince: number | undefined;
+    while (!this.#isClosed) {
+      if (this.#started !== started) return false;
+      const now = performance.now();
+      if (this.#jobs.size > 0) idleSince = undefined;
+      else idleSince ??= now;
+      const until = Math.min(deadline, idleSince === undefined ? deadline : idleSince + settleMs);
+      if (now >= until) return false;
+      await new Promise<void>((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          this.#changed.delete(done);
+          resolve();
+        };
+        const timer = setTimeout(done, until - now);
+        this.#changed.add(done);
+      });
     }
+    return this.serverShutDown;
+  }
+
+  /** Wakes {@linkcode endedByShutdown}: a job started or ended, or the connection closed. */
+  #poke(): void {
+    const waiters = [...this.#changed];
+    this.#changed.clear();
+    for (const w of waiters) w();
   }
 
   /** Sends a request and resolves with its result (rejects with {@linkcode ClientError}). */
@@ -365,9 +415,12 @@ export class CcxClient {
       };
       job.pid = r.pid;
       job.pgid = r.pgid;
+      this.#started++;
     } catch (e) {
       this.#jobs.delete(jobId);
       throw e;
+    } finally {
+      this.#poke();
     }
     return job;
   }
@@ -425,6 +478,7 @@ export class CcxClient {
         return;
       case "process.completed":
         this.#jobs.delete(job.jobId);
+        this.#poke();
         job.handlers.onEvent?.(method, params);
         job.settle({
           status: params.status as JobStatus,
@@ -479,10 +533,15 @@ export interface CollectedRun extends Completion {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxServer } from "../serve/server.ts";
  * import { CcxClient, runToEnd } from "./client.ts";
- * const c = await CcxClient.connect("ws://127.0.0.1:8004/ws");
- * const r = await runToEnd(c, { command: "echo hi" });
- * console.log(r.stdout, r.status); // "hi\n" "completed"
+ * const server = CcxServer.start({ port: 0, log: () => {} });
+ * const c = await CcxClient.connect(server.url);
+ * const r = await runToEnd(c, { command: "echo hi; echo oops >&2; exit 3" });
+ * assert.deepEqual([r.stdout, r.stderr, r.status, r.exitCode], ["hi\n", "oops\n", "failed", 3]);
+ * await c.close();
+ * await server.shutdown();
  * ```
  */
 export async function runToEnd(
@@ -523,11 +582,19 @@ export async function runToEnd(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxServer } from "../serve/server.ts";
  * import { CcxClient, remoteFiles, runToEnd } from "./client.ts";
- * const c = await CcxClient.connect("ws://127.0.0.1:8004/ws");
- * const r = await runToEnd(c, { command: "echo hi > a.txt", workspace: true });
+ * const workspaceRoot = Deno.makeTempDirSync();
+ * const server = CcxServer.start({ port: 0, log: () => {}, workspaceRoot });
+ * const c = await CcxClient.connect(server.url);
+ * const r = await runToEnd(c, { command: "echo hi > a.txt", workspace: { keep: "always" } });
  * const fa = remoteFiles(c, r.jobId, r.workspace!.path);
- * console.log(await fa.readText(`${r.workspace!.path}/a.txt`)); // "hi\n"
+ * assert.equal(await fa.readText(`${r.workspace!.path}/a.txt`), "hi\n");
+ * assert.equal(await fa.readText("/etc/passwd"), undefined); // outside the workspace: missing
+ * await c.close();
+ * await server.shutdown();
+ * Deno.removeSync(workspaceRoot, { recursive: true });
  * ```
  */
 export function remoteFiles(client: CcxClient, jobId: string, workspace: string): FileAccess {

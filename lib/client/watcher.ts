@@ -5,11 +5,20 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxServer } from "../serve/server.ts";
+ * import { CcxClient } from "./client.ts";
  * import { Watcher } from "./watcher.ts";
- * const w = await Watcher.connect("ws://127.0.0.1:8004/ws", { token: Deno.env.get("CCX_TOKEN") });
+ * const server = CcxServer.start({ port: 0, log: () => {} });
+ * const client = await CcxClient.connect(server.url); // some session runs a job
+ * const job = await client.execute({ command: "sleep 30", label: "nightly" });
+ * const w = await Watcher.connect(server.url, { token: Deno.env.get("CCX_TOKEN") });
  * const { jobs } = await w.snapshot();
- * for (const j of jobs) console.log(j.job_id, j.state, j.label ?? j.command);
+ * assert.deepEqual(jobs.map((j) => [j.job_id, j.state, j.label]), [[job.jobId, "running", "nightly"]]);
  * await w.close();
+ * await job.cancel();
+ * await client.close();
+ * await server.shutdown();
  * ```
  * @module
  */
@@ -51,9 +60,10 @@ export const DEFAULT_OBSERVE_URL = "ws://127.0.0.1:8004/ws";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { observeUrl } from "./watcher.ts";
- * observeUrl("http://127.0.0.1:43117/"); // "ws://127.0.0.1:43117/ws"
- * observeUrl("wss://box:8004/ws"); // "wss://box:8004/ws"
+ * assert.equal(observeUrl("http://127.0.0.1:43117/"), "ws://127.0.0.1:43117/ws"); // the page's address
+ * assert.equal(observeUrl("wss://box:8004/ws"), "wss://box:8004/ws");
  * ```
  */
 export function observeUrl(value: string): string {
@@ -122,11 +132,21 @@ function connectProblem(message: string, url: string, token: string | undefined)
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxServer } from "../serve/server.ts";
+ * import { CcxClient } from "./client.ts";
  * import { findJob, Watcher } from "./watcher.ts";
- * const w = await Watcher.connect("ws://127.0.0.1:8004/ws");
+ * const server = CcxServer.start({ port: 0, log: () => {} });
+ * const client = await CcxClient.connect(server.url);
+ * const running = await client.execute({ command: "sleep 30", job_id: "build-42" });
+ * const w = await Watcher.connect(server.url); // another session: an observer
  * const job = findJob((await w.snapshot()).jobs, "build-42");
- * console.log(await w.cancel(job));
+ * const end = await w.cancel(job);
+ * assert.equal(end?.status, "canceled");
+ * assert.equal((await running.done).status, "canceled");
  * await w.close();
+ * await client.close();
+ * await server.shutdown();
  * ```
  */
 export class Watcher {
@@ -253,7 +273,7 @@ export class Watcher {
 
   /** Rejects once the connection is closed (the server shut down): the end of any wait. */
   #lost(): Promise<never> {
-    const lost = this.#client.closedWithin(2 ** 31 - 1).then((): never => {
+    const lost = this.#client.whenClosed().then((): never => {
       throw new WatcherError("connect", this.#lostMessage());
     });
     lost.catch(() => {});
@@ -287,10 +307,12 @@ export class Watcher {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { findJob, type ObservedJob } from "./watcher.ts";
  * const jobs = [{ session_id: "s1", job_id: "build-42", label: "nightly" }] as ObservedJob[];
- * findJob(jobs, "build").job_id; // "build-42"
- * findJob(jobs, "nightly").job_id; // "build-42"
+ * assert.equal(findJob(jobs, "build").job_id, "build-42"); // a unique prefix
+ * assert.equal(findJob(jobs, "nightly").job_id, "build-42"); // its label
+ * assert.throws(() => findJob(jobs, "deploy"));
  * ```
  */
 export function findJob(jobs: ObservedJob[], spec: string): ObservedJob {
@@ -327,8 +349,9 @@ export function findJob(jobs: ObservedJob[], spec: string): ObservedJob {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { shellLine } from "./watcher.ts";
- * shellLine(["claude", "-p", "What is 2+2?"]); // "claude -p 'What is 2+2?'"
+ * assert.equal(shellLine(["claude", "-p", "What is 2+2?"]), "claude -p 'What is 2+2?'");
  * ```
  */
 export function shellLine(argv: string[]): string {
@@ -341,9 +364,9 @@ export function shellLine(argv: string[]): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { jobTitle, type ObservedJob } from "./watcher.ts";
- * jobTitle({ command: '["echo","hi there"]', argv: ["echo", "hi there"] } as ObservedJob);
- * // "echo 'hi there'"
+ * assert.equal(jobTitle({ command: '["echo","hi there"]', argv: ["echo", "hi there"] } as ObservedJob), "echo 'hi there'");
  * ```
  */
 export function jobTitle(j: Pick<ObservedJob, "label" | "argv" | "command">): string {

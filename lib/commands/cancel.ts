@@ -5,8 +5,18 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxClient } from "../client/client.ts";
+ * import { CcxServer } from "../serve/server.ts";
  * import { cancelCommand } from "./cancel.ts";
- * const code = await cancelCommand({ jobs: ["build-42"] });
+ * const server = CcxServer.start({ port: 0, log: () => {} });
+ * const client = await CcxClient.connect(server.url);
+ * const job = await client.execute({ command: "sleep 30", job_id: "build-42" });
+ * assert.equal(await cancelCommand({ server: server.url, jobs: ["build-42"] }), 0); // prints "canceled build-42 …"
+ * assert.equal((await job.done).status, "canceled");
+ * assert.equal(await cancelCommand({ server: server.url, jobs: ["build-43"] }), 1); // no such job
+ * await client.close();
+ * await server.shutdown();
  * ```
  * @module
  */

@@ -6,11 +6,17 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { execCommand } from "./exec.ts";
- * const code = await execCommand({
- *   task: "Create config.py with DATABASE_URL. Evaluate the response based on: 1) File config.py exists",
- *   criteria: [],
- *   json: false,
+ * // Needs Claude's CLI, logged in, so the doc tests only type-check it.
+ * Deno.test({ name: "execCommand (needs the Claude CLI)", ignore: true }, async () => {
+ *   const code = await execCommand({
+ *     task: "Create config.py with DATABASE_URL. Evaluate the response based on: 1) File config.py exists",
+ *     criteria: [],
+ *     cwd: Deno.makeTempDirSync(),
+ *     json: false,
+ *   });
+ *   assert.equal(code, 0); // every criterion met
  * });
  * ```
  * @module
@@ -32,8 +38,10 @@ import { checkApiEndpoint } from "../claude/endpoint.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ExecCommandOptions } from "./exec.ts";
  * const o: ExecCommandOptions = { task: "What is 2+2?", criteria: ["Contains 4"], json: true };
+ * assert.equal(o.json, true);
  * ```
  */
 export interface ExecCommandOptions {
@@ -97,9 +105,10 @@ const NO_RETRY_RE =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { saysNoRetry } from "./exec.ts";
- * saysNoRetry("What is 2+2? Do not retry.", "What is 2+2?"); // true
- * saysNoRetry("What is 2+2?", "What is 2+2?"); // false
+ * assert.equal(saysNoRetry("What is 2+2? Do not retry.", "What is 2+2?"), true);
+ * assert.equal(saysNoRetry("What is 2+2?", "What is 2+2?"), false);
  * ```
  */
 export function saysNoRetry(request: string, parsedTask: string): boolean {
@@ -113,9 +122,11 @@ export function saysNoRetry(request: string, parsedTask: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseTools } from "./exec.ts";
- * parseTools("Write, Bash"); // ["Write", "Bash"]
- * parseTools("none"); // "none"
+ * assert.deepEqual(parseTools("Write, Bash"), ["Write", "Bash"]);
+ * assert.equal(parseTools("none"), "none");
+ * assert.equal(parseTools(undefined), "auto");
  * ```
  */
 export function parseTools(value: string | undefined): "auto" | "none" | string[] {
@@ -132,8 +143,27 @@ export function parseTools(value: string | undefined): "auto" | "none" | string[
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxServer } from "../serve/server.ts";
  * import { execCommand } from "./exec.ts";
- * const code = await execCommand({ task: "What is 2+2?", criteria: ["Contains 4"], json: true });
+ * // A stand-in for Claude's CLI that answers as the real one does with stream-json output.
+ * const dir = Deno.makeTempDirSync();
+ * const claude = `${dir}/claude`;
+ * const answer = '{"type":"result","subtype":"success","is_error":false,"result":"2 + 2 = 4"}';
+ * Deno.writeTextFileSync(claude, `#!/bin/sh\necho '${answer}'\n`, { mode: 0o755 });
+ * const server = CcxServer.start({ port: 0, log: () => {} }); // or `ccx serve` on a box with Claude
+ * const code = await execCommand({
+ *   task: "What is 2+2? Do not retry.",
+ *   criteria: ["Contains 4"],
+ *   server: server.url,
+ *   claude,
+ *   cwd: dir,
+ *   sandbox: true,
+ *   json: true, // prints the result document on stdout
+ * });
+ * assert.equal(code, 0); // every criterion met
+ * await server.shutdown();
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export async function execCommand(opts: ExecCommandOptions): Promise<number> {

@@ -5,8 +5,17 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { openHistory, taskClass } from "../claude/history.ts";
  * import { historyCommand } from "./history.ts";
- * const code = await historyCommand({ json: false }); // prints a table, returns 0
+ * const path = `${Deno.makeTempDirSync()}/history.sqlite`; // default: the user's state directory
+ * const store = await openHistory({ path });
+ * await store.record({ ...taskClass("What is 2+2?"), durationS: 8, outcome: "success", at: Date.now() });
+ * await store.close();
+ * let table = "";
+ * assert.equal(await historyCommand({ json: false, path, stdout: (t) => table += t }), 0);
+ * assert.match(table, /^COMPLEXITY +RUNS +OK +P50 +P90 +ESTIMATE +CLASS\nsimple +1 +1 +8\.0s +8\.0s /);
+ * Deno.removeSync(path);
  * ```
  * @module
  */
@@ -25,9 +34,14 @@ import { type Command, defineCommand } from "../common/cli.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { historyCommand, type HistoryCommandOptions } from "./history.ts";
- * const opts: HistoryCommandOptions = { json: true, path: "/tmp/h.sqlite" };
- * await historyCommand(opts);
+ * const dir = Deno.makeTempDirSync();
+ * let out = "";
+ * const opts: HistoryCommandOptions = { json: false, path: `${dir}/h.sqlite`, stdout: (t) => out += t };
+ * assert.equal(await historyCommand(opts), 0);
+ * assert.equal(out, `no runs recorded yet in ${dir}/h.sqlite\n`);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export interface HistoryCommandOptions {
@@ -57,11 +71,17 @@ function seconds(s: number | undefined): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatHistoryTable } from "./history.ts";
- * console.log(formatHistoryTable([{
+ * const table = formatHistoryTable([{
  *   key: "simple:<n>", label: "What is 2+2?", complexity: "simple",
  *   count: 4, successes: 3, p50S: 8, p90S: 9.5, estimateS: 30,
- * }]));
+ * }]);
+ * assert.equal(
+ *   table,
+ *   "COMPLEXITY  RUNS  OK   P50   P90  ESTIMATE  CLASS\n" +
+ *     "simple         4   3  8.0s  9.5s       30s  What is 2+2?\n",
+ * );
  * ```
  */
 export function formatHistoryTable(classes: readonly ClassSummary[]): string {
@@ -93,10 +113,18 @@ export function formatHistoryTable(classes: readonly ClassSummary[]): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { historyCommand } from "./history.ts";
+ * const dir = Deno.makeTempDirSync();
  * let out = "";
- * const code = await historyCommand({ json: true, path: "/tmp/h.sqlite", stdout: (t) => out += t });
- * console.log(code, JSON.parse(out));
+ * const code = await historyCommand({ json: true, path: `${dir}/h.sqlite`, stdout: (t) => out += t });
+ * assert.equal(code, 0);
+ * assert.deepEqual(JSON.parse(out), []); // no classes yet
+ * let err = "";
+ * const bad = await historyCommand({ json: true, path: "/proc/nowhere/h.sqlite", stderr: (t) => err += t });
+ * assert.equal(bad, 1);
+ * assert.match(err, /^ccx history: cannot open history file \/proc\/nowhere\/h\.sqlite/);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export async function historyCommand(opts: HistoryCommandOptions): Promise<number> {

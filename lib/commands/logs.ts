@@ -5,8 +5,16 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxClient, runToEnd } from "../client/client.ts";
+ * import { CcxServer } from "../serve/server.ts";
  * import { logsCommand } from "./logs.ts";
- * const code = await logsCommand({ job: "build-42", follow: true });
+ * const server = CcxServer.start({ port: 0, log: () => {} });
+ * const client = await CcxClient.connect(server.url);
+ * await runToEnd(client, { command: "echo built", job_id: "build-42" });
+ * assert.equal(await logsCommand({ server: server.url, job: "build-42", follow: true }), 0); // prints "built"
+ * await client.close();
+ * await server.shutdown();
  * ```
  * @module
  */

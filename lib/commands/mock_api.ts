@@ -6,10 +6,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mockApiCommand } from "./mock_api.ts";
- * // Runs until SIGINT/SIGTERM:
- * // await mockApiCommand({ port: 8088 });
- * console.log(typeof mockApiCommand); // "function"
+ * // Serves until SIGINT/SIGTERM (`ccx mock-api`), so the doc tests only type-check it.
+ * Deno.test({ name: "mockApiCommand (runs until a signal)", ignore: true }, async () => {
+ *   assert.equal(await mockApiCommand({ port: 8088 }), 0);
+ * });
  * ```
  * @module
  */
@@ -24,8 +26,14 @@ import { loadMockScript, MockScriptError } from "../claude/mock_api/script.ts";
  *
  * @example
  * ```ts
- * import type { MockApiCommandOptions } from "./mock_api.ts";
- * const o: MockApiCommandOptions = { port: 0, script: "replies.json" };
+ * import assert from "node:assert/strict";
+ * import { mockApiCommand, type MockApiCommandOptions } from "./mock_api.ts";
+ * const dir = Deno.makeTempDirSync();
+ * Deno.writeTextFileSync(`${dir}/replies.json`, '{"rules": [{"match": "hi"}]}');
+ * const o: MockApiCommandOptions = { port: 0, script: `${dir}/replies.json` };
+ * // A bad script is refused before anything listens: --script names the problem (exit 2).
+ * await assert.rejects(mockApiCommand(o), /^ConfigError: --script .*reply/);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export interface MockApiCommandOptions {
@@ -44,9 +52,15 @@ export interface MockApiCommandOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mockApiCommand } from "./mock_api.ts";
- * // await mockApiCommand({ port: 0, script: "replies.json" });
- * console.log(typeof mockApiCommand); // "function"
+ * // Serves until SIGINT/SIGTERM (`ccx mock-api`), so the doc tests only type-check it.
+ * Deno.test({ name: "mockApiCommand with a script (runs until a signal)", ignore: true }, async () => {
+ *   const dir = Deno.makeTempDirSync();
+ *   const script = `${dir}/replies.json`;
+ *   Deno.writeTextFileSync(script, '{"rules": [{"match": "hi", "reply": {"type": "text", "text": "hello"}}]}');
+ *   assert.equal(await mockApiCommand({ port: 0, script }), 0);
+ * });
  * ```
  */
 export async function mockApiCommand(opts: MockApiCommandOptions): Promise<number> {

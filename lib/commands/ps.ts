@@ -5,8 +5,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxServer } from "../serve/server.ts";
  * import { psCommand } from "./ps.ts";
- * const code = await psCommand({ server: "ws://127.0.0.1:8004/ws", all: true });
+ * const server = CcxServer.start({ port: 0, log: () => {} });
+ * assert.equal(await psCommand({ server: server.url, all: true }), 0); // prints "no jobs" here
+ * await server.shutdown();
+ * assert.equal(await psCommand({ server: server.url }), 3); // nothing answers there now
  * ```
  * @module
  */
@@ -102,8 +107,9 @@ export interface PsOptions extends ObserveOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fmtElapsed } from "./ps.ts";
- * fmtElapsed(245); // "4m05s"
+ * assert.equal(fmtElapsed(245), "4m05s");
  * ```
  */
 export function fmtElapsed(s: number): string {
@@ -118,8 +124,10 @@ export function fmtElapsed(s: number): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fmtBytes } from "./ps.ts";
- * fmtBytes(4200); // "4.1 KiB"
+ * assert.equal(fmtBytes(4200), "4.1 KiB");
+ * assert.equal(fmtBytes(512), "512 B");
  * ```
  */
 export function fmtBytes(n: number): string {
@@ -156,8 +164,13 @@ function metaString(j: ObservedJob, key: string): string | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { groupByRun } from "./ps.ts";
- * groupByRun([]); // []
+ * import type { ObservedJob } from "../client/watcher.ts";
+ * const job = (job_id: string, state: ObservedJob["state"], run_id?: string) =>
+ *   ({ session_id: "s", job_id, state, started_at: 0, meta: run_id ? { run_id, run_total: 2 } : undefined }) as ObservedJob;
+ * const groups = groupByRun([job("a", "done", "r1"), job("b", "running", "r1"), job("c", "running")]);
+ * assert.deepEqual(groups.map((g) => [g.runId, g.done, g.running, g.total]), [["r1", 1, 1, 2], [undefined, 0, 1, undefined]]);
  * ```
  */
 export function groupByRun(jobs: ObservedJob[]): RunGroup[] {
@@ -193,9 +206,12 @@ export function groupByRun(jobs: ObservedJob[]): RunGroup[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runHeader } from "./ps.ts";
- * runHeader({ runId: "r1", suite: "demo", jobs: [], done: 3, running: 2, total: 9 });
- * // "run r1 (demo): 3 of 9 done, 2 running"
+ * assert.equal(
+ *   runHeader({ runId: "r1", suite: "demo", jobs: [], done: 3, running: 2, total: 9 }),
+ *   "run r1 (demo): 3 of 9 done, 2 running",
+ * );
  * ```
  */
 export function runHeader(g: RunGroup): string {
@@ -223,8 +239,12 @@ function shortId(id: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatJobs } from "./ps.ts";
- * formatJobs([], { all: false }); // "no running jobs"
+ * import type { ObservedJob } from "../client/watcher.ts";
+ * assert.equal(formatJobs([]), "no jobs");
+ * const done = { session_id: "s", job_id: "j1", state: "done", started_at: 0 } as ObservedJob;
+ * assert.equal(formatJobs([done]), "no running jobs (ccx ps --all also lists the 1 finished one)");
  * ```
  */
 export function formatJobs(jobs: ObservedJob[], opts: { all?: boolean } = {}): string {

@@ -15,14 +15,27 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { writeReports } from "../stress/report/files.ts";
  * import { reportIndex } from "./report.ts";
- * const code = await reportIndex({ dir: "test_outputs" }); // writes test_outputs/index.html
+ * const dir = Deno.makeTempDirSync(); // `ccx stress` puts its runs in test_outputs/
+ * await writeReports({
+ *   runId: "20260101_120000_ab12cd", suite: "demo", startedAt: new Date(0), durationS: 1, results: [],
+ *   interrupted: false, threshold: 10,
+ * }, { json: `${dir}/20260101_120000_ab12cd/report.json` });
+ * assert.equal(await reportIndex({ dir }), 0);
+ * assert.ok(Deno.statSync(`${dir}/index.html`).isFile);
+ * assert.ok(Deno.statSync(`${dir}/20260101_120000_ab12cd/report.html`).isFile); // written where missing
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { reportDiff } from "./report.ts";
- * const code = await reportDiff({ paths: ["runs/a", "runs/b"], json: false });
+ * // Two runs that cannot be read: bad input, exit 2 (with two real runs: 0, or 1 with
+ * // failOnRegression when a task regressed).
+ * assert.equal(await reportDiff({ paths: ["/nonexistent/a", "/nonexistent/b"], json: false }), 2);
  * ```
  * @module
  */
@@ -75,8 +88,13 @@ async function relocated(report: RunReport, reportDir: string): Promise<RunRepor
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { reportIndex } from "./report.ts";
- * await reportIndex({ dir: "test_outputs", out: "runs.html" });
+ * const dir = Deno.makeTempDirSync();
+ * assert.equal(await reportIndex({ dir, out: `${dir}/runs.html` }), 0);
+ * assert.ok(Deno.readTextFileSync(`${dir}/runs.html`).startsWith("<!"));
+ * assert.equal(await reportIndex({ dir: `${dir}/nowhere` }), 2);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export async function reportIndex(opts: ReportIndexOptions): Promise<number> {
@@ -129,8 +147,22 @@ export interface ReportDiffOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { reportDiff } from "./report.ts";
- * await reportDiff({ paths: ["runs/a/report.json", "runs/b"], json: true });
+ * const dir = Deno.makeTempDirSync();
+ * const run = (id: string, status: string) => ({
+ *   run_id: id, suite: "s.json", started_at: "2026-01-01T00:00:00.000Z", duration_s: 1,
+ *   interrupted: false, threshold: 10, summary: {},
+ *   tests: [{ id: "t", name: "t", category: "c", status, reason: "", duration_s: 1 }],
+ * });
+ * Deno.writeTextFileSync(`${dir}/a.json`, JSON.stringify(run("a", "passed")));
+ * Deno.writeTextFileSync(`${dir}/b.json`, JSON.stringify(run("b", "failed")));
+ * const lines: string[] = [];
+ * const paths = [`${dir}/a.json`, `${dir}/b.json`];
+ * const code = await reportDiff({ paths, json: true, failOnRegression: true, out: (l) => lines.push(l) });
+ * assert.equal(code, 1);
+ * assert.deepEqual(JSON.parse(lines.join("\n")).regressed.map((t: { id: string }) => t.id), ["t"]);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export async function reportDiff(opts: ReportDiffOptions): Promise<number> {

@@ -4,14 +4,17 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runCommand } from "./run.ts";
- * const code = await runCommand({ argv: ["echo", "hi"] }); // prints "hi", returns 0
+ * assert.equal(await runCommand({ argv: ["echo", "hi"] }), 0); // prints "hi"
+ * assert.equal(await runCommand({ argv: ["exit 3"], shell: true }), 3);
  * ```
  * @module
  */
 
 import { CcxClient, ClientError, type Completion } from "../client/client.ts";
-import { CcxServer } from "../serve/server.ts";
+import type { CcxServer } from "../serve/server.ts";
+import { startLocalServer } from "../serve/local.ts";
 import { explainConnectError, serverUrl } from "../stress/preflight.ts";
 import { type Command, defineCommand } from "../common/cli.ts";
 import { ConfigError, readPemFile } from "../common/config.ts";
@@ -48,8 +51,9 @@ export interface RunOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseEnvFlags } from "./run.ts";
- * parseEnvFlags(["A=1", "B=x=y"]); // { A: "1", B: "x=y" }
+ * assert.deepEqual(parseEnvFlags(["A=1", "B=x=y"]), { A: "1", B: "x=y" });
  * ```
  */
 export function parseEnvFlags(values: readonly string[]): Record<string, string> {
@@ -79,8 +83,10 @@ export function parseEnvFlags(values: readonly string[]): Record<string, string>
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { exitCodeFor } from "./run.ts";
- * exitCodeFor({ status: "timeout", exitCode: 143 } as never); // 124
+ * assert.equal(exitCodeFor({ status: "timeout", exitCode: 143 }), 124);
+ * assert.equal(exitCodeFor({ status: "failed", exitCode: 3 }), 3);
  * ```
  */
 export function exitCodeFor(c: Pick<Completion, "status" | "exitCode">): number {
@@ -118,8 +124,9 @@ class OrderedWriter {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ownFailureCode } from "./run.ts";
- * ownFailureCode("argv: program not found: nope"); // 127
+ * assert.equal(ownFailureCode("argv: program not found: nope"), 127);
  * ```
  */
 export function ownFailureCode(message: string): 125 | 126 | 127 {
@@ -128,17 +135,21 @@ export function ownFailureCode(message: string): 125 | 126 | 127 {
   return 125;
 }
 
-/** How long the connection may stay open after a `killed` job, if the server is shutting down. */
-const SHUTDOWN_CLOSE_MS = 1000;
-
 /** Runs the command and resolves with the exit code for the process. */
 export async function runCommand(opts: RunOptions): Promise<number> {
   let server: CcxServer | undefined;
   let url = opts.server;
+  let token = opts.token;
   if (url) serverUrl(url);
   if (!url) {
-    server = CcxServer.start({ port: 0, log: () => {}, heartbeatS: 0, passEnv: ["*"] });
-    url = server.url;
+    // Only this process knows its token: no other local user runs commands through it.
+    const own = startLocalServer({
+      heartbeatS: 0,
+      warn: (line) => console.error(`ccx run: ${line}`),
+    });
+    server = own.server;
+    url = own.url;
+    token = own.token;
   }
   const out = new OrderedWriter(Deno.stdout);
   const err = new OrderedWriter(Deno.stderr);
@@ -151,7 +162,7 @@ export async function runCommand(opts: RunOptions): Promise<number> {
   };
   let job: Awaited<ReturnType<CcxClient["execute"]>> | undefined;
   try {
-    client = await CcxClient.connect(url, { token: opts.token, ca: opts.ca });
+    client = await CcxClient.connect(url, { token, ca: opts.ca });
     Deno.addSignalListener("SIGINT", onInt);
     const env = { ...opts.env, ...(opts.sandbox ? { IS_SANDBOX: "1" } : {}) };
     job = await client.execute({
@@ -170,11 +181,8 @@ export async function runCommand(opts: RunOptions): Promise<number> {
     const end = await job.done;
     await out.flush();
     await err.flush();
-    // A shutdown kills every job, sends its completion, then closes with 1001 at once.
-    if (
-      end.status === "killed" && !interrupted && await client.closedWithin(SHUTDOWN_CLOSE_MS) &&
-      client.serverShutDown
-    ) {
+    // A shutdown kills every job, sends its completion, then closes with 1001.
+    if (end.status === "killed" && !interrupted && await client.endedByShutdown()) {
       console.error(
         `ccx run: the server shut down while the job ran and killed it ` +
           `(${end.signal ?? `exit ${end.exitCode}`}); all its output up to then is above`,

@@ -5,8 +5,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { serveCommand } from "./serve.ts";
- * const code = await serveCommand({ port: 8004 }); // returns after a signal
+ * // Serves until SIGINT/SIGTERM (`ccx serve`), so the doc tests only type-check it.
+ * Deno.test({ name: "serveCommand (runs until a signal)", ignore: true }, async () => {
+ *   assert.equal(await serveCommand({ port: 8004 }), 0);
+ * });
  * ```
  * @module
  */
@@ -17,7 +21,7 @@ import { ConfigError, dotEnvOpenToOthers, readDotEnv, readPemFile } from "../com
 import { type HeldSecret, heldSecrets, secretWarnings } from "../serve/job_env.ts";
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
 import { MAX_TIMEOUT_S } from "../common/protocol.ts";
-import { createLogger } from "../common/log.ts";
+import { createLogger, filterLogger } from "../common/log.ts";
 import { resolve } from "node:path";
 
 /** Reads `--cert`/`--key`; both or neither. */
@@ -44,15 +48,37 @@ function templateRoots(dirs: string[]): string[] {
 }
 
 /**
+ * The log events `--quiet` leaves out: one job's start and end, the lines a busy server writes
+ * most. Every line about the server itself stays (warnings such as a crash journal it cannot
+ * write, a workspace it cannot remove, a client dropped at shutdown, and its start and shutdown).
+ *
+ * @example
+ * ```ts
+ * import { QUIET_EVENTS } from "./serve.ts";
+ * QUIET_EVENTS.has("job_started"); // true
+ * QUIET_EVENTS.has("journal_unwritable"); // false
+ * ```
+ */
+export const QUIET_EVENTS: ReadonlySet<string> = new Set(["job_started", "job_ended"]);
+
+/** Options of {@linkcode serveCommand}: the server's, and `--quiet`. */
+export interface ServeCommandOptions extends ServerOptions {
+  /** Leave out the per-job log lines ({@linkcode QUIET_EVENTS}); keep every other line. */
+  quiet?: boolean;
+}
+
+/**
  * Starts the server, prints where it listens, and resolves with the exit code after a signal.
  * `secrets` are what this process holds (see `heldSecrets`): a warning says when jobs could
  * read them.
  */
 export async function serveCommand(
-  opts: ServerOptions,
+  { quiet, ...opts }: ServeCommandOptions,
   secrets: readonly HeldSecret[] = [],
 ): Promise<number> {
-  const log = opts.log ?? createLogger(opts.logFormat);
+  const full = createLogger(opts.logFormat);
+  const log = opts.log ??
+    (quiet ? filterLogger(full, (_msg, f) => !QUIET_EVENTS.has(String(f.event))) : full);
   // Said even with --quiet: they are about the server, not a job.
   const alert = opts.alert ?? createLogger(opts.logFormat);
   let server: CcxServer;
@@ -305,7 +331,11 @@ export const serve: Command = defineCommand({
       arg: "F",
       help: "operator log on stderr: timestamped text lines, or one JSON object a line",
     },
-    quiet: { type: "boolean", short: "q", help: "no per-job log lines on stderr" },
+    quiet: {
+      type: "boolean",
+      short: "q",
+      help: "no per-job log lines (job started, job ended) on stderr; warnings stay",
+    },
   },
   notes: ["Settings come from flags, then the environment, then ./.env."],
   run(o) {
@@ -341,7 +371,7 @@ export const serve: Command = defineCommand({
       keepFinished: o["keep-finished"],
       keepFinishedS: o["keep-finished-s"],
       logFormat: o["log-format"],
-      log: o.quiet ? () => {} : undefined,
+      quiet: o.quiet,
     }, secrets);
   },
 });

@@ -5,15 +5,29 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { stressCommand } from "./stress.ts";
- * const code = await stressCommand({ suite: "tasks/selftest.json", concurrency: 4 });
+ * const dir = Deno.makeTempDirSync();
+ * Deno.writeTextFileSync(`${dir}/suite.json`, JSON.stringify({
+ *   tests: [{ id: "hello", command: "echo hello", expected_patterns: ["hello"] }],
+ * }));
+ * const cwd = Deno.cwd();
+ * Deno.chdir(dir); // runs go to ./test_outputs/<run-id>/
+ * try {
+ *   assert.equal(await stressCommand({ suite: "suite.json", concurrency: 4, noHistory: true }), 0); // graduated
+ * } finally {
+ *   Deno.chdir(cwd);
+ * }
+ * assert.ok(Deno.statSync(`${dir}/test_outputs/.last-run`).isFile); // what --last-failed reruns
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  * @module
  */
 
 import { hostname, loadavg } from "node:os";
 import { dirname, join, resolve } from "node:path";
-import { type CcxServer, startInProcessServer } from "../serve/server.ts";
+import type { CcxServer } from "../serve/server.ts";
+import { startLocalServer } from "../serve/local.ts";
 import type { KeepPolicy } from "../serve/workspace.ts";
 import { buildTaskCommand, resolveMarker, usesClaude } from "../stress/task_command.ts";
 import { filterTasks } from "../stress/task_filter.ts";
@@ -158,9 +172,12 @@ export interface StressOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rerunHint, stress } from "./stress.ts";
- * rerunHint(["--last-failed"], ["tasks/t.json", "--sandbox", "--claude", "my claude"], stress.decl.options);
- * // "ccx stress --last-failed tasks/t.json --sandbox --claude 'my claude'"
+ * assert.equal(
+ *   rerunHint(["--last-failed"], ["tasks/t.json", "--sandbox", "--claude", "my claude"], stress.decl.options),
+ *   "ccx stress --last-failed tasks/t.json --sandbox --claude 'my claude'",
+ * );
  * ```
  */
 export function rerunHint(
@@ -181,9 +198,11 @@ export function rerunHint(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fixLines } from "./stress.ts";
- * fixLines([{ kind: "auth", fix: "check ANTHROPIC_API_KEY" }]);
- * // ["auth (1 task): check ANTHROPIC_API_KEY"]
+ * assert.deepEqual(fixLines([{ kind: "auth", fix: "check ANTHROPIC_API_KEY" }, { kind: "auth", fix: "…" }]), [
+ *   "auth (2 tasks): check ANTHROPIC_API_KEY",
+ * ]);
  * ```
  */
 export function fixLines(results: { kind?: string; fix?: string }[]): string[] {
@@ -203,8 +222,10 @@ export function fixLines(results: { kind?: string; fix?: string }[]): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { autoTimeoutScale } from "./stress.ts";
- * autoTimeoutScale(20); // 3
+ * assert.equal(autoTimeoutScale(20), 3);
+ * assert.equal(autoTimeoutScale(2), 1);
  * ```
  */
 export function autoTimeoutScale(load1 = loadavg()[0]): number {
@@ -230,8 +251,9 @@ export const DEFAULT_SUITE = "tasks/unified_stress_test_tasks.json";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { pageNote } from "./stress.ts";
- * pageNote(undefined, [{ url: "wss://box:8004/ws" }]); // "ccx stress: live page: https://box:8004/"
+ * assert.equal(pageNote(undefined, [{ url: "wss://box:8004/ws" }]), "ccx stress: live page: https://box:8004/");
  * ```
  */
 export function pageNote(
@@ -467,15 +489,15 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     servers = opts.servers.map((url) => ({ url, token: opts.token, ca: opts.ca }));
   } else {
     // Kept workspaces end up beside the run's reports. Templates: the ones the suite names.
-    local = startInProcessServer({
+    // Only this process knows its token: no other local user runs commands through it.
+    const own = startLocalServer({
       workspaceRoot: join(outDir, "workspaces"),
       templateRoots: [...new Set(tasks.flatMap((t) => t.workspaceTemplate ?? []))],
-      log: (line, fields) => {
-        // The server is quiet, but a workspace it could not remove is the user's to know.
-        if (fields?.event === "workspace_unremovable") console.error(`ccx stress: ${line}`);
-      },
+      // Quiet about jobs; what is wrong with the server itself is the user's to know.
+      warn: (line) => console.error(`ccx stress: ${line}`),
     });
-    servers = [{ url: local.url }];
+    local = own.server;
+    servers = [{ url: own.url, token: own.token }];
   }
   // A rubric's judge is the Claude CLI too, on the server where its task ran.
   const judged = toRun.some((p) => p.task.rubric !== undefined);

@@ -4,8 +4,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { STRESS_OPTIONS } from "./stress_flags.ts";
- * console.log(STRESS_OPTIONS.concurrency.default); // 1
+ * assert.equal(STRESS_OPTIONS.concurrency.default, 1);
+ * assert.equal(STRESS_OPTIONS.baseline.arg, "PATH|last");
  * ```
  * @module
  */

@@ -5,14 +5,19 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { workerCommand } from "./worker.ts";
- * const code = await workerCommand({ url: "redis://127.0.0.1:6379", concurrency: 2 });
+ * // Needs the queue's Redis and runs until SIGINT/SIGTERM, so the doc tests only type-check it.
+ * Deno.test({ name: "workerCommand (needs Redis)", ignore: true }, async () => {
+ *   assert.equal(await workerCommand({ url: "redis://127.0.0.1:6379", concurrency: 2 }), 0);
+ * });
  * ```
  * @module
  */
 
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
-import { ConfigError } from "../common/config.ts";
+import { ConfigError, dotEnvOpenToOthers, readDotEnv } from "../common/config.ts";
+import { type HeldSecret, heldSecrets, secretWarnings } from "../serve/job_env.ts";
 import { checkQueueUrl, DEFAULT_QUEUE_NAME } from "../fleet/queue.ts";
 import {
   DEFAULT_DRAIN_S,
@@ -27,8 +32,10 @@ import {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { passwordOnCommandLine } from "./worker.ts";
- * passwordOnCommandLine("redis://:pw@h:6379", ["--queue", "redis://:pw@h:6379"]); // a warning
+ * assert.match(passwordOnCommandLine("redis://:pw@h:6379", ["--queue", "redis://:pw@h:6379"])!, /^warning: /);
+ * assert.equal(passwordOnCommandLine("redis://:pw@h:6379", []), undefined); // from CCX_QUEUE: fine
  * ```
  */
 export function passwordOnCommandLine(url: string, args: string[]): string | undefined {
@@ -49,24 +56,43 @@ export function passwordOnCommandLine(url: string, args: string[]): string | und
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { workerLogLine } from "./worker.ts";
- * workerLogLine("simple_1 passed in 1.2s", new Date(0));
- * // "1970-01-01T00:00:00.000Z ccx worker: simple_1 passed in 1.2s"
+ * assert.equal(
+ *   workerLogLine("simple_1 passed in 1.2s", new Date(0)),
+ *   "1970-01-01T00:00:00.000Z ccx worker: simple_1 passed in 1.2s",
+ * );
  * ```
  */
 export function workerLogLine(line: string, at: Date = new Date()): string {
   return `${at.toISOString()} ccx worker: ${line}`;
 }
 
-/** Runs a worker until SIGINT/SIGTERM; resolves with the exit code. */
-export async function workerCommand(opts: FleetWorkerOptions): Promise<number> {
+/**
+ * Runs a worker until SIGINT/SIGTERM; resolves with the exit code. `secrets` are what this
+ * process holds (see `heldSecrets`: the queue's password): once the worker has started, a
+ * warning says when its tasks could read them. Settings its server refuses (a `runAs` user it
+ * cannot switch to) throw `ServerConfigError` (exit 2).
+ */
+export async function workerCommand(
+  opts: FleetWorkerOptions,
+  secrets: readonly HeldSecret[] = [],
+): Promise<number> {
   let worker: FleetWorker;
   try {
     worker = await FleetWorker.start({ log: (l) => console.error(workerLogLine(l)), ...opts });
   } catch (e) {
+    if ((e as Error).name === "ServerConfigError") throw e;
     console.error(workerLogLine((e as Error).message));
     return 1;
   }
+  const warnings = secretWarnings(secrets, {
+    isolate: opts.isolate ?? "none",
+    runAs: opts.runAs,
+    dotEnvOpenToOthers: dotEnvOpenToOthers(Deno.cwd()),
+    who: "worker",
+  });
+  for (const w of warnings) console.error(workerLogLine(w));
   let signals = 0;
   const stop = () => {
     // A second signal gives up waiting: hand everything back now.
@@ -148,6 +174,28 @@ export const worker: Command = defineCommand({
       help: "this box is a sandbox: Claude tasks get IS_SANDBOX=1, so the CLI may skip " +
         "permissions as root (a run's `ccx stress --queue --sandbox` does it for that run)",
     },
+    "run-as": {
+      type: "string",
+      env: "CCX_RUN_AS",
+      arg: "USER",
+      help: "run tasks as this user (name or uid; the worker runs as root), so they cannot " +
+        "read its /proc entries (the queue's password) and private files",
+    },
+    isolate: {
+      type: "string",
+      env: "CCX_ISOLATE",
+      choices: ["none", "bwrap"] as const,
+      default: "none",
+      arg: "MODE",
+      help: "bwrap: every task runs in a workspace under bubblewrap",
+    },
+    "workspace-root": {
+      type: "string",
+      env: "CCX_WORKSPACE_ROOT",
+      defaultText: "<state dir>/workspaces",
+      arg: "DIR",
+      help: "where task workspaces are made (with --run-as: one that user can enter)",
+    },
   },
   notes: [
     "The worker connects out to Redis only; it needs no inbound port. It runs each task",
@@ -160,6 +208,10 @@ export const worker: Command = defineCommand({
     "Redis unreachable longer than the lock: a running task is stopped (the queue gives it to",
     "a worker again, so it never runs twice at once); one that ended meanwhile keeps its",
     "result and is not run again. The report says Redis was unreachable.",
+    "Tasks run as the worker's own user unless --run-as: such a task can read the worker's",
+    "/proc/PID/environ (the queue's password) and its ./.env; the worker warns at start. Keep",
+    "the password from tasks with --run-as USER (the worker as root), or --isolate bwrap and",
+    "the password in the environment rather than in ./.env.",
   ],
   run(o, positionals) {
     if (positionals.length) throw new ConfigError(`unexpected argument: ${positionals[0]}`);
@@ -174,6 +226,11 @@ export const worker: Command = defineCommand({
     }
     const warn = passwordOnCommandLine(url, Deno.args);
     if (warn) console.error(`ccx worker: ${warn}`);
+    const secrets = heldSecrets({
+      args: Deno.args,
+      env: Deno.env.toObject(),
+      dotEnv: readDotEnv(Deno.cwd()),
+    });
     return workerCommand({
       url,
       queueName: o["queue-name"],
@@ -184,6 +241,9 @@ export const worker: Command = defineCommand({
       claude: o.claude,
       noHistory: o["no-history"],
       sandbox: o.sandbox,
-    });
+      runAs: o["run-as"],
+      isolate: o.isolate,
+      workspaceRoot: o["workspace-root"],
+    }, secrets);
   },
 });

@@ -5,9 +5,15 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { limitWaitMs } from "./backoff.ts";
- * limitWaitMs({ resetTimestamp: Date.now() / 1000 + 30 }, 0, { maxWaitS: 600 }); // ≈ 31000
- * limitWaitMs({}, 2, { baseS: 1, maxWaitS: 60 }); // 4000..5000 (2^2 s plus jitter)
+ * const now = () => 1_750_000_000_000;
+ * // The CLI said when the limit resets: wait until then, plus a second.
+ * assert.equal(limitWaitMs({ resetTimestamp: 1_750_000_030 }, 0, { now, maxWaitS: 600 }), 31_000);
+ * // It did not: 2^attempt steps of baseS, plus up to 25 % jitter.
+ * assert.equal(limitWaitMs({}, 2, { baseS: 1, maxWaitS: 60, random: () => 0.5 }), 4_500);
+ * // A reset beyond maxWaitS: not worth waiting for.
+ * assert.equal(limitWaitMs({ retryAfter: 3600 }, 0, { maxWaitS: 600 }), undefined);
  * ```
  * @module
  */
@@ -61,8 +67,10 @@ export function limitWaitMs(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { sleepUnlessAborted } from "./backoff.ts";
- * await sleepUnlessAborted(100); // true
+ * assert.equal(await sleepUnlessAborted(10), true);
+ * assert.equal(await sleepUnlessAborted(60_000, AbortSignal.abort()), false);
  * ```
  */
 export function sleepUnlessAborted(ms: number, signal?: AbortSignal): Promise<boolean> {

@@ -6,7 +6,9 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defineCommand, dispatch } from "./cli.ts";
+ * const greeted: string[] = [];
  * const hello = defineCommand({
  *   name: "hello",
  *   summary: "greet someone",
@@ -16,11 +18,12 @@
  *     times: { type: "int", default: 1, min: 1, arg: "N", help: "how often" },
  *   },
  *   run(o, names) {
- *     for (let i = 0; i < o.times; i++) console.log(`hello ${names[0] ?? "world"}${o.loud ? "!" : ""}`);
+ *     for (let i = 0; i < o.times; i++) greeted.push(`hello ${names[0] ?? "world"}${o.loud ? "!" : ""}`);
  *     return Promise.resolve(0);
  *   },
  * });
- * await dispatch([hello], ["hello", "--times", "2", "you"], { title: "demo" }); // 0
+ * assert.equal(await dispatch([hello], ["hello", "--times", "2", "-l", "you"], { title: "demo" }), 0);
+ * assert.deepEqual(greeted, ["hello you!", "hello you!"]);
  * ```
  * @module
  */
@@ -120,17 +123,21 @@ export interface Command {
  *
  * @example
  * ```ts
- * import { defineCommand } from "./cli.ts";
+ * import assert from "node:assert/strict";
+ * import { defineCommand, dispatch } from "./cli.ts";
+ * const printed: string[] = [];
  * const cmd = defineCommand({
  *   name: "echo",
  *   summary: "print words",
  *   options: { upper: { type: "boolean", help: "upper-case" } },
  *   run: (o, words) => {
- *     console.log(o.upper ? words.join(" ").toUpperCase() : words.join(" "));
+ *     printed.push(o.upper ? words.join(" ").toUpperCase() : words.join(" "));
  *     return Promise.resolve(0);
  *   },
  * });
- * cmd.name; // "echo"
+ * assert.equal(cmd.name, "echo");
+ * assert.equal(await dispatch([cmd], ["echo", "--upper", "hi", "there"], { title: "demo" }), 0);
+ * assert.deepEqual(printed, ["HI THERE"]);
  * ```
  */
 export function defineCommand<const O extends OptionDecls>(decl: CommandDecl<O>): Command {
@@ -165,6 +172,7 @@ function describe(d: OptionDecl): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { commandHelp, defineCommand } from "./cli.ts";
  * const c = defineCommand({
  *   name: "x",
@@ -172,7 +180,9 @@ function describe(d: OptionDecl): string {
  *   options: { port: { type: "int", env: "PORT", default: 1, arg: "P", help: "port" } },
  *   run: () => Promise.resolve(0),
  * });
- * commandHelp(c); // "Usage: ccx x [options]\n\ndemo\n\n  --port P  port (PORT; default 1)\n..."
+ * const help = commandHelp(c);
+ * assert.ok(help.startsWith("Usage: ccx x [options]\n\ndemo\n"));
+ * assert.match(help, /--port P +port \(PORT; default 1\)/);
  * ```
  */
 export function commandHelp(c: Command): string {
@@ -207,9 +217,12 @@ export function commandHelp(c: Command): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseConfig } from "./cli.ts";
- * parseConfig({ server: { type: "list", short: "s", help: "" } });
- * // { server: { type: "string", short: "s", multiple: true }, help: { type: "boolean", short: "h" } }
+ * assert.deepEqual(parseConfig({ server: { type: "list", short: "s", help: "" } }), {
+ *   server: { type: "string", short: "s", multiple: true },
+ *   help: { type: "boolean", short: "h" },
+ * });
  * ```
  */
 export function parseConfig(options: OptionDecls): NonNullable<ParseArgsConfig["options"]> {
@@ -232,12 +245,12 @@ export function parseConfig(options: OptionDecls): NonNullable<ParseArgsConfig["
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveOptions } from "./cli.ts";
- * resolveOptions(
- *   { port: { type: "int", env: "PORT", default: 8004, help: "" } },
- *   {},
- *   { PORT: "9000" },
- * ); // { port: 9000 }
+ * const port = { port: { type: "int", env: "PORT", default: 8004, help: "" } } as const;
+ * assert.deepEqual(resolveOptions(port, {}, { PORT: "9000" }), { port: 9000 });
+ * assert.deepEqual(resolveOptions(port, { port: "9001" }, { PORT: "9000" }), { port: 9001 });
+ * assert.deepEqual(resolveOptions(port, {}, {}), { port: 8004 });
  * ```
  */
 export function resolveOptions(
@@ -305,8 +318,9 @@ export interface ProgramInfo {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { programHelp } from "./cli.ts";
- * programHelp([], { title: "ccx" }); // "ccx\n\nUsage: ccx COMMAND [options]\n..."
+ * assert.ok(programHelp([], { title: "ccx" }).startsWith("ccx\n\nUsage: ccx COMMAND [options]\n"));
  * ```
  */
 export function programHelp(commands: readonly Command[], info: ProgramInfo): string {
@@ -355,8 +369,10 @@ function usageMessage(e: Error, options: OptionDecls): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { dispatch } from "./cli.ts";
- * await dispatch([], ["--version"], { title: "demo", version: "demo 1.0" }); // prints "demo 1.0", 0
+ * // Prints "demo 1.0".
+ * assert.equal(await dispatch([], ["--version"], { title: "demo", version: "demo 1.0" }), 0);
  * ```
  */
 export async function dispatch(
@@ -427,14 +443,17 @@ export async function dispatch(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { onStopSignals } from "./cli.ts";
  * const controller = new AbortController();
- * const release = onStopSignals(() => controller.abort());
+ * const release = onStopSignals((signal) => controller.abort(signal));
  * try {
- *   // ... work that honours controller.signal ...
+ *   // Work that honours controller.signal: Ctrl-C (SIGINT) or SIGTERM ends it early.
+ *   await new Promise((resolve) => setTimeout(resolve, 10));
  * } finally {
  *   release();
  * }
+ * assert.equal(controller.signal.aborted, false);
  * ```
  */
 export function onStopSignals(handler: (signal: "SIGINT" | "SIGTERM") => void): () => void {

@@ -4,10 +4,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Settings } from "./config.ts";
- * const s = new Settings({ port: "9000" }, { CCX_HOST: "127.0.0.1" });
- * s.int("port", "CCX_PORT", 8004, { min: 0, max: 65535 }); // 9000
- * s.string("host", "CCX_HOST", "127.0.0.1"); // "127.0.0.1"
+ * const s = new Settings({ port: "9000" }, { CCX_PORT: "8100", CCX_HOST: "0.0.0.0" });
+ * assert.equal(s.int("port", "CCX_PORT", 8004, { min: 0, max: 65535 }), 9000); // the flag wins
+ * assert.equal(s.string("host", "CCX_HOST", "127.0.0.1"), "0.0.0.0"); // then the variable
+ * assert.equal(s.string("token", "CCX_TOKEN"), undefined); // then the default
  * ```
  * @module
  */
@@ -31,8 +33,13 @@ export class ConfigError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readDotEnv } from "./config.ts";
- * const vars = readDotEnv(Deno.cwd()); // { CCX_PORT: "9000", ... }
+ * const dir = Deno.makeTempDirSync();
+ * Deno.writeTextFileSync(`${dir}/.env`, "CCX_PORT=9000\n# a comment\nCCX_TOKEN='s3cret'\n");
+ * assert.deepEqual(readDotEnv(dir), { CCX_PORT: "9000", CCX_TOKEN: "s3cret" });
+ * assert.deepEqual(readDotEnv(`${dir}/nowhere`), {});
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export function readDotEnv(dir: string): Record<string, string> {
@@ -53,8 +60,15 @@ export function readDotEnv(dir: string): Record<string, string> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { dotEnvOpenToOthers } from "./config.ts";
- * if (dotEnvOpenToOthers(Deno.cwd())) console.error("chmod 600 .env");
+ * const dir = Deno.makeTempDirSync();
+ * Deno.writeTextFileSync(`${dir}/.env`, "CCX_TOKEN=s3cret\n", { mode: 0o644 });
+ * Deno.chmodSync(`${dir}/.env`, 0o644);
+ * assert.equal(dotEnvOpenToOthers(dir), true); // warn: chmod 600 .env
+ * Deno.chmodSync(`${dir}/.env`, 0o600);
+ * assert.equal(dotEnvOpenToOthers(dir), false);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export function dotEnvOpenToOthers(dir: string): boolean {
@@ -70,8 +84,14 @@ export function dotEnvOpenToOthers(dir: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { environment } from "./config.ts";
- * environment().CCX_TOKEN; // from the shell, else from ./.env
+ * const dir = Deno.makeTempDirSync();
+ * Deno.writeTextFileSync(`${dir}/.env`, "CCX_DEMO_ONLY_IN_DOTENV=from-dotenv\nPATH=/nowhere\n");
+ * const env = environment(dir);
+ * assert.equal(env.CCX_DEMO_ONLY_IN_DOTENV, "from-dotenv");
+ * assert.equal(env.PATH, Deno.env.get("PATH")); // the shell's variables win
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export function environment(dir = Deno.cwd()): Record<string, string> {
@@ -89,9 +109,11 @@ export type FlagValues = Record<string, string | boolean | (string | boolean)[] 
  *
  * @example
  * ```ts
- * import { Settings } from "./config.ts";
+ * import assert from "node:assert/strict";
+ * import { ConfigError, Settings } from "./config.ts";
  * const s = new Settings({}, { CCX_PORT: "x" });
- * s.int("port", "CCX_PORT", 8004); // throws ConfigError "CCX_PORT: expected an integer, got "x""
+ * assert.throws(() => s.int("port", "CCX_PORT", 8004), ConfigError);
+ * assert.throws(() => s.int("port", "CCX_PORT", 8004), /^ConfigError: CCX_PORT: expected an integer, got "x"$/);
  * ```
  */
 export class Settings {
@@ -179,8 +201,10 @@ function checkBounds(n: number, from: string, b: { min?: number; max?: number })
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readPemFile } from "./config.ts";
- * readPemFile("ca", undefined); // undefined
+ * assert.equal(readPemFile("ca", undefined), undefined);
+ * assert.throws(() => readPemFile("ca", "/nonexistent/ca.pem"), /^ConfigError: --ca: cannot read/);
  * ```
  */
 export function readPemFile(flag: string, file: string | undefined): string | undefined {
@@ -203,8 +227,11 @@ export function readPemFile(flag: string, file: string | undefined): string | un
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { stateDir } from "./config.ts";
- * console.log(stateDir({ CCX_STATE_DIR: "/var/lib/ccx" })); // /var/lib/ccx
+ * assert.equal(stateDir({ CCX_STATE_DIR: "/var/lib/ccx" }), "/var/lib/ccx");
+ * assert.equal(stateDir({ XDG_STATE_HOME: "/home/me/.state" }), "/home/me/.state/ccx");
+ * assert.equal(stateDir({ HOME: "/home/me" }), "/home/me/.local/state/ccx");
  * ```
  */
 export function stateDir(env: Record<string, string | undefined> = Deno.env.toObject()): string {

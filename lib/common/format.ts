@@ -4,11 +4,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatDuration, formatElapsed, formatSeconds, newRunId } from "./format.ts";
- * formatDuration(123.5); // "2m 03.5s"   (reports)
- * formatElapsed(185.9); // "3m 05s"      (the live line)
- * formatSeconds(56.25); // "56.3s"       (timeout estimates)
- * newRunId(new Date(2025, 5, 27, 9, 5, 3)); // e.g. "20250627_090503_3f9a1c"
+ * assert.equal(formatDuration(123.5), "2m 03.5s"); // reports
+ * assert.equal(formatElapsed(185.9), "3m 05s"); // the live line
+ * assert.equal(formatSeconds(56.25), "56.3s"); // timeout estimates
+ * assert.match(newRunId(new Date(2025, 5, 27, 9, 5, 3)), /^20250627_090503_[0-9a-f]{6}$/);
  * ```
  * @module
  */
@@ -20,9 +21,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { errorText } from "./format.ts";
- * errorText(Object.assign(new Error(""), { code: "ENOENT" })); // "ENOENT"
- * errorText("plain"); // "plain"
+ * assert.equal(errorText(Object.assign(new Error(""), { code: "ENOENT" })), "ENOENT");
+ * assert.equal(errorText(new Error("boom")), "boom");
+ * assert.equal(errorText("plain"), "plain");
  * ```
  */
 export function errorText(e: unknown): string {
@@ -43,8 +46,10 @@ export function errorText(e: unknown): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatDuration } from "./format.ts";
- * console.log(formatDuration(0.42), formatDuration(123.5)); // 0.4s 2m 03.5s
+ * assert.equal(formatDuration(0.42), "0.4s");
+ * assert.equal(formatDuration(123.5), "2m 03.5s");
  * ```
  */
 export function formatDuration(seconds: number): string {
@@ -69,8 +74,11 @@ export function formatDuration(seconds: number): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatElapsed } from "./format.ts";
- * console.log(formatElapsed(12.9), formatElapsed(185), formatElapsed(3725)); // 12s 3m 05s 1h 02m
+ * assert.equal(formatElapsed(12.9), "12s");
+ * assert.equal(formatElapsed(185), "3m 05s");
+ * assert.equal(formatElapsed(3725), "1h 02m");
  * ```
  */
 export function formatElapsed(seconds: number): string {
@@ -86,8 +94,10 @@ export function formatElapsed(seconds: number): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatSeconds } from "./format.ts";
- * console.log(formatSeconds(30), formatSeconds(56.25)); // 30s 56.3s
+ * assert.equal(formatSeconds(30), "30s");
+ * assert.equal(formatSeconds(56.25), "56.3s");
  * ```
  */
 export function formatSeconds(s: number): string {
@@ -99,8 +109,9 @@ export function formatSeconds(s: number): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatTimestamp } from "./format.ts";
- * formatTimestamp(new Date(2025, 5, 27, 9, 5, 3)); // "20250627_090503"
+ * assert.equal(formatTimestamp(new Date(2025, 5, 27, 9, 5, 3)), "20250627_090503");
  * ```
  */
 export function formatTimestamp(date: Date = new Date()): string {
@@ -115,8 +126,10 @@ export function formatTimestamp(date: Date = new Date()): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { newRunId } from "./format.ts";
- * newRunId(new Date(2025, 5, 27, 9, 5, 3)); // e.g. "20250627_090503_3f9a1c"
+ * const id = newRunId(new Date(2025, 5, 27, 9, 5, 3)); // e.g. "20250627_090503_3f9a1c"
+ * assert.match(id, /^20250627_090503_[0-9a-f]{6}$/);
  * ```
  */
 export function newRunId(d: Date = new Date()): string {

@@ -14,11 +14,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optNumber, readString } from "./json.ts";
  * const params: Record<string, unknown> = { command: "echo hi", timeout: 5 };
- * const command = readString(params, "command", "", { nonEmpty: true }); // "echo hi"
- * const timeout = optNumber(params, "timeout", "", { above: 0, unit: "seconds" }); // 5
- * console.log(command, timeout);
+ * assert.equal(readString(params, "command", "", { nonEmpty: true }), "echo hi");
+ * assert.equal(optNumber(params, "timeout", "", { above: 0, unit: "seconds" }), 5);
+ * assert.throws(() => readString({ env: { HOME: 5 } }.env, "HOME", "env"), {
+ *   message: "env.HOME: expected a string, got 5",
+ * });
  * ```
  * @module
  */
@@ -28,8 +31,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { JsonObject } from "./json.ts";
- * const o: JsonObject = { a: 1 };
+ * const o: JsonObject = JSON.parse('{"a": 1}');
+ * assert.equal(o.a, 1);
  * ```
  */
 export type JsonObject = Record<string, unknown>;
@@ -39,10 +44,11 @@ export type JsonObject = Record<string, unknown>;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isRecord } from "./json.ts";
- * isRecord({}); // true
- * isRecord([]); // false
- * isRecord(null); // false
+ * assert.equal(isRecord({}), true);
+ * assert.equal(isRecord([]), false);
+ * assert.equal(isRecord(null), false);
  * ```
  */
 export function isRecord(v: unknown): v is JsonObject {
@@ -55,10 +61,11 @@ export function isRecord(v: unknown): v is JsonObject {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { describeJson } from "./json.ts";
- * describeJson("60"); // '"60"'
- * describeJson([1]); // "an array"
- * describeJson(undefined); // "nothing"
+ * assert.equal(describeJson("60"), '"60"');
+ * assert.equal(describeJson([1]), "an array");
+ * assert.equal(describeJson(undefined), "nothing");
  * ```
  */
 export function describeJson(v: unknown): string {
@@ -76,10 +83,11 @@ export function describeJson(v: unknown): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { joinPath } from "./json.ts";
- * joinPath("", "categories"); // "categories"
- * joinPath("categories", "odd name"); // 'categories["odd name"]'
- * joinPath("tests", 0); // "tests[0]"
+ * assert.equal(joinPath("", "categories"), "categories");
+ * assert.equal(joinPath("categories", "odd name"), 'categories["odd name"]');
+ * assert.equal(joinPath("tests", 0), "tests[0]");
  * ```
  */
 export function joinPath(path: string, key: string | number): string {
@@ -97,8 +105,11 @@ export function joinPath(path: string, key: string | number): string {
  *
  * @example
  * ```ts
- * import type { JsonProblem } from "./json.ts";
- * const p: JsonProblem = { path: "tests[0].timeout", message: 'expected a number, got "5"' };
+ * import assert from "node:assert/strict";
+ * import { collect, type JsonProblem, readNumber } from "./json.ts";
+ * const problems: JsonProblem[] = [];
+ * collect(problems, () => readNumber({ timeout: "5" }, "timeout", "tests[0]"));
+ * assert.deepEqual(problems, [{ path: "tests[0].timeout", message: 'expected a number, got "5"' }]);
  * ```
  */
 export interface JsonProblem {
@@ -114,11 +125,15 @@ export interface JsonProblem {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { JsonShapeError, readString } from "./json.ts";
  * try {
  *   readString({ cwd: 3 }, "cwd", "params");
+ *   assert.fail("readString accepted a number");
  * } catch (e) {
- *   if (e instanceof JsonShapeError) console.log(e.path, e.detail); // params.cwd expected a string, got 3
+ *   assert.ok(e instanceof JsonShapeError);
+ *   assert.equal(e.path, "params.cwd");
+ *   assert.equal(e.detail, "expected a string, got 3");
  * }
  * ```
  */
@@ -156,8 +171,9 @@ export class JsonShapeError extends TypeError {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { expectedMessage } from "./json.ts";
- * expectedMessage("a string", 5); // "expected a string, got 5"
+ * assert.equal(expectedMessage("a string", 5), "expected a string, got 5");
  * ```
  */
 export function expectedMessage(what: string, found: unknown): string {
@@ -170,12 +186,15 @@ export function expectedMessage(what: string, found: unknown): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { collect, type JsonProblem, readString } from "./json.ts";
  * const problems: JsonProblem[] = [];
  * const doc = { name: 1, id: "a" };
  * const name = collect(problems, () => readString(doc, "name", ""));
  * const id = collect(problems, () => readString(doc, "id", ""));
- * console.log(name, id, problems); // undefined "a" [{ path: "name", message: "expected a string, got 1" }]
+ * assert.equal(name, undefined);
+ * assert.equal(id, "a");
+ * assert.deepEqual(problems, [{ path: "name", message: "expected a string, got 1" }]);
  * ```
  */
 export function collect<T>(problems: JsonProblem[], read: () => T): T | undefined {
@@ -193,8 +212,10 @@ export function collect<T>(problems: JsonProblem[], read: () => T): T | undefine
  *
  * @example
  * ```ts
- * import type { ReadOptions } from "./json.ts";
+ * import assert from "node:assert/strict";
+ * import { optString, type ReadOptions } from "./json.ts";
  * const jsonRpcStyle: ReadOptions = { nullIsAbsent: true };
+ * assert.equal(optString({ cwd: null }, "cwd", "params", jsonRpcStyle), undefined);
  * ```
  */
 export interface ReadOptions {
@@ -207,8 +228,10 @@ export interface ReadOptions {
  *
  * @example
  * ```ts
- * import type { StringOptions } from "./json.ts";
+ * import assert from "node:assert/strict";
+ * import { readString, type StringOptions } from "./json.ts";
  * const opts: StringOptions = { nonEmpty: true, noNul: true };
+ * assert.throws(() => readString({ command: "" }, "command", "", opts), /^JsonShapeError: command:/);
  * ```
  */
 export interface StringOptions extends ReadOptions {
@@ -225,8 +248,13 @@ export interface StringOptions extends ReadOptions {
  *
  * @example
  * ```ts
- * import type { NumberOptions } from "./json.ts";
+ * import assert from "node:assert/strict";
+ * import { type NumberOptions, readNumber } from "./json.ts";
  * const seconds: NumberOptions = { above: 0, unit: "seconds" };
+ * assert.equal(readNumber({ timeout: 1.5 }, "timeout", "", seconds), 1.5);
+ * assert.throws(() => readNumber({ timeout: 0 }, "timeout", "", seconds), {
+ *   message: "timeout: expected a positive number of seconds, got 0",
+ * });
  * ```
  */
 export interface NumberOptions extends ReadOptions {
@@ -247,8 +275,11 @@ export interface NumberOptions extends ReadOptions {
  *
  * @example
  * ```ts
- * import type { StringArrayOptions } from "./json.ts";
+ * import assert from "node:assert/strict";
+ * import { readStringArray, type StringArrayOptions } from "./json.ts";
  * const argv: StringArrayOptions = { minItems: 1, noNul: true };
+ * assert.deepEqual(readStringArray({ argv: ["ls"] }, "argv", "", argv), ["ls"]);
+ * assert.throws(() => readStringArray({ argv: [] }, "argv", "", argv), /^JsonShapeError: argv:/);
  * ```
  */
 export interface StringArrayOptions extends ReadOptions {
@@ -265,8 +296,11 @@ export interface StringArrayOptions extends ReadOptions {
  *
  * @example
  * ```ts
- * import { NUL_MESSAGE } from "./json.ts";
- * console.log(`argv[1]: ${NUL_MESSAGE}`);
+ * import assert from "node:assert/strict";
+ * import { NUL_MESSAGE, readStringArray } from "./json.ts";
+ * assert.throws(() => readStringArray({ argv: ["a", "b\0"] }, "argv", "", { noNul: true }), {
+ *   message: `argv[1]: ${NUL_MESSAGE}`,
+ * });
  * ```
  */
 export const NUL_MESSAGE = "contains a NUL character, which cannot be passed to a program";
@@ -276,8 +310,10 @@ export const NUL_MESSAGE = "contains a NUL character, which cannot be passed to 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { withArticle } from "./json.ts";
- * withArticle("integer"); // "an integer"
+ * assert.equal(withArticle("integer"), "an integer");
+ * assert.equal(withArticle("number"), "a number");
  * ```
  */
 export function withArticle(noun: string): string {
@@ -290,10 +326,11 @@ export function withArticle(noun: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { numberPhrase } from "./json.ts";
- * numberPhrase({ above: 0, unit: "seconds" }); // "a positive number of seconds"
- * numberPhrase({ integer: true, min: 1 }); // "a positive integer"
- * numberPhrase({ min: 0, noun: "temperature" }); // "a temperature of 0 or more"
+ * assert.equal(numberPhrase({ above: 0, unit: "seconds" }), "a positive number of seconds");
+ * assert.equal(numberPhrase({ integer: true, min: 1 }), "a positive integer");
+ * assert.equal(numberPhrase({ min: 0, noun: "temperature" }), "a temperature of 0 or more");
  * ```
  */
 export function numberPhrase(
@@ -371,8 +408,9 @@ function checkStringArray(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { arrayLength } from "./json.ts";
- * arrayLength([1, 2, 3]); // "an array of 3"
+ * assert.equal(arrayLength([1, 2, 3]), "an array of 3");
  * ```
  */
 export function arrayLength(v: readonly unknown[]): string {
@@ -390,8 +428,10 @@ export function arrayLength(v: readonly unknown[]): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readString } from "./json.ts";
- * readString({ job_id: "j1" }, "job_id", ""); // "j1"
+ * assert.equal(readString({ job_id: "j1" }, "job_id", ""), "j1");
+ * assert.throws(() => readString({}, "job_id", "params"), /^JsonShapeError: params\.job_id:/);
  * ```
  */
 export function readString(
@@ -410,9 +450,11 @@ export function readString(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optString } from "./json.ts";
- * optString({}, "cwd", ""); // undefined
- * optString({ cwd: null }, "cwd", "", { nullIsAbsent: true }); // undefined
+ * assert.equal(optString({}, "cwd", ""), undefined);
+ * assert.equal(optString({ cwd: null }, "cwd", "", { nullIsAbsent: true }), undefined);
+ * assert.equal(optString({ cwd: "/tmp" }, "cwd", ""), "/tmp");
  * ```
  */
 export function optString(
@@ -431,8 +473,9 @@ export function optString(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readNumber } from "./json.ts";
- * readNumber({ port: 8004 }, "port", "", { integer: true, min: 1, max: 65535 }); // 8004
+ * assert.equal(readNumber({ port: 8004 }, "port", "", { integer: true, min: 1, max: 65535 }), 8004);
  * ```
  */
 export function readNumber(
@@ -451,12 +494,12 @@ export function readNumber(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optNumber } from "./json.ts";
- * try {
- *   optNumber({ timeout: -1 }, "timeout", "", { above: 0, unit: "seconds" });
- * } catch (e) {
- *   console.log((e as Error).message); // timeout: expected a positive number of seconds, got -1
- * }
+ * assert.equal(optNumber({}, "timeout", ""), undefined);
+ * assert.throws(() => optNumber({ timeout: -1 }, "timeout", "", { above: 0, unit: "seconds" }), {
+ *   message: "timeout: expected a positive number of seconds, got -1",
+ * });
  * ```
  */
 export function optNumber(
@@ -475,8 +518,9 @@ export function optNumber(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readBool } from "./json.ts";
- * readBool({ keep: true }, "keep", "workspace"); // true
+ * assert.equal(readBool({ keep: true }, "keep", "workspace"), true);
  * ```
  */
 export function readBool(obj: JsonObject, key: string, path: string, opts?: ReadOptions): boolean {
@@ -490,9 +534,12 @@ export function readBool(obj: JsonObject, key: string, path: string, opts?: Read
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optBool } from "./json.ts";
- * optBool({ save_output: true }, "save_output", "tests[0]"); // true
- * // { save_output: "yes" } throws: tests[0].save_output: expected true or false, got "yes"
+ * assert.equal(optBool({ save_output: true }, "save_output", "tests[0]"), true);
+ * assert.throws(() => optBool({ save_output: "yes" }, "save_output", "tests[0]"), {
+ *   message: 'tests[0].save_output: expected true or false, got "yes"',
+ * });
  * ```
  */
 export function optBool(
@@ -515,8 +562,9 @@ export function optBool(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readStringArray } from "./json.ts";
- * readStringArray({ argv: ["echo", "hi"] }, "argv", "", { minItems: 1 }); // ["echo", "hi"]
+ * assert.deepEqual(readStringArray({ argv: ["echo", "hi"] }, "argv", "", { minItems: 1 }), ["echo", "hi"]);
  * ```
  */
 export function readStringArray(
@@ -535,8 +583,10 @@ export function readStringArray(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optStringArray } from "./json.ts";
- * optStringArray({}, "models", "tasks[0]"); // undefined
+ * assert.equal(optStringArray({}, "models", "tasks[0]"), undefined);
+ * assert.deepEqual(optStringArray({ models: ["haiku"] }, "models", "tasks[0]"), ["haiku"]);
  * ```
  */
 export function optStringArray(
@@ -554,8 +604,9 @@ export function optStringArray(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readRecord } from "./json.ts";
- * readRecord({ env: { A: "1" } }, "env", ""); // { A: "1" }
+ * assert.deepEqual(readRecord({ env: { A: "1" } }, "env", ""), { A: "1" });
  * ```
  */
 export function readRecord(
@@ -574,9 +625,12 @@ export function readRecord(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { optRecord } from "./json.ts";
- * optRecord({}, "env", ""); // undefined
- * // { env: [] } throws: env: expected an object, got an array
+ * assert.equal(optRecord({}, "env", ""), undefined);
+ * assert.throws(() => optRecord({ env: [] }, "env", ""), {
+ *   message: "env: expected an object, got an array",
+ * });
  * ```
  */
 export function optRecord(
@@ -597,13 +651,10 @@ export function optRecord(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseJsonText } from "./json.ts";
- * parseJsonText('{"a": 1}'); // { a: 1 }
- * try {
- *   parseJsonText('{\n  "a" 1\n}');
- * } catch (e) {
- *   console.log((e as Error).message); // $: not valid JSON: … (line 2 column 7)
- * }
+ * assert.deepEqual(parseJsonText('{"a": 1}'), { a: 1 });
+ * assert.throws(() => parseJsonText('{\n  "a" 1\n}'), /^JsonShapeError: \$: not valid JSON: .*\(line 2 column 7\)/);
  * ```
  */
 export function parseJsonText(text: string): unknown {

@@ -5,10 +5,15 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createLogger } from "./log.ts";
- * const log = createLogger("json", (line) => console.log(line));
+ * const lines: string[] = [];
+ * const log = createLogger("json", (line) => lines.push(line));
  * log("job j1 started", { event: "job_started", job_id: "j1", pid: 42 });
  * // {"ts":"2026-…Z","level":"info","msg":"job j1 started","event":"job_started","job_id":"j1","pid":42}
+ * const { ts, ...rest } = JSON.parse(lines[0]);
+ * assert.match(ts, /^\d{4}-\d\d-\d\dT.*Z$/);
+ * assert.deepEqual(rest, { level: "info", msg: "job j1 started", event: "job_started", job_id: "j1", pid: 42 });
  * ```
  * @module
  */
@@ -45,11 +50,12 @@ function toStderr(line: string): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { createLogger } from "./log.ts";
  * const lines: string[] = [];
  * const log = createLogger("text", (l) => lines.push(l));
  * log("listening", { event: "listening" });
- * lines[0]; // "2026-12-01T14:45:33.123Z [ccx] listening"
+ * assert.match(lines[0], /^\d{4}-\d\d-\d\dT[\d:.]+Z \[ccx\] listening$/); // 2026-12-01T14:45:33.123Z [ccx] listening
  * ```
  */
 export function createLogger(
@@ -64,5 +70,30 @@ export function createLogger(
     } else {
       write(`${ts} [ccx]${level === "info" ? "" : ` ${level}:`} ${msg}`);
     }
+  };
+}
+
+/**
+ * A logger that passes on to `log` only the lines `keep` accepts, judged by message and fields:
+ * how `ccx serve --quiet` leaves out per-job lines, and how a silent in-process server still
+ * says what is wrong with it.
+ *
+ * @example
+ * ```ts
+ * import { createLogger, filterLogger } from "./log.ts";
+ * const lines: string[] = [];
+ * const warnings = filterLogger(createLogger("text", (l) => lines.push(l)), (_msg, f) =>
+ *   f.level === "warn" || f.level === "error");
+ * warnings("job j1 started", { event: "job_started" }); // left out
+ * warnings("disk full", { level: "warn", event: "journal_unwritable" }); // written
+ * lines.length; // 1
+ * ```
+ */
+export function filterLogger(
+  log: Logger,
+  keep: (msg: string, fields: LogFields) => boolean,
+): Logger {
+  return (msg, fields = {}) => {
+    if (keep(msg, fields)) log(msg, fields);
   };
 }

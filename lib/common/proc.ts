@@ -6,10 +6,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { countGroupProcesses, procStat } from "./proc.ts";
- * const self = procStat(Deno.pid);
- * console.log(self?.state, self?.pgid); // e.g. "R" 4242
- * console.log(countGroupProcesses(new Set([self!.pgid])) >= 1); // true: this process is in it
+ * const self = procStat(Deno.pid)!; // e.g. { state: "R", pgid: 4242, start: 1234567 }
+ * assert.match(self.state, /^[RS]$/);
+ * assert.ok(countGroupProcesses(new Set([self.pgid])) >= 1); // this process is in its group
  * ```
  * @module
  */
@@ -30,9 +31,10 @@ export interface ProcStat {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { procStat } from "./proc.ts";
- * procStat(Deno.pid)?.state; // "R" or "S"
- * procStat(2 ** 30); // undefined: no such process
+ * assert.match(procStat(Deno.pid)!.state, /^[RS]$/); // running or sleeping
+ * assert.equal(procStat(2 ** 30), undefined); // no such process
  * ```
  */
 export function procStat(pid: number | string): ProcStat | undefined {
@@ -54,12 +56,36 @@ export function procStat(pid: number | string): ProcStat | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { processStartTime } from "./proc.ts";
- * processStartTime(Deno.pid); // e.g. 1234567
+ * const start = processStartTime(Deno.pid)!; // clock ticks since boot, e.g. 1234567
+ * assert.equal(processStartTime(Deno.pid), start); // stable: tells a reused pid apart
+ * assert.equal(processStartTime(2 ** 30), undefined);
  * ```
  */
 export function processStartTime(pid: number): number | undefined {
   return procStat(pid)?.start;
+}
+
+/**
+ * True when process `pid` is alive: it exists and is neither a zombie (`Z`: it ended and
+ * its parent has not reaped it yet, as a `kill -9`ed server whose parent never waits) nor
+ * dead (`X`). With `start` (its start time, `/proc/PID/stat` field 22), it must also be that
+ * very process, not a later one given the same pid. The one rule by which the crash journal
+ * and the workspace sweep decide whether a server that left something behind is gone.
+ *
+ * @example
+ * ```ts
+ * import { processAlive, processStartTime } from "./proc.ts";
+ * processAlive(Deno.pid); // true
+ * processAlive(Deno.pid, processStartTime(Deno.pid)); // true
+ * processAlive(Deno.pid, 1); // false: another process once had this pid
+ * ```
+ */
+export function processAlive(pid: number, start?: number): boolean {
+  const st = procStat(pid);
+  if (st === undefined || st.state === "Z" || st.state === "X") return false;
+  return start === undefined || st.start === start;
 }
 
 /** Options of {@linkcode countGroupProcesses}. */
@@ -77,10 +103,11 @@ export interface CountGroupOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { countGroupProcesses, procStat } from "./proc.ts";
  * const pgid = procStat(Deno.pid)!.pgid;
- * countGroupProcesses(new Set([pgid]), { stopAt: 1 }); // 1
- * countGroupProcesses(new Set([pgid]), { since: Number.MAX_SAFE_INTEGER }); // 0
+ * assert.equal(countGroupProcesses(new Set([pgid]), { stopAt: 1 }), 1);
+ * assert.equal(countGroupProcesses(new Set([pgid]), { since: Number.MAX_SAFE_INTEGER }), 0);
  * ```
  */
 export function countGroupProcesses(
@@ -106,9 +133,13 @@ export function countGroupProcesses(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { processesInGroups } from "./proc.ts";
- * processesInGroups(new Set()); // 0
- * processesInGroups(new Set([Deno.pid])); // 0 unless this process leads its group
+ * assert.equal(processesInGroups(new Set()), 0);
+ * const child = new Deno.Command("sleep", { args: ["30"], detached: true }).spawn(); // leads its group
+ * assert.equal(processesInGroups(new Set([child.pid])), 1);
+ * child.kill();
+ * await child.status;
  * ```
  */
 export function processesInGroups(pgids: ReadonlySet<number>): number | undefined {

@@ -4,10 +4,12 @@
  *
  * @example
  * ```ts
- * import { parseIncoming, ErrorCode } from "./protocol.ts";
+ * import assert from "node:assert/strict";
+ * import { ErrorCode, parseIncoming } from "./protocol.ts";
  * const { items, batch } = parseIncoming('{"jsonrpc":"2.0","id":1,"method":"ping"}');
- * console.log(batch, items[0]); // false { kind: "request", id: 1, method: "ping", params: undefined }
- * console.log(ErrorCode.MethodNotFound); // -32601
+ * assert.equal(batch, false);
+ * assert.deepEqual(items[0], { kind: "request", id: 1, method: "ping", params: undefined });
+ * assert.equal(ErrorCode.MethodNotFound, -32601);
  * ```
  * @module
  */
@@ -75,8 +77,15 @@ export interface RpcErrorObject {
  *
  * @example
  * ```ts
- * import { RpcError, ErrorCode } from "./protocol.ts";
- * throw new RpcError(ErrorCode.InvalidParams, "timeout must be a positive number", { field: "timeout" });
+ * import assert from "node:assert/strict";
+ * import { ErrorCode, errorResponse, RpcError } from "./protocol.ts";
+ * const e = new RpcError(ErrorCode.InvalidParams, "timeout must be a positive number", { field: "timeout" });
+ * // A method handler throws it; the session answers the request with it:
+ * assert.deepEqual(errorResponse(3, e), {
+ *   jsonrpc: "2.0",
+ *   id: 3,
+ *   error: { code: -32602, message: "timeout must be a positive number", data: { field: "timeout" } },
+ * });
  * ```
  */
 export class RpcError extends Error {
@@ -193,9 +202,11 @@ function classify(v: unknown, rawIds?: RawIds): Incoming {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseIncoming } from "./protocol.ts";
  * const m = parseIncoming("[1]");
- * console.log(m.batch, m.items[0].kind); // true "invalid"
+ * assert.equal(m.batch, true);
+ * assert.equal(m.items[0].kind, "invalid");
  * ```
  */
 export function parseIncoming(text: string): ParsedMessage {
@@ -237,8 +248,9 @@ export function parseIncoming(text: string): ParsedMessage {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { response } from "./protocol.ts";
- * console.log(response(7, { pong: true })); // { jsonrpc: "2.0", id: 7, result: { pong: true } }
+ * assert.deepEqual(response(7, { pong: true }), { jsonrpc: "2.0", id: 7, result: { pong: true } });
  * ```
  */
 export function response(id: RpcId, result: unknown): Record<string, unknown> {
@@ -250,8 +262,13 @@ export function response(id: RpcId, result: unknown): Record<string, unknown> {
  *
  * @example
  * ```ts
- * import { errorResponse, RpcError, ErrorCode } from "./protocol.ts";
- * errorResponse(1, new RpcError(ErrorCode.MethodNotFound, "no method frobnicate"));
+ * import assert from "node:assert/strict";
+ * import { ErrorCode, errorResponse, RpcError } from "./protocol.ts";
+ * assert.deepEqual(errorResponse(1, new RpcError(ErrorCode.MethodNotFound, "no method frobnicate")), {
+ *   jsonrpc: "2.0",
+ *   id: 1,
+ *   error: { code: -32601, message: "no method frobnicate" },
+ * });
  * ```
  */
 export function errorResponse(id: RpcId, error: RpcError): Record<string, unknown> {
@@ -263,8 +280,12 @@ export function errorResponse(id: RpcId, error: RpcError): Record<string, unknow
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { notification } from "./protocol.ts";
- * JSON.stringify(notification("heartbeat", { timestamp: 0, running_jobs: 0 }));
+ * assert.equal(
+ *   JSON.stringify(notification("heartbeat", { timestamp: 0, running_jobs: 0 })),
+ *   '{"jsonrpc":"2.0","method":"heartbeat","params":{"timestamp":0,"running_jobs":0}}',
+ * );
  * ```
  */
 export function notification(method: string, params: unknown): Record<string, unknown> {
@@ -411,8 +432,10 @@ export interface JobMeta {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { clip } from "./protocol.ts";
- * clip("abcdef", 4); // "abc…"
+ * assert.equal(clip("abcdef", 4), "abc…");
+ * assert.equal(clip("abc", 4), "abc");
  * ```
  */
 export function clip(text: string, max: number): string {
@@ -426,8 +449,9 @@ export function clip(text: string, max: number): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toLabel } from "./protocol.ts";
- * toLabel("Write a haiku\nabout pipes"); // "Write a haiku about pipes"
+ * assert.equal(toLabel("Write a haiku\nabout pipes"), "Write a haiku about pipes");
  * ```
  */
 export function toLabel(text: string): string {
@@ -542,8 +566,11 @@ const JOB_ID = /^[A-Za-z0-9._:-]{1,128}$/;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { validateExecute } from "./protocol.ts";
- * validateExecute({ argv: ["echo", "hi"], timeout: 5 }); // { argv: [...], timeout: 5 }
+ * const p = validateExecute({ argv: ["echo", "hi"], timeout: 5 });
+ * assert.deepEqual([p.argv, p.timeout], [["echo", "hi"], 5]);
+ * assert.throws(() => validateExecute({ argv: ["echo"], timeout: -1 }), /timeout/);
  * ```
  */
 export function validateExecute(raw: unknown): ExecuteParams {
@@ -750,8 +777,9 @@ function validateWorkspace(ws: unknown): WorkspaceParam {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { validateFiles } from "./protocol.ts";
- * validateFiles({ job_id: "j1", path: "src/main.py" }); // { job_id: "j1", path: "src/main.py" }
+ * assert.deepEqual(validateFiles({ job_id: "j1", path: "src/main.py" }), { job_id: "j1", path: "src/main.py" });
  * ```
  */
 export function validateFiles(raw: unknown): FilesParams {
@@ -771,8 +799,10 @@ export function validateFiles(raw: unknown): FilesParams {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { validateControl } from "./protocol.ts";
- * validateControl({ type: "CANCEL" }); // { type: "CANCEL", job_id: undefined }
+ * assert.deepEqual(validateControl({ type: "CANCEL" }), { type: "CANCEL", job_id: undefined });
+ * assert.throws(() => validateControl({ type: "STOP" }), /type/);
  * ```
  */
 export function validateControl(raw: unknown): ControlParams {

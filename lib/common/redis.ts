@@ -5,8 +5,9 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { redactUrl } from "./redis.ts";
- * redactUrl("redis://ci:s3cret@127.0.0.1:6379/0"); // "redis://ci:***@127.0.0.1:6379/0"
+ * assert.equal(redactUrl("redis://ci:s3cret@127.0.0.1:6379/0"), "redis://ci:***@127.0.0.1:6379/0");
  * ```
  * @module
  */
@@ -19,8 +20,10 @@ import { errorText } from "./format.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { redactUrl } from "./redis.ts";
- * console.log(redactUrl("rediss://ci:s3cret@redis.lan:6380")); // rediss://ci:***@redis.lan:6380
+ * assert.equal(redactUrl("rediss://ci:s3cret@redis.lan:6380"), "rediss://ci:***@redis.lan:6380");
+ * assert.equal(redactUrl("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
  * ```
  */
 export function redactUrl(url: string): string {
@@ -38,9 +41,11 @@ export function redactUrl(url: string): string {
  *
  * @example
  * ```ts
- * import type { ConnectRedisOptions } from "./redis.ts";
- * const opts: ConnectRedisOptions = { connectTimeoutMs: 2000 };
- * console.log(opts);
+ * import assert from "node:assert/strict";
+ * import { connectRedis, type ConnectRedisOptions } from "./redis.ts";
+ * const opts: ConnectRedisOptions = { connectTimeoutMs: 500 };
+ * // Nothing listens on port 1: the error says where and how long it tried.
+ * await assert.rejects(connectRedis("redis://127.0.0.1:1", opts), /127\.0\.0\.1:1/);
  * ```
  */
 export interface ConnectRedisOptions {
@@ -66,10 +71,14 @@ export interface ConnectRedisOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { connectRedis } from "./redis.ts";
- * const redis = await connectRedis("redis://127.0.0.1:6379");
- * console.log(await redis.ping());
- * await redis.quit();
+ * // Needs a Redis server on 127.0.0.1:6379, so the doc tests only type-check it.
+ * Deno.test({ name: "connectRedis (needs a Redis server)", ignore: true }, async () => {
+ *   const redis = await connectRedis("redis://127.0.0.1:6379");
+ *   assert.equal(await redis.ping(), "PONG");
+ *   await redis.quit();
+ * });
  * ```
  */
 export async function connectRedis(url: string, opts: ConnectRedisOptions = {}): Promise<Redis> {

@@ -3,9 +3,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { didYouMean, suggest } from "./suggest.ts";
- * suggest("strss", ["serve", "stress", "run"]); // "stress"
- * didYouMean("timout", ["timeout", "prompt"]); // ' (did you mean "timeout"?)'
+ * assert.equal(suggest("strss", ["serve", "stress", "run"]), "stress");
+ * assert.equal(didYouMean("timout", ["timeout", "prompt"]), ' (did you mean "timeout"?)');
  * ```
  * @module
  */
@@ -16,8 +17,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { editDistance } from "./suggest.ts";
- * editDistance("timout", "timeout"); // 1
+ * assert.equal(editDistance("timout", "timeout"), 1);
+ * assert.equal(editDistance("kitten", "sitting"), 3);
  * ```
  */
 export function editDistance(a: string, b: string): number {
@@ -42,9 +45,10 @@ export function editDistance(a: string, b: string): number {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { suggest } from "./suggest.ts";
- * suggest("expected_pattern", ["expected_patterns", "prompt"]); // "expected_patterns"
- * suggest("zzz", ["prompt"]); // undefined
+ * assert.equal(suggest("expected_pattern", ["expected_patterns", "prompt"]), "expected_patterns");
+ * assert.equal(suggest("zzz", ["prompt"]), undefined);
  * ```
  */
 export function suggest(word: string, candidates: Iterable<string>): string | undefined {
@@ -70,8 +74,10 @@ export function suggest(word: string, candidates: Iterable<string>): string | un
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { didYouMean } from "./suggest.ts";
- * `unknown command "strees"${didYouMean("strees", ["stress"])}`;
+ * assert.equal(`unknown command "strees"${didYouMean("strees", ["stress"])}`, 'unknown command "strees" (did you mean "stress"?)');
+ * assert.equal(didYouMean("xyz", ["stress"]), "");
  * ```
  */
 export function didYouMean(word: string, candidates: Iterable<string>): string {

@@ -19,14 +19,20 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { execTask } from "./exec.ts";
- * const r = await execTask({
- *   task: "Create a config.py file with DATABASE_URL",
- *   criteria: ["File config.py exists", "Contains DATABASE_URL"],
- *   cwd: "/tmp/work",
- *   onProgress: (line) => console.error(line),
+ * // Needs Claude's CLI, logged in, so the doc tests only type-check it.
+ * Deno.test({ name: "execTask (needs the Claude CLI)", ignore: true }, async () => {
+ *   const cwd = Deno.makeTempDirSync();
+ *   const r = await execTask({
+ *     task: "Create a config.py file with DATABASE_URL",
+ *     criteria: ["File config.py exists", "Contains DATABASE_URL"],
+ *     cwd,
+ *     onProgress: (line) => console.error(line),
+ *   });
+ *   assert.equal(r.success, true);
+ *   assert.deepEqual(r.files_created, [`${cwd}/config.py`]);
  * });
- * console.log(r.success, r.attempts.length, r.files_created);
  * ```
  * @module
  */
@@ -39,7 +45,8 @@ import {
   remoteFiles,
   runToEnd,
 } from "../client/client.ts";
-import { CcxServer } from "../serve/server.ts";
+import type { CcxServer } from "../serve/server.ts";
+import { startLocalServer } from "../serve/local.ts";
 import { buildClaudeArgv, chooseTools, claudeNotFound, ExecInputError } from "../claude/argv.ts";
 import {
   classifyFailure,
@@ -90,22 +97,29 @@ import { clip, toLabel } from "../common/protocol.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { TimeoutSource } from "./exec.ts";
- * const s: TimeoutSource = "history";
+ * import { resolveTimeout } from "./setup.ts";
+ * const s: TimeoutSource = (await resolveTimeout({ task: "What is 2+2?", taskTimeoutS: 90 })).source;
+ * assert.equal(s, "task");
  * ```
  */
 export type TimeoutSource = "flag" | "task" | "history" | "default";
 
 /**
  * Why an attempt failed: a Claude failure kind, `criteria_not_met` (the run ended well but a
- * criterion was not met), `start_error` (the server could not start the CLI or the connection
- * was lost), `check_failed` / `check_error` (a `--check` did not exit 0 / could not run or
- * finish), `rubric_failed` / `judge_error` (the `--rubric` judge said fail / gave no verdict).
+ * criterion was not met), `start_error` (the server could not start the CLI, the connection
+ * was lost, or the server shut down while the attempt ran), `check_failed` / `check_error` (a
+ * `--check` did not exit 0 / could not run or finish), `rubric_failed` / `judge_error` (the
+ * `--rubric` judge said fail / gave no verdict).
  *
  * @example
  * ```ts
- * import type { AttemptErrorType } from "./exec.ts";
+ * import assert from "node:assert/strict";
+ * import type { AttemptErrorType, ExecAttempt } from "./exec.ts";
  * const e: AttemptErrorType = "token_limit";
+ * const a: Pick<ExecAttempt, "status" | "error_type"> = { status: "completed", error_type: e };
+ * assert.equal(a.error_type, "token_limit");
  * ```
  */
 export type AttemptErrorType =
@@ -122,11 +136,13 @@ export type AttemptErrorType =
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ExecAttempt } from "./exec.ts";
  * const a: ExecAttempt = {
  *   prompt: "[marker:…] What is 2+2?", status: "completed", exit_code: 0, duration_s: 1.2,
  *   error_type: null, marker_seen: true, cost_usd: 0.01,
  * };
+ * assert.equal(JSON.parse(JSON.stringify(a)).error_type, null); // as `ccx exec --json` prints it
  * ```
  */
 export interface ExecAttempt {
@@ -157,11 +173,13 @@ export interface ExecAttempt {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ExecResult } from "./exec.ts";
  * const r: ExecResult = {
  *   success: true, result: "2 + 2 = 4", criteria: [], attempts: [], files_created: [],
  *   duration_s: 1.3, timeout_s: 120, timeout_source: "default",
  * };
+ * assert.ok(r.success);
  * ```
  */
 export interface ExecResult {
@@ -195,8 +213,11 @@ export interface ExecResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ExecOptions } from "./exec.ts";
- * const o: ExecOptions = { task: "What is 2+2?", criteria: ["Contains 4"], timeout: "auto" };
+ * import { resolveTimeout } from "./setup.ts";
+ * const o: ExecOptions = { task: "What is 2+2?", criteria: ["Contains 4"], timeout: 45 };
+ * assert.equal((await resolveTimeout(o)).timeoutS, 45);
  * ```
  */
 export interface ExecOptions {
@@ -461,6 +482,13 @@ async function runAttempt(ctx: Context, body: string, index: number): Promise<At
     watch.stop();
     ctx.signal?.removeEventListener("abort", onAbort);
   }
+  // The server ended the CLI because it shut down (it closes with 1001): not the model's
+  // failure, and no retry can run there.
+  if (run?.status === "killed" && !ctx.signal?.aborted && await ctx.client.endedByShutdown()) {
+    const c = ctx.client.closeInfo;
+    startError = `the server shut down while attempt ${index} ran (close ${c?.code}` +
+      `${c?.reason ? `: ${c.reason}` : ""})`;
+  }
   parser.end();
   const t = parser.transcript();
   const stderr = run?.stderr ?? "";
@@ -660,9 +688,26 @@ async function choose(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { execTask } from "./exec.ts";
- * const r = await execTask({ task: "What is 2+2?", criteria: ["Contains 4"], retries: 1 });
- * console.log(r.success ? r.result : r.criteria);
+ * // A stand-in for Claude's CLI that answers as the real one does with stream-json output.
+ * const dir = Deno.makeTempDirSync();
+ * const claude = `${dir}/claude`;
+ * const answer = '{"type":"result","subtype":"success","is_error":false,"result":"2 + 2 = 4"}';
+ * Deno.writeTextFileSync(claude, `#!/bin/sh\necho '${answer}'\n`, { mode: 0o755 });
+ * const r = await execTask({
+ *   task: "What is 2+2?",
+ *   criteria: ["Contains 4"],
+ *   retries: 1,
+ *   claude,
+ *   cwd: dir,
+ *   sandbox: true, // this box may run it as root
+ * });
+ * assert.equal(r.success, true);
+ * assert.equal(r.result, "2 + 2 = 4");
+ * assert.deepEqual(r.criteria.map((c) => c.met), [true]);
+ * assert.equal(r.attempts.length, 1);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export async function execTask(opts: ExecOptions): Promise<ExecResult> {
@@ -718,23 +763,25 @@ export async function execTask(opts: ExecOptions): Promise<ExecResult> {
 
   let local: CcxServer | undefined;
   let url = opts.server;
+  let token = opts.token;
   if (url === undefined) {
-    local = CcxServer.start({
-      port: 0,
-      log: () => {},
+    // In-process jobs are the user's own children: their environment, less CCX_*. Only this
+    // process knows the server's token: no other local user runs commands through it.
+    const own = startLocalServer({
       heartbeatS: 0,
-      // In-process jobs are the user's own children: their environment, less CCX_*.
-      passEnv: ["*"],
-      maxJobsPerSession: Math.max(32, instances),
+      maxJobsPerSession: Math.max(256, instances),
+      warn: (line) => progress(`warning: ${line}`),
     });
-    url = local.url;
+    local = own.server;
+    url = own.url;
+    token = own.token;
   }
   let client: CcxClient | undefined;
   const attempts: AttemptOutcome[] = [];
   let kept: AttemptOutcome | undefined;
   let historyWarned = false;
   try {
-    client = await CcxClient.connect(url, { token: opts.token });
+    client = await CcxClient.connect(url, { token });
     const ctx: Context = {
       task,
       criteria,

@@ -9,15 +9,23 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CcxClient, runToEnd } from "../client/client.ts";
+ * import { CcxServer } from "../serve/server.ts";
  * import { runChecks } from "./graders.ts";
- * const client = await CcxClient.connect("ws://127.0.0.1:8004/ws");
- * const task = await runToEnd(client, { command: "echo 'print(1)' > a.py", workspace: {} });
- * const { checks } = await runChecks(client, { jobId: task.jobId }, ["python3 a.py"], {
+ * const workspaceRoot = Deno.makeTempDirSync();
+ * const server = CcxServer.start({ port: 0, log: () => {}, workspaceRoot });
+ * const client = await CcxClient.connect(server.url);
+ * const task = await runToEnd(client, { command: "echo 'echo 4' > add.sh", workspace: {} });
+ * const { checks } = await runChecks(client, { jobId: task.jobId }, ["sh test.sh"], {
  *   timeoutS: 60,
+ *   files: [{ path: "test.sh", content: 'test "$(sh add.sh)" = 5 || { echo "add.sh said 4"; exit 1; }' }],
  * });
- * console.log(checks[0].status); // "passed"
+ * assert.equal(checks[0].status, "failed");
+ * assert.equal(checks[0].stdoutTail, "add.sh said 4");
  * await client.close();
+ * await server.shutdown();
+ * Deno.removeSync(workspaceRoot, { recursive: true });
  * ```
  * @module
  */
@@ -58,8 +66,10 @@ import { type FileAccess, localFiles } from "../verdict/criteria.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { GraderTag } from "./graders.ts";
  * const tag: GraderTag = { label: "slugify · Slugify", meta: { run_id: "20260101_000000_abc" } };
+ * assert.equal(tag.meta?.run_id, "20260101_000000_abc");
  * ```
  */
 export interface GraderTag {
@@ -181,10 +191,13 @@ export async function runChecks(
  * ```ts
  * import { localFiles } from "../verdict/criteria.ts";
  * import { judgeFiles } from "./graders.ts";
+ * import assert from "node:assert/strict";
  * const dir = Deno.makeTempDirSync();
  * Deno.writeTextFileSync(`${dir}/a.py`, "print(1)\n");
- * await judgeFiles(localFiles, dir, [{ path: "a.py", size: 9 }]);
- * // [{ path: "a.py", size: 9, text: "print(1)\n" }]
+ * assert.deepEqual(await judgeFiles(localFiles, dir, [{ path: "a.py", size: 9 }]), [
+ *   { path: "a.py", size: 9, text: "print(1)\n" },
+ * ]);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export async function judgeFiles(
@@ -383,8 +396,10 @@ export interface ExecCheck {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ExecRubric } from "./graders.ts";
  * const r: ExecRubric = { status: "failed", reason: "add() subtracts", model: "claude-haiku" };
+ * assert.equal(r.status, "failed");
  * ```
  */
 export interface ExecRubric {
@@ -401,9 +416,11 @@ export interface ExecRubric {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { execCheck } from "./graders.ts";
- * execCheck({ command: "true", status: "passed", exitCode: 0, durationS: 0.01 });
- * // { command: "true", status: "passed", exit_code: 0, duration_s: 0.01, output_tail: null }
+ * assert.deepEqual(execCheck({ command: "true", status: "passed", exitCode: 0, durationS: 0.01 }), {
+ *   command: "true", status: "passed", exit_code: 0, duration_s: 0.01, output_tail: null,
+ * });
  * ```
  */
 export function execCheck(c: CheckResult): ExecCheck {
@@ -423,9 +440,11 @@ export function execCheck(c: CheckResult): ExecCheck {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { execRubric } from "./graders.ts";
- * execRubric({ status: "failed", statements: ["s"], reason: "no", durationS: 1 });
- * // { status: "failed", reason: "no", model: null }
+ * assert.deepEqual(execRubric({ status: "failed", statements: ["s"], reason: "no", durationS: 1 }), {
+ *   status: "failed", reason: "no", model: null,
+ * });
  * ```
  */
 export function execRubric(r: RubricResult): ExecRubric {

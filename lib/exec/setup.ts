@@ -6,8 +6,9 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveTimeout } from "./setup.ts";
- * await resolveTimeout({ task: "What is 2+2?", timeout: 30 }); // { timeoutS: 30, source: "flag", … }
+ * assert.equal((await resolveTimeout({ task: "What is 2+2?", timeout: 30 })).source, "flag");
  * ```
  * @module
  */
@@ -30,9 +31,11 @@ import type { ExecOptions, TimeoutSource } from "./exec.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { findExecutable } from "./setup.ts";
- * findExecutable("sh"); // "/usr/bin/sh" (or wherever PATH finds it)
- * findExecutable("no-such-program-here"); // undefined
+ * assert.match(findExecutable("sh")!, /\/sh$/); // e.g. "/usr/bin/sh": wherever PATH finds it
+ * assert.equal(findExecutable("sh", "/nowhere"), undefined);
+ * assert.equal(findExecutable("no-such-program-here"), undefined);
  * ```
  */
 export function findExecutable(
@@ -66,9 +69,11 @@ export function findExecutable(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rootRefusal } from "./setup.ts";
- * rootRefusal({ isRoot: true, skipPermissions: true, env: {} })?.message.includes("IS_SANDBOX"); // true
- * rootRefusal({ isRoot: true, skipPermissions: true, env: { IS_SANDBOX: "1" } }); // undefined
+ * assert.match(rootRefusal({ isRoot: true, skipPermissions: true, env: {} })!.message, /IS_SANDBOX=1/);
+ * assert.equal(rootRefusal({ isRoot: true, skipPermissions: true, env: { IS_SANDBOX: "1" } }), undefined);
+ * assert.equal(rootRefusal({ isRoot: false, skipPermissions: true, env: {} }), undefined);
  * ```
  */
 export function rootRefusal(
@@ -100,8 +105,11 @@ export function currentUid(): number | null {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parsePick } from "./setup.ts";
- * parsePick("fastest"); // "FASTEST"
+ * assert.equal(parsePick("fastest"), "FASTEST");
+ * assert.equal(parsePick("best-code-quality"), "BEST_CODE_QUALITY");
+ * assert.throws(() => parsePick("best"), /^ExecInputError: unknown --pick "best"; valid values: FASTEST, /);
  * ```
  */
 export function parsePick(value: string): EvaluationCriterion {
@@ -121,8 +129,10 @@ export function parsePick(value: string): EvaluationCriterion {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { validCount } from "./setup.ts";
- * validCount("retries", 2, 0); // 2
+ * assert.equal(validCount("retries", 2, 0), 2);
+ * assert.throws(() => validCount("retries", -1, 0), /retries must be an integer >= 0, got -1/);
  * ```
  */
 export function validCount(name: string, v: number | undefined, min: number): number | undefined {
@@ -139,8 +149,10 @@ export function validCount(name: string, v: number | undefined, min: number): nu
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { validSeconds } from "./setup.ts";
- * validSeconds("timeout", 30); // 30
+ * assert.equal(validSeconds("timeout", 30), 30);
+ * assert.throws(() => validSeconds("timeout", 0), /timeout must be a positive number of seconds/);
  * ```
  */
 export function validSeconds(name: string, v: number | undefined): number | undefined {
@@ -158,9 +170,13 @@ export function validSeconds(name: string, v: number | undefined): number | unde
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveTimeout } from "./setup.ts";
- * await resolveTimeout({ task: "What is 2+2?", timeout: 30 });
- * // { timeoutS: 30, source: "flag", basis: "--timeout 30" }
+ * assert.deepEqual(await resolveTimeout({ task: "What is 2+2?", timeout: 30 }), {
+ *   timeoutS: 30,
+ *   source: "flag",
+ *   basis: "--timeout 30",
+ * });
  * ```
  */
 export async function resolveTimeout(

@@ -10,17 +10,24 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LockWatch } from "./lock_watch.ts";
+ * const lost: string[] = [];
  * const watch = new LockWatch({
  *   name: "box1:4242",
  *   lockMs: 10_000,
- *   ping: () => Promise.resolve("PONG"),
- *   onLost: (jobId, note) => console.log(jobId, note),
+ *   ping: () => Promise.resolve("PONG"), // the worker's Redis PING
+ *   onLost: (jobId, note) => lost.push(`${jobId}: ${note}`), // the worker stops that task
  * });
  * watch.start();
- * const slot = watch.track("job-1");
- * watch.renewed(["job-1"]);
- * watch.untrack(slot);
+ * const a = watch.track("job-1");
+ * const b = watch.track("job-2");
+ * watch.renewed(["job-1", "job-2"]); // BullMQ's locksRenewed event
+ * watch.failed(["job-2"]); // BullMQ's lockRenewalFailed event: another worker may take job-2
+ * assert.deepEqual(lost, ["job-2: worker box1:4242 could not renew its 10.0 s lock"]);
+ * assert.equal(a.lost, undefined);
+ * watch.untrack(a);
+ * watch.untrack(b);
  * watch.stop();
  * ```
  * @module

@@ -13,15 +13,19 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runOnQueue } from "./queue.ts";
  * import { loadSuite } from "../stress/suite_load.ts";
- * const suite = await loadSuite("tasks/selftest.json");
- * const results = await runOnQueue(suite.tasks, {
- *   url: "redis://127.0.0.1:6379",
- *   outDir: "test_outputs/demo",
- *   claude: suite.claude,
+ * // Needs a Redis server and `ccx worker`s taking from its queue, so the doc tests only type-check it.
+ * Deno.test({ name: "runOnQueue (needs Redis and workers)", ignore: true }, async () => {
+ *   const suite = await loadSuite("tasks/selftest.json");
+ *   const results = await runOnQueue(suite.tasks, {
+ *     url: "redis://127.0.0.1:6379",
+ *     outDir: Deno.makeTempDirSync(),
+ *     claude: suite.claude,
+ *   });
+ *   assert.equal(results.length, suite.tasks.length);
  * });
- * console.log(results.length);
  * ```
  * @module
  */
@@ -46,8 +50,10 @@ import type { TestResult } from "../stress/report/model.ts";
  *
  * @example
  * ```ts
- * import { DEFAULT_QUEUE_NAME } from "./queue.ts";
- * console.log(DEFAULT_QUEUE_NAME); // "ccx"
+ * import assert from "node:assert/strict";
+ * import { DEFAULT_QUEUE_NAME, fleetKeys } from "./queue.ts";
+ * assert.equal(DEFAULT_QUEUE_NAME, "ccx");
+ * assert.equal(fleetKeys(DEFAULT_QUEUE_NAME).cancelChannel, "ccx:fleet:ccx:cancel");
  * ```
  */
 export const DEFAULT_QUEUE_NAME = "ccx";
@@ -57,9 +63,10 @@ export const DEFAULT_QUEUE_NAME = "ccx";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { FleetTaskSettings } from "./queue.ts";
  * const s: FleetTaskSettings = { patternMode: "all", timeoutScale: 1, claude: "claude", record: true };
- * console.log(s.claude);
+ * assert.equal(JSON.parse(JSON.stringify(s)).claude, "claude"); // it travels in the job's JSON
  * ```
  */
 export interface FleetTaskSettings {
@@ -91,9 +98,10 @@ export interface FleetTaskSettings {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { FleetJobData } from "./queue.ts";
  * const d: Partial<FleetJobData> = { runId: "20260101_000000_abc123", rid: "simple_1" };
- * console.log(d.rid);
+ * assert.equal(d.rid, "simple_1");
  * ```
  */
 export interface FleetJobData {
@@ -116,9 +124,10 @@ export interface FleetJobData {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { FleetJobResult } from "./queue.ts";
- * const r: Partial<FleetJobResult> = { worker: "box1:4242", files: {} };
- * console.log(r.worker);
+ * const r: Partial<FleetJobResult> = { worker: "box1:4242", files: {}, deliveries: 1 };
+ * assert.equal(r.worker, "box1:4242");
  * ```
  */
 export interface FleetJobResult {
@@ -147,9 +156,10 @@ export interface FleetJobResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { FleetProgress } from "./queue.ts";
- * const p: FleetProgress = { worker: "box1:4242", state: "started" };
- * console.log(p.state);
+ * const p: FleetProgress = { worker: "box1:4242", state: "output", bytes: 3, tail: "hi" };
+ * assert.equal(p.state, "output");
  * ```
  */
 export interface FleetProgress {
@@ -168,8 +178,11 @@ export interface FleetProgress {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fleetKeys } from "./queue.ts";
- * console.log(fleetKeys("ccx").cancelKey("run1")); // "ccx:fleet:ccx:cancel:run1"
+ * const keys = fleetKeys("ccx");
+ * assert.equal(keys.cancelKey("run1"), "ccx:fleet:ccx:cancel:run1");
+ * assert.equal(keys.alive("box1:4242"), "ccx:fleet:ccx:alive:box1:4242");
  * ```
  */
 export function fleetKeys(queueName: string): {
@@ -201,8 +214,13 @@ function jobIdOf(runId: string, rid: string, instance?: number): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkQueueUrl } from "./queue.ts";
- * checkQueueUrl("rediss://ci:secret@redis.lan:6380/0"); // ok
+ * checkQueueUrl("rediss://ci:secret@redis.lan:6380/0"); // fine: no error
+ * assert.throws(
+ *   () => checkQueueUrl("http://ci:secret@redis.lan:6380/0"),
+ *   { message: "--queue: http://ci:***@redis.lan:6380/0 is not a redis:// or rediss:// URL (got http://)" },
+ * );
  * ```
  */
 export function checkQueueUrl(url: string, flag = "--queue"): void {
@@ -224,9 +242,10 @@ export function checkQueueUrl(url: string, flag = "--queue"): void {
  *
  * @example
  * ```ts
- * import type { QueueRunOptions } from "./queue.ts";
+ * import assert from "node:assert/strict";
+ * import { checkQueueUrl, type QueueRunOptions } from "./queue.ts";
  * const o: QueueRunOptions = { url: "redis://127.0.0.1:6379", outDir: "out", claude: "claude" };
- * console.log(o.url);
+ * assert.doesNotThrow(() => checkQueueUrl(o.url));
  * ```
  */
 export interface QueueRunOptions extends
@@ -304,18 +323,23 @@ export const MAX_HANDED_BACK_BYTES = 16 * 1024 * 1024;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runOnQueue } from "./queue.ts";
  * import { loadSuite } from "../stress/suite_load.ts";
- * const suite = await loadSuite("tasks/selftest.json");
- * const ac = new AbortController();
- * const results = await runOnQueue(suite.tasks, {
- *   url: "redis://127.0.0.1:6379",
- *   outDir: "test_outputs/demo",
- *   claude: suite.claude,
- *   signal: ac.signal,
- *   onStart: (id, worker) => console.log(`${id} on ${worker}`),
+ * // Needs a Redis server and `ccx worker`s taking from its queue, so the doc tests only type-check it.
+ * Deno.test({ name: "runOnQueue with onStart (needs Redis and workers)", ignore: true }, async () => {
+ *   const suite = await loadSuite("tasks/selftest.json");
+ *   const ac = new AbortController(); // abort: cancel the run on every worker
+ *   const started: string[] = [];
+ *   const results = await runOnQueue(suite.tasks, {
+ *     url: "redis://127.0.0.1:6379",
+ *     outDir: Deno.makeTempDirSync(),
+ *     claude: suite.claude,
+ *     signal: ac.signal,
+ *     onStart: (id, worker) => started.push(`${id} on ${worker}`),
+ *   });
+ *   assert.equal(started.length, results.length);
  * });
- * console.log(results.map((r) => r.status));
  * ```
  */
 export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Promise<TestResult[]> {
@@ -641,8 +665,9 @@ function lostInstance(p: Pending, why: string): InstanceRun {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CANCELED_BEFORE_START } from "./queue.ts";
- * console.log(CANCELED_BEFORE_START.startsWith("interrupted")); // true
+ * assert.ok(CANCELED_BEFORE_START.startsWith("interrupted"));
  * ```
  */
 export const CANCELED_BEFORE_START = "interrupted: the run was canceled before this task started";

@@ -18,10 +18,17 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { FleetWorker } from "./worker.ts";
- * const w = await FleetWorker.start({ url: "redis://127.0.0.1:6379", concurrency: 2 });
- * Deno.addSignalListener("SIGTERM", () => void w.stop());
- * await w.stopped;
+ * // Needs the queue's Redis, so the doc tests only type-check it.
+ * Deno.test({ name: "FleetWorker (needs Redis)", ignore: true }, async () => {
+ *   const w = await FleetWorker.start({ url: "redis://127.0.0.1:6379", concurrency: 2 });
+ *   const stop = () => void w.stop(); // finish or hand back the running tasks
+ *   Deno.addSignalListener("SIGTERM", stop);
+ *   await w.stopped;
+ *   Deno.removeSignalListener("SIGTERM", stop);
+ *   assert.ok(w.name);
+ * });
  * ```
  * @module
  */
@@ -30,7 +37,9 @@ import { hostname, tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { type Job, WaitingError, Worker } from "bullmq";
 import { CcxClient } from "../client/client.ts";
-import { type CcxServer, startInProcessServer } from "../serve/server.ts";
+import type { CcxServer } from "../serve/server.ts";
+import { type LocalServer, startLocalServer } from "../serve/local.ts";
+import type { IsolateMode } from "../serve/isolate.ts";
 import { type HistoryStore, RedisHistory } from "../claude/history.ts";
 import { connectRedis, redactUrl } from "../common/redis.ts";
 import { runInstance, runTask, ServerLostError, type TaskOptions } from "../stress/task.ts";
@@ -56,8 +65,9 @@ type RedisClient = Awaited<ReturnType<typeof connectRedis>>;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DEFAULT_LOCK_S } from "./worker.ts";
- * console.log(DEFAULT_LOCK_S); // 10
+ * assert.equal(DEFAULT_LOCK_S, 10);
  * ```
  */
 export const DEFAULT_LOCK_S = 10;
@@ -67,8 +77,9 @@ export const DEFAULT_LOCK_S = 10;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DEFAULT_DRAIN_S } from "./worker.ts";
- * console.log(DEFAULT_DRAIN_S); // 30
+ * assert.equal(DEFAULT_DRAIN_S, 30);
  * ```
  */
 export const DEFAULT_DRAIN_S = 30;
@@ -78,9 +89,11 @@ export const DEFAULT_DRAIN_S = 30;
  *
  * @example
  * ```ts
- * import type { FleetWorkerOptions } from "./worker.ts";
- * const o: FleetWorkerOptions = { url: "rediss://w:secret@redis.lan:6380", concurrency: 4 };
- * console.log(o.concurrency);
+ * import assert from "node:assert/strict";
+ * import { FleetWorker, type FleetWorkerOptions } from "./worker.ts";
+ * const o: FleetWorkerOptions = { url: "redis://127.0.0.1:1", concurrency: 4, log: () => {} };
+ * // Nothing listens on port 1: start fails at once, naming the Redis it tried.
+ * await assert.rejects(FleetWorker.start(o), /redis:\/\/127\.0\.0\.1:1/);
  * ```
  */
 export interface FleetWorkerOptions {
@@ -107,6 +120,21 @@ export interface FleetWorkerOptions {
   sandbox?: boolean;
   /** One line per event (default: none). */
   log?: (line: string) => void;
+  /**
+   * Run every task as this user (a name or uid; the worker runs as root), so tasks cannot read
+   * the worker's `/proc/PID/environ` (the queue's password) or its private files
+   * (`ccx worker --run-as`).
+   */
+  runAs?: string;
+  /** `bwrap`: every task runs confined to its workspace under bubblewrap (default `none`). */
+  isolate?: IsolateMode;
+  /** Where task workspaces are made (default: `workspaces` in the state directory). */
+  workspaceRoot?: string;
+}
+
+/** The worker's name: `--name`, else `HOST:PID`. */
+function workerName(opts: FleetWorkerOptions): string {
+  return opts.name ?? `${hostname()}:${Deno.pid}`;
 }
 
 /** A worker taking tasks from the fleet queue. Start one with {@linkcode FleetWorker.start}. */
@@ -118,6 +146,7 @@ export class FleetWorker {
   #resolveStopped!: () => void;
   #worker!: Worker<FleetJobData, FleetJobResult>;
   #server: CcxServer;
+  #token: string;
   #client?: Promise<CcxClient>;
   #redis: RedisClient;
   #sub: RedisClient;
@@ -136,44 +165,57 @@ export class FleetWorker {
 
   private constructor(
     opts: FleetWorkerOptions,
+    local: LocalServer,
     redis: RedisClient,
     sub: RedisClient,
     history: HistoryStore | undefined,
   ) {
     this.#opts = opts;
-    this.name = opts.name ?? `${hostname()}:${Deno.pid}`;
+    this.name = workerName(opts);
     this.#redis = redis;
     this.#sub = sub;
     this.#history = history;
     this.#log = opts.log ?? (() => {});
-    this.#server = startInProcessServer({
-      // Quiet, but a workspace it could not remove is the operator's to know.
-      log: (line, fields) => {
-        if (fields?.event === "workspace_unremovable") {
-          this.#log(`ccx worker ${this.name}: ${line}`);
-        }
-      },
-    });
+    this.#server = local.server;
+    this.#token = local.token;
     this.stopped = new Promise((r) => this.#resolveStopped = r);
   }
 
   /**
-   * Connects to Redis (failing at once, naming the URL, when it cannot), starts the local
-   * server and begins taking tasks.
+   * Starts the local server (throwing `ServerConfigError` for settings it refuses, such as a
+   * `runAs` user it cannot switch to), connects to Redis (failing at once, naming the URL, when
+   * it cannot) and begins taking tasks.
    */
   static async start(opts: FleetWorkerOptions): Promise<FleetWorker> {
     checkQueueUrl(opts.url);
     const queueName = opts.queueName ?? DEFAULT_QUEUE_NAME;
-    const redis = await connectRedis(opts.url, { blocking: true });
-    const sub = redis.duplicate();
-    sub.on("error", () => {});
-    const history = opts.noHistory ? undefined : await RedisHistory.connect({ url: opts.url });
-    const w = new FleetWorker(opts, redis, sub, history);
+    const log = opts.log ?? (() => {});
+    // Only this process knows its token: no other local user runs commands through it.
+    const local = startLocalServer({
+      workspaceRoot: opts.workspaceRoot,
+      isolate: opts.isolate,
+      runAs: opts.runAs,
+      // Quiet about jobs; what is wrong with the server itself is the operator's to know.
+      warn: (line) => log(`${workerName(opts)}: ${line}`),
+    });
+    let redis: RedisClient | undefined;
+    let w: FleetWorker;
+    try {
+      redis = await connectRedis(opts.url, { blocking: true });
+      const sub = redis.duplicate();
+      sub.on("error", () => {});
+      const history = opts.noHistory ? undefined : await RedisHistory.connect({ url: opts.url });
+      w = new FleetWorker(opts, local, redis, sub, history);
+    } catch (e) {
+      redis?.disconnect();
+      await local.server.shutdown();
+      throw e;
+    }
     // Process groups a SIGKILLed worker (or server) left on this box end before new work starts.
     await w.#server.reaped.catch(() => []);
     const keys = fleetKeys(queueName);
-    await sub.subscribe(keys.cancelChannel);
-    sub.on("message", (_channel: string, runId: string) => w.#cancelRun(runId));
+    await w.#sub.subscribe(keys.cancelChannel);
+    w.#sub.on("message", (_channel: string, runId: string) => w.#cancelRun(runId));
     const lockMs = Math.round((opts.lockS ?? DEFAULT_LOCK_S) * 1000);
     w.#keys = keys;
     w.#lockMs = lockMs;
@@ -182,7 +224,7 @@ export class FleetWorker {
       name: w.name,
       lockMs,
       // Each answer also says this worker is alive, for a lock period.
-      ping: () => redis.set(keys.alive(w.name), "1", "PX", lockMs),
+      ping: () => w.#redis.set(keys.alive(w.name), "1", "PX", lockMs),
       onLost: (jobId, note) => {
         w.#log(`${jobId}: lock lost (${note}); stopping the task so it does not run twice`);
         w.#worker.cancelJob(jobId, "lock lost");
@@ -198,7 +240,7 @@ export class FleetWorker {
         return run;
       },
       {
-        connection: redis,
+        connection: w.#redis,
         concurrency: Math.max(1, opts.concurrency ?? 1),
         name: w.name,
         lockDuration: lockMs,
@@ -210,7 +252,7 @@ export class FleetWorker {
     w.#worker.on("locksRenewed", ({ jobIds }) => w.#watch.renewed(jobIds));
     w.#worker.on("lockRenewalFailed", (jobIds) => w.#watch.failed(jobIds));
     // Delivered: the copy of the result kept for a redelivery is no longer needed.
-    w.#worker.on("completed", (job) => void redis.del(w.#keys.job(job.id!)).catch(() => {}));
+    w.#worker.on("completed", (job) => void w.#redis.del(w.#keys.job(job.id!)).catch(() => {}));
     w.#watch.start();
     await w.#worker.waitUntilReady();
     const sandbox = opts.sandbox ?? Deno.env.get("CCX_SANDBOX") === "1";
@@ -284,7 +326,7 @@ export class FleetWorker {
   #connect = async (): Promise<{ client: CcxClient; url: string }> => {
     let c = await this.#client?.catch(() => undefined);
     if (!c || c.closed) {
-      this.#client = CcxClient.connect(this.#server.url);
+      this.#client = CcxClient.connect(this.#server.url, { token: this.#token });
       c = await this.#client;
     }
     return { client: c, url: this.#server.url };

@@ -19,13 +19,16 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ConnectionGate } from "./gate.ts";
- * const inner = Deno.makeTempDirSync() + "/http.sock";
+ * const dir = Deno.makeTempDirSync();
+ * const inner = `${dir}/http.sock`;
  * const http = Deno.serve({ path: inner, onListen() {} }, () => new Response("hi"));
  * const gate = ConnectionGate.listen({ hostname: "127.0.0.1", port: 0, upstreamPath: inner });
- * console.log(await (await fetch(`http://127.0.0.1:${gate.addr.port}/`)).text()); // "hi"
+ * assert.equal(await (await fetch(`http://127.0.0.1:${gate.addr.port}/`)).text(), "hi");
  * await gate.close();
  * await http.shutdown();
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  * @module
  */
@@ -198,9 +201,10 @@ export const GATE_PEER_HEADER = "x-ccx-gate-peer";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { gatePeer } from "./gate.ts";
- * gatePeer(new Request("http://x/", { headers: { "x-ccx-gate-peer": "127.0.0.1 5000" } }));
- * // { hostname: "127.0.0.1", port: 5000 }
+ * const req = new Request("http://x/", { headers: { "x-ccx-gate-peer": "127.0.0.1 5000" } });
+ * assert.deepEqual(gatePeer(req), { hostname: "127.0.0.1", port: 5000 });
  * ```
  */
 export function gatePeer(req: Request): { hostname: string; port: number } {
@@ -727,8 +731,10 @@ class GatedConn {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openFileLimit } from "./gate.ts";
- * openFileLimit(); // e.g. 1024
+ * const limit = openFileLimit(); // e.g. 1024; undefined when unlimited or without /proc
+ * assert.ok(limit === undefined || limit > 0);
  * ```
  */
 export function openFileLimit(): number | undefined {
@@ -749,8 +755,10 @@ export function openFileLimit(): number | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultMaxConnections } from "./gate.ts";
- * defaultMaxConnections(256); // 64
+ * assert.equal(defaultMaxConnections(256), 64);
+ * assert.equal(defaultMaxConnections(1024), 256); // 256 descriptors kept for jobs
  * ```
  */
 export function defaultMaxConnections(fdLimit = openFileLimit()): number {

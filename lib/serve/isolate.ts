@@ -8,12 +8,15 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { bwrapArgv } from "./isolate.ts";
  * const argv = bwrapArgv(["/bin/sh", "-c", "echo hi > out.txt"], {
  *   dir: "/var/ccx/ws/1", work: "/var/ccx/ws/1/work", home: "/var/ccx/ws/1/home",
  *   hide: ["/var/ccx/ws"], net: "host",
  * });
- * console.log(argv[0]); // "bwrap"
+ * assert.equal(argv[0], "bwrap");
+ * assert.deepEqual(argv.slice(-4), ["--", "/bin/sh", "-c", "echo hi > out.txt"]); // the job, confined
+ * assert.ok(argv.includes("--die-with-parent"));
  * ```
  * @module
  */
@@ -69,9 +72,11 @@ export interface BwrapLayout {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { bwrapArgv } from "./isolate.ts";
- * bwrapArgv(["true"], { dir: "/w", work: "/w/work", home: "/w/home", net: "none" })
- *   .includes("--unshare-net"); // true
+ * const layout = { dir: "/w", work: "/w/work", home: "/w/home" };
+ * assert.equal(bwrapArgv(["true"], { ...layout, net: "none" }).includes("--unshare-net"), true);
+ * assert.equal(bwrapArgv(["true"], { ...layout, net: "host" }).includes("--unshare-net"), false);
  * ```
  */
 export function bwrapArgv(inner: string[], layout: BwrapLayout): string[] {
@@ -140,8 +145,16 @@ function programUnderTmp(program: string | undefined): string | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { claudeCredentials } from "./isolate.ts";
- * const { readOnly, copies } = claudeCredentials("/root");
+ * const home = Deno.makeTempDirSync(); // the server's user's home
+ * Deno.mkdirSync(`${home}/.claude`);
+ * Deno.writeTextFileSync(`${home}/.claude/.credentials.json`, "{}");
+ * Deno.writeTextFileSync(`${home}/.claude.json`, "{}");
+ * const { readOnly, copies } = claudeCredentials(home);
+ * assert.deepEqual(readOnly, [[`${home}/.claude/.credentials.json`, ".claude/.credentials.json"]]);
+ * assert.deepEqual(copies, [[`${home}/.claude.json`, ".claude.json"]]);
+ * Deno.removeSync(home, { recursive: true });
  * ```
  */
 export function claudeCredentials(
@@ -163,12 +176,15 @@ export function claudeCredentials(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkBwrap } from "./isolate.ts";
+ * let said: string;
  * try {
- *   console.log(checkBwrap()); // "bubblewrap 0.8.0"
+ *   said = checkBwrap(); // e.g. "bubblewrap 0.8.0"
  * } catch (e) {
- *   console.error((e as Error).message);
+ *   said = (e as Error).message; // e.g. "--isolate bwrap: bwrap is not installed (…)"
  * }
+ * assert.match(said, /^bubblewrap \d|^--isolate bwrap: /);
  * ```
  */
 export function checkBwrap(): string {

@@ -7,12 +7,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { jobEnvironment } from "./job_env.ts";
  * const env = jobEnvironment(
  *   { PATH: "/usr/bin", CCX_TOKEN: "s3cret", AWS_SECRET_ACCESS_KEY: "x" },
  *   { FOO: "bar" },
  * );
- * console.log(env); // { PATH: "/usr/bin", FOO: "bar" }
+ * assert.deepEqual(env, { PATH: "/usr/bin", FOO: "bar" });
  * ```
  * @module
  */
@@ -63,9 +64,10 @@ function isCcxSetting(name: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { passEnvProblem } from "./job_env.ts";
- * passEnvProblem(["GOPATH", "AWS_*"]); // undefined
- * passEnvProblem(["CCX_TOKEN"]); // "CCX_TOKEN: CCX_* settings are never passed to jobs"
+ * assert.equal(passEnvProblem(["GOPATH", "AWS_*"]), undefined);
+ * assert.equal(passEnvProblem(["CCX_TOKEN"]), "CCX_TOKEN: CCX_* settings are never passed to jobs");
  * ```
  */
 export function passEnvProblem(names: readonly string[]): string | undefined {
@@ -97,9 +99,11 @@ function allowed(name: string, list: readonly string[]): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { DEFAULT_PASS_ENV, jobEnvironment } from "./job_env.ts";
- * jobEnvironment({ GOPATH: "/go", PATH: "/bin" }, {}, [...DEFAULT_PASS_ENV, "GOPATH"]);
- * // { GOPATH: "/go", PATH: "/bin" }
+ * const server = { GOPATH: "/go", PATH: "/bin", CCX_TOKEN: "s3cret" };
+ * assert.deepEqual(jobEnvironment(server, {}, [...DEFAULT_PASS_ENV, "GOPATH"]), { GOPATH: "/go", PATH: "/bin" });
+ * assert.deepEqual(jobEnvironment(server, {}, ["*"]), { GOPATH: "/go", PATH: "/bin" }); // never CCX_*
  * ```
  */
 export function jobEnvironment(
@@ -140,9 +144,13 @@ function urlWithPassword(value: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { heldSecrets } from "./job_env.ts";
- * heldSecrets({ token: "s3cret", args: ["serve"], env: { CCX_TOKEN: "s3cret" }, dotEnv: {} });
- * // [{ what: "the token (CCX_TOKEN)", where: "environment" }]
+ * assert.deepEqual(
+ *   heldSecrets({ token: "s3cret", args: ["serve"], env: { CCX_TOKEN: "s3cret" }, dotEnv: {} }),
+ *   [{ what: "the token (CCX_TOKEN)", where: "environment" }],
+ * );
+ * assert.deepEqual(heldSecrets({ args: ["serve"], env: {}, dotEnv: {} }), []);
  * ```
  */
 export function heldSecrets(src: {
@@ -186,17 +194,26 @@ export function heldSecrets(src: {
  *
  * @example
  * ```ts
- * import { secretWarnings } from "./job_env.ts";
- * secretWarnings([{ what: "the token (CCX_TOKEN)", where: "environment" }], {
- *   isolate: "none",
- * }); // one warning: suggest --run-as or --isolate bwrap
+ * import assert from "node:assert/strict";
+ * import { type HeldSecret, secretWarnings } from "./job_env.ts";
+ * const secrets: HeldSecret[] = [{ what: "the token (CCX_TOKEN)", where: "environment" }];
+ * const [warning] = secretWarnings(secrets, { isolate: "none" });
+ * assert.match(warning, /--run-as/); // it suggests running jobs as another user
+ * assert.deepEqual(secretWarnings([], { isolate: "none" }), []);
  * ```
  */
 export function secretWarnings(
   secrets: readonly HeldSecret[],
-  how: { isolate: "none" | "bwrap"; runAs?: string; dotEnvOpenToOthers?: boolean },
+  how: {
+    isolate: "none" | "bwrap";
+    runAs?: string;
+    dotEnvOpenToOthers?: boolean;
+    /** Whose secrets, in the warnings' words: `server` (default), or `worker` for `ccx worker`. */
+    who?: string;
+  },
 ): string[] {
   if (secrets.length === 0) return [];
+  const who = how.who ?? "server";
   const at = {
     "command line": "on the command line",
     environment: "in the environment",
@@ -205,7 +222,7 @@ export function secretWarnings(
   const list = (s: readonly HeldSecret[]) => s.map((x) => `${x.what} ${at[x.where]}`).join(", ");
   if (how.isolate === "none" && how.runAs === undefined) {
     return [
-      `warning: jobs run unconfined as the server's own user, so they can read its secrets ` +
+      `warning: jobs run unconfined as the ${who}'s own user, so they can read its secrets ` +
       `(${list(secrets)}) in /proc/$PPID/environ, /proc/$PPID/cmdline or ./.env. Run them as ` +
       `another user (--run-as USER) and/or confine them (--isolate bwrap)`,
     ];
@@ -214,7 +231,7 @@ export function secretWarnings(
   const inDotEnv = secrets.filter((s) => s.where === ".env");
   if (how.runAs === undefined && inDotEnv.length > 0) {
     out.push(
-      `warning: confined jobs run as the server's own user over a read-only view of the ` +
+      `warning: confined jobs run as the ${who}'s own user over a read-only view of the ` +
         `files, so they can read ./.env (${list(inDotEnv)}). Add --run-as USER, or pass the ` +
         `secret in the environment instead`,
     );

@@ -7,9 +7,15 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxClient, runToEnd } from "../client/client.ts";
  * import { CcxServer } from "./server.ts";
  * // A session's jobs are reached over the wire: execute, control, jobs, files.
  * const server = CcxServer.start({ port: 0, log: () => {} });
+ * const client = await CcxClient.connect(server.url);
+ * const r = await runToEnd(client, { argv: ["echo", "hi"] });
+ * assert.deepEqual([r.status, r.stdout], ["completed", "hi\n"]);
+ * await client.close();
  * await server.shutdown();
  * ```
  * @module

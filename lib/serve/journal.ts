@@ -14,19 +14,26 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { JobJournal, reapOrphans } from "./journal.ts";
- * const dir = Deno.makeTempDirSync();
- * await reapOrphans(dir, { graceMs: 2000 }); // nothing to reap in a fresh directory
+ * const dir = Deno.makeTempDirSync(); // a server uses <state dir>/jobs
+ * assert.deepEqual(await reapOrphans(dir, { graceMs: 2000 }), []); // nothing to reap in a fresh directory
  * const journal = JobJournal.open(dir);
- * journal.add(4242, "session-1", "job-1");
- * journal.remove(4242);
+ * const job = new Deno.Command("sleep", { args: ["30"], detached: true }).spawn(); // pgid = pid
+ * journal.add(job.pid, "session-1", "job-1");
+ * assert.equal(Deno.readDirSync(dir).toArray().length, 1);
+ * job.kill();
+ * await job.status;
+ * journal.remove(job.pid);
  * journal.close(); // a clean stop leaves no journal behind
+ * assert.equal(Deno.readDirSync(dir).toArray().length, 0);
+ * Deno.removeSync(dir);
  * ```
  * @module
  */
 
 import { join } from "node:path";
-import { countGroupProcesses, processStartTime, procStat } from "../common/proc.ts";
+import { countGroupProcesses, processAlive, processStartTime, procStat } from "../common/proc.ts";
 import { endProcessGroup } from "./supervisor.ts";
 import type { Logger } from "../common/log.ts";
 
@@ -48,16 +55,6 @@ export interface ReapedGroup extends JournalEntry {
   owner_pid: number;
   /** Processes that were still alive in the group before it was ended. */
   processes: number;
-}
-
-/**
- * True when process `pid` runs and started at `start`: the same process, not a
- * later one that was given the pid. A zombie (`Z`, killed but not yet reaped by
- * its parent) or a dead (`X`) process is not alive.
- */
-function alive(pid: number, start: number): boolean {
-  const st = procStat(pid);
-  return st !== undefined && st.state !== "Z" && st.state !== "X" && st.start === start;
 }
 
 /**
@@ -281,9 +278,7 @@ function readJournal(
  * name and an unreadable first line) any live process with its pid counts.
  */
 function ownerAlive(owner: { pid: number; start?: number }): boolean {
-  if (owner.start !== undefined) return alive(owner.pid, owner.start);
-  const st = procStat(owner.pid);
-  return st !== undefined && st.state !== "Z" && st.state !== "X";
+  return processAlive(owner.pid, owner.start);
 }
 
 /**
@@ -297,9 +292,23 @@ function ownerAlive(owner: { pid: number; start?: number }): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { processStartTime } from "../common/proc.ts";
  * import { reapOrphans } from "./journal.ts";
- * const reaped = await reapOrphans("/var/lib/ccx/jobs", { graceMs: 2000 });
- * for (const g of reaped) console.log(`ended ${g.processes} processes of ${g.job_id}`);
+ * const dir = Deno.makeTempDirSync();
+ * // A server killed with SIGKILL left a job group running and its journal naming it.
+ * const job = new Deno.Command("sleep", { args: ["30"], detached: true }).spawn();
+ * const dead = { pid: job.pid + 1, start: 1 }; // no process has this pid and start time
+ * const entry = { pgid: job.pid, start: processStartTime(job.pid), session: "s1", job_id: "job-1" };
+ * Deno.writeTextFileSync(
+ *   `${dir}/${dead.pid}-${dead.start}-a1b2c3d4.journal`,
+ *   `${JSON.stringify({ owner: dead })}\n${JSON.stringify({ add: entry })}\n`,
+ * );
+ * const reaped = await reapOrphans(dir, { graceMs: 2000 }); // what the next server does at start
+ * assert.deepEqual(reaped.map((g) => [g.job_id, g.processes]), [["job-1", 1]]);
+ * assert.equal((await job.status).signal, "SIGTERM");
+ * assert.equal(Deno.readDirSync(dir).toArray().length, 0); // the journal is gone too
+ * Deno.removeSync(dir);
  * ```
  */
 export async function reapOrphans(

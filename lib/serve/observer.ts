@@ -8,11 +8,19 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ObserverHub } from "./observer.ts";
  * const hub = new ObserverHub({ facts: () => ({ version: "0.1.0" }) });
- * const seen: unknown[] = [];
- * const { result } = hub.watch({ send: (m) => seen.push(m), congested: () => false }, {});
- * console.log(result.jobs.length); // 0
+ * const seen: { method: string }[] = [];
+ * const { result } = hub.watch({ send: (m) => seen.push(m as { method: string }), congested: () => false }, {});
+ * assert.deepEqual(result, { server: { version: "0.1.0" }, jobs: [] });
+ * hub.started({
+ *   sessionId: "s1", remote: "127.0.0.1:5000", jobId: "j1", command: "sleep 30", pid: 4242,
+ *   state: () => "running", bytes: () => ({ stdout: 0, stderr: 0 }), elapsed: () => 0,
+ *   control: () => ({ result: { status: "canceled" } }),
+ * });
+ * assert.deepEqual(seen.map((m) => m.method), ["observe.job"]); // the watcher hears of it
+ * assert.deepEqual(hub.list().map((j) => [j.session_id, j.job_id]), [["s1", "j1"]]);
  * hub.close();
  * ```
  * @module
@@ -165,8 +173,12 @@ function jobKey(sessionId: string, jobId: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { validateWatch } from "./observer.ts";
- * validateWatch({ output: [{ session_id: "s", job_id: "j" }] });
+ * assert.deepEqual(validateWatch({ output: [{ session_id: "s", job_id: "j" }] }), {
+ *   output: [{ session_id: "s", job_id: "j" }],
+ * });
+ * assert.throws(() => validateWatch({ output: [{ job_id: "j" }] }), /output\[0\]: expected \{session_id/);
  * ```
  */
 export function validateWatch(params: unknown): WatchParams {
@@ -202,9 +214,10 @@ export function validateWatch(params: unknown): WatchParams {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ObserverHub } from "./observer.ts";
  * const hub = new ObserverHub({ facts: () => ({}), keepFinished: 10, keepFinishedS: 60 });
- * console.log(hub.list()); // []
+ * assert.deepEqual(hub.list(), []);
  * hub.close();
  * ```
  */

@@ -6,9 +6,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { serverSettings } from "./options.ts";
  * const s = serverSettings({ port: 0 });
- * console.log(s.host, s.maxSessions); // 127.0.0.1 64
+ * assert.deepEqual([s.host, s.maxSessions], ["127.0.0.1", 64]);
  * ```
  * @module
  */
@@ -214,9 +215,11 @@ export class ServerConfigError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isLoopback } from "./options.ts";
- * isLoopback("127.0.0.1"); // true
- * isLoopback("0.0.0.0"); // false
+ * assert.equal(isLoopback("127.0.0.1"), true);
+ * assert.equal(isLoopback("[::1]"), true);
+ * assert.equal(isLoopback("0.0.0.0"), false); // binding it needs a token
  * ```
  */
 export function isLoopback(host: string): boolean {
@@ -231,12 +234,10 @@ export function isLoopback(host: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ServerConfigError, serverSettings } from "./options.ts";
- * try {
- *   serverSettings({ host: "0.0.0.0" });
- * } catch (e) {
- *   console.log(e instanceof ServerConfigError); // true: refusing to listen on 0.0.0.0 without a token
- * }
+ * // Refusing to listen on 0.0.0.0 without a token:
+ * assert.throws(() => serverSettings({ host: "0.0.0.0" }), ServerConfigError);
  * ```
  */
 export function serverSettings(opts: ServerOptions): ServerSettings {

@@ -6,6 +6,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { route } from "./routes.ts";
  * const res = route(new Request("http://127.0.0.1:8004/nowhere"), {
  *   token: undefined,
@@ -14,7 +15,7 @@
  *   health: () => { throw new Error("not asked"); },
  *   upgraded: () => {},
  * });
- * console.log(res.status); // 404
+ * assert.equal(res.status, 404);
  * ```
  * @module
  */
@@ -87,8 +88,11 @@ function digest(s: string): Uint8Array {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tokenMatches } from "./routes.ts";
- * tokenMatches("s3cret", "s3cret"); // true
+ * assert.equal(tokenMatches("s3cret", "s3cret"), true);
+ * assert.equal(tokenMatches("guess", "s3cret"), false);
+ * assert.equal(tokenMatches(null, "s3cret"), false); // no token presented
  * ```
  */
 export function tokenMatches(presented: string | null, expected: string): boolean {
@@ -103,8 +107,11 @@ export function tokenMatches(presented: string | null, expected: string): boolea
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { allowedOrigins } from "./routes.ts";
- * allowedOrigins([], { tls: false, hostname: "127.0.0.1", port: 8004 }).has("http://localhost:8004"); // true
+ * const origins = allowedOrigins([], { tls: false, hostname: "127.0.0.1", port: 8004 });
+ * assert.equal(origins.has("http://localhost:8004"), true); // the server's own page
+ * assert.equal(origins.has("https://evil.example"), false);
  * ```
  */
 export function allowedOrigins(

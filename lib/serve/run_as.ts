@@ -9,9 +9,16 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { resolveRunAs, runAsArgv } from "./run_as.ts";
- * const user = resolveRunAs("nobody"); // throws "--run-as nobody: …" when it cannot be used
- * runAsArgv(user, ["id", "-u"]); // ["/usr/bin/setpriv", "--reuid=65534", …, "--", "id", "-u"]
+ * if (Deno.uid() === 0) {
+ *   const user = resolveRunAs("nobody"); // checks at start that the server can switch to it
+ *   const [setpriv, ...args] = runAsArgv(user, ["id", "-u"]);
+ *   const out = new Deno.Command(setpriv, { args, stdout: "piped" }).outputSync();
+ *   assert.equal(new TextDecoder().decode(out.stdout), `${user.uid}\n`);
+ * } else {
+ *   assert.throws(() => resolveRunAs("nobody"), /needs the server to run as root/);
+ * }
  * ```
  * @module
  */
@@ -61,12 +68,13 @@ function findSetpriv(): string | undefined {
  *
  * @example
  * ```ts
- * import { resolveRunAs } from "./run_as.ts";
- * try {
- *   console.log(resolveRunAs("nobody").uid); // 65534
- * } catch (e) {
- *   console.error((e as Error).message); // e.g. "--run-as nobdy: no such user on this machine …"
- * }
+ * import assert from "node:assert/strict";
+ * import { resolveRunAs, RunAsError } from "./run_as.ts";
+ * assert.throws(() => resolveRunAs("nobdy"), RunAsError);
+ * assert.throws(() => resolveRunAs("nobdy"), {
+ *   message: "--run-as nobdy: no such user on this machine (getent passwd nobdy finds none)",
+ * });
+ * assert.throws(() => resolveRunAs("no body"), { message: "--run-as no body: not a user name or uid" });
  * ```
  */
 export function resolveRunAs(spec: string): RunAsUser {
@@ -125,10 +133,12 @@ export function resolveRunAs(spec: string): RunAsUser {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runAsArgv } from "./run_as.ts";
  * const user = { name: "nobody", uid: 65534, gid: 65534, home: "/", setpriv: "/usr/bin/setpriv" };
- * runAsArgv(user, ["sh", "-c", "id -u"]);
- * // ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--init-groups", "--", "sh", "-c", "id -u"]
+ * assert.deepEqual(runAsArgv(user, ["sh", "-c", "id -u"]), [
+ *   "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--init-groups", "--", "sh", "-c", "id -u",
+ * ]);
  * ```
  */
 export function runAsArgv(user: RunAsUser, argv: readonly string[]): string[] {
@@ -148,9 +158,12 @@ export function runAsArgv(user: RunAsUser, argv: readonly string[]): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runAsEnv } from "./run_as.ts";
- * runAsEnv({ name: "ccxjob", uid: 1001, gid: 1001, home: "/home/ccxjob", setpriv: "setpriv" });
- * // { HOME: "/home/ccxjob", USER: "ccxjob", LOGNAME: "ccxjob" }
+ * assert.deepEqual(
+ *   runAsEnv({ name: "ccxjob", uid: 1001, gid: 1001, home: "/home/ccxjob", setpriv: "setpriv" }),
+ *   { HOME: "/home/ccxjob", USER: "ccxjob", LOGNAME: "ccxjob" },
+ * );
  * ```
  */
 export function runAsEnv(user: RunAsUser): Record<string, string> {
@@ -163,8 +176,15 @@ export function runAsEnv(user: RunAsUser): Record<string, string> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { chownTree } from "./run_as.ts";
- * chownTree("/var/lib/ccx/workspaces/job-1/work", 65534, 65534);
+ * const work = Deno.makeTempDirSync(); // a job's workspace, made by the server
+ * Deno.mkdirSync(`${work}/src`);
+ * Deno.writeTextFileSync(`${work}/src/main.py`, "print(4)\n");
+ * const [uid, gid] = Deno.uid() === 0 ? [65534, 65534] : [Deno.uid()!, Deno.gid()!]; // only root gives files away
+ * chownTree(work, uid, gid);
+ * assert.equal(Deno.statSync(`${work}/src/main.py`).uid, uid);
+ * Deno.removeSync(work, { recursive: true });
  * ```
  */
 export function chownTree(path: string, uid: number, gid: number): void {
@@ -187,8 +207,16 @@ export function chownTree(path: string, uid: number, gid: number): void {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { reachProblem, resolveRunAs } from "./run_as.ts";
- * reachProblem(resolveRunAs("nobody"), "/root/.local/state/ccx/workspaces"); // "/root: …"
+ * if (Deno.uid() === 0) {
+ *   const nobody = resolveRunAs("nobody");
+ *   const closed = Deno.makeTempDirSync(); // mode 700: closed to other users
+ *   Deno.mkdirSync(`${closed}/workspaces`);
+ *   assert.equal(reachProblem(nobody, `${closed}/workspaces`), `${closed} is closed to it (mode 700)`);
+ *   assert.equal(reachProblem(nobody, "/tmp"), undefined);
+ *   Deno.removeSync(closed, { recursive: true });
+ * }
  * ```
  */
 export function reachProblem(user: RunAsUser, dir: string): string | undefined {

@@ -8,9 +8,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CcxServer } from "./server.ts";
- * const server = CcxServer.start({ port: 0 });
- * console.log(server.url); // ws://127.0.0.1:PORT/ws
+ * const server = CcxServer.start({ port: 0, log: () => {} }); // `ccx serve` listens on 8004
+ * assert.match(server.url, /^ws:\/\/127\.0\.0\.1:\d+\/ws$/);
  * await server.shutdown();
  * ```
  * @module
@@ -76,10 +77,12 @@ async function removeStaleSocketDirs(tmp: string): Promise<void> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CcxServer } from "./server.ts";
  * const server = CcxServer.start({ port: 0, log: () => {} });
  * const health = await (await fetch(server.httpUrl + "/health")).json();
- * console.log(health.status); // "ok"
+ * assert.equal(health.status, "ok");
+ * assert.equal(health.running_jobs, 0);
  * await server.shutdown();
  * ```
  */
@@ -549,29 +552,4 @@ export class CcxServer {
     });
     this.#finish();
   }
-}
-
-/**
- * The in-process server of this machine's own runs (`ccx stress` without `--server`, and
- * each `ccx worker`): loopback on a free port, quiet, roomy limits; jobs are the user's own
- * children and get this process's environment, less `CCX_*` (so never a queue password).
- * `opts` adds to or overrides these, e.g. `workspaceRoot`.
- *
- * @example
- * ```ts
- * import { startInProcessServer } from "./server.ts";
- * const server = startInProcessServer();
- * console.log(server.url);
- * await server.shutdown();
- * ```
- */
-export function startInProcessServer(opts: Partial<ServerOptions> = {}): CcxServer {
-  return CcxServer.start({
-    port: 0,
-    log: () => {},
-    passEnv: ["*"],
-    maxJobsPerSession: 256,
-    maxSessions: 1024,
-    ...opts,
-  });
 }

@@ -5,8 +5,9 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { methodNames } from "./session.ts";
- * console.log(methodNames(false)); // [ "execute", "control", "jobs", "ping", "files" ]
+ * assert.deepEqual(methodNames(false), ["execute", "control", "jobs", "ping", "files"]);
  * ```
  * @module
  */
@@ -85,8 +86,9 @@ const METHODS: Record<string, Method> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { methodNames } from "./session.ts";
- * methodNames(true); // [ "execute", "control", "jobs", "ping", "files", "watch", "history" ]
+ * assert.deepEqual(methodNames(true), ["execute", "control", "jobs", "ping", "files", "watch", "history"]);
  * ```
  */
 export function methodNames(observer: boolean): string[] {

@@ -1,16 +1,29 @@
 /**
  * The server's orderly shutdown, phase by phase: every job's group is ended
- * (SIGCONT, SIGTERM, grace, SIGKILL), then each session is drained (everything
- * queued for it, its `process.completed` and `process.exit` included, reaches the
- * client) and closed with 1001, up to a deadline of grace + drain after the
- * signal; a client that has not read its output by then is dropped, and the log
- * says so.
+ * (SIGCONT, SIGTERM, grace, SIGKILL), and each session, as soon as its own jobs
+ * have ended, is drained (everything queued for it, its `process.completed` and
+ * `process.exit` included, reaches the client) and closed with 1001, up to a
+ * deadline of grace + drain after the signal; a client that has not read its
+ * output by then is dropped, and the log says so.
  *
  * @example
  * ```ts
- * import { drainSessions } from "./shutdown.ts";
- * const r = await drainSessions([], performance.now() + 5000);
- * console.log(r); // { delivered: 0, gone: 0, dropped: 0 }
+ * import assert from "node:assert/strict";
+ * import { type DrainSession, drainSessions } from "./shutdown.ts";
+ * // A session whose client answers the close at once, and one that never reads.
+ * const session = (answers: boolean): DrainSession => {
+ *   const closed = Promise.withResolvers<void>();
+ *   return {
+ *     queued: () => (answers ? 0 : 4096),
+ *     unfinished: () => 0,
+ *     settled: () => Promise.resolve(),
+ *     close: () => answers && closed.resolve(),
+ *     closed: closed.promise,
+ *     drop: () => closed.resolve(),
+ *   };
+ * };
+ * const r = await drainSessions([session(true), session(false)], performance.now() + 100);
+ * assert.deepEqual(r, { delivered: 1, gone: 0, dropped: 1 });
  * ```
  * @module
  */
@@ -72,9 +85,9 @@ export interface DrainResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { drainSessions } from "./shutdown.ts";
- * await drainSessions([], performance.now() + 1000);
- * // { delivered: 0, gone: 0, dropped: 0 }
+ * assert.deepEqual(await drainSessions([], performance.now() + 1000), { delivered: 0, gone: 0, dropped: 0 });
  * ```
  */
 export async function drainSessions(
@@ -148,23 +161,26 @@ export interface ShutdownSteps {
 }
 
 /**
- * Runs the shutdown: ends every job's group, drains and closes every session (see
- * {@linkcode drainSessions}) by the deadline of grace + drain after the start, then
- * releases the rest. Each phase is logged with `elapsed_ms` since the start (events
+ * Runs the shutdown: ends every job's group and, meanwhile, drains and closes each
+ * session once its own jobs have ended (see {@linkcode drainSessions}), by the deadline of
+ * grace + drain after the start; then releases the rest. Each phase is logged with `elapsed_ms` since the start (events
  * `shutdown_started`, `shutdown_jobs_ended`, `shutdown_drained`, `shutdown_done`),
  * so a test reads its timing from the server's own log.
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { orderlyShutdown } from "./shutdown.ts";
+ * const events: unknown[] = [];
  * await orderlyShutdown({
  *   graceMs: 2000,
  *   drainMs: 5000,
- *   log: console.log,
+ *   log: (_line, fields) => events.push(fields?.event),
  *   sessions: [],
  *   endJobs: () => Promise.resolve(0),
  *   release: () => Promise.resolve(),
  * });
+ * assert.deepEqual(events, ["shutdown_started", "shutdown_jobs_ended", "shutdown_drained", "shutdown_done"]);
  * ```
  */
 export async function orderlyShutdown(steps: ShutdownSteps): Promise<void> {
@@ -183,13 +199,17 @@ export async function orderlyShutdown(steps: ShutdownSteps): Promise<void> {
       sessions: sessions.length,
     },
   );
+  // Each session is drained and closed as soon as its own jobs have ended: a client whose
+  // jobs died at SIGTERM is told at once (close 1001), not once another client's job that
+  // ignores SIGTERM has lasted the whole grace.
+  const draining = drainSessions(sessions, deadline);
   const jobs = await steps.endJobs();
   log(`shutdown: ${jobs} jobs ended`, {
     event: "shutdown_jobs_ended",
     elapsed_ms: elapsed(),
     jobs,
   });
-  const r = await drainSessions(sessions, deadline);
+  const r = await draining;
   log(
     `shutdown: ${r.delivered} clients got all their output and were closed 1001` +
       `${r.gone > 0 ? `, ${r.gone} had gone` : ""}` +

@@ -6,11 +6,16 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { startJob } from "./supervisor.ts";
+ * const out: string[] = [];
  * const job = startJob({ argv: ["echo", "hello"] }, {
- *   output: (stream, text) => console.log(stream, JSON.stringify(text)),
+ *   output: (stream, text) => out.push(`${stream} ${JSON.stringify(text)}`),
  * });
- * const result = await job.done; // { status: "completed", exitCode: 0, ... }
+ * const result = await job.done;
+ * assert.equal(result.status, "completed");
+ * assert.equal(result.exitCode, 0);
+ * assert.deepEqual(out, ['stdout "hello\\n"']);
  * ```
  * @module
  */
@@ -122,9 +127,11 @@ export class LongTimer {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { LongTimer } from "./supervisor.ts";
-   * const t = new LongTimer(3_000_000_000, () => console.log("35 days later"));
+   * const t = new LongTimer(3_000_000_000, () => assert.fail("35 days later"));
    * t.clear();
+   * await new Promise<void>((resolve) => new LongTimer(10, resolve)); // short ones work too
    * ```
    */
   constructor(ms: number, fn: () => void) {
@@ -152,8 +159,12 @@ export class LongTimer {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { signalGroup } from "./supervisor.ts";
- * signalGroup(12345, "SIGCONT"); // false if no process has pgid 12345
+ * const leader = new Deno.Command("sleep", { args: ["30"], detached: true }).spawn(); // pgid = pid
+ * assert.equal(signalGroup(leader.pid, "SIGTERM"), true);
+ * await leader.status;
+ * assert.equal(signalGroup(leader.pid, "SIGTERM"), false); // the group is empty now
  * ```
  */
 export function signalGroup(pgid: number, signal: Deno.Signal): boolean {
@@ -189,8 +200,19 @@ function groupAlive(pgid: number): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { endProcessGroup } from "./supervisor.ts";
- * await endProcessGroup(12345, 2000);
+ * // A shell that ignores SIGTERM, and its child: SIGKILL ends both after the grace.
+ * const sh = new Deno.Command("sh", {
+ *   args: ["-c", "trap '' TERM; echo ready; sleep 30 & wait"],
+ *   detached: true, // its own process group: pgid = pid
+ *   stdout: "piped",
+ * }).spawn();
+ * const out = sh.stdout.getReader();
+ * await out.read(); // "ready": the trap is set
+ * await endProcessGroup(sh.pid, 200);
+ * assert.equal((await sh.status).signal, "SIGKILL");
+ * await out.cancel();
  * ```
  */
 export async function endProcessGroup(pgid: number, graceMs: number): Promise<void> {
@@ -453,11 +475,12 @@ class StreamPump {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { startJob } from "./supervisor.ts";
  * const job = startJob({ command: "sleep 30" }, { output() {} });
  * job.pause();
  * await job.cancel(); // SIGCONT, SIGTERM, grace, SIGKILL on the whole group
- * console.log((await job.done).status); // "canceled"
+ * assert.equal((await job.done).status, "canceled");
  * ```
  */
 export class Job {
@@ -692,11 +715,12 @@ function tooBig(argv: string[], env: Record<string, string>, cmdField: string): 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { startJob } from "./supervisor.ts";
  * const chunks: string[] = [];
  * const job = startJob({ command: "printf 'a\\nb\\n'" }, { output: (_s, t) => chunks.push(t) });
  * await job.done;
- * console.log(chunks.join("")); // "a\nb\n"
+ * assert.equal(chunks.join(""), "a\nb\n");
  * ```
  */
 export function startJob(opts: JobOptions, sink: JobSink): Job {

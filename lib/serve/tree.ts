@@ -13,13 +13,16 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { copyTree, removeTree, treeBytes } from "./tree.ts";
  * const src = Deno.makeTempDirSync();
  * Deno.writeTextFileSync(`${src}/a.txt`, "hello");
  * const dest = Deno.makeTempDirSync();
  * await copyTree(src, dest);
- * console.log(await treeBytes(dest)); // 5
+ * assert.equal(await treeBytes(dest), 5);
  * await removeTree(dest);
+ * await removeTree(src);
+ * assert.throws(() => Deno.statSync(dest), Deno.errors.NotFound);
  * ```
  * @module
  */
@@ -38,9 +41,14 @@ const SMALL_FILE = 64 * 1024;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Slices } from "./tree.ts";
+ * let ticked = false;
+ * setTimeout(() => ticked = true, 0); // another session's work
  * const slices = new Slices();
- * for (let i = 0; i < 1e6; i++) await slices.pause();
+ * const t0 = performance.now();
+ * while (!ticked && performance.now() - t0 < 5000) await slices.pause(); // busy work between pauses
+ * assert.equal(ticked, true); // it ran in a pause, within SLICE_MS
  * ```
  */
 export class Slices {
@@ -81,10 +89,16 @@ export interface TreeEntry {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { walkTree } from "./tree.ts";
+ * const dir = Deno.makeTempDirSync();
+ * Deno.mkdirSync(`${dir}/src`);
+ * Deno.writeTextFileSync(`${dir}/src/a.ts`, "");
+ * Deno.writeTextFileSync(`${dir}/b.txt`, "");
  * let files = 0;
- * await walkTree(Deno.cwd(), (e) => void (e.info.isFile && files++));
- * console.log(files);
+ * await walkTree(dir, (e) => void (e.info.isFile && files++));
+ * assert.equal(files, 2);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export async function walkTree(
@@ -133,8 +147,14 @@ export async function walkTree(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { treeBytes } from "./tree.ts";
- * console.log(await treeBytes(Deno.cwd()));
+ * const dir = Deno.makeTempDirSync();
+ * Deno.mkdirSync(`${dir}/sub`);
+ * Deno.writeTextFileSync(`${dir}/sub/a.txt`, "12345");
+ * Deno.writeTextFileSync(`${dir}/b.txt`, "123");
+ * assert.equal(await treeBytes(dir), 8);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export async function treeBytes(dir: string): Promise<number> {
@@ -153,9 +173,16 @@ export async function treeBytes(dir: string): Promise<number> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { copyTree } from "./tree.ts";
+ * const template = Deno.makeTempDirSync();
+ * Deno.writeTextFileSync(`${template}/run.sh`, "echo hi\n", { mode: 0o755 });
  * const dest = Deno.makeTempDirSync();
- * await copyTree(Deno.makeTempDirSync(), dest);
+ * await copyTree(template, dest);
+ * assert.equal(Deno.readTextFileSync(`${dest}/run.sh`), "echo hi\n");
+ * assert.equal(Deno.statSync(`${dest}/run.sh`).mode! & 0o777, 0o755); // modes come along
+ * Deno.removeSync(template, { recursive: true });
+ * Deno.removeSync(dest, { recursive: true });
  * ```
  */
 export async function copyTree(src: string, dest: string): Promise<void> {
@@ -191,8 +218,10 @@ export async function copyTree(src: string, dest: string): Promise<void> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mountsBelow } from "./tree.ts";
- * console.log(mountsBelow("/proc")); // ["/proc", …]
+ * assert.equal(mountsBelow("/proc")[0], "/proc"); // ["/proc", …]
+ * assert.deepEqual(mountsBelow(Deno.makeTempDirSync()), []);
  * ```
  */
 export function mountsBelow(dir: string): string[] {
@@ -235,12 +264,14 @@ export class MountedError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { removeTree } from "./tree.ts";
  * const d = Deno.makeTempDirSync();
  * Deno.mkdirSync(`${d}/ro`);
  * Deno.writeTextFileSync(`${d}/ro/f`, "x");
- * Deno.chmodSync(`${d}/ro`, 0o555);
+ * Deno.chmodSync(`${d}/ro`, 0o555); // as Go's module cache leaves it
  * await removeTree(d);
+ * assert.throws(() => Deno.statSync(d), Deno.errors.NotFound);
  * ```
  */
 export async function removeTree(dir: string): Promise<void> {

@@ -18,15 +18,19 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { WorkspaceManager } from "./workspace.ts";
  * const root = Deno.makeTempDirSync();
  * const spaces = new WorkspaceManager({ root });
  * const ws = spaces.create("job-1", { keep: "never" });
  * Deno.writeTextFileSync(`${ws.path}/out.txt`, "hello\n");
- * const { changes } = await spaces.finish(ws, "completed");
- * console.log(changes.files); // [{ path: "out.txt", size: 6 }]
+ * const { kept, changes } = await spaces.finish(ws, "completed");
+ * assert.equal(kept, false);
+ * assert.deepEqual(changes.files, [{ path: "out.txt", size: 6 }]);
  * spaces.release(ws); // not kept: removed
  * await spaces.idle();
+ * assert.throws(() => Deno.statSync(ws.dir), Deno.errors.NotFound);
+ * Deno.removeSync(root, { recursive: true });
  * ```
  * @module
  */
@@ -35,6 +39,7 @@ import { existsSync } from "node:fs";
 import { basename, isAbsolute, join, normalize, resolve, sep } from "node:path";
 import type { Logger } from "../common/log.ts";
 import type { FileEntry, WorkspaceRead } from "../common/protocol.ts";
+import { processAlive, processStartTime } from "../common/proc.ts";
 import { copyTree, removeTree, treeBytes, walkTree } from "./tree.ts";
 
 /** What happens to a workspace once its job has ended. */
@@ -108,9 +113,14 @@ async function fingerprint(base: string): Promise<Map<string, string>> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { WorkspaceManager } from "./workspace.ts";
- * const ws = new WorkspaceManager({ root: Deno.makeTempDirSync() }).create("j", {});
- * console.log(ws.path, ws.home, ws.keep); // …/work …/home "failed"
+ * const root = Deno.makeTempDirSync();
+ * const ws = new WorkspaceManager({ root }).create("j", {});
+ * assert.equal(ws.path, `${ws.dir}/work`);
+ * assert.equal(ws.home, `${ws.dir}/home`);
+ * assert.equal(ws.keep, "failed"); // the default policy
+ * Deno.removeSync(root, { recursive: true });
  * ```
  */
 export class Workspace {
@@ -227,10 +237,17 @@ export interface Finished {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { WorkspaceManager } from "./workspace.ts";
- * const spaces = new WorkspaceManager({ root: Deno.makeTempDirSync(), maxBytes: 100 * 2 ** 20 });
+ * const root = Deno.makeTempDirSync();
+ * const spaces = new WorkspaceManager({ root, maxBytes: 100 * 2 ** 20 });
  * const ws = spaces.create("j1", { keep: "always" });
- * await spaces.finish(ws, "failed"); // kept (policy always); the oldest kept go beyond 100 MiB
+ * // Kept (policy always); the oldest kept ones go once they pass 100 MiB in all.
+ * assert.equal((await spaces.finish(ws, "failed")).kept, true);
+ * spaces.release(ws);
+ * await spaces.idle();
+ * assert.ok(Deno.statSync(ws.path).isDirectory);
+ * Deno.removeSync(root, { recursive: true });
  * ```
  */
 export class WorkspaceManager {
@@ -277,8 +294,9 @@ export class WorkspaceManager {
       const dir = join(this.root, e.name);
       const owner = readOwner(dir);
       if (owner) {
-        // In use by a live server (this one included): not ours to judge.
-        if (owner.pid === Deno.pid || existsSync(`/proc/${owner.pid}`)) continue;
+        // In use by a live server (this one included): not ours to judge. A server killed
+        // but not yet reaped by its parent (a zombie) is gone, as is one whose pid was reused.
+        if (owner.pid === Deno.pid || processAlive(owner.pid, owner.start)) continue;
         // Its server died: a finished job's workspace that was waiting to go, or a job that
         // died with the server (a failure: kept unless its policy is never).
         if (owner.remove || owner.keep === "never") {
@@ -366,7 +384,7 @@ export class WorkspaceManager {
     const dir = join(this.root, `${t}-${safe}-${crypto.randomUUID().slice(0, 8)}`);
     Deno.mkdirSync(join(dir, "work"), { recursive: true });
     Deno.mkdirSync(join(dir, "home"));
-    writeOwner(dir, { pid: Deno.pid, keep });
+    writeOwner(dir, { pid: Deno.pid, start: SELF_START, keep });
     return dir;
   }
 
@@ -443,7 +461,7 @@ export class WorkspaceManager {
           this.#kept.push({ dir: ws.dir, bytes: ws.bytes, ws });
           this.#enforce();
         }
-      } else writeOwner(ws.dir, { pid: Deno.pid, keep: ws.keep, remove: true });
+      } else writeOwner(ws.dir, { pid: Deno.pid, start: SELF_START, keep: ws.keep, remove: true });
       return { kept: ws.kept && !ws.removed, changes };
     } finally {
       ws.state = "ended";
@@ -550,9 +568,14 @@ const OWNER_FILE = "owner.json";
 
 interface Owner {
   pid: number;
+  /** The server's start time (`/proc/PID/stat` field 22); absent in files of older servers. */
+  start?: number;
   keep: KeepPolicy;
   remove?: boolean;
 }
+
+/** This process's start time: with the pid, it names this server for good. */
+const SELF_START = processStartTime(Deno.pid);
 
 function writeOwner(dir: string, owner: Owner): void {
   try {
@@ -563,7 +586,8 @@ function writeOwner(dir: string, owner: Owner): void {
 function readOwner(dir: string): Owner | undefined {
   try {
     const o = JSON.parse(Deno.readTextFileSync(join(dir, OWNER_FILE)));
-    return typeof o?.pid === "number" ? o as Owner : undefined;
+    if (typeof o?.pid !== "number") return undefined;
+    return { ...o, start: Number.isInteger(o.start) ? o.start : undefined } as Owner;
   } catch {
     return undefined;
   }
@@ -582,10 +606,14 @@ function inside(root: string, p: string): boolean {
  *
  * @example
  * ```ts
- * import { resolveInside } from "./workspace.ts";
- * const root = Deno.makeTempDirSync();
- * resolveInside(root, "src/main.py"); // `${root}/src/main.py`
- * // resolveInside(root, "../../etc/passwd") throws WorkspaceError "path: … leaves the workspace"
+ * import assert from "node:assert/strict";
+ * import { resolveInside, WorkspaceError } from "./workspace.ts";
+ * const root = Deno.realPathSync(Deno.makeTempDirSync());
+ * assert.equal(resolveInside(root, "src/main.py"), `${root}/src/main.py`);
+ * assert.throws(() => resolveInside(root, "../../etc/passwd"), WorkspaceError);
+ * Deno.symlinkSync("/etc", `${root}/etc`);
+ * assert.throws(() => resolveInside(root, "etc/passwd"), /leaves the workspace through a symlink/);
+ * Deno.removeSync(root, { recursive: true });
  * ```
  */
 export function resolveInside(root: string, path: string): string {
@@ -638,11 +666,17 @@ const fatal = new TextDecoder("utf-8", { fatal: true });
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readWorkspace } from "./workspace.ts";
  * const root = Deno.makeTempDirSync();
  * Deno.writeTextFileSync(`${root}/a.txt`, "hi");
- * await readWorkspace(root, "a.txt"); // { path: "a.txt", exists: true, type: "file", content: "hi", … }
- * await readWorkspace(root); // { path: "", exists: true, type: "dir", entries: [{ path: "a.txt", … }] }
+ * const file = await readWorkspace(root, "a.txt");
+ * assert.deepEqual(file, { path: "a.txt", exists: true, type: "file", size: 2, encoding: "utf-8", content: "hi", truncated: false });
+ * const dir = await readWorkspace(root);
+ * assert.ok(dir.exists && dir.type === "dir");
+ * assert.deepEqual(dir.entries.map((e) => e.path), ["a.txt"]);
+ * assert.deepEqual(await readWorkspace(root, "b.txt"), { path: "b.txt", exists: false });
+ * Deno.removeSync(root, { recursive: true });
  * ```
  */
 export async function readWorkspace(

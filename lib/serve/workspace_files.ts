@@ -41,11 +41,14 @@ async function lstat(path: string): Promise<Deno.FileInfo | undefined> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeWorkspaceFiles } from "./workspace_files.ts";
  * const root = Deno.makeTempDirSync();
  * Deno.symlinkSync("/etc", `${root}/tests`); // left by the job: never written through
  * await writeWorkspaceFiles(root, [{ path: "tests/t.sh", content: "exit 0\n", mode: 0o755 }]);
- * Deno.lstatSync(`${root}/tests`).isDirectory; // true
+ * assert.equal(Deno.lstatSync(`${root}/tests`).isDirectory, true);
+ * assert.equal(Deno.statSync(`${root}/tests/t.sh`).mode! & 0o777, 0o755);
+ * Deno.removeSync(root, { recursive: true });
  * ```
  */
 export async function writeWorkspaceFiles(

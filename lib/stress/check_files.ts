@@ -88,10 +88,22 @@ export async function loadCheckFiles(dir: string): Promise<WorkspaceFile[]> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { withCheckFiles } from "./check_files.ts";
  * import { parseSuite } from "./suite_load.ts";
- * const { tasks } = parseSuite({ tests: [{ id: "a", command: "true", check: "true" }] }, "inline");
- * (await withCheckFiles(tasks))[0].checkFileData; // undefined: no check_files
+ * const dir = Deno.makeTempDirSync();
+ * Deno.mkdirSync(`${dir}/hidden`);
+ * Deno.writeTextFileSync(`${dir}/hidden/test_a.sh`, "test -s a.txt\n");
+ * const { tasks } = parseSuite({
+ *   tests: [
+ *     { id: "a", command: "echo x > a.txt", check: "sh test_a.sh", check_files: "hidden" },
+ *     { id: "b", command: "true", check: "true" },
+ *   ],
+ * }, `${dir}/suite.json`);
+ * const [a, b] = await withCheckFiles(tasks);
+ * assert.deepEqual(a.checkFileData, [{ path: "test_a.sh", content: "test -s a.txt\n" }]);
+ * assert.equal(b.checkFileData, undefined); // no check_files
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export async function withCheckFiles(tasks: readonly SuiteTask[]): Promise<SuiteTask[]> {

@@ -11,6 +11,7 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { compareRuns } from "./compare.ts";
  * const run = (status: "passed" | "failed") => ({
  *   runId: status, suite: "s", startedAt: new Date(0), durationS: 1, interrupted: false,
@@ -19,7 +20,9 @@
  *     patternsFound: [], patternsMissing: [], attempts: 1, startedAt: 0,
  *   }],
  * });
- * compareRuns(run("passed"), run("failed")).regressed; // [{ id: "t", before: "passed", after: "failed", reason: "" }]
+ * assert.deepEqual(compareRuns(run("passed"), run("failed")).regressed, [
+ *   { id: "t", before: "passed", after: "failed", reason: "" },
+ * ]);
  * ```
  * @module
  */

@@ -11,9 +11,29 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxClient, runToEnd } from "../client/client.ts";
+ * import { CcxServer } from "../serve/server.ts";
  * import { gradeRun } from "./grade.ts";
- * // const graded = await gradeRun(verdict, task, run, { client, url }, opts, "simple_1");
- * // graded.checks → [{ command: "python3 -m pytest -q", status: "failed", exitCode: 1, … }]
+ * import { judgeRun } from "./judge.ts";
+ * import { parseSuite } from "./suite_load.ts";
+ * const [task] = parseSuite({
+ *   tests: [{ id: "t", command: "echo 'echo 4' > add.sh", check: "test $(sh add.sh) = 5" }],
+ * }, "inline").tasks;
+ * const workspaceRoot = Deno.makeTempDirSync();
+ * const server = CcxServer.start({ port: 0, log: () => {}, workspaceRoot });
+ * const client = await CcxClient.connect(server.url);
+ * const run = await runToEnd(client, { command: task.template, workspace: { keep: "never" } });
+ * const verdict = judgeRun(task, run, "all");
+ * const graded = await gradeRun(verdict, task, run, { client, url: server.url }, {
+ *   outDir: workspaceRoot,
+ *   claude: "claude",
+ * }, "t");
+ * assert.equal(graded.checks?.[0].exitCode, 1);
+ * assert.deepEqual([verdict.status, verdict.reason], ["failed", 'check "test $(sh add.sh) = 5" exited 1']);
+ * await client.close();
+ * await server.shutdown();
+ * Deno.removeSync(workspaceRoot, { recursive: true });
  * ```
  * @module
  */
@@ -142,9 +162,12 @@ export async function gradeRun(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { graderLines } from "./grade.ts";
- * graderLines({ checks: ["sh test.sh"], rubric: ["it adds"] });
- * // ["check: sh test.sh (timeout 120 s)", "rubric: it adds"]
+ * assert.deepEqual(graderLines({ checks: ["sh test.sh"], rubric: ["it adds"] }), [
+ *   "check: sh test.sh (timeout 120 s)",
+ *   "rubric: it adds",
+ * ]);
  * ```
  */
 export function graderLines(
@@ -164,9 +187,12 @@ export function graderLines(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { graderCounts } from "./grade.ts";
- * graderCounts([{ checks: ["make test"] }, { rubric: ["it adds"] }]);
- * // ", 1 with checks, 1 with a rubric"
+ * assert.equal(
+ *   graderCounts([{ checks: ["make test"] }, { rubric: ["it adds"] }]),
+ *   ", 1 with checks, 1 with a rubric",
+ * );
  * ```
  */
 export function graderCounts(

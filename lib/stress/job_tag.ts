@@ -4,11 +4,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { taskJobTag } from "./job_tag.ts";
  * import { parseSuite } from "./suite_load.ts";
  * const task = parseSuite({ tests: [{ id: "a", name: "first", command: "true" }] }, "x").tasks[0];
- * taskJobTag(task, "a.r2", { suite: "demo", run_id: "20260101_000000_abc123", run_total: 4 });
- * // { label: "a.r2 · first", meta: { suite: "demo", run_id: "…", run_total: 4, task_id: "a", … } }
+ * const tag = taskJobTag(task, "a.r2", { suite: "demo", run_id: "20260101_000000_abc123", run_total: 4 });
+ * assert.equal(tag.label, "a.r2 · first");
+ * assert.deepEqual([tag.meta.suite, tag.meta.run_total, tag.meta.task_id], ["demo", 4, "a"]);
  * ```
  * @module
  */
@@ -33,10 +35,11 @@ export const PROMPT_CHARS = 2000;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { taskJobTag } from "./job_tag.ts";
  * import { parseSuite } from "./suite_load.ts";
  * const t = parseSuite({ tests: [{ id: "failure_1", command: "exit 1" }] }, "x").tasks[0];
- * taskJobTag(t, "failure_1").meta.expect_exit; // "non-zero"
+ * assert.equal(taskJobTag(t, "failure_1").meta.expect_exit, "non-zero");
  * ```
  */
 export function taskJobTag(

@@ -5,8 +5,9 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runsClaude } from "./judge.ts";
- * runsClaude({ template: "echo hi" }); // false
+ * assert.equal(runsClaude({ template: "echo hi" }), false);
  * ```
  * @module
  */
@@ -60,9 +61,11 @@ const MODEL_KINDS = new Set(["token_limit", "max_turns"]);
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runsClaude } from "./judge.ts";
- * runsClaude({ template: "claude -p hi" }); // true
- * runsClaude({ template: "echo hi" }); // false
+ * assert.equal(runsClaude({ template: "claude -p hi" }), true);
+ * assert.equal(runsClaude({ template: "echo hi" }), false);
+ * assert.equal(runsClaude({ template: undefined }), true); // a request without a template
  * ```
  */
 export function runsClaude(task: Pick<SuiteTask, "template">): boolean {
@@ -77,8 +80,17 @@ export function runsClaude(task: Pick<SuiteTask, "template">): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { judgeRun } from "./judge.ts";
- * // judgeRun(task, run, "all") → { status: "passed", reason: "exit 0, 2/2 patterns", ... }
+ * import { parseSuite } from "./suite_load.ts";
+ * const [task] = parseSuite({ tests: [{ id: "t", command: "echo 4", expected_patterns: ["4", "word:four"] }] }, "inline").tasks;
+ * const run: Parameters<typeof judgeRun>[1] = {
+ *   status: "completed", exitCode: 0, signal: null, stdout: "2 + 2 = 4\n", stderr: "", limits: [],
+ * };
+ * assert.equal(judgeRun(task, run, "all").status, "failed");
+ * const v = judgeRun(task, run, "any");
+ * assert.equal(v.status, "passed");
+ * assert.deepEqual([v.patternsFound, v.patternsMissing], [["4"], ["word:four"]]);
  * ```
  */
 export function judgeRun(
@@ -195,9 +207,20 @@ export function judgeRun(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxClient, runToEnd } from "../client/client.ts";
+ * import { CcxServer } from "../serve/server.ts";
  * import { judgeExpectedFiles } from "./judge.ts";
- * // await judgeExpectedFiles([{ path: "config.py", contains: "DATABASE_URL" }], run, client)
- * // → [] or ['config.py does not contain "DATABASE_URL"']
+ * const workspaceRoot = Deno.makeTempDirSync();
+ * const server = CcxServer.start({ port: 0, log: () => {}, workspaceRoot });
+ * const client = await CcxClient.connect(server.url);
+ * const run = await runToEnd(client, { command: "echo 'DATABASE_URL = 1' > config.py", workspace: { keep: "always" } });
+ * assert.deepEqual(await judgeExpectedFiles([{ path: "config.py", contains: "DATABASE_URL" }], run, client), []);
+ * const problems = await judgeExpectedFiles([{ path: "config.py", contains: "SECRET_KEY" }], run, client);
+ * assert.equal(problems.length, 1); // ['config.py does not contain "SECRET_KEY"']
+ * await client.close();
+ * await server.shutdown();
+ * Deno.removeSync(workspaceRoot, { recursive: true });
  * ```
  */
 export async function judgeExpectedFiles(

@@ -6,10 +6,16 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxServer } from "../serve/server.ts";
  * import { preflight, serverUrl } from "./preflight.ts";
- * serverUrl("ws://127.0.0.1:8004/ws"); // URL; throws ConfigError naming --server for "localhost:8004"
- * const problems = await preflight({ servers: [{ url: "ws://127.0.0.1:8004/ws" }], claude: "claude", needClaude: true });
- * // [] when everything is in place
+ * assert.throws(() => serverUrl("localhost:8004"), /^ConfigError: --server: "localhost:8004" is not a ws:/);
+ * const server = CcxServer.start({ port: 0, log: () => {} });
+ * const servers = [{ url: serverUrl(server.url).href }];
+ * assert.deepEqual(await preflight({ servers, claude: "claude", needClaude: false }), []);
+ * const [problem] = await preflight({ servers, claude: "no-such-claude", needClaude: true });
+ * assert.match(problem, /^Claude CLI not found: the server ws:.* could not start it/);
+ * await server.shutdown();
  * ```
  * @module
  */
@@ -24,8 +30,10 @@ import { claudeNotFound } from "../claude/argv.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { serverUrl } from "./preflight.ts";
- * serverUrl("wss://box:8004/ws").port; // "8004"
+ * assert.equal(serverUrl("wss://box:8004/ws").port, "8004");
+ * assert.throws(() => serverUrl("http://box:8004/ws"), /did you mean ws:\/\/box:8004\/ws\?/);
  * ```
  */
 export function serverUrl(value: string, flag = "--server"): URL {
@@ -158,9 +166,11 @@ async function checkClaude(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { preflight } from "./preflight.ts";
  * const problems = await preflight({ servers: [{ url: "ws://127.0.0.1:1/ws" }], claude: "claude", needClaude: false });
- * // ["--server ws://127.0.0.1:1/ws: no answer from http://127.0.0.1:1/health (…); is `ccx serve` running there?"]
+ * assert.equal(problems.length, 1);
+ * assert.match(problems[0], /^--server ws:\/\/127\.0\.0\.1:1\/ws: no answer from http:\/\/127\.0\.0\.1:1\/health/);
  * ```
  */
 export async function preflight(opts: PreflightOptions): Promise<string[]> {
@@ -183,9 +193,12 @@ export async function preflight(opts: PreflightOptions): Promise<string[]> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { explainConnectError } from "./preflight.ts";
- * explainConnectError("could not connect to ws://h/ws: … Invalid status code: 401", "ws://h/ws");
- * // "ws://h/ws refused the connection: a valid token is required (--token or CCX_TOKEN)"
+ * assert.equal(
+ *   explainConnectError("could not connect to ws://h/ws: … Invalid status code: 401", "ws://h/ws"),
+ *   "ws://h/ws refused the connection: a valid token is required (--token or CCX_TOKEN)",
+ * );
  * ```
  */
 export function explainConnectError(message: string, url: string): string {
@@ -228,10 +241,11 @@ function skipsPermissions(c: RootStopInput["commands"][number]): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rootStop } from "./preflight.ts";
  * const commands = [{ display: "claude -p hi --dangerously-skip-permissions" }];
- * rootStop({ isRoot: true, sandbox: false, commands }); // "running as root, and 1 Claude task …"
- * rootStop({ isRoot: true, sandbox: true, commands }); // undefined
+ * assert.match(rootStop({ isRoot: true, sandbox: false, commands })!, /^running as root, and 1 Claude task/);
+ * assert.equal(rootStop({ isRoot: true, sandbox: true, commands }), undefined);
  * ```
  */
 export function rootStop(o: RootStopInput): string | undefined {

@@ -21,11 +21,16 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Progress } from "./progress.ts";
- * const p = new Progress({ total: 2 });
+ * const chunks: string[] = [];
+ * const out = { writeSync: (b: Uint8Array) => (chunks.push(new TextDecoder().decode(b)), b.length) };
+ * const p = new Progress({ total: 2, out, isTerminal: false }); // default: stderr, live line on a terminal
  * p.start("simple_1");
  * p.finish({ id: "simple_1", status: "passed", durationS: 0.4, reason: "" });
+ * p.finish({ id: "simple_2", status: "failed", durationS: 1.2, reason: 'missing pattern "4"' });
  * p.stop();
+ * assert.equal(chunks.join(""), '[1/2] PASS simple_1 (0.4s)\n[2/2] FAIL simple_2 (1.2s) — missing pattern "4"\n');
  * ```
  * @module
  */
@@ -88,8 +93,10 @@ export interface FinishedTask {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { colorEnabled } from "./progress.ts";
- * const color = colorEnabled(Deno.stdout.isTerminal());
+ * assert.equal(colorEnabled(false), false); // pipes and CI logs: never
+ * assert.equal(colorEnabled(true), !Deno.env.get("NO_COLOR")); // a terminal: unless NO_COLOR is set
  * ```
  */
 export function colorEnabled(isTerminal: boolean): boolean {
@@ -111,13 +118,14 @@ const REDRAW_MS = 100;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Progress } from "./progress.ts";
  * const lines: string[] = [];
  * const out = { writeSync: (b: Uint8Array) => (lines.push(new TextDecoder().decode(b)), b.length) };
  * const p = new Progress({ total: 1, out, isTerminal: false });
  * p.finish({ id: "simple_1", status: "failed", durationS: 1.2, reason: "exit 1" });
  * p.stop();
- * console.log(lines.join("")); // [1/1] FAIL simple_1 (1.2s) — exit 1
+ * assert.equal(lines.join(""), "[1/1] FAIL simple_1 (1.2s) — exit 1\n");
  * ```
  */
 export class Progress {
@@ -355,9 +363,12 @@ export class Progress {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { lastToolCall } from "./progress.ts";
- * lastToolCall('{"type":"assistant","message":{"content":[{"type":"tool_use","name":"Bash","input":{"command":"ls"}}]}}');
- * // 'Bash {"command":"ls"}'
+ * assert.equal(
+ *   lastToolCall('{"type":"assistant","message":{"content":[{"type":"tool_use","name":"Bash","input":{"command":"ls"}}]}}'),
+ *   'Bash {"command":"ls"}',
+ * );
  * ```
  */
 export function lastToolCall(line: string): string | undefined {

@@ -6,9 +6,20 @@
  *
  * @example
  * ```ts
- * import { findLastRun, readRun } from "./rerun.ts";
- * const last = await findLastRun(); // "test_outputs/20260101_120000_ab12cd/report.json" or undefined
- * if (last) console.log((await readRun(last)).results.length);
+ * import assert from "node:assert/strict";
+ * import { findLastRun, readRun, rememberLastRun } from "./rerun.ts";
+ * import { writeReports } from "./report/files.ts";
+ * const root = Deno.makeTempDirSync(); // `ccx stress` uses test_outputs/
+ * const report = `${root}/20260101_120000_ab12cd/report.json`;
+ * await writeReports({
+ *   runId: "20260101_120000_ab12cd", suite: "s", startedAt: new Date(0), durationS: 1,
+ *   results: [], interrupted: false, threshold: 10,
+ * }, { json: report });
+ * await rememberLastRun(report, root);
+ * const last = await findLastRun(root); // what --last-failed reruns
+ * assert.equal(last, report);
+ * assert.equal((await readRun(last!)).runId, "20260101_120000_ab12cd");
+ * Deno.removeSync(root, { recursive: true });
  * ```
  * @module
  */
@@ -31,8 +42,12 @@ export const LAST_RUN_FILE: string = join(RUNS_DIR, ".last-run");
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { reportPathOf } from "./rerun.ts";
- * await reportPathOf("test_outputs/run1"); // "test_outputs/run1/report.json"
+ * const run = Deno.makeTempDirSync();
+ * assert.equal(await reportPathOf(run), `${run}/report.json`);
+ * assert.equal(await reportPathOf(`${run}/report.json`).catch(() => "missing"), "missing");
+ * Deno.removeSync(run);
  * ```
  */
 export async function reportPathOf(path: string): Promise<string> {
@@ -46,9 +61,18 @@ export async function reportPathOf(path: string): Promise<string> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readRun } from "./rerun.ts";
- * const prev = await readRun("test_outputs/20260101_120000_ab12cd");
- * console.log(prev.results.length, prev.skipped?.length);
+ * import { writeReports } from "./report/files.ts";
+ * const run = Deno.makeTempDirSync();
+ * await writeReports({
+ *   runId: "r1", suite: "s", startedAt: new Date(0), durationS: 1, results: [],
+ *   interrupted: true, threshold: 10, skipped: [{ id: "a", name: "a", category: "c", reason: "interrupted" }],
+ * }, { json: `${run}/report.json` });
+ * const prev = await readRun(run); // what --resume DIR reads
+ * assert.deepEqual([prev.results.length, prev.skipped?.length], [0, 1]);
+ * await assert.rejects(readRun(`${run}/nowhere`), /^Error: no report\.json at /);
+ * Deno.removeSync(run, { recursive: true });
  * ```
  */
 export async function readRun(path: string): Promise<RunReport> {
@@ -73,8 +97,9 @@ export async function readRun(path: string): Promise<RunReport> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { findLastRun } from "./rerun.ts";
- * await findLastRun("/tmp/nowhere"); // undefined
+ * assert.equal(await findLastRun("/tmp/nowhere"), undefined);
  * ```
  */
 export async function findLastRun(root = RUNS_DIR): Promise<string | undefined> {
@@ -106,8 +131,9 @@ export async function findLastRun(root = RUNS_DIR): Promise<string | undefined> 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { findLastRunOf } from "./rerun.ts";
- * await findLastRunOf("tasks/selftest.json", "/tmp/nowhere"); // undefined
+ * assert.equal(await findLastRunOf("tasks/selftest.json", "/nonexistent/runs"), undefined);
  * ```
  */
 export async function findLastRunOf(
@@ -143,8 +169,12 @@ export async function findLastRunOf(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rememberLastRun } from "./rerun.ts";
- * await rememberLastRun("test_outputs/run1/report.json");
+ * const root = Deno.makeTempDirSync(); // default: test_outputs
+ * await rememberLastRun("test_outputs/run1/report.json", root);
+ * assert.equal(Deno.readTextFileSync(`${root}/.last-run`), "test_outputs/run1/report.json\n");
+ * Deno.removeSync(root, { recursive: true });
  * ```
  */
 export async function rememberLastRun(reportPath: string, root = RUNS_DIR): Promise<void> {
@@ -160,6 +190,7 @@ export async function rememberLastRun(reportPath: string, root = RUNS_DIR): Prom
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { LiveReport } from "./rerun.ts";
  * const dir = await Deno.makeTempDir();
  * const live = new LiveReport(`${dir}/report.json`);
@@ -168,6 +199,7 @@ export async function rememberLastRun(reportPath: string, root = RUNS_DIR): Prom
  *   interrupted: false, threshold: 10,
  * }));
  * await live.flush();
+ * assert.equal(JSON.parse(await Deno.readTextFile(`${dir}/report.json`)).run_id, "r");
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -238,14 +270,17 @@ function hasPassword(value: string): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rerunArgs } from "./rerun.ts";
  * const options = {
  *   sandbox: { type: "boolean", help: "" },
  *   out: { type: "string", help: "" },
  *   token: { type: "string", help: "" },
  * } as const;
- * rerunArgs(["s.json", "--sandbox", "--out", "x", "--token", "t"], options, ["out"]);
- * // { args: ["s.json", "--sandbox"], secrets: ["--token"] }
+ * assert.deepEqual(rerunArgs(["s.json", "--sandbox", "--out", "x", "--token", "t"], options, ["out"]), {
+ *   args: ["s.json", "--sandbox"],
+ *   secrets: ["--token"],
+ * });
  * ```
  */
 export function rerunArgs(

@@ -6,15 +6,26 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { CcxServer } from "../serve/server.ts";
  * import { runTasks } from "./runner.ts";
- * import { loadSuite } from "./suite_load.ts";
- * const suite = await loadSuite("tasks/selftest.json");
+ * import { parseSuite } from "./suite_load.ts";
+ * const suite = parseSuite({ tests: [ // or loadSuite("tasks/selftest.json")
+ *   { id: "echo", command: "echo hello", expected_patterns: ["hello"] },
+ *   { id: "exit", command: "exit 3" },
+ * ] }, "inline");
+ * const server = CcxServer.start({ port: 0, log: () => {} }); // or `ccx serve` boxes
+ * const outDir = Deno.makeTempDirSync();
  * const results = await runTasks(suite.tasks, {
- *   servers: [{ url: "ws://127.0.0.1:8004/ws" }],
+ *   servers: [{ url: server.url }],
  *   concurrency: 4,
- *   outDir: "test_outputs/demo",
+ *   outDir,
  *   claude: "claude",
+ *   keepWorkspaces: "never",
  * });
+ * assert.deepEqual(results.map((r) => [r.id, r.status]), [["echo", "passed"], ["exit", "failed"]]);
+ * await server.shutdown();
+ * Deno.removeSync(outDir, { recursive: true });
  * ```
  * @module
  */
@@ -117,10 +128,12 @@ export interface PlannedRun {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { planRuns } from "./runner.ts";
  * import { parseSuite } from "./suite_load.ts";
- * const s = parseSuite({ tests: [{ id: "a", command: "true" }] }, "inline");
- * planRuns(s.tasks, 2).map((p) => p.rid); // ["a.r1", "a.r2"]
+ * const s = parseSuite({ tests: [{ id: "a", command: "true" }, { id: "b", command: "true" }] }, "inline");
+ * assert.deepEqual(planRuns(s.tasks, 2).map((p) => p.rid), ["a.r1", "b.r1", "a.r2", "b.r2"]);
+ * assert.deepEqual(planRuns(s.tasks).map((p) => p.rid), ["a", "b"]);
  * ```
  */
 export function planRuns(tasks: SuiteTask[], repeat = 1): PlannedRun[] {

@@ -6,9 +6,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { placeholderNames, shellQuote } from "./shell_template.ts";
- * placeholderNames('claude -p "${REQUEST}" # ${MARKER}'); // ["REQUEST", "MARKER"]
- * shellQuote("it's"); // 'it'\''s'
+ * assert.deepEqual(placeholderNames('claude -p "${REQUEST}" > "out_${MARKER}.txt"'), ["REQUEST", "MARKER"]);
+ * assert.deepEqual(placeholderNames('claude -p "${REQUEST}" # ${MARKER}'), ["REQUEST"]); // a comment
+ * assert.equal(shellQuote("it's"), `'it'\\''s'`);
  * ```
  * @module
  */
@@ -43,8 +45,9 @@ const PLACEHOLDER_RE = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/y;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { scanShell } from "./shell_template.ts";
- * scanShell(`claude -p '\${REQUEST}'`).map((t) => t.kind); // ["claude", "text", "var", "text"]
+ * assert.deepEqual(scanShell(`claude -p '\${REQUEST}'`).map((t) => t.kind), ["claude", "text", "var", "text"]);
  * ```
  */
 export function scanShell(src: string): Token[] {
@@ -156,8 +159,9 @@ export function scanShell(src: string): Token[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { placeholderNames } from "./shell_template.ts";
- * placeholderNames('echo "${REQUEST}" \\${HOME} ${REQUEST}'); // ["REQUEST"]
+ * assert.deepEqual(placeholderNames('echo "${REQUEST}" \\${HOME} ${REQUEST}'), ["REQUEST"]);
  * ```
  */
 export function placeholderNames(template: string): string[] {
@@ -174,9 +178,10 @@ export function placeholderNames(template: string): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { shellQuote } from "./shell_template.ts";
- * shellQuote("claude"); // claude
- * shellQuote("it's"); // 'it'\''s'
+ * assert.equal(shellQuote("claude"), "claude");
+ * assert.equal(shellQuote("it's"), `'it'\\''s'`);
  * ```
  */
 export function shellQuote(word: string): string {

@@ -55,8 +55,11 @@ import { placeholderNames } from "./shell_template.ts";
  *
  * @example
  * ```ts
- * import type { SuiteOptions } from "./suite_load.ts";
- * const opts: SuiteOptions = { claude: "./tests/fixtures/fake_claude" };
+ * import assert from "node:assert/strict";
+ * import { parseSuite, type SuiteOptions } from "./suite_load.ts";
+ * const opts: SuiteOptions = { claude: "/opt/claude/bin/claude" };
+ * const suite = parseSuite({ tests: [{ id: "t", command: "claude -p hi" }] }, "inline", opts);
+ * assert.equal(suite.claude, "/opt/claude/bin/claude");
  * ```
  */
 export interface SuiteOptions {
@@ -73,9 +76,11 @@ export interface SuiteOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadSuite } from "./suite_load.ts";
  * const suite = await loadSuite("tasks/unified_stress_test_tasks.json", { claude: "claude" });
- * console.log(`${suite.tasks.length} tasks`);
+ * assert.equal(suite.tasks.length, 21);
+ * await assert.rejects(loadSuite("tasks/nowhere.json"), /tasks\/nowhere\.json/);
  * ```
  */
 export async function loadSuite(path: string, opts: SuiteOptions = {}): Promise<Suite> {
@@ -108,6 +113,7 @@ export async function loadSuite(path: string, opts: SuiteOptions = {}): Promise<
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseSuite } from "./suite_load.ts";
  * const suite = parseSuite({
  *   categories: {
@@ -120,7 +126,8 @@ export async function loadSuite(path: string, opts: SuiteOptions = {}): Promise<
  *     },
  *   },
  * }, "inline");
- * console.log(suite.tasks[0].request);
+ * assert.equal(suite.tasks[0].request, "What is 2+2?");
+ * assert.deepEqual(suite.tasks[0].expectedPatterns, ["4"]);
  * ```
  */
 export function parseSuite(json: unknown, source: string, opts: SuiteOptions = {}): Suite {

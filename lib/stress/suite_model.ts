@@ -6,10 +6,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadSuite } from "./suite_load.ts";
  * import type { SuiteTask } from "./suite_model.ts";
  * const tasks: SuiteTask[] = (await loadSuite("tasks/selftest.json")).tasks;
- * console.log(tasks.length);
+ * assert.equal(tasks.length, 22);
+ * assert.equal(tasks[0].id, "echo_basic");
  * ```
  * @module
  */
@@ -24,8 +26,11 @@ import type { EvaluationCriterion } from "../verdict/pick.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseSuite } from "./suite_load.ts";
  * import { DEFAULT_TIMEOUT_S } from "./suite_model.ts";
- * console.log(`tasks without a timeout get ${DEFAULT_TIMEOUT_S} s`);
+ * const [task] = parseSuite({ tests: [{ id: "t", command: "true" }] }, "inline").tasks;
+ * assert.equal(task.timeoutS, DEFAULT_TIMEOUT_S); // tasks without a timeout get the default
  * ```
  */
 export const DEFAULT_TIMEOUT_S = 120;
@@ -36,12 +41,15 @@ export const DEFAULT_TIMEOUT_S = 120;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseSuite } from "./suite_load.ts";
  * import { SuiteError } from "./suite_model.ts";
  * try {
  *   parseSuite({ categories: { a: { tests: [{ id: "x" }] } } }, "inline");
+ *   assert.fail("a test without a command was accepted");
  * } catch (e) {
- *   if (e instanceof SuiteError) console.log(e.problems.map((p) => p.path));
+ *   assert.ok(e instanceof SuiteError);
+ *   assert.deepEqual(e.problems.map((p) => p.path), ["categories.a.tests[0].command"]);
  * }
  * ```
  */
@@ -74,8 +82,10 @@ export class SuiteError extends Error {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { ConcurrentSpec } from "./suite_model.ts";
  * const spec: ConcurrentSpec = { instances: 3, models: ["sonnet", "haiku"], criteria: "FASTEST" };
+ * assert.equal(spec.instances, 3);
  * ```
  */
 export interface ConcurrentSpec {
@@ -94,11 +104,13 @@ export interface ConcurrentSpec {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseSuite } from "./suite_load.ts";
- * import type { SuiteTask } from "./suite_model.ts";
+ * import { DEFAULT_TIMEOUT_S, type SuiteTask } from "./suite_model.ts";
  * const suite = parseSuite({ tests: [{ id: "echo", command: "echo hi", expected_patterns: ["hi"] }] }, "inline");
  * const task: SuiteTask = suite.tasks[0];
- * console.log(task.timeoutS, task.expectedPatterns);
+ * assert.equal(task.timeoutS, DEFAULT_TIMEOUT_S);
+ * assert.deepEqual(task.expectedPatterns, ["hi"]);
  * ```
  */
 export interface SuiteTask {
@@ -163,8 +175,12 @@ export interface SuiteTask {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseSuite } from "./suite_load.ts";
  * import type { ExpectedFile } from "./suite_model.ts";
  * const f: ExpectedFile = { path: "config.py", contains: "DATABASE_URL" };
+ * const suite = parseSuite({ tests: [{ id: "t", command: "true", expected_files: [f] }] }, "inline");
+ * assert.deepEqual(suite.tasks[0].expectedFiles, [f]);
  * ```
  */
 export interface ExpectedFile {
@@ -179,10 +195,11 @@ export interface ExpectedFile {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadSuite } from "./suite_load.ts";
  * import type { Suite } from "./suite_model.ts";
  * const suite: Suite = await loadSuite("tasks/selftest.json");
- * console.log(suite.name, suite.tasks.length);
+ * assert.deepEqual([suite.name, suite.tasks.length], ["selftest", 22]);
  * ```
  */
 export interface Suite {

@@ -9,9 +9,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SUITE_OBJECTS, suiteJsonSchema } from "./suite_schema.ts";
- * Object.keys(SUITE_OBJECTS.test.fields); // ["id", "name", "command", ...]
- * suiteJsonSchema().$defs.test.properties.command.description;
+ * assert.deepEqual(Object.keys(SUITE_OBJECTS.test.fields).slice(0, 3), ["id", "name", "command"]);
+ * assert.equal(typeof suiteJsonSchema().$defs.test.properties.command.description, "string");
  * ```
  * @module
  */
@@ -23,8 +24,13 @@ import { EVALUATION_CRITERIA } from "../verdict/pick.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
+ * import { parseSuite } from "./suite_load.ts";
  * import type { Wording } from "./suite_schema.ts";
- * const w: Wording = { noun: "criterion" }; // unknown criterion "BEST"; expected one of …
+ * const w: Wording = { noun: "criterion" };
+ * // How a bad value is named: unknown criterion "BEST"; expected one of …
+ * const bad = { categories: { c: { tasks: [{ id: "t", concurrent_instances: 2, evaluation_criteria: "BEST" }] } } };
+ * assert.throws(() => parseSuite(bad, "inline"), new RegExp(`unknown ${w.noun} "BEST"`));
  * ```
  */
 export interface Wording {
@@ -213,8 +219,9 @@ const identity: Record<string, Field> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SUITE_OBJECTS } from "./suite_schema.ts";
- * Object.keys(SUITE_OBJECTS.verification.fields); // ["timeout", "stall_timeout", ...]
+ * assert.deepEqual(Object.keys(SUITE_OBJECTS.verification.fields).slice(0, 2), ["timeout", "stall_timeout"]);
  * ```
  */
 export const SUITE_OBJECTS: Record<ObjectName, ObjectDecl> = {
@@ -393,8 +400,10 @@ export interface SuiteJsonSchema {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { suiteJsonSchema } from "./suite_schema.ts";
- * JSON.stringify(suiteJsonSchema(), null, 2); // the text of tasks/suite.schema.json
+ * const published = JSON.parse(Deno.readTextFileSync("tasks/suite.schema.json"));
+ * assert.deepEqual(suiteJsonSchema(), published); // `deno task schema` writes it
  * ```
  */
 export function suiteJsonSchema(): SuiteJsonSchema {

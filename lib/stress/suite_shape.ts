@@ -19,10 +19,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkShape } from "./suite_shape.ts";
- * checkShape({ tests: [{ id: "a", command: "true", timout: 5, timeout: "5" }] });
- * // [{ path: "tests[0].timout", message: 'unknown key "timout" (did you mean "timeout"?)' },
- * //  { path: "tests[0].timeout", message: 'expected a number, got "5"' }]
+ * assert.deepEqual(checkShape({ tests: [{ id: "a", command: "true", timout: 5, timeout: "5" }] }), [
+ *   { path: "tests[0].timout", message: 'unknown key "timout" (did you mean "timeout"?)' },
+ *   { path: "tests[0].timeout", message: 'expected a number, got "5"' },
+ * ]);
  * ```
  * @module
  */
@@ -47,8 +49,12 @@ import { type Field, type ObjectName, SUITE_OBJECTS } from "./suite_schema.ts";
  *
  * @example
  * ```ts
- * import type { ShapeVisit } from "./suite_shape.ts";
- * const onTest = (v: ShapeVisit) => v.name === "test" && v.ok("command");
+ * import assert from "node:assert/strict";
+ * import { checkShape, type ShapeVisit } from "./suite_shape.ts";
+ * const seen: string[] = [];
+ * const onTest = (v: ShapeVisit) => v.name === "test" && v.ok("command") && void seen.push(v.path);
+ * checkShape({ tests: [{ id: "a", command: "true" }, { id: "b" }] }, onTest);
+ * assert.deepEqual(seen, ["tests[0]"]);
  * ```
  */
 export interface ShapeVisit {
@@ -78,9 +84,11 @@ export interface ShapeVisit {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkShape } from "./suite_shape.ts";
- * checkShape({ categories: { a: { tests: [{ id: "t" }] } } });
- * // [{ path: "categories.a.tests[0].command", message: "required" }]
+ * assert.deepEqual(checkShape({ categories: { a: { tests: [{ id: "t" }] } } }), [
+ *   { path: "categories.a.tests[0].command", message: "required" },
+ * ]);
  * ```
  */
 export function checkShape(
@@ -99,9 +107,11 @@ export function checkShape(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { SUITE_OBJECTS } from "./suite_schema.ts";
  * import { valueProblem } from "./suite_shape.ts";
- * valueProblem(SUITE_OBJECTS.test.fields.timeout, 0); // "expected a positive number of seconds, got 0"
+ * assert.equal(valueProblem(SUITE_OBJECTS.test.fields.timeout, 0), "expected a positive number of seconds, got 0");
+ * assert.equal(valueProblem(SUITE_OBJECTS.test.fields.timeout, 30), undefined);
  * ```
  */
 export function valueProblem(f: Field, x: unknown): string | undefined {

@@ -5,18 +5,25 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CcxClient } from "../client/client.ts";
+ * import { CcxServer } from "../serve/server.ts";
  * import { runTask } from "./task.ts";
- * import { loadSuite } from "./suite_load.ts";
- * const [task] = (await loadSuite("tasks/selftest.json")).tasks;
- * const url = "ws://127.0.0.1:8004/ws";
+ * import { parseSuite } from "./suite_load.ts";
+ * const [task] = parseSuite({ tests: [{ id: "hi", command: "echo hi", expected_patterns: ["hi"] }] }, "inline").tasks;
+ * const server = CcxServer.start({ port: 0, log: () => {} });
+ * const url = server.url;
  * const client = await CcxClient.connect(url);
+ * const outDir = Deno.makeTempDirSync();
  * const result = await runTask(task, task.id, () => Promise.resolve({ client, url }), {
- *   outDir: "test_outputs/demo",
+ *   outDir,
  *   claude: "claude",
  * });
- * console.log(result.status, result.reason);
+ * assert.equal(result.status, "passed");
+ * assert.deepEqual(result.patternsFound, ["hi"]);
  * await client.close();
+ * await server.shutdown();
+ * Deno.removeSync(outDir, { recursive: true });
  * ```
  * @module
  */
@@ -47,9 +54,10 @@ import { type JobTag, taskJobTag } from "./job_tag.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { TaskOptions } from "./task.ts";
- * const opts: TaskOptions = { outDir: "test_outputs/demo", claude: "claude" };
- * console.log(opts.outDir);
+ * const opts: TaskOptions = { outDir: "test_outputs/demo", claude: "claude", timeoutScale: 3 };
+ * assert.equal(opts.timeoutScale, 3);
  * ```
  */
 export interface TaskOptions {
@@ -126,9 +134,10 @@ export interface TaskOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { ServerLostError } from "./task.ts";
  * const e = new ServerLostError("ws://10.0.0.7:8004/ws", "connection closed (code 1006)");
- * console.log(e.message); // server ws://10.0.0.7:8004/ws lost: connection closed (code 1006)
+ * assert.equal(e.message, "server ws://10.0.0.7:8004/ws lost: connection closed (code 1006)");
  * ```
  */
 export class ServerLostError extends Error {
@@ -155,8 +164,14 @@ function outcomeOf(v: Pick<Verdict, "status" | "reason">): Outcome {
   return v.reason.startsWith("timed out") ? "timeout" : "error";
 }
 
-/** How long a job's connection may stay open after the job was `killed`, if the server is going away. */
-const SHUTDOWN_CLOSE_MS = 1000;
+/** What a server that is shutting down answers an `execute` (or a session's request). */
+const SHUTTING_DOWN = /^(server is shutting down|session is closing)$/;
+
+/** ` (close 1001: REASON)`, how the server closed the connection, for a message. */
+function closeNote(conn: Conn): string {
+  const c = conn.client.closeInfo;
+  return c ? ` (close ${c.code}${c.reason ? `: ${c.reason}` : ""})` : "";
+}
 
 /** A server connection of a task: the client and the URL it is named by in messages. */
 interface Conn {
@@ -166,9 +181,10 @@ interface Conn {
 
 /**
  * Runs a built task command with the task's (scaled) timeouts. Throws
- * {@linkcode ServerLostError} when the connection drops before the job ended, or
- * when the job was `killed` and the server then closed the connection (a
- * shutdown ends every job that way): not the task's fault, so never `failed`.
+ * {@linkcode ServerLostError} when the connection drops before the job ended, when the
+ * server refuses the job because it is shutting down, or when the job was `killed` and
+ * the server then closed the connection with 1001 (a shutdown ends every job that way,
+ * see `CcxClient.endedByShutdown`): not the task's fault, so never `failed`.
  */
 async function runBuilt(
   conn: Conn,
@@ -238,16 +254,19 @@ async function runBuilt(
     if (e instanceof ClientError && conn.client.closed && !opts.signal?.aborted) {
       throw new ServerLostError(conn.url, e.message);
     }
+    if (e instanceof ClientError && SHUTTING_DOWN.test(e.message) && !opts.signal?.aborted) {
+      throw new ServerLostError(conn.url, "the server shut down before the task started");
+    }
     throw e;
   } finally {
     watch?.stop();
     opts.signal?.removeEventListener("abort", onAbort);
   }
-  if (
-    run.status === "killed" && !opts.signal?.aborted &&
-    await conn.client.closedWithin(SHUTDOWN_CLOSE_MS)
-  ) {
-    throw new ServerLostError(conn.url, "server shut down while the task ran");
+  if (run.status === "killed" && !opts.signal?.aborted && await conn.client.endedByShutdown()) {
+    throw new ServerLostError(
+      conn.url,
+      `the server shut down while the task ran${closeNote(conn)}`,
+    );
   }
   // The live stall clock ended it: report a stall as the server would have.
   if (watch?.failure?.kind === "stall") return { ...run, status: "stalled" };
@@ -291,13 +310,18 @@ async function recordRun(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { openHistory } from "../claude/history.ts";
  * import { recordOutcome } from "./task.ts";
- * import { loadSuite } from "./suite_load.ts";
- * const [task] = (await loadSuite("tasks/selftest.json")).tasks;
- * const history = await openHistory({ path: "/tmp/ccx-history.sqlite" });
+ * import { parseSuite } from "./suite_load.ts";
+ * const [task] = parseSuite({ tests: [{ id: "t", command: "echo hi" }] }, "inline").tasks;
+ * const dir = Deno.makeTempDirSync();
+ * const history = await openHistory({ path: `${dir}/history.sqlite` });
  * await recordOutcome(history, task, 1.5, { status: "passed", reason: "exit 0" });
+ * const [cls] = await history.classes();
+ * assert.deepEqual([cls.count, cls.successes], [1, 1]);
  * await history.close();
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export async function recordOutcome(
@@ -324,18 +348,25 @@ export async function recordOutcome(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CcxClient } from "../client/client.ts";
+ * import { CcxServer } from "../serve/server.ts";
  * import { runTask } from "./task.ts";
- * import { loadSuite } from "./suite_load.ts";
- * const [task] = (await loadSuite("tasks/selftest.json")).tasks;
- * const url = "ws://127.0.0.1:8004/ws";
+ * import { parseSuite } from "./suite_load.ts";
+ * const [task] = parseSuite({ tests: [{ id: "hi", command: "echo hi", expected_patterns: ["hi"] }] }, "inline").tasks;
+ * const server = CcxServer.start({ port: 0, log: () => {} });
+ * const url = server.url;
  * const client = await CcxClient.connect(url);
+ * const outDir = Deno.makeTempDirSync();
  * const result = await runTask(task, task.id, () => Promise.resolve({ client, url }), {
- *   outDir: "test_outputs/demo",
+ *   outDir,
  *   claude: "claude",
  * });
- * console.log(result.status, result.reason);
+ * assert.equal(result.status, "passed");
+ * assert.deepEqual(result.patternsFound, ["hi"]);
  * await client.close();
+ * await server.shutdown();
+ * Deno.removeSync(outDir, { recursive: true });
  * ```
  */
 export async function runTask(
@@ -525,18 +556,28 @@ export interface InstanceRun {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { CcxClient } from "../client/client.ts";
+ * import { CcxServer } from "../serve/server.ts";
  * import { runInstance } from "./task.ts";
- * import { loadSuite } from "./suite_load.ts";
- * const task = (await loadSuite("tasks/selftest.json")).tasks.find((t) => t.concurrent)!;
- * const url = "ws://127.0.0.1:8004/ws";
+ * import { parseSuite } from "./suite_load.ts";
+ * const [task] = parseSuite({ categories: { concurrent: { tasks: [{
+ *   id: "c1", natural_language_request: "say hi", concurrent_instances: 2, evaluation_criteria: "FASTEST",
+ *   command_template: "echo hi ${MARKER}", verification: { expected_patterns: ["hi"] },
+ * }] } } }, "inline").tasks;
+ * const server = CcxServer.start({ port: 0, log: () => {} });
+ * const url = server.url;
  * const client = await CcxClient.connect(url);
+ * const outDir = Deno.makeTempDirSync();
  * const run = await runInstance(task, task.id, 0, () => Promise.resolve({ client, url }), {
- *   outDir: "test_outputs/demo",
+ *   outDir,
  *   claude: "claude",
  * }, { marker: "m", timestamp: "20260101_000000" });
- * console.log(run.v.status);
+ * assert.equal(run.v.status, "passed");
+ * assert.equal(run.text, "hi m_i1\n"); // each instance gets its own marker
  * await client.close();
+ * await server.shutdown();
+ * Deno.removeSync(outDir, { recursive: true });
  * ```
  */
 export async function runInstance(
@@ -648,12 +689,17 @@ async function runConcurrent(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { type InstanceRun, pickInstances } from "./task.ts";
- * import { loadSuite } from "./suite_load.ts";
- * const task = (await loadSuite("tasks/selftest.json")).tasks.find((t) => t.concurrent)!;
+ * import { parseSuite } from "./suite_load.ts";
+ * const [task] = parseSuite({ categories: { concurrent: { tasks: [{
+ *   id: "c1", natural_language_request: "say hi", concurrent_instances: 2, evaluation_criteria: "FASTEST",
+ *   command_template: "echo hi", verification: { expected_patterns: ["hi"] },
+ * }] } } }, "inline").tasks;
  * const runs: InstanceRun[] = []; // from runInstance(), here or on fleet workers
  * const base = { id: task.id, name: task.name, category: task.category, startedAt: Date.now() };
- * console.log((await pickInstances(task, runs, {}, base, 1.5, "m")).status); // "error"
+ * const result = await pickInstances(task, runs, {}, base, 1.5, "m");
+ * assert.equal(result.status, "error"); // no instance ran
  * ```
  */
 export async function pickInstances(

@@ -11,11 +11,15 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseSuite } from "./suite_load.ts";
  * import { buildTaskCommand } from "./task_command.ts";
  * const [task] = parseSuite({ tests: [{ id: "t", command: "echo ${MARKER}" }] }, "inline").tasks;
- * buildTaskCommand(task, { marker: "M", timestamp: "20250101_000000" }, { claude: "claude" });
- * // { command: 'echo "${CCX_MARKER}"', env: { CCX_MARKER: "M" }, display: "echo M" }
+ * assert.deepEqual(buildTaskCommand(task, { marker: "M", timestamp: "20250101_000000" }, { claude: "claude" }), {
+ *   command: 'echo "${CCX_MARKER}"',
+ *   env: { CCX_MARKER: "M" },
+ *   display: "echo M",
+ * });
  * ```
  * @module
  */
@@ -29,8 +33,10 @@ import { scanShell, shellQuote } from "./shell_template.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { TEMPLATE_VARIABLES } from "./task_command.ts";
- * console.log(TEMPLATE_VARIABLES.map((v) => "${" + v + "}").join(" "));
+ * assert.ok(TEMPLATE_VARIABLES.includes("REQUEST"));
+ * assert.ok(TEMPLATE_VARIABLES.includes("MARKER"));
  * ```
  */
 export const TEMPLATE_VARIABLES = [
@@ -47,8 +53,10 @@ export const TEMPLATE_VARIABLES = [
  *
  * @example
  * ```ts
- * import type { TemplateVariable } from "./task_command.ts";
+ * import assert from "node:assert/strict";
+ * import { TEMPLATE_VARIABLES, type TemplateVariable } from "./task_command.ts";
  * const v: TemplateVariable = "REQUEST";
+ * assert.ok(TEMPLATE_VARIABLES.includes(v));
  * ```
  */
 export type TemplateVariable = typeof TEMPLATE_VARIABLES[number];
@@ -58,8 +66,12 @@ export type TemplateVariable = typeof TEMPLATE_VARIABLES[number];
  *
  * @example
  * ```ts
- * import type { CommandVars } from "./task_command.ts";
+ * import assert from "node:assert/strict";
+ * import { parseSuite } from "./suite_load.ts";
+ * import { buildTaskCommand, type CommandVars } from "./task_command.ts";
  * const vars: CommandVars = { marker: "MATH_20250101_120000", timestamp: "20250101_120000", model: "haiku" };
+ * const [task] = parseSuite({ tests: [{ id: "t", command: "echo ${MODEL}" }] }, "inline").tasks;
+ * assert.equal(buildTaskCommand(task, vars, { claude: "claude" }).display, "echo haiku");
  * ```
  */
 export interface CommandVars {
@@ -80,8 +92,11 @@ export interface CommandVars {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import type { BuiltCommand } from "./task_command.ts";
  * const built: BuiltCommand = { command: 'echo "${CCX_REQUEST}"', env: { CCX_REQUEST: "hi" }, display: 'echo "hi"' };
+ * const run = await new Deno.Command("sh", { args: ["-c", built.command!], env: built.env }).output();
+ * assert.equal(new TextDecoder().decode(run.stdout), "hi\n"); // the text never passes through the shell's parser
  * ```
  */
 export interface BuiltCommand {
@@ -114,6 +129,7 @@ export interface BuiltCommand {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { buildTaskCommand } from "./task_command.ts";
  * import { parseSuite } from "./suite_load.ts";
  * const suite = parseSuite({ categories: { simple: { tasks: [{
@@ -122,8 +138,8 @@ export interface BuiltCommand {
  *   command_template: 'claude -p "[marker:${MARKER}] ${REQUEST}" --output-format stream-json --verbose',
  * }] } } }, "inline");
  * const built = buildTaskCommand(suite.tasks[0], { marker: "M1", timestamp: "20250101_000000" }, { claude: "claude" });
- * // built.command: claude -p "[marker:${CCX_MARKER}] ${CCX_REQUEST}" --output-format stream-json --verbose
- * // built.env: { CCX_MARKER: "M1", CCX_REQUEST: "What is 2+2?" }
+ * assert.equal(built.command, 'claude -p "[marker:${CCX_MARKER}] ${CCX_REQUEST}" --output-format stream-json --verbose');
+ * assert.deepEqual(built.env, { CCX_MARKER: "M1", CCX_REQUEST: "What is 2+2?" });
  * ```
  */
 export function buildTaskCommand(
@@ -189,10 +205,11 @@ export function buildTaskCommand(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseSuite } from "./suite_load.ts";
  * import { usesClaude } from "./task_command.ts";
- * const s = parseSuite({ tests: [{ id: "a", command: "echo hi | claude -p x" }] }, "inline");
- * usesClaude(s.tasks[0]); // true
+ * const s = parseSuite({ tests: [{ id: "a", command: "echo hi | claude -p x" }, { id: "b", command: "echo hi" }] }, "inline");
+ * assert.deepEqual(s.tasks.map(usesClaude), [true, false]);
  * ```
  */
 export function usesClaude(task: SuiteTask): boolean {
@@ -205,10 +222,11 @@ export function usesClaude(task: SuiteTask): boolean {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseSuite } from "./suite_load.ts";
  * import { resolveMarker } from "./task_command.ts";
  * const [task] = parseSuite({ tests: [{ id: "t", command: "true" }] }, "inline").tasks;
- * resolveMarker(task, "20250101_000000"); // "t_20250101_000000"
+ * assert.equal(resolveMarker(task, "20250101_000000"), "t_20250101_000000");
  * ```
  */
 export function resolveMarker(task: SuiteTask, timestamp: string): string {

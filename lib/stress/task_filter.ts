@@ -4,10 +4,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadSuite } from "./suite_load.ts";
  * import { filterTasks } from "./task_filter.ts";
  * const suite = await loadSuite("tasks/selftest.json");
- * console.log(filterTasks(suite, { filter: "echo" }).length);
+ * assert.deepEqual(filterTasks(suite, { filter: "echo" }).map((t) => t.id), ["echo_basic"]);
  * ```
  * @module
  */
@@ -24,11 +25,13 @@ import type { Suite, SuiteTask } from "./suite_model.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { filterTasks } from "./task_filter.ts";
  * import { loadSuite } from "./suite_load.ts";
  * const suite = await loadSuite("tasks/unified_stress_test_tasks.json");
  * const math = filterTasks(suite, { categories: ["simple"], filter: "math|fib", exclude: ["quick"] });
- * console.log(math.map((t) => t.id));
+ * assert.deepEqual(math.map((t) => t.id), ["simple_1", "simple_2"]);
+ * assert.throws(() => filterTasks(suite, { categories: ["simpel"] }), /^RangeError: unknown category "simpel"/);
  * ```
  */
 export function filterTasks(

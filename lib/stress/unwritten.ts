@@ -5,10 +5,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { Unwritten } from "./unwritten.ts";
  * const notes = new Unwritten();
  * const ok = await notes.write("/nonexistent/dir/a.txt", "output", (p) => Deno.writeTextFile(p, "x"));
- * console.log(ok, notes.lines()); // false, ["could not write …: not written: 1 task output file (…)"]
+ * assert.equal(ok, false);
+ * assert.equal(notes.lines().length, 1); // ["could not write …: not written: 1 task output file (…)"]
  * ```
  * @module
  */
@@ -33,8 +35,10 @@ export interface UnwrittenFile {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isDiskFull } from "./unwritten.ts";
- * isDiskFull(new Error("No space left on device (os error 28)")); // true
+ * assert.equal(isDiskFull(new Error("No space left on device (os error 28)")), true);
+ * assert.equal(isDiskFull(new Error("Permission denied (os error 13)")), false);
  * ```
  */
 export function isDiskFull(e: unknown): boolean {

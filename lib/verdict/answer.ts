@@ -5,13 +5,15 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runFacts } from "./answer.ts";
  * const out = '{"type":"system","subtype":"init","model":"claude-haiku","tools":[]}\n' +
  *   '{"type":"result","subtype":"success","is_error":false,"result":"4","num_turns":1,' +
  *   '"total_cost_usd":0.002,"usage":{"input_tokens":10,"output_tokens":3}}\n';
- * runFacts(out, "");
- * // { answer: "4", model: "claude-haiku", turns: 1, costUsd: 0.002,
- * //   tokens: { input: 10, output: 3, cacheRead: 0, cacheCreation: 0 } }
+ * assert.deepEqual(runFacts(out, ""), {
+ *   answer: "4", model: "claude-haiku", turns: 1, costUsd: 0.002,
+ *   tokens: { input: 10, output: 3, cacheRead: 0, cacheCreation: 0 },
+ * });
  * ```
  * @module
  */
@@ -25,8 +27,9 @@ import { isRecord } from "../common/json.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { stripMarkerTags } from "./answer.ts";
- * stripMarkerTags("2 + 2 = 4\n\n[marker:MATH_20260101_120000]"); // "2 + 2 = 4"
+ * assert.equal(stripMarkerTags("2 + 2 = 4\n\n[marker:MATH_20260101_120000]"), "2 + 2 = 4");
  * ```
  */
 export function stripMarkerTags(text: string): string {
@@ -76,8 +79,10 @@ export const MAX_ANSWER_CHARS = 64 * 1024;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tail } from "./answer.ts";
- * tail("a\nb\nc\n", 2); // "b\nc"
+ * assert.equal(tail("a\nb\nc\n", 2), "b\nc");
+ * assert.equal(tail("\n"), undefined);
  * ```
  */
 export function tail(text: string, lines = 20, chars = 4000): string | undefined {
@@ -97,8 +102,9 @@ function num(x: unknown): number | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runFacts } from "./answer.ts";
- * runFacts("hello\n", "warning: x\n"); // { answer: "hello", stderrTail: "warning: x" }
+ * assert.deepEqual(runFacts("hello\n", "warning: x\n"), { answer: "hello", stderrTail: "warning: x" });
  * ```
  */
 export function runFacts(stdout: string, stderr: string): RunFacts {

@@ -72,10 +72,12 @@ const round3 = (n: number): number => Math.round(n * 1000) / 1000;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkResult } from "./check.ts";
- * checkResult("sleep 9", {
+ * const r = checkResult("sleep 9", {
  *   status: "timeout", exitCode: null, signal: "SIGTERM", executionTime: 1, stdout: "", stderr: "",
- * }, 1).reason; // "timed out after 1 s"
+ * }, 1);
+ * assert.deepEqual([r.status, r.reason], ["error", "timed out after 1 s"]);
  * ```
  */
 export function checkResult(command: string, run: CheckRun, timeoutS: number): CheckResult {
@@ -112,8 +114,9 @@ export function checkResult(command: string, run: CheckRun, timeoutS: number): C
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkNotRun } from "./check.ts";
- * checkNotRun("pytest", "program not found").reason; // "could not start: program not found"
+ * assert.equal(checkNotRun("pytest", "program not found").reason, "could not start: program not found");
  * ```
  */
 export function checkNotRun(command: string, why: string): CheckResult {
@@ -140,9 +143,12 @@ export function lastLine(c: Pick<CheckResult, "stdoutTail" | "stderrTail">): str
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { describeCheck } from "./check.ts";
- * describeCheck({ command: "make test", status: "error", exitCode: null, durationS: 120, reason: "timed out after 120 s" });
- * // 'check "make test" timed out after 120 s'
+ * assert.equal(
+ *   describeCheck({ command: "make test", status: "error", exitCode: null, durationS: 120, reason: "timed out after 120 s" }),
+ *   'check "make test" timed out after 120 s',
+ * );
  * ```
  */
 export function describeCheck(c: CheckResult): string {
@@ -162,8 +168,9 @@ export function describeCheck(c: CheckResult): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checksVerdict } from "./check.ts";
- * checksVerdict([]); // { status: "passed", reason: "0/0 checks" }
+ * assert.deepEqual(checksVerdict([]), { status: "passed", reason: "0/0 checks" });
  * ```
  */
 export function checksVerdict(
@@ -187,11 +194,15 @@ export function checksVerdict(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { refineWithChecks } from "./check.ts";
- * refineWithChecks("Write add.py", [
+ * const prompt = refineWithChecks("Write add.py", [
  *   { command: "sh t.sh", status: "failed", exitCode: 1, durationS: 0.1, stdoutTail: "FAIL: add(2, 3) == -1" },
  * ]);
- * // "Write add.py\n\nIMPORTANT:\n- The check `sh t.sh` failed (exit 1); its output ends with:\n    FAIL: add(2, 3) == -1"
+ * assert.equal(
+ *   prompt,
+ *   "Write add.py\n\nIMPORTANT:\n- The check `sh t.sh` failed (exit 1); its output ends with:\n    FAIL: add(2, 3) == -1",
+ * );
  * ```
  */
 export function refineWithChecks(
@@ -214,9 +225,12 @@ export function refineWithChecks(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { addImportant } from "./check.ts";
- * addImportant("Write add.py", ["- A reviewer found: add() subtracts."]);
- * // "Write add.py\n\nIMPORTANT:\n- A reviewer found: add() subtracts."
+ * assert.equal(
+ *   addImportant("Write add.py", ["- A reviewer found: add() subtracts."]),
+ *   "Write add.py\n\nIMPORTANT:\n- A reviewer found: add() subtracts.",
+ * );
  * ```
  */
 export function addImportant(prompt: string, items: readonly string[]): string {

@@ -14,8 +14,10 @@ import { basename, resolve } from "node:path";
  *
  * @example
  * ```ts
- * import type { TaskRequest } from "./criteria.ts";
- * const r: TaskRequest = { task: "What is 2+2?", criteria: [], retry: false };
+ * import assert from "node:assert/strict";
+ * import { parseTaskRequest, type TaskRequest } from "./criteria.ts";
+ * const r: TaskRequest = parseTaskRequest("What is 2+2? Do not retry.");
+ * assert.deepEqual(r, { task: "What is 2+2?", criteria: [], retry: false });
  * ```
  */
 export interface TaskRequest {
@@ -146,11 +148,12 @@ interface Span {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseTaskRequest } from "./criteria.ts";
  * const r = parseTaskRequest(
  *   "Create hello.py. Timeout: 2 minutes. Success criteria: 1) File hello.py exists",
  * );
- * // { task: "Create hello.py", timeoutS: 120, criteria: ["File hello.py exists"], retry: false }
+ * assert.deepEqual(r, { task: "Create hello.py", timeoutS: 120, criteria: ["File hello.py exists"], retry: false });
  * ```
  */
 export function parseTaskRequest(text: string): TaskRequest {
@@ -303,11 +306,13 @@ function parseCriteriaBody(body: string): { items: string[]; rest: string } {
  *
  * @example
  * ```ts
- * import type { Evidence } from "./criteria.ts";
+ * import assert from "node:assert/strict";
+ * import { type Evidence, judgeCriterion } from "./criteria.ts";
  * const ev: Evidence = {
  *   answer: "Created config.py", transcriptText: "Created config.py", toolUses: [],
  *   isError: false, exitCode: 0, status: "completed", cwd: "/tmp/w", filesWritten: [],
  * };
+ * assert.equal((await judgeCriterion("Contains config.py", ev)).met, true);
  * ```
  */
 export interface Evidence {
@@ -343,9 +348,14 @@ export interface Evidence {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { type FileAccess, localFiles } from "./criteria.ts";
  * const fa: FileAccess = localFiles;
- * console.log(await fa.stat("/etc/hostname")); // { isFile: true, isDirectory: false, size: … }
+ * const dir = Deno.makeTempDirSync();
+ * Deno.writeTextFileSync(`${dir}/a.txt`, "hello");
+ * assert.deepEqual(await fa.stat(`${dir}/a.txt`), { isFile: true, isDirectory: false, size: 5 });
+ * assert.equal(await fa.stat(`${dir}/missing.txt`), undefined);
+ * Deno.removeSync(dir, { recursive: true });
  * ```
  */
 export interface FileAccess {
@@ -360,8 +370,14 @@ export interface FileAccess {
  *
  * @example
  * ```ts
- * import type { Judgement } from "./criteria.ts";
- * const j: Judgement = { criterion: "Exit code 0", met: true, evidence: "exit code 0" };
+ * import assert from "node:assert/strict";
+ * import { judgeCriterion, type Judgement } from "./criteria.ts";
+ * const j: Judgement = await judgeCriterion("Exit code 0", {
+ *   answer: "", transcriptText: "", toolUses: [], isError: false, exitCode: 0,
+ *   status: "completed", cwd: "/tmp", filesWritten: [],
+ * });
+ * assert.equal(j.criterion, "Exit code 0");
+ * assert.equal(j.met, true);
  * ```
  */
 export interface Judgement {
@@ -378,8 +394,10 @@ export interface Judgement {
  *
  * @example
  * ```ts
- * import type { CriterionCheck } from "./criteria.ts";
+ * import assert from "node:assert/strict";
+ * import { classifyCriterion, type CriterionCheck } from "./criteria.ts";
  * const c: CriterionCheck = { kind: "exit_code", code: 0 };
+ * assert.deepEqual(classifyCriterion("Exit code 0"), c);
  * ```
  */
 export type CriterionCheck =
@@ -426,9 +444,11 @@ function cleanTarget(t: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { classifyCriterion } from "./criteria.ts";
- * classifyCriterion("File config.py exists");
- * // { kind: "file_exists", path: "config.py", fileOnly: true }
+ * assert.deepEqual(classifyCriterion("File config.py exists"), {
+ *   kind: "file_exists", path: "config.py", fileOnly: true,
+ * });
  * ```
  */
 export function classifyCriterion(criterion: string): CriterionCheck {
@@ -510,8 +530,13 @@ const MAX_READ = 4 * 1024 * 1024;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { localFiles } from "./criteria.ts";
- * console.log(await localFiles.readText("/etc/hostname"));
+ * const path = Deno.makeTempFileSync();
+ * Deno.writeTextFileSync(path, "DATABASE_URL = 'sqlite://'\n");
+ * assert.equal(await localFiles.readText(path), "DATABASE_URL = 'sqlite://'\n");
+ * assert.equal(await localFiles.readText(`${path}.missing`), undefined);
+ * Deno.removeSync(path);
  * ```
  */
 export const localFiles: FileAccess = {
@@ -572,12 +597,14 @@ function stem(w: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { judgeCriterion } from "./criteria.ts";
  * const j = await judgeCriterion("Exit code 0", {
- *   answer: "", transcriptText: "", toolUses: [], isError: false, exitCode: 0,
- *   status: "completed", cwd: "/tmp", filesWritten: [],
+ *   answer: "", transcriptText: "", toolUses: [], isError: false, exitCode: 1,
+ *   status: "failed", cwd: "/tmp", filesWritten: [],
  * });
- * j.met; // true
+ * assert.equal(j.met, false);
+ * assert.equal(j.evidence, "exit code 1");
  * ```
  */
 export async function judgeCriterion(criterion: string, ev: Evidence): Promise<Judgement> {
@@ -719,12 +746,13 @@ async function judgeContains(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { judgeAll } from "./criteria.ts";
  * const js = await judgeAll(["Exit code 0", "No errors"], {
  *   answer: "done", transcriptText: "done", toolUses: [], isError: false, exitCode: 0,
  *   status: "completed", cwd: "/tmp", filesWritten: [],
  * });
- * js.every((j) => j.met); // true
+ * assert.deepEqual(js.map((j) => j.met), [true, true]);
  * ```
  */
 export async function judgeAll(criteria: string[], ev: Evidence): Promise<Judgement[]> {
@@ -784,9 +812,12 @@ function criterionLine(f: { criterion: string; evidence: string }): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { refinePrompt } from "./criteria.ts";
- * refinePrompt("Create config.py", [{ criterion: "File config.py exists", evidence: "not found" }]);
- * // "Create config.py\n\nIMPORTANT:\n- File config.py was not created: create it with the Write tool."
+ * assert.equal(
+ *   refinePrompt("Create config.py", [{ criterion: "File config.py exists", evidence: "not found" }]),
+ *   "Create config.py\n\nIMPORTANT:\n- File config.py was not created: create it with the Write tool.",
+ * );
  * ```
  */
 export function refinePrompt(

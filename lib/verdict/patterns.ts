@@ -12,11 +12,16 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { matchPatterns } from "./patterns.ts";
- * matchPatterns("five [marker:BASIC_MATH_20260101_140000]", ["4", "2026"]);
- * // { found: [], missing: ["4", "2026"] }
- * matchPatterns("2 + 2 = 4", ["word:4", "regex:\\d \\+ \\d"]);
- * // { found: ["word:4", "regex:\\d \\+ \\d"], missing: [] }
+ * assert.deepEqual(matchPatterns("five [marker:BASIC_MATH_20260101_140000]", ["4", "2026"]), {
+ *   found: [],
+ *   missing: ["4", "2026"],
+ * });
+ * assert.deepEqual(matchPatterns("2 + 2 = 4", ["word:4", "regex:\\d \\+ \\d"]), {
+ *   found: ["word:4", "regex:\\d \\+ \\d"],
+ *   missing: [],
+ * });
  * ```
  * @module
  */
@@ -37,8 +42,9 @@ const MARKER_TAG = /\[marker:[^\]]*\]/gi;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { stripMarkers } from "./patterns.ts";
- * stripMarkers("five\n\n[marker:M_2026] M_2026", ["M_2026"]); // "five\n\n "
+ * assert.equal(stripMarkers("five\n\n[marker:M_2026] M_2026", ["M_2026"]), "five\n\n ");
  * ```
  */
 export function stripMarkers(text: string, markers: string[] = []): string {
@@ -57,9 +63,10 @@ function escapeRegex(s: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { compilePattern } from "./patterns.ts";
- * compilePattern("word:cat").test("a Cat sat"); // true
- * compilePattern("word:cat").test("concatenate"); // false
+ * assert.equal(compilePattern("word:cat").test("a Cat sat"), true);
+ * assert.equal(compilePattern("word:cat").test("concatenate"), false);
  * ```
  */
 export function compilePattern(pattern: string, wholeWord = false): RegExp {
@@ -84,9 +91,10 @@ export function compilePattern(pattern: string, wholeWord = false): RegExp {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { patternProblem } from "./patterns.ts";
- * patternProblem("regex:(unclosed"); // "invalid regular expression: …"
- * patternProblem("4"); // undefined
+ * assert.match(patternProblem("regex:(unclosed")!, /^invalid regular expression: /);
+ * assert.equal(patternProblem("4"), undefined);
  * ```
  */
 export function patternProblem(pattern: string): string | undefined {
@@ -104,9 +112,9 @@ export function patternProblem(pattern: string): string | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { matchPatterns } from "./patterns.ts";
- * matchPatterns("The answer is 42", ["4", "word:4"], {});
- * // { found: ["4"], missing: ["word:4"] }
+ * assert.deepEqual(matchPatterns("The answer is 42", ["4", "word:4"], {}), { found: ["4"], missing: ["word:4"] });
  * ```
  */
 export function matchPatterns(

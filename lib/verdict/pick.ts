@@ -18,8 +18,9 @@ import { type MatchOptions, matchPatterns } from "./patterns.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { EVALUATION_CRITERIA } from "./pick.ts";
- * EVALUATION_CRITERIA.includes("FASTEST"); // true
+ * assert.ok(EVALUATION_CRITERIA.includes("FASTEST"));
  * ```
  */
 export const EVALUATION_CRITERIA = [
@@ -36,8 +37,10 @@ export const EVALUATION_CRITERIA = [
  *
  * @example
  * ```ts
- * import type { EvaluationCriterion } from "./pick.ts";
+ * import assert from "node:assert/strict";
+ * import { type EvaluationCriterion, isEvaluationCriterion } from "./pick.ts";
  * const c: EvaluationCriterion = "CONSENSUS";
+ * assert.ok(isEvaluationCriterion(c));
  * ```
  */
 export type EvaluationCriterion = typeof EVALUATION_CRITERIA[number];
@@ -47,9 +50,10 @@ export type EvaluationCriterion = typeof EVALUATION_CRITERIA[number];
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isEvaluationCriterion } from "./pick.ts";
- * isEvaluationCriterion("CONSENSUS"); // true
- * isEvaluationCriterion("consensus"); // false
+ * assert.equal(isEvaluationCriterion("CONSENSUS"), true);
+ * assert.equal(isEvaluationCriterion("consensus"), false);
  * ```
  */
 export function isEvaluationCriterion(value: unknown): value is EvaluationCriterion {
@@ -62,8 +66,10 @@ export function isEvaluationCriterion(value: unknown): value is EvaluationCriter
  *
  * @example
  * ```ts
- * import type { Candidate } from "./pick.ts";
+ * import assert from "node:assert/strict";
+ * import { type Candidate, pickBest } from "./pick.ts";
  * const c: Candidate = { index: 0, text: "The answer is 4.", durationS: 3.2, ok: true };
+ * assert.equal((await pickBest([c], "FASTEST")).best, c);
  * ```
  */
 export interface Candidate {
@@ -88,8 +94,11 @@ export interface Candidate {
  *
  * @example
  * ```ts
- * import type { CodeBlock } from "./pick.ts";
+ * import assert from "node:assert/strict";
+ * import { type CodeBlock, extractCodeBlocks } from "./pick.ts";
  * const b: CodeBlock = { lang: "python", code: "print(4)\n" };
+ * const fence = "`".repeat(3);
+ * assert.deepEqual(extractCodeBlocks(`${fence}python\nprint(4)\n${fence}\n`), [b]);
  * ```
  */
 export interface CodeBlock {
@@ -104,8 +113,14 @@ export interface CodeBlock {
  *
  * @example
  * ```ts
- * import type { CandidateScore } from "./pick.ts";
- * const s: CandidateScore = { index: 2, score: 1.5, note: "1.50 s" };
+ * import assert from "node:assert/strict";
+ * import { type CandidateScore, pickBest } from "./pick.ts";
+ * const { scores } = await pickBest([
+ *   { index: 0, text: "4", durationS: 2, ok: true },
+ *   { index: 1, text: "4", durationS: 1, ok: true },
+ * ], "FASTEST");
+ * const fast: CandidateScore = scores.find((s) => s.index === 1)!;
+ * assert.equal(fast.score, 1); // FASTEST scores seconds: lower is better
  * ```
  */
 export interface CandidateScore {
@@ -128,8 +143,14 @@ export interface CandidateScore {
  *
  * @example
  * ```ts
- * import type { PickOptions } from "./pick.ts";
+ * import assert from "node:assert/strict";
+ * import { pickBest, type PickOptions } from "./pick.ts";
  * const o: PickOptions = { expectedPatterns: ["fibonacci", "def "] };
+ * const { best } = await pickBest([
+ *   { index: 0, text: "fib(10) = 55", durationS: 1, ok: true },
+ *   { index: 1, text: "def fibonacci(n): ...", durationS: 2, ok: true },
+ * ], "PATTERN_MATCH", o);
+ * assert.equal(best?.index, 1);
  * ```
  */
 export interface PickOptions {
@@ -146,8 +167,11 @@ export interface PickOptions {
  *
  * @example
  * ```ts
- * import type { PickResult } from "./pick.ts";
- * const r: PickResult = { best: undefined, scores: [] };
+ * import assert from "node:assert/strict";
+ * import { pickBest, type PickResult } from "./pick.ts";
+ * const r: PickResult = await pickBest([{ index: 0, text: "x", durationS: 1, ok: false }], "FASTEST");
+ * assert.equal(r.best, undefined); // no candidate ended well
+ * assert.equal(r.scores[0].note, "not eligible: did not end well");
  * ```
  */
 export interface PickResult {
@@ -184,12 +208,13 @@ export interface PickResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { pickBest } from "./pick.ts";
  * const { best } = await pickBest([
  *   { index: 0, text: "4", durationS: 2, ok: true },
  *   { index: 1, text: "4", durationS: 1, ok: false },
  * ], "FASTEST");
- * best?.index; // 0: candidate 1 did not end well
+ * assert.equal(best?.index, 0); // candidate 1 was faster but did not end well
  * ```
  */
 export async function pickBest(
@@ -460,10 +485,12 @@ async function codeQuality(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { extractCodeBlocks } from "./pick.ts";
  * const fence = "`".repeat(3);
- * extractCodeBlocks(`Here:\n${fence}python\nprint(4)\n${fence}\n`);
- * // [{ lang: "python", code: "print(4)\n" }]
+ * assert.deepEqual(extractCodeBlocks(`Here:\n${fence}python\nprint(4)\n${fence}\n`), [
+ *   { lang: "python", code: "print(4)\n" },
+ * ]);
  * ```
  */
 export function extractCodeBlocks(text: string): CodeBlock[] {
@@ -531,8 +558,9 @@ const SYNTAX_ERROR_WEIGHT = 10;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { denoLint } from "./pick.ts";
- * await denoLint([{ lang: "js", code: "var x = 1;\nif (x) {}\n" }]); // 2: no-var, no-empty
+ * assert.equal(await denoLint([{ lang: "js", code: "var x = 1;\nif (x) {}\n" }]), 2); // no-var, no-empty
  * ```
  */
 export async function denoLint(blocks: CodeBlock[]): Promise<number> {

@@ -15,9 +15,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseJudgeVerdict } from "./rubric.ts";
- * parseJudgeVerdict('Here it is: {"verdict": "fail", "reason": "add() subtracts"}');
- * // { verdict: "fail", reason: "add() subtracts" }
+ * assert.deepEqual(parseJudgeVerdict('Here it is: {"verdict": "fail", "reason": "add() subtracts"}'), {
+ *   verdict: "fail",
+ *   reason: "add() subtracts",
+ * });
  * ```
  * @module
  */
@@ -82,12 +85,14 @@ function cut(text: string, max: number): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rubricPrompt } from "./rubric.ts";
  * const p = rubricPrompt({
  *   statements: ["add.py defines add(a, b) returning a + b"],
  *   request: "Write add.py", answer: "Created add.py", files: [{ path: "add.py", size: 30, text: "def add(a, b):\n    return a + b\n" }],
  * });
- * p.startsWith("[ccx rubric judge]"); // true
+ * assert.ok(p.startsWith("[ccx rubric judge]"));
+ * assert.ok(p.includes("def add(a, b):"));
  * ```
  */
 export function rubricPrompt(input: RubricInput): string {
@@ -166,9 +171,13 @@ function* objectCandidates(text: string): Generator<string> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseJudgeVerdict } from "./rubric.ts";
- * parseJudgeVerdict('```json\n{"verdict":"PASS","reason":"ok"}\n```'); // { verdict: "pass", reason: "ok" }
- * parseJudgeVerdict("I think it passes."); // undefined
+ * assert.deepEqual(parseJudgeVerdict('```json\n{"verdict":"PASS","reason":"ok"}\n```'), {
+ *   verdict: "pass",
+ *   reason: "ok",
+ * });
+ * assert.equal(parseJudgeVerdict("I think it passes."), undefined);
  * ```
  */
 export function parseJudgeVerdict(text: string): JudgeVerdict | undefined {
@@ -215,9 +224,11 @@ export interface RubricResult {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { judgeArgv } from "./rubric.ts";
- * judgeArgv("claude", "haiku");
- * // ["claude", "-p", "--output-format", "stream-json", "--verbose", "--model", "haiku", "--tools", ""]
+ * assert.deepEqual(judgeArgv("claude", "haiku"), [
+ *   "claude", "-p", "--output-format", "stream-json", "--verbose", "--model", "haiku", "--tools", "",
+ * ]);
  * ```
  */
 export function judgeArgv(claude: string, model?: string): string[] {
@@ -250,10 +261,11 @@ export interface JudgeRun {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { judgeOutcome } from "./rubric.ts";
  * const out = '{"type":"result","subtype":"success","is_error":false,"result":"{\\"verdict\\":\\"pass\\",\\"reason\\":\\"fine\\"}"}\n';
- * judgeOutcome(["it works"], { status: "completed", exitCode: 0, executionTime: 1, stdout: out, stderr: "" }, 60);
- * // { status: "passed", statements: ["it works"], reason: "fine", durationS: 1 }
+ * const r = judgeOutcome(["it works"], { status: "completed", exitCode: 0, executionTime: 1, stdout: out, stderr: "" }, 60);
+ * assert.deepEqual([r.status, r.reason], ["passed", "fine"]);
  * ```
  */
 export function judgeOutcome(

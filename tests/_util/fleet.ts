@@ -210,12 +210,16 @@ export interface Fleet {
 }
 
 /**
- * Runs `fn` with a fresh redis-server and working directory, then opens the gate, kills the
- * workers, waits for every task process carrying the tag to end (a killed worker's orphaned task
- * sees the gate open and ends by itself), and removes it all.
+ * Runs `fn` with a fresh redis-server (requiring `redisPassword`, when given) and working
+ * directory, then opens the gate, kills the workers, waits for every task process carrying the
+ * tag to end (a killed worker's orphaned task sees the gate open and ends by itself), and
+ * removes it all.
  */
-export async function withFleet(fn: (f: Fleet) => Promise<void>): Promise<void> {
-  const redis = await startRedis();
+export async function withFleet(
+  fn: (f: Fleet) => Promise<void>,
+  opts: { redisPassword?: string } = {},
+): Promise<void> {
+  const redis = await startRedis({ password: opts.redisPassword });
   const w = await work();
   const f: Fleet = { redis, w, tag: newTag(), go: w.path("go"), workers: [] };
   try {

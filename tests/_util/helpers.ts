@@ -199,12 +199,19 @@ export async function listenUrl(reader: ReadableStreamDefaultReader<string>): Pr
 
 /** A `ccx serve` process started by {@linkcode serveProcess}. */
 export interface ServeProcess {
+  /** The process. Its stderr is read by the helper from the start: use `stderr()`. */
   child: Deno.ChildProcess;
   /** Reads the rest of its stdout (cancel it when done). */
   reader: ReadableStreamDefaultReader<string>;
   /** Its WebSocket URL, as it printed it. */
   url: string;
   port: number;
+  /** What it wrote to stderr so far (its log). */
+  stderr(): string;
+  /** Resolves with all it wrote to stderr, once it has exited and its stderr has ended. */
+  stderrEnded: Promise<string>;
+  /** Waits (up to `ms`) until its stderr matches `pattern`; throws with what it wrote. */
+  waitStderr(pattern: RegExp, ms?: number): Promise<string>;
   /** Sends `signal` (if it still runs), waits for its exit and releases its pipes. */
   stop(signal?: Deno.Signal): Promise<Deno.CommandStatus>;
 }
@@ -228,18 +235,47 @@ export async function serveProcess(
     stderr: "piped",
     stdin: "null",
   }).spawn();
+  // Its log is read from the start, whether a test looks at it or not: a server that writes
+  // more than a pipe holds (64 KiB) to an unread stderr would block on it.
+  let err = "";
+  const stderrEnded = child.stderr.pipeThrough(new TextDecoderStream()).pipeTo(
+    new WritableStream({ write: (chunk) => void (err += chunk) }),
+  ).catch(() => {}).then(() => err);
   const reader = child.stdout.pipeThrough(new TextDecoderStream()).getReader();
-  const url = await listenUrl(reader);
+  let url: string;
+  try {
+    url = await listenUrl(reader);
+  } catch (e) {
+    await child.status;
+    throw new Error(`${(e as Error).message}; stderr: ${await stderrEnded}`);
+  }
   const stop = async (signal: Deno.Signal = "SIGTERM") => {
     try {
       child.kill(signal);
     } catch { /* already exited */ }
     const status = await child.status;
     await reader.cancel().catch(() => {});
-    await child.stderr.cancel().catch(() => {});
+    await stderrEnded;
     return status;
   };
-  return { child, reader, url, port: Number(new URL(url).port), stop };
+  const waitStderr = async (pattern: RegExp, ms = 10_000) => {
+    try {
+      await waitFor(() => pattern.test(err), `${pattern} on the server's stderr`, ms);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; it wrote: ${err}`);
+    }
+    return err;
+  };
+  return {
+    child,
+    reader,
+    url,
+    port: Number(new URL(url).port),
+    stderr: () => err,
+    stderrEnded,
+    waitStderr,
+    stop,
+  };
 }
 
 /**
@@ -495,4 +531,98 @@ export async function selfSignedCert(dir: string): Promise<{ cert: string; key: 
   }).output();
   assert.ok(made.success, "openssl made a certificate");
   return { cert, key };
+}
+
+/**
+ * The TCP ports process `pid` listens on: its socket inodes (from `/proc/PID/fd`) matched with
+ * the listening sockets of `/proc/PID/net/tcp` and `tcp6`. How a test finds the port of a
+ * server that a ccx process started inside itself and does not print.
+ */
+export function listeningPorts(pid: number): number[] {
+  const inodes = new Set<string>();
+  for (const e of Deno.readDirSync(`/proc/${pid}/fd`)) {
+    try {
+      const m = Deno.readLinkSync(`/proc/${pid}/fd/${e.name}`).match(/^socket:\[(\d+)\]$/);
+      if (m) inodes.add(m[1]);
+    } catch { /* closed meanwhile */ }
+  }
+  const ports = new Set<number>();
+  for (const table of ["tcp", "tcp6"]) {
+    let text = "";
+    try {
+      text = Deno.readTextFileSync(`/proc/${pid}/net/${table}`);
+    } catch {
+      continue;
+    }
+    for (const line of text.split("\n").slice(1)) {
+      // sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+      const f = line.trim().split(/\s+/);
+      if (f.length < 10 || f[3] !== "0A" || !inodes.has(f[9])) continue;
+      ports.add(parseInt(f[1].split(":")[1], 16));
+    }
+  }
+  return [...ports];
+}
+
+/** Waits until process `pid` listens on some TCP port, and returns the ports. */
+export async function waitListening(pid: number, ms = 30_000): Promise<number[]> {
+  let ports: number[] = [];
+  await waitFor(() => (ports = listeningPorts(pid)).length > 0, `process ${pid} to listen`, ms);
+  return ports;
+}
+
+/**
+ * The status line (`HTTP/1.1 401 Unauthorized`, …) that a bare WebSocket upgrade of
+ * `ws://127.0.0.1:PORT/ws` gets, sent with `headers` (e.g. an `Authorization`).
+ */
+export async function upgradeStatus(
+  port: number,
+  headers: Record<string, string> = {},
+): Promise<string> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  // A server that never answers: the read ends when the connection is closed under it.
+  const timer = setTimeout(() => conn.close(), 10_000);
+  try {
+    const extra = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join("");
+    await conn.write(
+      new TextEncoder().encode(
+        `GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
+          `Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
+          `Sec-WebSocket-Version: 13\r\n${extra}\r\n`,
+      ),
+    );
+    const buf = new Uint8Array(4096);
+    let text = "";
+    while (!text.includes("\r\n")) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    return text.split("\r\n")[0];
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn.close();
+    } catch { /* closed by the timer */ }
+  }
+}
+
+/**
+ * Asserts that the ccx server on loopback port `port` (its `/health` answers) refuses a
+ * WebSocket upgrade without its token, and with a wrong or empty one: 401.
+ */
+export async function assertTokenRequired(port: number): Promise<void> {
+  const health = await (await fetch(`http://127.0.0.1:${port}/health`)).json();
+  assert.equal(health.status, "ok", `port ${port} is a ccx server: ${JSON.stringify(health)}`);
+  assert.match(await upgradeStatus(port), /^HTTP\/1\.1 401\b/, "no token");
+  assert.match(
+    await upgradeStatus(port, { Authorization: "Bearer guessed" }),
+    /^HTTP\/1\.1 401\b/,
+    "a wrong token",
+  );
+  assert.match(
+    await upgradeStatus(port, { Authorization: "Bearer " }),
+    /^HTTP\/1\.1 401\b/,
+    "an empty token",
+  );
 }

@@ -28,7 +28,7 @@ export function onPath(bin: string): boolean {
 
 /** A running throwaway redis-server. */
 export interface TestRedis {
-  /** `redis://127.0.0.1:PORT` */
+  /** `redis://127.0.0.1:PORT` (`redis://:PASSWORD@127.0.0.1:PORT` with a password) */
   url: string;
   /** Its port. */
   port: number;
@@ -40,8 +40,12 @@ export interface TestRedis {
   resume: () => void;
 }
 
-/** Starts a throwaway `redis-server` on a free loopback port; `stop()` ends it and cleans up. */
-export async function startRedis(): Promise<TestRedis> {
+/**
+ * Starts a throwaway `redis-server` on a free loopback port; `stop()` ends it and cleans up.
+ * With `password`, clients must give it (`requirepass`), and `url` carries it
+ * (`redis://:PASSWORD@127.0.0.1:PORT`).
+ */
+export async function startRedis(opts: { password?: string } = {}): Promise<TestRedis> {
   if (!onPath("redis-server")) {
     throw new Error(
       "redis-server is not installed; the Redis tests need it: " +
@@ -62,6 +66,7 @@ export async function startRedis(): Promise<TestRedis> {
       "no",
       "--dir",
       dir,
+      ...(opts.password ? ["--requirepass", opts.password] : []),
     ],
     stdin: "null",
     stdout: "null",
@@ -98,7 +103,7 @@ export async function startRedis(): Promise<TestRedis> {
     throw e;
   }
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `redis://${opts.password ? `:${opts.password}@` : ""}127.0.0.1:${port}`,
     port,
     stop,
     pause: () => signal("SIGSTOP"),

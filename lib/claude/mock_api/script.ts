@@ -25,12 +25,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MockReplier, parseMockScript } from "./script.ts";
  * const replier = new MockReplier(
  *   parseMockScript({ rules: [{ match: "capital of France", reply: { type: "text", text: "Paris" } }] }),
  * );
  * const conv = { userText: "What is the capital of France?", prompt: "What is the capital of France?", afterTool: false };
- * replier.choose(conv); // { type: "text", text: "Paris" }
+ * assert.deepEqual(replier.choose(conv), { type: "text", text: "Paris" });
  * ```
  * @module
  */
@@ -44,8 +45,11 @@ import { isRecord } from "../../common/json.ts";
  *
  * @example
  * ```ts
- * import type { MockReply } from "./script.ts";
+ * import assert from "node:assert/strict";
+ * import { MockReplier, type MockReply, parseMockScript } from "./script.ts";
  * const r: MockReply = { type: "tool", name: "Write", input: { file_path: "a.txt", content: "x" }, then: "Done." };
+ * const replier = new MockReplier(parseMockScript({ rules: [{ match: "write", reply: r }] }));
+ * assert.equal(replier.choose({ userText: "write a.txt", prompt: "write a.txt", afterTool: false }).type, "tool");
  * ```
  */
 export type MockReply =
@@ -66,8 +70,10 @@ export type MockReply =
  *
  * @example
  * ```ts
- * import type { MockJudgeReply } from "./script.ts";
+ * import assert from "node:assert/strict";
+ * import { type MockJudgeReply, parseMockScript } from "./script.ts";
  * const r: MockJudgeReply = { type: "judge", if: "2 + 2 = 4", reason: "the answer says 4" };
+ * assert.equal(parseMockScript({ rules: [{ match: "[ccx rubric judge]", reply: r }] }).rules.length, 1);
  * ```
  */
 export interface MockJudgeReply {
@@ -88,8 +94,10 @@ export interface MockJudgeReply {
  *
  * @example
  * ```ts
- * import type { MockRule } from "./script.ts";
+ * import assert from "node:assert/strict";
+ * import { type MockRule, parseMockScript } from "./script.ts";
  * const rule: MockRule = { match: "capital of France", reply: { type: "text", text: "Paris" } };
+ * assert.equal(parseMockScript({ rules: [rule] }).rules.length, 1);
  * ```
  */
 export interface MockRule {
@@ -107,8 +115,11 @@ export interface MockRule {
  *
  * @example
  * ```ts
- * import type { MockScript } from "./script.ts";
+ * import assert from "node:assert/strict";
+ * import { MockReplier, type MockScript } from "./script.ts";
  * const s: MockScript = { rules: [{ match: "2+2", reply: { type: "text", text: "4" } }] };
+ * const conv = { userText: "What is 2+2?", prompt: "What is 2+2?", afterTool: false };
+ * assert.deepEqual(new MockReplier(s).choose(conv), { type: "text", text: "4" });
  * ```
  */
 export interface MockScript {
@@ -123,8 +134,10 @@ export interface MockScript {
  *
  * @example
  * ```ts
- * import { MockScriptError } from "./script.ts";
- * new MockScriptError("rules[0].reply.type: expected one of text, tool, …").name; // "MockScriptError"
+ * import assert from "node:assert/strict";
+ * import { MockScriptError, parseMockScript } from "./script.ts";
+ * assert.throws(() => parseMockScript({ rules: [{ match: "x", reply: { type: "poem" } }] }), MockScriptError);
+ * assert.equal(new MockScriptError("rules[0].reply.type: …").name, "MockScriptError");
  * ```
  */
 export class MockScriptError extends Error {
@@ -218,9 +231,10 @@ function parseReply(v: unknown, path: string): MockReply {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { parseMockScript } from "./script.ts";
  * const s = parseMockScript({ rules: [{ match: "hi", reply: { type: "text", text: "hello" } }] });
- * s.rules.length; // 1
+ * assert.equal(s.rules.length, 1);
  * ```
  */
 export function parseMockScript(v: unknown): MockScript {
@@ -262,10 +276,12 @@ export function parseMockScript(v: unknown): MockScript {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { loadMockScript } from "./script.ts";
  * const path = Deno.makeTempFileSync({ suffix: ".json" });
  * Deno.writeTextFileSync(path, '{"rules": [{"match": "hi", "reply": {"type": "text", "text": "hello"}}]}');
- * (await loadMockScript(path)).rules.length; // 1
+ * assert.equal((await loadMockScript(path)).rules.length, 1);
+ * Deno.removeSync(path);
  * ```
  */
 export async function loadMockScript(path: string): Promise<MockScript> {
@@ -294,9 +310,11 @@ export async function loadMockScript(path: string): Promise<MockScript> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { matcher } from "./script.ts";
- * matcher("paris")("Is it PARIS?"); // true
- * matcher("/^what/i")("What is 2+2?"); // true
+ * assert.equal(matcher("paris")("Is it PARIS?"), true);
+ * assert.equal(matcher("/^what/i")("What is 2+2?"), true);
+ * assert.equal(matcher("/^what/")("What is 2+2?"), false);
  * ```
  */
 export function matcher(m: string, path = "match"): (text: string) => boolean {
@@ -389,8 +407,10 @@ const JUDGE_TAG = "[ccx rubric judge]";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { isJudgePrompt } from "./script.ts";
- * isJudgePrompt("[ccx rubric judge]\nYou are grading…"); // true
+ * assert.equal(isJudgePrompt("[ccx rubric judge]\nYou are grading…"), true);
+ * assert.equal(isJudgePrompt("What is 2+2?"), false);
  * ```
  */
 export function isJudgePrompt(prompt: string): boolean {
@@ -458,8 +478,9 @@ function builtInAnswer(prompt: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { withMarkers } from "./script.ts";
- * withMarkers("4", "[marker:abc] What is 2+2?"); // "4\n\n[marker:abc]"
+ * assert.equal(withMarkers("4", "[marker:abc] What is 2+2?"), "4\n\n[marker:abc]");
  * ```
  */
 export function withMarkers(text: string, prompt: string): string {
@@ -475,11 +496,12 @@ export function withMarkers(text: string, prompt: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MockReplier } from "./script.ts";
  * const replier = new MockReplier();
  * const conv = { userText: "[[mock:fail-first:1:429]] hi", prompt: "[[mock:fail-first:1:429]] hi", afterTool: false };
- * replier.choose(conv).type; // "error"
- * replier.choose(conv).type; // "text"
+ * assert.equal(replier.choose(conv).type, "error");
+ * assert.equal(replier.choose(conv).type, "text");
  * ```
  */
 export class MockReplier {

@@ -13,9 +13,16 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { MockApiServer } from "./server.ts";
- * const api = MockApiServer.start({ port: 0 });
- * console.log(`ANTHROPIC_BASE_URL=${api.url}`);
+ * const api = MockApiServer.start({ port: 0 }); // the CLI gets ANTHROPIC_BASE_URL=api.url
+ * const res = await fetch(`${api.url}/v1/messages`, {
+ *   method: "POST",
+ *   headers: { "content-type": "application/json" },
+ *   body: JSON.stringify({ model: "m", max_tokens: 100, messages: [{ role: "user", content: "What is 2+2?" }] }),
+ * });
+ * assert.deepEqual((await res.json()).content, [{ type: "text", text: "2 + 2 = 4" }]);
+ * assert.equal(api.requests.length, 1);
  * await api.shutdown();
  * ```
  * @module
@@ -88,9 +95,11 @@ export class MockApiServer {
    *
    * @example
    * ```ts
+   * import assert from "node:assert/strict";
    * import { MockApiServer } from "./server.ts";
    * const api = MockApiServer.start({ port: 0 });
-   * console.log(api.port > 0); // true
+   * assert.ok(api.port > 0);
+   * assert.equal(api.url, `http://127.0.0.1:${api.port}`);
    * await api.shutdown();
    * ```
    */
@@ -182,8 +191,11 @@ export class MockApiServer {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { mockApiEnv } from "./server.ts";
- * mockApiEnv("http://127.0.0.1:9999").ANTHROPIC_BASE_URL; // "http://127.0.0.1:9999"
+ * const env = mockApiEnv("http://127.0.0.1:9999");
+ * assert.equal(env.ANTHROPIC_BASE_URL, "http://127.0.0.1:9999");
+ * assert.equal(env.CLAUDE_CODE_MAX_RETRIES, "0");
  * ```
  */
 export function mockApiEnv(url: string, maxRetries = 0): Record<string, string> {

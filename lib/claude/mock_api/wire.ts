@@ -6,10 +6,12 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { messageResponse, readConversation } from "./wire.ts";
  * const conv = readConversation({ messages: [{ role: "user", content: "What is 2+2?" }] });
  * const res = messageResponse("msg_1", "claude-mock", { type: "text", text: "4" }, 100, "");
- * console.log(conv.prompt, (await res.json()).content); // What is 2+2? [{ type: "text", text: "4" }]
+ * assert.equal(conv.prompt, "What is 2+2?");
+ * assert.deepEqual((await res.json()).content, [{ type: "text", text: "4" }]);
  * ```
  * @module
  */
@@ -33,8 +35,11 @@ function textOf(content: unknown): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readConversation } from "./wire.ts";
- * readConversation({ messages: [{ role: "user", content: "What is 2+2?" }] }).prompt; // "What is 2+2?"
+ * const conv = readConversation({ messages: [{ role: "user", content: "What is 2+2?" }] });
+ * assert.equal(conv.prompt, "What is 2+2?");
+ * assert.equal(conv.afterTool, false);
  * ```
  */
 export function readConversation(body: unknown): MockConversation {
@@ -71,8 +76,12 @@ function sse(name: string, data: unknown): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { errorResponse } from "./wire.ts";
- * errorResponse(429, "rate_limit_error", "slow down", 30).headers.get("retry-after"); // "30"
+ * const res = errorResponse(429, "rate_limit_error", "slow down", 30);
+ * assert.equal(res.status, 429);
+ * assert.equal(res.headers.get("retry-after"), "30");
+ * assert.equal((await res.json()).error.type, "rate_limit_error");
  * ```
  */
 export function errorResponse(
@@ -96,9 +105,10 @@ export function errorResponse(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { messageResponse } from "./wire.ts";
  * const res = messageResponse("msg_1", "claude-mock", { type: "max_tokens" }, 100, "");
- * (await res.json()).stop_reason; // "max_tokens"
+ * assert.equal((await res.json()).stop_reason, "max_tokens");
  * ```
  */
 export function messageResponse(
@@ -149,9 +159,12 @@ export function messageResponse(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { streamResponse } from "./wire.ts";
  * const res = streamResponse("msg_1", "claude-mock", { type: "text", text: "4" }, "", []);
- * (await res.text()).startsWith("event: message_start\n"); // true
+ * const text = await res.text();
+ * assert.ok(text.startsWith("event: message_start\n"));
+ * assert.ok(text.includes("event: message_stop\n"));
  * ```
  */
 export function streamResponse(
@@ -257,8 +270,10 @@ export function streamResponse(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { errorType } from "./wire.ts";
- * errorType(529); // "overloaded_error"
+ * assert.equal(errorType(529), "overloaded_error");
+ * assert.equal(errorType(429), "rate_limit_error");
  * ```
  */
 export function errorType(status: number): string {
@@ -284,8 +299,9 @@ export function errorType(status: number): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { defaultErrorMessage } from "./wire.ts";
- * defaultErrorMessage(401); // "invalid x-api-key"
+ * assert.equal(defaultErrorMessage(401), "invalid x-api-key");
  * ```
  */
 export function defaultErrorMessage(status: number): string {

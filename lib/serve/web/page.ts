@@ -10,9 +10,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { page } from "./page.ts";
  * const { html, csp } = page();
- * console.log(html.startsWith("<!doctype html>"), csp.includes("script-src 'sha256-"));
+ * assert.ok(html.startsWith("<!doctype html>"));
+ * assert.ok(csp.includes("script-src 'sha256-")); // the page's one inline script, by its hash
  * ```
  * @module
  */
@@ -811,8 +813,9 @@ let cached: Page | undefined;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { page } from "./page.ts";
- * console.log(page().html.includes("<title>ccx serve</title>")); // true
+ * assert.ok(page().html.includes("<title>ccx serve</title>"));
  * ```
  */
 export function page(): Page {

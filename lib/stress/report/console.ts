@@ -41,8 +41,10 @@ const RESET = "\x1b[0m";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { statusWord } from "./console.ts";
- * console.log(statusWord("failed", false)); // FAIL
+ * assert.equal(statusWord("failed", false), "FAIL");
+ * assert.equal(statusWord("passed", true), "\x1b[32mPASS\x1b[0m");
  * ```
  */
 export function statusWord(status: TestStatus, color: boolean, width = 0): string {
@@ -70,12 +72,13 @@ export interface TableOptions {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatSummaryTable } from "./console.ts";
  * const text = formatSummaryTable({
  *   runId: "r1", suite: "smoke", startedAt: new Date(0), durationS: 1, results: [],
  *   interrupted: false, threshold: 10,
  * }, { color: false });
- * console.log(text.trimEnd().split("\n").at(-1)); // Success ratio: 0.0:1 (need 10:1 to graduate)
+ * assert.equal(text.trimEnd().split("\n").at(-1), "Success ratio: 0.0:1 (need 10:1 to graduate)");
  * ```
  */
 export function formatSummaryTable(report: RunReport, opts: TableOptions): string {

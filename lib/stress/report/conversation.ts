@@ -10,13 +10,14 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { conversationOf } from "./conversation.ts";
  * const items = conversationOf(
  *   '{"type":"assistant","message":{"content":[{"type":"tool_use","id":"t1","name":"Bash","input":{"command":"ls"}}]}}\n' +
  *     '{"type":"user","message":{"content":[{"type":"tool_result","tool_use_id":"t1","content":"a.txt"}]}}\n' +
  *     '{"type":"result","subtype":"success","is_error":false,"result":"Done.","num_turns":2}\n',
  * );
- * items.map((i) => i.kind); // ["tool-call", "tool-result", "result"]
+ * assert.deepEqual(items.map((i) => i.kind), ["tool-call", "tool-result", "result"]);
  * ```
  * @module
  */
@@ -77,8 +78,9 @@ function inputText(input: Record<string, unknown>): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { conversationOf } from "./conversation.ts";
- * conversationOf("hello\n"); // [{ kind: "output", who: "output", text: "hello" }]
+ * assert.deepEqual(conversationOf("hello\n"), [{ kind: "output", who: "output", text: "hello" }]);
  * ```
  */
 export function conversationOf(stdout: string, stderr = ""): ConversationItem[] {
@@ -190,8 +192,9 @@ export function conversationOf(stdout: string, stderr = ""): ConversationItem[] 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { splitOutputFile } from "./conversation.ts";
- * splitOutputFile("Task: a - a\n" + "-".repeat(80) + "\nhi\n"); // { stdout: "hi\n", stderr: "" }
+ * assert.deepEqual(splitOutputFile("Task: a - a\n" + "-".repeat(80) + "\nhi\n"), { stdout: "hi\n", stderr: "" });
  * ```
  */
 export function splitOutputFile(text: string): { stdout: string; stderr: string } {
@@ -209,8 +212,9 @@ export function splitOutputFile(text: string): { stdout: string; stderr: string 
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { readConversation } from "./conversation.ts";
- * await readConversation("/nonexistent.txt"); // undefined
+ * assert.equal(await readConversation("/nonexistent.txt"), undefined);
  * ```
  */
 export async function readConversation(path: string): Promise<ConversationItem[] | undefined> {

@@ -42,13 +42,15 @@ async function writeAtomic(path: string, text: string): Promise<void> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeReports } from "./files.ts";
  * const dir = await Deno.makeTempDir();
  * const paths = await writeReports({
  *   runId: "r1", suite: "smoke", startedAt: new Date(), durationS: 1, results: [],
  *   interrupted: false, threshold: 10,
  * }, { json: `${dir}/out/report.json`, html: `${dir}/out/report.html` });
- * console.log(paths.length); // 2
+ * assert.deepEqual(paths, [`${dir}/out/report.json`, `${dir}/out/report.html`]);
+ * assert.equal(JSON.parse(await Deno.readTextFile(paths[0])).suite, "smoke");
  * await Deno.remove(dir, { recursive: true });
  * ```
  */
@@ -108,12 +110,16 @@ function headerValue(v: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { writeOutputFile } from "./files.ts";
  * const dir = await Deno.makeTempDir();
  * await writeOutputFile(`${dir}/simple_1.txt`, {
  *   task: "simple_1", name: "2+2", status: "passed", durationS: 1.2, exitCode: 0,
  *   timestamp: new Date(),
  * }, "4\n");
+ * const text = await Deno.readTextFile(`${dir}/simple_1.txt`);
+ * assert.match(text, /simple_1/); // a header naming the task, then its output
+ * assert.ok(text.endsWith("4\n"));
  * await Deno.remove(dir, { recursive: true });
  * ```
  */

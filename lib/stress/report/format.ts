@@ -7,10 +7,11 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatRatioLine } from "./format.ts";
  * import { summarize } from "./model.ts";
  * const s = summarize([], 10);
- * console.log(formatRatioLine(s, 10)); // Success ratio: 0.0:1 (need 10:1 to graduate)
+ * assert.equal(formatRatioLine(s, 10), "Success ratio: 0.0:1 (need 10:1 to graduate)");
  * ```
  * @module
  */
@@ -33,8 +34,9 @@ import { formatDuration } from "../../common/format.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { excerpt } from "./format.ts";
- * excerpt("a\nb\nc", 100, 2); // "a\nb …"
+ * assert.equal(excerpt("a\nb\nc", 100, 2), "a\nb …");
  * ```
  */
 export function excerpt(text: string, max = 300, lines = 6): string {
@@ -57,9 +59,12 @@ function formatCost(c: number): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatTotalsLine } from "./format.ts";
- * formatTotalsLine({ costUsd: 0.0123, tokens: { input: 1200, output: 340, cacheRead: 0, cacheCreation: 0 } });
- * // "Cost $0.0123; tokens 1200 in, 340 out, 0 cache read, 0 cache write"
+ * assert.equal(
+ *   formatTotalsLine({ costUsd: 0.0123, tokens: { input: 1200, output: 340, cacheRead: 0, cacheCreation: 0 } }),
+ *   "Cost $0.0123; tokens 1200 in, 340 out, 0 cache read, 0 cache write",
+ * );
  * ```
  */
 export function formatTotalsLine(t: Totals): string {
@@ -80,9 +85,10 @@ export function formatTotalsLine(t: Totals): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { formatRatioLine } from "./format.ts";
  * const s = { total: 23, passed: 20, failed: 3, errors: 0, ratio: 20 / 3, graduated: false };
- * console.log(formatRatioLine(s, 10)); // Success ratio: 6.6:1 (need 10:1 to graduate)
+ * assert.equal(formatRatioLine(s, 10), "Success ratio: 6.6:1 (need 10:1 to graduate)");
  * ```
  */
 export function formatRatioLine(summary: Summary, threshold: number): string {
@@ -113,8 +119,9 @@ const CONTROL = /[\x00-\x1f\x7f-\x9f]/g;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { oneLine } from "./format.ts";
- * console.log(oneLine("\x1b[31mexit 1\x1b[0m\nstderr:\tboom")); // exit 1 stderr: boom
+ * assert.equal(oneLine("\x1b[31mexit 1\x1b[0m\nstderr:\tboom"), "exit 1 stderr: boom");
  * ```
  */
 export function oneLine(text: string, max = 500): string {
@@ -128,8 +135,10 @@ export function oneLine(text: string, max = 500): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { truncate } from "./format.ts";
- * truncate("abcdef", 4); // "abc…"
+ * assert.equal(truncate("abcdef", 4), "abc…");
+ * assert.equal(truncate("abc", 4), "abc");
  * ```
  */
 export function truncate(s: string, max: number): string {
@@ -145,8 +154,9 @@ export function truncate(s: string, max: number): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { clean } from "./format.ts";
- * clean("\x1b[31mred\x1b[0m\x00!"); // "red!"
+ * assert.equal(clean("\x1b[31mred\x1b[0m\x00!"), "red!");
  * ```
  */
 export function clean(text: string): string {
@@ -158,11 +168,12 @@ export function clean(text: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { factLines } from "./format.ts";
- * factLines({
+ * assert.deepEqual(factLines({
  *   id: "t", name: "t", category: "c", status: "passed", reason: "", durationS: 1, exitCode: 0,
  *   patternsFound: [], patternsMissing: [], attempts: 1, startedAt: 0, model: "haiku", turns: 2,
- * }); // ["model: haiku", "turns: 2"]
+ * }), ["model: haiku", "turns: 2"]);
  * ```
  */
 export function factLines(t: TestResult): string[] {
@@ -194,9 +205,12 @@ export const STATUS_WORD: Record<TestStatus, string> = {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { checkLines } from "./format.ts";
- * checkLines({ checks: [{ command: "pytest -q", status: "failed", exitCode: 1, durationS: 0.4 }] });
- * // ['check "pytest -q": FAIL, exit 1, 400ms']
+ * assert.deepEqual(
+ *   checkLines({ checks: [{ command: "pytest -q", status: "failed", exitCode: 1, durationS: 0.4 }] }),
+ *   ['check "pytest -q": FAIL, exit 1, 0.4s'],
+ * );
  * ```
  */
 export function checkLines(t: Pick<TestResult, "checks">): string[] {
@@ -213,9 +227,12 @@ export function checkLines(t: Pick<TestResult, "checks">): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { rubricLine } from "./format.ts";
- * rubricLine({ rubric: { status: "failed", statements: ["s"], reason: "add subtracts", durationS: 2, model: "m" } });
- * // "rubric (1 statement, judge m): FAIL: add subtracts"
+ * assert.equal(
+ *   rubricLine({ rubric: { status: "failed", statements: ["s"], reason: "add subtracts", durationS: 2, model: "m" } }),
+ *   "rubric (1 statement, judge m): FAIL: add subtracts",
+ * );
  * ```
  */
 export function rubricLine(t: Pick<TestResult, "rubric">): string | undefined {
@@ -232,9 +249,12 @@ export function rubricLine(t: Pick<TestResult, "rubric">): string | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runFactLines } from "./format.ts";
- * runFactLines({ results: [], meta: { ccxVersion: "0.1.0", host: "box", commandLine: ["stress"] } });
- * // ["ccx 0.1.0 on box", "command: ccx stress"]
+ * assert.deepEqual(
+ *   runFactLines({ results: [], meta: { ccxVersion: "0.1.0", host: "box", commandLine: ["stress"] } }),
+ *   ["ccx 0.1.0 on box", "command: ccx stress"],
+ * );
  * ```
  */
 export function runFactLines(report: Pick<RunReport, "results" | "meta">): string[] {
@@ -273,11 +293,21 @@ function ratioText(s: Summary): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { comparisonLines } from "./format.ts";
- * // comparisonLines(report.comparison) →
- * // ["Compared with 20260101_000000_ab12cd (test_outputs/…/report.json):",
- * //  "  ratio 10.0:1 → 4.0:1 (11 → 10 tests: 10 → 8 passed, 1 → 2 failed, 0 → 0 errors)",
- * //  "  REGRESSED (1): simple_3 (passed → failed: missing pattern: 4)", …]
+ * import { compareRuns } from "../compare.ts";
+ * const run = (runId: string, status: "passed" | "failed", reason: string) => ({
+ *   runId, suite: "s.json", startedAt: new Date(0), durationS: 1, interrupted: false,
+ *   threshold: 10, results: [{
+ *     id: "simple_3", name: "n", category: "c", status, reason, durationS: 1, exitCode: 0,
+ *     patternsFound: [], patternsMissing: [], attempts: 1, startedAt: 0,
+ *   }],
+ * });
+ * const lines = comparisonLines(
+ *   compareRuns(run("r1", "passed", "exit 0"), run("r2", "failed", "missing pattern: 4"), "old/report.json"),
+ * );
+ * assert.equal(lines[0], "Compared with r1 (old/report.json):");
+ * assert.ok(lines.includes("  REGRESSED (1): simple_3 (passed → failed: missing pattern: 4)"));
  * ```
  */
 export function comparisonLines(c: Comparison): string[] {
@@ -310,11 +340,12 @@ export function comparisonLines(c: Comparison): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { repeatLines } from "./format.ts";
- * repeatLines({ repeat: 3, passAt1: 0.667, flaky: ["a"], tasks: [
+ * const lines = repeatLines({ repeat: 3, passAt1: 0.667, flaky: ["a"], tasks: [
  *   { id: "a", category: "c", runs: 3, passed: 2, flaky: true },
  * ] });
- * // ["Repeats: 3 runs a task; pass@1 66.7%; flaky (1): a", "  a: 2/3 passed (flaky)"]
+ * assert.deepEqual(lines, ["Repeats: 3 runs a task; pass@1 66.7%; flaky (1): a", "  a: 2/3 passed (flaky)"]);
  * ```
  */
 export function repeatLines(r: RepeatSummary): string[] {

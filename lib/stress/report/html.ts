@@ -120,12 +120,14 @@ background:var(--track);border-radius:.2rem}
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toHtml } from "./html.ts";
  * const html = toHtml({
  *   runId: "r1", suite: "<b>smoke</b>", startedAt: new Date(0), durationS: 1, results: [],
  *   interrupted: false, threshold: 10,
  * });
- * console.log(html.includes("&lt;b&gt;smoke&lt;/b&gt;")); // true
+ * assert.ok(html.startsWith("<!DOCTYPE html>") || html.startsWith("<!doctype html>"));
+ * assert.ok(html.includes("&lt;b&gt;smoke&lt;/b&gt;")); // every interpolation is escaped
  * ```
  */
 export function toHtml(report: RunReport, opts: HtmlOptions = {}): string {

@@ -13,12 +13,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { markup, raw } from "./html_template.ts";
  * const name = `"><script>alert(1)</script>`;
  * const items = ["a", "b<c"].map((x) => markup`<li>${x}</li>`);
  * const page = markup`<p title="${name}">${name}</p><ul>${items}</ul>${raw("<hr>")}`;
- * console.log(page.html.includes("<script")); // false
- * console.log(String(markup`<ul>${items}</ul>`)); // <ul><li>a</li><li>b&lt;c</li></ul>
+ * assert.equal(page.html.includes("<script"), false);
+ * assert.equal(String(markup`<ul>${items}</ul>`), "<ul><li>a</li><li>b&lt;c</li></ul>");
  * ```
  * @module
  */
@@ -31,9 +32,10 @@ import { clean } from "./format.ts";
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { markup } from "./html_template.ts";
  * const fragment = markup`<b>${"1 < 2"}</b>`;
- * console.log(fragment.html); // <b>1 &lt; 2</b>
+ * assert.equal(fragment.html, "<b>1 &lt; 2</b>");
  * ```
  */
 export class Markup {
@@ -68,9 +70,9 @@ export type MarkupValue = string | number | Markup | null | undefined | readonly
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { escapeHtml } from "./html_template.ts";
- * escapeHtml(`<a href="x">it's</a>`);
- * // "&lt;a href=&quot;x&quot;&gt;it&#39;s&lt;/a&gt;"
+ * assert.equal(escapeHtml(`<a href="x">it's</a>`), "&lt;a href=&quot;x&quot;&gt;it&#39;s&lt;/a&gt;");
  * ```
  */
 export function escapeHtml(text: string): string {
@@ -84,8 +86,9 @@ export function escapeHtml(text: string): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { markup, raw } from "./html_template.ts";
- * String(markup`<style>${raw("a>b{color:red}")}</style>`); // "<style>a>b{color:red}</style>"
+ * assert.equal(String(markup`<style>${raw("a>b{color:red}")}</style>`), "<style>a>b{color:red}</style>");
  * ```
  */
 export function raw(html: string): Markup {
@@ -106,10 +109,11 @@ function render(value: MarkupValue): string {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { markup } from "./html_template.ts";
  * const answer = `</textarea><script>`;
  * const cell = markup`<td class="answer">${answer}</td>`;
- * console.log(cell.html); // <td class="answer">&lt;/textarea&gt;&lt;script&gt;</td>
+ * assert.equal(cell.html, '<td class="answer">&lt;/textarea&gt;&lt;script&gt;</td>');
  * ```
  */
 export function markup(strings: TemplateStringsArray, ...values: MarkupValue[]): Markup {

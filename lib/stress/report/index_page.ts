@@ -52,8 +52,9 @@ export const MAX_DEPTH = 4;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { findRuns } from "./index_page.ts";
- * (await findRuns("/nonexistent")).length; // 0
+ * assert.equal((await findRuns("/nonexistent")).length, 0);
  * ```
  */
 export async function findRuns(dir: string): Promise<FoundRuns> {
@@ -131,8 +132,9 @@ th{color:var(--muted);font-weight:600}
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toIndexHtml } from "./index_page.ts";
- * toIndexHtml([], { title: "<runs>", indexPath: "index.html" }).includes("&lt;runs&gt;"); // true
+ * assert.ok(toIndexHtml([], { title: "<runs>", indexPath: "index.html" }).includes("&lt;runs&gt;"));
  * ```
  */
 export function toIndexHtml(runs: FoundRuns, opts: IndexOptions): string {

@@ -34,12 +34,13 @@ const round3 = (n: number): number => Math.round(n * 1000) / 1000;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toJson } from "./json.ts";
  * const json = toJson({
  *   runId: "r1", suite: "smoke", startedAt: new Date(0), durationS: 1, results: [],
  *   interrupted: false, threshold: 10,
  * });
- * console.log(JSON.parse(json).summary.graduated); // false
+ * assert.equal(JSON.parse(json).summary.graduated, false);
  * ```
  */
 export function toJson(report: RunReport): string {
@@ -197,8 +198,18 @@ function summaryJson(s: Summary): Record<string, unknown> {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { comparisonJson } from "./json.ts";
- * // comparisonJson(compareRuns(before, after)).regressed → [{ id, before, after, reason }]
+ * import { compareRuns } from "../compare.ts";
+ * const run = (runId: string, status: "passed" | "failed") => ({
+ *   runId, suite: "s.json", startedAt: new Date(0), durationS: 1, interrupted: false,
+ *   threshold: 10, results: [{
+ *     id: "t", name: "t", category: "c", status, reason: "", durationS: 1, exitCode: 0,
+ *     patternsFound: [], patternsMissing: [], attempts: 1, startedAt: 0,
+ *   }],
+ * });
+ * const j = comparisonJson(compareRuns(run("a", "passed"), run("b", "failed"), "a/report.json"));
+ * assert.deepEqual(j.regressed, [{ id: "t", before: "passed", after: "failed", reason: "" }]);
  * ```
  */
 export function comparisonJson(c: Comparison): Record<string, unknown> {
@@ -278,12 +289,15 @@ function readMeta(x: unknown): RunMeta | undefined {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { fromJson, toJson } from "./json.ts";
  * const r = fromJson(toJson({
  *   runId: "r1", suite: "s", startedAt: new Date(0), durationS: 1, results: [],
  *   interrupted: true, threshold: 10, skipped: [{ id: "a", name: "a", category: "c", reason: "interrupted" }],
  * }));
- * r.skipped?.length; // 1
+ * assert.equal(r.skipped?.length, 1);
+ * assert.deepEqual(r.startedAt, new Date(0));
+ * assert.throws(() => fromJson("{}"));
  * ```
  */
 export function fromJson(text: string): RunReport {

@@ -67,6 +67,7 @@ function detailLines(t: TestResult): string[] {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { toJunit } from "./junit.ts";
  * const xml = toJunit({
  *   runId: "r1", suite: "smoke", startedAt: new Date(0), durationS: 1, interrupted: false,
@@ -76,7 +77,7 @@ function detailLines(t: TestResult): string[] {
  *     startedAt: 0, answer: "five",
  *   }],
  * });
- * console.log(xml.includes('<failure message="missing &lt;4&gt;"')); // true
+ * assert.ok(xml.includes('<failure message="missing &lt;4&gt;"'));
  * ```
  */
 export function toJunit(report: RunReport): string {

@@ -14,9 +14,10 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { summarize } from "./model.ts";
  * const s = summarize([], 10);
- * console.log(s.ratio, s.graduated); // 0 false
+ * assert.deepEqual([s.ratio, s.graduated], [0, false]);
  * ```
  * @module
  */
@@ -181,11 +182,18 @@ export interface ResultFacts {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { runFactsOf } from "./model.ts";
- * runFactsOf([]); // { claudeVersions: [], models: [] }
+ * assert.deepEqual(runFactsOf([]), { claudeVersions: [], models: [] });
+ * assert.deepEqual(runFactsOf([{ cliVersion: "2.1.197", model: "m" }, { cliVersion: "2.1.197" }]), {
+ *   claudeVersions: ["2.1.197"],
+ *   models: ["m"],
+ * });
  * ```
  */
-export function runFactsOf(results: readonly TestResult[]): ResultFacts {
+export function runFactsOf(
+  results: readonly Pick<TestResult, "cliVersion" | "model">[],
+): ResultFacts {
   const versions = new Set<string>();
   const models = new Set<string>();
   for (const r of results) {
@@ -227,8 +235,9 @@ export interface RepeatSummary {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { repeatSummary } from "./model.ts";
- * repeatSummary({ results: [], repeat: 1 }); // undefined
+ * assert.equal(repeatSummary({ results: [], repeat: 1 }), undefined);
  * ```
  */
 export function repeatSummary(
@@ -261,9 +270,10 @@ export function repeatSummary(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { taskIdOf } from "./model.ts";
- * taskIdOf("simple_1.r2", 3); // "simple_1"
- * taskIdOf("v1.r2", 1); // "v1.r2"
+ * assert.equal(taskIdOf("simple_1.r2", 3), "simple_1");
+ * assert.equal(taskIdOf("v1.r2", 1), "v1.r2");
  * ```
  */
 export function taskIdOf(resultId: string, repeat = 1): string {
@@ -325,13 +335,14 @@ export interface Summary {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { summarize, type TestResult } from "./model.ts";
  * const r = (status: TestResult["status"]): TestResult => ({
  *   id: "t", name: "t", category: "c", status, reason: "", durationS: 1, exitCode: 0,
  *   patternsFound: [], patternsMissing: [], attempts: 1, startedAt: 0,
  * });
  * const s = summarize([...Array(10)].map(() => r("passed")).concat(r("failed")), 10);
- * console.log(s.ratio, s.graduated); // 10 true
+ * assert.deepEqual([s.ratio, s.graduated], [10, true]);
  * ```
  */
 export function summarize(results: TestResult[], threshold: number): Summary {
@@ -369,8 +380,9 @@ export interface Totals {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { totals } from "./model.ts";
- * totals([]); // { costUsd: null, tokens: null }
+ * assert.deepEqual(totals([]), { costUsd: null, tokens: null });
  * ```
  */
 export function totals(results: TestResult[]): Totals {
@@ -410,9 +422,11 @@ export interface CategorySummary {
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { categorySummaries } from "./model.ts";
- * categorySummaries({ results: [], skipped: [{ id: "a", name: "a", category: "c", reason: "" }] });
- * // [{ name: "c", total: 1, passed: 0, failed: 0, errors: 0, skipped: 1 }]
+ * assert.deepEqual(categorySummaries({ results: [], skipped: [{ id: "a", name: "a", category: "c", reason: "" }] }), [
+ *   { name: "c", total: 1, passed: 0, failed: 0, errors: 0, skipped: 1 },
+ * ]);
  * ```
  */
 export function categorySummaries(
@@ -451,8 +465,16 @@ export interface ErrorGroup {
  *
  * @example
  * ```ts
- * import { errorGroups } from "./model.ts";
- * errorGroups([]); // []
+ * import assert from "node:assert/strict";
+ * import { errorGroups, type TestResult } from "./model.ts";
+ * const err = (id: string, kind: string, fix?: string): TestResult => ({
+ *   id, name: id, category: "c", status: "error", reason: kind, durationS: 1, exitCode: 1,
+ *   patternsFound: [], patternsMissing: [], attempts: 1, startedAt: 0, kind, fix,
+ * });
+ * assert.deepEqual(errorGroups([err("a", "auth", "claude /login"), err("b", "network"), err("c", "auth")]), [
+ *   { kind: "auth", fix: "claude /login", ids: ["a", "c"] },
+ *   { kind: "network", fix: undefined, ids: ["b"] },
+ * ]);
  * ```
  */
 export function errorGroups(results: TestResult[]): ErrorGroup[] {
