@@ -1515,6 +1515,10 @@ Deno.test("ccx stress --page names the page to open; with --queue it is refused 
     "ccx stress: live page: http://127.0.0.1:43117/ (this run's own server: it stops when the run ends)",
   );
   assert.equal(
+    pageNote({ httpUrl: "http://127.0.0.1:43117", token: "ab12" }, []),
+    "ccx stress: live page: http://127.0.0.1:43117/#token=ab12 (this run's own server: it stops when the run ends)",
+  );
+  assert.equal(
     pageNote(undefined, [{ url: "ws://10.0.0.7:8004/ws" }, { url: "wss://box:8443/ws" }]),
     "ccx stress: live pages: http://10.0.0.7:8004/ https://box:8443/",
   );

@@ -26,6 +26,8 @@ Deno.test("requiredTiers(): CI=true requires every tier; CCX_REQUIRE names some;
   ]);
   assert.equal(requiredTiers(env({ CCX_REQUIRE: "all" })).size, 4);
   assert.throws(() => requiredTiers(env({ CCX_REQUIRE: "claude,bwarp" })), /unknown tier "bwarp"/);
+  // A capability of tests/_util/capability.ts is no tier, and no error either.
+  assert.deepEqual([...requiredTiers(env({ CCX_REQUIRE: "chattr,redis" }))], ["redis"]);
 });
 
 Deno.test("decideTier(): run, skip with a line, fail naming what is missing and how to install it", () => {

@@ -896,7 +896,8 @@ Deno.test(
         said += value;
       }
       const url = said.match(/live page: (\S+)/)![1];
-      assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/$/);
+      // The run's own server takes only its token, which the link carries in its fragment.
+      assert.match(url, /^http:\/\/127\.0\.0\.1:\d+\/#token=[0-9a-f]{64}$/);
       const stderr = (async () => {
         while (true) {
           const { value, done } = await reader.read();
@@ -906,6 +907,13 @@ Deno.test(
       })();
       const p = await browser.newPage({ viewport: { width: 1400, height: 860 } });
       await p.goto(url);
+      // The page moved the token into the tab's session storage and out of the address bar.
+      await p.locator("#conn.up").waitFor();
+      assert.equal(p.url(), url.replace(/#.*/, ""));
+      assert.equal(
+        await p.evaluate('sessionStorage.getItem("ccx.token")'),
+        url.match(/#token=(\S+)/)![1],
+      );
       const runId = said.match(/outputs in test_outputs\/(\S+)/)?.[1] ??
         (await (async () => {
           await p.locator("#jobs-body tr.run").first().waitFor();

@@ -247,7 +247,9 @@ async function suiteHash(path: string): Promise<string | undefined> {
 export const DEFAULT_SUITE = "tasks/unified_stress_test_tasks.json";
 
 /**
- * The `--page` line: the in-process server's page (loopback), or the page of each `--server`.
+ * The `--page` line: the in-process server's page (loopback; its token in the link's fragment,
+ * which the browser never sends and the page moves into the tab's session storage), or the page
+ * of each `--server` (whose token the page asks for).
  *
  * @example
  * ```ts
@@ -257,10 +259,11 @@ export const DEFAULT_SUITE = "tasks/unified_stress_test_tasks.json";
  * ```
  */
 export function pageNote(
-  local: Pick<CcxServer, "httpUrl"> | undefined,
+  local: { httpUrl: string; token?: string } | undefined,
   servers: Pick<ServerTarget, "url">[],
 ): string {
-  const urls = local ? [`${local.httpUrl}/`] : servers.map((s) => {
+  const fragment = local?.token ? `#token=${encodeURIComponent(local.token)}` : "";
+  const urls = local ? [`${local.httpUrl}/${fragment}`] : servers.map((s) => {
     const u = new URL(s.url);
     u.protocol = u.protocol === "wss:" ? "https:" : "http:";
     return `${u.origin}/`;
@@ -552,7 +555,9 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
     : local
     ? "an in-process server"
     : servers.map((s) => s.url).join(", ");
-  if (opts.page) progress.note(pageNote(local, servers));
+  if (opts.page) {
+    progress.note(pageNote(local && { httpUrl: local.httpUrl, token: servers[0]?.token }, servers));
+  }
   progress.note(
     `ccx stress: ${plural(total, "task run")} from ${suite.name} on ${where}` +
       `${opts.queue ? "" : `, concurrency ${opts.concurrency ?? 1}`}` +

@@ -15,6 +15,7 @@
 
 import { checkBwrap } from "../../lib/serve/isolate.ts";
 import { onPath } from "./redis.ts";
+import { HINTS } from "./capability.ts";
 
 /** The tiers `CCX_REQUIRE` can name. */
 export const TIERS = ["claude", "bwrap", "redis", "chromium"] as const;
@@ -52,10 +53,15 @@ export function requiredTiers(
     if (name === "") continue;
     if (name === "all") { for (const t of TIERS) out.add(t); }
     else if ((TIERS as readonly string[]).includes(name)) out.add(name as TierName);
+    else if (name in HINTS) continue; // a capability of tests/_util/capability.ts, read there
     else {
       throw new Error(
         `CCX_REQUIRE: unknown tier ${JSON.stringify(name)} (expected a comma-separated list of ` +
-          `${TIERS.join(", ")} or all)`,
+          `${
+            [...TIERS, ...Object.keys(HINTS).filter((k) => !TIERS.includes(k as TierName))].join(
+              ", ",
+            )
+          } or all)`,
       );
     }
   }

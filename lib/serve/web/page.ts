@@ -730,6 +730,14 @@ const SCRIPT = String.raw`
   }, 1000);
   setInterval(function () { if (ws && ws.readyState === 1) loadHistory(); }, 30000);
   renderOutput();
+  // A link that carries the token in its fragment (#token=…, what "ccx stress --page" prints for
+  // its own server): the fragment never goes to the server, and it is taken out of the address
+  // bar at once, kept only in this tab's sessionStorage like a typed token.
+  var m = /^#token=(.+)$/.exec(location.hash);
+  if (m) {
+    sessionStorage.setItem(TOKEN_KEY, decodeURIComponent(m[1]));
+    history.replaceState(null, "", location.pathname + location.search);
+  }
   connect();
 })();
 `;
