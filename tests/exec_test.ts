@@ -9,7 +9,7 @@ import { ExecInputError } from "../lib/claude/argv.ts";
 import { type ExecOptions, type ExecResult, execTask } from "../lib/exec/exec.ts";
 import { findExecutable, parsePick } from "../lib/exec/setup.ts";
 import { parseTools, saysNoRetry } from "../lib/commands/exec.ts";
-import { SqliteHistory } from "../lib/claude/history.ts";
+import { SqliteHistory } from "../lib/claude/history_store.ts";
 import { sleepUnlessAborted } from "../lib/common/backoff.ts";
 import { bwrapTier } from "./_util/tier.ts";
 import {

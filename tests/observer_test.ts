@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { ObserverHub, validateWatch } from "../lib/serve/observer.ts";
-import { SqliteHistory, taskClass } from "../lib/claude/history.ts";
+import { taskClass } from "../lib/claude/history.ts";
+import { SqliteHistory } from "../lib/claude/history_store.ts";
 import {
   processesInGroup,
   waitFor,

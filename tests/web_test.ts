@@ -5,7 +5,8 @@
 import assert from "node:assert/strict";
 import { type Browser, chromium, type Page } from "playwright-core";
 import { page as pageDoc } from "../lib/serve/web/page.ts";
-import { SqliteHistory, taskClass } from "../lib/claude/history.ts";
+import { taskClass } from "../lib/claude/history.ts";
+import { SqliteHistory } from "../lib/claude/history_store.ts";
 import {
   cli,
   FAKE_CLAUDE,

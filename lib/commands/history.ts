@@ -6,7 +6,8 @@
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { openHistory, taskClass } from "../claude/history.ts";
+ * import { taskClass } from "../claude/history.ts";
+ * import { openHistory } from "../claude/history_store.ts";
  * import { historyCommand } from "./history.ts";
  * const path = `${Deno.makeTempDirSync()}/history.sqlite`; // default: the user's state directory
  * const store = await openHistory({ path });
@@ -20,13 +21,8 @@
  * @module
  */
 
-import {
-  type ClassSummary,
-  type HistoryStore,
-  loadFactor,
-  openHistory,
-  systemLoad,
-} from "../claude/history.ts";
+import { type ClassSummary, type HistoryStore, loadFactor, systemLoad } from "../claude/history.ts";
+import { openHistory } from "../claude/history_store.ts";
 import { type Command, defineCommand } from "../common/cli.ts";
 
 /**

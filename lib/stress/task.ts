@@ -311,7 +311,7 @@ async function recordRun(
  * @example
  * ```ts
  * import assert from "node:assert/strict";
- * import { openHistory } from "../claude/history.ts";
+ * import { openHistory } from "../claude/history_store.ts";
  * import { recordOutcome } from "./task.ts";
  * import { parseSuite } from "./suite_load.ts";
  * const [task] = parseSuite({ tests: [{ id: "t", command: "echo hi" }] }, "inline").tasks;
