@@ -23,7 +23,7 @@
  */
 
 import { parseTaskRequest } from "../verdict/criteria.ts";
-import { type HistoryStore } from "../claude/history.ts";
+import type { HistoryStore } from "../claude/history.ts";
 import { openHistory } from "../claude/history_store.ts";
 import type { EvaluationCriterion } from "../verdict/pick.ts";
 import { ExecInputError } from "../claude/argv.ts";

@@ -68,7 +68,7 @@ import {
   type TestResult,
 } from "../stress/report/model.ts";
 import { writeReports } from "../stress/report/files.ts";
-import { type HistoryStore } from "../claude/history.ts";
+import type { HistoryStore } from "../claude/history.ts";
 import { openHistory } from "../claude/history_store.ts";
 import { connectRedis, redactUrl } from "../common/redis.ts";
 import { Unwritten } from "../stress/unwritten.ts";

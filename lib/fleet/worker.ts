@@ -40,7 +40,7 @@ import { CcxClient } from "../client/client.ts";
 import type { CcxServer } from "../serve/server.ts";
 import { type LocalServer, startLocalServer } from "../serve/local.ts";
 import type { IsolateMode } from "../serve/isolate.ts";
-import { type HistoryStore } from "../claude/history.ts";
+import type { HistoryStore } from "../claude/history.ts";
 import { RedisHistory } from "../claude/history_store.ts";
 import { connectRedis, redactUrl } from "../common/redis.ts";
 import { runInstance, runTask, ServerLostError, type TaskOptions } from "../stress/task.ts";

@@ -18,7 +18,7 @@ import { join } from "node:path";
 import { MAX_TIMEOUT_S } from "../common/protocol.ts";
 import { stateDir } from "../common/config.ts";
 import { createLogger, type LogFormat, type Logger } from "../common/log.ts";
-import { type HistoryStore } from "../claude/history.ts";
+import type { HistoryStore } from "../claude/history.ts";
 import { openHistory } from "../claude/history_store.ts";
 import { DEFAULT_PASS_ENV, passEnvProblem } from "./job_env.ts";
 import type { IsolateMode, IsolateNet } from "./isolate.ts";
