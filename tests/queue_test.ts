@@ -7,15 +7,19 @@
 
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import { cli, FAKE_CLAUDE, pidsMatching, waitFor } from "./_util/helpers.ts";
+import { cli, FAKE_CLAUDE, pidsMatching, STATE_DIR, waitFor } from "./_util/helpers.ts";
 import { freePort } from "./_util/redis.ts";
 import { redisTier } from "./_util/tier.ts";
 import {
+  exitCode,
   gatedSuite,
+  jobKey,
+  killWorker,
   readTests,
   runningTasks,
   startCoordinator,
   startWorker,
+  until,
   withFleet,
 } from "./_util/fleet.ts";
 import { checkQueueUrl, fleetKeys } from "../lib/fleet/queue.ts";
@@ -268,5 +272,114 @@ Deno.test({
       const [ok] = await readTests(w.path("b.json"));
       assert.equal(ok.status, "passed", ok.reason);
       assert.equal(ok.worker, "rootbox");
+    }),
+});
+
+Deno.test({
+  name: "ccx stress --queue with no worker yet says so once; the tasks wait and run when one comes",
+  ignore: redisIgnore,
+  fn: () =>
+    withFleet(async ({ redis, w, tag, go, workers }) => {
+      await Deno.writeTextFile(go, ""); // the tasks end as soon as a worker runs them
+      const suite = await w.suite(gatedSuite(tag, go, 2));
+      const json = w.path("report.json");
+      const c = startCoordinator(redis.url, suite, ["--json", json, "--out", w.path("out")]);
+      const note = /no worker takes tasks from this queue yet; the tasks wait for one/;
+      await waitFor(() => note.test(c.out()), "the no-worker note", 60_000);
+      workers.push(await startWorker(redis.url, "w1"));
+      assert.equal(await exitCode(c), 0, c.out());
+      assert.equal(c.out().match(new RegExp(note, "g"))?.length, 1, c.out());
+      const tests = await readTests(json);
+      assert.deepEqual(tests.map((t) => [t.status, t.worker]), [["passed", "w1"], [
+        "passed",
+        "w1",
+      ]]);
+      // With a worker on the queue, the same run says nothing of the kind.
+      const again = startCoordinator(redis.url, suite, ["--json", w.path("again.json")]);
+      assert.equal(await exitCode(again), 0, again.out());
+      assert.doesNotMatch(again.out(), /no worker/);
+    }),
+});
+
+Deno.test({
+  name: "ccx stress --queue reports a task whose job vanished from the queue as an error, and ends",
+  ignore: redisIgnore,
+  fn: () =>
+    withFleet(async ({ redis, w, tag, go }) => {
+      const r = new Redis(redis.url);
+      try {
+        // No worker: the job waits in the queue until its key is deleted under it.
+        const suite = await w.suite(gatedSuite(tag, go, 1));
+        const json = w.path("report.json");
+        const c = startCoordinator(redis.url, suite, ["--json", json, "--out", w.path("out")]);
+        let key: string | undefined;
+        await until(async () => (key = await jobKey(r, "t1")) !== undefined, "the job", 60_000);
+        assert.equal(await r.del(key!), 1);
+        // No event says so: the coordinator's sweep of quiet jobs finds it gone.
+        const code = await exitCode(c, 60_000);
+        const [t] = await readTests(json);
+        assert.equal(t.status, "error", t.reason);
+        assert.equal(
+          t.reason,
+          "fleet: the job failed on the queue: the job vanished from the queue",
+        );
+        assert.equal(code, 1, c.out());
+      } finally {
+        r.disconnect();
+      }
+    }),
+});
+
+Deno.test({
+  name:
+    "ccx stress --queue: a job lost mid-task a third time (its worker killed each time) ends as an error naming the workers",
+  ignore: redisIgnore,
+  fn: () =>
+    withFleet(async ({ redis, w, tag, workers }) => {
+      const r = new Redis(redis.url);
+      try {
+        // The gate opens only on the way out: every run of the task is cut short by a SIGKILL.
+        const suite = await w.suite(gatedSuite(tag, w.path("never"), 1));
+        const json = w.path("report.json");
+        const c = startCoordinator(redis.url, suite, ["--json", json, "--out", w.path("out")]);
+        // Workers keep their crash journal in this module's state directory: each one that
+        // starts ends the task its killed predecessor left running.
+        const env = { CCX_STATE_DIR: STATE_DIR };
+        for (const name of ["w1", "w2", "w3"]) {
+          const victim = await startWorker(redis.url, name, ["--lock-s", "1"], env);
+          workers.push(victim);
+          // It took the task (the first from the queue, the others after a stall check put it
+          // back): the job's progress names it.
+          await until(
+            async () => {
+              const key = await jobKey(r, "t1");
+              const progress = key ? await r.hget(key, "progress") : null;
+              return progress !== null && JSON.parse(progress).worker === name;
+            },
+            `${name} to take the task`,
+            60_000,
+          );
+          await killWorker(victim);
+        }
+        // The stall check of a fourth worker finds the third stall: BullMQ fails the job.
+        workers.push(await startWorker(redis.url, "w4", ["--lock-s", "1"], env));
+        const code = await exitCode(c, 60_000);
+        const [t] = await readTests(json);
+        assert.equal(t.status, "error", t.reason);
+        assert.equal(
+          t.reason,
+          "fleet: lost mid-task 3 times; the queue gave up on it (BullMQ: job stalled more " +
+            "than allowable limit) (rerun: workers w1, w2, w3 each lost it mid-task (its lock " +
+            "expired))",
+        );
+        assert.equal(t.rerun, "workers w1, w2, w3 each lost it mid-task (its lock expired)");
+        assert.equal(t.worker, "w1, w2, w3");
+        assert.equal(code, 1, c.out());
+        // The fourth worker never ran it: nothing of the task runs any more.
+        assert.doesNotMatch(workers[3].log(), / started/);
+        assert.deepEqual(pidsMatching(tag), []);
+      } finally {
+        r.disconnect();
+      }
     }),
 });
