@@ -8,14 +8,16 @@
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { cli, FAKE_CLAUDE, pidsMatching, STATE_DIR, waitFor } from "./_util/helpers.ts";
-import { freePort } from "./_util/redis.ts";
+import { freePort, type RedisRelay, redisRelay } from "./_util/redis.ts";
 import { redisTier } from "./_util/tier.ts";
 import {
   exitCode,
+  type Fleet,
   gatedSuite,
   jobKey,
   killWorker,
   readTests,
+  type ReportTest,
   runningTasks,
   startCoordinator,
   startWorker,
@@ -381,5 +383,81 @@ Deno.test({
       } finally {
         r.disconnect();
       }
+    }),
+});
+
+/**
+ * Runs one gated task on worker `w1` with the coordinator reaching Redis through a relay, and
+ * cuts the coordinator off Redis while the task ends and the worker hands its result to the
+ * queue. `whileCut` runs once the queue holds the result, before the relay lets the coordinator
+ * reconnect. Resolves with the coordinator's exit code, its output and the report's test.
+ */
+async function cutOffWhileTheTaskEnds(
+  f: Fleet,
+  whileCut: (r: Redis, relay: RedisRelay) => Promise<void>,
+): Promise<{ code: number; out: string; test: ReportTest; relay: RedisRelay }> {
+  const { redis, w, tag, go, workers } = f;
+  const relay = redisRelay(redis.port);
+  const r = new Redis(redis.url);
+  try {
+    workers.push(await startWorker(redis.url, "w1"));
+    const suite = await w.suite(gatedSuite(tag, go, 1));
+    const json = w.path("report.json");
+    const c = startCoordinator(relay.url, suite, ["--json", json, "--out", w.path("out")]);
+    await waitFor(() => runningTasks(tag).size === 1, "the task to run", 60_000);
+    relay.cut();
+    await Deno.writeTextFile(go, "");
+    await until(async () => await r.zcard("bull:ccx:completed") === 1, "the job to complete");
+    await whileCut(r, relay);
+    relay.restore();
+    const code = await exitCode(c, 60_000);
+    const [test] = await readTests(json);
+    return { code, out: c.out(), test, relay };
+  } finally {
+    r.disconnect();
+    await relay.close();
+  }
+}
+
+Deno.test({
+  name:
+    "ccx stress --queue: its Redis connection lost mid-run (refused for 4 s after the task ended), it reconnects and reports the task once, passed",
+  ignore: redisIgnore,
+  fn: () =>
+    withFleet(async (f) => {
+      const before = { relayed: 0, refused: 0 };
+      const { code, out, test, relay } = await cutOffWhileTheTaskEnds(f, async (_r, relay) => {
+        // The outage goes on 4 s after the result reached the queue: longer than the
+        // coordinator's 3 s sweep of quiet jobs, and ioredis backs off to 2 s between attempts.
+        await new Promise((res) => setTimeout(res, 4000));
+        before.relayed = relay.relayed();
+        before.refused = relay.refused();
+      });
+      assert.ok(before.refused > 0, "it tried to reconnect while cut off, and was refused");
+      assert.equal(code, 0, out);
+      assert.equal(test.status, "passed", test.reason);
+      assert.equal(test.worker, "w1");
+      assert.equal(test.rerun, undefined);
+      assert.match(await Deno.readTextFile(test.output_file!), /done-1/);
+      assert.ok(relay.relayed() > before.relayed, "it connected again");
+    }),
+});
+
+Deno.test({
+  name:
+    "ccx stress --queue: a completion whose event it missed (events trimmed while it was cut off) is found by its sweep of quiet jobs",
+  ignore: redisIgnore,
+  fn: () =>
+    withFleet(async (f) => {
+      const { code, out, test } = await cutOffWhileTheTaskEnds(f, async (r) => {
+        // The stream of queue events loses everything the coordinator has not read, the
+        // `completed` event included, as when events outrun BullMQ's cap on the stream.
+        await r.xtrim("bull:ccx:events", "MAXLEN", 0);
+        assert.equal(await r.xlen("bull:ccx:events"), 0);
+      });
+      assert.equal(code, 0, out);
+      assert.equal(test.status, "passed", test.reason);
+      assert.equal(test.worker, "w1");
+      assert.match(await Deno.readTextFile(test.output_file!), /done-1/);
     }),
 });
