@@ -158,10 +158,13 @@ Deno.test({
           concurrent_execution: {
             tasks: [{
               id: "pick",
-              // Each instance takes a while, so one worker cannot run two of them in turn.
-              natural_language_request: `${tag} [[startup:3000]] [[answer:forty-two]]`,
+              // Each instance takes a while, so one worker cannot run two of them in turn. Each
+              // answers with its own model and temperature, so which one was picked shows.
+              command_template: `claude -p "${tag} [[startup:3000]] [[answer:forty-two from ` +
+                `\${MODEL} at \${TEMPERATURE}]]" --model "\${MODEL}" --output-format ` +
+                `stream-json --verbose --dangerously-skip-permissions`,
               concurrent_instances: 3,
-              models: ["sonnet", "haiku"],
+              models: ["sonnet", "haiku", "opus"],
               temperature_range: [0, 1],
               evaluation_criteria: "HIGHEST_MODEL_TEMP",
               verification: { expected_patterns: ["forty-two"] },
@@ -184,7 +187,32 @@ Deno.test({
       assert.match(t.reason, /^picked instance 3 of 3 by HIGHEST_MODEL_TEMP/);
       assert.deepEqual(t.instances!.map((i) => i.status), ["passed", "passed", "passed"]);
       assert.deepEqual(t.worker!.split(", ").sort(), ["w1", "w2", "w3"]);
-      assert.match(await Deno.readTextFile(t.output_file!), /forty-two/);
+      // The task's output is the picked instance's: opus at temperature 1, the hottest.
+      const answer = /forty-two from (\w+) at ([\d.]+)/;
+      assert.deepEqual(
+        (await Deno.readTextFile(t.output_file!)).match(answer)?.slice(1),
+        ["opus", "1"],
+      );
+      // Each instance's own output holds its own answer.
+      const report = JSON.parse(await Deno.readTextFile(json));
+      const inst = report.tests[0].instances as {
+        model: string;
+        temperature: number;
+        picked: boolean;
+        output_file: string;
+      }[];
+      assert.deepEqual(inst.map((i) => [i.model, i.temperature, i.picked]), [
+        ["sonnet", 0, false],
+        ["haiku", 0.5, false],
+        ["opus", 1, true],
+      ]);
+      for (const i of inst) {
+        assert.deepEqual(
+          (await Deno.readTextFile(i.output_file)).match(answer)?.slice(1),
+          [i.model, String(i.temperature)],
+        );
+      }
+      assert.equal(t.output_file, inst[2].output_file);
     }),
 });
 
