@@ -7,7 +7,7 @@
 
 import assert from "node:assert/strict";
 import { IDLE_DROP_REASON } from "../lib/serve/routes.ts";
-import { cli, serveProcess, waitFor } from "./_util/helpers.ts";
+import { cli, processesInGroup, serveProcess, waitFor } from "./_util/helpers.ts";
 import { rawPeer } from "./_util/ws.ts";
 
 type LogLine = Record<string, unknown> & { ts: string; msg: string; event?: string };
@@ -87,4 +87,34 @@ Deno.test("--idle-timeout-s and CCX_IDLE_TIMEOUT_S refuse what is not 0 or more 
   const env = await cli(["serve", "--port", "0"], { env: { CCX_IDLE_TIMEOUT_S: "soon" } });
   assert.equal(env.code, 2, env.stderr);
   assert.match(env.stderr, /CCX_IDLE_TIMEOUT_S: expected a number, got "soon"/);
+});
+
+Deno.test("--idle-timeout-s counts only frames from the peer: heartbeats to a silent peer with a running job do not keep it, and its job's group ends", async () => {
+  const srv = await serveProcess([
+    "--idle-timeout-s",
+    "2",
+    "--heartbeat-s",
+    "0.5",
+    "--log-format",
+    "json",
+  ]);
+  const peer = await rawPeer(srv.port, { answerPings: false });
+  try {
+    await peer.send({ jsonrpc: "2.0", id: 1, method: "execute", params: { command: "sleep 60" } });
+    await waitFor(() => peer.messages.some((m) => m.id === 1), "the job to start");
+    const pgid = Number(peer.messages.find((m) => m.id === 1)?.result?.pgid);
+    assert.ok(pgid > 0, JSON.stringify(peer.messages));
+    const closed = await within(peer.closed, 20_000, "the silent peer to be closed");
+    assert.deepEqual(closed, { code: 1001, reason: IDLE_DROP_REASON });
+    const heartbeats = peer.messages.filter((m) => m.method === "heartbeat").length;
+    assert.ok(heartbeats >= 2, `${heartbeats} heartbeats went to it before the drop`);
+    await srv.waitStderr(/"event":"session_idle_drop"/);
+    const [drop] = jsonLines(srv.stderr()).filter((l) => l.event === "session_idle_drop");
+    assert.equal(drop.running_jobs, 1);
+    assert.match(drop.msg, /; its 1 running job\(s\) are canceled$/);
+    await waitFor(() => processesInGroup(pgid).length === 0, "the job's group to end");
+  } finally {
+    peer.close();
+    await srv.stop();
+  }
 });
