@@ -775,8 +775,7 @@ async function serveLogged(extra: string[]) {
   const srv = await serveProcess(["--port", "0", "--log-format", "json", ...extra], undefined, {
     bare: true,
   });
-  // serveProcess reads the server's stderr from the start: its whole text, once it has exited.
-  const log = srv.stderrEnded.then((t) =>
+  const log = new Response(srv.child.stderr).text().then((t) =>
     t.split("\n").filter((l) => l.startsWith("{")).map((l) =>
       JSON.parse(l) as Record<string, unknown> & { ts: string; event?: string }
     )
@@ -827,10 +826,9 @@ Deno.test("the no-TLS warning: said for a non-loopback bind, not for 127.0.0.0/8
   }
   const warned = async (host: string) => {
     const srv = await serveProcess(["--host", host, "--port", "0", "--token", "tok-warn-test"]);
+    const err = new Response(srv.child.stderr).text();
     await srv.stop();
-    return /without TLS: the token and all traffic cross the network in clear/.test(
-      await srv.stderrEnded,
-    );
+    return /without TLS: the token and all traffic cross the network in clear/.test(await err);
   };
   assert.equal(await warned("127.0.0.2"), false, "127.0.0.2 is loopback: no warning");
   // A non-loopback bind (nothing connects to it; it is closed at once) says it.
