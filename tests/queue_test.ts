@@ -379,14 +379,17 @@ Deno.test({
           const victim = await startWorker(redis.url, name, ["--lock-s", "1"], env);
           workers.push(victim);
           // It took the task (the first from the queue, the others after a stall check put it
-          // back): the job's progress names it.
+          // back) and the task runs: the job's progress names it with the task's first output.
+          // (Output is read after the server has journaled the job's group, so the next worker's
+          // start reaps what this one leaves; `started` comes before the spawn.)
           await until(
             async () => {
               const key = await jobKey(r, "t1");
               const progress = key ? await r.hget(key, "progress") : null;
-              return progress !== null && JSON.parse(progress).worker === name;
+              const p = progress === null ? undefined : JSON.parse(progress);
+              return p?.worker === name && p?.state === "output";
             },
-            `${name} to take the task`,
+            `${name} to run the task`,
             60_000,
           );
           await killWorker(victim);
