@@ -144,6 +144,115 @@ Deno.test("fault paths: an entry whose pgid is now a process of another group is
   }
 });
 
+/**
+ * Makes `n` jobs come and go in `journal`: past 256 removals it compacts the file (rewrites it
+ * through `<journal>.tmp`).
+ */
+function churn(journal: JobJournal, n: number): void {
+  for (let i = 0; i < n; i++) {
+    journal.add(Deno.pid, "s", `churn${i}`);
+    journal.remove(Deno.pid);
+  }
+}
+
+Deno.test("fault paths: a compaction that cannot be written is said once, leaves the journal naming every running group, and is made once it can", async () => {
+  const dir = await Deno.makeTempDir();
+  const child = detachedSleep("journal_compact");
+  const logs: { msg: string; event?: unknown }[] = [];
+  const journal = JobJournal.open(dir, {
+    log: (msg, f) => logs.push({ msg, event: f?.event }),
+    retryMs: 50,
+  });
+  try {
+    await waitFor(() => processStartTime(child.pid) !== undefined, "the sleep");
+    journal.add(child.pid, "s", "running");
+    // The compaction writes `<journal>.tmp` first: a directory in its place, which the
+    // journal cannot remove (it holds a file), makes it fail until the test removes it.
+    Deno.mkdirSync(`${journal.path}.tmp`);
+    Deno.writeTextFileSync(`${journal.path}.tmp/obstacle`, "");
+    churn(journal, 300);
+    assert.equal(journal.failing, true);
+    assert.equal(logs.length, 1, JSON.stringify(logs));
+    assert.equal(logs[0].event, "journal_unwritable");
+    assert.match(
+      logs[0].msg,
+      /cannot write the crash journal .*\.journal: .*retrying every 0\.05 s/,
+    );
+    // The journal on disk was left as it was, not cut short: it still names the running group.
+    const during = Deno.readTextFileSync(journal.path);
+    assert.match(during.split("\n")[0], /"owner":\{"pid":\d+/);
+    assert.ok(during.includes(`"pgid":${child.pid}`), during);
+    Deno.removeSync(`${journal.path}.tmp`, { recursive: true });
+    await waitFor(() => !journal.failing, "the compaction to be made");
+    assert.equal(logs.at(-1)?.event, "journal_written");
+    assert.equal(logs.length, 2, JSON.stringify(logs));
+    const after = Deno.readTextFileSync(journal.path).trim().split("\n");
+    assert.equal(after.length, 2, `the header and the running group: ${after}`);
+    assert.ok(after[1].includes(`"pgid":${child.pid}`), after[1]);
+  } finally {
+    journal.close();
+    await endAll([child]);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("fault paths: a server killed while its journal's compaction fails has its running group reaped by the next start", async () => {
+  const dir = await Deno.makeTempDir();
+  const orphan = detachedSleep("journal_compact_crash");
+  // A server stand-in: it journals the group, has its compaction fail, says so, and waits to be
+  // killed (a crash while the journal lags).
+  const script = join(dir, "server.ts");
+  await Deno.writeTextFile(
+    script,
+    `import { JobJournal } from ${JSON.stringify(`${ROOT}lib/serve/journal.ts`)};
+const [journals, pgid] = Deno.args;
+const journal = JobJournal.open(journals, {
+  log: (msg, f) => console.log(JSON.stringify({ msg, event: f?.event })),
+});
+journal.add(Number(pgid), "s", "orphan");
+Deno.mkdirSync(journal.path + ".tmp");
+Deno.writeTextFileSync(journal.path + ".tmp/obstacle", "");
+for (let i = 0; i < 300; i++) {
+  journal.add(Deno.pid, "s", "churn" + i);
+  journal.remove(Deno.pid);
+}
+console.log(JSON.stringify({ failing: journal.failing }));
+await new Promise(() => {});
+`,
+  );
+  const journals = join(dir, "jobs");
+  await waitFor(() => processStartTime(orphan.pid) !== undefined, "the sleep");
+  const server = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", "--no-lock", script, journals, String(orphan.pid)],
+    stdout: "piped",
+    stderr: "inherit",
+  }).spawn();
+  try {
+    const lines = server.stdout.pipeThrough(new TextDecoderStream()).getReader();
+    let out = "";
+    while (!out.includes('"failing"')) {
+      const { value, done } = await lines.read();
+      if (done) break;
+      out += value;
+    }
+    await lines.cancel();
+    assert.match(out, /"event":"journal_unwritable"/);
+    assert.match(out, /\{"failing":true\}/);
+    server.kill("SIGKILL");
+    await server.status;
+    const reaped = await reapOrphans(journals, { graceMs: 200 });
+    assert.deepEqual(reaped.map((g) => [g.job_id, g.pgid, g.processes]), [[
+      "orphan",
+      orphan.pid,
+      1,
+    ]]);
+    assert.equal((await orphan.status).signal, "SIGTERM");
+  } finally {
+    await endAll([server, orphan]);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
 Deno.test("a live server's journal is never reaped; a closed journal is deleted", async () => {
   const dir = await Deno.makeTempDir();
   const child = detachedSleep("journal_live");

@@ -7,15 +7,21 @@
 
 import assert from "node:assert/strict";
 import { Redis } from "ioredis";
-import { cli, FAKE_CLAUDE, pidsMatching, waitFor } from "./_util/helpers.ts";
-import { freePort } from "./_util/redis.ts";
+import { cli, FAKE_CLAUDE, pidsMatching, STATE_DIR, waitFor } from "./_util/helpers.ts";
+import { freePort, type RedisRelay, redisRelay } from "./_util/redis.ts";
 import { redisTier } from "./_util/tier.ts";
 import {
+  exitCode,
+  type Fleet,
   gatedSuite,
+  jobKey,
+  killWorker,
   readTests,
+  type ReportTest,
   runningTasks,
   startCoordinator,
   startWorker,
+  until,
   withFleet,
 } from "./_util/fleet.ts";
 import { checkQueueUrl, fleetKeys } from "../lib/fleet/queue.ts";
@@ -152,10 +158,13 @@ Deno.test({
           concurrent_execution: {
             tasks: [{
               id: "pick",
-              // Each instance takes a while, so one worker cannot run two of them in turn.
-              natural_language_request: `${tag} [[startup:3000]] [[answer:forty-two]]`,
+              // Each instance takes a while, so one worker cannot run two of them in turn. Each
+              // answers with its own model and temperature, so which one was picked shows.
+              command_template: `claude -p "${tag} [[startup:3000]] [[answer:forty-two from ` +
+                `\${MODEL} at \${TEMPERATURE}]]" --model "\${MODEL}" --output-format ` +
+                `stream-json --verbose --dangerously-skip-permissions`,
               concurrent_instances: 3,
-              models: ["sonnet", "haiku"],
+              models: ["sonnet", "haiku", "opus"],
               temperature_range: [0, 1],
               evaluation_criteria: "HIGHEST_MODEL_TEMP",
               verification: { expected_patterns: ["forty-two"] },
@@ -178,7 +187,32 @@ Deno.test({
       assert.match(t.reason, /^picked instance 3 of 3 by HIGHEST_MODEL_TEMP/);
       assert.deepEqual(t.instances!.map((i) => i.status), ["passed", "passed", "passed"]);
       assert.deepEqual(t.worker!.split(", ").sort(), ["w1", "w2", "w3"]);
-      assert.match(await Deno.readTextFile(t.output_file!), /forty-two/);
+      // The task's output is the picked instance's: opus at temperature 1, the hottest.
+      const answer = /forty-two from (\w+) at ([\d.]+)/;
+      assert.deepEqual(
+        (await Deno.readTextFile(t.output_file!)).match(answer)?.slice(1),
+        ["opus", "1"],
+      );
+      // Each instance's own output holds its own answer.
+      const report = JSON.parse(await Deno.readTextFile(json));
+      const inst = report.tests[0].instances as {
+        model: string;
+        temperature: number;
+        picked: boolean;
+        output_file: string;
+      }[];
+      assert.deepEqual(inst.map((i) => [i.model, i.temperature, i.picked]), [
+        ["sonnet", 0, false],
+        ["haiku", 0.5, false],
+        ["opus", 1, true],
+      ]);
+      for (const i of inst) {
+        assert.deepEqual(
+          (await Deno.readTextFile(i.output_file)).match(answer)?.slice(1),
+          [i.model, String(i.temperature)],
+        );
+      }
+      assert.equal(t.output_file, inst[2].output_file);
     }),
 });
 
@@ -268,5 +302,193 @@ Deno.test({
       const [ok] = await readTests(w.path("b.json"));
       assert.equal(ok.status, "passed", ok.reason);
       assert.equal(ok.worker, "rootbox");
+    }),
+});
+
+Deno.test({
+  name: "ccx stress --queue with no worker yet says so once; the tasks wait and run when one comes",
+  ignore: redisIgnore,
+  fn: () =>
+    withFleet(async ({ redis, w, tag, go, workers }) => {
+      await Deno.writeTextFile(go, ""); // the tasks end as soon as a worker runs them
+      const suite = await w.suite(gatedSuite(tag, go, 2));
+      const json = w.path("report.json");
+      const c = startCoordinator(redis.url, suite, ["--json", json, "--out", w.path("out")]);
+      const note = /no worker takes tasks from this queue yet; the tasks wait for one/;
+      await waitFor(() => note.test(c.out()), "the no-worker note", 60_000);
+      workers.push(await startWorker(redis.url, "w1"));
+      assert.equal(await exitCode(c), 0, c.out());
+      assert.equal(c.out().match(new RegExp(note, "g"))?.length, 1, c.out());
+      const tests = await readTests(json);
+      assert.deepEqual(tests.map((t) => [t.status, t.worker]), [["passed", "w1"], [
+        "passed",
+        "w1",
+      ]]);
+      // With a worker on the queue, the same run says nothing of the kind.
+      const again = startCoordinator(redis.url, suite, ["--json", w.path("again.json")]);
+      assert.equal(await exitCode(again), 0, again.out());
+      assert.doesNotMatch(again.out(), /no worker/);
+    }),
+});
+
+Deno.test({
+  name: "ccx stress --queue reports a task whose job vanished from the queue as an error, and ends",
+  ignore: redisIgnore,
+  fn: () =>
+    withFleet(async ({ redis, w, tag, go }) => {
+      const r = new Redis(redis.url);
+      try {
+        // No worker: the job waits in the queue until its key is deleted under it.
+        const suite = await w.suite(gatedSuite(tag, go, 1));
+        const json = w.path("report.json");
+        const c = startCoordinator(redis.url, suite, ["--json", json, "--out", w.path("out")]);
+        let key: string | undefined;
+        await until(async () => (key = await jobKey(r, "t1")) !== undefined, "the job", 60_000);
+        assert.equal(await r.del(key!), 1);
+        // No event says so: the coordinator's sweep of quiet jobs finds it gone.
+        const code = await exitCode(c, 60_000);
+        const [t] = await readTests(json);
+        assert.equal(t.status, "error", t.reason);
+        assert.equal(
+          t.reason,
+          "fleet: the job failed on the queue: the job vanished from the queue",
+        );
+        assert.equal(code, 1, c.out());
+      } finally {
+        r.disconnect();
+      }
+    }),
+});
+
+Deno.test({
+  name:
+    "ccx stress --queue: a job lost mid-task a third time (its worker killed each time) ends as an error naming the workers",
+  ignore: redisIgnore,
+  fn: () =>
+    withFleet(async ({ redis, w, tag, workers }) => {
+      const r = new Redis(redis.url);
+      try {
+        // The gate opens only on the way out: every run of the task is cut short by a SIGKILL.
+        const suite = await w.suite(gatedSuite(tag, w.path("never"), 1));
+        const json = w.path("report.json");
+        const c = startCoordinator(redis.url, suite, ["--json", json, "--out", w.path("out")]);
+        // Workers keep their crash journal in this module's state directory: each one that
+        // starts ends the task its killed predecessor left running.
+        const env = { CCX_STATE_DIR: STATE_DIR };
+        for (const name of ["w1", "w2", "w3"]) {
+          const victim = await startWorker(redis.url, name, ["--lock-s", "1"], env);
+          workers.push(victim);
+          // It took the task (the first from the queue, the others after a stall check put it
+          // back) and the task runs: the job's progress names it with the task's first output.
+          // (Output is read after the server has journaled the job's group, so the next worker's
+          // start reaps what this one leaves; `started` comes before the spawn.)
+          await until(
+            async () => {
+              const key = await jobKey(r, "t1");
+              const progress = key ? await r.hget(key, "progress") : null;
+              const p = progress === null ? undefined : JSON.parse(progress);
+              return p?.worker === name && p?.state === "output";
+            },
+            `${name} to run the task`,
+            60_000,
+          );
+          await killWorker(victim);
+        }
+        // The stall check of a fourth worker finds the third stall: BullMQ fails the job.
+        workers.push(await startWorker(redis.url, "w4", ["--lock-s", "1"], env));
+        const code = await exitCode(c, 60_000);
+        const [t] = await readTests(json);
+        assert.equal(t.status, "error", t.reason);
+        assert.equal(
+          t.reason,
+          "fleet: lost mid-task 3 times; the queue gave up on it (BullMQ: job stalled more " +
+            "than allowable limit) (rerun: workers w1, w2, w3 each lost it mid-task (its lock " +
+            "expired))",
+        );
+        assert.equal(t.rerun, "workers w1, w2, w3 each lost it mid-task (its lock expired)");
+        assert.equal(t.worker, "w1, w2, w3");
+        assert.equal(code, 1, c.out());
+        // The fourth worker never ran it: nothing of the task runs any more.
+        assert.doesNotMatch(workers[3].log(), / started/);
+        assert.deepEqual(pidsMatching(tag), []);
+      } finally {
+        r.disconnect();
+      }
+    }),
+});
+
+/**
+ * Runs one gated task on worker `w1` with the coordinator reaching Redis through a relay, and
+ * cuts the coordinator off Redis while the task ends and the worker hands its result to the
+ * queue. `whileCut` runs once the queue holds the result, before the relay lets the coordinator
+ * reconnect. Resolves with the coordinator's exit code, its output and the report's test.
+ */
+async function cutOffWhileTheTaskEnds(
+  f: Fleet,
+  whileCut: (r: Redis, relay: RedisRelay) => Promise<void>,
+): Promise<{ code: number; out: string; test: ReportTest; relay: RedisRelay }> {
+  const { redis, w, tag, go, workers } = f;
+  const relay = redisRelay(redis.port);
+  const r = new Redis(redis.url);
+  try {
+    workers.push(await startWorker(redis.url, "w1"));
+    const suite = await w.suite(gatedSuite(tag, go, 1));
+    const json = w.path("report.json");
+    const c = startCoordinator(relay.url, suite, ["--json", json, "--out", w.path("out")]);
+    await waitFor(() => runningTasks(tag).size === 1, "the task to run", 60_000);
+    relay.cut();
+    await Deno.writeTextFile(go, "");
+    await until(async () => await r.zcard("bull:ccx:completed") === 1, "the job to complete");
+    await whileCut(r, relay);
+    relay.restore();
+    const code = await exitCode(c, 60_000);
+    const [test] = await readTests(json);
+    return { code, out: c.out(), test, relay };
+  } finally {
+    r.disconnect();
+    await relay.close();
+  }
+}
+
+Deno.test({
+  name:
+    "ccx stress --queue: its Redis connection lost mid-run (refused for 4 s after the task ended), it reconnects and reports the task once, passed",
+  ignore: redisIgnore,
+  fn: () =>
+    withFleet(async (f) => {
+      const before = { relayed: 0, refused: 0 };
+      const { code, out, test, relay } = await cutOffWhileTheTaskEnds(f, async (_r, relay) => {
+        // The outage goes on 4 s after the result reached the queue: longer than the
+        // coordinator's 3 s sweep of quiet jobs, and ioredis backs off to 2 s between attempts.
+        await new Promise((res) => setTimeout(res, 4000));
+        before.relayed = relay.relayed();
+        before.refused = relay.refused();
+      });
+      assert.ok(before.refused > 0, "it tried to reconnect while cut off, and was refused");
+      assert.equal(code, 0, out);
+      assert.equal(test.status, "passed", test.reason);
+      assert.equal(test.worker, "w1");
+      assert.equal(test.rerun, undefined);
+      assert.match(await Deno.readTextFile(test.output_file!), /done-1/);
+      assert.ok(relay.relayed() > before.relayed, "it connected again");
+    }),
+});
+
+Deno.test({
+  name:
+    "ccx stress --queue: a completion whose event it missed (events trimmed while it was cut off) is found by its sweep of quiet jobs",
+  ignore: redisIgnore,
+  fn: () =>
+    withFleet(async (f) => {
+      const { code, out, test } = await cutOffWhileTheTaskEnds(f, async (r) => {
+        // The stream of queue events loses everything the coordinator has not read, the
+        // `completed` event included, as when events outrun BullMQ's cap on the stream.
+        await r.xtrim("bull:ccx:events", "MAXLEN", 0);
+        assert.equal(await r.xlen("bull:ccx:events"), 0);
+      });
+      assert.equal(code, 0, out);
+      assert.equal(test.status, "passed", test.reason);
+      assert.equal(test.worker, "w1");
+      assert.match(await Deno.readTextFile(test.output_file!), /done-1/);
     }),
 });

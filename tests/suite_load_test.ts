@@ -87,16 +87,68 @@ Deno.test("the unified suite asks only question-form prompts with the seed's tim
 
 Deno.test("the unified suite's templates run claude -p with stream-json, --verbose and no tools", async () => {
   const suite = await loadSuite(UNIFIED);
-  for (const t of suite.tasks) {
-    assert.ok(t.template !== undefined, `${t.id} has a command_template`);
-    assert.match(t.template, /^claude /, t.id);
-    if (t.category === "failure") continue;
-    assert.match(t.template, /^claude -p "\[marker:\$\{MARKER\}\] .*\$\{METATAGS\} \$\{REQUEST\}"/);
-    for (const flag of ["--output-format stream-json", "--verbose", "--allowedTools none"]) {
-      assert.ok(t.template.includes(flag), `${t.id} has ${flag}`);
+  // A stand-in for the CLI that prints the arguments it gets, one per NUL-terminated record:
+  // what the shell made of each template, quoting included.
+  const dir = await Deno.makeTempDir({ prefix: "ccx_argv_" });
+  const recorder = `${dir}/claude`;
+  await Deno.writeTextFile(recorder, `#!/bin/sh\nprintf '%s\\0' "$@"\n`);
+  await Deno.chmod(recorder, 0o755);
+  try {
+    for (const t of suite.tasks) {
+      assert.ok(t.template !== undefined, `${t.id} has a command_template`);
+      assert.match(t.template, /^claude /, t.id);
+      if (t.category === "failure") continue;
+      assert.match(
+        t.template,
+        /^claude -p "\[marker:\$\{MARKER\}\] .*\$\{METATAGS\} \$\{REQUEST\}"/,
+      );
+      const built = buildTaskCommand(
+        t,
+        { marker: resolveMarker(t, "T"), timestamp: "T", model: "sonnet", temperature: 0.5 },
+        { claude: recorder },
+      );
+      const out = await new Deno.Command("/bin/sh", {
+        args: ["-c", built.command!],
+        env: built.env,
+        stdin: "null",
+        stdout: "piped",
+      }).output();
+      assert.equal(out.code, 0, t.id);
+      const argv = new TextDecoder().decode(out.stdout).split("\0").slice(0, -1);
+      assert.equal(argv[0], "-p", t.id);
+      for (const flag of ["--verbose", "--dangerously-skip-permissions"]) {
+        assert.ok(argv.includes(flag), `${t.id} passes ${flag}: ${JSON.stringify(argv)}`);
+      }
+      assert.equal(argv[argv.indexOf("--output-format") + 1], "stream-json", t.id);
+      // No tools: `--tools ""`, an empty argument (CLAUDE_CLI.md). `--allowedTools none`, the
+      // seed's, restricts nothing: `none` is read as a tool name.
+      const at = argv.indexOf("--tools");
+      assert.ok(at > 0 && argv[at + 1] === "", `${t.id}: --tools "" in ${JSON.stringify(argv)}`);
+      assert.ok(!argv.some((a) => /^--allowed-?tools$/i.test(a)), `${t.id}: ${argv}`);
     }
-    assert.ok(t.template.includes("--dangerously-skip-permissions"), t.id);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("a unified suite template run against the stand-in CLI gives the model no tools", async () => {
+  const suite = await loadSuite(UNIFIED, { claude: FAKE_CLAUDE });
+  const t = suite.tasks.find((t) => t.category === "simple")!;
+  const built = buildTaskCommand(t, { marker: resolveMarker(t, "T"), timestamp: "T" }, {
+    claude: suite.claude,
+  });
+  const out = await new Deno.Command("/bin/sh", {
+    args: ["-c", built.command!],
+    env: { ...built.env, IS_SANDBOX: "1", ...KEY_ENV },
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(30_000),
+  }).output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  const init = new TextDecoder().decode(out.stdout).split("\n").filter((l) => l.startsWith("{"))
+    .map((l) => JSON.parse(l)).find((m) => m.type === "system" && m.subtype === "init");
+  assert.deepEqual(init?.tools, [], JSON.stringify(init));
 });
 
 Deno.test("the unified suite's failure tasks all expect a non-zero exit", async () => {

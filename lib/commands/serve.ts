@@ -210,6 +210,15 @@ export const serve: Command = defineCommand({
       arg: "N",
       help: "heartbeat after N quiet seconds, only to sessions running jobs; 0 = off",
     },
+    "idle-timeout-s": {
+      type: "number",
+      env: "CCX_IDLE_TIMEOUT_S",
+      default: 120,
+      min: 0,
+      arg: "S",
+      help: "drop a WebSocket peer silent for S seconds, not even answering the ping sent " +
+        "after S/2 (its jobs are canceled); 0 = never",
+    },
     "max-message-bytes": {
       type: "int",
       env: "CCX_MAX_MESSAGE_BYTES",
@@ -355,6 +364,7 @@ export const serve: Command = defineCommand({
       graceMs: o["grace-ms"],
       drainS: o["drain-s"],
       heartbeatS: o["heartbeat-s"],
+      idleTimeoutS: o["idle-timeout-s"],
       maxMessageBytes: o["max-message-bytes"],
       defaultTimeoutS: o["default-timeout"],
       passEnv: o["pass-env"].flatMap((n) => n.split(",")).map((n) => n.trim()).filter(Boolean),

@@ -432,7 +432,12 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
       const p = pending.get(jobId);
       if (!p) return;
       pending.delete(jobId);
-      const worker = value?.worker ?? p.workers.at(-1) ?? "?";
+      // BullMQ failed the job at its third stall (see worker.ts, maxStalledCount): every
+      // worker that took it was lost mid-task, and none of them has the result.
+      const gaveUp = !value && p.stalled && failed?.includes(STALL_LIMIT) === true;
+      const worker = gaveUp
+        ? [...new Set(p.workers)].join(", ") || "?"
+        : value?.worker ?? p.workers.at(-1) ?? "?";
       // An output that cannot be written here (a full disk) leaves the verdict as it is.
       const saved = new Set<string>();
       for (const [name, text] of Object.entries(value?.files ?? {})) {
@@ -452,7 +457,11 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
       };
       // A result kept from a run whose answer the queue lost (Redis unreachable) ran once.
       const kept = value?.kept ? ` (fleet: ${value.outage})` : "";
-      const rerun = kept ? undefined : rerunNote(p, worker, value?.deliveries ?? 1, value?.outage);
+      const rerun = kept
+        ? undefined
+        : gaveUp
+        ? `${lostBy(p.workers)} each lost it mid-task (its lock expired)`
+        : rerunNote(p, worker, value?.deliveries ?? 1, value?.outage);
       if (kept && value?.instance) value.instance.v.reason += kept;
       if (kept && value?.result) value.result.reason += kept;
       if (p.instance !== undefined) {
@@ -565,7 +574,11 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
       const p = pending.get(jobId);
       if (!p) return;
       remember(p);
-      void settle(jobId, undefined, `the job failed on the queue: ${failedReason}`);
+      const why = failedReason === STALL_LIMIT
+        ? `lost mid-task ${MAX_STALLED_COUNT + 1} times; the queue gave up on it (BullMQ: ` +
+          `${STALL_LIMIT})`
+        : `the job failed on the queue: ${failedReason}`;
+      void settle(jobId, undefined, why);
     };
     events.on("completed", onCompleted);
     events.on("failed", onFailed);
@@ -623,6 +636,30 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
     await redis.quit().catch(() => redis.disconnect());
   }
   return results.filter((r): r is TestResult => r !== undefined);
+}
+
+/**
+ * How many times a job may stall (its worker lost mid-task: the lock expired) and still be put
+ * back on the queue; the next stall fails it, and the coordinator reports the task as an error.
+ * The workers' BullMQ `maxStalledCount`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { MAX_STALLED_COUNT } from "./queue.ts";
+ * assert.equal(MAX_STALLED_COUNT + 1, 3); // the third stall ends the task as an error
+ * ```
+ */
+export const MAX_STALLED_COUNT = 2;
+
+/** BullMQ's `failedReason` for a job that stalled more often than `maxStalledCount` allows. */
+const STALL_LIMIT = "job stalled more than allowable limit";
+
+/** `worker w1` or `workers w1, w2, w3`: the distinct names, in the order they took the job. */
+function lostBy(workers: string[]): string {
+  const names = [...new Set(workers)];
+  if (names.length === 0) return "its workers";
+  return `${names.length === 1 ? "worker" : "workers"} ${names.join(", ")}`;
 }
 
 /**

@@ -53,6 +53,7 @@ import {
   fleetKeys,
   type FleetProgress,
   MAX_HANDED_BACK_BYTES,
+  MAX_STALLED_COUNT,
 } from "./queue.ts";
 import type { TestResult } from "../stress/report/model.ts";
 import { type LockSlot, LockWatch } from "./lock_watch.ts";
@@ -246,7 +247,7 @@ export class FleetWorker {
         name: w.name,
         lockDuration: lockMs,
         stalledInterval: Math.max(250, Math.round(lockMs / 4)),
-        maxStalledCount: 2,
+        maxStalledCount: MAX_STALLED_COUNT,
       },
     );
     w.#worker.on("error", (e) => w.#log(`queue error: ${(e as Error).message}`));

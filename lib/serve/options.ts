@@ -49,6 +49,13 @@ export interface ServerOptions {
    * 0 turns them off (default 20). Sessions without running jobs get none.
    */
   heartbeatS?: number;
+  /**
+   * Seconds a WebSocket peer may send nothing, not even the pong to the server's ping, before
+   * it is dropped (close 1001, its jobs canceled); 0 turns the drop off (default 120). The
+   * server pings after half of it without a frame from the peer: a client whose WebSocket
+   * answers pings (every browser and library does) is never dropped, idle or not.
+   */
+  idleTimeoutS?: number;
   /** Largest accepted incoming message in bytes (default 4 MiB). */
   maxMessageBytes?: number;
   /** Whole-run timeout in seconds for jobs that give none (default 3600). */
@@ -162,6 +169,8 @@ export interface ServerSettings {
   drainMs: number;
   /** Seconds of silence before a heartbeat; 0: none. */
   heartbeatS: number;
+  /** Seconds a peer may send no frame (not even a pong) before it is dropped; 0: never. */
+  idleTimeoutS: number;
   /** Largest accepted incoming message, in bytes. */
   maxMessageBytes: number;
   /** Whole-run timeout in seconds for jobs that give none. */
@@ -231,7 +240,8 @@ export function isLoopback(host: string): boolean {
 /**
  * Checks `opts` and fills in the defaults. Throws {@linkcode ServerConfigError} for a
  * server that would be unsafe (anything but loopback without a token), a `passEnv` that
- * names `CCX_*`, or a default timeout over {@linkcode MAX_TIMEOUT_S}.
+ * names `CCX_*`, a default timeout over {@linkcode MAX_TIMEOUT_S}, or a negative idle
+ * timeout.
  *
  * @example
  * ```ts
@@ -257,6 +267,12 @@ export function serverSettings(opts: ServerOptions): ServerSettings {
       `--default-timeout: at most ${MAX_TIMEOUT_S} s (365 days), got ${opts.defaultTimeoutS}`,
     );
   }
+  const idle = opts.idleTimeoutS;
+  if (idle !== undefined && !(Number.isFinite(idle) && idle >= 0)) {
+    throw new ServerConfigError(
+      `--idle-timeout-s: want seconds, 0 or more (0 = never drop an idle peer), got ${idle}`,
+    );
+  }
   const maxMessageBytes = opts.maxMessageBytes ?? 4 * 1024 * 1024;
   const log = opts.log ?? createLogger(opts.logFormat);
   return {
@@ -269,6 +285,7 @@ export function serverSettings(opts: ServerOptions): ServerSettings {
     graceMs: opts.graceMs ?? 2000,
     drainMs: (opts.drainS ?? 5) * 1000,
     heartbeatS: opts.heartbeatS ?? 20,
+    idleTimeoutS: opts.idleTimeoutS ?? 120,
     maxMessageBytes,
     defaultTimeoutS: opts.defaultTimeoutS ?? 3600,
     passEnv: [...DEFAULT_PASS_ENV, ...opts.passEnv ?? []],

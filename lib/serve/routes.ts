@@ -11,6 +11,7 @@
  * const res = route(new Request("http://127.0.0.1:8004/nowhere"), {
  *   token: undefined,
  *   origins: new Set(),
+ *   idleTimeoutS: 120,
  *   closing: () => false,
  *   health: () => { throw new Error("not asked"); },
  *   upgraded: () => {},
@@ -71,6 +72,11 @@ export interface RouteHost {
   readonly token: string | undefined;
   /** Browser origins that may open a WebSocket (see {@linkcode allowedOrigins}). */
   readonly origins: ReadonlySet<string>;
+  /**
+   * Seconds an upgraded WebSocket may receive no frame before Deno pings it (after half of
+   * it) and then drops it, unanswered, with {@linkcode IDLE_DROP_REASON}; 0: never.
+   */
+  readonly idleTimeoutS: number;
   /** True once shutdown has begun: upgrades are then answered 503. */
   closing(): boolean;
   /** The `/health` document. */
@@ -78,6 +84,21 @@ export interface RouteHost {
   /** Makes an accepted WebSocket a session (or refuses it over the session limit). */
   upgraded(socket: WebSocket, peer: UpgradePeer): void;
 }
+
+/**
+ * The close reason of a WebSocket that Deno dropped (code 1001) because the peer sent no frame
+ * for `idleTimeout` seconds: Deno pings after half of it, and drops the peer when nothing, not
+ * even the pong, has come after the other half.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { IDLE_DROP_REASON } from "./routes.ts";
+ * const closed = new CloseEvent("close", { code: 1001, reason: IDLE_DROP_REASON });
+ * assert.equal(closed.reason === IDLE_DROP_REASON, true); // the server logs session_idle_drop
+ * ```
+ */
+export const IDLE_DROP_REASON = "No response from ping frame.";
 
 function digest(s: string): Uint8Array {
   return createHash("sha256").update(s).digest();
@@ -225,7 +246,7 @@ export function route(req: Request, host: RouteHost): Response {
     token_via: tokenVia(req, url),
   };
   const { socket, response: res } = Deno.upgradeWebSocket(req, {
-    idleTimeout: 120,
+    idleTimeout: host.idleTimeoutS,
     ...(offersCcx ? { protocol: SUBPROTOCOL } : {}),
   });
   const remote = `${

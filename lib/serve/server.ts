@@ -29,7 +29,7 @@ import { reachProblem, resolveRunAs, type RunAsUser } from "./run_as.ts";
 import { orderlyShutdown } from "./shutdown.ts";
 import { ObserverHub } from "./observer.ts";
 import { ServerConfigError, type ServerOptions, serverSettings } from "./options.ts";
-import { allowedOrigins, type Health, route, type RouteHost } from "./routes.ts";
+import { allowedOrigins, type Health, IDLE_DROP_REASON, route, type RouteHost } from "./routes.ts";
 import type { JobEntry } from "./jobs.ts";
 import { methodNames, Session } from "./session.ts";
 
@@ -126,6 +126,11 @@ export class CcxServer {
    * 0 turns them off (default 20). Idle sessions get none.
    */
   readonly heartbeatS: number;
+  /**
+   * Seconds a WebSocket peer may send no frame, not even a pong, before it is dropped
+   * (default 120; 0: never). See {@linkcode ServerOptions.idleTimeoutS}.
+   */
+  readonly idleTimeoutS: number;
   /** Where operator log lines go (default: timestamped lines on stderr, see `logFormat`). */
   readonly log: Logger;
   /** Where warnings about the server's own safety go (see {@linkcode ServerOptions.alert}). */
@@ -175,6 +180,7 @@ export class CcxServer {
     this.lowWater = s.lowWater;
     this.maxChunkBytes = s.maxChunkBytes;
     this.heartbeatS = s.heartbeatS;
+    this.idleTimeoutS = s.idleTimeoutS;
     this.log = s.log;
     this.alert = s.alert;
     this.isolate = s.isolate;
@@ -279,6 +285,7 @@ export class CcxServer {
     this.#routes = {
       token: this.#token,
       origins: allowedOrigins(s.allowOrigins, this),
+      idleTimeoutS: this.idleTimeoutS,
       closing: () => this.closing,
       health: () => this.health(),
       upgraded: (socket, peer) => {
@@ -474,9 +481,31 @@ export class CcxServer {
       }));
     };
     ws.onmessage = (ev) => session.onMessage(ev.data);
-    ws.onclose = () => this.#gone(session);
+    ws.onclose = (ev) => {
+      if (ev.code === 1001 && ev.reason === IDLE_DROP_REASON && this.#sessions.has(session)) {
+        this.#idleDropped(session);
+      }
+      this.#gone(session);
+    };
     ws.onerror = () => {};
     return session;
+  }
+
+  /** Logs a peer that Deno's WebSocket dropped for an unanswered ping (`idleTimeoutS`). */
+  #idleDropped(session: Session): void {
+    const jobs = session.running;
+    this.log(
+      `session ${session.id.slice(0, 8)} from ${session.remote} dropped: no frame from it ` +
+        `for ${this.idleTimeoutS} s, not even a pong to the server's ping (--idle-timeout-s)` +
+        (jobs ? `; its ${jobs} running job(s) are canceled` : ""),
+      {
+        level: "warn",
+        event: "session_idle_drop",
+        session: session.id,
+        idle_timeout_s: this.idleTimeoutS,
+        running_jobs: jobs,
+      },
+    );
   }
 
   /** A session's connection is over: its jobs are canceled as for a disconnect. */

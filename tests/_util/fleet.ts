@@ -5,6 +5,7 @@
  */
 
 import { join } from "node:path";
+import type { Redis } from "ioredis";
 import { KEY_ENV, newTag, pidsMatching, ROOT, waitFor } from "./helpers.ts";
 import { startRedis, type TestRedis } from "./redis.ts";
 
@@ -231,4 +232,41 @@ export async function withFleet(
     await w.cleanup();
     await redis.stop();
   }
+}
+
+/**
+ * The exit code of a coordinator, waited for at most `ms`: past it the coordinator is killed
+ * and the error says what it printed, so a run that never ends fails the test instead of
+ * hanging it.
+ */
+export async function exitCode(c: CoordinatorProc, ms = 120_000): Promise<number> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((r) => timer = setTimeout(() => r("late"), ms));
+  const got = await Promise.race([c.code, late]);
+  clearTimeout(timer);
+  if (got !== "late") return got;
+  try {
+    c.child.kill("SIGKILL");
+  } catch { /* ended meanwhile */ }
+  await c.code;
+  throw new Error(`the coordinator did not end within ${ms} ms; it printed: ${c.out()}`);
+}
+
+/** Waits until the async `pred` holds, polling every 50 ms; throws naming `what` after `ms`. */
+export async function until(
+  pred: () => Promise<boolean>,
+  what: string,
+  ms = 30_000,
+): Promise<void> {
+  const end = Date.now() + ms;
+  while (!await pred()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** The Redis key of the BullMQ job of task `id` (queue `ccx`), once the coordinator added it. */
+export async function jobKey(redis: Redis, id: string): Promise<string | undefined> {
+  const keys = await redis.keys(`bull:ccx:*.${id}`);
+  return keys.length === 1 ? keys[0] : undefined;
 }

@@ -110,3 +110,82 @@ export async function startRedis(opts: { password?: string } = {}): Promise<Test
     resume: () => signal("SIGCONT"),
   };
 }
+
+/** A TCP relay in front of a Redis server, whose connections a test can cut. */
+export interface RedisRelay {
+  /** `redis://127.0.0.1:PORT` of the relay (no password: give the server none). */
+  url: string;
+  /** Connections relayed so far (each a client's connection that reached Redis). */
+  relayed(): number;
+  /** Connection attempts refused (closed at once) while cut. */
+  refused(): number;
+  /**
+   * Cuts every relayed connection (both ends closed: Redis sees its client go) and closes
+   * every new one at once, until {@linkcode RedisRelay.restore}: to its clients, the
+   * connection is lost and cannot be made again.
+   */
+  cut(): void;
+  /** Relays new connections again. */
+  restore(): void;
+  /** Stops listening and closes everything. */
+  close(): Promise<void>;
+}
+
+/** Starts a {@linkcode RedisRelay} on a free loopback port, relaying to `port` on 127.0.0.1. */
+export function redisRelay(port: number): RedisRelay {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const open = new Set<Deno.Conn>();
+  let down = false;
+  let relayed = 0;
+  let refused = 0;
+  const shut = (c: Deno.Conn) => {
+    open.delete(c);
+    try {
+      c.close();
+    } catch { /* already closed */ }
+  };
+  const pipe = (from: Deno.Conn, to: Deno.Conn) =>
+    from.readable.pipeTo(to.writable).catch(() => {}).finally(() => {
+      shut(from);
+      shut(to);
+    });
+  const accepting = (async () => {
+    for await (const client of listener) {
+      if (down) {
+        refused++;
+        shut(client);
+        continue;
+      }
+      let server: Deno.Conn;
+      try {
+        server = await Deno.connect({ hostname: "127.0.0.1", port });
+      } catch {
+        shut(client);
+        continue;
+      }
+      relayed++;
+      open.add(client);
+      open.add(server);
+      void pipe(client, server);
+      void pipe(server, client);
+    }
+  })().catch(() => {});
+  return {
+    url: `redis://127.0.0.1:${(listener.addr as Deno.NetAddr).port}`,
+    relayed: () => relayed,
+    refused: () => refused,
+    cut() {
+      down = true;
+      for (const c of [...open]) shut(c);
+    },
+    restore() {
+      down = false;
+    },
+    async close() {
+      down = true;
+      for (const c of [...open]) shut(c);
+      listener.close();
+      await accepting;
+    },
+  };
+}

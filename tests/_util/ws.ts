@@ -323,3 +323,102 @@ export async function readFrameUntil(
     }
   }
 }
+
+/** A WebSocket peer on a bare TCP connection that sees every frame, pings included. */
+export interface RawPeer {
+  /** The local port of its connection (how the server's log names it: `127.0.0.1:PORT`). */
+  localPort: number;
+  /** The opcodes of the frames the server sent, in order (9 ping, 8 close, 1 text…). */
+  opcodes: number[];
+  /** The text messages it received, parsed. */
+  messages: Msg[];
+  /** Resolves with the server's close frame (code, reason), or 1006 when the TCP connection ends without one. */
+  closed: Promise<{ code: number; reason: string }>;
+  /** Sends one masked text frame. */
+  send(value: unknown): Promise<void>;
+  /** Closes the TCP connection. */
+  close(): void;
+}
+
+/**
+ * Opens `/ws` with a hand-made handshake and reads every frame the server sends. With
+ * `answerPings` it answers each ping with a pong, as every WebSocket library does; without, it
+ * sends nothing at all after the handshake: the peer an idle timeout is for.
+ */
+export async function rawPeer(port: number, opts: { answerPings: boolean }): Promise<RawPeer> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+  const sendFrame = async (opcode: number, payload: Uint8Array) => {
+    const len = payload.length;
+    const header = len < 126
+      ? [0x80 | opcode, 0x80 | len]
+      : [0x80 | opcode, 0x80 | 126, (len >> 8) & 0xff, len & 0xff];
+    const mask = crypto.getRandomValues(new Uint8Array(4));
+    const frame = new Uint8Array(header.length + 4 + len);
+    frame.set(header, 0);
+    frame.set(mask, header.length);
+    for (let i = 0; i < len; i++) frame[header.length + 4 + i] = payload[i] ^ mask[i % 4];
+    await conn.write(frame);
+  };
+  await conn.write(new TextEncoder().encode(
+    `GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
+      `Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n` +
+      `Sec-WebSocket-Version: 13\r\n\r\n`,
+  ));
+  const peer: RawPeer = {
+    localPort: (conn.localAddr as Deno.NetAddr).port,
+    opcodes: [],
+    messages: [],
+    closed: Promise.resolve({ code: 0, reason: "" }),
+    send: (value) => sendFrame(0x1, new TextEncoder().encode(JSON.stringify(value))),
+    close: () => {
+      try {
+        conn.close();
+      } catch { /* already closed */ }
+    },
+  };
+  peer.closed = (async () => {
+    let buf = new Uint8Array(0);
+    let headDone = false;
+    const chunk = new Uint8Array(65536);
+    while (true) {
+      let n: number | null = null;
+      try {
+        n = await conn.read(chunk);
+      } catch { /* reset */ }
+      if (n === null) return { code: 1006, reason: "connection ended without a close frame" };
+      const joined = new Uint8Array(buf.length + n);
+      joined.set(buf);
+      joined.set(chunk.subarray(0, n), buf.length);
+      buf = joined;
+      if (!headDone) {
+        const end = new TextDecoder("latin1").decode(buf).indexOf("\r\n\r\n");
+        if (end < 0) continue;
+        buf = buf.slice(end + 4);
+        headDone = true;
+      }
+      while (buf.length >= 2) {
+        let len = buf[1] & 0x7f;
+        let at = 2;
+        if (len === 126) [len, at] = [(buf[2] << 8) | buf[3], 4];
+        else if (len === 127) {
+          [len, at] = [Number(new DataView(buf.buffer, buf.byteOffset + 2).getBigUint64(0)), 10];
+        }
+        if (buf.length < at + len) break;
+        const opcode = buf[0] & 0x0f;
+        const payload = buf.slice(at, at + len);
+        buf = buf.slice(at + len);
+        peer.opcodes.push(opcode);
+        if (opcode === 1) peer.messages.push(JSON.parse(new TextDecoder().decode(payload)));
+        if (opcode === 9 && opts.answerPings) await sendFrame(0xa, payload).catch(() => {});
+        if (opcode === 8) {
+          peer.close();
+          return {
+            code: payload.length >= 2 ? (payload[0] << 8) | payload[1] : 1005,
+            reason: new TextDecoder().decode(payload.subarray(2)),
+          };
+        }
+      }
+    }
+  })();
+  return peer;
+}
