@@ -151,14 +151,18 @@ Deno.test("execTask() runs instances at once (each records its own start and end
 
 Deno.test("execTask() picks by CONSENSUS on the answers, not on their differing markers", async () => {
   await inTmp(async (dir) => {
-    const r = await run(dir, { task: "What is 2+2?", instances: 3, pick: "CONSENSUS" });
+    // The instances differ: the first to start answers 5, the other two 4 (each echoes its own
+    // marker). The pick must be one of the two that agree.
+    const r = await run(dir, {
+      task: "What is 2+2? [[fail-first:1:answer:2 + 2 = 5]]",
+      instances: 3,
+      pick: "CONSENSUS",
+    });
+    assert.equal(r.attempts.length, 3);
+    assert.equal(r.result, "2 + 2 = 4");
+    const picked = r.lines.find((l) => /^picked attempt \d of 3 by CONSENSUS/.test(l));
+    assert.match(picked ?? r.lines.join("\n"), /\(agrees with 1 of 2 others/);
     assert.equal(r.success, true);
-    assert.ok(
-      r.lines.some((l) =>
-        /^picked attempt \d of 3 by CONSENSUS \(agrees with 2 of 2 others/.test(l)
-      ),
-      r.lines.join("\n"),
-    );
   });
 });
 
