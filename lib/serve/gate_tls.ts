@@ -6,10 +6,19 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { tryClose, writeAll } from "./gate_tls.ts";
- * const conn = await Deno.connect({ hostname: "127.0.0.1", port: 8004 });
+ * const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+ * const conn = await Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port });
+ * const peer = await listener.accept();
  * await writeAll(conn, new TextEncoder().encode("GET /health HTTP/1.1\r\n\r\n"));
+ * const buf = new Uint8Array(64);
+ * const n = await peer.read(buf);
+ * assert.equal(new TextDecoder().decode(buf.subarray(0, n!)).split("\r\n")[0], "GET /health HTTP/1.1");
  * tryClose(conn);
+ * tryClose(conn); // a second close is no error
+ * peer.close();
+ * listener.close();
  * ```
  * @module
  */
