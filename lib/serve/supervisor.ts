@@ -16,7 +16,7 @@
  */
 
 import { isAbsolute, join } from "node:path";
-import { countGroupProcesses } from "../common/proc.ts";
+import { countGroupProcesses, procStat } from "../common/proc.ts";
 import { jobEnvironment } from "./job_env.ts";
 import { runAsArgv, runAsEnv, type RunAsUser } from "./run_as.ts";
 
@@ -190,12 +190,34 @@ export function signalGroup(pgid: number, signal: Deno.Signal): boolean {
 }
 
 /**
- * True while the group has a member that is not a zombie. The kernel keeps a
- * zombie in its group until its parent reaps it (for orphans, PID 1, which may
- * be slow), so a successful kill(2) alone would make us wait for nothing.
+ * Sends `signal` to a job's group, or, when the group does not exist yet, to its
+ * `leader` alone: a job started through `setsid` (see {@linkcode startJob}) is in
+ * the server's own group until its first instructions have run, and is then the
+ * only process of the job. False when neither is there.
  */
-function groupAlive(pgid: number): boolean {
-  if (!signalGroup(pgid, "SIGCONT")) return false;
+function signalJob(pgid: number, signal: Deno.Signal, leader?: number): boolean {
+  if (signalGroup(pgid, signal)) return true;
+  if (leader === undefined) return false;
+  const st = procStat(leader);
+  if (st === undefined || st.state === "Z" || st.state === "X") return false;
+  // It called setsid between the two looks: its group is there now.
+  if (st.pgid === leader) return signalGroup(pgid, signal);
+  try {
+    Deno.kill(leader, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * True while the group has a member that is not a zombie (or, given a `leader`
+ * that has not called setsid yet, while it runs). The kernel keeps a zombie in
+ * its group until its parent reaps it (for orphans, PID 1, which may be slow), so
+ * a successful kill(2) alone would make us wait for nothing.
+ */
+function groupAlive(pgid: number, leader?: number): boolean {
+  if (!signalGroup(pgid, "SIGCONT")) return signalJob(pgid, "SIGCONT", leader);
   try {
     return countGroupProcesses(new Set([pgid]), { stopAt: 1 }) > 0;
   } catch {
@@ -206,7 +228,8 @@ function groupAlive(pgid: number): boolean {
 /**
  * Ends a whole process group: SIGCONT (a stopped group cannot act on SIGTERM),
  * SIGTERM, up to `graceMs` for it to go, then SIGKILL. Resolves once the group is
- * empty or has been sent SIGKILL.
+ * empty or has been sent SIGKILL. `leader`: the group's leader, still running and
+ * maybe not yet in its own group (a job just started; see {@linkcode startJob}).
  *
  * @example
  * ```ts
@@ -214,19 +237,23 @@ function groupAlive(pgid: number): boolean {
  * await endProcessGroup(12345, 2000);
  * ```
  */
-export async function endProcessGroup(pgid: number, graceMs: number): Promise<void> {
-  if (!signalGroup(pgid, "SIGCONT")) return;
-  signalGroup(pgid, "SIGTERM");
+export async function endProcessGroup(
+  pgid: number,
+  graceMs: number,
+  leader?: number,
+): Promise<void> {
+  if (!signalJob(pgid, "SIGCONT", leader)) return;
+  signalJob(pgid, "SIGTERM", leader);
   const deadline = performance.now() + graceMs;
   let wait = 2;
   while (performance.now() < deadline) {
     await sleep(Math.min(wait, Math.max(1, deadline - performance.now())));
     wait = Math.min(wait * 2, 50);
-    if (!groupAlive(pgid)) return;
+    if (!groupAlive(pgid, leader)) return;
   }
-  signalGroup(pgid, "SIGKILL");
+  signalJob(pgid, "SIGKILL", leader);
   // SIGKILL is not ignorable; give the kernel a moment so callers see an empty group.
-  for (let i = 0; i < 200 && groupAlive(pgid); i++) await sleep(5);
+  for (let i = 0; i < 200 && groupAlive(pgid, leader); i++) await sleep(5);
 }
 
 const fatalDecoder = new TextDecoder("utf-8", { fatal: true });
@@ -496,6 +523,8 @@ export class Job {
   #timers: LongTimer[] = [];
   readonly #grace: number;
   readonly #pumps: StreamPump[];
+  /** True once the leader has exited (its pid may then be anyone's). */
+  #exited = false;
 
   /** @internal Use {@linkcode startJob}. */
   constructor(child: Deno.ChildProcess, opts: JobOptions, sink: JobSink) {
@@ -537,7 +566,7 @@ export class Job {
   /** Stops the whole group (SIGSTOP). The stall clock stops too; the whole-run timeout does not. */
   pause(): boolean {
     if (this.#state !== "running") return false;
-    signalGroup(this.pgid, "SIGSTOP");
+    signalJob(this.pgid, "SIGSTOP", this.#leader);
     this.#state = "paused";
     return true;
   }
@@ -545,7 +574,7 @@ export class Job {
   /** Continues a paused group (SIGCONT). */
   resume(): boolean {
     if (this.#state !== "paused") return false;
-    signalGroup(this.pgid, "SIGCONT");
+    signalJob(this.pgid, "SIGCONT", this.#leader);
     this.#state = "running";
     this.#lastActivity = performance.now();
     return true;
@@ -572,7 +601,12 @@ export class Job {
     this.#endReason = reason;
     this.#state = "ending";
     this.#clearTimers();
-    this.#ending = endProcessGroup(this.pgid, this.#grace);
+    this.#ending = endProcessGroup(this.pgid, this.#grace, this.#leader);
+  }
+
+  /** The leader's pid while it runs: it may not be in its own group yet (see startJob). */
+  get #leader(): number | undefined {
+    return this.#exited ? undefined : this.pid;
   }
 
   #watchStall(stallMs: number): void {
@@ -609,6 +643,7 @@ export class Job {
   ): Promise<JobResult> {
     const pumping = Promise.all([out.run(child.stdout), err.run(child.stderr)]);
     const status = await child.status;
+    this.#exited = true;
     // The leader is gone; anything left in its group must go too. Processes that
     // still hold the pipes get the same escalation as a cancel.
     if (this.#ending === undefined) this.#ending = endProcessGroup(this.pgid, this.#grace);
@@ -646,19 +681,62 @@ export class StartError extends Error {
   }
 }
 
-/** True when `program` names a file: as a path (relative to `cwd`), or found on `path`. */
-function findProgram(program: string, path: string | undefined, cwd?: string): boolean {
-  const isFile = (p: string) => {
+/**
+ * What `program` names, as `execvp` would look for it: a path (relative to `cwd`), or a
+ * name looked up on `path`. `found`: a file is there; `runnable`: one of them has an
+ * execute bit.
+ */
+function findProgram(
+  program: string,
+  path: string | undefined,
+  cwd?: string,
+): { found: boolean; runnable: boolean } {
+  const look = (p: string) => {
     try {
-      return Deno.statSync(p).isFile;
+      const st = Deno.statSync(p);
+      // A directory is found too: execve says EACCES for it, as for a file without x.
+      return { found: true, runnable: st.isFile && ((st.mode ?? 0o111) & 0o111) !== 0 };
     } catch {
-      return false;
+      return { found: false, runnable: false };
     }
   };
-  if (program.includes("/")) {
-    return isFile(isAbsolute(program) ? program : join(cwd ?? ".", program));
+  if (program.includes("/")) return look(isAbsolute(program) ? program : join(cwd ?? ".", program));
+  let found = false;
+  for (const d of (path ?? "").split(":")) {
+    if (d === "") continue;
+    const r = look(join(d, program));
+    if (r.runnable) return r;
+    found ||= r.found;
   }
-  return (path ?? "").split(":").some((d) => d !== "" && isFile(join(d, program)));
+  return { found, runnable: false };
+}
+
+/** Where util-linux's (or busybox's) `setsid` is, or undefined. */
+function findSetsid(): string | undefined {
+  for (const dir of ["/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin"]) {
+    const p = join(dir, "setsid");
+    try {
+      const st = Deno.statSync(p);
+      if (st.isFile && ((st.mode ?? 0) & 0o111) !== 0) return p;
+    } catch { /* not here */ }
+  }
+  return undefined;
+}
+
+/**
+ * The `setsid` jobs start through. `Deno.Command`'s `detached: true` makes the child
+ * call setsid(2) itself, but only by forking the whole server (Rust's `pre_exec`
+ * rules out `posix_spawn`), which costs time in proportion to the server's memory
+ * (2.6 ms at 90 MB, 10–23 ms at 150–250 MB, measured with Deno 2.9.6), every job, on
+ * the event loop. `setsid PROGRAM…` started with `posix_spawn` gives the same
+ * process group (it calls setsid(2), then execs the job in the same process: pid =
+ * pgid) for about 1 ms. Resolved on first use; without one, `detached: true`.
+ */
+let setsidPath: string | null | undefined;
+
+function setsid(): string | undefined {
+  if (setsidPath === undefined) setsidPath = findSetsid() ?? null;
+  return setsidPath ?? undefined;
 }
 
 /**
@@ -709,7 +787,14 @@ function tooBig(argv: string[], env: Record<string, string>, cmdField: string): 
 
 /**
  * Starts a job in its own process group. Throws {@linkcode StartError} when the
- * program or the working directory does not exist.
+ * program or the working directory does not exist, or the program cannot be run.
+ *
+ * The job is started as `setsid PROGRAM…` (util-linux or busybox), which calls
+ * setsid(2) and execs the program in the same process, so pid = pgid; without a
+ * `setsid` on the host, with `detached: true` (see `setsidPath` for why not always).
+ * Until setsid(2) has run (a moment after the start) the job is one process still
+ * in the server's group: {@linkcode Job.pause}, {@linkcode Job.cancel} and the
+ * timeouts then signal that process alone.
  *
  * @example
  * ```ts
@@ -734,15 +819,18 @@ export function startJob(opts: JobOptions, sink: JobSink): Job {
     opts.runAs ? { ...runAsEnv(opts.runAs), ...opts.env } : opts.env,
     opts.passEnv,
   );
+  const field = opts.argv ? "argv" : "command";
+  const viaSetsid = setsid();
   let spawned = argv;
-  if (opts.runAs) {
-    // setpriv would start and then fail to exec: say "not found" as an unwrapped start does.
-    const field = opts.argv ? "argv" : "command";
-    if (!findProgram(argv[0], env.PATH, opts.cwd)) {
-      throw new StartError(`${field}: program not found: ${argv[0]}`, field);
-    }
-    spawned = runAsArgv(opts.runAs, argv);
+  if (opts.runAs || viaSetsid) {
+    // setpriv and setsid would start and then fail to exec: say "not found" (or "permission
+    // denied") as a start of the program itself does.
+    const found = findProgram(argv[0], env.PATH, opts.cwd);
+    if (!found.found) throw new StartError(`${field}: program not found: ${argv[0]}`, field);
+    if (!found.runnable) throw new StartError(`${field}: permission denied: ${argv[0]}`, field);
   }
+  if (opts.runAs) spawned = runAsArgv(opts.runAs, argv);
+  if (viaSetsid) spawned = [viaSetsid, ...spawned];
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(spawned[0], {
@@ -753,10 +841,9 @@ export function startJob(opts: JobOptions, sink: JobSink): Job {
       stdin: opts.stdin !== undefined ? "piped" : "null",
       stdout: "piped",
       stderr: "piped",
-      detached: true,
+      detached: viaSetsid === undefined,
     }).spawn();
   } catch (e) {
-    const field = opts.argv ? "argv" : "command";
     if (/Argument list too long|os error 7\b/.test((e as Error).message)) {
       throw tooBig(opts.argv ?? [opts.command ?? ""], opts.env ?? {}, field);
     }
