@@ -75,12 +75,15 @@ Deno.test("a live server's journal is never reaped; a closed journal is deleted"
     const journal = JobJournal.open(dir);
     await waitFor(() => processStartTime(child.pid) !== undefined, "the sleep");
     journal.add(child.pid, "s", "j");
+    await journal.flushed();
     assert.deepEqual(await reapOrphans(dir, { graceMs: 100 }), []);
     assert.equal(processesInGroup(child.pid).length, 1);
     // Many jobs come and go: the file is compacted instead of growing without end.
     for (let i = 0; i < 600; i++) {
       journal.add(Deno.pid, "s", `x${i}`);
+      await journal.flushed();
       journal.remove(Deno.pid);
+      await journal.flushed();
     }
     const lines = Deno.readTextFileSync(journal.path).trim().split("\n");
     assert.ok(lines.length < 600, `${lines.length} lines after 600 jobs`);
@@ -88,6 +91,51 @@ Deno.test("a live server's journal is never reaped; a closed journal is deleted"
     journal.remove(child.pid);
     journal.close();
     assert.deepEqual([...Deno.readDirSync(dir)], []);
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the journal writes once a turn of the event loop: a job gone within it never appears", async () => {
+  const dir = await Deno.makeTempDir();
+  const child = detachedSleep("journal_batch");
+  try {
+    await waitFor(() => processStartTime(child.pid) !== undefined, "the sleep");
+    const journal = JobJournal.open(dir);
+    const size = () => Deno.statSync(journal.path).size;
+    const header = size();
+    // Started and ended in the same turn (a burst of `true` jobs): nothing to write.
+    for (let i = 0; i < 100; i++) {
+      journal.add(Deno.pid, "s", `gone${i}`);
+      journal.remove(Deno.pid);
+    }
+    journal.add(child.pid, "s", "kept");
+    assert.equal(size(), header, "nothing written within the turn");
+    await journal.flushed();
+    const text = Deno.readTextFileSync(journal.path);
+    assert.ok(!text.includes("gone"), text);
+    const start = processStartTime(child.pid);
+    assert.ok(text.includes(`{"add":{"pgid":${child.pid},"start":${start},`), text);
+    // Ended while its start time may be being read: not left running in the journal.
+    for (let i = 0; i < 20; i++) {
+      journal.add(Deno.pid, "s", `racing${i}`);
+      await new Promise((r) => setTimeout(r, i % 3));
+      journal.remove(Deno.pid);
+    }
+    await journal.flushed();
+    const live = new Set<number>();
+    for (const line of Deno.readTextFileSync(journal.path).trim().split("\n").slice(1)) {
+      const rec = JSON.parse(line);
+      if (rec.add) live.add(rec.add.pgid);
+      else live.delete(rec.del);
+    }
+    assert.deepEqual([...live], [child.pid]);
+    journal.remove(child.pid);
+    await journal.flushed();
+    assert.ok(Deno.readTextFileSync(journal.path).endsWith(`{"del":${child.pid}}\n`));
+    journal.close();
   } finally {
     child.kill("SIGKILL");
     await child.status;
@@ -175,7 +223,9 @@ Deno.test({
         assert.match(logs[0].msg, /cannot write the crash journal .*No space left/);
         journal.add(child.pid, "s", "started-while-full");
         journal.add(Deno.pid, "s", "gone-while-full");
+        await journal.flushed();
         journal.remove(Deno.pid);
+        await journal.flushed();
         assert.equal(logs.length, 1, "said once, not at every change");
         free();
         await waitFor(() => !journal.failing, "the journal to be written again");
