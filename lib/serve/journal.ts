@@ -36,6 +36,11 @@ export interface JournalEntry {
   pgid: number;
   /** The leader's start time in clock ticks since boot (`/proc/PID/stat` field 22). */
   start: number;
+  /**
+   * Set when `start` was noted from the server's clock at the spawn rather than read
+   * from `/proc`: the kernel's start time is within this many ticks of it.
+   */
+  near?: number;
   /** The session that ran it. */
   session: string;
   /** The job's id. */
@@ -62,15 +67,17 @@ function alive(pid: number, start: number): boolean {
 
 /**
  * How many processes of a journaled group are still the job's: the leader when
- * it is alive with the recorded start time; when the leader is gone, the members
- * still in its group that started no earlier than it. A leader pid now held by
- * another process (different start time) means the group is not ours: 0.
+ * it is alive with the recorded start time (within `near` ticks of it, when given);
+ * when the leader is gone, the members still in its group that started no earlier
+ * than it. A leader pid now held by another process (another start time) means the
+ * group is not ours: 0.
  */
 function ourProcesses(e: JournalEntry): number {
+  const near = Number.isInteger(e.near) && e.near! > 0 ? e.near! : 0;
   const leader = procStat(e.pgid);
-  if (leader && leader.start !== e.start) return 0; // the pid was reused
+  if (leader && Math.abs(leader.start - e.start) > near) return 0; // the pid was reused
   if (leader && leader.pgid !== e.pgid) return 0;
-  return countGroupProcesses(new Set([e.pgid]), { since: e.start });
+  return countGroupProcesses(new Set([e.pgid]), { since: e.start - near });
 }
 
 const encoder = new TextEncoder();
@@ -90,39 +97,55 @@ export interface JournalOptions {
 /** How often a journal that still cannot be written says so again. */
 const REWARN_MS = 5 * 60_000;
 
-/** A group noted by {@linkcode JobJournal.add} whose line is not written yet. */
-interface Unwritten {
-  session: string;
-  job_id: string;
-  /** Set when the group ended before its line was written: it never will be. */
-  ended: boolean;
-  /** Set while its start time is being read. */
-  reading: boolean;
-}
+/** Clock ticks a second in `/proc/PID/stat` (USER_HZ: 100 on every Linux architecture in use). */
+const TICKS_PER_S = 100;
 
-/** The start time of a process, read off the event loop; undefined once it is gone. */
-async function readStartTime(pid: number): Promise<number | undefined> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(`/proc/${pid}/stat`);
-  } catch {
-    return undefined;
+/**
+ * How far (in clock ticks: 1 s) the kernel's start time of a job's leader may be from the
+ * one its server noted from its own clock at the spawn (see {@linkcode JournalEntry.near}).
+ */
+export const NEAR_TICKS = 100;
+
+/**
+ * The kernel's boot-time clock in ticks, as `/proc/PID/stat` gives start times: the
+ * monotonic clock plus an offset read from `/proc/uptime`, again every 10 s.
+ */
+class BootClock {
+  #offset = 0;
+  #calibrated = -Infinity;
+
+  /** Ticks since boot now, or undefined without `/proc`. */
+  now(): number | undefined {
+    const t = performance.now();
+    if (t - this.#calibrated > 10_000) {
+      let up: number;
+      try {
+        up = parseFloat(Deno.readTextFileSync("/proc/uptime"));
+      } catch {
+        return undefined;
+      }
+      if (!Number.isFinite(up)) return undefined;
+      this.#offset = up * TICKS_PER_S - t * TICKS_PER_S / 1000;
+      this.#calibrated = t;
+    }
+    return Math.round(t * TICKS_PER_S / 1000 + this.#offset);
   }
-  const f = text.slice(text.lastIndexOf(")") + 2).split(" ", 20);
-  const start = Number(f[19]);
-  return Number.isFinite(start) ? start : undefined;
 }
 
 /**
- * A server's journal of running job groups. Changes are appended in batches, one
- * write a turn of the event loop for all the jobs that started or ended in it (a
- * job that comes and goes within one turn is never written); the file is
- * rewritten when removals pile up, and deleted by {@linkcode close}. When a write
- * fails the journal says so (see {@linkcode JournalOptions.log}) and rewrites the
- * whole file every `retryMs` and at every change until it succeeds.
+ * A server's journal of running job groups. Appends one line per change, and
+ * writes the lines of one task of the event loop (one WebSocket message, which
+ * may be a batch of `execute` requests) in one write, at its end, before anything
+ * else runs: a job is on disk before its server reads another message or timer.
+ * Removals, which no crash can make unsafe, wait for the next timer turn and go
+ * with the others. The file is rewritten when removals pile up, and deleted by
+ * {@linkcode close}. When a write fails the journal says so (see
+ * {@linkcode JournalOptions.log}) and rewrites the whole file every `retryMs` and
+ * at every change until it succeeds.
  *
- * The leader's start time is read from `/proc` off the event loop: read right after
- * the spawn, while the new process is still being set up, it took 0.8 ms a job.
+ * The leader's start time is noted from the server's clock (see
+ * {@linkcode JournalEntry.near}): reading `/proc/PID/stat` right after the spawn,
+ * while the new process is still being set up, took 0.8 ms a job.
  */
 export class JobJournal {
   /** The journal file. */
@@ -130,12 +153,13 @@ export class JobJournal {
   readonly #dir: string;
   #file: Deno.FsFile | undefined;
   #live = new Map<number, JournalEntry>();
-  /** Groups added and not yet written (their start time being read, or queued). */
-  readonly #unwritten = new Map<number, Unwritten>();
-  /** Lines of removals not yet written. */
-  #dels: string[] = [];
-  #flushing: Promise<void> | undefined;
-  #scheduled = false;
+  /** Lines not yet written, in order. */
+  #lines: string[] = [];
+  /** A write is queued for the end of this task (an `add`). */
+  #soon = false;
+  /** A write is queued for the next timer turn (removals only). */
+  #later: ReturnType<typeof setTimeout> | undefined;
+  readonly #clock = new BootClock();
   #removed = 0;
   readonly #header: string;
   readonly #log: Logger;
@@ -174,74 +198,49 @@ export class JobJournal {
   }
 
   /**
-   * Notes a running group. It is written within a turn of the event loop, with the
-   * leader's start time (read then, off the loop); a group already gone by then is not.
+   * Notes a group just started (call it right after the spawn): written at the end
+   * of the current task, with its start time from the server's clock.
    */
   add(pgid: number, session: string, jobId: string): void {
     if (this.#closed) return;
-    this.#unwritten.set(pgid, { session, job_id: jobId, ended: false, reading: false });
-    this.#schedule();
+    const now = this.#clock.now();
+    let e: JournalEntry;
+    if (now !== undefined) e = { pgid, start: now, near: NEAR_TICKS, session, job_id: jobId };
+    else {
+      const start = processStartTime(pgid);
+      if (start === undefined) return; // already gone: nothing could be left to reap
+      e = { pgid, start, session, job_id: jobId };
+    }
+    this.#live.set(pgid, e);
+    this.#lines.push(JSON.stringify({ add: e }));
+    if (this.#soon) return;
+    this.#soon = true;
+    queueMicrotask(() => {
+      this.#soon = false;
+      this.flush();
+    });
   }
 
-  /** Notes that a group has ended. */
+  /** Notes that a group has ended (written with the next batch, at the latest a timer turn on). */
   remove(pgid: number): void {
-    const pending = this.#unwritten.get(pgid);
-    if (pending) {
-      // Never written: nothing to take back (a start time being read is dropped when it comes).
-      if (pending.reading) pending.ended = true;
-      else this.#unwritten.delete(pgid);
-      return;
-    }
     if (!this.#live.delete(pgid)) return;
     this.#removed++;
-    this.#dels.push(JSON.stringify({ del: pgid }));
-    this.#schedule();
-  }
-
-  /** Resolves once every change made so far is on disk (or has failed and is being retried). */
-  async flushed(): Promise<void> {
-    while (this.#scheduled || this.#flushing) {
-      if (this.#flushing) await this.#flushing;
-      else await new Promise((r) => setTimeout(r, 0));
-    }
-  }
-
-  #schedule(): void {
-    if (this.#scheduled || this.#closed) return;
-    this.#scheduled = true;
-    const t = setTimeout(() => {
-      this.#scheduled = false;
-      this.#flushing ??= this.#flush().finally(() => {
-        this.#flushing = undefined;
-        if (this.#dels.length > 0 || [...this.#unwritten.values()].some((u) => !u.reading)) {
-          this.#schedule();
-        }
-      });
+    this.#lines.push(JSON.stringify({ del: pgid }));
+    if (this.#soon || this.#later !== undefined || this.#closed) return;
+    this.#later = setTimeout(() => {
+      this.#later = undefined;
+      this.flush();
     }, 0);
-    Deno.unrefTimer(t); // never what keeps the process alive
+    Deno.unrefTimer(this.#later); // never what keeps the process alive
   }
 
-  /** Writes the changes queued so far: removals first, then the new groups, in one write. */
-  async #flush(): Promise<void> {
-    const batch = [...this.#unwritten].filter(([, u]) => !u.reading);
-    for (const [, u] of batch) u.reading = true;
-    const starts = batch.length > 0
-      ? await Promise.all(batch.map(([pgid]) => readStartTime(pgid)))
-      : [];
-    if (this.#closed) return;
-    const lines = this.#dels;
-    this.#dels = [];
-    batch.forEach(([pgid, u], i) => {
-      if (this.#unwritten.get(pgid) === u) this.#unwritten.delete(pgid);
-      const start = starts[i];
-      if (u.ended || start === undefined) return; // gone: nothing could be left to reap
-      const e: JournalEntry = { pgid, start, session: u.session, job_id: u.job_id };
-      this.#live.set(pgid, e);
-      lines.push(JSON.stringify({ add: e }));
-    });
-    if (lines.length === 0) return;
+  /** Writes what is queued now, in one write (or rewrites the file when removals pile up). */
+  flush(): void {
+    if (this.#lines.length === 0 || this.#closed) return;
+    const text = this.#lines.join("\n");
+    this.#lines = [];
     if (this.#removed > 256 && this.#removed > 2 * this.#live.size) this.#rewrite();
-    else this.#append(lines.join("\n"));
+    else this.#append(text);
   }
 
   #append(text: string): void {
@@ -317,6 +316,7 @@ export class JobJournal {
   /** Closes and deletes the journal: a server that stopped cleanly leaves nothing to reap. */
   close(): void {
     this.#closed = true;
+    if (this.#later !== undefined) clearTimeout(this.#later);
     if (this.#retry !== undefined) clearInterval(this.#retry);
     this.#retry = undefined;
     try {
