@@ -15,7 +15,12 @@
  * - WebSocket frames from clients checked as they stream: a message larger than
  *   the frame cap is closed with 1009 before its payload is read, and text that
  *   is not UTF-8 with 1007, instead of the connection being dropped;
- * - TLS (`cert`/`key`), so a token never crosses a network in clear.
+ * - TLS (`cert`/`key`), so a token never crosses a network in clear;
+ * - and, when the server's handler upgrades with {@linkcode upgradeWebSocket},
+ *   the WebSocket itself, on the client's connection: no relay for the session.
+ *
+ * The parts: gate_relay.ts (one connection), gate_frames.ts (frame checks),
+ * gate_socket.ts and gate_output.ts (the WebSocket the gate runs), gate_tls.ts.
  *
  * @example
  * ```ts
@@ -36,8 +41,9 @@ import type { Violation } from "./gate_frames.ts";
 import { GatedConn, type GateHost, httpResponse } from "./gate_relay.ts";
 import { TlsRelayConn, tryClose, writeAll } from "./gate_tls.ts";
 
-export { closeFrame } from "./gate_frames.ts";
-export { GATE_CONN_HEADER, GATE_PEER_HEADER, gatePeer } from "./gate_relay.ts";
+export { closeFrame, GATE_CONN_HEADER, GATE_PEER_HEADER } from "./gate_frames.ts";
+export { gatePeer } from "./gate_relay.ts";
+export { upgradeWebSocket } from "./gate_socket.ts";
 
 /** Settings of a {@linkcode ConnectionGate}. */
 export interface GateOptions {

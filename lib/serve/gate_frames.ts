@@ -18,6 +18,12 @@
 
 const enc = new TextEncoder();
 
+/** A request header the gate adds (and strips from clients) to name the connection. */
+export const GATE_CONN_HEADER = "x-ccx-gate-conn";
+
+/** A request header the gate adds (and strips from clients): the peer's `hostname port`. */
+export const GATE_PEER_HEADER = "x-ccx-gate-peer";
+
 /**
  * A WebSocket close frame from the server (unmasked).
  *

@@ -51,6 +51,7 @@ import {
   GATE_CONN_HEADER,
   gatePeer,
   type GateStats,
+  upgradeWebSocket,
 } from "./gate.ts";
 import { JobJournal, type ReapedGroup, reapOrphans } from "./journal.ts";
 import { chownTree, reachProblem, resolveRunAs, type RunAsUser } from "./run_as.ts";
@@ -1393,7 +1394,8 @@ export class CcxServer {
     // A browser cannot set headers on a WebSocket: it offers `ccx` (and the token as
     // `ccx.token.<base64url>`), and the server must then answer with `ccx`.
     const offersCcx = offeredSubprotocols(req).includes(SUBPROTOCOL);
-    const { socket, response: res } = Deno.upgradeWebSocket(req, {
+    // The gate's upgrade: it runs the socket on the client's connection, no relay (gate_socket.ts).
+    const { socket, response: res } = upgradeWebSocket(req, {
       idleTimeout: 120,
       ...(offersCcx ? { protocol: SUBPROTOCOL } : {}),
     });

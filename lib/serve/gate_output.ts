@@ -1,0 +1,217 @@
+/**
+ * What the gate's WebSocket (gate_socket.ts) sends, queued as whole frames in
+ * blocks of 64 KiB and written at the end of the task that queued them: every
+ * message of one task goes out in one write (lines mode queues thousands a
+ * task). Text is encoded straight into the block, behind a header guessed from
+ * its length and moved when the UTF-8 needs a longer one. What is being written
+ * stays put; what is not yet can be dropped at once ({@linkcode FrameQueue.cut}).
+ *
+ * @example
+ * ```ts
+ * import { FrameQueue } from "./gate_output.ts";
+ * const conn = await Deno.connect({ hostname: "127.0.0.1", port: 8004 });
+ * const out = new FrameQueue(async (b) => void await conn.write(b), () => conn.close());
+ * out.text("hello"); // written once this task ends
+ * await out.written();
+ * ```
+ * @module
+ */
+
+const enc = new TextEncoder();
+const BLOCK = 64 * 1024;
+/** Free blocks kept for reuse, a queue. */
+const POOL = 2;
+
+/** Output waiting for the connection: whole frames. */
+interface Block {
+  buf: Uint8Array;
+  /** Bytes up to here are written. */
+  written: number;
+  /** Bytes up to here are frames. */
+  filled: number;
+}
+
+/**
+ * The length of a server frame's header (not masked) for a payload of `n` bytes.
+ *
+ * @example
+ * ```ts
+ * import { headerLength } from "./gate_output.ts";
+ * headerLength(125); // 2
+ * headerLength(126); // 4
+ * ```
+ */
+export function headerLength(n: number): number {
+  return n < 126 ? 2 : n < 65536 ? 4 : 10;
+}
+
+/**
+ * Writes a server frame's header (FIN set, not masked) at `buf[at]`.
+ *
+ * @example
+ * ```ts
+ * import { putHeader } from "./gate_output.ts";
+ * const b = new Uint8Array(2);
+ * putHeader(b, 0, 0x1, 5); // [0x81, 5]
+ * ```
+ */
+export function putHeader(buf: Uint8Array, at: number, opcode: number, n: number): void {
+  buf[at] = 0x80 | opcode;
+  if (n < 126) buf[at + 1] = n;
+  else if (n < 65536) {
+    buf[at + 1] = 126;
+    buf[at + 2] = n >>> 8;
+    buf[at + 3] = n & 0xff;
+  } else {
+    buf[at + 1] = 127;
+    new DataView(buf.buffer, buf.byteOffset + at + 2, 8).setBigUint64(0, BigInt(n));
+  }
+}
+
+/**
+ * A socket's outgoing frames: see the module doc.
+ */
+export class FrameQueue {
+  #blocks: Block[] = [];
+  readonly #pool: Uint8Array[] = [];
+  #queued = 0;
+  #writing = false;
+  #soon = false;
+  #over = false;
+  /** Where the write under way ends (in the first block). */
+  #flightEnd = 0;
+  #drained: (() => void)[] = [];
+
+  /**
+   * An empty queue.
+   *
+   * @param write Writes all of a run of frames (rejects when the connection fails).
+   * @param failed Called once when a write failed; nothing more is written.
+   */
+  constructor(
+    private readonly write: (bytes: Uint8Array) => Promise<void>,
+    private readonly failed: () => void,
+  ) {}
+
+  /** Bytes queued and not yet written. */
+  get queued(): number {
+    return this.#queued;
+  }
+
+  /** Queues a text frame. */
+  text(s: string): void {
+    const most = s.length * 3;
+    if (most + 10 > BLOCK) return this.frame(0x1, enc.encode(s));
+    let b = this.#blocks.at(-1);
+    if (!b || b.buf.length - b.filled < most + 4) b = this.#newBlock();
+    const at = b.filled;
+    const guess = headerLength(s.length); // UTF-8 takes at least one byte a UTF-16 unit
+    const n = enc.encodeInto(s, b.buf.subarray(at + guess)).written;
+    const h = headerLength(n);
+    if (h !== guess) b.buf.copyWithin(at + h, at + guess, at + guess + n);
+    putHeader(b.buf, at, 0x1, n);
+    b.filled = at + h + n;
+    this.#queued += h + n;
+    this.#kick();
+  }
+
+  /** Queues a frame of `opcode` carrying `payload` (copied). */
+  frame(opcode: number, payload: Uint8Array): void {
+    const h = headerLength(payload.length);
+    const frame = new Uint8Array(h + payload.length);
+    putHeader(frame, 0, opcode, payload.length);
+    frame.set(payload, h);
+    this.bytes(frame);
+  }
+
+  /** Queues bytes that are whole frames already. */
+  bytes(bytes: Uint8Array): void {
+    if (this.#over) return;
+    let b = this.#blocks.at(-1);
+    if (bytes.length > BLOCK) {
+      this.#blocks.push({ buf: bytes, written: 0, filled: bytes.length });
+    } else {
+      if (!b || b.buf.length - b.filled < bytes.length) b = this.#newBlock();
+      b.buf.set(bytes, b.filled);
+      b.filled += bytes.length;
+    }
+    this.#queued += bytes.length;
+    this.#kick();
+  }
+
+  /** Drops what is queued and not being written now (a write under way ends as it began). */
+  cut(): void {
+    const flying = this.#writing ? this.#blocks[0] : undefined;
+    for (const b of this.#blocks) this.#queued -= b.filled - b.written;
+    if (flying) {
+      flying.filled = this.#flightEnd;
+      this.#queued += flying.filled - flying.written;
+    }
+    this.#blocks = flying ? [flying] : [];
+  }
+
+  /** Resolves once everything queued so far is written (or the queue is over). */
+  written(): Promise<void> {
+    if (this.#over || (this.#queued === 0 && !this.#writing)) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#drained.push(resolve);
+      this.#kick();
+    });
+  }
+
+  /** Drops everything; nothing more is queued or written. */
+  end(): void {
+    this.#over = true;
+    this.#blocks = [];
+    this.#queued = 0;
+    for (const resolve of this.#drained) resolve();
+    this.#drained = [];
+  }
+
+  #newBlock(): Block {
+    const b = { buf: this.#pool.pop() ?? new Uint8Array(BLOCK), written: 0, filled: 0 };
+    this.#blocks.push(b);
+    return b;
+  }
+
+  /** Writes what is queued at the end of this task: one write for all its messages. */
+  #kick(): void {
+    if (this.#writing || this.#soon) return;
+    this.#soon = true;
+    queueMicrotask(() => {
+      this.#soon = false;
+      void this.#drain();
+    });
+  }
+
+  async #drain(): Promise<void> {
+    if (this.#writing || this.#over) return;
+    this.#writing = true;
+    try {
+      while (this.#blocks.length > 0 && !this.#over) {
+        const b = this.#blocks[0];
+        if (b.written === b.filled) {
+          if (this.#blocks.length === 1) {
+            b.written = b.filled = 0; // reused from its start
+            break;
+          }
+          this.#blocks.shift();
+          if (b.buf.length === BLOCK && this.#pool.length < POOL) this.#pool.push(b.buf);
+          continue;
+        }
+        const end = this.#flightEnd = b.filled;
+        await this.write(b.buf.subarray(b.written, end));
+        this.#queued -= end - b.written;
+        b.written = end;
+      }
+    } catch {
+      this.#writing = false;
+      this.end();
+      return this.failed();
+    }
+    this.#writing = false;
+    const waiting = this.#drained;
+    this.#drained = [];
+    for (const resolve of waiting) resolve();
+  }
+}
