@@ -18,9 +18,26 @@
  */
 
 const enc = new TextEncoder();
+/** The usual block; a message that may not fit one gets a big block, or a buffer of its own. */
 const BLOCK = 64 * 1024;
-/** Free blocks kept for reuse, a queue. */
-const POOL = 2;
+const BIG = 1024 * 1024;
+/**
+ * Free blocks, shared by all queues (an idle socket holds none): a stream of large
+ * chunks reuses the same few big blocks instead of allocating a buffer a message.
+ */
+const pools = new Map<number, { free: Uint8Array[]; max: number }>([
+  [BLOCK, { free: [], max: 16 }],
+  [BIG, { free: [], max: 4 }],
+]);
+
+function takeBuffer(size: number): Uint8Array {
+  return pools.get(size)?.free.pop() ?? new Uint8Array(size);
+}
+
+function giveBack(buf: Uint8Array): void {
+  const pool = pools.get(buf.length);
+  if (pool && pool.free.length < pool.max) pool.free.push(buf);
+}
 
 /** Output waiting for the connection: whole frames. */
 interface Block {
@@ -73,7 +90,6 @@ export function putHeader(buf: Uint8Array, at: number, opcode: number, n: number
  */
 export class FrameQueue {
   #blocks: Block[] = [];
-  readonly #pool: Uint8Array[] = [];
   #queued = 0;
   #writing = false;
   #soon = false;
@@ -100,10 +116,11 @@ export class FrameQueue {
 
   /** Queues a text frame. */
   text(s: string): void {
-    const most = s.length * 3;
-    if (most + 10 > BLOCK) return this.frame(0x1, enc.encode(s));
+    if (this.#over) return;
+    const most = s.length * 3 + 10;
+    if (most > BIG) return this.frame(0x1, enc.encode(s));
     let b = this.#blocks.at(-1);
-    if (!b || b.buf.length - b.filled < most + 4) b = this.#newBlock();
+    if (!b || b.buf.length - b.filled < most) b = this.#newBlock(most > BLOCK ? BIG : BLOCK);
     const at = b.filled;
     const guess = headerLength(s.length); // UTF-8 takes at least one byte a UTF-16 unit
     const n = enc.encodeInto(s, b.buf.subarray(at + guess)).written;
@@ -131,7 +148,7 @@ export class FrameQueue {
     if (bytes.length > BLOCK) {
       this.#blocks.push({ buf: bytes, written: 0, filled: bytes.length });
     } else {
-      if (!b || b.buf.length - b.filled < bytes.length) b = this.#newBlock();
+      if (!b || b.buf.length - b.filled < bytes.length) b = this.#newBlock(BLOCK);
       b.buf.set(bytes, b.filled);
       b.filled += bytes.length;
     }
@@ -162,14 +179,15 @@ export class FrameQueue {
   /** Drops everything; nothing more is queued or written. */
   end(): void {
     this.#over = true;
+    if (!this.#writing) { for (const b of this.#blocks) giveBack(b.buf); }
     this.#blocks = [];
     this.#queued = 0;
     for (const resolve of this.#drained) resolve();
     this.#drained = [];
   }
 
-  #newBlock(): Block {
-    const b = { buf: this.#pool.pop() ?? new Uint8Array(BLOCK), written: 0, filled: 0 };
+  #newBlock(size: number): Block {
+    const b = { buf: takeBuffer(size), written: 0, filled: 0 };
     this.#blocks.push(b);
     return b;
   }
@@ -191,12 +209,8 @@ export class FrameQueue {
       while (this.#blocks.length > 0 && !this.#over) {
         const b = this.#blocks[0];
         if (b.written === b.filled) {
-          if (this.#blocks.length === 1) {
-            b.written = b.filled = 0; // reused from its start
-            break;
-          }
           this.#blocks.shift();
-          if (b.buf.length === BLOCK && this.#pool.length < POOL) this.#pool.push(b.buf);
+          giveBack(b.buf);
           continue;
         }
         const end = this.#flightEnd = b.filled;
