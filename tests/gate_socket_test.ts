@@ -164,6 +164,9 @@ Deno.test("the gate's socket: every size and script of text, binary, a subprotoc
       "z".repeat(65_535),
       "z".repeat(65_536),
       "w".repeat(300_000),
+      // Tried in the room left in a big block, does not fit there: a fresh one.
+      "€".repeat(250_000),
+      "v".repeat(2_000_000), // over a big block: a buffer of its own
     ];
     for (const s of sent) ws.send(s);
     ws.send(new Uint8Array([0, 1, 2, 255]));

@@ -114,22 +114,37 @@ export class FrameQueue {
     return this.#queued;
   }
 
-  /** Queues a text frame. */
+  /**
+   * Queues a text frame, encoded straight into the last block when the room left
+   * takes it (tried when it has a byte a UTF-16 unit), else into a fresh block
+   * sized for the worst case (3 bytes a unit), else into a buffer of its own.
+   */
   text(s: string): void {
     if (this.#over) return;
-    const most = s.length * 3 + 10;
-    if (most > BIG) return this.frame(0x1, enc.encode(s));
-    let b = this.#blocks.at(-1);
-    if (!b || b.buf.length - b.filled < most) b = this.#newBlock(most > BLOCK ? BIG : BLOCK);
+    const worst = s.length * 3 + 10;
+    const b = this.#blocks.at(-1);
+    if (b && b.buf.length - b.filled >= s.length + 10 && this.#encode(b, s)) return this.#kick();
+    if (worst > BIG) return this.frame(0x1, enc.encode(s));
+    this.#encode(this.#newBlock(worst > BLOCK ? BIG : BLOCK), s);
+    this.#kick();
+  }
+
+  /** Encodes `s` as a text frame at the end of `b`; false (and `b` unchanged) if it does not fit. */
+  #encode(b: Block, s: string): boolean {
     const at = b.filled;
     const guess = headerLength(s.length); // UTF-8 takes at least one byte a UTF-16 unit
-    const n = enc.encodeInto(s, b.buf.subarray(at + guess)).written;
+    const r = enc.encodeInto(s, b.buf.subarray(at + guess));
+    if (r.read < s.length) return false;
+    const n = r.written;
     const h = headerLength(n);
-    if (h !== guess) b.buf.copyWithin(at + h, at + guess, at + guess + n);
+    if (h !== guess) {
+      if (at + h + n > b.buf.length) return false;
+      b.buf.copyWithin(at + h, at + guess, at + guess + n);
+    }
     putHeader(b.buf, at, 0x1, n);
     b.filled = at + h + n;
     this.#queued += h + n;
-    this.#kick();
+    return true;
   }
 
   /** Queues a frame of `opcode` carrying `payload` (copied). */
