@@ -129,12 +129,22 @@ async function linesCpu(server: ServerProcess, url: string, lines: number): Prom
   return (after - before) / lines * 1e6;
 }
 
-/** A ratio check: `value / reference` against `≤ goal`x. */
-function ratio(name: string, value: number, reference: number, goal: number) {
+/** A ratio check: `value / reference` against `≤ goal`x, the two figures and the load beside. */
+function ratio(
+  name: string,
+  value: number,
+  reference: number,
+  goal: number,
+  unit: string,
+  load: string,
+) {
   const r = value / reference;
+  const digits = unit === "ms" && reference < 100 ? 2 : 0;
   return check(
     name,
-    `${fixed(r, 2)}x`,
+    `${fixed(r, 2)}x (naive ${fixed(reference, digits)} ${unit}, ccx ${
+      fixed(value, digits)
+    } ${unit}; load ${load})`,
     `≤ ${goal}x`,
     Number.isFinite(r) ? r <= goal : null,
   );
@@ -208,20 +218,31 @@ export async function benchVersus(opts: VersusOptions = {}): Promise<Section> {
     `${fixed(x.ccx / x.naive, 2)}x`,
     `${fixed(x.direct / x.naive, 2)}x`,
   ];
+  const load = [...loads].sort()[Math.floor((loads.length - 1) / 2)];
   const checks = [
-    ratio("per job (median, `true` in a row): ccx / naive", s.ccx, s.naive, 1.25),
-    ratio(`${nBurst} \`true\` at once on one connection: ccx / naive`, b.ccx, b.naive, 1.5),
+    ratio("per job (`true` in a row, median): ccx / naive", s.ccx, s.naive, 1.25, "ms", load),
+    ratio(
+      `${nBurst} \`true\` at once on one connection: ccx / naive`,
+      b.ccx,
+      b.naive,
+      1.5,
+      "ms",
+      load,
+    ),
     ratio(
       `${sessions} sessions × ${perSession} \`sleep ${sleepS}\`: ccx / naive`,
       w.ccx,
       w.naive,
       1.25,
+      "ms",
+      load,
     ),
   ];
   if (lines > 0) {
     checks.push(check(
       "lines mode: ccx server CPU a line",
-      `${fixed(c.ccx, 2)} µs (naive ${fixed(c.naive, 2)} µs: ${fixed(c.ccx / c.naive, 2)}x)`,
+      `${fixed(c.ccx, 2)} µs (naive ${fixed(c.naive, 2)} µs: ${fixed(c.ccx / c.naive, 2)}x; ` +
+        `load ${load})`,
       "≤ 6.5 µs",
       Number.isFinite(c.ccx) ? c.ccx <= 6.5 : null,
     ));
