@@ -741,6 +741,24 @@ function findProgram(
 /** Programs found on a PATH (`PATH\0name` → the file), for {@linkcode findProgram}. */
 const foundOnPath = new Map<string, string>();
 
+/** The allow-listed part of the server's environment, by `passEnv` list, and when it was read. */
+let baseEnv:
+  | { at: number; passEnv: readonly string[] | undefined; env: Record<string, string> }
+  | undefined;
+
+/**
+ * The variables of the server's own environment a job gets (see job_env.ts), read
+ * again at most once a second: reading and filtering the whole environment took
+ * ~60 us a job, and a server does not change its environment as it runs.
+ */
+function baseEnvironment(passEnv: readonly string[] | undefined): Record<string, string> {
+  const now = performance.now();
+  if (baseEnv === undefined || baseEnv.passEnv !== passEnv || now - baseEnv.at > 1000) {
+    baseEnv = { at: now, passEnv, env: jobEnvironment(Deno.env.toObject(), {}, passEnv) };
+  }
+  return baseEnv.env;
+}
+
 /** Where util-linux's (or busybox's) `setsid` is, or undefined. */
 function findSetsid(): string | undefined {
   for (const dir of ["/usr/bin", "/bin", "/usr/sbin", "/sbin", "/usr/local/bin"]) {
@@ -844,11 +862,10 @@ export function startJob(opts: JobOptions, sink: JobSink): Job {
     } catch { /* reported below */ }
     if (!isDir) throw new StartError(`cwd: no such directory: ${opts.cwd}`, "cwd");
   }
-  const env = jobEnvironment(
-    Deno.env.toObject(),
-    opts.runAs ? { ...runAsEnv(opts.runAs), ...opts.env } : opts.env,
-    opts.passEnv,
-  );
+  const env = {
+    ...baseEnvironment(opts.passEnv),
+    ...(opts.runAs ? { ...runAsEnv(opts.runAs), ...opts.env } : opts.env),
+  };
   const field = opts.argv ? "argv" : "command";
   const viaSetsid = setsid();
   let spawned = argv;
