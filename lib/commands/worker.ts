@@ -14,13 +14,9 @@
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
 import { ConfigError } from "../common/config.ts";
 import { redactUrl } from "../common/redis.ts";
-import { checkQueueUrl, DEFAULT_QUEUE_NAME } from "../fleet/queue.ts";
-import {
-  DEFAULT_DRAIN_S,
-  DEFAULT_LOCK_S,
-  FleetWorker,
-  type FleetWorkerOptions,
-} from "../fleet/worker.ts";
+import { DEFAULT_DRAIN_S, DEFAULT_LOCK_S, DEFAULT_QUEUE_NAME } from "../fleet/defaults.ts";
+// The fleet modules load BullMQ (~13 MiB): only when a worker runs, not in every `ccx`.
+import type { FleetWorker, FleetWorkerOptions } from "../fleet/worker.ts";
 
 /**
  * A warning when a Redis password was typed on the command line, where every user of the
@@ -48,6 +44,7 @@ export function passwordOnCommandLine(url: string, args: string[]): string | und
 export async function workerCommand(opts: FleetWorkerOptions): Promise<number> {
   let worker: FleetWorker;
   try {
+    const { FleetWorker } = await import("../fleet/worker.ts");
     worker = await FleetWorker.start({ log: (l) => console.error(`[ccx worker] ${l}`), ...opts });
   } catch (e) {
     console.error(`ccx worker: ${(e as Error).message}`);
@@ -146,12 +143,13 @@ export const worker: Command = defineCommand({
     "a worker again, so it never runs twice at once); one that ended meanwhile keeps its",
     "result and is not run again. The report says Redis was unreachable.",
   ],
-  run(o, positionals) {
+  async run(o, positionals) {
     if (positionals.length) throw new ConfigError(`unexpected argument: ${positionals[0]}`);
     const url = o.queue ?? o.redis;
     if (!url) {
       throw new ConfigError("--queue URL is required (or CCX_QUEUE, in the environment or .env)");
     }
+    const { checkQueueUrl } = await import("../fleet/queue.ts");
     try {
       checkQueueUrl(url, o.queue ? "--queue" : "--redis");
     } catch (e) {
