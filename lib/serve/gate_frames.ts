@@ -117,6 +117,8 @@ export class ClientFrames {
   #text: TextDecoder | undefined;
   /** Bytes of the current message taken from the shared budget for large messages. */
   #reserved = 0;
+  /** Where text payloads are unmasked for the UTF-8 check (no allocation a chunk). */
+  #scratch = new Uint8Array(0);
 
   /**
    * @param maxMessage Messages larger than this are closed 1009 at once.
@@ -147,7 +149,8 @@ export class ClientFrames {
       }
       const n = Math.min(this.#remaining, chunk.length - i);
       if (this.#opcode < 8 && this.#text) {
-        const plain = new Uint8Array(n);
+        if (this.#scratch.length < n) this.#scratch = new Uint8Array(Math.max(n, 4096));
+        const plain = this.#scratch.subarray(0, n); // decoded before it is used again
         const m = this.#mask;
         for (let k = 0; k < n; k++) plain[k] = chunk[i + k] ^ m[(this.#maskPos + k) & 3];
         this.#maskPos = (this.#maskPos + n) & 3;

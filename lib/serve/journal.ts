@@ -97,6 +97,18 @@ export interface JournalOptions {
 /** How often a journal that still cannot be written says so again. */
 const REWARN_MS = 5 * 60_000;
 
+/**
+ * Milliseconds a removal waits for the next write before it is written on its own.
+ * Until then a crash leaves the ended job named: its next server finds the group gone.
+ *
+ * @example
+ * ```ts
+ * import { REMOVAL_DELAY_MS } from "./journal.ts";
+ * console.log(REMOVAL_DELAY_MS); // 50
+ * ```
+ */
+export const REMOVAL_DELAY_MS = 50;
+
 /** Clock ticks a second in `/proc/PID/stat` (USER_HZ: 100 on every Linux architecture in use). */
 const TICKS_PER_S = 100;
 
@@ -137,8 +149,9 @@ class BootClock {
  * writes the lines of one task of the event loop (one WebSocket message, which
  * may be a batch of `execute` requests) in one write, at its end, before anything
  * else runs: a job is on disk before its server reads another message or timer.
- * Removals, which no crash can make unsafe, wait for the next timer turn and go
- * with the others. The file is rewritten when removals pile up, and deleted by
+ * Removals, which no crash can make unsafe, go with the next batch, or on their
+ * own {@linkcode REMOVAL_DELAY_MS} later: a job run after another writes the
+ * end of the one before with its own start. The file is rewritten when removals pile up, and deleted by
  * {@linkcode close}. When a write fails the journal says so (see
  * {@linkcode JournalOptions.log}) and rewrites the whole file every `retryMs` and
  * at every change until it succeeds.
@@ -221,7 +234,7 @@ export class JobJournal {
     });
   }
 
-  /** Notes that a group has ended (written with the next batch, at the latest a timer turn on). */
+  /** Notes that a group has ended (written with the next batch, at the latest {@linkcode REMOVAL_DELAY_MS} on). */
   remove(pgid: number): void {
     if (!this.#live.delete(pgid)) return;
     this.#removed++;
@@ -230,12 +243,14 @@ export class JobJournal {
     this.#later = setTimeout(() => {
       this.#later = undefined;
       this.flush();
-    }, 0);
+    }, REMOVAL_DELAY_MS);
     Deno.unrefTimer(this.#later); // never what keeps the process alive
   }
 
   /** Writes what is queued now, in one write (or rewrites the file when removals pile up). */
   flush(): void {
+    if (this.#later !== undefined) clearTimeout(this.#later);
+    this.#later = undefined;
     if (this.#lines.length === 0 || this.#closed) return;
     const text = this.#lines.join("\n");
     this.#lines = [];
