@@ -18,6 +18,15 @@
  */
 
 const enc = new TextEncoder();
+/** JSON's two-character escapes of control characters (`\b \t \n \f \r`), by code. */
+const ESCAPES: (number | undefined)[] = [];
+ESCAPES[8] = 0x62;
+ESCAPES[9] = 0x74;
+ESCAPES[10] = 0x6e;
+ESCAPES[12] = 0x66;
+ESCAPES[13] = 0x72;
+const HEX = new TextEncoder().encode("0123456789abcdef");
+
 /** The usual block; a message that may not fit one gets a big block, or a buffer of its own. */
 const BLOCK = 64 * 1024;
 const BIG = 1024 * 1024;
@@ -127,6 +136,93 @@ export class FrameQueue {
     if (worst > BIG) return this.frame(0x1, enc.encode(s));
     this.#encode(this.#newBlock(worst > BLOCK ? BIG : BLOCK), s);
     this.#kick();
+  }
+
+  /**
+   * Queues a text frame of `pre`, `text` as a JSON string, and `post`, the same bytes
+   * as `pre + JSON.stringify(text) + post` without building those strings: `text` is
+   * encoded into the block and its escapes made there (a message of output is then
+   * one string, the decoded text, not three). `text` must be well-formed UTF-16, as a
+   * `TextDecoder`'s output is; anything else goes the way of {@linkcode FrameQueue.text}.
+   */
+  jsonText(pre: string, text: string, post: string): void {
+    if (this.#over) return;
+    if (!text.isWellFormed()) return this.text(pre + JSON.stringify(text) + post);
+    const least = pre.length + text.length + post.length + 12;
+    const b = this.#blocks.at(-1);
+    if (b && b.buf.length - b.filled >= least && this.#encodeJson(b, pre, text, post)) {
+      return this.#kick();
+    }
+    if (least <= BIG) {
+      const fresh = { buf: takeBuffer(least * 3 > BLOCK ? BIG : BLOCK), written: 0, filled: 0 };
+      if (this.#encodeJson(fresh, pre, text, post)) {
+        this.#blocks.push(fresh);
+        return this.#kick();
+      }
+      giveBack(fresh.buf);
+    }
+    this.text(pre + JSON.stringify(text) + post);
+  }
+
+  /** {@linkcode FrameQueue.jsonText} into the end of `b`; false (`b` unchanged) if it does not fit. */
+  #encodeJson(b: Block, pre: string, text: string, post: string): boolean {
+    const buf = b.buf;
+    const at = b.filled;
+    const guess = headerLength(pre.length + text.length + 2 + post.length);
+    let p = at + guess;
+    let r = enc.encodeInto(pre, buf.subarray(p));
+    if (r.read < pre.length || p + r.written >= buf.length) return false;
+    p += r.written;
+    buf[p++] = 0x22;
+    r = enc.encodeInto(text, buf.subarray(p));
+    if (r.read < text.length) return false;
+    const n = r.written;
+    // What JSON.stringify escapes: " and \ (one byte more), \b \t \n \f \r (one more),
+    // other control characters (\u00XX: five more).
+    let extra = 0;
+    for (let i = p; i < p + n; i++) {
+      const c = buf[i];
+      if (c >= 0x20) {
+        if (c === 0x22 || c === 0x5c) extra++;
+      } else extra += c === 8 || c === 9 || c === 10 || c === 12 || c === 13 ? 1 : 5;
+    }
+    if (p + n + extra + 1 >= buf.length) return false;
+    if (extra > 0) {
+      for (let i = p + n - 1, j = p + n + extra - 1; i >= p; i--) {
+        const c = buf[i];
+        if (c >= 0x20 && c !== 0x22 && c !== 0x5c) {
+          buf[j--] = c;
+          continue;
+        }
+        const short = c === 0x22 ? 0x22 : c === 0x5c ? 0x5c : ESCAPES[c];
+        if (short !== undefined) {
+          buf[j--] = short;
+          buf[j--] = 0x5c;
+          continue;
+        }
+        buf[j--] = HEX[c & 15];
+        buf[j--] = HEX[c >> 4];
+        buf[j--] = 0x30;
+        buf[j--] = 0x30;
+        buf[j--] = 0x75;
+        buf[j--] = 0x5c;
+      }
+    }
+    p += n + extra;
+    buf[p++] = 0x22;
+    r = enc.encodeInto(post, buf.subarray(p));
+    if (r.read < post.length) return false;
+    p += r.written;
+    const len = p - (at + guess);
+    const h = headerLength(len);
+    if (h !== guess) {
+      if (p + h - guess > buf.length) return false;
+      buf.copyWithin(at + h, at + guess, p);
+    }
+    putHeader(buf, at, 0x1, len);
+    b.filled = at + h + len;
+    this.#queued += h + len;
+    return true;
   }
 
   /** Encodes `s` as a text frame at the end of `b`; false (and `b` unchanged) if it does not fit. */

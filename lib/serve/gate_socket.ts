@@ -433,6 +433,17 @@ export class GateSocket {
   }
 
   /**
+   * Sends `pre + JSON.stringify(text) + post` as one message without building it
+   * (see {@linkcode FrameQueue.jsonText}); as {@linkcode GateSocket.send} otherwise.
+   */
+  sendJson(pre: string, text: string, post: string): void {
+    if (this.readyState === this.CONNECTING) {
+      throw new DOMException("'readyState' not OPEN", "InvalidStateError");
+    }
+    if (this.readyState === this.OPEN) this.#out.jsonText(pre, text, post);
+  }
+
+  /**
    * Starts the closing handshake: the close frame follows what is queued; the
    * connection ends when the client answers, or 2 s after the frame went out.
    */

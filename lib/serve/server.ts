@@ -638,7 +638,13 @@ class Session implements DrainSession {
     // written by hand: in lines mode this runs once per line, and building an object for
     // JSON.stringify to walk costs more than the rest of the message.
     const b64 = raw ? `,"data_base64":"${raw.toBase64()}"` : "";
-    this.sendText(`${entry.heads[stream]}${JSON.stringify(text)},"seq":${entry.seq++}${b64}}}`);
+    const tail = `,"seq":${entry.seq++}${b64}}}`;
+    // The gate's socket writes the text's JSON straight into its output (gate_output.ts).
+    const ws = this.ws as WebSocket & { sendJson?: (pre: string, s: string, post: string) => void };
+    if (ws.sendJson && ws.readyState === OPEN) {
+      ws.sendJson(entry.heads[stream], text, tail);
+      this.#lastSent = Date.now();
+    } else this.sendText(`${entry.heads[stream]}${JSON.stringify(text)}${tail}`);
     if (entry.observed) this.server.observers.output(entry.observed, stream, text, entry.seq - 1);
     for (const limit of detectClaudeLimits(text)) {
       if (entry.limitsSent.has(limit.kind)) continue;
