@@ -14,11 +14,10 @@ import { SqliteHistory } from "../lib/claude/history_store.ts";
 import { sleepUnlessAborted } from "../lib/common/backoff.ts";
 import { bwrapTier } from "./_util/tier.ts";
 import {
-  assertTokenRequired,
+  assertOwnServerTokened,
   cli,
   FAKE_CLAUDE,
   KEY_ENV,
-  listeningPorts,
   pidsMatching,
   remoteDiskServer,
   ROOT,
@@ -676,9 +675,7 @@ Deno.test("ccx exec's in-process server refuses a connection without its token w
       // The tag is in this command line too; the CLI is the other process that has it.
       const cliRuns = () => pidsMatching(tag).some((p) => p !== child.pid);
       await waitFor(cliRuns, "the CLI to run", 30_000);
-      const ports = listeningPorts(child.pid);
-      assert.equal(ports.length, 1, `one port: ${ports}`);
-      await assertTokenRequired(ports[0]);
+      await assertOwnServerTokened(child.pid);
     } finally {
       child.kill("SIGINT");
     }

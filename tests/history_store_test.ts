@@ -7,13 +7,7 @@
 import assert from "node:assert/strict";
 import { DatabaseSync } from "node:sqlite";
 import { join } from "node:path";
-import {
-  type Complexity,
-  DEFAULT_TIMEOUT_S,
-  type HistoryStore,
-  type Outcome,
-  type RunRecord,
-} from "../lib/claude/history.ts";
+import { DEFAULT_TIMEOUT_S, type HistoryStore, type Outcome } from "../lib/claude/history.ts";
 import {
   defaultHistoryPath,
   openHistory,
@@ -24,6 +18,7 @@ import { historyCommand } from "../lib/commands/history.ts";
 import { freePort, startRedis } from "./_util/redis.ts";
 import { redisTier } from "./_util/tier.ts";
 import { Redis } from "ioredis";
+import { run, withTempDir } from "./_util/history.ts";
 
 // The tier rule of tests/_util/tier.ts: a skip with one line, or a failure under CI=true.
 const redisIgnore = redisTier();
@@ -31,25 +26,6 @@ const redisIgnore = redisTier();
 // ---------------------------------------------------------------------------
 // helpers
 // ---------------------------------------------------------------------------
-
-function run(
-  durationS: number,
-  outcome: Outcome = "success",
-  key = "simple:x",
-  extra: Partial<RunRecord> = {},
-): RunRecord {
-  const complexity = key.slice(0, key.indexOf(":")) as Complexity;
-  return { key, label: key, complexity, durationS, outcome, at: 1_700_000_000_000, ...extra };
-}
-
-async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "ccx-history-test-" });
-  try {
-    return await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
-}
 
 // ---------------------------------------------------------------------------
 // defaultHistoryPath()

@@ -11,7 +11,6 @@ import {
   estimateForPrompt,
   estimateTimeout,
   loadFactor,
-  type Outcome,
   percentile,
   type RunRecord,
   systemLoad,
@@ -20,31 +19,13 @@ import {
 import { SqliteHistory } from "../lib/claude/history_store.ts";
 import { formatHistoryTable, historyCommand } from "../lib/commands/history.ts";
 import { freePort } from "./_util/redis.ts";
+import { run, withTempDir } from "./_util/history.ts";
 // ---------------------------------------------------------------------------
 // helpers
 // ---------------------------------------------------------------------------
 
-function run(
-  durationS: number,
-  outcome: Outcome = "success",
-  key = "simple:x",
-  extra: Partial<RunRecord> = {},
-): RunRecord {
-  const complexity = key.slice(0, key.indexOf(":")) as Complexity;
-  return { key, label: key, complexity, durationS, outcome, at: 1_700_000_000_000, ...extra };
-}
-
 function successes(...durations: number[]): RunRecord[] {
   return durations.map((d) => run(d));
-}
-
-async function withTempDir<T>(fn: (dir: string) => Promise<T>): Promise<T> {
-  const dir = await Deno.makeTempDir({ prefix: "ccx-history-test-" });
-  try {
-    return await fn(dir);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
-  }
 }
 
 // ---------------------------------------------------------------------------

@@ -1,10 +1,9 @@
 import assert from "node:assert/strict";
 import { exitCodeFor, ownFailureCode } from "../lib/commands/run.ts";
 import {
-  assertTokenRequired,
+  assertOwnServerTokened,
   cli,
   FAKE_CLAUDE,
-  listeningPorts,
   pidsMatching,
   ROOT,
   serveProcess,
@@ -220,9 +219,7 @@ Deno.test("ccx run's in-process server refuses a connection without its token wh
   try {
     // The tag is in this command line too; the job is the other process that has it.
     await waitFor(() => pidsMatching(tag).some((p) => p !== child.pid), "the job", 30_000);
-    const ports = listeningPorts(child.pid);
-    assert.equal(ports.length, 1, `one port: ${ports}`);
-    await assertTokenRequired(ports[0]);
+    await assertOwnServerTokened(child.pid);
   } finally {
     child.kill("SIGINT");
   }

@@ -2,12 +2,11 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   assertNoneLeft,
-  assertTokenRequired,
+  assertOwnServerTokened,
   atMost,
   cli,
   FAKE_CLAUDE,
   KEY_ENV,
-  listeningPorts,
   newTag,
   OverlapLog,
   pidsMatching,
@@ -1614,9 +1613,7 @@ Deno.test("ccx stress's in-process server refuses a connection without its token
     const output = child.output();
     try {
       await waitFor(() => pidsMatching(tag).length > 0, "the task to run", 30_000);
-      const ports = listeningPorts(child.pid);
-      assert.equal(ports.length, 1, `one port: ${ports}`);
-      await assertTokenRequired(ports[0]);
+      await assertOwnServerTokened(child.pid);
     } finally {
       await Deno.writeTextFile(go, "");
     }

@@ -7,14 +7,7 @@
 
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import {
-  assertTokenRequired,
-  cli,
-  listeningPorts,
-  pidsMatching,
-  ROOT,
-  waitFor,
-} from "./_util/helpers.ts";
+import { assertOwnServerTokened, cli, pidsMatching, ROOT, waitFor } from "./_util/helpers.ts";
 import { freePort } from "./_util/redis.ts";
 import { redisTier } from "./_util/tier.ts";
 import {
@@ -370,9 +363,7 @@ Deno.test({
     withFleet(async ({ redis, workers }) => {
       const w1 = await startWorker(redis.url, "w1");
       workers.push(w1);
-      const ports = listeningPorts(w1.child.pid);
-      assert.equal(ports.length, 1, `one port: ${ports}`);
-      await assertTokenRequired(ports[0]);
+      await assertOwnServerTokened(w1.child.pid);
     }),
 });
 

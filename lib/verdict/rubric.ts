@@ -26,6 +26,7 @@
  */
 
 import { classifyFailure } from "../claude/classify.ts";
+import type { CheckRun } from "./check.ts";
 import { parseClaudeOutput } from "../claude/stream.ts";
 
 /**
@@ -239,21 +240,8 @@ export function judgeArgv(claude: string, model?: string): string[] {
   return argv;
 }
 
-/** How the judge's job ended. */
-export interface JudgeRun {
-  /** `completed`, `failed`, `timeout`, … */
-  status: string;
-  /** Its exit code. */
-  exitCode: number | null;
-  /** The signal that ended it, if any. */
-  signal?: string | null;
-  /** Seconds it ran. */
-  executionTime: number;
-  /** Its stdout (stream-json). */
-  stdout: string;
-  /** Its stderr. */
-  stderr: string;
-}
+/** How the judge's job ended: the same facts as a check's (its stdout is stream-json). */
+export type JudgeRun = CheckRun;
 
 /**
  * What a judge's run decided: its verdict, or an `error` saying why there is none (a Claude

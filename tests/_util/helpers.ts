@@ -608,6 +608,16 @@ export async function upgradeStatus(
 }
 
 /**
+ * Asserts that process `pid` listens on one port, the ccx server it started inside itself, and
+ * that this server refuses a WebSocket upgrade without its token (see {@linkcode assertTokenRequired}).
+ */
+export async function assertOwnServerTokened(pid: number): Promise<void> {
+  const ports = listeningPorts(pid);
+  assert.equal(ports.length, 1, `one port: ${ports}`);
+  await assertTokenRequired(ports[0]);
+}
+
+/**
  * Asserts that the ccx server on loopback port `port` (its `/health` answers) refuses a
  * WebSocket upgrade without its token, and with a wrong or empty one: 401.
  */

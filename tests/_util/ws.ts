@@ -282,13 +282,12 @@ export async function readCloseFrame(conn: Deno.Conn): Promise<{ code: number; r
 }
 
 /**
- * Reads a raw connection (HTTP response head, then the server's frames) until a
- * frame for which `pred` holds; throws if the connection ends first.
+ * The server's frames on a raw connection, after its HTTP response head, as they come; the
+ * iteration ends when the connection does.
  */
-export async function readFrameUntil(
+export async function* serverFrames(
   conn: Deno.Conn,
-  pred: (opcode: number, payload: Uint8Array) => boolean,
-): Promise<{ opcode: number; payload: Uint8Array }> {
+): AsyncGenerator<{ opcode: number; payload: Uint8Array }> {
   let buf = new Uint8Array(0);
   const chunk = new Uint8Array(65536);
   let headDone = false;
@@ -297,7 +296,7 @@ export async function readFrameUntil(
     try {
       n = await conn.read(chunk);
     } catch { /* reset */ }
-    if (n === null) throw new Error("connection ended before the frame looked for");
+    if (n === null) return;
     const joined = new Uint8Array(buf.length + n);
     joined.set(buf);
     joined.set(chunk.subarray(0, n), buf.length);
@@ -316,12 +315,23 @@ export async function readFrameUntil(
         [len, at] = [Number(new DataView(buf.buffer, buf.byteOffset + 2).getBigUint64(0)), 10];
       }
       if (buf.length < at + len) break;
-      const opcode = buf[0] & 0x0f;
-      const payload = buf.slice(at, at + len);
-      if (pred(opcode, payload)) return { opcode, payload };
+      const frame = { opcode: buf[0] & 0x0f, payload: buf.slice(at, at + len) };
       buf = buf.slice(at + len);
+      yield frame;
     }
   }
+}
+
+/**
+ * Reads a raw connection (HTTP response head, then the server's frames) until a
+ * frame for which `pred` holds; throws if the connection ends first.
+ */
+export async function readFrameUntil(
+  conn: Deno.Conn,
+  pred: (opcode: number, payload: Uint8Array) => boolean,
+): Promise<{ opcode: number; payload: Uint8Array }> {
+  for await (const f of serverFrames(conn)) if (pred(f.opcode, f.payload)) return f;
+  throw new Error("connection ended before the frame looked for");
 }
 
 /** A WebSocket peer on a bare TCP connection that sees every frame, pings included. */
@@ -377,48 +387,19 @@ export async function rawPeer(port: number, opts: { answerPings: boolean }): Pro
     },
   };
   peer.closed = (async () => {
-    let buf = new Uint8Array(0);
-    let headDone = false;
-    const chunk = new Uint8Array(65536);
-    while (true) {
-      let n: number | null = null;
-      try {
-        n = await conn.read(chunk);
-      } catch { /* reset */ }
-      if (n === null) return { code: 1006, reason: "connection ended without a close frame" };
-      const joined = new Uint8Array(buf.length + n);
-      joined.set(buf);
-      joined.set(chunk.subarray(0, n), buf.length);
-      buf = joined;
-      if (!headDone) {
-        const end = new TextDecoder("latin1").decode(buf).indexOf("\r\n\r\n");
-        if (end < 0) continue;
-        buf = buf.slice(end + 4);
-        headDone = true;
-      }
-      while (buf.length >= 2) {
-        let len = buf[1] & 0x7f;
-        let at = 2;
-        if (len === 126) [len, at] = [(buf[2] << 8) | buf[3], 4];
-        else if (len === 127) {
-          [len, at] = [Number(new DataView(buf.buffer, buf.byteOffset + 2).getBigUint64(0)), 10];
-        }
-        if (buf.length < at + len) break;
-        const opcode = buf[0] & 0x0f;
-        const payload = buf.slice(at, at + len);
-        buf = buf.slice(at + len);
-        peer.opcodes.push(opcode);
-        if (opcode === 1) peer.messages.push(JSON.parse(new TextDecoder().decode(payload)));
-        if (opcode === 9 && opts.answerPings) await sendFrame(0xa, payload).catch(() => {});
-        if (opcode === 8) {
-          peer.close();
-          return {
-            code: payload.length >= 2 ? (payload[0] << 8) | payload[1] : 1005,
-            reason: new TextDecoder().decode(payload.subarray(2)),
-          };
-        }
+    for await (const { opcode, payload } of serverFrames(conn)) {
+      peer.opcodes.push(opcode);
+      if (opcode === 1) peer.messages.push(JSON.parse(new TextDecoder().decode(payload)));
+      if (opcode === 9 && opts.answerPings) await sendFrame(0xa, payload).catch(() => {});
+      if (opcode === 8) {
+        peer.close();
+        return {
+          code: payload.length >= 2 ? (payload[0] << 8) | payload[1] : 1005,
+          reason: new TextDecoder().decode(payload.subarray(2)),
+        };
       }
     }
+    return { code: 1006, reason: "connection ended without a close frame" };
   })();
   return peer;
 }

@@ -23,7 +23,7 @@ import {
   runFactLines,
   STATUS_WORD,
 } from "./format.ts";
-import { type Markup, markup, type MarkupValue, raw } from "./html_template.ts";
+import { documentHead, type Markup, markup, type MarkupValue, raw } from "./html_template.ts";
 import type { ConversationItem } from "./conversation.ts";
 import {
   categorySummaries,
@@ -173,15 +173,7 @@ function header(report: RunReport): Markup[] {
   const totalsLine = formatTotalsLine(totals(report.results));
   const started = report.startedAt.toISOString();
   return [
-    markup`<!DOCTYPE html>`,
-    markup`<html lang="en">`,
-    markup`<head>`,
-    markup`<meta charset="utf-8">`,
-    markup`<meta name="viewport" content="width=device-width, initial-scale=1">`,
-    markup`<meta name="color-scheme" content="light dark">`,
-    markup`<title>ccx stress: ${report.suite} (${report.runId})</title>`,
-    markup`<style>\n${CSS}\n</style>`,
-    markup`</head>`,
+    ...documentHead(`ccx stress: ${report.suite} (${report.runId})`, CSS),
     markup`<body>`,
     markup`<header>`,
     markup`<h1>ccx stress report: ${report.suite}</h1>`,

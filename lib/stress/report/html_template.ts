@@ -121,3 +121,31 @@ export function markup(strings: TemplateStringsArray, ...values: MarkupValue[]):
   for (let i = 0; i < values.length; i++) out += render(values[i]) + strings[i + 1];
   return new Markup(out);
 }
+
+/**
+ * The start of a report page up to `</head>`: doctype, charset, viewport, colour scheme, the
+ * title (escaped) and the page's own trusted style sheet.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { documentHead, raw } from "./html_template.ts";
+ * const head = documentHead("a <b> c", raw("body { margin: 0 }")).join("\n");
+ * assert.ok(head.startsWith("<!DOCTYPE html>"));
+ * assert.ok(head.includes("<title>a &lt;b&gt; c</title>"));
+ * assert.ok(head.endsWith("</head>"));
+ * ```
+ */
+export function documentHead(title: string, css: Markup): Markup[] {
+  return [
+    markup`<!DOCTYPE html>`,
+    markup`<html lang="en">`,
+    markup`<head>`,
+    markup`<meta charset="utf-8">`,
+    markup`<meta name="viewport" content="width=device-width, initial-scale=1">`,
+    markup`<meta name="color-scheme" content="light dark">`,
+    markup`<title>${title}</title>`,
+    markup`<style>\n${css}\n</style>`,
+    markup`</head>`,
+  ];
+}

@@ -17,7 +17,7 @@
 import { dirname, join, relative, resolve, sep } from "node:path";
 import { fromJson } from "./json.ts";
 import { formatRatioLine, formatTotalsLine } from "./format.ts";
-import { type Markup, markup, raw } from "./html_template.ts";
+import { documentHead, type Markup, markup, raw } from "./html_template.ts";
 import { type RunReport, summarize, totals } from "./model.ts";
 import { formatDuration, plural } from "../../common/format.ts";
 
@@ -172,15 +172,7 @@ export function toIndexHtml(runs: FoundRuns, opts: IndexOptions): string {
     runs.filter(({ report }) => !summarize(report.results, report.threshold).graduated).length;
   const totalCost = totals(runs.flatMap((r) => r.report.results));
   return [
-    markup`<!DOCTYPE html>`,
-    markup`<html lang="en">`,
-    markup`<head>`,
-    markup`<meta charset="utf-8">`,
-    markup`<meta name="viewport" content="width=device-width, initial-scale=1">`,
-    markup`<meta name="color-scheme" content="light dark">`,
-    markup`<title>ccx runs: ${opts.title}</title>`,
-    markup`<style>\n${CSS}\n</style>`,
-    markup`</head>`,
+    ...documentHead(`ccx runs: ${opts.title}`, CSS),
     markup`<body>`,
     markup`<h1>ccx runs: ${opts.title}</h1>`,
     markup`<p>${plural(runs.length, "run")}, ${failedRuns} not graduated${
