@@ -174,8 +174,10 @@ export class JobJournal {
   readonly #header: string;
   readonly #log: Logger;
   readonly #retryMs: number;
-  /** The last error, while the file on disk lags behind what runs. */
+  /** The last error, while a write or a compaction fails (retried every `retryMs`). */
   #failing: Error | undefined;
+  /** The open file ends in a whole line and is the one at {@linkcode path}: appends are safe. */
+  #intact = true;
   #warnedAt = 0;
   #retry: ReturnType<typeof setInterval> | undefined;
   #closed = false;
@@ -251,14 +253,17 @@ export class JobJournal {
     if (this.#lines.length === 0 || this.#closed) return;
     const text = this.#lines.join("\n");
     this.#lines = [];
-    if (this.#removed > 256 && this.#removed > 2 * this.#live.size) this.#rewrite();
-    else this.#append(text);
+    // A compaction that fails leaves the old file as it was (it is written beside it and
+    // renamed over it): the batch is then appended to it, so the file still names every
+    // running group.
+    if (this.#removed > 256 && this.#removed > 2 * this.#live.size && this.#rewrite()) return;
+    this.#append(text);
   }
 
   #append(text: string): void {
     if (this.#closed) return;
-    // After a failure the file may end in a cut line, or not exist: only a rewrite mends it.
-    if (this.#failing !== undefined || this.#file === undefined) return this.#rewrite();
+    // After a failed append the file may end in a cut line, or not exist: only a rewrite mends it.
+    if (!this.#intact || this.#file === undefined) return void this.#rewrite();
     const bytes = encoder.encode(text + "\n");
     try {
       for (let at = 0; at < bytes.length;) {
@@ -267,36 +272,43 @@ export class JobJournal {
         at += n;
       }
     } catch (e) {
+      this.#intact = false;
       this.#failed(e as Error);
     }
   }
 
   /** Writes the whole journal (header and running groups) anew, through a temporary file. */
-  #rewrite(): void {
-    if (this.#closed) return;
+  #rewrite(): boolean {
+    if (this.#closed) return true;
     const tmp = `${this.path}.tmp`;
     const lines = [
       this.#header,
       ...[...this.#live.values()].map((e) => JSON.stringify({ add: e })),
     ];
     let file: Deno.FsFile;
+    let renamed = false;
     try {
       Deno.mkdirSync(this.#dir, { recursive: true });
       Deno.writeTextFileSync(tmp, lines.join("\n") + "\n");
       Deno.renameSync(tmp, this.path);
+      renamed = true;
       file = Deno.openSync(this.path, { append: true });
     } catch (e) {
       try {
         Deno.removeSync(tmp);
       } catch { /* never made */ }
-      return this.#failed(e as Error);
+      // Once renamed, the open file is the old, unlinked one: appending to it is lost.
+      if (renamed) this.#intact = false;
+      this.#failed(e as Error);
+      return false;
     }
     try {
       this.#file?.close();
     } catch { /* closed */ }
     this.#file = file;
+    this.#intact = true;
     this.#removed = 0;
-    if (this.#failing === undefined) return;
+    if (this.#failing === undefined) return true;
     this.#failing = undefined;
     if (this.#retry !== undefined) clearInterval(this.#retry);
     this.#retry = undefined;
@@ -304,6 +316,7 @@ export class JobJournal {
       `crash journal ${this.path} written again (${this.#live.size} running job groups noted)`,
       { event: "journal_written", path: this.path, groups: this.#live.size },
     );
+    return true;
   }
 
   #failed(e: Error): void {
