@@ -60,9 +60,16 @@ export function flushLogs(): void {
 }
 
 /**
- * The default sink: lines are gathered and written together a timer turn later
+ * The events whose lines are gathered: the two every job writes. Every other line
+ * (the crash journal, sessions, shutdown) is written at once, so that a kill -9 right
+ * after it cannot lose it.
+ */
+const GATHERED = new Set<unknown>(["job_started", "job_ended"]);
+
+/**
+ * The default sink: job lines are gathered and written together a timer turn later
  * (one write for a burst of jobs' lines, which a write each made several times
- * slower), warnings and errors at once with whatever waits before them.
+ * slower); any other line is written at once with whatever waits before it.
  */
 function toStderr(line: string, urgent: boolean): void {
   pending.push(line);
@@ -104,7 +111,7 @@ export function createLogger(
       ? JSON.stringify({ ts, level, msg, ...rest })
       : `${ts} [ccx]${level === "info" ? "" : ` ${level}:`} ${msg}`;
     if (write) write(line);
-    else toStderr(line, level !== "info");
+    else toStderr(line, level !== "info" || !GATHERED.has(rest.event));
   };
 }
 
