@@ -4,8 +4,9 @@
  * Nothing here asserts: a missed target is reported with ✗.
  *
  * Usage: `deno run -A bench/main.ts [--quick] [--runs N] [--only NAME[,NAME…]] [--json FILE]`
- * where NAME is one of seq, bulk, overhead, memory, stress, workspace, fleet (or throughput =
- * seq,bulk). `--quick` runs every benchmark at a tiny size in a few seconds and
+ * where NAME is one of versus, seq, bulk, overhead, memory, stress, workspace, fleet (or
+ * throughput = seq,bulk). `versus` compares ccx with the naive executor of bench/naive.ts and
+ * prints each ratio beside its goal. `--quick` runs every benchmark at a tiny size in a few seconds and
  * fails on any problem: CI runs it so that a broken benchmark is noticed; its
  * figures mean nothing. `--runs N` runs each benchmark N times and the summary
  * quotes each figure's median run, with the range seen.
@@ -27,6 +28,7 @@ import { benchMemory } from "./memory.ts";
 import { benchStress } from "./stress.ts";
 import { benchWorkspace } from "./workspace.ts";
 import { benchFleet } from "./fleet.ts";
+import { benchVersus } from "./versus.ts";
 
 /**
  * The benchmarks by name, in the order they run.
@@ -44,6 +46,7 @@ import { benchFleet } from "./fleet.ts";
  * ```
  */
 export const BENCHMARKS: Record<string, () => Promise<Section>> = {
+  versus: () => benchVersus(),
   seq: () => benchSeq(),
   bulk: () => benchBulk(),
   overhead: () => benchOverhead(),
@@ -66,10 +69,22 @@ export const BENCHMARKS: Record<string, () => Promise<Section>> = {
  * ```
  */
 export const QUICK: Record<string, () => Promise<Section>> = {
+  versus: () =>
+    benchVersus({
+      rounds: 1,
+      sequential: 10,
+      burst: 10,
+      sessions: 4,
+      jobsPerSession: 2,
+      sleepS: 0.2,
+      lines: 20_000,
+      lineRounds: 1,
+      warmup: 2,
+    }),
   seq: () => benchSeq({ runs: 1, lines: 20_000, websocketd: false }),
   bulk: () => benchBulk({ runs: 1, lines: 20_000 }),
   overhead: () => benchOverhead({ sequential: 20, burst: 10, warmup: 2 }),
-  memory: () => benchMemory({ bytes: 20e6, bytesPerSecond: 100e6, maxSeconds: 30 }),
+  memory: () => benchMemory({ bytes: 20e6, bytesPerSecond: 100e6, maxSeconds: 30, direct: true }),
   stress: () => benchStress({ tasks: 4, concurrency: [1, 2], callMs: 20 }),
   workspace: () => benchWorkspace({ jobs: 5, warmup: 1 }),
   fleet: () => benchFleet({ tasks: 20, workers: [1, 2], lockS: 1 }),
@@ -276,6 +291,7 @@ export async function main(
   );
   console.log(formatChecks(checks));
   console.log(`\n  server process: ${SERVER_LAUNCHER}`);
+  console.log(`  load average at start: ${info.loadAverage}; at the end: ${machine().loadAverage}`);
   // A quick run is a smoke test: a benchmark that reports a problem is broken.
   const problems = values.quick
     ? sections.flatMap((s) =>

@@ -19,7 +19,7 @@
  */
 
 import { check, fixed, progress, type Section } from "./report.ts";
-import { startServerProcess, vmKiB } from "./proc.ts";
+import { startDirectServerProcess, startServerProcess, vmKiB } from "./proc.ts";
 import { RawWsClient } from "./ws_raw.ts";
 
 /**
@@ -42,12 +42,106 @@ export interface MemoryOptions {
   sampleMs?: number;
   /** Bytes the job writes, in 100-byte lines (default 1e9: 1 GB); `--quick` sends far less. */
   bytes?: number;
+  /** Also measure past the connection gate, for its cost (default true). */
+  direct?: boolean;
 }
+
+/** One transfer's figures. */
+interface Pass {
+  idle: number;
+  beforeJob: number;
+  samples: number[];
+  completion: Record<string, unknown> | undefined;
+  seconds: number;
+  wire: number;
+  payload: number;
+  messages: number;
+  timedOut: boolean;
+}
+
+/** Sends `command` on `url` to a client reading at `rate`, sampling the RSS of `pid`. */
+async function pass(
+  url: string,
+  pid: number,
+  command: string,
+  opts: { rate: number; maxS: number; sampleMs: number; label: string },
+): Promise<Pass> {
+  const samples: number[] = [];
+  let completion: Record<string, unknown> | undefined;
+  let seconds = 0;
+  let wire = 0;
+  let payload = 0;
+  let messages = 0;
+  let timedOut = false;
+  const idle = vmKiB(pid) ?? NaN;
+  let beforeJob = NaN;
+  const ws = await RawWsClient.connect(url);
+  try {
+    // The `connected` notification first (the naive Deno.serve door has none: a ping answers).
+    await ws.sendText(JSON.stringify({ jsonrpc: "2.0", id: 0, method: "ping" }));
+    await ws.readUntil({ until: (m) => (m as { id?: number }).id === 0 });
+    beforeJob = vmKiB(pid) ?? NaN;
+    const sampler = setInterval(() => {
+      const kib = vmKiB(pid);
+      if (kib !== undefined) samples.push(kib);
+    }, opts.sampleMs);
+    const abort = AbortSignal.timeout(opts.maxS * 1000);
+    const t0 = performance.now();
+    let lastReport = t0;
+    let got = 0;
+    try {
+      await ws.sendText(JSON.stringify({
+        jsonrpc: "2.0",
+        id: 1,
+        method: "execute",
+        // Chunks mode, as before line mode was the default, so the figure stays
+        // comparable (lines mode memory is bounded the same way: tests/server_test.ts).
+        params: { command, job_id: "mem", timeout: opts.maxS + 60, output_mode: "chunks" },
+      }));
+      const r = await ws.readUntil({
+        bytesPerSecond: opts.rate,
+        signal: abort,
+        onMessage: (n) => {
+          got += n;
+          const now = performance.now();
+          if (now - lastReport > 10000) {
+            lastReport = now;
+            progress(
+              `memory (${opts.label}): ${fixed(got / 1e6, 0)} MB after ` +
+                `${fixed((now - t0) / 1000, 0)} s, server RSS ` +
+                `${fixed((samples.at(-1) ?? 0) / 1024, 0)} MiB`,
+            );
+          }
+        },
+        until: (m) => {
+          const msg = m as { method?: string; params?: Record<string, unknown> };
+          if (msg.method !== "process.completed") return false;
+          completion = msg.params;
+          return true;
+        },
+      });
+      wire = r.wireBytes;
+      payload = r.payloadBytes;
+      messages = r.messages;
+      timedOut = !r.done;
+    } finally {
+      seconds = (performance.now() - t0) / 1000;
+      clearInterval(sampler);
+    }
+  } finally {
+    ws.close();
+  }
+  return { idle, beforeJob, samples, completion, seconds, wire, payload, messages, timedOut };
+}
+
+const peakMiB = (p: Pass) => (p.samples.length ? Math.max(...p.samples) : NaN) / 1024;
 
 /**
  * Figure 4: peak server RSS while a client reading at `bytesPerSecond`
  * receives 1 GB (`head -c 990000000 /dev/zero | tr '\0' x | fold -w 99; echo`:
- * 10,000,000 lines of 100 bytes). Target: peak < 200 MiB.
+ * 10,000,000 lines of 100 bytes). Target: peak < 150 MiB. With `direct` (the
+ * default), the same again on a server reached past its connection gate
+ * (bench/serve_direct.ts), for the gate's cost.
  *
  * @example
  * ```ts
@@ -64,124 +158,111 @@ export async function benchMemory(opts: MemoryOptions = {}): Promise<Section> {
   const total = opts.bytes ?? 1e9;
   const command = `head -c ${total / 100 * 99} /dev/zero | tr '\\0' x | fold -w 99; echo`;
   const size = total >= 1e9 ? `${fixed(total / 1e9, 0)} GB` : `${fixed(total / 1e6, 0)} MB`;
+  const load = () => Deno.loadavg()[0].toFixed(2);
+  const loads = [load()];
+  const run = { rate, maxS, sampleMs, label: "through the gate" };
+  progress(`memory: ${size} to a client reading at ${fixed(rate / 1e6, 0)} MB/s`);
   const server = await startServerProcess();
-  const samples: number[] = [];
-  let completion: Record<string, unknown> | undefined;
-  let seconds = 0;
-  let wire = 0;
-  let payload = 0;
-  let messages = 0;
-  let timedOut = false;
-  const idle = vmKiB(server.pid) ?? NaN;
-  let beforeJob = NaN;
+  let gated: Pass;
   try {
-    const ws = await RawWsClient.connect(server.url);
-    try {
-      // The `connected` notification first.
-      await ws.readUntil({ until: (m) => (m as { method?: string }).method === "connected" });
-      beforeJob = vmKiB(server.pid) ?? NaN;
-      const sampler = setInterval(() => {
-        const kib = vmKiB(server.pid);
-        if (kib !== undefined) samples.push(kib);
-      }, sampleMs);
-      const abort = AbortSignal.timeout(maxS * 1000);
-      const t0 = performance.now();
-      let lastReport = t0;
-      let got = 0;
-      try {
-        await ws.sendText(JSON.stringify({
-          jsonrpc: "2.0",
-          id: 1,
-          method: "execute",
-          // Chunks mode, as before line mode was the default, so the figure stays
-          // comparable (lines mode memory is bounded the same way: tests/server_test.ts).
-          params: { command, job_id: "mem", timeout: maxS + 60, output_mode: "chunks" },
-        }));
-        progress(`memory: ${size} to a client reading at ${fixed(rate / 1e6, 0)} MB/s`);
-        const r = await ws.readUntil({
-          bytesPerSecond: rate,
-          signal: abort,
-          onMessage: (n) => {
-            got += n;
-            const now = performance.now();
-            if (now - lastReport > 10000) {
-              lastReport = now;
-              progress(
-                `memory: ${fixed(got / 1e6, 0)} MB after ${fixed((now - t0) / 1000, 0)} s, ` +
-                  `server RSS ${fixed((samples.at(-1) ?? 0) / 1024, 0)} MiB`,
-              );
-            }
-          },
-          until: (m) => {
-            const msg = m as { method?: string; params?: Record<string, unknown> };
-            if (msg.method !== "process.completed") return false;
-            completion = msg.params;
-            return true;
-          },
-        });
-        wire = r.wireBytes;
-        payload = r.payloadBytes;
-        messages = r.messages;
-        timedOut = !r.done;
-      } finally {
-        seconds = (performance.now() - t0) / 1000;
-        clearInterval(sampler);
-      }
-    } finally {
-      ws.close();
-    }
+    gated = await pass(server.url, server.pid, command, run);
   } finally {
     await server.stop();
   }
-  const peakKiB = samples.length ? Math.max(...samples) : NaN;
-  const peak = peakKiB / 1024;
-  const stdoutBytes = Number(completion?.stdout_bytes ?? NaN);
-  const ok = !timedOut && completion?.status === "completed" && stdoutBytes === total;
+  loads.push(load());
+  let direct: Pass | undefined;
+  if (opts.direct ?? true) {
+    progress(`memory: the same past the gate (Deno.serve's own WebSocket)`);
+    const past = await startDirectServerProcess();
+    try {
+      direct = await pass(past.directUrl!, past.pid, command, { ...run, label: "past the gate" });
+    } finally {
+      await past.stop();
+    }
+    loads.push(load());
+  }
+  const peak = peakMiB(gated);
+  const ok = (p: Pass) => {
+    const bytes = Number(p.completion?.stdout_bytes ?? NaN);
+    return !p.timedOut && p.completion?.status === "completed" && bytes === total;
+  };
   const notes = [
     `job: ${command} (output_mode "chunks")`,
     `client: raw TCP WebSocket (bench/ws_raw.ts) reading 256 KiB at a time, paced to ` +
     `${fixed(rate / 1e6, 0)} MB/s; server RSS = VmRSS of the separate server process, ` +
-    `sampled every ${sampleMs} ms (${samples.length} samples)`,
+    `sampled every ${sampleMs} ms (${gated.samples.length} samples)`,
+    `load average (1 min) at the start and after each pass: ${loads.join(", ")}`,
   ];
-  if (timedOut) notes.push(`PROBLEM: gave up after ${maxS} s (the job was ended by the close)`);
-  else if (!ok) notes.push(`PROBLEM: completion ${JSON.stringify(completion)}`);
+  for (const [p, label] of [[gated, "through the gate"], [direct, "past the gate"]] as const) {
+    if (!p) continue;
+    if (p.timedOut) notes.push(`PROBLEM: ${label}: gave up after ${maxS} s`);
+    else if (!ok(p)) notes.push(`PROBLEM: ${label}: completion ${JSON.stringify(p.completion)}`);
+  }
+  const rows = (p: Pass | undefined) => {
+    if (!p) return ["-", "-", "-", "-", "-", "-", "-", "-"];
+    const bytes = Number(p.completion?.stdout_bytes ?? NaN);
+    return [
+      fixed(p.idle / 1024, 1),
+      fixed(p.beforeJob / 1024, 1),
+      fixed(peakMiB(p), 1),
+      Number.isFinite(bytes) ? String(bytes) : "-",
+      fixed(p.wire / 1e6, 1),
+      String(p.messages),
+      fixed(p.seconds, 1),
+      fixed(p.wire / 1e6 / p.seconds, 1),
+    ];
+  };
+  const measures = [
+    "server RSS idle (MiB)",
+    "server RSS with the session open (MiB)",
+    "server RSS peak during the transfer (MiB)",
+    "job output (bytes, server's count)",
+    "received on the wire (MB, frames incl.)",
+    "messages",
+    "time (s)",
+    "client rate achieved (MB/s)",
+  ];
+  const g = rows(gated);
+  const d = rows(direct);
+  const checks = [
+    check(
+      "server peak RSS",
+      `${fixed(peak, 1)} MiB (load ${loads[1]})`,
+      "< 150 MiB",
+      Number.isFinite(peak) ? peak < 150 && ok(gated) : null,
+    ),
+  ];
+  if (direct) {
+    const cost = peak / peakMiB(direct) - 1;
+    checks.push(check(
+      "gate's cost: peak RSS",
+      `${cost >= 0 ? "+" : ""}${fixed(cost * 100, 1)} % (past the gate ${
+        fixed(peakMiB(direct), 1)
+      } MiB)`,
+      "≤ 15 %",
+      Number.isFinite(cost) ? cost <= 0.15 : null,
+    ));
+  }
   return {
     id: "memory",
     title: `4. Server memory while a slow client receives ${size}`,
-    columns: ["measure", "value"],
-    rows: [
-      ["server RSS idle (MiB)", fixed(idle / 1024, 1)],
-      ["server RSS with the session open (MiB)", fixed(beforeJob / 1024, 1)],
-      ["server RSS peak during the transfer (MiB)", fixed(peak, 1)],
-      [
-        "job output (bytes, server's count)",
-        Number.isFinite(stdoutBytes) ? String(stdoutBytes) : "-",
-      ],
-      ["received on the wire (MB, frames incl.)", fixed(wire / 1e6, 1)],
-      ["messages", String(messages)],
-      ["time (s)", fixed(seconds, 1)],
-      ["client rate achieved (MB/s)", fixed(wire / 1e6 / seconds, 1)],
-    ],
-    checks: [
-      check(
-        "server peak RSS",
-        `${fixed(peak, 1)} MiB`,
-        "< 200 MiB",
-        Number.isFinite(peak) ? peak < 200 && ok : null,
-      ),
-    ],
+    columns: ["measure", "through the gate", "past the gate"],
+    rows: measures.map((m, i) => [m, g[i], d[i]]),
+    checks,
     notes,
     data: {
-      idleMiB: idle / 1024,
-      beforeJobMiB: beforeJob / 1024,
+      idleMiB: gated.idle / 1024,
+      beforeJobMiB: gated.beforeJob / 1024,
       peakMiB: peak,
-      samplesKiB: samples,
-      seconds,
-      wireBytes: wire,
-      payloadBytes: payload,
-      messages,
-      completion: completion ?? null,
+      samplesKiB: gated.samples,
+      seconds: gated.seconds,
+      wireBytes: gated.wire,
+      payloadBytes: gated.payload,
+      messages: gated.messages,
+      completion: gated.completion ?? null,
       bytesPerSecond: rate,
+      direct: direct ? { peakMiB: peakMiB(direct), samplesKiB: direct.samples } : null,
+      loads,
     },
   };
 }

@@ -140,6 +140,8 @@ export interface ServerProcess {
   pid: number;
   /** SIGTERM (the server ends its jobs), SIGKILL after 5 s; resolves when it has exited. */
   stop(): Promise<void>;
+  /** bench/serve_direct.ts only: the same server's endpoint without the connection gate. */
+  directUrl?: string;
 }
 
 /**
@@ -166,7 +168,40 @@ export function startServerProcess(extraArgs: string[] = []): Promise<ServerProc
 /** How the benchmark servers are started, for the report. */
 export const SERVER_LAUNCHER = "deno run -A main.ts serve --port 0 --quiet";
 
-async function spawnServer(args: string[]): Promise<ServerProcess> {
+/**
+ * Starts `ccx serve` through bench/serve_direct.ts: the same server, also reachable
+ * without the connection gate at {@linkcode ServerProcess.directUrl}.
+ *
+ * @example
+ * ```ts
+ * import { startDirectServerProcess } from "./proc.ts";
+ * const server = await startDirectServerProcess();
+ * console.log(server.url, server.directUrl);
+ * await server.stop();
+ * ```
+ */
+export function startDirectServerProcess(extraArgs: string[] = []): Promise<ServerProcess> {
+  return spawnServer(
+    [`${ROOT}bench/serve_direct.ts`, "serve", "--port", "0", "--quiet", ...extraArgs],
+    true,
+  );
+}
+
+/**
+ * Starts the naive executor (bench/naive.ts) as its own process on a free port.
+ *
+ * @example
+ * ```ts
+ * import { startNaiveProcess } from "./proc.ts";
+ * const naive = await startNaiveProcess();
+ * await naive.stop();
+ * ```
+ */
+export function startNaiveProcess(): Promise<ServerProcess> {
+  return spawnServer([`${ROOT}bench/naive.ts`, "0"]);
+}
+
+async function spawnServer(args: string[], direct = false): Promise<ServerProcess> {
   const child = new Deno.Command(Deno.execPath(), {
     args: ["run", "-A", ...args],
     cwd: ROOT,
@@ -194,7 +229,8 @@ async function spawnServer(args: string[]): Promise<ServerProcess> {
       if (done) break;
       seen += value;
       const m = seen.match(/listening on (ws:\/\/[^\s]+)/);
-      if (m) {
+      const d = seen.match(/direct on (ws:\/\/[^\s]+)/);
+      if (m && (d || !direct)) {
         // Keep draining stdout in the background so the server never blocks on it.
         (async () => {
           try {
@@ -202,7 +238,7 @@ async function spawnServer(args: string[]): Promise<ServerProcess> {
           } catch { /* canceled */ }
         })();
         const url = m[1];
-        return { url, port: Number(new URL(url).port), pid: child.pid, stop };
+        return { url, port: Number(new URL(url).port), pid: child.pid, stop, directUrl: d?.[1] };
       }
     }
   } finally {

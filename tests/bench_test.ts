@@ -44,3 +44,41 @@ Deno.test("bench --quick exits 1 when a benchmark reports a problem or crashes, 
     console.error = quietErr;
   }
 });
+
+Deno.test("the naive executor runs a job as the same client sees ccx run one", async () => {
+  const { serveNaive } = await import("../bench/naive.ts");
+  const { JobClient } = await import("../bench/job_client.ts");
+  const server = serveNaive(0);
+  try {
+    const client = await JobClient.connect(`ws://127.0.0.1:${server.addr.port}/ws`);
+    const ok = await client.run({ argv: ["true"] });
+    assert.equal(ok.status, "completed");
+    const lines = await client.run({ command: "seq 1 5; printf tail" });
+    assert.deepEqual([lines.status, lines.outputs], ["completed", 6]);
+    assert.equal((await client.run({ command: "exit 3" })).status, "failed");
+    await client.close();
+  } finally {
+    await server.shutdown();
+  }
+});
+
+Deno.test("bench versus, at a tiny size, measures every figure and its ratio", async () => {
+  const { QUICK } = await import("../bench/main.ts");
+  const { stopAll } = await import("../bench/proc.ts");
+  try {
+    const s = await QUICK.versus();
+    assert.deepEqual(s.notes.filter((n) => n.startsWith("PROBLEM")), []);
+    const names = s.checks.map((c) => c.name);
+    for (
+      const want of [/^per job/, /at once/, /sessions ×/, /^lines mode/, /gate's cost: per job/]
+    ) {
+      assert.ok(names.some((n) => want.test(n)), `${want} in ${names.join(" | ")}`);
+    }
+    // Every figure was measured (a number), whatever it is: no time assertions here.
+    for (const c of s.checks) {
+      assert.ok(Number.isFinite(parseFloat(c.value)), `${c.name}: ${c.value}`);
+    }
+  } finally {
+    await stopAll();
+  }
+});

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { JobJournal, reapOrphans } from "../lib/serve/journal.ts";
+import { JobJournal, NEAR_TICKS, reapOrphans, REMOVAL_DELAY_MS } from "../lib/serve/journal.ts";
 import { processStartTime } from "../lib/common/proc.ts";
 import {
   listenUrl,
@@ -171,6 +171,8 @@ Deno.test("fault paths: a compaction that cannot be written is said once, leaves
     Deno.mkdirSync(`${journal.path}.tmp`);
     Deno.writeTextFileSync(`${journal.path}.tmp/obstacle`, "");
     churn(journal, 300);
+    // The batch (and with it the compaction, 300 removals) is written at the end of this task.
+    await new Promise((r) => setTimeout(r, 0));
     assert.equal(journal.failing, true);
     assert.equal(logs.length, 1, JSON.stringify(logs));
     assert.equal(logs[0].event, "journal_unwritable");
@@ -216,6 +218,7 @@ for (let i = 0; i < 300; i++) {
   journal.add(Deno.pid, "s", "churn" + i);
   journal.remove(Deno.pid);
 }
+await new Promise((r) => setTimeout(r, 0)); // the batch is written at the end of the task
 console.log(JSON.stringify({ failing: journal.failing }));
 await new Promise(() => {});
 `,
@@ -569,5 +572,93 @@ Deno.test("a killed server that is still a zombie has its orphans reaped by the 
     await parent.status;
     for (const pid of pidsMatching(tag)) Deno.kill(pid, "SIGKILL");
     await Deno.remove(state, { recursive: true });
+  }
+});
+
+Deno.test("the journal writes a task's changes in one write, before the event loop goes on", async () => {
+  const dir = await Deno.makeTempDir();
+  const child = detachedSleep("journal_batch");
+  try {
+    await waitFor(() => processStartTime(child.pid) !== undefined, "the sleep");
+    const journal = JobJournal.open(dir);
+    const text = () => Deno.readTextFileSync(journal.path);
+    const header = text();
+    // A batch of `execute` requests in one message: all written at the end of the task.
+    for (let i = 0; i < 100; i++) journal.add(Deno.pid, "s", `job${i}`);
+    journal.add(child.pid, "s", "kept");
+    assert.equal(text(), header, "nothing written within the task");
+    // The next microtask: before any timer, I/O or other message (a kill -9 after the answer
+    // to `execute` finds the job on disk).
+    await Promise.resolve();
+    assert.equal(text().split("\n").length, header.split("\n").length + 101, text());
+    // The start time is noted from the clock, within NEAR_TICKS of the kernel's.
+    const line = text().split("\n").find((l) => l.includes(`"pgid":${child.pid},`))!;
+    const entry = JSON.parse(line).add;
+    assert.equal(entry.near, NEAR_TICKS);
+    assert.ok(
+      Math.abs(entry.start - processStartTime(child.pid)!) < 2 * 100 + NEAR_TICKS,
+      `noted ${entry.start}, kernel ${processStartTime(child.pid)}`,
+    );
+    // Removals go with the next batch, or on their own REMOVAL_DELAY_MS later.
+    journal.remove(Deno.pid);
+    journal.add(Deno.pid, "s", "next");
+    await Promise.resolve();
+    assert.ok(text().endsWith(`{"del":${Deno.pid}}\n${text().split("\n").at(-2)}\n`), text());
+    for (let i = 0; i < 100; i++) journal.remove(Deno.pid);
+    assert.ok(!text().endsWith(`{"del":${Deno.pid}}\n`));
+    await new Promise((r) => setTimeout(r, REMOVAL_DELAY_MS + 20));
+    assert.ok(text().endsWith(`{"del":${Deno.pid}}\n`), text());
+    journal.close();
+  } finally {
+    child.kill("SIGKILL");
+    await child.status;
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("an entry whose start time was noted from the clock is reaped within NEAR_TICKS only", async () => {
+  const dir = await Deno.makeTempDir();
+  const near = detachedSleep("journal_near");
+  const far = detachedSleep("journal_far");
+  try {
+    await waitFor(() => processStartTime(far.pid) !== undefined, "the sleeps");
+    const start = (pid: number) => processStartTime(pid)!;
+    const lines = [
+      { owner: { pid: 2 ** 22 + 1, start: 1 } },
+      {
+        add: {
+          pgid: near.pid,
+          start: start(near.pid) + 50,
+          near: NEAR_TICKS,
+          session: "s",
+          job_id: "n",
+        },
+      },
+      {
+        add: {
+          pgid: far.pid,
+          start: start(far.pid) + 150,
+          near: NEAR_TICKS,
+          session: "s",
+          job_id: "f",
+        },
+      },
+    ];
+    Deno.writeTextFileSync(
+      join(dir, `${2 ** 22 + 1}-1-abcd1234.journal`),
+      lines.map((l) => JSON.stringify(l)).join("\n") + "\n",
+    );
+    const reaped = await reapOrphans(dir, { graceMs: 200 });
+    assert.deepEqual(reaped.map((g) => g.job_id), ["n"]);
+    assert.deepEqual(processesInGroup(near.pid), []);
+    assert.equal(processesInGroup(far.pid).length, 1, "1.5 s off: another process, left alone");
+  } finally {
+    for (const c of [near, far]) {
+      try {
+        c.kill("SIGKILL");
+      } catch { /* gone */ }
+      await c.status;
+    }
+    await Deno.remove(dir, { recursive: true });
   }
 });

@@ -134,3 +134,55 @@ Deno.test({
     }
   },
 });
+
+/** Runs `code` (a module that may import the logger as LOG) in a fresh Deno; its output. */
+async function runLogging(code: string): Promise<{ code: number; stdout: string; stderr: string }> {
+  const url = new URL("../lib/common/log.ts", import.meta.url).href;
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["eval", `import * as LOG from "${url}";\n${code}`],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+Deno.test("stderr: the job lines of a burst go out in one write a timer turn later; warnings and other lines at once", async () => {
+  const r = await runLogging(`
+    const writes = [];
+    const write = Deno.stderr.writeSync.bind(Deno.stderr);
+    Deno.stderr.writeSync = (b) => { writes.push(b.length); return write(b); };
+    const log = LOG.createLogger("text");
+    for (let i = 0; i < 100; i++) {
+      log("job " + i + " started", { event: "job_started" });
+      log("job " + i + " completed", { event: "job_ended" });
+    }
+    const inTurn = writes.length;
+    await new Promise((r) => setTimeout(r, 20));
+    const afterTurn = writes.length;
+    log("careful", { level: "warn" });
+    const afterWarn = writes.length;
+    log("crash journal written again", { event: "journal_written" });
+    console.log(JSON.stringify({ inTurn, afterTurn, afterWarn, afterInfo: writes.length }));
+  `);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(JSON.parse(r.stdout), { inTurn: 0, afterTurn: 1, afterWarn: 2, afterInfo: 3 });
+  const lines = r.stderr.trim().split("\n");
+  assert.equal(lines.length, 202);
+  assert.match(lines[0], /\[ccx\] job 0 started$/);
+  assert.match(lines[200], /\[ccx\] warn: careful$/);
+  assert.match(lines[201], /\[ccx\] crash journal written again$/);
+});
+
+Deno.test("log lines still gathered when the process ends are written (Deno.exit, or the end)", async () => {
+  for (const end of ["Deno.exit(3)", ""]) {
+    const r = await runLogging(`
+      const log = LOG.createLogger("json");
+      for (let i = 0; i < 5; i++) log("line " + i, { event: "job_started" });
+      ${end}
+    `);
+    assert.equal(r.code, end ? 3 : 0);
+    const lines = r.stderr.trim().split("\n").map((l) => JSON.parse(l).msg);
+    assert.deepEqual(lines, ["line 0", "line 1", "line 2", "line 3", "line 4"], end || "end");
+  }
+});

@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { endProcessGroup, type JobSink, StartError, startJob } from "../lib/serve/supervisor.ts";
 import { setTimeout as delay } from "node:timers/promises";
+import { procStat } from "../lib/common/proc.ts";
 import {
   Gate,
   groupPaused,
@@ -43,8 +44,62 @@ Deno.test("a job runs in its own process group (pgid = pid)", async () => {
   const r = recorder();
   const job = startJob({ command: "sleep 0.2" }, r);
   assert.equal(job.pgid, job.pid);
-  assert.ok(processesInGroup(job.pgid).length >= 1);
+  // The leader calls setsid a moment after the start (see startJob).
+  await waitFor(() => processesInGroup(job.pgid).length >= 1, "the job's group");
   await job.done;
+});
+
+Deno.test("a job signalled at once, before its setsid can have run, is still ended/paused", async () => {
+  // Started through setsid, a job is in the server's group for a moment: signals to its
+  // group would find none. Cancel, pause and resume in the very tick of the start.
+  for (let i = 0; i < 10; i++) {
+    const job = startJob({ command: "sleep 30" }, recorder());
+    const end = await job.cancel();
+    assert.equal(end.status, "canceled");
+    assert.ok(end.executionTime < 10, `canceled at once, not after 30 s (${end.executionTime})`);
+    assert.deepEqual(processesInGroup(job.pgid), []);
+  }
+  // Paused so early, the leader stops before its setsid: it is the whole job, stopped.
+  const r = recorder();
+  const job = startJob({ command: "echo started; sleep 30" }, r);
+  job.pause();
+  await waitFor(() => procStat(job.pid)?.state === "T", "the leader to be stopped");
+  await delay(100);
+  assert.equal(joined(r), "", "nothing ran");
+  job.resume();
+  await waitFor(() => joined(r) === "started\n", "the job to run");
+  await waitForResume(job.pgid);
+  assert.equal((await job.cancel()).status, "canceled");
+  assert.deepEqual(processesInGroup(job.pgid), []);
+});
+
+Deno.test("a program that cannot be run is a StartError, not a failed job", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.writeTextFile(`${dir}/script`, "#!/bin/sh\necho hi\n", { mode: 0o644 });
+    assert.throws(
+      () => startJob({ argv: [`${dir}/script`] }, recorder()),
+      (e: unknown) =>
+        e instanceof StartError && e.field === "argv" && /permission denied/.test(e.message),
+    );
+    assert.throws(
+      () => startJob({ argv: [dir] }, recorder()),
+      (e: unknown) => e instanceof StartError && /permission denied/.test(e.message),
+    );
+    assert.throws(
+      () => startJob({ argv: ["ccx-no-such-program"] }, recorder()),
+      (e: unknown) => e instanceof StartError && /program not found/.test(e.message),
+    );
+    // A program found on PATH, and one relative to cwd, start.
+    await Deno.chmod(`${dir}/script`, 0o755);
+    assert.equal(
+      (await startJob({ argv: ["./script"], cwd: dir }, recorder()).done).status,
+      "completed",
+    );
+    assert.equal((await startJob({ argv: ["true"] }, recorder()).done).status, "completed");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
 
 Deno.test("a non-zero exit is failed with its code", async () => {

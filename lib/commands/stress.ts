@@ -52,12 +52,7 @@ import { preflight, rootStop, serverUrl } from "../stress/preflight.ts";
 import { checkApiEndpoint } from "../claude/endpoint.ts";
 import { processesInGroups } from "../common/proc.ts";
 import { planRuns, runTasks, type ServerTarget } from "../stress/runner.ts";
-import {
-  CANCELED_BEFORE_START,
-  checkQueueUrl,
-  DEFAULT_QUEUE_NAME,
-  runOnQueue,
-} from "../fleet/queue.ts";
+import { DEFAULT_QUEUE_NAME } from "../fleet/defaults.ts";
 import { colorEnabled, Progress } from "../stress/progress.ts";
 import { formatRatioLine } from "../stress/report/format.ts";
 import { formatSummaryTable } from "../stress/report/console.ts";
@@ -451,6 +446,8 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       );
       return 2;
     }
+    // The fleet module loads BullMQ (~13 MiB): only for a run on a queue, not in every `ccx`.
+    const { checkQueueUrl } = await import("../fleet/queue.ts");
     try {
       checkQueueUrl(opts.queue);
     } catch (e) {
@@ -600,6 +597,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
   const live = new LiveReport(jsonPath);
   live.update(snapshot);
   await rememberLastRun(jsonPath).catch(() => {});
+  const fleet = opts.queue ? await import("../fleet/queue.ts") : undefined;
   try {
     const onStart = (id: string, worker?: string) => {
       running.add(id);
@@ -612,15 +610,15 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
       r.request ??= taskOf.get(r.id)?.request; // the report shows it atop the conversation
       // A worker that took the task as the run was canceled handed it back unstarted: it stays
       // among the skipped ones rather than counting as an error.
-      if (r.reason === CANCELED_BEFORE_START) return live.update(snapshot);
+      if (fleet && r.reason === fleet.CANCELED_BEFORE_START) return live.update(snapshot);
       for (const k of groups.keys()) if (k === r.id || k.startsWith(`${r.id}#`)) groups.delete(k);
       done.set(r.id, r);
       if (r.status !== "passed") bad++;
       progress.finish(r);
       live.update(snapshot);
     };
-    await (opts.queue
-      ? runOnQueue(tasks.filter((t) => toRun.some((p) => p.task === t)), {
+    await (fleet
+      ? fleet.runOnQueue(tasks.filter((t) => toRun.some((p) => p.task === t)), {
         onOutput: (id, bytes, tail) => progress.outputSoFar(id, bytes, tail),
         onReady: (workers) => {
           if (workers === 0) {
@@ -630,7 +628,7 @@ export async function stressCommand(opts: StressOptions): Promise<number> {
             );
           }
         },
-        url: opts.queue,
+        url: opts.queue!,
         queueName: opts.queueName,
         runId,
         repeat: opts.repeat,

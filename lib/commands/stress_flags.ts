@@ -12,7 +12,7 @@
  * @module
  */
 
-import { DEFAULT_QUEUE_NAME } from "../fleet/queue.ts";
+import { DEFAULT_QUEUE_NAME } from "../fleet/defaults.ts";
 
 /** Every flag of `ccx stress`, in the order `ccx stress --help` lists them. */
 export const STRESS_OPTIONS = {

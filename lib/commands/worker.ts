@@ -18,13 +18,9 @@
 import { type Command, defineCommand, onStopSignals } from "../common/cli.ts";
 import { ConfigError, dotEnvOpenToOthers, readDotEnv } from "../common/config.ts";
 import { type HeldSecret, heldSecrets, secretWarnings } from "../serve/job_env.ts";
-import { checkQueueUrl, DEFAULT_QUEUE_NAME } from "../fleet/queue.ts";
-import {
-  DEFAULT_DRAIN_S,
-  DEFAULT_LOCK_S,
-  FleetWorker,
-  type FleetWorkerOptions,
-} from "../fleet/worker.ts";
+import { DEFAULT_DRAIN_S, DEFAULT_LOCK_S, DEFAULT_QUEUE_NAME } from "../fleet/defaults.ts";
+// The fleet modules load BullMQ (~13 MiB): only when a worker runs, not in every `ccx`.
+import type { FleetWorker, FleetWorkerOptions } from "../fleet/worker.ts";
 
 /**
  * A warning when a Redis password was typed on the command line, where every user of the
@@ -80,6 +76,7 @@ export async function workerCommand(
 ): Promise<number> {
   let worker: FleetWorker;
   try {
+    const { FleetWorker } = await import("../fleet/worker.ts");
     worker = await FleetWorker.start({ log: (l) => console.error(workerLogLine(l)), ...opts });
   } catch (e) {
     if ((e as Error).name === "ServerConfigError") throw e;
@@ -213,12 +210,13 @@ export const worker: Command = defineCommand({
     "the password from tasks with --run-as USER (the worker as root), or --isolate bwrap and",
     "the password in the environment rather than in ./.env.",
   ],
-  run(o, positionals) {
+  async run(o, positionals) {
     if (positionals.length) throw new ConfigError(`unexpected argument: ${positionals[0]}`);
     const url = o.queue ?? o.redis;
     if (!url) {
       throw new ConfigError("--queue URL is required (or CCX_QUEUE, in the environment or .env)");
     }
+    const { checkQueueUrl } = await import("../fleet/queue.ts");
     try {
       checkQueueUrl(url, o.queue ? "--queue" : "--redis");
     } catch (e) {

@@ -32,21 +32,63 @@ export type Logger = (msg: string, fields?: LogFields) => void;
 
 const encoder = new TextEncoder();
 
-/** Writes one line to stderr, whole, without going through `console` formatting. */
-function toStderr(line: string): void {
+/** Lines for stderr not written yet, and whether a write of them is scheduled. */
+let pending: string[] = [];
+let scheduled = false;
+
+/**
+ * Writes the log lines waiting for stderr, in one write, without going through
+ * `console` formatting. Runs by itself a timer turn after the first of them, and
+ * when the process exits; call it before ending the process otherwise.
+ *
+ * @example
+ * ```ts
+ * import { flushLogs } from "./log.ts";
+ * flushLogs();
+ * ```
+ */
+export function flushLogs(): void {
+  scheduled = false;
+  if (pending.length === 0) return;
+  const bytes = encoder.encode(pending.join("\n") + "\n");
+  pending = [];
   try {
-    Deno.stderr.writeSync(encoder.encode(line + "\n"));
+    for (let at = 0; at < bytes.length;) at += Deno.stderr.writeSync(bytes.subarray(at));
   } catch {
     // stderr closed: logging must never take the server down.
   }
 }
 
 /**
+ * The events whose lines are gathered: the two every job writes. Every other line
+ * (the crash journal, sessions, shutdown) is written at once, so that a kill -9 right
+ * after it cannot lose it.
+ */
+const GATHERED = new Set<unknown>(["job_started", "job_ended"]);
+
+/**
+ * The default sink: job lines are gathered and written together a timer turn later
+ * (one write for a burst of jobs' lines, which a write each made several times
+ * slower); any other line is written at once with whatever waits before it.
+ */
+function toStderr(line: string, urgent: boolean): void {
+  pending.push(line);
+  if (urgent) return flushLogs();
+  if (scheduled) return;
+  scheduled = true;
+  Deno.unrefTimer(setTimeout(flushLogs, 0)); // never what keeps the process alive
+}
+
+// Deno.exit() and the end of the program dispatch `unload`: nothing gathered is lost.
+globalThis.addEventListener("unload", flushLogs);
+
+/**
  * A logger that stamps every line with the time (ISO 8601, UTC, milliseconds).
  *
  * @param format `text` (default): `TIMESTAMP [ccx] message`, with `level` shown when not info;
  *   `json`: `{"ts", "level", "msg", ...fields}`.
- * @param write Where finished lines go (default: stderr).
+ * @param write Where finished lines go (default: stderr, gathered and written once a timer
+ *   turn, warnings and errors at once; see {@linkcode flushLogs}).
  *
  * @example
  * ```ts
@@ -60,16 +102,16 @@ function toStderr(line: string): void {
  */
 export function createLogger(
   format: LogFormat = "text",
-  write: (line: string) => void = toStderr,
+  write?: (line: string) => void,
 ): Logger {
   return (msg, fields = {}) => {
     const ts = new Date().toISOString();
     const { level = "info", ...rest } = fields;
-    if (format === "json") {
-      write(JSON.stringify({ ts, level, msg, ...rest }));
-    } else {
-      write(`${ts} [ccx]${level === "info" ? "" : ` ${level}:`} ${msg}`);
-    }
+    const line = format === "json"
+      ? JSON.stringify({ ts, level, msg, ...rest })
+      : `${ts} [ccx]${level === "info" ? "" : ` ${level}:`} ${msg}`;
+    if (write) write(line);
+    else toStderr(line, level !== "info" || !GATHERED.has(rest.event));
   };
 }
 

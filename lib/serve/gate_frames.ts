@@ -18,6 +18,12 @@
 
 const enc = new TextEncoder();
 
+/** A request header the gate adds (and strips from clients) to name the connection. */
+export const GATE_CONN_HEADER = "x-ccx-gate-conn";
+
+/** A request header the gate adds (and strips from clients): the peer's `hostname port`. */
+export const GATE_PEER_HEADER = "x-ccx-gate-peer";
+
 /**
  * A WebSocket close frame from the server (unmasked).
  *
@@ -111,6 +117,8 @@ export class ClientFrames {
   #text: TextDecoder | undefined;
   /** Bytes of the current message taken from the shared budget for large messages. */
   #reserved = 0;
+  /** Where text payloads are unmasked for the UTF-8 check (no allocation a chunk). */
+  #scratch = new Uint8Array(0);
 
   /**
    * @param maxMessage Messages larger than this are closed 1009 at once.
@@ -141,7 +149,8 @@ export class ClientFrames {
       }
       const n = Math.min(this.#remaining, chunk.length - i);
       if (this.#opcode < 8 && this.#text) {
-        const plain = new Uint8Array(n);
+        if (this.#scratch.length < n) this.#scratch = new Uint8Array(Math.max(n, 4096));
+        const plain = this.#scratch.subarray(0, n); // decoded before it is used again
         const m = this.#mask;
         for (let k = 0; k < n; k++) plain[k] = chunk[i + k] ^ m[(this.#maskPos + k) & 3];
         this.#maskPos = (this.#maskPos + n) & 3;

@@ -5,6 +5,9 @@
  * server's Unix socket; then the bytes relayed both ways, a WebSocket client's
  * frames checked as they pass (see gate_frames.ts), and the connection ended when
  * either side is done, at the deadline, or by a violation (with a close frame).
+ * When the server's handler upgrades with the gate's own `upgradeWebSocket`, the
+ * connection is handed over instead: the gate answers 101 and the session runs
+ * on it without a relay (gate_socket.ts).
  *
  * @example
  * ```ts
@@ -18,18 +21,15 @@ import {
   ClientFrames,
   closeFrame,
   concat,
+  GATE_CONN_HEADER,
+  GATE_PEER_HEADER,
   headEnd,
   latin1,
   ServerFrames,
   type Violation,
 } from "./gate_frames.ts";
+import { acceptKey, GateSocket, offerUpgrade, type UpgradeOptions } from "./gate_socket.ts";
 import { type RelayConn, TlsRelayConn, tryClose, writeAll } from "./gate_tls.ts";
-
-/** A request header the gate adds (and strips from clients) to name the connection. */
-export const GATE_CONN_HEADER = "x-ccx-gate-conn";
-
-/** A request header the gate adds (and strips from clients): the peer's `hostname port`. */
-export const GATE_PEER_HEADER = "x-ccx-gate-peer";
 
 /**
  * The real peer of a request relayed by the gate (from {@linkcode GATE_PEER_HEADER});
@@ -107,9 +107,17 @@ export class GatedConn {
   #frames: ClientFrames | undefined;
   #wake!: () => void;
   readonly #woken = new Promise<"wake">((r) => this.#wake = () => r("wake"));
-  /** Settles `#upgraded`: true once the server answered 101, false on anything else. */
-  #settleUpgrade!: (upgraded: boolean) => void;
-  readonly #upgraded = new Promise<boolean>((r) => this.#settleUpgrade = r);
+  /**
+   * Settles `#upgraded`: true once the server answered 101, "taken" once the gate's own
+   * socket has (see gate_socket.ts), false on anything else.
+   */
+  #settleUpgrade!: (upgraded: boolean | "taken") => void;
+  readonly #upgraded = new Promise<boolean | "taken">((r) => this.#settleUpgrade = r);
+  /** The client's `Sec-WebSocket-Key`, for an upgrade request. */
+  #key = "";
+  /** The socket the server's handler took this connection over with, if it did. */
+  #socket: GateSocket | undefined;
+  #withdraw: (() => void) | undefined;
 
   /** A connection just accepted (`conn`), for `gate`; {@linkcode GatedConn.run} relays it. */
   constructor(readonly conn: RelayConn, private readonly gate: GateHost) {}
@@ -119,6 +127,7 @@ export class GatedConn {
     if (this.#ended) return;
     this.#ended = true;
     this.#settleUpgrade(false);
+    this.#socket?.terminate();
     tryClose(this.conn);
     tryClose(this.upstream);
   }
@@ -158,6 +167,7 @@ export class GatedConn {
         return this.abort();
       }
       if (this.#ended) return this.abort();
+      if (upgrade) this.#withdraw = offerUpgrade(this.id, (opts) => this.#take(opts));
       await writeAll(this.upstream, head);
       const rest = buf.subarray(end);
       await Promise.all([this.#up(rest, upgrade), this.#down(upgrade)]);
@@ -165,10 +175,43 @@ export class GatedConn {
       // A peer that went away, a deadline, a refused upstream: the connection just ends.
     } finally {
       clearTimeout(timer);
+      this.#withdraw?.();
       this.abort();
       this.#frames?.release();
       g.ended(this);
     }
+  }
+
+  /** The server's handler upgrades this connection itself (gate_socket.ts): its socket. */
+  #take(opts: UpgradeOptions): GateSocket {
+    const frames = new ClientFrames(this.gate.maxFrameBytes, this.gate.largeMessages);
+    this.#frames = frames;
+    this.#socket = new GateSocket(this.conn, {
+      check: (chunk) => {
+        const v = frames.check(chunk);
+        if (v) this.gate.violation(this, v);
+        return v;
+      },
+      ended: () => this.abort(),
+    }, opts);
+    return this.#socket;
+  }
+
+  /**
+   * The handler took the connection: the server's own answer is dropped, the
+   * gate answers 101, and the socket runs on the client's connection.
+   */
+  async #handOver(socket: GateSocket): Promise<void> {
+    tryClose(this.upstream);
+    const protocol = socket.protocol ? `sec-websocket-protocol: ${socket.protocol}\r\n` : "";
+    const head = `HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\n` +
+      `connection: Upgrade\r\nsec-websocket-accept: ${acceptKey(this.#key)}\r\n${protocol}\r\n`;
+    try {
+      await writeAll(this.conn, latin1(head));
+    } catch {
+      return this.abort();
+    }
+    this.#settleUpgrade("taken");
   }
 
   #timeout(): void {
@@ -195,6 +238,7 @@ export class GatedConn {
     const text = new TextDecoder("latin1").decode(raw);
     const lines = text.split("\r\n").slice(0, -2);
     const upgrade = lines.some((l) => /^upgrade:\s*websocket\s*$/i.test(l));
+    this.#key = lines.find((l) => /^sec-websocket-key:/i.test(l))?.slice(18).trim() ?? "";
     const keep = lines.filter((l, i) =>
       i === 0 || !(l.toLowerCase().startsWith("x-ccx-gate-") ||
         (!upgrade && /^connection:/i.test(l)))
@@ -216,7 +260,9 @@ export class GatedConn {
    * waits for a body before answering an upgrade request.)
    */
   async #up(first: Uint8Array, upgrade: boolean): Promise<void> {
-    if (upgrade && !(await this.#upgraded)) {
+    const upgraded = upgrade ? await this.#upgraded : false;
+    if (upgraded === "taken") return await this.#socket!.run(first);
+    if (upgrade && !upgraded) {
       const drop = new Uint8Array(16 * 1024);
       while (!this.#ended && (await this.conn.read(drop)) !== null) { /* dropped */ }
       return;
@@ -256,6 +302,7 @@ export class GatedConn {
     let reading: Promise<number | null> | undefined;
     let giveUp: Promise<"give_up"> | undefined;
     let answer = upgrade ? await this.#answerHead() : undefined;
+    if (this.#socket) return await this.#handOver(this.#socket);
     while (!this.#ended && answer !== null) {
       if (this.#violation && (!frames || frames.raw || frames.atBoundary)) break;
       let chunk: Uint8Array;
@@ -318,6 +365,7 @@ export class GatedConn {
    * server's own stream is cut there); whatever happens, it is gone in 2 s.
    */
   closeWith(code: number, reason: string): void {
+    if (this.#socket) return this.#socket.closeWith(code, reason);
     if (this.#violation || this.#ended) return;
     this.#violation = { code, reason };
     setTimeout(() => this.abort(), 2000);

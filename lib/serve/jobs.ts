@@ -126,6 +126,8 @@ export interface JobSession {
   send(msg: unknown): void;
   /** Sends JSON text that is already serialized. */
   sendText(text: string): void;
+  /** Sends `pre`, `text` as a JSON string, then `post` (one `process.output` message). */
+  sendOutput(pre: string, text: string, post: string): void;
   /** Backpressure shared by the session's jobs: a promise while the client is behind. */
   readonly ready: () => Promise<void> | undefined;
   /** Starts the heartbeat, if it is not running (a job has started). */
@@ -397,9 +399,7 @@ export class SessionJobs {
     // written by hand: in lines mode this runs once per line, and building an object for
     // JSON.stringify to walk costs more than the rest of the message.
     const b64 = raw ? `,"data_base64":"${raw.toBase64()}"` : "";
-    this.session.sendText(
-      `${entry.heads[stream]}${JSON.stringify(text)},"seq":${entry.seq++}${b64}}}`,
-    );
+    this.session.sendOutput(entry.heads[stream], text, `,"seq":${entry.seq++}${b64}}}`);
     if (entry.observed) this.server.observers.output(entry.observed, stream, text, entry.seq - 1);
     for (const limit of detectClaudeLimits(text)) {
       if (entry.limitsSent.has(limit.kind)) continue;

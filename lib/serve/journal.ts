@@ -43,6 +43,11 @@ export interface JournalEntry {
   pgid: number;
   /** The leader's start time in clock ticks since boot (`/proc/PID/stat` field 22). */
   start: number;
+  /**
+   * Set when `start` was noted from the server's clock at the spawn rather than read
+   * from `/proc`: the kernel's start time is within this many ticks of it.
+   */
+  near?: number;
   /** The session that ran it. */
   session: string;
   /** The job's id. */
@@ -59,15 +64,17 @@ export interface ReapedGroup extends JournalEntry {
 
 /**
  * How many processes of a journaled group are still the job's: the leader when
- * it is alive with the recorded start time; when the leader is gone, the members
- * still in its group that started no earlier than it. A leader pid now held by
- * another process (different start time) means the group is not ours: 0.
+ * it is alive with the recorded start time (within `near` ticks of it, when given);
+ * when the leader is gone, the members still in its group that started no earlier
+ * than it. A leader pid now held by another process (another start time) means the
+ * group is not ours: 0.
  */
 function ourProcesses(e: JournalEntry): number {
+  const near = Number.isInteger(e.near) && e.near! > 0 ? e.near! : 0;
   const leader = procStat(e.pgid);
-  if (leader && leader.start !== e.start) return 0; // the pid was reused
+  if (leader && Math.abs(leader.start - e.start) > near) return 0; // the pid was reused
   if (leader && leader.pgid !== e.pgid) return 0;
-  return countGroupProcesses(new Set([e.pgid]), { since: e.start });
+  return countGroupProcesses(new Set([e.pgid]), { since: e.start - near });
 }
 
 const encoder = new TextEncoder();
@@ -88,10 +95,67 @@ export interface JournalOptions {
 const REWARN_MS = 5 * 60_000;
 
 /**
- * A server's journal of running job groups. Appends one line per change; the
- * file is rewritten when removals pile up, and deleted by {@linkcode close}.
- * When a write fails the journal says so (see {@linkcode JournalOptions.log}) and
- * rewrites the whole file every `retryMs` and at every change until it succeeds.
+ * Milliseconds a removal waits for the next write before it is written on its own.
+ * Until then a crash leaves the ended job named: its next server finds the group gone.
+ *
+ * @example
+ * ```ts
+ * import { REMOVAL_DELAY_MS } from "./journal.ts";
+ * console.log(REMOVAL_DELAY_MS); // 50
+ * ```
+ */
+export const REMOVAL_DELAY_MS = 50;
+
+/** Clock ticks a second in `/proc/PID/stat` (USER_HZ: 100 on every Linux architecture in use). */
+const TICKS_PER_S = 100;
+
+/**
+ * How far (in clock ticks: 1 s) the kernel's start time of a job's leader may be from the
+ * one its server noted from its own clock at the spawn (see {@linkcode JournalEntry.near}).
+ */
+export const NEAR_TICKS = 100;
+
+/**
+ * The kernel's boot-time clock in ticks, as `/proc/PID/stat` gives start times: the
+ * monotonic clock plus an offset read from `/proc/uptime`, again every 10 s.
+ */
+class BootClock {
+  #offset = 0;
+  #calibrated = -Infinity;
+
+  /** Ticks since boot now, or undefined without `/proc`. */
+  now(): number | undefined {
+    const t = performance.now();
+    if (t - this.#calibrated > 10_000) {
+      let up: number;
+      try {
+        up = parseFloat(Deno.readTextFileSync("/proc/uptime"));
+      } catch {
+        return undefined;
+      }
+      if (!Number.isFinite(up)) return undefined;
+      this.#offset = up * TICKS_PER_S - t * TICKS_PER_S / 1000;
+      this.#calibrated = t;
+    }
+    return Math.round(t * TICKS_PER_S / 1000 + this.#offset);
+  }
+}
+
+/**
+ * A server's journal of running job groups. Appends one line per change, and
+ * writes the lines of one task of the event loop (one WebSocket message, which
+ * may be a batch of `execute` requests) in one write, at its end, before anything
+ * else runs: a job is on disk before its server reads another message or timer.
+ * Removals, which no crash can make unsafe, go with the next batch, or on their
+ * own {@linkcode REMOVAL_DELAY_MS} later: a job run after another writes the
+ * end of the one before with its own start. The file is rewritten when removals pile up, and deleted by
+ * {@linkcode close}. When a write fails the journal says so (see
+ * {@linkcode JournalOptions.log}) and rewrites the whole file every `retryMs` and
+ * at every change until it succeeds.
+ *
+ * The leader's start time is noted from the server's clock (see
+ * {@linkcode JournalEntry.near}): reading `/proc/PID/stat` right after the spawn,
+ * while the new process is still being set up, took 0.8 ms a job.
  */
 export class JobJournal {
   /** The journal file. */
@@ -99,12 +163,21 @@ export class JobJournal {
   readonly #dir: string;
   #file: Deno.FsFile | undefined;
   #live = new Map<number, JournalEntry>();
+  /** Lines not yet written, in order. */
+  #lines: string[] = [];
+  /** A write is queued for the end of this task (an `add`). */
+  #soon = false;
+  /** A write is queued for the next timer turn (removals only). */
+  #later: ReturnType<typeof setTimeout> | undefined;
+  readonly #clock = new BootClock();
   #removed = 0;
   readonly #header: string;
   readonly #log: Logger;
   readonly #retryMs: number;
-  /** The last error, while the file on disk lags behind what runs. */
+  /** The last error, while a write or a compaction fails (retried every `retryMs`). */
   #failing: Error | undefined;
+  /** The open file ends in a whole line and is the one at {@linkcode path}: appends are safe. */
+  #intact = true;
   #warnedAt = 0;
   #retry: ReturnType<typeof setInterval> | undefined;
   #closed = false;
@@ -136,28 +209,62 @@ export class JobJournal {
     return this.#failing !== undefined;
   }
 
-  /** Notes a running group; reads the leader's start time now. */
+  /**
+   * Notes a group just started (call it right after the spawn): written at the end
+   * of the current task, with its start time from the server's clock.
+   */
   add(pgid: number, session: string, jobId: string): void {
-    const start = processStartTime(pgid);
-    if (start === undefined) return; // already gone: nothing could be left to reap
-    const e: JournalEntry = { pgid, start, session, job_id: jobId };
+    if (this.#closed) return;
+    const now = this.#clock.now();
+    let e: JournalEntry;
+    if (now !== undefined) e = { pgid, start: now, near: NEAR_TICKS, session, job_id: jobId };
+    else {
+      const start = processStartTime(pgid);
+      if (start === undefined) return; // already gone: nothing could be left to reap
+      e = { pgid, start, session, job_id: jobId };
+    }
     this.#live.set(pgid, e);
-    this.#append(JSON.stringify({ add: e }));
+    this.#lines.push(JSON.stringify({ add: e }));
+    if (this.#soon) return;
+    this.#soon = true;
+    queueMicrotask(() => {
+      this.#soon = false;
+      this.flush();
+    });
   }
 
-  /** Notes that a group has ended. */
+  /** Notes that a group has ended (written with the next batch, at the latest {@linkcode REMOVAL_DELAY_MS} on). */
   remove(pgid: number): void {
     if (!this.#live.delete(pgid)) return;
     this.#removed++;
-    if (this.#removed > 256 && this.#removed > 2 * this.#live.size) this.#rewrite();
-    else this.#append(JSON.stringify({ del: pgid }));
+    this.#lines.push(JSON.stringify({ del: pgid }));
+    if (this.#soon || this.#later !== undefined || this.#closed) return;
+    this.#later = setTimeout(() => {
+      this.#later = undefined;
+      this.flush();
+    }, REMOVAL_DELAY_MS);
+    Deno.unrefTimer(this.#later); // never what keeps the process alive
   }
 
-  #append(line: string): void {
+  /** Writes what is queued now, in one write (or rewrites the file when removals pile up). */
+  flush(): void {
+    if (this.#later !== undefined) clearTimeout(this.#later);
+    this.#later = undefined;
+    if (this.#lines.length === 0 || this.#closed) return;
+    const text = this.#lines.join("\n");
+    this.#lines = [];
+    // A compaction that fails leaves the old file as it was (it is written beside it and
+    // renamed over it): the batch is then appended to it, so the file still names every
+    // running group.
+    if (this.#removed > 256 && this.#removed > 2 * this.#live.size && this.#rewrite()) return;
+    this.#append(text);
+  }
+
+  #append(text: string): void {
     if (this.#closed) return;
-    // After a failure the file may end in a cut line, or not exist: only a rewrite mends it.
-    if (this.#failing !== undefined || this.#file === undefined) return this.#rewrite();
-    const bytes = encoder.encode(line + "\n");
+    // After a failed append the file may end in a cut line, or not exist: only a rewrite mends it.
+    if (!this.#intact || this.#file === undefined) return void this.#rewrite();
+    const bytes = encoder.encode(text + "\n");
     try {
       for (let at = 0; at < bytes.length;) {
         const n = this.#file.writeSync(bytes.subarray(at));
@@ -165,36 +272,43 @@ export class JobJournal {
         at += n;
       }
     } catch (e) {
+      this.#intact = false;
       this.#failed(e as Error);
     }
   }
 
   /** Writes the whole journal (header and running groups) anew, through a temporary file. */
-  #rewrite(): void {
-    if (this.#closed) return;
+  #rewrite(): boolean {
+    if (this.#closed) return true;
     const tmp = `${this.path}.tmp`;
     const lines = [
       this.#header,
       ...[...this.#live.values()].map((e) => JSON.stringify({ add: e })),
     ];
     let file: Deno.FsFile;
+    let renamed = false;
     try {
       Deno.mkdirSync(this.#dir, { recursive: true });
       Deno.writeTextFileSync(tmp, lines.join("\n") + "\n");
       Deno.renameSync(tmp, this.path);
+      renamed = true;
       file = Deno.openSync(this.path, { append: true });
     } catch (e) {
       try {
         Deno.removeSync(tmp);
       } catch { /* never made */ }
-      return this.#failed(e as Error);
+      // Once renamed, the open file is the old, unlinked one: appending to it is lost.
+      if (renamed) this.#intact = false;
+      this.#failed(e as Error);
+      return false;
     }
     try {
       this.#file?.close();
     } catch { /* closed */ }
     this.#file = file;
+    this.#intact = true;
     this.#removed = 0;
-    if (this.#failing === undefined) return;
+    if (this.#failing === undefined) return true;
     this.#failing = undefined;
     if (this.#retry !== undefined) clearInterval(this.#retry);
     this.#retry = undefined;
@@ -202,6 +316,7 @@ export class JobJournal {
       `crash journal ${this.path} written again (${this.#live.size} running job groups noted)`,
       { event: "journal_written", path: this.path, groups: this.#live.size },
     );
+    return true;
   }
 
   #failed(e: Error): void {
@@ -226,6 +341,7 @@ export class JobJournal {
   /** Closes and deletes the journal: a server that stopped cleanly leaves nothing to reap. */
   close(): void {
     this.#closed = true;
+    if (this.#later !== undefined) clearTimeout(this.#later);
     if (this.#retry !== undefined) clearInterval(this.#retry);
     this.#retry = undefined;
     try {

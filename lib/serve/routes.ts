@@ -23,6 +23,7 @@
 
 import { createHash, timingSafeEqual } from "node:crypto";
 import { GATE_CONN_HEADER, gatePeer, type GateStats } from "./gate.ts";
+import { upgradeWebSocket } from "./gate_socket.ts";
 import { isLoopback } from "./options.ts";
 import { page } from "./web/page.ts";
 
@@ -245,7 +246,8 @@ export function route(req: Request, host: RouteHost): Response {
     subprotocols: offered.map((p) => p.startsWith(TOKEN_PREFIX) ? `${TOKEN_PREFIX}…` : p),
     token_via: tokenVia(req, url),
   };
-  const { socket, response: res } = Deno.upgradeWebSocket(req, {
+  // The gate's upgrade: it runs the socket on the client's connection, no relay (gate_socket.ts).
+  const { socket, response: res } = upgradeWebSocket(req, {
     idleTimeout: host.idleTimeoutS,
     ...(offersCcx ? { protocol: SUBPROTOCOL } : {}),
   });

@@ -187,6 +187,19 @@ export class Session implements DrainSession, JobSession {
   }
 
   /**
+   * Sends `pre`, `text` as a JSON string, then `post`: one `process.output` message. The gate's
+   * socket writes the JSON straight into its output (gate_output.ts); any other socket gets the
+   * joined text.
+   */
+  sendOutput(pre: string, text: string, post: string): void {
+    const ws = this.ws as WebSocket & { sendJson?: (pre: string, s: string, post: string) => void };
+    if (ws.sendJson && ws.readyState === OPEN) {
+      ws.sendJson(pre, text, post);
+      this.#lastSent = Date.now();
+    } else this.sendText(`${pre}${JSON.stringify(text)}${post}`);
+  }
+
+  /**
    * Heartbeats go only to a session with running jobs, after `heartbeatS` in
    * which it was sent nothing else: an idle session goes quiet (seed clients read
    * until the connection has been silent for a while).

@@ -20,10 +20,10 @@
  * @module
  */
 
-import { isAbsolute, join } from "node:path";
 import type { JobResult, JobState, JobStatus } from "../common/protocol.ts";
-import { countGroupProcesses } from "../common/proc.ts";
 import { jobEnvironment } from "./job_env.ts";
+import { countGroupProcesses, procStat } from "../common/proc.ts";
+import { baseEnvironment, findProgram, setsid } from "./spawn.ts";
 import { runAsArgv, runAsEnv, type RunAsUser } from "./run_as.ts";
 
 /** Why the supervisor itself ended a job. */
@@ -75,6 +75,9 @@ export interface JobOptions {
 
 /** How output is cut into messages: one line each, or coalesced chunks. */
 export type OutputMode = "lines" | "chunks";
+
+/** Bytes one read of a job's pipe takes at most. */
+const READ_BYTES = 64 * 1024;
 
 /** In lines mode, how many lines are handed over between two looks at the sink's backpressure. */
 const LINES_PER_GATE = 256;
@@ -180,12 +183,34 @@ export function signalGroup(pgid: number, signal: Deno.Signal): boolean {
 }
 
 /**
- * True while the group has a member that is not a zombie. The kernel keeps a
- * zombie in its group until its parent reaps it (for orphans, PID 1, which may
- * be slow), so a successful kill(2) alone would make us wait for nothing.
+ * Sends `signal` to a job's group, or, when the group does not exist yet, to its
+ * `leader` alone: a job started through `setsid` (see {@linkcode startJob}) is in
+ * the server's own group until its first instructions have run, and is then the
+ * only process of the job. False when neither is there.
  */
-function groupAlive(pgid: number): boolean {
-  if (!signalGroup(pgid, "SIGCONT")) return false;
+function signalJob(pgid: number, signal: Deno.Signal, leader?: number): boolean {
+  if (signalGroup(pgid, signal)) return true;
+  if (leader === undefined) return false;
+  const st = procStat(leader);
+  if (st === undefined || st.state === "Z" || st.state === "X") return false;
+  // It called setsid between the two looks: its group is there now.
+  if (st.pgid === leader) return signalGroup(pgid, signal);
+  try {
+    Deno.kill(leader, signal);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * True while the group has a member that is not a zombie (or, given a `leader`
+ * that has not called setsid yet, while it runs). The kernel keeps a zombie in
+ * its group until its parent reaps it (for orphans, PID 1, which may be slow), so
+ * a successful kill(2) alone would make us wait for nothing.
+ */
+function groupAlive(pgid: number, leader?: number): boolean {
+  if (!signalGroup(pgid, "SIGCONT")) return signalJob(pgid, "SIGCONT", leader);
   try {
     return countGroupProcesses(new Set([pgid]), { stopAt: 1 }) > 0;
   } catch {
@@ -196,7 +221,8 @@ function groupAlive(pgid: number): boolean {
 /**
  * Ends a whole process group: SIGCONT (a stopped group cannot act on SIGTERM),
  * SIGTERM, up to `graceMs` for it to go, then SIGKILL. Resolves once the group is
- * empty or has been sent SIGKILL.
+ * empty or has been sent SIGKILL. `leader`: the group's leader, still running and
+ * maybe not yet in its own group (a job just started; see {@linkcode startJob}).
  *
  * @example
  * ```ts
@@ -215,19 +241,23 @@ function groupAlive(pgid: number): boolean {
  * await out.cancel();
  * ```
  */
-export async function endProcessGroup(pgid: number, graceMs: number): Promise<void> {
-  if (!signalGroup(pgid, "SIGCONT")) return;
-  signalGroup(pgid, "SIGTERM");
+export async function endProcessGroup(
+  pgid: number,
+  graceMs: number,
+  leader?: number,
+): Promise<void> {
+  if (!signalJob(pgid, "SIGCONT", leader)) return;
+  signalJob(pgid, "SIGTERM", leader);
   const deadline = performance.now() + graceMs;
   let wait = 2;
   while (performance.now() < deadline) {
     await sleep(Math.min(wait, Math.max(1, deadline - performance.now())));
     wait = Math.min(wait * 2, 50);
-    if (!groupAlive(pgid)) return;
+    if (!groupAlive(pgid, leader)) return;
   }
-  signalGroup(pgid, "SIGKILL");
+  signalJob(pgid, "SIGKILL", leader);
   // SIGKILL is not ignorable; give the kernel a moment so callers see an empty group.
-  for (let i = 0; i < 200 && groupAlive(pgid); i++) await sleep(5);
+  for (let i = 0; i < 200 && groupAlive(pgid, leader); i++) await sleep(5);
 }
 
 const fatalDecoder = new TextDecoder("utf-8", { fatal: true });
@@ -280,19 +310,34 @@ class StreamPump {
     private readonly lines: boolean,
   ) {}
 
+  /**
+   * Reads the pipe into one buffer of its own (a BYOB reader), used again for
+   * every read once what it held has been handled (what is kept is copied): a
+   * default reader allocates a new buffer a read (~12 KB from a pipe) that only
+   * the GC frees, which grew the server's RSS by tens of MiB under a stream of
+   * output.
+   */
   async run(readable: ReadableStream<Uint8Array>): Promise<void> {
-    const reader = readable.getReader();
+    let byob: ReadableStreamBYOBReader | undefined;
+    let plain: ReadableStreamDefaultReader<Uint8Array> | undefined;
+    try {
+      byob = readable.getReader({ mode: "byob" });
+    } catch {
+      plain = readable.getReader(); // not a byte stream
+    }
+    let buf = new Uint8Array(READ_BYTES);
     try {
       while (true) {
         const gate = this.sink.ready?.();
         if (gate) await this.#hold(gate);
-        const { value, done } = await reader.read();
-        if (done) break;
+        const { value, done } = byob ? await byob.read(buf) : await plain!.read();
+        if (done || value === undefined) break;
         this.reads++;
         this.bytes += value.length;
         this.onData();
         const more = this.#take(value);
         if (more) await more;
+        if (byob) buf = new Uint8Array(value.buffer as ArrayBuffer); // the same memory, given back
       }
     } catch {
       // The pipe broke (the process is gone): what was read is flushed below.
@@ -300,7 +345,7 @@ class StreamPump {
       this.#closed = true;
       if (this.#timer !== undefined) clearTimeout(this.#timer);
       await this.#flushAll();
-      reader.releaseLock();
+      (byob ?? plain)!.releaseLock();
     }
   }
 
@@ -315,7 +360,7 @@ class StreamPump {
   #take(value: Uint8Array): Promise<void> | undefined {
     const nl = value.lastIndexOf(10);
     if (nl < 0) {
-      this.#pending.push(value);
+      this.#pending.push(value.slice()); // the read buffer is used again
       this.#pendingLen += value.length;
       if (this.#pendingLen >= this.maxChunk) return this.#flushAll();
       this.#armTimer();
@@ -498,6 +543,8 @@ export class Job {
   #timers: LongTimer[] = [];
   readonly #grace: number;
   readonly #pumps: StreamPump[];
+  /** True once the leader has exited (its pid may then be anyone's). */
+  #exited = false;
 
   /** @internal Use {@linkcode startJob}. */
   constructor(child: Deno.ChildProcess, opts: JobOptions, sink: JobSink) {
@@ -539,7 +586,7 @@ export class Job {
   /** Stops the whole group (SIGSTOP). The stall clock stops too; the whole-run timeout does not. */
   pause(): boolean {
     if (this.#state !== "running") return false;
-    signalGroup(this.pgid, "SIGSTOP");
+    signalJob(this.pgid, "SIGSTOP", this.#leader);
     this.#state = "paused";
     return true;
   }
@@ -547,7 +594,7 @@ export class Job {
   /** Continues a paused group (SIGCONT). */
   resume(): boolean {
     if (this.#state !== "paused") return false;
-    signalGroup(this.pgid, "SIGCONT");
+    signalJob(this.pgid, "SIGCONT", this.#leader);
     this.#state = "running";
     this.#lastActivity = performance.now();
     return true;
@@ -574,7 +621,12 @@ export class Job {
     this.#endReason = reason;
     this.#state = "ending";
     this.#clearTimers();
-    this.#ending = endProcessGroup(this.pgid, this.#grace);
+    this.#ending = endProcessGroup(this.pgid, this.#grace, this.#leader);
+  }
+
+  /** The leader's pid while it runs: it may not be in its own group yet (see startJob). */
+  get #leader(): number | undefined {
+    return this.#exited ? undefined : this.pid;
   }
 
   #watchStall(stallMs: number): void {
@@ -611,6 +663,7 @@ export class Job {
   ): Promise<JobResult> {
     const pumping = Promise.all([out.run(child.stdout), err.run(child.stderr)]);
     const status = await child.status;
+    this.#exited = true;
     // The leader is gone; anything left in its group must go too. Processes that
     // still hold the pipes get the same escalation as a cancel.
     if (this.#ending === undefined) this.#ending = endProcessGroup(this.pgid, this.#grace);
@@ -646,21 +699,6 @@ export class StartError extends Error {
     this.name = "StartError";
     this.field = field;
   }
-}
-
-/** True when `program` names a file: as a path (relative to `cwd`), or found on `path`. */
-function findProgram(program: string, path: string | undefined, cwd?: string): boolean {
-  const isFile = (p: string) => {
-    try {
-      return Deno.statSync(p).isFile;
-    } catch {
-      return false;
-    }
-  };
-  if (program.includes("/")) {
-    return isFile(isAbsolute(program) ? program : join(cwd ?? ".", program));
-  }
-  return (path ?? "").split(":").some((d) => d !== "" && isFile(join(d, program)));
 }
 
 /**
@@ -711,7 +749,14 @@ function tooBig(argv: string[], env: Record<string, string>, cmdField: string): 
 
 /**
  * Starts a job in its own process group. Throws {@linkcode StartError} when the
- * program or the working directory does not exist.
+ * program or the working directory does not exist, or the program cannot be run.
+ *
+ * The job is started as `setsid PROGRAM…` (util-linux or busybox), which calls
+ * setsid(2) and execs the program in the same process, so pid = pgid; without a
+ * `setsid` on the host, with `detached: true` (see `setsidPath` for why not always).
+ * Until setsid(2) has run (a moment after the start) the job is one process still
+ * in the server's group: {@linkcode Job.pause}, {@linkcode Job.cancel} and the
+ * timeouts then signal that process alone.
  *
  * @example
  * ```ts
@@ -732,20 +777,24 @@ export function startJob(opts: JobOptions, sink: JobSink): Job {
     } catch { /* reported below */ }
     if (!isDir) throw new StartError(`cwd: no such directory: ${opts.cwd}`, "cwd");
   }
-  const env = jobEnvironment(
-    { ...(opts.serverEnv ?? Deno.env.toObject()) },
-    opts.runAs ? { ...runAsEnv(opts.runAs), ...opts.env } : opts.env,
-    opts.passEnv,
-  );
+  const requestEnv = opts.runAs ? { ...runAsEnv(opts.runAs), ...opts.env } : opts.env;
+  // The allow-listed part of the server's own environment is read at most once a second
+  // (spawn.ts); an embedding that names another environment (tests) is filtered each time.
+  const env = opts.serverEnv
+    ? jobEnvironment({ ...opts.serverEnv }, requestEnv, opts.passEnv)
+    : { ...baseEnvironment(opts.passEnv), ...requestEnv };
+  const field = opts.argv ? "argv" : "command";
+  const viaSetsid = setsid();
   let spawned = argv;
-  if (opts.runAs) {
-    // setpriv would start and then fail to exec: say "not found" as an unwrapped start does.
-    const field = opts.argv ? "argv" : "command";
-    if (!findProgram(argv[0], env.PATH, opts.cwd)) {
-      throw new StartError(`${field}: program not found: ${argv[0]}`, field);
-    }
-    spawned = runAsArgv(opts.runAs, argv);
+  if (opts.runAs || viaSetsid) {
+    // setpriv and setsid would start and then fail to exec: say "not found" (or "permission
+    // denied") as a start of the program itself does.
+    const found = findProgram(argv[0], env.PATH, opts.cwd);
+    if (!found.found) throw new StartError(`${field}: program not found: ${argv[0]}`, field);
+    if (!found.runnable) throw new StartError(`${field}: permission denied: ${argv[0]}`, field);
   }
+  if (opts.runAs) spawned = runAsArgv(opts.runAs, argv);
+  if (viaSetsid) spawned = [viaSetsid, ...spawned];
   let child: Deno.ChildProcess;
   try {
     child = new Deno.Command(spawned[0], {
@@ -756,10 +805,9 @@ export function startJob(opts: JobOptions, sink: JobSink): Job {
       stdin: opts.stdin !== undefined ? "piped" : "null",
       stdout: "piped",
       stderr: "piped",
-      detached: true,
+      detached: viaSetsid === undefined,
     }).spawn();
   } catch (e) {
-    const field = opts.argv ? "argv" : "command";
     if (/Argument list too long|os error 7\b/.test((e as Error).message)) {
       throw tooBig(opts.argv ?? [opts.command ?? ""], opts.env ?? {}, field);
     }
