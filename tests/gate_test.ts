@@ -582,3 +582,58 @@ Deno.test("out of file descriptors, accept errors are retried and never end the 
     await Deno.remove(state, { recursive: true });
   }
 });
+
+/** Reads from `conn` until its text holds `pattern`, or the connection ends; returns the text. */
+async function readUntil(conn: Deno.Conn, pattern: RegExp): Promise<string> {
+  const buf = new Uint8Array(4096);
+  let text = "";
+  while (!pattern.test(text)) {
+    const n = await conn.read(buf).catch(() => null);
+    if (n === null) break;
+    text += new TextDecoder().decode(buf.subarray(0, n));
+  }
+  return text;
+}
+
+Deno.test("at the cap, the oldest connection still without a request head is evicted with 408 and its body; the newest is served", async () => {
+  const logs: string[] = [];
+  const cap = 3;
+  await withServer({ maxConnections: cap, log: (m) => logs.push(m) }, async (server) => {
+    // Half-open connections, accepted one after the other so that their age is known.
+    const waiting: Deno.Conn[] = [];
+    for (let i = 0; i < cap; i++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+      await writeAll(c, new TextEncoder().encode("GET /health HTTP/1.1\r\nHost: x\r\n"));
+      waiting.push(c);
+      await waitFor(() => server.health().open_connections === i + 1, `connection ${i} accepted`);
+    }
+    const [oldest, ...younger] = waiting;
+    const newest = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    await writeAll(newest, new TextEncoder().encode("GET /health HTTP/1.1\r\nHost: x\r\n\r\n"));
+    // The oldest gets the 408 and its exact body, then the end of the connection.
+    const body = JSON.stringify({
+      error: "evicted: the server is at its connection cap and this connection sent no request",
+      max: cap,
+    });
+    assert.equal(
+      await readToEnd(oldest),
+      "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\nconnection: close\r\n" +
+        `content-length: ${body.length}\r\n\r\n${body}`,
+    );
+    // The newest is served.
+    assert.deepEqual(statusLines(await readToEnd(newest)), ["HTTP/1.1 200 OK"]);
+    // The younger ones were not touched: they finish their heads now and are served too.
+    for (const c of younger) {
+      await writeAll(c, new TextEncoder().encode("\r\n"));
+      assert.deepEqual(statusLines(await readUntil(c, /\r\n\r\n\{.*\}$/s)), ["HTTP/1.1 200 OK"]);
+      c.close();
+    }
+    const h = server.health();
+    assert.equal(h.dropped_connections, 1);
+    assert.equal(h.refused_connections, 0);
+    // The server's own line about it: which connection, how long it had been open, why.
+    const line = logs.find((l) => /closed after \d+ ms with 408: evicted/.test(l));
+    const peer = oldest.localAddr as Deno.NetAddr;
+    assert.ok(line?.includes(`from 127.0.0.1:${peer.port} `), `${line}\n${logs.join("\n")}`);
+  });
+});
