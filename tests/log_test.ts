@@ -63,7 +63,7 @@ Deno.test("filterLogger passes on only the lines it keeps, fields and all", () =
     { ...JSON.parse(lines[0]), ts: "" },
     { ts: "", level: "warn", msg: "disk full", event: "journal_unwritable", path: "/x" },
   );
-  assert.deepEqual([...QUIET_EVENTS].sort(), ["job_ended", "job_started"]);
+  assert.deepEqual([...QUIET_EVENTS].sort(), ["connection_dropped", "job_ended", "job_started"]);
 });
 
 /** The JSON log lines of a server's stderr. */

@@ -48,8 +48,9 @@ function templateRoots(dirs: string[]): string[] {
 }
 
 /**
- * The log events `--quiet` leaves out: one job's start and end, the lines a busy server writes
- * most. Every line about the server itself stays (warnings such as a crash journal it cannot
+ * The log events `--quiet` leaves out: one job's start and end, and a connection the gate dropped
+ * before its request (deadline or eviction): the lines a busy server writes most, one per job or
+ * connection (the drops are still counted in `/health`). Every line about the server itself stays (warnings such as a crash journal it cannot
  * write, a workspace it cannot remove, a client dropped at shutdown, and its start and shutdown).
  *
  * @example
@@ -59,11 +60,15 @@ function templateRoots(dirs: string[]): string[] {
  * QUIET_EVENTS.has("journal_unwritable"); // false
  * ```
  */
-export const QUIET_EVENTS: ReadonlySet<string> = new Set(["job_started", "job_ended"]);
+export const QUIET_EVENTS: ReadonlySet<string> = new Set([
+  "job_started",
+  "job_ended",
+  "connection_dropped",
+]);
 
 /** Options of {@linkcode serveCommand}: the server's, and `--quiet`. */
 export interface ServeCommandOptions extends ServerOptions {
-  /** Leave out the per-job log lines ({@linkcode QUIET_EVENTS}); keep every other line. */
+  /** Leave out the per-job and per-dropped-connection log lines ({@linkcode QUIET_EVENTS}); keep every other line. */
   quiet?: boolean;
 }
 

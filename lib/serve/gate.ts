@@ -38,7 +38,13 @@
 import tls from "node:tls";
 import type { Logger } from "../common/log.ts";
 import type { Violation } from "./gate_frames.ts";
-import { GatedConn, type GateHost, httpResponse } from "./gate_relay.ts";
+import {
+  type DropReason,
+  type DropRecord,
+  GatedConn,
+  type GateHost,
+  httpResponse,
+} from "./gate_relay.ts";
 import { TlsRelayConn, tryClose, writeAll } from "./gate_tls.ts";
 
 export { closeFrame, GATE_CONN_HEADER, GATE_PEER_HEADER } from "./gate_frames.ts";
@@ -243,10 +249,8 @@ export class ConnectionGate implements GateHost {
     if (this.#conns.size >= this.maxConnections) {
       // Room is made by the oldest connection that has not even sent its request.
       const victim = this.#pending.values().next().value;
-      if (victim) {
-        this.dropped("evicted", victim);
-        victim.abort();
-      } else return this.#refuse(conn);
+      if (victim) victim.dropNow("evicted");
+      else return this.#refuse(conn);
     }
     if (this.#refusing && this.#conns.size < this.maxConnections * 0.9) {
       this.#log(
@@ -293,7 +297,7 @@ export class ConnectionGate implements GateHost {
   }
 
   /** @internal */
-  dropped(_why: "timeout" | "evicted", c: GatedConn): void {
+  dropped(_why: DropReason, c: GatedConn): void {
     this.#pending.delete(c);
     this.#stats.dropped++;
   }
@@ -313,6 +317,35 @@ export class ConnectionGate implements GateHost {
   ended(c: GatedConn): void {
     this.#pending.delete(c);
     this.#conns.delete(c.id);
+    if (c.drop) this.#logDrop(c, c.drop);
+  }
+
+  /**
+   * One line per dropped connection, timed by the gate's own clock: from its
+   * accept to its close (after the 408, if one was sent).
+   */
+  #logDrop(c: GatedConn, d: DropRecord): void {
+    const lastedMs = Math.round(c.closedAt - c.since);
+    const peer = c.conn.remoteAddr as Deno.NetAddr;
+    const stage = d.inHandshake ? "TLS handshake" : "request head";
+    const why = d.why === "timeout"
+      ? `no ${stage} within --request-timeout-s (${this.requestTimeoutMs / 1000} s)`
+      : `evicted for a newer connection at --max-connections (${this.maxConnections}), no ${stage} yet`;
+    this.#log(
+      `connection ${
+        c.id.slice(0, 8)
+      } from ${peer.hostname}:${peer.port} closed after ${lastedMs} ms` +
+        `${d.status ? ` with ${d.status}` : ""}: ${why}`,
+      {
+        event: "connection_dropped",
+        conn: c.id,
+        reason: d.why === "timeout"
+          ? `${d.inHandshake ? "tls_handshake" : "request"}_timeout`
+          : "evicted",
+        lasted_ms: lastedMs,
+        status: d.status,
+      },
+    );
   }
 
   /** Stops accepting; with `abortAll`, also ends every open connection. */

@@ -55,6 +55,8 @@ export interface GateHost {
   readonly requestTimeoutMs: number;
   /** Largest request head, in bytes. */
   readonly maxHeadBytes: number;
+  /** The cap on open connections. */
+  readonly maxConnections: number;
   /** The HTTP server's Unix socket. */
   readonly upstreamPath: string;
   /** Largest message a client may start, in bytes. */
@@ -63,14 +65,27 @@ export interface GateHost {
   readonly largeMessages: { over: number; left: number };
   /** A connection's request head arrived. */
   headArrived(c: GatedConn): void;
-  /** A connection was dropped (deadline, or evicted for a newer one). */
-  dropped(why: "timeout" | "evicted", c: GatedConn): void;
+  /** A connection is being dropped (deadline, or evicted for a newer one). */
+  dropped(why: DropReason, c: GatedConn): void;
   /** The HTTP server could not be reached (503 sent). */
   refusedBusy(): void;
   /** A client's frames broke a rule. */
   violation(c: GatedConn, v: Violation): void;
   /** A connection is over. */
   ended(c: GatedConn): void;
+}
+
+/** Why the gate dropped a connection before its request: its deadline, or a newer connection. */
+export type DropReason = "timeout" | "evicted";
+
+/** How a dropped connection ended, for the gate's log line (see {@linkcode GatedConn.drop}). */
+export interface DropRecord {
+  /** Why it was dropped. */
+  why: DropReason;
+  /** True when it had not finished its TLS handshake (then no 408 can be sent). */
+  inHandshake: boolean;
+  /** The status sent before closing (408), or undefined when none could be. */
+  status: number | undefined;
 }
 
 const enc = new TextEncoder();
@@ -98,6 +113,12 @@ export class GatedConn {
   readonly id: string = crypto.randomUUID();
   /** When it was accepted (`performance.now()`). */
   readonly since: number = performance.now();
+  /** When it was closed (`performance.now()`), once it is; 0 before. */
+  closedAt = 0;
+  /** Set when the gate dropped it before its request head: why, and what it was sent. */
+  drop: DropRecord | undefined;
+  /** The 408 being written to a dropped connection, which is closed once it is out. */
+  #dropping: Promise<void> | undefined;
   /** True until the request head has arrived. */
   pending = true;
   /** The connection to the HTTP server, once the head has arrived. */
@@ -126,6 +147,7 @@ export class GatedConn {
   abort(): void {
     if (this.#ended) return;
     this.#ended = true;
+    this.closedAt = performance.now();
     this.#settleUpgrade(false);
     this.#socket?.terminate();
     tryClose(this.conn);
@@ -135,7 +157,7 @@ export class GatedConn {
   /** Reads the head, relays both ways, and ends the connection; never throws. */
   async run(): Promise<void> {
     const g = this.gate;
-    const timer = setTimeout(() => this.#timeout(), g.requestTimeoutMs);
+    const timer = setTimeout(() => this.dropNow("timeout"), g.requestTimeoutMs);
     try {
       if (this.conn instanceof TlsRelayConn) await this.conn.handshake();
       let buf: Uint8Array = new Uint8Array(0);
@@ -154,6 +176,8 @@ export class GatedConn {
         }
       }
       clearTimeout(timer);
+      // Dropped while the head's last bytes came in: its 408 goes out, nothing else.
+      if (this.#dropping) return await this.#dropping;
       this.pending = false;
       g.headArrived(this);
       const { head, upgrade } = this.#rewrite(buf.subarray(0, end));
@@ -214,15 +238,27 @@ export class GatedConn {
     this.#settleUpgrade("taken");
   }
 
-  #timeout(): void {
-    if (!this.pending || this.#ended) return;
-    this.gate.dropped("timeout", this);
-    const tls = this.gate.tls;
-    if (tls) return this.abort();
-    const body = JSON.stringify({ error: "request not received in time" });
-    writeAll(this.conn, httpResponse(408, "Request Timeout", body)).catch(() => {}).finally(() =>
-      this.abort()
+  /**
+   * Drops a connection that has not sent its request head: at its deadline, or
+   * evicted at the cap for a newer one. It gets a 408 with a JSON body saying
+   * why, then is closed (one still in its TLS handshake is just closed: no
+   * answer can reach it). Its {@linkcode GatedConn.drop} record and
+   * {@linkcode GatedConn.closedAt} tell the gate's log line what happened.
+   */
+  dropNow(why: DropReason): void {
+    if (!this.pending || this.#ended || this.drop) return;
+    const inHandshake = this.conn instanceof TlsRelayConn && !this.conn.secured;
+    this.drop = { why, inHandshake, status: inHandshake ? undefined : 408 };
+    this.gate.dropped(why, this);
+    if (inHandshake) return this.abort();
+    const body = JSON.stringify(
+      why === "timeout" ? { error: "request not received in time" } : {
+        error: "evicted: the server is at its connection cap and this connection sent no request",
+        max: this.gate.maxConnections,
+      },
     );
+    this.#dropping = writeAll(this.conn, httpResponse(408, "Request Timeout", body))
+      .catch(() => {}).finally(() => this.abort());
   }
 
   /**

@@ -77,6 +77,8 @@ export function tryClose(c: { close(): void } | undefined): void {
 export class TlsRelayConn implements RelayConn {
   /** The peer. */
   readonly remoteAddr: Deno.Addr;
+  /** True once the TLS handshake is done. */
+  secured = false;
   readonly #sock: tls.TLSSocket;
   readonly #raw: Deno.TcpConn;
   readonly #secure: Promise<void>;
@@ -99,7 +101,10 @@ export class TlsRelayConn implements RelayConn {
     const sock = new tls.TLSSocket(duplex, { isServer: true, secureContext: context });
     this.#sock = sock;
     this.#secure = new Promise((resolve, reject) => {
-      sock.once("secure", () => resolve());
+      sock.once("secure", () => {
+        this.secured = true;
+        resolve();
+      });
       sock.once("error", reject);
       sock.once("close", () => reject(new Error("closed before the TLS handshake ended")));
     });
