@@ -72,6 +72,8 @@ Deno.test("reapOrphans ends groups of a dead owner only when the start time matc
 Deno.test("readJournalLine() names the JSON path of each part that is not what the writer writes", () => {
   const entry = { pgid: 4242, start: 77, session: "s", job_id: "j" };
   assert.deepEqual(readJournalLine({ add: entry }), { add: entry, problems: [] });
+  // A key the reader does not check is kept, as the reaper kept the whole entry before.
+  assert.deepEqual(readJournalLine({ add: { ...entry, near: 100 } }).add, { ...entry, near: 100 });
   assert.deepEqual(readJournalLine({ owner: { pid: 9, start: 1 }, created: 5 }), {
     owner: { pid: 9, start: 1 },
     problems: [],

@@ -260,7 +260,8 @@ function ownerFromName(name: string): { pid: number; start?: number } | undefine
  * What one journal line says: its owner (the first line), a group added, or a group's pgid
  * removed, and the JSON path of each part that is not what the writer writes (that part is
  * left out; the others still count). An `add` needs the whole {@linkcode JournalEntry}: without
- * its start time a reaper could not tell the group from a later one with the same pgid.
+ * its start time a reaper could not tell the group from a later one with the same pgid. Keys of
+ * an `add` that are not checked here are kept as written.
  *
  * @param v one parsed line
  *
@@ -292,7 +293,9 @@ export function readJournalLine(v: unknown): {
   const add = collect(problems, () => {
     const a = optRecord(rec, "add", "");
     if (a === undefined) return undefined;
+    // Keys not checked here are kept as written, as before: a newer writer may add some.
     const e: JournalEntry = {
+      ...a,
       pgid: readNumber(a, "pgid", "add", { integer: true, min: 2 }),
       start: readNumber(a, "start", "add", { integer: true }),
       session: readString(a, "session", "add"),
