@@ -11,6 +11,7 @@ import { DEFAULT_TIMEOUT_S, type HistoryStore, type Outcome } from "../lib/claud
 import {
   defaultHistoryPath,
   openHistory,
+  readRunRecord,
   RedisHistory,
   SqliteHistory,
 } from "../lib/claude/history_store.ts";
@@ -190,6 +191,29 @@ Deno.test("SqliteHistory names the file it cannot open", () => {
   );
 });
 
+Deno.test("readRunRecord() reads a stored run and names the JSON path of what is wrong", () => {
+  const rec = run(3, "timeout", "simple:k");
+  assert.deepEqual(readRunRecord(JSON.parse(JSON.stringify({ ...rec, extra: 1 }))), rec);
+  assert.deepEqual(readRunRecord({ ...rec, source: "stress" }).source, "stress");
+  // What a store refuses to record is still read: only the shape is checked.
+  assert.equal(readRunRecord({ ...rec, key: "", durationS: -1 }).durationS, -1);
+  const bad: [unknown, string][] = [
+    ["42", '$: expected an object, got "42"'],
+    [[rec], "$: expected an object, got an array"],
+    [{ key: "simple:k" }, "label: required"],
+    [{ ...rec, durationS: "3" }, 'durationS: expected a number, got "3"'],
+    [
+      { ...rec, complexity: "huge" },
+      'complexity: expected one of simple, medium or complex, got "huge"',
+    ],
+    [{ ...rec, source: null }, "source: expected a string, got null"],
+  ];
+  for (const [v, message] of bad) assert.throws(() => readRunRecord(v), { message });
+  assert.throws(() => readRunRecord({ ...rec, at: "now" }, "runs[2]"), {
+    message: 'runs[2].at: expected a number, got "now"',
+  });
+});
+
 Deno.test({
   name: "RedisHistory against a real redis-server",
   ignore: redisIgnore,
@@ -217,7 +241,14 @@ Deno.test({
         try {
           assert.equal(await client.llen("ccx:history:simple:k"), 1);
           assert.deepEqual(await client.smembers("ccx:classes"), ["simple:k"]);
-          await client.lpush("ccx:history:simple:k", "not json", '{"key":"simple:k"}', "42");
+          const wrongType = JSON.stringify({ ...run(4, "success", "simple:k"), durationS: "4" });
+          await client.lpush(
+            "ccx:history:simple:k",
+            "not json",
+            '{"key":"simple:k"}',
+            "42",
+            wrongType,
+          );
         } finally {
           await client.quit();
         }

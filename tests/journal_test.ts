@@ -1,6 +1,12 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
-import { JobJournal, NEAR_TICKS, reapOrphans, REMOVAL_DELAY_MS } from "../lib/serve/journal.ts";
+import {
+  JobJournal,
+  NEAR_TICKS,
+  readJournalLine,
+  reapOrphans,
+  REMOVAL_DELAY_MS,
+} from "../lib/serve/journal.ts";
 import { processStartTime } from "../lib/common/proc.ts";
 import {
   listenUrl,
@@ -65,6 +71,66 @@ Deno.test("reapOrphans ends groups of a dead owner only when the start time matc
       } catch { /* gone */ }
       await c.status;
     }
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("readJournalLine() names the JSON path of each part that is not what the writer writes", () => {
+  const entry = { pgid: 4242, start: 77, session: "s", job_id: "j" };
+  assert.deepEqual(readJournalLine({ add: entry }), { add: entry, problems: [] });
+  // A key the reader does not check is kept, as the reaper kept the whole entry before.
+  assert.deepEqual(readJournalLine({ add: { ...entry, near: 100 } }).add, { ...entry, near: 100 });
+  assert.deepEqual(readJournalLine({ owner: { pid: 9, start: 1 }, created: 5 }), {
+    owner: { pid: 9, start: 1 },
+    problems: [],
+  });
+  // Each part is read on its own: a bad owner does not lose the add of the same line.
+  assert.deepEqual(readJournalLine({ owner: { pid: "9", start: 1 }, add: entry }), {
+    add: entry,
+    problems: [{ path: "owner.pid", message: 'expected an integer, got "9"' }],
+  });
+  const problems = (v: unknown) => readJournalLine(v).problems;
+  assert.deepEqual(problems(42), [{ path: "$", message: "expected an object, got 42" }]);
+  assert.deepEqual(problems({ add: 5 }), [{ path: "add", message: "expected an object, got 5" }]);
+  assert.deepEqual(problems({ add: { ...entry, pgid: 1 } }), [
+    { path: "add.pgid", message: "expected an integer of 2 or more, got 1" },
+  ]);
+  assert.deepEqual(problems({ add: { ...entry, start: "77" } }), [
+    { path: "add.start", message: 'expected an integer, got "77"' },
+  ]);
+  assert.deepEqual(problems({ add: { ...entry, job_id: undefined } }), [
+    { path: "add.job_id", message: "required" },
+  ]);
+  assert.deepEqual(problems({ del: "4242" }), [
+    { path: "del", message: 'expected a number, got "4242"' },
+  ]);
+});
+
+Deno.test("reapOrphans skips lines that are not what the writer writes and reaps the rest", async () => {
+  const dir = await Deno.makeTempDir();
+  const ours = detachedSleep("journal_malformed");
+  try {
+    await waitFor(() => processStartTime(ours.pid) !== undefined, "the sleep");
+    const good = { pgid: ours.pid, start: processStartTime(ours.pid), session: "s", job_id: "a" };
+    const text = [
+      JSON.stringify({ owner: { pid: 999_999_999, start: 1 } }),
+      "42",
+      "[1,2]",
+      JSON.stringify({ add: 5 }),
+      JSON.stringify({ add: { pgid: 999_999_997, session: "s", job_id: "no-start" } }),
+      JSON.stringify({ owner: { pid: "x" }, add: good }),
+      JSON.stringify({ del: "x" }),
+      '{"add": {"pgid"',
+    ].join("\n");
+    await Deno.writeTextFile(join(dir, "1-x.journal"), text);
+    const reaped = await reapOrphans(dir, { graceMs: 200 });
+    assert.deepEqual(reaped.map((g) => [g.job_id, g.owner_pid]), [["a", 999_999_999]]);
+    assert.deepEqual(processesInGroup(ours.pid), []);
+  } finally {
+    try {
+      ours.kill("SIGKILL");
+    } catch { /* gone */ }
+    await ours.status;
     await Deno.remove(dir, { recursive: true });
   }
 });

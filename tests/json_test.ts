@@ -1,20 +1,26 @@
 import assert from "node:assert/strict";
 import {
   arrayLength,
+  asRecord,
   collect,
   describeJson,
+  enumPhrase,
   isRecord,
   joinPath,
   type JsonProblem,
   JsonShapeError,
   numberPhrase,
+  optArray,
   optBool,
+  optEnum,
   optNumber,
   optRecord,
   optString,
   optStringArray,
   parseJsonText,
+  readArray,
   readBool,
+  readEnum,
   readNumber,
   readRecord,
   readString,
@@ -174,6 +180,54 @@ Deno.test("readRecord() and optRecord() take objects only", () => {
   );
   assert.equal(shapeError(() => readRecord({}, "e", "x")), "x.e: required");
   assert.equal(optRecord({ e: null }, "e", "", { nullIsAbsent: true }), undefined);
+});
+
+Deno.test("asRecord() checks an item or a whole document and names its path", () => {
+  assert.deepEqual(asRecord({ a: 1 }, "x[0]"), { a: 1 });
+  assert.equal(shapeError(() => asRecord([1], "")), "$: expected an object, got an array");
+  assert.equal(
+    shapeError(() => asRecord(null, "rules[2]")),
+    "rules[2]: expected an object, got null",
+  );
+});
+
+Deno.test("readArray() and optArray() take arrays only and say what the items should be", () => {
+  assert.deepEqual(readArray({ a: [1, "x"] }, "a", ""), [1, "x"]);
+  assert.equal(shapeError(() => readArray({}, "a", "p")), "p.a: required");
+  assert.equal(
+    shapeError(() => optArray({ output: "all" }, "output", "", { items: "{session_id, job_id}" })),
+    'output: expected an array of {session_id, job_id}, got "all"',
+  );
+  assert.equal(
+    shapeError(() => optArray({ a: {} }, "a", "")),
+    "a: expected an array, got an object",
+  );
+  assert.equal(optArray({ a: null }, "a", "", { nullIsAbsent: true }), undefined);
+  assert.equal(shapeError(() => optArray({ a: null }, "a", "")), "a: expected an array, got null");
+});
+
+Deno.test("readEnum() and optEnum() take one of the listed strings and list them when not", () => {
+  const V = ["pass", "fail", "none"] as const;
+  assert.equal(readEnum({ v: "fail" }, "v", "", V), "fail");
+  assert.equal(
+    shapeError(() => readEnum({}, "v", "r[0]", V)),
+    "r[0].v: expected one of pass, fail or none, got nothing",
+  );
+  assert.equal(
+    shapeError(() => readEnum({ v: "PASS" }, "v", "", V)),
+    'v: expected one of pass, fail or none, got "PASS"',
+  );
+  assert.equal(
+    shapeError(() => readEnum({ v: 1 }, "v", "", ["a", "b"])),
+    "v: expected a or b, got 1",
+  );
+  assert.equal(optEnum({}, "v", "", V), undefined);
+  assert.equal(optEnum({ v: null }, "v", "", V, { nullIsAbsent: true }), undefined);
+  assert.equal(
+    shapeError(() => optEnum({ v: null }, "v", "", V)),
+    "v: expected one of pass, fail or none, got null",
+  );
+  assert.equal(enumPhrase(["only"]), "only");
 });
 
 Deno.test("collect() turns a reader's error into a problem and lets other errors through", () => {

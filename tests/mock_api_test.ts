@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { mockApiEnv, MockApiServer } from "../lib/claude/mock_api/server.ts";
-import { loadMockScript, parseMockScript } from "../lib/claude/mock_api/script.ts";
+import { loadMockScript, MockScriptError, parseMockScript } from "../lib/claude/mock_api/script.ts";
 import { readConversation } from "../lib/claude/mock_api/wire.ts";
 import { cli } from "./_util/helpers.ts";
 
@@ -169,9 +169,37 @@ Deno.test("parseMockScript() names the JSON path of what is wrong", () => {
     [{ rules: [{ match: "/(/", reply: { type: "hang" } }] }, /rules\[0\]\.match: bad regular/],
     [{ rules: [{ match: "x", reply: { type: "error", status: 200 } }] }, /reply\.status/],
     [{ rules: [], extra: 1 }, /extra: unknown key/],
-    [{ rules: [{ match: "x", reply: { type: "text" } }] }, /reply\.text: expected a string/],
+    [{ rules: [{ match: "x", reply: { type: "text" } }] }, /: rules\[0\]\.reply\.text: required$/],
   ];
   for (const [v, re] of bad) assert.throws(() => parseMockScript(v), re);
+  // The whole message, path first, for each kind of structural problem.
+  const exact: [unknown, string][] = [
+    [[], "$: expected an object, got an array"],
+    [{ rules: {} }, "rules: expected an array, got an object"],
+    [{ rules: [5] }, "rules[0]: expected an object, got 5"],
+    [{ rules: [{ match: 1 }] }, "rules[0].match: expected a string, got 1"],
+    [
+      { rules: [{ match: "x", reply: { type: "hang" } }, { match: "y", times: 1.5 }] },
+      "rules[1].times: expected a positive integer, got 1.5",
+    ],
+    [{ rules: [{ match: "x", reply: [] }] }, "rules[0].reply: expected an object, got an array"],
+    [
+      { rules: [{ match: "x", reply: { type: "tool", name: "W", input: "a" } }] },
+      'rules[0].reply.input: expected an object, got "a"',
+    ],
+    [
+      { rules: [{ match: "x", reply: { type: "error", status: 429, retry_after: -1 } }] },
+      "rules[0].reply.retry_after: expected a number of seconds of 0 or more, got -1",
+    ],
+    [{ default: { type: "cut", text: 3 } }, "default.text: expected a string, got 3"],
+  ];
+  for (const [v, message] of exact) {
+    assert.throws(() => parseMockScript(v), (e: Error) => {
+      assert.ok(e instanceof MockScriptError, String(e));
+      assert.equal(e.message, message);
+      return true;
+    });
+  }
   assert.equal(readConversation({ messages: [user("hi")] }).prompt, "hi");
   assert.equal(mockApiEnv("http://x").CLAUDE_CODE_MAX_RETRIES, "0");
 });

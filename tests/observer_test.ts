@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ObserverHub, validateWatch } from "../lib/serve/observer.ts";
 import { taskClass } from "../lib/claude/history.ts";
 import { SqliteHistory } from "../lib/claude/history_store.ts";
+import { RpcError } from "../lib/common/protocol.ts";
 import {
   processesInGroup,
   waitFor,
@@ -351,8 +352,13 @@ Deno.test("watch params are validated with the field named", async () => {
     const bad = await s.call(1, "watch", { output: "all" });
     assert.equal(bad.error?.code, -32602);
     assert.equal(bad.error?.data?.field, "output");
+    assert.equal(
+      bad.error?.message,
+      'output: expected an array of {session_id, job_id}, got "all"',
+    );
     const bad2 = await s.call(2, "watch", { output: [{ session_id: sid }] });
-    assert.equal(bad2.error?.data?.field, "output[0]");
+    assert.equal(bad2.error?.data?.field, "output[0].job_id");
+    assert.equal(bad2.error?.message, "output[0].job_id: required");
     const missing = await s.call(3, "watch", { output: [{ session_id: sid, job_id: "zz" }] });
     assert.equal(missing.error?.code, -32003);
     // A failed watch subscribes to nothing.
@@ -363,6 +369,26 @@ Deno.test("watch params are validated with the field named", async () => {
   });
   assert.deepEqual(validateWatch(undefined), {});
   assert.throws(() => validateWatch([1]), /params as an object/);
+  assert.deepEqual(validateWatch({ output: null }), {});
+  // The whole JSON path of the bad value, in the message and in data.field.
+  for (
+    const [params, field, message] of [
+      [{ output: [7] }, "output[0]", "output[0]: expected an object, got 7"],
+      [
+        { output: [{ session_id: "s", job_id: "j" }, { session_id: "s", job_id: 5 }] },
+        "output[1].job_id",
+        "output[1].job_id: expected a string, got 5",
+      ],
+    ] as const
+  ) {
+    assert.throws(() => validateWatch(params), (e: unknown) => {
+      assert.ok(e instanceof RpcError, String(e));
+      assert.equal(e.code, -32602);
+      assert.equal(e.message, message);
+      assert.deepEqual(e.data, { field });
+      return true;
+    });
+  }
 });
 
 Deno.test("history answers the timeout history's classes with counts and estimates", async () => {

@@ -170,6 +170,6 @@ Deno.test("mock API judge: a judge prompt is answered as a judge, by rule, direc
   });
   assert.throws(
     () => parseMockScript({ rules: [{ match: "x", reply: { type: "judge", verdict: "yes" } }] }),
-    /verdict: expected pass, fail or none/,
+    /: rules\[0\]\.reply\.verdict: expected one of pass, fail or none, got "yes"$/,
   );
 });

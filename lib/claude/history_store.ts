@@ -27,6 +27,14 @@ import { stateDir } from "../common/config.ts";
 import { errorText } from "../common/format.ts";
 import { connectRedis, redactUrl } from "../common/redis.ts";
 import {
+  asRecord,
+  JsonShapeError,
+  optString,
+  readEnum,
+  readNumber,
+  readString,
+} from "../common/json.ts";
+import {
   type ClassSummary,
   type Complexity,
   type EstimateOptions,
@@ -52,15 +60,15 @@ import {
  */
 export const MAX_RUNS_PER_CLASS = 200;
 
-const OUTCOMES: ReadonlySet<string> = new Set(["success", "failure", "timeout", "error"]);
-const COMPLEXITIES: ReadonlySet<string> = new Set(["simple", "medium", "complex"]);
+const OUTCOMES: readonly Outcome[] = ["success", "failure", "timeout", "error"];
+const COMPLEXITIES: readonly Complexity[] = ["simple", "medium", "complex"];
 
 function validateRecord(r: RunRecord): void {
   if (typeof r.key !== "string" || r.key === "") throw new TypeError("run record needs a key");
-  if (!COMPLEXITIES.has(r.complexity)) {
+  if (!COMPLEXITIES.includes(r.complexity)) {
     throw new TypeError(`run record complexity must be simple|medium|complex, got ${r.complexity}`);
   }
-  if (!OUTCOMES.has(r.outcome)) {
+  if (!OUTCOMES.includes(r.outcome)) {
     throw new TypeError(
       `run record outcome must be success|failure|timeout|error, got ${r.outcome}`,
     );
@@ -363,20 +371,48 @@ export class RedisHistory implements HistoryStore {
   }
 }
 
+/** A Redis list item as a run, or undefined for a foreign or corrupt one. */
 function parseRecord(text: string): RunRecord | undefined {
-  let r: unknown;
   try {
-    r = JSON.parse(text);
-  } catch {
-    return undefined;
+    return readRunRecord(JSON.parse(text));
+  } catch (e) {
+    if (e instanceof SyntaxError || e instanceof JsonShapeError) return undefined;
+    throw e;
   }
-  if (typeof r !== "object" || r === null) return undefined;
-  const o = r as Record<string, unknown>;
-  const ok = typeof o.key === "string" && typeof o.label === "string" &&
-    COMPLEXITIES.has(o.complexity as string) && OUTCOMES.has(o.outcome as string) &&
-    typeof o.durationS === "number" && typeof o.at === "number" &&
-    (o.source === undefined || typeof o.source === "string");
-  return ok ? r as RunRecord : undefined;
+}
+
+/**
+ * Reads a run record as the Redis store keeps it (the JSON of a {@linkcode RunRecord}); throws
+ * {@linkcode JsonShapeError} naming the JSON path of the first problem. Only the shape is
+ * checked: what a store refuses to record (an empty key, a negative duration) is still read.
+ *
+ * @param v the parsed JSON
+ * @param path JSON path of `v` (`""` for a whole document)
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readRunRecord } from "./history_store.ts";
+ * const rec = { key: "simple:k", label: "k", complexity: "simple", durationS: 3, outcome: "success", at: 1 };
+ * assert.deepEqual(readRunRecord(rec), rec);
+ * assert.throws(() => readRunRecord({ ...rec, outcome: "ok" }), {
+ *   message: 'outcome: expected one of success, failure, timeout or error, got "ok"',
+ * });
+ * ```
+ */
+export function readRunRecord(v: unknown, path = ""): RunRecord {
+  const o = asRecord(v, path);
+  const r: RunRecord = {
+    key: readString(o, "key", path),
+    label: readString(o, "label", path),
+    complexity: readEnum(o, "complexity", path, COMPLEXITIES),
+    durationS: readNumber(o, "durationS", path),
+    outcome: readEnum(o, "outcome", path, OUTCOMES),
+    at: readNumber(o, "at", path),
+  };
+  const source = optString(o, "source", path);
+  if (source !== undefined) r.source = source;
+  return r;
 }
 
 /**

@@ -646,6 +646,174 @@ export function optRecord(
 }
 
 /**
+ * Checks a value that is not under a key (a whole document, an array's item) is a JSON object;
+ * throws {@linkcode JsonShapeError} at `path` otherwise.
+ *
+ * @param v the value
+ * @param path JSON path of `v` (`""` for the document itself; use {@linkcode joinPath} for an item)
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { asRecord, joinPath } from "./json.ts";
+ * const rules: unknown[] = [{ match: "x" }, 5];
+ * assert.deepEqual(asRecord(rules[0], joinPath("rules", 0)), { match: "x" });
+ * assert.throws(() => asRecord(rules[1], joinPath("rules", 1)), {
+ *   message: "rules[1]: expected an object, got 5",
+ * });
+ * ```
+ */
+export function asRecord(v: unknown, path: string): JsonObject {
+  if (!isRecord(v)) throw new JsonShapeError(path, expectedMessage("an object", v));
+  return v;
+}
+
+/**
+ * Options of {@linkcode readArray} and {@linkcode optArray}.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { type ArrayOptions, optArray } from "./json.ts";
+ * const opts: ArrayOptions = { items: "{session_id, job_id}" };
+ * assert.throws(() => optArray({ output: "all" }, "output", "", opts), {
+ *   message: 'output: expected an array of {session_id, job_id}, got "all"',
+ * });
+ * ```
+ */
+export interface ArrayOptions extends ReadOptions {
+  /** What the items are, for messages: `expected an array of ITEMS`. */
+  items?: string;
+}
+
+/**
+ * Reads `obj[key]` as an array whose items are left to the caller (check each one at
+ * `joinPath(path, i)`, e.g. with {@linkcode asRecord}); throws {@linkcode JsonShapeError} at
+ * `path.key` when it is absent or not an array.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readArray } from "./json.ts";
+ * assert.deepEqual(readArray({ rules: [1, "a"] }, "rules", ""), [1, "a"]);
+ * assert.throws(() => readArray({}, "rules", "script"), { message: "script.rules: required" });
+ * ```
+ */
+export function readArray(
+  obj: JsonObject,
+  key: string,
+  path: string,
+  opts?: ArrayOptions,
+): unknown[] {
+  const at = joinPath(path, key);
+  if (absent(obj[key], opts)) throw new JsonShapeError(at, "required");
+  return optArray(obj, key, path, opts)!;
+}
+
+/**
+ * Like {@linkcode readArray}, but an absent key gives `undefined`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { optArray } from "./json.ts";
+ * assert.equal(optArray({ rules: null }, "rules", "", { nullIsAbsent: true }), undefined);
+ * assert.throws(() => optArray({ rules: {} }, "rules", ""), {
+ *   message: "rules: expected an array, got an object",
+ * });
+ * ```
+ */
+export function optArray(
+  obj: JsonObject,
+  key: string,
+  path: string,
+  opts?: ArrayOptions,
+): unknown[] | undefined {
+  const v = obj[key];
+  if (absent(v, opts)) return undefined;
+  if (!Array.isArray(v)) {
+    const what = opts?.items ? `an array of ${opts.items}` : "an array";
+    throw new JsonShapeError(joinPath(path, key), expectedMessage(what, v));
+  }
+  return v;
+}
+
+/**
+ * The words for a choice of strings: `a`, `a or b`, `one of a, b or c`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { enumPhrase } from "./json.ts";
+ * assert.equal(enumPhrase(["pass", "fail", "none"]), "one of pass, fail or none");
+ * assert.equal(enumPhrase(["on", "off"]), "on or off");
+ * ```
+ */
+export function enumPhrase(values: readonly string[]): string {
+  if (values.length <= 1) return values.join("");
+  const list = `${values.slice(0, -1).join(", ")} or ${values[values.length - 1]}`;
+  return values.length === 2 ? list : `one of ${list}`;
+}
+
+/**
+ * Reads `obj[key]` as one of the strings `values`; throws {@linkcode JsonShapeError} at
+ * `path.key` otherwise, absent included (`expected one of a, b or c, got nothing`), since the
+ * useful thing to tell whoever left the key out is the choice they have.
+ *
+ * @param values the allowed strings, in the order messages list them
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readEnum } from "./json.ts";
+ * const TYPES = ["text", "tool", "hang"] as const;
+ * const t: "text" | "tool" | "hang" = readEnum({ type: "tool" }, "type", "reply", TYPES);
+ * assert.equal(t, "tool");
+ * assert.throws(() => readEnum({}, "type", "reply", TYPES), {
+ *   message: "reply.type: expected one of text, tool or hang, got nothing",
+ * });
+ * ```
+ */
+export function readEnum<T extends string>(
+  obj: JsonObject,
+  key: string,
+  path: string,
+  values: readonly T[],
+  opts?: ReadOptions,
+): T {
+  const v = obj[key];
+  if (absent(v, opts) || !values.includes(v as T)) {
+    throw new JsonShapeError(joinPath(path, key), expectedMessage(enumPhrase(values), v));
+  }
+  return v as T;
+}
+
+/**
+ * Like {@linkcode readEnum}, but an absent key gives `undefined`.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { optEnum } from "./json.ts";
+ * const VERDICTS = ["pass", "fail", "none"] as const;
+ * assert.equal(optEnum({}, "verdict", "", VERDICTS), undefined);
+ * assert.throws(() => optEnum({ verdict: "yes" }, "verdict", "", VERDICTS), {
+ *   message: 'verdict: expected one of pass, fail or none, got "yes"',
+ * });
+ * ```
+ */
+export function optEnum<T extends string>(
+  obj: JsonObject,
+  key: string,
+  path: string,
+  values: readonly T[],
+  opts?: ReadOptions,
+): T | undefined {
+  if (absent(obj[key], opts)) return undefined;
+  return readEnum(obj, key, path, values);
+}
+
+/**
  * Parses JSON text (a leading byte order mark is ignored); a syntax error becomes a
  * {@linkcode JsonShapeError} at `$` that says where: `not valid JSON: … (line L column C)`.
  *

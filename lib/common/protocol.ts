@@ -15,6 +15,7 @@
  */
 
 import {
+  expectedMessage,
   isRecord,
   joinPath,
   type JsonObject,
@@ -635,16 +636,8 @@ function readExecute(p: JsonObject): ExecuteParams {
   return out;
 }
 
-/** What a value is, for "expected X, got Y": `an array`, `an object`, else its JSON (cut). */
-function got(v: unknown): string {
-  if (Array.isArray(v)) return "an array";
-  if (typeof v === "object" && v !== null) return "an object";
-  const text = JSON.stringify(v) ?? String(v);
-  return text.length > 40 ? `${text.slice(0, 39)}…` : text;
-}
-
 function checkLabel(label: unknown): string {
-  if (typeof label !== "string") throw invalid("label", `expected a string, got ${got(label)}`);
+  if (typeof label !== "string") throw invalid("label", expectedMessage("a string", label));
   const n = [...label].length;
   if (n === 0 || label.trim() === "") throw invalid("label", "expected a non-blank string");
   if (n > MAX_LABEL_CHARS) {
@@ -661,7 +654,7 @@ function checkLabel(label: unknown): string {
 }
 
 function checkMeta(meta: unknown): JobMeta {
-  if (!isRecord(meta)) throw invalid("meta", `expected an object, got ${got(meta)}`);
+  if (!isRecord(meta)) throw invalid("meta", expectedMessage("an object", meta));
   const bytes = new TextEncoder().encode(JSON.stringify(meta)).length;
   if (bytes > MAX_META_BYTES) {
     throw invalid("meta", `at most ${MAX_META_BYTES} bytes as JSON, got ${bytes}`);

@@ -36,6 +36,15 @@ import { join } from "node:path";
 import { countGroupProcesses, processAlive, processStartTime, procStat } from "../common/proc.ts";
 import { endProcessGroup } from "./supervisor.ts";
 import type { Logger } from "../common/log.ts";
+import {
+  asRecord,
+  collect,
+  type JsonProblem,
+  optNumber,
+  optRecord,
+  readNumber,
+  readString,
+} from "../common/json.ts";
 
 /** One job group a journal names. */
 export interface JournalEntry {
@@ -363,6 +372,64 @@ function ownerFromName(name: string): { pid: number; start?: number } | undefine
   return { pid: Number(m[1]), start: m[2] === undefined ? undefined : Number(m[2]) };
 }
 
+/**
+ * What one journal line says: its owner (the first line), a group added, or a group's pgid
+ * removed, and the JSON path of each part that is not what the writer writes (that part is
+ * left out; the others still count). An `add` needs the whole {@linkcode JournalEntry}: without
+ * its start time a reaper could not tell the group from a later one with the same pgid. Keys of
+ * an `add` that are not checked here are kept as written.
+ *
+ * @param v one parsed line
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { readJournalLine } from "./journal.ts";
+ * assert.deepEqual(readJournalLine({ del: 4242 }), { del: 4242, problems: [] });
+ * assert.deepEqual(readJournalLine({ add: { pgid: 4242, session: "s", job_id: "j" } }), {
+ *   problems: [{ path: "add.start", message: "required" }],
+ * });
+ * ```
+ */
+export function readJournalLine(v: unknown): {
+  owner?: { pid: number; start: number };
+  add?: JournalEntry;
+  del?: number;
+  problems: JsonProblem[];
+} {
+  const problems: JsonProblem[] = [];
+  const rec = collect(problems, () => asRecord(v, ""));
+  if (rec === undefined) return { problems };
+  const owner = collect(problems, () => {
+    const o = optRecord(rec, "owner", "");
+    if (o === undefined) return undefined;
+    const int = { integer: true };
+    return { pid: readNumber(o, "pid", "owner", int), start: readNumber(o, "start", "owner", int) };
+  });
+  const add = collect(problems, () => {
+    const a = optRecord(rec, "add", "");
+    if (a === undefined) return undefined;
+    // Keys not checked here are kept as written, as before: a newer writer may add some.
+    const near = optNumber(a, "near", "add", { integer: true, min: 0 });
+    const e: JournalEntry = {
+      ...a,
+      pgid: readNumber(a, "pgid", "add", { integer: true, min: 2 }),
+      start: readNumber(a, "start", "add", { integer: true }),
+      session: readString(a, "session", "add"),
+      job_id: readString(a, "job_id", "add"),
+      ...(near !== undefined ? { near } : {}),
+    };
+    return e;
+  });
+  const del = collect(problems, () => optNumber(rec, "del", ""));
+  return {
+    ...(owner ? { owner } : {}),
+    ...(add ? { add } : {}),
+    ...(del !== undefined ? { del } : {}),
+    problems,
+  };
+}
+
 /** Parses a journal file: its owner and the groups still running when it was last written. */
 function readJournal(
   text: string,
@@ -371,20 +438,17 @@ function readJournal(
   let owner: { pid: number; start: number } | undefined;
   for (const line of text.split("\n")) {
     if (!line) continue;
-    let rec: Record<string, unknown>;
+    let json: unknown;
     try {
-      rec = JSON.parse(line);
+      json = JSON.parse(line);
     } catch {
       continue; // a line cut short by the crash or a full disk
     }
-    if (!rec || typeof rec !== "object") continue;
-    const o = rec.owner as { pid?: unknown; start?: unknown } | undefined;
-    if (o && Number.isInteger(o.pid) && Number.isInteger(o.start)) {
-      owner = { pid: o.pid as number, start: o.start as number };
-    }
-    const add = rec.add as JournalEntry | undefined;
-    if (add && Number.isInteger(add.pgid) && add.pgid > 1) live.set(add.pgid, add);
-    if (typeof rec.del === "number") live.delete(rec.del);
+    // A part that is not what the writer writes is skipped, like a cut line.
+    const rec = readJournalLine(json);
+    if (rec.owner) owner = rec.owner;
+    if (rec.add) live.set(rec.add.pgid, rec.add);
+    if (rec.del !== undefined) live.delete(rec.del);
   }
   return { owner, live: [...live.values()] };
 }

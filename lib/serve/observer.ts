@@ -36,7 +36,15 @@ import {
   RpcError,
   type WatchSnapshot,
 } from "../common/protocol.ts";
-import { isRecord } from "../common/json.ts";
+import {
+  asRecord,
+  isRecord,
+  joinPath,
+  type JsonObject,
+  JsonShapeError,
+  optArray,
+  readString,
+} from "../common/json.ts";
 import { type ClassSummary, type HistoryStore, systemLoad } from "../claude/history.ts";
 
 /** A session that receives observer notifications. */
@@ -178,7 +186,9 @@ function jobKey(sessionId: string, jobId: string): string {
  * assert.deepEqual(validateWatch({ output: [{ session_id: "s", job_id: "j" }] }), {
  *   output: [{ session_id: "s", job_id: "j" }],
  * });
- * assert.throws(() => validateWatch({ output: [{ job_id: "j" }] }), /output\[0\]: expected \{session_id/);
+ * assert.throws(() => validateWatch({ output: [{ job_id: "j" }] }), {
+ *   message: "output[0].session_id: required",
+ * });
  * ```
  */
 export function validateWatch(params: unknown): WatchParams {
@@ -188,23 +198,24 @@ export function validateWatch(params: unknown): WatchParams {
       field: "params",
     });
   }
-  if (params.output === undefined || params.output === null) return {};
-  if (!Array.isArray(params.output)) {
-    throw new RpcError(
-      ErrorCode.InvalidParams,
-      "output: expected an array of {session_id, job_id}",
-      { field: "output" },
-    );
+  try {
+    return readWatch(params);
+  } catch (e) {
+    if (!(e instanceof JsonShapeError)) throw e;
+    throw new RpcError(ErrorCode.InvalidParams, e.message, { field: e.path });
   }
-  const output = params.output.map((o, i) => {
-    if (!isRecord(o) || typeof o.session_id !== "string" || typeof o.job_id !== "string") {
-      throw new RpcError(
-        ErrorCode.InvalidParams,
-        `output[${i}]: expected {session_id: string, job_id: string}`,
-        { field: `output[${i}]` },
-      );
-    }
-    return { session_id: o.session_id, job_id: o.job_id };
+}
+
+/** JSON-RPC clients send `null` for "not given". */
+const PARAM = { nullIsAbsent: true } as const;
+
+function readWatch(params: JsonObject): WatchParams {
+  const list = optArray(params, "output", "", { ...PARAM, items: "{session_id, job_id}" });
+  if (list === undefined) return {};
+  const output = list.map((item, i) => {
+    const path = joinPath("output", i);
+    const o = asRecord(item, path);
+    return { session_id: readString(o, "session_id", path), job_id: readString(o, "job_id", path) };
   });
   return { output };
 }

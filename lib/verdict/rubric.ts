@@ -26,6 +26,7 @@
  */
 
 import { classifyFailure } from "../claude/classify.ts";
+import { isRecord } from "../common/json.ts";
 import type { CheckRun } from "./check.ts";
 import { parseClaudeOutput } from "../claude/stream.ts";
 
@@ -190,12 +191,11 @@ export function parseJudgeVerdict(text: string): JudgeVerdict | undefined {
     } catch {
       continue;
     }
-    if (typeof o !== "object" || o === null) continue;
-    const r = o as Record<string, unknown>;
-    const v = typeof r.verdict === "string" ? r.verdict.trim().toLowerCase() : "";
+    if (!isRecord(o)) continue; // an array or a scalar has no verdict either
+    const v = typeof o.verdict === "string" ? o.verdict.trim().toLowerCase() : "";
     if (v !== "pass" && v !== "fail") continue;
-    const reason = typeof r.reason === "string" && r.reason.trim() !== ""
-      ? r.reason.trim()
+    const reason = typeof o.reason === "string" && o.reason.trim() !== ""
+      ? o.reason.trim()
       : "(no reason given)";
     found = { verdict: v, reason };
   }

@@ -36,7 +36,19 @@
  * @module
  */
 
-import { isRecord } from "../../common/json.ts";
+import {
+  asRecord,
+  joinPath,
+  JsonShapeError,
+  optArray,
+  optEnum,
+  optNumber,
+  optString,
+  readEnum,
+  readNumber,
+  readRecord,
+  readString,
+} from "../../common/json.ts";
 
 /**
  * One reply of the mock: a text answer; a tool call (answered, once the CLI sends the tool's
@@ -159,59 +171,49 @@ const REPLY_TYPES = [
   "judge",
 ] as const;
 
-function parseReply(v: unknown, path: string): MockReply {
-  if (!isRecord(v)) throw new MockScriptError(`${path}: expected an object`);
-  const type = v.type;
-  const str = (key: string, required: boolean): string | undefined => {
-    const x = v[key];
-    if (x === undefined && !required) return undefined;
-    if (typeof x !== "string") throw new MockScriptError(`${path}.${key}: expected a string`);
-    return x;
-  };
+const VERDICTS = ["pass", "fail", "none"] as const;
+
+function parseReply(raw: unknown, path: string): MockReply {
+  const v = asRecord(raw, path);
+  const type = readEnum(v, "type", path, REPLY_TYPES);
   switch (type) {
     case "text":
-      return { type, text: str("text", true)! };
-    case "tool": {
-      if (!isRecord(v.input)) throw new MockScriptError(`${path}.input: expected an object`);
+      return { type, text: readString(v, "text", path) };
+    case "tool":
       return {
         type,
-        name: str("name", true)!,
-        input: v.input,
-        then: str("then", false) ?? "Done.",
+        name: readString(v, "name", path),
+        input: readRecord(v, "input", path),
+        then: optString(v, "then", path) ?? "Done.",
       };
-    }
     case "error": {
-      const status = v.status;
-      if (typeof status !== "number" || !Number.isInteger(status) || status < 400 || status > 599) {
-        throw new MockScriptError(`${path}.status: expected an HTTP error status (400-599)`);
-      }
-      const ra = v.retry_after ?? v.retryAfter;
-      if (ra !== undefined && (typeof ra !== "number" || !(ra >= 0))) {
-        throw new MockScriptError(`${path}.retry_after: expected seconds (a number >= 0)`);
-      }
+      const status = readNumber(v, "status", path, { integer: true, min: 400, max: 599 });
+      // `retryAfter` is the older spelling; `null` for `retry_after` falls back to it.
+      const raKey = v.retry_after !== undefined && v.retry_after !== null
+        ? "retry_after"
+        : "retryAfter";
+      const ra = optNumber(v, raKey, path, { min: 0, unit: "seconds" });
+      const message = optString(v, "message", path);
       return {
         type,
         status,
-        ...(str("message", false) !== undefined ? { message: str("message", false) } : {}),
-        ...(ra !== undefined ? { retryAfter: ra as number } : {}),
+        ...(message !== undefined ? { message } : {}),
+        ...(ra !== undefined ? { retryAfter: ra } : {}),
       };
     }
     case "cut":
     case "max_tokens": {
-      const text = str("text", false);
+      const text = optString(v, "text", path);
       return text === undefined ? { type } : { type, text };
     }
     case "hang":
     case "stall":
       return { type };
     case "judge": {
-      const verdict = v.verdict;
-      if (verdict !== undefined && verdict !== "pass" && verdict !== "fail" && verdict !== "none") {
-        throw new MockScriptError(`${path}.verdict: expected pass, fail or none`);
-      }
-      const cond = str("if", false);
-      if (cond !== undefined) matcher(cond, `${path}.if`);
-      const reason = str("reason", false);
+      const verdict = optEnum(v, "verdict", path, VERDICTS);
+      const cond = optString(v, "if", path);
+      if (cond !== undefined) matcher(cond, joinPath(path, "if"));
+      const reason = optString(v, "reason", path);
       return {
         type,
         ...(verdict !== undefined ? { verdict } : {}),
@@ -220,9 +222,6 @@ function parseReply(v: unknown, path: string): MockReply {
       };
     }
   }
-  throw new MockScriptError(
-    `${path}.type: expected one of ${REPLY_TYPES.join(", ")}, got ${JSON.stringify(type)}`,
-  );
 }
 
 /**
@@ -235,33 +234,37 @@ function parseReply(v: unknown, path: string): MockReply {
  * import { parseMockScript } from "./script.ts";
  * const s = parseMockScript({ rules: [{ match: "hi", reply: { type: "text", text: "hello" } }] });
  * assert.equal(s.rules.length, 1);
+ * assert.throws(() => parseMockScript({ rules: [{ match: "hi", times: 0 }] }), {
+ *   message: "rules[0].times: expected a positive integer, got 0",
+ * });
  * ```
  */
 export function parseMockScript(v: unknown): MockScript {
-  if (!isRecord(v)) throw new MockScriptError("script: expected an object with rules[]");
+  try {
+    return readScript(v);
+  } catch (e) {
+    if (e instanceof JsonShapeError) throw new MockScriptError(e.message);
+    throw e;
+  }
+}
+
+function readScript(raw: unknown): MockScript {
+  const v = asRecord(raw, "");
   for (const key of Object.keys(v)) {
     if (key !== "rules" && key !== "default") {
-      throw new MockScriptError(`${key}: unknown key (expected rules, default)`);
+      throw new JsonShapeError(joinPath("", key), "unknown key (expected rules, default)");
     }
   }
-  const rulesIn = v.rules ?? [];
-  if (!Array.isArray(rulesIn)) throw new MockScriptError("rules: expected an array");
-  const rules = rulesIn.map((r, i): MockRule => {
-    const path = `rules[${i}]`;
-    if (!isRecord(r)) throw new MockScriptError(`${path}: expected an object`);
-    if (typeof r.match !== "string" || r.match === "") {
-      throw new MockScriptError(`${path}.match: expected a non-empty string`);
-    }
-    matcher(r.match, `${path}.match`);
-    const times = r.times;
-    if (
-      times !== undefined && (typeof times !== "number" || !Number.isInteger(times) || times < 1)
-    ) {
-      throw new MockScriptError(`${path}.times: expected a positive integer`);
-    }
+  const rulesIn = optArray(v, "rules", "", { nullIsAbsent: true }) ?? [];
+  const rules = rulesIn.map((item, i): MockRule => {
+    const path = joinPath("rules", i);
+    const r = asRecord(item, path);
+    const match = readString(r, "match", path, { nonEmpty: true });
+    matcher(match, joinPath(path, "match"));
+    const times = optNumber(r, "times", path, { integer: true, min: 1 });
     return {
-      match: r.match,
-      reply: parseReply(r.reply, `${path}.reply`),
+      match,
+      reply: parseReply(r.reply, joinPath(path, "reply")),
       ...(times !== undefined ? { times } : {}),
     };
   });
