@@ -9,10 +9,16 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { JobClient } from "./job_client.ts";
- * const client = await JobClient.connect("ws://127.0.0.1:8004/ws");
+ * import { serveNaive } from "./naive.ts";
+ * const server = serveNaive(0); // the naive executor; `ccx serve` speaks the same
+ * const client = await JobClient.connect(`ws://127.0.0.1:${server.addr.port}/ws`);
  * const { ms, status } = await client.run({ argv: ["true"] });
- * client.close();
+ * assert.equal(status, "completed");
+ * assert.ok(ms > 0);
+ * await client.close();
+ * await server.shutdown();
  * ```
  * @module
  */
@@ -48,10 +54,15 @@ let counter = 0;
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { JobClient } from "./job_client.ts";
- * const c = await JobClient.connect("ws://127.0.0.1:8004/ws");
- * await Promise.all([c.run({ command: "true" }), c.run({ command: "true" })]);
- * c.close();
+ * import { serveNaive } from "./naive.ts";
+ * const server = serveNaive(0);
+ * const c = await JobClient.connect(`ws://127.0.0.1:${server.addr.port}/ws`);
+ * const runs = await Promise.all([c.run({ command: "echo a" }), c.run({ command: "true" })]);
+ * assert.deepEqual(runs.map((r) => [r.status, r.outputs]), [["completed", 1], ["completed", 0]]);
+ * await c.close();
+ * await server.shutdown();
  * ```
  */
 export class JobClient {

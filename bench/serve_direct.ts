@@ -10,10 +10,10 @@
  * arguments of `ccx serve`).
  *
  * @example
- * ```ts
- * // deno run -A bench/serve_direct.ts serve --port 0 --quiet
- * // listening on ws://127.0.0.1:40001/ws
- * // direct on ws://127.0.0.1:40002/ws
+ * ```sh
+ * deno run -A bench/serve_direct.ts serve --port 0 --quiet
+ * # listening on ws://127.0.0.1:40001/ws
+ * # direct on ws://127.0.0.1:40002/ws
  * ```
  * @module
  */

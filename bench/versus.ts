@@ -14,8 +14,13 @@
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { benchVersus } from "./versus.ts";
- * const section = await benchVersus({ rounds: 1 });
+ * // A full benchmark run (minutes): `deno task bench --only versus`.
+ * Deno.test({ name: "benchVersus, full size (a benchmark run)", ignore: true }, async () => {
+ *   const section = await benchVersus({ rounds: 1 });
+ *   assert.equal(section.id, "versus");
+ * });
  * ```
  * @module
  */
@@ -155,8 +160,20 @@ function ratio(
  *
  * @example
  * ```ts
+ * import assert from "node:assert/strict";
  * import { benchVersus } from "./versus.ts";
- * const section = await benchVersus({ rounds: 1, sequential: 20, lines: 20_000 });
+ * const section = await benchVersus({
+ *   rounds: 1,
+ *   sequential: 5,
+ *   burst: 5,
+ *   sessions: 2,
+ *   jobsPerSession: 2,
+ *   sleepS: 0.1,
+ *   lines: 2_000,
+ *   lineRounds: 1,
+ *   warmup: 1,
+ * });
+ * assert.equal(section.id, "versus"); // at this size its figures mean nothing
  * ```
  */
 export async function benchVersus(opts: VersusOptions = {}): Promise<Section> {
