@@ -113,3 +113,37 @@ export async function connectRedis(url: string, opts: ConnectRedisOptions = {}):
   }
   return client;
 }
+
+/**
+ * Waits for `closing` (a BullMQ `close()`, an ioredis `quit()`) at most `ms`; past that,
+ * disconnects each of `clients` at once and resolves `false`. ioredis never ends a client
+ * that is disconnected while it is reconnecting (no `end` event comes), so a BullMQ close
+ * made just after a Redis outage can wait forever; this bounds it. A `closing` that fails
+ * counts as closed.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { closeWithin } from "./redis.ts";
+ * assert.equal(await closeWithin(Promise.resolve(), 1000, []), true);
+ * assert.equal(await closeWithin(new Promise(() => {}), 10, []), false); // never settles
+ * ```
+ */
+export async function closeWithin(
+  closing: Promise<unknown>,
+  ms: number,
+  clients: readonly Pick<Redis, "disconnect">[],
+): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<false>((r) => timer = setTimeout(() => r(false), ms));
+  const inTime = await Promise.race([closing.then(() => true, () => true), late]);
+  clearTimeout(timer);
+  if (!inTime) {
+    for (const c of clients) {
+      try {
+        c.disconnect();
+      } catch { /* already gone */ }
+    }
+  }
+  return inTime;
+}

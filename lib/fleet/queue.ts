@@ -32,7 +32,8 @@
 
 import { join } from "node:path";
 import { Queue, QueueEvents } from "bullmq";
-import { connectRedis, redactUrl } from "../common/redis.ts";
+import { closeWithin, connectRedis, redactUrl } from "../common/redis.ts";
+import type { Redis } from "ioredis";
 import {
   type InstanceRun,
   pickInstances,
@@ -44,6 +45,12 @@ import { resolveMarker } from "../stress/task_command.ts";
 import { formatTimestamp, newRunId } from "../common/format.ts";
 import type { SuiteTask } from "../stress/suite_model.ts";
 import type { TestResult } from "../stress/report/model.ts";
+
+/**
+ * How long the coordinator waits for its queue and connections to close at the end of a
+ * run before it disconnects them (see {@linkcode closeWithin}).
+ */
+const CLOSE_MS = 3000;
 
 /**
  * Queue name used when none is given (`--queue-name`).
@@ -401,6 +408,7 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
   const redis = await connectRedis(opts.url, { blocking: true });
   let queue: Queue | undefined;
   let events: QueueEvents | undefined;
+  let eventsConnection: Redis | undefined;
   try {
     // Read the event stream from just before the first job is added: nothing is missed.
     const [secs, micros] = (await redis.time()).map(Number);
@@ -414,8 +422,9 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
       },
     });
     queue.on("error", () => {}); // reconnects are ioredis' business; errors surface on calls
+    eventsConnection = redis.duplicate();
     events = new QueueEvents(queueName, {
-      connection: redis.duplicate(),
+      connection: eventsConnection,
       lastEventId: since,
       autorun: true,
     });
@@ -631,9 +640,14 @@ export async function runOnQueue(tasks: SuiteTask[], opts: QueueRunOptions): Pro
       opts.signal?.removeEventListener("abort", onAbort);
     }
   } finally {
-    await events?.close().catch(() => {});
-    await queue?.close().catch(() => {});
-    await redis.quit().catch(() => redis.disconnect());
+    // Bounded: just after an outage the events' connection may still be reconnecting, and
+    // ioredis never ends such a client (the run would be over, its coordinator never exiting).
+    const closing = (async () => {
+      await events?.close().catch(() => {});
+      await queue?.close().catch(() => {});
+      await redis.quit().catch(() => redis.disconnect());
+    })();
+    await closeWithin(closing, CLOSE_MS, [redis, ...eventsConnection ? [eventsConnection] : []]);
   }
   return results.filter((r): r is TestResult => r !== undefined);
 }

@@ -42,7 +42,7 @@ import { type LocalServer, startLocalServer } from "../serve/local.ts";
 import type { IsolateMode } from "../serve/isolate.ts";
 import type { HistoryStore } from "../claude/history.ts";
 import { RedisHistory } from "../claude/history_store.ts";
-import { connectRedis, redactUrl } from "../common/redis.ts";
+import { closeWithin, connectRedis, redactUrl } from "../common/redis.ts";
 import { runInstance, runTask, ServerLostError, type TaskOptions } from "../stress/task.ts";
 import {
   CANCELED_BEFORE_START,
@@ -304,16 +304,23 @@ export class FleetWorker {
         this.#log(`handing back ${this.running} task(s)`);
         this.#handBack = true;
         this.#worker.cancelAllJobs("worker stopping");
-        await closing;
+        // Bounded: a BullMQ close right after a Redis outage can wait forever (closeWithin).
+        await closeWithin(closing, CLOSE_MS, [this.#redis]);
       }
       clearTimeout(timer);
       this.#watch.stop();
-      await this.#sub.quit().catch(() => this.#sub.disconnect());
+      await closeWithin(this.#sub.quit().catch(() => this.#sub.disconnect()), CLOSE_MS, [
+        this.#sub,
+      ]);
       await this.#history?.close().catch(() => {});
       const c = await this.#client?.catch(() => undefined);
       await c?.close().catch(() => {});
       await this.#server.shutdown();
-      await this.#redis.quit().catch(() => this.#redis.disconnect());
+      await closeWithin(
+        this.#redis.quit().catch(() => this.#redis.disconnect()),
+        CLOSE_MS,
+        [this.#redis],
+      );
       this.#resolveStopped();
     })();
     return this.#stopping;
@@ -556,6 +563,9 @@ export class FleetWorker {
 
 /** How long a finished task's result (or why its run stopped) is kept for a redelivery. */
 const KEEP_MS = 24 * 3600 * 1000;
+
+/** How long a stopping worker waits for a queue or connection to close before it disconnects it. */
+const CLOSE_MS = 3000;
 
 /**
  * How long a redelivered task waits for the word of the worker that had it, when that one may
