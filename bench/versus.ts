@@ -51,6 +51,8 @@ export interface VersusOptions {
   sequential?: number;
   /** Jobs sent at once on one connection (default 100). */
   burst?: number;
+  /** Bursts each server sends a round (default 5): one burst is ~150 ms, too short to trust alone. */
+  burstsPerRound?: number;
   /** Sessions of the concurrency figure (default 64). */
   sessions?: number;
   /** Jobs each of those sessions runs at once (default 8). */
@@ -66,8 +68,26 @@ export interface VersusOptions {
 }
 
 /** The three ways in: the naive executor, ccx through its gate, ccx without it. */
-const DOORS = ["naive", "ccx", "direct"] as const;
-type Door = typeof DOORS[number];
+const DOORS: readonly Door[] = ["naive", "ccx", "direct"];
+/** One of the three ways in. */
+export type Door = "naive" | "ccx" | "direct";
+
+/**
+ * The order in which the servers take their turn `n`: rotated each turn, so that none
+ * always goes first.
+ *
+ * @example
+ * ```ts
+ * import assert from "node:assert/strict";
+ * import { turns } from "./versus.ts";
+ * assert.deepEqual(turns(0), ["naive", "ccx", "direct"]);
+ * assert.deepEqual(turns(1), ["ccx", "direct", "naive"]);
+ * ```
+ */
+export function turns(n: number): Door[] {
+  const k = n % DOORS.length;
+  return [...DOORS.slice(k), ...DOORS.slice(0, k)];
+}
 
 /** Load average now (1 min), for the notes. */
 function load1(): string {
@@ -180,6 +200,7 @@ export async function benchVersus(opts: VersusOptions = {}): Promise<Section> {
   const rounds = opts.rounds ?? 3;
   const nSeq = opts.sequential ?? 100;
   const nBurst = opts.burst ?? 100;
+  const burstsPerRound = opts.burstsPerRound ?? 5;
   const sessions = opts.sessions ?? 64;
   const perSession = opts.jobsPerSession ?? 8;
   const sleepS = opts.sleepS ?? 1;
@@ -204,14 +225,18 @@ export async function benchVersus(opts: VersusOptions = {}): Promise<Section> {
     for (const d of DOORS) await sequential(url[d], warmup);
     for (let r = 1; r <= rounds; r++) {
       progress(`versus: round ${r}/${rounds} (load ${load1()})`);
-      for (const d of DOORS) seq[d].push(...await sequential(url[d], nSeq));
-      for (const d of DOORS) bursts[d].push(await burst(url[d], nBurst));
-      for (const d of DOORS) wide[d].push(await many(url[d], sessions, perSession, sleepS));
+      // The servers take turns in an order that rotates, so that none always goes first
+      // (or right after the naive executor's jobs).
+      for (const d of turns(r)) seq[d].push(...await sequential(url[d], nSeq));
+      for (let k = 0; k < burstsPerRound; k++) {
+        for (const d of turns(r + k)) bursts[d].push(await burst(url[d], nBurst));
+      }
+      for (const d of turns(r)) wide[d].push(await many(url[d], sessions, perSession, sleepS));
       loads.push(load1());
     }
     for (let r = 1; lines > 0 && r <= lineRounds; r++) {
       progress(`versus: seq 1 ${lines}, lines mode, round ${r}/${lineRounds} (load ${load1()})`);
-      for (const d of DOORS) cpu[d].push(await linesCpu(proc[d], url[d], lines));
+      for (const d of turns(r)) cpu[d].push(await linesCpu(proc[d], url[d], lines));
       loads.push(load1());
     }
   } finally {
@@ -280,9 +305,10 @@ export async function benchVersus(opts: VersusOptions = {}): Promise<Section> {
     checks,
     notes: [
       `load average (1 min) at the start, after each round: ${loads.join(", ")}`,
-      `${rounds} rounds; in each every server runs ${nSeq} sequential jobs, one burst and one ` +
-      `${sessions}×${perSession} wave, in turn; figures are medians over the rounds ` +
-      `(sequential: over all ${rounds * nSeq} jobs); lines mode: ${lineRounds} rounds`,
+      `${rounds} rounds; in each every server runs ${nSeq} sequential jobs, ${burstsPerRound} ` +
+      `bursts and one ${sessions}×${perSession} wave, taking turns in an order that rotates; ` +
+      `figures are medians (sequential: over all ${rounds * nSeq} jobs; bursts: over all ` +
+      `${rounds * burstsPerRound}); lines mode: ${lineRounds} rounds`,
       `client: bench/job_client.ts (native WebSocket, every message parsed) for both; lines ` +
       `mode: a WebSocket that counts output messages (as for websocketd)`,
       `ccx: ${ccx.url} (through the gate) and ${ccx.directUrl} (the same process, ` +
