@@ -132,7 +132,7 @@ export async function connectRedis(url: string, opts: ConnectRedisOptions = {}):
 export async function closeWithin(
   closing: Promise<unknown>,
   ms: number,
-  clients: readonly Pick<Redis, "disconnect">[],
+  clients: readonly { disconnect(): void }[],
 ): Promise<boolean> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const late = new Promise<false>((r) => timer = setTimeout(() => r(false), ms));
