@@ -63,7 +63,15 @@ Deno.test("a job signalled at once, before its setsid can have run, is still end
   const r = recorder();
   const job = startJob({ command: "echo started; sleep 30" }, r);
   job.pause();
-  await waitFor(() => procStat(job.pid)?.state === "T", "the leader to be stopped");
+  await waitFor(() => procStat(job.pid)?.state === "T", "the leader to be stopped").catch((e) => {
+    // What the leader was doing instead, for the failure's message (state, group).
+    const st = procStat(job.pid);
+    throw new Error(
+      `${e.message}: leader ${job.pid} ${JSON.stringify(st)}, output ${
+        JSON.stringify(joined(r))
+      }, this process's group ${procStat(Deno.pid)?.pgid}`,
+    );
+  });
   await delay(100);
   assert.equal(joined(r), "", "nothing ran");
   job.resume();
