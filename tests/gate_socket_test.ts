@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { ConnectionGate } from "../lib/serve/gate.ts";
 import { acceptKey, upgradeWebSocket } from "../lib/serve/gate_socket.ts";
 import { waitFor } from "./_util/helpers.ts";
+import { clientFrame } from "./_util/ws.ts";
 
 /** What the handler behind the gate saw of its sockets. */
 interface Seen {
@@ -47,22 +48,6 @@ async function echoGate(
     await http.shutdown();
     await Deno.remove(dir, { recursive: true });
   }
-}
-
-/** A masked client frame. */
-function clientFrame(opcode: number, payload: Uint8Array, fin = true, masked = true): Uint8Array {
-  const n = payload.length;
-  const h = [(fin ? 0x80 : 0) | opcode];
-  const m = masked ? 0x80 : 0;
-  if (n < 126) h.push(m | n);
-  else if (n < 65536) h.push(m | 126, n >> 8, n & 0xff);
-  else {
-    h.push(m | 127);
-    for (let k = 7; k >= 0; k--) h.push(Math.floor(n / 2 ** (8 * k)) & 0xff);
-  }
-  const key = masked ? [1, 2, 3, 4] : [];
-  const body = payload.map((b, i) => masked ? b ^ key[i & 3] : b);
-  return new Uint8Array([...h, ...key, ...body]);
 }
 
 const text = (s: string) => new TextEncoder().encode(s);

@@ -130,6 +130,34 @@ export async function handshakeStatus(
 }
 
 /**
+ * A client's WebSocket frame, as a browser sends it: masked with a random key (unless `masked`
+ * is false, which a server must refuse), FIN set unless `fin` is false, any payload length.
+ */
+export function clientFrame(
+  opcode: number,
+  payload: Uint8Array,
+  fin = true,
+  masked = true,
+): Uint8Array {
+  const n = payload.length;
+  const m = masked ? 0x80 : 0;
+  const h = [(fin ? 0x80 : 0) | opcode];
+  if (n < 126) h.push(m | n);
+  else if (n < 65536) h.push(m | 126, n >> 8, n & 0xff);
+  else {
+    h.push(m | 127);
+    for (let k = 7; k >= 0; k--) h.push(Math.floor(n / 2 ** (8 * k)) & 0xff);
+  }
+  const key = masked ? crypto.getRandomValues(new Uint8Array(4)) : new Uint8Array(0);
+  const frame = new Uint8Array(h.length + key.length + n);
+  frame.set(h, 0);
+  frame.set(key, h.length);
+  const at = h.length + key.length;
+  for (let i = 0; i < n; i++) frame[at + i] = masked ? payload[i] ^ key[i & 3] : payload[i];
+  return frame;
+}
+
+/**
  * A WebSocket client that completes the handshake, sends one masked text frame,
  * and then never reads: the slow client of the backpressure tests.
  */
@@ -141,15 +169,7 @@ export async function stalledClient(port: number, text: string): Promise<Deno.Tc
   await conn.write(new TextEncoder().encode(req));
   const buf = new Uint8Array(4096);
   await conn.read(buf); // the 101 response (and maybe the `connected` frame)
-  const payload = new TextEncoder().encode(text);
-  const mask = crypto.getRandomValues(new Uint8Array(4));
-  const len = payload.length;
-  const header = len < 126 ? [0x81, 0x80 | len] : [0x81, 0x80 | 126, (len >> 8) & 0xff, len & 0xff];
-  const frame = new Uint8Array(header.length + 4 + len);
-  frame.set(header, 0);
-  frame.set(mask, header.length);
-  for (let i = 0; i < len; i++) frame[header.length + 4 + i] = payload[i] ^ mask[i % 4];
-  await conn.write(frame);
+  await conn.write(clientFrame(0x1, new TextEncoder().encode(text)));
   return conn;
 }
 
@@ -215,16 +235,7 @@ export class SlowReader {
   }
 
   async #frame(opcode: number, payload: Uint8Array): Promise<void> {
-    const len = payload.length;
-    const header = len < 126
-      ? [0x80 | opcode, 0x80 | len]
-      : [0x80 | opcode, 0x80 | 126, (len >> 8) & 0xff, len & 0xff];
-    const mask = crypto.getRandomValues(new Uint8Array(4));
-    const frame = new Uint8Array(header.length + 4 + len);
-    frame.set(header, 0);
-    frame.set(mask, header.length);
-    for (let i = 0; i < len; i++) frame[header.length + 4 + i] = payload[i] ^ mask[i % 4];
-    await this.conn.write(frame);
+    await this.conn.write(clientFrame(opcode, payload));
   }
 
   /** Reads the next text message and parses it; throws {@linkcode ServerClosed} at a close frame. */
@@ -358,16 +369,7 @@ export interface RawPeer {
 export async function rawPeer(port: number, opts: { answerPings: boolean }): Promise<RawPeer> {
   const conn = await Deno.connect({ hostname: "127.0.0.1", port });
   const sendFrame = async (opcode: number, payload: Uint8Array) => {
-    const len = payload.length;
-    const header = len < 126
-      ? [0x80 | opcode, 0x80 | len]
-      : [0x80 | opcode, 0x80 | 126, (len >> 8) & 0xff, len & 0xff];
-    const mask = crypto.getRandomValues(new Uint8Array(4));
-    const frame = new Uint8Array(header.length + 4 + len);
-    frame.set(header, 0);
-    frame.set(mask, header.length);
-    for (let i = 0; i < len; i++) frame[header.length + 4 + i] = payload[i] ^ mask[i % 4];
-    await conn.write(frame);
+    await conn.write(clientFrame(opcode, payload));
   };
   await conn.write(new TextEncoder().encode(
     `GET /ws HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\n` +
